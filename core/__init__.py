@@ -1,0 +1,1 @@
+"""ExperimentOS core: the product's brain, importable without Streamlit, FastAPI or Airflow."""

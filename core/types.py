@@ -1,0 +1,27 @@
+"""Every fixed choice in ExperimentOS, as ``Literal`` aliases kept in one place."""
+
+from typing import Literal, get_args
+
+Alternative = Literal["two-sided", "greater", "less"]
+"""``"greater"`` means treatment > control."""
+
+Status = Literal["proposed", "running", "completed", "abandoned"]
+MetricKind = Literal["binomial", "mean"]
+AnalysisMode = Literal["fixed", "sequential"]
+Decision = Literal["ship", "dont_ship", "iterate"]
+Role = Literal["viewer", "editor", "admin"]
+Correction = Literal["holm", "bh"]
+DecisionState = Literal[
+    "significant", "not_significant", "too_early", "srm_untrustworthy", "guardrail_breach"
+]
+ApiScope = Literal["read", "write", "admin"]
+
+ALTERNATIVES: tuple[str, ...] = get_args(Alternative)
+STATUSES: tuple[str, ...] = get_args(Status)
+METRIC_KINDS: tuple[str, ...] = get_args(MetricKind)
+ANALYSIS_MODES: tuple[str, ...] = get_args(AnalysisMode)
+DECISIONS: tuple[str, ...] = get_args(Decision)
+ROLES: tuple[str, ...] = get_args(Role)
+CORRECTIONS: tuple[str, ...] = get_args(Correction)
+DECISION_STATES: tuple[str, ...] = get_args(DecisionState)
+API_SCOPES: tuple[str, ...] = get_args(ApiScope)
