@@ -1,0 +1,503 @@
+"""Experiment planner: sample size, power, minimum detectable effect and duration, vectorised.
+
+Every numeric argument may be a scalar or a numpy array; arrays broadcast against each other
+and the result is a numpy array of the broadcast shape. When all inputs are scalars the result
+is a plain Python ``int`` (sample sizes, days) or ``float`` (power, MDE).
+
+Conventions shared by all functions:
+
+* ``n`` is the control arm's units; the treatment gets ``ratio * n`` (ratio = n_t / n_c).
+* ``variants`` counts control plus treatments; with more than two, each treatment-vs-control
+  comparison is tested at the Bonferroni level alpha / (variants - 1).
+* ``alternative="two-sided"`` uses R's *strict* two-sided power (both rejection tails count);
+  ``"greater"`` / ``"less"`` plan a one-sided test in the direction of the effect.
+* ``mde`` is positive: the treatment is ``baseline + mde`` for "two-sided"/"greater" and
+  ``baseline - mde`` for "less" (times ``baseline`` first when ``relative=True``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import special  # type: ignore[import-untyped]
+
+from core.stats import _validation as v
+from core.types import Alternative
+
+FloatArray = npt.NDArray[np.float64]
+
+_NEWTON_STEPS = 12
+
+
+def _all_scalar(*args: Any) -> bool:
+    return all(np.ndim(a) == 0 for a in args)
+
+
+def _as_float(x: Any) -> FloatArray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _out_float(x: FloatArray, scalar: bool) -> Any:
+    return float(x) if scalar else x
+
+
+def _out_int(x: FloatArray, scalar: bool) -> Any:
+    # round first so 20.000000000000004 does not become 21
+    n = np.ceil(np.round(x, 9)).astype(np.int64)
+    return int(n) if scalar else n
+
+
+def _tails(alternative: str) -> int:
+    v.check_alternative(alternative)
+    return 2 if alternative == "two-sided" else 1
+
+
+def _alpha_per_comparison(alpha: Any, variants: Any) -> FloatArray:
+    v.check_alpha(alpha)
+    v.check_variants(variants)
+    return _as_float(alpha) / (_as_float(variants) - 1.0)
+
+
+def _check_ratio(ratio: Any) -> FloatArray:
+    v.check_positive(ratio, "ratio", " (ratio = n_treatment / n_control, e.g. 1 for equal arms)")
+    return _as_float(ratio)
+
+
+def _check_mde(mde: Any) -> None:
+    v.check_positive(
+        mde,
+        "mde",
+        ": give the size of the effect to detect as a positive number; choose the direction "
+        "with alternative='greater' or 'less'",
+    )
+
+
+def _check_plan_n(n: Any) -> FloatArray:
+    a = _as_float(n)
+    if not np.all(np.isfinite(a)) or np.any(a < 2):
+        raise ValueError(
+            f"n must be at least 2 units per variant (got {n!r}): a variant needs two units to "
+            f"estimate its variance"
+        )
+    return a
+
+
+# ---------------------------------------------------------------------------------------------
+# Proportions: R power.prop.test (strict = TRUE), extended to unequal arms.
+# ---------------------------------------------------------------------------------------------
+
+
+def _treatment_rate(baseline: Any, mde: Any, relative: bool, alternative: str) -> FloatArray:
+    v.check_probability_open(baseline, "baseline", " (a conversion rate such as 0.05)")
+    _check_mde(mde)
+    b = _as_float(baseline)
+    delta = _as_float(mde) * b if relative else _as_float(mde)
+    p2 = b - delta if alternative == "less" else b + delta
+    if not np.all((p2 > 0) & (p2 < 1)):
+        kind = "relative " if relative else ""
+        raise ValueError(
+            f"baseline {'-' if alternative == 'less' else '+'} {kind}mde must stay strictly "
+            f"between 0 and 1 (baseline={baseline!r}, mde={mde!r}); use a smaller mde"
+        )
+    return p2
+
+
+def _prop_sd(p1: FloatArray, p2: FloatArray, r: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per-sqrt(n) standard deviations of the difference under H0 (pooled) and H1 (unpooled)."""
+    pbar = (p1 + r * p2) / (1.0 + r)
+    s0 = np.sqrt(pbar * (1.0 - pbar) * (1.0 + 1.0 / r))
+    s1 = np.sqrt(p1 * (1.0 - p1) + p2 * (1.0 - p2) / r)
+    return s0, s1
+
+
+def _prop_power(
+    u: FloatArray, d: FloatArray, s0: FloatArray, s1: FloatArray, z: FloatArray, tails: int
+) -> FloatArray:
+    power = special.ndtr((u * d - z * s0) / s1)
+    if tails == 2:
+        power = power + special.ndtr((-u * d - z * s0) / s1)
+    return np.asarray(power)
+
+
+def sample_size_proportion(
+    baseline: Any,
+    mde: Any,
+    *,
+    relative: bool = True,
+    alpha: Any = 0.05,
+    power: Any = 0.8,
+    alternative: Alternative = "two-sided",
+    ratio: Any = 1.0,
+    variants: Any = 2,
+    round_up: bool = True,
+) -> Any:
+    """Units per variant (the control's) to detect a change in a conversion rate.
+
+    Args:
+        baseline: control conversion rate, in (0, 1).
+        mde: minimum detectable effect, > 0; relative to ``baseline`` when ``relative`` (0.1 =
+            +10%), else absolute (0.01 = one percentage point). The treatment rate must stay in
+            (0, 1).
+        relative: whether ``mde`` is relative (default True) or absolute.
+        alpha: significance level in (0, 1), split over the variants - 1 comparisons.
+        power: target power in (0, 1); must exceed alpha.
+        alternative: "two-sided", "greater" or "less" (see module docstring).
+        ratio: n_treatment / n_control, > 0.
+        variants: arms including control, whole number >= 2.
+        round_up: ceil to whole units (default); False returns the exact real solution.
+
+    Returns:
+        Control-arm sample size (int, or int64 array; float when ``round_up=False``).
+
+    Formula (R ``power.prop.test(strict = TRUE)``; Fleiss, Levin & Paik 2003, eq. 4.14): with
+    d = |p2 - p1|, pooled pbar = (p1 + r p2)/(1 + r), s0 = sqrt(pbar qbar (1 + 1/r)),
+    s1 = sqrt(p1 q1 + p2 q2 / r),
+
+        power = Phi((sqrt(n) d - z s0) / s1) + Phi((-sqrt(n) d - z s0) / s1)   [two-sided]
+
+    with z = Phi^-1(1 - alpha/2) (the second term is dropped and z = Phi^-1(1 - alpha) when
+    one-sided). Solved for sqrt(n) by Newton's method from the closed-form one-tail solution
+    sqrt(n) = (z s0 + z_power s1) / d.
+    """
+    tails = _tails(alternative)
+    v.check_power(power)
+    r = _check_ratio(ratio)
+    a = _alpha_per_comparison(alpha, variants)
+    pw = _as_float(power)
+    if np.any(pw <= a):
+        raise ValueError(
+            f"power ({power!r}) must exceed alpha ({alpha!r}): no sample size reaches it"
+        )
+    scalar = _all_scalar(baseline, mde, alpha, power, ratio, variants)
+    p1 = _as_float(baseline)
+    p2 = _treatment_rate(baseline, mde, relative, alternative)
+    p1, p2, r, a, pw = np.broadcast_arrays(p1, p2, r, a, pw)
+    d = np.abs(p2 - p1)
+    s0, s1 = _prop_sd(p1, p2, r)
+    z = special.ndtri(1.0 - a / tails)
+    u = (z * s0 + special.ndtri(pw) * s1) / d
+    if tails == 2:
+        for _ in range(_NEWTON_STEPS):
+            f = _prop_power(u, d, s0, s1, z, tails) - pw
+            fprime = d / s1 * (_phi((u * d - z * s0) / s1) - _phi((-u * d - z * s0) / s1))
+            u = np.maximum(u - f / fprime, u / 2)
+    n = u * u
+    return _out_int(n, scalar) if round_up else _out_float(n, scalar)
+
+
+def _phi(x: FloatArray) -> FloatArray:
+    return np.asarray(np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi))
+
+
+def power_proportion(
+    baseline: Any,
+    mde: Any,
+    n: Any,
+    *,
+    relative: bool = True,
+    alpha: Any = 0.05,
+    alternative: Alternative = "two-sided",
+    ratio: Any = 1.0,
+    variants: Any = 2,
+) -> Any:
+    """Power of the two-proportion z-test with ``n`` control units (``ratio * n`` treated).
+
+    Args:
+        baseline, mde, relative, alpha, alternative, ratio, variants: as in
+            :func:`sample_size_proportion`.
+        n: control units, >= 2 (need not be whole).
+
+    Returns:
+        Power in (0, 1) (float or array).
+
+    Formula: R ``power.prop.test(strict = TRUE)`` as in :func:`sample_size_proportion`.
+    """
+    tails = _tails(alternative)
+    r = _check_ratio(ratio)
+    a = _alpha_per_comparison(alpha, variants)
+    nn = _check_plan_n(n)
+    scalar = _all_scalar(baseline, mde, n, alpha, ratio, variants)
+    p1 = _as_float(baseline)
+    p2 = _treatment_rate(baseline, mde, relative, alternative)
+    s0, s1 = _prop_sd(p1, p2, r)
+    z = special.ndtri(1.0 - a / tails)
+    out = _prop_power(np.sqrt(nn), np.abs(p2 - p1), s0, s1, z, tails)
+    return _out_float(out, scalar)
+
+
+def mde_proportion(
+    baseline: Any,
+    n: Any,
+    *,
+    alpha: Any = 0.05,
+    power: Any = 0.8,
+    alternative: Alternative = "two-sided",
+    ratio: Any = 1.0,
+    variants: Any = 2,
+) -> Any:
+    """Smallest ABSOLUTE change in conversion rate detectable with ``n`` control units.
+
+    Args:
+        baseline: control conversion rate, in (0, 1).
+        n: control units, >= 2.
+        alpha, power, alternative, ratio, variants: as in :func:`sample_size_proportion`.
+
+    Returns:
+        The ABSOLUTE minimum detectable effect |p2 - p1| (e.g. 0.012 = 1.2 percentage points;
+        divide by ``baseline`` for the relative MDE). NaN where no rate in (0, 1) reaches the
+        power (n too small).
+
+    Formula: root in p2 of R ``power.prop.test(strict = TRUE)``'s power equation (as R does with
+    ``p2`` unknown), found by vectorised bisection on (p1, 1) - or (0, p1) for "less" - to
+    1e-12.
+    """
+    tails = _tails(alternative)
+    v.check_probability_open(baseline, "baseline", " (a conversion rate such as 0.05)")
+    v.check_power(power)
+    r = _check_ratio(ratio)
+    a = _alpha_per_comparison(alpha, variants)
+    nn = _check_plan_n(n)
+    scalar = _all_scalar(baseline, n, alpha, power, ratio, variants)
+    p1, nn, r, a, pw = np.broadcast_arrays(_as_float(baseline), nn, r, a, _as_float(power))
+    sign = -1.0 if alternative == "less" else 1.0
+    hi = p1 if alternative == "less" else 1.0 - p1
+    z = special.ndtri(1.0 - a / tails)
+    u = np.sqrt(nn)
+
+    def power_at(d: FloatArray) -> FloatArray:
+        s0, s1 = _prop_sd(p1, p1 + sign * d, r)
+        return _prop_power(u, d, s0, s1, z, tails)
+
+    lo_d = np.zeros_like(p1)
+    hi_d = hi * (1.0 - 1e-12)
+    reachable = power_at(hi_d) >= pw
+    for _ in range(60):
+        mid = 0.5 * (lo_d + hi_d)
+        above = power_at(mid) >= pw
+        hi_d = np.where(above, mid, hi_d)
+        lo_d = np.where(above, lo_d, mid)
+    out = np.where(reachable, 0.5 * (lo_d + hi_d), np.nan)
+    return _out_float(out, scalar)
+
+
+# ---------------------------------------------------------------------------------------------
+# Means: R power.t.test(type = "two.sample", strict = TRUE), noncentral t, unequal arms allowed.
+# ---------------------------------------------------------------------------------------------
+
+
+def _mean_delta(sd: Any, mde: Any, baseline_mean: Any, relative: bool) -> FloatArray:
+    v.check_positive(sd, "sd", " (the metric's standard deviation per unit)")
+    _check_mde(mde)
+    if relative:
+        if baseline_mean is None:
+            raise ValueError("relative=True needs baseline_mean: the mde is a fraction of it")
+        v.check_finite(baseline_mean, "baseline_mean")
+        bm = np.abs(_as_float(baseline_mean))
+        if np.any(bm == 0):
+            raise ValueError("baseline_mean must be non-zero for a relative mde")
+        return _as_float(mde) * bm
+    return _as_float(mde)
+
+
+def _t_power(
+    n: FloatArray, effect: FloatArray, r: FloatArray, a: FloatArray, tails: int
+) -> FloatArray:
+    """Noncentral-t power; effect = delta / sd, n = control units."""
+    df = n * (1.0 + r) - 2.0
+    ncp = effect * np.sqrt(n / (1.0 + 1.0 / r))
+    qu = special.stdtrit(df, 1.0 - a / tails)
+    power = 1.0 - special.nctdtr(df, ncp, qu)
+    if tails == 2:
+        power = power + special.nctdtr(df, ncp, -qu)
+    return np.asarray(power)
+
+
+def _z_start(a: FloatArray, pw: FloatArray, tails: int) -> FloatArray:
+    return np.asarray(special.ndtri(1.0 - a / tails) + special.ndtri(pw))
+
+
+def sample_size_mean(
+    sd: Any,
+    mde: Any,
+    *,
+    baseline_mean: Any = None,
+    relative: bool = False,
+    alpha: Any = 0.05,
+    power: Any = 0.8,
+    alternative: Alternative = "two-sided",
+    ratio: Any = 1.0,
+    variants: Any = 2,
+    round_up: bool = True,
+) -> Any:
+    """Units per variant (the control's) to detect a change in a mean metric (Welch/t-test).
+
+    Args:
+        sd: standard deviation of the metric per unit, > 0 (assumed equal in both arms).
+        mde: minimum detectable effect, > 0; absolute (metric units) by default, or a
+            fraction of ``baseline_mean`` when ``relative=True``.
+        baseline_mean: control mean, needed only when ``relative=True``.
+        relative: whether ``mde`` is relative to ``baseline_mean``.
+        alpha, power, alternative, ratio, variants, round_up: as in
+            :func:`sample_size_proportion`.
+
+    Returns:
+        Control-arm sample size (int or int64 array; float when ``round_up=False``).
+
+    Formula (R ``power.t.test(type = "two.sample", strict = TRUE)``): df = n (1 + r) - 2,
+    ncp = (delta / sd) / sqrt(1/n + 1/(r n)), q = t_{1-alpha/2, df};
+    power = P(T'_{df,ncp} > q) + P(T'_{df,ncp} < -q), T' noncentral t (scipy ``nctdtr``).
+    Solved for sqrt(n) by Newton's method (numerical derivative) from the normal-approximation
+    start n = (z_{1-alpha/2} + z_power)^2 (1 + 1/r) (sd / delta)^2.
+    """
+    tails = _tails(alternative)
+    v.check_power(power)
+    r = _check_ratio(ratio)
+    a = _alpha_per_comparison(alpha, variants)
+    pw = _as_float(power)
+    if np.any(pw <= a):
+        raise ValueError(
+            f"power ({power!r}) must exceed alpha ({alpha!r}): no sample size reaches it"
+        )
+    scalar = _all_scalar(sd, mde, baseline_mean, alpha, power, ratio, variants)
+    effect = _mean_delta(sd, mde, baseline_mean, relative) / _as_float(sd)
+    effect, r, a, pw = np.broadcast_arrays(effect, r, a, pw)
+    zs = _z_start(a, pw, tails)
+    u = np.maximum(zs / effect * np.sqrt(1.0 + 1.0 / r), np.sqrt(2.0))
+    for _ in range(_NEWTON_STEPS):
+        h = 1e-6 * u
+        f = _t_power(u * u, effect, r, a, tails) - pw
+        fprime = (_t_power((u + h) ** 2, effect, r, a, tails) - f - pw) / h
+        step = np.where(fprime > 0, f / np.where(fprime > 0, fprime, 1.0), 0.0)
+        u = np.clip(u - step, np.maximum(u / 2, np.sqrt(2.0)), 2 * u)
+        if np.all(np.abs(step) <= 1e-10 * u):
+            break
+    n = u * u
+    return _out_int(n, scalar) if round_up else _out_float(n, scalar)
+
+
+def power_mean(
+    sd: Any,
+    mde: Any,
+    n: Any,
+    *,
+    baseline_mean: Any = None,
+    relative: bool = False,
+    alpha: Any = 0.05,
+    alternative: Alternative = "two-sided",
+    ratio: Any = 1.0,
+    variants: Any = 2,
+) -> Any:
+    """Power of the two-sample t-test with ``n`` control units (``ratio * n`` treated).
+
+    Args:
+        sd, mde, baseline_mean, relative, alpha, alternative, ratio, variants: as in
+            :func:`sample_size_mean`.
+        n: control units, >= 2.
+
+    Returns:
+        Power in (0, 1) (float or array).
+
+    Formula: R ``power.t.test(type = "two.sample", strict = TRUE)`` (noncentral t), see
+    :func:`sample_size_mean`.
+    """
+    tails = _tails(alternative)
+    r = _check_ratio(ratio)
+    a = _alpha_per_comparison(alpha, variants)
+    nn = _check_plan_n(n)
+    scalar = _all_scalar(sd, mde, n, baseline_mean, alpha, ratio, variants)
+    effect = _mean_delta(sd, mde, baseline_mean, relative) / _as_float(sd)
+    return _out_float(_t_power(nn, effect, r, a, tails), scalar)
+
+
+def mde_mean(
+    sd: Any,
+    n: Any,
+    *,
+    alpha: Any = 0.05,
+    power: Any = 0.8,
+    alternative: Alternative = "two-sided",
+    ratio: Any = 1.0,
+    variants: Any = 2,
+) -> Any:
+    """Smallest ABSOLUTE difference in means detectable with ``n`` control units.
+
+    Args:
+        sd: standard deviation of the metric per unit, > 0.
+        n: control units, >= 2.
+        alpha, power, alternative, ratio, variants: as in :func:`sample_size_mean`.
+
+    Returns:
+        The ABSOLUTE minimum detectable effect, in the metric's units (divide by the baseline
+        mean for a relative MDE).
+
+    Formula: root in delta of R ``power.t.test(type = "two.sample", strict = TRUE)``'s power
+    equation, by Newton's method from the normal approximation
+    delta = (z_{1-alpha/2} + z_power) sd sqrt(1/n + 1/(r n)).
+    """
+    tails = _tails(alternative)
+    v.check_positive(sd, "sd", " (the metric's standard deviation per unit)")
+    v.check_power(power)
+    r = _check_ratio(ratio)
+    a = _alpha_per_comparison(alpha, variants)
+    nn = _check_plan_n(n)
+    pw = _as_float(power)
+    if np.any(pw <= a):
+        raise ValueError(
+            f"power ({power!r}) must exceed alpha ({alpha!r}): no effect size reaches it"
+        )
+    scalar = _all_scalar(sd, n, alpha, power, ratio, variants)
+    sd_a, nn, r, a, pw = np.broadcast_arrays(_as_float(sd), nn, r, a, pw)
+    e = _z_start(a, pw, tails) * np.sqrt((1.0 + 1.0 / r) / nn)
+    for _ in range(_NEWTON_STEPS):
+        h = 1e-6 * e
+        f = _t_power(nn, e, r, a, tails) - pw
+        fprime = (_t_power(nn, e + h, r, a, tails) - f - pw) / h
+        step = np.where(fprime > 0, f / np.where(fprime > 0, fprime, 1.0), 0.0)
+        e = np.clip(e - step, e / 2, 2 * e)
+        if np.all(np.abs(step) <= 1e-12 * e):
+            break
+    return _out_float(e * sd_a, scalar)
+
+
+# ---------------------------------------------------------------------------------------------
+# Duration
+# ---------------------------------------------------------------------------------------------
+
+
+def duration_days(
+    n_per_variant: Any,
+    daily_units: Any,
+    *,
+    exposure: Any = 1.0,
+    variants: int = 2,
+    weights: Any = None,
+) -> Any:
+    """Days until every arm reaches ``n_per_variant`` units.
+
+    Args:
+        n_per_variant: units each arm needs (e.g. from :func:`sample_size_proportion`), > 0.
+        daily_units: eligible units arriving per day, > 0.
+        exposure: fraction of eligible units enrolled in the experiment, in (0, 1].
+        variants: number of arms including control, whole number >= 2.
+        weights: traffic share per arm (length ``variants``, each > 0, summing to 1); default
+            equal split.
+
+    Returns:
+        Whole days (ceil), int or int64 array: n_per_variant / (daily_units * exposure * w_min),
+        where w_min is the smallest weight - the arm that fills last binds.
+    """
+    v.check_positive(n_per_variant, "n_per_variant")
+    v.check_positive(daily_units, "daily_units", " (eligible units per day)")
+    ex = _as_float(exposure)
+    if not np.all((ex > 0) & (ex <= 1)):
+        raise ValueError(f"exposure must lie in (0, 1] (got {exposure!r}): the enrolled fraction")
+    if np.ndim(variants) != 0:
+        raise ValueError("variants must be a single whole number >= 2")
+    v.check_variants(variants)
+    k = int(variants)
+    w = np.full(k, 1.0 / k) if weights is None else v.check_weights(weights, k)
+    scalar = _all_scalar(n_per_variant, daily_units, exposure)
+    days = _as_float(n_per_variant) / (_as_float(daily_units) * ex * w.min())
+    return _out_int(days, scalar)
