@@ -1,0 +1,86 @@
+"""The metrics catalogue: one definition per metric name, shared by every team."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.orm import Session
+
+from core.auth import Actor
+from core.errors import InvalidInput, NotFound
+from core.registry import _pydantic_problems, transaction
+from core.types import MetricKind
+from db import repositories as repo
+from db.models import Metric
+
+
+class MetricFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=80, pattern=r"^[a-z][a-z0-9_]*$")
+    kind: MetricKind
+    unit: str = Field(default="", max_length=32)
+    higher_is_better: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MetricView:
+    id: int
+    name: str
+    kind: MetricKind
+    unit: str
+    higher_is_better: bool
+    description: str
+
+
+def _view(m: Metric) -> MetricView:
+    return MetricView(
+        id=m.id,
+        name=m.name,
+        kind=m.kind,  # type: ignore[arg-type]
+        unit=m.unit,
+        higher_is_better=m.higher_is_better,
+        description=m.description,
+    )
+
+
+def list_metrics(session: Session) -> list[MetricView]:
+    return [_view(m) for m in repo.list_metrics(session)]
+
+
+def get_metric(session: Session, *, name: str) -> MetricView:
+    metric = repo.get_metric_by_name(session, name=name)
+    if metric is None:
+        raise NotFound(f"No metric named '{name}' in the catalogue.")
+    return _view(metric)
+
+
+def create_metric(session: Session, *, data: dict | MetricFields, actor: Actor) -> MetricView:
+    """Add a metric to the catalogue; names are lower_snake_case and unique. Audited."""
+    actor.require("editor", "add metrics to the catalogue")
+    try:
+        fields = data if isinstance(data, MetricFields) else MetricFields.model_validate(data)
+    except ValidationError as exc:
+        problems = _pydantic_problems(exc)
+        problems = [
+            p + " (use lower_snake_case, e.g. checkout_conversion)" if p.startswith("name") else p
+            for p in problems
+        ]
+        raise InvalidInput(problems) from None
+    with transaction(session):
+        if repo.get_metric_by_name(session, name=fields.name) is not None:
+            raise InvalidInput(f"name: the catalogue already has a metric named '{fields.name}'")
+        metric = Metric(**fields.model_dump())
+        session.add(metric)
+        session.flush()
+        repo.add_audit(
+            session,
+            actor=actor.name,
+            entity_type="metric",
+            entity_id=metric.id,
+            action="create",
+            changes={k: [None, v] for k, v in fields.model_dump().items()},
+        )
+    return _view(metric)

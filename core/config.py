@@ -1,0 +1,73 @@
+"""The one Settings object of ExperimentOS; nothing else reads the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_COOKIE_SECRET = "demo-only-cookie-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """Every setting, read from the environment or a `.env` file (see README "Settings")."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{PROJECT_ROOT / 'data' / 'experimentos.db'}",
+        description="SQLAlchemy URL of the app database; embedded SQLite by default.",
+    )
+    artifacts_url: str = Field(
+        default=str(PROJECT_ROOT / "data" / "artifacts"),
+        description="Where report artifacts go: a local folder, or s3://bucket/prefix.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible store (MinIO, moto); unset for AWS."
+    )
+    demo_mode: bool = Field(
+        default=True, description="Allow demo users and the demo cookie secret."
+    )
+    auth_cookie_secret: str = Field(
+        default=DEFAULT_COOKIE_SECRET, description="Secret that signs the login cookie."
+    )
+    auth_cookie_name: str = "experimentos_auth"
+    auth_cookie_expiry_days: float = 7.0
+    credentials_file: Path = Field(
+        default=PROJECT_ROOT / ".streamlit" / "credentials.yaml",
+        description="YAML file of app users, outside git (see the .example beside it).",
+    )
+    api_max_upload_mb: int = Field(default=200, ge=1, description="Largest upload the API accepts.")
+    api_cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS on the API; empty = CORS off."
+    )
+    backlog_testable_weeks: int = Field(
+        default=8, ge=1, description="An idea needing longer than this to reach its MDE is flagged."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_supported(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError(
+                "DATABASE_URL must be a sqlite:/// or postgresql+psycopg2:// URL "
+                f"(got {value.split(':', 1)[0]}:...)"
+            )
+        return value
+
+    def check_secrets(self) -> None:
+        """Refuse the placeholder cookie secret outside demo mode."""
+        if not self.demo_mode and self.auth_cookie_secret == DEFAULT_COOKIE_SECRET:
+            raise RuntimeError(
+                "DEMO_MODE is off but AUTH_COOKIE_SECRET is the demo placeholder: "
+                "set AUTH_COOKIE_SECRET to a long random string (e.g. `openssl rand -hex 32`)."
+            )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

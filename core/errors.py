@@ -1,0 +1,45 @@
+"""Domain errors: each carries a message a product manager (or API client) can act on.
+
+The API maps them to HTTP codes in one place (api/errors.py); pages show `str(error)`.
+"""
+
+
+class DomainError(Exception):
+    """Base of every error the services raise on purpose."""
+
+    http_status = 400
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or [message]
+
+
+class InvalidInput(DomainError):
+    """The input is malformed or out of range; nothing was written."""
+
+    http_status = 422
+
+    def __init__(self, problems: list[str] | str) -> None:
+        items = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(items), problems=items)
+
+
+class RuleViolation(DomainError):
+    """The input is well-formed but a business rule refuses it (e.g. a lifecycle move)."""
+
+    http_status = 400
+
+
+class NotFound(DomainError):
+    http_status = 404
+
+
+class Conflict(DomainError):
+    """Someone else changed the record first (stale version) or a unique name is taken."""
+
+    http_status = 409
+
+
+class PermissionDenied(DomainError):
+    http_status = 403

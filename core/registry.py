@@ -1,0 +1,750 @@
+"""The Experiment Registry: create, edit, list and move experiments through their lifecycle.
+
+Rules enforced here (and nowhere else):
+
+* ``proposed → running`` needs a hypothesis, a primary metric, variants and a planned sample
+  size; launching freezes the analysis plan (pre-registration).
+* ``running → completed`` needs a decision; ``abandoned`` is reachable from proposed or running
+  and needs a reason. No other move exists.
+* After launch a frozen plan field changes only with a reason, and the audit entry is marked as
+  a plan deviation.
+* Every update names the version it was based on; a stale one is refused (no lost updates).
+* Every change writes its audit entry in the same transaction; bad input writes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import Text, cast, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from core.auth import Actor
+from core.errors import Conflict, InvalidInput, NotFound, RuleViolation
+from core.types import AnalysisMode, Correction, Decision, Status
+from db import repositories as repo
+from db.models import AuditEntry, Experiment, ExperimentMetric, Variant
+
+FROZEN_FIELDS: tuple[str, ...] = (
+    "hypothesis",
+    "primary_metric",
+    "guardrail_metrics",
+    "variants",
+    "planned_sample_size",
+    "mde",
+    "alpha",
+    "power",
+    "analysis_mode",
+    "correction",
+)
+"""The analysis plan: frozen when an experiment is launched."""
+
+ALLOWED_MOVES: dict[str, tuple[str, ...]] = {
+    "proposed": ("running", "abandoned"),
+    "running": ("completed", "abandoned"),
+    "completed": (),
+    "abandoned": (),
+}
+EDITABLE_WHEN_CLOSED: tuple[str, ...] = ("owner", "learnings", "tags")
+RICE_IMPACTS: tuple[float, ...] = (3.0, 2.0, 1.0, 0.5, 0.25)
+SORT_FIELDS: tuple[str, ...] = ("name", "status", "owner", "created_at", "updated_at", "rice_score")
+
+
+class VariantSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(min_length=1, max_length=80)
+    weight: float = Field(gt=0, lt=1)
+
+    @field_validator("name")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("a variant needs a name")
+        return value
+
+
+class ExperimentFields(BaseModel):
+    """Every editable field of an experiment; `ExperimentPatch` makes them all optional."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    owner: str = Field(min_length=1, max_length=120)
+    hypothesis: str = ""
+    target_segment: str = ""
+    primary_metric: str | None = None
+    guardrail_metrics: list[str] = Field(default_factory=list)
+    secondary_metrics: list[str] = Field(default_factory=list)
+    variants: list[VariantSpec] = Field(default_factory=list)
+    planned_sample_size: int | None = Field(default=None, gt=0)
+    mde: float | None = Field(default=None, gt=0)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    power: float = Field(default=0.8, gt=0.5, lt=1)
+    analysis_mode: AnalysisMode = "fixed"
+    correction: Correction = "holm"
+    planned_start: date | None = None
+    planned_end: date | None = None
+    reach: float | None = Field(default=None, ge=0)
+    impact: float | None = None
+    confidence: float | None = Field(default=None, ge=0, le=100)
+    effort: float | None = Field(default=None, gt=0)
+    decision: Decision | None = None
+    learnings: str = ""
+    tags: list[str] = Field(default_factory=list)
+
+
+class ExperimentPatch(BaseModel):
+    """A partial update: only the fields present change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    owner: str | None = None
+    hypothesis: str | None = None
+    target_segment: str | None = None
+    primary_metric: str | None = None
+    guardrail_metrics: list[str] | None = None
+    secondary_metrics: list[str] | None = None
+    variants: list[VariantSpec] | None = None
+    planned_sample_size: int | None = None
+    mde: float | None = None
+    alpha: float | None = None
+    power: float | None = None
+    analysis_mode: AnalysisMode | None = None
+    correction: Correction | None = None
+    planned_start: date | None = None
+    planned_end: date | None = None
+    reach: float | None = None
+    impact: float | None = None
+    confidence: float | None = None
+    effort: float | None = None
+    decision: Decision | None = None
+    learnings: str | None = None
+    tags: list[str] | None = None
+
+
+class ExperimentView(ExperimentFields):
+    """An experiment as the app, API and reports see it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    status: Status
+    rice_score: float | None
+    actual_start: date | None
+    actual_end: date | None
+    abandon_reason: str | None
+    frozen_plan: dict[str, Any] | None
+    plan_frozen_at: datetime | None
+    archived_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    version: int
+
+    @property
+    def is_frozen(self) -> bool:
+        return self.frozen_plan is not None
+
+    @property
+    def control(self) -> str | None:
+        return self.variants[0].name if self.variants else None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[ExperimentView]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.page_size))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def transaction(session: Session) -> Iterator[Session]:
+    """Commit on success, roll back on any error: a service owns its transaction."""
+    try:
+        yield session
+        session.commit()
+    except StaleDataError as exc:
+        session.rollback()
+        raise Conflict(
+            "Someone else changed this experiment while you were editing it: "
+            "reload it and apply your change again."
+        ) from exc
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"The change conflicts with existing data: {exc.orig}") from exc
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _pydantic_problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "input"
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {msg}")
+    return problems
+
+
+def rice_score(
+    reach: float | None, impact: float | None, confidence: float | None, effort: float | None
+) -> float | None:
+    """Intercom's RICE: Reach × Impact × Confidence / Effort (confidence as a fraction)."""
+    if None in (reach, impact, confidence, effort):
+        return None
+    assert reach is not None and impact is not None and confidence is not None
+    assert effort is not None
+    return reach * impact * (confidence / 100.0) / effort
+
+
+def _check_rules(fields: ExperimentFields, session: Session) -> list[str]:
+    """Cross-field rules that pydantic's per-field checks cannot express."""
+    problems: list[str] = []
+    if fields.variants:
+        if len(fields.variants) < 2:
+            problems.append("variants: an experiment needs at least two variants (control first)")
+        names = [v.name.lower() for v in fields.variants]
+        if len(set(names)) != len(names):
+            problems.append("variants: variant names must be unique")
+        total = sum(v.weight for v in fields.variants)
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            problems.append(f"variants: allocation weights must sum to 1 (they sum to {total:g})")
+    if fields.planned_start and fields.planned_end and fields.planned_end < fields.planned_start:
+        problems.append("planned_end: the end date is before the start date")
+    if fields.impact is not None and fields.impact not in RICE_IMPACTS:
+        problems.append("impact: use the RICE scale 3 (massive), 2, 1, 0.5 or 0.25 (minimal)")
+    named = [fields.primary_metric] if fields.primary_metric else []
+    named += fields.guardrail_metrics + fields.secondary_metrics
+    known = repo.metric_ids_by_name(session, names=named)
+    unknown = sorted({n for n in named if n not in known})
+    if unknown:
+        problems.append(
+            "metrics: not in the catalogue: "
+            + ", ".join(unknown)
+            + " (add them to the metrics catalogue first)"
+        )
+    if fields.primary_metric and fields.primary_metric in fields.guardrail_metrics:
+        problems.append("guardrail_metrics: the primary metric cannot also be a guardrail")
+    return problems
+
+
+def _to_view(exp: Experiment) -> ExperimentView:
+    return ExperimentView.model_validate(_view_dict(exp))
+
+
+def _view_dict(exp: Experiment) -> dict[str, Any]:
+    return {
+        "id": exp.id,
+        "name": exp.name,
+        "owner": exp.owner,
+        "hypothesis": exp.hypothesis,
+        "target_segment": exp.target_segment,
+        "primary_metric": exp.primary_metric.name if exp.primary_metric else None,
+        "guardrail_metrics": [m.name for m in exp.metrics_with_role("guardrail")],
+        "secondary_metrics": [m.name for m in exp.metrics_with_role("secondary")],
+        "variants": [{"name": v.name, "weight": v.weight} for v in exp.variants],
+        "planned_sample_size": exp.planned_sample_size,
+        "mde": exp.mde,
+        "alpha": exp.alpha,
+        "power": exp.power,
+        "analysis_mode": exp.analysis_mode,
+        "correction": exp.correction,
+        "planned_start": exp.planned_start,
+        "planned_end": exp.planned_end,
+        "reach": exp.reach,
+        "impact": exp.impact,
+        "confidence": exp.confidence,
+        "effort": exp.effort,
+        "decision": exp.decision,
+        "learnings": exp.learnings,
+        "tags": list(exp.tags or []),
+        "status": exp.status,
+        "rice_score": exp.rice_score,
+        "actual_start": exp.actual_start,
+        "actual_end": exp.actual_end,
+        "abandon_reason": exp.abandon_reason,
+        "frozen_plan": exp.frozen_plan,
+        "plan_frozen_at": exp.plan_frozen_at,
+        "archived_at": exp.archived_at,
+        "created_at": exp.created_at,
+        "updated_at": exp.updated_at,
+        "version": exp.version,
+    }
+
+
+def _fields_of(view: ExperimentView) -> dict[str, Any]:
+    return view.model_dump(include=set(ExperimentFields.model_fields))
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe form of a field value, for the audit log and the frozen plan."""
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    return value
+
+
+def _apply(session: Session, exp: Experiment, fields: ExperimentFields) -> None:
+    """Write validated fields onto the ORM object (metrics and variants included)."""
+    scalar = set(ExperimentFields.model_fields) - {
+        "primary_metric",
+        "guardrail_metrics",
+        "secondary_metrics",
+        "variants",
+    }
+    for name in scalar:
+        setattr(exp, name, getattr(fields, name))
+    ids = repo.metric_ids_by_name(
+        session,
+        names=[fields.primary_metric or ""] + fields.guardrail_metrics + fields.secondary_metrics,
+    )
+    exp.primary_metric_id = ids.get(fields.primary_metric or "")
+    wanted = [(ids[n], "guardrail") for n in dict.fromkeys(fields.guardrail_metrics)]
+    wanted += [
+        (ids[n], "secondary")
+        for n in dict.fromkeys(fields.secondary_metrics)
+        if n not in fields.guardrail_metrics
+    ]
+    current = {(link.metric_id, link.role) for link in exp.metric_links}
+    if current != set(wanted):
+        exp.metric_links.clear()
+        session.flush()
+        for metric_id, role in wanted:
+            exp.metric_links.append(ExperimentMetric(metric_id=metric_id, role=role))
+    current_variants = [(v.name, v.weight) for v in exp.variants]
+    new_variants = [(v.name, v.weight) for v in fields.variants]
+    if current_variants != new_variants:
+        by_name = {v.name: v for v in exp.variants}
+        keep = []
+        for position, spec in enumerate(fields.variants):
+            variant = by_name.pop(spec.name, None) or Variant(name=spec.name)
+            variant.weight = spec.weight
+            variant.position = position
+            keep.append(variant)
+        exp.variants[:] = keep
+    exp.rice_score = rice_score(fields.reach, fields.impact, fields.confidence, fields.effort)
+
+
+def _frozen_plan(fields: ExperimentFields) -> dict[str, Any]:
+    return {name: _plain(getattr(fields, name)) for name in FROZEN_FIELDS}
+
+
+def _load(session: Session, experiment_id: int, *, for_update: bool = False) -> Experiment:
+    exp = repo.get_experiment(session, experiment_id=experiment_id)
+    if exp is None:
+        raise NotFound(f"No experiment with id {experiment_id}.")
+    return exp
+
+
+def _check_version(exp: Experiment, expected_version: int) -> None:
+    if exp.version != expected_version:
+        raise Conflict(
+            f"'{exp.name}' was changed by someone else (you edited version {expected_version}, "
+            f"it is now at version {exp.version}): reload it and apply your change again."
+        )
+
+
+def _ensure_unique_name(session: Session, name: str, exclude_id: int | None = None) -> None:
+    clash = repo.experiment_id_by_name(session, name=name)
+    if clash is not None and clash != exclude_id:
+        raise InvalidInput(f"name: an experiment named '{name}' already exists (names ignore case)")
+
+
+def _validate(data: dict[str, Any], session: Session) -> ExperimentFields:
+    try:
+        fields = ExperimentFields.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(_pydantic_problems(exc)) from None
+    problems = _check_rules(fields, session)
+    if problems:
+        raise InvalidInput(problems)
+    return fields
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def get_experiment(session: Session, *, experiment_id: int) -> ExperimentView:
+    return _to_view(_load(session, experiment_id))
+
+
+def get_experiment_by_name(session: Session, *, name: str) -> ExperimentView:
+    experiment_id = repo.experiment_id_by_name(session, name=name)
+    if experiment_id is None:
+        raise NotFound(f"No experiment named '{name}'.")
+    return get_experiment(session, experiment_id=experiment_id)
+
+
+def list_experiments(
+    session: Session,
+    *,
+    status: Status | None = None,
+    owner: str | None = None,
+    tag: str | None = None,
+    search: str | None = None,
+    include_archived: bool = True,
+    sort: str = "updated_at",
+    descending: bool = True,
+    page: int = 1,
+    page_size: int = 50,
+) -> Page:
+    """Experiments matching every given filter, sorted and paginated (page counts from 1)."""
+    if sort not in SORT_FIELDS:
+        raise InvalidInput(f"sort: use one of {', '.join(SORT_FIELDS)} (got '{sort}')")
+    if page < 1 or not 1 <= page_size <= 500:
+        raise InvalidInput("page must be ≥ 1 and page_size between 1 and 500")
+    query = select(Experiment)
+    if status:
+        query = query.where(Experiment.status == status)
+    if owner:
+        query = query.where(func.lower(Experiment.owner) == owner.strip().lower())
+    if tag:
+        query = query.where(cast(Experiment.tags, Text).like(f'%"{tag.strip()}"%'))
+    if search:
+        pattern = f"%{search.strip().lower()}%"
+        query = query.where(
+            or_(
+                func.lower(Experiment.name).like(pattern),
+                func.lower(Experiment.hypothesis).like(pattern),
+                func.lower(Experiment.learnings).like(pattern),
+            )
+        )
+    if not include_archived:
+        query = query.where(Experiment.archived_at.is_(None))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    column = getattr(Experiment, sort)
+    order = column.desc() if descending else column.asc()
+    rows = session.scalars(
+        query.order_by(order, Experiment.id).offset((page - 1) * page_size).limit(page_size)
+    ).all()
+    return Page(items=[_to_view(e) for e in rows], total=total, page=page, page_size=page_size)
+
+
+def all_experiments(session: Session, *, status: Status | None = None) -> list[ExperimentView]:
+    """Every experiment (no pagination), e.g. for exports and scheduled jobs."""
+    query = select(Experiment).order_by(Experiment.id)
+    if status:
+        query = query.where(Experiment.status == status)
+    return [_to_view(e) for e in session.scalars(query).all()]
+
+
+def owners(session: Session) -> list[str]:
+    return list(session.scalars(select(Experiment.owner).distinct().order_by(Experiment.owner)))
+
+
+def tags(session: Session) -> list[str]:
+    found: set[str] = set()
+    for row in session.scalars(select(Experiment.tags)):
+        found.update(row or [])
+    return sorted(found)
+
+
+def status_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Experiment.status, func.count()).group_by(Experiment.status))
+    counts = {s: 0 for s in ALLOWED_MOVES}
+    counts.update({status: n for status, n in rows})
+    return counts
+
+
+# --------------------------------------------------------------------------- writes
+
+
+def create_experiment(
+    session: Session, *, data: dict[str, Any] | ExperimentFields, actor: Actor
+) -> ExperimentView:
+    """Register a new experiment in `proposed`; audited as `create`."""
+    actor.require("editor", "create experiments")
+    raw = data.model_dump() if isinstance(data, BaseModel) else dict(data)
+    with transaction(session):
+        fields = _validate(raw, session)
+        _ensure_unique_name(session, fields.name)
+        exp = Experiment(status="proposed", tags=[])
+        session.add(exp)
+        _apply(session, exp, fields)
+        session.flush()
+        repo.add_audit(
+            session,
+            actor=actor.name,
+            entity_type="experiment",
+            entity_id=exp.id,
+            action="create",
+            changes={k: [None, _plain(v)] for k, v in fields.model_dump().items() if v},
+        )
+    return _to_view(exp)
+
+
+def update_experiment(
+    session: Session,
+    *,
+    experiment_id: int,
+    changes: dict[str, Any] | ExperimentPatch,
+    expected_version: int,
+    actor: Actor,
+    reason: str | None = None,
+) -> ExperimentView:
+    """Apply a partial update based on `expected_version`.
+
+    Changing a frozen plan field of a launched experiment needs `reason` and is audited as a
+    plan deviation. Closed experiments accept only owner, learnings and tags.
+    """
+    actor.require("editor", "edit experiments")
+    if isinstance(changes, BaseModel):
+        patch = changes.model_dump(exclude_unset=True)
+    else:
+        try:
+            patch = ExperimentPatch.model_validate(changes).model_dump(exclude_unset=True)
+        except ValidationError as exc:
+            raise InvalidInput(_pydantic_problems(exc)) from None
+    with transaction(session):
+        exp = _load(session, experiment_id)
+        _check_version(exp, expected_version)
+        before = _fields_of(_to_view(exp))
+        merged = {**before, **patch}
+        fields = _validate(merged, session)
+        after = fields.model_dump()
+        changed = {
+            k: [_plain(before[k]), _plain(after[k])]
+            for k in after
+            if _plain(before[k]) != _plain(after[k])
+        }
+        if not changed:
+            return _to_view(exp)
+        if exp.status in ("completed", "abandoned"):
+            locked = sorted(set(changed) - set(EDITABLE_WHEN_CLOSED))
+            if locked:
+                raise RuleViolation(
+                    f"'{exp.name}' is {exp.status}: only {', '.join(EDITABLE_WHEN_CLOSED)} "
+                    f"can still change (you changed {', '.join(locked)})."
+                )
+        deviation = sorted(set(changed) & set(FROZEN_FIELDS)) if exp.frozen_plan else []
+        if deviation and not (reason and reason.strip()):
+            raise RuleViolation(
+                f"The analysis plan of '{exp.name}' was frozen at launch: changing "
+                f"{', '.join(deviation)} is a plan deviation and needs a reason."
+            )
+        if "name" in changed:
+            _ensure_unique_name(session, fields.name, exclude_id=exp.id)
+        _apply(session, exp, fields)
+        session.flush()
+        repo.add_audit(
+            session,
+            actor=actor.name,
+            entity_type="experiment",
+            entity_id=exp.id,
+            action="plan_deviation" if deviation else "update",
+            changes=changed,
+            reason=reason.strip() if reason else None,
+            is_deviation=bool(deviation),
+        )
+    return _to_view(exp)
+
+
+def _launch_problems(fields: ExperimentFields) -> list[str]:
+    missing = []
+    if not fields.hypothesis.strip():
+        missing.append("a hypothesis")
+    if not fields.primary_metric:
+        missing.append("a primary metric")
+    if len(fields.variants) < 2:
+        missing.append("variants with their allocation (control first)")
+    if not fields.planned_sample_size:
+        missing.append("a planned sample size per variant (use the Planner)")
+    return missing
+
+
+def transition_experiment(
+    session: Session,
+    *,
+    experiment_id: int,
+    to_status: Status,
+    expected_version: int,
+    actor: Actor,
+    reason: str | None = None,
+    decision: Decision | None = None,
+    learnings: str | None = None,
+    on: date | None = None,
+) -> ExperimentView:
+    """Move an experiment along its lifecycle (see the module docstring for the rules)."""
+    actor.require("editor", "change an experiment's status")
+    with transaction(session):
+        exp = _load(session, experiment_id)
+        _check_version(exp, expected_version)
+        current = exp.status
+        if to_status not in ALLOWED_MOVES.get(current, ()):
+            allowed = ALLOWED_MOVES.get(current, ())
+            hint = f"from {current} it can go to {' or '.join(allowed)}" if allowed else (
+                f"a {current} experiment is closed for good"
+            )
+            raise RuleViolation(f"'{exp.name}' cannot move from {current} to {to_status}: {hint}.")
+        view = _to_view(exp)
+        today = on or datetime.now(UTC).date()
+        changes: dict[str, list[Any]] = {"status": [current, to_status]}
+        if to_status == "running":
+            missing = _launch_problems(ExperimentFields.model_validate(_fields_of(view)))
+            if missing:
+                raise RuleViolation(
+                    f"'{exp.name}' cannot launch yet: it needs {', '.join(missing)}."
+                )
+            exp.frozen_plan = _frozen_plan(ExperimentFields.model_validate(_fields_of(view)))
+            exp.plan_frozen_at = datetime.now(UTC)
+            exp.actual_start = today
+            changes["actual_start"] = [None, today.isoformat()]
+        elif to_status == "completed":
+            final = decision or exp.decision
+            if not final:
+                raise RuleViolation(
+                    f"'{exp.name}' needs a decision (ship, dont_ship or iterate) to complete."
+                )
+            if final != exp.decision:
+                changes["decision"] = [exp.decision, final]
+            exp.decision = final
+            exp.actual_end = today
+            changes["actual_end"] = [None, today.isoformat()]
+        elif to_status == "abandoned":
+            if not (reason and reason.strip()):
+                raise RuleViolation(f"Abandoning '{exp.name}' needs a reason.")
+            exp.abandon_reason = reason.strip()
+            if current == "running":
+                exp.actual_end = today
+                changes["actual_end"] = [None, today.isoformat()]
+        if learnings is not None and learnings != exp.learnings:
+            changes["learnings"] = [exp.learnings, learnings]
+            exp.learnings = learnings
+        exp.status = to_status
+        session.flush()
+        repo.add_audit(
+            session,
+            actor=actor.name,
+            entity_type="experiment",
+            entity_id=exp.id,
+            action=f"transition:{to_status}",
+            changes=changes,
+            reason=reason.strip() if reason else None,
+        )
+    return _to_view(exp)
+
+
+# --------------------------------------------------------------------------- audit
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    actor: str
+    entity_type: str
+    entity_id: int
+    action: str
+    changes: dict[str, Any]
+    reason: str | None
+    is_deviation: bool
+
+
+def _record(entry: AuditEntry) -> AuditRecord:
+    return AuditRecord(
+        id=entry.id,
+        at=entry.at,
+        actor=entry.actor,
+        entity_type=entry.entity_type,
+        entity_id=entry.entity_id,
+        action=entry.action,
+        changes=dict(entry.changes or {}),
+        reason=entry.reason,
+        is_deviation=entry.is_deviation,
+    )
+
+
+def audit_history(
+    session: Session, *, experiment_id: int | None = None, entity_type: str = "experiment"
+) -> list[AuditRecord]:
+    """Audit entries, oldest first; all entities of `entity_type` when no id is given."""
+    return [
+        _record(e)
+        for e in repo.audit_entries(session, entity_type=entity_type, entity_id=experiment_id)
+    ]
+
+
+def plan_deviations(session: Session, *, experiment_id: int | None = None) -> list[AuditRecord]:
+    """Changes to a frozen analysis plan after launch (reports flag them)."""
+    return [
+        _record(e)
+        for e in repo.audit_entries(
+            session, entity_type="experiment", entity_id=experiment_id, deviations_only=True
+        )
+    ]
+
+
+AUDIT_CSV_COLUMNS = (
+    "at", "actor", "entity_type", "entity_id", "action", "field", "before", "after", "reason",
+    "plan_deviation",
+)
+
+
+def audit_csv(records: list[AuditRecord]) -> str:
+    """One CSV row per changed field."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(AUDIT_CSV_COLUMNS)
+    for r in records:
+        for field, (before, after) in (r.changes or {"": [None, None]}).items():
+            writer.writerow(
+                [r.at.isoformat() if r.at else "", r.actor, r.entity_type, r.entity_id,
+                 r.action, field, _csv_value(before), _csv_value(after), r.reason or "",
+                 r.is_deviation]
+            )
+    return out.getvalue()
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        import json
+
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+EXPERIMENT_CSV_COLUMNS = (
+    "id", "name", "owner", "status", "primary_metric", "guardrail_metrics", "variants",
+    "planned_sample_size", "mde", "alpha", "power", "analysis_mode", "planned_start",
+    "planned_end", "actual_start", "actual_end", "decision", "rice_score", "tags", "hypothesis",
+)
+
+
+def experiments_csv(items: list[ExperimentView]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPERIMENT_CSV_COLUMNS)
+    for e in items:
+        row = e.model_dump()
+        row["variants"] = [f"{v['name']}:{v['weight']:g}" for v in row["variants"]]
+        writer.writerow(
+            [_csv_value(row[c]) if isinstance(row[c], (list, dict)) else
+             ("" if row[c] is None else row[c]) for c in EXPERIMENT_CSV_COLUMNS]
+        )
+    return out.getvalue()
+

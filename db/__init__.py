@@ -1,0 +1,1 @@
+"""Data layer: typed SQLAlchemy models, engine/session, repositories, Alembic migrations."""

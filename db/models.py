@@ -1,0 +1,188 @@
+"""Typed ORM models of the registry: experiments, variants, metrics catalogue, audit log."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from db.base import Base
+
+
+class Metric(Base):
+    __tablename__ = "metrics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str] = mapped_column(String(32), default="")
+    higher_is_better: Mapped[bool] = mapped_column(default=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (CheckConstraint("kind IN ('binomial', 'mean')", name="kind"),)
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(120))
+    hypothesis: Mapped[str] = mapped_column(Text, default="")
+    target_segment: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16), default="proposed")
+    primary_metric_id: Mapped[int | None] = mapped_column(ForeignKey("metrics.id"))
+    planned_sample_size: Mapped[int | None] = mapped_column(
+        comment="Planned units per variant."
+    )
+    mde: Mapped[float | None] = mapped_column(comment="Minimum detectable effect, relative.")
+    alpha: Mapped[float] = mapped_column(default=0.05)
+    power: Mapped[float] = mapped_column(default=0.8)
+    analysis_mode: Mapped[str] = mapped_column(String(16), default="fixed")
+    correction: Mapped[str] = mapped_column(String(8), default="holm")
+    planned_start: Mapped[date | None]
+    planned_end: Mapped[date | None]
+    actual_start: Mapped[date | None]
+    actual_end: Mapped[date | None]
+    reach: Mapped[float | None] = mapped_column(comment="RICE: units affected per quarter.")
+    impact: Mapped[float | None] = mapped_column(comment="RICE: 3, 2, 1, 0.5 or 0.25.")
+    confidence: Mapped[float | None] = mapped_column(comment="RICE: percent, 0-100.")
+    effort: Mapped[float | None] = mapped_column(comment="RICE: person-weeks, > 0.")
+    rice_score: Mapped[float | None]
+    decision: Mapped[str | None] = mapped_column(String(16))
+    learnings: Mapped[str] = mapped_column(Text, default="")
+    abandon_reason: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    frozen_plan: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="Analysis plan as frozen at launch (pre-registration)."
+    )
+    plan_frozen_at: Mapped[datetime | None]
+    archived_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    version: Mapped[int] = mapped_column(default=1)
+
+    primary_metric: Mapped[Metric | None] = relationship(lazy="joined")
+    variants: Mapped[list[Variant]] = relationship(
+        back_populates="experiment",
+        order_by="Variant.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+    metric_links: Mapped[list[ExperimentMetric]] = relationship(
+        back_populates="experiment", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        Index("uq_experiments_name_lower", func.lower(name), unique=True),
+        CheckConstraint(
+            "status IN ('proposed', 'running', 'completed', 'abandoned')", name="status"
+        ),
+        CheckConstraint("analysis_mode IN ('fixed', 'sequential')", name="analysis_mode"),
+        CheckConstraint("correction IN ('holm', 'bh')", name="correction"),
+        CheckConstraint(
+            "decision IS NULL OR decision IN ('ship', 'dont_ship', 'iterate')", name="decision"
+        ),
+        CheckConstraint("alpha > 0 AND alpha < 0.5", name="alpha"),
+        CheckConstraint("power > 0.5 AND power < 1", name="power"),
+        CheckConstraint(
+            "planned_sample_size IS NULL OR planned_sample_size > 0", name="sample_size"
+        ),
+    )
+
+    def metrics_with_role(self, role: str) -> list[Metric]:
+        return [link.metric for link in self.metric_links if link.role == role]
+
+
+class Variant(Base):
+    __tablename__ = "variants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(80))
+    weight: Mapped[float]
+    position: Mapped[int] = mapped_column(comment="0 is the control.")
+
+    experiment: Mapped[Experiment] = relationship(back_populates="variants")
+
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "name", name="uq_variants_experiment_name"),
+        CheckConstraint("weight > 0 AND weight < 1", name="weight"),
+    )
+
+
+class ExperimentMetric(Base):
+    """A guardrail or secondary metric of an experiment (the primary is on the experiment)."""
+
+    __tablename__ = "experiment_metrics"
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    metric_id: Mapped[int] = mapped_column(ForeignKey("metrics.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+    experiment: Mapped[Experiment] = relationship(back_populates="metric_links")
+    metric: Mapped[Metric] = relationship(lazy="joined")
+
+    __table_args__ = (CheckConstraint("role IN ('guardrail', 'secondary')", name="role"),)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    actor: Mapped[str] = mapped_column(String(120))
+    entity_type: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[int]
+    action: Mapped[str] = mapped_column(String(40))
+    changes: Mapped[dict[str, Any]] = mapped_column(
+        default=dict, comment="{field: [before, after]}"
+    )
+    reason: Mapped[str | None] = mapped_column(Text)
+    is_deviation: Mapped[bool] = mapped_column(default=False)
+
+    __table_args__ = (Index("ix_audit_log_entity", "entity_type", "entity_id"),)
+
+
+class ApiKey(Base):
+    """An API key of the sidecar API; only its SHA-256 hash is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), comment="First characters, to recognise it.")
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (CheckConstraint("scope IN ('read', 'write', 'admin')", name="scope"),)
+
+
+class ReportArtifact(Base):
+    """A generated report stored in the artifact store; immutable once written."""
+
+    __tablename__ = "report_artifacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(500), unique=True)
+    size_bytes: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_by: Mapped[str] = mapped_column(String(120))

@@ -1,0 +1,119 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), migrated with Alembic.
+
+PostgreSQL: a throwaway database is created on the server named by TEST_POSTGRES_URL
+(default postgresql+psycopg2://postgres@127.0.0.1:5432/postgres) and dropped at the end.
+Where no server answers the PostgreSQL tests are skipped — except in CI (CI=true), where
+that is a failure (`.ci/run` starts a server first).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from core.auth import Actor
+from db.migrate import upgrade
+from db.session import make_engine
+
+ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+EDITOR = Actor(name="erin.editor", role="editor")
+VIEWER = Actor(name="victor.viewer", role="viewer")
+ADMIN = Actor(name="ada.admin", role="admin")
+
+
+def _postgres_admin_engine() -> Engine | None:
+    engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server"
+        engine.dispose()
+        if IN_CI:
+            raise RuntimeError(
+                f"PostgreSQL is required in CI but {ADMIN_URL} does not answer: {exc}"
+            ) from exc
+        return None
+    return engine
+
+
+def create_postgres_database(prefix: str = "experimentos_test") -> str | None:
+    """Create an empty database on the test server; return its URL (None: no server)."""
+    admin = _postgres_admin_engine()
+    if admin is None:
+        return None
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(url: str) -> None:
+    admin = _postgres_admin_engine()
+    if admin is None:
+        return
+    name = make_url(url).database
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A migrated throwaway PostgreSQL database for the whole test session."""
+    url = create_postgres_database()
+    if url is None:
+        pytest.skip(f"no PostgreSQL answers at {ADMIN_URL} (required when CI=true)")
+    upgrade(url)
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("sqlite") / "test.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def db_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """A migrated engine, once per database kind."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = request.getfixturevalue("sqlite_url")
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(db_engine: Engine) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test.
+
+    Services commit as usual; with join_transaction_mode="create_savepoint" their commits
+    only release savepoints, and the outer rollback leaves the database as it was.
+    """
+    connection = db_engine.connect()
+    outer = connection.begin()
+    sess = Session(bind=connection, join_transaction_mode="create_savepoint",
+                   expire_on_commit=False)
+    try:
+        yield sess
+    finally:
+        sess.close()
+        outer.rollback()
+        connection.close()

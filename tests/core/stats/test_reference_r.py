@@ -1,0 +1,135 @@
+"""core.stats against R 4.2.2: prop.test, t.test, power.prop.test, power.t.test, chisq.test, p.adjust.
+
+Expected numbers live in ``results/results_r.py`` with the R script that produced them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from core.stats import (
+    adjust_pvalues,
+    mde_mean,
+    mde_proportion,
+    power_mean,
+    power_proportion,
+    proportion_ztest,
+    sample_size_mean,
+    sample_size_proportion,
+    srm_test,
+    sufficient_stats,
+    welch_ttest,
+    welch_ttest_from_stats,
+)
+from tests.core.stats.results import results_r as R
+
+ALT = {"two.sided": "two-sided", "greater": "greater", "less": "less"}
+
+
+def _one_sided(p1: float, p2: float) -> str:
+    return "greater" if p2 > p1 else "less"
+
+
+@pytest.mark.parametrize(("x_c", "n_c", "x_t", "n_t", "alt", "chi2", "p", "lo", "hi"), R.PROP_TEST)
+def test_proportion_ztest_matches_r_prop_test(x_c, n_c, x_t, n_t, alt, chi2, p, lo, hi):
+    """R: prop.test(c(x_t, x_c), c(n_t, n_c), alternative=alt, correct=FALSE)."""
+    r = proportion_ztest(x_c, n_c, x_t, n_t, alternative=ALT[alt])
+    assert_allclose(r.statistic**2, chi2, rtol=1e-10)
+    assert_allclose(r.p_value, p, rtol=1e-6)
+    if alt == "two.sided":  # R's one-sided intervals are one-sided; ours stay two-sided
+        assert_allclose([r.diff_ci_low, r.diff_ci_high], [lo, hi], rtol=1e-6)
+
+
+@pytest.mark.parametrize(("alt", "t", "df", "p", "lo", "hi", "lo90", "hi90"), R.WELCH_TTEST)
+def test_welch_ttest_matches_r_t_test(alt, t, df, p, lo, hi, lo90, hi90):
+    """R: t.test(treatment, control, alternative=alt, var.equal=FALSE) on the stored vectors."""
+    c = sufficient_stats(np.array(R.WELCH_CONTROL))
+    tr = sufficient_stats(np.array(R.WELCH_TREATMENT))
+    r = welch_ttest_from_stats(c, tr, alternative=ALT[alt])
+    assert_allclose([r.statistic, r.df, r.p_value], [t, df, p], rtol=1e-6)
+    assert_allclose([r.diff_ci_low, r.diff_ci_high], [lo, hi], rtol=1e-6)
+    r90 = welch_ttest(c.mean, c.sd, c.n, tr.mean, tr.sd, tr.n, alpha=0.10)
+    assert_allclose([r90.diff_ci_low, r90.diff_ci_high], [lo90, hi90], rtol=1e-6)
+
+
+@pytest.mark.parametrize(("p1", "p2", "alpha", "power", "alt", "n"), R.POWER_PROP_N)
+def test_sample_size_proportion_matches_r_power_prop_test(p1, p2, alpha, power, alt, n):
+    """R: power.prop.test(p1, p2, sig.level, power, alternative, strict=TRUE)$n."""
+    # R's formula is symmetric in (p1, p2) for equal arms; we plan from the lower rate upward
+    # for two-sided tests and in the effect's direction for one-sided ones.
+    if alt == "two.sided":
+        base, mde, a = min(p1, p2), abs(p2 - p1), "two-sided"
+    else:
+        base, mde, a = p1, abs(p2 - p1), _one_sided(p1, p2)
+    kw = {"relative": False, "alpha": alpha, "power": power, "alternative": a}
+    assert_allclose(sample_size_proportion(base, mde, round_up=False, **kw), n, rtol=1e-6)
+    assert sample_size_proportion(base, mde, **kw) == int(np.ceil(n))
+
+
+@pytest.mark.parametrize(("n", "p1", "p2", "alpha", "alt", "power"), R.POWER_PROP_POWER)
+def test_power_proportion_matches_r_power_prop_test(n, p1, p2, alpha, alt, power):
+    """R: power.prop.test(n, p1, p2, sig.level, alternative, strict=TRUE)$power."""
+    a = "two-sided" if alt == "two.sided" else "greater"
+    got = power_proportion(p1, p2 - p1, n, relative=False, alpha=alpha, alternative=a)
+    assert_allclose(got, power, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("n", "p1", "power", "alpha", "alt", "p2"), R.POWER_PROP_P2)
+def test_mde_proportion_matches_r_power_prop_test(n, p1, power, alpha, alt, p2):
+    """R: power.prop.test(n, p1, power, sig.level, alternative, strict=TRUE, tol=1e-12)$p2."""
+    a = "two-sided" if alt == "two.sided" else "greater"
+    got = mde_proportion(p1, n, alpha=alpha, power=power, alternative=a)
+    assert_allclose(got, p2 - p1, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("delta", "sd", "alpha", "power", "alt", "n"), R.POWER_T_N)
+def test_sample_size_mean_matches_r_power_t_test(delta, sd, alpha, power, alt, n):
+    """R: power.t.test(delta, sd, sig.level, power, type='two.sample', alternative, strict=TRUE)$n."""
+    a = "two-sided" if alt == "two.sided" else "greater"
+    kw = {"alpha": alpha, "power": power, "alternative": a}
+    assert_allclose(sample_size_mean(sd, delta, round_up=False, **kw), n, rtol=1e-6)
+    assert sample_size_mean(sd, delta, **kw) == int(np.ceil(n))
+
+
+@pytest.mark.parametrize(("n", "delta", "sd", "alpha", "alt", "power"), R.POWER_T_POWER)
+def test_power_mean_matches_r_power_t_test(n, delta, sd, alpha, alt, power):
+    """R: power.t.test(n, delta, sd, sig.level, type='two.sample', alternative, strict=TRUE)$power."""
+    a = "two-sided" if alt == "two.sided" else "greater"
+    assert_allclose(power_mean(sd, delta, n, alpha=alpha, alternative=a), power, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("n", "sd", "alpha", "power", "alt", "delta"), R.POWER_T_DELTA)
+def test_mde_mean_matches_r_power_t_test(n, sd, alpha, power, alt, delta):
+    """R: power.t.test(n, sd, sig.level, power, type='two.sample', alternative, strict=TRUE)$delta."""
+    a = "two-sided" if alt == "two.sided" else "greater"
+    got = mde_mean(sd, n, alpha=alpha, power=power, alternative=a)
+    assert_allclose(got, delta, rtol=1e-6)
+
+
+def test_planner_vectorised_matches_r_elementwise():
+    """R: power.t.test / power.prop.test rows, evaluated in one array call each."""
+    d, sd, al, pw, _, n = (np.array(col) for col in zip(*R.POWER_T_N[::2], strict=True))
+    got = sample_size_mean(sd, d, alpha=al, power=pw, round_up=False)
+    assert isinstance(got, np.ndarray)
+    assert_allclose(got, n, rtol=1e-6)
+    nn, p1, p2, al, _, pw = (np.array(col) for col in zip(*R.POWER_PROP_POWER[::2], strict=True))
+    assert_allclose(power_proportion(p1, p2 - p1, nn, relative=False, alpha=al), pw, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("counts", "weights", "stat", "df", "p"), R.CHISQ_GOF)
+def test_srm_test_matches_r_chisq_test(counts, weights, stat, df, p):
+    """R: chisq.test(x, p=weights)."""
+    r = srm_test(counts, weights)
+    assert_allclose(r.statistic, stat, rtol=1e-9, atol=1e-12)
+    assert r.df == df
+    assert_allclose(r.p_value, p, rtol=1e-6)
+    assert r.flagged == (p < 0.001)
+    assert_allclose(r.expected, np.sum(counts) * np.array(weights), rtol=1e-12)
+
+
+@pytest.mark.parametrize(("method", "p", "adjusted"), R.P_ADJUST)
+def test_adjust_pvalues_matches_r_p_adjust(method, p, adjusted):
+    """R: p.adjust(p, method = 'holm' | 'BH')."""
+    assert_allclose(adjust_pvalues(p, method), adjusted, rtol=1e-12)
