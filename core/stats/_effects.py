@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats  # type: ignore[import-untyped]
+from scipy import special
 
 from core.stats import sequential as seq
 from core.types import Alternative
@@ -60,12 +60,20 @@ def ratio_statistic(diff: float, se: float) -> float:
 
 def p_value(statistic: float, alternative: Alternative, df: float = math.inf) -> float:
     """p-value of a t (finite df) or z (df = inf) statistic for the given alternative."""
-    dist = stats.norm if not math.isfinite(df) else stats.t(df)
+
+    def cdf(x: float) -> float:
+        return float(special.stdtr(df, x) if math.isfinite(df) else special.ndtr(x))
+
     if alternative == "two-sided":
-        return float(min(1.0, 2.0 * dist.sf(abs(statistic))))
+        return min(1.0, 2.0 * cdf(-abs(statistic)))
     if alternative == "greater":
-        return float(dist.sf(statistic))
-    return float(dist.cdf(statistic))
+        return cdf(-statistic)
+    return cdf(statistic)
+
+
+def t_quantile(q: float, df: float) -> float:
+    """q-quantile of Student's t with df degrees of freedom (normal when df is infinite)."""
+    return float(special.stdtrit(df, q) if math.isfinite(df) else special.ndtri(q))
 
 
 def sequential_parts(

@@ -6,8 +6,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats  # type: ignore[import-untyped]
-
 from core.stats import _effects
 from core.stats import _validation as v
 from core.stats.sufficient import SufficientStats
@@ -100,7 +98,7 @@ def proportion_ztest(
         se0 = math.sqrt(pooled * (1 - pooled) * (1 / n_c + 1 / n_t))
         statistic = _effects.ratio_statistic(diff, se0)
         p = _effects.p_value(statistic, alternative)
-        diff_q = lift_q = float(stats.norm.isf(alpha / 2))
+        diff_q = lift_q = _effects.t_quantile(1 - alpha / 2, math.inf)
     e = _effects.effect(p_c, vm_c, p_t, vm_t, diff_q, lift_q)
     return ProportionTestResult(
         control_mean=p_c,

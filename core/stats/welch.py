@@ -6,8 +6,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats  # type: ignore[import-untyped]
-
 from core.stats import _effects
 from core.stats import _validation as v
 from core.stats.sufficient import SufficientStats
@@ -112,12 +110,8 @@ def welch_ttest(
         m, p = _effects.sequential_inference(statistic, n_c, n_t, tuning_n, alpha, alternative)
         diff_q = lift_q = m
     else:
-        diff_q = (
-            float(stats.t.isf(alpha / 2, df))
-            if math.isfinite(df)
-            else float(stats.norm.isf(alpha / 2))
-        )
-        lift_q = float(stats.norm.isf(alpha / 2))
+        diff_q = _effects.t_quantile(1 - alpha / 2, df)
+        lift_q = _effects.t_quantile(1 - alpha / 2, math.inf)
         p = _effects.p_value(statistic, alternative, df)
     e = _effects.effect(mean_c, vm_c, mean_t, vm_t, diff_q, lift_q)
     return WelchTestResult(

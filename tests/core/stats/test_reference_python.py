@@ -1,4 +1,4 @@
-"""core.stats against scipy and statsmodels (computed live; both are test-only dependencies here)."""
+"""core.stats against scipy and statsmodels, computed live (both are test-only dependencies)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ PROP_CASES = [(30, 1000, 45, 1000), (120, 2400, 150, 2500), (5, 80, 15, 90), (0,
 def test_welch_ttest_matches_scipy_ttest_ind_from_stats(case, alternative):
     """scipy.stats.ttest_ind_from_stats(treatment, control, equal_var=False, alternative=...)."""
     mc, sc, nc, mt, st, nt = case
-    ref = stats.ttest_ind_from_stats(mt, st, nt, mc, sc, nc, equal_var=False, alternative=alternative)
+    ref = stats.ttest_ind_from_stats(
+        mt, st, nt, mc, sc, nc, equal_var=False, alternative=alternative
+    )
     r = welch_ttest(mc, sc, nc, mt, st, nt, alternative=alternative)
     assert_allclose([r.statistic, r.p_value], [ref.statistic, ref.pvalue], rtol=1e-10)
 
@@ -65,9 +67,7 @@ def test_proportion_ztest_ci_matches_statsmodels_wald_interval(case, alpha):
     assert_allclose([r.diff_ci_low, r.diff_ci_high], [lo, hi], rtol=1e-6)
 
 
-@pytest.mark.parametrize(
-    ("method", "sm_method"), [("holm", "holm"), ("bh", "fdr_bh")]
-)
+@pytest.mark.parametrize(("method", "sm_method"), [("holm", "holm"), ("bh", "fdr_bh")])
 def test_adjust_pvalues_matches_statsmodels_multipletests(method, sm_method):
     """statsmodels multipletests(p, method='holm' | 'fdr_bh').pvals_corrected on random p."""
     rng = np.random.default_rng(20240611)
@@ -86,16 +86,21 @@ def test_power_proportion_matches_statsmodels_power_proportions_2indep(ratio, al
     base, mde, n_c = 0.12, 0.02, 2500.0
     p_t = base - mde if alternative == "less" else base + mde
     ref = power_proportions_2indep(
-        p_t - base, base, ratio * n_c, ratio=1 / ratio, alpha=0.05,
-        alternative=SM_ALT[alternative], return_results=False,
+        p_t - base,
+        base,
+        ratio * n_c,
+        ratio=1 / ratio,
+        alpha=0.05,
+        alternative=SM_ALT[alternative],
+        return_results=False,
     )
-    got = power_proportion(
-        base, mde, n_c, relative=False, ratio=ratio, alternative=alternative
-    )
+    got = power_proportion(base, mde, n_c, relative=False, ratio=ratio, alternative=alternative)
     assert_allclose(got, ref, rtol=1e-9)
 
 
-@pytest.mark.parametrize(("sd", "mde", "ratio"), [(5.0, 1.0, 1.0), (2.0, 0.1, 2.0), (1.0, 0.05, 0.5)])
+@pytest.mark.parametrize(
+    ("sd", "mde", "ratio"), [(5.0, 1.0, 1.0), (2.0, 0.1, 2.0), (1.0, 0.05, 0.5)]
+)
 def test_sample_size_mean_close_to_statsmodels_normal_ind_power(sd, mde, ratio):
     """statsmodels NormalIndPower().solve_power(effect_size=mde/sd, ratio=n_t/n_c).
 

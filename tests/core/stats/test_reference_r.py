@@ -1,4 +1,5 @@
-"""core.stats against R 4.2.2: prop.test, t.test, power.prop.test, power.t.test, chisq.test, p.adjust.
+"""core.stats against R 4.2.2: prop.test, t.test, power.prop.test, power.t.test, chisq.test and
+p.adjust.
 
 Expected numbers live in ``results/results_r.py`` with the R script that produced them.
 """
@@ -86,7 +87,8 @@ def test_mde_proportion_matches_r_power_prop_test(n, p1, power, alpha, alt, p2):
 
 @pytest.mark.parametrize(("delta", "sd", "alpha", "power", "alt", "n"), R.POWER_T_N)
 def test_sample_size_mean_matches_r_power_t_test(delta, sd, alpha, power, alt, n):
-    """R: power.t.test(delta, sd, sig.level, power, type='two.sample', alternative, strict=TRUE)$n."""
+    """R: power.t.test(delta, sd, sig.level, power, type='two.sample', alternative,
+    strict=TRUE)$n."""
     a = "two-sided" if alt == "two.sided" else "greater"
     kw = {"alpha": alpha, "power": power, "alternative": a}
     assert_allclose(sample_size_mean(sd, delta, round_up=False, **kw), n, rtol=1e-6)
@@ -95,14 +97,16 @@ def test_sample_size_mean_matches_r_power_t_test(delta, sd, alpha, power, alt, n
 
 @pytest.mark.parametrize(("n", "delta", "sd", "alpha", "alt", "power"), R.POWER_T_POWER)
 def test_power_mean_matches_r_power_t_test(n, delta, sd, alpha, alt, power):
-    """R: power.t.test(n, delta, sd, sig.level, type='two.sample', alternative, strict=TRUE)$power."""
+    """R: power.t.test(n, delta, sd, sig.level, type='two.sample', alternative,
+    strict=TRUE)$power."""
     a = "two-sided" if alt == "two.sided" else "greater"
     assert_allclose(power_mean(sd, delta, n, alpha=alpha, alternative=a), power, rtol=1e-6)
 
 
 @pytest.mark.parametrize(("n", "sd", "alpha", "power", "alt", "delta"), R.POWER_T_DELTA)
 def test_mde_mean_matches_r_power_t_test(n, sd, alpha, power, alt, delta):
-    """R: power.t.test(n, sd, sig.level, power, type='two.sample', alternative, strict=TRUE)$delta."""
+    """R: power.t.test(n, sd, sig.level, power, type='two.sample', alternative,
+    strict=TRUE)$delta."""
     a = "two-sided" if alt == "two.sided" else "greater"
     got = mde_mean(sd, n, alpha=alpha, power=power, alternative=a)
     assert_allclose(got, delta, rtol=1e-6)
