@@ -1,0 +1,13 @@
+"""ExperimentOS — the Streamlit entrypoint: page config, login gate, role-aware navigation."""
+
+import streamlit as st
+
+from ui import navigation, overview
+from ui.auth import require_login
+
+st.set_page_config(page_title="ExperimentOS", page_icon=":material/science:", layout="wide")
+
+actor = require_login()
+st.session_state["actor"] = actor
+home = st.Page(overview.render, title="Overview", icon=":material/dashboard:", default=True)
+st.navigation(navigation.build(actor, home)).run()

@@ -1,0 +1,1 @@
+"""Streamlit-only helpers: cached engine/session, auth glue, shared widgets and charts."""

@@ -1,0 +1,31 @@
+"""The app's pages and who may open them (role-aware navigation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core.auth import Actor
+from core.types import Role
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    path: str
+    title: str
+    icon: str
+    min_role: Role = "viewer"
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("pages/registry.py", "Registry", ":material/science:"),
+)
+
+
+def build(actor: Actor, overview: st.Page) -> list[st.Page]:  # type: ignore[valid-type]
+    pages = [overview]
+    for spec in PAGES:
+        if actor.can(spec.min_role):
+            pages.append(st.Page(spec.path, title=spec.title, icon=spec.icon))
+    return pages

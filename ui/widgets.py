@@ -1,0 +1,48 @@
+"""Small widgets shared by pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from core.errors import DomainError
+
+T = TypeVar("T")
+
+
+def run_action(action: Callable[[], T], success: str | None = None) -> T | None:
+    """Run a service call; show its domain error (every problem) instead of a traceback."""
+    try:
+        result = action()
+    except DomainError as exc:
+        if len(exc.problems) > 1:
+            st.error("Nothing was saved. Please fix:\n" + "\n".join(f"- {p}" for p in exc.problems))
+        else:
+            st.error(f"Nothing was saved: {exc.message}")
+        return None
+    if success:
+        st.toast(success)
+    return result
+
+
+def parse_variants(text: str) -> list[dict[str, Any]]:
+    """Read 'control:0.5, treatment:0.5' into variant dicts (validation is the service's)."""
+    variants = []
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        name, _, weight = part.partition(":")
+        try:
+            value = float(weight) if weight.strip() else float("nan")
+        except ValueError:
+            value = float("nan")
+        variants.append({"name": name.strip(), "weight": value})
+    return variants
+
+
+def format_variants(variants: list[Any]) -> str:
+    return ", ".join(f"{v.name}:{v.weight:g}" for v in variants)
+
+
+def split_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
