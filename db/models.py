@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -186,3 +187,90 @@ class ReportArtifact(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     created_by: Mapped[str] = mapped_column(String(120))
+
+
+class MetricDailyStat(Base):
+    """Sufficient statistics of one metric in one variant on one exposure day (never unit rows).
+
+    ``n`` units exposed that day, ``sum`` and ``sum_squares`` of their metric values; the
+    ``cov_*`` sums are set when a pre-period covariate was given (CUPED): ``cov_sum`` and
+    ``cov_sum_squares`` of the covariate x, ``cov_sum_products`` of x * y.
+    """
+
+    __tablename__ = "metric_daily_stats"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    metric_id: Mapped[int] = mapped_column(ForeignKey("metrics.id", ondelete="CASCADE"))
+    day: Mapped[date]
+    n: Mapped[int] = mapped_column(BigInteger)
+    sum: Mapped[float]
+    sum_squares: Mapped[float]
+    cov_sum: Mapped[float | None]
+    cov_sum_squares: Mapped[float | None]
+    cov_sum_products: Mapped[float | None]
+    source: Mapped[str] = mapped_column(String(200), comment="Where the numbers came from.")
+    loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint(
+            "experiment_id", "variant_id", "metric_id", "day", name="uq_metric_daily_stats_key"
+        ),
+        CheckConstraint("n >= 0", name="n"),
+        CheckConstraint("sum_squares >= 0", name="sum_squares"),
+    )
+
+
+class AssignmentDailyCount(Base):
+    """Units assigned (exposed) to one variant on one day: the input of the SRM check."""
+
+    __tablename__ = "assignment_daily_counts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    day: Mapped[date]
+    units: Mapped[int] = mapped_column(BigInteger)
+    loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "variant_id", "day", name="uq_assignment_daily_key"),
+        CheckConstraint("units >= 0", name="units"),
+    )
+
+
+class MetricSource(Base):
+    """An experiment's SQL push-down source: a parameterised query run inside another database.
+
+    ``url`` is a SQLAlchemy URL; NULL means the app's own database.
+    """
+
+    __tablename__ = "metric_sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), unique=True
+    )
+    url: Mapped[str | None] = mapped_column(Text)
+    query: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class ResultSnapshot(Base):
+    """Results of an experiment as computed at one moment, with a fingerprint of their inputs."""
+
+    __tablename__ = "result_snapshots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    computed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    computed_by: Mapped[str] = mapped_column(String(120))
+    as_of: Mapped[date | None] = mapped_column(comment="Cut-off day; NULL = all data.")
+    data_through: Mapped[date | None] = mapped_column(comment="Last day with data.")
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+
+    __table_args__ = (Index("ix_result_snapshots_experiment", "experiment_id", "computed_at"),)

@@ -184,11 +184,10 @@ if can_write and exp.status in ("proposed", "running"):
                 st.rerun()
     with l2.form("abandon"):
         reason = st.text_input("Reason for abandoning")
-        if st.form_submit_button("Abandon"):
-            if call(lambda s: registry.transition_experiment(
-                s, experiment_id=exp.id, to_status="abandoned", reason=reason,
-                expected_version=exp.version, actor=actor), "Abandoned"):
-                st.rerun()
+        if st.form_submit_button("Abandon") and call(lambda s: registry.transition_experiment(
+            s, experiment_id=exp.id, to_status="abandoned", reason=reason,
+            expected_version=exp.version, actor=actor), "Abandoned"):
+            st.rerun()
 
 if can_write:
     with st.expander("Edit"), st.form(f"edit_{exp.id}_{exp.version}"):

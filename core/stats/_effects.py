@@ -33,8 +33,10 @@ def effect(
     diff = mean_t - mean_c
     diff_se = math.sqrt(var_mean_c + var_mean_t)
     if mean_c != 0:
-        lift = mean_t / mean_c - 1.0
-        lift_se = math.sqrt(var_mean_t / mean_c**2 + mean_t**2 * var_mean_c / mean_c**4)
+        ratio = mean_t / mean_c
+        lift = ratio - 1.0
+        # = sqrt(Var(t)/c^2 + t^2 Var(c)/c^4), written to avoid overflowing c^4
+        lift_se = math.sqrt(var_mean_t + ratio * ratio * var_mean_c) / abs(mean_c)
     else:
         lift = lift_se = math.nan
     return Effect(
