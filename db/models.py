@@ -6,7 +6,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -204,7 +203,7 @@ class MetricDailyStat(Base):
     variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
     metric_id: Mapped[int] = mapped_column(ForeignKey("metrics.id", ondelete="CASCADE"))
     day: Mapped[date]
-    n: Mapped[int] = mapped_column(BigInteger)
+    n: Mapped[int]
     sum: Mapped[float]
     sum_squares: Mapped[float]
     cov_sum: Mapped[float | None]
@@ -231,7 +230,7 @@ class AssignmentDailyCount(Base):
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
     variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
     day: Mapped[date]
-    units: Mapped[int] = mapped_column(BigInteger)
+    units: Mapped[int]
     loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
