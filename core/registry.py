@@ -481,7 +481,7 @@ def create_experiment(
     with transaction(session):
         fields = _validate(raw, session)
         _ensure_unique_name(session, fields.name)
-        exp = Experiment(status="proposed", tags=[])
+        exp = Experiment(status="proposed", tags=[], version=1)
         session.add(exp)
         _apply(session, exp, fields)
         session.flush()
@@ -548,6 +548,7 @@ def update_experiment(
         if "name" in changed:
             _ensure_unique_name(session, fields.name, exclude_id=exp.id)
         _apply(session, exp, fields)
+        exp.version = expected_version + 1
         session.flush()
         repo.add_audit(
             session,
@@ -634,6 +635,7 @@ def transition_experiment(
             changes["learnings"] = [exp.learnings, learnings]
             exp.learnings = learnings
         exp.status = to_status
+        exp.version = expected_version + 1
         session.flush()
         repo.add_audit(
             session,

@@ -84,7 +84,9 @@ class Experiment(Base):
         back_populates="experiment", cascade="all, delete-orphan", lazy="selectin"
     )
 
-    __mapper_args__ = {"version_id_col": version}
+    # Optimistic concurrency: every UPDATE says "WHERE version = <the version read>"; the
+    # registry service bumps the version once per change.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
     __table_args__ = (
         Index("uq_experiments_name_lower", func.lower(name), unique=True),
         CheckConstraint(

@@ -102,16 +102,16 @@ d2.download_button("Export audit log (CSV)", audit_csv, "audit_log.csv", "text/c
 if can_write:
     with st.expander("New experiment"), st.form("create_experiment", clear_on_submit=False):
         c1, c2 = st.columns(2)
-        name = c1.text_input("Name")
-        new_owner = c2.text_input("Owner", value=actor.name)
-        hypothesis = st.text_area("Hypothesis")
-        segment = c1.text_input("Target segment")
-        primary = c2.selectbox("Primary metric", ["", *metric_names])
-        guardrails = c1.multiselect("Guardrail metrics", metric_names)
-        secondary = c2.multiselect("Secondary metrics", metric_names)
+        name = c1.text_input("Name", key="new_name")
+        new_owner = c2.text_input("Owner", value=actor.name, key="new_owner")
+        hypothesis = st.text_area("Hypothesis", key="new_hypothesis")
+        segment = c1.text_input("Target segment", key="new_segment")
+        primary = c2.selectbox("Primary metric", ["", *metric_names], key="new_primary")
+        guardrails = c1.multiselect("Guardrail metrics", metric_names, key="new_guardrails")
+        secondary = c2.multiselect("Secondary metrics", metric_names, key="new_secondary")
         variants_text = c1.text_input("Variants (name:weight, control first)",
-                                      value="control:0.5, treatment:0.5")
-        tags_text = c2.text_input("Tags (comma-separated)")
+                                      value="control:0.5, treatment:0.5", key="new_variants")
+        tags_text = c2.text_input("Tags (comma-separated)", key="new_tags")
         if st.form_submit_button("Create experiment", type="primary"):
             created = call(
                 lambda s: registry.create_experiment(s, actor=actor, data={
@@ -167,20 +167,24 @@ if exp.learnings:
 if can_write and exp.status in ("proposed", "running"):
     st.markdown("#### Lifecycle")
     l1, l2 = st.columns(2)
-    if exp.status == "proposed" and l1.button("Launch (freeze the plan)", type="primary"):
-        call(lambda s: registry.transition_experiment(
+    if (
+        exp.status == "proposed"
+        and l1.button("Launch (freeze the plan)", type="primary")
+        and call(lambda s: registry.transition_experiment(
             s, experiment_id=exp.id, to_status="running", expected_version=exp.version,
             actor=actor), "Launched")
+    ):
         st.rerun()
     if exp.status == "running":
         with l1.form("complete"):
             decision = st.selectbox("Decision", DECISIONS)
             learnings = st.text_area("Learnings", value=exp.learnings)
-            if st.form_submit_button("Complete"):
-                call(lambda s: registry.transition_experiment(
+            if st.form_submit_button("Complete") and call(
+                lambda s: registry.transition_experiment(
                     s, experiment_id=exp.id, to_status="completed", decision=decision,
                     learnings=learnings, expected_version=exp.version, actor=actor),
-                    "Completed")
+                "Completed",
+            ):
                 st.rerun()
     with l2.form("abandon"):
         reason = st.text_input("Reason for abandoning")

@@ -19,8 +19,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
+from core.demo import seed_demo
 from db.migrate import upgrade
-from db.session import make_engine
+from db.session import make_engine, session_factory
+from tests.apptest import use_database
 
 ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -117,3 +119,38 @@ def session(db_engine: Engine) -> Iterator[Session]:
         sess.close()
         outer.rollback()
         connection.close()
+
+
+# ----------------------------------------------------------------------- the demo app
+
+
+@pytest.fixture(scope="session")
+def demo_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("demo") / "demo.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        seed_demo(session)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def demo_app(monkeypatch: pytest.MonkeyPatch, demo_db_url: str) -> Iterator[str]:
+    """Point the app at the shared demo database (tests must not rely on others' writes)."""
+    use_database(monkeypatch, demo_db_url)
+    yield demo_db_url
+
+
+@pytest.fixture
+def fresh_demo_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """A demo database of the test's own, for tests that write."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        seed_demo(session)
+    engine.dispose()
+    use_database(monkeypatch, url)
+    yield url

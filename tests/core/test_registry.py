@@ -1,0 +1,410 @@
+"""Registry service: lifecycle rules, plan freeze, audit, bad input, roles — on SQLite and PG."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core import catalogue, registry
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RuleViolation
+from db.models import AuditEntry, Experiment, ExperimentMetric, Variant
+from tests.conftest import ADMIN, EDITOR, VIEWER
+
+
+@pytest.fixture
+def metrics(session: Session) -> list[str]:
+    for name, kind in [("conversion", "binomial"), ("revenue", "mean"), ("latency", "mean")]:
+        catalogue.create_metric(session, data={"name": name, "kind": kind}, actor=ADMIN)
+    return ["conversion", "revenue", "latency"]
+
+
+def draft(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "Green button",
+        "owner": "maria",
+        "hypothesis": "A green button lifts conversion.",
+        "target_segment": "web",
+        "primary_metric": "conversion",
+        "guardrail_metrics": ["latency"],
+        "secondary_metrics": ["revenue"],
+        "variants": [{"name": "control", "weight": 0.5}, {"name": "green", "weight": 0.5}],
+        "planned_sample_size": 1000,
+        "mde": 0.05,
+        "tags": ["ui"],
+    }
+    data.update(overrides)
+    return data
+
+
+def row_counts(session: Session) -> tuple[int, int, int, int]:
+    return tuple(  # type: ignore[return-value]
+        session.scalar(select(func.count()).select_from(model))
+        for model in (Experiment, Variant, ExperimentMetric, AuditEntry)
+    )
+
+
+def launch(session: Session, exp: registry.ExperimentView) -> registry.ExperimentView:
+    return registry.transition_experiment(
+        session, experiment_id=exp.id, to_status="running", expected_version=exp.version,
+        actor=EDITOR, on=date(2026, 1, 5),
+    )
+
+
+# ----------------------------------------------------------------------------- create
+
+
+def test_registry_create_stores_fields_and_audits(session: Session, metrics: list[str]) -> None:
+    exp = registry.create_experiment(session, data=draft(), actor=EDITOR)
+    assert exp.status == "proposed" and exp.version == 1
+    assert exp.primary_metric == "conversion"
+    assert exp.guardrail_metrics == ["latency"] and exp.secondary_metrics == ["revenue"]
+    assert [v.name for v in exp.variants] == ["control", "green"]
+    assert exp.control == "control"
+    history = registry.audit_history(session, experiment_id=exp.id)
+    assert [h.action for h in history] == ["create"]
+    assert history[0].actor == EDITOR.name
+    assert history[0].changes["name"] == [None, "Green button"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+        ({"variants": [{"name": "control", "weight": 0.6}, {"name": "b", "weight": 0.6}]},
+         "sum to 1"),
+        ({"variants": [{"name": "control", "weight": 0.999}]}, "at least two variants"),
+        ({"variants": [{"name": "a", "weight": 0.5}, {"name": "a", "weight": 0.5}]}, "unique"),
+        ({"planned_sample_size": -5}, "planned_sample_size"),
+        ({"primary_metric": "no_such_metric"}, "not in the catalogue: no_such_metric"),
+        ({"guardrail_metrics": ["ghost"]}, "not in the catalogue: ghost"),
+        ({"alpha": 0.5}, "alpha"),
+        ({"alpha": 0}, "alpha"),
+        ({"power": 0.5}, "power"),
+        ({"power": 1.0}, "power"),
+        ({"planned_start": "2026-02-01", "planned_end": "2026-01-01"}, "before the start"),
+        ({"impact": 5}, "RICE scale"),
+        ({"confidence": 120}, "confidence"),
+        ({"effort": 0}, "effort"),
+        ({"analysis_mode": "bayesian"}, "analysis_mode"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_registry_create_rejects_bad_input_and_writes_nothing(
+    session: Session, metrics: list[str], overrides: dict[str, Any], message: str
+) -> None:
+    before = row_counts(session)
+    with pytest.raises(InvalidInput, match=message):
+        registry.create_experiment(session, data=draft(**overrides), actor=EDITOR)
+    assert row_counts(session) == before
+
+
+def test_registry_create_refuses_duplicate_name_ignoring_case(
+    session: Session, metrics: list[str]
+) -> None:
+    registry.create_experiment(session, data=draft(), actor=EDITOR)
+    before = row_counts(session)
+    with pytest.raises(InvalidInput, match="already exists"):
+        registry.create_experiment(session, data=draft(name="GREEN BUTTON"), actor=EDITOR)
+    assert row_counts(session) == before
+
+
+# ----------------------------------------------------------------------------- roles
+
+
+def test_registry_viewer_cannot_write(session: Session, metrics: list[str]) -> None:
+    with pytest.raises(PermissionDenied, match="viewer role"):
+        registry.create_experiment(session, data=draft(), actor=VIEWER)
+    exp = registry.create_experiment(session, data=draft(), actor=EDITOR)
+    with pytest.raises(PermissionDenied):
+        registry.update_experiment(
+            session, experiment_id=exp.id, changes={"owner": "x"}, expected_version=1,
+            actor=VIEWER,
+        )
+    with pytest.raises(PermissionDenied):
+        registry.transition_experiment(
+            session, experiment_id=exp.id, to_status="running", expected_version=1,
+            actor=VIEWER,
+        )
+    with pytest.raises(PermissionDenied):
+        catalogue.create_metric(session, data={"name": "m", "kind": "mean"}, actor=VIEWER)
+    assert registry.get_experiment(session, experiment_id=exp.id).version == 1
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ({"hypothesis": ""}, "a hypothesis"),
+        ({"primary_metric": None}, "a primary metric"),
+        ({"variants": []}, "variants"),
+        ({"planned_sample_size": None}, "planned sample size"),
+    ],
+)
+def test_registry_launch_needs_a_complete_plan(
+    session: Session, metrics: list[str], missing: dict[str, Any], message: str
+) -> None:
+    exp = registry.create_experiment(session, data=draft(**missing), actor=EDITOR)
+    with pytest.raises(RuleViolation, match=message):
+        launch(session, exp)
+    after = registry.get_experiment(session, experiment_id=exp.id)
+    assert after.status == "proposed" and after.frozen_plan is None and after.version == 1
+
+
+def test_registry_launch_freezes_the_plan(session: Session, metrics: list[str]) -> None:
+    exp = launch(session, registry.create_experiment(session, data=draft(), actor=EDITOR))
+    assert exp.status == "running" and exp.actual_start == date(2026, 1, 5)
+    assert exp.frozen_plan is not None
+    assert exp.frozen_plan["primary_metric"] == "conversion"
+    assert exp.frozen_plan["variants"] == [
+        {"name": "control", "weight": 0.5}, {"name": "green", "weight": 0.5}
+    ]
+    assert set(exp.frozen_plan) == set(registry.FROZEN_FIELDS)
+
+
+def test_registry_complete_needs_a_decision(session: Session, metrics: list[str]) -> None:
+    exp = launch(session, registry.create_experiment(session, data=draft(), actor=EDITOR))
+    with pytest.raises(RuleViolation, match="needs a decision"):
+        registry.transition_experiment(
+            session, experiment_id=exp.id, to_status="completed", expected_version=exp.version,
+            actor=EDITOR,
+        )
+    done = registry.transition_experiment(
+        session, experiment_id=exp.id, to_status="completed", expected_version=exp.version,
+        actor=EDITOR, decision="ship", learnings="Green wins.", on=date(2026, 2, 1),
+    )
+    assert done.status == "completed" and done.decision == "ship"
+    assert done.actual_end == date(2026, 2, 1) and done.learnings == "Green wins."
+
+
+@pytest.mark.parametrize("start", ["proposed", "running"])
+def test_registry_abandon_needs_a_reason(
+    session: Session, metrics: list[str], start: str
+) -> None:
+    exp = registry.create_experiment(session, data=draft(), actor=EDITOR)
+    if start == "running":
+        exp = launch(session, exp)
+    with pytest.raises(RuleViolation, match="needs a reason"):
+        registry.transition_experiment(
+            session, experiment_id=exp.id, to_status="abandoned", expected_version=exp.version,
+            actor=EDITOR, reason="  ",
+        )
+    gone = registry.transition_experiment(
+        session, experiment_id=exp.id, to_status="abandoned", expected_version=exp.version,
+        actor=EDITOR, reason="Vendor contract ended",
+    )
+    assert gone.status == "abandoned" and gone.abandon_reason == "Vendor contract ended"
+    assert registry.audit_history(session, experiment_id=exp.id)[-1].reason == (
+        "Vendor contract ended"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ([], "completed"),
+        (["running", "completed"], "running"),
+        (["running", "completed"], "abandoned"),
+        (["abandoned"], "running"),
+        (["abandoned"], "proposed"),
+        (["running"], "proposed"),
+        (["running"], "running"),
+    ],
+)
+def test_registry_refuses_moves_outside_the_lifecycle(
+    session: Session, metrics: list[str], path: list[str], target: str
+) -> None:
+    exp = registry.create_experiment(session, data=draft(), actor=EDITOR)
+    for step in path:
+        exp = registry.transition_experiment(
+            session, experiment_id=exp.id, to_status=step, expected_version=exp.version,  # type: ignore[arg-type]
+            actor=EDITOR, decision="ship", reason="r",
+        )
+    with pytest.raises(RuleViolation, match="cannot move"):
+        registry.transition_experiment(
+            session, experiment_id=exp.id, to_status=target, expected_version=exp.version,  # type: ignore[arg-type]
+            actor=EDITOR, decision="ship", reason="r",
+        )
+    assert registry.get_experiment(session, experiment_id=exp.id).status == exp.status
+
+
+# ----------------------------------------------------------------------------- updates
+
+
+def test_registry_frozen_field_change_needs_reason_and_is_a_deviation(
+    session: Session, metrics: list[str]
+) -> None:
+    exp = launch(session, registry.create_experiment(session, data=draft(), actor=EDITOR))
+    with pytest.raises(RuleViolation, match="plan deviation and needs a reason"):
+        registry.update_experiment(
+            session, experiment_id=exp.id, changes={"planned_sample_size": 2000},
+            expected_version=exp.version, actor=EDITOR,
+        )
+    assert registry.plan_deviations(session, experiment_id=exp.id) == []
+    changed = registry.update_experiment(
+        session, experiment_id=exp.id, changes={"planned_sample_size": 2000, "owner": "sam"},
+        expected_version=exp.version, actor=EDITOR, reason="Traffic was lower than expected",
+    )
+    assert changed.planned_sample_size == 2000 and changed.version == exp.version + 1
+    assert changed.frozen_plan is not None
+    assert changed.frozen_plan["planned_sample_size"] == 1000  # the registered plan is kept
+    deviations = registry.plan_deviations(session, experiment_id=exp.id)
+    assert len(deviations) == 1
+    assert deviations[0].changes["planned_sample_size"] == [1000, 2000]
+    assert deviations[0].reason == "Traffic was lower than expected"
+
+
+def test_registry_non_plan_fields_change_freely_after_launch(
+    session: Session, metrics: list[str]
+) -> None:
+    exp = launch(session, registry.create_experiment(session, data=draft(), actor=EDITOR))
+    changed = registry.update_experiment(
+        session, experiment_id=exp.id, changes={"owner": "sam", "tags": ["ui", "q3"]},
+        expected_version=exp.version, actor=EDITOR,
+    )
+    assert changed.owner == "sam"
+    assert registry.plan_deviations(session, experiment_id=exp.id) == []
+    assert registry.audit_history(session, experiment_id=exp.id)[-1].changes == {
+        "owner": ["maria", "sam"], "tags": [["ui"], ["ui", "q3"]]
+    }
+
+
+def test_registry_proposed_plan_edits_are_not_deviations(
+    session: Session, metrics: list[str]
+) -> None:
+    exp = registry.create_experiment(session, data=draft(), actor=EDITOR)
+    registry.update_experiment(
+        session, experiment_id=exp.id, changes={"alpha": 0.01, "variants": [
+            {"name": "control", "weight": 0.4}, {"name": "green", "weight": 0.3},
+            {"name": "blue", "weight": 0.3}]},
+        expected_version=exp.version, actor=EDITOR,
+    )
+    after = registry.get_experiment(session, experiment_id=exp.id)
+    assert [v.name for v in after.variants] == ["control", "green", "blue"]
+    assert after.alpha == 0.01
+    assert registry.plan_deviations(session, experiment_id=exp.id) == []
+
+
+def test_registry_closed_experiments_only_take_learnings_tags_owner(
+    session: Session, metrics: list[str]
+) -> None:
+    exp = launch(session, registry.create_experiment(session, data=draft(), actor=EDITOR))
+    exp = registry.transition_experiment(
+        session, experiment_id=exp.id, to_status="completed", expected_version=exp.version,
+        actor=EDITOR, decision="ship",
+    )
+    with pytest.raises(RuleViolation, match="is completed"):
+        registry.update_experiment(
+            session, experiment_id=exp.id, changes={"hypothesis": "rewritten"},
+            expected_version=exp.version, actor=EDITOR, reason="oops",
+        )
+    ok = registry.update_experiment(
+        session, experiment_id=exp.id, changes={"learnings": "Works on mobile"},
+        expected_version=exp.version, actor=EDITOR,
+    )
+    assert ok.learnings == "Works on mobile"
+
+
+def test_registry_stale_version_is_a_conflict_and_writes_nothing(
+    session: Session, metrics: list[str]
+) -> None:
+    exp = registry.create_experiment(session, data=draft(), actor=EDITOR)
+    registry.update_experiment(
+        session, experiment_id=exp.id, changes={"owner": "a"}, expected_version=1, actor=EDITOR
+    )
+    before = row_counts(session)
+    with pytest.raises(Conflict, match="changed by someone else"):
+        registry.update_experiment(
+            session, experiment_id=exp.id, changes={"owner": "b"}, expected_version=1,
+            actor=EDITOR,
+        )
+    with pytest.raises(Conflict):
+        registry.transition_experiment(
+            session, experiment_id=exp.id, to_status="running", expected_version=1,
+            actor=EDITOR,
+        )
+    assert row_counts(session) == before
+    assert registry.get_experiment(session, experiment_id=exp.id).owner == "a"
+
+
+def test_registry_update_bad_input_writes_nothing(session: Session, metrics: list[str]) -> None:
+    exp = registry.create_experiment(session, data=draft(), actor=EDITOR)
+    before = row_counts(session)
+    for changes in (
+        {"variants": [{"name": "control", "weight": 0.9}, {"name": "b", "weight": 0.3}]},
+        {"primary_metric": "unknown"},
+        {"alpha": 0.7},
+        {"name": ""},
+        {"planned_sample_size": 0},
+    ):
+        with pytest.raises(InvalidInput):
+            registry.update_experiment(
+                session, experiment_id=exp.id, changes=changes, expected_version=1, actor=EDITOR
+            )
+    assert row_counts(session) == before
+    assert registry.get_experiment(session, experiment_id=exp.id).version == 1
+
+
+def test_registry_unknown_experiment_is_not_found(session: Session) -> None:
+    with pytest.raises(NotFound):
+        registry.get_experiment(session, experiment_id=999_999)
+    with pytest.raises(NotFound):
+        registry.get_experiment_by_name(session, name="nope")
+
+
+# ----------------------------------------------------------------------------- reads
+
+
+def test_registry_list_filters_sorts_and_paginates(session: Session, metrics: list[str]) -> None:
+    for i, (owner, tags) in enumerate(
+        [("ann", ["ui"]), ("bob", ["pricing"]), ("ann", ["pricing", "ui"]), ("cy", [])]
+    ):
+        registry.create_experiment(
+            session, data=draft(name=f"Exp {i}", owner=owner, tags=tags,
+                                hypothesis=f"Idea number {i} about checkout"),
+            actor=EDITOR,
+        )
+    assert registry.list_experiments(session, owner="ann").total == 2
+    assert {e.name for e in registry.list_experiments(session, tag="pricing").items} == {
+        "Exp 1", "Exp 2"
+    }
+    assert [e.name for e in registry.list_experiments(session, search="NUMBER 3").items] == [
+        "Exp 3"
+    ]
+    first = registry.list_experiments(session, sort="name", descending=False, page_size=3)
+    second = registry.list_experiments(
+        session, sort="name", descending=False, page_size=3, page=2
+    )
+    assert [e.name for e in first.items] == ["Exp 0", "Exp 1", "Exp 2"]
+    assert [e.name for e in second.items] == ["Exp 3"]
+    assert first.total == 4 and first.pages == 2
+    with pytest.raises(InvalidInput, match="sort"):
+        registry.list_experiments(session, sort="id; drop table")
+
+
+def test_registry_audit_exports_as_csv(session: Session, metrics: list[str]) -> None:
+    import csv
+    import io
+
+    exp = registry.create_experiment(session, data=draft(), actor=EDITOR)
+    registry.update_experiment(
+        session, experiment_id=exp.id, changes={"owner": "zoë"}, expected_version=1,
+        actor=EDITOR,
+    )
+    rows = list(csv.DictReader(io.StringIO(
+        registry.audit_csv(registry.audit_history(session, experiment_id=exp.id))
+    )))
+    owner_rows = [r for r in rows if r["field"] == "owner"]
+    assert owner_rows[-1]["before"] == "maria" and owner_rows[-1]["after"] == "zoë"
+    assert owner_rows[-1]["actor"] == EDITOR.name and owner_rows[-1]["action"] == "update"
+    listing = list(csv.DictReader(io.StringIO(
+        registry.experiments_csv(registry.all_experiments(session))
+    )))
+    assert listing[0]["name"] == "Green button"
+    assert listing[0]["variants"] == '["control:0.5", "green:0.5"]'

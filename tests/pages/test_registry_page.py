@@ -1,0 +1,82 @@
+"""Registry page (AppTest) on the demo data: browse, filter, open, role rules, create, launch."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from db.models import AuditEntry, Experiment
+from db.session import make_engine, session_factory
+from tests.apptest import login, open_page
+
+
+def _labels(at) -> set[str]:  # type: ignore[no-untyped-def]
+    return {b.label for b in at.button} | {e.label for e in at.expander}
+
+
+def test_registry_page_lists_the_demo_portfolio(demo_app: str) -> None:
+    at = open_page(login("demo-viewer"), "registry")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 16
+    assert "Checkout button colour" in set(table["Name"])
+    assert any("16 experiments match" in c.value for c in at.caption)
+
+
+def test_registry_page_filters_by_status_and_search(demo_app: str) -> None:
+    at = open_page(login("demo-viewer"), "registry")
+    at.selectbox(key="reg_status").select("completed").run()
+    assert set(at.dataframe[0].value["Status"]) == {"completed"}
+    assert len(at.dataframe[0].value) == 4
+    at.text_input(key="reg_search").input("vendor").run()  # searches learnings/hypotheses too
+    assert len(at.dataframe[0].value) == 0
+    at.selectbox(key="reg_status").select("any").run()
+    at.text_input(key="reg_search").input("carousel").run()
+    assert list(at.dataframe[0].value["Name"]) == ["Recommendations carousel"]
+
+
+def test_registry_page_viewer_sees_no_write_controls(demo_app: str) -> None:
+    at = open_page(login("demo-viewer"), "registry")
+    labels = _labels(at)
+    assert not labels & {"New experiment", "Edit", "Launch (freeze the plan)", "Abandon",
+                         "Complete", "Create experiment", "Save changes"}
+    assert any("read-only access" in c.value for c in at.caption)
+
+
+def test_registry_page_editor_sees_write_controls_and_audit(demo_app: str) -> None:
+    at = open_page(login("demo-editor"), "registry")
+    at.text_input(key="reg_search").input("Checkout button").run()
+    assert {"New experiment", "Edit", "Complete", "Abandon"} <= _labels(at)
+    assert at.subheader[0].value == "Checkout button colour"
+    assert any("frozen at launch" in i.value for i in at.info)
+    audit = at.dataframe[1].value
+    assert list(audit["Action"])[:2] == ["create", "transition:running"]
+
+
+def test_registry_page_editor_creates_and_launches(fresh_demo_app: str) -> None:
+    at = open_page(login("demo-editor"), "registry")
+    at.text_input(key="new_name").input("Sticky add-to-cart bar")
+    at.text_area(key="new_hypothesis").input("A sticky bar keeps the CTA visible on mobile.")
+    at.selectbox(key="new_primary").select("add_to_cart_rate")
+    next(b for b in at.button if b.label == "Create experiment").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.subheader[0].value == "Sticky add-to-cart bar"
+    # Launch is refused with a message a PM understands: no sample size yet.
+    next(b for b in at.button if b.label == "Launch (freeze the plan)").click().run()
+    assert any("planned sample size" in e.value for e in at.error)
+    engine = make_engine(fresh_demo_app)
+    with session_factory(engine)() as s:
+        exp = s.scalar(select(Experiment).where(Experiment.name == "Sticky add-to-cart bar"))
+        assert exp is not None and exp.status == "proposed"
+        actions = list(s.scalars(select(AuditEntry.action).where(AuditEntry.entity_id == exp.id)))
+    engine.dispose()
+    assert actions == ["create"]
+
+
+def test_registry_page_shows_errors_for_bad_input(fresh_demo_app: str) -> None:
+    at = open_page(login("demo-editor"), "registry")
+    at.text_input(key="new_name").input("Checkout button colour")  # taken
+    at.text_input(key="new_variants").input("control:0.7, b:0.7")
+    next(b for b in at.button if b.label == "Create experiment").click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert "Nothing was saved" in errors and "sum to 1" in errors

@@ -1,0 +1,74 @@
+"""Home.py: the login gate, wrong passwords, role-aware pages, unsafe settings refused."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.apptest import HOME, login, open_page, use_database
+
+
+def test_home_shows_only_the_login_form_before_login(demo_app: str) -> None:
+    at = AppTest.from_file(HOME, default_timeout=60).run()
+    assert not at.exception
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert not at.metric  # no portfolio before login
+    assert "Demo mode" in at.info[0].value and "demo-only" in at.info[0].value
+
+
+def test_home_refuses_a_wrong_password(demo_app: str) -> None:
+    at = login("demo-editor", "not-the-password")
+    assert not at.exception
+    assert any("incorrect" in e.value for e in at.error)
+    assert not at.metric
+
+
+def test_home_pages_are_unreachable_before_login(demo_app: str) -> None:
+    at = AppTest.from_file(HOME, default_timeout=60).run()
+    at.switch_page("pages/registry.py").run()
+    assert not at.exception
+    assert not at.dataframe and not at.metric and not at.button
+    shown = [t.label for t in at.text_input] + [e.value for e in at.error]
+    assert shown in (["Username", "Password"], ["Please sign in from the home page."])
+
+
+def test_home_overview_after_login(demo_app: str) -> None:
+    at = login("demo-viewer")
+    assert not at.exception
+    counts = {m.label: int(m.value) for m in at.metric}
+    assert counts == {"Proposed": 4, "Running": 6, "Completed": 4, "Abandoned": 2}
+    assert any("Signed in as" in m.value and "viewer" in m.value for m in at.sidebar.markdown)
+
+
+def test_home_refuses_to_start_outside_demo_mode_with_default_secret(
+    monkeypatch: pytest.MonkeyPatch, demo_db_url: str
+) -> None:
+    use_database(monkeypatch, demo_db_url, DEMO_MODE="false")
+    at = AppTest.from_file(HOME, default_timeout=60).run()
+    assert any("AUTH_COOKIE_SECRET" in e.value for e in at.error)
+    assert not at.text_input  # not even a login form
+
+
+def test_home_outside_demo_mode_has_no_demo_users(
+    monkeypatch: pytest.MonkeyPatch, demo_db_url: str, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from core.config import get_settings
+    from core.users import add_user
+
+    creds = tmp_path / "credentials.yaml"
+    use_database(monkeypatch, demo_db_url, DEMO_MODE="false",
+                 AUTH_COOKIE_SECRET="a-real-secret-for-this-test-only-0123456789",
+                 CREDENTIALS_FILE=str(creds))
+    add_user(username="alice", name="Alice", role="editor", password="correct horse battery",
+             settings=get_settings())
+    at = login("demo-editor")
+    assert any("incorrect" in e.value for e in at.error)
+    assert not at.info  # no demo banner
+    at = login("alice", "correct horse battery")
+    assert not at.exception and at.metric
+
+
+def test_home_registry_page_opens_after_login(demo_app: str) -> None:
+    at = open_page(login("demo-viewer"), "registry")
+    assert not at.exception
+    assert at.title[0].value == "Experiment registry"
