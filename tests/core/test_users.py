@@ -52,7 +52,9 @@ def test_users_outside_demo_mode_refuses_demo_usernames_in_the_file(tmp_path: Pa
 
 def test_users_plain_text_passwords_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text("usernames:\n  bob:\n    name: Bob\n    password: hunter2\n    roles: [viewer]\n")
+    path.write_text(
+        "usernames:\n  bob:\n    name: Bob\n    password: hunter2\n    roles: [viewer]\n"
+    )
     with pytest.raises(RuntimeError, match="plain-text password"):
         load_credentials(Settings(credentials_file=path))
 
