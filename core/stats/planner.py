@@ -17,6 +17,7 @@ Conventions shared by all functions:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,8 +28,6 @@ from core.stats import _validation as v
 from core.types import Alternative
 
 FloatArray = npt.NDArray[np.float64]
-
-_NEWTON_STEPS = 12
 
 
 def _all_scalar(*args: Any) -> bool:
@@ -158,8 +157,8 @@ def sample_size_proportion(
         power = Phi((sqrt(n) d - z s0) / s1) + Phi((-sqrt(n) d - z s0) / s1)   [two-sided]
 
     with z = Phi^-1(1 - alpha/2) (the second term is dropped and z = Phi^-1(1 - alpha) when
-    one-sided). Solved for sqrt(n) by Newton's method from the closed-form one-tail solution
-    sqrt(n) = (z s0 + z_power s1) / d.
+    one-sided). One-sided: closed form sqrt(n) = (z s0 + z_power s1) / d; two-sided: safeguarded
+    Newton from that start. Never below 2 units per arm.
     """
     tails = _tails(alternative)
     v.check_power(power)
@@ -177,18 +176,16 @@ def sample_size_proportion(
     d = np.abs(p2 - p1)
     s0, s1 = _prop_sd(p1, p2, r)
     z = special.ndtri(1.0 - a / tails)
-    u = (z * s0 + special.ndtri(pw) * s1) / d
+    u_min = np.sqrt(np.maximum(2.0, 2.0 / r))  # at least 2 units per arm
+    u = np.maximum((z * s0 + special.ndtri(pw) * s1) / d, u_min)  # exact when one-sided
     if tails == 2:
-        for _ in range(_NEWTON_STEPS):
-            f = _prop_power(u, d, s0, s1, z, tails) - pw
-            fprime = d / s1 * (_phi((u * d - z * s0) / s1) - _phi((-u * d - z * s0) / s1))
-            u = np.maximum(u - f / fprime, u / 2)
+
+        def excess_power(u: FloatArray) -> FloatArray:
+            return _prop_power(u, d, s0, s1, z, tails) - pw
+
+        u = _solve_increasing(excess_power, u_min, u)
     n = u * u
     return _out_int(n, scalar) if round_up else _out_float(n, scalar)
-
-
-def _phi(x: FloatArray) -> FloatArray:
-    return np.asarray(np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi))
 
 
 def power_proportion(
@@ -311,11 +308,56 @@ def _t_power(
     power = 1.0 - special.nctdtr(df, ncp, qu)
     if tails == 2:
         power = power + special.nctdtr(df, ncp, -qu)
+    power = np.asarray(power)
+    bad = ~np.isfinite(power)
+    if np.any(bad):  # scipy's noncentral t gives up for huge ncp at tiny df: power is ~1 there
+        z = special.ndtri(1.0 - a / tails)
+        approx = special.ndtr(ncp - z) + (special.ndtr(-ncp - z) if tails == 2 else 0.0)
+        power = np.where(bad, approx, power)
     return np.asarray(power)
 
 
 def _z_start(a: FloatArray, pw: FloatArray, tails: int) -> FloatArray:
     return np.asarray(special.ndtri(1.0 - a / tails) + special.ndtri(pw))
+
+
+def _solve_increasing(
+    f: Callable[[FloatArray], FloatArray], lo: FloatArray, x0: FloatArray
+) -> FloatArray:
+    """Elementwise root of an increasing f on [lo, inf), safeguarded Newton (vectorised).
+
+    Brackets the root by doubling from ``x0``, then takes Newton steps (numerical derivative),
+    falling back to bisection whenever a step leaves the bracket. Where f(lo) >= 0 already,
+    returns ``lo``.
+    """
+    floor = np.array(lo, dtype=np.float64)
+    lo = floor.copy()
+    x = np.array(x0, dtype=np.float64)
+    at_floor = f(floor) >= 0
+    hi = np.where(x > lo, x, lo + np.maximum(lo, 1.0))
+    for _ in range(200):
+        short = f(hi) < 0
+        if not np.any(short & ~at_floor):
+            break
+        lo = np.where(short, hi, lo)
+        hi = np.where(short, hi * 2.0, hi)
+    x = np.clip(x, lo, hi)
+    for _ in range(100):
+        fx = f(x)
+        lo = np.where(fx < 0, x, lo)
+        hi = np.where(fx >= 0, x, hi)
+        h = 1e-7 * np.maximum(np.abs(x), 1e-12)
+        slope = (f(x + h) - fx) / h
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = x - fx / slope
+        ok = np.isfinite(newton) & (newton > lo) & (newton < hi) & (slope > 0)
+        settled = (np.abs(fx) <= 1e-14) | at_floor
+        x_new = np.where(settled, x, np.where(ok, newton, 0.5 * (lo + hi)))
+        done = settled | (np.abs(x_new - x) <= 1e-13 * np.abs(x))
+        x = x_new
+        if np.all(done):
+            break
+    return np.asarray(np.where(at_floor, floor, x))
 
 
 def sample_size_mean(
@@ -348,8 +390,9 @@ def sample_size_mean(
     Formula (R ``power.t.test(type = "two.sample", strict = TRUE)``): df = n (1 + r) - 2,
     ncp = (delta / sd) / sqrt(1/n + 1/(r n)), q = t_{1-alpha/2, df};
     power = P(T'_{df,ncp} > q) + P(T'_{df,ncp} < -q), T' noncentral t (scipy ``nctdtr``).
-    Solved for sqrt(n) by Newton's method (numerical derivative) from the normal-approximation
-    start n = (z_{1-alpha/2} + z_power)^2 (1 + 1/r) (sd / delta)^2.
+    Solved for sqrt(n) by safeguarded Newton (numerical derivative, bisection fallback) from the
+    normal-approximation start n = (z_{1-alpha/2} + z_power)^2 (1 + 1/r) (sd / delta)^2; never
+    below 2 units per arm.
     """
     tails = _tails(alternative)
     v.check_power(power)
@@ -363,16 +406,14 @@ def sample_size_mean(
     scalar = _all_scalar(sd, mde, baseline_mean, alpha, power, ratio, variants)
     effect = _mean_delta(sd, mde, baseline_mean, relative) / _as_float(sd)
     effect, r, a, pw = np.broadcast_arrays(effect, r, a, pw)
-    zs = _z_start(a, pw, tails)
-    u = np.maximum(zs / effect * np.sqrt(1.0 + 1.0 / r), np.sqrt(2.0))
-    for _ in range(_NEWTON_STEPS):
-        h = 1e-6 * u
-        f = _t_power(u * u, effect, r, a, tails) - pw
-        fprime = (_t_power((u + h) ** 2, effect, r, a, tails) - f - pw) / h
-        step = np.where(fprime > 0, f / np.where(fprime > 0, fprime, 1.0), 0.0)
-        u = np.clip(u - step, np.maximum(u / 2, np.sqrt(2.0)), 2 * u)
-        if np.all(np.abs(step) <= 1e-10 * u):
-            break
+    # both arms need at least 2 units (R's power.t.test searches n in [2, 1e7])
+    u_min = np.sqrt(np.maximum(2.0, 2.0 / r))
+    u0 = _z_start(a, pw, tails) / effect * np.sqrt(1.0 + 1.0 / r)
+
+    def excess_power(u: FloatArray) -> FloatArray:
+        return _t_power(u * u, effect, r, a, tails) - pw
+
+    u = _solve_increasing(excess_power, u_min, np.maximum(u0, u_min))
     n = u * u
     return _out_int(n, scalar) if round_up else _out_float(n, scalar)
 
@@ -433,7 +474,7 @@ def mde_mean(
         mean for a relative MDE).
 
     Formula: root in delta of R ``power.t.test(type = "two.sample", strict = TRUE)``'s power
-    equation, by Newton's method from the normal approximation
+    equation, by safeguarded Newton from the normal approximation
     delta = (z_{1-alpha/2} + z_power) sd sqrt(1/n + 1/(r n)).
     """
     tails = _tails(alternative)
@@ -449,15 +490,12 @@ def mde_mean(
         )
     scalar = _all_scalar(sd, n, alpha, power, ratio, variants)
     sd_a, nn, r, a, pw = np.broadcast_arrays(_as_float(sd), nn, r, a, pw)
-    e = _z_start(a, pw, tails) * np.sqrt((1.0 + 1.0 / r) / nn)
-    for _ in range(_NEWTON_STEPS):
-        h = 1e-6 * e
-        f = _t_power(nn, e, r, a, tails) - pw
-        fprime = (_t_power(nn, e + h, r, a, tails) - f - pw) / h
-        step = np.where(fprime > 0, f / np.where(fprime > 0, fprime, 1.0), 0.0)
-        e = np.clip(e - step, e / 2, 2 * e)
-        if np.all(np.abs(step) <= 1e-12 * e):
-            break
+    e0 = _z_start(a, pw, tails) * np.sqrt((1.0 + 1.0 / r) / nn)
+
+    def excess_power(e: FloatArray) -> FloatArray:
+        return _t_power(nn, e, r, a, tails) - pw
+
+    e = _solve_increasing(excess_power, np.zeros_like(e0), e0)
     return _out_float(e * sd_a, scalar)
 
 
