@@ -1,0 +1,25 @@
+# ExperimentOS app image: the Streamlit app (and, with another command, the API or the CLI).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first, so code changes reuse this cached layer.
+COPY requirements.txt ./
+RUN pip install -r requirements.txt
+
+RUN useradd --create-home --uid 1000 app
+COPY --chown=app:app . .
+RUN mkdir -p /app/data && chown app:app /app/data
+USER app
+
+EXPOSE 8501
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"
+
+# Migrations run on start; the demo portfolio is seeded only in demo mode (the default).
+CMD ["sh", "-c", "python -m core.cli migrate && if [ \"${DEMO_MODE:-true}\" = \"true\" ]; then python -m core.cli seed-demo; fi && exec streamlit run Home.py --server.address=0.0.0.0 --server.port=8501"]

@@ -1,0 +1,49 @@
+# ExperimentOS — `make run` starts the app, `make test` runs the whole test suite.
+# Both create .venv/ and install the pinned requirements on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run api test lint bench migrate seed clean
+
+$(VENV)/.app: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-airflow.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.app $@
+
+migrate: $(VENV)/.app
+	$(PY) -m core.cli migrate
+
+seed: migrate
+	$(PY) -m core.cli seed-demo
+
+## run: set up, migrate, seed the demo portfolio and start the app on http://localhost:8501
+run: seed
+	$(VENV)/bin/streamlit run Home.py
+
+## api: start the sidecar API on http://localhost:8000 (docs at /docs)
+api: migrate
+	$(VENV)/bin/uvicorn api.main:app --host 0.0.0.0 --port 8000
+
+## test: lint, then the whole suite on SQLite and PostgreSQL (started if none answers)
+test: $(VENV)/.dev
+	scripts/ensure-chromium.sh
+	$(VENV)/bin/ruff check .
+	TEST_POSTGRES_URL="$$(PY=$(PY) scripts/ensure-postgres.sh)" $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.dev
+	for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache .mypy_cache screenshots
