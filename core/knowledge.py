@@ -1,0 +1,372 @@
+"""Institutional memory: what completed experiments taught, and how well their RICE held up.
+
+* The knowledge base lists completed experiments with their decision, learnings, tags and the
+  result of their primary metric; a full-text search matches every word of the query against
+  name, hypothesis and learnings (case-insensitive).
+* Win rate = share of completed experiments whose decision is ``ship``, by owner, tag or
+  quarter of completion.
+* RICE calibration compares the Impact and Confidence predicted at prioritisation (as recorded
+  when the idea was promoted, else the experiment's current inputs) with the realised lift of
+  the primary metric and its significance.
+
+The primary-metric result is computed from the stored daily sufficient statistics: the sums
+over all days per variant, each treatment against the control with the experiment's own alpha
+(Bonferroni-split over the treatments), the two-proportion z-test for binomial metrics and
+Welch's t-test for means, always-valid when the experiment was analysed sequentially. With
+several treatments the best one in the metric's good direction is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core import registry
+from core.backlog import HIGH_CONFIDENCE, RICE_FIELDS
+from core.errors import InvalidInput
+from core.registry import ExperimentView
+from core.stats import SufficientStats, proportion_ztest_from_stats, welch_ttest_from_stats
+from db import repositories as repo
+from db.models import AuditEntry, Metric, MetricDailyStat, Variant
+
+GROUPINGS: tuple[str, ...] = ("owner", "tag", "quarter")
+"""What win rates can be grouped by."""
+CALIBRATION_GROUPINGS: tuple[str, ...] = ("owner", "tag")
+
+
+@dataclass(frozen=True)
+class PrimaryResult:
+    """The realised effect of an experiment on its primary metric."""
+
+    metric: str
+    kind: str
+    higher_is_better: bool
+    control: str
+    treatment: str
+    control_mean: float
+    treatment_mean: float
+    n_control: int
+    n_treatment: int
+    lift: float
+    """Relative change of the treatment against the control (0.05 = +5 %)."""
+    p_value: float
+    significant: bool
+    alpha: float
+
+    @property
+    def improved(self) -> bool:
+        """The lift went in the metric's good direction."""
+        return self.lift > 0 if self.higher_is_better else self.lift < 0
+
+    @property
+    def significant_win(self) -> bool:
+        return self.significant and self.improved
+
+
+@dataclass(frozen=True)
+class Learning:
+    """A completed experiment as the knowledge base shows it."""
+
+    id: int
+    name: str
+    owner: str
+    hypothesis: str
+    learnings: str
+    decision: str | None
+    tags: tuple[str, ...]
+    ended: date | None
+    impact: float | None
+    """Predicted at prioritisation (see the module docstring)."""
+    confidence: float | None
+    result: PrimaryResult | None
+
+    @property
+    def quarter(self) -> str:
+        if self.ended is None:
+            return "undated"
+        return f"{self.ended.year}-Q{(self.ended.month - 1) // 3 + 1}"
+
+    @property
+    def won(self) -> bool:
+        return self.decision == "ship"
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _variant_totals(session: Session, experiment_id: int, metric_id: int) -> dict[int, list[float]]:
+    rows = session.execute(
+        select(
+            MetricDailyStat.variant_id,
+            func.sum(MetricDailyStat.n),
+            func.sum(MetricDailyStat.sum),
+            func.sum(MetricDailyStat.sum_squares),
+        )
+        .where(
+            MetricDailyStat.experiment_id == experiment_id,
+            MetricDailyStat.metric_id == metric_id,
+        )
+        .group_by(MetricDailyStat.variant_id)
+    ).all()
+    return {vid: [float(n or 0), float(s or 0), float(ss or 0)] for vid, n, s, ss in rows}
+
+
+def primary_result(session: Session, *, experiment_id: int) -> PrimaryResult | None:
+    """The primary metric's realised lift and significance; None when no data was loaded."""
+    exp = repo.get_experiment(session, experiment_id=experiment_id)
+    if exp is None or exp.primary_metric_id is None or len(exp.variants) < 2:
+        return None
+    metric: Metric | None = exp.primary_metric
+    assert metric is not None
+    totals = _variant_totals(session, exp.id, metric.id)
+    variants: list[Variant] = list(exp.variants)
+    control = variants[0]
+    if control.id not in totals:
+        return None
+    treatments = [v for v in variants[1:] if v.id in totals]
+    alpha = exp.alpha / max(len(variants) - 1, 1)
+    sequential = exp.analysis_mode == "sequential"
+    candidates: list[PrimaryResult] = []
+    for treatment in treatments:
+        c, t = totals[control.id], totals[treatment.id]
+        if c[0] < 2 or t[0] < 2:
+            continue
+        cs = SufficientStats(n=int(c[0]), sum=c[1], sum_squares=c[2])
+        ts = SufficientStats(n=int(t[0]), sum=t[1], sum_squares=t[2])
+        if metric.kind == "binomial":
+            cs = SufficientStats(n=cs.n, sum=round(cs.sum), sum_squares=round(cs.sum))
+            ts = SufficientStats(n=ts.n, sum=round(ts.sum), sum_squares=round(ts.sum))
+            test: Any = proportion_ztest_from_stats(cs, ts, alpha=alpha, sequential=sequential)
+        else:
+            test = welch_ttest_from_stats(cs, ts, alpha=alpha, sequential=sequential)
+        if not math.isfinite(test.lift):
+            continue
+        candidates.append(PrimaryResult(
+            metric=metric.name, kind=metric.kind, higher_is_better=metric.higher_is_better,
+            control=control.name, treatment=treatment.name,
+            control_mean=test.control_mean, treatment_mean=test.treatment_mean,
+            n_control=cs.n, n_treatment=ts.n, lift=float(test.lift),
+            p_value=float(test.p_value), significant=bool(test.significant), alpha=alpha,
+        ))
+    if not candidates:
+        return None
+    sign = 1.0 if metric.higher_is_better else -1.0
+    return max(candidates, key=lambda r: sign * r.lift)
+
+
+# --------------------------------------------------------------------------- knowledge base
+
+
+def _predictions(session: Session) -> dict[int, dict[str, Any]]:
+    """RICE inputs recorded at promotion, per experiment (the latest promotion wins)."""
+    rows = session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.entity_type == "experiment", AuditEntry.action == "promote")
+        .order_by(AuditEntry.id)
+    )
+    out: dict[int, dict[str, Any]] = {}
+    for entry in rows:
+        recorded = (entry.changes or {}).get("rice_at_promotion")
+        if isinstance(recorded, list) and len(recorded) == 2 and isinstance(recorded[1], dict):
+            out[entry.entity_id] = recorded[1]
+    return out
+
+
+def _learning(view: ExperimentView, predicted: dict[str, Any] | None,
+              result: PrimaryResult | None) -> Learning:
+    source = predicted if predicted is not None else {f: getattr(view, f) for f in RICE_FIELDS}
+    return Learning(
+        id=view.id, name=view.name, owner=view.owner, hypothesis=view.hypothesis,
+        learnings=view.learnings, decision=view.decision, tags=tuple(view.tags),
+        ended=view.actual_end, impact=source.get("impact"), confidence=source.get("confidence"),
+        result=result,
+    )
+
+
+def _matches(view: ExperimentView, words: list[str]) -> bool:
+    text = " ".join((view.name, view.hypothesis, view.learnings)).lower()
+    return all(w in text for w in words)
+
+
+def completed_experiments(
+    session: Session,
+    *,
+    search: str | None = None,
+    owner: str | None = None,
+    tag: str | None = None,
+) -> list[Learning]:
+    """Completed experiments, most recently completed first.
+
+    ``search`` keeps those whose name, hypothesis or learnings contain every word of it.
+    """
+    words = [w for w in (search or "").lower().split() if w]
+    predicted = _predictions(session)
+    out = []
+    for view in registry.all_experiments(session, status="completed"):
+        if owner and view.owner.lower() != owner.strip().lower():
+            continue
+        if tag and tag.strip().lower() not in {t.lower() for t in view.tags}:
+            continue
+        if words and not _matches(view, words):
+            continue
+        out.append(_learning(view, predicted.get(view.id),
+                             primary_result(session, experiment_id=view.id)))
+    out.sort(key=lambda e: (e.ended or date.min, e.id), reverse=True)
+    return out
+
+
+# --------------------------------------------------------------------------- win rates
+
+
+@dataclass(frozen=True)
+class WinRate:
+    group: str
+    completed: int
+    shipped: int
+
+    @property
+    def rate(self) -> float:
+        return self.shipped / self.completed if self.completed else math.nan
+
+
+def _groups(item: Learning, by: str) -> Iterable[str]:
+    if by == "owner":
+        return [item.owner]
+    if by == "tag":
+        return item.tags or ("(untagged)",)
+    return [item.quarter]
+
+
+def _check_grouping(by: str, allowed: tuple[str, ...]) -> None:
+    if by not in allowed:
+        raise InvalidInput(f"by: group by {' or '.join(allowed)} (got '{by}')")
+
+
+def win_rates(session: Session, *, by: str = "owner",
+              items: list[Learning] | None = None) -> list[WinRate]:
+    """Share of completed experiments shipped, per owner, tag or quarter (sorted by group).
+
+    An experiment with several tags counts once in each of its tags.
+    """
+    _check_grouping(by, GROUPINGS)
+    items = completed_experiments(session) if items is None else items
+    counts: dict[str, list[int]] = {}
+    for item in items:
+        for group in _groups(item, by):
+            acc = counts.setdefault(group, [0, 0])
+            acc[0] += 1
+            acc[1] += int(item.won)
+    return [WinRate(g, c, s) for g, (c, s) in sorted(counts.items(), key=lambda kv: kv[0])]
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+@dataclass(frozen=True)
+class CalibrationPoint:
+    """One completed experiment: predicted Impact/Confidence against what happened."""
+
+    id: int
+    name: str
+    owner: str
+    tags: tuple[str, ...]
+    impact: float
+    confidence: float
+    decision: str | None
+    won: bool
+    lift: float | None
+    p_value: float | None
+    significant: bool | None
+    significant_win: bool | None
+
+
+@dataclass(frozen=True)
+class CalibrationGroup:
+    """How one owner's (or tag's) predictions held up."""
+
+    group: str
+    experiments: int
+    mean_confidence: float
+    """Mean predicted confidence, as a fraction (0.8 = 80 %)."""
+    win_rate: float
+    """Share shipped; compare with mean_confidence (above it = under-confident)."""
+    high_confidence: int
+    high_confidence_won: int
+    with_result: int
+    significant_wins: int
+    mean_lift: float | None
+    """Mean realised relative lift over the experiments with a result."""
+
+    @property
+    def high_confidence_win_share(self) -> float:
+        return self.high_confidence_won / self.high_confidence if self.high_confidence else math.nan
+
+    @property
+    def overconfidence(self) -> float:
+        """Mean predicted confidence minus win rate: > 0 means predictions were too rosy."""
+        return self.mean_confidence - self.win_rate
+
+
+@dataclass(frozen=True)
+class Calibration:
+    points: list[CalibrationPoint]
+    groups: list[CalibrationGroup]
+    overall: CalibrationGroup | None
+    unscored: int
+    """Completed experiments left out because Impact or Confidence was never given."""
+
+
+def _group(name: str, points: list[CalibrationPoint]) -> CalibrationGroup:
+    high = [p for p in points if p.confidence >= HIGH_CONFIDENCE]
+    with_result = [p for p in points if p.lift is not None]
+    return CalibrationGroup(
+        group=name,
+        experiments=len(points),
+        mean_confidence=sum(p.confidence for p in points) / len(points) / 100.0,
+        win_rate=sum(p.won for p in points) / len(points),
+        high_confidence=len(high),
+        high_confidence_won=sum(p.won for p in high),
+        with_result=len(with_result),
+        significant_wins=sum(bool(p.significant_win) for p in with_result),
+        mean_lift=(sum(p.lift for p in with_result if p.lift is not None) / len(with_result)
+                   if with_result else None),
+    )
+
+
+def calibration(session: Session, *, by: str = "owner",
+                items: list[Learning] | None = None) -> Calibration:
+    """RICE calibration of completed experiments, overall and per owner or tag."""
+    _check_grouping(by, CALIBRATION_GROUPINGS)
+    items = completed_experiments(session) if items is None else items
+    points: list[CalibrationPoint] = []
+    unscored = 0
+    for item in items:
+        if item.impact is None or item.confidence is None:
+            unscored += 1
+            continue
+        r = item.result
+        points.append(CalibrationPoint(
+            id=item.id, name=item.name, owner=item.owner, tags=item.tags,
+            impact=float(item.impact), confidence=float(item.confidence),
+            decision=item.decision, won=item.won,
+            lift=r.lift if r else None, p_value=r.p_value if r else None,
+            significant=r.significant if r else None,
+            significant_win=r.significant_win if r else None,
+        ))
+    by_group: dict[str, list[CalibrationPoint]] = {}
+    for p in points:
+        keys = [p.owner] if by == "owner" else list(p.tags or ("(untagged)",))
+        for key in keys:
+            by_group.setdefault(key, []).append(p)
+    return Calibration(
+        points=points,
+        groups=[_group(g, ps) for g, ps in sorted(by_group.items())],
+        overall=_group("all", points) if points else None,
+        unscored=unscored,
+    )

@@ -1,0 +1,171 @@
+"""Institutional memory on the demo portfolio: search, win rates and RICE calibration,
+on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from numpy.testing import assert_allclose
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from statsmodels.stats.proportion import proportions_ztest
+
+from core import backlog, knowledge, registry
+from core.demo import seed_demo
+from core.errors import InvalidInput
+from db import repositories as repo
+from db.models import MetricDailyStat
+from tests.conftest import EDITOR
+
+TODAY = date(2026, 6, 15)
+"""Demo dates are relative to the seeding day: One-page checkout then ends on 2026-03-15 (Q1),
+Dark mode on 04-07, Annual plan on 04-29 and Trust badges on 05-07 (all Q2)."""
+
+
+@pytest.fixture
+def demo(session: Session) -> Session:
+    seed_demo(session, today=TODAY)
+    return session
+
+
+def _rates(rates: list[knowledge.WinRate]) -> dict[str, tuple[int, int]]:
+    return {r.group: (r.completed, r.shipped) for r in rates}
+
+
+def test_knowledge_base_lists_completed_experiments_newest_first(demo: Session) -> None:
+    items = knowledge.completed_experiments(demo)
+    assert [i.name for i in items] == [
+        "Trust badges on cart", "Annual plan discount", "Dark mode default", "One-page checkout"
+    ]
+    one_page = items[-1]
+    assert one_page.decision == "ship" and one_page.won
+    assert one_page.learnings.startswith("Removing the address step")
+    assert one_page.tags == ("checkout",)
+    assert (one_page.ended, one_page.quarter) == (date(2026, 3, 15), "2026-Q1")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("mobile ABANDONMENT", ["One-page checkout"]),  # both words, learnings + hypothesis
+        ("checkout", ["Trust badges on cart", "One-page checkout"]),  # hypothesis and name
+        ("dark mode", ["Dark mode default"]),
+        ("smaller discount", ["Annual plan discount"]),  # learnings only
+        ("checkout dark", []),
+    ],
+)
+def test_search_matches_every_word_in_name_hypothesis_or_learnings(
+    demo: Session, query: str, expected: list[str]
+) -> None:
+    assert [i.name for i in knowledge.completed_experiments(demo, search=query)] == expected
+
+
+def test_win_rates_by_owner_tag_and_quarter(demo: Session) -> None:
+    assert _rates(knowledge.win_rates(demo, by="owner")) == {
+        "dev.patel": (1, 1), "maria.lopez": (1, 1), "olivia.brown": (1, 0), "sam.chen": (1, 0)
+    }
+    assert _rates(knowledge.win_rates(demo, by="tag")) == {
+        "checkout": (2, 2), "engagement": (1, 0), "pricing": (1, 0), "trust": (1, 1),
+        "ui": (1, 0),
+    }
+    by_quarter = knowledge.win_rates(demo, by="quarter")
+    assert _rates(by_quarter) == {"2026-Q1": (1, 1), "2026-Q2": (3, 1)}
+    assert_allclose([r.rate for r in by_quarter], [1.0, 1 / 3], rtol=1e-12)
+    with pytest.raises(InvalidInput, match="group by owner or tag or quarter"):
+        knowledge.win_rates(demo, by="team")
+
+
+def test_calibration_on_the_demo_portfolio(demo: Session) -> None:
+    result = knowledge.calibration(demo, by="owner")
+    # predicted (impact, confidence) of the four completed demo experiments
+    assert {p.name: (p.impact, p.confidence, p.won) for p in result.points} == {
+        "One-page checkout": (2.0, 80.0, True),
+        "Dark mode default": (1.0, 80.0, False),
+        "Annual plan discount": (2.0, 50.0, False),
+        "Trust badges on cart": (0.5, 100.0, True),
+    }
+    overall = result.overall
+    assert overall is not None and overall.experiments == 4
+    # three ideas were rated >= 80 % confident; two of them shipped
+    assert (overall.high_confidence, overall.high_confidence_won) == (3, 2)
+    assert_allclose(overall.high_confidence_win_share, 2 / 3, rtol=1e-12)
+    assert_allclose(overall.mean_confidence, (0.8 + 0.8 + 0.5 + 1.0) / 4, rtol=1e-12)
+    assert_allclose(overall.win_rate, 0.5, rtol=1e-12)
+    assert_allclose(overall.overconfidence, 0.775 - 0.5, rtol=1e-12)
+    groups = {g.group: g for g in result.groups}
+    assert (groups["sam.chen"].high_confidence, groups["sam.chen"].high_confidence_won) == (1, 0)
+    assert groups["olivia.brown"].high_confidence == 0
+    by_tag = {g.group: g for g in knowledge.calibration(demo, by="tag").groups}
+    assert (by_tag["checkout"].high_confidence, by_tag["checkout"].high_confidence_won) == (2, 2)
+    with pytest.raises(InvalidInput):
+        knowledge.calibration(demo, by="quarter")
+
+
+def _add_primary_data(session: Session, name: str, control: tuple[int, int],
+                      treatment: tuple[int, int]) -> int:
+    """Load (units, conversions) per arm over two days, unless the demo already loaded some."""
+    view = registry.get_experiment_by_name(session, name=name)
+    exp = repo.get_experiment(session, experiment_id=view.id)
+    assert exp is not None and exp.primary_metric_id is not None
+    loaded = session.scalar(select(func.count()).select_from(MetricDailyStat).where(
+        MetricDailyStat.experiment_id == exp.id, MetricDailyStat.metric_id == exp.primary_metric_id
+    ))
+    if not loaded:
+        for variant, (n, x) in zip(exp.variants, (control, treatment), strict=True):
+            for day, share in ((0, n // 2), (1, n - n // 2)):
+                conv = x // 2 if day == 0 else x - x // 2
+                session.add(MetricDailyStat(
+                    experiment_id=exp.id, variant_id=variant.id, metric_id=exp.primary_metric_id,
+                    day=date(2026, 3, 1) + timedelta(days=day), n=share, sum=conv,
+                    sum_squares=conv, source="test"))
+        session.flush()
+    return exp.id
+
+
+def _arm_totals(session: Session, experiment_id: int) -> list[tuple[int, int]]:
+    exp = repo.get_experiment(session, experiment_id=experiment_id)
+    assert exp is not None
+    out = []
+    for variant in exp.variants:
+        n, x = session.execute(select(func.sum(MetricDailyStat.n), func.sum(MetricDailyStat.sum))
+                               .where(MetricDailyStat.variant_id == variant.id,
+                                      MetricDailyStat.metric_id == exp.primary_metric_id)).one()
+        out.append((int(n), int(round(x))))
+    return out
+
+
+def test_calibration_uses_realised_lift_and_significance(demo: Session) -> None:
+    exp_id = _add_primary_data(demo, "One-page checkout", (8_000, 400), (8_000, 480))
+    (n_c, x_c), (n_t, x_t) = _arm_totals(demo, exp_id)
+    result = knowledge.primary_result(demo, experiment_id=exp_id)
+    assert result is not None
+    # reference: statsmodels two-proportion z-test (pooled), treatment vs control
+    _, p_ref = proportions_ztest([x_t, x_c], [n_t, n_c])
+    assert_allclose(result.p_value, p_ref, rtol=1e-9)
+    assert_allclose(result.lift, (x_t / n_t) / (x_c / n_c) - 1, rtol=1e-12)
+    assert result.significant is bool(p_ref < 0.05)
+    point = next(p for p in knowledge.calibration(demo).points if p.id == exp_id)
+    assert_allclose(point.lift, result.lift, rtol=1e-12)
+    assert point.significant_win is (result.significant and result.lift > 0)
+    item = next(i for i in knowledge.completed_experiments(demo) if i.id == exp_id)
+    assert item.result == result
+
+
+def test_calibration_uses_the_prediction_recorded_at_promotion(demo: Session) -> None:
+    idea = registry.get_experiment_by_name(demo, name="Social login")
+    promoted = backlog.promote_idea(demo, experiment_id=idea.id, expected_version=idea.version,
+                                    actor=EDITOR)
+    # after promotion someone rewrites the prediction; calibration keeps the original one
+    edited = registry.update_experiment(demo, experiment_id=idea.id,
+                                        changes={"impact": 0.25, "confidence": 10},
+                                        expected_version=promoted.version, actor=EDITOR)
+    running = registry.transition_experiment(demo, experiment_id=idea.id, to_status="running",
+                                             expected_version=edited.version, actor=EDITOR)
+    registry.transition_experiment(demo, experiment_id=idea.id, to_status="completed",
+                                   decision="ship", expected_version=running.version,
+                                   actor=EDITOR, on=TODAY)
+    point = next(p for p in knowledge.calibration(demo).points if p.name == "Social login")
+    assert (point.impact, point.confidence, point.won) == (2.0, 80.0, True)
+    overall = knowledge.calibration(demo).overall
+    assert overall is not None and (overall.high_confidence, overall.high_confidence_won) == (4, 3)
