@@ -20,6 +20,7 @@ class PageSpec:
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/registry.py", "Registry", ":material/science:"),
+    PageSpec("pages/backlog.py", "Backlog", ":material/format_list_numbered:"),
 )
 
 

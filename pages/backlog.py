@@ -1,0 +1,304 @@
+"""Backlog: RICE-ranked ideas, inline scoring, promote/archive, and the knowledge base."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core import backlog, knowledge
+from core.backlog import IMPACT_LABELS
+from ui.auth import current_actor
+from ui.state import clear_reads, db_session
+from ui.widgets import run_action
+
+actor = current_actor()
+can_write = actor.can("editor")
+EDITOR_KEY = "backlog_editor"
+COLUMNS = {"reach": "Reach", "impact": "Impact", "confidence": "Confidence %", "effort": "Effort"}
+TESTABLE = {True: "yes", False: "NOT testable", None: "unknown"}
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_ideas(owner: str | None, tag: str | None, segment: str | None) -> list[backlog.Idea]:
+    with db_session() as session:
+        return backlog.rank_ideas(session, owner=owner, tag=tag, segment=segment)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_choices() -> tuple[list[str], list[str], list[str]]:
+    with db_session() as session:
+        return backlog.filter_choices(session)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_side_lists():  # type: ignore[no-untyped-def]
+    with db_session() as session:
+        return backlog.promoted_experiments(session), backlog.archived_ideas(session)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_knowledge(search: str, by: str, calibrate_by: str):  # type: ignore[no-untyped-def]
+    with db_session() as session:
+        everything = knowledge.completed_experiments(session)
+        found = knowledge.completed_experiments(session, search=search) if search else everything
+        return (
+            found,
+            knowledge.win_rates(session, by=by, items=everything),
+            knowledge.calibration(session, by=calibrate_by, items=everything),
+        )
+
+
+def call(fn, success: str):  # type: ignore[no-untyped-def]
+    with db_session() as session:
+        result = run_action(lambda: fn(session), success)
+    if result is not None:
+        clear_reads()
+    return result
+
+
+def _number(value):  # type: ignore[no-untyped-def]
+    """A table cell as the service expects it: None for an empty cell."""
+    return None if pd.isna(value) else float(value)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:.0%}"
+
+
+st.title("Backlog")
+backlog_tab, knowledge_tab = st.tabs(["Ranked ideas", "Knowledge base"])
+
+# ---------------------------------------------------------------- backlog
+with backlog_tab:
+    owners, tags, segments = load_choices()
+    f1, f2, f3 = st.columns(3)
+    owner = f1.selectbox("Owner", ["any", *owners], key="bl_owner")
+    tag = f2.selectbox("Tag", ["any", *tags], key="bl_tag")
+    segment = f3.selectbox("Segment", ["any", *segments], key="bl_segment")
+    ideas = load_ideas(
+        None if owner == "any" else owner, None if tag == "any" else tag,
+        None if segment == "any" else segment,
+    )
+    st.caption(
+        "Score = Reach (units per quarter) × Impact (3 massive … 0.25 minimal) × Confidence % "
+        "/ Effort (person-weeks). Ideas are ranked by score across the whole backlog."
+    )
+    if not ideas:
+        st.info("No backlog ideas match these filters.")
+    else:
+        table = pd.DataFrame([
+            {"Rank": i.rank, "Idea": i.experiment.name, "Owner": i.experiment.owner,
+             "Segment": i.experiment.target_segment, "Tags": ", ".join(i.experiment.tags),
+             "Reach": i.experiment.reach, "Impact": i.experiment.impact,
+             "Confidence %": i.experiment.confidence, "Effort": i.experiment.effort,
+             "Score": i.score, "Testable": TESTABLE[i.testability.testable],
+             "Observed reach": i.observed_reach}
+            for i in ideas
+        ])
+        config = {
+            "Reach": st.column_config.NumberColumn("Reach", min_value=0, format="%.0f",
+                                                   help="Units affected per quarter"),
+            "Impact": st.column_config.SelectboxColumn(
+                "Impact", options=list(IMPACT_LABELS),
+                help="3 massive, 2 high, 1 medium, 0.5 low, 0.25 minimal"),
+            "Confidence %": st.column_config.NumberColumn("Confidence %", min_value=0,
+                                                          max_value=100),
+            "Effort": st.column_config.NumberColumn("Effort", min_value=0.01,
+                                                    help="Person-weeks"),
+            "Score": st.column_config.NumberColumn("Score", format="%.0f"),
+            "Observed reach": st.column_config.NumberColumn(
+                "Observed reach", format="%.0f",
+                help="Units per quarter the segment showed in past experiments"),
+        }
+        if can_write:
+            edited = st.data_editor(
+                table, key=EDITOR_KEY, hide_index=True, width="stretch", column_config=config,
+                disabled=[c for c in table.columns if c not in COLUMNS.values()],
+            )
+            if st.button("Save score changes", type="primary"):
+                edits = []
+                for idea, (_, before), (_, after) in zip(
+                    ideas, table.iterrows(), edited.iterrows(), strict=True
+                ):
+                    changes = {
+                        field: _number(after[column])
+                        for field, column in COLUMNS.items()
+                        if not (pd.isna(before[column]) and pd.isna(after[column]))
+                        and before[column] != after[column]
+                    }
+                    if changes:
+                        edits.append(backlog.RiceEdit(idea.id, idea.experiment.version, changes))
+                if not edits:
+                    st.info("No score changed.")
+                elif call(lambda s: backlog.edit_many(s, edits=edits, actor=actor),
+                          f"Saved {len(edits)} idea(s); the backlog is re-ranked."):
+                    st.session_state.pop(EDITOR_KEY, None)
+                    st.rerun()
+        else:
+            st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+            st.caption("You have read-only access: ask an admin for the editor role to "
+                       "score, promote or archive ideas.")
+
+        chart = table.dropna(subset=["Reach", "Impact", "Effort"])
+        if not chart.empty:
+            figure = px.scatter(
+                chart, x="Effort", y="Impact", size="Reach", color="Owner", hover_name="Idea",
+                hover_data={"Score": ":.0f", "Confidence %": True, "Rank": True},
+                size_max=60, title="RICE map: impact against effort (bubble size = reach)",
+                labels={"Effort": "Effort (person-weeks)"},
+            )
+            figure.update_yaxes(tickvals=list(IMPACT_LABELS),
+                                ticktext=[f"{v:g} {n}" for v, n in IMPACT_LABELS.items()])
+            st.plotly_chart(figure, width="stretch")
+
+        st.markdown("#### Idea")
+        by_id = {i.id: i for i in ideas}
+        chosen = st.selectbox("Open idea", list(by_id),
+                              format_func=lambda i: f"#{by_id[i].rank} {by_id[i].experiment.name}",
+                              key="bl_idea")
+        idea = by_id[chosen]
+        exp = idea.experiment
+        st.markdown(f"**Hypothesis:** {exp.hypothesis or '—'}")
+        st.markdown(
+            f"**Primary metric:** {exp.primary_metric or '—'} · **MDE:** "
+            f"{f'{exp.mde:.1%}' if exp.mde else '—'} · **Segment:** {exp.target_segment or '—'}"
+        )
+        if idea.testability.testable is False:
+            st.warning(idea.testability.message)
+        elif idea.testability.testable:
+            st.success(idea.testability.message)
+        else:
+            st.info(idea.testability.message)
+        if can_write:
+            a1, a2, a3 = st.columns(3)
+            if a1.button("Promote to experiment", type="primary", key="bl_promote") and call(
+                lambda s: backlog.promote_idea(s, experiment_id=exp.id,
+                                               expected_version=exp.version, actor=actor),
+                f"'{exp.name}' promoted: plan it in the Planner, then launch it.",
+            ):
+                st.rerun()
+            if a2.button("Archive", key="bl_archive") and call(
+                lambda s: backlog.archive_idea(s, experiment_id=exp.id,
+                                               expected_version=exp.version, actor=actor),
+                f"'{exp.name}' archived.",
+            ):
+                st.rerun()
+            if idea.observed_reach is not None and a3.button(
+                f"Use observed reach ({idea.observed_reach:,.0f}/quarter)", key="bl_reach"
+            ) and call(
+                lambda s: backlog.apply_observed_reach(s, experiment_id=exp.id,
+                                                       expected_version=exp.version,
+                                                       actor=actor),
+                "Reach updated from observed traffic.",
+            ):
+                st.rerun()
+
+    promoted, archived = load_side_lists()
+    with st.expander(f"Promoted, ready for planning ({len(promoted)})"):
+        st.dataframe(pd.DataFrame([
+            {"Experiment": v.name, "Owner": v.owner, "Primary metric": v.primary_metric,
+             "Score": v.rice_score, "Planned n/variant": v.planned_sample_size}
+            for v in promoted
+        ]), hide_index=True, width="stretch")
+    with st.expander(f"Archived ideas ({len(archived)})"):
+        st.dataframe(pd.DataFrame([
+            {"Idea": v.name, "Owner": v.owner, "Score": v.rice_score, "Archived": v.archived_at}
+            for v in archived
+        ]), hide_index=True, width="stretch")
+        if can_write and archived:
+            names = {v.id: v for v in archived}
+            back = st.selectbox("Restore", list(names), format_func=lambda i: names[i].name,
+                                key="bl_restore_pick")
+            if st.button("Restore to backlog", key="bl_restore") and call(
+                lambda s: backlog.restore_idea(s, experiment_id=back,
+                                               expected_version=names[back].version,
+                                               actor=actor),
+                "Restored.",
+            ):
+                st.rerun()
+
+# ---------------------------------------------------------------- knowledge base
+with knowledge_tab:
+    k1, k2, k3 = st.columns([2, 1, 1])
+    search = k1.text_input("Search name, hypothesis, learnings", key="kb_search")
+    by = k2.selectbox("Win rate by", list(knowledge.GROUPINGS), key="kb_by")
+    calibrate_by = k3.selectbox("Calibrate by", list(knowledge.CALIBRATION_GROUPINGS),
+                                key="kb_cal_by")
+    found, rates, cal = load_knowledge(search.strip(), by, calibrate_by)
+
+    st.markdown("#### Completed experiments")
+    if not found:
+        st.info("No completed experiment matches." if search else "Nothing completed yet.")
+    else:
+        st.dataframe(pd.DataFrame([
+            {"Experiment": e.name, "Owner": e.owner, "Completed": e.ended,
+             "Decision": e.decision, "Primary metric": e.result.metric if e.result else "—",
+             "Lift": e.result.lift if e.result else None,
+             "p-value": e.result.p_value if e.result else None,
+             "Significant": e.result.significant if e.result else None,
+             "Tags": ", ".join(e.tags), "Learnings": e.learnings}
+            for e in found
+        ]), hide_index=True, width="stretch", column_config={
+            "Lift": st.column_config.NumberColumn("Lift", format="percent"),
+            "p-value": st.column_config.NumberColumn("p-value", format="%.4f"),
+        })
+
+    st.markdown(f"#### Win rate by {by}")
+    st.dataframe(pd.DataFrame([
+        {by.capitalize(): r.group, "Completed": r.completed, "Shipped": r.shipped,
+         "Win rate": _pct(r.rate)} for r in rates
+    ]), hide_index=True, width="stretch")
+
+    st.markdown("#### RICE calibration")
+    if cal.overall is None:
+        st.info("No completed experiment carries an Impact and a Confidence yet.")
+    else:
+        o = cal.overall
+        m1, m2, m3 = st.columns(3)
+        m1.metric("High-confidence ideas that won",
+                  f"{o.high_confidence_won}/{o.high_confidence}",
+                  help=f"Confidence ≥ {backlog.HIGH_CONFIDENCE:.0f} % and the decision was ship")
+        m2.metric("Mean predicted confidence", _pct(o.mean_confidence))
+        m3.metric("Win rate", _pct(o.win_rate),
+                  delta=f"{-o.overconfidence:+.0%} vs confidence", delta_color="normal")
+        groups = pd.DataFrame([
+            {calibrate_by.capitalize(): g.group, "Experiments": g.experiments,
+             "Predicted confidence": g.mean_confidence, "Win rate": g.win_rate,
+             "High-confidence won": f"{g.high_confidence_won}/{g.high_confidence}",
+             "Significant wins": f"{g.significant_wins}/{g.with_result}",
+             "Mean realised lift": g.mean_lift}
+            for g in cal.groups
+        ])
+        st.dataframe(groups, hide_index=True, width="stretch", column_config={
+            "Predicted confidence": st.column_config.NumberColumn(format="percent"),
+            "Win rate": st.column_config.NumberColumn(format="percent"),
+            "Mean realised lift": st.column_config.NumberColumn(format="percent"),
+        })
+        bars = groups.melt(id_vars=[calibrate_by.capitalize()],
+                           value_vars=["Predicted confidence", "Win rate"],
+                           var_name="Measure", value_name="Share")
+        st.plotly_chart(px.bar(
+            bars, x=calibrate_by.capitalize(), y="Share", color="Measure", barmode="group",
+            title="Predicted confidence against realised win rate",
+        ).update_yaxes(tickformat=".0%", range=[0, 1]), width="stretch")
+        points = pd.DataFrame([
+            {"Experiment": p.name, "Owner": p.owner, "Predicted impact": p.impact,
+             "Confidence %": p.confidence, "Realised lift": p.lift,
+             "Outcome": ("significant win" if p.significant_win else
+                         "not significant" if p.significant is False else "significant loss"),
+             "Decision": p.decision}
+            for p in cal.points if p.lift is not None
+        ])
+        if points.empty:
+            st.caption("No completed experiment has primary-metric results yet: the "
+                       "predicted-against-realised chart appears once results are loaded.")
+        else:
+            st.plotly_chart(px.scatter(
+                points, x="Predicted impact", y="Realised lift", color="Outcome",
+                size="Confidence %", hover_name="Experiment", hover_data=["Owner", "Decision"],
+                title="Predicted impact against realised lift of the primary metric",
+            ).update_yaxes(tickformat=".0%"), width="stretch")
+        if cal.unscored:
+            st.caption(f"{cal.unscored} completed experiment(s) had no Impact/Confidence and "
+                       "are left out of the calibration.")

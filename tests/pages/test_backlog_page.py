@@ -1,0 +1,129 @@
+"""Backlog page (AppTest) on the demo data: rank order, inline edit re-scores and re-ranks,
+promote writes an audit entry, archive, a viewer sees no write controls, knowledge base tab."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from db.models import AuditEntry, Experiment
+from db.session import make_engine, session_factory
+from tests.apptest import login, open_page
+
+DEMO_RANKING = ["Simplified signup form", "Social login", "Wishlist reminder emails",
+                "Gamified loyalty points"]
+"""Demo RICE: 70000·1·0.8/0.5 = 112000; 70000·2·0.8/3 ≈ 37333; 15000·1·0.5/2 = 3750;
+60000·3·0.2/12 = 3000."""
+
+
+def _buttons(at: AppTest) -> set[str]:
+    return {b.label for b in at.button}
+
+
+def _ranked(at: AppTest) -> list[str]:
+    return list(at.dataframe[0].value["Idea"])
+
+
+def _db(url: str):  # type: ignore[no-untyped-def]
+    return session_factory(make_engine(url))()
+
+
+def test_backlog_page_ranks_the_demo_ideas(demo_app: str) -> None:
+    at = open_page(login("demo-viewer"), "backlog")
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["Idea"]) == DEMO_RANKING
+    assert list(table["Rank"]) == [1, 2, 3, 4]
+    assert list(table["Score"].round(2)) == [112000.0, 37333.33, 3750.0, 3000.0]
+    assert len(at.get("plotly_chart")) >= 1  # the RICE bubble chart
+
+
+def test_backlog_page_viewer_sees_no_write_controls(demo_app: str) -> None:
+    at = open_page(login("demo-viewer"), "backlog")
+    assert not at.data_editor  # a read-only table, not an editor
+    assert not _buttons(at) & {"Save score changes", "Promote to experiment", "Archive",
+                               "Restore to backlog"}
+    assert any("read-only access" in c.value for c in at.caption)
+
+
+def test_backlog_page_filters_by_owner_and_tag(demo_app: str) -> None:
+    at = open_page(login("demo-viewer"), "backlog")
+    at.selectbox(key="bl_tag").select("onboarding").run()
+    assert _ranked(at) == ["Simplified signup form", "Social login"]
+    at.selectbox(key="bl_owner").select("sam.chen").run()
+    assert _ranked(at) == ["Social login"]
+    assert list(at.dataframe[0].value["Rank"]) == [2]  # ranks stay global
+
+
+def test_backlog_page_inline_edit_recomputes_score_and_reranks(fresh_demo_app: str) -> None:
+    at = open_page(login("demo-editor"), "backlog")
+    assert at.data_editor, "editors get an editable table"
+    # Gamified loyalty points is last (row 3); with confidence 100 % and effort 1 it scores
+    # 60000 · 3 · 1.0 / 1 = 180000 and goes to the top.
+    at.session_state["backlog_editor"] = {
+        "edited_rows": {3: {"Confidence %": 100, "Effort": 1}}, "added_rows": [],
+        "deleted_rows": [],
+    }
+    next(b for b in at.button if b.label == "Save score changes").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    assert list(table["Idea"])[0] == "Gamified loyalty points"
+    assert table["Score"].iloc[0] == 180000.0
+    with _db(fresh_demo_app) as s:
+        exp = s.scalar(select(Experiment).where(Experiment.name == "Gamified loyalty points"))
+        assert exp is not None and (exp.confidence, exp.effort, exp.rice_score) == (
+            100.0, 1.0, 180000.0)
+        last = s.scalars(select(AuditEntry).where(AuditEntry.entity_id == exp.id)
+                         .order_by(AuditEntry.id.desc())).first()
+        assert last is not None and last.action == "update" and last.actor == "demo-editor"
+
+
+def test_backlog_page_bad_edit_shows_error_and_writes_nothing(fresh_demo_app: str) -> None:
+    at = open_page(login("demo-editor"), "backlog")
+    at.session_state["backlog_editor"] = {
+        "edited_rows": {0: {"Confidence %": 150}}, "added_rows": [], "deleted_rows": []}
+    next(b for b in at.button if b.label == "Save score changes").click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert "Nothing was saved" in errors and "confidence" in errors
+    with _db(fresh_demo_app) as s:
+        exp = s.scalar(select(Experiment).where(Experiment.name == "Simplified signup form"))
+        assert exp is not None and exp.confidence == 80.0
+
+
+def test_backlog_page_promote_creates_audit_entry(fresh_demo_app: str) -> None:
+    at = open_page(login("demo-editor"), "backlog")
+    at.selectbox(key="bl_idea").select_index(1).run()  # Social login
+    next(b for b in at.button if b.label == "Promote to experiment").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert "Social login" not in _ranked(at)
+    assert any("Promoted, ready for planning (1)" in e.label for e in at.expander)
+    with _db(fresh_demo_app) as s:
+        exp = s.scalar(select(Experiment).where(Experiment.name == "Social login"))
+        assert exp is not None and exp.status == "proposed"
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.entity_id == exp.id,
+                                                   AuditEntry.action == "promote")).one()
+        assert entry.actor == "demo-editor"
+        assert entry.changes["stage"] == ["backlog idea", "proposed experiment"]
+
+
+def test_backlog_page_archive_removes_the_idea(fresh_demo_app: str) -> None:
+    at = open_page(login("demo-editor"), "backlog")
+    # the top idea is open by default
+    next(b for b in at.button if b.label == "Archive").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert _ranked(at) == DEMO_RANKING[1:]
+    assert any("Archived ideas (1)" in e.label for e in at.expander)
+
+
+def test_backlog_page_knowledge_base_search_and_calibration(demo_app: str) -> None:
+    at = open_page(login("demo-viewer"), "backlog")
+    at.text_input(key="kb_search").input("abandonment").run()
+    assert not at.exception, at.exception
+    frames = [d.value for d in at.dataframe]
+    completed = next(f for f in frames if "Learnings" in f.columns)
+    assert list(completed["Experiment"]) == ["One-page checkout"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["High-confidence ideas that won"] == "2/3"
+    assert metrics["Win rate"] == "50%"
