@@ -1,0 +1,236 @@
+"""SQL push-down metric sources: a SQLAlchemy URL and a parameterised query, run inside the source
+database or warehouse so that only per-variant, per-day aggregates ever leave it.
+
+The query must return the columns ``variant, day (or date), metric, n, sum, sum_squares`` and may
+add ``sum_x, sum_x2, sum_xy`` (CUPED covariate sums). It may use the bound parameters
+``:experiment_id``, ``:experiment`` (the name), ``:start`` and ``:end`` (the experiment's first
+and last day so far). It runs in a read-only transaction (PostgreSQL ``SET TRANSACTION READ
+ONLY``, SQLite ``PRAGMA query_only``). A source without a URL queries the app's own database
+on the caller's session, inside a savepoint that is always rolled back. One statement only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from core.auth import Actor
+from core.errors import InvalidInput, NotFound
+from core.ingestion import (
+    COVARIATE_COLUMNS,
+    IngestionReport,
+    ProgressCallback,
+    _noop,
+    experiment_context,
+    ingest_records,
+)
+from core.registry import transaction
+from db import metric_repository as mrepo
+from db import repositories as repo
+from db.session import make_engine
+
+PARAMETERS: tuple[str, ...] = ("experiment_id", "experiment", "start", "end")
+RESULT_COLUMNS: tuple[str, ...] = ("variant", "day", "metric", "n", "sum", "sum_squares")
+MAX_RESULT_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class MetricSourceView:
+    experiment_id: int
+    url: str | None
+    """The URL with any password masked; None = the app's own database."""
+    query: str
+    updated_by: str
+    updated_at: datetime | None
+
+
+def _masked(url: str | None) -> str | None:
+    return None if url is None else make_url(url).render_as_string(hide_password=True)
+
+
+def _check(url: str | None, query: str) -> list[str]:
+    problems = []
+    if url is not None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            problems.append(f"url: '{url}' is not a SQLAlchemy URL (e.g. postgresql+psycopg2://"
+                            "user@host/db)")
+        else:
+            if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+                problems.append(
+                    f"url: {parsed.get_backend_name()} is not supported; use a sqlite:/// or "
+                    "postgresql+psycopg2:// URL"
+                )
+    body = query.strip().rstrip(";").strip()
+    if not body:
+        problems.append("query: the SQL query is empty")
+    elif ";" in body:
+        problems.append("query: give one SELECT statement (the query contains ';')")
+    else:
+        used = set(text(query).compile().params)
+        unknown = sorted(used - set(PARAMETERS))
+        if unknown:
+            problems.append(
+                f"query: unknown parameter(s) {', '.join(':' + p for p in unknown)}; available: "
+                + ", ".join(":" + p for p in PARAMETERS)
+            )
+    return problems
+
+
+def set_metric_source(
+    session: Session, *, experiment_id: int, query: str, actor: Actor, url: str | None = None
+) -> MetricSourceView:
+    """Define (or replace) the SQL source of an experiment. Audited."""
+    actor.require("editor", "define metric sources")
+    url = url.strip() if url and url.strip() else None
+    problems = _check(url, query)
+    if problems:
+        raise InvalidInput(problems)
+    with transaction(session):
+        exp = repo.get_experiment(session, experiment_id=experiment_id)
+        if exp is None:
+            raise NotFound(f"No experiment with id {experiment_id}.")
+        before = mrepo.get_metric_source(session, experiment_id=experiment_id)
+        old = None if before is None else {"url": _masked(before.url), "query": before.query}
+        source = mrepo.save_metric_source(
+            session, experiment_id=experiment_id, url=url,
+            query=query.strip().rstrip(";").strip(),
+            updated_by=actor.name,
+        )
+        repo.add_audit(
+            session,
+            actor=actor.name,
+            entity_type="experiment",
+            entity_id=experiment_id,
+            action="set_metric_source",
+            changes={"metric_source": [old, {"url": _masked(url), "query": source.query}]},
+        )
+        view = _view(source)
+    return view
+
+
+def _view(source: Any) -> MetricSourceView:
+    return MetricSourceView(
+        experiment_id=source.experiment_id,
+        url=_masked(source.url),
+        query=source.query,
+        updated_by=source.updated_by,
+        updated_at=source.updated_at,
+    )
+
+
+def get_metric_source(session: Session, *, experiment_id: int) -> MetricSourceView | None:
+    source = mrepo.get_metric_source(session, experiment_id=experiment_id)
+    return None if source is None else _view(source)
+
+
+def _run_read_only(engine: Engine, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        try:
+            with conn.begin():
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA query_only = ON")
+                else:
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                result = conn.execute(text(query), params)
+                if not result.returns_rows:
+                    raise InvalidInput("query: it returned no result set (it must be a SELECT)")
+                rows = [dict(r) for r in result.mappings().fetchmany(MAX_RESULT_ROWS + 1)]
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA query_only = OFF")
+    return rows
+
+
+def _run_in_session(session: Session, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run on the session's own connection inside a savepoint that is always rolled back, so
+    the query sees the session's data and can change nothing."""
+    nested = session.begin_nested()
+    try:
+        result = session.connection().execute(text(query), params)
+        if not result.returns_rows:
+            raise InvalidInput("query: it returned no result set (it must be a SELECT)")
+        return [dict(r) for r in result.mappings().fetchmany(MAX_RESULT_ROWS + 1)]
+    finally:
+        nested.rollback()
+
+
+def run_metric_source(session: Session, *, experiment_id: int) -> list[dict[str, Any]]:
+    """Run the experiment's query inside its source database; return the aggregate rows."""
+    source = mrepo.get_metric_source(session, experiment_id=experiment_id)
+    if source is None:
+        raise NotFound(f"Experiment {experiment_id} has no SQL metric source: define one first.")
+    ctx = experiment_context(session, experiment_id=experiment_id)
+    wanted = set(text(source.query).compile().params)
+    params = {
+        k: v
+        for k, v in {
+            "experiment_id": ctx.id, "experiment": ctx.name, "start": ctx.start, "end": ctx.end,
+        }.items()
+        if k in wanted
+    }
+    own = source.url is None
+    engine = None if own else make_engine(source.url)  # type: ignore[arg-type]
+    where = "the app database" if own else _masked(source.url)
+    try:
+        if engine is None:
+            rows = _run_in_session(session, source.query, params)
+        else:
+            rows = _run_read_only(engine, source.query, params)
+    except DBAPIError as exc:
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise InvalidInput(f"query: failed in {where}: {first}") from None
+    except SQLAlchemyError as exc:
+        raise InvalidInput(f"query: could not run against {where}: {exc}") from None
+    finally:
+        if engine is not None:
+            engine.dispose()
+    if len(rows) > MAX_RESULT_ROWS:
+        raise InvalidInput(
+            f"query: returned more than {MAX_RESULT_ROWS} rows; it must aggregate per variant, "
+            "day and metric inside the database"
+        )
+    if rows:
+        have = {k.lower() for k in rows[0]}
+        if "day" not in have and "date" in have:
+            have.add("day")
+        missing = [c for c in RESULT_COLUMNS if c not in have]
+        if missing:
+            raise InvalidInput(
+                f"query: the result lacks the column(s) {', '.join(missing)} (it returned "
+                f"{', '.join(rows[0])}; expected {', '.join(RESULT_COLUMNS)} "
+                f"[, {', '.join(COVARIATE_COLUMNS)}])"
+            )
+    return rows
+
+
+def ingest_sql(
+    session: Session,
+    *,
+    experiment_id: int,
+    actor: Actor,
+    progress: ProgressCallback | None = None,
+) -> IngestionReport:
+    """Run the experiment's SQL source and store its daily statistics (all or nothing)."""
+    actor.require("editor", "load metric data")
+    report = progress or _noop
+    report(0.05, "Running the query inside the source database")
+    rows = run_metric_source(session, experiment_id=experiment_id)
+    ctx = experiment_context(session, experiment_id=experiment_id)
+    return ingest_records(
+        session,
+        experiment_id=experiment_id,
+        rows=rows,
+        actor=actor,
+        kind="sql",
+        label=f"sql source of '{ctx.name}'",
+        progress=report,
+    )

@@ -1,0 +1,706 @@
+"""Experiment results: from stored daily sufficient statistics to decision states.
+
+For an experiment at a point in time (``as_of``, default all data) this computes
+
+* the sample-ratio-mismatch check on assignment counts (:func:`core.stats.srm_test`);
+* every metric x every treatment against the control: Welch's t-test for mean metrics (on
+  CUPED-adjusted means when every stored day carries pre-period covariate sums), the two-proportion
+  z-test for binomial metrics — always-valid (sequential) versions in sequential mode, tuned to the
+  planned sample size;
+* multiple-testing correction (the experiment's ``correction``: Holm by default, or BH) over two
+  families: the primary and secondary comparisons (two-sided), and the guardrail comparisons
+  (one-sided tests for harm, in the direction the catalogue's ``higher_is_better`` calls worse);
+* a decision state per comparison, applied in this order:
+
+  1. ``srm_untrustworthy`` for every row when the SRM check is flagged;
+  2. ``guardrail_breach`` when a guardrail shows significant harm. Before a fixed-horizon
+     experiment reaches its plan, harm is tested with the always-valid test, so stopping for harm
+     at any look is safe;
+  3. ``too_early`` while the smallest variant is short of the planned sample and the comparison
+     is not (sequential mode) significant — a fixed-horizon experiment is never ``significant``
+     before its plan is met; it shows its progress instead;
+  4. ``significant`` when the adjusted p-value is below alpha, else ``not_significant``.
+
+Snapshots are stored with a fingerprint of their inputs (settings and data); refreshing with
+unchanged inputs stores nothing new. All statistics come from :mod:`core.stats`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.auth import Actor
+from core.errors import NotFound
+from core.registry import transaction
+from core.stats import (
+    CovariateStats,
+    SufficientStats,
+    adjust_pvalues,
+    proportion_ztest_from_stats,
+    srm_test,
+    welch_ttest_cuped,
+    welch_ttest_from_stats,
+)
+from core.types import Alternative, DecisionState, MetricKind
+from db import metric_repository as mrepo
+from db.metric_repository import DailyStatRow
+from db.models import Experiment
+
+RESULTS_VERSION = 1
+"""Bump when the computation changes, so the fingerprint of unchanged data changes too."""
+SRM_THRESHOLD = 0.001
+ROLE_ORDER = ("primary", "guardrail", "secondary")
+
+
+# --------------------------------------------------------------------------- snapshot shape
+
+
+@dataclass(frozen=True)
+class SrmCheck:
+    """Chi-square check of assignment counts against the planned split (p < 0.001 flags)."""
+
+    variants: tuple[str, ...]
+    observed: tuple[int, ...]
+    expected: tuple[float, ...]
+    weights: tuple[float, ...]
+    statistic: float
+    p_value: float
+    flagged: bool
+    threshold: float
+
+
+@dataclass(frozen=True)
+class VariantUnits:
+    name: str
+    weight: float
+    is_control: bool
+    units: int
+    planned: int | None
+    progress: float | None
+    """units / planned (may exceed 1); None without a plan."""
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One metric, one treatment against the control."""
+
+    metric: str
+    kind: MetricKind
+    role: str
+    higher_is_better: bool
+    control: str
+    treatment: str
+    control_n: int
+    treatment_n: int
+    control_mean: float | None
+    treatment_mean: float | None
+    diff: float | None
+    diff_ci_low: float | None
+    diff_ci_high: float | None
+    lift: float | None
+    lift_ci_low: float | None
+    lift_ci_high: float | None
+    p_value: float | None
+    adjusted_p_value: float | None
+    alternative: Alternative
+    test: str
+    """"welch", "welch_cuped" or "z"; "" when there was not enough data to test."""
+    sequential: bool
+    cuped: bool
+    variance_reduction: float | None
+    decision_state: DecisionState
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResultsSnapshot:
+    """Results of one experiment at one moment; JSON-serialisable with :meth:`to_dict`."""
+
+    experiment_id: int
+    experiment_name: str
+    analysis_mode: str
+    correction: str
+    alpha: float
+    planned_sample_size: int | None
+    computed_at: datetime
+    as_of: date | None
+    first_day: date | None
+    data_through: date | None
+    """Data freshness: the last day with data (up to ``as_of``)."""
+    fingerprint: str
+    srm: SrmCheck | None
+    variants: tuple[VariantUnits, ...]
+    progress: float | None
+    """Smallest variant's units / planned units per variant."""
+    plan_met: bool
+    comparisons: tuple[MetricComparison, ...]
+    snapshot_id: int | None = None
+    computed_by: str | None = None
+    version: int = RESULTS_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("computed_at", "as_of", "first_day", "data_through"):
+            value = out[key]
+            out[key] = None if value is None else value.isoformat()
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResultsSnapshot:
+        d = dict(data)
+        d["computed_at"] = datetime.fromisoformat(d["computed_at"])
+        for key in ("as_of", "first_day", "data_through"):
+            d[key] = None if d.get(key) is None else date.fromisoformat(d[key])
+        srm = d.get("srm")
+        d["srm"] = None if srm is None else SrmCheck(**{k: tuple(v) if isinstance(v, list)
+                                                         else v for k, v in srm.items()})
+        d["variants"] = tuple(VariantUnits(**v) for v in d["variants"])
+        d["comparisons"] = tuple(MetricComparison(**c) for c in d["comparisons"])
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def rows(self, *, metric: str | None = None, role: str | None = None) -> list[
+        MetricComparison
+    ]:
+        return [
+            c for c in self.comparisons
+            if (metric is None or c.metric == metric) and (role is None or c.role == role)
+        ]
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    """Cumulative effect of one treatment on one metric, using data up to ``day``."""
+
+    day: date
+    metric: str
+    treatment: str
+    control_n: int
+    treatment_n: int
+    diff: float | None
+    diff_ci_low: float | None
+    diff_ci_high: float | None
+    lift: float | None
+    lift_ci_low: float | None
+    lift_ci_high: float | None
+    p_value: float | None
+    sequential: bool
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class _Metric:
+    id: int
+    name: str
+    kind: MetricKind
+    role: str
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class _Setup:
+    id: int
+    name: str
+    mode: str
+    correction: str
+    alpha: float
+    planned: int | None
+    variants: tuple[tuple[int, str, float], ...]
+    metrics: tuple[_Metric, ...]
+
+
+@dataclass
+class _Arm:
+    n: int = 0
+    sum: float = 0.0
+    sum_squares: float = 0.0
+    cov: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    complete_cov: bool = True
+    days: int = 0
+
+    def add(self, row: DailyStatRow) -> None:
+        self.n += row.n
+        self.sum += row.sum
+        self.sum_squares += row.sum_squares
+        self.days += 1
+        if row.cov_sum is None or row.cov_sum_squares is None or row.cov_sum_products is None:
+            self.complete_cov = False
+        else:
+            self.cov[0] += row.cov_sum
+            self.cov[1] += row.cov_sum_squares
+            self.cov[2] += row.cov_sum_products
+
+
+def _setup(session: Session, experiment_id: int) -> _Setup:
+    exp = session.get(Experiment, experiment_id)
+    if exp is None:
+        raise NotFound(f"No experiment with id {experiment_id}.")
+    metrics: list[_Metric] = []
+    if exp.primary_metric is not None:
+        m = exp.primary_metric
+        metrics.append(_Metric(m.id, m.name, m.kind, "primary", m.higher_is_better))  # type: ignore[arg-type]
+    seen = {m.id for m in metrics}
+    links = sorted(exp.metric_links, key=lambda link: (ROLE_ORDER.index(link.role),
+                                                       link.metric.name))
+    for link in links:
+        if link.metric.id not in seen:
+            m = link.metric
+            metrics.append(_Metric(m.id, m.name, m.kind, link.role, m.higher_is_better))  # type: ignore[arg-type]
+            seen.add(m.id)
+    return _Setup(
+        id=exp.id,
+        name=exp.name,
+        mode=exp.analysis_mode,
+        correction=exp.correction,
+        alpha=exp.alpha,
+        planned=exp.planned_sample_size,
+        variants=tuple((v.id, v.name, v.weight) for v in exp.variants),
+        metrics=tuple(metrics),
+    )
+
+
+def _round(value: float | None) -> float | None:
+    """12 significant digits: the last bits of parallel float sums never change a fingerprint."""
+    return None if value is None else float(f"{value:.12g}")
+
+
+def _fingerprint(
+    setup: _Setup, as_of: date | None, stats: list[DailyStatRow], assigned: list[Any]
+) -> str:
+    payload = {
+        "version": RESULTS_VERSION,
+        "setup": {
+            "mode": setup.mode, "correction": setup.correction, "alpha": setup.alpha,
+            "planned": setup.planned, "variants": setup.variants,
+            "metrics": [asdict(m) for m in setup.metrics],
+        },
+        "as_of": as_of.isoformat() if as_of else None,
+        "stats": [
+            [r.variant_id, r.metric_id, r.day.isoformat(), r.n, _round(r.sum),
+             _round(r.sum_squares), _round(r.cov_sum), _round(r.cov_sum_squares),
+             _round(r.cov_sum_products)]
+            for r in stats
+        ],
+        "assignments": [[a.variant_id, a.day.isoformat(), a.units] for a in assigned],
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- one comparison
+
+
+def _num(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _harm_alternative(higher_is_better: bool) -> Alternative:
+    return "less" if higher_is_better else "greater"
+
+
+def _test(
+    kind: str,
+    control: _Arm,
+    treatment: _Arm,
+    *,
+    alpha: float,
+    alternative: Alternative,
+    sequential: bool,
+    tuning_n: float | None,
+) -> dict[str, Any] | None:
+    """Run the engine's test on two cumulative arms; None when an arm has fewer than 2 units."""
+    if control.n < 2 or treatment.n < 2:
+        return None
+    kwargs: dict[str, Any] = {"alpha": alpha, "alternative": alternative,
+                              "sequential": sequential, "tuning_n": tuning_n}
+    if kind == "binomial":
+        r = proportion_ztest_from_stats(
+            SufficientStats(control.n, round(control.sum), round(control.sum)),
+            SufficientStats(treatment.n, round(treatment.sum), round(treatment.sum)),
+            **kwargs,
+        )
+        test, cuped, reduction = "z", False, None
+        res: Any = r
+    elif control.complete_cov and treatment.complete_cov:
+        c = CovariateStats(control.n, control.sum, control.sum_squares, *control.cov)
+        t = CovariateStats(treatment.n, treatment.sum, treatment.sum_squares, *treatment.cov)
+        cr = welch_ttest_cuped(c, t, **kwargs)
+        res, test, cuped, reduction = cr.adjusted, "welch_cuped", True, cr.variance_reduction
+    else:
+        res = welch_ttest_from_stats(
+            SufficientStats(control.n, control.sum, control.sum_squares),
+            SufficientStats(treatment.n, treatment.sum, treatment.sum_squares),
+            **kwargs,
+        )
+        test, cuped, reduction = "welch", False, None
+    return {
+        "control_mean": _num(res.control_mean),
+        "treatment_mean": _num(res.treatment_mean),
+        "diff": _num(res.diff),
+        "diff_ci_low": _num(res.diff_ci_low),
+        "diff_ci_high": _num(res.diff_ci_high),
+        "lift": _num(res.lift),
+        "lift_ci_low": _num(res.lift_ci_low),
+        "lift_ci_high": _num(res.lift_ci_high),
+        "p_value": _num(res.p_value),
+        "test": test,
+        "cuped": cuped,
+        "variance_reduction": _num(reduction),
+    }
+
+
+# --------------------------------------------------------------------------- computation
+
+
+def _cumulate(stats: list[DailyStatRow]) -> dict[tuple[int, int], _Arm]:
+    arms: dict[tuple[int, int], _Arm] = defaultdict(_Arm)
+    for row in stats:
+        arms[(row.metric_id, row.variant_id)].add(row)
+    return arms
+
+
+def _pct(x: float) -> str:
+    return f"{x:+.2%}"
+
+
+def _effect_text(m: _Metric, t: dict[str, Any]) -> str:
+    if t["lift"] is not None:
+        low, high = t["lift_ci_low"], t["lift_ci_high"]
+        ci = f" [{_pct(low)}, {_pct(high)}]" if low is not None and high is not None else ""
+        return f"lift {_pct(t['lift'])}{ci}"
+    return f"difference {t['diff']:+.4g} [{t['diff_ci_low']:+.4g}, {t['diff_ci_high']:+.4g}]"
+
+
+def compute_results(
+    session: Session, *, experiment_id: int, as_of: date | None = None
+) -> ResultsSnapshot:
+    """Compute (without storing) the results of an experiment from its stored daily statistics.
+
+    ``as_of`` limits the data to days up to and including it (default: all data).
+    """
+    setup = _setup(session, experiment_id)
+    stats = mrepo.daily_stats(session, experiment_id=experiment_id, through=as_of)
+    assigned = mrepo.assignments(session, experiment_id=experiment_id, through=as_of)
+    return _compute(setup, as_of, stats, assigned, computed_at=datetime.now(UTC))
+
+
+def _compute(
+    setup: _Setup,
+    as_of: date | None,
+    stats: list[DailyStatRow],
+    assigned: list[Any],
+    *,
+    computed_at: datetime,
+) -> ResultsSnapshot:
+    fingerprint = _fingerprint(setup, as_of, stats, assigned)
+    alpha = setup.alpha
+    days = sorted({r.day for r in stats} | {a.day for a in assigned})
+    units = {vid: 0 for vid, _name, _w in setup.variants}
+    for a in assigned:
+        units[a.variant_id] = units.get(a.variant_id, 0) + a.units
+    arms = _cumulate(stats)
+    if not assigned and stats:  # no assignment counts stored: the largest metric n per variant
+        for vid in units:
+            units[vid] = max((arm.n for (mid, v), arm in arms.items() if v == vid), default=0)
+
+    planned = setup.planned
+    variants = tuple(
+        VariantUnits(
+            name=name, weight=weight, is_control=i == 0, units=units.get(vid, 0),
+            planned=planned, progress=(units.get(vid, 0) / planned) if planned else None,
+        )
+        for i, (vid, name, weight) in enumerate(setup.variants)
+    )
+    progress = min((v.progress for v in variants if v.progress is not None), default=None)
+    plan_met = progress is None or progress >= 1.0
+    smallest = min((v.units for v in variants), default=0)
+
+    srm = None
+    if len(setup.variants) >= 2 and sum(units.values()) > 0:
+        counts = [units.get(vid, 0) for vid, _n, _w in setup.variants]
+        weights = [w for _id, _n, w in setup.variants]
+        total_w = sum(weights)
+        r = srm_test(counts, [w / total_w for w in weights], threshold=SRM_THRESHOLD)
+        srm = SrmCheck(
+            variants=tuple(n for _id, n, _w in setup.variants),
+            observed=r.observed, expected=r.expected, weights=tuple(weights),
+            statistic=r.statistic, p_value=r.p_value, flagged=r.flagged, threshold=r.threshold,
+        )
+
+    sequential_mode = setup.mode == "sequential"
+    tuning = float(planned) if planned else None
+    drafts: list[dict[str, Any]] = []
+    if setup.variants:
+        control_id, control_name, _w = setup.variants[0]
+        for m in setup.metrics:
+            for vid, name, _w2 in setup.variants[1:]:
+                guard = m.role == "guardrail"
+                alternative: Alternative = (
+                    _harm_alternative(m.higher_is_better) if guard else "two-sided"
+                )
+                sequential = sequential_mode or (guard and not plan_met)
+                c_arm = arms.get((m.id, control_id), _Arm())
+                t_arm = arms.get((m.id, vid), _Arm())
+                tested = _test(m.kind, c_arm, t_arm, alpha=alpha, alternative=alternative,
+                               sequential=sequential, tuning_n=tuning if sequential else None)
+                drafts.append({
+                    "m": m, "treatment": name, "control": control_name, "c": c_arm,
+                    "t": t_arm, "alternative": alternative, "sequential": sequential,
+                    "tested": tested,
+                })
+
+    for family in (("primary", "secondary"), ("guardrail",)):
+        members = [d for d in drafts if d["m"].role in family and d["tested"]
+                   and d["tested"]["p_value"] is not None]
+        adjusted = adjust_pvalues([d["tested"]["p_value"] for d in members],
+                                  setup.correction)  # type: ignore[arg-type]
+        for d, p in zip(members, adjusted, strict=True):
+            d["adjusted"] = float(p)
+
+    comparisons = []
+    for d in drafts:
+        m: _Metric = d["m"]
+        tested = d["tested"]
+        adj = d.get("adjusted")
+        state, reason = _decide(
+            m, tested, adj, srm=srm, alpha=alpha, plan_met=plan_met, progress=progress,
+            smallest=smallest, planned=planned, sequential_mode=sequential_mode,
+            correction=setup.correction, c=d["c"], t=d["t"],
+        )
+        base = tested or {
+            "control_mean": None, "treatment_mean": None, "diff": None, "diff_ci_low": None,
+            "diff_ci_high": None, "lift": None, "lift_ci_low": None, "lift_ci_high": None,
+            "p_value": None, "test": "", "cuped": False, "variance_reduction": None,
+        }
+        comparisons.append(MetricComparison(
+            metric=m.name, kind=m.kind, role=m.role, higher_is_better=m.higher_is_better,
+            control=d["control"], treatment=d["treatment"], control_n=d["c"].n,
+            treatment_n=d["t"].n, adjusted_p_value=adj, alternative=d["alternative"],
+            sequential=d["sequential"], decision_state=state, reason=reason, **base,
+        ))
+
+    return ResultsSnapshot(
+        experiment_id=setup.id,
+        experiment_name=setup.name,
+        analysis_mode=setup.mode,
+        correction=setup.correction,
+        alpha=alpha,
+        planned_sample_size=planned,
+        computed_at=computed_at,
+        as_of=as_of,
+        first_day=days[0] if days else None,
+        data_through=days[-1] if days else None,
+        fingerprint=fingerprint,
+        srm=srm,
+        variants=variants,
+        progress=progress,
+        plan_met=plan_met,
+        comparisons=tuple(comparisons),
+    )
+
+
+def _decide(
+    m: _Metric,
+    tested: dict[str, Any] | None,
+    adjusted: float | None,
+    *,
+    srm: SrmCheck | None,
+    alpha: float,
+    plan_met: bool,
+    progress: float | None,
+    smallest: int,
+    planned: int | None,
+    sequential_mode: bool,
+    correction: str,
+    c: _Arm,
+    t: _Arm,
+) -> tuple[DecisionState, str]:
+    method = {"holm": "Holm", "bh": "Benjamini-Hochberg"}.get(correction, correction)
+    if srm is not None and srm.flagged:
+        observed = ", ".join(f"{v} {n:,}" for v, n in zip(srm.variants, srm.observed,
+                                                           strict=True))
+        expected = ", ".join(f"{e:,.0f}" for e in srm.expected)
+        return "srm_untrustworthy", (
+            f"Sample ratio mismatch: assignments ({observed}) differ from the planned split "
+            f"(expected {expected}; chi-square p = {srm.p_value:.2g}). The randomisation or "
+            "logging is broken, so no effect can be trusted until the cause is fixed."
+        )
+    if tested is None or tested["p_value"] is None:
+        if c.n == 0 and t.n == 0:
+            return "too_early", f"No data for {m.name} yet."
+        return "too_early", (
+            f"Not enough data to test {m.name} yet (control n={c.n}, treatment n={t.n}; at "
+            "least 2 units per arm are needed)."
+        )
+    p, adj = tested["p_value"], adjusted if adjusted is not None else tested["p_value"]
+    effect = _effect_text(m, tested)
+    progress_text = (
+        f"{progress:.0%} of the planned sample ({smallest:,} of {planned:,} units per variant)"
+        if progress is not None and planned else "no planned sample size"
+    )
+    if m.role == "guardrail":
+        worse = "lower" if m.higher_is_better else "higher"
+        if adj < alpha:
+            how = "always-valid one-sided" if not plan_met or sequential_mode else "one-sided"
+            return "guardrail_breach", (
+                f"Guardrail {m.name} is significantly worse ({worse}): {effect}; {how} p = "
+                f"{p:.3g}, {method}-adjusted over guardrails {adj:.3g} < alpha {alpha:g}."
+            )
+        if not plan_met:
+            return "too_early", (
+                f"No significant harm to {m.name} so far ({effect}); {progress_text}."
+            )
+        return "not_significant", (
+            f"No significant harm to {m.name}: {effect}; one-sided p = {p:.3g} "
+            f"({method}-adjusted {adj:.3g})."
+        )
+    significant = adj < alpha
+    if not plan_met and not (sequential_mode and significant):
+        if sequential_mode:
+            return "too_early", (
+                f"No significant difference yet ({effect}; always-valid p = {p:.3g}, adjusted "
+                f"{adj:.3g}); {progress_text}. Sequential: keep collecting."
+            )
+        return "too_early", (
+            f"{progress_text}: a fixed-horizon test is read only once the planned sample is "
+            f"reached, whatever the interim numbers show (now {effect})."
+        )
+    kind = "always-valid p" if sequential_mode else "p"
+    if significant:
+        better = (tested["diff"] > 0) == m.higher_is_better
+        return "significant", (
+            f"{m.name} is significantly {'better' if better else 'worse'}: {effect}; {kind} = "
+            f"{p:.3g}, {method}-adjusted {adj:.3g} < alpha {alpha:g}."
+        )
+    return "not_significant", (
+        f"No significant difference in {m.name}: {effect}; {kind} = {p:.3g}, {method}-adjusted "
+        f"{adj:.3g} >= alpha {alpha:g}."
+    )
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def _from_row(row: Any) -> ResultsSnapshot:
+    data = dict(row.payload)
+    data["snapshot_id"] = row.id
+    data["computed_by"] = row.computed_by
+    return ResultsSnapshot.from_dict(data)
+
+
+def refresh_results(
+    session: Session, *, experiment_id: int, actor: Actor, as_of: date | None = None
+) -> ResultsSnapshot:
+    """Compute the results and store them as a snapshot, unless the latest snapshot has the same
+    fingerprint (same settings and data): then that one is returned and nothing is written."""
+    actor.require("editor", "refresh results")
+    with transaction(session):
+        snapshot = compute_results(session, experiment_id=experiment_id, as_of=as_of)
+        latest = mrepo.latest_snapshot(session, experiment_id=experiment_id)
+        if latest is not None and latest.fingerprint == snapshot.fingerprint:
+            return _from_row(latest)
+        payload = snapshot.to_dict()
+        payload["computed_by"] = actor.name
+        row = mrepo.add_snapshot(
+            session,
+            experiment_id=experiment_id,
+            computed_by=actor.name,
+            computed_at=snapshot.computed_at,
+            as_of=as_of,
+            data_through=snapshot.data_through,
+            fingerprint=snapshot.fingerprint,
+            payload=payload,
+        )
+        stored = _from_row(row)
+    return stored
+
+
+def refresh_running(session: Session, *, actor: Actor) -> list[ResultsSnapshot]:
+    """Refresh every running experiment (e.g. the nightly job)."""
+    ids = list(session.scalars(
+        select(Experiment.id).where(Experiment.status == "running").order_by(Experiment.id)
+    ))
+    return [refresh_results(session, experiment_id=i, actor=actor) for i in ids]
+
+
+def latest_snapshot(session: Session, *, experiment_id: int) -> ResultsSnapshot | None:
+    """The newest stored snapshot (what the API serves without recomputing), or None."""
+    row = mrepo.latest_snapshot(session, experiment_id=experiment_id)
+    return None if row is None else _from_row(row)
+
+
+def snapshot_history(
+    session: Session, *, experiment_id: int, limit: int | None = None
+) -> list[ResultsSnapshot]:
+    """Stored snapshots, newest first."""
+    return [_from_row(r) for r in mrepo.snapshots(session, experiment_id=experiment_id,
+                                                  limit=limit)]
+
+
+# --------------------------------------------------------------------------- daily series
+
+
+def cumulative_series(
+    session: Session,
+    *,
+    experiment_id: int,
+    metric: str | None = None,
+    as_of: date | None = None,
+) -> list[SeriesPoint]:
+    """Per day, per metric x treatment: the cumulative effect and its two-sided CI.
+
+    Sequential experiments get the always-valid confidence sequence (tuned to the planned
+    sample), so the band may be read on any day; fixed-horizon ones get the fixed CI, valid
+    only on the planned day. Days with fewer than 2 units in an arm are skipped.
+    """
+    setup = _setup(session, experiment_id)
+    stats = mrepo.daily_stats(session, experiment_id=experiment_id, through=as_of)
+    sequential = setup.mode == "sequential"
+    tuning = float(setup.planned) if sequential and setup.planned else None
+    metrics = [m for m in setup.metrics if metric is None or m.name == metric]
+    if metric is not None and not metrics:
+        raise NotFound(f"'{setup.name}' has no metric named '{metric}'.")
+    if len(setup.variants) < 2:
+        return []
+    by_day: dict[date, list[DailyStatRow]] = defaultdict(list)
+    for row in stats:
+        by_day[row.day].append(row)
+    running: dict[tuple[int, int], _Arm] = defaultdict(_Arm)
+    control_id = setup.variants[0][0]
+    points: list[SeriesPoint] = []
+    for day in sorted(by_day):
+        for row in by_day[day]:
+            running[(row.metric_id, row.variant_id)].add(row)
+        for m in metrics:
+            for vid, name, _w in setup.variants[1:]:
+                c = running.get((m.id, control_id), _Arm())
+                t = running.get((m.id, vid), _Arm())
+                tested = _test(m.kind, c, t, alpha=setup.alpha, alternative="two-sided",
+                               sequential=sequential, tuning_n=tuning)
+                if tested is None:
+                    continue
+                points.append(SeriesPoint(
+                    day=day, metric=m.name, treatment=name, control_n=c.n, treatment_n=t.n,
+                    diff=tested["diff"], diff_ci_low=tested["diff_ci_low"],
+                    diff_ci_high=tested["diff_ci_high"], lift=tested["lift"],
+                    lift_ci_low=tested["lift_ci_low"], lift_ci_high=tested["lift_ci_high"],
+                    p_value=tested["p_value"], sequential=sequential,
+                ))
+    return points

@@ -1,0 +1,246 @@
+"""Data access for metric data: daily sufficient statistics, assignment counts, SQL sources and
+result snapshots. Keyword-only arguments, an explicit session; services own the transaction, so
+nothing here commits.
+
+Upserts use each dialect's ``INSERT ... ON CONFLICT DO UPDATE`` (SQLite >= 3.24 and PostgreSQL),
+keyed on the unique constraints of the tables: loading a day again replaces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from db.models import (
+    AssignmentDailyCount,
+    MetricDailyStat,
+    MetricSource,
+    ResultSnapshot,
+)
+
+
+@dataclass(frozen=True)
+class DailyStatRow:
+    """One stored row of :class:`MetricDailyStat`, as plain values."""
+
+    variant_id: int
+    metric_id: int
+    day: date
+    n: int
+    sum: float
+    sum_squares: float
+    cov_sum: float | None = None
+    cov_sum_squares: float | None = None
+    cov_sum_products: float | None = None
+
+
+@dataclass(frozen=True)
+class AssignmentRow:
+    variant_id: int
+    day: date
+    units: int
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"upserts are implemented for SQLite and PostgreSQL, not {dialect}")
+
+
+def _upsert(session: Session, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
+    """One cached statement, executed for many rows (insertmanyvalues batches on PostgreSQL)."""
+    if not rows:
+        return
+    stmt = _insert(session, table)
+    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    updates["loaded_at"] = func.now()
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates)
+    session.execute(stmt, rows)
+
+
+def upsert_daily_stats(
+    session: Session, *, experiment_id: int, rows: Sequence[DailyStatRow], source: str
+) -> int:
+    """Insert or replace daily stats keyed on (experiment, variant, metric, day); returns count."""
+    _upsert(
+        session,
+        MetricDailyStat.__table__,
+        ["experiment_id", "variant_id", "metric_id", "day"],
+        [
+            {
+                "experiment_id": experiment_id,
+                "variant_id": r.variant_id,
+                "metric_id": r.metric_id,
+                "day": r.day,
+                "n": r.n,
+                "sum": r.sum,
+                "sum_squares": r.sum_squares,
+                "cov_sum": r.cov_sum,
+                "cov_sum_squares": r.cov_sum_squares,
+                "cov_sum_products": r.cov_sum_products,
+                "source": source,
+            }
+            for r in rows
+        ],
+    )
+    return len(rows)
+
+
+def upsert_assignments(
+    session: Session, *, experiment_id: int, rows: Sequence[AssignmentRow]
+) -> int:
+    """Insert or replace assignment counts keyed on (experiment, variant, day)."""
+    _upsert(
+        session,
+        AssignmentDailyCount.__table__,
+        ["experiment_id", "variant_id", "day"],
+        [
+            {"experiment_id": experiment_id, "variant_id": r.variant_id, "day": r.day,
+             "units": r.units}
+            for r in rows
+        ],
+    )
+    return len(rows)
+
+
+def delete_daily_stats(
+    session: Session, *, experiment_id: int, metric_ids: Sequence[int]
+) -> int:
+    """Remove every day of the given metrics (before a full reload); returns rows removed."""
+    result = session.execute(
+        delete(MetricDailyStat).where(
+            MetricDailyStat.experiment_id == experiment_id,
+            MetricDailyStat.metric_id.in_(list(metric_ids)),
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def delete_assignments(session: Session, *, experiment_id: int) -> int:
+    result = session.execute(
+        delete(AssignmentDailyCount).where(AssignmentDailyCount.experiment_id == experiment_id)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def daily_stats(
+    session: Session, *, experiment_id: int, through: date | None = None
+) -> list[DailyStatRow]:
+    """Every stored daily-stat row of an experiment (up to `through`), ordered by day."""
+    query = select(
+        MetricDailyStat.variant_id,
+        MetricDailyStat.metric_id,
+        MetricDailyStat.day,
+        MetricDailyStat.n,
+        MetricDailyStat.sum,
+        MetricDailyStat.sum_squares,
+        MetricDailyStat.cov_sum,
+        MetricDailyStat.cov_sum_squares,
+        MetricDailyStat.cov_sum_products,
+    ).where(MetricDailyStat.experiment_id == experiment_id)
+    if through is not None:
+        query = query.where(MetricDailyStat.day <= through)
+    query = query.order_by(
+        MetricDailyStat.day, MetricDailyStat.metric_id, MetricDailyStat.variant_id
+    )
+    return [DailyStatRow(*row) for row in session.execute(query)]
+
+
+def assignments(
+    session: Session, *, experiment_id: int, through: date | None = None
+) -> list[AssignmentRow]:
+    """Assignment counts per variant and day (up to `through`), ordered by day."""
+    query = select(
+        AssignmentDailyCount.variant_id, AssignmentDailyCount.day, AssignmentDailyCount.units
+    ).where(AssignmentDailyCount.experiment_id == experiment_id)
+    if through is not None:
+        query = query.where(AssignmentDailyCount.day <= through)
+    query = query.order_by(AssignmentDailyCount.day, AssignmentDailyCount.variant_id)
+    return [AssignmentRow(*row) for row in session.execute(query)]
+
+
+def count_daily_stats(session: Session, *, experiment_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(MetricDailyStat)
+            .where(MetricDailyStat.experiment_id == experiment_id)
+        )
+        or 0
+    )
+
+
+def get_metric_source(session: Session, *, experiment_id: int) -> MetricSource | None:
+    return session.scalar(select(MetricSource).where(MetricSource.experiment_id == experiment_id))
+
+
+def save_metric_source(
+    session: Session, *, experiment_id: int, url: str | None, query: str, updated_by: str
+) -> MetricSource:
+    """Create or replace the SQL source of an experiment."""
+    source = get_metric_source(session, experiment_id=experiment_id)
+    if source is None:
+        source = MetricSource(experiment_id=experiment_id, url=url, query=query,
+                              updated_by=updated_by)
+        session.add(source)
+    else:
+        source.url, source.query, source.updated_by = url, query, updated_by
+    session.flush()
+    return source
+
+
+def add_snapshot(
+    session: Session,
+    *,
+    experiment_id: int,
+    computed_by: str,
+    computed_at: Any,
+    as_of: date | None,
+    data_through: date | None,
+    fingerprint: str,
+    payload: dict[str, Any],
+) -> ResultSnapshot:
+    snapshot = ResultSnapshot(
+        experiment_id=experiment_id,
+        computed_by=computed_by,
+        computed_at=computed_at,
+        as_of=as_of,
+        data_through=data_through,
+        fingerprint=fingerprint,
+        payload=payload,
+    )
+    session.add(snapshot)
+    session.flush()
+    return snapshot
+
+
+def latest_snapshot(session: Session, *, experiment_id: int) -> ResultSnapshot | None:
+    return session.scalar(
+        select(ResultSnapshot)
+        .where(ResultSnapshot.experiment_id == experiment_id)
+        .order_by(ResultSnapshot.computed_at.desc(), ResultSnapshot.id.desc())
+        .limit(1)
+    )
+
+
+def snapshots(
+    session: Session, *, experiment_id: int, limit: int | None = None
+) -> list[ResultSnapshot]:
+    """Snapshots of an experiment, newest first."""
+    query = (
+        select(ResultSnapshot)
+        .where(ResultSnapshot.experiment_id == experiment_id)
+        .order_by(ResultSnapshot.computed_at.desc(), ResultSnapshot.id.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
