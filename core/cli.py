@@ -93,6 +93,128 @@ def _add_user(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- API keys
+
+
+def _create_api_key_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", required=True, help="who or what uses the key, e.g. airflow-prod")
+    p.add_argument("--scope", required=True, choices=["read", "write", "admin"])
+
+
+@command(
+    "create-api-key",
+    "Create a key for the sidecar API; the key is printed once (only its hash is stored).",
+    _create_api_key_args,
+)
+def _create_api_key(args: argparse.Namespace) -> int:
+    from core.api_keys import create_api_key
+
+    with _session() as session:
+        created = create_api_key(session, name=args.name, scope=args.scope)
+    print(f"API key '{created.view.name}' ({created.view.scope}) created. Store it now; "
+          "it is not shown again:")
+    print(created.key)
+    return 0
+
+
+def _revoke_api_key_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", required=True, help="name the key was created with")
+
+
+@command("revoke-api-key", "Revoke a sidecar API key for good.", _revoke_api_key_args)
+def _revoke_api_key(args: argparse.Namespace) -> int:
+    from core.api_keys import revoke_api_key
+
+    with _session() as session:
+        view = revoke_api_key(session, name=args.name)
+    print(f"API key '{view.name}' ({view.prefix}…) is revoked.")
+    return 0
+
+
+# --------------------------------------------------------------------------- metric data
+
+_CLI_ACTOR_NAME = "cli"
+
+
+def _ingest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiment", required=True, help="experiment name")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", help="user-level or pre-aggregated CSV/Parquet file")
+    source.add_argument("--sql", action="store_true", help="run the experiment's SQL source")
+    p.add_argument("--day", help="YYYY-MM-DD: the day of a user-level file without a date column")
+
+
+@command("ingest", "Load metric data into an experiment (all or nothing, idempotent).",
+         _ingest_args)
+def _ingest(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from core.auth import Actor
+    from core.ingestion import ingest_file
+    from core.metric_sources import ingest_sql
+    from db import repositories as repo
+
+    actor = Actor(name=_CLI_ACTOR_NAME, role="admin")
+
+    def progress(fraction: float, message: str) -> None:
+        print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
+
+    with _session() as session:
+        exp_id = repo.experiment_id_by_name(session, name=args.experiment)
+        if exp_id is None:
+            print(f"error: no experiment named '{args.experiment}'", file=sys.stderr)
+            return 2
+        if args.sql:
+            report = ingest_sql(session, experiment_id=exp_id, actor=actor, progress=progress)
+        else:
+            day = date.fromisoformat(args.day) if args.day else None
+            report = ingest_file(session, path=args.file, experiment_id=exp_id, actor=actor,
+                                 day=day, progress=progress)
+    units = ", ".join(f"{v} {n:,}" for v, n in report.units.items())
+    print(f"Loaded {report.rows_read:,} rows from {report.source} into '{report.experiment_name}':"
+          f" {report.stats_rows_written} daily rows, days {report.first_day} to "
+          f"{report.last_day}, metrics {', '.join(report.metrics)}; units {units}"
+          f" ({report.seconds:.1f} s).")
+    if report.ignored_columns:
+        print(f"Ignored columns: {', '.join(report.ignored_columns)}")
+    return 0
+
+
+def _refresh_args(p: argparse.ArgumentParser) -> None:
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--experiment", help="experiment name")
+    which.add_argument("--all-running", action="store_true", help="every running experiment")
+
+
+@command("refresh", "Recompute results and store a snapshot (skipped when nothing changed).",
+         _refresh_args)
+def _refresh(args: argparse.Namespace) -> int:
+    from core.auth import Actor
+    from core.results import refresh_results, refresh_running
+    from db import repositories as repo
+
+    actor = Actor(name=_CLI_ACTOR_NAME, role="admin")
+    with _session() as session:
+        if args.all_running:
+            snapshots = refresh_running(session, actor=actor)
+        else:
+            exp_id = repo.experiment_id_by_name(session, name=args.experiment)
+            if exp_id is None:
+                print(f"error: no experiment named '{args.experiment}'", file=sys.stderr)
+                return 2
+            snapshots = [refresh_results(session, experiment_id=exp_id, actor=actor)]
+    for snap in snapshots:
+        states: dict[str, int] = {}
+        for row in snap.comparisons:
+            states[row.decision_state] = states.get(row.decision_state, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no metrics"
+        print(f"'{snap.experiment_name}': snapshot {snap.snapshot_id} (data through "
+              f"{snap.data_through}): {summary}")
+    if not snapshots:
+        print("No running experiments.")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry point
 
 

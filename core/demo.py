@@ -229,7 +229,10 @@ def seed_demo(session: Session, *, today: date | None = None) -> str:
                 expected_version=view.version, actor=DEMO_ACTOR, reason=spec["reason"],
                 on=spec.get("end"),
             )
+    from core.demo_data import seed_metric_data
+
+    data = seed_metric_data(session, today=today)
     return (
         f"Demo portfolio: {new_metrics} metrics and {new_experiments} experiments added "
-        f"({len(METRICS)} metrics and {len(_experiments(today))} experiments in the demo)."
+        f"({len(METRICS)} metrics and {len(_experiments(today))} experiments in the demo). {data}"
     )
