@@ -1,0 +1,157 @@
+"""API keys of the sidecar API: create (the plaintext is shown once), revoke, authenticate.
+
+Only the SHA-256 hash of a key and its first characters (to recognise it in a list) are
+stored. A key acts as ``api:<key name>`` with the role its scope grants, so every audit entry
+made through it records whose key it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.auth import SYSTEM, Actor
+from core.errors import Conflict, DomainError, InvalidInput, NotFound
+from core.registry import transaction
+from core.types import API_SCOPES, ApiScope, Role
+from db import repositories as repo
+from db.models import ApiKey
+
+KEY_PREFIX = "eos_"
+PREFIX_LENGTH = 12
+"""Characters of the plaintext kept (``eos_`` plus 8) so an admin can tell keys apart."""
+SCOPE_ROLES: dict[str, Role] = {"read": "viewer", "write": "editor", "admin": "admin"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_MAX_KEY_LENGTH = 128
+
+
+class InvalidApiKey(DomainError):
+    """No key, an unknown key or a revoked key was presented."""
+
+    http_status = 401
+
+
+@dataclass(frozen=True)
+class ApiKeyView:
+    id: int
+    name: str
+    prefix: str
+    scope: ApiScope
+    created_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CreatedApiKey:
+    """A new key: `key` is the plaintext, shown this once and never stored."""
+
+    key: str
+    view: ApiKeyView
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def actor_for(name: str, scope: str) -> Actor:
+    """The actor a key acts as: ``api:<key name>`` with its scope's role."""
+    return Actor(name=f"api:{name}", role=SCOPE_ROLES[scope])
+
+
+def _view(row: ApiKey) -> ApiKeyView:
+    return ApiKeyView(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        scope=row.scope,  # type: ignore[arg-type]
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _by_name(session: Session, name: str) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.name == name))
+
+
+def list_api_keys(session: Session) -> list[ApiKeyView]:
+    return [_view(k) for k in session.scalars(select(ApiKey).order_by(ApiKey.name))]
+
+
+def create_api_key(
+    session: Session, *, name: str, scope: str, actor: Actor = SYSTEM
+) -> CreatedApiKey:
+    """Create a key named `name` with `scope` (read, write or admin). Audited, without the key."""
+    actor.require("admin", "create API keys")
+    name = name.strip()
+    problems = []
+    if not _NAME.match(name):
+        problems.append(
+            "name: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit "
+            "(e.g. airflow-prod)"
+        )
+    if scope not in API_SCOPES:
+        problems.append(f"scope: use one of {', '.join(API_SCOPES)} (got '{scope}')")
+    if problems:
+        raise InvalidInput(problems)
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with transaction(session):
+        if _by_name(session, name) is not None:
+            raise Conflict(
+                f"An API key named '{name}' already exists: pick another name, or revoke it "
+                f"and create a new one under a new name."
+            )
+        row = ApiKey(name=name, prefix=key[:PREFIX_LENGTH], key_hash=hash_key(key), scope=scope)
+        session.add(row)
+        session.flush()
+        repo.add_audit(
+            session,
+            actor=actor.name,
+            entity_type="api_key",
+            entity_id=row.id,
+            action="create",
+            changes={"name": [None, name], "scope": [None, scope], "prefix": [None, row.prefix]},
+        )
+    return CreatedApiKey(key=key, view=_view(row))
+
+
+def revoke_api_key(session: Session, *, name: str, actor: Actor = SYSTEM) -> ApiKeyView:
+    """Revoke the key named `name` for good; revoking a revoked key changes nothing."""
+    actor.require("admin", "revoke API keys")
+    with transaction(session):
+        row = _by_name(session, name.strip())
+        if row is None:
+            raise NotFound(f"No API key named '{name}'.")
+        if row.revoked_at is None:
+            row.revoked_at = datetime.now(UTC)
+            session.flush()
+            repo.add_audit(
+                session,
+                actor=actor.name,
+                entity_type="api_key",
+                entity_id=row.id,
+                action="revoke",
+                changes={"revoked_at": [None, row.revoked_at.isoformat()]},
+            )
+    return _view(row)
+
+
+def authenticate(session: Session, *, key: str | None) -> Actor:
+    """The actor behind `key`; raises InvalidApiKey when it is missing, unknown or revoked."""
+    if not key:
+        raise InvalidApiKey("Send your API key in the X-API-Key header.")
+    if len(key) > _MAX_KEY_LENGTH or not key.startswith(KEY_PREFIX):
+        raise InvalidApiKey("The X-API-Key header does not hold an ExperimentOS API key.")
+    digest = hash_key(key)
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+    if row is None or not hmac.compare_digest(row.key_hash, digest):
+        raise InvalidApiKey("Unknown API key: check it, or ask an admin to create one.")
+    if row.revoked_at is not None:
+        raise InvalidApiKey(f"The API key '{row.name}' was revoked: ask an admin for a new one.")
+    return actor_for(row.name, row.scope)
