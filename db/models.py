@@ -69,6 +69,9 @@ class Experiment(Base):
     )
     plan_frozen_at: Mapped[datetime | None]
     archived_at: Mapped[datetime | None]
+    refresh_every_days: Mapped[int | None] = mapped_column(
+        comment="Scheduled refresh: every N days counted from the start; NULL = every day."
+    )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
     version: Mapped[int] = mapped_column(default=1)
@@ -101,6 +104,9 @@ class Experiment(Base):
         CheckConstraint("power > 0.5 AND power < 1", name="power"),
         CheckConstraint(
             "planned_sample_size IS NULL OR planned_sample_size > 0", name="sample_size"
+        ),
+        CheckConstraint(
+            "refresh_every_days IS NULL OR refresh_every_days >= 1", name="refresh_every_days"
         ),
     )
 
