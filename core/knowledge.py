@@ -9,11 +9,10 @@
   when the idea was promoted, else the experiment's current inputs) with the realised lift of
   the primary metric and its significance.
 
-The primary-metric result is computed from the stored daily sufficient statistics: the sums
-over all days per variant, each treatment against the control with the experiment's own alpha
-(Bonferroni-split over the treatments), the two-proportion z-test for binomial metrics and
-Welch's t-test for means, always-valid when the experiment was analysed sequentially. With
-several treatments the best one in the metric's good direction is reported.
+The primary-metric result comes from :mod:`core.results` (the latest stored snapshot, else
+computed on the spot without storing): the realised lift, its (adjusted) p-value, and whether
+the results call it ``significant``. With several treatments the best one in the metric's good
+direction is reported.
 """
 
 from __future__ import annotations
@@ -24,16 +23,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import registry
+from core import registry, results
 from core.backlog import HIGH_CONFIDENCE, RICE_FIELDS
 from core.errors import InvalidInput
 from core.registry import ExperimentView
-from core.stats import SufficientStats, proportion_ztest_from_stats, welch_ttest_from_stats
-from db import repositories as repo
-from db.models import AuditEntry, Metric, MetricDailyStat, Variant
+from db.models import AuditEntry
 
 GROUPINGS: tuple[str, ...] = ("owner", "tag", "quarter")
 """What win rates can be grouped by."""
@@ -49,15 +46,19 @@ class PrimaryResult:
     higher_is_better: bool
     control: str
     treatment: str
-    control_mean: float
-    treatment_mean: float
+    control_mean: float | None
+    treatment_mean: float | None
     n_control: int
     n_treatment: int
     lift: float
     """Relative change of the treatment against the control (0.05 = +5 %)."""
     p_value: float
+    """Adjusted for multiple comparisons when the results adjusted it."""
     significant: bool
+    """The results' decision state is ``significant`` (plan met, no SRM, p below alpha)."""
+    decision_state: str
     alpha: float
+    source: str
 
     @property
     def improved(self) -> bool:
@@ -100,64 +101,36 @@ class Learning:
 # --------------------------------------------------------------------------- results
 
 
-def _variant_totals(session: Session, experiment_id: int, metric_id: int) -> dict[int, list[float]]:
-    rows = session.execute(
-        select(
-            MetricDailyStat.variant_id,
-            func.sum(MetricDailyStat.n),
-            func.sum(MetricDailyStat.sum),
-            func.sum(MetricDailyStat.sum_squares),
-        )
-        .where(
-            MetricDailyStat.experiment_id == experiment_id,
-            MetricDailyStat.metric_id == metric_id,
-        )
-        .group_by(MetricDailyStat.variant_id)
-    ).all()
-    return {vid: [float(n or 0), float(s or 0), float(ss or 0)] for vid, n, s, ss in rows}
-
-
 def primary_result(session: Session, *, experiment_id: int) -> PrimaryResult | None:
-    """The primary metric's realised lift and significance; None when no data was loaded."""
-    exp = repo.get_experiment(session, experiment_id=experiment_id)
-    if exp is None or exp.primary_metric_id is None or len(exp.variants) < 2:
+    """The primary metric's realised lift and significance; None when it has no data.
+
+    Read from the latest stored results snapshot, else computed (not stored) by
+    :func:`core.results.compute_results`; with several treatments, the best one in the
+    metric's good direction.
+    """
+    snapshot = results.latest_snapshot(session, experiment_id=experiment_id)
+    stored = snapshot is not None
+    if snapshot is None:
+        snapshot = results.compute_results(session, experiment_id=experiment_id)
+    rows = [
+        c for c in snapshot.rows(role="primary")
+        if c.lift is not None and c.p_value is not None and math.isfinite(c.lift)
+    ]
+    if not rows:
         return None
-    metric: Metric | None = exp.primary_metric
-    assert metric is not None
-    totals = _variant_totals(session, exp.id, metric.id)
-    variants: list[Variant] = list(exp.variants)
-    control = variants[0]
-    if control.id not in totals:
-        return None
-    treatments = [v for v in variants[1:] if v.id in totals]
-    alpha = exp.alpha / max(len(variants) - 1, 1)
-    sequential = exp.analysis_mode == "sequential"
-    candidates: list[PrimaryResult] = []
-    for treatment in treatments:
-        c, t = totals[control.id], totals[treatment.id]
-        if c[0] < 2 or t[0] < 2:
-            continue
-        cs = SufficientStats(n=int(c[0]), sum=c[1], sum_squares=c[2])
-        ts = SufficientStats(n=int(t[0]), sum=t[1], sum_squares=t[2])
-        if metric.kind == "binomial":
-            cs = SufficientStats(n=cs.n, sum=round(cs.sum), sum_squares=round(cs.sum))
-            ts = SufficientStats(n=ts.n, sum=round(ts.sum), sum_squares=round(ts.sum))
-            test: Any = proportion_ztest_from_stats(cs, ts, alpha=alpha, sequential=sequential)
-        else:
-            test = welch_ttest_from_stats(cs, ts, alpha=alpha, sequential=sequential)
-        if not math.isfinite(test.lift):
-            continue
-        candidates.append(PrimaryResult(
-            metric=metric.name, kind=metric.kind, higher_is_better=metric.higher_is_better,
-            control=control.name, treatment=treatment.name,
-            control_mean=test.control_mean, treatment_mean=test.treatment_mean,
-            n_control=cs.n, n_treatment=ts.n, lift=float(test.lift),
-            p_value=float(test.p_value), significant=bool(test.significant), alpha=alpha,
-        ))
-    if not candidates:
-        return None
-    sign = 1.0 if metric.higher_is_better else -1.0
-    return max(candidates, key=lambda r: sign * r.lift)
+    best = max(rows, key=lambda c: c.lift if c.higher_is_better else -c.lift)  # type: ignore[operator]
+    assert best.lift is not None and best.p_value is not None
+    return PrimaryResult(
+        metric=best.metric, kind=best.kind, higher_is_better=best.higher_is_better,
+        control=best.control, treatment=best.treatment,
+        control_mean=best.control_mean, treatment_mean=best.treatment_mean,
+        n_control=best.control_n, n_treatment=best.treatment_n, lift=best.lift,
+        p_value=best.adjusted_p_value if best.adjusted_p_value is not None else best.p_value,
+        significant=best.decision_state == "significant", decision_state=best.decision_state,
+        alpha=snapshot.alpha,
+        source=(f"snapshot of {snapshot.computed_at:%Y-%m-%d %H:%M}" if stored
+                else "computed from the stored data (no snapshot yet)"),
+    )
 
 
 # --------------------------------------------------------------------------- knowledge base

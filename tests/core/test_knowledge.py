@@ -3,15 +3,16 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
 from numpy.testing import assert_allclose
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 from statsmodels.stats.proportion import proportions_ztest
 
-from core import backlog, knowledge, registry
+from core import backlog, knowledge, registry, results
 from core.demo import seed_demo
 from core.errors import InvalidInput
 from db import repositories as repo
@@ -23,10 +24,30 @@ TODAY = date(2026, 6, 15)
 Dark mode on 04-07, Annual plan on 04-29 and Trust badges on 05-07 (all Q2)."""
 
 
+@pytest.fixture(scope="module")
+def seeded(db_engine: Engine) -> Iterator[Connection]:
+    """The demo portfolio seeded once per database, inside a transaction never committed."""
+    connection = db_engine.connect()
+    outer = connection.begin()
+    with Session(bind=connection, join_transaction_mode="create_savepoint",
+                 expire_on_commit=False) as session:
+        seed_demo(session, today=TODAY)
+    yield connection
+    outer.rollback()
+    connection.close()
+
+
 @pytest.fixture
-def demo(session: Session) -> Session:
-    seed_demo(session, today=TODAY)
-    return session
+def demo(seeded: Connection) -> Iterator[Session]:
+    """A session over the seeded demo whose writes are rolled back after the test."""
+    savepoint = seeded.begin_nested()
+    session = Session(bind=seeded, join_transaction_mode="create_savepoint",
+                      expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        savepoint.rollback()
 
 
 def _rates(rates: list[knowledge.WinRate]) -> dict[str, tuple[int, int]]:
@@ -136,20 +157,39 @@ def _arm_totals(session: Session, experiment_id: int) -> list[tuple[int, int]]:
 
 
 def test_calibration_uses_realised_lift_and_significance(demo: Session) -> None:
-    exp_id = _add_primary_data(demo, "One-page checkout", (8_000, 400), (8_000, 480))
+    exp_id = _add_primary_data(demo, "One-page checkout", (8_500, 850), (8_500, 960))
     (n_c, x_c), (n_t, x_t) = _arm_totals(demo, exp_id)
     result = knowledge.primary_result(demo, experiment_id=exp_id)
     assert result is not None
+    assert result.source.startswith("computed")  # no snapshot stored yet
     # reference: statsmodels two-proportion z-test (pooled), treatment vs control
     _, p_ref = proportions_ztest([x_t, x_c], [n_t, n_c])
     assert_allclose(result.p_value, p_ref, rtol=1e-9)
     assert_allclose(result.lift, (x_t / n_t) / (x_c / n_c) - 1, rtol=1e-12)
-    assert result.significant is bool(p_ref < 0.05)
+    assert p_ref < 0.05  # the demo's one-page checkout is a clear, fully powered win
+    assert result.significant and result.decision_state == "significant"
     point = next(p for p in knowledge.calibration(demo).points if p.id == exp_id)
     assert_allclose(point.lift, result.lift, rtol=1e-12)
-    assert point.significant_win is (result.significant and result.lift > 0)
+    assert point.significant_win is True
     item = next(i for i in knowledge.completed_experiments(demo) if i.id == exp_id)
     assert item.result == result
+    group = next(g for g in knowledge.calibration(demo).groups if g.group == "maria.lopez")
+    assert (group.with_result, group.significant_wins) == (1, 1)
+
+
+def test_primary_result_prefers_the_latest_snapshot(demo: Session) -> None:
+    exp_id = _add_primary_data(demo, "One-page checkout", (8_500, 850), (8_500, 960))
+    computed = knowledge.primary_result(demo, experiment_id=exp_id)
+    results.refresh_results(demo, experiment_id=exp_id, actor=EDITOR)
+    stored = knowledge.primary_result(demo, experiment_id=exp_id)
+    assert computed is not None and stored is not None
+    assert stored.source.startswith("snapshot of")
+    assert_allclose(stored.lift, computed.lift, rtol=1e-12)
+
+
+def test_primary_result_is_none_without_data(demo: Session) -> None:
+    idea = registry.get_experiment_by_name(demo, name="Social login")
+    assert knowledge.primary_result(demo, experiment_id=idea.id) is None
 
 
 def test_calibration_uses_the_prediction_recorded_at_promotion(demo: Session) -> None:
