@@ -1,0 +1,100 @@
+"""Dependencies shared by the routes: the database session, the caller, the edited version."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Security
+from fastapi.security import APIKeyHeader
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.schemas import MAX_INT
+from core import api_keys
+from core.auth import Actor
+from core.errors import InvalidInput
+from db.session import session_factory
+
+
+@lru_cache
+def _sessions() -> sessionmaker[Session]:
+    return session_factory()
+
+
+def get_session() -> Iterator[Session]:
+    """One session per request; the services own their transactions."""
+    with _sessions()() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="An API key from `python -m core.cli create-api-key --name <n> --scope <s>`.",
+)
+
+
+def current_actor(
+    session: SessionDep, key: Annotated[str | None, Security(api_key_header)]
+) -> Actor:
+    """The key's owner (`api:<key name>`), with the role its scope grants; 401 otherwise."""
+    return api_keys.authenticate(session, key=key)
+
+
+Reader = Annotated[Actor, Depends(current_actor)]
+
+
+def current_editor(actor: Reader) -> Actor:
+    """A caller allowed to write (write or admin key); 403 for a read key."""
+    actor.require("editor", "change data through the API (use a key with the write scope)")
+    return actor
+
+
+Writer = Annotated[Actor, Depends(current_editor)]
+
+ExperimentId = Annotated[int, Path(ge=1, le=MAX_INT, description="The experiment's id.")]
+
+_ETAG = re.compile(r'^(?:W/)?"?(\d{1,10})"?$')
+
+
+def if_match(
+    if_match: Annotated[
+        str | None,
+        Header(
+            max_length=64,
+            description='The version you read, as returned in the ETag header (e.g. "3").',
+        ),
+    ] = None,
+) -> int | None:
+    """The version named by an If-Match header, if one was sent."""
+    if if_match is None:
+        return None
+    match = _ETAG.match(if_match.strip())
+    if not match or not 1 <= int(match.group(1)) <= MAX_INT:
+        raise InvalidInput(
+            f'If-Match: send the version you read, as in the ETag header, e.g. If-Match: "3" '
+            f"(got {if_match[:20]!r})"
+        )
+    return int(match.group(1))
+
+
+IfMatch = Annotated[int | None, Depends(if_match)]
+
+
+def expected_version(header: int | None, body: int | None) -> int:
+    """The version the client edited: from If-Match or the body (they must agree)."""
+    if header is not None and body is not None and header != body:
+        raise InvalidInput(
+            f"version: If-Match says {header} but the body says {body}; send one of them"
+        )
+    version = header if header is not None else body
+    if version is None:
+        raise InvalidInput(
+            "version: send the version you read, as an If-Match header or as `version` in the "
+            "body (a stale version is refused with 409, so no change is lost)"
+        )
+    return version

@@ -1,0 +1,202 @@
+"""Every error the API returns, in one shape: RFC 9457 problem details (+ an `errors` list).
+
+Domain errors carry their HTTP status (core.errors); request validation, HTTP errors and
+anything unexpected are mapped here and nowhere else. No response ever holds a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from core.errors import DomainError
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "urn:experimentos:problem:"
+logger = logging.getLogger("api")
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]-]*): (.+)$", re.DOTALL)
+
+
+class ProblemItem(BaseModel):
+    location: str | None = Field(
+        description="Where the problem is, e.g. `body.variants` or `query.page`; null if global."
+    )
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(description="A URN naming the kind of problem.")
+    title: str = Field(description="The HTTP status phrase.")
+    status: int
+    detail: str = Field(description="What went wrong and how to fix it.")
+    instance: str | None = Field(default=None, description="The path of the request.")
+    errors: list[ProblemItem] = Field(default_factory=list)
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request (e.g. invalid JSON) or a business rule refused it.",
+    401: "Missing, unknown or revoked API key.",
+    403: "The key's scope does not allow this (a read key cannot write).",
+    404: "No such resource.",
+    409: "Stale version (someone changed the record first) or a name already taken.",
+    413: "The request body is larger than API_MAX_UPLOAD_MB.",
+    422: "The input failed validation; `errors` lists each problem.",
+    503: "The database does not answer.",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for error codes, all answering with a Problem."""
+    return {code: {"model": Problem, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    errors: list[ProblemItem] | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    phrase = HTTPStatus(status).phrase
+    body = Problem(
+        type=TYPE_BASE + (kind or phrase.lower().replace(" ", "-").replace("'", "")),
+        title=phrase,
+        status=status,
+        detail=detail,
+        instance=instance,
+        errors=errors or [],
+    )
+    return JSONResponse(
+        body.model_dump(), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def _domain_items(problems: list[str]) -> list[ProblemItem]:
+    items = []
+    for text in problems:
+        match = _FIELD_PREFIX.match(text)
+        if match:
+            items.append(ProblemItem(location=match.group(1), message=match.group(2)))
+        else:
+            items.append(ProblemItem(location=None, message=text))
+    return items
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    return ".".join(str(part) for part in loc) or None
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    headers = {"WWW-Authenticate": 'APIKey header="X-API-Key"'} if exc.http_status == 401 else None
+    return problem_response(
+        exc.http_status,
+        exc.message,
+        kind=_kebab(type(exc).__name__),
+        errors=_domain_items(exc.problems),
+        instance=request.url.path,
+        headers=headers,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
+    if invalid_json:
+        reason = (invalid_json[0].get("ctx") or {}).get("error", "invalid JSON")
+        return problem_response(
+            400,
+            f"The request body is not valid JSON ({reason}): send a JSON object.",
+            kind="malformed-json",
+            errors=[ProblemItem(location="body", message=str(reason))],
+            instance=request.url.path,
+        )
+    items = [
+        ProblemItem(location=_location(e.get("loc", ())), message=str(e.get("msg", "invalid")))
+        for e in errors
+    ]
+    summary = "; ".join(f"{i.location}: {i.message}" if i.location else i.message for i in items)
+    return problem_response(
+        422,
+        f"The request is invalid: {summary}",
+        kind="validation-error",
+        errors=items,
+        instance=request.url.path,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    if status == 400 and detail == "There was an error parsing the body":
+        detail = "The request body could not be parsed: send a JSON object (numbers in range)."
+        kind = "malformed-json"
+    else:
+        kind = None
+    if status == 404 and detail == "Not Found":
+        detail = f"There is nothing at {request.url.path}: see /docs for the routes."
+    headers = exc.headers
+    if status == 405:
+        allowed = _allowed_methods(request)
+        headers = {**(headers or {}), "Allow": allowed}
+        detail = f"{request.method} is not allowed on {request.url.path}: use {allowed}."
+    return problem_response(status, detail, kind=kind, instance=request.url.path, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method any route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("Unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        500,
+        "An unexpected error occurred on the server; it has been logged. Nothing you sent "
+        "caused it: retry later or report it.",
+        instance=request.url.path,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
+    """Document every 4xx/5xx response of the OpenAPI `schema` as application/problem+json."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if str(code)[0] in "45" and "application/json" in content:
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    return schema

@@ -1,0 +1,108 @@
+"""The ExperimentOS sidecar API: ``uvicorn api.main:app --port 8000``.
+
+Versioned under /api/v1; OpenAPI at /openapi.json, interactive docs at /docs. Every route but
+/health needs an X-API-Key (create one with ``python -m core.cli create-api-key``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import install_error_handlers, problem_media_type, problem_response, responses
+from api.routers import experiments, health, metrics, planner
+from core.config import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+DESCRIPTION = """Everything external tools need from ExperimentOS: the registry, the metrics
+catalogue and the planner, calling the same services as the app.
+
+Send an API key in the `X-API-Key` header (a read key reads; write and admin keys also write).
+Errors are RFC 9457 problem details (`application/problem+json`). Updates name the version
+they were based on (`If-Match` or `version` in the body); a stale one gets 409."""
+
+
+class BodySizeLimit:
+    """Refuse request bodies over `max_bytes` with 413, before the route reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> str:
+        return (
+            f"The request body is larger than the {self.max_bytes // (1024 * 1024)} MB limit "
+            "(API_MAX_UPLOAD_MB): send less."
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    response = problem_response(
+                        413, self._too_large(), instance=scope.get("path")
+                    )
+                    await response(scope, receive, send)
+                    return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise HTTPException(413, self._too_large())
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API; `settings` defaults to the process-wide ones."""
+    settings = settings or get_settings()
+    app = FastAPI(title="ExperimentOS API", version="1", description=DESCRIPTION)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    v1 = APIRouter(prefix=API_PREFIX, responses=responses(401))
+    for module in (experiments, metrics, planner):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_upload_mb * 1024 * 1024)
+    if settings.api_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api_cors_origins,
+            allow_methods=["GET", "POST", "PATCH"],
+            allow_headers=["X-API-Key", "If-Match", "Content-Type"],
+            expose_headers=["ETag", "Location"],
+        )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            app.openapi_schema = problem_media_type(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+app = create_app()

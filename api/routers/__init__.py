@@ -1,0 +1,1 @@
+"""One router per area of the API; each route validates, calls a core service, returns."""

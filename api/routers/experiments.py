@@ -1,0 +1,190 @@
+"""Experiments: list, get, create, update (optimistic concurrency), transitions, audit history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import ExperimentId, IfMatch, Reader, SessionDep, Writer, expected_version
+from api.errors import responses
+from api.schemas import (
+    AuditEntryOut,
+    ExperimentCreate,
+    ExperimentPage,
+    ExperimentUpdate,
+    SafeText,
+    SortKey,
+    TransitionRequest,
+)
+from core import registry
+from core.registry import ExperimentView
+from core.types import Status
+
+router = APIRouter(prefix="/experiments", tags=["experiments"])
+
+_ETAG_HEADER = {"ETag": {"description": 'The version, e.g. "3": send it back as If-Match.',
+                         "schema": {"type": "string"}}}
+
+
+def _tagged(response: Response, view: ExperimentView) -> ExperimentView:
+    response.headers["ETag"] = f'"{view.version}"'
+    return view
+
+
+@router.get("", response_model=ExperimentPage, responses=responses(422))
+def list_experiments(
+    session: SessionDep,
+    _actor: Reader,
+    status: Status | None = None,
+    owner: Annotated[SafeText | None, Query(max_length=120)] = None,
+    tag: Annotated[SafeText | None, Query(max_length=80)] = None,
+    q: Annotated[
+        SafeText | None,
+        Query(max_length=200, description="Text in the name, hypothesis or learnings."),
+    ] = None,
+    sort: Annotated[
+        SortKey, Query(description="Field to sort by; a leading `-` sorts descending.")
+    ] = "-updated_at",
+    include_archived: bool = True,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> ExperimentPage:
+    """Experiments matching every filter given, sorted and paginated (pages count from 1)."""
+    result = registry.list_experiments(
+        session,
+        status=status,
+        owner=owner,
+        tag=tag,
+        search=q,
+        include_archived=include_archived,
+        sort=sort.removeprefix("-"),
+        descending=sort.startswith("-"),
+        page=page,
+        page_size=page_size,
+    )
+    return ExperimentPage(
+        items=result.items,
+        total=result.total,
+        page=result.page,
+        page_size=result.page_size,
+        pages=result.pages,
+    )
+
+
+@router.post(
+    "",
+    response_model=ExperimentView,
+    status_code=201,
+    responses={**responses(400, 403, 409, 413, 422), 201: {"headers": _ETAG_HEADER}},
+)
+def create_experiment(
+    body: ExperimentCreate, session: SessionDep, actor: Writer, response: Response
+) -> ExperimentView:
+    """Register a new experiment in `proposed` (write scope)."""
+    view = registry.create_experiment(session, data=body, actor=actor)
+    response.headers["Location"] = f"/api/v1/experiments/{view.id}"
+    return _tagged(response, view)
+
+
+@router.get(
+    "/{experiment_id}",
+    response_model=ExperimentView,
+    responses={**responses(404, 422), 200: {"headers": _ETAG_HEADER}},
+)
+def get_experiment(
+    experiment_id: ExperimentId, session: SessionDep, _actor: Reader, response: Response
+) -> ExperimentView:
+    """One experiment; its ETag is the version to send back when updating it."""
+    return _tagged(response, registry.get_experiment(session, experiment_id=experiment_id))
+
+
+@router.patch(
+    "/{experiment_id}",
+    response_model=ExperimentView,
+    responses={**responses(400, 403, 404, 409, 413, 422), 200: {"headers": _ETAG_HEADER}},
+)
+def update_experiment(
+    experiment_id: ExperimentId,
+    body: ExperimentUpdate,
+    session: SessionDep,
+    actor: Writer,
+    response: Response,
+    version: IfMatch,
+) -> ExperimentView:
+    """Change the fields sent, based on the version you read (If-Match or `version`).
+
+    A stale version gets 409 and changes nothing: reload, re-apply, resend.
+    """
+    view = registry.update_experiment(
+        session,
+        experiment_id=experiment_id,
+        changes=body.changes(),
+        expected_version=expected_version(version, body.version),
+        actor=actor,
+        reason=body.reason,
+    )
+    return _tagged(response, view)
+
+
+@router.post(
+    "/{experiment_id}/transitions",
+    response_model=ExperimentView,
+    responses={**responses(400, 403, 404, 409, 413, 422), 200: {"headers": _ETAG_HEADER}},
+)
+def transition_experiment(
+    experiment_id: ExperimentId,
+    body: TransitionRequest,
+    session: SessionDep,
+    actor: Writer,
+    response: Response,
+    version: IfMatch,
+) -> ExperimentView:
+    """Launch (`running`), complete (needs a decision) or abandon (needs a reason)."""
+    view = registry.transition_experiment(
+        session,
+        experiment_id=experiment_id,
+        to_status=body.to_status,
+        expected_version=expected_version(version, body.version),
+        actor=actor,
+        reason=body.reason,
+        decision=body.decision,
+        learnings=body.learnings,
+    )
+    return _tagged(response, view)
+
+
+@router.get(
+    "/{experiment_id}/audit", response_model=list[AuditEntryOut], responses=responses(404, 422)
+)
+def audit_history(
+    experiment_id: ExperimentId, session: SessionDep, _actor: Reader
+) -> list[AuditEntryOut]:
+    """Every change to the experiment, oldest first."""
+    registry.get_experiment(session, experiment_id=experiment_id)
+    records = registry.audit_history(session, experiment_id=experiment_id)
+    return [AuditEntryOut.model_validate(r) for r in records]
+
+
+@router.get(
+    "/{experiment_id}/audit.csv",
+    response_class=Response,
+    responses={
+        **responses(404, 422),
+        200: {
+            "description": "One row per changed field.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+    },
+)
+def audit_history_csv(experiment_id: ExperimentId, session: SessionDep, _actor: Reader) -> Response:
+    """The audit history as CSV (one row per changed field)."""
+    registry.get_experiment(session, experiment_id=experiment_id)
+    records = registry.audit_history(session, experiment_id=experiment_id)
+    return Response(
+        content=registry.audit_csv(records),
+        media_type="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="experiment-{experiment_id}-audit.csv"'
+        },
+    )

@@ -1,0 +1,309 @@
+"""Request and response bodies of the API.
+
+Request bodies reuse the services' own pydantic models (ExperimentFields, ExperimentPatch,
+MetricFields) and add only what an HTTP boundary needs: finite numbers, integers that fit the
+database, no NUL characters or unpaired surrogates in text, and the version being edited.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Body
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+from core.catalogue import MetricFields
+from core.registry import SORT_FIELDS, ExperimentFields, ExperimentPatch, ExperimentView
+from core.types import Alternative, Decision, MetricKind, Status
+
+MAX_INT = 2**31 - 1
+"""Largest integer the database columns hold (PostgreSQL INTEGER)."""
+MAX_REACH = 1e12
+_SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+EFFORT_RANGE = (0.01, 10_000.0)
+SortKey = Literal[tuple(f"{p}{f}" for f in SORT_FIELDS for p in ("", "-"))]  # type: ignore[valid-type]
+
+
+def _text_problem(value: str) -> str | None:
+    if "\x00" in value:
+        return "text cannot contain NUL (\\u0000) characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text must be valid Unicode (it holds an unpaired surrogate)"
+    return None
+
+
+def safe_text(value: str) -> str:
+    problem = _text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+SafeText = Annotated[str, AfterValidator(safe_text)]
+
+
+def _walk_text(value: Any, where: str) -> None:
+    if isinstance(value, str):
+        problem = _text_problem(value)
+        if problem:
+            raise ValueError(f"{where or 'body'}: {problem}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _walk_text(key, where)
+            _walk_text(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _walk_text(item, f"{where}[{i}]")
+
+
+class RequestBody(BaseModel):
+    """Base of request bodies: unknown fields, non-finite numbers and unsafe text are refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _safe_text(cls, data: Any) -> Any:
+        _walk_text(data, "")
+        return data
+
+
+# --------------------------------------------------------------------------- experiments
+
+_SampleSize = Annotated[
+    int | None, Field(default=None, gt=0, le=MAX_INT, description="Planned units per variant.")
+]
+_Reach = Annotated[
+    float | None, Field(default=None, ge=0, le=MAX_REACH, description="RICE: units per quarter.")
+]
+_Effort = Annotated[
+    float | None,
+    Field(default=None, ge=EFFORT_RANGE[0], le=EFFORT_RANGE[1], description="RICE: person-weeks."),
+]
+_Version = Annotated[
+    int | None,
+    Field(
+        default=None,
+        ge=1,
+        le=MAX_INT,
+        description="The version you read; alternatively send it as the If-Match header.",
+    ),
+]
+
+
+class ExperimentCreate(RequestBody, ExperimentFields):
+    """A new experiment (it starts as `proposed`)."""
+
+    target_segment: str = Field(default="", max_length=200)
+    planned_sample_size: _SampleSize
+    reach: _Reach
+    effort: _Effort
+
+
+class ExperimentUpdate(RequestBody, ExperimentPatch):
+    """A partial update: only the fields sent change; `version` (or If-Match) is required."""
+
+    target_segment: str | None = Field(default=None, max_length=200)
+    planned_sample_size: _SampleSize
+    reach: _Reach
+    effort: _Effort
+    version: _Version
+    reason: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Why; required when changing the frozen plan of a launched experiment.",
+    )
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude={"version", "reason"})
+
+
+class TransitionRequest(RequestBody):
+    """Move an experiment along its lifecycle."""
+
+    to_status: Status
+    reason: str | None = Field(
+        default=None, max_length=2000, description="Required to abandon an experiment."
+    )
+    decision: Decision | None = Field(
+        default=None, description="Required to complete, unless the experiment already has one."
+    )
+    learnings: str | None = None
+    version: _Version
+
+
+class ExperimentPage(BaseModel):
+    items: list[ExperimentView]
+    total: int
+    page: int
+    page_size: int
+    pages: int
+
+
+class AuditEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str = Field(description="Who acted; `api:<key name>` for changes made with a key.")
+    entity_type: str
+    entity_id: int
+    action: str
+    changes: dict[str, Any] = Field(description="{field: [before, after]}")
+    reason: str | None
+    is_deviation: bool
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _snake_case(name: str) -> str:
+    if not _SNAKE.match(name):
+        raise ValueError("use lower_snake_case, e.g. checkout_conversion")
+    return name
+
+
+class MetricCreate(RequestBody, MetricFields):
+    """A new catalogue metric; names are lower_snake_case and unique."""
+
+    name: Annotated[str, AfterValidator(_snake_case)] = Field(
+        min_length=1, max_length=80, json_schema_extra={"pattern": _SNAKE.pattern}
+    )
+
+
+class MetricOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    kind: MetricKind
+    unit: str
+    higher_is_better: bool
+    description: str
+
+
+# --------------------------------------------------------------------------- planner
+
+_Alpha = Annotated[float, Field(default=0.05, gt=0, lt=1, description="Significance level.")]
+_Power = Annotated[float, Field(default=0.8, gt=0, lt=1, description="Target power.")]
+_Mde = Annotated[
+    float, Field(gt=0, le=1e12, description="Minimum detectable effect, > 0 (see `relative`).")
+]
+_N = Annotated[float, Field(ge=2, le=1e12, description="Units in the control arm.")]
+
+
+class _PlanBase(RequestBody):
+    alpha: _Alpha
+    alternative: Alternative = "two-sided"
+    ratio: float = Field(
+        default=1.0, ge=0.01, le=100, description="n_treatment / n_control (1 = equal arms)."
+    )
+    variants: int = Field(
+        default=2, ge=2, le=20, description="Arms including control; > 2 splits alpha."
+    )
+
+
+class _Binomial(_PlanBase):
+    kind: Literal["binomial"]
+    baseline: float = Field(gt=0, lt=1, description="Control conversion rate, e.g. 0.05.")
+
+
+class _Mean(_PlanBase):
+    kind: Literal["mean"]
+    sd: float = Field(gt=0, le=1e12, description="Standard deviation of the metric per unit.")
+
+
+class BinomialSampleSize(_Binomial):
+    mde: _Mde
+    relative: bool = Field(default=True, description="mde relative to baseline (0.1 = +10%).")
+    power: _Power
+
+
+class MeanSampleSize(_Mean):
+    mde: _Mde
+    relative: bool = Field(default=False, description="mde as a fraction of baseline_mean.")
+    baseline_mean: float | None = Field(default=None, ge=-1e12, le=1e12)
+    power: _Power
+
+
+class BinomialPower(_Binomial):
+    mde: _Mde
+    relative: bool = True
+    n: _N
+
+
+class MeanPower(_Mean):
+    mde: _Mde
+    relative: bool = False
+    baseline_mean: float | None = Field(default=None, ge=-1e12, le=1e12)
+    n: _N
+
+
+class BinomialMde(_Binomial):
+    n: _N
+    power: _Power
+
+
+class MeanMde(_Mean):
+    n: _N
+    power: _Power
+
+
+SampleSizeRequest = Annotated[BinomialSampleSize | MeanSampleSize, Body(discriminator="kind")]
+PowerRequest = Annotated[BinomialPower | MeanPower, Body(discriminator="kind")]
+MdeRequest = Annotated[BinomialMde | MeanMde, Body(discriminator="kind")]
+
+
+class DurationRequest(RequestBody):
+    n_per_variant: float = Field(gt=0, le=1e12, description="Units each arm needs.")
+    daily_units: float = Field(gt=0, le=1e12, description="Eligible units arriving per day.")
+    exposure: float = Field(default=1.0, gt=0, le=1, description="Fraction enrolled, (0, 1].")
+    variants: int = Field(default=2, ge=2, le=20)
+    weights: list[float] | None = Field(
+        default=None,
+        max_length=20,
+        description="Traffic share per arm (summing to 1); default equal.",
+    )
+
+
+class SampleSizeResult(BaseModel):
+    sample_size: int = Field(
+        description="Units in the control arm; each treatment arm needs ratio × this."
+    )
+
+
+class PowerResult(BaseModel):
+    power: float
+
+
+class MdeResult(BaseModel):
+    mde: float = Field(
+        description="Smallest ABSOLUTE effect detectable (rate difference, or metric units)."
+    )
+    relative_mde: float | None = Field(
+        description="mde / baseline for binomial metrics; null for means."
+    )
+
+
+class DurationResult(BaseModel):
+    days: int
+
+
+# --------------------------------------------------------------------------- health
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    database: Literal["ok"] | None = Field(
+        default=None, description="`ok` when the database answered (absent on /health/live)."
+    )

@@ -1,0 +1,79 @@
+"""API fixtures: the app over the rolled-back test session, keys of every scope, a client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from api.deps import get_session
+from api.main import create_app
+from core import api_keys, catalogue
+from core.config import Settings
+from tests.conftest import ADMIN
+
+METRICS = [("conversion", "binomial"), ("revenue", "mean"), ("latency", "mean")]
+
+
+def make_app(session: Session, **settings: Any) -> FastAPI:
+    """The app with every request inside the test's rolled-back transaction."""
+    app = create_app(Settings(**settings))
+    app.dependency_overrides[get_session] = lambda: session
+    return app
+
+
+@pytest.fixture
+def keys(session: Session) -> dict[str, str]:
+    """Plaintext keys by scope: `read`, `write`, `admin` (named reader, writer, admin)."""
+    names = {"read": "reader", "write": "writer", "admin": "admin"}
+    return {
+        scope: api_keys.create_api_key(session, name=name, scope=scope).key
+        for scope, name in names.items()
+    }
+
+
+@pytest.fixture
+def metrics(session: Session) -> list[str]:
+    for name, kind in METRICS:
+        catalogue.create_metric(session, data={"name": name, "kind": kind}, actor=ADMIN)
+    return [name for name, _ in METRICS]
+
+
+@pytest.fixture(scope="session")
+def shared_app() -> FastAPI:
+    """One app for the run (building one takes a while); each test points it at its session."""
+    return create_app(Settings())
+
+
+@pytest.fixture
+def client(shared_app: FastAPI, session: Session) -> Iterator[TestClient]:
+    shared_app.dependency_overrides[get_session] = lambda: session
+    try:
+        with TestClient(shared_app) as test_client:
+            yield test_client
+    finally:
+        shared_app.dependency_overrides.clear()
+
+
+def headers(key: str, **extra: str) -> dict[str, str]:
+    return {"X-API-Key": key, **extra}
+
+
+def draft(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "Green button",
+        "owner": "maria",
+        "hypothesis": "A green button lifts conversion.",
+        "primary_metric": "conversion",
+        "guardrail_metrics": ["latency"],
+        "variants": [{"name": "control", "weight": 0.5}, {"name": "green", "weight": 0.5}],
+        "planned_sample_size": 1000,
+        "mde": 0.05,
+        "tags": ["ui"],
+    }
+    data.update(overrides)
+    return data

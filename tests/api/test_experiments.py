@@ -1,0 +1,322 @@
+"""Experiment routes: happy paths, validation (422/400), conflicts (409), 404, audit CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db.models import AuditEntry, Experiment, Variant
+from tests.api.conftest import draft, headers, make_app
+
+URL = "/api/v1/experiments"
+
+
+def counts(session: Session) -> tuple[int | None, ...]:
+    return tuple(
+        session.scalar(select(func.count()).select_from(m))
+        for m in (Experiment, Variant, AuditEntry)
+    )
+
+
+@pytest.fixture
+def writer(keys: dict[str, str]) -> dict[str, str]:
+    return headers(keys["write"])
+
+
+@pytest.fixture
+def created(client: TestClient, writer: dict[str, str], metrics: list[str]) -> dict:
+    response = client.post(URL, json=draft(), headers=writer)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+# ----------------------------------------------------------------------------- create / get
+
+
+def test_experiments_create_returns_201_location_and_etag(
+    client: TestClient, writer: dict[str, str], metrics: list[str]
+) -> None:
+    response = client.post(URL, json=draft(), headers=writer)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "proposed" and body["version"] == 1
+    assert body["primary_metric"] == "conversion"
+    assert response.headers["location"] == f"{URL}/{body['id']}"
+    assert response.headers["etag"] == '"1"'
+    fetched = client.get(response.headers["location"], headers=writer)
+    assert fetched.status_code == 200 and fetched.json()["name"] == "Green button"
+    assert fetched.headers["etag"] == '"1"'
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        (draft(name=""), "body.name"),
+        (draft(planned_sample_size="lots"), "body.planned_sample_size"),
+        (draft(planned_sample_size=10**30), "body.planned_sample_size"),
+        (draft(alpha=0.7), "body.alpha"),
+        (draft(colour="green"), "body.colour"),
+        (draft(variants=[{"name": "control", "weight": 1.5}]), "body.variants.0.weight"),
+        (draft(target_segment="x" * 201), "body.target_segment"),
+        (draft(hypothesis="nul \x00 byte"), "body"),
+        (draft(primary_metric="no_such_metric"), "metrics"),
+        (draft(variants=[{"name": "a", "weight": 0.6}, {"name": "b", "weight": 0.6}]),
+         "variants"),
+        ({"owner": "maria"}, "body.name"),
+    ],
+)
+def test_experiments_create_invalid_is_422_and_writes_nothing(
+    client: TestClient, session: Session, writer: dict[str, str], metrics: list[str],
+    body: dict, location: str,
+) -> None:
+    before = counts(session)
+    response = client.post(URL, json=body, headers=writer)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 422 and problem["detail"]
+    assert location in [e["location"] for e in problem["errors"]]
+    assert "Traceback" not in response.text
+    assert counts(session) == before
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"name": "x",', b"not json", b'{"name": "x", "owner": "y", "mde": NaN}',
+     b'{"planned_sample_size": ' + b"9" * 5000 + b"}"],
+)
+def test_experiments_create_malformed_body_is_4xx_problem(
+    client: TestClient, session: Session, writer: dict[str, str], raw: bytes
+) -> None:
+    before = counts(session)
+    response = client.post(
+        URL, content=raw, headers={**writer, "Content-Type": "application/json"}
+    )
+    assert response.status_code in (400, 422), response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"]
+    assert counts(session) == before
+
+
+def test_experiments_invalid_json_is_400(client: TestClient, writer: dict[str, str]) -> None:
+    response = client.post(
+        URL, content=b'{"name": ', headers={**writer, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["type"].endswith("malformed-json")
+
+
+def test_experiments_duplicate_name_is_refused(
+    client: TestClient, writer: dict[str, str], created: dict
+) -> None:
+    response = client.post(URL, json=draft(name="green BUTTON"), headers=writer)
+    assert response.status_code == 422
+    assert "already exists" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("path", "status"), [("999999", 404), ("0", 422), ("abc", 422),
+                                              ("99999999999999999999", 422)])
+def test_experiments_get_missing_or_bad_id(
+    client: TestClient, writer: dict[str, str], path: str, status: int
+) -> None:
+    response = client.get(f"{URL}/{path}", headers=writer)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_experiments_body_over_the_limit_is_413(session: Session, keys: dict[str, str]) -> None:
+    client = TestClient(make_app(session, api_max_upload_mb=1))
+    big = draft(hypothesis="x" * (1024 * 1024 + 10))
+    response = client.post(URL, json=big, headers=headers(keys["write"]))
+    assert response.status_code == 413
+    assert "1 MB" in response.json()["detail"]
+
+
+def test_experiments_unknown_route_and_method_are_problems(
+    client: TestClient, writer: dict[str, str]
+) -> None:
+    missing = client.get("/api/v1/nothing-here", headers=writer)
+    assert missing.status_code == 404 and missing.json()["status"] == 404
+    wrong = client.delete(f"{URL}/1", headers=writer)
+    assert wrong.status_code == 405
+    assert "PATCH" in wrong.headers["allow"]
+
+
+# ----------------------------------------------------------------------------- list
+
+
+def test_experiments_list_filters_sorts_and_pages(
+    client: TestClient, writer: dict[str, str], metrics: list[str]
+) -> None:
+    for name, owner, tags in [("Alpha test", "maria", ["ui"]), ("Beta test", "sam", ["search"]),
+                              ("Gamma test", "maria", ["ui", "search"])]:
+        assert client.post(URL, json=draft(name=name, owner=owner, tags=tags),
+                           headers=writer).status_code == 201
+    page = client.get(URL, params={"sort": "name", "page_size": 2}, headers=writer).json()
+    assert [e["name"] for e in page["items"]] == ["Alpha test", "Beta test"]
+    assert (page["total"], page["pages"], page["page"]) == (3, 2, 1)
+    second = client.get(URL, params={"sort": "name", "page_size": 2, "page": 2}, headers=writer)
+    assert [e["name"] for e in second.json()["items"]] == ["Gamma test"]
+    desc = client.get(URL, params={"sort": "-name"}, headers=writer).json()
+    assert desc["items"][0]["name"] == "Gamma test"
+
+    def names(**params: str) -> list[str]:
+        body = client.get(URL, params={"sort": "name", **params}, headers=writer).json()
+        return [e["name"] for e in body["items"]]
+
+    assert names(owner="MARIA") == ["Alpha test", "Gamma test"]
+    assert names(tag="search") == ["Beta test", "Gamma test"]
+    assert names(q="gamma") == ["Gamma test"]
+    assert names(status="proposed") == ["Alpha test", "Beta test", "Gamma test"]
+    assert names(status="running") == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"sort": "colour"}, {"page": 0}, {"page_size": 501}, {"status": "paused"},
+     {"page": "99999999999999999999999"}, {"q": "a\x00b"}],
+)
+def test_experiments_list_bad_query_is_422(
+    client: TestClient, writer: dict[str, str], params: dict
+) -> None:
+    response = client.get(URL, params=params, headers=writer)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["location"].startswith("query.")
+
+
+# ----------------------------------------------------------------------------- update
+
+
+def test_experiments_update_with_if_match(
+    client: TestClient, writer: dict[str, str], created: dict
+) -> None:
+    response = client.patch(
+        f"{URL}/{created['id']}", json={"owner": "sam"}, headers={**writer, "If-Match": '"1"'}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["owner"] == "sam" and response.json()["version"] == 2
+    assert response.headers["etag"] == '"2"'
+
+
+def test_experiments_update_with_version_in_body(
+    client: TestClient, writer: dict[str, str], created: dict
+) -> None:
+    response = client.patch(
+        f"{URL}/{created['id']}", json={"hypothesis": "Sharper.", "version": 1}, headers=writer
+    )
+    assert response.status_code == 200
+    assert response.json()["hypothesis"] == "Sharper."
+
+
+def test_experiments_update_stale_version_is_409_and_changes_nothing(
+    client: TestClient, writer: dict[str, str], created: dict
+) -> None:
+    url = f"{URL}/{created['id']}"
+    assert client.patch(url, json={"owner": "sam", "version": 1}, headers=writer).status_code == 200
+    stale = client.patch(url, json={"owner": "olivia"}, headers={**writer, "If-Match": "1"})
+    assert stale.status_code == 409
+    assert stale.json()["type"].endswith("conflict")
+    assert "version 2" in stale.json()["detail"]
+    assert client.get(url, headers=writer).json()["owner"] == "sam"
+
+
+@pytest.mark.parametrize(
+    ("extra_headers", "body"),
+    [({}, {"owner": "sam"}), ({"If-Match": "banana"}, {"owner": "sam"}),
+     ({"If-Match": '"1"'}, {"owner": "sam", "version": 2}),
+     ({}, {"owner": "sam", "version": 0}), ({}, {"status": "running", "version": 1}),
+     ({}, {"planned_sample_size": 2**40, "version": 1})],
+)
+def test_experiments_update_bad_request_is_422(
+    client: TestClient, writer: dict[str, str], created: dict, extra_headers: dict, body: dict
+) -> None:
+    url = f"{URL}/{created['id']}"
+    response = client.patch(url, json=body, headers={**writer, **extra_headers})
+    assert response.status_code == 422, response.text
+    assert client.get(url, headers=writer).json()["version"] == 1
+
+
+def test_experiments_update_missing_is_404(client: TestClient, writer: dict[str, str]) -> None:
+    response = client.patch(f"{URL}/424242", json={"owner": "x", "version": 1}, headers=writer)
+    assert response.status_code == 404
+
+
+# ----------------------------------------------------------------------------- transitions
+
+
+def test_experiments_transitions_launch_and_complete(
+    client: TestClient, writer: dict[str, str], created: dict
+) -> None:
+    url = f"{URL}/{created['id']}/transitions"
+    launched = client.post(url, json={"to_status": "running"}, headers={**writer, "If-Match": "1"})
+    assert launched.status_code == 200, launched.text
+    assert launched.json()["status"] == "running" and launched.json()["frozen_plan"]
+    done = client.post(
+        url, json={"to_status": "completed", "decision": "ship", "version": 2}, headers=writer
+    )
+    assert done.status_code == 200
+    assert done.json()["decision"] == "ship"
+    history = client.get(f"{URL}/{created['id']}/audit", headers=writer).json()
+    assert [h["action"] for h in history] == ["create", "transition:running",
+                                              "transition:completed"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [({"to_status": "completed", "version": 1}, 400, "cannot move from proposed"),
+     ({"to_status": "abandoned", "version": 1}, 400, "needs a reason"),
+     ({"to_status": "running", "version": 7}, 409, "changed by someone else"),
+     ({"to_status": "paused", "version": 1}, 422, "to_status"),
+     ({"version": 1}, 422, "to_status")],
+)
+def test_experiments_transition_refusals(
+    client: TestClient, writer: dict[str, str], created: dict, body: dict, status: int,
+    words: str,
+) -> None:
+    response = client.post(f"{URL}/{created['id']}/transitions", json=body, headers=writer)
+    assert response.status_code == status
+    assert words in response.text
+    assert client.get(f"{URL}/{created['id']}", headers=writer).json()["status"] == "proposed"
+
+
+def test_experiments_launch_needs_a_plan(
+    client: TestClient, writer: dict[str, str], metrics: list[str]
+) -> None:
+    bare = client.post(URL, json={"name": "Bare", "owner": "sam"}, headers=writer).json()
+    response = client.post(
+        f"{URL}/{bare['id']}/transitions", json={"to_status": "running", "version": 1},
+        headers=writer,
+    )
+    assert response.status_code == 400
+    assert "a hypothesis" in response.json()["detail"]
+    assert response.json()["type"].endswith("rule-violation")
+
+
+# ----------------------------------------------------------------------------- audit
+
+
+def test_experiments_audit_csv_export(
+    client: TestClient, writer: dict[str, str], created: dict
+) -> None:
+    client.patch(f"{URL}/{created['id']}", json={"owner": "sam", "version": 1}, headers=writer)
+    response = client.get(f"{URL}/{created['id']}/audit.csv", headers=writer)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    owner_rows = [r for r in rows if r["field"] == "owner"]
+    assert [(r["action"], r["before"], r["after"], r["actor"]) for r in owner_rows] == [
+        ("create", "", "maria", "api:writer"), ("update", "maria", "sam", "api:writer")
+    ]
+
+
+def test_experiments_audit_of_missing_experiment_is_404(
+    client: TestClient, writer: dict[str, str]
+) -> None:
+    assert client.get(f"{URL}/31337/audit", headers=writer).status_code == 404
+    assert client.get(f"{URL}/31337/audit.csv", headers=writer).status_code == 404
