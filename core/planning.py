@@ -1,0 +1,539 @@
+"""The experiment planner as a service: inputs -> sample sizes, duration, curves and a sentence.
+
+Everything the Planner page shows is computed here (the page only reads widgets and renders):
+
+* :func:`plan_sample_size` — units per variant, total and expected days for a target MDE;
+* :func:`plan_for_duration` — the inverse: the smallest detectable effect in a fixed number of
+  days (or, equivalently, for the traffic those days bring);
+* :func:`plan_for_sample` — the inverse: the power reached with a given number of units;
+* :func:`power_curve` and :func:`mde_curve` — the curve data behind the two plots;
+* :func:`observed_baseline` — a baseline (rate, or mean and SD) and daily traffic taken from a
+  catalogue metric's observed data in an existing experiment (the control arm's stored daily
+  sufficient statistics);
+* :func:`save_plan` — the plan written onto a proposed experiment through
+  :func:`core.registry.update_experiment` (audited like any edit).
+
+All statistics come from :mod:`core.stats` (R ``power.prop.test`` / ``power.t.test``,
+``strict = TRUE``). With more than two variants every treatment is compared with the control at
+alpha / (variants - 1) (Bonferroni), and the treatment with the smallest traffic share binds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy.orm import Session
+
+from core import registry
+from core.auth import Actor
+from core.errors import InvalidInput, NotFound, RuleViolation
+from core.registry import ExperimentView, _pydantic_problems
+from core.stats import (
+    SufficientStats,
+    mde_mean,
+    mde_proportion,
+    power_mean,
+    power_proportion,
+    sample_size_mean,
+    sample_size_proportion,
+)
+from core.types import Alternative, AnalysisMode, MetricKind
+from db import metric_repository as mrepo
+from db import repositories as repo
+from db.models import Experiment
+
+CURVE_POINTS = 60
+"""Points per curve: smooth in plotly, cheap to compute (the planner functions are vectorised)."""
+MAX_DAYS = 3650
+"""Plans longer than ten years are refused: the MDE is unreachable with this traffic."""
+
+
+class PlanInputs(BaseModel):
+    """What the analyst types in (or takes from observed data). Validated on construction.
+
+    ``baseline`` is the control's conversion rate (binomial) or mean (mean metrics); ``sd`` the
+    per-unit standard deviation (mean metrics only). ``mde`` is relative to the baseline when
+    ``relative`` (0.05 = +5%), else absolute (rate points or metric units). ``weights`` is the
+    traffic split, control first, summing to 1. ``exposure`` is the share of eligible daily
+    traffic enrolled.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: MetricKind = "binomial"
+    baseline: float
+    sd: float | None = Field(default=None, gt=0)
+    mde: float = Field(gt=0)
+    relative: bool = True
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    power: float = Field(default=0.8, gt=0.5, lt=1)
+    alternative: Alternative = "two-sided"
+    weights: tuple[float, ...] = (0.5, 0.5)
+    daily_traffic: float = Field(gt=0)
+    exposure: float = Field(default=1.0, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlanInputs:
+        problems = []
+        if self.kind == "binomial" and not 0 < self.baseline < 1:
+            problems.append("baseline: a conversion rate must lie strictly between 0 and 1 "
+                            "(e.g. 0.05 for 5%)")
+        if self.kind == "mean" and self.sd is None:
+            problems.append("sd: a mean metric needs its standard deviation per unit")
+        if self.kind == "mean" and self.relative and self.baseline == 0:
+            problems.append("baseline: a relative MDE needs a non-zero baseline mean")
+        if len(self.weights) < 2 or any(w <= 0 for w in self.weights):
+            problems.append("weights: give a positive traffic share for each of at least 2 "
+                            "variants")
+        elif not math.isclose(sum(self.weights), 1.0, abs_tol=1e-6):
+            problems.append(f"weights: the split must add up to 100% (it adds up to "
+                            f"{sum(self.weights):.1%})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def variants(self) -> int:
+        return len(self.weights)
+
+    @property
+    def ratio(self) -> float:
+        """n_treatment / n_control of the binding comparison (the smallest treatment share)."""
+        return min(self.weights[1:]) / self.weights[0]
+
+    @property
+    def daily_enrolled(self) -> float:
+        return self.daily_traffic * self.exposure
+
+    @property
+    def mde_absolute(self) -> float:
+        return self.mde * abs(self.baseline) if self.relative else self.mde
+
+
+def make_inputs(**values: object) -> PlanInputs:
+    """Validate planner inputs; every problem is raised together as :class:`InvalidInput`."""
+    try:
+        return PlanInputs.model_validate(values)
+    except ValidationError as exc:
+        raise InvalidInput(_problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    out = []
+    for p in _pydantic_problems(exc):
+        # the cross-field check reports "input: a: ...; b: ..." — split it back up
+        out.extend(p.removeprefix("input: ").split("; ") if p.startswith("input: ") else [p])
+    return out
+
+
+@dataclass(frozen=True)
+class VariantPlan:
+    name: str
+    weight: float
+    units: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A planner answer; ``n_per_variant`` is what is stored as the planned sample size."""
+
+    mode: Literal["sample_size", "duration", "power"]
+    inputs: PlanInputs
+    n_control: int
+    """Units the control arm needs (the binding comparison's control)."""
+    variants: tuple[VariantPlan, ...]
+    n_per_variant: int
+    """Units of the smallest arm: every arm reaches its own need when this one does."""
+    total: int
+    days: int
+    mde_absolute: float | None
+    """None when no effect is detectable with this sample (inverse mode)."""
+    mde_relative: float | None
+    power: float
+    summary: str
+
+    @property
+    def effect_text(self) -> str:
+        """The detectable effect as the analyst expressed it: "5% relative", "0.5 pp", "none"."""
+        if self.mde_absolute is None:
+            return "none"
+        if self.inputs.relative and self.mde_relative is not None:
+            return f"{_pct(self.mde_relative)} relative"
+        if self.inputs.kind == "binomial":
+            return f"{self.mde_absolute * 100:.3g} pp"
+        return f"{self.mde_absolute:.4g}"
+
+
+def _variant_names(k: int) -> list[str]:
+    if k == 2:
+        return ["control", "treatment"]
+    return ["control", *[f"treatment_{i}" for i in range(1, k)]]
+
+
+def _arms(inputs: PlanInputs, n_control: float) -> tuple[tuple[VariantPlan, ...], int, int]:
+    """Units per arm when the control has ``n_control``, the total, and the days to get there."""
+    w0 = inputs.weights[0]
+    units = [math.ceil(round(n_control * w / w0, 6)) for w in inputs.weights]
+    arms = tuple(
+        VariantPlan(name, w, u)
+        for name, w, u in zip(_variant_names(inputs.variants), inputs.weights, units, strict=True)
+    )
+    total = sum(units)
+    # the control fills at daily_enrolled * w0 a day; the others fill in proportion
+    days = math.ceil(round(n_control / (inputs.daily_enrolled * w0), 6))
+    return arms, total, max(days, 1)
+
+
+def _common(inputs: PlanInputs, *, with_power: bool) -> dict[str, Any]:
+    """The keyword arguments every core.stats planner function shares."""
+    out: dict[str, Any] = {"alpha": inputs.alpha, "alternative": inputs.alternative,
+                           "ratio": inputs.ratio, "variants": inputs.variants}
+    if with_power:
+        out["power"] = inputs.power
+    return out
+
+
+def _n_control(inputs: PlanInputs) -> int:
+    common = _common(inputs, with_power=True)
+    try:
+        if inputs.kind == "binomial":
+            return int(sample_size_proportion(inputs.baseline, inputs.mde,
+                                              relative=inputs.relative, **common))
+        return int(sample_size_mean(inputs.sd, inputs.mde, baseline_mean=inputs.baseline,
+                                    relative=inputs.relative, **common))
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _power(inputs: PlanInputs, n_control: float, mde_absolute: float) -> float:
+    common = _common(inputs, with_power=False)
+    if inputs.kind == "binomial":
+        return float(power_proportion(inputs.baseline, mde_absolute, n_control, relative=False,
+                                      **common))
+    return float(power_mean(inputs.sd, mde_absolute, n_control, **common))
+
+
+def _mde(inputs: PlanInputs, n_control: float | np.ndarray) -> float | np.ndarray:
+    """Absolute MDE (NaN where unreachable) for ``n_control`` control units."""
+    common = _common(inputs, with_power=True)
+    if inputs.kind == "binomial":
+        return mde_proportion(inputs.baseline, n_control, **common)
+    return mde_mean(inputs.sd, n_control, **common)
+
+
+def _relative(inputs: PlanInputs, absolute: float | None) -> float | None:
+    if absolute is None or inputs.baseline == 0:
+        return None
+    return absolute / abs(inputs.baseline)
+
+
+# --------------------------------------------------------------------------- the sentence
+
+
+def _effect_phrase(inputs: PlanInputs, absolute: float | None, relative: float | None) -> str:
+    if absolute is None:
+        return "no effect at all"
+    if inputs.relative and relative is not None:
+        return f"a {_pct(relative)} relative {'drop' if inputs.alternative == 'less' else 'lift'}"
+    change = {"two-sided": "change", "greater": "increase", "less": "decrease"}[inputs.alternative]
+    if inputs.kind == "binomial":
+        return f"a {absolute * 100:.3g} percentage-point {change}"
+    return f"{'an' if change == 'increase' else 'a'} {change} of {absolute:.4g}"
+
+
+def _pct(x: float) -> str:
+    """5% / 2.5% / 0.35%: two significant digits, no trailing zeros."""
+    return f"{x * 100:.2g}%" if x * 100 < 10 else f"{x * 100:.3g}%"
+
+
+def _traffic(inputs: PlanInputs) -> str:
+    exposed = "" if inputs.exposure == 1 else f", {inputs.exposure:.0%} of them exposed"
+    return f"{inputs.daily_traffic:,.0f} users a day{exposed}"
+
+
+def _tail(inputs: PlanInputs) -> str:
+    sided = "two-sided" if inputs.alternative == "two-sided" else "one-sided"
+    k = inputs.variants - 1
+    arms = "" if k == 1 else f", {k} treatments each at alpha {inputs.alpha / k:.3g}"
+    return f"{sided}, alpha {inputs.alpha:g}{arms}"
+
+
+def _days(days: int) -> str:
+    return "1 day" if days == 1 else f"{days:,} days"
+
+
+def summary_sentence(plan: Plan) -> str:
+    """The plain-language answer, e.g. "With 4,200 users a day you can detect a 5% relative lift
+    in 12 days (...)"."""
+    i = plan.inputs
+    effect = _effect_phrase(i, plan.mde_absolute, plan.mde_relative)
+    sizes = f"{plan.n_per_variant:,} users per variant, {plan.total:,} in total"
+    if plan.mode == "power":
+        return (f"With {sizes}, you have a {plan.power:.0%} chance (power) to detect {effect} "
+                f"({_tail(i)}); at {_traffic(i)} that takes {_days(plan.days)}.")
+    if plan.mde_absolute is None:
+        return (f"With {_traffic(i)}, {_days(plan.days)} ({sizes}) are too few to detect any "
+                f"effect at {i.power:.0%} power: run longer or expose more traffic.")
+    return (f"With {_traffic(i)} you can detect {effect} in {_days(plan.days)} ({sizes}; "
+            f"{i.power:.0%} power, {_tail(i)}).")
+
+
+# --------------------------------------------------------------------------- the three modes
+
+
+def _finish(plan: Plan) -> Plan:
+    return replace(plan, summary=summary_sentence(plan))
+
+
+def plan_sample_size(inputs: PlanInputs) -> Plan:
+    """Units per variant, total and days needed to detect ``inputs.mde`` at ``inputs.power``."""
+    n_control = _n_control(inputs)
+    arms, total, days = _arms(inputs, n_control)
+    if days > MAX_DAYS:
+        raise InvalidInput(
+            f"This plan needs {days:,} days ({n_control:,} users per variant at "
+            f"{inputs.daily_enrolled:,.0f} enrolled a day): choose a larger MDE or more traffic"
+        )
+    return _finish(Plan(
+        mode="sample_size", inputs=inputs, n_control=n_control, variants=arms,
+        n_per_variant=min(a.units for a in arms), total=total, days=days,
+        mde_absolute=inputs.mde_absolute, mde_relative=_relative(inputs, inputs.mde_absolute),
+        power=inputs.power, summary="",
+    ))
+
+
+def plan_for_duration(inputs: PlanInputs, *, days: int) -> Plan:
+    """Inverse mode: the smallest effect detectable at ``inputs.power`` in ``days`` days.
+
+    ``inputs.mde`` is ignored. The control gets ``days * daily_traffic * exposure * w_control``.
+    """
+    if not 1 <= days <= MAX_DAYS:
+        raise InvalidInput(f"days: give a duration between 1 and {MAX_DAYS:,} days")
+    n_control = days * inputs.daily_enrolled * inputs.weights[0]
+    if n_control < 2:
+        raise InvalidInput(
+            f"{_days(days)} at {inputs.daily_enrolled:,.0f} enrolled users a day give the control "
+            f"fewer than 2 users: run longer or expose more traffic"
+        )
+    try:
+        absolute = float(_mde(inputs, n_control))
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    mde_abs = None if math.isnan(absolute) else absolute
+    arms, total, _ = _arms(inputs, n_control)
+    return _finish(Plan(
+        mode="duration", inputs=inputs, n_control=math.floor(n_control), variants=arms,
+        n_per_variant=min(a.units for a in arms), total=total, days=days,
+        mde_absolute=mde_abs, mde_relative=_relative(inputs, mde_abs), power=inputs.power,
+        summary="",
+    ))
+
+
+def plan_for_sample(inputs: PlanInputs, *, n_per_variant: int) -> Plan:
+    """Inverse mode: the power to detect ``inputs.mde`` with ``n_per_variant`` control units."""
+    if n_per_variant < 2:
+        raise InvalidInput("n_per_variant: a variant needs at least 2 users")
+    try:
+        power = _power(inputs, n_per_variant, inputs.mde_absolute)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    arms, total, days = _arms(inputs, n_per_variant)
+    return _finish(Plan(
+        mode="power", inputs=inputs, n_control=n_per_variant, variants=arms,
+        n_per_variant=min(a.units for a in arms), total=total, days=days,
+        mde_absolute=inputs.mde_absolute, mde_relative=_relative(inputs, inputs.mde_absolute),
+        power=power, summary="",
+    ))
+
+
+# --------------------------------------------------------------------------- curves
+
+
+@dataclass(frozen=True)
+class Curve:
+    """x and y of one planner plot, with the point of the current plan marked."""
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    x_label: str
+    y_label: str
+    marker_x: float
+    marker_y: float | None
+
+
+def power_curve(plan: Plan) -> Curve:
+    """Power against units per variant (control), for the plan's MDE, from 2 to 2.5x the plan.
+
+    In the duration mode the curve is drawn for the MDE found (absent when none is detectable).
+    """
+    i = plan.inputs
+    if plan.mde_absolute is None:
+        return Curve((), (), "Users per variant", "Power", plan.n_control, None)
+    top = max(2.5 * plan.n_control, 20.0)
+    n = np.unique(np.round(np.linspace(2.0, top, CURVE_POINTS)))
+    common = _common(i, with_power=False)
+    if i.kind == "binomial":
+        y = power_proportion(i.baseline, plan.mde_absolute, n, relative=False, **common)
+    else:
+        y = power_mean(i.sd, plan.mde_absolute, n, **common)
+    return Curve(tuple(float(v) for v in n), tuple(float(v) for v in y), "Users per variant",
+                 "Power", float(plan.n_control), float(plan.power))
+
+
+def mde_curve(plan: Plan) -> Curve:
+    """Detectable effect (relative to the baseline when the MDE is relative, else absolute)
+    against days of running, from 1 day to twice the plan's duration (at least two weeks).
+    Days whose traffic gives the control fewer than 2 users, or where no effect is detectable,
+    are left out."""
+    i = plan.inputs
+    days = np.arange(1, max(2 * plan.days, 14) + 1, dtype=float)
+    n = days * i.daily_enrolled * i.weights[0]
+    keep = n >= 2
+    days, n = days[keep], n[keep]
+    if days.size == 0:
+        return Curve((), (), "Days", "Detectable effect", float(plan.days), None)
+    absolute = np.asarray(_mde(i, n), dtype=float)
+    ok = np.isfinite(absolute)
+    y = absolute / abs(i.baseline) if i.relative and i.baseline != 0 else absolute
+    label = "Detectable relative effect" if i.relative else "Detectable absolute effect"
+    marker = plan.mde_relative if i.relative else plan.mde_absolute
+    return Curve(tuple(float(v) for v in days[ok]), tuple(float(v) for v in y[ok]), "Days",
+                 label, float(plan.days), marker)
+
+
+# --------------------------------------------------------------------------- observed baselines
+
+
+@dataclass(frozen=True)
+class BaselineSource:
+    """An experiment whose observed data can seed the planner, and its catalogue metrics."""
+
+    experiment_id: int
+    experiment_name: str
+    status: str
+    metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ObservedBaseline:
+    """A metric's control-arm baseline in an experiment, from its stored daily statistics."""
+
+    experiment_id: int
+    experiment_name: str
+    metric: str
+    kind: MetricKind
+    n: int
+    mean: float
+    """The conversion rate (binomial) or the mean."""
+    sd: float
+    days: int
+    daily_traffic: float
+    """Average units enrolled a day over all variants (assignment counts, else metric n)."""
+    description: str
+
+
+def baseline_sources(session: Session) -> list[BaselineSource]:
+    """Running and completed experiments with their metrics (primary first): the candidates for
+    an observed baseline."""
+    out = []
+    for status in ("running", "completed"):
+        for exp in registry.all_experiments(session, status=status):  # type: ignore[arg-type]
+            names = [m for m in (exp.primary_metric, *exp.guardrail_metrics,
+                                 *exp.secondary_metrics) if m]
+            metrics = tuple(dict.fromkeys(names))
+            if metrics:
+                out.append(BaselineSource(exp.id, exp.name, exp.status, metrics))
+    return sorted(out, key=lambda s: s.experiment_name.lower())
+
+
+def observed_baseline(session: Session, *, experiment_id: int, metric: str) -> ObservedBaseline:
+    """The control arm's observed rate or mean and SD of ``metric`` in an experiment, and the
+    experiment's average daily traffic. Raises NotFound when there is no data for it yet."""
+    exp = session.get(Experiment, experiment_id)
+    if exp is None:
+        raise NotFound(f"No experiment with id {experiment_id}.")
+    catalogue_metric = repo.get_metric_by_name(session, name=metric)
+    if catalogue_metric is None:
+        raise NotFound(f"No metric named '{metric}' in the catalogue.")
+    if not exp.variants:
+        raise NotFound(f"'{exp.name}' has no variants, so no control arm to read.")
+    control = exp.variants[0]
+    rows = mrepo.daily_stats(session, experiment_id=experiment_id)
+    mine = [r for r in rows if r.metric_id == catalogue_metric.id]
+    arm = SufficientStats(0, 0.0, 0.0)
+    for r in mine:
+        if r.variant_id == control.id:
+            arm = arm + SufficientStats(r.n, r.sum, r.sum_squares)
+    if arm.n < 2:
+        raise NotFound(
+            f"'{exp.name}' has no observed data for {metric} in its control arm yet: load its "
+            "data on the Results page, or type the baseline in."
+        )
+    assigned = mrepo.assignments(session, experiment_id=experiment_id)
+    if assigned:
+        units = sum(a.units for a in assigned)
+        days = len({a.day for a in assigned})
+    else:
+        per_day: dict[object, int] = {}
+        for r in mine:
+            per_day[r.day] = per_day.get(r.day, 0) + r.n
+        units, days = sum(per_day.values()), len(per_day)
+    daily = units / days if days else 0.0
+    kind: MetricKind = catalogue_metric.kind  # type: ignore[assignment]
+    value = f"{arm.mean:.2%}" if kind == "binomial" else f"mean {arm.mean:.4g}, SD {arm.sd:.4g}"
+    return ObservedBaseline(
+        experiment_id=exp.id, experiment_name=exp.name, metric=metric, kind=kind, n=arm.n,
+        mean=arm.mean, sd=arm.sd, days=days, daily_traffic=daily,
+        description=(f"{metric} in the control of '{exp.name}': {value} over {arm.n:,} users; "
+                     f"{daily:,.0f} users a day over {days} days."),
+    )
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def plannable_experiments(session: Session) -> list[ExperimentView]:
+    """Proposed experiments: the ones a plan can be saved onto."""
+    return registry.all_experiments(session, status="proposed")
+
+
+def save_plan(
+    session: Session,
+    *,
+    experiment_id: int,
+    plan: Plan,
+    analysis_mode: AnalysisMode,
+    expected_version: int,
+    actor: Actor,
+) -> ExperimentView:
+    """Write the plan (planned sample size per variant, relative MDE, alpha, power, analysis
+    mode) onto a proposed experiment via :func:`core.registry.update_experiment` (audited)."""
+    actor.require("editor", "save a plan onto an experiment")
+    exp = registry.get_experiment(session, experiment_id=experiment_id)
+    if exp.status != "proposed":
+        raise RuleViolation(
+            f"'{exp.name}' is {exp.status}: a plan can only be saved onto a proposed experiment "
+            "(a launched plan is frozen; edit it on the Registry page with a reason)."
+        )
+    if exp.variants and len(exp.variants) != plan.inputs.variants:
+        raise InvalidInput(
+            f"variants: the plan has {plan.inputs.variants} variants but '{exp.name}' has "
+            f"{len(exp.variants)}: set the number of variants to {len(exp.variants)}"
+        )
+    if plan.mde_relative is None:
+        raise InvalidInput("mde: this plan detects no effect; there is nothing to save")
+    changes = {
+        "planned_sample_size": plan.n_per_variant,
+        "mde": round(plan.mde_relative, 6),
+        "alpha": plan.inputs.alpha,
+        "power": round(plan.power, 4) if plan.mode == "power" else plan.inputs.power,
+        "analysis_mode": analysis_mode,
+    }
+    return registry.update_experiment(
+        session, experiment_id=experiment_id, changes=changes,
+        expected_version=expected_version, actor=actor,
+    )

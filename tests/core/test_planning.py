@@ -1,0 +1,327 @@
+"""Planner service: numbers against R and statsmodels, inverse modes, curves, the sentence,
+observed baselines, and saving a plan (audited) — the last on SQLite and PostgreSQL.
+
+References:
+* R 4.2.2 ``power.prop.test`` / ``power.t.test`` (``strict = TRUE``), the published table in
+  ``tests/core/stats/results/results_r.py`` (POWER_PROP_N, POWER_PROP_POWER, POWER_PROP_P2,
+  POWER_T_DELTA);
+* statsmodels 0.15 ``TTestIndPower.solve_power`` (noncentral t, both tails), computed here;
+* the demo's raw user-level data (:func:`core.demo_data.generate_units`), aggregated with numpy,
+  for observed baselines.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sqlalchemy.orm import Session
+from statsmodels.stats.power import TTestIndPower
+
+from core import catalogue, planning, registry
+from core.demo_data import DEMO_TRUTH, generate_units
+from core.errors import InvalidInput, NotFound, PermissionDenied, RuleViolation
+from core.stats import duration_days
+from db.session import make_engine, session_factory
+from tests.conftest import ADMIN, EDITOR, VIEWER
+from tests.core.stats.results.results_r import (
+    POWER_PROP_N,
+    POWER_PROP_P2,
+    POWER_PROP_POWER,
+    POWER_T_DELTA,
+)
+
+
+def inputs(**overrides: object) -> planning.PlanInputs:
+    values: dict[str, object] = {"baseline": 0.10, "mde": 0.10, "daily_traffic": 1000}
+    values.update(overrides)
+    return planning.make_inputs(**values)
+
+
+# --------------------------------------------------------------------------- sample size
+
+
+@pytest.mark.parametrize("row", [r for r in POWER_PROP_N if r[4] == "two.sided" and r[3] > 0.5])
+def test_planning_sample_size_matches_r_power_prop_test(row: tuple) -> None:
+    p1, p2, alpha, power, _alt, r_n = row
+    plan = planning.plan_sample_size(inputs(baseline=p1, mde=abs(p2 - p1), relative=False,
+                                            alpha=alpha, power=power))
+    assert plan.n_control == math.ceil(r_n)
+    assert plan.total == 2 * math.ceil(r_n)
+    assert [v.units for v in plan.variants] == [math.ceil(r_n)] * 2
+
+
+def test_planning_relative_mde_is_a_fraction_of_the_baseline() -> None:
+    # R: power.prop.test(p1 = 0.10, p2 = 0.11, power = 0.8, strict = TRUE)$n = 14750.754
+    plan = planning.plan_sample_size(inputs(baseline=0.10, mde=0.10, relative=True))
+    assert plan.n_per_variant == 14751
+    assert_allclose(plan.mde_absolute, 0.01, rtol=1e-12)
+    assert_allclose(plan.mde_relative, 0.10, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("weights", "alternative", "sm_alternative"),
+    [((0.5, 0.5), "two-sided", "two-sided"), ((0.6, 0.4), "two-sided", "two-sided"),
+     ((0.4, 0.3, 0.3), "greater", "larger")],
+)
+def test_planning_mean_sample_size_matches_statsmodels(
+    weights: tuple[float, ...], alternative: str, sm_alternative: str
+) -> None:
+    sd, delta = 5.0, 1.0
+    plan = planning.plan_sample_size(inputs(kind="mean", baseline=12.0, sd=sd, mde=delta,
+                                            relative=False, weights=weights,
+                                            alternative=alternative))
+    k = len(weights)
+    ratio = min(weights[1:]) / weights[0]
+    reference = TTestIndPower().solve_power(
+        effect_size=delta / sd, alpha=0.05 / (k - 1), power=0.8, ratio=ratio,
+        alternative=sm_alternative,
+    )
+    assert plan.n_control == math.ceil(reference - 1e-6)
+    # every arm gets its share of the control's units; the smallest arm is what gets stored
+    assert [v.units for v in plan.variants] == [
+        math.ceil(round(plan.n_control * w / weights[0], 6)) for w in weights
+    ]
+    assert plan.n_per_variant == min(v.units for v in plan.variants)
+
+
+def test_planning_duration_uses_traffic_exposure_and_the_control_share() -> None:
+    plan = planning.plan_sample_size(inputs(daily_traffic=1000, exposure=0.5))
+    # equal split: the same answer as core.stats.duration_days
+    assert plan.days == duration_days(plan.n_control, 1000, exposure=0.5) == math.ceil(
+        14751 / 250)
+    unequal = planning.plan_sample_size(inputs(daily_traffic=1000, weights=(0.25, 0.75)))
+    assert unequal.days == math.ceil(unequal.n_control / (1000 * 0.25))
+    assert unequal.variants[1].units == 3 * unequal.n_control
+
+
+def test_planning_more_traffic_or_a_bigger_effect_shortens_the_plan() -> None:
+    base = planning.plan_sample_size(inputs())
+    assert planning.plan_sample_size(inputs(daily_traffic=2000)).days < base.days
+    assert planning.plan_sample_size(inputs(mde=0.2)).n_control < base.n_control
+    assert planning.plan_sample_size(inputs(power=0.9)).n_control > base.n_control
+    assert planning.plan_sample_size(inputs(weights=(0.34, 0.33, 0.33))).n_control > (
+        base.n_control)
+
+
+# --------------------------------------------------------------------------- inverse modes
+
+
+@pytest.mark.parametrize("row", POWER_PROP_POWER)
+def test_planning_power_for_a_sample_matches_r(row: tuple) -> None:
+    n, p1, p2, alpha, alt, r_power = row
+    plan = planning.plan_for_sample(
+        inputs(baseline=p1, mde=p2 - p1, relative=False, alpha=alpha,
+               alternative="two-sided" if alt == "two.sided" else "greater"),
+        n_per_variant=n,
+    )
+    assert_allclose(plan.power, r_power, rtol=1e-6)
+    assert plan.n_per_variant == n and plan.mode == "power"
+
+
+@pytest.mark.parametrize("row", POWER_PROP_P2)
+def test_planning_mde_for_a_duration_matches_r(row: tuple) -> None:
+    n, p1, power, alpha, alt, r_p2 = row
+    # n control units = days x daily x exposure x control share: 10 days x (n / 5) x 0.5
+    plan = planning.plan_for_duration(
+        inputs(baseline=p1, alpha=alpha, power=power, daily_traffic=n / 5,
+               alternative="two-sided" if alt == "two.sided" else "greater"),
+        days=10,
+    )
+    assert plan.n_control == n
+    assert_allclose(plan.mde_absolute, r_p2 - p1, rtol=1e-6)
+    assert_allclose(plan.mde_relative, (r_p2 - p1) / p1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("row", [r for r in POWER_T_DELTA if r[4] == "two.sided"])
+def test_planning_mean_mde_for_a_duration_matches_r(row: tuple) -> None:
+    n, sd, alpha, power, _alt, r_delta = row
+    plan = planning.plan_for_duration(
+        inputs(kind="mean", baseline=10.0, sd=sd, alpha=alpha, power=power, relative=False,
+               daily_traffic=n / 5), days=10)
+    assert_allclose(plan.mde_absolute, r_delta, rtol=1e-6)
+
+
+def test_planning_modes_agree_with_each_other() -> None:
+    base = inputs()
+    plan = planning.plan_sample_size(base)
+    assert planning.plan_for_sample(base, n_per_variant=plan.n_control).power >= base.power
+    assert planning.plan_for_sample(base, n_per_variant=plan.n_control - 50).power < base.power
+    assert planning.plan_for_duration(base, days=plan.days).mde_absolute <= base.mde_absolute
+
+
+def test_planning_too_short_a_duration_is_explained() -> None:
+    with pytest.raises(InvalidInput, match="fewer than 2 users"):
+        planning.plan_for_duration(inputs(daily_traffic=1), days=1)
+    tiny = planning.plan_for_duration(inputs(baseline=0.5, daily_traffic=4, power=0.99), days=1)
+    assert tiny.mde_absolute is None and tiny.effect_text == "none"
+    assert "too few to detect any effect" in tiny.summary
+
+
+# --------------------------------------------------------------------------- the sentence
+
+
+def test_planning_summary_sentence_reads_like_the_issue() -> None:
+    plan = planning.plan_sample_size(inputs(baseline=0.21, mde=0.05, daily_traffic=4200))
+    assert plan.days == 12
+    assert plan.summary == (
+        "With 4,200 users a day you can detect a 5% relative lift in 12 days (24,050 users per "
+        "variant, 48,100 in total; 80% power, two-sided, alpha 0.05)."
+    )
+
+
+def test_planning_summary_sentence_other_modes() -> None:
+    absolute = planning.plan_sample_size(inputs(mde=0.01, relative=False, exposure=0.5,
+                                                weights=(0.34, 0.33, 0.33),
+                                                alternative="greater"))
+    assert "50% of them exposed" in absolute.summary
+    assert "a 1 percentage-point increase" in absolute.summary
+    assert "one-sided" in absolute.summary and "2 treatments each at alpha 0.025" in (
+        absolute.summary)
+    powered = planning.plan_for_sample(inputs(), n_per_variant=5000)
+    assert powered.summary.startswith("With 5,000 users per variant, 10,000 in total, you have a")
+    assert f"{powered.power:.0%} chance (power) to detect a 10% relative lift" in powered.summary
+    mean = planning.plan_sample_size(inputs(kind="mean", baseline=12, sd=24, mde=0.5,
+                                            relative=False, alternative="less"))
+    assert "a decrease of 0.5" in mean.summary
+
+
+# --------------------------------------------------------------------------- curves
+
+
+def test_planning_power_curve_rises_through_the_plan() -> None:
+    plan = planning.plan_sample_size(inputs())
+    curve = planning.power_curve(plan)
+    assert len(curve.x) > 20 and curve.x[0] == 2
+    assert all(b >= a for a, b in zip(curve.y, curve.y[1:], strict=False))
+    # the marked point sits on the curve: R power at the plan's n reaches the target
+    at_plan = np.interp(plan.n_control, curve.x, curve.y)
+    assert_allclose(at_plan, 0.8, atol=0.01)
+    assert curve.marker_x == plan.n_control and curve.marker_y == 0.8
+
+
+def test_planning_mde_curve_falls_with_duration_and_marks_the_plan() -> None:
+    plan = planning.plan_for_duration(inputs(daily_traffic=2000), days=14)
+    curve = planning.mde_curve(plan)
+    assert curve.x[0] == 1 and curve.x[-1] == 28
+    assert all(b < a for a, b in zip(curve.y, curve.y[1:], strict=False))
+    assert_allclose(curve.y[curve.x.index(14)], plan.mde_relative, rtol=1e-9)
+    assert curve.marker_y == plan.mde_relative and curve.y_label.startswith("Detectable relative")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def test_planning_inputs_report_every_problem() -> None:
+    with pytest.raises(InvalidInput) as err:
+        planning.make_inputs(baseline=1.5, mde=0.1, daily_traffic=100, weights=(0.5, 0.6))
+    assert len(err.value.problems) == 2
+    assert any("between 0 and 1" in p for p in err.value.problems)
+    assert any("add up to 100%" in p for p in err.value.problems)
+    with pytest.raises(InvalidInput, match="standard deviation"):
+        planning.make_inputs(kind="mean", baseline=3, mde=0.1, daily_traffic=100)
+    with pytest.raises(InvalidInput, match="mde"):
+        planning.make_inputs(baseline=0.1, mde=0, daily_traffic=100)
+
+
+def test_planning_refuses_a_plan_of_more_than_ten_years() -> None:
+    with pytest.raises(InvalidInput, match="larger MDE or more traffic"):
+        planning.plan_sample_size(inputs(mde=0.001, daily_traffic=10))
+
+
+def test_planning_refuses_an_impossible_treatment_rate() -> None:
+    with pytest.raises(InvalidInput, match="between 0 and 1"):
+        planning.plan_sample_size(inputs(baseline=0.9, mde=0.2))
+
+
+# --------------------------------------------------------------------------- observed baselines
+
+
+@pytest.fixture(scope="module")
+def demo_session(demo_db_url: str):  # type: ignore[no-untyped-def]
+    engine = make_engine(demo_db_url)
+    with session_factory(engine)() as session:
+        yield session
+    engine.dispose()
+
+
+@pytest.mark.parametrize("name, metric", [("Annual plan discount", "revenue_per_user"),
+                                          ("One-page checkout", "checkout_conversion")])
+def test_planning_observed_baseline_matches_the_raw_demo_data(
+    demo_session: Session, name: str, metric: str
+) -> None:
+    exp = registry.get_experiment_by_name(demo_session, name=name)
+    assert exp.actual_start is not None and exp.actual_end is not None
+    raw = generate_units(name, DEMO_TRUTH[name], start=exp.actual_start, last=exp.actual_end)
+    control = raw[metric][raw["variant"] == "control"].astype(float)
+    found = planning.observed_baseline(demo_session, experiment_id=exp.id, metric=metric)
+    assert found.n == control.size
+    assert_allclose(found.mean, control.mean(), rtol=1e-9)
+    assert_allclose(found.sd, control.std(ddof=1), rtol=1e-6)
+    days = (exp.actual_end - exp.actual_start).days + 1
+    assert_allclose(found.daily_traffic, raw["variant"].size / days, rtol=1e-9)
+    assert found.kind == catalogue.get_metric(demo_session, name=metric).kind
+    assert name in found.description
+
+
+def test_planning_observed_baseline_without_data_says_what_to_do(demo_session: Session) -> None:
+    social = registry.get_experiment_by_name(demo_session, name="Social login")  # proposed
+    with pytest.raises(NotFound, match="type the baseline in"):
+        planning.observed_baseline(demo_session, experiment_id=social.id, metric="signup_rate")
+    sources = planning.baseline_sources(demo_session)
+    assert "Social login" not in {s.experiment_name for s in sources}
+    checkout = next(s for s in sources if s.experiment_name == "Checkout button colour")
+    assert checkout.metrics[0] == "checkout_conversion"  # the primary metric first
+
+
+# --------------------------------------------------------------------------- saving a plan
+
+
+@pytest.fixture
+def proposed(session: Session) -> registry.ExperimentView:
+    catalogue.create_metric(session, data={"name": "conversion", "kind": "binomial"},
+                            actor=ADMIN)
+    return registry.create_experiment(session, actor=EDITOR, data={
+        "name": "Green button", "owner": "maria", "primary_metric": "conversion",
+        "hypothesis": "A green button lifts conversion.",
+        "variants": [{"name": "control", "weight": 0.5}, {"name": "green", "weight": 0.5}],
+    })
+
+
+def test_planning_save_plan_writes_the_plan_and_audits_it(
+    session: Session, proposed: registry.ExperimentView
+) -> None:
+    plan = planning.plan_sample_size(inputs(mde=0.05, alpha=0.01, power=0.9))
+    saved = planning.save_plan(session, experiment_id=proposed.id, plan=plan,
+                               analysis_mode="sequential", expected_version=proposed.version,
+                               actor=EDITOR)
+    assert saved.planned_sample_size == plan.n_per_variant
+    assert (saved.mde, saved.alpha, saved.power, saved.analysis_mode) == (
+        0.05, 0.01, 0.9, "sequential")
+    assert saved.version == proposed.version + 1
+    last = registry.audit_history(session, experiment_id=proposed.id)[-1]
+    assert last.action == "update" and last.actor == EDITOR.name
+    assert last.changes["planned_sample_size"] == [None, plan.n_per_variant]
+
+
+def test_planning_save_plan_refusals(session: Session, proposed: registry.ExperimentView) -> None:
+    plan = planning.plan_sample_size(inputs())
+    with pytest.raises(PermissionDenied):
+        planning.save_plan(session, experiment_id=proposed.id, plan=plan, analysis_mode="fixed",
+                           expected_version=proposed.version, actor=VIEWER)
+    three = planning.plan_sample_size(inputs(weights=(0.34, 0.33, 0.33)))
+    with pytest.raises(InvalidInput, match="set the number of variants to 2"):
+        planning.save_plan(session, experiment_id=proposed.id, plan=three, analysis_mode="fixed",
+                           expected_version=proposed.version, actor=EDITOR)
+    running = registry.transition_experiment(
+        session, experiment_id=proposed.id, to_status="running",
+        expected_version=planning.save_plan(
+            session, experiment_id=proposed.id, plan=plan, analysis_mode="fixed",
+            expected_version=proposed.version, actor=EDITOR).version,
+        actor=EDITOR, on=date.today() - timedelta(days=1))
+    with pytest.raises(RuleViolation, match="only be saved onto a proposed experiment"):
+        planning.save_plan(session, experiment_id=running.id, plan=plan, analysis_mode="fixed",
+                           expected_version=running.version, actor=EDITOR)
