@@ -31,6 +31,7 @@ Rules
 
 from __future__ import annotations
 
+import csv
 import math
 import tempfile
 import time
@@ -246,24 +247,65 @@ def _connect(memory_limit: str, threads: int | None) -> duckdb.DuckDBPyConnectio
     return duckdb.connect(config=config)
 
 
+def _csv_delimiter(path: Path) -> str:
+    """The separator of the header line: the most frequent of , ; tab |."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
+        header = handle.readline()
+    return max((",", ";", "\t", "|"), key=header.count)
+
+
 def _reader(path: Path, fmt: str, *, all_varchar: bool = False) -> str:
+    """DuckDB table function for the file. CSV: header on line 1, RFC 4180 quotes, the header's
+    delimiter (DuckDB's sniffer is left to infer only column types)."""
     lit = _sql_literal(str(path))
     if fmt == "parquet":
         return f"read_parquet({lit})"
     extra = ", all_varchar=true" if all_varchar else ""
-    return f"read_csv({lit}, header=true{extra})"
+    delim = _sql_literal(_csv_delimiter(path))
+    return (f"read_csv({lit}, header=true, skip=0, delim={delim}, quote='\"', escape='\"'"
+            f"{extra})")
 
 
 def _duck_problem(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:300]
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return " ".join(lines[:2])[:400]
 
 
-def _columns(con: duckdb.DuckDBPyConnection, src: str, name: str) -> dict[str, str]:
+def _columns(
+    con: duckdb.DuckDBPyConnection, src: str, path: Path, fmt: str
+) -> dict[str, str]:
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
     except duckdb.Error as exc:
-        raise InvalidInput(f"file: {name} could not be read: {_duck_problem(exc)}") from None
+        problem = (_csv_structure_problem(con, path) if fmt == "csv" else None) or (
+            _duck_problem(exc))
+        raise InvalidInput(f"file: {path.name} could not be read: {problem}") from None
     return {str(r[0]): str(r[1]).upper() for r in rows}
+
+
+def _csv_structure_problem(con: duckdb.DuckDBPyConnection, path: Path) -> str | None:
+    """When DuckDB cannot sniff a CSV, read it strictly as text to name the offending line."""
+    delim = _csv_delimiter(path)
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        header = next(csv.reader([handle.readline()], delimiter=delim), [])
+    if not header:
+        return None
+    columns = "{" + ", ".join(f"{_sql_literal(h)}: 'VARCHAR'" for h in header) + "}"
+    try:
+        con.execute(
+            f"SELECT count(*) FROM read_csv({_sql_literal(str(path))}, header=true, skip=0, "
+            f"auto_detect=false, delim={_sql_literal(delim)}, quote='\"', escape='\"', "
+            f"columns={columns})"
+        ).fetchall()
+    except duckdb.Error as exc:
+        text = str(exc)
+        line = next((ln.strip() for ln in text.splitlines() if "Line:" in ln), "")
+        detail = next((ln.strip() for ln in text.splitlines() if "Expected Number" in ln), "")
+        return " ".join(x for x in (line, detail) if x) or _duck_problem(exc)
+    return None
 
 
 def _lower_map(columns: Iterable[str], name: str) -> dict[str, str]:
@@ -316,7 +358,7 @@ def ingest_file(
         con = _connect(memory_limit, threads)
         try:
             src = _reader(path, fmt)
-            columns = _columns(con, src, path.name)
+            columns = _columns(con, src, path, fmt)
             lower = _lower_map(columns, path.name)
             chosen = _file_kind(kind, lower, path.name)
             if chosen == "aggregate":
@@ -411,6 +453,8 @@ def _aggregate_user_file(
         c for c in [*metric_cols.values(), *pre_cols.values()] if not _is_numeric(columns[c])
     ]
     if text_cols:
+        if not con.execute(f"SELECT 1 FROM {src} LIMIT 1").fetchall():
+            raise InvalidInput(f"file: {name} has a header but no rows")
         raise InvalidInput(_non_numeric_problems(con, src, unit, text_cols))
     date_type = columns.get(date_col or "", "")
     if date_col and not (date_type.startswith(("DATE", "TIMESTAMP"))):
@@ -451,9 +495,12 @@ def _aggregate_user_file(
         names = [d[0] for d in cursor.description]
         groups = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+        try:
+            found = _csv_value_problems(con, path, fmt, lower, metric_cols, pre_cols, date_col)
+        except duckdb.Error:
+            found = []
         raise InvalidInput(
-            _csv_value_problems(con, path, fmt, lower, metric_cols, pre_cols, date_col)
-            or [f"file: {name} could not be read: {_duck_problem(exc)}"]
+            found or [f"file: {name} could not be read: {_duck_problem(exc)}"]
         ) from None
     total_rows = sum(int(g["rows"]) for g in groups)
     if total_rows == 0:
@@ -573,7 +620,7 @@ def _non_numeric_problems(
                 + _examples(con, src, unit, q, where)
             )
         else:
-            problems.append(f"column {col}: is not numeric")
+            problems.append(f"column {col}: is not numeric (are all its values empty?)")
     return problems
 
 
