@@ -164,6 +164,23 @@ class AuditEntryOut(BaseModel):
     is_deviation: bool
 
 
+class RiceUpdate(RequestBody):
+    """New values for some of an idea's RICE inputs; `version` (or If-Match) is required."""
+
+    reach: _Reach
+    impact: float | None = Field(default=None, description="3, 2, 1, 0.5 or 0.25.")
+    confidence: float | None = Field(default=None, ge=0, le=100, description="Percent.")
+    effort: _Effort
+    version: _Version
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude={"version"})
+
+
+class PromoteRequest(RequestBody):
+    version: _Version
+
+
 # --------------------------------------------------------------------------- metrics
 
 

@@ -1,0 +1,93 @@
+"""The backlog: ranked ideas, create, re-score (RICE), promote to the registry."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response
+
+from api.deps import ExperimentId, IfMatch, Reader, SessionDep, Writer, expected_version
+from api.errors import responses
+from api.schemas import ExperimentCreate, PromoteRequest, RiceUpdate, SafeText
+from core import backlog, registry
+from core.backlog import Idea
+from core.registry import ExperimentView
+
+router = APIRouter(prefix="/backlog", tags=["backlog"])
+
+
+@router.get("", response_model=list[Idea], responses=responses(422))
+def ranked_ideas(
+    session: SessionDep,
+    _actor: Reader,
+    owner: Annotated[SafeText | None, Query(max_length=120)] = None,
+    tag: Annotated[SafeText | None, Query(max_length=80)] = None,
+    segment: Annotated[SafeText | None, Query(max_length=200)] = None,
+) -> list[Idea]:
+    """Backlog ideas, best RICE score first, each with its testability check."""
+    return backlog.rank_ideas(session, owner=owner, tag=tag, segment=segment)
+
+
+@router.post(
+    "",
+    response_model=ExperimentView,
+    status_code=201,
+    responses=responses(400, 403, 409, 413, 422),
+)
+def create_idea(
+    body: ExperimentCreate, session: SessionDep, actor: Writer, response: Response
+) -> ExperimentView:
+    """Add an idea: a proposed experiment, scored by its reach, impact, confidence, effort."""
+    view = registry.create_experiment(session, data=body, actor=actor)
+    response.headers["Location"] = f"/api/v1/experiments/{view.id}"
+    response.headers["ETag"] = f'"{view.version}"'
+    return view
+
+
+@router.patch(
+    "/{experiment_id}",
+    response_model=ExperimentView,
+    responses=responses(400, 403, 404, 409, 413, 422),
+)
+def rescore_idea(
+    experiment_id: ExperimentId,
+    body: RiceUpdate,
+    session: SessionDep,
+    actor: Writer,
+    version: IfMatch,
+    response: Response,
+) -> ExperimentView:
+    """Change some of an idea's reach, impact, confidence and effort (versioned like any edit)."""
+    view = backlog.edit_rice(
+        session,
+        experiment_id=experiment_id,
+        changes=body.changes(),
+        expected_version=expected_version(version, body.version),
+        actor=actor,
+    )
+    response.headers["ETag"] = f'"{view.version}"'
+    return view
+
+
+@router.post(
+    "/{experiment_id}/promote",
+    response_model=ExperimentView,
+    responses=responses(400, 403, 404, 409, 413, 422),
+)
+def promote_idea(
+    experiment_id: ExperimentId,
+    session: SessionDep,
+    actor: Writer,
+    version: IfMatch,
+    response: Response,
+    body: Annotated[PromoteRequest | None, Body()] = None,
+) -> ExperimentView:
+    """Take an idea out of the backlog into the registry, ready for planning."""
+    view = backlog.promote_idea(
+        session,
+        experiment_id=experiment_id,
+        expected_version=expected_version(version, body.version if body else None),
+        actor=actor,
+    )
+    response.headers["ETag"] = f'"{view.version}"'
+    return view

@@ -1,0 +1,71 @@
+"""Results: the latest stored snapshot, the snapshot history, the cumulative series, refresh."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import ExperimentId, Reader, SessionDep, Writer
+from api.errors import responses
+from api.schemas import SafeText
+from core import registry, results
+from core.errors import NotFound
+from core.results import ResultsSnapshot, SeriesPoint
+
+router = APIRouter(prefix="/experiments/{experiment_id}/results", tags=["results"])
+
+
+@router.get("", response_model=ResultsSnapshot, responses=responses(404, 422))
+def latest_results(
+    experiment_id: ExperimentId, session: SessionDep, _actor: Reader
+) -> ResultsSnapshot:
+    """The newest stored snapshot (served as stored, not recomputed)."""
+    snapshot = results.latest_snapshot(session, experiment_id=experiment_id)
+    if snapshot is None:
+        registry.get_experiment(session, experiment_id=experiment_id)
+        raise NotFound(
+            f"Experiment {experiment_id} has no results yet: load data, then POST "
+            f"/api/v1/experiments/{experiment_id}/results/refresh."
+        )
+    return snapshot
+
+
+@router.get("/history", response_model=list[ResultsSnapshot], responses=responses(404, 422))
+def results_history(
+    experiment_id: ExperimentId,
+    session: SessionDep,
+    _actor: Reader,
+    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+) -> list[ResultsSnapshot]:
+    """Stored snapshots, newest first."""
+    registry.get_experiment(session, experiment_id=experiment_id)
+    return results.snapshot_history(session, experiment_id=experiment_id, limit=limit)
+
+
+@router.get("/series", response_model=list[SeriesPoint], responses=responses(404, 422))
+def results_series(
+    experiment_id: ExperimentId,
+    session: SessionDep,
+    _actor: Reader,
+    metric: Annotated[SafeText | None, Query(max_length=80)] = None,
+    as_of: date | None = None,
+) -> list[SeriesPoint]:
+    """Per day, per metric × treatment: the cumulative effect and its confidence band."""
+    return results.cumulative_series(
+        session, experiment_id=experiment_id, metric=metric, as_of=as_of
+    )
+
+
+@router.post(
+    "/refresh", response_model=ResultsSnapshot, responses=responses(400, 403, 404, 409, 422)
+)
+def refresh_results(
+    experiment_id: ExperimentId,
+    session: SessionDep,
+    actor: Writer,
+    as_of: date | None = None,
+) -> ResultsSnapshot:
+    """Recompute from the stored data and store a snapshot (none when nothing changed)."""
+    return results.refresh_results(session, experiment_id=experiment_id, actor=actor, as_of=as_of)

@@ -1,0 +1,165 @@
+"""Data upload, SQL refresh, results (latest, history, series, refresh) and backlog routes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db.models import MetricDailyStat
+from tests.api.conftest import draft, headers, make_app
+
+URL = "/api/v1/experiments"
+
+
+@pytest.fixture
+def writer(keys: dict[str, str]) -> dict[str, str]:
+    return headers(keys["write"])
+
+
+@pytest.fixture
+def running(client: TestClient, writer: dict[str, str], metrics: list[str]) -> int:
+    exp = client.post(URL, json=draft(), headers=writer).json()
+    launched = client.post(f"{URL}/{exp['id']}/transitions",
+                           json={"to_status": "running", "version": 1}, headers=writer)
+    assert launched.status_code == 200, launched.text
+    return exp["id"]
+
+
+def aggregate_csv() -> bytes:
+    today = datetime.now(UTC).date().isoformat()
+    rows = ["variant,date,metric,n,sum,sum_squares"]
+    for variant, conversions in [("control", 100), ("green", 130)]:
+        rows.append(f"{variant},{today},conversion,1000,{conversions},{conversions}")
+        rows.append(f"{variant},{today},latency,1000,250000,65000000")
+    return ("\n".join(rows) + "\n").encode()
+
+
+def stat_rows(session: Session) -> int | None:
+    return session.scalar(select(func.count()).select_from(MetricDailyStat))
+
+
+def test_data_upload_then_results(
+    client: TestClient, session: Session, writer: dict[str, str], running: int
+) -> None:
+    upload = client.post(f"{URL}/{running}/data", headers=writer,
+                         files={"file": ("daily.csv", aggregate_csv(), "text/csv")})
+    assert upload.status_code == 200, upload.text
+    report = upload.json()
+    assert report["stats_rows_written"] == 4 and report["source"] == "daily.csv"
+    assert client.get(f"{URL}/{running}/results", headers=writer).status_code == 404
+    refreshed = client.post(f"{URL}/{running}/results/refresh", headers=writer)
+    assert refreshed.status_code == 200, refreshed.text
+    snapshot = refreshed.json()
+    assert snapshot["computed_by"] == "api:writer"
+    assert {c["metric"] for c in snapshot["comparisons"]} == {"conversion", "latency"}
+    latest = client.get(f"{URL}/{running}/results", headers=writer).json()
+    assert latest["snapshot_id"] == snapshot["snapshot_id"]
+    history = client.get(f"{URL}/{running}/results/history", headers=writer).json()
+    assert [h["snapshot_id"] for h in history] == [snapshot["snapshot_id"]]
+    series = client.get(f"{URL}/{running}/results/series", params={"metric": "conversion"},
+                        headers=writer)
+    assert series.status_code == 200
+    assert {p["metric"] for p in series.json()} == {"conversion"}
+    assert client.get(f"{URL}/{running}/results/series", params={"metric": "nope"},
+                      headers=writer).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("content", "name"),
+    [(b"", "empty.csv"), (b"variant,date,metric,n,sum,sum_squares\nblue,2020-01-01,x,1,1,1\n",
+                          "bad.csv"), (b"\x00\x01\x02binary", "blob.bin")],
+)
+def test_data_bad_upload_is_422_and_writes_nothing(
+    client: TestClient, session: Session, writer: dict[str, str], running: int,
+    content: bytes, name: str,
+) -> None:
+    before = stat_rows(session)
+    response = client.post(f"{URL}/{running}/data", headers=writer,
+                           files={"file": (name, content, "text/csv")})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"]
+    assert stat_rows(session) == before
+
+
+def test_data_upload_needs_write_key_and_a_file(
+    client: TestClient, keys: dict[str, str], running: int
+) -> None:
+    files = {"file": ("daily.csv", aggregate_csv(), "text/csv")}
+    assert client.post(f"{URL}/{running}/data", files=files,
+                       headers=headers(keys["read"])).status_code == 403
+    assert client.post(f"{URL}/{running}/data", headers=headers(keys["write"])).status_code == 422
+    assert client.post(f"{URL}/99999/data", files=files,
+                       headers=headers(keys["write"])).status_code == 404
+
+
+def test_data_upload_over_the_limit_is_413(
+    session: Session, keys: dict[str, str], metrics: list[str]
+) -> None:
+    client = TestClient(make_app(session, api_max_upload_mb=1))
+    big = b"variant,date,metric,n,sum,sum_squares\n" + b"x" * (1024 * 1024 + 1)
+    response = client.post(f"{URL}/1/data", headers=headers(keys["write"]),
+                           files={"file": ("big.csv", big, "text/csv")})
+    assert response.status_code == 413
+
+
+def test_data_sql_refresh_without_source_is_404(
+    client: TestClient, writer: dict[str, str], running: int
+) -> None:
+    response = client.post(f"{URL}/{running}/data/sql-refresh", headers=writer)
+    assert response.status_code == 404
+    assert "no SQL metric source" in response.json()["detail"]
+
+
+def test_results_of_missing_experiment_is_404(client: TestClient, writer: dict) -> None:
+    for path in ("results", "results/history", "results/series"):
+        assert client.get(f"{URL}/77777/{path}", headers=writer).status_code == 404
+
+
+# ----------------------------------------------------------------------------- backlog
+
+
+def test_backlog_create_rank_rescore_promote(
+    client: TestClient, writer: dict[str, str], metrics: list[str]
+) -> None:
+    for name, reach in [("Small idea", 100), ("Big idea", 10000)]:
+        created = client.post("/api/v1/backlog", headers=writer, json=draft(
+            name=name, reach=reach, impact=1, confidence=50, effort=2))
+        assert created.status_code == 201, created.text
+    ranked = client.get("/api/v1/backlog", headers=writer).json()
+    assert [(i["rank"], i["experiment"]["name"]) for i in ranked] == [
+        (1, "Big idea"), (2, "Small idea")]
+    small = ranked[1]["experiment"]
+    rescored = client.patch(f"/api/v1/backlog/{small['id']}", json={"reach": 1_000_000},
+                            headers={**writer, "If-Match": f'"{small["version"]}"'})
+    assert rescored.status_code == 200, rescored.text
+    assert rescored.json()["rice_score"] == pytest.approx(1_000_000 * 1 * 0.5 / 2)
+    stale = client.patch(f"/api/v1/backlog/{small['id']}",
+                         json={"reach": 5, "version": small["version"]}, headers=writer)
+    assert stale.status_code == 409
+    assert client.get("/api/v1/backlog", headers=writer).json()[0]["experiment"]["name"] == (
+        "Small idea")
+    promoted = client.post(f"/api/v1/backlog/{small['id']}/promote",
+                           json={"version": rescored.json()["version"]}, headers=writer)
+    assert promoted.status_code == 200, promoted.text
+    again = client.post(f"/api/v1/backlog/{small['id']}/promote",
+                        headers={**writer, "If-Match": str(promoted.json()["version"])})
+    assert again.status_code == 400
+    assert [i["experiment"]["name"] for i in client.get(
+        "/api/v1/backlog", headers=writer).json()] == ["Big idea"]
+
+
+@pytest.mark.parametrize(
+    "body", [{"reach": -1, "version": 1}, {"impact": 7, "version": 1}, {"colour": 1},
+             {"reach": 5}, {"version": 1}]
+)
+def test_backlog_bad_rescore_is_422(
+    client: TestClient, writer: dict[str, str], metrics: list[str], body: dict
+) -> None:
+    idea = client.post("/api/v1/backlog", headers=writer, json=draft(reach=5, impact=1,
+                                                                     confidence=50, effort=1))
+    response = client.patch(f"/api/v1/backlog/{idea.json()['id']}", json=body, headers=writer)
+    assert response.status_code == 422, response.text
