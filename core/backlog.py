@@ -224,19 +224,20 @@ def observed_baselines(session: Session) -> dict[tuple[str, str | None], Baselin
     labels: dict[tuple[str, str | None], str | None] = {}
     for metric, kind, segment, n, s, ss in rows:
         kinds[metric] = kind
-        for key in ((metric, _segment_key(segment)), (metric, None)):
+        keys: tuple[tuple[str, str | None], ...] = ((metric, _segment_key(segment)), (metric, None))
+        for key in keys:
             acc = pooled.setdefault(key, [0.0, 0.0, 0.0])
             acc[0] += float(n or 0)
             acc[1] += float(s or 0)
             acc[2] += float(ss or 0)
             labels[key] = segment.strip() if key[1] is not None else None
     out: dict[tuple[str, str | None], Baseline] = {}
-    for key, (n, s, ss) in pooled.items():
-        if n < 2:
+    for key, (units, total, squares) in pooled.items():
+        if units < 2:
             continue
-        mean = s / n
-        var = max(ss - s * s / n, 0.0) / (n - 1)
-        out[key] = Baseline(metric=key[0], kind=kinds[key[0]], n=int(n), mean=mean,
+        mean = total / units
+        var = max(squares - total * total / units, 0.0) / (units - 1)
+        out[key] = Baseline(metric=key[0], kind=kinds[key[0]], n=int(units), mean=mean,
                             sd=math.sqrt(var), segment=labels[key])
     return out
 

@@ -118,7 +118,7 @@ def primary_result(session: Session, *, experiment_id: int) -> PrimaryResult | N
     ]
     if not rows:
         return None
-    best = max(rows, key=lambda c: c.lift if c.higher_is_better else -c.lift)  # type: ignore[operator]
+    best = max(rows, key=lambda c: float(c.lift or 0.0) * (1 if c.higher_is_better else -1))
     assert best.lift is not None and best.p_value is not None
     return PrimaryResult(
         metric=best.metric, kind=best.kind, higher_is_better=best.higher_is_better,

@@ -237,6 +237,7 @@ with knowledge_tab:
              "Lift": e.result.lift if e.result else None,
              "p-value": e.result.p_value if e.result else None,
              "Significant": e.result.significant if e.result else None,
+             "Result state": e.result.decision_state if e.result else "no data",
              "Tags": ", ".join(e.tags), "Learnings": e.learnings}
             for e in found
         ]), hide_index=True, width="stretch", column_config={
