@@ -1,0 +1,285 @@
+"""Results on SQLite and PostgreSQL: every number checked against scipy/statsmodels run on the
+unit-level data, the decision states, snapshots and the cumulative series."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy import stats
+from sqlalchemy.orm import Session
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+
+from core.errors import PermissionDenied
+from core.ingestion import ingest_file
+from core.results import (
+    ResultsSnapshot,
+    compute_results,
+    cumulative_series,
+    latest_snapshot,
+    refresh_results,
+    snapshot_history,
+)
+from core.types import DECISION_STATES
+from db import metric_repository as mrepo
+from tests.conftest import EDITOR, VIEWER
+from tests.core.test_ingestion import START, make_experiment, make_units, write_parquet
+
+
+def load(session: Session, tmp_path: Path, exp: int, cols: dict, name: str = "u") -> None:
+    ingest_file(session, path=write_parquet(tmp_path / f"{name}.parquet", cols),
+                experiment_id=exp, actor=EDITOR)
+
+
+def arms(cols: dict, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    v = cols["variant"]
+    return cols[metric][v == "control"].astype(float), cols[metric][v == "treatment"].astype(float)
+
+
+def row(snapshot: ResultsSnapshot, metric: str, treatment: str = "treatment"):  # type: ignore[no-untyped-def]
+    return next(c for c in snapshot.comparisons if c.metric == metric and c.treatment == treatment)
+
+
+def test_results_match_scipy_and_statsmodels(session: Session, tmp_path: Path) -> None:
+    exp = make_experiment(session, guardrails=("refunds", "load_ms"), planned=300)
+    cols = make_units(400, lift={"treatment": 0.25})
+    load(session, tmp_path, exp, cols)
+    snap = compute_results(session, experiment_id=exp)
+
+    # binomial: statsmodels two-proportion z-test (pooled) and Wald CI of the difference
+    c, t = arms(cols, "conv")
+    conv = row(snap, "conv")
+    _z, p = proportions_ztest([t.sum(), c.sum()], [t.size, c.size])
+    low, high = confint_proportions_2indep(t.sum(), t.size, c.sum(), c.size, method="wald")
+    assert conv.test == "z" and not conv.cuped
+    assert_allclose(conv.p_value, p, rtol=1e-10)
+    assert_allclose([conv.diff_ci_low, conv.diff_ci_high], [low, high], rtol=1e-10)
+    assert_allclose(conv.lift, t.mean() / c.mean() - 1, rtol=1e-12)
+
+    # mean with a pre-period covariate: CUPED, checked as scipy Welch on adjusted unit values
+    y_c, y_t = arms(cols, "revenue")
+    x_c, x_t = arms(cols, "revenue_pre")
+    sxy = ((x_c - x_c.mean()) * (y_c - y_c.mean())).sum() + (
+        (x_t - x_t.mean()) * (y_t - y_t.mean())).sum()
+    sxx = ((x_c - x_c.mean()) ** 2).sum() + ((x_t - x_t.mean()) ** 2).sum()
+    theta, x_bar = sxy / sxx, np.concatenate([x_c, x_t]).mean()
+    adj_c, adj_t = y_c - theta * (x_c - x_bar), y_t - theta * (x_t - x_bar)
+    ref = stats.ttest_ind(adj_t, adj_c, equal_var=False)
+    rev = row(snap, "revenue")
+    assert rev.cuped and rev.test == "welch_cuped" and rev.variance_reduction > 0.3
+    assert_allclose(rev.p_value, ref.pvalue, rtol=1e-8)
+    ci = ref.confidence_interval(0.95)
+    assert_allclose([rev.diff_ci_low, rev.diff_ci_high], [ci.low, ci.high], rtol=1e-8)
+
+    # guardrail where lower is better: one-sided Welch test for an increase
+    l_c, l_t = arms(cols, "load_ms")
+    load_row = row(snap, "load_ms")
+    assert load_row.alternative == "greater" and load_row.test == "welch"
+    ref_load = stats.ttest_ind(l_t, l_c, equal_var=False, alternative="greater")
+    assert_allclose(load_row.p_value, ref_load.pvalue, rtol=1e-8)
+
+    # Holm over the primary + secondary family, and separately over the guardrails
+    _r, holm, _s, _b = multipletests([conv.p_value, rev.p_value], method="holm")
+    assert_allclose([conv.adjusted_p_value, rev.adjusted_p_value], holm, rtol=1e-12)
+    refunds = row(snap, "refunds")
+    _r, holm_g, _s, _b = multipletests([refunds.p_value, load_row.p_value], method="holm")
+    assert_allclose([refunds.adjusted_p_value, load_row.adjusted_p_value], holm_g, rtol=1e-12)
+
+    assert conv.decision_state == "significant" and "significantly better" in conv.reason
+    assert snap.plan_met and snap.progress == pytest.approx(400 / 300)
+    assert [v.units for v in snap.variants] == [400, 400]
+    assert snap.data_through == max(cols["date"]) and snap.first_day == min(cols["date"])
+    assert all(c.decision_state in DECISION_STATES for c in snap.comparisons)
+
+
+def test_results_bh_correction_matches_statsmodels(session: Session, tmp_path: Path) -> None:
+    exp = make_experiment(session, correction="bh", secondaries=("revenue", "load_ms"),
+                          guardrails=(), planned=100)
+    cols = make_units(300, lift={"treatment": 0.1})
+    load(session, tmp_path, exp, cols)
+    snap = compute_results(session, experiment_id=exp)
+    ps = [c.p_value for c in snap.comparisons]
+    _r, bh, _s, _b = multipletests(ps, method="fdr_bh")
+    assert_allclose([c.adjusted_p_value for c in snap.comparisons], bh, rtol=1e-12)
+    assert "Benjamini-Hochberg" in snap.comparisons[0].reason
+
+
+def test_results_fixed_horizon_below_plan_is_too_early_never_significant(
+    session: Session, tmp_path: Path
+) -> None:
+    exp = make_experiment(session, planned=5000)
+    load(session, tmp_path, exp, make_units(400, lift={"treatment": 0.8}))
+    snap = compute_results(session, experiment_id=exp)
+    conv = row(snap, "conv")
+    assert conv.p_value < 1e-6  # the interim data look decisive ...
+    assert conv.decision_state == "too_early"  # ... but the plan is not met
+    assert "8% of the planned sample (400 of 5,000 units per variant)" in conv.reason
+    assert not snap.plan_met and snap.progress == pytest.approx(0.08)
+    assert {c.decision_state for c in snap.comparisons} == {"too_early"}
+
+
+def test_results_srm_overrides_significance(session: Session, tmp_path: Path) -> None:
+    exp = make_experiment(session, planned=100)
+    cols = make_units(500, lift={"treatment": 0.8})
+    keep = np.ones(cols["variant"].size, dtype=bool)
+    keep[:100] = False  # drop 100 control units: 400 vs 500 on a 50/50 plan
+    load(session, tmp_path, exp, {k: v[keep] for k, v in cols.items()})
+    snap = compute_results(session, experiment_id=exp)
+    assert snap.srm is not None and snap.srm.flagged
+    assert snap.srm.observed == (400, 500) and snap.srm.expected == (450.0, 450.0)
+    chi2 = stats.chisquare([400, 500], [450, 450])
+    assert_allclose(snap.srm.p_value, chi2.pvalue, rtol=1e-10)
+    assert row(snap, "conv").adjusted_p_value < 0.001  # significant, but untrustworthy
+    assert {c.decision_state for c in snap.comparisons} == {"srm_untrustworthy"}
+    assert "Sample ratio mismatch" in row(snap, "conv").reason
+
+
+@pytest.mark.parametrize(("refund_rate", "state"), [(0.25, "guardrail_breach"),
+                                                    (0.0, "not_significant")])
+def test_results_guardrail_harm_is_one_sided_in_the_worse_direction(
+    session: Session, tmp_path: Path, refund_rate: float, state: str
+) -> None:
+    """refunds: lower is better. More refunds breach; fewer refunds are never a breach."""
+    exp = make_experiment(session, planned=100)
+    cols = make_units(500)
+    rng = np.random.default_rng(7)
+    treated = cols["variant"] == "treatment"
+    cols["refunds"][treated] = (rng.random(treated.sum()) < refund_rate).astype(np.int64)
+    load(session, tmp_path, exp, cols)
+    refunds = row(compute_results(session, experiment_id=exp), "refunds")
+    assert refunds.alternative == "greater"
+    assert refunds.decision_state == state
+    c, t = arms(cols, "refunds")
+    _z, p = proportions_ztest([t.sum(), c.sum()], [t.size, c.size], alternative="larger")
+    assert_allclose(refunds.p_value, p, rtol=1e-10)
+
+
+def test_results_guardrail_breach_before_plan_uses_the_always_valid_test(
+    session: Session, tmp_path: Path
+) -> None:
+    exp = make_experiment(session, planned=5000)
+    cols = make_units(500)
+    treated = cols["variant"] == "treatment"
+    cols["refunds"][treated] = (np.random.default_rng(3).random(treated.sum()) < 0.3).astype(
+        np.int64)
+    load(session, tmp_path, exp, cols)
+    snap = compute_results(session, experiment_id=exp)
+    refunds = row(snap, "refunds")
+    assert refunds.sequential and refunds.decision_state == "guardrail_breach"
+    assert "always-valid" in refunds.reason
+    assert row(snap, "conv").decision_state == "too_early"
+
+
+def _always_valid_p(z: float, n_total: float, tuning_total: float, alpha: float) -> float:
+    """Two-sided always-valid p-value of the normal-mixture confidence sequence, written out
+    from Howard et al. (2021) eq. 14 / GrowthBook's docs, independently of core.stats."""
+    rho2 = (-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / tuning_total
+    nr2 = n_total * rho2
+    return min(1.0, math.sqrt(nr2 + 1) * math.exp(-z * z * nr2 / (2 * (nr2 + 1))))
+
+
+def test_results_sequential_may_be_significant_before_plan(
+    session: Session, tmp_path: Path
+) -> None:
+    exp = make_experiment(session, planned=5000, mode="sequential")
+    cols = make_units(600, lift={"treatment": 0.8})
+    load(session, tmp_path, exp, cols)
+    conv = row(compute_results(session, experiment_id=exp), "conv")
+    c, t = arms(cols, "conv")
+    se = math.sqrt(c.mean() * (1 - c.mean()) / c.size + t.mean() * (1 - t.mean()) / t.size)
+    expected = _always_valid_p((t.mean() - c.mean()) / se, c.size + t.size, 2 * 5000, 0.05)
+    assert conv.sequential
+    assert_allclose(conv.p_value, expected, rtol=1e-10)
+    assert conv.decision_state == "significant"
+    assert "always-valid p" in conv.reason
+
+
+def test_results_without_data_are_too_early(session: Session) -> None:
+    exp = make_experiment(session)
+    snap = compute_results(session, experiment_id=exp)
+    assert snap.srm is None and snap.data_through is None
+    assert {c.decision_state for c in snap.comparisons} == {"too_early"}
+    assert row(snap, "conv").reason == "No data for conv yet."
+
+
+def test_results_refresh_stores_once_per_fingerprint_and_keeps_history(
+    session: Session, tmp_path: Path
+) -> None:
+    exp = make_experiment(session, planned=100)
+    cols = make_units(200)
+    load(session, tmp_path, exp, cols)
+    first = refresh_results(session, experiment_id=exp, actor=EDITOR)
+    load(session, tmp_path, exp, cols, name="again")  # the same data loaded again
+    second = refresh_results(session, experiment_id=exp, actor=EDITOR)
+    assert second.snapshot_id == first.snapshot_id
+    assert second.fingerprint == first.fingerprint
+    assert len(mrepo.snapshots(session, experiment_id=exp)) == 1
+
+    more = make_units(50, seed=9)
+    more["unit_id"] = np.array([f"late{i}" for i in range(100)], dtype=object)
+    more["date"] = np.array([START] * 100, dtype=object)
+    load(session, tmp_path, exp, {**more}, name="more")
+    third = refresh_results(session, experiment_id=exp, actor=EDITOR)
+    assert third.snapshot_id != first.snapshot_id and third.fingerprint != first.fingerprint
+    history = snapshot_history(session, experiment_id=exp)
+    assert [h.snapshot_id for h in history] == [third.snapshot_id, first.snapshot_id]
+    latest = latest_snapshot(session, experiment_id=exp)
+    assert latest == third
+    assert latest is not None and latest.computed_by == EDITOR.name
+
+
+def test_results_snapshot_round_trips_through_json(session: Session, tmp_path: Path) -> None:
+    exp = make_experiment(session, planned=100)
+    load(session, tmp_path, exp, make_units(150))
+    snap = compute_results(session, experiment_id=exp)
+    text = snap.to_json()
+    assert ResultsSnapshot.from_dict(json.loads(text)) == snap
+
+
+def test_results_as_of_uses_only_days_up_to_it(session: Session, tmp_path: Path) -> None:
+    exp = make_experiment(session, planned=100)
+    cols = make_units(300)
+    load(session, tmp_path, exp, cols)
+    cut = date(2026, 3, 6)
+    snap = compute_results(session, experiment_id=exp, as_of=cut)
+    early = np.array(cols["date"]) <= cut
+    assert snap.data_through == cut
+    assert row(snap, "conv").control_n == int((early & (cols["variant"] == "control")).sum())
+    assert snap.fingerprint != compute_results(session, experiment_id=exp).fingerprint
+
+
+def test_results_refresh_needs_the_editor_role(session: Session) -> None:
+    exp = make_experiment(session)
+    with pytest.raises(PermissionDenied):
+        refresh_results(session, experiment_id=exp, actor=VIEWER)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "sequential"])
+def test_cumulative_series_ends_at_the_snapshot_numbers(
+    session: Session, tmp_path: Path, mode: str
+) -> None:
+    exp = make_experiment(session, planned=200, mode=mode)
+    cols = make_units(300, lift={"treatment": 0.2})
+    load(session, tmp_path, exp, cols)
+    series = [p for p in cumulative_series(session, experiment_id=exp, metric="conv")]
+    days = sorted(set(cols["date"]))
+    assert [p.day for p in series] == days
+    assert all(a.control_n <= b.control_n for a, b in zip(series, series[1:], strict=False))
+    last = series[-1]
+    conv = row(compute_results(session, experiment_id=exp), "conv")
+    assert (last.diff, last.diff_ci_low, last.diff_ci_high) == (
+        conv.diff, conv.diff_ci_low, conv.diff_ci_high)
+    assert last.sequential is (mode == "sequential")
+    fixed_width = 2 * stats.norm.isf(0.025) * math.sqrt(
+        sum(x.mean() * (1 - x.mean()) / x.size for x in arms(cols, "conv")))
+    width = last.diff_ci_high - last.diff_ci_low
+    if mode == "fixed":
+        assert_allclose(width, fixed_width, rtol=1e-10)
+    else:
+        assert width > fixed_width  # the always-valid band is wider than the fixed one
