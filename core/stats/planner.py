@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
+from scipy import special, stats
 
 from core.stats import _validation as v
 from core.types import Alternative
@@ -305,15 +305,15 @@ def _t_power(
     df = n * (1.0 + r) - 2.0
     ncp = effect * np.sqrt(n / (1.0 + 1.0 / r))
     qu = special.stdtrit(df, 1.0 - a / tails)
-    power = 1.0 - special.nctdtr(df, ncp, qu)
+    # scipy.stats.nct (Boost) rather than special.nctdtr, which loses accuracy at small df.
+    # Boost still returns nan in corners (huge ncp at tiny df); there the normal approximation
+    # of that tail is used - such tails are ~0 (far) or ~1 (near) anyway.
+    z = special.ndtri(1.0 - a / tails)
+    near = np.asarray(stats.nct.sf(qu, df, ncp))
+    power = np.where(np.isfinite(near), near, special.ndtr(ncp - z))
     if tails == 2:
-        power = power + special.nctdtr(df, ncp, -qu)
-    power = np.asarray(power)
-    bad = ~np.isfinite(power)
-    if np.any(bad):  # scipy's noncentral t gives up for huge ncp at tiny df: power is ~1 there
-        z = special.ndtri(1.0 - a / tails)
-        approx = special.ndtr(ncp - z) + (special.ndtr(-ncp - z) if tails == 2 else 0.0)
-        power = np.where(bad, approx, power)
+        far = np.asarray(stats.nct.cdf(-qu, df, ncp))
+        power = power + np.where(np.isfinite(far), far, special.ndtr(-ncp - z))
     return np.asarray(power)
 
 

@@ -84,13 +84,13 @@ def test_welch_p_value_falls_as_effect_grows(sd, n, effect, extra, seq):
 @FAST
 @given(
     st.floats(0.01, 0.45),
-    st.floats(0.01, 0.5),
+    st.floats(0.01, 0.45),
     st.floats(1.01, 2.0),
     st.sampled_from(["two-sided", "greater", "less"]),
 )
 def test_sample_size_falls_as_mde_grows(baseline, mde, factor, alternative):
     """Power rises with the effect, so the n reaching a fixed power falls (R power.prop.test).
-    Relative mde up to 1.0 on baselines up to 0.45 keeps the treatment rate inside (0, 1)."""
+    Relative mde up to 0.9 on baselines up to 0.45 keeps the treatment rate inside (0, 1)."""
     n_small = sample_size_proportion(baseline, mde, alternative=alternative, round_up=False)
     n_big = sample_size_proportion(baseline, mde * factor, alternative=alternative, round_up=False)
     assert n_big <= n_small
