@@ -183,7 +183,7 @@ def _experiments(today: date) -> list[dict[str, Any]]:
             "name": "Gamified loyalty points", "owner": "dev.patel",
             "hypothesis": "Points for every order and a visible tier badge raise repeat orders.",
             "target_segment": "Returning customers", "primary_metric": "orders_per_user",
-            "reach": 60000, "impact": 3, "confidence": 20, "effort": 12,
+            "mde": 0.01, "reach": 60000, "impact": 3, "confidence": 20, "effort": 12,
             "tags": ["loyalty", "retention"]}},
         {"status": "proposed", "fields": {
             "name": "Simplified signup form", "owner": "olivia.brown",
