@@ -1,0 +1,159 @@
+"""The demo metric data, end to end on SQLite and PostgreSQL: `seed_demo` loads it (files through
+DuckDB, one experiment by SQL push-down over the `events` table) and the results recover the
+known effects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core import registry
+from core.demo import seed_demo
+from core.demo_data import DEMO_TRUTH, EVENTS, generate_units
+from core.metric_sources import get_metric_source
+from core.results import ResultsSnapshot, compute_results, refresh_running
+from db import metric_repository as mrepo
+from db.migrate import upgrade
+from db.models import MetricDailyStat
+from db.session import make_engine
+from tests.conftest import EDITOR, create_postgres_database, drop_postgres_database
+
+TODAY = date(2026, 6, 15)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[Session]:
+    """A freshly migrated database with the demo portfolio and its metric data (committed)."""
+    if request.param == "sqlite":
+        url: str | None = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
+    else:
+        url = create_postgres_database("experimentos_demo")
+        if url is None:
+            pytest.skip("no PostgreSQL server")
+    assert url is not None
+    upgrade(url)
+    engine = make_engine(url)
+    session = Session(engine, expire_on_commit=False)
+    seed_demo(session, today=TODAY)
+    yield session
+    session.close()
+    engine.dispose()
+    if request.param == "postgresql":
+        drop_postgres_database(url)
+
+
+def results(session: Session, name: str) -> ResultsSnapshot:
+    exp = registry.get_experiment_by_name(session, name=name)
+    return compute_results(session, experiment_id=exp.id)
+
+
+def row(snap: ResultsSnapshot, metric: str, treatment: str = "treatment"):  # type: ignore[no-untyped-def]
+    return next(c for c in snap.comparisons if c.metric == metric and c.treatment == treatment)
+
+
+def test_demo_clear_winner_is_significant_and_its_ci_covers_the_true_lift(demo: Session) -> None:
+    conv = row(results(demo, "Checkout button colour"), "checkout_conversion")
+    assert conv.decision_state == "significant"
+    truth = DEMO_TRUTH["Checkout button colour"].effects[("checkout_conversion", "treatment")]
+    assert conv.lift_ci_low < truth < conv.lift_ci_high
+
+
+def test_demo_flat_experiment_is_not_significant_and_loaded_by_sql(demo: Session) -> None:
+    snap = results(demo, "Search ranking v2")
+    assert {c.decision_state for c in snap.comparisons} == {"not_significant"}
+    assert all(c.lift_ci_low < 0 < c.lift_ci_high for c in snap.comparisons)
+    exp = registry.get_experiment_by_name(demo, name="Search ranking v2")
+    source = get_metric_source(demo, experiment_id=exp.id)
+    assert source is not None and source.url is None and "FROM events" in source.query
+    assert row(snap, "session_minutes").cuped
+    assert demo.scalar(select(func.count()).select_from(EVENTS)) > 50_000
+
+
+def test_demo_sample_ratio_mismatch_overrides_everything(demo: Session) -> None:
+    snap = results(demo, "Onboarding checklist")
+    assert snap.srm is not None and snap.srm.flagged
+    assert {c.decision_state for c in snap.comparisons} == {"srm_untrustworthy"}
+
+
+def test_demo_guardrail_regression_is_a_breach(demo: Session) -> None:
+    snap = results(demo, "Free shipping threshold")
+    refunds = row(snap, "refund_rate")
+    assert refunds.decision_state == "guardrail_breach"
+    assert refunds.lift > 0 and refunds.alternative == "greater"
+    assert row(snap, "page_load_time_ms").decision_state == "not_significant"
+
+
+def test_demo_short_of_plan_is_too_early(demo: Session) -> None:
+    snap = results(demo, "Pricing page redesign")
+    assert snap.progress == pytest.approx(0.4)
+    assert {c.decision_state for c in snap.comparisons} == {"too_early"}
+
+
+def test_demo_sequential_three_arm_test_finds_its_winner_early(demo: Session) -> None:
+    snap = results(demo, "Recommendations carousel")
+    assert snap.analysis_mode == "sequential" and not snap.plan_met
+    top = row(snap, "revenue_per_user", "carousel_top")
+    assert top.decision_state == "significant" and top.sequential and top.cuped
+    assert row(snap, "revenue_per_user", "carousel_bottom").decision_state == "too_early"
+    assert len(snap.comparisons) == 6
+
+
+def test_demo_completed_experiments_have_realised_results(demo: Session) -> None:
+    states = {name: row(results(demo, name), DEMO_PRIMARY[name]).decision_state
+              for name in DEMO_PRIMARY}
+    assert states == {
+        "One-page checkout": "significant",
+        "Dark mode default": "not_significant",
+        "Annual plan discount": "significant",
+        "Trust badges on cart": "significant",
+    }
+    annual = row(results(demo, "Annual plan discount"), "revenue_per_user")
+    assert annual.lift < 0 and "significantly worse" in annual.reason
+
+
+DEMO_PRIMARY = {"One-page checkout": "checkout_conversion", "Dark mode default": "session_minutes",
+                "Annual plan discount": "revenue_per_user",
+                "Trust badges on cart": "checkout_conversion"}
+
+
+def test_demo_seeding_again_changes_nothing(demo: Session) -> None:
+    before = demo.scalar(select(func.count()).select_from(MetricDailyStat))
+    events = demo.scalar(select(func.count()).select_from(EVENTS))
+    summary = seed_demo(demo, today=TODAY)
+    assert "0 experiments loaded, 10 already had data" in summary
+    assert demo.scalar(select(func.count()).select_from(MetricDailyStat)) == before
+    assert demo.scalar(select(func.count()).select_from(EVENTS)) == events
+
+
+def test_demo_refresh_running_stores_one_snapshot_each(demo: Session) -> None:
+    first = refresh_running(demo, actor=EDITOR)
+    second = refresh_running(demo, actor=EDITOR)
+    assert len(first) == 6
+    assert [s.snapshot_id for s in first] == [s.snapshot_id for s in second]
+    exp = registry.get_experiment_by_name(demo, name="Checkout button colour")
+    assert len(mrepo.snapshots(demo, experiment_id=exp.id)) == 1
+
+
+def test_generator_is_seeded_and_draws_the_stated_parameters(tmp_path: Path) -> None:
+    truth = DEMO_TRUTH["Checkout button colour"]
+    a = generate_units("Checkout button colour", truth, start=date(2026, 1, 1),
+                       last=date(2026, 1, 21))
+    b = generate_units("Checkout button colour", truth, start=date(2026, 1, 1),
+                       last=date(2026, 1, 21))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    control = a["variant"] == "control"
+    assert control.sum() == 10_000
+    # the conversion rate and the revenue mean are within 4 standard errors of the truth
+    rate = a["checkout_conversion"][control].mean()
+    assert abs(rate - 0.10) < 4 * np.sqrt(0.1 * 0.9 / 10_000)
+    revenue = a["revenue_per_user"][control]
+    assert abs(revenue.mean() - 12.0) < 4 * revenue.std() / np.sqrt(revenue.size)
+    assert np.corrcoef(np.log(revenue + 0.01), np.log(a["revenue_per_user_pre"][control]))[
+        0, 1] > 0.4
