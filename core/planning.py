@@ -48,6 +48,8 @@ from db.models import Experiment
 
 CURVE_POINTS = 60
 """Points per curve: smooth in plotly, cheap to compute (the planner functions are vectorised)."""
+SPLIT_TOLERANCE = 0.005
+"""A traffic split within half a percentage point of 100% is rounding, and is rescaled."""
 MAX_DAYS = 3650
 """Plans longer than ten years are refused: the MDE is unreachable with this traffic."""
 
@@ -75,6 +77,20 @@ class PlanInputs(BaseModel):
     weights: tuple[float, ...] = (0.5, 0.5)
     daily_traffic: float = Field(gt=0)
     exposure: float = Field(default=1.0, gt=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise_split(cls, data: Any) -> Any:
+        """A split typed as rounded percentages (33.33, 33.33, 33.33) is scaled to sum to 1."""
+        if isinstance(data, dict) and data.get("weights"):
+            try:
+                weights = [float(w) for w in data["weights"]]
+            except (TypeError, ValueError):
+                return data
+            total = sum(weights)
+            if all(w > 0 for w in weights) and abs(total - 1) <= SPLIT_TOLERANCE:
+                data = {**data, "weights": tuple(w / total for w in weights)}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> PlanInputs:

@@ -21,6 +21,9 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/registry.py", "Registry", ":material/science:"),
     PageSpec("pages/backlog.py", "Backlog", ":material/format_list_numbered:"),
+    PageSpec("pages/planner.py", "Planner", ":material/calculate:"),
+    PageSpec("pages/results.py", "Results", ":material/monitoring:"),
+    PageSpec("pages/reports.py", "Reports", ":material/picture_as_pdf:"),
 )
 
 

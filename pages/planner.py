@@ -1,0 +1,205 @@
+"""Planner: sample size, duration, power and detectable effect for an experiment; save the plan."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import planning
+from core.errors import DomainError, InvalidInput
+from ui import charts
+from ui.auth import current_actor
+from ui.state import clear_reads, db_session
+from ui.widgets import run_action
+
+actor = current_actor()
+can_write = actor.can("editor")
+MODES = {
+    "Sample size and duration for an effect": "sample_size",
+    "Detectable effect in a fixed duration": "duration",
+    "Power for a given sample size": "power",
+}
+SIDES = {"Two-sided": "two-sided", "One-sided (increase)": "greater",
+         "One-sided (decrease)": "less"}
+KINDS = {"Conversion (a rate)": "binomial", "Continuous (a mean)": "mean"}
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_sources() -> list[planning.BaselineSource]:
+    with db_session() as session:
+        return planning.baseline_sources(session)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_observed(experiment_id: int, metric: str) -> planning.ObservedBaseline | str:
+    with db_session() as session:
+        try:
+            return planning.observed_baseline(session, experiment_id=experiment_id, metric=metric)
+        except DomainError as exc:
+            return exc.message
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_proposed():  # type: ignore[no-untyped-def]
+    with db_session() as session:
+        return planning.plannable_experiments(session)
+
+
+st.title("Experiment planner")
+st.caption("How many users, how many days, and what effect you can hope to see.")
+
+mode = MODES[st.radio("What do you want to find?", list(MODES), horizontal=True,
+                      key="plan_mode")]
+
+# ---------------------------------------------------------------- the baseline
+observed = None
+from_data = st.toggle("Take the baseline from an existing experiment's data", key="plan_from_data")
+if from_data:
+    sources = load_sources()
+    if not sources:
+        st.info("No running or completed experiment has metrics yet: type the baseline in.")
+    else:
+        o1, o2 = st.columns(2)
+        source = o1.selectbox("Experiment", sources, format_func=lambda s: s.experiment_name,
+                              key="plan_source")
+        metric = o2.selectbox("Metric", source.metrics, key="plan_source_metric")
+        found = load_observed(source.experiment_id, metric)
+        if isinstance(found, str):
+            st.warning(found)
+        else:
+            observed = found
+            st.info(f"Observed: {observed.description}")
+
+seed = f"{observed.experiment_id}_{observed.metric}" if observed else "typed"
+left, right = st.columns(2)
+with left:
+    st.markdown("##### Metric")
+    kind_labels = list(KINDS)
+    kind_index = 0 if observed is None or observed.kind == "binomial" else 1
+    kind = KINDS[st.radio("Metric type", kind_labels, index=kind_index, horizontal=True,
+                          disabled=observed is not None, key=f"plan_kind_{seed}")]
+    sd = None
+    if kind == "binomial":
+        baseline = st.number_input(
+            "Baseline conversion rate (%)", min_value=0.01, max_value=99.99, step=0.5,
+            value=round(observed.mean * 100, 3) if observed else 10.0, format="%.3f",
+            key=f"plan_rate_{seed}") / 100
+    else:
+        baseline = st.number_input("Baseline mean", value=float(observed.mean) if observed
+                                   else 12.0, format="%.4g", key=f"plan_mean_{seed}")
+        sd = st.number_input("Standard deviation per user", min_value=1e-9,
+                             value=float(observed.sd) if observed else 24.0, format="%.4g",
+                             key=f"plan_sd_{seed}")
+    relative = st.radio("Effect expressed as", ["Relative (%)", "Absolute"], horizontal=True,
+                        key="plan_relative") == "Relative (%)"
+    if mode != "duration":
+        unit = "%" if relative else ("percentage points" if kind == "binomial" else "units")
+        mde_value = st.number_input(f"Minimum detectable effect ({unit})", min_value=1e-6,
+                                    value=5.0 if relative or kind == "binomial" else 1.0,
+                                    format="%.4g", key=f"plan_mde_{kind}_{relative}")
+        mde = mde_value / 100 if relative or kind == "binomial" else mde_value
+    else:
+        mde = 0.05  # not used: the duration mode solves for the effect
+with right:
+    st.markdown("##### Test and traffic")
+    t1, t2, t3 = st.columns(3)
+    alpha = t1.number_input("Alpha", min_value=0.001, max_value=0.2, value=0.05, step=0.01,
+                            format="%.3f", key="plan_alpha")
+    power = t2.number_input("Power", min_value=0.51, max_value=0.99, value=0.8, step=0.05,
+                            format="%.2f", key="plan_power")
+    alternative = SIDES[t3.selectbox("Test", list(SIDES), key="plan_sides")]
+    v1, v2 = st.columns(2)
+    n_variants = int(v1.number_input("Variants (incl. control)", min_value=2, max_value=8,
+                                      value=2, step=1, key="plan_variants"))
+    equal = ", ".join([f"{100 / n_variants:.4g}"] * n_variants)
+    split_text = v2.text_input("Traffic split (%), control first", value=equal,
+                               key=f"plan_split_{n_variants}")
+    d1, d2 = st.columns(2)
+    daily = d1.number_input("Daily eligible users", min_value=1.0, step=100.0, format="%.0f",
+                            value=float(round(observed.daily_traffic)) if observed else 4200.0,
+                            key=f"plan_daily_{seed}")
+    exposure = d2.slider("Exposure (%)", min_value=1, max_value=100, value=100,
+                         key="plan_exposure") / 100
+    days = n_given = None
+    if mode == "duration":
+        days = int(st.number_input("Run for (days)", min_value=1, max_value=planning.MAX_DAYS,
+                                   value=14, key="plan_days"))
+    elif mode == "power":
+        n_given = int(st.number_input("Users per variant", min_value=2, value=10_000, step=500,
+                                      key="plan_n"))
+
+try:
+    weights = tuple(float(part) / 100 for part in split_text.split(",") if part.strip())
+except ValueError:
+    weights = ()
+try:
+    inputs = planning.make_inputs(
+        kind=kind, baseline=baseline, sd=sd, mde=mde, relative=relative, alpha=alpha,
+        power=power, alternative=alternative, weights=weights, daily_traffic=daily,
+        exposure=exposure,
+    )
+    if len(inputs.weights) != n_variants:
+        raise InvalidInput(
+            f"weights: give {n_variants} shares (one per variant), e.g. {equal}")
+    if mode == "duration":
+        plan = planning.plan_for_duration(inputs, days=days or 1)
+    elif mode == "power":
+        plan = planning.plan_for_sample(inputs, n_per_variant=n_given or 2)
+    else:
+        plan = planning.plan_sample_size(inputs)
+except DomainError as exc:
+    st.error("These inputs have no answer yet:\n" + "\n".join(f"- {p}" for p in exc.problems))
+    st.stop()
+
+# ---------------------------------------------------------------- the answer
+st.divider()
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Users per variant", f"{plan.n_per_variant:,}")
+m2.metric("Total users", f"{plan.total:,}")
+m3.metric("Duration", f"{plan.days:,} days")
+if mode == "duration":
+    m4.metric("Detectable effect", plan.effect_text)
+else:
+    m4.metric("Power", f"{plan.power:.1%}")
+st.success(plan.summary)
+if n_variants > 2 or len(set(inputs.weights)) > 1:
+    st.dataframe(pd.DataFrame([{"Variant": v.name, "Share": f"{v.weight:.1%}", "Users": v.units}
+                               for v in plan.variants]), hide_index=True)
+
+c1, c2 = st.columns(2)
+c1.plotly_chart(charts.planner_curve(planning.power_curve(plan), title="Power against sample size",
+                                     percent_y=True, marker_label="this plan"),
+                key="plan_power_curve")
+c2.plotly_chart(charts.planner_curve(planning.mde_curve(plan),
+                                     title="Detectable effect against duration",
+                                     percent_y=relative, marker_label="this plan"),
+                key="plan_mde_curve")
+
+# ---------------------------------------------------------------- save onto an experiment
+st.divider()
+st.subheader("Save the plan")
+if not can_write:
+    st.caption("You have read-only access: ask an admin for the editor role to save plans.")
+else:
+    proposed = load_proposed()
+    if not proposed:
+        st.info("No proposed experiment to save a plan onto: create one on the Registry page.")
+    else:
+        with st.form("save_plan"):
+            s1, s2 = st.columns(2)
+            target = s1.selectbox("Proposed experiment", proposed, format_func=lambda e: e.name,
+                                  key="plan_target")
+            analysis_mode = s2.selectbox("Analysis mode", ["fixed", "sequential"],
+                                         key="plan_analysis_mode")
+            st.caption(f"Saves: {plan.n_per_variant:,} users per variant, MDE "
+                       f"{'—' if plan.mde_relative is None else f'{plan.mde_relative:.2%}'} "
+                       f"relative, alpha {alpha:g}, power {plan.power:.2f}.")
+            if st.form_submit_button("Save plan", type="primary"):
+                with db_session() as session:
+                    saved = run_action(lambda: planning.save_plan(
+                        session, experiment_id=target.id, plan=plan,
+                        analysis_mode=analysis_mode, expected_version=target.version,
+                        actor=actor), "Plan saved")
+                if saved is not None:
+                    clear_reads()
+                    st.success(f"Saved onto '{saved.name}' (version {saved.version}).")

@@ -1,0 +1,116 @@
+"""Planner page (AppTest) on the demo data: the numbers are the planner service's, inputs change
+them, inverse modes, observed baselines, bad inputs explained, saving a plan (editors only)."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from core import planning, registry
+from db.session import make_engine, session_factory
+from tests.apptest import login, open_page
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _planner(user: str = "demo-editor") -> AppTest:
+    at = open_page(login(user), "planner")
+    assert not at.exception, at.exception
+    return at
+
+
+def test_planner_page_shows_the_services_plan_and_both_curves(demo_app: str) -> None:
+    at = _planner()
+    expected = planning.plan_sample_size(
+        planning.make_inputs(baseline=0.10, mde=0.05, daily_traffic=4200))
+    assert _metrics(at) == {
+        "Users per variant": f"{expected.n_per_variant:,}", "Total users": f"{expected.total:,}",
+        "Duration": f"{expected.days:,} days", "Power": "80.0%",
+    }
+    assert at.success[0].value == expected.summary
+    assert at.success[0].value.startswith("With 4,200 users a day you can detect a 5% relative")
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_planner_page_inputs_change_the_numbers(demo_app: str) -> None:
+    at = _planner()
+    before = _metrics(at)
+    at.number_input(key="plan_mde_binomial_True").set_value(10.0).run()
+    bigger_effect = _metrics(at)
+    assert int(bigger_effect["Users per variant"].replace(",", "")) < int(
+        before["Users per variant"].replace(",", ""))
+    at.number_input(key="plan_daily_typed").set_value(20000.0).run()
+    assert _metrics(at)["Duration"] != bigger_effect["Duration"]
+    assert "With 20,000 users a day you can detect a 10% relative lift" in at.success[0].value
+    at.number_input(key="plan_variants").set_value(3).run()
+    assert not at.exception
+    assert "2 treatments each at alpha 0.025" in at.success[0].value
+    assert list(at.dataframe[0].value["Variant"]) == ["control", "treatment_1", "treatment_2"]
+
+
+def test_planner_page_inverse_modes(demo_app: str) -> None:
+    at = _planner()
+    at.radio(key="plan_mode").set_value("Detectable effect in a fixed duration").run()
+    at.number_input(key="plan_days").set_value(14).run()
+    expected = planning.plan_for_duration(
+        planning.make_inputs(baseline=0.10, mde=0.05, daily_traffic=4200), days=14)
+    assert _metrics(at)["Detectable effect"] == expected.effect_text
+    assert at.success[0].value == expected.summary
+    at.radio(key="plan_mode").set_value("Power for a given sample size").run()
+    at.number_input(key="plan_n").set_value(5000).run()
+    expected = planning.plan_for_sample(
+        planning.make_inputs(baseline=0.10, mde=0.05, daily_traffic=4200), n_per_variant=5000)
+    assert _metrics(at)["Power"] == f"{expected.power:.1%}"
+    assert "chance (power) to detect a 5% relative lift" in at.success[0].value
+
+
+def test_planner_page_takes_the_baseline_from_observed_data(demo_app: str) -> None:
+    at = _planner()
+    at.toggle(key="plan_from_data").set_value(True).run()
+    source = at.selectbox(key="plan_source")
+    source.select_index(source.options.index("Annual plan discount")).run()
+    at.selectbox(key="plan_source_metric").set_value("revenue_per_user").run()
+    assert not at.exception, at.exception
+    assert any("revenue_per_user in the control of 'Annual plan discount'" in i.value
+               for i in at.info)
+    kind = next(r for r in at.radio if r.label == "Metric type")
+    assert kind.value == "Continuous (a mean)" and kind.disabled
+    labels = {n.label for n in at.number_input}
+    assert {"Baseline mean", "Standard deviation per user"} <= labels
+    assert at.success  # a plan computed from the observed mean and SD
+
+
+def test_planner_page_explains_bad_inputs(demo_app: str) -> None:
+    at = _planner()
+    at.text_input(key="plan_split_2").set_value("70, 20").run()
+    assert not at.exception
+    assert "add up to 100%" in at.error[0].value
+    assert not at.metric and not at.success
+
+
+def test_planner_page_saves_a_plan_onto_a_proposed_experiment(fresh_demo_app: str) -> None:
+    at = _planner()
+    target = at.selectbox(key="plan_target")
+    target.select_index(target.options.index("Simplified signup form"))
+    at.selectbox(key="plan_analysis_mode").set_value("sequential")
+    next(b for b in at.button if b.label == "Save plan").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Saved onto 'Simplified signup form'" in s.value for s in at.success)
+    expected = planning.plan_sample_size(
+        planning.make_inputs(baseline=0.10, mde=0.05, daily_traffic=4200))
+    engine = make_engine(fresh_demo_app)
+    with session_factory(engine)() as session:
+        saved = registry.get_experiment_by_name(session, name="Simplified signup form")
+        audit = registry.audit_history(session, experiment_id=saved.id)[-1]
+    engine.dispose()
+    assert (saved.planned_sample_size, saved.mde, saved.analysis_mode) == (
+        expected.n_per_variant, 0.05, "sequential")
+    assert audit.actor == "demo-editor" and "planned_sample_size" in audit.changes
+
+
+def test_planner_page_viewer_cannot_save(demo_app: str) -> None:
+    at = _planner("demo-viewer")
+    assert at.success  # the planner itself works for everyone
+    assert not [b for b in at.button if b.label == "Save plan"]
+    assert any("read-only access" in c.value for c in at.caption)
