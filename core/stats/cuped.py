@@ -103,7 +103,7 @@ def cuped_adjust(control: CovariateStats, treatment: CovariateStats) -> CupedAdj
         * adjusted mean ybar - theta (xbar_arm - xbar_pooled), on the original scale of y;
         * adjusted variance var(y) - 2 theta cov(x, y) + theta^2 var(x) (ddof=1, per arm).
 
-    Reference: Deng et al. (2013), section 3.2; the variance treats theta as known (its
+    Reference: Deng et al. (2013); the variance treats theta as known (its
     estimation error is O(1/n)).
     """
     _check_arms(control, treatment)

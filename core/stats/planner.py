@@ -150,7 +150,7 @@ def sample_size_proportion(
     Returns:
         Control-arm sample size (int, or int64 array; float when ``round_up=False``).
 
-    Formula (R ``power.prop.test(strict = TRUE)``; Fleiss, Levin & Paik 2003, eq. 4.14): with
+    Formula (R ``power.prop.test(strict = TRUE)``, extended to unequal arms): with
     d = |p2 - p1|, pooled pbar = (p1 + r p2)/(1 + r), s0 = sqrt(pbar qbar (1 + 1/r)),
     s1 = sqrt(p1 q1 + p2 q2 / r),
 

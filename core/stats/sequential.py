@@ -3,9 +3,9 @@
 Method
 ------
 Asymptotic confidence sequences (Waudby-Smith, Arnold, Wu, Howard, Ramdas, "Time-uniform central
-limit theory and asymptotic confidence sequences", Annals of Statistics 2024; arXiv 2103.06476)
+limit theory and asymptotic confidence sequences", arXiv:2103.06476)
 with the two-sided normal-mixture boundary of Howard, Ramdas, McAuliffe & Sekhon (2021,
-"Time-uniform, nonparametric, nonasymptotic confidence sequences", Ann. Statist. 49(2), eq. 14),
+"Time-uniform, nonparametric, nonasymptotic confidence sequences", Ann. Statist. 49(2)),
 in the form GrowthBook documents for its frequentist engine (docs "Sequential Testing"):
 
     half-width = sigma_N * sqrt( 2 (N rho^2 + 1) / (N^2 rho^2) * log( sqrt(N rho^2 + 1) / alpha ) )

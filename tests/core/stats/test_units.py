@@ -84,7 +84,8 @@ def test_degenerate_arms_give_defined_results():
 
 def test_cuped_diff_equals_ancova_treatment_coefficient():
     """With theta pooled within arms, the adjusted difference equals the OLS coefficient of the
-    treatment dummy in y ~ 1 + T + x (ANCOVA; Deng et al. 2013 sec. 3.3, Lin 2013); numpy lstsq."""
+    treatment dummy in y ~ 1 + T + x (ANCOVA, by Frisch-Waugh-Lovell; Deng et al. 2013);
+    reference computed with numpy lstsq."""
     rng = np.random.default_rng(5)
     n_c, n_t = 800, 700
     x = rng.gamma(2.0, 5.0, size=n_c + n_t)
