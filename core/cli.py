@@ -215,6 +215,35 @@ def _refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- reports
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiment", required=True, help="experiment name")
+    p.add_argument("--out", required=True, help="where to write the PDF, e.g. report.pdf")
+
+
+@command("report", "Generate an experiment's PDF report: stored in ARTIFACTS_URL, recorded, and "
+         "written to --out.", _report_args)
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core.auth import Actor
+    from core.registry import get_experiment_by_name
+    from core.reports import download_report, generate_report
+
+    with _session() as session:
+        exp = get_experiment_by_name(session, name=args.experiment)
+        view = generate_report(session, experiment_id=exp.id,
+                               actor=Actor(name=_CLI_ACTOR_NAME, role="editor"))
+        content = download_report(session, report_id=view.id).content
+    out = Path(args.out)
+    out.write_bytes(content)
+    print(f"Report on '{exp.name}' written to {out} ({view.size_bytes:,} bytes); stored as "
+          f"{view.key} (sha256 {view.sha256[:12]}…).")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry point
 
 

@@ -23,6 +23,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/backlog.py", "Backlog", ":material/format_list_numbered:"),
     PageSpec("pages/planner.py", "Planner", ":material/calculate:"),
     PageSpec("pages/results.py", "Results", ":material/monitoring:"),
+    PageSpec("pages/reports.py", "Reports", ":material/picture_as_pdf:"),
 )
 
 

@@ -1,0 +1,93 @@
+"""Reports: generate PDF reports, list and download past ones, export the portfolio."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import registry, reports
+from core.errors import DomainError
+from ui.auth import current_actor
+from ui.state import clear_reads, db_session
+from ui.widgets import run_action
+
+actor = current_actor()
+can_write = actor.can("editor")
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_experiments() -> dict[int, str]:
+    with db_session() as session:
+        return {e.id: f"{e.name} ({e.status})" for e in registry.all_experiments(session)}
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_reports(experiment_id: int) -> list[reports.ReportArtifactView]:
+    with db_session() as session:
+        return reports.list_reports(session, experiment_id=experiment_id)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_portfolio_csv() -> str:
+    with db_session() as session:
+        return reports.portfolio_csv(session)
+
+
+def load_pdf(report_id: int) -> reports.ReportDownload | None:
+    with db_session() as session:
+        try:
+            return reports.download_report(session, report_id=report_id)
+        except DomainError as exc:
+            st.error(f"This report cannot be downloaded: {exc.message}")
+            return None
+
+
+st.title("Reports")
+st.caption("One PDF per experiment: what happened, what to do, and what could be wrong with the "
+           "evidence — written from the numbers, stored immutably.")
+
+experiments = load_experiments()
+if not experiments:
+    st.info("No experiments yet: register one in the Registry first.")
+    st.stop()
+chosen = st.selectbox("Experiment", list(experiments), format_func=experiments.get,
+                      key="rep_experiment")
+
+if can_write:
+    if st.button("Generate report", type="primary", key="rep_generate"):
+        with st.spinner("Writing the report…"), db_session() as session:
+            created = run_action(
+                lambda: reports.generate_report(session, experiment_id=chosen, actor=actor),
+                "Report generated",
+            )
+        if created is not None:
+            clear_reads()
+            st.success(f"Report generated and stored as `{created.key}` "
+                       f"({created.size_bytes / 1024:,.0f} KB).")
+else:
+    st.caption("You have read-only access: editors generate reports; you can download them.")
+
+st.subheader("Past reports")
+past = load_reports(chosen)
+if not past:
+    st.info("No report has been generated for this experiment yet.")
+else:
+    st.dataframe(
+        pd.DataFrame([
+            {"Generated": r.created_at, "By": r.created_by, "File": r.filename,
+             "Size (KB)": round(r.size_bytes / 1024, 1), "SHA-256": r.sha256[:16] + "…"}
+            for r in past
+        ]),
+        hide_index=True, width="stretch",
+    )
+    labels = {r.id: f"{r.filename} — {r.created_by}" for r in past}
+    report_id = st.selectbox("Report to download", list(labels), format_func=labels.get,
+                             key="rep_report")
+    download = load_pdf(report_id)
+    if download is not None:
+        st.download_button("Download PDF", download.content, download.report.filename,
+                           "application/pdf", key="rep_download")
+
+st.subheader("Portfolio export")
+st.download_button("Export portfolio (CSV)", load_portfolio_csv(), "portfolio.csv", "text/csv",
+                   key="rep_portfolio")

@@ -1,0 +1,360 @@
+"""Reports: the PDF's text (extracted with pypdf), its risk flags on the demo experiments built to
+trigger them, storage and records, no-data and Unicode reports, the portfolio CSV and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import catalogue, registry, reports
+from core.artifacts import LocalArtifactStore, S3ArtifactStore
+from core.config import PROJECT_ROOT
+from core.errors import PermissionDenied
+from core.ingestion import ingest_records
+from core.results import compute_results
+from db.models import AuditEntry, ReportArtifact
+from db.session import make_engine
+from tests.conftest import ADMIN, EDITOR, VIEWER
+from tests.s3server import moto_s3_server
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def demo(demo_db_url: str) -> Iterator[Session]:
+    """A session on the shared seeded demo database (with its metric data); rolled back."""
+    engine = make_engine(demo_db_url)
+    connection = engine.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint",
+                      expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()
+        engine.dispose()
+
+
+def _text(pdf: bytes) -> str:
+    """The PDF's text with whitespace (line wraps) collapsed to single spaces."""
+    reader = PdfReader(io.BytesIO(pdf))
+    return re.sub(r"\s+", " ", " ".join(page.extract_text() for page in reader.pages))
+
+
+def _images(pdf: bytes) -> int:
+    """Distinct embedded images (fpdf2 shares one resource dictionary across pages)."""
+    return len({img.data for page in PdfReader(io.BytesIO(pdf)).pages for img in page.images})
+
+
+def _report(session: Session, name: str) -> tuple[reports.ReportContent, str]:
+    exp = registry.get_experiment_by_name(session, name=name)
+    content = reports.assemble_report(session, experiment_id=exp.id, generated_by="tester",
+                                      now=NOW)
+    return content, _text(reports.render_pdf(content, charts=False))
+
+
+def _flags(content: reports.ReportContent) -> set[str]:
+    return {c.code for c in content.flags}
+
+
+# --------------------------------------------------------------------------- summary and flags
+
+
+def test_reports_summary_sentence_states_lift_ci_and_significance(demo: Session) -> None:
+    exp = registry.get_experiment_by_name(demo, name="Checkout button colour")
+    pdf = reports.build_report_pdf(demo, experiment_id=exp.id, generated_by="tester", now=NOW)
+    text = _text(pdf)
+    row = compute_results(demo, experiment_id=exp.id).rows(role="primary")[0]
+    assert row.decision_state == "significant"
+    expected = (
+        f"Primary metric checkout_conversion: treatment vs control "
+        f"{row.treatment_mean * 100:.2f}% vs {row.control_mean * 100:.2f}%, "
+        f"lift {row.lift * 100:+.1f}% (95% CI {row.lift_ci_low * 100:+.1f}% to "
+        f"{row.lift_ci_high * 100:+.1f}%): statistically significant (Holm-adjusted p = "
+        f"{row.adjusted_p_value:.4f} < 0.05)."
+    )
+    assert expected in text
+    assert "Recommendation: Ship treatment" in text
+    assert "Recorded decision: none yet." in text
+    assert "What was tested: A high-contrast green 'Buy now' button" in text
+    assert "Generated 2026-03-01 12:00 UTC by tester" in text
+    for heading in ("Executive summary", "Risk flags", "Results", "Appendix", "Methods",
+                    "Data sources and freshness"):
+        assert heading in text
+    assert _images(pdf) == 2  # forest plot and cumulative lift
+
+
+def test_reports_clean_experiment_raises_no_flag(demo: Session) -> None:
+    content, text = _report(demo, "Checkout button colour")
+    assert _flags(content) == set()
+    assert "No risk flag was raised by the automatic checks." in text
+    assert content.recommendation == "ship"
+    assert {c.status for c in content.checks} == {"passed"}
+
+
+def test_reports_flag_sample_ratio_mismatch(demo: Session) -> None:
+    content, text = _report(demo, "Onboarding checklist")
+    assert _flags(content) == {"srm"}
+    assert content.recommendation == "investigate"
+    assert "⚠ Sample ratio mismatch" in text
+    assert "control 6,000, treatment 6,600" in text and "50%/50%" in text
+    assert "not trustworthy because of the sample ratio mismatch" in text
+
+
+def test_reports_flag_guardrail_breach(demo: Session) -> None:
+    content, text = _report(demo, "Free shipping threshold")
+    assert _flags(content) == {"guardrail_breach"}
+    assert content.recommendation == "dont_ship"
+    assert "⚠ Guardrail breach" in text
+    assert "refund_rate is significantly worse in treatment" in text
+    assert "Recommendation: Don't ship: guardrail refund_rate (treatment)" in text
+
+
+def test_reports_flag_underpowered_short_of_plan(demo: Session) -> None:
+    content, text = _report(demo, "Pricing page redesign")
+    assert _flags(content) == {"underpowered"}
+    assert content.recommendation == "keep_running"
+    assert "of the 20,000 planned units (40%)" in text
+    assert "not the planned MDE of 5.0%" in text
+
+
+def test_reports_flag_plan_deviation_after_launch(demo: Session) -> None:
+    exp = registry.get_experiment_by_name(demo, name="Checkout button colour")
+    registry.update_experiment(demo, experiment_id=exp.id, changes={"mde": 0.12},
+                               expected_version=exp.version, actor=EDITOR,
+                               reason="Finance asked for a bigger effect ✓")
+    content, text = _report(demo, "Checkout button colour")
+    assert _flags(content) == {"plan_deviation"}
+    assert "1 change to the frozen plan after launch (mde)" in text
+    assert "Finance asked for a bigger effect ✓" in text
+    assert "mde: 0.1 → 0.12" in text  # the appendix lists every deviation
+
+
+def test_reports_flag_read_early_when_fixed_test_concluded_short_of_plan(demo: Session) -> None:
+    exp = registry.get_experiment_by_name(demo, name="Pricing page redesign")
+    registry.transition_experiment(demo, experiment_id=exp.id, to_status="completed",
+                                   expected_version=exp.version, actor=EDITOR, decision="ship")
+    content, text = _report(demo, "Pricing page redesign")
+    assert {"read_early", "underpowered"} <= _flags(content)
+    assert "concluded at 40% of its planned sample" in text
+    assert "Recorded decision: Ship" in text
+
+
+def test_reports_flag_multiple_comparisons_with_count_and_method(demo: Session) -> None:
+    content, text = _report(demo, "Recommendations carousel")
+    assert _flags(content) == {"multiple_comparisons"}
+    assert ("4 comparisons (2 metrics x 2 treatments) plus 2 guardrail tests, Holm-adjusted "
+            "within each family; 2 treatments compete on the primary metric.") in text
+    assert content.recommendation == "ship"
+    assert "Ship carousel_top" in text
+    assert "95% always-valid CI" in text
+
+
+def test_reports_no_data_yet_says_so(demo: Session) -> None:
+    content, text = _report(demo, "Social login")
+    assert not content.has_data and content.snapshot is None
+    assert "No metric data has been loaded for this experiment yet" in text
+    assert "No recommendation" in text
+    assert _flags(content) == set()
+    pdf = reports.build_report_pdf(demo, experiment_id=content.experiment.id,
+                                   generated_by="tester")
+    assert _images(pdf) == 0
+
+
+# --------------------------------------------------------------------------- built with ingestion
+
+
+def _experiment(session: Session, name: str, *, days: int, hypothesis: str = "",
+                metric: str = "report_conversion") -> registry.ExperimentView:
+    if not catalogue.list_metrics(session) or metric not in {
+        m.name for m in catalogue.list_metrics(session)
+    }:
+        catalogue.create_metric(session, data={"name": metric, "kind": "binomial"}, actor=ADMIN)
+    view = registry.create_experiment(session, actor=EDITOR, data={
+        "name": name, "owner": "ünal.öztürk", "hypothesis": hypothesis or "It helps.",
+        "primary_metric": metric, "planned_sample_size": 1000, "mde": 0.1,
+        "variants": [{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}],
+    })
+    start = datetime.now(UTC).date() - timedelta(days=days + 1)
+    return registry.transition_experiment(session, experiment_id=view.id, to_status="running",
+                                          expected_version=view.version, actor=EDITOR, on=start)
+
+
+def _load(session: Session, exp: registry.ExperimentView, rates: list[tuple[float, float]],
+          n: int = 1500, metric: str = "report_conversion") -> None:
+    assert exp.actual_start is not None
+    rows = []
+    for i, (control, treatment) in enumerate(rates):
+        day: date = exp.actual_start + timedelta(days=i)
+        for variant, rate in (("control", control), ("treatment", treatment)):
+            conversions = round(n * rate)
+            rows.append({"variant": variant, "date": day, "metric": metric, "n": n,
+                         "sum": conversions, "sum_squares": conversions})
+    ingest_records(session, experiment_id=exp.id, rows=rows, actor=EDITOR,
+                   kind="aggregate_file", label="test.csv")
+
+
+def test_reports_flag_novelty_drift(session: Session) -> None:
+    exp = _experiment(session, "Report drift test", days=8)
+    _load(session, exp, [(0.10, 0.16)] * 4 + [(0.10, 0.10)] * 4)
+    content = reports.assemble_report(session, experiment_id=exp.id, generated_by="t", now=NOW)
+    drift = next(c for c in content.checks if c.code == "drift")
+    assert drift.status == "flagged"
+    assert "likely a novelty effect" in drift.explanation
+    assert "first half" in drift.explanation and "+60.0%" in drift.explanation
+    exposures = next(c for c in content.checks if c.code == "multiple_exposures")
+    assert exposures.status == "not_checked"  # pre-aggregated data cannot show it
+
+
+def test_reports_stable_effect_does_not_drift(session: Session) -> None:
+    exp = _experiment(session, "Report stable test", days=8)
+    _load(session, exp, [(0.10, 0.12)] * 8)
+    content = reports.assemble_report(session, experiment_id=exp.id, generated_by="t", now=NOW)
+    assert next(c for c in content.checks if c.code == "drift").status == "passed"
+
+
+def test_reports_render_unicode_and_wrap_long_text(session: Session) -> None:
+    long = ("Größere Schaltflächen – Кнопка ≥ 5 % → μ-Effekt „überall“. " * 60).strip()
+    name = "Büyük düğme ✓ — Ελληνικά κουμπιά"
+    exp = _experiment(session, name, days=4, hypothesis=long)
+    _load(session, exp, [(0.10, 0.11)] * 4)
+    pdf = reports.build_report_pdf(session, experiment_id=exp.id, generated_by="zoë")
+    text = _text(pdf)
+    assert name in text
+    assert "by zoë" in text
+    assert text.count("Кнопка ≥ 5 % → μ-Effekt „überall“") >= 120  # summary + appendix
+    assert len(PdfReader(io.BytesIO(pdf)).pages) >= 3
+
+
+def test_reports_running_experiment_without_data_keeps_running(session: Session) -> None:
+    exp = _experiment(session, "Report empty test", days=2)
+    content = reports.assemble_report(session, experiment_id=exp.id, generated_by="t")
+    assert content.recommendation == "keep_running"
+    assert "Keep running: no metric data has been loaded yet." in content.summary_text
+
+
+# --------------------------------------------------------------------------- storage and records
+
+
+def test_reports_generate_stores_records_and_audits(session: Session, tmp_path: Path) -> None:
+    exp = _experiment(session, "Report storage test", days=4)
+    _load(session, exp, [(0.10, 0.12)] * 4)
+    store = LocalArtifactStore(tmp_path)
+    view = reports.generate_report(session, experiment_id=exp.id, actor=EDITOR, store=store)
+    assert view.key.startswith(f"reports/experiment-{exp.id}/") and view.key.endswith(".pdf")
+    assert view.created_by == EDITOR.name and view.experiment_name == "Report storage test"
+    data = store.get(view.key)
+    assert data.startswith(b"%PDF") and len(data) == view.size_bytes
+    download = reports.download_report(session, report_id=view.id, store=store)
+    assert download.content == data and download.report == view
+    row = session.get(ReportArtifact, view.id)
+    assert row is not None and row.sha256 == view.sha256 and row.size_bytes == len(data)
+    second = reports.generate_report(session, experiment_id=exp.id, actor=EDITOR, store=store)
+    assert [r.id for r in reports.list_reports(session, experiment_id=exp.id)] == [
+        second.id, view.id]
+    audit = session.scalars(select(AuditEntry).where(
+        AuditEntry.entity_id == exp.id, AuditEntry.action == "report")).all()
+    assert [a.changes["report"][1] for a in audit] == [view.key, second.key]
+    assert store.list(f"reports/experiment-{exp.id}/") == sorted([view.key, second.key])
+
+
+def test_reports_viewer_cannot_generate(session: Session, tmp_path: Path) -> None:
+    exp = _experiment(session, "Report viewer test", days=2)
+    with pytest.raises(PermissionDenied, match="generate reports"):
+        reports.generate_report(session, experiment_id=exp.id, actor=VIEWER,
+                                store=LocalArtifactStore(tmp_path))
+
+
+def test_reports_nothing_recorded_when_the_store_fails(session: Session, tmp_path: Path) -> None:
+    exp = _experiment(session, "Report failing store", days=2)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store's folder should be")
+    with pytest.raises(OSError):
+        reports.generate_report(session, experiment_id=exp.id, actor=EDITOR,
+                                store=LocalArtifactStore(blocker))
+    assert reports.list_reports(session, experiment_id=exp.id) == []
+
+
+def test_reports_download_detects_a_tampered_artifact(session: Session, tmp_path: Path) -> None:
+    exp = _experiment(session, "Report tamper test", days=2)
+    store = LocalArtifactStore(tmp_path)
+    view = reports.generate_report(session, experiment_id=exp.id, actor=EDITOR, store=store)
+    path = tmp_path / view.key
+    path.write_bytes(path.read_bytes() + b"tampered")
+    with pytest.raises(reports.ArtifactCorrupt, match="checksum"):
+        reports.download_report(session, report_id=view.id, store=store)
+
+
+def test_reports_generate_on_s3(session: Session) -> None:
+    import boto3
+
+    exp = _experiment(session, "Report S3 test", days=4)
+    _load(session, exp, [(0.10, 0.12)] * 4)
+    with moto_s3_server() as endpoint:
+        bucket = f"reports-{uuid.uuid4().hex[:12]}"
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+        store = S3ArtifactStore(bucket, "experimentos", endpoint_url=endpoint)
+        view = reports.generate_report(session, experiment_id=exp.id, actor=EDITOR, store=store)
+        assert store.list() == [view.key]
+        download = reports.download_report(session, report_id=view.id, store=store)
+        assert download.content.startswith(b"%PDF") and len(download.content) == view.size_bytes
+        assert "Report S3 test" in _text(download.content)
+
+
+# --------------------------------------------------------------------------- portfolio and CLI
+
+
+def test_reports_portfolio_csv_lists_every_experiment(demo: Session) -> None:
+    rows = list(csv.DictReader(io.StringIO(reports.portfolio_csv(demo))))
+    assert {r["name"] for r in rows} == {e.name for e in registry.all_experiments(demo)}
+    assert set(rows[0]) == set(reports.PORTFOLIO_CSV_COLUMNS)
+    checkout = next(r for r in rows if r["name"] == "Checkout button colour")
+    exp = registry.get_experiment_by_name(demo, name="Checkout button colour")
+    lift = compute_results(demo, experiment_id=exp.id).rows(role="primary")[0].lift
+    assert checkout["status"] == "running" and checkout["decision_state"] == "significant"
+    assert float(checkout["primary_lift"]) == pytest.approx(lift, rel=1e-5)
+    carousel = [r for r in rows if r["name"] == "Recommendations carousel"]
+    assert {r["treatment"] for r in carousel} == {"carousel_top", "carousel_bottom"}
+    shipped = next(r for r in rows if r["name"] == "One-page checkout")
+    assert shipped["decision"] == "ship" and shipped["primary_lift"]
+    proposed = next(r for r in rows if r["name"] == "Social login")
+    assert proposed["status"] == "proposed" and proposed["primary_lift"] == ""
+
+
+def test_reports_cli_writes_the_pdf_and_records_it(demo_db_url: str, tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    db.write_bytes(Path(demo_db_url.removeprefix("sqlite:///")).read_bytes())
+    out = tmp_path / "checkout.pdf"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}",
+           "ARTIFACTS_URL": str(tmp_path / "artifacts")}
+    done = subprocess.run(
+        [sys.executable, "-m", "core.cli", "report", "--experiment", "Checkout button colour",
+         "--out", str(out)], cwd=PROJECT_ROOT, env=env, text=True, capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "written to" in done.stdout
+    assert "Primary metric checkout_conversion" in _text(out.read_bytes())
+    stored = list((tmp_path / "artifacts").rglob("*.pdf"))
+    assert len(stored) == 1 and stored[0].read_bytes() == out.read_bytes()
+    missing = subprocess.run(
+        [sys.executable, "-m", "core.cli", "report", "--experiment", "No such thing",
+         "--out", str(out)], cwd=PROJECT_ROOT, env=env, text=True, capture_output=True,
+        timeout=300,
+    )
+    assert missing.returncode == 2 and "No experiment named 'No such thing'" in missing.stderr
