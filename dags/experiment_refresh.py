@@ -1,0 +1,122 @@
+"""
+### Experiment refresh
+
+Once a day, for the data interval that just closed (one UTC day, `[start, end)`), every running
+experiment that is due — daily, or every `refresh_every_days` days counted from its start — goes
+through three tasks, mapped over the experiments' ids:
+
+1. **ingest** — the experiment's SQL metric source runs inside its own database (push-down) and
+   the per-variant, per-day rows of the interval are upserted; rows equal to the stored ones are
+   not written again. Experiments fed by uploads have nothing to pull.
+2. **recompute** — results as of the interval's last day; a snapshot is stored only if no
+   snapshot has the same input fingerprint. Flags: `srm`, `guardrail_breach`,
+   `planned_sample_reached`, `primary_significant` (sequential), and *ready for a decision*.
+3. **report** — the first time an experiment is ready for a decision, a PDF report is written to
+   the artifact store and an audit entry `ready_for_decision` names it.
+
+**summarise** logs one line per experiment and returns the flags (XCom); it fails the run when
+an experiment's refresh failed, after the others have finished.
+
+Each task is one call into `core.refresh`; the logic lives there. Re-running a day (clearing
+the run) changes nothing unless the source data for that day changed. Settings come from the
+worker's environment, as for the app: `DATABASE_URL`, `ARTIFACTS_URL` (see README).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, dag, task, task_group
+
+log = logging.getLogger(__name__)
+
+
+@dag(
+    dag_id="experiment_refresh",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["experimentos", "experiments", "refresh"],
+    default_args={
+        "owner": "experimentos",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+    },
+    doc_md=__doc__,
+)
+def experiment_refresh() -> None:
+    @task
+    def due(data_interval_start: Any = None, data_interval_end: Any = None) -> list[int]:
+        """Ids of the running experiments due for this interval."""
+        from core import refresh
+
+        with refresh.open_session() as session:
+            return refresh.due_experiments(
+                session, interval_start=data_interval_start, interval_end=data_interval_end
+            )
+
+    @task(multiple_outputs=False)
+    def ingest(
+        experiment_id: int, data_interval_start: Any = None, data_interval_end: Any = None
+    ) -> dict[str, Any]:
+        from core import refresh
+
+        with refresh.open_session() as session:
+            return refresh.ingest_interval(
+                session, experiment_id=experiment_id, interval_start=data_interval_start,
+                interval_end=data_interval_end, actor=refresh.SCHEDULER,
+            ).to_dict()
+
+    @task(multiple_outputs=False)
+    def recompute(
+        ingested: dict[str, Any], data_interval_start: Any = None, data_interval_end: Any = None
+    ) -> dict[str, Any]:
+        from core import refresh
+
+        with refresh.open_session() as session:
+            return refresh.recompute_results(
+                session, experiment_id=ingested["experiment_id"],
+                interval_start=data_interval_start, interval_end=data_interval_end,
+                actor=refresh.SCHEDULER,
+            ).to_dict()
+
+    @task(multiple_outputs=False)
+    def report(
+        results: dict[str, Any], data_interval_start: Any = None, data_interval_end: Any = None
+    ) -> dict[str, Any]:
+        from core import refresh
+
+        with refresh.open_session() as session:
+            return refresh.report_if_ready(
+                session, experiment_id=results["experiment_id"],
+                interval_start=data_interval_start, interval_end=data_interval_end,
+                ready_for_decision=results["ready_for_decision"], flags=results["flags"],
+                actor=refresh.SCHEDULER,
+            ).to_dict()
+
+    @task_group
+    def refresh_experiment(experiment_id: int) -> Any:
+        return report(recompute(ingest(experiment_id)))
+
+    @task(trigger_rule="all_done", retries=0)
+    def summarise(outcomes: Any, due_ids: list[int]) -> list[dict[str, Any]]:
+        """Log the flags of every refreshed experiment; fail if any refresh failed."""
+        from core import refresh
+
+        done = [o for o in outcomes if o is not None]
+        for line in refresh.summarise(done):
+            log.info("%s", line)
+        missing = sorted(set(due_ids) - {o["experiment_id"] for o in done})
+        if missing:
+            raise RuntimeError(f"the refresh failed for experiment id(s) {missing}: see their logs")
+        return done
+
+    ids = due()
+    summarise(refresh_experiment.expand(experiment_id=ids), ids)
+
+
+experiment_refresh()
