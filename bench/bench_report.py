@@ -1,0 +1,97 @@
+"""Benchmark: seconds to generate one experiment report with its charts (no timed asserts).
+
+Run: ``python bench/bench_report.py``
+
+On a throwaway SQLite database seeded with the demo portfolio (setup, not timed), for the
+three-arm "Recommendations carousel" (the largest demo report: 6 comparisons, 2 series):
+
+* **report with charts** — :func:`core.reports.build_report_pdf`: results, risk checks, both
+  matplotlib charts and the fpdf2 layout. Target: <= 3 s.
+* baseline **report without charts** — the same call with ``charts=False``, so the charts' cost
+  is the difference.
+* baseline **empty page** — fpdf2 registering the same DejaVu fonts and writing one page with a
+  line of text: the floor any PDF from this stack pays.
+
+Cold = first call in the process (imports matplotlib, parses the fonts); warm = best of 5.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+EXPERIMENT = "Recommendations carousel"
+TARGET_SECONDS = 3.0
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def best_of(fn: Callable[[], object], repeats: int) -> float:
+    return min(timed(fn) for _ in range(repeats))
+
+
+def empty_page() -> bytes:
+    from fpdf import FPDF
+
+    from core.reports import _font_files
+
+    pdf = FPDF()
+    for style, path in _font_files().items():
+        pdf.add_font("DejaVu", style, str(path))
+    pdf.add_page()
+    pdf.set_font("DejaVu", "", 10)
+    pdf.cell(text="ExperimentOS — empty page baseline")
+    return bytes(pdf.output())
+
+
+def main() -> None:
+    from core.demo import seed_demo
+    from core.registry import get_experiment_by_name
+    from core.reports import build_report_pdf
+    from db.migrate import upgrade
+    from db.session import make_engine, session_factory
+
+    with tempfile.TemporaryDirectory(prefix="bench_report_") as folder:
+        url = f"sqlite:///{Path(folder) / 'bench.db'}"
+        upgrade(url)
+        engine = make_engine(url)
+        with session_factory(engine)() as session:
+            t_seed = timed(lambda: seed_demo(session))
+            exp_id = get_experiment_by_name(session, name=EXPERIMENT).id
+
+            def with_charts() -> bytes:
+                return build_report_pdf(session, experiment_id=exp_id, generated_by="bench")
+
+            def without_charts() -> bytes:
+                return build_report_pdf(session, experiment_id=exp_id, generated_by="bench",
+                                        charts=False)
+
+            cold = timed(with_charts)
+            warm = best_of(with_charts, 5)
+            no_charts = best_of(without_charts, 5)
+            floor = best_of(empty_page, 5)
+            size = len(with_charts())
+        engine.dispose()
+
+    print(f"Setup: demo portfolio seeded in {t_seed:.1f} s (not timed below).")
+    print(f"Report on '{EXPERIMENT}' ({size / 1024:,.0f} KB PDF):")
+    print(f"  with charts, cold (first in process) : {cold:6.2f} s")
+    print(f"  with charts, warm (best of 5)        : {warm:6.2f} s   target <= {TARGET_SECONDS:g} s"
+          f" -> {'met' if max(cold, warm) <= TARGET_SECONDS else 'MISSED'}")
+    print(f"  baseline: without charts (best of 5) : {no_charts:6.2f} s   "
+          f"charts cost {warm - no_charts:.2f} s, report = {warm / no_charts:.1f}x this baseline")
+    print(f"  baseline: fpdf2 empty page (best of 5): {floor:6.2f} s   "
+          f"report = {warm / floor:.0f}x this baseline")
+
+
+if __name__ == "__main__":
+    main()
