@@ -1,0 +1,179 @@
+"""Ingestion speed and memory against DuckDB's own GROUP BY over the same file.
+
+    python bench/bench_ingestion.py [--rows 10000000] [--repeat 3] [--keep]
+
+1. Generates a user-level Parquet file: ``--rows`` units, 2 variants, 3 metrics (a 0/1
+   conversion, revenue with a pre-period column for CUPED, page load in ms), 28 days, string
+   unit ids. DuckDB writes it from ``range()`` with hash-derived values (no Python rows).
+2. Baseline, in a fresh process: DuckDB's own ``GROUP BY variant, date`` computing count, sum and
+   sum of squares of every metric over the file (what any ingestion has to compute).
+3. Ingestion, in a fresh process: ``core.ingestion.ingest_file`` end to end into a migrated
+   SQLite app database (file checks, the aggregation, every validation including the pass over
+   ``unit_id`` that proves each unit is in one variant once, and the upsert), with its peak RSS.
+4. For context, the validation floor: the baseline plus DuckDB's ``count(DISTINCT unit_id)``.
+
+Prints best-of-``--repeat`` times, the ratio ingestion / baseline (target <= 1.3) and peak RSS
+(target <= 1.5 GB). No assertions: read the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DAYS = 28
+METRICS = ("conversion", "revenue", "page_load_ms")
+
+
+def _start() -> date:
+    return datetime.now(UTC).date() - timedelta(days=DAYS + 1)
+
+
+def generate(path: Path, rows: int) -> float:
+    import duckdb
+
+    started = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(f"""
+        COPY (
+            SELECT
+                'user-' || lpad(CAST(i AS VARCHAR), 9, '0') AS unit_id,
+                CASE WHEN hash(i, 1) % 2 = 0 THEN 'control' ELSE 'treatment' END AS variant,
+                DATE '{_start().isoformat()}' + CAST(hash(i, 2) % {DAYS} AS INTEGER) AS date,
+                CAST(hash(i, 3) % 1000 < 100 + 8 * (hash(i, 1) % 2) AS INTEGER) AS conversion,
+                round((hash(i, 4) % 10000) / 250.0 + (hash(i, 5) % 1000) / 100.0, 2) AS revenue,
+                round((hash(i, 4) % 10000) / 250.0, 2) AS revenue_pre,
+                round(600 + (hash(i, 6) % 60000) / 100.0, 1) AS page_load_ms
+            FROM range({rows}) t(i)
+        ) TO '{path}' (FORMAT parquet)
+    """)
+    con.close()
+    return time.perf_counter() - started
+
+
+def baseline(path: Path, repeat: int, with_distinct: bool) -> dict[str, float]:
+    import duckdb
+
+    con = duckdb.connect()
+    sums = ", ".join(
+        f"sum({m}) AS s_{m}, sum({m} * {m}) AS ss_{m}" for m in METRICS
+    )
+    group = (f"SELECT variant, date, count(*) AS n, {sums} FROM read_parquet('{path}') "
+             "GROUP BY variant, date")
+    distinct = f"SELECT count(*) - count(DISTINCT unit_id) FROM read_parquet('{path}')"
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        con.execute(group).fetchall()
+        if with_distinct:
+            con.execute(distinct).fetchall()
+        times.append(time.perf_counter() - started)
+    return {"seconds": min(times)}
+
+
+def ingest(path: Path, repeat: int) -> dict[str, float]:
+    from sqlalchemy.orm import Session
+
+    from core import catalogue, registry
+    from core.auth import Actor
+    from core.ingestion import ingest_file
+    from db.migrate import upgrade
+    from db.session import make_engine
+
+    actor = Actor(name="bench", role="admin")
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/bench.db"
+        upgrade(url)
+        engine = make_engine(url)
+        with Session(engine, expire_on_commit=False) as session:
+            for name, kind, hib in (("conversion", "binomial", True), ("revenue", "mean", True),
+                                    ("page_load_ms", "mean", False)):
+                catalogue.create_metric(session, data={"name": name, "kind": kind,
+                                                       "higher_is_better": hib}, actor=actor)
+            view = registry.create_experiment(session, data={
+                "name": "Bench", "owner": "bench", "hypothesis": "h",
+                "primary_metric": "conversion", "guardrail_metrics": ["page_load_ms"],
+                "secondary_metrics": ["revenue"],
+                "variants": [{"name": "control", "weight": 0.5},
+                             {"name": "treatment", "weight": 0.5}],
+                "planned_sample_size": 1000,
+            }, actor=actor)
+            view = registry.transition_experiment(
+                session, experiment_id=view.id, to_status="running",
+                expected_version=view.version, actor=actor, on=_start(),
+            )
+            times = []
+            report = None
+            for _ in range(repeat):
+                started = time.perf_counter()
+                report = ingest_file(session, path=path, experiment_id=view.id, actor=actor)
+                times.append(time.perf_counter() - started)
+        engine.dispose()
+    assert report is not None
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"seconds": min(times), "peak_rss_mb": peak_kb / 1024, "rows": report.rows_read,
+            "daily_rows": report.stats_rows_written}
+
+
+def _child(phase: str, path: Path, repeat: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", phase, "--file", str(path), "--repeat",
+         str(repeat)],
+        check=True, capture_output=True, text=True, cwd=ROOT,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the generated file")
+    parser.add_argument("--phase", choices=["baseline", "floor", "ingest"], help=argparse.SUPPRESS)
+    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.phase:
+        if args.phase == "ingest":
+            result = ingest(args.file, args.repeat)
+        else:
+            result = baseline(args.file, args.repeat, with_distinct=args.phase == "floor")
+        print(json.dumps(result))
+        return
+
+    folder = Path(tempfile.mkdtemp(prefix="bench_ingestion_"))
+    path = folder / "units.parquet"
+    print(f"Generating {args.rows:,} rows (2 variants, 3 metrics + 1 pre-period, {DAYS} days)...")
+    gen = generate(path, args.rows)
+    print(f"  {path} ({path.stat().st_size / 1e6:.0f} MB) in {gen:.1f} s")
+    base = _child("baseline", path, args.repeat)
+    floor = _child("floor", path, args.repeat)
+    ing = _child("ingest", path, args.repeat)
+    ratio = ing["seconds"] / base["seconds"]
+    print(f"DuckDB GROUP BY (baseline)              : {base['seconds']:.2f} s")
+    print(f"DuckDB GROUP BY + count(DISTINCT unit)  : {floor['seconds']:.2f} s "
+          f"({floor['seconds'] / base['seconds']:.2f}x baseline: the one-unit-one-variant check)")
+    print(f"ingest_file end to end                  : {ing['seconds']:.2f} s "
+          f"({int(ing['rows']):,} rows -> {int(ing['daily_rows'])} daily rows)")
+    print(f"ratio ingestion / baseline              : {ratio:.2f}x (target <= 1.3x)")
+    print(f"ratio ingestion / validation floor      : {ing['seconds'] / floor['seconds']:.2f}x")
+    print(f"peak RSS of the ingesting process       : {ing['peak_rss_mb']:.0f} MB "
+          "(target <= 1536 MB)")
+    if not args.keep:
+        path.unlink()
+        folder.rmdir()
+
+
+if __name__ == "__main__":
+    main()
