@@ -42,6 +42,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from scipy.stats import norm
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -669,7 +670,8 @@ def assemble_report(
         _drift_check(exp, kind, by_day),
         _exposure_check(sources, has_data),
     ]
-    checks = {c.code: c for c in checks_list}
+    checks: dict[str, RiskCheck] = {c.code: c for c in checks_list}
+    primary: tuple[str, ...]
     if snapshot_or_none is None:
         primary = ("No metric data has been loaded for this experiment yet, so there are no "
                    "results to report.",)
@@ -759,8 +761,9 @@ def cumulative_lift_png(series: Sequence[SeriesPoint], metric: str, alpha: float
     ax = fig.add_subplot()
     for treatment in dict.fromkeys(p.treatment for p in points):
         mine = [p for p in points if p.treatment == treatment]
-        days = [p.day for p in mine]
-        ax.plot(days, [p.lift * 100 for p in mine], marker=".", label=treatment)  # type: ignore[operator]
+        days = np.array([p.day for p in mine], dtype="datetime64[D]")
+        lifts = [p.lift * 100 if p.lift is not None else math.nan for p in mine]
+        ax.plot(days, lifts, marker=".", label=treatment)
         low = [p.lift_ci_low * 100 if p.lift_ci_low is not None else math.nan for p in mine]
         high = [p.lift_ci_high * 100 if p.lift_ci_high is not None else math.nan for p in mine]
         ax.fill_between(days, low, high, alpha=0.15)
@@ -929,6 +932,10 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
                                              snapshot.alpha)
             if cumulative:
                 doc.image(cumulative)
+                if snapshot.analysis_mode != "sequential":
+                    doc.para("Fixed-horizon intervals are valid only once the planned sample is "
+                             "reached; earlier days show the trend, not a result.", size=7.5,
+                             style="I")
             elif forest is None:
                 doc.para("Not enough data for charts yet.")
 
