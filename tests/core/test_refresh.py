@@ -1,0 +1,126 @@
+"""The scheduled-refresh service: schedule arithmetic, the per-experiment schedule, and one full
+refresh of the demo portfolio on SQLite, run twice for the same interval."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from core import refresh, registry
+from core.config import get_settings
+from core.demo import seed_demo
+from core.errors import InvalidInput, PermissionDenied
+from db.migrate import upgrade
+from db.models import AuditEntry, MetricDailyStat, ReportArtifact, ResultSnapshot
+from db.session import make_engine, session_factory
+from tests.conftest import EDITOR, VIEWER
+
+
+@pytest.mark.parametrize(
+    ("last", "every", "due"),
+    [
+        (date(2026, 1, 1), None, True),   # day 1, daily
+        (date(2026, 1, 7), 7, True),      # day 7 of a weekly schedule
+        (date(2026, 1, 8), 7, False),
+        (date(2026, 1, 14), 7, True),
+        (date(2025, 12, 31), None, False),  # before the start
+    ],
+)
+def test_refresh_is_due_counts_days_from_the_start(last: date, every: int | None,
+                                                   due: bool) -> None:
+    assert refresh.is_due(started=date(2026, 1, 1), last_day=last, every_days=every) is due
+
+
+def test_refresh_window_covers_the_days_since_the_last_scheduled_refresh() -> None:
+    start = date(2026, 1, 1)
+    assert refresh.refresh_window(started=start, interval_start=date(2026, 1, 14),
+                                  last_day=date(2026, 1, 14), every_days=7) == (
+        date(2026, 1, 8), date(2026, 1, 14))
+    assert refresh.refresh_window(started=start, interval_start=date(2026, 1, 14),
+                                  last_day=date(2026, 1, 14), every_days=None) == (
+        date(2026, 1, 14), date(2026, 1, 14))
+    assert refresh.refresh_window(started=start, interval_start=date(2026, 1, 3),
+                                  last_day=date(2026, 1, 3), every_days=7) == (
+        start, date(2026, 1, 3))
+
+
+def test_refresh_interval_must_end_after_it_starts(session: Session) -> None:
+    with pytest.raises(InvalidInput, match="exclusive"):
+        refresh.due_experiments(session, interval_start="2026-01-02", interval_end="2026-01-02")
+
+
+def test_refresh_set_schedule_validates_audits_and_bumps_the_version(session: Session) -> None:
+    view = registry.create_experiment(session, data={"name": "Sched", "owner": "o"},
+                                      actor=EDITOR)
+    with pytest.raises(PermissionDenied):
+        refresh.set_refresh_schedule(session, experiment_id=view.id, every_days=7, actor=VIEWER)
+    for bad in (0, refresh.MAX_REFRESH_EVERY_DAYS + 1):
+        with pytest.raises(InvalidInput, match="every_days"):
+            refresh.set_refresh_schedule(session, experiment_id=view.id, every_days=bad,
+                                         actor=EDITOR)
+    refresh.set_refresh_schedule(session, experiment_id=view.id, every_days=7, actor=EDITOR)
+    refresh.set_refresh_schedule(session, experiment_id=view.id, every_days=7, actor=EDITOR)
+    after = registry.get_experiment(session, experiment_id=view.id)
+    assert after.version == view.version + 1  # the unchanged second call wrote nothing
+    entries = session.scalars(select(AuditEntry).where(
+        AuditEntry.entity_id == view.id, AuditEntry.action == "set_refresh_schedule")).all()
+    assert [e.changes for e in entries] == [{"refresh_every_days": [None, 7]}]
+
+
+@pytest.mark.slow
+def test_refresh_experiment_twice_for_one_interval_writes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARTIFACTS_URL", str(tmp_path / "artifacts"))
+    get_settings.cache_clear()
+    url = f"sqlite:///{tmp_path / 'refresh.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    today = datetime.now(UTC).date()
+    day = today - timedelta(days=1)
+    try:
+        with session_factory(engine)() as session:
+            seed_demo(session, today=today)
+            search = registry.get_experiment_by_name(session, name="Search ranking v2").id
+            session.execute(delete(MetricDailyStat).where(
+                MetricDailyStat.experiment_id == search, MetricDailyStat.day == day))
+            session.commit()
+
+            def run() -> list[refresh.RefreshOutcome]:
+                ids = refresh.due_experiments(session, interval_start=day, interval_end=today)
+                return [refresh.refresh_experiment(session, experiment_id=i, interval_start=day,
+                                                   interval_end=today) for i in ids]
+
+            def counts() -> tuple[int, ...]:
+                return tuple(session.scalar(select(func.count()).select_from(t)) or 0
+                             for t in (ResultSnapshot, ReportArtifact, AuditEntry,
+                                       MetricDailyStat))
+
+            first = run()
+            written = counts()
+            second = run()
+            assert counts() == written
+    finally:
+        engine.dispose()
+        get_settings.cache_clear()
+
+    by_name = {o.ingest.experiment_name: o for o in first}
+    assert by_name["Search ranking v2"].ingest.changed
+    assert by_name["Search ranking v2"].ingest.stats_rows_written == 6
+    assert all(o.results.new_snapshot for o in first)
+    assert by_name["Onboarding checklist"].results.flags[0] == "srm"
+    assert not by_name["Onboarding checklist"].report.ready_for_decision
+    assert "guardrail_breach" in by_name["Free shipping threshold"].results.flags
+    reported = {n for n, o in by_name.items() if o.report.new_report}
+    assert reported == {"Checkout button colour", "Search ranking v2",
+                        "Free shipping threshold", "Recommendations carousel"}
+    assert all((tmp_path / "artifacts" / by_name[n].report.report_key).is_file()
+               for n in reported)
+    assert not any(o.ingest.changed or o.results.new_snapshot or o.report.new_report
+                   for o in second)
+    assert [o.results.snapshot_id for o in second] == [o.results.snapshot_id for o in first]
+    assert [o.report.report_key for o in second] == [o.report.report_key for o in first]
