@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="ExperimentOS API", version="1", description=DESCRIPTION)
     install_error_handlers(app)
     app.include_router(health.router)
-    v1 = APIRouter(prefix=API_PREFIX, responses=responses(401))
+    v1 = APIRouter(prefix=API_PREFIX, responses=responses(400, 401))
     for module in (experiments, data, results, metrics, planner, backlog):
         v1.include_router(module.router)
     app.include_router(v1)

@@ -8,7 +8,7 @@ database, no NUL characters or unpaired surrogates in text, and the version bein
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Body
@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from core.backlog import Testability
 from core.catalogue import MetricFields
 from core.registry import SORT_FIELDS, ExperimentFields, ExperimentPatch, ExperimentView
 from core.types import Alternative, Decision, MetricKind, Status
@@ -142,8 +143,27 @@ class TransitionRequest(RequestBody):
     version: _Version
 
 
+def _assume_utc(value: datetime) -> datetime:
+    """SQLite hands back naive timestamps; every stored timestamp is UTC, so say so."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_assume_utc)]
+
+
+class ExperimentOut(ExperimentView):
+    """An experiment as the services see it, with timestamps always carrying their zone."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    plan_frozen_at: UtcDatetime | None
+    archived_at: UtcDatetime | None
+    created_at: UtcDatetime | None
+    updated_at: UtcDatetime | None
+
+
 class ExperimentPage(BaseModel):
-    items: list[ExperimentView]
+    items: list[ExperimentOut]
     total: int
     page: int
     page_size: int
@@ -154,7 +174,7 @@ class AuditEntryOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    at: datetime
+    at: UtcDatetime
     actor: str = Field(description="Who acted; `api:<key name>` for changes made with a key.")
     entity_type: str
     entity_id: int
@@ -179,6 +199,17 @@ class RiceUpdate(RequestBody):
 
 class PromoteRequest(RequestBody):
     version: _Version
+
+
+class IdeaOut(BaseModel):
+    """A backlog idea: its rank (1 = best RICE score), the experiment, its testability."""
+
+    rank: int
+    experiment: ExperimentOut
+    testability: Testability
+    observed_reach: float | None = Field(
+        description="Reach per quarter implied by the segment's observed traffic, if any."
+    )
 
 
 # --------------------------------------------------------------------------- metrics

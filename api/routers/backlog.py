@@ -8,29 +8,36 @@ from fastapi import APIRouter, Body, Query, Response
 
 from api.deps import ExperimentId, IfMatch, Reader, SessionDep, Writer, expected_version
 from api.errors import responses
-from api.schemas import ExperimentCreate, PromoteRequest, RiceUpdate, SafeText
+from api.schemas import (
+    ExperimentCreate,
+    ExperimentOut,
+    IdeaOut,
+    PromoteRequest,
+    RiceUpdate,
+    SafeText,
+)
 from core import backlog, registry
-from core.backlog import Idea
 from core.registry import ExperimentView
 
 router = APIRouter(prefix="/backlog", tags=["backlog"])
 
 
-@router.get("", response_model=list[Idea], responses=responses(422))
+@router.get("", response_model=list[IdeaOut], responses=responses(422))
 def ranked_ideas(
     session: SessionDep,
     _actor: Reader,
     owner: Annotated[SafeText | None, Query(max_length=120)] = None,
     tag: Annotated[SafeText | None, Query(max_length=80)] = None,
     segment: Annotated[SafeText | None, Query(max_length=200)] = None,
-) -> list[Idea]:
+) -> list[IdeaOut]:
     """Backlog ideas, best RICE score first, each with its testability check."""
-    return backlog.rank_ideas(session, owner=owner, tag=tag, segment=segment)
+    ideas = backlog.rank_ideas(session, owner=owner, tag=tag, segment=segment)
+    return [IdeaOut.model_validate(i, from_attributes=True) for i in ideas]
 
 
 @router.post(
     "",
-    response_model=ExperimentView,
+    response_model=ExperimentOut,
     status_code=201,
     responses=responses(400, 403, 409, 413, 422),
 )
@@ -46,7 +53,7 @@ def create_idea(
 
 @router.patch(
     "/{experiment_id}",
-    response_model=ExperimentView,
+    response_model=ExperimentOut,
     responses=responses(400, 403, 404, 409, 413, 422),
 )
 def rescore_idea(
@@ -71,7 +78,7 @@ def rescore_idea(
 
 @router.post(
     "/{experiment_id}/promote",
-    response_model=ExperimentView,
+    response_model=ExperimentOut,
     responses=responses(400, 403, 404, 409, 413, 422),
 )
 def promote_idea(

@@ -11,6 +11,7 @@ from api.errors import responses
 from api.schemas import (
     AuditEntryOut,
     ExperimentCreate,
+    ExperimentOut,
     ExperimentPage,
     ExperimentUpdate,
     SafeText,
@@ -74,7 +75,7 @@ def list_experiments(
 
 @router.post(
     "",
-    response_model=ExperimentView,
+    response_model=ExperimentOut,
     status_code=201,
     responses={**responses(400, 403, 409, 413, 422), 201: {"headers": _ETAG_HEADER}},
 )
@@ -89,7 +90,7 @@ def create_experiment(
 
 @router.get(
     "/{experiment_id}",
-    response_model=ExperimentView,
+    response_model=ExperimentOut,
     responses={**responses(404, 422), 200: {"headers": _ETAG_HEADER}},
 )
 def get_experiment(
@@ -101,7 +102,7 @@ def get_experiment(
 
 @router.patch(
     "/{experiment_id}",
-    response_model=ExperimentView,
+    response_model=ExperimentOut,
     responses={**responses(400, 403, 404, 409, 413, 422), 200: {"headers": _ETAG_HEADER}},
 )
 def update_experiment(
@@ -129,7 +130,7 @@ def update_experiment(
 
 @router.post(
     "/{experiment_id}/transitions",
-    response_model=ExperimentView,
+    response_model=ExperimentOut,
     responses={**responses(400, 403, 404, 409, 413, 422), 200: {"headers": _ETAG_HEADER}},
 )
 def transition_experiment(
