@@ -215,6 +215,31 @@ def _refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refresh_schedule_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiment", required=True, help="experiment name")
+    every = p.add_mutually_exclusive_group(required=True)
+    every.add_argument("--every-days", type=int, help="every N days, counted from the start")
+    every.add_argument("--daily", action="store_true", help="refresh every day (the default)")
+
+
+@command("refresh-schedule", "Set how often the scheduled refresh (Airflow DAG "
+         "experiment_refresh) refreshes an experiment.", _refresh_schedule_args)
+def _refresh_schedule(args: argparse.Namespace) -> int:
+    from core.auth import Actor
+    from core.refresh import set_refresh_schedule
+    from core.registry import get_experiment_by_name
+
+    with _session() as session:
+        exp = get_experiment_by_name(session, name=args.experiment)
+        every = set_refresh_schedule(
+            session, experiment_id=exp.id, every_days=None if args.daily else args.every_days,
+            actor=Actor(name=_CLI_ACTOR_NAME, role="admin"),
+        )
+    print(f"'{exp.name}' is refreshed " + ("every day." if every is None else
+                                          f"every {every} days, counted from its start."))
+    return 0
+
+
 # --------------------------------------------------------------------------- reports
 
 

@@ -124,3 +124,27 @@ def test_refresh_experiment_twice_for_one_interval_writes_once(
                    for o in second)
     assert [o.results.snapshot_id for o in second] == [o.results.snapshot_id for o in first]
     assert [o.report.report_key for o in second] == [o.report.report_key for o in first]
+
+
+def test_refresh_schedule_cli_sets_and_clears_the_schedule(tmp_path: Path) -> None:
+    from tests.core.test_cli import run_cli
+
+    db = tmp_path / "cli.db"
+    assert run_cli("migrate", db=db).returncode == 0
+    engine = make_engine(f"sqlite:///{db}")
+    with session_factory(engine)() as session:
+        exp = registry.create_experiment(session, data={"name": "Weekly", "owner": "o"},
+                                         actor=EDITOR)
+    weekly = run_cli("refresh-schedule", "--experiment", "Weekly", "--every-days", "7", db=db)
+    assert weekly.returncode == 0, weekly.stderr
+    assert "every 7 days" in weekly.stdout
+    bad = run_cli("refresh-schedule", "--experiment", "Weekly", "--every-days", "0", db=db)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: every_days")
+    daily = run_cli("refresh-schedule", "--experiment", "Weekly", "--daily", db=db)
+    assert daily.returncode == 0 and "every day" in daily.stdout
+    with session_factory(engine)() as session:
+        changes = [e.changes["refresh_every_days"] for e in session.scalars(
+            select(AuditEntry).where(AuditEntry.entity_id == exp.id,
+                                     AuditEntry.action == "set_refresh_schedule"))]
+    engine.dispose()
+    assert changes == [[None, 7], [7, None]]
