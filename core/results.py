@@ -164,8 +164,9 @@ class ResultsSnapshot:
         for key in ("as_of", "first_day", "data_through"):
             d[key] = None if d.get(key) is None else date.fromisoformat(d[key])
         srm = d.get("srm")
-        d["srm"] = None if srm is None else SrmCheck(**{k: tuple(v) if isinstance(v, list)
-                                                         else v for k, v in srm.items()})
+        if srm is not None:
+            srm = {k: tuple(v) if isinstance(v, list) else v for k, v in srm.items()}
+            d["srm"] = SrmCheck(**srm)  # type: ignore[arg-type]
         d["variants"] = tuple(VariantUnits(**v) for v in d["variants"])
         d["comparisons"] = tuple(MetricComparison(**c) for c in d["comparisons"])
         known = {f.name for f in fields(cls)}
@@ -476,11 +477,11 @@ def _compute(
 
     comparisons = []
     for d in drafts:
-        m: _Metric = d["m"]
+        metric: _Metric = d["m"]
         tested = d["tested"]
         adj = d.get("adjusted")
         state, reason = _decide(
-            m, tested, adj, srm=srm, alpha=alpha, plan_met=plan_met, progress=progress,
+            metric, tested, adj, srm=srm, alpha=alpha, plan_met=plan_met, progress=progress,
             smallest=smallest, planned=planned, sequential_mode=sequential_mode,
             correction=setup.correction, c=d["c"], t=d["t"],
         )
@@ -490,7 +491,8 @@ def _compute(
             "p_value": None, "test": "", "cuped": False, "variance_reduction": None,
         }
         comparisons.append(MetricComparison(
-            metric=m.name, kind=m.kind, role=m.role, higher_is_better=m.higher_is_better,
+            metric=metric.name, kind=metric.kind, role=metric.role,
+            higher_is_better=metric.higher_is_better,
             control=d["control"], treatment=d["treatment"], control_n=d["c"].n,
             treatment_n=d["t"].n, adjusted_p_value=adj, alternative=d["alternative"],
             sequential=d["sequential"], decision_state=state, reason=reason, **base,
