@@ -1,0 +1,50 @@
+"""`python -m core.cli ingest` and `refresh` on a seeded demo database (SQLite file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from core import cli
+from db.session import make_engine
+from tests.core.test_ingestion import make_units, write_csv
+
+
+@pytest.fixture
+def run(fresh_demo_app: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    engine = make_engine(fresh_demo_app)
+    monkeypatch.setattr(cli, "_session", lambda: Session(engine, expire_on_commit=False))
+
+    def call(*args: str) -> tuple[int, str, str]:
+        code = cli.main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    yield call
+    engine.dispose()
+
+
+def test_cli_refresh_all_running_then_again_reuses_snapshots(run) -> None:  # type: ignore[no-untyped-def]
+    code, out, _err = run("refresh", "--all-running")
+    assert code == 0
+    assert "'Onboarding checklist': snapshot" in out and "srm_untrustworthy" in out
+    code, again, _err = run("refresh", "--experiment", "Checkout button colour")
+    assert code == 0
+    snapshot = again.split("snapshot ")[1].split(" ")[0]
+    assert f"'Checkout button colour': snapshot {snapshot} " in out
+
+
+def test_cli_ingest_sql_and_file_errors(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run("ingest", "--experiment", "Search ranking v2", "--sql")
+    assert code == 0, err
+    assert "sql source of 'Search ranking v2'" in out
+    path = write_csv(tmp_path / "bad.csv", make_units(5))  # not the experiment's metrics
+    code, _out, err = run("ingest", "--experiment", "Checkout button colour", "--file", str(path))
+    assert code == 2
+    assert ("bad.csv has no metric column; name columns after the experiment's metrics: "
+            "checkout_conversion, refund_rate, revenue_per_user") in err
+    code, _out, err = run("refresh", "--experiment", "No such thing")
+    assert code == 2 and "no experiment named" in err
