@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.orm import Session
 
-from core import registry
+from core import registry, results
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def needs_attention(session: Session, *, today: date | None = None) -> list[Atte
     for record in registry.plan_deviations(session):
         deviations[record.entity_id] = deviations.get(record.entity_id, 0) + 1
     for exp in registry.all_experiments(session):
-        reasons = []
+        reasons = _result_reasons(session, exp.id) if exp.status == "running" else []
         if exp.status == "running" and exp.planned_end and exp.planned_end < today:
             reasons.append(
                 f"past its planned end ({exp.planned_end.isoformat()}): decide or extend"
@@ -39,3 +39,26 @@ def needs_attention(session: Session, *, today: date | None = None) -> list[Atte
         for reason in reasons:
             items.append(Attention(exp.id, exp.name, exp.owner, exp.status, reason))
     return items
+
+
+def _result_reasons(session: Session, experiment_id: int) -> list[str]:
+    """Flags from the latest results (stored snapshot, else computed now without storing)."""
+    snapshot = results.latest_snapshot(session, experiment_id=experiment_id)
+    if snapshot is None:
+        snapshot = results.compute_results(session, experiment_id=experiment_id)
+    if snapshot.data_through is None:
+        return ["running but no metric data yet: upload a file or set its SQL source"]
+    reasons = []
+    if snapshot.srm is not None and snapshot.srm.flagged:
+        reasons.append(
+            f"sample ratio mismatch (p = {snapshot.srm.p_value:.1e}): results are untrustworthy "
+            "until the assignment is fixed"
+        )
+    breaches = sorted(
+        {c.metric for c in snapshot.comparisons if c.decision_state == "guardrail_breach"}
+    )
+    if breaches:
+        reasons.append(f"guardrail breach on {', '.join(breaches)}")
+    if snapshot.plan_met and not reasons:
+        reasons.append("reached its planned sample: ready for a decision")
+    return reasons
