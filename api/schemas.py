@@ -1,8 +1,9 @@
 """Request and response bodies of the API.
 
 Request bodies reuse the services' own pydantic models (ExperimentFields, ExperimentPatch,
-MetricFields) and add only what an HTTP boundary needs: finite numbers, integers that fit the
-database, no NUL characters or unpaired surrogates in text, and the version being edited.
+MetricFields), whose limits (integers that fit the database, finite numbers, text without NUL
+characters) the registry owns; this module adds only what an HTTP boundary needs: every body
+refuses unknown fields, non-finite numbers and unsafe text, and updates name their version.
 """
 
 from __future__ import annotations
@@ -22,40 +23,31 @@ from pydantic import (
 
 from core.backlog import Testability
 from core.catalogue import MetricFields
-from core.registry import SORT_FIELDS, ExperimentFields, ExperimentPatch, ExperimentView
+from core.registry import (
+    SORT_FIELDS,
+    Effort,
+    ExperimentFields,
+    ExperimentPatch,
+    ExperimentView,
+    Reach,
+    SafeStr,
+    text_problem,
+)
 from core.types import Alternative, Decision, MetricKind, Status
 
 MAX_INT = 2**31 - 1
-"""Largest integer the database columns hold (PostgreSQL INTEGER)."""
-MAX_REACH = 1e12
+"""Largest integer the database columns hold (PostgreSQL INTEGER): ids and versions."""
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
-EFFORT_RANGE = (0.01, 10_000.0)
 SortKey = Literal[tuple(f"{p}{f}" for f in SORT_FIELDS for p in ("", "-"))]  # type: ignore[valid-type]
 
 
-def _text_problem(value: str) -> str | None:
-    if "\x00" in value:
-        return "text cannot contain NUL (\\u0000) characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "text must be valid Unicode (it holds an unpaired surrogate)"
-    return None
-
-
-def safe_text(value: str) -> str:
-    problem = _text_problem(value)
-    if problem:
-        raise ValueError(problem)
-    return value
-
-
-SafeText = Annotated[str, AfterValidator(safe_text)]
+SafeText = SafeStr
+"""Text the database can store (no NUL, no unpaired surrogate), for query parameters."""
 
 
 def _walk_text(value: Any, where: str) -> None:
     if isinstance(value, str):
-        problem = _text_problem(value)
+        problem = text_problem(value)
         if problem:
             raise ValueError(f"{where or 'body'}: {problem}")
     elif isinstance(value, dict):
@@ -81,16 +73,6 @@ class RequestBody(BaseModel):
 
 # --------------------------------------------------------------------------- experiments
 
-_SampleSize = Annotated[
-    int | None, Field(default=None, gt=0, le=MAX_INT, description="Planned units per variant.")
-]
-_Reach = Annotated[
-    float | None, Field(default=None, ge=0, le=MAX_REACH, description="RICE: units per quarter.")
-]
-_Effort = Annotated[
-    float | None,
-    Field(default=None, ge=EFFORT_RANGE[0], le=EFFORT_RANGE[1], description="RICE: person-weeks."),
-]
 _Version = Annotated[
     int | None,
     Field(
@@ -105,19 +87,10 @@ _Version = Annotated[
 class ExperimentCreate(RequestBody, ExperimentFields):
     """A new experiment (it starts as `proposed`)."""
 
-    target_segment: str = Field(default="", max_length=200)
-    planned_sample_size: _SampleSize
-    reach: _Reach
-    effort: _Effort
-
 
 class ExperimentUpdate(RequestBody, ExperimentPatch):
     """A partial update: only the fields sent change; `version` (or If-Match) is required."""
 
-    target_segment: str | None = Field(default=None, max_length=200)
-    planned_sample_size: _SampleSize
-    reach: _Reach
-    effort: _Effort
     version: _Version
     reason: str | None = Field(
         default=None,
@@ -187,10 +160,10 @@ class AuditEntryOut(BaseModel):
 class RiceUpdate(RequestBody):
     """New values for some of an idea's RICE inputs; `version` (or If-Match) is required."""
 
-    reach: _Reach
+    reach: Reach = None
     impact: float | None = Field(default=None, description="3, 2, 1, 0.5 or 0.25.")
     confidence: float | None = Field(default=None, ge=0, le=100, description="Percent.")
-    effort: _Effort
+    effort: Effort = None
     version: _Version
 
     def changes(self) -> dict[str, Any]:

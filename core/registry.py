@@ -10,6 +10,9 @@ Rules enforced here (and nowhere else):
   a plan deviation.
 * Every update names the version it was based on; a stale one is refused (no lost updates).
 * Every change writes its audit entry in the same transaction; bad input writes nothing.
+* Input fits the database: integers fit their INTEGER columns, text fits its column and holds
+  no NUL character (PostgreSQL refuses them), numbers are finite and RICE inputs are bounded so
+  the score is finite too. Callers (pages, API, CLI) need no checks of their own.
 """
 
 from __future__ import annotations
@@ -21,9 +24,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -59,11 +69,70 @@ EDITABLE_WHEN_CLOSED: tuple[str, ...] = ("owner", "learnings", "tags")
 RICE_IMPACTS: tuple[float, ...] = (3.0, 2.0, 1.0, 0.5, 0.25)
 SORT_FIELDS: tuple[str, ...] = ("name", "status", "owner", "created_at", "updated_at", "rice_score")
 
+MAX_SAMPLE_SIZE = 2_147_483_647
+"""Largest planned sample size: the column is an INTEGER (PostgreSQL: 2**31 - 1)."""
+MAX_REACH = 1e12
+EFFORT_RANGE: tuple[float, float] = (0.01, 10_000.0)
+"""Person-weeks; the lower bound keeps the RICE score finite."""
+MAX_TAG_LENGTH = 60
+
+
+def text_problem(value: str) -> str | None:
+    """Why the database cannot store `value` (None when it can)."""
+    if "\x00" in value:
+        return "text cannot contain NUL (\\u0000) characters: remove them"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text must be valid Unicode (it holds an unpaired surrogate): retype it"
+    return None
+
+
+def _safe_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+SafeStr = Annotated[str, AfterValidator(_safe_text)]
+"""Text the database can store (no NUL, no unpaired surrogate)."""
+Name = Annotated[SafeStr, Field(min_length=1, max_length=200)]
+Owner = Annotated[SafeStr, Field(min_length=1, max_length=120)]
+Segment = Annotated[SafeStr, Field(max_length=200)]
+Tag = Annotated[SafeStr, Field(max_length=MAX_TAG_LENGTH)]
+SampleSize = Annotated[
+    int | None, Field(gt=0, le=MAX_SAMPLE_SIZE, description="Planned units per variant.")
+]
+Reach = Annotated[
+    float | None, Field(ge=0, le=MAX_REACH, description="RICE: units per quarter.")
+]
+Effort = Annotated[
+    float | None,
+    Field(ge=EFFORT_RANGE[0], le=EFFORT_RANGE[1], description="RICE: person-weeks."),
+]
+
+_HINTS: dict[str, str] = {
+    "name": "a name of 1 to 200 characters",
+    "owner": "an owner of 1 to 120 characters",
+    "target_segment": "a segment of at most 200 characters",
+    "tags": f"tags of at most {MAX_TAG_LENGTH} characters each",
+    "planned_sample_size": f"a whole number of units per variant, 1 to {MAX_SAMPLE_SIZE:,}",
+    "mde": "a finite number > 0",
+    "alpha": "a number strictly between 0 and 0.5",
+    "power": "a number strictly between 0.5 and 1",
+    "reach": f"units per quarter, a finite number from 0 to {MAX_REACH:,.0f}",
+    "impact": "3, 2, 1, 0.5 or 0.25",
+    "confidence": "a percentage from 0 to 100",
+    "effort": f"person-weeks, from {EFFORT_RANGE[0]:g} to {EFFORT_RANGE[1]:,.0f}",
+}
+"""What a valid value looks like, appended to pydantic's message for a field."""
+
 
 class VariantSpec(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
-    name: str = Field(min_length=1, max_length=80)
+    name: SafeStr = Field(min_length=1, max_length=80)
     weight: float = Field(gt=0, lt=1)
 
     @field_validator("name")
@@ -78,17 +147,17 @@ class VariantSpec(BaseModel):
 class ExperimentFields(BaseModel):
     """Every editable field of an experiment; `ExperimentPatch` makes them all optional."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
-    name: str = Field(min_length=1, max_length=200)
-    owner: str = Field(min_length=1, max_length=120)
-    hypothesis: str = ""
-    target_segment: str = ""
-    primary_metric: str | None = None
-    guardrail_metrics: list[str] = Field(default_factory=list)
-    secondary_metrics: list[str] = Field(default_factory=list)
+    name: Name
+    owner: Owner
+    hypothesis: SafeStr = ""
+    target_segment: Segment = ""
+    primary_metric: SafeStr | None = None
+    guardrail_metrics: list[SafeStr] = Field(default_factory=list)
+    secondary_metrics: list[SafeStr] = Field(default_factory=list)
     variants: list[VariantSpec] = Field(default_factory=list)
-    planned_sample_size: int | None = Field(default=None, gt=0)
+    planned_sample_size: SampleSize = None
     mde: float | None = Field(default=None, gt=0)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     power: float = Field(default=0.8, gt=0.5, lt=1)
@@ -96,43 +165,43 @@ class ExperimentFields(BaseModel):
     correction: Correction = "holm"
     planned_start: date | None = None
     planned_end: date | None = None
-    reach: float | None = Field(default=None, ge=0)
+    reach: Reach = None
     impact: float | None = None
     confidence: float | None = Field(default=None, ge=0, le=100)
-    effort: float | None = Field(default=None, gt=0)
+    effort: Effort = None
     decision: Decision | None = None
-    learnings: str = ""
-    tags: list[str] = Field(default_factory=list)
+    learnings: SafeStr = ""
+    tags: list[Tag] = Field(default_factory=list)
 
 
 class ExperimentPatch(BaseModel):
-    """A partial update: only the fields present change."""
+    """A partial update: only the fields present change (same limits as ExperimentFields)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str | None = None
-    owner: str | None = None
-    hypothesis: str | None = None
-    target_segment: str | None = None
-    primary_metric: str | None = None
-    guardrail_metrics: list[str] | None = None
-    secondary_metrics: list[str] | None = None
+    name: Name | None = None
+    owner: Owner | None = None
+    hypothesis: SafeStr | None = None
+    target_segment: Segment | None = None
+    primary_metric: SafeStr | None = None
+    guardrail_metrics: list[SafeStr] | None = None
+    secondary_metrics: list[SafeStr] | None = None
     variants: list[VariantSpec] | None = None
-    planned_sample_size: int | None = None
-    mde: float | None = None
-    alpha: float | None = None
-    power: float | None = None
+    planned_sample_size: SampleSize = None
+    mde: float | None = Field(default=None, gt=0)
+    alpha: float | None = Field(default=None, gt=0, lt=0.5)
+    power: float | None = Field(default=None, gt=0.5, lt=1)
     analysis_mode: AnalysisMode | None = None
     correction: Correction | None = None
     planned_start: date | None = None
     planned_end: date | None = None
-    reach: float | None = None
+    reach: Reach = None
     impact: float | None = None
-    confidence: float | None = None
-    effort: float | None = None
+    confidence: float | None = Field(default=None, ge=0, le=100)
+    effort: Effort = None
     decision: Decision | None = None
-    learnings: str | None = None
-    tags: list[str] | None = None
+    learnings: SafeStr | None = None
+    tags: list[Tag] | None = None
 
 
 class ExperimentView(ExperimentFields):
@@ -202,6 +271,9 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "input"
         msg = err["msg"].removeprefix("Value error, ")
+        hint = _HINTS.get(str(err["loc"][0])) if err["loc"] else None
+        if hint and err["type"] not in ("value_error", "extra_forbidden"):
+            msg = f"{msg}; give {hint}"
         problems.append(f"{where}: {msg}")
     return problems
 

@@ -92,6 +92,34 @@ def test_registry_create_stores_fields_and_audits(session: Session, metrics: lis
         ({"effort": 0}, "effort"),
         ({"analysis_mode": "bayesian"}, "analysis_mode"),
         ({"surprise": 1}, "surprise"),
+        # limits of the database columns and of finite arithmetic
+        ({"planned_sample_size": 2_147_483_648}, "planned_sample_size: .*1 to 2,147,483,647"),
+        ({"target_segment": "x" * 201}, "target_segment: .*at most 200 characters"),
+        ({"name": "x" * 201}, "name: .*1 to 200 characters"),
+        ({"owner": "x" * 121}, "owner: .*1 to 120 characters"),
+        ({"tags": ["ok", "x" * 61]}, "tags.1: .*at most 60 characters"),
+        ({"mde": float("nan")}, "mde: .*finite"),
+        ({"mde": float("inf")}, "mde: .*finite"),
+        ({"alpha": float("nan")}, "alpha: .*finite"),
+        ({"power": float("nan")}, "power: .*finite"),
+        ({"reach": float("inf")}, "reach: .*finite"),
+        ({"reach": 2e12}, "reach: .*0 to 1,000,000,000,000"),
+        ({"impact": float("nan")}, "impact: .*finite"),
+        ({"confidence": float("nan")}, "confidence: .*finite"),
+        ({"effort": float("inf")}, "effort: .*finite"),
+        ({"effort": 0.001}, "effort: .*0.01 to 10,000"),
+        ({"effort": 10_001}, "effort: .*0.01 to 10,000"),
+        ({"name": "nul\x00name"}, "name: text cannot contain NUL"),
+        ({"owner": "ma\x00ria"}, "owner: text cannot contain NUL"),
+        ({"hypothesis": "lifts \x00 conversion"}, "hypothesis: text cannot contain NUL"),
+        ({"target_segment": "web\x00"}, "target_segment: text cannot contain NUL"),
+        ({"learnings": "\x00"}, "learnings: text cannot contain NUL"),
+        ({"tags": ["u\x00i"]}, "tags.0: text cannot contain NUL"),
+        ({"primary_metric": "conv\x00ersion"}, "primary_metric: text cannot contain NUL"),
+        ({"guardrail_metrics": ["lat\x00ency"]}, "guardrail_metrics.0: text cannot contain NUL"),
+        ({"variants": [{"name": "control", "weight": 0.5}, {"name": "g\x00", "weight": 0.5}]},
+         "variants.1.name: text cannot contain NUL"),
+        ({"hypothesis": "half a pair \ud800"}, "hypothesis: .*unicode string"),
     ],
 )
 def test_registry_create_rejects_bad_input_and_writes_nothing(
@@ -408,3 +436,54 @@ def test_registry_audit_exports_as_csv(session: Session, metrics: list[str]) -> 
     )))
     assert listing[0]["name"] == "Green button"
     assert listing[0]["variants"] == '["control:0.5", "green:0.5"]'
+
+
+# ----------------------------------------------------------------------------- limits
+
+
+def test_registry_accepts_values_at_the_limits(session: Session, metrics: list[str]) -> None:
+    exp = registry.create_experiment(session, data=draft(
+        name="n" * 200, owner="o" * 120, target_segment="s" * 200, tags=["t" * 60],
+        planned_sample_size=registry.MAX_SAMPLE_SIZE, reach=registry.MAX_REACH, impact=3,
+        confidence=100, effort=registry.EFFORT_RANGE[0],
+    ), actor=EDITOR)
+    stored = registry.get_experiment(session, experiment_id=exp.id)
+    assert stored.planned_sample_size == 2_147_483_647  # fits the INTEGER column
+    assert len(stored.name) == 200 and len(stored.target_segment) == 200
+    assert stored.rice_score == pytest.approx(3e14)  # largest possible score: finite
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"planned_sample_size": 2**31}, "planned_sample_size"),
+        ({"target_segment": "x" * 201}, "target_segment"),
+        ({"name": "x" * 201}, "name"),
+        ({"owner": "x" * 121}, "owner"),
+        ({"tags": ["x" * 61]}, "tags.0"),
+        ({"mde": float("inf")}, "mde: .*finite"),
+        ({"alpha": float("nan")}, "alpha: .*finite"),
+        ({"power": float("inf")}, "power: .*finite"),
+        ({"reach": 1e13}, "reach"),
+        ({"impact": float("inf")}, "impact: .*finite"),
+        ({"confidence": float("inf")}, "confidence: .*finite"),
+        ({"effort": 0.0}, "effort"),
+        ({"effort": float("nan")}, "effort: .*finite"),
+        ({"learnings": "a\x00b"}, "learnings: text cannot contain NUL"),
+        ({"tags": ["\x00"]}, "tags.0: text cannot contain NUL"),
+    ],
+)
+def test_registry_update_refuses_values_past_the_limits_and_writes_nothing(
+    session: Session, metrics: list[str], changes: dict[str, Any], message: str
+) -> None:
+    exp = registry.create_experiment(
+        session, data=draft(reach=1000, impact=1, confidence=50, effort=2), actor=EDITOR
+    )
+    before = row_counts(session)
+    with pytest.raises(InvalidInput, match=message):
+        registry.update_experiment(
+            session, experiment_id=exp.id, changes=changes, expected_version=1, actor=EDITOR
+        )
+    assert row_counts(session) == before
+    assert registry.get_experiment(session, experiment_id=exp.id) == exp
+
