@@ -65,7 +65,7 @@ ALLOWED_MOVES: dict[str, tuple[str, ...]] = {
     "completed": (),
     "abandoned": (),
 }
-EDITABLE_WHEN_CLOSED: tuple[str, ...] = ("owner", "learnings", "tags")
+EDITABLE_WHEN_CLOSED: tuple[str, ...] = ("owner", "learnings", "tags", "refresh_every_days")
 RICE_IMPACTS: tuple[float, ...] = (3.0, 2.0, 1.0, 0.5, 0.25)
 SORT_FIELDS: tuple[str, ...] = ("name", "status", "owner", "created_at", "updated_at", "rice_score")
 
@@ -74,6 +74,8 @@ MAX_SAMPLE_SIZE = 2_147_483_647
 MAX_REACH = 1e12
 EFFORT_RANGE: tuple[float, float] = (0.01, 10_000.0)
 """Person-weeks; the lower bound keeps the RICE score finite."""
+MAX_REFRESH_EVERY_DAYS = 90
+"""Longest refresh schedule, in days (core.refresh uses the same bound)."""
 MAX_TAG_LENGTH = 60
 
 
@@ -111,6 +113,14 @@ Effort = Annotated[
     float | None,
     Field(ge=EFFORT_RANGE[0], le=EFFORT_RANGE[1], description="RICE: person-weeks."),
 ]
+RefreshEveryDays = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=MAX_REFRESH_EVERY_DAYS,
+        description="Scheduled refresh every N days from the start; null = every day.",
+    ),
+]
 
 _HINTS: dict[str, str] = {
     "name": "a name of 1 to 200 characters",
@@ -125,6 +135,8 @@ _HINTS: dict[str, str] = {
     "impact": "3, 2, 1, 0.5 or 0.25",
     "confidence": "a percentage from 0 to 100",
     "effort": f"person-weeks, from {EFFORT_RANGE[0]:g} to {EFFORT_RANGE[1]:,.0f}",
+    "refresh_every_days": f"a whole number of days, 1 to {MAX_REFRESH_EVERY_DAYS} "
+    "(empty = every day)",
 }
 """What a valid value looks like, appended to pydantic's message for a field."""
 
@@ -172,6 +184,7 @@ class ExperimentFields(BaseModel):
     decision: Decision | None = None
     learnings: SafeStr = ""
     tags: list[Tag] = Field(default_factory=list)
+    refresh_every_days: RefreshEveryDays = None
 
 
 class ExperimentPatch(BaseModel):
@@ -202,6 +215,7 @@ class ExperimentPatch(BaseModel):
     decision: Decision | None = None
     learnings: SafeStr | None = None
     tags: list[Tag] | None = None
+    refresh_every_days: RefreshEveryDays = None
 
 
 class ExperimentView(ExperimentFields):
@@ -350,6 +364,7 @@ def _view_dict(exp: Experiment) -> dict[str, Any]:
         "decision": exp.decision,
         "learnings": exp.learnings,
         "tags": list(exp.tags or []),
+        "refresh_every_days": exp.refresh_every_days,
         "status": exp.status,
         "rice_score": exp.rice_score,
         "actual_start": exp.actual_start,

@@ -159,6 +159,7 @@ right.markdown(f"**Actual:** {exp.actual_start or '—'} → {exp.actual_end or 
 right.markdown(f"**RICE:** R {exp.reach} · I {exp.impact} · C {exp.confidence}% · "
                f"E {exp.effort} → score {exp.rice_score if exp.rice_score is not None else '—'}")
 right.markdown(f"**Decision:** {exp.decision or '—'} · **Tags:** {', '.join(exp.tags) or '—'}")
+right.markdown(f"**Results refresh:** every {exp.refresh_every_days or 1} day(s)")
 if exp.abandon_reason:
     right.markdown(f"**Abandoned because:** {exp.abandon_reason}")
 if exp.learnings:
@@ -222,6 +223,10 @@ if can_write:
                                           index=["fixed", "sequential"].index(exp.analysis_mode)),
             "planned_start": e1.date_input("Planned start", exp.planned_start),
             "planned_end": e2.date_input("Planned end", exp.planned_end),
+            "refresh_every_days": e2.number_input(
+                "Refresh results every N days (0 = daily)", min_value=0,
+                max_value=registry.MAX_REFRESH_EVERY_DAYS, value=exp.refresh_every_days or 0,
+                step=1) or None,
             "tags": split_list(e1.text_input("Tags", ", ".join(exp.tags))),
             "learnings": st.text_area("Learnings", exp.learnings, key=f"learn_{exp.id}"),
         }

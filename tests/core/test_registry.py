@@ -120,6 +120,8 @@ def test_registry_create_stores_fields_and_audits(session: Session, metrics: lis
         ({"variants": [{"name": "control", "weight": 0.5}, {"name": "g\x00", "weight": 0.5}]},
          "variants.1.name: text cannot contain NUL"),
         ({"hypothesis": "half a pair \ud800"}, "hypothesis: .*unicode string"),
+        ({"refresh_every_days": 0}, "refresh_every_days: .*1 to 90"),
+        ({"refresh_every_days": 91}, "refresh_every_days: .*1 to 90"),
     ],
 )
 def test_registry_create_rejects_bad_input_and_writes_nothing(
@@ -446,6 +448,7 @@ def test_registry_accepts_values_at_the_limits(session: Session, metrics: list[s
         name="n" * 200, owner="o" * 120, target_segment="s" * 200, tags=["t" * 60],
         planned_sample_size=registry.MAX_SAMPLE_SIZE, reach=registry.MAX_REACH, impact=3,
         confidence=100, effort=registry.EFFORT_RANGE[0],
+        refresh_every_days=registry.MAX_REFRESH_EVERY_DAYS,
     ), actor=EDITOR)
     stored = registry.get_experiment(session, experiment_id=exp.id)
     assert stored.planned_sample_size == 2_147_483_647  # fits the INTEGER column
@@ -471,6 +474,7 @@ def test_registry_accepts_values_at_the_limits(session: Session, metrics: list[s
         ({"effort": float("nan")}, "effort: .*finite"),
         ({"learnings": "a\x00b"}, "learnings: text cannot contain NUL"),
         ({"tags": ["\x00"]}, "tags.0: text cannot contain NUL"),
+        ({"refresh_every_days": 0}, "refresh_every_days"),
     ],
 )
 def test_registry_update_refuses_values_past_the_limits_and_writes_nothing(
@@ -487,3 +491,70 @@ def test_registry_update_refuses_values_past_the_limits_and_writes_nothing(
     assert row_counts(session) == before
     assert registry.get_experiment(session, experiment_id=exp.id) == exp
 
+
+# ----------------------------------------------------------------------------- refresh schedule
+
+
+def test_registry_refresh_schedule_is_stored_edited_and_audited(
+    session: Session, metrics: list[str]
+) -> None:
+    exp = registry.create_experiment(session, data=draft(refresh_every_days=7), actor=EDITOR)
+    assert exp.refresh_every_days == 7
+    assert registry.get_experiment(session, experiment_id=exp.id).refresh_every_days == 7
+    daily = registry.update_experiment(
+        session, experiment_id=exp.id, changes={"refresh_every_days": None},
+        expected_version=exp.version, actor=EDITOR,
+    )
+    assert daily.refresh_every_days is None and daily.version == exp.version + 1
+    assert registry.audit_history(session, experiment_id=exp.id)[-1].changes == {
+        "refresh_every_days": [7, None]
+    }
+
+
+def test_registry_refresh_schedule_is_not_part_of_the_frozen_plan(
+    session: Session, metrics: list[str]
+) -> None:
+    exp = launch(session, registry.create_experiment(session, data=draft(), actor=EDITOR))
+    assert exp.frozen_plan is not None and "refresh_every_days" not in exp.frozen_plan
+    changed = registry.update_experiment(
+        session, experiment_id=exp.id, changes={"refresh_every_days": 3},
+        expected_version=exp.version, actor=EDITOR,
+    )
+    assert changed.refresh_every_days == 3
+    assert registry.plan_deviations(session, experiment_id=exp.id) == []
+    done = registry.transition_experiment(
+        session, experiment_id=exp.id, to_status="completed", expected_version=changed.version,
+        actor=EDITOR, decision="ship",
+    )
+    closed = registry.update_experiment(  # set_refresh_schedule accepts any status, so do we
+        session, experiment_id=exp.id, changes={"refresh_every_days": None},
+        expected_version=done.version, actor=EDITOR,
+    )
+    assert closed.refresh_every_days is None
+
+
+def test_registry_and_refresh_service_agree_on_the_schedule(
+    session: Session, metrics: list[str]
+) -> None:
+    from core import refresh
+
+    assert registry.MAX_REFRESH_EVERY_DAYS == refresh.MAX_REFRESH_EVERY_DAYS
+    exp = registry.create_experiment(session, data=draft(), actor=EDITOR)
+    refresh.set_refresh_schedule(session, experiment_id=exp.id, every_days=14, actor=EDITOR)
+    seen = registry.get_experiment(session, experiment_id=exp.id)
+    assert seen.refresh_every_days == 14 and seen.version == exp.version + 1
+    with pytest.raises(Conflict):  # the schedule change bumped the version
+        registry.update_experiment(
+            session, experiment_id=exp.id, changes={"refresh_every_days": 2},
+            expected_version=exp.version, actor=EDITOR,
+        )
+    for bad in (0, refresh.MAX_REFRESH_EVERY_DAYS + 1):
+        with pytest.raises(InvalidInput, match="refresh_every_days"):
+            registry.update_experiment(
+                session, experiment_id=exp.id, changes={"refresh_every_days": bad},
+                expected_version=seen.version, actor=EDITOR,
+            )
+        with pytest.raises(InvalidInput, match="every_days"):
+            refresh.set_refresh_schedule(session, experiment_id=exp.id, every_days=bad,
+                                         actor=EDITOR)
+    assert registry.get_experiment(session, experiment_id=exp.id) == seen
