@@ -180,6 +180,36 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiment", required=True, help="experiment name")
+    p.add_argument("--query-file", required=True,
+                   help="file with one SQL query returning variant, day, metric, n, sum, "
+                        "sum_squares (see README 'SQL push-down')")
+    p.add_argument("--url", help="SQLAlchemy URL of the source database (default: the app's own)")
+
+
+@command("set-source", "Set an experiment's SQL push-down metric source (audited).",
+         _set_source_args)
+def _set_source(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core.auth import Actor
+    from core.metric_sources import set_metric_source
+    from db import repositories as repo
+
+    query = Path(args.query_file).read_text(encoding="utf-8")
+    with _session() as session:
+        exp_id = repo.experiment_id_by_name(session, name=args.experiment)
+        if exp_id is None:
+            print(f"error: no experiment named '{args.experiment}'", file=sys.stderr)
+            return 2
+        view = set_metric_source(session, experiment_id=exp_id, query=query, url=args.url,
+                                 actor=Actor(name=_CLI_ACTOR_NAME, role="admin"))
+    print(f"SQL source of '{args.experiment}' set ({view.url or 'the app database'}); "
+          f"load it with `python -m core.cli ingest --experiment \"{args.experiment}\" --sql`.")
+    return 0
+
+
 def _refresh_args(p: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--experiment", help="experiment name")

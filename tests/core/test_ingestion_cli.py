@@ -48,3 +48,23 @@ def test_cli_ingest_sql_and_file_errors(run, tmp_path: Path) -> None:  # type: i
             "checkout_conversion, refund_rate, revenue_per_user") in err
     code, _out, err = run("refresh", "--experiment", "No such thing")
     assert code == 2 and "no experiment named" in err
+
+
+def test_cli_set_source_then_ingest_sql(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.demo_data import EVENTS_QUERY
+
+    query = tmp_path / "source.sql"
+    query.write_text(EVENTS_QUERY)
+    code, out, err = run("set-source", "--experiment", "Search ranking v2", "--query-file",
+                         str(query))
+    assert code == 0, err
+    assert "SQL source of 'Search ranking v2' set (the app database)" in out
+    code, out, err = run("ingest", "--experiment", "Search ranking v2", "--sql")
+    assert code == 0, err
+    bad = tmp_path / "bad.sql"
+    bad.write_text("DELETE FROM experiments")
+    code, _out, err = run("set-source", "--experiment", "Search ranking v2", "--query-file",
+                          str(bad))
+    assert code == 2 and err.startswith("error: ")
+    code, _out, err = run("set-source", "--experiment", "Nope", "--query-file", str(query))
+    assert code == 2 and "no experiment named 'Nope'" in err
