@@ -218,8 +218,9 @@ WITH exposures AS (
     SELECT unit_id, MIN(variant) AS variant, MIN(event_date) AS day
     FROM events
     WHERE experiment = :experiment AND event_type = 'exposure'
-      AND event_date BETWEEN :start AND :end
+      AND event_date BETWEEN :start AND :interval_end
     GROUP BY unit_id
+    HAVING MIN(event_date) >= :interval_start
 ), per_unit AS (
     SELECT x.unit_id, x.variant, x.day,
         MAX(CASE WHEN e.event_type = 'add_to_cart' AND e.event_date >= x.day
@@ -245,7 +246,10 @@ SELECT variant, day, 'page_load_time_ms', COUNT(*), SUM(load_ms), SUM(load_ms * 
     NULL, NULL, NULL
 FROM per_unit GROUP BY variant, day
 """
-"""The demo SQL source: per-unit metrics from raw events, then per-variant, per-day sums."""
+"""The demo SQL source: per-unit metrics from raw events, then per-variant, per-day sums. Only
+units first exposed in the window (``:interval_start``..``:interval_end``) are aggregated, so a
+daily refresh joins one day's units to their events; a unit's first exposure is still looked
+up from the experiment's ``:start``, and its pre-period is the week before ``:start``."""
 
 
 def write_events(session: Session, name: str, cols: dict[str, np.ndarray], start: date) -> int:

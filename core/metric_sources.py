@@ -2,17 +2,29 @@
 database or warehouse so that only per-variant, per-day aggregates ever leave it.
 
 The query must return the columns ``variant, day (or date), metric, n, sum, sum_squares`` and may
-add ``sum_x, sum_x2, sum_xy`` (CUPED covariate sums). It may use the bound parameters
-``:experiment_id``, ``:experiment`` (the name), ``:start`` and ``:end`` (the experiment's first
-and last day so far). It runs in a read-only transaction (PostgreSQL ``SET TRANSACTION READ
-ONLY``, SQLite ``PRAGMA query_only``). A source without a URL queries the app's own database
-on the caller's session, inside a savepoint that is always rolled back. One statement only.
+add ``sum_x, sum_x2, sum_xy`` (CUPED covariate sums). It may use these bound parameters:
+
+* ``:experiment_id`` and ``:experiment`` (the name);
+* ``:interval_start`` and ``:interval_end`` — the first and last day (inclusive dates) to load.
+  The scheduled refresh (:mod:`core.refresh`) binds its refresh window, so a query that filters
+  on them makes the warehouse scan only the new days (e.g. ``WHERE day BETWEEN :interval_start
+  AND :interval_end``); a load outside the refresh (upload page, CLI, demo) binds the
+  experiment's first day and its last day so far (its end, or today while it runs);
+* ``:start`` and ``:end`` — always the experiment's first and last day so far, whatever the
+  window (for look-backs such as a CUPED pre-period before ``:start``).
+
+Rows dated outside the window are ignored by the refresh, so a query that does not use the
+interval parameters stays correct, only slower. The query runs in a read-only transaction
+(PostgreSQL ``SET TRANSACTION READ ONLY``, SQLite ``PRAGMA query_only``). A source without a URL
+queries the app's own database on the caller's session, inside a savepoint that is always
+rolled back. One SELECT (or WITH ... SELECT) statement only.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -35,7 +47,9 @@ from db import metric_repository as mrepo
 from db import repositories as repo
 from db.session import make_engine
 
-PARAMETERS: tuple[str, ...] = ("experiment_id", "experiment", "start", "end")
+PARAMETERS: tuple[str, ...] = (
+    "experiment_id", "experiment", "interval_start", "interval_end", "start", "end",
+)
 RESULT_COLUMNS: tuple[str, ...] = ("variant", "day", "metric", "n", "sum", "sum_squares")
 MAX_RESULT_ROWS = 1_000_000
 
@@ -52,6 +66,15 @@ class MetricSourceView:
 
 def _masked(url: str | None) -> str | None:
     return None if url is None else make_url(url).render_as_string(hide_password=True)
+
+
+_LEADING = re.compile(r"^(?:\s+|\(|--[^\n]*(?:\n|$)|/\*.*?\*/)+", re.DOTALL)
+
+
+def _first_word(body: str) -> str:
+    """The statement's first keyword, past comments, blanks and opening parentheses."""
+    words = _LEADING.sub("", body).split(None, 1)
+    return words[0] if words else ""
 
 
 def _check(url: str | None, query: str) -> list[str]:
@@ -73,6 +96,9 @@ def _check(url: str | None, query: str) -> list[str]:
         problems.append("query: the SQL query is empty")
     elif ";" in body:
         problems.append("query: give one SELECT statement (the query contains ';')")
+    elif (first := _first_word(body)).lower() not in ("select", "with"):
+        problems.append("query: give one SELECT statement ("
+                        + (f"it starts with {first!r})" if first else "it holds no statement)"))
     else:
         used = set(text(query).compile().params)
         unknown = sorted(used - set(PARAMETERS))
@@ -163,20 +189,52 @@ def _run_in_session(session: Session, query: str, params: dict[str, Any]) -> lis
         nested.rollback()
 
 
-def run_metric_source(session: Session, *, experiment_id: int) -> list[dict[str, Any]]:
-    """Run the experiment's query inside its source database; return the aggregate rows."""
+def query_parameters(
+    session: Session,
+    *,
+    experiment_id: int,
+    interval_start: date | None = None,
+    interval_end: date | None = None,
+) -> dict[str, Any]:
+    """The values bound to a query's parameters (see the module docstring).
+
+    The window defaults to the experiment's first day and its last day so far; it must lie
+    within them, first day before last."""
+    ctx = experiment_context(session, experiment_id=experiment_id)
+    first = ctx.start if interval_start is None else interval_start
+    last = ctx.end if interval_end is None else interval_end
+    if first > last:
+        raise InvalidInput(
+            f"interval: the first day ({first}) is after the last ({last}); both are inclusive"
+        )
+    if first < ctx.start or last > ctx.end:
+        raise InvalidInput(
+            f"interval: {first}..{last} is outside '{ctx.name}' ({ctx.start} to {ctx.end})"
+        )
+    return {
+        "experiment_id": ctx.id, "experiment": ctx.name, "interval_start": first,
+        "interval_end": last, "start": ctx.start, "end": ctx.end,
+    }
+
+
+def run_metric_source(
+    session: Session,
+    *,
+    experiment_id: int,
+    interval_start: date | None = None,
+    interval_end: date | None = None,
+) -> list[dict[str, Any]]:
+    """Run the experiment's query inside its source database; return the aggregate rows.
+
+    ``interval_start``/``interval_end`` (inclusive) are bound to ``:interval_start`` and
+    ``:interval_end``; by default the whole run so far."""
     source = mrepo.get_metric_source(session, experiment_id=experiment_id)
     if source is None:
         raise NotFound(f"Experiment {experiment_id} has no SQL metric source: define one first.")
-    ctx = experiment_context(session, experiment_id=experiment_id)
     wanted = set(text(source.query).compile().params)
-    params = {
-        k: v
-        for k, v in {
-            "experiment_id": ctx.id, "experiment": ctx.name, "start": ctx.start, "end": ctx.end,
-        }.items()
-        if k in wanted
-    }
+    values = query_parameters(session, experiment_id=experiment_id,
+                              interval_start=interval_start, interval_end=interval_end)
+    params = {k: v for k, v in values.items() if k in wanted}
     own = source.url is None
     engine = None if own else make_engine(source.url)  # type: ignore[arg-type]
     where = "the app database" if own else _masked(source.url)
@@ -218,19 +276,46 @@ def ingest_sql(
     experiment_id: int,
     actor: Actor,
     progress: ProgressCallback | None = None,
+    interval_start: date | None = None,
+    interval_end: date | None = None,
 ) -> IngestionReport:
-    """Run the experiment's SQL source and store its daily statistics (all or nothing)."""
+    """Run the experiment's SQL source and store its daily statistics (all or nothing).
+
+    With a window (inclusive days), the query is bound to it and only its days are stored."""
     actor.require("editor", "load metric data")
     report = progress or _noop
     report(0.05, "Running the query inside the source database")
-    rows = run_metric_source(session, experiment_id=experiment_id)
+    rows = run_metric_source(session, experiment_id=experiment_id,
+                             interval_start=interval_start, interval_end=interval_end)
     ctx = experiment_context(session, experiment_id=experiment_id)
+    label = f"sql source of '{ctx.name}'"
+    if interval_start is not None or interval_end is not None:
+        first = interval_start or ctx.start
+        last = interval_end or ctx.end
+        rows = [r for r in rows if (d := row_day(r)) is None or first <= d <= last]
+        label += f", {first}..{last}"
     return ingest_records(
         session,
         experiment_id=experiment_id,
         rows=rows,
         actor=actor,
         kind="sql",
-        label=f"sql source of '{ctx.name}'",
+        label=label,
         progress=report,
     )
+
+
+def row_day(row: dict[str, Any]) -> date | None:
+    """The day of a result row (its ``day`` or ``date`` column), None if absent or unreadable."""
+    lowered = {str(k).lower(): v for k, v in row.items()}
+    value = lowered.get("day", lowered.get("date"))
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        return None

@@ -143,6 +143,8 @@ def test_sql_push_down_bad_result_is_rejected_and_nothing_written(
     [
         (None, "SELECT 1 WHERE :since > 0", "unknown parameter(s) :since"),
         (None, "SELECT 1; DROP TABLE experiments", "one SELECT statement"),
+        (None, "DELETE FROM experiments", "one SELECT statement (it starts with 'DELETE')"),
+        (None, "(UPDATE x SET y = 1)", "one SELECT statement (it starts with 'UPDATE')"),
         (None, "   ", "the SQL query is empty"),
         ("mysql://u@h/db", "SELECT 1", "mysql is not supported"),
         ("not a url", "SELECT 1", "is not a SQLAlchemy URL"),
