@@ -30,11 +30,8 @@ from core import registry, results
 from core.backlog import HIGH_CONFIDENCE, RICE_FIELDS
 from core.errors import InvalidInput
 from core.registry import ExperimentView
+from core.types import CALIBRATION_GROUPINGS, GROUPINGS
 from db.models import AuditEntry
-
-GROUPINGS: tuple[str, ...] = ("owner", "tag", "quarter")
-"""What win rates can be grouped by."""
-CALIBRATION_GROUPINGS: tuple[str, ...] = ("owner", "tag")
 
 
 @dataclass(frozen=True)

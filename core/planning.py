@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -41,7 +41,7 @@ from core.stats import (
     sample_size_mean,
     sample_size_proportion,
 )
-from core.types import Alternative, AnalysisMode, MetricKind
+from core.types import Alternative, AnalysisMode, MetricKind, PlanMode
 from db import metric_repository as mrepo
 from db import repositories as repo
 from db.models import Experiment
@@ -157,7 +157,7 @@ class VariantPlan:
 class Plan:
     """A planner answer; ``n_per_variant`` is what is stored as the planned sample size."""
 
-    mode: Literal["sample_size", "duration", "power"]
+    mode: PlanMode
     inputs: PlanInputs
     n_control: int
     """Units the control arm needs (the binding comparison's control)."""

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from scipy.stats import norm
@@ -62,16 +61,10 @@ from core.stats import (
     proportion_ztest_from_stats,
     welch_ttest_from_stats,
 )
+from core.types import CheckStatus, Recommendation, RiskCode
 from db import metric_repository as mrepo
 from db import repositories as repo
 from db.models import Experiment, ReportArtifact
-
-RiskCode = Literal[
-    "srm", "underpowered", "read_early", "plan_deviation", "multiple_comparisons",
-    "guardrail_breach", "drift", "multiple_exposures",
-]
-CheckStatus = Literal["flagged", "passed", "not_checked"]
-Recommendation = Literal["ship", "dont_ship", "keep_running", "investigate", "none"]
 
 RISK_CHECKS: dict[str, str] = {
     "srm": "Sample ratio mismatch",

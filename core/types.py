@@ -15,6 +15,18 @@ DecisionState = Literal[
     "significant", "not_significant", "too_early", "srm_untrustworthy", "guardrail_breach"
 ]
 ApiScope = Literal["read", "write", "admin"]
+MetricRole = Literal["primary", "guardrail", "secondary"]
+SourceKind = Literal["user_file", "aggregate_file", "sql"]
+FileKind = Literal["auto", "user", "aggregate"]
+PlanMode = Literal["sample_size", "duration", "power"]
+RiskCode = Literal[
+    "srm", "underpowered", "read_early", "plan_deviation", "multiple_comparisons",
+    "guardrail_breach", "drift", "multiple_exposures",
+]
+CheckStatus = Literal["flagged", "passed", "not_checked"]
+Recommendation = Literal["ship", "dont_ship", "keep_running", "investigate", "none"]
+Grouping = Literal["owner", "tag", "quarter"]
+CalibrationGrouping = Literal["owner", "tag"]
 
 ALTERNATIVES: tuple[str, ...] = get_args(Alternative)
 STATUSES: tuple[str, ...] = get_args(Status)
@@ -25,3 +37,5 @@ ROLES: tuple[str, ...] = get_args(Role)
 CORRECTIONS: tuple[str, ...] = get_args(Correction)
 DECISION_STATES: tuple[str, ...] = get_args(DecisionState)
 API_SCOPES: tuple[str, ...] = get_args(ApiScope)
+GROUPINGS: tuple[str, ...] = get_args(Grouping)
+CALIBRATION_GROUPINGS: tuple[str, ...] = get_args(CalibrationGrouping)
