@@ -11,10 +11,16 @@ from db.session import make_engine
 target_metadata = Base.metadata
 
 
+def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    """Autogenerate ignores tables the models do not own (e.g. the demo's `events` table)."""
+    return not (type_ == "table" and reflected and compare_to is None)
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_include_object,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
