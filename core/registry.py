@@ -97,12 +97,15 @@ def _safe_text(value: str) -> str:
     return value
 
 
-SafeStr = Annotated[str, AfterValidator(_safe_text)]
+_SAFE = AfterValidator(_safe_text)
+SafeStr = Annotated[str, _SAFE]
 """Text the database can store (no NUL, no unpaired surrogate)."""
-Name = Annotated[SafeStr, Field(min_length=1, max_length=200)]
-Owner = Annotated[SafeStr, Field(min_length=1, max_length=120)]
-Segment = Annotated[SafeStr, Field(max_length=200)]
-Tag = Annotated[SafeStr, Field(max_length=MAX_TAG_LENGTH)]
+# Length limits come before the text check, so pydantic reports them as string lengths.
+Name = Annotated[str, Field(min_length=1, max_length=200), _SAFE]
+Owner = Annotated[str, Field(min_length=1, max_length=120), _SAFE]
+Segment = Annotated[str, Field(max_length=200), _SAFE]
+Tag = Annotated[str, Field(max_length=MAX_TAG_LENGTH), _SAFE]
+VariantName = Annotated[str, Field(min_length=1, max_length=80), _SAFE]
 SampleSize = Annotated[
     int | None, Field(gt=0, le=MAX_SAMPLE_SIZE, description="Planned units per variant.")
 ]
@@ -144,7 +147,7 @@ _HINTS: dict[str, str] = {
 class VariantSpec(BaseModel):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
-    name: SafeStr = Field(min_length=1, max_length=80)
+    name: VariantName
     weight: float = Field(gt=0, lt=1)
 
     @field_validator("name")
