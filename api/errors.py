@@ -52,6 +52,7 @@ _DESCRIPTIONS = {
     409: "Stale version (someone changed the record first) or a name already taken.",
     413: "The request body is larger than API_MAX_UPLOAD_MB.",
     422: "The input failed validation; `errors` lists each problem.",
+    500: "A stored artifact no longer matches its recorded checksum, or an unexpected error.",
     503: "The database does not answer.",
 }
 

@@ -15,13 +15,22 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import install_error_handlers, problem_media_type, problem_response, responses
-from api.routers import backlog, data, experiments, health, metrics, planner, results
+from api.routers import (
+    backlog,
+    data,
+    experiments,
+    health,
+    metrics,
+    planner,
+    reports,
+    results,
+)
 from core.config import Settings, get_settings
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """Everything external tools need from ExperimentOS: the registry, metric data,
-results, the metrics catalogue, the planner and the backlog, calling the same services as the
-app.
+results, the metrics catalogue, the planner, the backlog and reports, calling the same services
+as the app.
 
 Send an API key in the `X-API-Key` header (a read key reads; write and admin keys also write).
 Errors are RFC 9457 problem details (`application/problem+json`). Updates name the version
@@ -75,10 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API; `settings` defaults to the process-wide ones."""
     settings = settings or get_settings()
     app = FastAPI(title="ExperimentOS API", version="1", description=DESCRIPTION)
+    app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix=API_PREFIX, responses=responses(400, 401))
-    for module in (experiments, data, results, metrics, planner, backlog):
+    for module in (experiments, data, results, metrics, planner, backlog, reports):
         v1.include_router(module.router)
     app.include_router(v1)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_upload_mb * 1024 * 1024)

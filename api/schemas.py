@@ -320,6 +320,24 @@ class DurationResult(BaseModel):
     days: int
 
 
+# --------------------------------------------------------------------------- reports
+
+
+class ReportOut(BaseModel):
+    """A recorded report: the PDF stored in the artifact store under `key`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    experiment_id: int
+    experiment_name: str
+    key: str = Field(description="Where the PDF is in the artifact store (ARTIFACTS_URL).")
+    size_bytes: int
+    sha256: str = Field(description="SHA-256 of the PDF (hex); the download's ETag.")
+    created_at: UtcDatetime | None
+    created_by: str = Field(description="Who generated it; `api:<key name>` through a key.")
+
+
 # --------------------------------------------------------------------------- health
 
 

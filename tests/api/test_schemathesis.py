@@ -2,6 +2,9 @@
 
 Every operation gets generated valid and invalid requests with an admin key; no response may
 be a server error, and every response must match the spec (status, content type, body, headers).
+Report generation (~0.5-1 s a report) stays in: with these settings only a few generated ids
+name a demo experiment (3 reports, ~3 s), and those reports let the download route be checked
+too. Their PDFs go to a temporary ARTIFACTS_URL, never to ./data.
 """
 
 from __future__ import annotations
@@ -40,8 +43,11 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def fuzz_key(sqlite_url: str) -> Iterator[str]:
-    """An admin key on the seeded demo portfolio, all inside one rolled-back transaction."""
+def fuzz_key(sqlite_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An admin key on the seeded demo portfolio, all inside one rolled-back transaction;
+    report artifacts go to a temporary folder."""
+    settings = APP.state.settings
+    APP.state.settings = Settings(artifacts_url=str(tmp_path_factory.mktemp("fuzz-artifacts")))
     engine = make_engine(sqlite_url)
     connection = engine.connect()
     outer = connection.begin()
@@ -54,6 +60,7 @@ def fuzz_key(sqlite_url: str) -> Iterator[str]:
         yield key
     finally:
         APP.dependency_overrides.clear()
+        APP.state.settings = settings
         session.close()
         outer.rollback()
         connection.close()
