@@ -21,7 +21,9 @@ Rules
 * A load replaces the (variant, metric, day) rows it contains and never adds to them, so loading
   the same data twice changes nothing. A user-level file without a ``date`` column is a full
   snapshot: it replaces every day of the metrics it carries, and is stored on ``day`` (default:
-  the experiment's last day so far).
+  the experiment's last day so far). A file declared as one day's data (``for_day``: the
+  scheduled refresh's file drops, see :mod:`core.refresh`) replaces only that day, and a row
+  dated otherwise is rejected.
 * All or nothing: every problem found (missing columns, unknown variants, non-numeric values,
   negative counts, conversions above units, a unit in two variants, dates outside the
   experiment, an empty or unreadable file) is reported together, naming rows and columns, and
@@ -48,12 +50,11 @@ from core.auth import Actor
 from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry import transaction
 from core.stats import SufficientStats
+from core.types import FileKind, SourceKind
 from db import metric_repository as mrepo
 from db import repositories as repo
 from db.models import Experiment
 
-SourceKind = Literal["user_file", "aggregate_file", "sql"]
-FileKind = Literal["auto", "user", "aggregate"]
 ProgressCallback = Callable[[float, str], None]
 
 DUCKDB_MEMORY_LIMIT = "1GB"
@@ -339,12 +340,19 @@ def ingest_file(
     progress: ProgressCallback | None = None,
     memory_limit: str = DUCKDB_MEMORY_LIMIT,
     threads: int | None = None,
+    for_day: date | None = None,
+    label: str | None = None,
+    sha256: str | None = None,
 ) -> IngestionReport:
     """Load a user-level or pre-aggregated CSV/Parquet file into an experiment's daily stats.
 
     ``kind="auto"`` reads a file with ``metric, n, sum, sum_squares`` columns as pre-aggregated
     and one with ``unit_id`` as user-level. ``day`` dates a user-level file that has no ``date``
-    column. Raises :class:`InvalidInput` listing every problem (nothing written).
+    column. ``for_day`` declares the file to hold one day's data (a daily drop): every row must
+    fall on that day, a user-level file without ``date`` is dated it, and only that day is
+    replaced (never a full snapshot). ``label`` names the file in the report and the audit
+    entry (default: its name); ``sha256``, if given, is recorded in the audit entry. Raises
+    :class:`InvalidInput` listing every problem (nothing written).
     """
     actor.require("editor", "load metric data")
     report = progress or _noop
@@ -370,16 +378,33 @@ def ingest_file(
                 source_kind: SourceKind = "aggregate_file"
             else:
                 agg = _aggregate_user_file(
-                    con, path, fmt, src, columns, lower, ctx, day=day, report=report
+                    con, path, fmt, src, columns, lower, ctx, day=day or for_day,
+                    report=report,
                 )
                 source_kind = "user_file"
         finally:
             con.close()
+        if for_day is not None:
+            _check_one_day(agg, for_day, path.name)
         report(0.9, "Writing daily statistics")
-        result = _write(session, ctx, agg, kind=source_kind, label=path.name, actor=actor,
-                        started=started)
-    report(1.0, f"Loaded {result.stats_rows_written} daily rows from {path.name}")
+        result = _write(session, ctx, agg, kind=source_kind, label=label or path.name,
+                        actor=actor, started=started, sha256=sha256)
+    report(1.0, f"Loaded {result.stats_rows_written} daily rows from {label or path.name}")
     return result
+
+
+def _check_one_day(agg: _Aggregated, for_day: date, name: str) -> None:
+    """A file for one day holds only that day, and replaces only that day."""
+    other = sorted({c.day for c in agg.cells} - {for_day})
+    if other:
+        shown = ", ".join(str(d) for d in other[:_EXAMPLES])
+        if len(other) > _EXAMPLES:
+            shown += f" (and {len(other) - _EXAMPLES} more days)"
+        raise InvalidInput(
+            f"file: {name} holds the data of {for_day} but has rows dated {shown}; a file for "
+            "one day may hold only that day"
+        )
+    agg.full_replace = False
 
 
 def _file_kind(kind: FileKind, lower: Mapping[str, str], name: str) -> Literal["user",
@@ -848,6 +873,7 @@ def _write(
     label: str,
     actor: Actor,
     started: float,
+    sha256: str | None = None,
 ) -> IngestionReport:
     metric_ids = [ctx.metrics[m].id for m in agg.metrics]
     if agg.full_replace:
@@ -894,6 +920,7 @@ def _write(
             "days": [None, f"{first}..{last}"],
             "metrics": [None, list(agg.metrics)],
             "rows_written": [None, written],
+            **({"sha256": [None, sha256]} if sha256 else {}),
         },
     )
     return IngestionReport(
