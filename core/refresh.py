@@ -9,9 +9,32 @@ its last day ``interval_end - 1`` is the day being refreshed.
    (``refresh_every_days``, see :func:`set_refresh_schedule`) counts days from its start: with
    ``n`` it is due on its n-th, 2n-th... day and refreshes the ``n`` days since the last one; with
    none it is due every day.
-2. :func:`ingest_interval` — SQL push-down: the experiment's metric source runs inside its
-   database, and the per-variant, per-day rows of the refresh window are upserted. When they
-   equal what is stored nothing is written (no upsert, no audit entry).
+2. :func:`ingest_interval` — the days of the refresh window (:func:`refresh_window`: the
+   interval, widened to the days since the previous scheduled refresh) from the experiment's
+   sources, each load upserting only those days:
+
+   * **SQL push-down** — the experiment's metric source runs inside its database with
+     ``:interval_start`` / ``:interval_end`` bound to the window's first and last day (see
+     :mod:`core.metric_sources`), so a query that filters on them makes the warehouse scan only
+     the window. Rows dated outside it are ignored; rows equal to what is stored are not
+     written (no upsert, no audit entry).
+   * **File drops** (:func:`ingest_drops`) — files in the artifact store (``ARTIFACTS_URL``, a
+     folder or S3) under the key ``incoming/experiment-<id>/<YYYY-MM-DD>.csv`` or
+     ``.parquet``, one per experiment and day (``<id>`` the experiment's id, the date the day
+     the data belongs to), user-level or pre-aggregated as :func:`core.ingestion.ingest_file`
+     accepts. A drop holds that day's data only: a user-level file without a ``date`` column
+     is dated by its key, a row of another day is an error, and only that day is replaced.
+     Each drop dated in the window is loaded, all or nothing, and its key and SHA-256 are
+     recorded in its ``ingest`` audit entry; a drop loaded before with the same SHA-256 is
+     skipped, a changed one is loaded again (it replaces the day, never adds to it). A bad
+     drop is rejected with the ingestion's message and nothing of it is written; the other
+     drops and the other steps go on, the outcome lists it, and the DAG fails the run at the
+     end naming it. Two files for one day (``.csv`` and ``.parquet``) are both rejected. Keys
+     that do not follow the convention are ignored, and so are drops dated outside the window
+     (a late drop is loaded by re-running an interval whose window covers its day). Feed each
+     metric from one source: where SQL and a drop both carry a metric's day, each load
+     replaces the other's rows.
+
 3. :func:`recompute_results` — results as of the last day of the interval. A snapshot is stored
    only when no snapshot of this experiment has the same input fingerprint (which covers the
    cut-off day, the settings and the data), so re-running a day never adds one. It raises the
@@ -29,12 +52,16 @@ changes nothing, and a day whose source data changed is reloaded by running it a
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,15 +74,38 @@ from db import metric_repository as mrepo
 from db import repositories as repo
 from db.models import AuditEntry, Experiment, ReportArtifact, ResultSnapshot
 
+if TYPE_CHECKING:
+    from core.artifacts import ArtifactStore
+
 SCHEDULER = Actor(name="airflow", role="editor")
 """Who the scheduled refresh acts as (audit entries, snapshots and reports name it)."""
 MAX_REFRESH_EVERY_DAYS = 90
 READY_ACTION = "ready_for_decision"
 REFRESH_ACTION = "scheduled_refresh"
+DROP_PREFIX = "incoming"
+"""File drops live under ``incoming/experiment-<id>/<YYYY-MM-DD>.csv|.parquet``."""
+_DROP_KEY = re.compile(
+    rf"^{DROP_PREFIX}/experiment-(?P<id>[0-9]+)/(?P<day>[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})"
+    r"\.(?P<ext>csv|parquet)$"
+)
 _FLOAT_TOLERANCE = 1e-9
 
 
 # --------------------------------------------------------------------------- outcomes
+
+
+@dataclass(frozen=True)
+class DropsOutcome:
+    """What loading the file drops of a window did (see :func:`ingest_drops`)."""
+
+    loaded: tuple[str, ...] = ()
+    """Keys loaded now (new, or changed since they were loaded)."""
+    skipped: tuple[str, ...] = ()
+    """Keys loaded before with the same SHA-256."""
+    rejected: tuple[str, ...] = ()
+    """One message per rejected drop: ``<key>: <the ingestion's message>``."""
+    rows_read: int = 0
+    stats_rows_written: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,10 +118,17 @@ class IngestOutcome:
     window_end: date
     """Last day loaded (inclusive)."""
     source: str
-    """"sql" (push-down) or "none" (data arrives by upload: nothing to pull)."""
+    """"sql" (push-down), "files" (drops), "sql+files", or "none" (nothing to pull: data
+    arrives by upload)."""
     rows_read: int
+    """Rows of the window read: the query's plus the drops'."""
     stats_rows_written: int
     changed: bool
+    rows_ignored: int = 0
+    """Query rows dated outside the window (0 when the query filters on the interval)."""
+    files_loaded: tuple[str, ...] = ()
+    files_skipped: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))
@@ -105,6 +162,8 @@ class ReportOutcome:
     report_key: str | None
     new_report: bool
     flags: tuple[str, ...]
+    rejected: tuple[str, ...] = ()
+    """The drops the interval's ingest rejected, passed through for the summary."""
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))
@@ -242,17 +301,6 @@ def due_experiments(
 # --------------------------------------------------------------------------- ingestion
 
 
-def _row_day(row: dict[str, Any]) -> date | None:
-    lowered = {str(k).lower(): v for k, v in row.items()}
-    value = lowered.get("day", lowered.get("date"))
-    if value is None:
-        return None
-    try:
-        return as_day(value)
-    except ValueError:
-        return None
-
-
 def _close(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -301,15 +349,17 @@ def ingest_interval(
     interval_start: date | datetime | str,
     interval_end: date | datetime | str,
     actor: Actor,
+    store: ArtifactStore | None = None,
 ) -> IngestOutcome:
-    """Pull one data interval from the experiment's SQL source (push-down) and upsert it.
+    """Load one data interval's refresh window from the experiment's SQL source (push-down,
+    bound to the window) and its file drops, upserting only the window's days.
 
-    The query runs inside the source database with its documented parameters; only the rows of
-    the refresh window (:func:`refresh_window`) are kept. Rows equal to the stored ones are not
-    written again, so re-running an interval leaves the database untouched.
+    Rows equal to the stored ones and drops loaded before are not written again, so re-running
+    an interval leaves the database untouched. A bad drop is listed in ``rejected`` (nothing of
+    it written); a failing query raises. ``store`` defaults to the configured artifact store.
     """
     from core.ingestion import ingest_records
-    from core.metric_sources import get_metric_source, run_metric_source
+    from core.metric_sources import get_metric_source, row_day, run_metric_source
 
     actor.require("editor", "load metric data")
     start, last = _interval(interval_start, interval_end)
@@ -320,18 +370,149 @@ def ingest_interval(
         name = exp.name
         first, last = refresh_window(started=exp.actual_start, interval_start=start,
                                      last_day=last, every_days=exp.refresh_every_days)
-        if get_metric_source(session, experiment_id=experiment_id) is None:
-            return IngestOutcome(experiment_id, name, first, last, "none", 0, 0, False)
-        rows = [r for r in run_metric_source(session, experiment_id=experiment_id)
-                if (d := _row_day(r)) is not None and first <= d <= last]
-        if not rows or _same_as_stored(session, experiment_id, rows, first, last):
-            return IngestOutcome(experiment_id, name, first, last, "sql", len(rows), 0, False)
-    report = ingest_records(
-        session, experiment_id=experiment_id, rows=rows, actor=actor, kind="sql",
-        label=f"sql source of '{name}', {first}..{last}",
+        has_sql = get_metric_source(session, experiment_id=experiment_id) is not None
+        returned = run_metric_source(session, experiment_id=experiment_id,
+                                     interval_start=first, interval_end=last) if has_sql else []
+        # An unreadable day is kept, for the ingestion to reject with its row number.
+        rows = [r for r in returned if (d := row_day(r)) is None or first <= d <= last]
+        sql_changed = bool(rows) and not _same_as_stored(session, experiment_id, rows, first,
+                                                         last)
+    written = 0
+    if sql_changed:
+        written = ingest_records(
+            session, experiment_id=experiment_id, rows=rows, actor=actor, kind="sql",
+            label=f"sql source of '{name}', {first}..{last}",
+        ).stats_rows_written
+    drops = ingest_drops(session, experiment_id=experiment_id, first=first, last=last,
+                         actor=actor, store=store)
+    has_files = bool(drops.loaded or drops.skipped or drops.rejected)
+    source = {(True, True): "sql+files", (True, False): "sql", (False, True): "files",
+              (False, False): "none"}[(has_sql, has_files)]
+    return IngestOutcome(
+        experiment_id=experiment_id, experiment_name=name, window_start=first, window_end=last,
+        source=source, rows_read=len(rows) + drops.rows_read,
+        stats_rows_written=written + drops.stats_rows_written,
+        changed=sql_changed or bool(drops.loaded), rows_ignored=len(returned) - len(rows),
+        files_loaded=drops.loaded, files_skipped=drops.skipped, rejected=drops.rejected,
     )
-    return IngestOutcome(experiment_id, name, first, last, "sql", report.rows_read,
-                         report.stats_rows_written, True)
+
+
+# --------------------------------------------------------------------------- file drops
+
+
+def drop_key(experiment_id: int, day: date, ext: str = "csv") -> str:
+    """The artifact key of an experiment's file drop for one day (``ext``: csv or parquet)."""
+    return f"{DROP_PREFIX}/experiment-{experiment_id}/{day.isoformat()}.{ext}"
+
+
+def _drops_in_window(store: ArtifactStore, experiment_id: int, first: date, last: date
+                     ) -> dict[date, list[str]]:
+    found: dict[date, list[str]] = {}
+    for key in store.list(f"{DROP_PREFIX}/experiment-{experiment_id}/"):
+        match = _DROP_KEY.match(key)
+        if match is None or int(match["id"]) != experiment_id:
+            continue
+        try:
+            day = date.fromisoformat(match["day"])
+        except ValueError:
+            continue
+        if first <= day <= last:
+            found.setdefault(day, []).append(key)
+    return dict(sorted(found.items()))
+
+
+def _loaded_sha256(session: Session, experiment_id: int) -> dict[str, str]:
+    """Key -> SHA-256 of the latest load of each drop, from the ``ingest`` audit entries."""
+    entries = session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.entity_type == "experiment", AuditEntry.entity_id == experiment_id,
+               AuditEntry.action == "ingest")
+        .order_by(AuditEntry.id)
+    )
+    loaded: dict[str, str] = {}
+    for entry in entries:
+        sha = (entry.changes.get("sha256") or [None, None])[1]
+        source = str((entry.changes.get("source") or [None, ""])[1])
+        label = source.split(":", 1)[-1]
+        if sha and label.startswith(f"{DROP_PREFIX}/"):
+            loaded[label] = sha
+    return loaded
+
+
+def _fetch(store: ArtifactStore, key: str, dest: Path) -> str:
+    """Copy a stored file to ``dest`` in chunks (memory stays bounded); return its SHA-256."""
+    from core.artifacts import LocalArtifactStore, S3ArtifactStore
+
+    digest = hashlib.sha256()
+    with dest.open("wb") as out:
+        if isinstance(store, LocalArtifactStore):
+            with store.root.joinpath(*key.split("/")).open("rb") as src:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+        elif isinstance(store, S3ArtifactStore):
+            name = f"{store.prefix}/{key}" if store.prefix else key
+            body = store.client.get_object(Bucket=store.bucket, Key=name)["Body"]
+            for chunk in body.iter_chunks(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        else:
+            data = store.get(key)
+            digest.update(data)
+            out.write(data)
+    return digest.hexdigest()
+
+
+def ingest_drops(
+    session: Session,
+    *,
+    experiment_id: int,
+    first: date,
+    last: date,
+    actor: Actor,
+    store: ArtifactStore | None = None,
+) -> DropsOutcome:
+    """Load the experiment's file drops dated ``first``..``last`` (inclusive), each all or
+    nothing; skip those loaded before with the same SHA-256; list the rejected ones."""
+    from core.artifacts import get_store
+    from core.config import get_settings
+    from core.ingestion import ingest_file
+
+    actor.require("editor", "load metric data")
+    store = store or get_store(get_settings())
+    by_day = _drops_in_window(store, experiment_id, first, last)
+    if not by_day:
+        return DropsOutcome()
+    with transaction(session):
+        loaded_before = _loaded_sha256(session, experiment_id)
+    loaded: list[str] = []
+    skipped: list[str] = []
+    rejected: list[str] = []
+    rows_read = written = 0
+    with tempfile.TemporaryDirectory(prefix="experimentos_drop_") as folder:
+        for day, keys in by_day.items():
+            if len(keys) > 1:
+                rejected.extend(f"{key}: {len(keys)} files for {day} ({', '.join(keys)}); keep "
+                                "one per day" for key in keys)
+                continue
+            key = keys[0]
+            path = Path(folder) / key.rsplit("/", 1)[-1]
+            sha = _fetch(store, key, path)
+            if loaded_before.get(key) == sha:
+                skipped.append(key)
+                continue
+            try:
+                report = ingest_file(session, path=path, experiment_id=experiment_id,
+                                     actor=actor, for_day=day, label=key, sha256=sha)
+            except InvalidInput as exc:
+                rejected.append(f"{key}: {exc}")
+                continue
+            finally:
+                path.unlink(missing_ok=True)
+            loaded.append(key)
+            rows_read += report.rows_read
+            written += report.stats_rows_written
+    return DropsOutcome(tuple(loaded), tuple(skipped), tuple(rejected), rows_read, written)
 
 
 # --------------------------------------------------------------------------- results
@@ -436,9 +617,12 @@ def report_if_ready(
     interval_end: date | datetime | str,
     ready_for_decision: bool,
     flags: tuple[str, ...] | list[str] = (),
+    rejected: tuple[str, ...] | list[str] = (),
     actor: Actor,
 ) -> ReportOutcome:
-    """Write the report artifact the first time an experiment is ready for a decision."""
+    """Write the report artifact the first time an experiment is ready for a decision.
+
+    ``rejected`` (the ingest step's rejected drops) is passed through to the outcome."""
     from core.reports import generate_report
 
     actor.require("editor", "generate reports")
@@ -448,11 +632,11 @@ def report_if_ready(
         found, earlier = (
             _ready_report(session, experiment_id, actor) if ready_for_decision else (False, None)
         )
-    flags = tuple(flags)
+    flags, rejected = tuple(flags), tuple(rejected)
     if not ready_for_decision:
-        return ReportOutcome(experiment_id, name, False, None, False, flags)
+        return ReportOutcome(experiment_id, name, False, None, False, flags, rejected)
     if found:
-        return ReportOutcome(experiment_id, name, True, earlier, False, flags)
+        return ReportOutcome(experiment_id, name, True, earlier, False, flags, rejected)
     report = generate_report(session, experiment_id=experiment_id, actor=actor)
     with transaction(session):
         repo.add_audit(
@@ -461,7 +645,7 @@ def report_if_ready(
             changes={"report": [None, report.key], "as_of": [None, as_of.isoformat()],
                      "flags": [None, list(flags)]},
         )
-    return ReportOutcome(experiment_id, name, True, report.key, True, flags)
+    return ReportOutcome(experiment_id, name, True, report.key, True, flags, rejected)
 
 
 # --------------------------------------------------------------------------- all steps
@@ -474,18 +658,19 @@ def refresh_experiment(
     interval_start: date | datetime | str,
     interval_end: date | datetime | str,
     actor: Actor = SCHEDULER,
+    store: ArtifactStore | None = None,
 ) -> RefreshOutcome:
     """Ingest, recompute and report for one experiment and one data interval, in order."""
     ingested = ingest_interval(session, experiment_id=experiment_id,
                                interval_start=interval_start, interval_end=interval_end,
-                               actor=actor)
+                               actor=actor, store=store)
     results = recompute_results(session, experiment_id=experiment_id,
                                 interval_start=interval_start, interval_end=interval_end,
                                 actor=actor)
     report = report_if_ready(session, experiment_id=experiment_id,
                              interval_start=interval_start, interval_end=interval_end,
                              ready_for_decision=results.ready_for_decision, flags=results.flags,
-                             actor=actor)
+                             rejected=ingested.rejected, actor=actor)
     return RefreshOutcome(ingest=ingested, results=results, report=report)
 
 
@@ -497,6 +682,7 @@ def summarise(outcomes: list[dict[str, Any]]) -> list[str]:
         ready = "ready for a decision" if o.get("ready_for_decision") else "not ready"
         report = f"; report {o['report_key']}" if o.get("report_key") else ""
         new = " (new)" if o.get("new_report") else ""
+        rejected = "".join(f"; rejected {r}" for r in o.get("rejected") or [])
         lines.append(f"'{o['experiment_name']}' (id {o['experiment_id']}): {flags}; "
-                     f"{ready}{report}{new}")
+                     f"{ready}{report}{new}{rejected}")
     return lines

@@ -5,9 +5,13 @@ Once a day, for the data interval that just closed (one UTC day, `[start, end)`)
 experiment that is due — daily, or every `refresh_every_days` days counted from its start — goes
 through three tasks, mapped over the experiments' ids:
 
-1. **ingest** — the experiment's SQL metric source runs inside its own database (push-down) and
-   the per-variant, per-day rows of the interval are upserted; rows equal to the stored ones are
-   not written again. Experiments fed by uploads have nothing to pull.
+1. **ingest** — the experiment's SQL metric source runs inside its own database (push-down),
+   bound to the refresh window (`:interval_start`, `:interval_end`), and the per-variant,
+   per-day rows of the window are upserted; rows equal to the stored ones are not written
+   again. Files dropped in the artifact store at `incoming/experiment-<id>/<YYYY-MM-DD>.csv` or
+   `.parquet` for the window's days are loaded too, each once per content (SHA-256); a bad
+   drop is rejected (nothing of it written) and reported. Experiments fed by uploads have
+   nothing to pull.
 2. **recompute** — results as of the interval's last day; a snapshot is stored only if no
    snapshot has the same input fingerprint. Flags: `srm`, `guardrail_breach`,
    `planned_sample_reached`, `primary_significant` (sequential), and *ready for a decision*.
@@ -15,7 +19,7 @@ through three tasks, mapped over the experiments' ids:
    the artifact store and an audit entry `ready_for_decision` names it.
 
 **summarise** logs one line per experiment and returns the flags (XCom); it fails the run when
-an experiment's refresh failed, after the others have finished.
+an experiment's refresh failed or a dropped file was rejected, after the others have finished.
 
 Each task is one call into `core.refresh`; the logic lives there. Re-running a day (clearing
 the run) changes nothing unless the source data for that day changed. Settings come from the
@@ -86,7 +90,8 @@ def experiment_refresh() -> None:
 
     @task(multiple_outputs=False)
     def report(
-        results: dict[str, Any], data_interval_start: Any = None, data_interval_end: Any = None
+        results: dict[str, Any], ingested: dict[str, Any], data_interval_start: Any = None,
+        data_interval_end: Any = None,
     ) -> dict[str, Any]:
         from core import refresh
 
@@ -95,24 +100,30 @@ def experiment_refresh() -> None:
                 session, experiment_id=results["experiment_id"],
                 interval_start=data_interval_start, interval_end=data_interval_end,
                 ready_for_decision=results["ready_for_decision"], flags=results["flags"],
-                actor=refresh.SCHEDULER,
+                rejected=ingested["rejected"], actor=refresh.SCHEDULER,
             ).to_dict()
 
     @task_group
     def refresh_experiment(experiment_id: int) -> Any:
-        return report(recompute(ingest(experiment_id)))
+        ingested = ingest(experiment_id)
+        return report(recompute(ingested), ingested)
 
     @task(trigger_rule="all_done", retries=0)
     def summarise(outcomes: Any, due_ids: list[int]) -> list[dict[str, Any]]:
-        """Log the flags of every refreshed experiment; fail if any refresh failed."""
+        """Log the flags of every refreshed experiment; fail if any refresh failed or any
+        dropped file was rejected."""
         from core import refresh
 
         done = [o for o in outcomes if o is not None]
         for line in refresh.summarise(done):
             log.info("%s", line)
         missing = sorted(set(due_ids) - {o["experiment_id"] for o in done})
-        if missing:
-            raise RuntimeError(f"the refresh failed for experiment id(s) {missing}: see their logs")
+        rejected = [r for o in done for r in o.get("rejected") or []]
+        problems = [f"the refresh failed for experiment id(s) {missing}: see their logs"
+                    ] if missing else []
+        problems += [f"rejected drop {r}" for r in rejected]
+        if problems:
+            raise RuntimeError("; ".join(problems))
         return done
 
     ids = due()

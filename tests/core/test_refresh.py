@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -13,9 +16,16 @@ from sqlalchemy.orm import Session
 from core import refresh, registry
 from core.config import get_settings
 from core.demo import seed_demo
+from core.demo_data import DEMO_TRUTH, generate_units
 from core.errors import InvalidInput, PermissionDenied
 from db.migrate import upgrade
-from db.models import AuditEntry, MetricDailyStat, ReportArtifact, ResultSnapshot
+from db.models import (
+    AuditEntry,
+    Experiment,
+    MetricDailyStat,
+    ReportArtifact,
+    ResultSnapshot,
+)
 from db.session import make_engine, session_factory
 from tests.conftest import EDITOR, VIEWER
 
@@ -71,6 +81,23 @@ def test_refresh_set_schedule_validates_audits_and_bumps_the_version(session: Se
     assert [e.changes for e in entries] == [{"refresh_every_days": [None, 7]}]
 
 
+def drop_demo_day(session: Session, artifacts: Path, name: str, day: date) -> str:
+    """Remove a file-fed demo experiment's stats of ``day`` and drop that day's unit rows (the
+    seed's own, regenerated) as a file under the artifact store; returns the drop's key."""
+    exp = session.scalars(select(Experiment).where(Experiment.name == name)).one()
+    assert exp.actual_start is not None
+    cols = generate_units(name, DEMO_TRUTH[name], start=exp.actual_start, last=day)
+    mask = cols["date"] == np.datetime64(day)
+    key = refresh.drop_key(exp.id, day, "parquet")
+    path = artifacts.joinpath(*key.split("/"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({k: v[mask] for k, v in cols.items()}), path)
+    session.execute(delete(MetricDailyStat).where(
+        MetricDailyStat.experiment_id == exp.id, MetricDailyStat.day == day))
+    session.commit()
+    return key
+
+
 @pytest.mark.slow
 def test_refresh_experiment_twice_for_one_interval_writes_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -89,6 +116,19 @@ def test_refresh_experiment_twice_for_one_interval_writes_once(
             session.execute(delete(MetricDailyStat).where(
                 MetricDailyStat.experiment_id == search, MetricDailyStat.day == day))
             session.commit()
+            checkout_id = registry.get_experiment_by_name(
+                session, name="Checkout button colour").id
+
+            def checkout_day() -> list[tuple]:
+                return [tuple(r) for r in session.execute(
+                    select(MetricDailyStat.variant_id, MetricDailyStat.metric_id,
+                           MetricDailyStat.n, MetricDailyStat.sum, MetricDailyStat.sum_squares)
+                    .where(MetricDailyStat.experiment_id == checkout_id,
+                           MetricDailyStat.day == day)
+                    .order_by(MetricDailyStat.variant_id, MetricDailyStat.metric_id))]
+
+            seeded = checkout_day()
+            key = drop_demo_day(session, tmp_path / "artifacts", "Checkout button colour", day)
 
             def run() -> list[refresh.RefreshOutcome]:
                 ids = refresh.due_experiments(session, interval_start=day, interval_end=today)
@@ -102,6 +142,7 @@ def test_refresh_experiment_twice_for_one_interval_writes_once(
 
             first = run()
             written = counts()
+            assert len(seeded) == 6 and checkout_day() == seeded  # the drop restored the day
             second = run()
             assert counts() == written
     finally:
@@ -109,8 +150,13 @@ def test_refresh_experiment_twice_for_one_interval_writes_once(
         get_settings.cache_clear()
 
     by_name = {o.ingest.experiment_name: o for o in first}
-    assert by_name["Search ranking v2"].ingest.changed
-    assert by_name["Search ranking v2"].ingest.stats_rows_written == 6
+    search_ingest = by_name["Search ranking v2"].ingest
+    assert search_ingest.changed and search_ingest.stats_rows_written == 6
+    assert (search_ingest.window_start, search_ingest.window_end) == (day, day)
+    assert search_ingest.rows_read == 6 and search_ingest.rows_ignored == 0  # pushed down
+    checkout = by_name["Checkout button colour"].ingest
+    assert checkout.source == "files" and checkout.files_loaded == (key,)
+    assert checkout.stats_rows_written == 6  # 2 variants x 3 metrics
     assert all(o.results.new_snapshot for o in first)
     assert by_name["Onboarding checklist"].results.flags[0] == "srm"
     assert not by_name["Onboarding checklist"].report.ready_for_decision
@@ -122,6 +168,8 @@ def test_refresh_experiment_twice_for_one_interval_writes_once(
                for n in reported)
     assert not any(o.ingest.changed or o.results.new_snapshot or o.report.new_report
                    for o in second)
+    assert {o.ingest.experiment_name: o.ingest.files_skipped for o in second
+            if o.ingest.files_skipped} == {"Checkout button colour": (key,)}
     assert [o.results.snapshot_id for o in second] == [o.results.snapshot_id for o in first]
     assert [o.report.report_key for o in second] == [o.report.report_key for o in first]
 

@@ -34,6 +34,7 @@ from db.models import (
 )
 from db.session import make_engine, session_factory
 from tests.conftest import ADMIN, create_postgres_database, drop_postgres_database
+from tests.core.test_refresh import drop_demo_day
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -63,6 +64,13 @@ if dag is not None:
         timezone=str(dag.timetable.timezone),
         tasks=sorted(t.task_id for t in dag.tasks),
     )
+    rejected = {{"experiment_id": 1, "experiment_name": "E", "flags": [],
+                "ready_for_decision": False, "report_key": None, "new_report": False,
+                "rejected": ["incoming/experiment-1/2026-01-01.csv: file: bad"]}}
+    try:
+        dag.get_task("summarise").python_callable([rejected], [1])
+    except RuntimeError as exc:
+        facts["summarise_error"] = str(exc)
 print({result!r} + json.dumps(facts))
 """
 
@@ -141,6 +149,9 @@ def test_experiment_refresh_dagbag_loads_without_errors(airflow_home: Path) -> N
         "due", "refresh_experiment.ingest", "refresh_experiment.recompute",
         "refresh_experiment.report", "summarise",
     ]
+    # A rejected file drop fails the run at the end, naming the file and the problem.
+    assert facts["summarise_error"] == (
+        "rejected drop incoming/experiment-1/2026-01-01.csv: file: bad")
 
 
 def test_experiment_refresh_passes_ruff_airflow3_rules() -> None:
@@ -239,6 +250,8 @@ def test_experiment_refresh_dag_test_refreshes_then_a_rerun_changes_nothing(
         session.execute(delete(MetricDailyStat).where(
             MetricDailyStat.experiment_id == search, MetricDailyStat.day == day))
         session.commit()
+        # So did a file-fed one, whose day arrives as a file dropped in the artifact store.
+        drop = drop_demo_day(session, artifacts, "Checkout button colour", day)
         # Pricing (day 5 of its run) refreshes weekly: not due; Checkout (day 21) is due.
         refresh.set_refresh_schedule(session, experiment_id=pricing, every_days=7, actor=ADMIN)
         refresh.set_refresh_schedule(session, experiment_id=checkout, every_days=7, actor=ADMIN)
@@ -261,6 +274,9 @@ def test_experiment_refresh_dag_test_refreshes_then_a_rerun_changes_nothing(
         restored = session.scalars(select(MetricDailyStat).where(
             MetricDailyStat.experiment_id == search, MetricDailyStat.day == day)).all()
         assert len(restored) == 6  # 2 variants x 3 metrics, back from the SQL source
+        dropped = session.scalars(select(MetricDailyStat).where(
+            MetricDailyStat.experiment_id == checkout, MetricDailyStat.day == day)).all()
+        assert len(dropped) == 6 and {r.source for r in dropped} == {f"user_file:{drop}"}
         reports = session.scalars(select(ReportArtifact)).all()
         ready = session.scalars(select(AuditEntry).where(
             AuditEntry.action == refresh.READY_ACTION)).all()
@@ -289,6 +305,7 @@ def test_experiment_refresh_dag_test_refreshes_then_a_rerun_changes_nothing(
         assert _state(session) == after_first
     engine.dispose()
     assert sorted(p.relative_to(artifacts) for p in artifacts.rglob("*") if p.is_file()) == files
+    assert Path(drop) in files  # reports and the drop, nothing more
     again = {o["experiment_name"]: o for o in second["summary"]}
     assert {n: o["report_key"] for n, o in again.items()} == {
         n: o["report_key"] for n, o in outcomes.items()
