@@ -232,7 +232,27 @@ def seed_demo(session: Session, *, today: date | None = None) -> str:
     from core.demo_data import seed_metric_data
 
     data = seed_metric_data(session, today=today)
+    snapshots = _seed_snapshots(session)
     return (
         f"Demo portfolio: {new_metrics} metrics and {new_experiments} experiments added "
-        f"({len(METRICS)} metrics and {len(_experiments(today))} experiments in the demo). {data}"
+        f"({len(METRICS)} metrics and {len(_experiments(today))} experiments in the demo). {data} "
+        f"{snapshots} results snapshots stored."
     )
+
+
+def _seed_snapshots(session: Session) -> int:
+    """Store a first results snapshot for every demo experiment with data and none yet."""
+    from core import results
+
+    stored = 0
+    for exp in registry.all_experiments(session):
+        if exp.status not in ("running", "completed"):
+            continue
+        if results.latest_snapshot(session, experiment_id=exp.id) is not None:
+            continue
+        snapshot = results.compute_results(session, experiment_id=exp.id)
+        if snapshot.data_through is None:
+            continue
+        results.refresh_results(session, experiment_id=exp.id, actor=DEMO_ACTOR)
+        stored += 1
+    return stored

@@ -68,7 +68,7 @@ from sqlalchemy.orm import Session
 
 from core.auth import Actor
 from core.errors import InvalidInput, NotFound, RuleViolation
-from core.registry import transaction
+from core.registry import MAX_REFRESH_EVERY_DAYS, transaction
 from core.results import ResultsSnapshot
 from db import metric_repository as mrepo
 from db import repositories as repo
@@ -79,7 +79,6 @@ if TYPE_CHECKING:
 
 SCHEDULER = Actor(name="airflow", role="editor")
 """Who the scheduled refresh acts as (audit entries, snapshots and reports name it)."""
-MAX_REFRESH_EVERY_DAYS = 90
 READY_ACTION = "ready_for_decision"
 REFRESH_ACTION = "scheduled_refresh"
 DROP_PREFIX = "incoming"

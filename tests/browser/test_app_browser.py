@@ -131,10 +131,17 @@ def test_app_browser_every_page_after_login(app_url: str, chromium_path: str) ->
             page = browser.new_page(viewport={"width": 1400, "height": 2400})
             page.set_default_timeout(PAGE_TIMEOUT_MS)
             page.goto(app_url)
+            page.get_by_role("textbox", name="Username").wait_for()
+            _settle(page)  # typing into a form that is still being drawn can be lost
             page.get_by_role("textbox", name="Username").fill("demo-editor")
             page.get_by_role("textbox", name="Password").fill("demo-editor")
             page.get_by_role("button", name="Login").click()
-            page.get_by_text("Signed in as").wait_for()
+            try:
+                page.get_by_text("Signed in as").wait_for()
+            except Exception:
+                SCREENSHOTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(SCREENSHOTS / "login-failed.png"), full_page=True)
+                raise
             _check_page(page, "Overview")
 
             nav = page.locator('[data-testid="stSidebarNav"]')

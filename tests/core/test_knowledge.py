@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 from numpy.testing import assert_allclose
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.orm import Session
 from statsmodels.stats.proportion import proportions_ztest
 
@@ -16,7 +16,7 @@ from core import backlog, knowledge, registry, results
 from core.demo import seed_demo
 from core.errors import InvalidInput
 from db import repositories as repo
-from db.models import MetricDailyStat
+from db.models import MetricDailyStat, ResultSnapshot
 from tests.conftest import EDITOR
 
 TODAY = date(2026, 6, 15)
@@ -158,10 +158,11 @@ def _arm_totals(session: Session, experiment_id: int) -> list[tuple[int, int]]:
 
 def test_calibration_uses_realised_lift_and_significance(demo: Session) -> None:
     exp_id = _add_primary_data(demo, "One-page checkout", (8_500, 850), (8_500, 960))
+    demo.execute(delete(ResultSnapshot).where(ResultSnapshot.experiment_id == exp_id))
     (n_c, x_c), (n_t, x_t) = _arm_totals(demo, exp_id)
     result = knowledge.primary_result(demo, experiment_id=exp_id)
     assert result is not None
-    assert result.source.startswith("computed")  # no snapshot stored yet
+    assert result.source.startswith("computed")  # no snapshot stored any more
     # reference: statsmodels two-proportion z-test (pooled), treatment vs control
     _, p_ref = proportions_ztest([x_t, x_c], [n_t, n_c])
     assert_allclose(result.p_value, p_ref, rtol=1e-9)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import delete
 from streamlit.testing.v1 import AppTest
 
-from core import results, results_view
+from core import registry, results, results_view
+from db.models import ResultSnapshot
 from db.session import make_engine, session_factory
 from tests.apptest import login, open_page
 
@@ -99,6 +101,12 @@ def test_results_page_editor_sees_upload_and_refresh(demo_app: str) -> None:
 
 
 def test_results_page_refresh_from_sql_source(fresh_demo_app: str) -> None:
+    engine = make_engine(fresh_demo_app)
+    with session_factory(engine)() as session:  # forget the seeded snapshot
+        exp_id = registry.get_experiment_by_name(session, name="Search ranking v2").id
+        session.execute(delete(ResultSnapshot).where(ResultSnapshot.experiment_id == exp_id))
+        session.commit()
+    engine.dispose()
     at = _results("demo-editor", "Search ranking v2")
     next(b for b in at.button if b.label == "Refresh from the SQL source").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
