@@ -38,6 +38,7 @@ from core.ingestion import (
     COVARIATE_COLUMNS,
     IngestionReport,
     ProgressCallback,
+    _day,
     _noop,
     experiment_context,
     ingest_records,
@@ -308,14 +309,4 @@ def ingest_sql(
 def row_day(row: dict[str, Any]) -> date | None:
     """The day of a result row (its ``day`` or ``date`` column), None if absent or unreadable."""
     lowered = {str(k).lower(): v for k, v in row.items()}
-    value = lowered.get("day", lowered.get("date"))
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(str(value).strip()[:10])
-    except ValueError:
-        return None
+    return _day(lowered.get("day", lowered.get("date")))
