@@ -115,6 +115,11 @@ def _check_page(page, title: str) -> None:  # type: ignore[no-untyped-def]
         main.get_by_text(text, exact=False).first.wait_for(state="visible",
                                                            timeout=PAGE_TIMEOUT_MS)
     _settle(page)
+    page.wait_for_function(  # every plotly chart has drawn its SVG before the screenshot
+        "() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
+        ".every(c => c.querySelector('svg.main-svg'))",
+        timeout=PAGE_TIMEOUT_MS,
+    )
     assert page.locator('[data-testid="stException"]').count() == 0, f"{title}: exception shown"
     SCREENSHOTS.mkdir(exist_ok=True)
     shot = SCREENSHOTS / f"{title.lower()}.png"
