@@ -31,7 +31,7 @@ import hashlib
 import json
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -52,6 +52,7 @@ from core.stats import (
 )
 from core.types import Alternative, DecisionState, MetricKind
 from db import metric_repository as mrepo
+from db import repositories as repo
 from db.metric_repository import DailyStatRow
 from db.models import Experiment
 
@@ -648,12 +649,66 @@ def latest_snapshot(session: Session, *, experiment_id: int) -> ResultsSnapshot 
     return None if row is None else _from_row(row)
 
 
+def latest_snapshot_json(session: Session, *, experiment_id: int) -> str | None:
+    """The newest stored snapshot as a JSON document, or None; NotFound without the experiment.
+
+    The same document as serialising :func:`latest_snapshot` through its dataclasses (fields in
+    their order, UTC timestamps ending in ``Z``, non-finite numbers as null), built from the
+    stored payload without rebuilding them: what the API serves on every poll.
+    """
+    found = mrepo.latest_snapshot_payload(session, experiment_id=experiment_id)
+    if found is None:
+        _require_experiment(session, experiment_id)
+        return None
+    snapshot_id, computed_by, payload = found
+    document: dict[str, Any] = {}
+    for f in _SNAPSHOT_FIELDS:
+        if f.name in payload:
+            document[f.name] = payload[f.name]
+        elif f.default is not MISSING:
+            document[f.name] = f.default
+        else:
+            raise ValueError(
+                f"Results snapshot {snapshot_id} has no '{f.name}': refresh the results."
+            )
+    document["snapshot_id"] = snapshot_id
+    document["computed_by"] = computed_by
+    computed_at = document["computed_at"]
+    if isinstance(computed_at, str) and computed_at.endswith("+00:00"):
+        document["computed_at"] = computed_at[: -len("+00:00")] + "Z"
+    try:
+        return json.dumps(document, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(document), ensure_ascii=False, allow_nan=False)
+
+
 def snapshot_history(
     session: Session, *, experiment_id: int, limit: int | None = None
 ) -> list[ResultsSnapshot]:
-    """Stored snapshots, newest first."""
-    return [_from_row(r) for r in mrepo.snapshots(session, experiment_id=experiment_id,
-                                                  limit=limit)]
+    """Stored snapshots, newest first; NotFound when there is no such experiment."""
+    rows = mrepo.snapshots(session, experiment_id=experiment_id, limit=limit)
+    if not rows:
+        _require_experiment(session, experiment_id)
+    return [_from_row(r) for r in rows]
+
+
+_SNAPSHOT_FIELDS = fields(ResultsSnapshot)
+
+
+def _require_experiment(session: Session, experiment_id: int) -> None:
+    if not repo.experiment_exists(session, experiment_id=experiment_id):
+        raise NotFound(f"No experiment with id {experiment_id}.")
+
+
+def _finite(value: Any) -> Any:
+    """`value` with NaN and infinities replaced by None, as pydantic serialises them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------- daily series

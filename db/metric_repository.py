@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -230,6 +230,24 @@ def latest_snapshot(session: Session, *, experiment_id: int) -> ResultSnapshot |
         .order_by(ResultSnapshot.computed_at.desc(), ResultSnapshot.id.desc())
         .limit(1)
     )
+
+
+_SNAPSHOTS = ResultSnapshot.__table__
+_LATEST_PAYLOAD = (
+    select(_SNAPSHOTS.c.id, _SNAPSHOTS.c.computed_by, _SNAPSHOTS.c.payload)
+    .where(_SNAPSHOTS.c.experiment_id == bindparam("experiment_id"))
+    .order_by(_SNAPSHOTS.c.computed_at.desc(), _SNAPSHOTS.c.id.desc())
+    .limit(1)
+)
+"""Built once (Core, a bound parameter): the API serves it on every poll."""
+
+
+def latest_snapshot_payload(
+    session: Session, *, experiment_id: int
+) -> tuple[int, str, dict[str, Any]] | None:
+    """The newest snapshot's id, author and stored payload, without building the ORM object."""
+    row = session.execute(_LATEST_PAYLOAD, {"experiment_id": experiment_id}).first()
+    return None if row is None else (row.id, row.computed_by, row.payload)
 
 
 def snapshots(

@@ -17,6 +17,12 @@ def get_experiment(session: Session, *, experiment_id: int) -> Experiment | None
     return session.get(Experiment, experiment_id)
 
 
+def experiment_exists(session: Session, *, experiment_id: int) -> bool:
+    """Whether the experiment exists, without loading it."""
+    found = session.scalar(select(Experiment.id).where(Experiment.id == experiment_id))
+    return found is not None
+
+
 def experiment_id_by_name(session: Session, *, name: str) -> int | None:
     return session.scalar(
         select(Experiment.id).where(func.lower(Experiment.name) == name.strip().lower())

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from api.deps import ExperimentId, Reader, SessionDep, Writer
 from api.errors import responses
 from api.schemas import SafeText
-from core import registry, results
+from core import results
 from core.errors import NotFound
 from core.results import ResultsSnapshot, SeriesPoint
 
@@ -18,18 +18,15 @@ router = APIRouter(prefix="/experiments/{experiment_id}/results", tags=["results
 
 
 @router.get("", response_model=ResultsSnapshot, responses=responses(404, 422))
-def latest_results(
-    experiment_id: ExperimentId, session: SessionDep, _actor: Reader
-) -> ResultsSnapshot:
+def latest_results(experiment_id: ExperimentId, session: SessionDep, _actor: Reader) -> Response:
     """The newest stored snapshot (served as stored, not recomputed)."""
-    snapshot = results.latest_snapshot(session, experiment_id=experiment_id)
-    if snapshot is None:
-        registry.get_experiment(session, experiment_id=experiment_id)
+    document = results.latest_snapshot_json(session, experiment_id=experiment_id)
+    if document is None:
         raise NotFound(
             f"Experiment {experiment_id} has no results yet: load data, then POST "
             f"/api/v1/experiments/{experiment_id}/results/refresh."
         )
-    return snapshot
+    return Response(document, media_type="application/json")
 
 
 @router.get("/history", response_model=list[ResultsSnapshot], responses=responses(404, 422))
@@ -40,7 +37,6 @@ def results_history(
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
 ) -> list[ResultsSnapshot]:
     """Stored snapshots, newest first."""
-    registry.get_experiment(session, experiment_id=experiment_id)
     return results.snapshot_history(session, experiment_id=experiment_id, limit=limit)
 
 

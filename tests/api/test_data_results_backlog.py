@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import results
+from db import metric_repository as mrepo
 from db.models import MetricDailyStat
 from tests.api.conftest import draft, headers, make_app
 
@@ -116,7 +121,54 @@ def test_data_sql_refresh_without_source_is_404(
 
 def test_results_of_missing_experiment_is_404(client: TestClient, writer: dict) -> None:
     for path in ("results", "results/history", "results/series"):
-        assert client.get(f"{URL}/77777/{path}", headers=writer).status_code == 404
+        response = client.get(f"{URL}/77777/{path}", headers=writer)
+        assert response.status_code == 404
+        if path != "results/series":
+            assert response.json()["detail"] == "No experiment with id 77777."
+
+
+def test_results_history_of_experiment_without_results_is_empty(
+    client: TestClient, writer: dict[str, str], running: int
+) -> None:
+    response = client.get(f"{URL}/{running}/results/history", headers=writer)
+    assert response.status_code == 200 and response.json() == []
+    assert "has no results yet" in client.get(f"{URL}/{running}/results",
+                                              headers=writer).json()["detail"]
+
+
+def test_results_latest_is_the_snapshot_as_its_schema_serialises_it(
+    client: TestClient, session: Session, writer: dict[str, str], running: int
+) -> None:
+    client.post(f"{URL}/{running}/data", headers=writer,
+                files={"file": ("daily.csv", aggregate_csv(), "text/csv")})
+    assert client.post(f"{URL}/{running}/results/refresh", headers=writer).status_code == 200
+    response = client.get(f"{URL}/{running}/results", headers=writer)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    stored = results.latest_snapshot(session, experiment_id=running)
+    assert stored is not None
+    expected = TypeAdapter(results.ResultsSnapshot).dump_json(stored)
+    assert response.json() == json.loads(expected)
+    assert list(response.json()) == list(json.loads(expected))
+    assert response.json()["computed_at"].endswith("Z")
+
+
+def test_results_latest_serves_non_finite_numbers_as_null(
+    client: TestClient, session: Session, writer: dict[str, str], running: int
+) -> None:
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's json type refuses NaN, so such a payload cannot be stored")
+    client.post(f"{URL}/{running}/data", headers=writer,
+                files={"file": ("daily.csv", aggregate_csv(), "text/csv")})
+    snapshot = client.post(f"{URL}/{running}/results/refresh", headers=writer).json()
+    payload = {**snapshot, "fingerprint": "nan", "alpha": math.nan, "progress": math.inf}
+    mrepo.add_snapshot(session, experiment_id=running, computed_by="test",
+                       computed_at=datetime.now(UTC), as_of=None, data_through=None,
+                       fingerprint="nan", payload=payload)
+    session.commit()
+    latest = client.get(f"{URL}/{running}/results", headers=writer).json()
+    assert latest["fingerprint"] == "nan" and latest["computed_by"] == "test"
+    assert latest["alpha"] is None and latest["progress"] is None
 
 
 # ----------------------------------------------------------------------------- backlog
