@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Header, Path, Security
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from api.schemas import MAX_INT
 from core import api_keys
@@ -23,10 +26,18 @@ def _sessions() -> sessionmaker[Session]:
     return session_factory()
 
 
-def get_session() -> Iterator[Session]:
-    """One session per request; the services own their transactions."""
-    with _sessions()() as session:
+async def get_session() -> AsyncIterator[Session]:
+    """One session per request; the services own their transactions.
+
+    Opening a session does no IO, so it happens on the event loop; closing it (which hands its
+    connection back to the pool) runs in a worker thread of its own, shielded from cancellation.
+    """
+    session = _sessions()()
+    try:
         yield session
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -38,11 +49,17 @@ api_key_header = APIKeyHeader(
 )
 
 
-def current_actor(
+async def current_actor(
     session: SessionDep, key: Annotated[str | None, Security(api_key_header)]
 ) -> Actor:
-    """The key's owner (`api:<key name>`), with the role its scope grants; 401 otherwise."""
-    return api_keys.authenticate(session, key=key)
+    """The key's owner (`api:<key name>`), with the role its scope grants; 401 otherwise.
+
+    A key accepted in the last few seconds is not looked up again (see core.api_keys).
+    """
+    actor = api_keys.recently_accepted(key)
+    if actor is None:
+        actor = await run_in_threadpool(api_keys.authenticate, session, key=key)
+    return actor
 
 
 Reader = Annotated[Actor, Depends(current_actor)]

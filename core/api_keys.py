@@ -3,6 +3,11 @@
 Only the SHA-256 hash of a key and its first characters (to recognise it in a list) are
 stored. A key acts as ``api:<key name>`` with the role its scope grants, so every audit entry
 made through it records whose key it was.
+
+A process remembers a key it accepted for :data:`AUTH_CACHE_SECONDS` (by its hash, never the
+plaintext), so a client polling the API is not looked up on every request. Revoking a key
+forgets it in the revoking process at once; other processes (API workers, when the CLI revokes)
+refuse it at most that many seconds later.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,6 +36,11 @@ PREFIX_LENGTH = 12
 SCOPE_ROLES: dict[str, Role] = {"read": "viewer", "write": "editor", "admin": "admin"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MAX_KEY_LENGTH = 128
+AUTH_CACHE_SECONDS = 5.0
+"""How long a process keeps accepting a key it checked without looking it up again."""
+_AUTH_CACHE_SIZE = 1024
+_accepted: dict[str, tuple[float, Actor]] = {}
+"""Key hash -> (monotonic expiry, actor): keys this process accepted recently."""
 
 
 class InvalidApiKey(DomainError):
@@ -139,11 +150,25 @@ def revoke_api_key(session: Session, *, name: str, actor: Actor = SYSTEM) -> Api
                 action="revoke",
                 changes={"revoked_at": [None, row.revoked_at.isoformat()]},
             )
+    _accepted.pop(row.key_hash, None)
     return _view(row)
+
+
+def recently_accepted(key: str | None) -> Actor | None:
+    """The actor behind `key` if this process accepted it in the last AUTH_CACHE_SECONDS (no IO)."""
+    if not key or len(key) > _MAX_KEY_LENGTH:
+        return None
+    found = _accepted.get(hash_key(key))
+    if found is None or found[0] <= time.monotonic():
+        return None
+    return found[1]
 
 
 def authenticate(session: Session, *, key: str | None) -> Actor:
     """The actor behind `key`; raises InvalidApiKey when it is missing, unknown or revoked."""
+    actor = recently_accepted(key)
+    if actor is not None:
+        return actor
     if not key:
         raise InvalidApiKey("Send your API key in the X-API-Key header.")
     if len(key) > _MAX_KEY_LENGTH or not key.startswith(KEY_PREFIX):
@@ -154,4 +179,8 @@ def authenticate(session: Session, *, key: str | None) -> Actor:
         raise InvalidApiKey("Unknown API key: check it, or ask an admin to create one.")
     if row.revoked_at is not None:
         raise InvalidApiKey(f"The API key '{row.name}' was revoked: ask an admin for a new one.")
-    return actor_for(row.name, row.scope)
+    actor = actor_for(row.name, row.scope)
+    if len(_accepted) >= _AUTH_CACHE_SIZE:
+        _accepted.clear()
+    _accepted[digest] = (time.monotonic() + AUTH_CACHE_SECONDS, actor)
+    return actor

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core import api_keys
-from db.models import AuditEntry, Experiment, Metric
+from db.models import ApiKey, AuditEntry, Experiment, Metric
 from tests.api.conftest import draft, headers
 
 READS = [
@@ -60,6 +60,32 @@ def test_auth_revoked_key_is_401(
     response = client.get("/api/v1/metrics", headers=headers(keys["read"]))
     assert response.status_code == 401
     assert "revoked" in response.json()["detail"]
+
+
+def test_auth_key_revoked_elsewhere_is_refused_within_the_cache_time(
+    client: TestClient, session: Session, keys: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A revocation by another process (no in-process eviction) holds at most
+    AUTH_CACHE_SECONDS later."""
+    now = [1000.0]
+    monkeypatch.setattr(api_keys.time, "monotonic", lambda: now[0])
+    assert client.get("/api/v1/metrics", headers=headers(keys["read"])).status_code == 200
+    session.execute(
+        update(ApiKey).where(ApiKey.name == "reader").values(revoked_at=func.now())
+    )
+    session.commit()
+    now[0] += api_keys.AUTH_CACHE_SECONDS - 0.1
+    assert client.get("/api/v1/metrics", headers=headers(keys["read"])).status_code == 200
+    now[0] += 0.2
+    response = client.get("/api/v1/metrics", headers=headers(keys["read"]))
+    assert response.status_code == 401 and "revoked" in response.json()["detail"]
+
+
+def test_auth_cache_keeps_hashes_not_keys(client: TestClient, keys: dict[str, str]) -> None:
+    assert client.get("/api/v1/metrics", headers=headers(keys["read"])).status_code == 200
+    assert api_keys.hash_key(keys["read"]) in api_keys._accepted
+    assert keys["read"] not in api_keys._accepted
 
 
 @pytest.mark.parametrize(("method", "path", "body"), WRITES)
