@@ -6,6 +6,9 @@ Versioned under /api/v1; OpenAPI at /openapi.json, interactive docs at /docs. Ev
 
 from __future__ import annotations
 
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -35,6 +38,22 @@ as the app.
 Send an API key in the `X-API-Key` header (a read key reads; write and admin keys also write).
 Errors are RFC 9457 problem details (`application/problem+json`). Updates name the version
 they were based on (`If-Match` or `version` in the body); a stale one gets 409."""
+
+
+_gc_frozen = False
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Once per process, at start-up: move the objects built at import (modules, routes,
+    schemas: ~170 000) out of the cyclic garbage collector (``gc.freeze``). Its full passes
+    over them otherwise stall every request in flight, by up to ~100 ms each under load."""
+    global _gc_frozen
+    if not _gc_frozen:
+        gc.collect()
+        gc.freeze()
+        _gc_frozen = True
+    yield
 
 
 class BodySizeLimit:
@@ -83,7 +102,9 @@ class BodySizeLimit:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API; `settings` defaults to the process-wide ones."""
     settings = settings or get_settings()
-    app = FastAPI(title="ExperimentOS API", version="1", description=DESCRIPTION)
+    app = FastAPI(
+        title="ExperimentOS API", version="1", description=DESCRIPTION, lifespan=lifespan
+    )
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
