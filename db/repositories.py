@@ -8,13 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from db.models import AuditEntry, Experiment, Metric
 
 
 def get_experiment(session: Session, *, experiment_id: int) -> Experiment | None:
-    return session.get(Experiment, experiment_id)
+    """The experiment with its variants and metrics, in one query (joined, not one per
+    collection as the relationships load by default)."""
+    return session.scalars(
+        select(Experiment)
+        .where(Experiment.id == experiment_id)
+        .options(joinedload(Experiment.variants), joinedload(Experiment.metric_links))
+    ).unique().one_or_none()
 
 
 def experiment_exists(session: Session, *, experiment_id: int) -> bool:
