@@ -1,0 +1,200 @@
+"""One way to write a number for people: pages, reports, the planner's sentences and CSV exports.
+
+Every function accepts ``None`` and non-finite floats and then returns :data:`MISSING` ("—"), so
+no page ever shows ``None``, ``nan`` or ``inf`` where a number should be. Percentages take
+fractions (``0.123`` → ``"12.3%"``). CSV exports use :func:`csv_number`: plain digits a
+spreadsheet parses, missing values left empty.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime
+from typing import Any
+
+MISSING = "—"
+MINUS = "−"
+"""U+2212, the typographic minus: lines up with "+" in tables."""
+
+
+def _finite(x: Any) -> float | None:
+    if x is None:
+        return None
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _minus(text: str) -> str:
+    return text.replace("-", MINUS, 1) if text.startswith("-") else text
+
+
+def _trim(text: str) -> str:
+    """'12.50' -> '12.5', '3.00' -> '3' (only after a decimal point)."""
+    if "." not in text:
+        return text
+    text = text.rstrip("0")
+    return text[:-1] if text.endswith(".") else text
+
+
+def percent(x: float | None, digits: int = 1, *, trim: bool = False) -> str:
+    """A fraction as a percentage: ``percent(0.1234)`` → ``"12.3%"``.
+
+    ``trim=True`` drops trailing zeros, so a value the user typed as 5% reads "5%", not "5.0%".
+    """
+    value = _finite(x)
+    if value is None:
+        return MISSING
+    text = f"{value * 100:.{digits}f}"
+    if trim:
+        text = _trim(text)
+    if float(text) == 0:
+        text = text.lstrip("-")
+    return _minus(text) + "%"
+
+
+def signed_percent(x: float | None, digits: int = 1) -> str:
+    """A relative lift with its sign: ``0.012`` → ``"+1.2%"``, ``-0.03`` → ``"−3.0%"``."""
+    value = _finite(x)
+    if value is None:
+        return MISSING
+    text = f"{value * 100:+.{digits}f}"
+    if float(text) == 0:
+        text = f"{0:.{digits}f}"
+    return _minus(text) + "%"
+
+
+def pvalue(p: float | None) -> str:
+    """A p-value: 3 significant digits, ``"<0.001"`` below 0.001, ``"1"`` at 1."""
+    value = _finite(p)
+    if value is None:
+        return MISSING
+    if value < 0.001:
+        return "<0.001"
+    if value >= 0.9995:
+        return "1"
+    return _trim(f"{value:.3g}") if value >= 0.01 else f"{value:.3f}"
+
+
+def number(x: float | None, sig: int = 4) -> str:
+    """A measured value with ``sig`` significant digits and thousands separators.
+
+    ``number(37333.3333)`` → ``"37,333"``; ``number(9.75321)`` → ``"9.753"``; whole numbers
+    stay whole (``96000.0`` → ``"96,000"``).
+    """
+    value = _finite(x)
+    if value is None:
+        return MISSING
+    if value == 0:
+        return "0"
+    if value.is_integer() and abs(value) < 1e15:
+        return _minus(f"{int(value):,}")
+    magnitude = math.floor(math.log10(abs(value)))
+    decimals = max(0, sig - 1 - magnitude)
+    if abs(value) >= 1e15 or abs(value) < 1e-6:
+        return _minus(f"{value:.{sig - 1}e}")
+    return _minus(_trim(f"{value:,.{decimals}f}"))
+
+
+def signed_number(x: float | None, sig: int = 4) -> str:
+    """An absolute difference with its sign: ``0.25`` → ``"+0.25"``, ``-3`` → ``"−3"``."""
+    value = _finite(x)
+    if value is None:
+        return MISSING
+    text = number(value, sig)
+    return text if value < 0 or text == "0" else "+" + text
+
+
+def count(n: int | float | None) -> str:
+    """A count of units, days or rows: ``12345`` → ``"12,345"``."""
+    value = _finite(n)
+    if value is None:
+        return MISSING
+    return _minus(f"{round(value):,}")
+
+
+def plural(n: int, word: str, plural_word: str | None = None) -> str:
+    """``plural(1, "day")`` → ``"1 day"``, ``plural(3, "day")`` → ``"3 days"``."""
+    return f"{count(n)} {word if n == 1 else (plural_word or word + 's')}"
+
+
+def money(x: float | None, currency: str = "$") -> str:
+    """An amount of money with two decimals: ``1234.5`` → ``"$1,234.50"``."""
+    value = _finite(x)
+    if value is None:
+        return MISSING
+    sign = MINUS if value < 0 else ""
+    return f"{sign}{currency}{abs(value):,.2f}"
+
+
+def metric_value(kind: str, x: float | None) -> str:
+    """A metric's value per unit: a conversion rate as a percentage (2 decimals), else a number."""
+    if kind == "binomial":
+        return percent(x, 2)
+    return number(x)
+
+
+def _bound(x: float | None, fmt: Any, side: int) -> str:
+    if x is not None and isinstance(x, float) and math.isinf(x):
+        return f"{MINUS}∞" if x < 0 else "+∞"
+    if x is None and side:
+        return f"{MINUS}∞" if side < 0 else "+∞"
+    return str(fmt(x))
+
+
+def interval(
+    low: float | None, high: float | None, fmt: Any = signed_percent, *, open_ends: bool = False
+) -> str:
+    """A confidence interval: ``"[−1.2%, +3.4%]"``.
+
+    ``fmt`` formats each bound (default :func:`signed_percent`). A one-sided interval has an
+    infinite bound, shown as ``"−∞"`` / ``"+∞"`` with an open bracket; with ``open_ends=True``
+    a ``None`` bound is read as that infinite end too. Without either bound it is :data:`MISSING`.
+    """
+    low_inf = low is None and open_ends or isinstance(low, float) and math.isinf(low)
+    high_inf = high is None and open_ends or isinstance(high, float) and math.isinf(high)
+    if (low is None and not low_inf) or (high is None and not high_inf) or (low_inf and high_inf):
+        return MISSING
+    left = f"({MINUS}∞" if low_inf else "[" + _bound(low, fmt, 0)
+    right = "+∞)" if high_inf else _bound(high, fmt, 0) + "]"
+    return f"{left}, {right}"
+
+
+def ci_label(alpha: float, sequential: bool = False) -> str:
+    """``"95% CI"`` or ``"95% always-valid CI"`` for a test at ``alpha``."""
+    level = _trim(f"{(1 - alpha) * 100:.4f}")
+    return f"{level}% always-valid CI" if sequential else f"{level}% CI"
+
+
+def day(d: date | datetime | None) -> str:
+    """An ISO date, ``"2026-12-02"``."""
+    if d is None:
+        return MISSING
+    if isinstance(d, datetime):
+        d = d.astimezone(UTC).date() if d.tzinfo else d.date()
+    return d.isoformat()
+
+
+def timestamp(dt: datetime | date | None) -> str:
+    """A moment in UTC, ``"2026-12-02 13:45 UTC"`` (a plain date stays a date)."""
+    if dt is None:
+        return MISSING
+    if not isinstance(dt, datetime):
+        return dt.isoformat()
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def label(name: str) -> str:
+    """A snake_case code as words for people: ``"too_early"`` → ``"Too early"``."""
+    words = name.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+def csv_number(x: float | None) -> str:
+    """A number for a CSV export: 6 significant digits, no separators, empty when missing."""
+    value = _finite(x)
+    return "" if value is None else f"{value:.6g}"

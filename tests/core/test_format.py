@@ -1,0 +1,81 @@
+"""core.format: the one way numbers are written for people."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+
+from core import format as fmt
+
+
+@pytest.mark.parametrize("value", [None, math.nan, math.inf, -math.inf, "x"])
+def test_format_missing_values_read_as_a_dash(value: object) -> None:
+    for f in (fmt.percent, fmt.signed_percent, fmt.pvalue, fmt.number, fmt.signed_number,
+              fmt.count, fmt.money):
+        assert f(value) == fmt.MISSING  # type: ignore[arg-type]
+    assert fmt.csv_number(value) == ""  # type: ignore[arg-type]
+
+
+def test_format_percent_and_signed_percent() -> None:
+    assert fmt.percent(0.1234) == "12.3%"
+    assert fmt.percent(0.05, 2) == "5.00%"
+    assert fmt.percent(0.05, 4, trim=True) == "5%"
+    assert fmt.percent(0.0125, 4, trim=True) == "1.25%"
+    assert fmt.percent(-0.02) == "−2.0%"
+    assert fmt.percent(-0.00001) == "0.0%"
+    assert fmt.signed_percent(0.012) == "+1.2%"
+    assert fmt.signed_percent(-0.03) == "−3.0%"
+    assert fmt.signed_percent(-0.00001) == "0.0%"
+
+
+def test_format_pvalue() -> None:
+    assert fmt.pvalue(0.0492) == "0.0492"
+    assert fmt.pvalue(0.05) == "0.05"
+    assert fmt.pvalue(0.5) == "0.5"
+    assert fmt.pvalue(0.0012) == "0.001"
+    assert fmt.pvalue(0.00049) == "<0.001"
+    assert fmt.pvalue(0.99999) == "1"
+
+
+def test_format_numbers_counts_money() -> None:
+    assert fmt.number(96000.0) == "96,000"
+    assert fmt.number(37333.3333) == "37,333"
+    assert fmt.number(9.75321) == "9.753"
+    assert fmt.number(0.012345) == "0.01235"
+    assert fmt.number(-2.5) == "−2.5"
+    assert fmt.number(0.0) == "0"
+    assert fmt.number(1.5e-9) == "1.500e-09"
+    assert fmt.signed_number(0.25) == "+0.25"
+    assert fmt.signed_number(-3.0) == "−3"
+    assert fmt.count(12345) == "12,345"
+    assert fmt.count(12345.0) == "12,345"
+    assert fmt.plural(1, "day") == "1 day"
+    assert fmt.plural(1200, "user") == "1,200 users"
+    assert fmt.money(1234.5) == "$1,234.50"
+    assert fmt.money(-3, "€") == "−€3.00"
+    assert fmt.metric_value("binomial", 0.1234) == "12.34%"
+    assert fmt.metric_value("mean", 9.75321) == "9.753"
+
+
+def test_format_interval_closed_and_one_sided() -> None:
+    assert fmt.interval(-0.012, 0.034) == "[−1.2%, +3.4%]"
+    assert fmt.interval(-0.012, math.inf) == "[−1.2%, +∞)"
+    assert fmt.interval(-math.inf, 0.034) == "(−∞, +3.4%]"
+    assert fmt.interval(None, 0.034, open_ends=True) == "(−∞, +3.4%]"
+    assert fmt.interval(None, 0.034) == fmt.MISSING
+    assert fmt.interval(1.5, 2.25, fmt.signed_number) == "[+1.5, +2.25]"
+
+
+def test_format_labels_dates_and_csv() -> None:
+    assert fmt.ci_label(0.05) == "95% CI"
+    assert fmt.ci_label(0.1, True) == "90% always-valid CI"
+    assert fmt.ci_label(0.025) == "97.5% CI"
+    assert fmt.day(date(2026, 12, 2)) == "2026-12-02"
+    later = datetime(2026, 12, 2, 14, 45, tzinfo=timezone(timedelta(hours=1)))
+    assert fmt.timestamp(later) == "2026-12-02 13:45 UTC"
+    assert fmt.timestamp(datetime(2026, 12, 2, 13, 45, tzinfo=UTC)) == "2026-12-02 13:45 UTC"
+    assert fmt.label("too_early") == "Too early"
+    assert fmt.csv_number(0.123456789) == "0.123457"
+    assert fmt.csv_number(3.0) == "3"
