@@ -74,7 +74,8 @@ class Measured:
 
 def _seed(url: str) -> tuple[int, str]:
     """Migrate and seed the database at `url`; return the showcase experiment's id and a key."""
-    from core import api_keys, registry, results
+    from core import api_keys, registry
+    from core.analysis import results
     from core.auth import Actor
     from core.demo import seed_demo
     from db.migrate import upgrade

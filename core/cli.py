@@ -219,8 +219,8 @@ def _refresh_args(p: argparse.ArgumentParser) -> None:
 @command("refresh", "Recompute results and store a snapshot (skipped when nothing changed).",
          _refresh_args)
 def _refresh(args: argparse.Namespace) -> int:
+    from core.analysis.results import refresh_results, refresh_running
     from core.auth import Actor
-    from core.results import refresh_results, refresh_running
     from db import repositories as repo
 
     actor = Actor(name=_CLI_ACTOR_NAME, role="admin")

@@ -242,7 +242,7 @@ def seed_demo(session: Session, *, today: date | None = None) -> str:
 
 def _seed_snapshots(session: Session) -> int:
     """Store a first results snapshot for every demo experiment with data and none yet."""
-    from core import results
+    from core.analysis import results
 
     stored = 0
     for exp in registry.all_experiments(session):

@@ -9,7 +9,7 @@
   when the idea was promoted, else the experiment's current inputs) with the realised lift of
   the primary metric and its significance.
 
-The primary-metric result comes from :mod:`core.results` (the latest stored snapshot, else
+The primary-metric result comes from :mod:`core.analysis.results` (the latest stored snapshot, else
 computed on the spot without storing): the realised lift, its (adjusted) p-value, and whether
 the results call it ``significant``. With several treatments the best one in the metric's good
 direction is reported.
@@ -26,7 +26,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import registry, results
+from core import registry
+from core.analysis import results
 from core.backlog import HIGH_CONFIDENCE, RICE_FIELDS
 from core.errors import InvalidInput
 from core.registry import ExperimentView
@@ -102,7 +103,7 @@ def primary_result(session: Session, *, experiment_id: int) -> PrimaryResult | N
     """The primary metric's realised lift and significance; None when it has no data.
 
     Read from the latest stored results snapshot, else computed (not stored) by
-    :func:`core.results.compute_results`; with several treatments, the best one in the
+    :func:`core.analysis.results.compute_results`; with several treatments, the best one in the
     metric's good direction.
     """
     snapshot = results.latest_snapshot(session, experiment_id=experiment_id)

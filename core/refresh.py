@@ -66,10 +66,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.analysis.results import ResultsSnapshot
 from core.auth import Actor
 from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry import MAX_REFRESH_EVERY_DAYS, transaction
-from core.results import ResultsSnapshot
 from db import metric_repository as mrepo
 from db import repositories as repo
 from db.models import AuditEntry, Experiment, ReportArtifact, ResultSnapshot
@@ -546,7 +546,7 @@ def recompute_results(
 ) -> RecomputeOutcome:
     """Results as of the interval's last day, stored unless a snapshot with the same inputs
     exists; the flags raised. A new snapshot is audited (``scheduled_refresh``, with flags)."""
-    from core.results import compute_results, refresh_results
+    from core.analysis.results import compute_results, refresh_results
 
     actor.require("editor", "refresh results")
     _start, as_of = _interval(interval_start, interval_end)

@@ -47,13 +47,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import registry
-from core import results as results_service
+from core.analysis import results as results_service
+from core.analysis.results import MetricComparison, ResultsSnapshot, SeriesPoint
 from core.artifacts import ArtifactStore, get_store, sha256_hex
 from core.auth import Actor
 from core.config import get_settings
 from core.errors import DomainError, NotFound
 from core.registry import AuditRecord, ExperimentView, transaction
-from core.results import MetricComparison, ResultsSnapshot, SeriesPoint
 from core.stats import (
     SufficientStats,
     mde_mean,

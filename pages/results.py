@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import results, results_view
+from core.analysis import results, views
 from core.errors import DomainError
 from ui import charts
 from ui.auth import current_actor
@@ -21,9 +21,9 @@ BADGES = {
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def load_choices() -> list[results_view.ExperimentChoice]:
+def load_choices() -> list[views.ExperimentChoice]:
     with db_session() as session:
-        return results_view.experiments_with_results(session)
+        return views.experiments_with_results(session)
 
 
 @st.cache_data(ttl=60, show_spinner="Computing results…")
@@ -32,7 +32,7 @@ def load_results(experiment_id: int):  # type: ignore[no-untyped-def]
         return (
             results.compute_results(session, experiment_id=experiment_id),
             results.cumulative_series(session, experiment_id=experiment_id),
-            results_view.daily_units(session, experiment_id=experiment_id),
+            views.daily_units(session, experiment_id=experiment_id),
         )
 
 
@@ -78,7 +78,7 @@ for c in snapshot.comparisons:
     st.markdown(f"**{c.metric}** ({c.role}) · {c.treatment} vs {c.control} "
                 f":{BADGES[c.decision_state]}-badge[{c.decision_state}]  \n{c.reason}")
 
-table = pd.DataFrame(results_view.results_table(snapshot))
+table = pd.DataFrame(views.results_table(snapshot))
 if not table.empty:
     st.dataframe(
         table.drop(columns=["reason", "kind"]), hide_index=True, width="stretch",
@@ -92,7 +92,7 @@ if not table.empty:
             "treatment_value": st.column_config.NumberColumn("treatment", format="%.4g"),
         },
     )
-    st.download_button("Download results (CSV)", results_view.results_csv(snapshot),
+    st.download_button("Download results (CSV)", views.results_csv(snapshot),
                        f"results_{choice.id}.csv", "text/csv")
 
 # ---------------------------------------------------------------- charts
@@ -117,7 +117,7 @@ with u1:
         bar = st.progress(0.0, text="Starting")
         try:
             with db_session() as session:
-                report, _ = results_view.load_upload(
+                report, _ = views.load_upload(
                     session, experiment_id=choice.id, filename=upload.name,
                     data=upload.getvalue(), actor=actor,
                     progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
@@ -136,7 +136,7 @@ with u2:
         bar = st.progress(0.0, text="Starting")
         try:
             with db_session() as session:
-                report, _ = results_view.refresh_from_source(
+                report, _ = views.refresh_from_source(
                     session, experiment_id=choice.id, actor=actor,
                     progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
         except DomainError as exc:

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from core.analysis.results import MetricComparison, SeriesPoint
+from core.analysis.views import DailyUnits
 from core.planning import Curve
-from core.results import MetricComparison, SeriesPoint
-from core.results_view import DailyUnits
 
 STATE_COLOURS = {
     "significant": "#1a7f37",

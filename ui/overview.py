@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import portfolio, registry
+from core import registry
+from core.analysis import portfolio
 from ui.state import db_session
 
 

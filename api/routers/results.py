@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query, Response
 from api.deps import ExperimentId, Reader, SessionDep, Writer
 from api.errors import responses
 from api.schemas import SafeText
-from core import results
+from core.analysis import results
+from core.analysis.results import ResultsSnapshot, SeriesPoint
 from core.errors import NotFound
-from core.results import ResultsSnapshot, SeriesPoint
 
 router = APIRouter(prefix="/experiments/{experiment_id}/results", tags=["results"])
 

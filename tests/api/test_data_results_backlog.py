@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import results
+from core.analysis import results
 from db import metric_repository as mrepo
 from db.models import MetricDailyStat
 from tests.api.conftest import draft, headers, make_app

@@ -12,7 +12,8 @@ from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.orm import Session
 from statsmodels.stats.proportion import proportions_ztest
 
-from core import backlog, knowledge, registry, results
+from core import backlog, knowledge, registry
+from core.analysis import results
 from core.demo import seed_demo
 from core.errors import InvalidInput
 from db import repositories as repo

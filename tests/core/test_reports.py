@@ -20,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import catalogue, registry, reports
+from core.analysis.results import compute_results
 from core.artifacts import LocalArtifactStore, S3ArtifactStore
 from core.config import PROJECT_ROOT
 from core.errors import PermissionDenied
 from core.ingestion import ingest_records
-from core.results import compute_results
 from db.models import AuditEntry, ReportArtifact
 from db.session import make_engine
 from tests.conftest import ADMIN, EDITOR, VIEWER

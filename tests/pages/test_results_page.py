@@ -9,7 +9,8 @@ import re
 from sqlalchemy import delete
 from streamlit.testing.v1 import AppTest
 
-from core import registry, results, results_view
+from core import registry
+from core.analysis import results, views
 from db.models import ResultSnapshot
 from db.session import make_engine, session_factory
 from tests.apptest import login, open_page
@@ -35,7 +36,7 @@ def _badges(at: AppTest) -> list[str]:
 def _core_states(url: str, name: str) -> list[str]:
     engine = make_engine(url)
     with session_factory(engine)() as session:
-        choice = next(c for c in results_view.experiments_with_results(session) if c.name == name)
+        choice = next(c for c in views.experiments_with_results(session) if c.name == name)
         snap = results.compute_results(session, experiment_id=choice.id)
     engine.dispose()
     return [c.decision_state for c in snap.comparisons]
@@ -113,7 +114,7 @@ def test_results_page_refresh_from_sql_source(fresh_demo_app: str) -> None:
     assert any(s.value.startswith("Refreshed:") for s in at.success)
     engine = make_engine(fresh_demo_app)
     with session_factory(engine)() as session:
-        choice = next(c for c in results_view.experiments_with_results(session)
+        choice = next(c for c in views.experiments_with_results(session)
                       if c.name == "Search ranking v2")
         stored = results.latest_snapshot(session, experiment_id=choice.id)
     engine.dispose()

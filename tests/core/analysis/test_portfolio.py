@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from core import portfolio, registry
+from core import registry
+from core.analysis import portfolio
 from core.demo import seed_demo
 
 

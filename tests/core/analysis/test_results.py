@@ -16,9 +16,7 @@ from sqlalchemy.orm import Session
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
-from core.errors import PermissionDenied
-from core.ingestion import ingest_file
-from core.results import (
+from core.analysis.results import (
     ResultsSnapshot,
     compute_results,
     cumulative_series,
@@ -26,6 +24,8 @@ from core.results import (
     refresh_results,
     snapshot_history,
 )
+from core.errors import PermissionDenied
+from core.ingestion import ingest_file
 from core.types import DECISION_STATES
 from db import metric_repository as mrepo
 from tests.conftest import EDITOR, VIEWER

@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.orm import Session
 
-from core import registry, results
+from core import registry
+from core.analysis import results
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
-"""What the Results page shows beyond :mod:`core.results`: the experiments to pick from, daily
-units per variant, the results table (also as CSV), and the two data loads an editor can start
-(an uploaded file, or the experiment's SQL source), each followed by a stored results snapshot.
+"""What the Results page shows beyond :mod:`core.analysis.results`: the experiments to pick
+from, daily units per variant, the results table (also as CSV), and the two data loads an editor
+can start (an uploaded file, or the experiment's SQL source), each followed by a stored results
+snapshot.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core import metric_sources, registry, results
+from core import metric_sources, registry
+from core.analysis import results
+from core.analysis.results import ResultsSnapshot
 from core.auth import Actor
 from core.errors import InvalidInput, NotFound
 from core.ingestion import IngestionReport, ProgressCallback, ingest_file
-from core.results import ResultsSnapshot
 from db import metric_repository as mrepo
 from db.models import Experiment
 
@@ -80,7 +82,7 @@ TABLE_COLUMNS = (
 
 def results_table(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
     """One row per metric x treatment, in the snapshot's order, with the decision state exactly
-    as :mod:`core.results` computed it."""
+    as :mod:`core.analysis.results` computed it."""
     return [
         {
             "metric": c.metric, "role": c.role, "kind": c.kind, "treatment": c.treatment,

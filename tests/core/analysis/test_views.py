@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session
 
-from core import catalogue, registry, results, results_view
+from core import catalogue, registry
+from core.analysis import results, views
 from core.demo_data import DEMO_TRUTH, generate_units
 from core.errors import InvalidInput, PermissionDenied
 from db import metric_repository as mrepo
@@ -27,20 +28,20 @@ def demo_session(demo_db_url: str):  # type: ignore[no-untyped-def]
     engine.dispose()
 
 
-def test_results_view_lists_running_then_completed(demo_session: Session) -> None:
-    choices = results_view.experiments_with_results(demo_session)
+def test_views_lists_running_then_completed(demo_session: Session) -> None:
+    choices = views.experiments_with_results(demo_session)
     statuses = [c.status for c in choices]
     assert statuses == sorted(statuses, key=["running", "completed"].index)
     assert len(choices) == 10
     assert [c.name for c in choices if c.has_sql_source] == ["Search ranking v2"]
 
 
-def test_results_view_daily_units_match_the_raw_demo_data(demo_session: Session) -> None:
+def test_views_daily_units_match_the_raw_demo_data(demo_session: Session) -> None:
     name = "Trust badges on cart"
     exp = registry.get_experiment_by_name(demo_session, name=name)
     assert exp.actual_start is not None and exp.actual_end is not None
     raw = generate_units(name, DEMO_TRUTH[name], start=exp.actual_start, last=exp.actual_end)
-    rows = results_view.daily_units(demo_session, experiment_id=exp.id)
+    rows = views.daily_units(demo_session, experiment_id=exp.id)
     for row in rows[:6]:
         expected = np.sum((raw["variant"] == row.variant)
                           & (raw["date"] == np.datetime64(row.day)))
@@ -48,13 +49,13 @@ def test_results_view_daily_units_match_the_raw_demo_data(demo_session: Session)
     assert sum(r.units for r in rows) == raw["variant"].size
 
 
-def test_results_view_table_and_csv_carry_cores_decisions(demo_session: Session) -> None:
+def test_views_table_and_csv_carry_cores_decisions(demo_session: Session) -> None:
     exp = registry.get_experiment_by_name(demo_session, name="Onboarding checklist")
     snap = results.compute_results(demo_session, experiment_id=exp.id)
-    table = results_view.results_table(snap)
+    table = views.results_table(snap)
     assert [r["decision_state"] for r in table] == [c.decision_state for c in snap.comparisons]
-    parsed = list(csv.DictReader(io.StringIO(results_view.results_csv(snap))))
-    assert tuple(parsed[0]) == results_view.TABLE_COLUMNS
+    parsed = list(csv.DictReader(io.StringIO(views.results_csv(snap))))
+    assert tuple(parsed[0]) == views.TABLE_COLUMNS
     assert [r["metric"] for r in parsed] == ["retention_d7", "page_load_time_ms"]
     assert {r["decision_state"] for r in parsed} == {"srm_untrustworthy"}
     assert float(parsed[0]["lift"]) == pytest.approx(snap.comparisons[0].lift, rel=1e-12)
@@ -81,12 +82,12 @@ def _user_csv(start: date, rows: int = 40) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def test_results_view_load_upload_stores_data_and_a_snapshot(
+def test_views_load_upload_stores_data_and_a_snapshot(
     session: Session, running: registry.ExperimentView
 ) -> None:
     assert running.actual_start is not None
     seen: list[float] = []
-    report, snap = results_view.load_upload(
+    report, snap = views.load_upload(
         session, experiment_id=running.id, filename="day1.csv",
         data=_user_csv(running.actual_start), actor=EDITOR,
         progress=lambda f, _m: seen.append(f))
@@ -96,19 +97,19 @@ def test_results_view_load_upload_stores_data_and_a_snapshot(
     assert mrepo.count_daily_stats(session, experiment_id=running.id) == 2
 
 
-def test_results_view_rejected_upload_lists_problems_and_writes_nothing(
+def test_views_rejected_upload_lists_problems_and_writes_nothing(
     session: Session, running: registry.ExperimentView
 ) -> None:
     bad = b"unit_id,variant,conversion\nu1,control,1\nu2,purple,0\nu3,green,maybe\n"
     with pytest.raises(InvalidInput) as err:
-        results_view.load_upload(session, experiment_id=running.id, filename="bad.csv",
+        views.load_upload(session, experiment_id=running.id, filename="bad.csv",
                                  data=bad, actor=EDITOR)
     text = " ".join(err.value.problems)
     assert "maybe" in text and "u3" in text  # names the row and column to fix
     assert mrepo.count_daily_stats(session, experiment_id=running.id) == 0
     with pytest.raises(InvalidInput, match=".csv, .csv.gz or .parquet"):
-        results_view.load_upload(session, experiment_id=running.id, filename="data.xlsx",
+        views.load_upload(session, experiment_id=running.id, filename="data.xlsx",
                                  data=b"x", actor=EDITOR)
     with pytest.raises(PermissionDenied):
-        results_view.load_upload(session, experiment_id=running.id, filename="a.csv",
+        views.load_upload(session, experiment_id=running.id, filename="a.csv",
                                  data=_user_csv(date.today()), actor=VIEWER)
