@@ -42,7 +42,7 @@ def best_of(fn: Callable[[], object], repeats: int) -> float:
 def empty_page() -> bytes:
     from fpdf import FPDF
 
-    from core.reports import _font_files
+    from core.reports.pdf import _font_files
 
     pdf = FPDF()
     for style, path in _font_files().items():

@@ -67,7 +67,7 @@ def signed_percent(x: float | None, digits: int = 1) -> str:
 
 
 def pvalue(p: float | None) -> str:
-    """A p-value: 3 significant digits, ``"<0.001"`` below 0.001, ``"1"`` at 1."""
+    """A p-value: 3 significant digits (``"0.0492"``), ``"<0.001"`` below 0.001, ``"1"`` near 1."""
     value = _finite(p)
     if value is None:
         return MISSING
@@ -75,7 +75,7 @@ def pvalue(p: float | None) -> str:
         return "<0.001"
     if value >= 0.9995:
         return "1"
-    return _trim(f"{value:.3g}") if value >= 0.01 else f"{value:.3f}"
+    return _trim(f"{value:.3g}")
 
 
 def number(x: float | None, sig: int = 4) -> str:

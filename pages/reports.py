@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core import registry, reports
+from core.analysis import portfolio
 from core.errors import DomainError
 from ui.auth import current_actor
 from ui.state import clear_reads, db_session
@@ -30,7 +31,7 @@ def load_reports(experiment_id: int) -> list[reports.ReportArtifactView]:
 @st.cache_data(ttl=60, show_spinner=False)
 def load_portfolio_csv() -> str:
     with db_session() as session:
-        return reports.portfolio_csv(session)
+        return portfolio.portfolio_csv(session)
 
 
 def load_pdf(report_id: int) -> reports.ReportDownload | None:

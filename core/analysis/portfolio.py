@@ -1,14 +1,23 @@
-"""Portfolio overview: counts by status and the experiments that need someone's attention."""
+"""Portfolio overview: the experiments that need someone's attention, and the portfolio CSV."""
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from sqlalchemy.orm import Session
 
+from core import format as fmt
 from core import registry
 from core.analysis import results
+
+PORTFOLIO_CSV_COLUMNS = (
+    "id", "name", "owner", "status", "decision", "primary_metric", "treatment", "primary_lift",
+    "lift_ci_low", "lift_ci_high", "adjusted_p_value", "decision_state", "data_through",
+    "results_source",
+)
 
 
 @dataclass(frozen=True)
@@ -63,3 +72,35 @@ def _result_reasons(session: Session, experiment_id: int) -> list[str]:
     if snapshot.plan_met and not reasons:
         reasons.append("reached its planned sample: ready for a decision")
     return reasons
+
+
+def portfolio_csv(session: Session) -> str:
+    """Every experiment with status, decision and primary-metric lift, as CSV.
+
+    The lift comes from the latest stored snapshot, or is computed on the spot when none is
+    stored (``results_source`` says which). One row per experiment and treatment; an experiment
+    without data has one row with the result columns empty."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(PORTFOLIO_CSV_COLUMNS)
+    for exp in registry.all_experiments(session):
+        base = [exp.id, exp.name, exp.owner, exp.status, exp.decision or "",
+                exp.primary_metric or ""]
+        snapshot = results.latest_snapshot(session, experiment_id=exp.id)
+        source = f"snapshot #{snapshot.snapshot_id}" if snapshot else "computed"
+        if snapshot is None and exp.actual_start is not None:
+            snapshot = results.compute_results(session, experiment_id=exp.id)
+        rows = []
+        if snapshot is not None and snapshot.data_through is not None:
+            rows = snapshot.rows(role="primary")
+        if not rows:
+            writer.writerow([*base, *[""] * (len(PORTFOLIO_CSV_COLUMNS) - len(base))])
+        for r in rows:
+            assert snapshot is not None and snapshot.data_through is not None
+            writer.writerow([
+                *base, r.treatment, fmt.csv_number(r.lift), fmt.csv_number(r.lift_ci_low),
+                fmt.csv_number(r.lift_ci_high), fmt.csv_number(r.adjusted_p_value),
+                r.decision_state, snapshot.data_through.isoformat(),
+                source,
+            ])
+    return out.getvalue()

@@ -85,8 +85,9 @@ def test_reports_generate_list_and_download(
     assert download.headers["content-type"] == "application/pdf"
     assert download.content == stored and download.content.startswith(b"%PDF")
     assert download.headers["etag"] == f'"{report["sha256"]}"'
-    filename = report["key"].rsplit("/", 1)[-1]
-    assert download.headers["content-disposition"] == f'attachment; filename="{filename}"'
+    day = report["created_at"][:10]  # <experiment-slug>-<date>.pdf
+    assert download.headers["content-disposition"] == (
+        f'attachment; filename="green-button-{day}.pdf"')
 
     (artifacts / report["key"]).write_bytes(stored + b"tampered")
     corrupt = client.get(generated.headers["location"], headers=headers(keys["read"]))

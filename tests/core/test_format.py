@@ -34,7 +34,8 @@ def test_format_pvalue() -> None:
     assert fmt.pvalue(0.0492) == "0.0492"
     assert fmt.pvalue(0.05) == "0.05"
     assert fmt.pvalue(0.5) == "0.5"
-    assert fmt.pvalue(0.0012) == "0.001"
+    assert fmt.pvalue(0.0012) == "0.0012"
+    assert fmt.pvalue(0.0044) == "0.0044"
     assert fmt.pvalue(0.00049) == "<0.001"
     assert fmt.pvalue(0.99999) == "1"
 

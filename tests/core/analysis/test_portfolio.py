@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy.orm import Session
 
 from core import registry
 from core.analysis import portfolio
+from core.analysis.results import compute_results
 from core.demo import seed_demo
+from db.session import make_engine
+
+
+@pytest.fixture
+def demo(demo_db_url: str) -> Iterator[Session]:
+    """A session on the shared seeded demo database (with its metric data); rolled back."""
+    engine = make_engine(demo_db_url)
+    connection = engine.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint",
+                      expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()
+        engine.dispose()
 
 
 def test_portfolio_flags_the_demo_experiments_built_to_need_attention(session: Session) -> None:
@@ -30,3 +53,20 @@ def test_portfolio_flags_the_demo_experiments_built_to_need_attention(session: S
     assert registry.status_counts(session) == {
         "proposed": 4, "running": 6, "completed": 4, "abandoned": 2
     }
+
+
+def test_portfolio_csv_lists_every_experiment(demo: Session) -> None:
+    rows = list(csv.DictReader(io.StringIO(portfolio.portfolio_csv(demo))))
+    assert {r["name"] for r in rows} == {e.name for e in registry.all_experiments(demo)}
+    assert set(rows[0]) == set(portfolio.PORTFOLIO_CSV_COLUMNS)
+    checkout = next(r for r in rows if r["name"] == "Checkout button colour")
+    exp = registry.get_experiment_by_name(demo, name="Checkout button colour")
+    lift = compute_results(demo, experiment_id=exp.id).rows(role="primary")[0].lift
+    assert checkout["status"] == "running" and checkout["decision_state"] == "significant"
+    assert float(checkout["primary_lift"]) == pytest.approx(lift, rel=1e-5)
+    carousel = [r for r in rows if r["name"] == "Recommendations carousel"]
+    assert {r["treatment"] for r in carousel} == {"carousel_top", "carousel_bottom"}
+    shipped = next(r for r in rows if r["name"] == "One-page checkout")
+    assert shipped["decision"] == "ship" and shipped["primary_lift"]
+    proposed = next(r for r in rows if r["name"] == "Social login")
+    assert proposed["status"] == "proposed" and proposed["primary_lift"] == ""

@@ -1,0 +1,90 @@
+"""Report charts as PNG bytes, drawn by matplotlib's Agg backend (no display, no system fonts).
+
+:func:`forest_plot_png` shows every metric x treatment's lift with its interval, coloured by
+decision state; :func:`cumulative_lift_png` the primary metric's cumulative lift over time.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from core import format as fmt
+from core.analysis.results import ResultsSnapshot, SeriesPoint
+
+_STATE_COLOURS = {
+    "significant": "#1a7f37", "not_significant": "#6e7781", "too_early": "#9a6700",
+    "srm_untrustworthy": "#cf222e", "guardrail_breach": "#cf222e",
+}
+
+
+def forest_plot_png(snapshot: ResultsSnapshot) -> bytes | None:
+    """Lift and CI of every metric x treatment (PNG), or None without estimates."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = [r for r in snapshot.comparisons if r.lift is not None]
+    if not rows:
+        return None
+    fig = Figure(figsize=(7.2, 0.42 * len(rows) + 1.1), dpi=130)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ys = list(range(len(rows)))[::-1]
+    for y, r in zip(ys, rows, strict=True):
+        colour = _STATE_COLOURS.get(r.decision_state, "#24292f")
+        low = r.lift_ci_low if r.lift_ci_low is not None else r.lift
+        high = r.lift_ci_high if r.lift_ci_high is not None else r.lift
+        assert r.lift is not None and low is not None and high is not None
+        ax.plot([low * 100, high * 100], [y, y], color=colour, linewidth=2)
+        ax.plot([r.lift * 100], [y], "o", color=colour, markersize=6)
+    ax.axvline(0, color="#24292f", linewidth=0.8, linestyle="--")
+    ax.set_yticks(ys, [f"{r.metric} ({r.role})\n{r.treatment} vs {r.control}" for r in rows],
+                  fontsize=7)
+    label = fmt.ci_label(snapshot.alpha, snapshot.analysis_mode == "sequential")
+    ax.set_xlabel(f"Lift, % ({label})",
+                  fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_title("Forest plot: relative lift by metric and treatment", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()
+
+
+def cumulative_lift_png(series: Sequence[SeriesPoint], metric: str, alpha: float) -> bytes | None:
+    """Cumulative lift of the primary metric per treatment over time, with its band (PNG)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    points = [p for p in series if p.lift is not None]
+    if not points:
+        return None
+    fig = Figure(figsize=(7.2, 3.0), dpi=130)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for treatment in dict.fromkeys(p.treatment for p in points):
+        mine = [p for p in points if p.treatment == treatment]
+        days = np.array([p.day for p in mine], dtype="datetime64[D]")
+        lifts = [p.lift * 100 if p.lift is not None else math.nan for p in mine]
+        ax.plot(days, lifts, marker=".", label=treatment)
+        low = [p.lift_ci_low * 100 if p.lift_ci_low is not None else math.nan for p in mine]
+        high = [p.lift_ci_high * 100 if p.lift_ci_high is not None else math.nan for p in mine]
+        ax.fill_between(days, low, high, alpha=0.15)
+    ax.axhline(0, color="#24292f", linewidth=0.8, linestyle="--")
+    sequential = points[0].sequential
+    ax.set_ylabel(f"Cumulative lift, % ({fmt.ci_label(alpha, sequential)})", fontsize=8)
+    ax.set_title(f"Cumulative lift of {metric} over time", fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()
+
+

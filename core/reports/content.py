@@ -1,0 +1,319 @@
+"""The content of an experiment's report, computed from the database; rendering adds nothing.
+
+:func:`assemble_report` gathers what a stakeholder needs from the registry and the latest results
+snapshot (computed on the spot when none is stored): the executive summary in plain language
+with the recommendation, the risk checks (:mod:`core.reports.risks`), the results, the primary
+metric's cumulative series, the plan, its deviations, the methods and the data sources. It only
+reads; :mod:`core.reports.pdf` lays the :class:`ReportContent` out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from sqlalchemy.orm import Session
+
+from core import format as fmt
+from core import registry
+from core.analysis import results as results_service
+from core.analysis.results import MetricComparison, ResultsSnapshot, SeriesPoint
+from core.registry import AuditRecord, ExperimentView
+from core.reports.risks import (
+    RiskCheck,
+    _breached,
+    _deviation_check,
+    _drift_check,
+    _exposure_check,
+    _guardrail_check,
+    _multiple_comparisons_check,
+    _read_early_check,
+    _srm_check,
+    _Sums,
+    _underpowered_check,
+    correction_name,
+    effect_text,
+)
+from core.types import Recommendation
+from db import metric_repository as mrepo
+from db.models import Experiment
+
+DECISION_LABELS = {"ship": "Ship", "dont_ship": "Don't ship", "iterate": "Iterate"}
+
+RECOMMENDATION_LABELS: dict[str, str] = {
+    "ship": "Ship", "dont_ship": "Don't ship", "keep_running": "Keep running",
+    "investigate": "Investigate", "none": "No recommendation yet",
+}
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    """Everything the PDF shows, computed from the database; rendering adds nothing."""
+
+    experiment: ExperimentView
+    generated_at: datetime
+    generated_by: str
+    snapshot: ResultsSnapshot | None
+    snapshot_source: str
+    """Where the numbers come from: a stored snapshot, or computed for this report."""
+    stale: bool
+    """The stored data changed since the snapshot the report shows."""
+    has_data: bool
+    tested: str
+    primary_sentences: tuple[str, ...]
+    recommendation: Recommendation
+    recommendation_text: str
+    decision_text: str
+    checks: tuple[RiskCheck, ...]
+    series: tuple[SeriesPoint, ...]
+    deviations: tuple[AuditRecord, ...]
+    data_sources: tuple[str, ...]
+    methods: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def flags(self) -> tuple[RiskCheck, ...]:
+        return tuple(c for c in self.checks if c.status == "flagged")
+
+    @property
+    def summary_text(self) -> str:
+        return " ".join([self.tested, *self.primary_sentences, self.recommendation_text,
+                         self.decision_text])
+
+
+
+def _tested(exp: ExperimentView) -> str:
+    arms = ", ".join(f"{v.name} ({v.weight:.0%})" for v in exp.variants) or "no variants yet"
+    hypothesis = exp.hypothesis.strip() or "(no hypothesis recorded)"
+    segment = f" on {exp.target_segment}" if exp.target_segment else ""
+    return (f"What was tested: {hypothesis} Variants{segment}: {arms}; primary metric "
+            f"{exp.primary_metric or '(none)'}.")
+
+
+def primary_sentence(row: MetricComparison, snapshot: ResultsSnapshot) -> str:
+    """The primary-metric result in one sentence: lift, CI, significant or not, and why."""
+    alpha = snapshot.alpha
+    method = correction_name(snapshot.correction)
+    head = (f"Primary metric {row.metric}: {row.treatment} vs {row.control} "
+            f"{fmt.metric_value(row.kind, row.treatment_mean)} vs "
+            f"{fmt.metric_value(row.kind, row.control_mean)}, "
+            f"{effect_text(row, alpha)}")
+    state = row.decision_state
+    adj = row.adjusted_p_value
+    if state == "srm_untrustworthy":
+        verdict = "not trustworthy because of the sample ratio mismatch"
+    elif row.p_value is None:
+        verdict = "not tested yet (too little data)"
+    elif state == "significant":
+        verdict = f"statistically significant ({method}-adjusted p = {fmt.pvalue(adj)} < {alpha:g})"
+    elif state == "too_early":
+        progress = snapshot.progress
+        share = f" at {progress:.0%} of the planned sample" if progress is not None else ""
+        verdict = (f"too early to call{share} ({method}-adjusted p = {fmt.pvalue(adj)}, "
+                   "not yet significant)")
+    else:
+        verdict = (f"not statistically significant ({method}-adjusted p = {fmt.pvalue(adj)} "
+                   f">= {alpha:g})")
+    return f"{head}: {verdict}."
+
+
+def _recommend(
+    exp: ExperimentView, snapshot: ResultsSnapshot | None, has_data: bool,
+    checks: dict[str, RiskCheck],
+) -> tuple[Recommendation, str]:
+    if not has_data or snapshot is None:
+        if exp.status == "running":
+            return "keep_running", "Keep running: no metric data has been loaded yet."
+        return "none", (f"No recommendation: the experiment is {exp.status} and has no metric "
+                        "data.")
+    if snapshot.srm is not None and snapshot.srm.flagged:
+        return "investigate", ("Investigate: the sample ratio mismatch means the randomisation "
+                               "or logging is broken, so no result can be trusted until it is "
+                               "fixed.")
+    breaches = [r for r in snapshot.rows(role="guardrail") if _breached(r, snapshot.alpha)]
+    if breaches:
+        names = ", ".join(sorted({f"{r.metric} ({r.treatment})" for r in breaches}))
+        return "dont_ship", f"Don't ship: guardrail {names} got significantly worse."
+    primary = snapshot.rows(role="primary")
+    better = [r for r in primary if r.decision_state == "significant" and r.diff is not None
+              and (r.diff > 0) == r.higher_is_better]
+    worse = [r for r in primary if r.decision_state == "significant" and r not in better]
+    early = [r for r in primary if r.decision_state == "too_early"]
+    if better:
+        best = max(better, key=lambda r: abs(r.lift if r.lift is not None else r.diff or 0.0))
+        caveat = " Review the risk flags below first." if any(
+            c.status == "flagged" for c in checks.values()) else ""
+        return "ship", (f"Ship {best.treatment}: it significantly improves {best.metric} "
+                        f"({fmt.signed_percent(best.lift)}) with no guardrail harm.{caveat}")
+    if early:
+        return "keep_running", ("Keep running: the primary metric cannot be read yet "
+                                f"({early[0].reason})")
+    if worse:
+        return "dont_ship", (f"Don't ship: {worse[0].treatment} makes {worse[0].metric} "
+                             "significantly worse.")
+    underpowered = checks.get("underpowered")
+    inconclusive = (" The test was underpowered, so a smaller effect cannot be ruled out."
+                    if underpowered and underpowered.status == "flagged" else "")
+    return "dont_ship", ("Don't ship: no significant difference on the primary metric, so the "
+                         f"change did not show the effect it was meant to have.{inconclusive}")
+
+
+def _decision_text(exp: ExperimentView, recommendation: Recommendation) -> str:
+    if not exp.decision:
+        if exp.status == "abandoned":
+            return f"Recorded decision: none; abandoned ({exp.abandon_reason or 'no reason'})."
+        return "Recorded decision: none yet."
+    label = DECISION_LABELS.get(exp.decision, exp.decision)
+    when = f" on {exp.actual_end.isoformat()}" if exp.actual_end else ""
+    text = f"Recorded decision: {label}{when}."
+    if recommendation in ("ship", "dont_ship") and exp.decision in ("ship", "dont_ship") and (
+        exp.decision != recommendation
+    ):
+        text += " It differs from the recommendation computed from the numbers."
+    return text
+
+
+
+def _ingest_sources(session: Session, experiment_id: int) -> list[AuditRecord]:
+    return [r for r in registry.audit_history(session, experiment_id=experiment_id)
+            if r.action == "ingest"]
+
+
+def _data_sources(session: Session, exp: ExperimentView, loads: Sequence[AuditRecord],
+                  snapshot: ResultsSnapshot | None, source: str, stale: bool) -> list[str]:
+    lines = []
+    for r in loads:
+        src = (r.changes.get("source") or [None, "?"])[1]
+        days = (r.changes.get("days") or [None, "?"])[1]
+        rows = (r.changes.get("rows_written") or [None, "?"])[1]
+        lines.append(f"{src}: days {days}, {rows} daily rows, loaded {fmt.timestamp(r.at)} by "
+                     f"{r.actor}.")
+    sql = mrepo.get_metric_source(session, experiment_id=exp.id)
+    if sql is not None:
+        where = "the app database" if sql.url is None else "an external database"
+        lines.append(f"SQL push-down source on {where}, last set by {sql.updated_by}.")
+    if snapshot is not None:
+        lines.append(
+            f"Results: {source}; data from {fmt.timestamp(snapshot.first_day)} through "
+            f"{fmt.timestamp(snapshot.data_through)} (freshness); computed "
+            f"{fmt.timestamp(snapshot.computed_at)}.")
+    if stale:
+        lines.append("The stored data changed after this snapshot: refresh the results for "
+                     "the newest numbers.")
+    if not lines:
+        lines.append("No metric data loaded yet.")
+    return lines
+
+
+def _methods(snapshot: ResultsSnapshot | None) -> list[str]:
+    out = ["Sample ratio mismatch: chi-square goodness-of-fit test of assignment counts against "
+           "the planned split; flagged at p < 0.001."]
+    if snapshot is not None and snapshot.comparisons:
+        tests = sorted({c.test for c in snapshot.comparisons if c.test})
+        names = {"welch": "Welch's t-test on means", "welch_cuped": "Welch's t-test on "
+                 "CUPED-adjusted means (pre-period covariate)", "z": "two-proportion z-test"}
+        out.append("Tests: " + "; ".join(names.get(t, t) for t in tests) + ".")
+        mode = ("always-valid (sequential) confidence sequences tuned to the planned sample"
+                if snapshot.analysis_mode == "sequential" else "fixed-horizon tests")
+        out.append(f"Mode: {mode}; two-sided for primary and secondary metrics, one-sided "
+                   "harm tests for guardrails (always-valid before the plan is met).")
+        out.append(f"Multiple comparisons: {correction_name(snapshot.correction)} adjustment "
+                   "within "
+                   "the primary+secondary family and within the guardrail family.")
+    out.append("Underpowered: achieved MDE from the planner (R power.prop.test / power.t.test "
+               "equations) at the achieved sample with the observed control baseline.")
+    out.append("Drift: the primary effect in the first and second half of the data days, "
+               "compared with a two-sample z-test on the difference (alpha split over "
+               "treatments).")
+    return out
+
+
+def _primary_arms(session: Session, exp: ExperimentView, as_of: date | None
+                  ) -> tuple[str | None, dict[tuple[str, str], _Sums],
+                             dict[date, dict[str, _Sums]]]:
+    """Total and per-day sums of the primary metric per variant, from the stored daily stats."""
+    row = session.get(Experiment, exp.id)
+    if row is None or row.primary_metric is None:
+        return None, {}, {}
+    names = {v.id: v.name for v in row.variants}
+    arms: dict[tuple[str, str], _Sums] = {}
+    by_day: dict[date, dict[str, _Sums]] = {}
+    for stat in mrepo.daily_stats(session, experiment_id=exp.id, through=as_of):
+        if stat.metric_id != row.primary_metric_id or stat.variant_id not in names:
+            continue
+        variant = names[stat.variant_id]
+        arms.setdefault((row.primary_metric.name, variant), _Sums()).add(stat)
+        by_day.setdefault(stat.day, {}).setdefault(variant, _Sums()).add(stat)
+    return row.primary_metric.kind, arms, by_day
+
+
+def assemble_report(
+    session: Session, *, experiment_id: int, generated_by: str, now: datetime | None = None
+) -> ReportContent:
+    """Gather and compute the report of one experiment (reads only)."""
+    now = now or datetime.now(UTC)
+    exp = registry.get_experiment(session, experiment_id=experiment_id)
+    stored = results_service.latest_snapshot(session, experiment_id=experiment_id)
+    current = results_service.compute_results(
+        session, experiment_id=experiment_id, as_of=stored.as_of if stored else None)
+    if stored is not None:
+        snapshot, stale = stored, stored.fingerprint != current.fingerprint
+        source = (f"stored snapshot #{stored.snapshot_id} computed by "
+                  f"{stored.computed_by or 'unknown'}")
+    else:
+        snapshot, stale, source = current, False, "computed for this report (no stored snapshot)"
+    has_data = snapshot.data_through is not None
+    if not has_data:
+        snapshot_or_none: ResultsSnapshot | None = None
+    else:
+        snapshot_or_none = snapshot
+    deviations = registry.plan_deviations(session, experiment_id=experiment_id)
+    loads = _ingest_sources(session, experiment_id)
+    sources = [str((r.changes.get("source") or [None, ""])[1]) for r in loads]
+    kind, arms, by_day = _primary_arms(session, exp, snapshot.as_of)
+
+    checks_list = [
+        _srm_check(snapshot_or_none),
+        _underpowered_check(exp, snapshot_or_none, arms),
+        _read_early_check(exp, snapshot_or_none),
+        _deviation_check(exp, deviations),
+        _multiple_comparisons_check(snapshot_or_none),
+        _guardrail_check(snapshot_or_none),
+        _drift_check(exp, kind, by_day),
+        _exposure_check(sources, has_data),
+    ]
+    checks: dict[str, RiskCheck] = {c.code: c for c in checks_list}
+    primary: tuple[str, ...]
+    if snapshot_or_none is None:
+        primary = ("No metric data has been loaded for this experiment yet, so there are no "
+                   "results to report.",)
+    else:
+        rows = snapshot_or_none.rows(role="primary")
+        primary = tuple(primary_sentence(r, snapshot_or_none) for r in rows) or (
+            "The experiment has no primary metric, so there is no headline result.",)
+    recommendation, recommendation_text = _recommend(exp, snapshot_or_none, has_data, checks)
+    series: tuple[SeriesPoint, ...] = ()
+    if has_data and exp.primary_metric:
+        series = tuple(results_service.cumulative_series(
+            session, experiment_id=experiment_id, metric=exp.primary_metric,
+            as_of=snapshot.as_of or snapshot.data_through))
+    return ReportContent(
+        experiment=exp,
+        generated_at=now,
+        generated_by=generated_by,
+        snapshot=snapshot_or_none,
+        snapshot_source=source,
+        stale=stale,
+        has_data=has_data,
+        tested=_tested(exp),
+        primary_sentences=primary,
+        recommendation=recommendation,
+        recommendation_text=recommendation_text,
+        decision_text=_decision_text(exp, recommendation),
+        checks=tuple(checks_list),
+        series=series,
+        deviations=tuple(deviations),
+        data_sources=tuple(_data_sources(session, exp, loads, snapshot_or_none, source, stale)),
+        methods=tuple(_methods(snapshot_or_none)),
+    )
+

@@ -1,0 +1,224 @@
+"""The report laid out as a PDF with fpdf2: title block, summary, risk flags, results, appendix.
+
+Text is set in DejaVu Sans, bundled with matplotlib, so any Unicode name renders without system
+fonts. :func:`render_pdf` turns a :class:`~core.reports.content.ReportContent` into bytes;
+:func:`build_report_pdf` assembles and renders one experiment's report without storing it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from core import format as fmt
+from core.reports.charts import cumulative_lift_png, forest_plot_png
+from core.reports.content import ReportContent, assemble_report
+from core.reports.risks import correction_name
+
+
+@lru_cache
+def _font_files() -> dict[str, Path]:
+    import matplotlib
+
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return {"": folder / "DejaVuSans.ttf", "B": folder / "DejaVuSans-Bold.ttf",
+            "I": folder / "DejaVuSans-Oblique.ttf"}
+
+
+class _Pdf:
+    """A thin layout helper over fpdf2: headings, wrapped paragraphs, bullets, tables."""
+
+    def __init__(self, title: str) -> None:
+        from fpdf import FPDF
+
+        pdf = FPDF(orientation="P", unit="mm", format="A4")
+        for style, path in _font_files().items():
+            pdf.add_font("DejaVu", style, str(path))
+        pdf.set_margins(15, 15, 15)
+        pdf.set_auto_page_break(True, margin=15)
+        pdf.set_title(title)
+        pdf.alias_nb_pages()
+        self.pdf = pdf
+        pdf.add_page()
+
+    def heading(self, text: str, size: float = 13) -> None:
+        from fpdf.enums import XPos, YPos
+
+        pdf = self.pdf
+        if pdf.get_y() > pdf.h - 40:
+            pdf.add_page()
+        pdf.ln(2)
+        pdf.set_font("DejaVu", "B", size)
+        pdf.multi_cell(0, size * 0.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+        pdf.ln(1)
+
+    def para(self, text: str, size: float = 9.5, style: str = "") -> None:
+        from fpdf.enums import XPos, YPos
+
+        self.pdf.set_font("DejaVu", style, size)
+        self.pdf.multi_cell(0, size * 0.48, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT,
+                            align="L")
+        self.pdf.ln(1)
+
+    def bullet(self, label: str, text: str, size: float = 9.5) -> None:
+        from fpdf.enums import XPos, YPos
+
+        pdf = self.pdf
+        pdf.set_font("DejaVu", "B", size)
+        pdf.multi_cell(0, size * 0.48, f"• {label}", new_x=XPos.LMARGIN, new_y=YPos.NEXT,
+                       align="L")
+        pdf.set_font("DejaVu", "", size)
+        pdf.set_x(pdf.l_margin + 4)
+        pdf.multi_cell(0, size * 0.48, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+        pdf.ln(0.8)
+
+    def table(self, rows: Sequence[Sequence[str]], widths: Sequence[float],
+              size: float = 7.5) -> None:
+        from fpdf.fonts import FontFace
+
+        self.pdf.set_font("DejaVu", "", size)
+        with self.pdf.table(col_widths=tuple(widths), text_align="LEFT", line_height=size * 0.5,
+                            headings_style=FontFace(emphasis="BOLD", fill_color=(235, 238, 241)),
+                            width=sum(widths), align="LEFT") as table:
+            for row in rows:
+                cells = table.row()
+                for value in row:
+                    cells.cell(value)
+        self.pdf.ln(2)
+
+    def image(self, png: bytes) -> None:
+        pdf = self.pdf
+        width = pdf.w - pdf.l_margin - pdf.r_margin
+        pdf.image(io.BytesIO(png), x=pdf.l_margin, w=width)
+        pdf.ln(2)
+
+
+def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
+    """The report as PDF bytes (``charts=False`` leaves the two images out)."""
+    exp = content.experiment
+    doc = _Pdf(f"Experiment report: {exp.name}")
+    pdf = doc.pdf
+    pdf.set_author(content.generated_by)
+    pdf.set_creator("ExperimentOS")
+    pdf.set_creation_date(content.generated_at)
+
+    # ---- title block
+    doc.heading(exp.name, size=17)
+    doc.para(
+        f"Owner: {exp.owner} · Status: {exp.status} · Mode: {exp.analysis_mode}\n"
+        f"Planned: {fmt.day(exp.planned_start)} to {fmt.day(exp.planned_end)} · Actual: "
+        f"{fmt.day(exp.actual_start)} to "
+        f"{fmt.day(exp.actual_end) if exp.actual_end else 'ongoing'}\n"
+        f"Generated {fmt.timestamp(content.generated_at)} by {content.generated_by}",
+        size=9, style="I")
+
+    # ---- executive summary
+    doc.heading("Executive summary")
+    doc.para(content.tested)
+    for sentence in content.primary_sentences:
+        doc.para(sentence)
+    doc.para(f"Recommendation: {content.recommendation_text}", style="B")
+    doc.para(content.decision_text)
+
+    # ---- risk flags
+    doc.heading("Risk flags")
+    flags = content.flags
+    if not flags:
+        doc.para("No risk flag was raised by the automatic checks.")
+    for check in flags:
+        doc.bullet(f"⚠ {check.title}", check.explanation)
+    others = [c for c in content.checks if c.status != "flagged"]
+    if others:
+        doc.para("Checks without a flag:", size=8.5, style="B")
+        for check in others:
+            status = "passed" if check.status == "passed" else "not checked"
+            doc.para(f"{check.title} ({status}): {check.explanation}", size=8)
+
+    # ---- results
+    snapshot = content.snapshot
+    doc.heading("Results")
+    if snapshot is None:
+        doc.para("No metric data has been loaded yet: there are no results to show.")
+    else:
+        rows = [("Metric (role)", "Variant vs control", "Control", "Treatment", "Lift",
+                 fmt.ci_label(snapshot.alpha, snapshot.analysis_mode == "sequential"), "Adj. p",
+                 "State")]
+        for r in snapshot.comparisons:
+            ci = (fmt.interval(r.lift_ci_low, r.lift_ci_high) if r.lift is not None
+                  else fmt.MISSING)
+            rows.append((f"{r.metric} ({r.role})", f"{r.treatment} vs {r.control}",
+                         f"{fmt.metric_value(r.kind, r.control_mean)} (n={r.control_n:,})",
+                         f"{fmt.metric_value(r.kind, r.treatment_mean)} (n={r.treatment_n:,})",
+                         fmt.signed_percent(r.lift), ci, fmt.pvalue(r.adjusted_p_value),
+                         r.decision_state.replace("_", " ")))
+        doc.table(rows, widths=(30, 27, 22, 22, 15, 27, 15, 22))
+        units = ", ".join(f"{v.name} {v.units:,}" for v in snapshot.variants)
+        doc.para(f"Units: {units}. Data through {fmt.timestamp(snapshot.data_through)}.", size=8)
+        if charts:
+            doc.heading("Charts", size=11)
+            forest = forest_plot_png(snapshot)
+            if forest:
+                doc.image(forest)
+                doc.para("Green: significant; grey: not significant; amber: too early; red: "
+                         "sample ratio mismatch or guardrail breach.", size=7.5, style="I")
+            cumulative = cumulative_lift_png(content.series, exp.primary_metric or "",
+                                             snapshot.alpha)
+            if cumulative:
+                doc.image(cumulative)
+                if snapshot.analysis_mode != "sequential":
+                    doc.para("Fixed-horizon intervals are valid only once the planned sample is "
+                             "reached; earlier days show the trend, not a result.", size=7.5,
+                             style="I")
+            elif forest is None:
+                doc.para("Not enough data for charts yet.")
+
+    # ---- appendix
+    doc.heading("Appendix: plan, methods, data")
+    doc.heading("Analysis plan", size=10.5)
+    frozen = (f"frozen at launch {fmt.timestamp(exp.plan_frozen_at)}" if exp.is_frozen
+              else "not frozen")
+    plan = [
+        ("Hypothesis", exp.hypothesis or "—"),
+        ("Target segment", exp.target_segment or "—"),
+        ("Primary metric", exp.primary_metric or "—"),
+        ("Guardrail metrics", ", ".join(exp.guardrail_metrics) or "—"),
+        ("Secondary metrics", ", ".join(exp.secondary_metrics) or "—"),
+        ("Variants", ", ".join(f"{v.name} {v.weight:.0%}" for v in exp.variants) or "—"),
+        ("Planned sample", f"{exp.planned_sample_size:,} units per variant"
+         if exp.planned_sample_size else "—"),
+        ("MDE", f"{exp.mde:.1%} relative" if exp.mde else "—"),
+        ("Alpha / power", f"{exp.alpha:g} / {exp.power:g}"),
+        ("Analysis mode", f"{exp.analysis_mode}; correction {correction_name(exp.correction)}"),
+        ("Plan status", frozen),
+    ]
+    doc.table([("Item", "Value"), *plan], widths=(40, 140), size=8.5)
+    if content.deviations:
+        doc.heading("Plan deviations", size=10.5)
+        for d in content.deviations:
+            changes = "; ".join(f"{k}: {v[0]!r} → {v[1]!r}" for k, v in d.changes.items())
+            doc.para(f"{fmt.timestamp(d.at)} by {d.actor}: {changes}. Reason: {d.reason or '—'}",
+                     size=8.5)
+    doc.heading("Methods", size=10.5)
+    for line in content.methods:
+        doc.para(line, size=8.5)
+    doc.heading("Data sources and freshness", size=10.5)
+    for line in content.data_sources:
+        doc.para(line, size=8.5)
+    return bytes(pdf.output())
+
+
+
+def build_report_pdf(
+    session: Session, *, experiment_id: int, generated_by: str, now: datetime | None = None,
+    charts: bool = True,
+) -> bytes:
+    """The PDF report of one experiment, not stored (see :func:`generate_report`)."""
+    content = assemble_report(session, experiment_id=experiment_id, generated_by=generated_by,
+                              now=now)
+    return render_pdf(content, charts=charts)
+
