@@ -7,7 +7,7 @@
    unit ids. DuckDB writes it from ``range()`` with hash-derived values (no Python rows).
 2. Baseline, in a fresh process: DuckDB's own ``GROUP BY variant, date`` computing count, sum and
    sum of squares of every metric over the file (what any ingestion has to compute).
-3. Ingestion, in a fresh process: ``core.ingestion.ingest_file`` end to end into a migrated
+3. Ingestion, in a fresh process: ``core.data.ingestion.ingest_file`` end to end into a migrated
    SQLite app database (file checks, the aggregation, every validation including the pass over
    ``unit_id`` that proves each unit is in one variant once, and the upsert), with its peak RSS.
 4. For context, the validation floor: the baseline plus the cheapest exact proof that every
@@ -89,7 +89,7 @@ def ingest(path: Path, repeat: int) -> dict[str, float]:
 
     from core import catalogue, registry
     from core.auth import Actor
-    from core.ingestion import ingest_file
+    from core.data.ingestion import ingest_file
     from db.migrate import upgrade
     from db.session import make_engine
 

@@ -37,8 +37,8 @@ def build_database(folder: Path) -> str:
 
     from core import catalogue, registry
     from core.auth import Actor
+    from core.data.ingestion import ingest_file
     from core.demo_data import DemoTruth, MetricModel, generate_units
-    from core.ingestion import ingest_file
     from db.migrate import upgrade
     from db.session import make_engine, session_factory
 

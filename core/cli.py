@@ -150,8 +150,8 @@ def _ingest(args: argparse.Namespace) -> int:
     from datetime import date
 
     from core.auth import Actor
-    from core.ingestion import ingest_file
-    from core.metric_sources import ingest_sql
+    from core.data.ingestion import ingest_file
+    from core.data.metric_sources import ingest_sql
     from db import repositories as repo
 
     actor = Actor(name=_CLI_ACTOR_NAME, role="admin")
@@ -194,7 +194,7 @@ def _set_source(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from core.auth import Actor
-    from core.metric_sources import set_metric_source
+    from core.data.metric_sources import set_metric_source
     from db import repositories as repo
 
     query = Path(args.query_file).read_text(encoding="utf-8")
@@ -256,7 +256,7 @@ def _refresh_schedule_args(p: argparse.ArgumentParser) -> None:
          "experiment_refresh) refreshes an experiment.", _refresh_schedule_args)
 def _refresh_schedule(args: argparse.Namespace) -> int:
     from core.auth import Actor
-    from core.refresh import set_refresh_schedule
+    from core.data.refresh import set_refresh_schedule
     from core.registry import get_experiment_by_name
 
     with _session() as session:

@@ -2,7 +2,7 @@
 
 Each demo experiment gets user-level data drawn from a seeded generator (one row per unit:
 exposure day, variant, one value per metric, pre-period values for CUPED), written to a Parquet
-file and loaded through the real ingestion path (:func:`core.ingestion.ingest_file`). One
+file and loaded through the real ingestion path (:func:`core.data.ingestion.ingest_file`). One
 experiment ("Search ranking v2") is instead loaded by SQL push-down: its raw events go to an
 ``events`` table in the app's own database and its metric source aggregates them there.
 
@@ -30,9 +30,9 @@ from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Table, fu
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
+from core.data.ingestion import ingest_file
+from core.data.metric_sources import ingest_sql, set_metric_source
 from core.errors import NotFound
-from core.ingestion import ingest_file
-from core.metric_sources import ingest_sql, set_metric_source
 from db import metric_repository as mrepo
 from db import repositories as repo
 from db.models import Experiment

@@ -75,7 +75,7 @@ MAX_REACH = 1e12
 EFFORT_RANGE: tuple[float, float] = (0.01, 10_000.0)
 """Person-weeks; the lower bound keeps the RICE score finite."""
 MAX_REFRESH_EVERY_DAYS = 90
-"""Longest refresh schedule, in days (core.refresh uses the same bound)."""
+"""Longest refresh schedule, in days (core.data.refresh uses the same bound)."""
 MAX_TAG_LENGTH = 60
 
 

@@ -21,7 +21,7 @@ through three tasks, mapped over the experiments' ids:
 **summarise** logs one line per experiment and returns the flags (XCom); it fails the run when
 an experiment's refresh failed or a dropped file was rejected, after the others have finished.
 
-Each task is one call into `core.refresh`; the logic lives there. Re-running a day (clearing
+Each task is one call into `core.data.refresh`; the logic lives there. Re-running a day (clearing
 the run) changes nothing unless the source data for that day changed. Settings come from the
 worker's environment, as for the app: `DATABASE_URL`, `ARTIFACTS_URL` (see README).
 """
@@ -56,7 +56,7 @@ def experiment_refresh() -> None:
     @task
     def due(data_interval_start: Any = None, data_interval_end: Any = None) -> list[int]:
         """Ids of the running experiments due for this interval."""
-        from core import refresh
+        from core.data import refresh
 
         with refresh.open_session() as session:
             return refresh.due_experiments(
@@ -67,7 +67,7 @@ def experiment_refresh() -> None:
     def ingest(
         experiment_id: int, data_interval_start: Any = None, data_interval_end: Any = None
     ) -> dict[str, Any]:
-        from core import refresh
+        from core.data import refresh
 
         with refresh.open_session() as session:
             return refresh.ingest_interval(
@@ -79,7 +79,7 @@ def experiment_refresh() -> None:
     def recompute(
         ingested: dict[str, Any], data_interval_start: Any = None, data_interval_end: Any = None
     ) -> dict[str, Any]:
-        from core import refresh
+        from core.data import refresh
 
         with refresh.open_session() as session:
             return refresh.recompute_results(
@@ -93,7 +93,7 @@ def experiment_refresh() -> None:
         results: dict[str, Any], ingested: dict[str, Any], data_interval_start: Any = None,
         data_interval_end: Any = None,
     ) -> dict[str, Any]:
-        from core import refresh
+        from core.data import refresh
 
         with refresh.open_session() as session:
             return refresh.report_if_ready(
@@ -112,7 +112,7 @@ def experiment_refresh() -> None:
     def summarise(outcomes: Any, due_ids: list[int]) -> list[dict[str, Any]]:
         """Log the flags of every refreshed experiment; fail if any refresh failed or any
         dropped file was rejected."""
-        from core import refresh
+        from core.data import refresh
 
         done = [o for o in outcomes if o is not None]
         for line in refresh.summarise(done):

@@ -13,8 +13,8 @@ from fastapi import APIRouter, File, Form, UploadFile
 
 from api.deps import ExperimentId, SessionDep, Writer
 from api.errors import responses
-from core.ingestion import IngestionReport, ingest_file
-from core.metric_sources import ingest_sql
+from core.data.ingestion import IngestionReport, ingest_file
+from core.data.metric_sources import ingest_sql
 
 router = APIRouter(prefix="/experiments/{experiment_id}/data", tags=["data"])
 

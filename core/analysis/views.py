@@ -16,12 +16,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core import metric_sources, registry
+from core import registry
 from core.analysis import results
 from core.analysis.results import ResultsSnapshot
 from core.auth import Actor
+from core.data import metric_sources
+from core.data.ingestion import IngestionReport, ProgressCallback, ingest_file
 from core.errors import InvalidInput, NotFound
-from core.ingestion import IngestionReport, ProgressCallback, ingest_file
 from db import metric_repository as mrepo
 from db.models import Experiment
 
@@ -117,7 +118,7 @@ def load_upload(
     progress: ProgressCallback | None = None,
 ) -> tuple[IngestionReport, ResultsSnapshot]:
     """Load an uploaded CSV/Parquet file into the experiment (all or nothing, see
-    :func:`core.ingestion.ingest_file`), then store a fresh results snapshot."""
+    :func:`core.data.ingestion.ingest_file`), then store a fresh results snapshot."""
     actor.require("editor", "load metric data")
     name = Path(filename).name
     if not name.lower().endswith(UPLOAD_SUFFIXES):

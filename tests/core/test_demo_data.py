@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from core import registry
 from core.analysis.results import ResultsSnapshot, compute_results, refresh_running
+from core.data.metric_sources import get_metric_source
 from core.demo import seed_demo
 from core.demo_data import DEMO_TRUTH, EVENTS, generate_units
-from core.metric_sources import get_metric_source
 from db import metric_repository as mrepo
 from db.migrate import upgrade
 from db.models import MetricDailyStat

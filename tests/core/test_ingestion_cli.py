@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from core import cli
 from db.session import make_engine
-from tests.core.test_ingestion import make_units, write_csv
+from tests.core.data.test_ingestion import make_units, write_csv
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from core import catalogue, registry, reports
 from core.analysis.results import compute_results
 from core.artifacts import LocalArtifactStore, S3ArtifactStore
 from core.config import PROJECT_ROOT
+from core.data.ingestion import ingest_records
 from core.errors import PermissionDenied
-from core.ingestion import ingest_records
 from db.models import AuditEntry, ReportArtifact
 from db.session import make_engine
 from tests.conftest import ADMIN, EDITOR, VIEWER

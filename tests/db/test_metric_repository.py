@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from db import metric_repository as mrepo
 from db.models import Experiment
-from tests.core.test_ingestion import make_experiment
+from tests.core.data.test_ingestion import make_experiment
 
 DAY = date(2026, 3, 3)
 

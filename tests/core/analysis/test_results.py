@@ -24,12 +24,12 @@ from core.analysis.results import (
     refresh_results,
     snapshot_history,
 )
+from core.data.ingestion import ingest_file
 from core.errors import PermissionDenied
-from core.ingestion import ingest_file
 from core.types import DECISION_STATES
 from db import metric_repository as mrepo
 from tests.conftest import EDITOR, VIEWER
-from tests.core.test_ingestion import START, make_experiment, make_units, write_parquet
+from tests.core.data.test_ingestion import START, make_experiment, make_units, write_parquet
 
 
 def load(session: Session, tmp_path: Path, exp: int, cols: dict, name: str = "u") -> None:

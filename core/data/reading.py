@@ -1,34 +1,12 @@
-"""Metric data ingestion: user-level files, pre-aggregated files and SQL push-down, turned into
-daily sufficient statistics per (experiment, variant, metric, day). Unit-level rows are never
-stored.
+"""Reading and validating metric data: CSV/Parquet files through DuckDB, and per-variant,
+per-day, per-metric rows from pre-aggregated files or SQL sources.
 
-Sources
--------
-* **User-level file** (CSV or Parquet): one row per unit with ``unit_id``, ``variant``, an optional
-  ``date`` (exposure day), one column per metric named as in the catalogue (0/1 for binomial
-  metrics, numbers for mean metrics) and optional pre-period columns ``<metric>_pre`` for CUPED
-  (mean metrics; an empty pre-period value counts as 0, a unit with no history). The file is
-  aggregated by DuckDB in a single streaming ``GROUP BY`` (plus one pass over ``unit_id`` to
-  prove each unit appears once) under a memory limit, spilling to disk beyond it, so memory
-  stays bounded whatever the file's size.
-* **Pre-aggregated file**: ``variant, date, metric, n, sum, sum_squares`` (optionally
-  ``sum_x, sum_x2, sum_xy``: the CUPED covariate sums).
-* **SQL push-down** (:mod:`core.metric_sources`): the same columns, returned by a query that runs
-  inside the source database.
-
-Rules
------
-* A load replaces the (variant, metric, day) rows it contains and never adds to them, so loading
-  the same data twice changes nothing. A user-level file without a ``date`` column is a full
-  snapshot: it replaces every day of the metrics it carries, and is stored on ``day`` (default:
-  the experiment's last day so far). A file declared as one day's data (``for_day``: the
-  scheduled refresh's file drops, see :mod:`core.refresh`) replaces only that day, and a row
-  dated otherwise is rejected.
-* All or nothing: every problem found (missing columns, unknown variants, non-numeric values,
-  negative counts, conversions above units, a unit in two variants, dates outside the
-  experiment, an empty or unreadable file) is reported together, naming rows and columns, and
-  nothing is written.
-* Progress is reported through ``progress(fraction, message)``.
+A user-level file is aggregated by DuckDB in a streaming scan under a memory limit (spilling to
+disk beyond it) into :class:`Cell` sufficient statistics per (variant, day, metric) and
+assignment counts per (variant, day); a pre-aggregated file or a SQL result is checked row by
+row (:func:`aggregate_records`). Every problem found is collected and raised together as one
+:class:`~core.errors.InvalidInput` naming rows and columns; nothing here touches the database,
+so a bad input can never write anything (:mod:`core.data.writing` stores what this returns).
 """
 
 from __future__ import annotations
@@ -36,7 +14,6 @@ from __future__ import annotations
 import csv
 import math
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -44,18 +21,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-from sqlalchemy.orm import Session
 
-from core.auth import Actor
-from core.errors import InvalidInput, NotFound, RuleViolation
-from core.registry import transaction
+from core.errors import InvalidInput
 from core.stats import SufficientStats
-from core.types import FileKind, SourceKind
-from db import metric_repository as mrepo
-from db import repositories as repo
-from db.models import Experiment
+from core.types import FileKind
 
 ProgressCallback = Callable[[float, str], None]
+"""``progress(fraction, message)``: how far a load is, 0 to 1, and what it is doing."""
 
 DUCKDB_MEMORY_LIMIT = "1GB"
 """DuckDB's working-memory cap for file aggregation; beyond it DuckDB spills to a temp folder."""
@@ -71,26 +43,8 @@ _NUMERIC_PREFIXES = (
 )
 
 
-# --------------------------------------------------------------------------- public types
 
-
-@dataclass(frozen=True)
-class IngestionReport:
-    """What a load did: where from, which days, metrics and variants, and how many rows."""
-
-    experiment_id: int
-    experiment_name: str
-    kind: SourceKind
-    source: str
-    rows_read: int
-    first_day: date | None
-    last_day: date | None
-    metrics: tuple[str, ...]
-    cuped_metrics: tuple[str, ...]
-    units: dict[str, int]
-    stats_rows_written: int
-    ignored_columns: tuple[str, ...] = ()
-    seconds: float = 0.0
+# --------------------------------------------------------------------------- what reading yields
 
 
 @dataclass(frozen=True)
@@ -131,7 +85,7 @@ class Cell:
 
 
 @dataclass
-class _Aggregated:
+class Aggregated:
     cells: list[Cell]
     assignments: dict[tuple[str, date], int]
     rows_read: int
@@ -139,55 +93,6 @@ class _Aggregated:
     full_replace: bool = False
     metrics: tuple[str, ...] = field(default_factory=tuple)
 
-
-def _noop(_fraction: float, _message: str) -> None:
-    return None
-
-
-# --------------------------------------------------------------------------- experiment context
-
-
-def experiment_context(session: Session, *, experiment_id: int) -> ExperimentContext:
-    """Variants, metrics (with roles) and the date window data may fall in."""
-    exp = session.get(Experiment, experiment_id)
-    if exp is None:
-        raise NotFound(f"No experiment with id {experiment_id}.")
-    if exp.actual_start is None:
-        raise RuleViolation(
-            f"'{exp.name}' has not launched yet ({exp.status}): metric data can only be loaded "
-            "for days from its start."
-        )
-    today = datetime.now(UTC).date()
-    end = exp.actual_end or max(today, exp.actual_start)
-    metrics: dict[str, MetricInfo] = {}
-    if exp.primary_metric is not None:
-        m = exp.primary_metric
-        metrics[m.name] = MetricInfo(m.id, m.name, m.kind, "primary", m.higher_is_better)
-    for link in exp.metric_links:
-        m = link.metric
-        metrics.setdefault(
-            m.name, MetricInfo(m.id, m.name, m.kind, link.role, m.higher_is_better)
-        )
-    return ExperimentContext(
-        id=exp.id,
-        name=exp.name,
-        status=exp.status,
-        start=exp.actual_start,
-        end=end,
-        variants={v.name: v.id for v in exp.variants},
-        metrics=metrics,
-    )
-
-
-def _resolve(session: Session, experiment_id: int | None, experiment: str | None) -> int:
-    if experiment_id is not None:
-        return experiment_id
-    if experiment:
-        found = repo.experiment_id_by_name(session, name=experiment)
-        if found is None:
-            raise NotFound(f"No experiment named '{experiment}'.")
-        return found
-    raise InvalidInput("experiment: name the experiment (id or name) to load data into")
 
 
 # --------------------------------------------------------------------------- files
@@ -237,7 +142,7 @@ def detect_format(path: Path) -> Literal["csv", "parquet"]:
     return "csv"
 
 
-def _connect(memory_limit: str, threads: int | None) -> duckdb.DuckDBPyConnection:
+def connect(memory_limit: str, threads: int | None) -> duckdb.DuckDBPyConnection:
     config: dict[str, Any] = {
         "memory_limit": memory_limit,
         "temp_directory": str(Path(tempfile.gettempdir()) / "experimentos_duckdb"),
@@ -258,7 +163,7 @@ def _csv_delimiter(path: Path) -> str:
     return max((",", ";", "\t", "|"), key=header.count)
 
 
-def _reader(path: Path, fmt: str, *, all_varchar: bool = False) -> str:
+def file_reader(path: Path, fmt: str, *, all_varchar: bool = False) -> str:
     """DuckDB table function for the file. CSV: header on line 1, RFC 4180 quotes, the header's
     delimiter (DuckDB's sniffer is left to infer only column types)."""
     lit = _sql_literal(str(path))
@@ -275,7 +180,7 @@ def _duck_problem(exc: Exception) -> str:
     return " ".join(lines[:2])[:400]
 
 
-def _columns(
+def column_types(
     con: duckdb.DuckDBPyConnection, src: str, path: Path, fmt: str
 ) -> dict[str, str]:
     try:
@@ -309,7 +214,7 @@ def _csv_structure_problem(con: duckdb.DuckDBPyConnection, path: Path) -> str | 
     return None
 
 
-def _lower_map(columns: Iterable[str], name: str) -> dict[str, str]:
+def lower_map(columns: Iterable[str], name: str) -> dict[str, str]:
     out: dict[str, str] = {}
     clashes = []
     for col in columns:
@@ -328,72 +233,8 @@ def _is_numeric(duck_type: str) -> bool:
     return duck_type.startswith(_NUMERIC_PREFIXES)
 
 
-def ingest_file(
-    session: Session,
-    *,
-    path: str | Path,
-    actor: Actor,
-    experiment_id: int | None = None,
-    experiment: str | None = None,
-    kind: FileKind = "auto",
-    day: date | None = None,
-    progress: ProgressCallback | None = None,
-    memory_limit: str = DUCKDB_MEMORY_LIMIT,
-    threads: int | None = None,
-    for_day: date | None = None,
-    label: str | None = None,
-    sha256: str | None = None,
-) -> IngestionReport:
-    """Load a user-level or pre-aggregated CSV/Parquet file into an experiment's daily stats.
 
-    ``kind="auto"`` reads a file with ``metric, n, sum, sum_squares`` columns as pre-aggregated
-    and one with ``unit_id`` as user-level. ``day`` dates a user-level file that has no ``date``
-    column. ``for_day`` declares the file to hold one day's data (a daily drop): every row must
-    fall on that day, a user-level file without ``date`` is dated it, and only that day is
-    replaced (never a full snapshot). ``label`` names the file in the report and the audit
-    entry (default: its name); ``sha256``, if given, is recorded in the audit entry. Raises
-    :class:`InvalidInput` listing every problem (nothing written).
-    """
-    actor.require("editor", "load metric data")
-    report = progress or _noop
-    started = time.perf_counter()
-    path = Path(path)
-    with transaction(session):
-        ctx = experiment_context(session, experiment_id=_resolve(session, experiment_id,
-                                                                 experiment))
-        report(0.02, f"Checking {path.name}")
-        fmt = detect_format(path)
-        con = _connect(memory_limit, threads)
-        try:
-            src = _reader(path, fmt)
-            columns = _columns(con, src, path, fmt)
-            lower = _lower_map(columns, path.name)
-            chosen = _file_kind(kind, lower, path.name)
-            if chosen == "aggregate":
-                report(0.1, "Reading pre-aggregated rows")
-                raw = _read_aggregate_rows(con, path, fmt, lower)
-                agg = aggregate_records(
-                    ctx, raw, label=path.name, first_row=2 if fmt == "csv" else 1
-                )
-                source_kind: SourceKind = "aggregate_file"
-            else:
-                agg = _aggregate_user_file(
-                    con, path, fmt, src, columns, lower, ctx, day=day or for_day,
-                    report=report,
-                )
-                source_kind = "user_file"
-        finally:
-            con.close()
-        if for_day is not None:
-            _check_one_day(agg, for_day, path.name)
-        report(0.9, "Writing daily statistics")
-        result = _write(session, ctx, agg, kind=source_kind, label=label or path.name,
-                        actor=actor, started=started, sha256=sha256)
-    report(1.0, f"Loaded {result.stats_rows_written} daily rows from {label or path.name}")
-    return result
-
-
-def _check_one_day(agg: _Aggregated, for_day: date, name: str) -> None:
+def check_one_day(agg: Aggregated, for_day: date, name: str) -> None:
     """A file for one day holds only that day, and replaces only that day."""
     other = sorted({c.day for c in agg.cells} - {for_day})
     if other:
@@ -407,7 +248,7 @@ def _check_one_day(agg: _Aggregated, for_day: date, name: str) -> None:
     agg.full_replace = False
 
 
-def _file_kind(kind: FileKind, lower: Mapping[str, str], name: str) -> Literal["user",
+def file_kind(kind: FileKind, lower: Mapping[str, str], name: str) -> Literal["user",
                                                                             "aggregate"]:
     if kind != "auto":
         return kind
@@ -420,6 +261,7 @@ def _file_kind(kind: FileKind, lower: Mapping[str, str], name: str) -> Literal["
         "[date], one column per metric) nor metric/n/sum columns (a pre-aggregated file: "
         f"{', '.join(AGGREGATE_COLUMNS)}); its columns are {', '.join(lower.values())}"
     )
+
 
 
 # --------------------------------------------------------------------------- user-level files
@@ -436,7 +278,7 @@ def _examples(
                      for u, v in rows)
 
 
-def _aggregate_user_file(
+def aggregate_user_file(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     fmt: str,
@@ -447,7 +289,7 @@ def _aggregate_user_file(
     *,
     day: date | None,
     report: ProgressCallback,
-) -> _Aggregated:
+) -> Aggregated:
     name = path.name
     missing = [c for c in ("unit_id", "variant") if c not in lower]
     metric_cols = {m: lower[m.lower()] for m in ctx.metrics if m.lower() in lower}
@@ -628,7 +470,7 @@ def _aggregate_user_file(
                 cov = (float(g[f"px{i}"]), float(g[f"pxx{i}"]), float(g[f"pxy{i}"]))
             cells.append(Cell(g["v"], d, metric, int(g[f"nn{i}"]), float(g[f"s{i}"] or 0.0),
                               float(g[f"ss{i}"] or 0.0), *cov))
-    return _Aggregated(
+    return Aggregated(
         cells=cells,
         assignments=assignments,
         rows_read=total_rows,
@@ -668,7 +510,7 @@ def _csv_value_problems(
     """Re-read a CSV as text to name the values that failed to convert."""
     if fmt != "csv":
         return []
-    raw = _reader(path, fmt, all_varchar=True)
+    raw = file_reader(path, fmt, all_varchar=True)
     unit = _quote(lower["unit_id"])
     problems = []
     for col in [*metric_cols.values(), *pre_cols.values()]:
@@ -711,7 +553,7 @@ def _duplicate_problem(
 # --------------------------------------------------------------------------- aggregated inputs
 
 
-def _read_aggregate_rows(
+def read_aggregate_rows(
     con: duckdb.DuckDBPyConnection, path: Path, fmt: str, lower: dict[str, str]
 ) -> list[dict[str, Any]]:
     missing = [c for c in AGGREGATE_COLUMNS if c not in lower]
@@ -721,7 +563,7 @@ def _read_aggregate_rows(
             f"file ({', '.join(AGGREGATE_COLUMNS)})"
         )
     con.execute("SET preserve_insertion_order = true")
-    src = _reader(path, fmt, all_varchar=True)
+    src = file_reader(path, fmt, all_varchar=True)
     wanted = [c for c in (*AGGREGATE_COLUMNS, *COVARIATE_COLUMNS) if c in lower]
     count = con.execute(f"SELECT count(*) FROM {src}").fetchone()[0]  # type: ignore[index]
     if count > MAX_AGGREGATE_ROWS:
@@ -744,7 +586,7 @@ def _number(value: Any) -> float | None:
     return out
 
 
-def _day(value: Any) -> date | None:
+def parse_day(value: Any) -> date | None:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -759,7 +601,7 @@ def _day(value: Any) -> date | None:
 
 def aggregate_records(
     ctx: ExperimentContext, rows: list[dict[str, Any]], *, label: str, first_row: int = 1
-) -> _Aggregated:
+) -> Aggregated:
     """Validate per-variant, per-day, per-metric rows (file or SQL) into cells.
 
     ``rows`` hold ``variant, date (or day), metric, n, sum, sum_squares`` and optionally the
@@ -788,7 +630,7 @@ def aggregate_records(
                 f"metric '{metric}' is not a metric of '{ctx.name}' "
                 f"({', '.join(ctx.metrics) or 'none'})"
             )
-        day = _day(row.get("date"))
+        day = parse_day(row.get("date"))
         if day is None:
             row_problems.append(f"date {row.get('date')!r} is not a date (use YYYY-MM-DD)")
         elif not ctx.start <= day <= ctx.end:
@@ -853,112 +695,10 @@ def aggregate_records(
     for c in cells:
         key2 = (c.variant, c.day)
         assignments[key2] = max(assignments.get(key2, 0), c.n)
-    return _Aggregated(
+    return Aggregated(
         cells=cells,
         assignments=assignments,
         rows_read=len(rows),
         metrics=tuple(dict.fromkeys(c.metric for c in cells)),
     )
 
-
-# --------------------------------------------------------------------------- writing
-
-
-def _write(
-    session: Session,
-    ctx: ExperimentContext,
-    agg: _Aggregated,
-    *,
-    kind: SourceKind,
-    label: str,
-    actor: Actor,
-    started: float,
-    sha256: str | None = None,
-) -> IngestionReport:
-    metric_ids = [ctx.metrics[m].id for m in agg.metrics]
-    if agg.full_replace:
-        mrepo.delete_daily_stats(session, experiment_id=ctx.id, metric_ids=metric_ids)
-        mrepo.delete_assignments(session, experiment_id=ctx.id)
-    rows = [
-        mrepo.DailyStatRow(
-            variant_id=ctx.variants[c.variant],
-            metric_id=ctx.metrics[c.metric].id,
-            day=c.day,
-            n=c.n,
-            sum=c.sum,
-            sum_squares=c.sum_squares,
-            cov_sum=c.cov_sum,
-            cov_sum_squares=c.cov_sum_squares,
-            cov_sum_products=c.cov_sum_products,
-        )
-        for c in agg.cells
-    ]
-    source = f"{kind}:{label}"[:200]
-    written = mrepo.upsert_daily_stats(session, experiment_id=ctx.id, rows=rows, source=source)
-    mrepo.upsert_assignments(
-        session,
-        experiment_id=ctx.id,
-        rows=[
-            mrepo.AssignmentRow(variant_id=ctx.variants[v], day=d, units=u)
-            for (v, d), u in sorted(agg.assignments.items())
-        ],
-    )
-    days = sorted({c.day for c in agg.cells})
-    units: dict[str, int] = {v: 0 for v in ctx.variants}
-    for (v, _d), u in agg.assignments.items():
-        units[v] += u
-    cuped = tuple(dict.fromkeys(c.metric for c in agg.cells if c.cov_sum is not None))
-    first, last = (days[0], days[-1]) if days else (None, None)
-    repo.add_audit(
-        session,
-        actor=actor.name,
-        entity_type="experiment",
-        entity_id=ctx.id,
-        action="ingest",
-        changes={
-            "source": [None, source],
-            "days": [None, f"{first}..{last}"],
-            "metrics": [None, list(agg.metrics)],
-            "rows_written": [None, written],
-            **({"sha256": [None, sha256]} if sha256 else {}),
-        },
-    )
-    return IngestionReport(
-        experiment_id=ctx.id,
-        experiment_name=ctx.name,
-        kind=kind,
-        source=label,
-        rows_read=agg.rows_read,
-        first_day=first,
-        last_day=last,
-        metrics=agg.metrics,
-        cuped_metrics=cuped,
-        units=units,
-        stats_rows_written=written,
-        ignored_columns=agg.ignored,
-        seconds=time.perf_counter() - started,
-    )
-
-
-def ingest_records(
-    session: Session,
-    *,
-    experiment_id: int,
-    rows: list[dict[str, Any]],
-    actor: Actor,
-    kind: SourceKind,
-    label: str,
-    progress: ProgressCallback | None = None,
-) -> IngestionReport:
-    """Validate and store per-variant, per-day, per-metric rows (from a SQL source)."""
-    actor.require("editor", "load metric data")
-    report = progress or _noop
-    started = time.perf_counter()
-    with transaction(session):
-        ctx = experiment_context(session, experiment_id=experiment_id)
-        report(0.6, "Checking the aggregated rows")
-        agg = aggregate_records(ctx, rows, label=label)
-        report(0.9, "Writing daily statistics")
-        result = _write(session, ctx, agg, kind=kind, label=label, actor=actor, started=started)
-    report(1.0, f"Loaded {result.stats_rows_written} daily rows from {label}")
-    return result

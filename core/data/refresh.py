@@ -15,13 +15,13 @@ its last day ``interval_end - 1`` is the day being refreshed.
 
    * **SQL push-down** — the experiment's metric source runs inside its database with
      ``:interval_start`` / ``:interval_end`` bound to the window's first and last day (see
-     :mod:`core.metric_sources`), so a query that filters on them makes the warehouse scan only
+     :mod:`core.data.metric_sources`), so a query that filters on them makes the warehouse scan only
      the window. Rows dated outside it are ignored; rows equal to what is stored are not
      written (no upsert, no audit entry).
    * **File drops** (:func:`ingest_drops`) — files in the artifact store (``ARTIFACTS_URL``, a
      folder or S3) under the key ``incoming/experiment-<id>/<YYYY-MM-DD>.csv`` or
      ``.parquet``, one per experiment and day (``<id>`` the experiment's id, the date the day
-     the data belongs to), user-level or pre-aggregated as :func:`core.ingestion.ingest_file`
+     the data belongs to), user-level or pre-aggregated as :func:`core.data.ingestion.ingest_file`
      accepts. A drop holds that day's data only: a user-level file without a ``date`` column
      is dated by its key, a row of another day is an error, and only that day is replaced.
      Each drop dated in the window is loaded, all or nothing, and its key and SHA-256 are
@@ -310,7 +310,7 @@ def _same_as_stored(
     session: Session, experiment_id: int, rows: list[dict[str, Any]], first: date, last: date
 ) -> bool:
     """Whether the source rows equal the stored daily stats and assignments of the window."""
-    from core.ingestion import aggregate_records, experiment_context
+    from core.data.ingestion import aggregate_records, experiment_context
 
     ctx = experiment_context(session, experiment_id=experiment_id)
     agg = aggregate_records(ctx, rows, label="sql source")
@@ -357,8 +357,8 @@ def ingest_interval(
     an interval leaves the database untouched. A bad drop is listed in ``rejected`` (nothing of
     it written); a failing query raises. ``store`` defaults to the configured artifact store.
     """
-    from core.ingestion import ingest_records
-    from core.metric_sources import get_metric_source, row_day, run_metric_source
+    from core.data.ingestion import ingest_records
+    from core.data.metric_sources import get_metric_source, row_day, run_metric_source
 
     actor.require("editor", "load metric data")
     start, last = _interval(interval_start, interval_end)
@@ -475,7 +475,7 @@ def ingest_drops(
     nothing; skip those loaded before with the same SHA-256; list the rejected ones."""
     from core.artifacts import get_store
     from core.config import get_settings
-    from core.ingestion import ingest_file
+    from core.data.ingestion import ingest_file
 
     actor.require("editor", "load metric data")
     store = store or get_store(get_settings())

@@ -12,12 +12,12 @@ from numpy.testing import assert_allclose
 from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Table, func, select
 from sqlalchemy.orm import Session
 
+from core.data.metric_sources import get_metric_source, ingest_sql, set_metric_source
 from core.errors import InvalidInput
-from core.metric_sources import get_metric_source, ingest_sql, set_metric_source
 from db import metric_repository as mrepo
 from db.session import make_engine
 from tests.conftest import EDITOR, create_postgres_database, drop_postgres_database
-from tests.core.test_ingestion import make_experiment, make_units, reference, stored
+from tests.core.data.test_ingestion import make_experiment, make_units, reference, stored
 
 _meta = MetaData()
 UNITS = Table(

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from core import refresh, registry
+from core import registry
 from core.config import get_settings
+from core.data import refresh
 from core.demo import seed_demo
 from core.demo_data import DEMO_TRUTH, generate_units
 from core.errors import InvalidInput, PermissionDenied

@@ -13,14 +13,14 @@ from numpy.testing import assert_allclose
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core import metric_sources, refresh
 from core.artifacts import LocalArtifactStore
+from core.data import metric_sources, refresh
+from core.data.metric_sources import ingest_sql, query_parameters, set_metric_source
 from core.errors import InvalidInput
-from core.metric_sources import ingest_sql, query_parameters, set_metric_source
 from db.models import AuditEntry, MetricDailyStat
 from tests.conftest import EDITOR, create_postgres_database, drop_postgres_database
-from tests.core.test_ingestion import START, make_experiment, reference, stored
-from tests.core.test_ingestion_sql import COLS, QUERY, UNITS, _fill, _meta
+from tests.core.data.test_ingestion import START, make_experiment, reference, stored
+from tests.core.data.test_ingestion_sql import COLS, QUERY, UNITS, _fill, _meta
 
 WINDOW_QUERY = QUERY.replace(":start AND :end", ":interval_start AND :interval_end")
 DAY = date(2026, 3, 9)

@@ -6,7 +6,7 @@ add ``sum_x, sum_x2, sum_xy`` (CUPED covariate sums). It may use these bound par
 
 * ``:experiment_id`` and ``:experiment`` (the name);
 * ``:interval_start`` and ``:interval_end`` — the first and last day (inclusive dates) to load.
-  The scheduled refresh (:mod:`core.refresh`) binds its refresh window, so a query that filters
+  The scheduled refresh (:mod:`core.data.refresh`) binds its refresh window, so a query that filters
   on them makes the warehouse scan only the new days (e.g. ``WHERE day BETWEEN :interval_start
   AND :interval_end``); a load outside the refresh (upload page, CLI, demo) binds the
   experiment's first day and its last day so far (its end, or today while it runs);
@@ -33,16 +33,16 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
-from core.errors import InvalidInput, NotFound
-from core.ingestion import (
+from core.data.ingestion import (
     COVARIATE_COLUMNS,
     IngestionReport,
     ProgressCallback,
-    _day,
-    _noop,
     experiment_context,
     ingest_records,
+    no_progress,
 )
+from core.data.reading import parse_day
+from core.errors import InvalidInput, NotFound
 from core.registry import transaction
 from db import metric_repository as mrepo
 from db import repositories as repo
@@ -284,7 +284,7 @@ def ingest_sql(
 
     With a window (inclusive days), the query is bound to it and only its days are stored."""
     actor.require("editor", "load metric data")
-    report = progress or _noop
+    report = progress or no_progress
     report(0.05, "Running the query inside the source database")
     rows = run_metric_source(session, experiment_id=experiment_id,
                              interval_start=interval_start, interval_end=interval_end)
@@ -309,4 +309,4 @@ def ingest_sql(
 def row_day(row: dict[str, Any]) -> date | None:
     """The day of a result row (its ``day`` or ``date`` column), None if absent or unreadable."""
     lowered = {str(k).lower(): v for k, v in row.items()}
-    return _day(lowered.get("day", lowered.get("date")))
+    return parse_day(lowered.get("day", lowered.get("date")))

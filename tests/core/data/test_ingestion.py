@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import catalogue, registry
+from core.data.ingestion import detect_format, ingest_file
 from core.errors import InvalidInput, PermissionDenied
-from core.ingestion import detect_format, ingest_file
 from db import metric_repository as mrepo
 from db.models import AuditEntry
 from tests.conftest import EDITOR, VIEWER

@@ -22,13 +22,13 @@ from numpy.testing import assert_allclose
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import refresh
 from core.artifacts import ArtifactStore, LocalArtifactStore, S3ArtifactStore, sha256_hex
+from core.data import refresh
+from core.data.ingestion import ingest_file
 from core.errors import InvalidInput
-from core.ingestion import ingest_file
 from db.models import AuditEntry, MetricDailyStat
 from tests.conftest import EDITOR
-from tests.core.test_ingestion import make_experiment, make_units, reference, stored
+from tests.core.data.test_ingestion import make_experiment, make_units, reference, stored
 from tests.s3server import moto_s3_server
 
 D1 = date(2026, 3, 3)

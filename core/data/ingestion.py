@@ -1,0 +1,193 @@
+"""Metric data ingestion, the entry points: a user-level or pre-aggregated CSV/Parquet file
+(:func:`ingest_file`) or per-variant, per-day, per-metric rows from a SQL push-down source
+(:func:`ingest_records`, called by :mod:`core.data.metric_sources`) become daily sufficient
+statistics per (experiment, variant, metric, day); unit-level rows are never stored. Each load
+checks the editor's role, reads and validates the input (:mod:`core.data.reading`: every problem
+found is reported together and nothing is written), then upserts it in one transaction
+(:mod:`core.data.writing`), so loading the same data twice changes nothing. A user-level file
+without a ``date`` column is a full snapshot that replaces every day of the metrics it carries;
+a file declared as one day's data (``for_day``, the scheduled refresh's drops) replaces only that
+day. The README's "Metric data" section documents the columns.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from core.auth import Actor
+from core.data.reading import (
+    AGGREGATE_COLUMNS,
+    COVARIATE_COLUMNS,
+    DUCKDB_MEMORY_LIMIT,
+    ExperimentContext,
+    MetricInfo,
+    ProgressCallback,
+    aggregate_records,
+    aggregate_user_file,
+    check_one_day,
+    column_types,
+    connect,
+    detect_format,
+    file_kind,
+    file_reader,
+    lower_map,
+    read_aggregate_rows,
+)
+from core.data.writing import IngestionReport, write
+from core.errors import InvalidInput, NotFound, RuleViolation
+from core.registry import transaction
+from core.types import FileKind, SourceKind
+from db import repositories as repo
+from db.models import Experiment
+
+__all__ = [
+    "AGGREGATE_COLUMNS", "COVARIATE_COLUMNS", "ExperimentContext", "IngestionReport",
+    "ProgressCallback", "aggregate_records", "detect_format", "experiment_context",
+    "ingest_file", "ingest_records", "no_progress",
+]
+
+
+def no_progress(_fraction: float, _message: str) -> None:
+    return None
+
+
+# --------------------------------------------------------------------------- experiment context
+
+
+def experiment_context(session: Session, *, experiment_id: int) -> ExperimentContext:
+    """Variants, metrics (with roles) and the date window data may fall in."""
+    exp = session.get(Experiment, experiment_id)
+    if exp is None:
+        raise NotFound(f"No experiment with id {experiment_id}.")
+    if exp.actual_start is None:
+        raise RuleViolation(
+            f"'{exp.name}' has not launched yet ({exp.status}): metric data can only be loaded "
+            "for days from its start."
+        )
+    today = datetime.now(UTC).date()
+    end = exp.actual_end or max(today, exp.actual_start)
+    metrics: dict[str, MetricInfo] = {}
+    if exp.primary_metric is not None:
+        m = exp.primary_metric
+        metrics[m.name] = MetricInfo(m.id, m.name, m.kind, "primary", m.higher_is_better)
+    for link in exp.metric_links:
+        m = link.metric
+        metrics.setdefault(
+            m.name, MetricInfo(m.id, m.name, m.kind, link.role, m.higher_is_better)
+        )
+    return ExperimentContext(
+        id=exp.id,
+        name=exp.name,
+        status=exp.status,
+        start=exp.actual_start,
+        end=end,
+        variants={v.name: v.id for v in exp.variants},
+        metrics=metrics,
+    )
+
+
+def _resolve(session: Session, experiment_id: int | None, experiment: str | None) -> int:
+    if experiment_id is not None:
+        return experiment_id
+    if experiment:
+        found = repo.experiment_id_by_name(session, name=experiment)
+        if found is None:
+            raise NotFound(f"No experiment named '{experiment}'.")
+        return found
+    raise InvalidInput("experiment: name the experiment (id or name) to load data into")
+
+
+
+def ingest_file(
+    session: Session,
+    *,
+    path: str | Path,
+    actor: Actor,
+    experiment_id: int | None = None,
+    experiment: str | None = None,
+    kind: FileKind = "auto",
+    day: date | None = None,
+    progress: ProgressCallback | None = None,
+    memory_limit: str = DUCKDB_MEMORY_LIMIT,
+    threads: int | None = None,
+    for_day: date | None = None,
+    label: str | None = None,
+    sha256: str | None = None,
+) -> IngestionReport:
+    """Load a user-level or pre-aggregated CSV/Parquet file into an experiment's daily stats.
+
+    ``kind="auto"`` reads a file with ``metric, n, sum, sum_squares`` columns as pre-aggregated
+    and one with ``unit_id`` as user-level. ``day`` dates a user-level file that has no ``date``
+    column. ``for_day`` declares the file to hold one day's data (a daily drop): every row must
+    fall on that day, a user-level file without ``date`` is dated it, and only that day is
+    replaced (never a full snapshot). ``label`` names the file in the report and the audit
+    entry (default: its name); ``sha256``, if given, is recorded in the audit entry. Raises
+    :class:`InvalidInput` listing every problem (nothing written).
+    """
+    actor.require("editor", "load metric data")
+    report = progress or no_progress
+    started = time.perf_counter()
+    path = Path(path)
+    with transaction(session):
+        ctx = experiment_context(session, experiment_id=_resolve(session, experiment_id,
+                                                                 experiment))
+        report(0.02, f"Checking {path.name}")
+        fmt = detect_format(path)
+        con = connect(memory_limit, threads)
+        try:
+            src = file_reader(path, fmt)
+            columns = column_types(con, src, path, fmt)
+            lower = lower_map(columns, path.name)
+            chosen = file_kind(kind, lower, path.name)
+            if chosen == "aggregate":
+                report(0.1, "Reading pre-aggregated rows")
+                raw = read_aggregate_rows(con, path, fmt, lower)
+                agg = aggregate_records(
+                    ctx, raw, label=path.name, first_row=2 if fmt == "csv" else 1
+                )
+                source_kind: SourceKind = "aggregate_file"
+            else:
+                agg = aggregate_user_file(
+                    con, path, fmt, src, columns, lower, ctx, day=day or for_day,
+                    report=report,
+                )
+                source_kind = "user_file"
+        finally:
+            con.close()
+        if for_day is not None:
+            check_one_day(agg, for_day, path.name)
+        report(0.9, "Writing daily statistics")
+        result = write(session, ctx, agg, kind=source_kind, label=label or path.name,
+                        actor=actor, started=started, sha256=sha256)
+    report(1.0, f"Loaded {result.stats_rows_written} daily rows from {label or path.name}")
+    return result
+
+
+
+def ingest_records(
+    session: Session,
+    *,
+    experiment_id: int,
+    rows: list[dict[str, Any]],
+    actor: Actor,
+    kind: SourceKind,
+    label: str,
+    progress: ProgressCallback | None = None,
+) -> IngestionReport:
+    """Validate and store per-variant, per-day, per-metric rows (from a SQL source)."""
+    actor.require("editor", "load metric data")
+    report = progress or no_progress
+    started = time.perf_counter()
+    with transaction(session):
+        ctx = experiment_context(session, experiment_id=experiment_id)
+        report(0.6, "Checking the aggregated rows")
+        agg = aggregate_records(ctx, rows, label=label)
+        report(0.9, "Writing daily statistics")
+        result = write(session, ctx, agg, kind=kind, label=label, actor=actor, started=started)
+    report(1.0, f"Loaded {result.stats_rows_written} daily rows from {label}")
+    return result

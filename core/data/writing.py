@@ -1,0 +1,119 @@
+"""Writing metric data: the validated output of :mod:`core.data.reading` stored as daily
+sufficient statistics and assignment counts, with an audit entry.
+
+Writes are idempotent upserts keyed on (experiment, variant, metric, day) and (experiment,
+variant, day): loading the same data twice changes nothing. A full snapshot (a user-level file
+without dates) first removes every day of the metrics it carries. The caller owns the
+transaction (:func:`core.data.ingestion.ingest_file` and friends), so a load is all or nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from core.auth import Actor
+from core.data.reading import Aggregated, ExperimentContext
+from core.types import SourceKind
+from db import metric_repository as mrepo
+from db import repositories as repo
+
+
+@dataclass(frozen=True)
+class IngestionReport:
+    """What a load did: where from, which days, metrics and variants, and how many rows."""
+
+    experiment_id: int
+    experiment_name: str
+    kind: SourceKind
+    source: str
+    rows_read: int
+    first_day: date | None
+    last_day: date | None
+    metrics: tuple[str, ...]
+    cuped_metrics: tuple[str, ...]
+    units: dict[str, int]
+    stats_rows_written: int
+    ignored_columns: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+
+def write(
+    session: Session,
+    ctx: ExperimentContext,
+    agg: Aggregated,
+    *,
+    kind: SourceKind,
+    label: str,
+    actor: Actor,
+    started: float,
+    sha256: str | None = None,
+) -> IngestionReport:
+    metric_ids = [ctx.metrics[m].id for m in agg.metrics]
+    if agg.full_replace:
+        mrepo.delete_daily_stats(session, experiment_id=ctx.id, metric_ids=metric_ids)
+        mrepo.delete_assignments(session, experiment_id=ctx.id)
+    rows = [
+        mrepo.DailyStatRow(
+            variant_id=ctx.variants[c.variant],
+            metric_id=ctx.metrics[c.metric].id,
+            day=c.day,
+            n=c.n,
+            sum=c.sum,
+            sum_squares=c.sum_squares,
+            cov_sum=c.cov_sum,
+            cov_sum_squares=c.cov_sum_squares,
+            cov_sum_products=c.cov_sum_products,
+        )
+        for c in agg.cells
+    ]
+    source = f"{kind}:{label}"[:200]
+    written = mrepo.upsert_daily_stats(session, experiment_id=ctx.id, rows=rows, source=source)
+    mrepo.upsert_assignments(
+        session,
+        experiment_id=ctx.id,
+        rows=[
+            mrepo.AssignmentRow(variant_id=ctx.variants[v], day=d, units=u)
+            for (v, d), u in sorted(agg.assignments.items())
+        ],
+    )
+    days = sorted({c.day for c in agg.cells})
+    units: dict[str, int] = {v: 0 for v in ctx.variants}
+    for (v, _d), u in agg.assignments.items():
+        units[v] += u
+    cuped = tuple(dict.fromkeys(c.metric for c in agg.cells if c.cov_sum is not None))
+    first, last = (days[0], days[-1]) if days else (None, None)
+    repo.add_audit(
+        session,
+        actor=actor.name,
+        entity_type="experiment",
+        entity_id=ctx.id,
+        action="ingest",
+        changes={
+            "source": [None, source],
+            "days": [None, f"{first}..{last}"],
+            "metrics": [None, list(agg.metrics)],
+            "rows_written": [None, written],
+            **({"sha256": [None, sha256]} if sha256 else {}),
+        },
+    )
+    return IngestionReport(
+        experiment_id=ctx.id,
+        experiment_name=ctx.name,
+        kind=kind,
+        source=label,
+        rows_read=agg.rows_read,
+        first_day=first,
+        last_day=last,
+        metrics=agg.metrics,
+        cuped_metrics=cuped,
+        units=units,
+        stats_rows_written=written,
+        ignored_columns=agg.ignored,
+        seconds=time.perf_counter() - started,
+    )
+
