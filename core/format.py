@@ -39,14 +39,22 @@ def _trim(text: str) -> str:
     return text[:-1] if text.endswith(".") else text
 
 
-def percent(x: float | None, digits: int = 1, *, trim: bool = False) -> str:
+def percent(
+    x: float | None, digits: int = 1, *, trim: bool = False, sig: int | None = None
+) -> str:
     """A fraction as a percentage: ``percent(0.1234)`` → ``"12.3%"``.
 
     ``trim=True`` drops trailing zeros, so a value the user typed as 5% reads "5%", not "5.0%".
+    ``sig`` asks for significant digits instead of decimals (``percent(0.0347, sig=2)`` →
+    ``"3.5%"``), trimmed: the planner's computed effects read as people say them.
     """
     value = _finite(x)
     if value is None:
         return MISSING
+    if sig is not None:
+        scaled = abs(value * 100)
+        digits = 0 if scaled == 0 else max(0, sig - 1 - math.floor(math.log10(scaled)))
+        trim = True
     text = f"{value * 100:.{digits}f}"
     if trim:
         text = _trim(text)

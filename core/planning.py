@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy.orm import Session
 
+from core import format as fmt
 from core import registry
 from core.auth import Actor
 from core.errors import InvalidInput, NotFound, RuleViolation
@@ -178,7 +179,7 @@ class Plan:
         if self.mde_absolute is None:
             return "none"
         if self.inputs.relative and self.mde_relative is not None:
-            return f"{_pct(self.mde_relative)} relative"
+            return f"{fmt.percent(self.mde_relative, sig=3)} relative"
         if self.inputs.kind == "binomial":
             return f"{self.mde_absolute * 100:.3g} pp"
         return f"{self.mde_absolute:.4g}"
@@ -254,16 +255,12 @@ def _effect_phrase(inputs: PlanInputs, absolute: float | None, relative: float |
     if absolute is None:
         return "no effect at all"
     if inputs.relative and relative is not None:
-        return f"a {_pct(relative)} relative {'drop' if inputs.alternative == 'less' else 'lift'}"
+        direction = "drop" if inputs.alternative == "less" else "lift"
+        return f"a {fmt.percent(relative, sig=3)} relative {direction}"
     change = {"two-sided": "change", "greater": "increase", "less": "decrease"}[inputs.alternative]
     if inputs.kind == "binomial":
         return f"a {absolute * 100:.3g} percentage-point {change}"
     return f"{'an' if change == 'increase' else 'a'} {change} of {absolute:.4g}"
-
-
-def _pct(x: float) -> str:
-    """5% / 2.5% / 0.35%: two significant digits, no trailing zeros."""
-    return f"{x * 100:.2g}%" if x * 100 < 10 else f"{x * 100:.3g}%"
 
 
 def _traffic(inputs: PlanInputs) -> str:
@@ -279,7 +276,7 @@ def _tail(inputs: PlanInputs) -> str:
 
 
 def _days(days: int) -> str:
-    return "1 day" if days == 1 else f"{days:,} days"
+    return fmt.plural(days, "day")
 
 
 def summary_sentence(plan: Plan) -> str:

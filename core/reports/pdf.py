@@ -8,6 +8,7 @@ fonts. :func:`render_pdf` turns a :class:`~core.reports.content.ReportContent` i
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -46,11 +47,17 @@ class _Pdf:
         self.pdf = pdf
         pdf.add_page()
 
-    def heading(self, text: str, size: float = 13) -> None:
+    def space_left(self) -> float:
+        """Millimetres left above the bottom margin of the current page."""
+        return self.pdf.page_break_trigger - self.pdf.get_y()
+
+    def heading(self, text: str, size: float = 13, keep: float = 25) -> None:
+        """A bold heading, moved to the next page unless ``keep`` mm of what follows fit too,
+        so a heading never ends a page without its content."""
         from fpdf.enums import XPos, YPos
 
         pdf = self.pdf
-        if pdf.get_y() > pdf.h - 40:
+        if self.space_left() < size * 0.5 + 3 + keep:
             pdf.add_page()
         pdf.ln(2)
         pdf.set_font("DejaVu", "B", size)
@@ -91,8 +98,15 @@ class _Pdf:
                     cells.cell(value)
         self.pdf.ln(2)
 
+    def image_height(self, png: bytes) -> float:
+        """The height in mm of a PNG drawn across the text width (from its IHDR size)."""
+        width_px, height_px = struct.unpack(">II", png[16:24])
+        return (self.pdf.w - self.pdf.l_margin - self.pdf.r_margin) * height_px / width_px
+
     def image(self, png: bytes) -> None:
         pdf = self.pdf
+        if self.space_left() < self.image_height(png):
+            pdf.add_page()
         width = pdf.w - pdf.l_margin - pdf.r_margin
         pdf.image(io.BytesIO(png), x=pdf.l_margin, w=width)
         pdf.ln(2)
@@ -155,13 +169,13 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
                          f"{fmt.metric_value(r.kind, r.control_mean)} (n={r.control_n:,})",
                          f"{fmt.metric_value(r.kind, r.treatment_mean)} (n={r.treatment_n:,})",
                          fmt.signed_percent(r.lift), ci, fmt.pvalue(r.adjusted_p_value),
-                         r.decision_state.replace("_", " ")))
+                         fmt.label(r.decision_state)))
         doc.table(rows, widths=(30, 27, 22, 22, 15, 27, 15, 22))
         units = ", ".join(f"{v.name} {v.units:,}" for v in snapshot.variants)
         doc.para(f"Units: {units}. Data through {fmt.timestamp(snapshot.data_through)}.", size=8)
         if charts:
-            doc.heading("Charts", size=11)
             forest = forest_plot_png(snapshot)
+            doc.heading("Charts", size=11, keep=doc.image_height(forest) if forest else 25)
             if forest:
                 doc.image(forest)
                 doc.para("Green: significant; grey: not significant; amber: too early; red: "
@@ -178,7 +192,7 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
                 doc.para("Not enough data for charts yet.")
 
     # ---- appendix
-    doc.heading("Appendix: plan, methods, data")
+    doc.heading("Appendix: plan, methods, data", keep=50)
     doc.heading("Analysis plan", size=10.5)
     frozen = (f"frozen at launch {fmt.timestamp(exp.plan_frozen_at)}" if exp.is_frozen
               else "not frozen")
@@ -210,7 +224,6 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
     for line in content.data_sources:
         doc.para(line, size=8.5)
     return bytes(pdf.output())
-
 
 
 def build_report_pdf(
