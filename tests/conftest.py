@@ -137,6 +137,23 @@ def demo_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
+def demo_session(demo_db_url: str) -> Iterator[Session]:
+    """A session on the shared seeded demo database (with its metric data); rolled back."""
+    engine = make_engine(demo_db_url)
+    connection = engine.connect()
+    outer = connection.begin()
+    sess = Session(bind=connection, join_transaction_mode="create_savepoint",
+                   expire_on_commit=False)
+    try:
+        yield sess
+    finally:
+        sess.close()
+        outer.rollback()
+        connection.close()
+        engine.dispose()
+
+
+@pytest.fixture
 def demo_app(monkeypatch: pytest.MonkeyPatch, demo_db_url: str) -> Iterator[str]:
     """Point the app at the shared demo database (tests must not rely on others' writes)."""
     use_database(monkeypatch, demo_db_url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -14,24 +13,11 @@ from core import registry
 from core.analysis import portfolio
 from core.analysis.results import compute_results
 from core.demo import seed_demo
-from db.session import make_engine
 
 
 @pytest.fixture
-def demo(demo_db_url: str) -> Iterator[Session]:
-    """A session on the shared seeded demo database (with its metric data); rolled back."""
-    engine = make_engine(demo_db_url)
-    connection = engine.connect()
-    outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint",
-                      expire_on_commit=False)
-    try:
-        yield session
-    finally:
-        session.close()
-        outer.rollback()
-        connection.close()
-        engine.dispose()
+def demo(demo_session: Session) -> Session:
+    return demo_session
 
 
 def test_portfolio_flags_the_demo_experiments_built_to_need_attention(session: Session) -> None:

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from core.config import PROJECT_ROOT
 from core.data.ingestion import ingest_records
 from core.errors import PermissionDenied
 from db.models import AuditEntry, ReportArtifact
-from db.session import make_engine
 from tests.conftest import ADMIN, EDITOR, VIEWER
 from tests.s3server import moto_s3_server
 
@@ -33,20 +31,8 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def demo(demo_db_url: str) -> Iterator[Session]:
-    """A session on the shared seeded demo database (with its metric data); rolled back."""
-    engine = make_engine(demo_db_url)
-    connection = engine.connect()
-    outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint",
-                      expire_on_commit=False)
-    try:
-        yield session
-    finally:
-        session.close()
-        outer.rollback()
-        connection.close()
-        engine.dispose()
+def demo(demo_session: Session) -> Session:
+    return demo_session
 
 
 def _text(pdf: bytes) -> str:
