@@ -1,4 +1,11 @@
-"""Portfolio overview: the experiments that need someone's attention, and the portfolio CSV."""
+"""Portfolio overview: the experiments that need someone's attention, each with the reason why.
+
+A running experiment's result reasons are its verdict (:func:`core.analysis.verdict.
+experiment_verdict`, read from the latest stored snapshot): a ship / don't-ship decision is due,
+or something must be investigated. The plan reasons (past the planned end, plan changed after
+launch, no planned sample size) come from the registry. The portfolio CSV lists every
+experiment with its verdict and primary-metric result.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ from sqlalchemy.orm import Session
 from core import format as fmt
 from core import registry
 from core.analysis import results
+from core.analysis.verdict import experiment_verdict
+from core.types import Recommendation
 
 PORTFOLIO_CSV_COLUMNS = (
     "id", "name", "owner", "status", "decision", "primary_metric", "treatment", "primary_lift",
@@ -27,6 +36,8 @@ class Attention:
     owner: str
     status: str
     reason: str
+    recommendation: Recommendation | None = None
+    """The verdict behind a result reason; None for a plan reason."""
 
 
 def needs_attention(session: Session, *, today: date | None = None) -> list[Attention]:
@@ -37,7 +48,11 @@ def needs_attention(session: Session, *, today: date | None = None) -> list[Atte
     for record in registry.plan_deviations(session):
         deviations[record.entity_id] = deviations.get(record.entity_id, 0) + 1
     for exp in registry.all_experiments(session):
-        reasons = _result_reasons(session, exp.id) if exp.status == "running" else []
+        if exp.status == "running":
+            result = _result_reason(session, exp.id)
+            if result is not None:
+                items.append(Attention(exp.id, exp.name, exp.owner, exp.status, *result))
+        reasons = []
         if exp.status == "running" and exp.planned_end and exp.planned_end < today:
             reasons.append(
                 f"past its planned end ({exp.planned_end.isoformat()}): decide or extend"
@@ -51,27 +66,18 @@ def needs_attention(session: Session, *, today: date | None = None) -> list[Atte
     return items
 
 
-def _result_reasons(session: Session, experiment_id: int) -> list[str]:
-    """Flags from the latest results (stored snapshot, else computed now without storing)."""
+def _result_reason(session: Session, experiment_id: int) -> tuple[str, Recommendation] | None:
+    """The verdict of the latest results (stored snapshot, else computed now without storing),
+    when it calls for someone to act."""
     snapshot = results.latest_snapshot(session, experiment_id=experiment_id)
     if snapshot is None:
         snapshot = results.compute_results(session, experiment_id=experiment_id)
-    if snapshot.data_through is None:
-        return ["running but no metric data yet: upload a file or set its SQL source"]
-    reasons = []
-    if snapshot.srm is not None and snapshot.srm.flagged:
-        reasons.append(
-            f"sample ratio mismatch (p = {snapshot.srm.p_value:.1e}): results are untrustworthy "
-            "until the assignment is fixed"
-        )
-    breaches = sorted(
-        {c.metric for c in snapshot.comparisons if c.decision_state == "guardrail_breach"}
-    )
-    if breaches:
-        reasons.append(f"guardrail breach on {', '.join(breaches)}")
-    if snapshot.plan_met and not reasons:
-        reasons.append("reached its planned sample: ready for a decision")
-    return reasons
+    verdict = snapshot.verdict or experiment_verdict(snapshot)
+    if verdict.recommendation == "none" and snapshot.data_through is None:
+        return ("running but no metric data yet: upload a file or set its SQL source", "none")
+    if not verdict.needs_attention:
+        return None
+    return verdict.reason, verdict.recommendation
 
 
 def portfolio_csv(session: Session) -> str:

@@ -10,16 +10,8 @@ For an experiment at a point in time (``as_of``, default all data) this computes
 * multiple-testing correction (the experiment's ``correction``: Holm by default, or BH) over two
   families: the primary and secondary comparisons (two-sided), and the guardrail comparisons
   (one-sided tests for harm, in the direction the catalogue's ``higher_is_better`` calls worse);
-* a decision state per comparison, applied in this order:
-
-  1. ``srm_untrustworthy`` for every row when the SRM check is flagged;
-  2. ``guardrail_breach`` when a guardrail shows significant harm. Before a fixed-horizon
-     experiment reaches its plan, harm is tested with the always-valid test, so stopping for harm
-     at any look is safe;
-  3. ``too_early`` while the smallest variant is short of the planned sample and the comparison
-     is not (sequential mode) significant — a fixed-horizon experiment is never ``significant``
-     before its plan is met; it shows its progress instead;
-  4. ``significant`` when the adjusted p-value is below alpha, else ``not_significant``.
+* a decision state per comparison and one experiment-level verdict (ship / don't ship / keep
+  running / investigate), both decided in :mod:`core.analysis.verdict` and stored in the snapshot.
 
 Snapshots are stored with a fingerprint of their inputs (settings and data); refreshing with
 unchanged inputs stores nothing new. All statistics come from :mod:`core.stats`.
@@ -31,13 +23,20 @@ import hashlib
 import json
 import math
 from collections import defaultdict
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.analysis.verdict import (
+    AnalysisContext,
+    ExperimentVerdict,
+    MetricEvidence,
+    experiment_verdict,
+    metric_decision,
+)
 from core.auth import Actor
 from core.errors import NotFound
 from core.registry import transaction
@@ -56,7 +55,7 @@ from db import repositories as repo
 from db.metric_repository import DailyStatRow
 from db.models import Experiment
 
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
 """Bump when the computation changes, so the fingerprint of unchanged data changes too."""
 SRM_THRESHOLD = 0.001
 ROLE_ORDER = ("primary", "guardrail", "secondary")
@@ -144,6 +143,9 @@ class ResultsSnapshot:
     """Smallest variant's units / planned units per variant."""
     plan_met: bool
     comparisons: tuple[MetricComparison, ...]
+    verdict: ExperimentVerdict | None = None
+    """The experiment-level recommendation (:func:`core.analysis.verdict.experiment_verdict`);
+    always set on computed and stored snapshots."""
     snapshot_id: int | None = None
     computed_by: str | None = None
     version: int = RESULTS_VERSION
@@ -170,8 +172,16 @@ class ResultsSnapshot:
             d["srm"] = SrmCheck(**srm)  # type: ignore[arg-type]
         d["variants"] = tuple(VariantUnits(**v) for v in d["variants"])
         d["comparisons"] = tuple(MetricComparison(**c) for c in d["comparisons"])
+        verdict = d.get("verdict")
+        if verdict is not None:
+            d["verdict"] = ExperimentVerdict(**{
+                **verdict, "guardrail_breaches": tuple(verdict.get("guardrail_breaches", ())),
+            })
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        snapshot = cls(**{k: v for k, v in d.items() if k in known})
+        if snapshot.verdict is None:  # stored before the verdict existed
+            snapshot = replace(snapshot, verdict=experiment_verdict(snapshot))
+        return snapshot
 
     def rows(self, *, metric: str | None = None, role: str | None = None) -> list[
         MetricComparison
@@ -378,18 +388,6 @@ def _cumulate(stats: list[DailyStatRow]) -> dict[tuple[int, int], _Arm]:
     return arms
 
 
-def _pct(x: float) -> str:
-    return f"{x:+.2%}"
-
-
-def _effect_text(m: _Metric, t: dict[str, Any]) -> str:
-    if t["lift"] is not None:
-        low, high = t["lift_ci_low"], t["lift_ci_high"]
-        ci = f" [{_pct(low)}, {_pct(high)}]" if low is not None and high is not None else ""
-        return f"lift {_pct(t['lift'])}{ci}"
-    return f"difference {t['diff']:+.4g} [{t['diff_ci_low']:+.4g}, {t['diff_ci_high']:+.4g}]"
-
-
 def compute_results(
     session: Session, *, experiment_id: int, as_of: date | None = None
 ) -> ResultsSnapshot:
@@ -476,16 +474,18 @@ def _compute(
         for d, p in zip(members, adjusted, strict=True):
             d["adjusted"] = float(p)
 
+    context = AnalysisContext(
+        alpha=alpha, correction=setup.correction, sequential_mode=sequential_mode,
+        plan_met=plan_met, progress=progress, smallest_units=smallest,
+        planned_sample_size=planned, srm=srm,
+    )
     comparisons = []
     for d in drafts:
         metric: _Metric = d["m"]
         tested = d["tested"]
         adj = d.get("adjusted")
-        state, reason = _decide(
-            metric, tested, adj, srm=srm, alpha=alpha, plan_met=plan_met, progress=progress,
-            smallest=smallest, planned=planned, sequential_mode=sequential_mode,
-            correction=setup.correction, c=d["c"], t=d["t"],
-        )
+        decision = metric_decision(_evidence(metric, d, adj, alpha), context)
+        state, reason = decision.state, decision.reason
         base = tested or {
             "control_mean": None, "treatment_mean": None, "diff": None, "diff_ci_low": None,
             "diff_ci_high": None, "lift": None, "lift_ci_low": None, "lift_ci_high": None,
@@ -499,7 +499,7 @@ def _compute(
             sequential=d["sequential"], decision_state=state, reason=reason, **base,
         ))
 
-    return ResultsSnapshot(
+    snapshot = ResultsSnapshot(
         experiment_id=setup.id,
         experiment_name=setup.name,
         analysis_mode=setup.mode,
@@ -517,84 +517,22 @@ def _compute(
         plan_met=plan_met,
         comparisons=tuple(comparisons),
     )
+    return replace(snapshot, verdict=experiment_verdict(snapshot))
 
 
-def _decide(
-    m: _Metric,
-    tested: dict[str, Any] | None,
-    adjusted: float | None,
-    *,
-    srm: SrmCheck | None,
-    alpha: float,
-    plan_met: bool,
-    progress: float | None,
-    smallest: int,
-    planned: int | None,
-    sequential_mode: bool,
-    correction: str,
-    c: _Arm,
-    t: _Arm,
-) -> tuple[DecisionState, str]:
-    method = {"holm": "Holm", "bh": "Benjamini-Hochberg"}.get(correction, correction)
-    if srm is not None and srm.flagged:
-        observed = ", ".join(f"{v} {n:,}" for v, n in zip(srm.variants, srm.observed,
-                                                           strict=True))
-        expected = ", ".join(f"{e:,.0f}" for e in srm.expected)
-        return "srm_untrustworthy", (
-            f"Sample ratio mismatch: assignments ({observed}) differ from the planned split "
-            f"(expected {expected}; chi-square p = {srm.p_value:.2g}). The randomisation or "
-            "logging is broken, so no effect can be trusted until the cause is fixed."
-        )
-    if tested is None or tested["p_value"] is None:
-        if c.n == 0 and t.n == 0:
-            return "too_early", f"No data for {m.name} yet."
-        return "too_early", (
-            f"Not enough data to test {m.name} yet (control n={c.n}, treatment n={t.n}; at "
-            "least 2 units per arm are needed)."
-        )
-    p, adj = tested["p_value"], adjusted if adjusted is not None else tested["p_value"]
-    effect = _effect_text(m, tested)
-    progress_text = (
-        f"{progress:.0%} of the planned sample ({smallest:,} of {planned:,} units per variant)"
-        if progress is not None and planned else "no planned sample size"
-    )
-    if m.role == "guardrail":
-        worse = "lower" if m.higher_is_better else "higher"
-        if adj < alpha:
-            how = "always-valid one-sided" if not plan_met or sequential_mode else "one-sided"
-            return "guardrail_breach", (
-                f"Guardrail {m.name} is significantly worse ({worse}): {effect}; {how} p = "
-                f"{p:.3g}, {method}-adjusted over guardrails {adj:.3g} < alpha {alpha:g}."
-            )
-        if not plan_met:
-            return "too_early", (
-                f"No significant harm to {m.name} so far ({effect}); {progress_text}."
-            )
-        return "not_significant", (
-            f"No significant harm to {m.name}: {effect}; one-sided p = {p:.3g} "
-            f"({method}-adjusted {adj:.3g})."
-        )
-    significant = adj < alpha
-    if not plan_met and not (sequential_mode and significant):
-        if sequential_mode:
-            return "too_early", (
-                f"No significant difference yet ({effect}; always-valid p = {p:.3g}, adjusted "
-                f"{adj:.3g}); {progress_text}. Sequential: keep collecting."
-            )
-        return "too_early", (
-            f"{progress_text}: a fixed-horizon test is read only once the planned sample is "
-            f"reached, whatever the interim numbers show (now {effect})."
-        )
-    kind = "always-valid p" if sequential_mode else "p"
-    if significant:
-        better = (tested["diff"] > 0) == m.higher_is_better
-        return "significant", (
-            f"{m.name} is significantly {'better' if better else 'worse'}: {effect}; {kind} = "
-            f"{p:.3g}, {method}-adjusted {adj:.3g} < alpha {alpha:g}."
-        )
-    return "not_significant", (
-        f"No significant difference in {m.name}: {effect}; {kind} = {p:.3g}, {method}-adjusted "
-        f"{adj:.3g} >= alpha {alpha:g}."
+def _evidence(m: _Metric, d: dict[str, Any], adjusted: float | None, alpha: float
+              ) -> MetricEvidence:
+    """What :func:`metric_decision` reads of one comparison: the quantity shown and its test."""
+    t = d["tested"] or {}
+    relative = t.get("lift") is not None
+    key = "lift" if relative else "diff"
+    return MetricEvidence(
+        metric=m.name, kind=m.kind, role=m.role, higher_is_better=m.higher_is_better,
+        control_n=d["c"].n, treatment_n=d["t"].n, estimate=t.get(key),
+        ci_low=t.get(f"{key}_ci_low"), ci_high=t.get(f"{key}_ci_high"), relative=relative,
+        diff=t.get("diff"),
+        p_value=t.get("p_value"), adjusted_p_value=adjusted, alternative=d["alternative"],
+        sequential=d["sequential"], alpha=alpha,
     )
 
 
@@ -661,6 +599,8 @@ def latest_snapshot_json(session: Session, *, experiment_id: int) -> str | None:
         _require_experiment(session, experiment_id)
         return None
     snapshot_id, computed_by, payload = found
+    if payload.get("version") != RESULTS_VERSION:  # stored by an older version: upgrade it
+        payload = ResultsSnapshot.from_dict(dict(payload)).to_dict()
     document: dict[str, Any] = {}
     for f in _SNAPSHOT_FIELDS:
         if f.name in payload:

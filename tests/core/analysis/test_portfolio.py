@@ -1,4 +1,5 @@
-"""Portfolio overview: the demo's known problems surface as 'needs attention', nothing else."""
+"""Portfolio overview: the demo's known problems surface as 'needs attention', each result
+reason being the experiment's verdict, and nothing else."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from core import registry
-from core.analysis import portfolio
+from core.analysis import portfolio, results
 from core.analysis.results import compute_results
+from core.analysis.verdict import experiment_verdict
 from core.demo import seed_demo
 
 
@@ -23,15 +25,24 @@ def demo(demo_session: Session) -> Session:
 def test_portfolio_flags_the_demo_experiments_built_to_need_attention(session: Session) -> None:
     today = datetime.now(UTC).date()
     seed_demo(session, today=today)
+    items = portfolio.needs_attention(session, today=today)
     reasons: dict[str, list[str]] = {}
-    for item in portfolio.needs_attention(session, today=today):
+    verdicts: dict[str, str | None] = {}
+    for item in items:
         reasons.setdefault(item.name, []).append(item.reason)
+        if item.recommendation is not None:
+            verdicts[item.name] = item.recommendation
+    assert verdicts["Onboarding checklist"] == "investigate"
     assert any("sample ratio mismatch" in r for r in reasons["Onboarding checklist"])
-    assert reasons["Free shipping threshold"] == ["guardrail breach on refund_rate"]
-    assert "reached its planned sample: ready for a decision" in reasons["Checkout button colour"]
+    # Significant on the primary AND a guardrail breach: never a win.
+    assert verdicts["Free shipping threshold"] == "dont_ship"
+    (free,) = reasons["Free shipping threshold"]
+    assert "improves orders_per_user" in free and "guardrail refund_rate (treatment)" in free
+    assert verdicts["Checkout button colour"] == "ship"
+    # Sequential and already significant: a decision is due before the planned sample.
+    assert verdicts["Recommendations carousel"] == "ship"
     # Still collecting, clean: nothing to say.
     assert "Pricing page redesign" not in reasons
-    assert "Recommendations carousel" not in reasons
     # Closed experiments never need attention.
     closed = {e.name for e in registry.all_experiments(session) if e.status in
               ("completed", "abandoned")}
@@ -56,3 +67,14 @@ def test_portfolio_csv_lists_every_experiment(demo: Session) -> None:
     assert shipped["decision"] == "ship" and shipped["primary_lift"]
     proposed = next(r for r in rows if r["name"] == "Social login")
     assert proposed["status"] == "proposed" and proposed["primary_lift"] == ""
+
+
+def test_portfolio_result_reasons_are_the_verdict_of_the_latest_snapshot(demo: Session) -> None:
+    for item in portfolio.needs_attention(demo):
+        if item.recommendation in (None, "none"):
+            continue
+        snapshot = results.latest_snapshot(demo, experiment_id=item.experiment_id)
+        assert snapshot is not None and snapshot.verdict is not None
+        assert snapshot.verdict == experiment_verdict(snapshot)
+        assert (item.recommendation, item.reason) == (
+            snapshot.verdict.recommendation, snapshot.verdict.reason)

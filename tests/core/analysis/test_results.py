@@ -17,13 +17,16 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
 from core.analysis.results import (
+    RESULTS_VERSION,
     ResultsSnapshot,
     compute_results,
     cumulative_series,
     latest_snapshot,
+    latest_snapshot_json,
     refresh_results,
     snapshot_history,
 )
+from core.analysis.verdict import experiment_verdict
 from core.data.ingestion import ingest_file
 from core.errors import PermissionDenied
 from core.types import DECISION_STATES
@@ -283,3 +286,36 @@ def test_cumulative_series_ends_at_the_snapshot_numbers(
         assert_allclose(width, fixed_width, rtol=1e-10)
     else:
         assert width > fixed_width  # the always-valid band is wider than the fixed one
+
+
+def test_results_snapshot_stores_and_serves_the_experiment_verdict(
+    session: Session, tmp_path: Path
+) -> None:
+    exp = make_experiment(session, planned=100)
+    load(session, tmp_path, exp, make_units(300, lift={"treatment": 0.8}))
+    stored = refresh_results(session, experiment_id=exp, actor=EDITOR)
+    assert stored.verdict is not None and stored.verdict == experiment_verdict(stored)
+    assert stored.verdict.recommendation == "ship"
+    payload = mrepo.latest_snapshot(session, experiment_id=exp).payload  # type: ignore[union-attr]
+    assert payload["version"] == RESULTS_VERSION
+    assert payload["verdict"]["recommendation"] == "ship"
+    served = json.loads(latest_snapshot_json(session, experiment_id=exp) or "")
+    assert served["verdict"] == json.loads(stored.to_json())["verdict"]
+
+
+def test_results_snapshot_from_an_older_version_gets_its_verdict(
+    session: Session, tmp_path: Path
+) -> None:
+    exp = make_experiment(session, planned=100)
+    load(session, tmp_path, exp, make_units(300, lift={"treatment": 0.8}))
+    snap = compute_results(session, experiment_id=exp)
+    old = snap.to_dict()
+    del old["verdict"]
+    old["version"] = 1
+    mrepo.add_snapshot(session, experiment_id=exp, computed_by="old", computed_at=snap.computed_at,
+                       as_of=None, data_through=snap.data_through, fingerprint="old",
+                       payload=old)
+    loaded = latest_snapshot(session, experiment_id=exp)
+    assert loaded is not None and loaded.verdict == snap.verdict
+    served = json.loads(latest_snapshot_json(session, experiment_id=exp) or "")
+    assert served["verdict"]["recommendation"] == "ship"

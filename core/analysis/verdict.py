@@ -1,0 +1,292 @@
+"""The one place that decides: the decision state of each metric comparison and the
+experiment-level recommendation, each with its reason in plain words.
+
+Per comparison (:func:`metric_decision`), in this order:
+
+1. ``srm_untrustworthy`` for every comparison when the sample-ratio-mismatch check is flagged:
+   the effects are withheld (see :mod:`core.analysis.results`, "SRM blocks every lift");
+2. ``guardrail_breach`` when a guardrail shows significant harm (one-sided test in the direction
+   the metric's ``higher_is_better`` calls worse). Before a fixed-horizon experiment reaches its
+   plan, harm is tested with the always-valid test, so stopping for harm at any look is safe;
+3. ``too_early`` while the smallest variant is short of the planned sample and the comparison is
+   not (sequential mode) significant: a fixed-horizon experiment is never ``significant`` before
+   its plan is met;
+4. ``significant`` when the adjusted p-value of the quantity shown is below alpha, else
+   ``not_significant``.
+
+Per experiment (:func:`experiment_verdict`), from a results snapshot alone (so the page, the
+API, the portfolio CSV, the Overview and the PDF read the same answer):
+
+1. ``none``: no metric data yet, or no primary metric;
+2. ``investigate``: sample ratio mismatch: nothing can be trusted until the cause is fixed;
+3. ``ship``: a treatment significantly improves the primary metric with no guardrail breach
+   (the one with the largest gain when several do);
+4. ``dont_ship``: a treatment improves the primary metric but breaches a guardrail (a win on the
+   primary never outweighs significant harm without a deliberate trade-off), or any guardrail
+   breach, or the primary metric got significantly worse;
+5. ``keep_running``: the primary metric cannot be read yet (short of the planned sample);
+6. ``dont_ship``: no significant difference on the primary metric at the planned sample.
+
+Segment slices (exploratory) never enter the verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from core import format as fmt
+from core.types import Alternative, DecisionState, MetricKind, Recommendation
+
+if TYPE_CHECKING:
+    from core.analysis.results import MetricComparison, ResultsSnapshot, SrmCheck
+
+RECOMMENDATION_LABELS: dict[str, str] = {
+    "ship": "Ship", "dont_ship": "Don't ship", "keep_running": "Keep running",
+    "investigate": "Investigate", "none": "No recommendation yet",
+}
+STATE_LABELS: dict[str, str] = {
+    "significant": "Significant", "not_significant": "Not significant",
+    "too_early": "Too early", "srm_untrustworthy": "Blocked: sample ratio mismatch",
+    "guardrail_breach": "Guardrail breach",
+}
+CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+
+
+# --------------------------------------------------------------------------- per metric
+
+
+@dataclass(frozen=True)
+class AnalysisContext:
+    """What every comparison of one experiment shares when it is decided."""
+
+    alpha: float
+    correction: str
+    sequential_mode: bool
+    plan_met: bool
+    progress: float | None
+    smallest_units: int
+    planned_sample_size: int | None
+    srm: SrmCheck | None
+
+
+@dataclass(frozen=True)
+class MetricEvidence:
+    """One metric, one treatment against the control: the quantity shown and its test."""
+
+    metric: str
+    kind: MetricKind
+    role: str
+    higher_is_better: bool
+    control_n: int
+    treatment_n: int
+    estimate: float | None
+    """The quantity shown: the relative lift, or the absolute difference without a lift."""
+    ci_low: float | None
+    ci_high: float | None
+    relative: bool
+    """``estimate`` is a relative lift (else an absolute difference)."""
+    diff: float | None
+    """treatment - control: its sign says which way the metric moved."""
+    p_value: float | None
+    """p-value of the test of ``estimate`` (the same test its interval inverts)."""
+    adjusted_p_value: float | None
+    alternative: Alternative
+    sequential: bool
+    alpha: float
+
+
+@dataclass(frozen=True)
+class MetricDecision:
+    state: DecisionState
+    reason: str
+
+
+def _effect_text(e: MetricEvidence) -> str:
+    ci = fmt.ci_label(e.alpha, e.sequential)
+    if e.relative:
+        return f"lift {fmt.signed_percent(e.estimate)} ({ci} " \
+               f"{fmt.interval(e.ci_low, e.ci_high, fmt.signed_percent)})"
+    return (f"difference {fmt.signed_number(e.estimate)} ({ci} "
+            f"{fmt.interval(e.ci_low, e.ci_high, fmt.signed_number)})")
+
+
+def _srm_facts(srm: SrmCheck) -> str:
+    observed = ", ".join(f"{v} {fmt.count(n)}" for v, n in zip(srm.variants, srm.observed,
+                                                               strict=True))
+    expected = ", ".join(fmt.count(e) for e in srm.expected)
+    return (f"assignments ({observed}) differ from the planned split (expected {expected}; "
+            f"chi-square p = {srm.p_value:.2g})")
+
+
+def srm_reason(srm: SrmCheck) -> str:
+    """Why a flagged SRM check blocks every effect, with the observed and expected counts."""
+    return (f"Sample ratio mismatch: {_srm_facts(srm)}. The randomisation or logging is broken, "
+            "so no effect can be trusted until the cause is fixed.")
+
+
+def metric_decision(e: MetricEvidence, ctx: AnalysisContext) -> MetricDecision:
+    """The decision state of one comparison and why (rules in the module docstring)."""
+    method = CORRECTION_NAMES.get(ctx.correction, ctx.correction)
+    if ctx.srm is not None and ctx.srm.flagged:
+        return MetricDecision("srm_untrustworthy", srm_reason(ctx.srm))
+    if e.p_value is None or e.estimate is None:
+        if e.control_n == 0 and e.treatment_n == 0:
+            return MetricDecision("too_early", f"No data for {e.metric} yet.")
+        return MetricDecision("too_early", (
+            f"Not enough data to test {e.metric} yet (control n={e.control_n}, treatment "
+            f"n={e.treatment_n}; at least 2 units per arm are needed)."))
+    p = e.p_value
+    adj = e.adjusted_p_value if e.adjusted_p_value is not None else p
+    effect = _effect_text(e)
+    planned = ctx.planned_sample_size
+    progress_text = (
+        f"{fmt.percent(ctx.progress, 0)} of the planned sample ({fmt.count(ctx.smallest_units)} "
+        f"of {fmt.count(planned)} units per variant)"
+        if ctx.progress is not None and planned else "no planned sample size"
+    )
+    if e.role == "guardrail":
+        worse = "lower" if e.higher_is_better else "higher"
+        if adj < ctx.alpha:
+            how = ("always-valid one-sided" if not ctx.plan_met or ctx.sequential_mode
+                   else "one-sided")
+            return MetricDecision("guardrail_breach", (
+                f"Guardrail {e.metric} is significantly worse ({worse}): {effect}; {how} p = "
+                f"{fmt.pvalue(p)}, {method}-adjusted over guardrails {fmt.pvalue(adj)} < alpha "
+                f"{ctx.alpha:g}."))
+        if not ctx.plan_met:
+            return MetricDecision("too_early", (
+                f"No significant harm to {e.metric} so far ({effect}); {progress_text}."))
+        return MetricDecision("not_significant", (
+            f"No significant harm to {e.metric}: {effect}; one-sided p = {fmt.pvalue(p)} "
+            f"({method}-adjusted {fmt.pvalue(adj)})."))
+    significant = adj < ctx.alpha
+    if not ctx.plan_met and not (ctx.sequential_mode and significant):
+        if ctx.sequential_mode:
+            return MetricDecision("too_early", (
+                f"No significant difference yet ({effect}; always-valid p = {fmt.pvalue(p)}, "
+                f"adjusted {fmt.pvalue(adj)}); {progress_text}. Sequential: keep collecting."))
+        return MetricDecision("too_early", (
+            f"{progress_text[:1].upper()}{progress_text[1:]}: a fixed-horizon test is read only "
+            f"once the planned sample is reached, whatever the interim numbers show (now "
+            f"{effect})."))
+    kind = "always-valid p" if ctx.sequential_mode else "p"
+    if significant:
+        moved = e.diff if e.diff is not None else e.estimate
+        better = (moved > 0) == e.higher_is_better
+        return MetricDecision("significant", (
+            f"{e.metric} is significantly {'better' if better else 'worse'}: {effect}; {kind} = "
+            f"{fmt.pvalue(p)}, {method}-adjusted {fmt.pvalue(adj)} < alpha {ctx.alpha:g}."))
+    return MetricDecision("not_significant", (
+        f"No significant difference in {e.metric}: {effect}; {kind} = {fmt.pvalue(p)}, "
+        f"{method}-adjusted {fmt.pvalue(adj)} >= alpha {ctx.alpha:g}."))
+
+
+# --------------------------------------------------------------------------- per experiment
+
+
+@dataclass(frozen=True)
+class ExperimentVerdict:
+    """The experiment-level recommendation, shown first wherever the experiment is shown."""
+
+    recommendation: Recommendation
+    label: str
+    """The recommendation for people: "Ship", "Don't ship", "Keep running", "Investigate"."""
+    reason: str
+    """Why, in plain words, starting with the label (e.g. "Don't ship: guardrail ...")."""
+    blocked_by_srm: bool
+    treatment: str | None = None
+    """The treatment the recommendation is about (to ship, or the one that did harm)."""
+    primary_metric: str | None = None
+    guardrail_breaches: tuple[str, ...] = ()
+    """Each breached guardrail as "metric (treatment)"."""
+    needs_attention: bool = False
+    """Someone should act now: investigate, or a ship / don't-ship decision is due."""
+
+
+def _verdict(recommendation: Recommendation, reason: str, **kwargs: object) -> ExperimentVerdict:
+    attention = recommendation in ("ship", "dont_ship", "investigate")
+    return ExperimentVerdict(recommendation=recommendation,
+                             label=RECOMMENDATION_LABELS[recommendation], reason=reason,
+                             blocked_by_srm=bool(kwargs.pop("blocked_by_srm", False)),
+                             needs_attention=attention, **kwargs)  # type: ignore[arg-type]
+
+
+def is_improvement(row: MetricComparison) -> bool:
+    """A significant change in the direction the metric calls better."""
+    return row.decision_state == "significant" and row.diff is not None and (
+        (row.diff > 0) == row.higher_is_better)
+
+
+def _gain(row: MetricComparison) -> str:
+    if row.lift is not None:
+        return f"{fmt.signed_percent(row.lift)} " \
+               f"{fmt.interval(row.lift_ci_low, row.lift_ci_high, fmt.signed_percent)}"
+    return f"{fmt.signed_number(row.diff)} " \
+           f"{fmt.interval(row.diff_ci_low, row.diff_ci_high, fmt.signed_number)}"
+
+
+def _size(row: MetricComparison) -> float:
+    return abs(row.lift if row.lift is not None else row.diff or 0.0)
+
+
+def experiment_verdict(snapshot: ResultsSnapshot | None) -> ExperimentVerdict:
+    """The recommendation for an experiment from its results (rules in the module docstring).
+
+    ``snapshot`` None (never computed) reads like a snapshot without data: ``none``.
+    """
+    if snapshot is None or snapshot.data_through is None:
+        return _verdict("none", "No recommendation yet: no metric data has been loaded; upload "
+                        "a file or set the experiment's SQL source, then refresh the results.")
+    primary = snapshot.rows(role="primary")
+    metric = primary[0].metric if primary else None
+    if snapshot.srm is not None and snapshot.srm.flagged:
+        return _verdict("investigate", (
+            f"Investigate: sample ratio mismatch, {_srm_facts(snapshot.srm)}. The randomisation "
+            "or logging is broken, so every effect is withheld until the cause is fixed."),
+            blocked_by_srm=True, primary_metric=metric)
+    if not primary:
+        return _verdict("none", "No recommendation: the experiment has no primary metric, so "
+                        "nothing says what it was meant to change.")
+    breaches = [r for r in snapshot.rows(role="guardrail")
+                if r.decision_state == "guardrail_breach"]
+    breach_names = tuple(sorted({f"{r.metric} ({r.treatment})" for r in breaches}))
+    breached_treatments = {r.treatment for r in breaches}
+    common = {"primary_metric": metric, "guardrail_breaches": breach_names}
+
+    better = [r for r in primary if is_improvement(r)]
+    winners = [r for r in better if r.treatment not in breached_treatments]
+    if winners:
+        best = max(winners, key=_size)
+        other = "" if not breach_names else (
+            f" (Not the others: guardrail {', '.join(breach_names)} got significantly worse.)")
+        return _verdict("ship", (
+            f"Ship {best.treatment}: it significantly improves {best.metric} ({_gain(best)}) "
+            f"with no significant guardrail harm.{other}"), treatment=best.treatment, **common)
+    if better:
+        row = max(better, key=_size)
+        harmed = ", ".join(n for n in breach_names if n.endswith(f"({row.treatment})"))
+        return _verdict("dont_ship", (
+            f"Don't ship: {row.treatment} improves {row.metric} ({_gain(row)}), but guardrail "
+            f"{harmed} got significantly worse. A win on the primary metric does not outweigh "
+            "significant harm; decide the trade-off explicitly, or fix the harm and rerun."),
+            treatment=row.treatment, **common)
+    if breaches:
+        first = breaches[0]
+        return _verdict("dont_ship", (
+            f"Don't ship: guardrail {', '.join(breach_names)} got significantly worse."),
+            treatment=first.treatment, **common)
+    early = [r for r in primary if r.decision_state == "too_early"]
+    if early:
+        return _verdict("keep_running", (
+            f"Keep running: the primary metric cannot be read yet. {early[0].reason}"),
+            treatment=None, **common)
+    worse = [r for r in primary if r.decision_state == "significant"]
+    if worse:
+        row = worse[0]
+        return _verdict("dont_ship", (
+            f"Don't ship: {row.treatment} makes {row.metric} significantly worse "
+            f"({_gain(row)})."), treatment=row.treatment, **common)
+    return _verdict("dont_ship", (
+        f"Don't ship: no significant difference on {metric} at the planned sample, so the change "
+        "did not show the effect it was meant to have."), **common)
