@@ -25,6 +25,11 @@ RiskCode = Literal[
 ]
 CheckStatus = Literal["flagged", "passed", "not_checked"]
 Recommendation = Literal["ship", "dont_ship", "keep_running", "investigate", "none"]
+VerdictBasis = Literal[
+    "no_data", "no_primary", "srm", "primary_win", "win_with_guardrail_breach",
+    "guardrail_breach", "too_early", "primary_worse", "no_effect",
+]
+"""Which rule of core.analysis.verdict gave the recommendation."""
 Grouping = Literal["owner", "tag", "quarter"]
 CalibrationGrouping = Literal["owner", "tag"]
 

@@ -23,7 +23,8 @@ from core.analysis.verdict import experiment_verdict
 from core.types import Recommendation
 
 PORTFOLIO_CSV_COLUMNS = (
-    "id", "name", "owner", "status", "decision", "primary_metric", "treatment", "primary_lift",
+    "id", "name", "owner", "status", "decision", "recommendation", "recommendation_reason",
+    "primary_metric", "treatment", "primary_lift",
     "lift_ci_low", "lift_ci_high", "adjusted_p_value", "decision_state", "data_through",
     "results_source",
 )
@@ -81,21 +82,26 @@ def _result_reason(session: Session, experiment_id: int) -> tuple[str, Recommend
 
 
 def portfolio_csv(session: Session) -> str:
-    """Every experiment with status, decision and primary-metric lift, as CSV.
+    """Every experiment with status, recorded decision, verdict and primary-metric lift, as CSV.
 
-    The lift comes from the latest stored snapshot, or is computed on the spot when none is
+    ``recommendation`` / ``recommendation_reason`` are the experiment's verdict
+    (:func:`core.analysis.verdict.experiment_verdict`, the same on every row of an experiment;
+    ``none`` without data); ``decision_state`` is the primary metric's state per treatment. The
+    lift comes from the latest stored snapshot, or is computed on the spot when none is
     stored (``results_source`` says which). One row per experiment and treatment; an experiment
     without data has one row with the result columns empty."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(PORTFOLIO_CSV_COLUMNS)
     for exp in registry.all_experiments(session):
-        base = [exp.id, exp.name, exp.owner, exp.status, exp.decision or "",
-                exp.primary_metric or ""]
         snapshot = results.latest_snapshot(session, experiment_id=exp.id)
         source = f"snapshot #{snapshot.snapshot_id}" if snapshot else "computed"
         if snapshot is None and exp.actual_start is not None:
             snapshot = results.compute_results(session, experiment_id=exp.id)
+        verdict = (snapshot.verdict if snapshot is not None and snapshot.verdict is not None
+                   else experiment_verdict(snapshot))
+        base = [exp.id, exp.name, exp.owner, exp.status, exp.decision or "",
+                verdict.recommendation, verdict.reason, exp.primary_metric or ""]
         rows = []
         if snapshot is not None and snapshot.data_through is not None:
             rows = snapshot.rows(role="primary")

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core import format as fmt
-from core.types import Alternative, DecisionState, MetricKind, Recommendation
+from core.types import Alternative, DecisionState, MetricKind, Recommendation, VerdictBasis
 
 if TYPE_CHECKING:
     from core.analysis.results import MetricComparison, ResultsSnapshot, SrmCheck
@@ -190,6 +190,8 @@ class ExperimentVerdict:
     """The experiment-level recommendation, shown first wherever the experiment is shown."""
 
     recommendation: Recommendation
+    basis: VerdictBasis
+    """Which rule decided (e.g. ``win_with_guardrail_breach``), for wording and colour."""
     label: str
     """The recommendation for people: "Ship", "Don't ship", "Keep running", "Investigate"."""
     reason: str
@@ -204,9 +206,10 @@ class ExperimentVerdict:
     """Someone should act now: investigate, or a ship / don't-ship decision is due."""
 
 
-def _verdict(recommendation: Recommendation, reason: str, **kwargs: object) -> ExperimentVerdict:
+def _verdict(recommendation: Recommendation, basis: VerdictBasis, reason: str,
+             **kwargs: object) -> ExperimentVerdict:
     attention = recommendation in ("ship", "dont_ship", "investigate")
-    return ExperimentVerdict(recommendation=recommendation,
+    return ExperimentVerdict(recommendation=recommendation, basis=basis,
                              label=RECOMMENDATION_LABELS[recommendation], reason=reason,
                              blocked_by_srm=bool(kwargs.pop("blocked_by_srm", False)),
                              needs_attention=attention, **kwargs)  # type: ignore[arg-type]
@@ -236,18 +239,20 @@ def experiment_verdict(snapshot: ResultsSnapshot | None) -> ExperimentVerdict:
     ``snapshot`` None (never computed) reads like a snapshot without data: ``none``.
     """
     if snapshot is None or snapshot.data_through is None:
-        return _verdict("none", "No recommendation yet: no metric data has been loaded; upload "
-                        "a file or set the experiment's SQL source, then refresh the results.")
+        return _verdict("none", "no_data", (
+            "No recommendation yet: no metric data has been loaded; upload a file or set the "
+            "experiment's SQL source, then refresh the results."))
     primary = snapshot.rows(role="primary")
     metric = primary[0].metric if primary else None
     if snapshot.srm is not None and snapshot.srm.flagged:
-        return _verdict("investigate", (
+        return _verdict("investigate", "srm", (
             f"Investigate: sample ratio mismatch, {_srm_facts(snapshot.srm)}. The randomisation "
             "or logging is broken, so every effect is withheld until the cause is fixed."),
             blocked_by_srm=True, primary_metric=metric)
     if not primary:
-        return _verdict("none", "No recommendation: the experiment has no primary metric, so "
-                        "nothing says what it was meant to change.")
+        return _verdict("none", "no_primary", (
+            "No recommendation: the experiment has no primary metric, so nothing says what it "
+            "was meant to change."))
     breaches = [r for r in snapshot.rows(role="guardrail")
                 if r.decision_state == "guardrail_breach"]
     breach_names = tuple(sorted({f"{r.metric} ({r.treatment})" for r in breaches}))
@@ -260,33 +265,33 @@ def experiment_verdict(snapshot: ResultsSnapshot | None) -> ExperimentVerdict:
         best = max(winners, key=_size)
         other = "" if not breach_names else (
             f" (Not the others: guardrail {', '.join(breach_names)} got significantly worse.)")
-        return _verdict("ship", (
+        return _verdict("ship", "primary_win", (
             f"Ship {best.treatment}: it significantly improves {best.metric} ({_gain(best)}) "
             f"with no significant guardrail harm.{other}"), treatment=best.treatment, **common)
     if better:
         row = max(better, key=_size)
         harmed = ", ".join(n for n in breach_names if n.endswith(f"({row.treatment})"))
-        return _verdict("dont_ship", (
+        return _verdict("dont_ship", "win_with_guardrail_breach", (
             f"Don't ship: {row.treatment} improves {row.metric} ({_gain(row)}), but guardrail "
             f"{harmed} got significantly worse. A win on the primary metric does not outweigh "
             "significant harm; decide the trade-off explicitly, or fix the harm and rerun."),
             treatment=row.treatment, **common)
     if breaches:
         first = breaches[0]
-        return _verdict("dont_ship", (
+        return _verdict("dont_ship", "guardrail_breach", (
             f"Don't ship: guardrail {', '.join(breach_names)} got significantly worse."),
             treatment=first.treatment, **common)
     early = [r for r in primary if r.decision_state == "too_early"]
     if early:
-        return _verdict("keep_running", (
+        return _verdict("keep_running", "too_early", (
             f"Keep running: the primary metric cannot be read yet. {early[0].reason}"),
             treatment=None, **common)
     worse = [r for r in primary if r.decision_state == "significant"]
     if worse:
         row = worse[0]
-        return _verdict("dont_ship", (
+        return _verdict("dont_ship", "primary_worse", (
             f"Don't ship: {row.treatment} makes {row.metric} significantly worse "
             f"({_gain(row)})."), treatment=row.treatment, **common)
-    return _verdict("dont_ship", (
+    return _verdict("dont_ship", "no_effect", (
         f"Don't ship: no significant difference on {metric} at the planned sample, so the change "
         "did not show the effect it was meant to have."), **common)

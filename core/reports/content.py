@@ -19,10 +19,10 @@ from core import format as fmt
 from core import registry
 from core.analysis import results as results_service
 from core.analysis.results import MetricComparison, ResultsSnapshot, SeriesPoint
+from core.analysis.verdict import ExperimentVerdict, experiment_verdict
 from core.registry import AuditRecord, ExperimentView
 from core.reports.risks import (
     RiskCheck,
-    _breached,
     _deviation_check,
     _drift_check,
     _exposure_check,
@@ -41,10 +41,6 @@ from db.models import Experiment
 
 DECISION_LABELS = {"ship": "Ship", "dont_ship": "Don't ship", "iterate": "Iterate"}
 
-RECOMMENDATION_LABELS: dict[str, str] = {
-    "ship": "Ship", "dont_ship": "Don't ship", "keep_running": "Keep running",
-    "investigate": "Investigate", "none": "No recommendation yet",
-}
 
 
 @dataclass(frozen=True)
@@ -70,6 +66,8 @@ class ReportContent:
     deviations: tuple[AuditRecord, ...]
     data_sources: tuple[str, ...]
     methods: tuple[str, ...] = field(default_factory=tuple)
+    verdict: ExperimentVerdict | None = None
+    """The experiment's verdict (the same one the Results page, API and CSV show)."""
 
     @property
     def flags(self) -> tuple[RiskCheck, ...]:
@@ -118,44 +116,19 @@ def primary_sentence(row: MetricComparison, snapshot: ResultsSnapshot) -> str:
 
 
 def _recommend(
-    exp: ExperimentView, snapshot: ResultsSnapshot | None, has_data: bool,
-    checks: dict[str, RiskCheck],
-) -> tuple[Recommendation, str]:
-    if not has_data or snapshot is None:
-        if exp.status == "running":
-            return "keep_running", "Keep running: no metric data has been loaded yet."
-        return "none", (f"No recommendation: the experiment is {exp.status} and has no metric "
-                        "data.")
-    if snapshot.srm is not None and snapshot.srm.flagged:
-        return "investigate", ("Investigate: the sample ratio mismatch means the randomisation "
-                               "or logging is broken, so no result can be trusted until it is "
-                               "fixed.")
-    breaches = [r for r in snapshot.rows(role="guardrail") if _breached(r, snapshot.alpha)]
-    if breaches:
-        names = ", ".join(sorted({f"{r.metric} ({r.treatment})" for r in breaches}))
-        return "dont_ship", f"Don't ship: guardrail {names} got significantly worse."
-    primary = snapshot.rows(role="primary")
-    better = [r for r in primary if r.decision_state == "significant" and r.diff is not None
-              and (r.diff > 0) == r.higher_is_better]
-    worse = [r for r in primary if r.decision_state == "significant" and r not in better]
-    early = [r for r in primary if r.decision_state == "too_early"]
-    if better:
-        best = max(better, key=lambda r: abs(r.lift if r.lift is not None else r.diff or 0.0))
-        caveat = " Review the risk flags below first." if any(
-            c.status == "flagged" for c in checks.values()) else ""
-        return "ship", (f"Ship {best.treatment}: it significantly improves {best.metric} "
-                        f"({fmt.signed_percent(best.lift)}) with no guardrail harm.{caveat}")
-    if early:
-        return "keep_running", ("Keep running: the primary metric cannot be read yet "
-                                f"({early[0].reason})")
-    if worse:
-        return "dont_ship", (f"Don't ship: {worse[0].treatment} makes {worse[0].metric} "
-                             "significantly worse.")
+    snapshot: ResultsSnapshot | None, checks: dict[str, RiskCheck],
+) -> tuple[ExperimentVerdict, str]:
+    """The experiment's verdict (:func:`core.analysis.verdict.experiment_verdict`, as stored in
+    the snapshot) and its sentence, with the report's caveats from the risk checks appended."""
+    verdict = (snapshot.verdict if snapshot is not None and snapshot.verdict is not None
+               else experiment_verdict(snapshot))
+    text = verdict.reason
+    if verdict.recommendation == "ship" and any(c.status == "flagged" for c in checks.values()):
+        text += " Review the risk flags below first."
     underpowered = checks.get("underpowered")
-    inconclusive = (" The test was underpowered, so a smaller effect cannot be ruled out."
-                    if underpowered and underpowered.status == "flagged" else "")
-    return "dont_ship", ("Don't ship: no significant difference on the primary metric, so the "
-                         f"change did not show the effect it was meant to have.{inconclusive}")
+    if verdict.basis == "no_effect" and underpowered and underpowered.status == "flagged":
+        text += " The test was underpowered, so a smaller effect cannot be ruled out."
+    return verdict, text
 
 
 def _decision_text(exp: ExperimentView, recommendation: Recommendation) -> str:
@@ -291,7 +264,8 @@ def assemble_report(
         rows = snapshot_or_none.rows(role="primary")
         primary = tuple(primary_sentence(r, snapshot_or_none) for r in rows) or (
             "The experiment has no primary metric, so there is no headline result.",)
-    recommendation, recommendation_text = _recommend(exp, snapshot_or_none, has_data, checks)
+    verdict, recommendation_text = _recommend(snapshot_or_none, checks)
+    recommendation = verdict.recommendation
     series: tuple[SeriesPoint, ...] = ()
     if has_data and exp.primary_metric:
         series = tuple(results_service.cumulative_series(
@@ -309,6 +283,7 @@ def assemble_report(
         primary_sentences=primary,
         recommendation=recommendation,
         recommendation_text=recommendation_text,
+        verdict=verdict,
         decision_text=_decision_text(exp, recommendation),
         checks=tuple(checks_list),
         series=series,

@@ -72,9 +72,8 @@ def effect_text(row: MetricComparison, alpha: float) -> str:
 
 
 def _breached(row: MetricComparison, alpha: float) -> bool:
-    return row.role == "guardrail" and row.adjusted_p_value is not None and (
-        row.adjusted_p_value < alpha
-    )
+    """As decided in :mod:`core.analysis.verdict` (``alpha`` kept for the callers)."""
+    return row.role == "guardrail" and row.decision_state == "guardrail_breach"
 
 
 def _check(code: RiskCode, status: CheckStatus, explanation: str) -> RiskCheck:

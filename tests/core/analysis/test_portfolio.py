@@ -60,6 +60,12 @@ def test_portfolio_csv_lists_every_experiment(demo: Session) -> None:
     exp = registry.get_experiment_by_name(demo, name="Checkout button colour")
     lift = compute_results(demo, experiment_id=exp.id).rows(role="primary")[0].lift
     assert checkout["status"] == "running" and checkout["decision_state"] == "significant"
+    assert checkout["recommendation"] == "ship"
+    assert checkout["recommendation_reason"].startswith("Ship treatment: it significantly")
+    # Significant on the primary with a guardrail breach: the CSV must not read as a win.
+    free = next(r for r in rows if r["name"] == "Free shipping threshold")
+    assert (free["decision_state"], free["recommendation"]) == ("significant", "dont_ship")
+    assert "refund_rate" in free["recommendation_reason"]
     assert float(checkout["primary_lift"]) == pytest.approx(lift, rel=1e-5)
     carousel = [r for r in rows if r["name"] == "Recommendations carousel"]
     assert {r["treatment"] for r in carousel} == {"carousel_top", "carousel_bottom"}
@@ -67,6 +73,7 @@ def test_portfolio_csv_lists_every_experiment(demo: Session) -> None:
     assert shipped["decision"] == "ship" and shipped["primary_lift"]
     proposed = next(r for r in rows if r["name"] == "Social login")
     assert proposed["status"] == "proposed" and proposed["primary_lift"] == ""
+    assert proposed["recommendation"] == "none"
 
 
 def test_portfolio_result_reasons_are_the_verdict_of_the_latest_snapshot(demo: Session) -> None:

@@ -107,7 +107,11 @@ def test_reports_flag_guardrail_breach(demo: Session) -> None:
     assert content.recommendation == "dont_ship"
     assert "⚠ Guardrail breach" in text
     assert "refund_rate is significantly worse in treatment" in text
-    assert "Recommendation: Don't ship: guardrail refund_rate (treatment)" in text
+    # Significant on the primary, but a guardrail breach: never a win.
+    assert content.verdict is not None
+    assert content.verdict.basis == "win_with_guardrail_breach"
+    assert "Recommendation: Don't ship: treatment improves orders_per_user" in text
+    assert "guardrail refund_rate (treatment) got significantly worse" in text
 
 
 def test_reports_flag_underpowered_short_of_plan(demo: Session) -> None:
@@ -226,11 +230,11 @@ def test_reports_render_unicode_and_wrap_long_text(session: Session) -> None:
     assert len(PdfReader(io.BytesIO(pdf)).pages) >= 3
 
 
-def test_reports_running_experiment_without_data_keeps_running(session: Session) -> None:
+def test_reports_running_experiment_without_data_has_no_recommendation(session: Session) -> None:
     exp = _experiment(session, "Report empty test", days=2)
     content = reports.assemble_report(session, experiment_id=exp.id, generated_by="t")
-    assert content.recommendation == "keep_running"
-    assert "Keep running: no metric data has been loaded yet." in content.summary_text
+    assert content.recommendation == "none"
+    assert "No recommendation yet: no metric data has been loaded" in content.summary_text
 
 
 # --------------------------------------------------------------------------- storage and records
