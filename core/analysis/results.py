@@ -36,6 +36,7 @@ from core.analysis.verdict import (
     MetricEvidence,
     experiment_verdict,
     metric_decision,
+    srm_reason,
 )
 from core.auth import Actor
 from core.errors import NotFound
@@ -55,7 +56,7 @@ from db import repositories as repo
 from db.metric_repository import DailyStatRow
 from db.models import Experiment
 
-RESULTS_VERSION = 2
+RESULTS_VERSION = 3
 """Bump when the computation changes, so the fingerprint of unchanged data changes too."""
 SRM_THRESHOLD = 0.001
 ROLE_ORDER = ("primary", "guardrail", "secondary")
@@ -119,6 +120,17 @@ class MetricComparison:
     variance_reduction: float | None
     decision_state: DecisionState
     reason: str
+    blocked: bool = False
+    """Effects withheld (the SRM check failed): every field of EFFECT_FIELDS is None."""
+    blocked_reason: str | None = None
+
+
+EFFECT_FIELDS = (
+    "diff", "diff_ci_low", "diff_ci_high", "lift", "lift_ci_low", "lift_ci_high", "p_value",
+    "adjusted_p_value",
+)
+"""What a failed SRM check withholds from every comparison and series point (set to None); the
+arms' sizes and means stay, to help find the cause."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +191,12 @@ class ResultsSnapshot:
             })
         known = {f.name for f in fields(cls)}
         snapshot = cls(**{k: v for k, v in d.items() if k in known})
+        if snapshot.srm is not None and snapshot.srm.flagged and not all(
+            c.blocked for c in snapshot.comparisons
+        ):  # stored before SRM withheld the effects
+            reason = srm_reason(snapshot.srm)
+            snapshot = replace(snapshot, comparisons=tuple(
+                withhold(c, reason) for c in snapshot.comparisons))
         if snapshot.verdict is None:  # stored before the verdict existed
             snapshot = replace(snapshot, verdict=experiment_verdict(snapshot))
         return snapshot
@@ -209,6 +227,16 @@ class SeriesPoint:
     lift_ci_high: float | None
     p_value: float | None
     sequential: bool
+    blocked: bool = False
+    """Effects withheld because the experiment's SRM check fails (as of the series' end)."""
+    blocked_reason: str | None = None
+
+
+def withhold(item: Any, reason: str) -> Any:
+    """A comparison or series point with its effects withheld (None) and the reason."""
+    present = {f.name for f in fields(item)}
+    return replace(item, blocked=True, blocked_reason=reason,
+                   **{k: None for k in EFFECT_FIELDS if k in present})
 
 
 # --------------------------------------------------------------------------- inputs
@@ -388,6 +416,33 @@ def _cumulate(stats: list[DailyStatRow]) -> dict[tuple[int, int], _Arm]:
     return arms
 
 
+def _units(setup: _Setup, arms: dict[tuple[int, int], _Arm], assigned: list[Any]
+           ) -> dict[int, int]:
+    """Units per variant id: the assignment counts, or (none stored) the largest metric n."""
+    units = {vid: 0 for vid, _name, _w in setup.variants}
+    for a in assigned:
+        units[a.variant_id] = units.get(a.variant_id, 0) + a.units
+    if not assigned and arms:
+        for vid in units:
+            units[vid] = max((arm.n for (_mid, v), arm in arms.items() if v == vid), default=0)
+    return units
+
+
+def _srm(setup: _Setup, units: dict[int, int]) -> SrmCheck | None:
+    """Chi-square check of the units against the planned weights; None without units."""
+    if len(setup.variants) < 2 or sum(units.values()) == 0:
+        return None
+    counts = [units.get(vid, 0) for vid, _n, _w in setup.variants]
+    weights = [w for _id, _n, w in setup.variants]
+    total_w = sum(weights)
+    r = srm_test(counts, [w / total_w for w in weights], threshold=SRM_THRESHOLD)
+    return SrmCheck(
+        variants=tuple(n for _id, n, _w in setup.variants),
+        observed=r.observed, expected=r.expected, weights=tuple(weights),
+        statistic=r.statistic, p_value=r.p_value, flagged=r.flagged, threshold=r.threshold,
+    )
+
+
 def compute_results(
     session: Session, *, experiment_id: int, as_of: date | None = None
 ) -> ResultsSnapshot:
@@ -412,13 +467,8 @@ def _compute(
     fingerprint = _fingerprint(setup, as_of, stats, assigned)
     alpha = setup.alpha
     days = sorted({r.day for r in stats} | {a.day for a in assigned})
-    units = {vid: 0 for vid, _name, _w in setup.variants}
-    for a in assigned:
-        units[a.variant_id] = units.get(a.variant_id, 0) + a.units
     arms = _cumulate(stats)
-    if not assigned and stats:  # no assignment counts stored: the largest metric n per variant
-        for vid in units:
-            units[vid] = max((arm.n for (mid, v), arm in arms.items() if v == vid), default=0)
+    units = _units(setup, arms, assigned)
 
     planned = setup.planned
     variants = tuple(
@@ -432,17 +482,7 @@ def _compute(
     plan_met = progress is None or progress >= 1.0
     smallest = min((v.units for v in variants), default=0)
 
-    srm = None
-    if len(setup.variants) >= 2 and sum(units.values()) > 0:
-        counts = [units.get(vid, 0) for vid, _n, _w in setup.variants]
-        weights = [w for _id, _n, w in setup.variants]
-        total_w = sum(weights)
-        r = srm_test(counts, [w / total_w for w in weights], threshold=SRM_THRESHOLD)
-        srm = SrmCheck(
-            variants=tuple(n for _id, n, _w in setup.variants),
-            observed=r.observed, expected=r.expected, weights=tuple(weights),
-            statistic=r.statistic, p_value=r.p_value, flagged=r.flagged, threshold=r.threshold,
-        )
+    srm = _srm(setup, units)
 
     sequential_mode = setup.mode == "sequential"
     tuning = float(planned) if planned else None
@@ -499,6 +539,9 @@ def _compute(
             sequential=d["sequential"], decision_state=state, reason=reason, **base,
         ))
 
+    if srm is not None and srm.flagged:
+        reason = srm_reason(srm)
+        comparisons = [withhold(c, reason) for c in comparisons]
     snapshot = ResultsSnapshot(
         experiment_id=setup.id,
         experiment_name=setup.name,
@@ -665,10 +708,15 @@ def cumulative_series(
 
     Sequential experiments get the always-valid confidence sequence (tuned to the planned
     sample), so the band may be read on any day; fixed-horizon ones get the fixed CI, valid
-    only on the planned day. Days with fewer than 2 units in an arm are skipped.
+    only on the planned day. Days with fewer than 2 units in an arm are skipped. When the SRM
+    check of the data up to the series' end fails (the check the snapshot makes), every point
+    is withheld like the snapshot's comparisons (``blocked``, effects None, the arms' n kept).
     """
     setup = _setup(session, experiment_id)
     stats = mrepo.daily_stats(session, experiment_id=experiment_id, through=as_of)
+    assigned = mrepo.assignments(session, experiment_id=experiment_id, through=as_of)
+    srm = _srm(setup, _units(setup, _cumulate(stats), assigned))
+    blocked_reason = srm_reason(srm) if srm is not None and srm.flagged else None
     sequential = setup.mode == "sequential"
     tuning = float(setup.planned) if sequential and setup.planned else None
     metrics = [m for m in setup.metrics if metric is None or m.name == metric]
@@ -693,11 +741,13 @@ def cumulative_series(
                                sequential=sequential, tuning_n=tuning)
                 if tested is None:
                     continue
-                points.append(SeriesPoint(
+                point = SeriesPoint(
                     day=day, metric=m.name, treatment=name, control_n=c.n, treatment_n=t.n,
                     diff=tested["diff"], diff_ci_low=tested["diff_ci_low"],
                     diff_ci_high=tested["diff_ci_high"], lift=tested["lift"],
                     lift_ci_low=tested["lift_ci_low"], lift_ci_high=tested["lift_ci_high"],
                     p_value=tested["p_value"], sequential=sequential,
-                ))
+                )
+                points.append(point if blocked_reason is None
+                              else withhold(point, blocked_reason))
     return points

@@ -77,7 +77,7 @@ def daily_units(session: Session, *, experiment_id: int) -> list[DailyUnits]:
 TABLE_COLUMNS = (
     "metric", "role", "kind", "treatment", "control_n", "treatment_n", "control_value",
     "treatment_value", "diff", "diff_ci_low", "diff_ci_high", "lift", "lift_ci_low",
-    "lift_ci_high", "p_value", "adjusted_p_value", "test", "decision_state", "reason",
+    "lift_ci_high", "p_value", "adjusted_p_value", "test", "decision_state", "reason", "blocked",
 )
 
 
@@ -92,7 +92,7 @@ def results_table(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
             "diff": c.diff, "diff_ci_low": c.diff_ci_low, "diff_ci_high": c.diff_ci_high,
             "lift": c.lift, "lift_ci_low": c.lift_ci_low, "lift_ci_high": c.lift_ci_high,
             "p_value": c.p_value, "adjusted_p_value": c.adjusted_p_value, "test": c.test,
-            "decision_state": c.decision_state, "reason": c.reason,
+            "decision_state": c.decision_state, "reason": c.reason, "blocked": c.blocked,
         }
         for c in snapshot.comparisons
     ]

@@ -17,6 +17,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
 from core.analysis.results import (
+    EFFECT_FIELDS,
     RESULTS_VERSION,
     ResultsSnapshot,
     compute_results,
@@ -138,9 +139,25 @@ def test_results_srm_overrides_significance(session: Session, tmp_path: Path) ->
     assert snap.srm.observed == (400, 500) and snap.srm.expected == (450.0, 450.0)
     chi2 = stats.chisquare([400, 500], [450, 450])
     assert_allclose(snap.srm.p_value, chi2.pvalue, rtol=1e-10)
-    assert row(snap, "conv").adjusted_p_value < 0.001  # significant, but untrustworthy
     assert {c.decision_state for c in snap.comparisons} == {"srm_untrustworthy"}
     assert "Sample ratio mismatch" in row(snap, "conv").reason
+    # SRM blocks every lift: effects withheld (None) with the reason, arm sizes and means kept.
+    c, t = arms({k: v[keep] for k, v in cols.items()}, "conv")
+    for comp in snap.comparisons:
+        assert comp.blocked and comp.blocked_reason == comp.reason
+        assert all(getattr(comp, f) is None for f in EFFECT_FIELDS)
+    conv = row(snap, "conv")
+    assert (conv.control_n, conv.treatment_n) == (c.size, t.size)
+    assert_allclose([conv.control_mean, conv.treatment_mean], [c.mean(), t.mean()], rtol=1e-12)
+    assert snap.verdict is not None and snap.verdict.blocked_by_srm
+    assert snap.verdict.recommendation == "investigate"
+    # ... and the cumulative series likewise, on every day.
+    series = cumulative_series(session, experiment_id=exp)
+    assert series and all(p.blocked and p.lift is None and p.diff_ci_low is None
+                          and p.blocked_reason == conv.reason for p in series)
+    # The JSON the API serves carries the same flags.
+    served = json.loads(snap.to_json())
+    assert all(c["blocked"] and c["lift"] is None for c in served["comparisons"])
 
 
 @pytest.mark.parametrize(("refund_rate", "state"), [(0.25, "guardrail_breach"),
@@ -319,3 +336,28 @@ def test_results_snapshot_from_an_older_version_gets_its_verdict(
     assert loaded is not None and loaded.verdict == snap.verdict
     served = json.loads(latest_snapshot_json(session, experiment_id=exp) or "")
     assert served["verdict"]["recommendation"] == "ship"
+
+
+def test_results_snapshot_stored_before_srm_blocking_is_withheld_on_read(
+    session: Session, tmp_path: Path
+) -> None:
+    exp = make_experiment(session, planned=100)
+    cols = make_units(500, lift={"treatment": 0.8})
+    keep = np.ones(cols["variant"].size, dtype=bool)
+    keep[:100] = False
+    load(session, tmp_path, exp, {k: v[keep] for k, v in cols.items()})
+    snap = compute_results(session, experiment_id=exp)
+    old = snap.to_dict()
+    old["version"], old["verdict"] = 1, None
+    for c in old["comparisons"]:  # as version 1 stored it: numbers shown, no flag
+        del c["blocked"], c["blocked_reason"]
+        c["lift"], c["p_value"] = 0.5, 1e-9
+    mrepo.add_snapshot(session, experiment_id=exp, computed_by="old", computed_at=snap.computed_at,
+                       as_of=None, data_through=snap.data_through, fingerprint="old",
+                       payload=old)
+    loaded = latest_snapshot(session, experiment_id=exp)
+    assert loaded is not None
+    assert all(c.blocked and c.lift is None and c.p_value is None for c in loaded.comparisons)
+    served = json.loads(latest_snapshot_json(session, experiment_id=exp) or "")
+    assert all(c["blocked"] and c["lift"] is None for c in served["comparisons"])
+    assert served["verdict"]["blocked_by_srm"] is True

@@ -58,7 +58,13 @@ def test_views_table_and_csv_carry_cores_decisions(demo_session: Session) -> Non
     assert tuple(parsed[0]) == views.TABLE_COLUMNS
     assert [r["metric"] for r in parsed] == ["retention_d7", "page_load_time_ms"]
     assert {r["decision_state"] for r in parsed} == {"srm_untrustworthy"}
+    # SRM: the effects are withheld in the export too.
+    assert {(r["lift"], r["p_value"], r["blocked"]) for r in parsed} == {("", "", "True")}
+    clean = registry.get_experiment_by_name(demo_session, name="Checkout button colour")
+    snap = results.compute_results(demo_session, experiment_id=clean.id)
+    parsed = list(csv.DictReader(io.StringIO(views.results_csv(snap))))
     assert float(parsed[0]["lift"]) == pytest.approx(snap.comparisons[0].lift, rel=1e-12)
+    assert parsed[0]["blocked"] == "False"
 
 
 @pytest.fixture
