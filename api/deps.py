@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api.schemas import MAX_INT
 from core import api_keys
 from core.auth import Actor
-from core.errors import InvalidInput
+from core.errors import Conflict, InvalidInput
 from db.session import session_factory
 
 
@@ -75,7 +75,8 @@ Writer = Annotated[Actor, Depends(current_editor)]
 
 ExperimentId = Annotated[int, Path(ge=1, le=MAX_INT, description="The experiment's id.")]
 
-_ETAG = re.compile(r'^(?:W/)?"?(\d{1,10})"?$')
+ETAG_PATTERN = r'^(W/)?"?[0-9]{1,10}"?$'
+_ETAG = re.compile(ETAG_PATTERN)
 
 
 def if_match(
@@ -83,35 +84,33 @@ def if_match(
         str | None,
         Header(
             max_length=64,
-            description='The version you read, as returned in the ETag header (e.g. "3").',
+            pattern=ETAG_PATTERN,
+            description='Optional check: the version you read, as returned in the ETag header '
+            '(e.g. "3"); it must name the same version as `version` in the body.',
         ),
     ] = None,
 ) -> int | None:
     """The version named by an If-Match header, if one was sent."""
     if if_match is None:
         return None
-    match = _ETAG.match(if_match.strip())
-    if not match or not 1 <= int(match.group(1)) <= MAX_INT:
+    value = if_match.strip()
+    if not _ETAG.match(value):
         raise InvalidInput(
             f'If-Match: send the version you read, as in the ETag header, e.g. If-Match: "3" '
             f"(got {if_match[:20]!r})"
         )
-    return int(match.group(1))
+    return int(value.removeprefix("W/").strip('"'))
 
 
 IfMatch = Annotated[int | None, Depends(if_match)]
 
 
-def expected_version(header: int | None, body: int | None) -> int:
-    """The version the client edited: from If-Match or the body (they must agree)."""
-    if header is not None and body is not None and header != body:
-        raise InvalidInput(
-            f"version: If-Match says {header} but the body says {body}; send one of them"
+def expected_version(header: int | None, body: int) -> int:
+    """The version the client edited: `version` in the body; an If-Match header, when sent,
+    must name the same one (if they differ, at least one is stale: 409, nothing changes)."""
+    if header is not None and header != body:
+        raise Conflict(
+            f"version: If-Match says {header} but the body says {body}, so at least one of them "
+            "is not the current version: reload the record and send the version you read"
         )
-    version = header if header is not None else body
-    if version is None:
-        raise InvalidInput(
-            "version: send the version you read, as an If-Match header or as `version` in the "
-            "body (a stale version is refused with 409, so no change is lost)"
-        )
-    return version
+    return body

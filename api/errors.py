@@ -45,11 +45,13 @@ class Problem(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "Malformed request (e.g. invalid JSON) or a business rule refused it.",
+    400: "Malformed request: the body is not valid JSON.",
     401: "Missing, unknown or revoked API key.",
     403: "The key's scope does not allow this (a read key cannot write).",
     404: "No such resource.",
-    409: "Stale version (someone changed the record first) or a name already taken.",
+    409: "Conflict with the record's current state: a stale version (someone changed it "
+    "first), a name already taken, or a move its state refuses (e.g. launching without a "
+    "hypothesis); the detail says how to resolve it.",
     413: "The request body is larger than API_MAX_UPLOAD_MB.",
     422: "The input failed validation; `errors` lists each problem.",
     500: "A stored artifact no longer matches its recorded checksum, or an unexpected error.",

@@ -24,6 +24,11 @@ from pydantic import (
 from core.backlog import Testability
 from core.catalogue import MetricFields
 from core.registry import (
+    MAX_LEARNINGS_LENGTH,
+    MAX_REASON_LENGTH,
+    NO_NUL_PATTERN,
+    NOT_BLANK_PATTERN,
+    RICE_IMPACTS,
     SORT_FIELDS,
     Effort,
     ExperimentFields,
@@ -31,9 +36,10 @@ from core.registry import (
     ExperimentView,
     Reach,
     SafeStr,
+    drop_null_defaults,
     text_problem,
 )
-from core.types import Alternative, Decision, MetricKind, Status
+from core.types import Alternative, Decision, MetricKind
 
 MAX_INT = 2**31 - 1
 """Largest integer the database columns hold (PostgreSQL INTEGER): ids and versions."""
@@ -73,14 +79,38 @@ class RequestBody(BaseModel):
 
 # --------------------------------------------------------------------------- experiments
 
+
+def _not_null(schema: dict[str, Any]) -> None:
+    """JSON Schema of an optional number that may not be sent as null."""
+    for branch in schema.pop("anyOf", []):
+        if branch.get("type") != "null":
+            schema.update(branch)
+
+
+def _rice_schema(schema: dict[str, Any]) -> None:
+    """RiceUpdate: no field is nullable, and at least one RICE input comes with the version."""
+    for prop in schema.get("properties", {}).values():
+        _not_null(prop)
+    drop_null_defaults(schema)
+    schema["minProperties"] = 2
+
 _Version = Annotated[
-    int | None,
+    int,
     Field(
-        default=None,
+        strict=True,
         ge=1,
         le=MAX_INT,
-        description="The version you read; alternatively send it as the If-Match header.",
+        description="The version you read (the record's `version`, also its ETag); a stale one "
+        "gets 409 and changes nothing.",
     ),
+]
+_Reason = Annotated[
+    str,
+    Field(max_length=MAX_REASON_LENGTH, json_schema_extra={"pattern": NO_NUL_PATTERN}),
+]
+_Learnings = Annotated[
+    str,
+    Field(max_length=MAX_LEARNINGS_LENGTH, json_schema_extra={"pattern": NO_NUL_PATTERN}),
 ]
 
 
@@ -89,12 +119,11 @@ class ExperimentCreate(RequestBody, ExperimentFields):
 
 
 class ExperimentUpdate(RequestBody, ExperimentPatch):
-    """A partial update: only the fields sent change; `version` (or If-Match) is required."""
+    """A partial update: only the fields sent change; `version` is required."""
 
     version: _Version
-    reason: str | None = Field(
+    reason: _Reason | None = Field(
         default=None,
-        max_length=2000,
         description="Why; required when changing the frozen plan of a launched experiment.",
     )
 
@@ -102,18 +131,55 @@ class ExperimentUpdate(RequestBody, ExperimentPatch):
         return self.model_dump(exclude_unset=True, exclude={"version", "reason"})
 
 
-class TransitionRequest(RequestBody):
-    """Move an experiment along its lifecycle."""
-
-    to_status: Status
-    reason: str | None = Field(
-        default=None, max_length=2000, description="Required to abandon an experiment."
-    )
-    decision: Decision | None = Field(
-        default=None, description="Required to complete, unless the experiment already has one."
-    )
-    learnings: str | None = None
+class _Transition(RequestBody):
     version: _Version
+    learnings: _Learnings | None = Field(
+        default=None, description="What was learned (replaces the stored learnings)."
+    )
+    reason: _Reason | None = Field(default=None, description="Why (kept in the audit log).")
+
+
+class LaunchRequest(_Transition):
+    """Launch a proposed experiment: it needs a hypothesis, a primary metric, variants and a
+    planned sample size (409 otherwise); its analysis plan is frozen."""
+
+    to_status: Literal["running"]
+
+
+class CompleteRequest(_Transition):
+    """Complete a running experiment with its decision."""
+
+    to_status: Literal["completed"]
+    decision: Decision | None = Field(
+        default=None, description="Required unless the experiment already has one (409)."
+    )
+
+
+class AbandonRequest(_Transition):
+    """Abandon a proposed or running experiment, saying why."""
+
+    to_status: Literal["abandoned"]
+    reason: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_REASON_LENGTH,
+            json_schema_extra={"pattern": NOT_BLANK_PATTERN},
+            description="Why it is abandoned (required, not blank).",
+        ),
+    ]
+
+    @model_validator(mode="after")
+    def _reason_not_blank(self) -> AbandonRequest:
+        if not self.reason.strip():
+            raise ValueError("reason: say why the experiment is abandoned")
+        return self
+
+
+TransitionRequest = Annotated[
+    LaunchRequest | CompleteRequest | AbandonRequest, Body(discriminator="to_status")
+]
+"""Move an experiment along its lifecycle: proposed → running → completed, or → abandoned."""
 
 
 def _assume_utc(value: datetime) -> datetime:
@@ -158,12 +224,23 @@ class AuditEntryOut(BaseModel):
 
 
 class RiceUpdate(RequestBody):
-    """New values for some of an idea's RICE inputs; `version` (or If-Match) is required."""
+    """New values for some of an idea's RICE inputs (at least one); `version` is required."""
 
-    reach: Reach = None
-    impact: float | None = Field(default=None, description="3, 2, 1, 0.5 or 0.25.")
-    confidence: float | None = Field(default=None, ge=0, le=100, description="Percent.")
-    effort: Effort = None
+    model_config = ConfigDict(
+        json_schema_extra=lambda schema, _cls: _rice_schema(schema)  # type: ignore[misc]
+    )
+
+    reach: Annotated[Reach, Field(json_schema_extra=_not_null)] = None
+    impact: float | None = Field(
+        default=None,
+        strict=True,
+        description="3, 2, 1, 0.5 or 0.25.",
+        json_schema_extra={"enum": list(RICE_IMPACTS)},
+    )
+    confidence: float | None = Field(
+        default=None, strict=True, ge=0, le=100, description="Percent."
+    )
+    effort: Annotated[Effort, Field(json_schema_extra=_not_null)] = None
     version: _Version
 
     def changes(self) -> dict[str, Any]:
@@ -224,6 +301,13 @@ _N = Annotated[float, Field(ge=2, le=1e12, description="Units in the control arm
 
 
 class _PlanBase(RequestBody):
+    """Planner inputs: JSON numbers and booleans only (``true`` is not 1, ``"0.5"`` no number).
+
+    Inputs that together have no answer (a baseline + mde outside (0, 1), power not above
+    alpha, an effect too small to detect in finite samples) get 422 saying what to change."""
+
+    model_config = ConfigDict(strict=True)
+
     alpha: _Alpha
     alternative: Alternative = "two-sided"
     ratio: float = Field(
@@ -286,6 +370,11 @@ MdeRequest = Annotated[BinomialMde | MeanMde, Body(discriminator="kind")]
 
 
 class DurationRequest(RequestBody):
+    """Days until every arm has its units; `weights`, if given, has one share per arm, each
+    > 0, summing to 1 (422 otherwise)."""
+
+    model_config = ConfigDict(strict=True)
+
     n_per_variant: float = Field(gt=0, le=1e12, description="Units each arm needs.")
     daily_units: float = Field(gt=0, le=1e12, description="Eligible units arriving per day.")
     exposure: float = Field(default=1.0, gt=0, le=1, description="Fraction enrolled, (0, 1].")

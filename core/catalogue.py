@@ -8,21 +8,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
-from core.errors import InvalidInput, NotFound
-from core.registry import _pydantic_problems, transaction
+from core.errors import Conflict, InvalidInput, NotFound
+from core.registry import MAX_METRIC_NAME_LENGTH, SafeStr, _pydantic_problems, transaction
 from core.types import MetricKind
 from db import repositories as repo
 from db.models import Metric
 
 
+MAX_DESCRIPTION_LENGTH = 2_000
+"""Characters in a metric's description."""
+
+
 class MetricFields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=80, pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(
+        min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=r"^[a-z][a-z0-9_]*$"
+    )
     kind: MetricKind
-    unit: str = Field(default="", max_length=32)
-    higher_is_better: bool = True
-    description: str = ""
+    unit: SafeStr = Field(default="", max_length=32)
+    higher_is_better: bool = Field(default=True, strict=True)
+    description: SafeStr = Field(default="", max_length=MAX_DESCRIPTION_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,10 @@ def create_metric(session: Session, *, data: dict | MetricFields, actor: Actor) 
         raise InvalidInput(problems) from None
     with transaction(session):
         if repo.get_metric_by_name(session, name=fields.name) is not None:
-            raise InvalidInput(f"name: the catalogue already has a metric named '{fields.name}'")
+            raise Conflict(
+                f"name: the catalogue already has a metric named '{fields.name}': use it, or "
+                "choose another name"
+            )
         metric = Metric(**fields.model_dump())
         session.add(metric)
         session.flush()

@@ -26,9 +26,13 @@ class InvalidInput(DomainError):
 
 
 class RuleViolation(DomainError):
-    """The input is well-formed but a business rule refuses it (e.g. a lifecycle move)."""
+    """The input is well-formed but the record's current state refuses it (a lifecycle move, a
+    plan frozen at launch, an idea already promoted, a missing SQL source).
 
-    http_status = 400
+    HTTP 409 Conflict: "the request could not be completed due to a conflict with the current
+    state of the target resource" (RFC 9110 §15.5.10); the message says how to resolve it."""
+
+    http_status = 409
 
 
 class NotFound(DomainError):

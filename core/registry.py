@@ -10,9 +10,12 @@ Rules enforced here (and nowhere else):
   a plan deviation.
 * Every update names the version it was based on; a stale one is refused (no lost updates).
 * Every change writes its audit entry in the same transaction; bad input writes nothing.
-* Input fits the database: integers fit their INTEGER columns, text fits its column and holds
-  no NUL character (PostgreSQL refuses them), numbers are finite and RICE inputs are bounded so
-  the score is finite too. Callers (pages, API, CLI) need no checks of their own.
+* Input fits the database: integers fit their INTEGER columns, text fits its column (long
+  texts such as the hypothesis and learnings have caps too) and holds no NUL character
+  (PostgreSQL refuses them), numbers are finite and RICE inputs are bounded so the score is
+  finite too. Numbers must be numbers (``true`` is not 1) and days ISO dates (``2026-03-09``).
+  Callers (pages, API, CLI) need no checks of their own.
+* Experiment names are unique (ignoring case): a taken name is a conflict (409 in the API).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -77,6 +81,26 @@ EFFORT_RANGE: tuple[float, float] = (0.01, 10_000.0)
 MAX_REFRESH_EVERY_DAYS = 90
 """Longest refresh schedule, in days (core.data.refresh uses the same bound)."""
 MAX_TAG_LENGTH = 60
+MAX_NAME_LENGTH = 200
+MAX_OWNER_LENGTH = 120
+MAX_SEGMENT_LENGTH = 200
+MAX_HYPOTHESIS_LENGTH = 5_000
+"""Characters in a hypothesis (a few paragraphs)."""
+MAX_LEARNINGS_LENGTH = 20_000
+"""Characters in an experiment's learnings (a page or two of notes)."""
+MAX_REASON_LENGTH = 2_000
+"""Characters in the reason given for a plan deviation, an abandonment or a status change."""
+MAX_METRIC_NAME_LENGTH = 80
+"""The catalogue's metric names (db: String(80))."""
+MAX_METRICS = 20
+"""Guardrail or secondary metrics per experiment (each list)."""
+MAX_VARIANTS = 20
+"""Variants per experiment, control included (the planner's limit too)."""
+MAX_TAGS = 30
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+"""JSON Schema pattern of text without NUL characters (documents :func:`text_problem`)."""
+NOT_BLANK_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+"""Text without NUL holding at least one character that is not white space."""
 
 
 def text_problem(value: str) -> str | None:
@@ -97,28 +121,55 @@ def _safe_text(value: str) -> str:
     return value
 
 
+def _iso_day(value: Any) -> Any:
+    """A day is a date or an ISO ``YYYY-MM-DD`` string (not a number, not a timestamp)."""
+    if isinstance(value, datetime):
+        raise ValueError("give a day as YYYY-MM-DD, without a time")
+    if isinstance(value, date) or value is None:
+        return value
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        return value
+    raise ValueError(f"give a day as YYYY-MM-DD, e.g. 2026-03-09 (got {str(value)[:20]!r})")
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
+"""A calendar day, given as a date or an ISO ``YYYY-MM-DD`` string."""
+
 _SAFE = AfterValidator(_safe_text)
-SafeStr = Annotated[str, _SAFE]
+# The patterns document in JSON Schema what the validators check (with clearer messages).
+_NO_NUL = Field(json_schema_extra={"pattern": NO_NUL_PATTERN})
+_NOT_BLANK = Field(json_schema_extra={"pattern": NOT_BLANK_PATTERN})
+SafeStr = Annotated[str, _NO_NUL, _SAFE]
 """Text the database can store (no NUL, no unpaired surrogate)."""
 # Length limits come before the text check, so pydantic reports them as string lengths.
-Name = Annotated[str, Field(min_length=1, max_length=200), _SAFE]
-Owner = Annotated[str, Field(min_length=1, max_length=120), _SAFE]
-Segment = Annotated[str, Field(max_length=200), _SAFE]
-Tag = Annotated[str, Field(max_length=MAX_TAG_LENGTH), _SAFE]
-VariantName = Annotated[str, Field(min_length=1, max_length=80), _SAFE]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), _NOT_BLANK, _SAFE]
+Owner = Annotated[str, Field(min_length=1, max_length=MAX_OWNER_LENGTH), _NOT_BLANK, _SAFE]
+Segment = Annotated[str, Field(max_length=MAX_SEGMENT_LENGTH), _NO_NUL, _SAFE]
+Tag = Annotated[str, Field(max_length=MAX_TAG_LENGTH), _NO_NUL, _SAFE]
+VariantName = Annotated[str, Field(min_length=1, max_length=80), _NOT_BLANK, _SAFE]
+MetricRef = Annotated[str, Field(min_length=1, max_length=MAX_METRIC_NAME_LENGTH), _NO_NUL, _SAFE]
+"""The name of a catalogue metric."""
+Hypothesis = Annotated[str, Field(max_length=MAX_HYPOTHESIS_LENGTH), _NO_NUL, _SAFE]
+Learnings = Annotated[str, Field(max_length=MAX_LEARNINGS_LENGTH), _NO_NUL, _SAFE]
+Number = Annotated[float, Field(strict=True)]
+"""A JSON number (an integer is fine; ``true`` or ``"3"`` is not)."""
 SampleSize = Annotated[
-    int | None, Field(gt=0, le=MAX_SAMPLE_SIZE, description="Planned units per variant.")
+    int | None,
+    Field(strict=True, gt=0, le=MAX_SAMPLE_SIZE, description="Planned units per variant."),
 ]
 Reach = Annotated[
-    float | None, Field(ge=0, le=MAX_REACH, description="RICE: units per quarter.")
+    float | None,
+    Field(strict=True, ge=0, le=MAX_REACH, description="RICE: units per quarter."),
 ]
 Effort = Annotated[
     float | None,
-    Field(ge=EFFORT_RANGE[0], le=EFFORT_RANGE[1], description="RICE: person-weeks."),
+    Field(strict=True, ge=EFFORT_RANGE[0], le=EFFORT_RANGE[1],
+          description="RICE: person-weeks."),
 ]
 RefreshEveryDays = Annotated[
     int | None,
     Field(
+        strict=True,
         ge=1,
         le=MAX_REFRESH_EVERY_DAYS,
         description="Scheduled refresh every N days from the start; null = every day.",
@@ -126,10 +177,15 @@ RefreshEveryDays = Annotated[
 ]
 
 _HINTS: dict[str, str] = {
-    "name": "a name of 1 to 200 characters",
-    "owner": "an owner of 1 to 120 characters",
-    "target_segment": "a segment of at most 200 characters",
-    "tags": f"tags of at most {MAX_TAG_LENGTH} characters each",
+    "name": f"a name of 1 to {MAX_NAME_LENGTH} characters",
+    "owner": f"an owner of 1 to {MAX_OWNER_LENGTH} characters",
+    "target_segment": f"a segment of at most {MAX_SEGMENT_LENGTH} characters",
+    "hypothesis": f"a hypothesis of at most {MAX_HYPOTHESIS_LENGTH:,} characters",
+    "learnings": f"learnings of at most {MAX_LEARNINGS_LENGTH:,} characters",
+    "tags": f"at most {MAX_TAGS} tags of at most {MAX_TAG_LENGTH} characters each",
+    "variants": f"2 to {MAX_VARIANTS} variants, control first",
+    "guardrail_metrics": f"at most {MAX_METRICS} catalogue metric names",
+    "secondary_metrics": f"at most {MAX_METRICS} catalogue metric names",
     "planned_sample_size": f"a whole number of units per variant, 1 to {MAX_SAMPLE_SIZE:,}",
     "mde": "a finite number > 0",
     "alpha": "a number strictly between 0 and 0.5",
@@ -148,7 +204,7 @@ class VariantSpec(BaseModel):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     name: VariantName
-    weight: float = Field(gt=0, lt=1)
+    weight: float = Field(strict=True, gt=0, lt=1)
 
     @field_validator("name")
     @classmethod
@@ -166,66 +222,98 @@ class ExperimentFields(BaseModel):
 
     name: Name
     owner: Owner
-    hypothesis: SafeStr = ""
+    hypothesis: Hypothesis = ""
     target_segment: Segment = ""
-    primary_metric: SafeStr | None = None
-    guardrail_metrics: list[SafeStr] = Field(default_factory=list)
-    secondary_metrics: list[SafeStr] = Field(default_factory=list)
-    variants: list[VariantSpec] = Field(default_factory=list)
+    primary_metric: MetricRef | None = None
+    guardrail_metrics: list[MetricRef] = Field(default_factory=list, max_length=MAX_METRICS)
+    secondary_metrics: list[MetricRef] = Field(default_factory=list, max_length=MAX_METRICS)
+    variants: list[VariantSpec] = Field(default_factory=list, max_length=MAX_VARIANTS)
     planned_sample_size: SampleSize = None
-    mde: float | None = Field(default=None, gt=0)
-    alpha: float = Field(default=0.05, gt=0, lt=0.5)
-    power: float = Field(default=0.8, gt=0.5, lt=1)
+    mde: Number | None = Field(default=None, gt=0, le=MAX_REACH)
+    alpha: Number = Field(default=0.05, gt=0, lt=0.5)
+    power: Number = Field(default=0.8, gt=0.5, lt=1)
     analysis_mode: AnalysisMode = "fixed"
     correction: Correction = "holm"
-    planned_start: date | None = None
-    planned_end: date | None = None
+    planned_start: Day | None = None
+    planned_end: Day | None = None
     reach: Reach = None
-    impact: float | None = None
-    confidence: float | None = Field(default=None, ge=0, le=100)
+    impact: Number | None = None
+    confidence: Number | None = Field(default=None, ge=0, le=100)
     effort: Effort = None
     decision: Decision | None = None
-    learnings: SafeStr = ""
-    tags: list[Tag] = Field(default_factory=list)
+    learnings: Learnings = ""
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     refresh_every_days: RefreshEveryDays = None
 
 
+def drop_null_defaults(schema: dict[str, Any], _cls: Any = None) -> None:
+    """JSON Schema hook: a property that refuses null shows no ``default: null`` (it may be left
+    out, meaning unchanged, but not sent as null)."""
+    for prop in schema.get("properties", {}).values():
+        if "default" in prop and prop["default"] is None and not _allows_null(prop):
+            del prop["default"]
+
+
+def _allows_null(prop: dict[str, Any]) -> bool:
+    return prop.get("type") == "null" or any(
+        branch.get("type") == "null" for branch in prop.get("anyOf", ())
+    )
+
+
+_OPTIONAL: Any = None
+"""Default of a patch field that cannot be cleared: absent means unchanged, null is refused."""
+
+
 class ExperimentPatch(BaseModel):
-    """A partial update: only the fields present change (same limits as ExperimentFields)."""
+    """A partial update: only the fields present change (same limits as ExperimentFields).
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    Fields an experiment always has (name, owner, texts, lists, alpha, power, modes) may be
+    left out but not sent as null; the others accept null to clear them."""
 
-    name: Name | None = None
-    owner: Owner | None = None
-    hypothesis: SafeStr | None = None
-    target_segment: Segment | None = None
-    primary_metric: SafeStr | None = None
-    guardrail_metrics: list[SafeStr] | None = None
-    secondary_metrics: list[SafeStr] | None = None
-    variants: list[VariantSpec] | None = None
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, json_schema_extra=drop_null_defaults
+    )
+
+    name: Name = _OPTIONAL
+    owner: Owner = _OPTIONAL
+    hypothesis: Hypothesis = _OPTIONAL
+    target_segment: Segment = _OPTIONAL
+    primary_metric: MetricRef | None = None
+    guardrail_metrics: Annotated[list[MetricRef], Field(max_length=MAX_METRICS)] = _OPTIONAL
+    secondary_metrics: Annotated[list[MetricRef], Field(max_length=MAX_METRICS)] = _OPTIONAL
+    variants: Annotated[list[VariantSpec], Field(max_length=MAX_VARIANTS)] = _OPTIONAL
     planned_sample_size: SampleSize = None
-    mde: float | None = Field(default=None, gt=0)
-    alpha: float | None = Field(default=None, gt=0, lt=0.5)
-    power: float | None = Field(default=None, gt=0.5, lt=1)
-    analysis_mode: AnalysisMode | None = None
-    correction: Correction | None = None
-    planned_start: date | None = None
-    planned_end: date | None = None
+    mde: Number | None = Field(default=None, gt=0, le=MAX_REACH)
+    alpha: Annotated[Number, Field(gt=0, lt=0.5)] = _OPTIONAL
+    power: Annotated[Number, Field(gt=0.5, lt=1)] = _OPTIONAL
+    analysis_mode: AnalysisMode = _OPTIONAL
+    correction: Correction = _OPTIONAL
+    planned_start: Day | None = None
+    planned_end: Day | None = None
     reach: Reach = None
-    impact: float | None = None
-    confidence: float | None = Field(default=None, ge=0, le=100)
+    impact: Number | None = None
+    confidence: Number | None = Field(default=None, ge=0, le=100)
     effort: Effort = None
     decision: Decision | None = None
-    learnings: SafeStr | None = None
-    tags: list[Tag] | None = None
+    learnings: Learnings = _OPTIONAL
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = _OPTIONAL
     refresh_every_days: RefreshEveryDays = None
 
 
 class ExperimentView(ExperimentFields):
-    """An experiment as the app, API and reports see it."""
+    """An experiment as the app, API and reports see it.
+
+    Texts and lists are read back without the input caps, so a record stored before a cap
+    existed still reads (an edit then asks to shorten it)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    hypothesis: str = ""
+    learnings: str = ""
+    guardrail_metrics: list[str] = Field(default_factory=list)
+    secondary_metrics: list[str] = Field(default_factory=list)
+    variants: list[VariantSpec] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
     id: int
     status: Status
     rice_score: float | None
@@ -281,6 +369,11 @@ def transaction(session: Session) -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+
+
+def like_escape(text: str) -> str:
+    """`text` for a LIKE pattern with ``escape="\\"``: its ``%`` and ``_`` match themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _pydantic_problems(exc: ValidationError) -> list[str]:
@@ -460,7 +553,10 @@ def _check_version(exp: Experiment, expected_version: int) -> None:
 def _ensure_unique_name(session: Session, name: str, exclude_id: int | None = None) -> None:
     clash = repo.experiment_id_by_name(session, name=name)
     if clash is not None and clash != exclude_id:
-        raise InvalidInput(f"name: an experiment named '{name}' already exists (names ignore case)")
+        raise Conflict(
+            f"name: an experiment named '{name}' already exists (names ignore case): "
+            "choose another name",
+        )
 
 
 def _validate(data: dict[str, Any], session: Session) -> ExperimentFields:
@@ -512,14 +608,15 @@ def list_experiments(
     if owner:
         query = query.where(func.lower(Experiment.owner) == owner.strip().lower())
     if tag:
-        query = query.where(cast(Experiment.tags, Text).like(f'%"{tag.strip()}"%'))
+        tag_pattern = f'%"{like_escape(tag.strip())}"%'
+        query = query.where(cast(Experiment.tags, Text).like(tag_pattern, escape="\\"))
     if search:
-        pattern = f"%{search.strip().lower()}%"
+        pattern = f"%{like_escape(search.strip().lower())}%"
         query = query.where(
             or_(
-                func.lower(Experiment.name).like(pattern),
-                func.lower(Experiment.hypothesis).like(pattern),
-                func.lower(Experiment.learnings).like(pattern),
+                func.lower(Experiment.name).like(pattern, escape="\\"),
+                func.lower(Experiment.hypothesis).like(pattern, escape="\\"),
+                func.lower(Experiment.learnings).like(pattern, escape="\\"),
             )
         )
     if not include_archived:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from api.deps import ExperimentId, IfMatch, Reader, SessionDep, Writer, expected_version
 from api.errors import responses
@@ -83,17 +83,18 @@ def rescore_idea(
 )
 def promote_idea(
     experiment_id: ExperimentId,
+    body: PromoteRequest,
     session: SessionDep,
     actor: Writer,
     version: IfMatch,
     response: Response,
-    body: Annotated[PromoteRequest | None, Body()] = None,
 ) -> ExperimentView:
-    """Take an idea out of the backlog into the registry, ready for planning."""
+    """Take an idea out of the backlog into the registry, ready for planning (it needs a
+    hypothesis and a primary metric: 409 otherwise)."""
     view = backlog.promote_idea(
         session,
         experiment_id=experiment_id,
-        expected_version=expected_version(version, body.version if body else None),
+        expected_version=expected_version(version, body.version),
         actor=actor,
     )
     response.headers["ETag"] = f'"{view.version}"'

@@ -149,7 +149,7 @@ def transition_experiment(
         expected_version=expected_version(version, body.version),
         actor=actor,
         reason=body.reason,
-        decision=body.decision,
+        decision=getattr(body, "decision", None),
         learnings=body.learnings,
     )
     return _tagged(response, view)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -13,6 +12,7 @@ from api.schemas import SafeText
 from core.analysis import results
 from core.analysis.results import ResultsSnapshot, SeriesPoint
 from core.errors import NotFound
+from core.registry import Day
 
 router = APIRouter(prefix="/experiments/{experiment_id}/results", tags=["results"])
 
@@ -46,7 +46,9 @@ def results_series(
     session: SessionDep,
     _actor: Reader,
     metric: Annotated[SafeText | None, Query(max_length=80)] = None,
-    as_of: date | None = None,
+    as_of: Annotated[
+        Day | None, Query(description="Last day of the series (YYYY-MM-DD); default: all data.")
+    ] = None,
 ) -> list[SeriesPoint]:
     """Per day, per metric × treatment: the cumulative effect and its confidence band."""
     return results.cumulative_series(
@@ -61,7 +63,13 @@ def refresh_results(
     experiment_id: ExperimentId,
     session: SessionDep,
     actor: Writer,
-    as_of: date | None = None,
+    as_of: Annotated[
+        Day | None,
+        Query(
+            description="Compute as of this day (YYYY-MM-DD): from the experiment's start to "
+            "today (UTC); 422 outside that range. Default: all data."
+        ),
+    ] = None,
 ) -> ResultsSnapshot:
     """Recompute from the stored data and store a snapshot (none when nothing changed)."""
     return results.refresh_results(session, experiment_id=experiment_id, actor=actor, as_of=as_of)

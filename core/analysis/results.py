@@ -39,7 +39,7 @@ from core.analysis.verdict import (
     srm_reason,
 )
 from core.auth import Actor
-from core.errors import NotFound
+from core.errors import InvalidInput, NotFound
 from core.registry import transaction
 from core.stats import (
     CovariateStats,
@@ -589,12 +589,38 @@ def _from_row(row: Any) -> ResultsSnapshot:
     return ResultsSnapshot.from_dict(data)
 
 
+def check_as_of(session: Session, *, experiment_id: int, as_of: date | None) -> None:
+    """Refuse an ``as_of`` outside the experiment's run: from its start (``actual_start``) to
+    today (UTC). None (all data) is always allowed; NotFound without the experiment."""
+    if as_of is None:
+        return
+    exp = session.get(Experiment, experiment_id)
+    if exp is None:
+        raise NotFound(f"No experiment with id {experiment_id}.")
+    today = datetime.now(UTC).date()
+    if exp.actual_start is None:
+        raise InvalidInput(
+            f"as_of: '{exp.name}' has not launched ({exp.status}), so it has no day to compute "
+            f"results as of: leave as_of out (got {as_of.isoformat()})"
+        )
+    start = min(exp.actual_start, today)
+    if not start <= as_of <= today:
+        raise InvalidInput(
+            f"as_of: give a day from {start.isoformat()} (the start of '{exp.name}') to "
+            f"{today.isoformat()} (today, UTC), or leave it out for all data "
+            f"(got {as_of.isoformat()})"
+        )
+
+
 def refresh_results(
     session: Session, *, experiment_id: int, actor: Actor, as_of: date | None = None
 ) -> ResultsSnapshot:
     """Compute the results and store them as a snapshot, unless the latest snapshot has the same
-    fingerprint (same settings and data): then that one is returned and nothing is written."""
+    fingerprint (same settings and data): then that one is returned and nothing is written.
+
+    ``as_of`` must fall in the experiment's run (:func:`check_as_of`)."""
     actor.require("editor", "refresh results")
+    check_as_of(session, experiment_id=experiment_id, as_of=as_of)
     with transaction(session):
         snapshot = compute_results(session, experiment_id=experiment_id, as_of=as_of)
         latest = mrepo.latest_snapshot(session, experiment_id=experiment_id)

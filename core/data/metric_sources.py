@@ -42,7 +42,7 @@ from core.data.ingestion import (
     no_progress,
 )
 from core.data.reading import parse_day
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry import transaction
 from db import metric_repository as mrepo
 from db import repositories as repo
@@ -231,7 +231,12 @@ def run_metric_source(
     ``:interval_end``; by default the whole run so far."""
     source = mrepo.get_metric_source(session, experiment_id=experiment_id)
     if source is None:
-        raise NotFound(f"Experiment {experiment_id} has no SQL metric source: define one first.")
+        if not repo.experiment_exists(session, experiment_id=experiment_id):
+            raise NotFound(f"No experiment with id {experiment_id}.")
+        raise RuleViolation(
+            f"Experiment {experiment_id} has no SQL metric source: define one first "
+            "(python -m core.cli set-source), or upload its data instead."
+        )
     wanted = set(text(source.query).compile().params)
     values = query_parameters(session, experiment_id=experiment_id,
                               interval_start=interval_start, interval_end=interval_end)

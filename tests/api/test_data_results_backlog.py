@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -111,12 +111,52 @@ def test_data_upload_over_the_limit_is_413(
     assert response.status_code == 413
 
 
-def test_data_sql_refresh_without_source_is_404(
+def test_data_sql_refresh_without_source_is_409(
     client: TestClient, writer: dict[str, str], running: int
 ) -> None:
     response = client.post(f"{URL}/{running}/data/sql-refresh", headers=writer)
-    assert response.status_code == 404
+    assert response.status_code == 409
     assert "no SQL metric source" in response.json()["detail"]
+    missing = client.post(f"{URL}/424242/data/sql-refresh", headers=writer)
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("as_of", ["0", "0076-01-01", "3010-01-01", "1970-01-01", "tomorrow"])
+def test_results_refresh_as_of_outside_the_run_is_422_and_stores_nothing(
+    client: TestClient, session: Session, writer: dict[str, str], running: int, as_of: str
+) -> None:
+    today = datetime.now(UTC).date()
+    if as_of == "tomorrow":
+        as_of = (today + timedelta(days=1)).isoformat()
+    response = client.post(f"{URL}/{running}/results/refresh", params={"as_of": as_of},
+                           headers=writer)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["errors"][0]["location"] in ("as_of", "query.as_of")
+    if as_of != "0":
+        assert f"give a day from {today} (the start of 'Green button') to {today}" in (
+            problem["detail"])
+    assert mrepo.snapshots(session, experiment_id=running) == []
+
+
+def test_results_refresh_as_of_today_is_stored(
+    client: TestClient, session: Session, writer: dict[str, str], running: int
+) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    response = client.post(f"{URL}/{running}/results/refresh", params={"as_of": today},
+                           headers=writer)
+    assert response.status_code == 200, response.text
+    assert response.json()["as_of"] == today
+    assert len(mrepo.snapshots(session, experiment_id=running)) == 1
+
+
+def test_results_series_as_of_must_be_an_iso_day(
+    client: TestClient, writer: dict[str, str], running: int
+) -> None:
+    for bad in ("0", "1700000000", "2026-03-09T00:00:00"):
+        response = client.get(f"{URL}/{running}/results/series", params={"as_of": bad},
+                              headers=writer)
+        assert response.status_code == 422 and "YYYY-MM-DD" in response.text
 
 
 def test_results_of_missing_experiment_is_404(client: TestClient, writer: dict) -> None:
@@ -185,7 +225,8 @@ def test_backlog_create_rank_rescore_promote(
     assert [(i["rank"], i["experiment"]["name"]) for i in ranked] == [
         (1, "Big idea"), (2, "Small idea")]
     small = ranked[1]["experiment"]
-    rescored = client.patch(f"/api/v1/backlog/{small['id']}", json={"reach": 1_000_000},
+    rescored = client.patch(f"/api/v1/backlog/{small['id']}",
+                            json={"reach": 1_000_000, "version": small["version"]},
                             headers={**writer, "If-Match": f'"{small["version"]}"'})
     assert rescored.status_code == 200, rescored.text
     assert rescored.json()["rice_score"] == pytest.approx(1_000_000 * 1 * 0.5 / 2)
@@ -198,15 +239,17 @@ def test_backlog_create_rank_rescore_promote(
                            json={"version": rescored.json()["version"]}, headers=writer)
     assert promoted.status_code == 200, promoted.text
     again = client.post(f"/api/v1/backlog/{small['id']}/promote",
+                        json={"version": promoted.json()["version"]},
                         headers={**writer, "If-Match": str(promoted.json()["version"])})
-    assert again.status_code == 400
+    assert again.status_code == 409 and "already promoted" in again.json()["detail"]
     assert [i["experiment"]["name"] for i in client.get(
         "/api/v1/backlog", headers=writer).json()] == ["Big idea"]
 
 
 @pytest.mark.parametrize(
     "body", [{"reach": -1, "version": 1}, {"impact": 7, "version": 1}, {"colour": 1},
-             {"reach": 5}, {"version": 1}]
+             {"reach": 5}, {"version": 1}, {"reach": None, "version": 1},
+             {"confidence": True, "version": 1}, {"impact": "1", "version": 1}]
 )
 def test_backlog_bad_rescore_is_422(
     client: TestClient, writer: dict[str, str], metrics: list[str], body: dict

@@ -1,4 +1,5 @@
-"""Experiment routes: happy paths, validation (422/400), conflicts (409), 404, audit CSV."""
+"""Experiment routes: happy paths, validation (422/400), conflicts and refused moves (409),
+404, audit CSV."""
 
 from __future__ import annotations
 
@@ -111,12 +112,54 @@ def test_experiments_invalid_json_is_400(client: TestClient, writer: dict[str, s
     assert response.json()["type"].endswith("malformed-json")
 
 
-def test_experiments_duplicate_name_is_refused(
-    client: TestClient, writer: dict[str, str], created: dict
+def test_experiments_duplicate_name_is_409_and_writes_nothing(
+    client: TestClient, session: Session, writer: dict[str, str], created: dict
 ) -> None:
+    before = counts(session)
     response = client.post(URL, json=draft(name="green BUTTON"), headers=writer)
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert "already exists" in response.json()["detail"]
+    renamed = client.post(URL, json=draft(name="Other"), headers=writer).json()
+    clash = client.patch(f"{URL}/{renamed['id']}", json={"name": "Green button", "version": 1},
+                         headers=writer)
+    assert clash.status_code == 409 and "already exists" in clash.json()["detail"]
+    assert counts(session)[0] == before[0] + 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [({"hypothesis": "h" * 5_000_000}, "hypothesis"),
+     ({"planned_sample_size": True}, "planned_sample_size"),
+     ({"mde": False}, "mde"),
+     ({"confidence": True}, "confidence"),
+     ({"planned_sample_size": "1000"}, "planned_sample_size"),
+     ({"planned_start": 0}, "planned_start")],
+)
+def test_experiments_create_refuses_long_texts_and_non_numbers(
+    client: TestClient, session: Session, writer: dict[str, str], metrics: list[str],
+    overrides: dict, words: str,
+) -> None:
+    before = counts(session)
+    response = client.post(URL, json=draft(**overrides), headers=writer)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["location"] == f"body.{words}"
+    assert counts(session) == before
+
+
+def test_experiments_search_escapes_like_wildcards(
+    client: TestClient, writer: dict[str, str], metrics: list[str]
+) -> None:
+    for name in ("Discount 50%", "Plain button"):
+        assert client.post(URL, json=draft(name=name), headers=writer).status_code == 201
+
+    def found(q: str) -> list[str]:
+        response = client.get(URL, params={"q": q}, headers=writer)
+        assert response.status_code == 200
+        return [e["name"] for e in response.json()["items"]]
+
+    assert found("%") == ["Discount 50%"]
+    assert found("_") == []
+    assert found("plain") == ["Plain button"]
 
 
 @pytest.mark.parametrize(("path", "status"), [("999999", 404), ("0", 422), ("abc", 422),
@@ -192,11 +235,12 @@ def test_experiments_list_bad_query_is_422(
 # ----------------------------------------------------------------------------- update
 
 
-def test_experiments_update_with_if_match(
+def test_experiments_update_with_version_and_if_match(
     client: TestClient, writer: dict[str, str], created: dict
 ) -> None:
     response = client.patch(
-        f"{URL}/{created['id']}", json={"owner": "sam"}, headers={**writer, "If-Match": '"1"'}
+        f"{URL}/{created['id']}", json={"owner": "sam", "version": 1},
+        headers={**writer, "If-Match": '"1"'},
     )
     assert response.status_code == 200, response.text
     assert response.json()["owner"] == "sam" and response.json()["version"] == 2
@@ -218,18 +262,30 @@ def test_experiments_update_stale_version_is_409_and_changes_nothing(
 ) -> None:
     url = f"{URL}/{created['id']}"
     assert client.patch(url, json={"owner": "sam", "version": 1}, headers=writer).status_code == 200
-    stale = client.patch(url, json={"owner": "olivia"}, headers={**writer, "If-Match": "1"})
+    stale = client.patch(url, json={"owner": "olivia", "version": 1}, headers=writer)
     assert stale.status_code == 409
     assert stale.json()["type"].endswith("conflict")
     assert "version 2" in stale.json()["detail"]
     assert client.get(url, headers=writer).json()["owner"] == "sam"
 
 
+def test_experiments_update_if_match_disagreeing_with_the_body_is_409(
+    client: TestClient, writer: dict[str, str], created: dict
+) -> None:
+    url = f"{URL}/{created['id']}"
+    response = client.patch(url, json={"owner": "sam", "version": 1},
+                            headers={**writer, "If-Match": '"2"'})
+    assert response.status_code == 409
+    assert "If-Match says 2 but the body says 1" in response.json()["detail"]
+    assert client.get(url, headers=writer).json()["version"] == 1
+
+
 @pytest.mark.parametrize(
     ("extra_headers", "body"),
-    [({}, {"owner": "sam"}), ({"If-Match": "banana"}, {"owner": "sam"}),
-     ({"If-Match": '"1"'}, {"owner": "sam", "version": 2}),
-     ({}, {"owner": "sam", "version": 0}), ({}, {"status": "running", "version": 1}),
+    [({}, {"owner": "sam"}), ({"If-Match": '"1"'}, {"owner": "sam"}),
+     ({"If-Match": "banana"}, {"owner": "sam", "version": 1}),
+     ({}, {"owner": "sam", "version": 0}), ({}, {"owner": "sam", "version": True}),
+     ({}, {"owner": None, "version": 1}), ({}, {"status": "running", "version": 1}),
      ({}, {"planned_sample_size": 2**40, "version": 1})],
 )
 def test_experiments_update_bad_request_is_422(
@@ -253,7 +309,8 @@ def test_experiments_transitions_launch_and_complete(
     client: TestClient, writer: dict[str, str], created: dict
 ) -> None:
     url = f"{URL}/{created['id']}/transitions"
-    launched = client.post(url, json={"to_status": "running"}, headers={**writer, "If-Match": "1"})
+    launched = client.post(url, json={"to_status": "running", "version": 1},
+                           headers={**writer, "If-Match": "1"})
     assert launched.status_code == 200, launched.text
     assert launched.json()["status"] == "running" and launched.json()["frozen_plan"]
     done = client.post(
@@ -268,10 +325,14 @@ def test_experiments_transitions_launch_and_complete(
 
 @pytest.mark.parametrize(
     ("body", "status", "words"),
-    [({"to_status": "completed", "version": 1}, 400, "cannot move from proposed"),
-     ({"to_status": "abandoned", "version": 1}, 400, "needs a reason"),
+    [({"to_status": "completed", "version": 1}, 409, "cannot move from proposed"),
+     ({"to_status": "abandoned", "version": 1}, 422, "reason"),
+     ({"to_status": "abandoned", "reason": "  ", "version": 1}, 422, "reason"),
      ({"to_status": "running", "version": 7}, 409, "changed by someone else"),
+     ({"to_status": "running"}, 422, "version"),
+     ({"to_status": "proposed", "version": 1}, 422, "to_status"),
      ({"to_status": "paused", "version": 1}, 422, "to_status"),
+     ({"to_status": "running", "decision": "ship", "version": 1}, 422, "decision"),
      ({"version": 1}, 422, "to_status")],
 )
 def test_experiments_transition_refusals(
@@ -292,7 +353,7 @@ def test_experiments_launch_needs_a_plan(
         f"{URL}/{bare['id']}/transitions", json={"to_status": "running", "version": 1},
         headers=writer,
     )
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "a hypothesis" in response.json()["detail"]
     assert response.json()["type"].endswith("rule-violation")
 

@@ -42,7 +42,10 @@ def test_metrics_create_returns_201_and_audits_the_key(
      ({"name": "signups"}, "kind"),
      ({"name": "signups", "kind": "mean", "unit": "x" * 33}, "unit"),
      ({"name": "signups", "kind": "mean", "owner": "me"}, "owner"),
-     ({"name": "conversion", "kind": "binomial"}, "already has a metric")],
+     ({"name": "signups", "kind": "mean", "higher_is_better": 0}, "higher_is_better"),
+     ({"name": "signups", "kind": "mean", "higher_is_better": "true"}, "higher_is_better"),
+     ({"name": "signups", "kind": "mean", "description": "d" * 2_001}, "description"),
+     ({"name": "signups", "kind": "mean", "description": "nul\u0000"}, "NUL")],
 )
 def test_metrics_create_invalid_is_422_and_writes_nothing(
     client: TestClient, session: Session, keys: dict[str, str], metrics: list[str],
@@ -52,4 +55,15 @@ def test_metrics_create_invalid_is_422_and_writes_nothing(
     response = client.post(URL, json=body, headers=headers(keys["write"]))
     assert response.status_code == 422
     assert words in response.text
+    assert session.scalar(select(func.count()).select_from(Metric)) == before
+
+
+def test_metrics_create_taken_name_is_409_and_writes_nothing(
+    client: TestClient, session: Session, keys: dict[str, str], metrics: list[str]
+) -> None:
+    before = session.scalar(select(func.count()).select_from(Metric))
+    response = client.post(URL, json={"name": "conversion", "kind": "binomial"},
+                           headers=headers(keys["write"]))
+    assert response.status_code == 409
+    assert "already has a metric named 'conversion'" in response.json()["detail"]
     assert session.scalar(select(func.count()).select_from(Metric)) == before

@@ -122,6 +122,25 @@ def test_registry_create_stores_fields_and_audits(session: Session, metrics: lis
         ({"hypothesis": "half a pair \ud800"}, "hypothesis: .*unicode string"),
         ({"refresh_every_days": 0}, "refresh_every_days: .*1 to 90"),
         ({"refresh_every_days": 91}, "refresh_every_days: .*1 to 90"),
+        # caps on long texts and lists
+        ({"hypothesis": "h" * 5_001}, "hypothesis: .*at most 5,000 characters"),
+        ({"hypothesis": "h" * 5_000_000}, "hypothesis: .*at most 5,000 characters"),
+        ({"learnings": "l" * 20_001}, "learnings: .*at most 20,000 characters"),
+        ({"tags": [f"t{i}" for i in range(31)]}, "tags: .*at most 30 tags"),
+        ({"guardrail_metrics": ["latency"] * 21}, "guardrail_metrics: .*at most 20"),
+        ({"primary_metric": "m" * 81}, "primary_metric: .*at most 80 characters"),
+        # numbers must be numbers, days must be ISO days
+        ({"planned_sample_size": True}, "planned_sample_size: Input should be a valid integer"),
+        ({"planned_sample_size": 1000.0}, "planned_sample_size: Input should be a valid integer"),
+        ({"planned_sample_size": "1000"}, "planned_sample_size: Input should be a valid integer"),
+        ({"mde": True}, "mde: Input should be a valid number"),
+        ({"confidence": False}, "confidence: Input should be a valid number"),
+        ({"reach": "5"}, "reach: Input should be a valid number"),
+        ({"refresh_every_days": True}, "refresh_every_days: Input should be a valid integer"),
+        ({"variants": [{"name": "control", "weight": True}, {"name": "b", "weight": 0.5}]},
+         "variants.0.weight: Input should be a valid number"),
+        ({"planned_start": 0}, "planned_start: .*YYYY-MM-DD"),
+        ({"planned_start": "2026-01-01T00:00:00"}, "planned_start: .*YYYY-MM-DD"),
     ],
 )
 def test_registry_create_rejects_bad_input_and_writes_nothing(
@@ -138,9 +157,51 @@ def test_registry_create_refuses_duplicate_name_ignoring_case(
 ) -> None:
     registry.create_experiment(session, data=draft(), actor=EDITOR)
     before = row_counts(session)
-    with pytest.raises(InvalidInput, match="already exists"):
+    with pytest.raises(Conflict, match="already exists"):
         registry.create_experiment(session, data=draft(name="GREEN BUTTON"), actor=EDITOR)
     assert row_counts(session) == before
+
+
+def test_registry_rename_to_a_taken_name_is_a_conflict(
+    session: Session, metrics: list[str]
+) -> None:
+    registry.create_experiment(session, data=draft(), actor=EDITOR)
+    other = registry.create_experiment(session, data=draft(name="Blue button"), actor=EDITOR)
+    before = row_counts(session)
+    with pytest.raises(Conflict, match="already exists"):
+        registry.update_experiment(session, experiment_id=other.id,
+                                   changes={"name": "green button"}, expected_version=1,
+                                   actor=EDITOR)
+    assert row_counts(session) == before
+    assert registry.get_experiment(session, experiment_id=other.id).name == "Blue button"
+
+
+def test_registry_accepts_the_longest_texts(session: Session, metrics: list[str]) -> None:
+    exp = registry.create_experiment(session, data=draft(
+        hypothesis="h" * registry.MAX_HYPOTHESIS_LENGTH,
+        learnings="l" * registry.MAX_LEARNINGS_LENGTH,
+        tags=[f"t{i}" for i in range(registry.MAX_TAGS)],
+        planned_start="2026-03-09",
+    ), actor=EDITOR)
+    stored = registry.get_experiment(session, experiment_id=exp.id)
+    assert len(stored.hypothesis) == 5_000 and len(stored.learnings) == 20_000
+    assert len(stored.tags) == 30 and stored.planned_start == date(2026, 3, 9)
+
+
+def test_registry_update_refuses_null_for_fields_that_cannot_be_cleared(
+    session: Session, metrics: list[str]
+) -> None:
+    exp = registry.create_experiment(session, data=draft(), actor=EDITOR)
+    before = row_counts(session)
+    for field in ("name", "owner", "hypothesis", "alpha", "tags", "variants", "learnings"):
+        with pytest.raises(InvalidInput, match=field):
+            registry.update_experiment(session, experiment_id=exp.id, changes={field: None},
+                                       expected_version=1, actor=EDITOR)
+    assert row_counts(session) == before
+    cleared = registry.update_experiment(session, experiment_id=exp.id,
+                                         changes={"planned_sample_size": None},
+                                         expected_version=1, actor=EDITOR)
+    assert cleared.planned_sample_size is None and cleared.version == 2
 
 
 # ----------------------------------------------------------------------------- roles
@@ -416,6 +477,27 @@ def test_registry_list_filters_sorts_and_paginates(session: Session, metrics: li
     assert first.total == 4 and first.pages == 2
     with pytest.raises(InvalidInput, match="sort"):
         registry.list_experiments(session, sort="id; drop table")
+
+
+def test_registry_search_matches_like_wildcards_literally(
+    session: Session, metrics: list[str]
+) -> None:
+    for name, hypothesis, tags in [("Discount 50%", "Half price", ["promo_q1"]),
+                                   ("Plain", "Nothing special", ["promoxq1"]),
+                                   ("Back\\slash", "A \\ in the name", [])]:
+        registry.create_experiment(session, data=draft(name=name, hypothesis=hypothesis,
+                                                       tags=tags), actor=EDITOR)
+
+    def search(**filters: str) -> list[str]:
+        return sorted(e.name for e in registry.list_experiments(session, **filters).items)
+
+    assert search(search="%") == ["Discount 50%"]
+    assert search(search="_") == []
+    assert search(search="50%") == ["Discount 50%"]
+    assert search(search="\\") == ["Back\\slash"]
+    assert search(search="plain") == ["Plain"]
+    assert search(tag="promo_q1") == ["Discount 50%"]
+    assert search(tag="promo%") == []
 
 
 def test_registry_audit_exports_as_csv(session: Session, metrics: list[str]) -> None:

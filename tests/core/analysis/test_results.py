@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +29,17 @@ from core.analysis.results import (
 )
 from core.analysis.verdict import experiment_verdict
 from core.data.ingestion import ingest_file
-from core.errors import PermissionDenied
+from core.errors import InvalidInput, PermissionDenied
 from core.types import DECISION_STATES
 from db import metric_repository as mrepo
 from tests.conftest import EDITOR, VIEWER
-from tests.core.data.test_ingestion import START, make_experiment, make_units, write_parquet
+from tests.core.data.test_ingestion import (
+    END,
+    START,
+    make_experiment,
+    make_units,
+    write_parquet,
+)
 
 
 def load(session: Session, tmp_path: Path, exp: int, cols: dict, name: str = "u") -> None:
@@ -272,6 +278,46 @@ def test_results_as_of_uses_only_days_up_to_it(session: Session, tmp_path: Path)
     assert snap.data_through == cut
     assert row(snap, "conv").control_n == int((early & (cols["variant"] == "control")).sum())
     assert snap.fingerprint != compute_results(session, experiment_id=exp).fingerprint
+
+
+@pytest.mark.parametrize("as_of", [date(1970, 1, 1), date(76, 1, 1), date(3010, 1, 1),
+                                   START - timedelta(days=1), "tomorrow"])
+def test_results_refresh_refuses_as_of_outside_the_run_and_stores_nothing(
+    session: Session, tmp_path: Path, as_of: date | str
+) -> None:
+    exp = make_experiment(session, planned=100)
+    load(session, tmp_path, exp, make_units(100))
+    today = datetime.now(UTC).date()
+    day = today + timedelta(days=1) if as_of == "tomorrow" else as_of
+    assert isinstance(day, date)
+    with pytest.raises(InvalidInput, match=f"as_of: give a day from {START} .* to {today} "
+                                            f"\\(today, UTC\\).*got {day}"):
+        refresh_results(session, experiment_id=exp, actor=EDITOR, as_of=day)
+    assert mrepo.snapshots(session, experiment_id=exp) == []
+
+
+def test_results_refresh_accepts_as_of_from_the_start_to_today(
+    session: Session, tmp_path: Path
+) -> None:
+    exp = make_experiment(session, planned=100)
+    load(session, tmp_path, exp, make_units(100))
+    today = datetime.now(UTC).date()
+    first = refresh_results(session, experiment_id=exp, actor=EDITOR, as_of=START)
+    last = refresh_results(session, experiment_id=exp, actor=EDITOR, as_of=today)
+    assert first.as_of == START and first.data_through == START
+    assert last.as_of == today and last.data_through == END
+    assert len(mrepo.snapshots(session, experiment_id=exp)) == 2
+
+
+def test_results_refresh_with_as_of_needs_a_launched_experiment(session: Session) -> None:
+    from core import registry
+
+    view = registry.create_experiment(session, data={"name": "Idea", "owner": "o"},
+                                      actor=EDITOR)
+    with pytest.raises(InvalidInput, match="as_of: 'Idea' has not launched"):
+        refresh_results(session, experiment_id=view.id, actor=EDITOR, as_of=date(2026, 3, 2))
+    assert mrepo.snapshots(session, experiment_id=view.id) == []
+    assert refresh_results(session, experiment_id=view.id, actor=EDITOR).as_of is None
 
 
 def test_results_refresh_needs_the_editor_role(session: Session) -> None:
