@@ -14,7 +14,6 @@ from core.types import MetricKind
 from db import repositories as repo
 from db.models import Metric
 
-
 MAX_DESCRIPTION_LENGTH = 2_000
 """Characters in a metric's description."""
 
