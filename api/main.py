@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
-    v1 = APIRouter(prefix=API_PREFIX, responses=responses(400, 401))
+    v1 = APIRouter(prefix=API_PREFIX, responses=responses(400, 401, 503))
     for module in (experiments, data, results, metrics, planner, backlog, reports):
         v1.include_router(module.router)
     app.include_router(v1)

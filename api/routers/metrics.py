@@ -28,7 +28,7 @@ def get_metric(name: MetricName, session: SessionDep, _actor: Reader) -> MetricO
 
 
 @router.post(
-    "", response_model=MetricOut, status_code=201, responses=responses(400, 403, 413, 422)
+    "", response_model=MetricOut, status_code=201, responses=responses(400, 403, 409, 413, 422)
 )
 def create_metric(
     body: MetricCreate, session: SessionDep, actor: Writer, response: Response
