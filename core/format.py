@@ -13,6 +13,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 MISSING = "—"
+TONE_COLOURS = {"good": "#1a7f37", "bad": "#cf222e", "inconclusive": "#6e7781"}
+"""Colour meaning shared by every chart: green good, red bad, grey inconclusive
+(:func:`core.analysis.verdict.tone` says which)."""
 MINUS = "−"
 """U+2212, the typographic minus: lines up with "+" in tables."""
 
@@ -168,6 +171,22 @@ def interval(
     left = f"({MINUS}∞" if low_inf else "[" + _bound(low, fmt, 0)
     right = "+∞)" if high_inf else _bound(high, fmt, 0) + "]"
     return f"{left}, {right}"
+
+
+def effect(
+    estimate: float | None, low: float | None, high: float | None, *, relative: bool, ci: str
+) -> str:
+    """An effect with its interval, without nested brackets:
+    ``"lift +5.2%, 95% CI [−5.6%, +16.1%]"`` or ``"difference +0.25, 95% CI [+0.1, +0.4]"``.
+
+    ``relative`` chooses a lift (fractions shown as signed percentages) or an absolute
+    difference; ``ci`` is the interval's label (:func:`ci_label`).
+    """
+    if _finite(estimate) is None:
+        return "no estimate"
+    if relative:
+        return f"lift {signed_percent(estimate)}, {ci} {interval(low, high)}"
+    return f"difference {signed_number(estimate)}, {ci} {interval(low, high, signed_number)}"
 
 
 def ci_label(alpha: float, sequential: bool = False) -> str:

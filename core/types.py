@@ -25,6 +25,8 @@ RiskCode = Literal[
 ]
 CheckStatus = Literal["flagged", "passed", "not_checked"]
 Recommendation = Literal["ship", "dont_ship", "keep_running", "investigate", "none"]
+Tone = Literal["good", "bad", "inconclusive"]
+"""What an effect means for the product, whatever the metric's direction (chart colours)."""
 VerdictBasis = Literal[
     "no_data", "no_primary", "srm", "primary_win", "win_with_guardrail_breach",
     "guardrail_breach", "too_early", "primary_worse", "no_effect",

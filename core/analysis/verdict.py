@@ -36,7 +36,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core import format as fmt
-from core.types import Alternative, DecisionState, MetricKind, Recommendation, VerdictBasis
+from core.types import (
+    Alternative,
+    DecisionState,
+    MetricKind,
+    Recommendation,
+    Tone,
+    VerdictBasis,
+)
 
 if TYPE_CHECKING:
     from core.analysis.results import MetricComparison, ResultsSnapshot, SrmCheck
@@ -103,12 +110,8 @@ class MetricDecision:
 
 
 def _effect_text(e: MetricEvidence) -> str:
-    ci = fmt.ci_label(e.alpha, e.sequential)
-    if e.relative:
-        return f"lift {fmt.signed_percent(e.estimate)} ({ci} " \
-               f"{fmt.interval(e.ci_low, e.ci_high, fmt.signed_percent)})"
-    return (f"difference {fmt.signed_number(e.estimate)} ({ci} "
-            f"{fmt.interval(e.ci_low, e.ci_high, fmt.signed_number)})")
+    return fmt.effect(e.estimate, e.ci_low, e.ci_high, relative=e.relative,
+                      ci=fmt.ci_label(e.alpha, e.sequential))
 
 
 def _srm_facts(srm: SrmCheck) -> str:
@@ -219,6 +222,17 @@ def is_improvement(row: MetricComparison) -> bool:
     """A significant change in the direction the metric calls better."""
     return row.decision_state == "significant" and row.diff is not None and (
         (row.diff > 0) == row.higher_is_better)
+
+
+def tone(row: MetricComparison) -> Tone:
+    """Good, bad or inconclusive for the product, respecting the metric's ``higher_is_better``:
+    a significant improvement is good; a significant worsening or a guardrail breach is bad;
+    everything else (not significant, too early, withheld by SRM) is inconclusive."""
+    if row.decision_state == "guardrail_breach":
+        return "bad"
+    if row.decision_state != "significant":
+        return "inconclusive"
+    return "good" if is_improvement(row) else "bad"
 
 
 def _gain(row: MetricComparison) -> str:

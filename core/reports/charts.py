@@ -14,11 +14,7 @@ import numpy as np
 
 from core import format as fmt
 from core.analysis.results import ResultsSnapshot, SeriesPoint
-
-_STATE_COLOURS = {
-    "significant": "#1a7f37", "not_significant": "#6e7781", "too_early": "#9a6700",
-    "srm_untrustworthy": "#cf222e", "guardrail_breach": "#cf222e",
-}
+from core.analysis.verdict import tone
 
 
 def forest_plot_png(snapshot: ResultsSnapshot) -> bytes | None:
@@ -34,7 +30,7 @@ def forest_plot_png(snapshot: ResultsSnapshot) -> bytes | None:
     ax = fig.add_subplot()
     ys = list(range(len(rows)))[::-1]
     for y, r in zip(ys, rows, strict=True):
-        colour = _STATE_COLOURS.get(r.decision_state, "#24292f")
+        colour = fmt.TONE_COLOURS[tone(r)]
         low = r.lift_ci_low if r.lift_ci_low is not None else r.lift
         high = r.lift_ci_high if r.lift_ci_high is not None else r.lift
         assert r.lift is not None and low is not None and high is not None
@@ -44,8 +40,7 @@ def forest_plot_png(snapshot: ResultsSnapshot) -> bytes | None:
     ax.set_yticks(ys, [f"{r.metric} ({r.role})\n{r.treatment} vs {r.control}" for r in rows],
                   fontsize=7)
     label = fmt.ci_label(snapshot.alpha, snapshot.analysis_mode == "sequential")
-    ax.set_xlabel(f"Lift, % ({label})",
-                  fontsize=8)
+    ax.set_xlabel(f"Lift, % ({label})", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     ax.set_title("Forest plot: relative lift by metric and treatment", fontsize=9)
     ax.grid(axis="x", alpha=0.3)

@@ -92,15 +92,16 @@ def primary_sentence(row: MetricComparison, snapshot: ResultsSnapshot) -> str:
     """The primary-metric result in one sentence: lift, CI, significant or not, and why."""
     alpha = snapshot.alpha
     method = correction_name(snapshot.correction)
-    head = (f"Primary metric {row.metric}: {row.treatment} vs {row.control} "
-            f"{fmt.metric_value(row.kind, row.treatment_mean)} vs "
-            f"{fmt.metric_value(row.kind, row.control_mean)}, "
-            f"{effect_text(row, alpha)}")
+    means = (f"Primary metric {row.metric}: {row.treatment} vs {row.control} "
+             f"{fmt.metric_value(row.kind, row.treatment_mean)} vs "
+             f"{fmt.metric_value(row.kind, row.control_mean)}")
     state = row.decision_state
-    adj = row.adjusted_p_value
     if state == "srm_untrustworthy":
-        verdict = "not trustworthy because of the sample ratio mismatch"
-    elif row.p_value is None:
+        return (f"{means}; the effect is withheld: it cannot be trusted because of the sample "
+                "ratio mismatch.")
+    head = f"{means}, {effect_text(row, alpha)}"
+    adj = row.adjusted_p_value
+    if row.p_value is None:
         verdict = "not tested yet (too little data)"
     elif state == "significant":
         verdict = f"statistically significant ({method}-adjusted p = {fmt.pvalue(adj)} < {alpha:g})"

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from core import format as fmt
+from core.analysis.verdict import STATE_LABELS
 from core.reports.charts import cumulative_lift_png, forest_plot_png
 from core.reports.content import ReportContent, assemble_report
 from core.reports.risks import correction_name
@@ -162,24 +163,34 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
         rows = [("Metric (role)", "Variant vs control", "Control", "Treatment", "Lift",
                  fmt.ci_label(snapshot.alpha, snapshot.analysis_mode == "sequential"), "Adj. p",
                  "State")]
+        blocked = snapshot.srm is not None and snapshot.srm.flagged
         for r in snapshot.comparisons:
-            ci = (fmt.interval(r.lift_ci_low, r.lift_ci_high) if r.lift is not None
-                  else fmt.MISSING)
+            if blocked or r.decision_state == "srm_untrustworthy":
+                lift = ci = p = "withheld"
+            else:
+                lift, p = fmt.signed_percent(r.lift), fmt.pvalue(r.adjusted_p_value)
+                ci = (fmt.interval(r.lift_ci_low, r.lift_ci_high) if r.lift is not None
+                      else fmt.MISSING)
             rows.append((f"{r.metric} ({r.role})", f"{r.treatment} vs {r.control}",
-                         f"{fmt.metric_value(r.kind, r.control_mean)} (n={r.control_n:,})",
-                         f"{fmt.metric_value(r.kind, r.treatment_mean)} (n={r.treatment_n:,})",
-                         fmt.signed_percent(r.lift), ci, fmt.pvalue(r.adjusted_p_value),
-                         fmt.label(r.decision_state)))
+                         f"{fmt.metric_value(r.kind, r.control_mean)} (n={fmt.count(r.control_n)})",
+                         f"{fmt.metric_value(r.kind, r.treatment_mean)} "
+                         f"(n={fmt.count(r.treatment_n)})",
+                         lift, ci, p, STATE_LABELS.get(r.decision_state, r.decision_state)))
         doc.table(rows, widths=(30, 27, 22, 22, 15, 27, 15, 22))
+        if blocked:
+            doc.para("Sample ratio mismatch: every lift, interval and p-value is withheld, and "
+                     "so are the charts, until the assignment is fixed.", size=8, style="B")
         units = ", ".join(f"{v.name} {v.units:,}" for v in snapshot.variants)
         doc.para(f"Units: {units}. Data through {fmt.timestamp(snapshot.data_through)}.", size=8)
-        if charts:
+        if charts and not blocked:
             forest = forest_plot_png(snapshot)
             doc.heading("Charts", size=11, keep=doc.image_height(forest) if forest else 25)
             if forest:
                 doc.image(forest)
-                doc.para("Green: significant; grey: not significant; amber: too early; red: "
-                         "sample ratio mismatch or guardrail breach.", size=7.5, style="I")
+                doc.para("Green: a significant improvement; red: a significant harm (or a "
+                         "guardrail breach); grey: inconclusive (not significant or too early). "
+                         "Each metric's own direction decides what improves.", size=7.5,
+                         style="I")
             cumulative = cumulative_lift_png(content.series, exp.primary_metric or "",
                                              snapshot.alpha)
             if cumulative:

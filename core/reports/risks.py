@@ -60,15 +60,11 @@ def correction_name(correction: str) -> str:
 
 
 def effect_text(row: MetricComparison, alpha: float) -> str:
-    """'lift +13.4% (95% CI +4.1% to +22.8%)' or the absolute difference without a lift."""
+    """'lift +13.4%, 95% CI [+4.1%, +22.8%]', or the absolute difference without a lift."""
     ci = fmt.ci_label(alpha, row.sequential)
     if row.lift is not None:
-        return (f"lift {fmt.signed_percent(row.lift)} ({ci} "
-                f"{fmt.interval(row.lift_ci_low, row.lift_ci_high)})")
-    if row.diff is None:
-        return "no estimate"
-    return (f"difference {fmt.signed_number(row.diff)} ({ci} "
-            f"{fmt.interval(row.diff_ci_low, row.diff_ci_high, fmt.signed_number)})")
+        return fmt.effect(row.lift, row.lift_ci_low, row.lift_ci_high, relative=True, ci=ci)
+    return fmt.effect(row.diff, row.diff_ci_low, row.diff_ci_high, relative=False, ci=ci)
 
 
 def _breached(row: MetricComparison, alpha: float) -> bool:

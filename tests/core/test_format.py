@@ -73,6 +73,14 @@ def test_format_interval_closed_and_one_sided() -> None:
     assert fmt.interval(1.5, 2.25, fmt.signed_number) == "[+1.5, +2.25]"
 
 
+def test_format_effect_reads_without_nested_brackets() -> None:
+    assert fmt.effect(0.052, -0.056, 0.161, relative=True, ci="95% CI") == (
+        "lift +5.2%, 95% CI [−5.6%, +16.1%]")
+    assert fmt.effect(0.25, 0.1, math.inf, relative=False, ci="95% CI") == (
+        "difference +0.25, 95% CI [+0.1, +∞)")
+    assert fmt.effect(None, None, None, relative=True, ci="95% CI") == "no estimate"
+
+
 def test_format_labels_dates_and_csv() -> None:
     assert fmt.ci_label(0.05) == "95% CI"
     assert fmt.ci_label(0.1, True) == "90% always-valid CI"

@@ -69,8 +69,8 @@ def test_reports_summary_sentence_states_lift_ci_and_significance(demo: Session)
     expected = (
         f"Primary metric checkout_conversion: treatment vs control "
         f"{row.treatment_mean * 100:.2f}% vs {row.control_mean * 100:.2f}%, "
-        f"lift {row.lift * 100:+.1f}% (95% CI [{row.lift_ci_low * 100:+.1f}%, "
-        f"{row.lift_ci_high * 100:+.1f}%]): statistically significant (Holm-adjusted p = "
+        f"lift {row.lift * 100:+.1f}%, 95% CI [{row.lift_ci_low * 100:+.1f}%, "
+        f"{row.lift_ci_high * 100:+.1f}%]: statistically significant (Holm-adjusted p = "
         f"{row.adjusted_p_value:.3g} < 0.05)."
     )
     assert expected in text
@@ -98,7 +98,16 @@ def test_reports_flag_sample_ratio_mismatch(demo: Session) -> None:
     assert content.recommendation == "investigate"
     assert "⚠ Sample ratio mismatch" in text
     assert "control 6,000, treatment 6,600" in text and "50%/50%" in text
-    assert "not trustworthy because of the sample ratio mismatch" in text
+    assert "the effect is withheld: it cannot be trusted because of the sample ratio" in text
+    # No lift, interval or p-value of the blocked experiment reaches the PDF, nor a chart.
+    row = content.snapshot.rows(role="primary")[0] if content.snapshot else None
+    assert row is not None and row.lift is not None
+    assert f"{row.lift * 100:+.1f}%" not in text
+    assert "withheld" in text
+    with_charts = PdfReader(io.BytesIO(reports.render_pdf(content, charts=True)))
+    assert not any(page.images for page in with_charts.pages)
+    checkout, _ = _report(demo, "Checkout button colour")
+    assert any(page.images for page in PdfReader(io.BytesIO(reports.render_pdf(checkout))).pages)
 
 
 def test_reports_flag_guardrail_breach(demo: Session) -> None:
