@@ -7,7 +7,7 @@ from ui.auth import require_login
 
 st.set_page_config(page_title="ExperimentOS", page_icon=":material/science:", layout="wide")
 
-actor = require_login()
-st.session_state["actor"] = actor
 home = st.Page(overview.render, title="Overview", icon=":material/dashboard:", default=True)
+actor = require_login(navigation.build(None, home))
+st.session_state["actor"] = actor
 st.navigation(navigation.build(actor, home)).run()

@@ -7,8 +7,10 @@ import plotly.express as px
 import streamlit as st
 
 from core import backlog, knowledge
+from core import format as fmt
 from core.backlog import IMPACT_LABELS
 from ui.auth import current_actor
+from ui.grid import changed_cells, versioned_key
 from ui.state import clear_reads, db_session
 from ui.widgets import run_action
 
@@ -17,6 +19,10 @@ can_write = actor.can("editor")
 EDITOR_KEY = "backlog_editor"
 COLUMNS = {"reach": "Reach", "impact": "Impact", "confidence": "Confidence %", "effort": "Effort"}
 TESTABLE = {True: "yes", False: "NOT testable", None: "unknown"}
+SIGNIFICANT = {True: "yes", False: "no", None: "—"}
+# The grid's columns fit 1400 px with the sidebar; tags and observed reach are in the idea.
+SHOWN = ["Rank", "Idea", "Owner", "Segment", "Reach", "Impact", "Confidence %", "Effort", "Score",
+         "Testable"]
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -57,13 +63,17 @@ def call(fn, success: str):  # type: ignore[no-untyped-def]
     return result
 
 
-def _number(value):  # type: ignore[no-untyped-def]
-    """A table cell as the service expects it: None for an empty cell."""
-    return None if pd.isna(value) else float(value)
+def editor_key(ideas: list[backlog.Idea]) -> str:
+    """The grid's key: every shown idea's id and version, so a re-rank starts a fresh grid."""
+    return versioned_key(EDITOR_KEY, [(i.id, i.experiment.version) for i in ideas])
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None or pd.isna(value) else f"{value:.0%}"
+def rice_edits(ideas: list[backlog.Idea], before: pd.DataFrame, after: pd.DataFrame
+               ) -> list[backlog.RiceEdit]:
+    """The changed cells as edits keyed by idea id and the version the user saw."""
+    changed = changed_cells(before, after, COLUMNS)
+    return [backlog.RiceEdit(i.id, i.experiment.version, changed[i.id])
+            for i in ideas if i.id in changed]
 
 
 st.title("Backlog")
@@ -92,51 +102,48 @@ with backlog_tab:
              "Segment": i.experiment.target_segment, "Tags": ", ".join(i.experiment.tags),
              "Reach": i.experiment.reach, "Impact": i.experiment.impact,
              "Confidence %": i.experiment.confidence, "Effort": i.experiment.effort,
-             "Score": i.score, "Testable": TESTABLE[i.testability.testable],
-             "Observed reach": i.observed_reach}
+             "Score": None if i.score is None else round(i.score),
+             "Testable": TESTABLE[i.testability.testable],
+             "Observed reach": (None if i.observed_reach is None
+                                else round(i.observed_reach))}
             for i in ideas
-        ])
+        ], index=pd.Index([i.id for i in ideas], name="id"))
         config = {
-            "Reach": st.column_config.NumberColumn("Reach", min_value=0, format="%.0f",
-                                                   help="Units affected per quarter"),
+            "Rank": st.column_config.NumberColumn("Rank", width=45),
+            "Idea": st.column_config.TextColumn("Idea", width=165),
+            "Owner": st.column_config.TextColumn("Owner", width=95),
+            "Segment": st.column_config.TextColumn("Segment", width=115),
+            "Testable": st.column_config.TextColumn("Testable", width=90),
+            "Reach": st.column_config.NumberColumn("Reach", min_value=0, format="localized",
+                                                   width=80, help="Units affected per quarter"),
             "Impact": st.column_config.SelectboxColumn(
-                "Impact", options=list(IMPACT_LABELS),
+                "Impact", options=list(IMPACT_LABELS), width=78,
                 help="3 massive, 2 high, 1 medium, 0.5 low, 0.25 minimal"),
             "Confidence %": st.column_config.NumberColumn("Confidence %", min_value=0,
-                                                          max_value=100),
-            "Effort": st.column_config.NumberColumn("Effort", min_value=0.01,
+                                                          max_value=100, width=112),
+            "Effort": st.column_config.NumberColumn("Effort", min_value=0.01, width=70,
                                                     help="Person-weeks"),
-            "Score": st.column_config.NumberColumn("Score", format="%.0f"),
+            "Score": st.column_config.NumberColumn("Score", format="localized", width=80),
             "Observed reach": st.column_config.NumberColumn(
-                "Observed reach", format="%.0f",
+                "Observed reach", format="localized",
                 help="Units per quarter the segment showed in past experiments"),
         }
         if can_write:
             edited = st.data_editor(
-                table, key=EDITOR_KEY, hide_index=True, width="stretch", column_config=config,
+                table, key=editor_key(ideas), hide_index=True, width="stretch",
+                column_config=config, column_order=SHOWN,
                 disabled=[c for c in table.columns if c not in COLUMNS.values()],
             )
             if st.button("Save score changes", type="primary"):
-                edits = []
-                for idea, (_, before), (_, after) in zip(
-                    ideas, table.iterrows(), edited.iterrows(), strict=True
-                ):
-                    changes = {
-                        field: _number(after[column])
-                        for field, column in COLUMNS.items()
-                        if not (pd.isna(before[column]) and pd.isna(after[column]))
-                        and before[column] != after[column]
-                    }
-                    if changes:
-                        edits.append(backlog.RiceEdit(idea.id, idea.experiment.version, changes))
+                edits = rice_edits(ideas, table, edited)
                 if not edits:
                     st.info("No score changed.")
                 elif call(lambda s: backlog.edit_many(s, edits=edits, actor=actor),
                           f"Saved {len(edits)} idea(s); the backlog is re-ranked."):
-                    st.session_state.pop(EDITOR_KEY, None)
-                    st.rerun()
+                    st.rerun()  # new versions: a new editor key, so no edit is carried over
         else:
-            st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+            st.dataframe(table, hide_index=True, width="stretch", column_config=config,
+                         column_order=SHOWN)
             st.caption("You have read-only access: ask an admin for the editor role to "
                        "score, promote or archive ideas.")
 
@@ -162,7 +169,12 @@ with backlog_tab:
         st.markdown(f"**Hypothesis:** {exp.hypothesis or '—'}")
         st.markdown(
             f"**Primary metric:** {exp.primary_metric or '—'} · **MDE:** "
-            f"{f'{exp.mde:.1%}' if exp.mde else '—'} · **Segment:** {exp.target_segment or '—'}"
+            f"{fmt.percent(exp.mde, trim=True)} · **Segment:** {exp.target_segment or '—'}"
+        )
+        st.markdown(
+            f"**Tags:** {', '.join(exp.tags) or '—'} · **Observed reach:** "
+            f"{fmt.count(idea.observed_reach)} units per quarter in past experiments"
+            if idea.observed_reach is not None else f"**Tags:** {', '.join(exp.tags) or '—'}"
         )
         if idea.testability.testable is False:
             st.warning(idea.testability.message)
@@ -185,7 +197,7 @@ with backlog_tab:
             ):
                 st.rerun()
             if idea.observed_reach is not None and a3.button(
-                f"Use observed reach ({idea.observed_reach:,.0f}/quarter)", key="bl_reach"
+                f"Use observed reach ({fmt.count(idea.observed_reach)}/quarter)", key="bl_reach"
             ) and call(
                 lambda s: backlog.apply_observed_reach(s, experiment_id=exp.id,
                                                        expected_version=exp.version,
@@ -198,12 +210,14 @@ with backlog_tab:
     with st.expander(f"Promoted, ready for planning ({len(promoted)})"):
         st.dataframe(pd.DataFrame([
             {"Experiment": v.name, "Owner": v.owner, "Primary metric": v.primary_metric,
-             "Score": v.rice_score, "Planned n/variant": v.planned_sample_size}
+             "Score": fmt.number(v.rice_score),
+             "Planned n/variant": fmt.count(v.planned_sample_size)}
             for v in promoted
         ]), hide_index=True, width="stretch")
     with st.expander(f"Archived ideas ({len(archived)})"):
         st.dataframe(pd.DataFrame([
-            {"Idea": v.name, "Owner": v.owner, "Score": v.rice_score, "Archived": v.archived_at}
+            {"Idea": v.name, "Owner": v.owner, "Score": fmt.number(v.rice_score),
+             "Archived": fmt.timestamp(v.archived_at)}
             for v in archived
         ]), hide_index=True, width="stretch")
         if can_write and archived:
@@ -232,23 +246,21 @@ with knowledge_tab:
         st.info("No completed experiment matches." if search else "Nothing completed yet.")
     else:
         st.dataframe(pd.DataFrame([
-            {"Experiment": e.name, "Owner": e.owner, "Completed": e.ended,
-             "Decision": e.decision, "Primary metric": e.result.metric if e.result else "—",
-             "Lift": e.result.lift if e.result else None,
-             "p-value": e.result.p_value if e.result else None,
-             "Significant": e.result.significant if e.result else None,
-             "Result state": e.result.decision_state if e.result else "no data",
+            {"Experiment": e.name, "Owner": e.owner, "Completed": fmt.day(e.ended),
+             "Decision": fmt.label(e.decision) if e.decision else "—",
+             "Primary metric": e.result.metric if e.result else "—",
+             "Lift": fmt.signed_percent(e.result.lift if e.result else None),
+             "p-value": fmt.pvalue(e.result.p_value if e.result else None),
+             "Significant": SIGNIFICANT[e.result.significant if e.result else None],
+             "Result state": fmt.label(e.result.decision_state) if e.result else "No data",
              "Tags": ", ".join(e.tags), "Learnings": e.learnings}
             for e in found
-        ]), hide_index=True, width="stretch", column_config={
-            "Lift": st.column_config.NumberColumn("Lift", format="percent"),
-            "p-value": st.column_config.NumberColumn("p-value", format="%.4f"),
-        })
+        ]), hide_index=True, width="stretch")
 
     st.markdown(f"#### Win rate by {by}")
     st.dataframe(pd.DataFrame([
         {by.capitalize(): r.group, "Completed": r.completed, "Shipped": r.shipped,
-         "Win rate": _pct(r.rate)} for r in rates
+         "Win rate": fmt.percent(r.rate, trim=True)} for r in rates
     ]), hide_index=True, width="stretch")
 
     st.markdown("#### RICE calibration")
@@ -260,9 +272,10 @@ with knowledge_tab:
         m1.metric("High-confidence ideas that won",
                   f"{o.high_confidence_won}/{o.high_confidence}",
                   help=f"Confidence ≥ {backlog.HIGH_CONFIDENCE:.0f} % and the decision was ship")
-        m2.metric("Mean predicted confidence", _pct(o.mean_confidence))
-        m3.metric("Win rate", _pct(o.win_rate),
-                  delta=f"{-o.overconfidence:+.0%} vs confidence", delta_color="normal")
+        m2.metric("Mean predicted confidence", fmt.percent(o.mean_confidence, trim=True))
+        m3.metric("Win rate", fmt.percent(o.win_rate, trim=True),
+                  delta=f"{fmt.signed_percent(-o.overconfidence, digits=0)} vs confidence",
+                  delta_color="normal")
         groups = pd.DataFrame([
             {calibrate_by.capitalize(): g.group, "Experiments": g.experiments,
              "Predicted confidence": g.mean_confidence, "Win rate": g.win_rate,

@@ -72,3 +72,16 @@ def test_home_registry_page_opens_after_login(demo_app: str) -> None:
     at = open_page(login("demo-viewer"), "registry")
     assert not at.exception
     assert at.title[0].value == "Experiment registry"
+
+
+def test_home_log_out_ends_the_session_without_an_error(demo_app: str) -> None:
+    at = login("demo-editor")
+    at.session_state["reg_search"] = "checkout"  # a page's state, gone after log out
+    next(b for b in at.sidebar.button if b.label == "Log out").click().run()
+    assert not at.exception, at.exception
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert any("signed out" in s.value for s in at.success)
+    assert not at.sidebar.markdown and not at.dataframe
+    assert "reg_search" not in at.session_state and "actor" not in at.session_state
+    at = login("demo-viewer")  # the next user signs in afresh
+    assert any("Signed in as" in m.value and "viewer" in m.value for m in at.sidebar.markdown)

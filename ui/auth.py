@@ -1,4 +1,9 @@
-"""Login glue around streamlit-authenticator: the gate, the current actor, logout."""
+"""Login glue around streamlit-authenticator: the gate, the current actor, logout.
+
+streamlit-authenticator keeps its own ``st.session_state`` keys (``logout``, ``name``,
+``username``, ``authentication_status`` …), so no widget of ours may use one of them as its key:
+a button keyed ``logout`` made every return visit with the cookie and every log out raise.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,14 @@ import streamlit_authenticator as stauth
 from core.auth import Actor
 from core.config import get_settings
 from core.users import DEMO_USERS, load_credentials, role_of
+
+SIGN_OUT_BUTTON = "eos_sign_out"
+_SIGNING_OUT = "_eos_signing_out"
+_SIGNED_OUT = "_eos_signed_out"
+_AUTHENTICATOR_KEYS = {"_authenticator", "logout", "name", "username", "authentication_status",
+                       "email", "roles"}
+"""Session keys that survive a log out: the library's own (``logout`` stays True so the cookie
+the browser sent when this session opened is not used again)."""
 
 
 @st.cache_resource(show_spinner=False)
@@ -32,16 +45,43 @@ def _authenticator() -> stauth.Authenticate:
     return st.session_state["_authenticator"]
 
 
-def require_login() -> Actor:
-    """Show the login form until a user is authenticated; return the signed-in actor."""
+def _request_sign_out() -> None:
+    st.session_state[_SIGNING_OUT] = True
+
+
+def _sign_out(authenticator: stauth.Authenticate) -> None:
+    """End the session: forget the user and every page's state, delete the login cookie."""
+    cookies = authenticator.cookie_controller.cookie_model.cookie_manager.cookies
+    cookies.setdefault(get_settings().auth_cookie_name, "")  # else the library prints a KeyError
+    authenticator.logout(location="unrendered")  # draws the component that deletes the cookie
+    for key in list(st.session_state):
+        if key not in _AUTHENTICATOR_KEYS:
+            del st.session_state[key]
+    st.session_state[_SIGNED_OUT] = True
+
+
+def require_login(pages: list[Any] | None = None) -> Actor:
+    """Show the login form until a user is authenticated; return the signed-in actor.
+
+    `pages` (the app's ``st.Page`` objects) stay registered but hidden while signed out, so
+    the sidebar shows no navigation and the URL's page (a deep link) opens after login.
+    """
     settings = get_settings()
     try:
         authenticator = _authenticator()
     except RuntimeError as exc:  # unsafe configuration outside demo mode
         st.error(f"ExperimentOS cannot start: {exc}")
         st.stop()
+    if st.session_state.pop(_SIGNING_OUT, False) and st.session_state.get("authentication_status"):
+        _sign_out(authenticator)
     if not st.session_state.get("authentication_status"):
+        authenticator.login(location="unrendered")  # a valid cookie signs in, drawing nothing
+    if not st.session_state.get("authentication_status"):
+        if pages:
+            st.navigation(pages, position="hidden")
         st.title("ExperimentOS")
+        if st.session_state.get(_SIGNED_OUT):
+            st.success("You are signed out.")
         st.caption("Every A/B test registered, planned, analysed, prioritised and reported.")
         authenticator.login(location="main", key="login")
         if st.session_state.get("authentication_status") is False:
@@ -52,12 +92,13 @@ def require_login() -> Actor:
                     f"{accounts}.")
         if not st.session_state.get("authentication_status"):
             st.stop()
+    st.session_state.pop(_SIGNED_OUT, None)
     username = st.session_state.get("username")
     role = role_of(_credentials(), username) or "viewer"
     name = st.session_state.get("name") or username or "unknown"
     with st.sidebar:
         st.markdown(f"Signed in as **{name}** · `{role}`")
-        authenticator.logout("Log out", location="sidebar", key="logout")
+        st.button("Log out", key=SIGN_OUT_BUTTON, on_click=_request_sign_out)
     return Actor(name=str(username), role=role)
 
 

@@ -27,9 +27,10 @@ PAGES: tuple[PageSpec, ...] = (
 )
 
 
-def build(actor: Actor, overview: st.Page) -> list[st.Page]:  # type: ignore[valid-type]
+def build(actor: Actor | None, overview: st.Page) -> list[st.Page]:  # type: ignore[valid-type]
+    """The pages `actor` may open; every page for None (signed out: registered, hidden)."""
     pages = [overview]
     for spec in PAGES:
-        if actor.can(spec.min_role):
+        if actor is None or actor.can(spec.min_role):
             pages.append(st.Page(spec.path, title=spec.title, icon=spec.icon))
     return pages

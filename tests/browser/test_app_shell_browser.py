@@ -1,0 +1,336 @@
+"""The app shell in a real browser: log out, return visits with the login cookie, deep links,
+the Backlog grid after a re-rank, the Registry lifecycle and the Metric catalogue.
+
+``streamlit run Home.py`` on a free loopback port against a demo SQLite database of this module's
+own (these tests write), driven with Playwright through Debian's Chromium (never a browser
+Playwright downloads). The server's output is captured: no test may leave a traceback in it, and
+a MutationObserver records every exception box the page ever shows, even one that flashes.
+Screenshots per step go to ``screenshots/shell-*.png`` (git-ignored).
+
+Skipped only where /usr/bin/chromium is missing outside CI; in CI (CI=true) it must run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core.config import PROJECT_ROOT, get_settings
+from core.demo import seed_demo
+from db.migrate import upgrade
+from db.models import Experiment
+from db.session import make_engine, session_factory
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOTS = PROJECT_ROOT / "screenshots"
+STARTUP_SECONDS = 45
+PAGE_TIMEOUT_MS = 60_000
+"""A ceiling for each wait (the 2-core CI box may be busy), never a timing assertion."""
+TRACEBACK = re.compile(r"Traceback|Error:|Exception:|Uncaught app execution")
+
+WATCH_EXCEPTIONS = """
+window.__eosExceptions = [];
+new MutationObserver(() => {
+  for (const el of document.querySelectorAll('[data-testid="stException"]')) {
+    const text = el.innerText.slice(0, 300);
+    if (!window.__eosExceptions.includes(text)) window.__eosExceptions.push(text);
+  }
+}).observe(document, {childList: true, subtree: true});
+"""
+"""Installed before any page script: remembers every exception box, however briefly shown."""
+
+pytestmark = pytest.mark.browser
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    database_url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{CHROMIUM} is missing in CI: scripts/ensure-chromium.sh installs it")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); required in CI")
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="module")
+def server(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Streamlit serving Home.py on 127.0.0.1:<free port> over a freshly seeded demo database."""
+    folder = tmp_path_factory.mktemp("shell")
+    database_url = f"sqlite:///{folder / 'demo.db'}"
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    with session_factory(engine)() as session:
+        seed_demo(session)
+    engine.dispose()
+    port = _free_port()
+    log = folder / "streamlit.log"
+    env = {**os.environ, "DATABASE_URL": database_url, "DEMO_MODE": "true"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "Home.py",
+             "--server.headless=true", "--server.address=127.0.0.1", f"--server.port={port}",
+             "--browser.gatherUsageStats=false", "--server.fileWatcherType=none",
+             "--global.developmentMode=false"],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().decode().strip() == "ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer in {STARTUP_SECONDS}s:\n{log.read_text()}")
+            time.sleep(0.3)
+        yield Server(url=url, database_url=database_url, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: str) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def context(browser, server: Server) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A fresh browser profile (no cookies) that watches for exception boxes; on leaving, the
+    server log must hold no traceback written during the test."""
+    before = len(server.output())
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1600})
+    ctx.set_default_timeout(PAGE_TIMEOUT_MS)
+    ctx.add_init_script(WATCH_EXCEPTIONS)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+    written = server.output()[before:]
+    assert not TRACEBACK.search(written), f"the server logged a traceback:\n{written[-4000:]}"
+
+
+def _settle(page) -> None:  # type: ignore[no-untyped-def]
+    """Wait until Streamlit has finished running the script (no 'Running...' indicator)."""
+    page.wait_for_timeout(400)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=PAGE_TIMEOUT_MS,
+    )
+    page.wait_for_timeout(200)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !document.querySelector('[data-testid=\"stSkeleton\"]')",
+        timeout=PAGE_TIMEOUT_MS,
+    )
+
+
+def _no_exception(page) -> None:  # type: ignore[no-untyped-def]
+    seen = page.evaluate("window.__eosExceptions")
+    assert seen == [], f"the page showed an exception: {seen}"
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def _shot(page, step: str) -> None:  # type: ignore[no-untyped-def]
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"shell-{step}.png"), full_page=True)
+
+
+def _main(page):  # type: ignore[no-untyped-def]
+    return page.locator('[data-testid="stMain"]')
+
+
+def _login(page, url: str, user: str = "demo-editor") -> None:  # type: ignore[no-untyped-def]
+    page.goto(url)
+    page.get_by_role("textbox", name="Username").wait_for()
+    _settle(page)  # typing into a form that is still being drawn can be lost
+    page.get_by_role("textbox", name="Username").fill(user)
+    page.get_by_role("textbox", name="Password").fill(user)
+    page.get_by_role("button", name="Login").click()
+    page.get_by_text("Signed in as").wait_for()
+    _settle(page)
+
+
+def _only_the_login_form(page) -> None:  # type: ignore[no-untyped-def]
+    page.get_by_role("textbox", name="Username").wait_for()
+    _settle(page)
+    assert page.get_by_role("textbox", name="Password").is_visible()
+    assert page.get_by_text("Signed in as").count() == 0
+    assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+    assert page.get_by_text("Needs attention").count() == 0
+
+
+def _open(page, url: str, title: str) -> None:  # type: ignore[no-untyped-def]
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_role("link", name=re.compile(rf"^\W*{title}$")).click()
+    page.wait_for_url(re.compile(rf"/{title.lower()}(\?.*)?$"))
+    _settle(page)
+
+
+def _no_cut_off_columns(page) -> None:  # type: ignore[no-untyped-def]
+    """Every table on the page shows all its columns without scrolling sideways at 1400 px."""
+    overflow = page.evaluate(
+        "() => [...document.querySelectorAll('[data-testid=\"stMain\"] .dvn-scroller')]"
+        ".map(s => s.scrollWidth - s.clientWidth)"
+    )
+    assert overflow and all(o <= 1 for o in overflow), f"tables cut off by {overflow} px"
+
+
+def _reach(database_url: str, name: str) -> float | None:
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            return session.scalars(select(Experiment.reach).where(Experiment.name == name)).one()
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------- log out, return visits
+
+
+def test_app_shell_browser_log_out_ends_the_session_and_clears_the_cookie(
+    server: Server, context
+) -> None:  # type: ignore[no-untyped-def]
+    cookie = get_settings().auth_cookie_name
+    page = context.new_page()
+    _login(page, server.url)
+    _shot(page, "01-signed-in")
+    assert cookie in {c["name"] for c in context.cookies()}
+
+    page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Log out").click()
+    _only_the_login_form(page)
+    page.get_by_text("You are signed out").wait_for()
+    _no_exception(page)
+    _shot(page, "02-signed-out")
+    page.wait_for_function(f"() => !document.cookie.includes('{cookie}=')")
+    assert cookie not in {c["name"] for c in context.cookies()}
+
+    page.reload()
+    _only_the_login_form(page)
+    _no_exception(page)
+    _shot(page, "03-reload-after-log-out")
+
+    _login(page, server.url)  # and signing in again works in the same tab
+    _no_exception(page)
+
+
+def test_app_shell_browser_return_visit_with_the_cookie_shows_no_traceback(
+    server: Server, context
+) -> None:  # type: ignore[no-untyped-def]
+    first = context.new_page()
+    _login(first, server.url)
+    first.close()
+    for visit in range(2):  # a return visit: a new tab, signed in by the cookie alone
+        page = context.new_page()
+        page.goto(f"{server.url}/registry")
+        page.get_by_text("Signed in as").wait_for()
+        _main(page).get_by_text("Experiment registry").wait_for()
+        _settle(page)
+        _no_exception(page)
+        if visit == 0:
+            _shot(page, "04-return-visit")
+        page.reload()
+        _main(page).get_by_text("Experiment registry").wait_for()
+        _settle(page)
+        _no_exception(page)
+        page.close()
+
+
+# ---------------------------------------------------------------- backlog
+
+
+def _grid_cell(page, row: int, column: int) -> None:  # type: ignore[no-untyped-def]
+    """Select a data-editor cell by keyboard from the first cell (the grid is a canvas)."""
+    grid = _main(page).locator('[data-testid="stDataFrame"]').first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 20, box["y"] + 35 + 17)  # header row, then row 0 / column 0
+    for _ in range(row):
+        page.keyboard.press("ArrowDown")
+    for _ in range(column):
+        page.keyboard.press("ArrowRight")
+
+
+def _grid_type(page, row: int, column: int, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Type `text` into a data-editor cell: the first key opens the cell's editor."""
+    _grid_cell(page, row, column)
+    page.keyboard.type(text[0])
+    page.wait_for_timeout(500)
+    page.keyboard.type(text[1:], delay=50)
+    page.keyboard.press("Enter")
+
+
+def test_app_shell_browser_backlog_save_after_a_rerank_writes_no_stale_edit(
+    server: Server, context
+) -> None:  # type: ignore[no-untyped-def]
+    page = context.new_page()
+    _login(page, server.url)
+    _open(page, server.url, "Backlog")
+    _main(page).get_by_text("Ranked ideas").wait_for()
+    _no_cut_off_columns(page)
+    _shot(page, "05-backlog")
+    assert _reach(server.database_url, "Wishlist reminder emails") == 15000
+    assert _reach(server.database_url, "Social login") == 70000
+
+    # Rank 3 "Wishlist reminder emails": Reach 15000 -> 150000 lifts it to rank 2
+    # (150000·1·0.5/2 = 37500 > Social login's 37333), so Social login moves to row 3.
+    _grid_type(page, row=2, column=4, text="150000")  # Rank, Idea, Owner, Segment, Reach
+    _settle(page)
+    save = _main(page).get_by_role("button", name="Save score changes")
+    save.click()
+    _settle(page)
+    _main(page).get_by_text("Ranked ideas").wait_for()
+    assert _reach(server.database_url, "Wishlist reminder emails") == 150000
+    _shot(page, "06-backlog-reranked")
+
+    save.click()  # untouched: nothing may change
+    _settle(page)
+    _shot(page, "07-backlog-saved-again")
+    assert _reach(server.database_url, "Social login") == 70000
+    _main(page).get_by_text("No score changed.").wait_for()
+    _no_exception(page)
+    assert _reach(server.database_url, "Wishlist reminder emails") == 150000
