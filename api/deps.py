@@ -1,46 +1,194 @@
-"""Dependencies shared by the routes: the database session, the caller, the edited version."""
+"""Dependencies shared by the routes: the database session, the caller, the edited version.
+
+How a request reaches the database (so that load never jams it, see README "Under load"):
+
+* A process lets at most DATABASE_POOL_SIZE requests hold a session at once (the
+  :class:`DatabaseGate`); the pool has exactly that many connections, so no request ever
+  waits on the pool while holding a thread. Others wait on the event loop, at most
+  API_QUEUE_TIMEOUT_SECONDS and at most API_MAX_QUEUED of them; past that they get a 503 with
+  Retry-After at once.
+* A route's session is closed in the route's own worker thread as soon as the route returns
+  (:class:`DatabaseRoute`), so its connection is back in the pool before the response is
+  serialised, and never left "idle in transaction".
+* The API key is checked from the in-process cache (core.api_keys) without a session; only
+  a key not seen for a few seconds is looked up, through the request's session.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
-from collections.abc import AsyncIterator
-from functools import lru_cache
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
-from fastapi import Depends, Header, Path, Security
+from fastapi import APIRouter, Depends, Header, Path, Request, Security
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from api.errors import Overloaded
 from api.schemas import MAX_INT
 from core import api_keys
 from core.auth import Actor
+from core.config import Settings
 from core.errors import Conflict, InvalidInput
-from db.session import session_factory
+from db.session import get_engine, session_factory, writer
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_REQUEST_SESSION = "experimentos_request_session"
+"""Marks, in Session.info, a session this module opened for a request (and so may close)."""
 
 
-@lru_cache
-def _sessions() -> sessionmaker[Session]:
-    return session_factory()
+class DatabaseGate:
+    """Admits at most `slots` requests of this process to the database at once.
 
-
-async def get_session() -> AsyncIterator[Session]:
-    """One session per request; the services own their transactions.
-
-    Opening a session does no IO, so it happens on the event loop; closing it (which hands its
-    connection back to the pool) runs in a worker thread of its own, shielded from cancellation.
+    A request beyond them waits (on the event loop, holding no thread) up to `timeout`
+    seconds; when `max_queued` already wait, or the wait runs out, it is refused with
+    :class:`Overloaded` (503, Retry-After) instead of queueing without bound.
     """
-    session = _sessions()()
+
+    def __init__(self, slots: int, *, timeout: float, max_queued: int) -> None:
+        self._limiter = anyio.CapacityLimiter(slots)
+        self.timeout = timeout
+        self.max_queued = max_queued
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DatabaseGate:
+        return cls(
+            settings.database_pool_size,
+            timeout=settings.api_queue_timeout_seconds,
+            max_queued=settings.api_max_queued,
+        )
+
+    async def enter(self) -> object:
+        """Take a slot (waiting if need be); returns the token to :meth:`leave` with."""
+        token = object()
+        limiter = self._limiter
+        if limiter.available_tokens < 1 and limiter.statistics().tasks_waiting >= self.max_queued:
+            raise Overloaded(
+                f"{self.max_queued} requests already wait for the database in this process"
+            )
+        with anyio.move_on_after(self.timeout):
+            await limiter.acquire_on_behalf_of(token)
+            return token
+        raise Overloaded(f"no database slot came free within {self.timeout:g} s")
+
+    def leave(self, token: object) -> None:
+        self._limiter.release_on_behalf_of(token)
+
+    @property
+    def in_use(self) -> int:
+        return int(self._limiter.borrowed_tokens)
+
+
+@functools.lru_cache
+def _sessions(write: bool) -> sessionmaker[Session]:
+    engine = get_engine()
+    return session_factory(writer(engine) if write else engine)
+
+
+def release_session(session: Session) -> None:
+    """Close `session` in the calling thread if it is one opened for a request."""
+    if session.info.get(_REQUEST_SESSION):
+        session.close()
+
+
+@asynccontextmanager
+async def request_session(request: Request) -> AsyncIterator[Session]:
+    """The request's session: the one already open for it, or a new one through the gate.
+
+    Write methods get sessions whose SQLite transactions begin IMMEDIATE (db.session.writer).
+    Tests point the app at their own session by overriding :func:`get_session`; that session
+    is used as it is (never gated or closed here).
+    """
+    open_one: Session | None = getattr(request.state, "db_session", None)
+    if open_one is not None:
+        yield open_one
+        return
+    override = request.app.dependency_overrides.get(get_session)
+    if override is not None:
+        yield override()
+        return
+    gate: DatabaseGate = request.app.state.database_gate
+    token = await gate.enter()
+    session = _sessions(request.method not in SAFE_METHODS)()
+    session.info[_REQUEST_SESSION] = True
+    request.state.db_session = session
     try:
         yield session
     finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
+        request.state.db_session = None
+        try:
+            if session.in_transaction():
+                # Hand the connection back from a thread of its own (it may do IO), shielded so
+                # a client that hangs up cannot leave the connection checked out.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(
+                        session.close, limiter=anyio.CapacityLimiter(1)
+                    )
+            else:
+                session.close()  # nothing checked out: no IO
+        finally:
+            gate.leave(token)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session per request (through the gate); the services own their transactions.
+
+    A write on an experiment makes this process check its latest results snapshot again.
+    """
+    try:
+        async with request_session(request) as session:
+            yield session
+    finally:
+        if request.method not in SAFE_METHODS and "experiment_id" in request.path_params:
+            request.app.state.snapshots.forget(request.path_params["experiment_id"])
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+"""Function scope: the session (and its gate slot) is released before the response is sent."""
+
+
+def _released_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """`endpoint`, closing the request's session in its own thread right after it returns."""
+    if inspect.iscoroutinefunction(endpoint) or getattr(endpoint, "_releases_session", False):
+        return endpoint
+
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return endpoint(*args, **kwargs)
+        finally:
+            for value in kwargs.values():
+                if isinstance(value, Session):
+                    release_session(value)
+
+    run._releases_session = True  # type: ignore[attr-defined]
+    return run
+
+
+class DatabaseRoute(APIRoute):
+    """A route whose (sync) endpoint gives its database connection back before the response
+    is serialised: serialising needs a worker thread, and a request must not hold a
+    connection while it waits for one."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _released_after(endpoint), **kwargs)
+
+
+class DatabaseRouter(APIRouter):
+    """A router that makes every route included in it a :class:`DatabaseRoute` (the routers
+    themselves stay plain ``APIRouter``s)."""
+
+    def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        kwargs["route_class_override"] = DatabaseRoute
+        super().add_api_route(path, endpoint, **kwargs)
+
 
 api_key_header = APIKeyHeader(
     name="X-API-Key",
@@ -49,16 +197,26 @@ api_key_header = APIKeyHeader(
 )
 
 
+def _authenticate(session: Session, key: str | None) -> Actor:
+    try:
+        return api_keys.authenticate(session, key=key)
+    finally:
+        release_session(session)  # the route, if it needs the database, begins afresh
+
+
 async def current_actor(
-    session: SessionDep, key: Annotated[str | None, Security(api_key_header)]
+    request: Request, key: Annotated[str | None, Security(api_key_header)]
 ) -> Actor:
     """The key's owner (`api:<key name>`), with the role its scope grants; 401 otherwise.
 
-    A key accepted in the last few seconds is not looked up again (see core.api_keys).
+    A key accepted in the last few seconds is not looked up again (core.api_keys), so this
+    needs no session, no thread and no database; while the database is down a key this
+    process accepted recently still is (core.api_keys.authenticate).
     """
     actor = api_keys.recently_accepted(key)
     if actor is None:
-        actor = await run_in_threadpool(api_keys.authenticate, session, key=key)
+        async with request_session(request) as session:
+            actor = await run_in_threadpool(_authenticate, session, key)
     return actor
 
 

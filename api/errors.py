@@ -1,7 +1,8 @@
 """Every error the API returns, in one shape: RFC 9457 problem details (+ an `errors` list).
 
-Domain errors carry their HTTP status (core.errors); request validation, HTTP errors and
-anything unexpected are mapped here and nowhere else. No response ever holds a stack trace.
+Domain errors carry their HTTP status (core.errors); request validation, HTTP errors, the
+database failing to serve (503 with Retry-After) and anything unexpected are mapped here and
+nowhere else. No response ever holds a stack trace.
 """
 
 from __future__ import annotations
@@ -15,15 +16,25 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from core.errors import DomainError
+from db.session import is_busy, is_unavailable
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "urn:experimentos:problem:"
 logger = logging.getLogger("api")
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]-]*): (.+)$", re.DOTALL)
+RETRY_BUSY_SECONDS = 1
+"""Retry-After when this process has too many requests in flight, or SQLite a writer."""
+RETRY_DOWN_SECONDS = 5
+"""Retry-After when the database does not answer."""
+
+
+class Overloaded(Exception):
+    """This API process has more requests waiting for the database than it lets queue."""
 
 
 class ProblemItem(BaseModel):
@@ -55,7 +66,9 @@ _DESCRIPTIONS = {
     413: "The request body is larger than API_MAX_UPLOAD_MB.",
     422: "The input failed validation; `errors` lists each problem.",
     500: "A stored artifact no longer matches its recorded checksum, or an unexpected error.",
-    503: "The database does not answer.",
+    503: "The database does not answer (`database-unavailable`), is busy with another "
+    "writer (`database-busy`), or this server has too many requests in flight "
+    "(`overloaded`): retry after the Retry-After seconds.",
 }
 
 
@@ -175,6 +188,46 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(
+        503,
+        f"The server is busy ({exc}): retry in {RETRY_BUSY_SECONDS} s.",
+        kind="overloaded",
+        instance=request.url.path,
+        headers={"Retry-After": str(RETRY_BUSY_SECONDS)},
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database could not serve the request: 503 with Retry-After; else unexpected."""
+    if is_busy(exc):
+        detail = (
+            "The database is busy with another write (SQLite allows one writer at a time) "
+            f"and it did not finish in time: retry in {RETRY_BUSY_SECONDS} s. Nothing was "
+            "changed."
+        )
+        return problem_response(
+            503,
+            detail,
+            kind="database-busy",
+            instance=request.url.path,
+            headers={"Retry-After": str(RETRY_BUSY_SECONDS)},
+        )
+    if is_unavailable(exc):
+        logger.warning("Database unavailable on %s %s: %s", request.method,
+                       request.url.path, type(exc).__name__)
+        return problem_response(
+            503,
+            f"The database does not answer ({type(exc).__name__}): retry in "
+            f"{RETRY_DOWN_SECONDS} s. A change you sent was not applied unless a retry "
+            "finds it stored.",
+            kind="database-unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": str(RETRY_DOWN_SECONDS)},
+        )
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("Unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
@@ -189,6 +242,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Overloaded, _overloaded)
+    app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
 
 

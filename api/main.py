@@ -11,12 +11,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+import anyio.to_thread
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import DatabaseGate, DatabaseRouter
 from api.errors import install_error_handlers, problem_media_type, problem_response, responses
 from api.routers import (
     backlog,
@@ -28,6 +30,7 @@ from api.routers import (
     reports,
     results,
 )
+from api.snapshots import SnapshotCache
 from core.config import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -45,9 +48,12 @@ _gc_frozen = False
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Once per process, at start-up: move the objects built at import (modules, routes,
-    schemas: ~170 000) out of the cyclic garbage collector (``gc.freeze``). Its full passes
-    over them otherwise stall every request in flight, by up to ~100 ms each under load."""
+    """At start-up: size the worker threads (API_THREADS) and, once per process, move the
+    objects built at import (modules, routes, schemas: ~170 000) out of the cyclic garbage
+    collector (``gc.freeze``). Its full passes over them otherwise stall every request in
+    flight, by up to ~100 ms each under load."""
+    settings: Settings = app.state.settings
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
     global _gc_frozen
     if not _gc_frozen:
         gc.collect()
@@ -106,12 +112,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="ExperimentOS API", version="1", description=DESCRIPTION, lifespan=lifespan
     )
     app.state.settings = settings
+    app.state.database_gate = DatabaseGate.from_settings(settings)
+    app.state.snapshots = SnapshotCache(settings.api_results_cache_seconds)
     install_error_handlers(app)
-    app.include_router(health.router)
-    v1 = APIRouter(prefix=API_PREFIX, responses=responses(400, 401, 503))
+    top = DatabaseRouter()
+    top.include_router(health.router)
+    v1 = DatabaseRouter(prefix=API_PREFIX, responses=responses(400, 401, 503))
     for module in (experiments, data, results, metrics, planner, backlog, reports):
         v1.include_router(module.router)
-    app.include_router(v1)
+    top.include_router(v1)
+    app.include_router(top)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_upload_mb * 1024 * 1024)
     if settings.api_cors_origins:
         app.add_middleware(

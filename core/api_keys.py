@@ -8,6 +8,11 @@ A process remembers a key it accepted for :data:`AUTH_CACHE_SECONDS` (by its has
 plaintext), so a client polling the API is not looked up on every request. Revoking a key
 forgets it in the revoking process at once; other processes (API workers, when the CLI revokes)
 refuse it at most that many seconds later.
+
+While the database does not answer, a key this process accepted in the last
+:data:`AUTH_OFFLINE_GRACE_SECONDS` is still accepted (no key can be revoked meanwhile), so
+routes that need no database, such as the planner, keep serving the clients they served; any
+other key gets the database error (503 through the API), never a wrong 401.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from core.registry import transaction
 from core.types import API_SCOPES, ApiScope, Role
 from db import repositories as repo
 from db.models import ApiKey
+from db.session import is_unavailable
 
 KEY_PREFIX = "eos_"
 PREFIX_LENGTH = 12
@@ -38,9 +44,11 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MAX_KEY_LENGTH = 128
 AUTH_CACHE_SECONDS = 5.0
 """How long a process keeps accepting a key it checked without looking it up again."""
+AUTH_OFFLINE_GRACE_SECONDS = 900.0
+"""How long after its last check a key is still accepted while the database does not answer."""
 _AUTH_CACHE_SIZE = 1024
 _accepted: dict[str, tuple[float, Actor]] = {}
-"""Key hash -> (monotonic expiry, actor): keys this process accepted recently."""
+"""Key hash -> (monotonic time of the last successful check, actor)."""
 
 
 class InvalidApiKey(DomainError):
@@ -158,8 +166,12 @@ def recently_accepted(key: str | None) -> Actor | None:
     """The actor behind `key` if this process accepted it in the last AUTH_CACHE_SECONDS (no IO)."""
     if not key or len(key) > _MAX_KEY_LENGTH:
         return None
-    found = _accepted.get(hash_key(key))
-    if found is None or found[0] <= time.monotonic():
+    return _accepted_within(hash_key(key), AUTH_CACHE_SECONDS)
+
+
+def _accepted_within(digest: str, seconds: float) -> Actor | None:
+    found = _accepted.get(digest)
+    if found is None or time.monotonic() - found[0] >= seconds:
         return None
     return found[1]
 
@@ -174,7 +186,14 @@ def authenticate(session: Session, *, key: str | None) -> Actor:
     if len(key) > _MAX_KEY_LENGTH or not key.startswith(KEY_PREFIX):
         raise InvalidApiKey("The X-API-Key header does not hold an ExperimentOS API key.")
     digest = hash_key(key)
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+    try:
+        row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+    except Exception as exc:
+        offline = _accepted_within(digest, AUTH_OFFLINE_GRACE_SECONDS)
+        if offline is not None and is_unavailable(exc):
+            session.rollback()
+            return offline
+        raise
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         raise InvalidApiKey("Unknown API key: check it, or ask an admin to create one.")
     if row.revoked_at is not None:
@@ -182,5 +201,5 @@ def authenticate(session: Session, *, key: str | None) -> Actor:
     actor = actor_for(row.name, row.scope)
     if len(_accepted) >= _AUTH_CACHE_SIZE:
         _accepted.clear()
-    _accepted[digest] = (time.monotonic() + AUTH_CACHE_SECONDS, actor)
+    _accepted[digest] = (time.monotonic(), actor)
     return actor

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +40,52 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / ".streamlit" / "credentials.yaml",
         description="YAML file of app users, outside git (see the .example beside it).",
     )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=200,
+        description="Connections a process keeps to the database, and the most it opens; the "
+        "API lets this many requests use the database at once.",
+    )
+    database_pool_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="How long a session waits for a free connection."
+    )
+    database_connect_timeout_seconds: int = Field(
+        default=5, ge=1, le=300, description="How long connecting to PostgreSQL may take."
+    )
+    sqlite_busy_timeout_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="How long a SQLite write waits for another writer to finish.",
+    )
+    api_threads: int = Field(
+        default=24,
+        ge=2,
+        le=1000,
+        description="Worker threads of an API process (route code, serialisation); must "
+        "exceed DATABASE_POOL_SIZE.",
+    )
+    api_queue_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="How long an API request waits for a database slot before a 503.",
+    )
+    api_max_queued: int = Field(
+        default=500,
+        ge=0,
+        le=100_000,
+        description="Requests an API process lets wait for a database slot; more get a 503 "
+        "at once.",
+    )
+    api_results_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        description="How long an API process serves an experiment's latest results snapshot "
+        "from memory before checking for a newer one.",
+    )
     api_max_upload_mb: int = Field(default=200, ge=1, description="Largest upload the API accepts.")
     api_cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS on the API; empty = CORS off."
@@ -57,6 +103,16 @@ class Settings(BaseSettings):
                 f"(got {value.split(':', 1)[0]}:...)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _threads_exceed_pool(self) -> Settings:
+        if self.api_threads <= self.database_pool_size:
+            raise ValueError(
+                f"API_THREADS ({self.api_threads}) must exceed DATABASE_POOL_SIZE "
+                f"({self.database_pool_size}): requests holding a connection need a thread, "
+                "and requests without one need some too"
+            )
+        return self
 
     def check_secrets(self) -> None:
         """Refuse the placeholder cookie secret outside demo mode."""

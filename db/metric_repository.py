@@ -250,6 +250,20 @@ def latest_snapshot_payload(
     return None if row is None else (row.id, row.computed_by, row.payload)
 
 
+_LATEST_ID = (
+    select(_SNAPSHOTS.c.id)
+    .where(_SNAPSHOTS.c.experiment_id == bindparam("experiment_id"))
+    .order_by(_SNAPSHOTS.c.computed_at.desc(), _SNAPSHOTS.c.id.desc())
+    .limit(1)
+)
+
+
+def latest_snapshot_id(session: Session, *, experiment_id: int) -> int | None:
+    """The newest snapshot's id alone (the API checks it before serving a cached document)."""
+    found: int | None = session.execute(_LATEST_ID, {"experiment_id": experiment_id}).scalar()
+    return found
+
+
 def snapshots(
     session: Session, *, experiment_id: int, limit: int | None = None
 ) -> list[ResultSnapshot]:

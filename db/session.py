@@ -1,14 +1,25 @@
-"""Engine and session factory for the configured database."""
+"""Engine and session factory for the configured database.
+
+Pool limits come from the settings (DATABASE_POOL_SIZE, DATABASE_POOL_TIMEOUT_SECONDS): a
+process opens at most that many connections, so the API can admit exactly as many requests to
+the database as it has connections (api/deps.py) and no request ever waits on the pool.
+"""
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import get_settings
+
+BEGIN_OPTION = "experimentos_begin"
+"""Execution option naming how a SQLite transaction begins (see :func:`writer`)."""
 
 
 def _json_dumps(value: object) -> str:
@@ -16,16 +27,26 @@ def _json_dumps(value: object) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets foreign keys on and its folder created."""
+    """An engine for `url`, its pool sized by the settings; SQLite gets foreign keys on, a
+    busy timeout and its folder created."""
+    settings = get_settings()
+    pool = {
+        "pool_size": settings.database_pool_size,
+        "max_overflow": 0,
+        "pool_timeout": settings.database_pool_timeout_seconds,
+    }
     if url.startswith("sqlite"):
-        from pathlib import Path
-
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        in_memory = not path or path == ":memory:" or "mode=memory" in url
+        if not in_memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False}, json_serializer=_json_dumps
+            url,
+            connect_args={"check_same_thread": False},
+            json_serializer=_json_dumps,
+            **({} if in_memory else pool),
         )
+        busy_ms = int(settings.sqlite_busy_timeout_seconds * 1000)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -34,15 +55,51 @@ def make_engine(url: str) -> Engine:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN")
+            conn.exec_driver_sql(conn.get_execution_options().get(BEGIN_OPTION, "BEGIN"))
 
         return engine
-    return create_engine(url, pool_pre_ping=True, json_serializer=_json_dumps)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        json_serializer=_json_dumps,
+        connect_args={"connect_timeout": settings.database_connect_timeout_seconds},
+        **pool,
+    )
+
+
+def writer(engine: Engine) -> Engine:
+    """`engine` for transactions that will write: on SQLite they begin IMMEDIATE.
+
+    A deferred SQLite transaction that reads and then writes cannot wait for a concurrent
+    writer (SQLite refuses at once with "database is locked", busy timeout or not); one that
+    takes the write lock at BEGIN waits up to SQLITE_BUSY_TIMEOUT_SECONDS, then sees the other
+    writer's commit, so a stale version becomes a 409 rather than an error. Elsewhere a no-op.
+    """
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(**{BEGIN_OPTION: "BEGIN IMMEDIATE"})
+
+
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
+"""What SQLAlchemy raises when the database cannot serve a request now (down, unreachable,
+busy, or every pooled connection taken)."""
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database could not serve the request (rather than a bug)."""
+    return isinstance(exc, UNAVAILABLE) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite's "database is locked" (another writer held on too long)."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
 @lru_cache

@@ -31,6 +31,6 @@ def health(session: SessionDep) -> Health | JSONResponse:
 
 
 @router.get("/health/live", response_model=Health, response_model_exclude_none=True)
-def live() -> Health:
-    """Liveness only: the process answers (no database access)."""
+async def live() -> Health:
+    """Liveness only: the process answers (no database access, no worker thread)."""
     return Health()

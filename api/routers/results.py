@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import ExperimentId, Reader, SessionDep, Writer
 from api.errors import responses
@@ -18,15 +18,21 @@ router = APIRouter(prefix="/experiments/{experiment_id}/results", tags=["results
 
 
 @router.get("", response_model=ResultsSnapshot, responses=responses(404, 422))
-def latest_results(experiment_id: ExperimentId, session: SessionDep, _actor: Reader) -> Response:
-    """The newest stored snapshot (served as stored, not recomputed)."""
-    document = results.latest_snapshot_json(session, experiment_id=experiment_id)
-    if document is None:
+async def latest_results(
+    experiment_id: ExperimentId, request: Request, _actor: Reader
+) -> Response:
+    """The newest stored snapshot (served as stored, not recomputed).
+
+    Served from this process's memory (api/snapshots.py): a snapshot stored elsewhere shows
+    up within API_RESULTS_CACHE_SECONDS.
+    """
+    served = await request.app.state.snapshots.latest(request, experiment_id=experiment_id)
+    if served is None:
         raise NotFound(
             f"Experiment {experiment_id} has no results yet: load data, then POST "
             f"/api/v1/experiments/{experiment_id}/results/refresh."
         )
-    return Response(document, media_type="application/json")
+    return Response(served.body, media_type="application/json")
 
 
 @router.get("/history", response_model=list[ResultsSnapshot], responses=responses(404, 422))

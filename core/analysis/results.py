@@ -691,6 +691,15 @@ def latest_snapshot_json(session: Session, *, experiment_id: int) -> str | None:
         return json.dumps(_finite(document), ensure_ascii=False, allow_nan=False)
 
 
+def latest_snapshot_id(session: Session, *, experiment_id: int) -> int | None:
+    """The newest stored snapshot's id (one light query), or None; NotFound without the
+    experiment. Snapshots never change, so a document built for an id stays right."""
+    snapshot_id = mrepo.latest_snapshot_id(session, experiment_id=experiment_id)
+    if snapshot_id is None:
+        _require_experiment(session, experiment_id)
+    return snapshot_id
+
+
 def snapshot_history(
     session: Session, *, experiment_id: int, limit: int | None = None
 ) -> list[ResultsSnapshot]:
