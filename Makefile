@@ -30,7 +30,7 @@ run: seed
 
 ## api: start the sidecar API on http://localhost:8000 (docs at /docs)
 api: migrate
-	$(VENV)/bin/uvicorn api.main:app --host 0.0.0.0 --port 8000
+	$(VENV)/bin/uvicorn api.main:app --host 0.0.0.0 --port 8000 --timeout-keep-alive 75
 
 ## test: lint, then the whole suite on SQLite and PostgreSQL (started if none answers)
 test: $(VENV)/.dev
