@@ -46,3 +46,10 @@ DECISION_STATES: tuple[str, ...] = get_args(DecisionState)
 API_SCOPES: tuple[str, ...] = get_args(ApiScope)
 GROUPINGS: tuple[str, ...] = get_args(Grouping)
 CALIBRATION_GROUPINGS: tuple[str, ...] = get_args(CalibrationGrouping)
+
+TestMethod = Literal["welch", "welch_cuped", "wald_z", "fisher_exact", "delta_ratio"]
+"""How a two-sample result was computed (the ``method`` field of every core.stats test result)."""
+PriorKind = Literal["flat", "gaussian"]
+"""The prior on the relative lift used by :func:`core.stats.bayesian_readout`."""
+TEST_METHODS: tuple[str, ...] = get_args(TestMethod)
+PRIOR_KINDS: tuple[str, ...] = get_args(PriorKind)

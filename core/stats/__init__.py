@@ -1,11 +1,24 @@
 """ExperimentOS statistical engine: pure numpy/scipy, no IO.
 
-Tests (fixed-horizon or always-valid sequential), sufficient statistics, CUPED, the planner,
-sample-ratio-mismatch checks and multiple-comparison corrections. Imports only numpy, scipy,
-the standard library and :mod:`core.types`.
+Tests (fixed-horizon or always-valid sequential) for means (Welch, CUPED), proportions (Wald z,
+Fisher's exact for small counts) and ratio metrics (delta method); a Bayesian readout of the
+relative lift; sufficient statistics, the planner, sample-ratio-mismatch checks, multiple-
+comparison corrections and the top-N grouping of segment slices. Imports only numpy, scipy, the
+standard library and :mod:`core.types`.
+
+Every two-sample result (WelchTestResult, CupedTestResult, ProportionTestResult,
+RatioTestResult) has the same core fields: ``control_mean``, ``treatment_mean``, ``n_c``,
+``n_t``, ``diff``, ``diff_se``, ``diff_ci_low``, ``diff_ci_high``, ``p_value``, ``significant``
+(difference), ``lift``, ``lift_se``, ``lift_ci_low``, ``lift_ci_high``, ``lift_p_value``,
+``lift_significant`` (relative lift), ``statistic``, ``alpha``, ``alternative``, ``sequential``,
+``tuning_n``, ``margin``, ``diff_null``, ``lift_null`` and ``method`` (a
+:data:`core.types.TestMethod`). Each interval excludes its null exactly when its own p-value
+is below alpha; one-sided alternatives get one-sided intervals (an infinite end).
 """
 
 from core.stats import sequential
+from core.stats._validation import InsufficientDataError
+from core.stats.bayesian import BayesianReadout, bayesian_readout, bayesian_readout_from_result
 from core.stats.corrections import adjust_pvalues
 from core.stats.cuped import (
     CupedAdjustment,
@@ -23,10 +36,13 @@ from core.stats.planner import (
     sample_size_proportion,
 )
 from core.stats.proportion import (
+    EXACT_BELOW,
     ProportionTestResult,
     proportion_ztest,
     proportion_ztest_from_stats,
 )
+from core.stats.ratio import RatioStats, RatioTestResult, ratio_stats, ratio_test
+from core.stats.segments import OTHER, top_n_groups
 from core.stats.srm import SrmResult, srm_test
 from core.stats.sufficient import (
     CovariateStats,
@@ -37,14 +53,22 @@ from core.stats.sufficient import (
 from core.stats.welch import WelchTestResult, welch_ttest, welch_ttest_from_stats
 
 __all__ = [
+    "EXACT_BELOW",
+    "OTHER",
+    "BayesianReadout",
     "CovariateStats",
     "CupedAdjustment",
     "CupedTestResult",
+    "InsufficientDataError",
     "ProportionTestResult",
+    "RatioStats",
+    "RatioTestResult",
     "SrmResult",
     "SufficientStats",
     "WelchTestResult",
     "adjust_pvalues",
+    "bayesian_readout",
+    "bayesian_readout_from_result",
     "covariate_stats",
     "cuped_adjust",
     "duration_days",
@@ -54,11 +78,14 @@ __all__ = [
     "power_proportion",
     "proportion_ztest",
     "proportion_ztest_from_stats",
+    "ratio_stats",
+    "ratio_test",
     "sample_size_mean",
     "sample_size_proportion",
     "sequential",
     "srm_test",
     "sufficient_stats",
+    "top_n_groups",
     "welch_ttest",
     "welch_ttest_cuped",
     "welch_ttest_from_stats",

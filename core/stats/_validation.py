@@ -11,6 +11,14 @@ import numpy.typing as npt
 from core.types import ALTERNATIVES, CORRECTIONS
 
 
+class InsufficientDataError(ValueError):
+    """The data are valid but too few for the requested method; the message says what is needed.
+
+    Callers showing results may treat it as "not enough data yet" (e.g. a sequential test on an
+    arm with fewer than 5 conversions); every other ``ValueError`` is a bad argument.
+    """
+
+
 def check_alternative(alternative: str) -> None:
     if alternative not in ALTERNATIVES:
         raise ValueError(

@@ -13,6 +13,7 @@ from typing import Any
 
 from core.stats.sufficient import CovariateStats, _centered
 from core.stats.welch import WelchTestResult, welch_ttest
+from core.types import Alternative, TestMethod
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,11 @@ class CupedAdjustment:
 class CupedTestResult:
     """Welch test on CUPED-adjusted means (``adjusted``), the unadjusted test, theta and the gain.
 
-    The common fields (``diff``, ``diff_ci_low``, ``diff_ci_high``, ``lift``, ``lift_ci_low``,
-    ``lift_ci_high``, ``p_value``, ``significant``) read through to ``adjusted``.
+    The common result fields (``control_mean``, ``treatment_mean``, ``n_c``, ``n_t``, ``diff``,
+    ``diff_se``, ``diff_ci_low``, ``diff_ci_high``, ``lift``, ``lift_se``, ``lift_ci_low``,
+    ``lift_ci_high``, ``statistic``, ``df``, ``p_value``, ``significant``, ``lift_p_value``,
+    ``lift_significant``, ``alpha``, ``alternative``, ``sequential``, ``tuning_n``, ``margin``,
+    ``diff_null``, ``lift_null``) read through to ``adjusted``; ``method`` is "welch_cuped".
     """
 
     adjusted: WelchTestResult
@@ -44,9 +48,31 @@ class CupedTestResult:
     theta: float
     variance_reduction: float
 
+    method: TestMethod = "welch_cuped"
+
+    @property
+    def control_mean(self) -> float:
+        return self.adjusted.control_mean
+
+    @property
+    def treatment_mean(self) -> float:
+        return self.adjusted.treatment_mean
+
+    @property
+    def n_c(self) -> int:
+        return self.adjusted.n_c
+
+    @property
+    def n_t(self) -> int:
+        return self.adjusted.n_t
+
     @property
     def diff(self) -> float:
         return self.adjusted.diff
+
+    @property
+    def diff_se(self) -> float:
+        return self.adjusted.diff_se
 
     @property
     def diff_ci_low(self) -> float:
@@ -61,6 +87,10 @@ class CupedTestResult:
         return self.adjusted.lift
 
     @property
+    def lift_se(self) -> float:
+        return self.adjusted.lift_se
+
+    @property
     def lift_ci_low(self) -> float:
         return self.adjusted.lift_ci_low
 
@@ -69,12 +99,56 @@ class CupedTestResult:
         return self.adjusted.lift_ci_high
 
     @property
+    def statistic(self) -> float:
+        return self.adjusted.statistic
+
+    @property
+    def df(self) -> float:
+        return self.adjusted.df
+
+    @property
     def p_value(self) -> float:
         return self.adjusted.p_value
 
     @property
     def significant(self) -> bool:
         return self.adjusted.significant
+
+    @property
+    def lift_p_value(self) -> float:
+        return self.adjusted.lift_p_value
+
+    @property
+    def lift_significant(self) -> bool:
+        return self.adjusted.lift_significant
+
+    @property
+    def alpha(self) -> float:
+        return self.adjusted.alpha
+
+    @property
+    def alternative(self) -> Alternative:
+        return self.adjusted.alternative
+
+    @property
+    def sequential(self) -> bool:
+        return self.adjusted.sequential
+
+    @property
+    def tuning_n(self) -> float | None:
+        return self.adjusted.tuning_n
+
+    @property
+    def margin(self) -> float:
+        return self.adjusted.margin
+
+    @property
+    def diff_null(self) -> float:
+        return self.adjusted.diff_null
+
+    @property
+    def lift_null(self) -> float:
+        return self.adjusted.lift_null
 
 
 def _check_arms(control: Any, treatment: Any) -> None:
@@ -136,7 +210,7 @@ def welch_ttest_cuped(
 
     Args:
         control, treatment: :class:`CovariateStats` per arm, n >= 2 each.
-        **kwargs: ``alpha``, ``alternative``, ``sequential``, ``tuning_n`` as in
+        **kwargs: ``alpha``, ``alternative``, ``sequential``, ``tuning_n``, ``margin`` as in
             :func:`core.stats.welch_ttest`.
 
     Returns:

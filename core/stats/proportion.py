@@ -1,4 +1,4 @@
-"""Two-proportion z-test for conversion metrics."""
+"""Two-proportion tests for conversion metrics: Wald z for large counts, else Fisher's exact."""
 
 from __future__ import annotations
 
@@ -6,19 +6,28 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from core.stats import _effects
+from core.stats import _effects, exact
 from core.stats import _validation as v
 from core.stats.sufficient import SufficientStats
-from core.types import Alternative
+from core.types import Alternative, TestMethod
+
+EXACT_BELOW = 5
+"""Use the exact path when any arm has fewer than this many observed or expected (under the
+pooled rate) successes or failures (the classic rule for the normal approximation)."""
 
 
 @dataclass(frozen=True)
 class ProportionTestResult:
     """Outcome of :func:`proportion_ztest`. Means are conversion rates x/n.
 
-    diff = treatment rate - control rate; lift = treatment/control - 1. ``statistic`` is the
-    pooled-variance z (fixed horizon) or the unpooled z (sequential); ``diff_se`` is the unpooled
-    standard error used for the CIs.
+    diff = treatment rate - control rate; lift = treatment/control - 1. ``method`` says how the
+    p-values and intervals were computed: "wald_z" (large counts) or "fisher_exact" (small or
+    lopsided counts; see :mod:`core.stats.exact`). Either way ``p_value`` belongs to
+    ``diff_ci_*`` and ``lift_p_value`` to ``lift_ci_*``: an interval excludes its null exactly
+    when its p-value is below alpha. Intervals are one-sided for one-sided alternatives
+    ([low, +inf) for "greater", (-inf, high] for "less"). ``diff_se`` and ``lift_se`` are the
+    unpooled (Wald / delta-method) standard errors; on the exact path they are informational
+    only and ``statistic`` is nan (on the Wald path it is (diff - diff_null) / diff_se).
     """
 
     control_mean: float
@@ -38,10 +47,26 @@ class ProportionTestResult:
     statistic: float
     p_value: float
     significant: bool
+    lift_p_value: float
+    lift_significant: bool
     alpha: float
     alternative: Alternative
     sequential: bool
     tuning_n: float | None
+    margin: float = 0.0
+    diff_null: float = 0.0
+    lift_null: float = 0.0
+    method: TestMethod = "wald_z"
+
+
+def needs_exact(x_c: int, n_c: int, x_t: int, n_t: int) -> bool:
+    """True when an arm has < EXACT_BELOW observed or expected successes or failures."""
+    pooled = (x_c + x_t) / (n_c + n_t)
+    smallest = min(
+        x_c, n_c - x_c, x_t, n_t - x_t,
+        n_c * pooled, n_c * (1 - pooled), n_t * pooled, n_t * (1 - pooled),
+    )
+    return smallest < EXACT_BELOW
 
 
 def proportion_ztest(
@@ -54,28 +79,46 @@ def proportion_ztest(
     alternative: Alternative = "two-sided",
     sequential: bool = False,
     tuning_n: float | None = None,
+    margin: float = 0.0,
 ) -> ProportionTestResult:
-    """Two-proportion z-test of treatment conversion rate vs control.
+    """Two-proportion test of treatment conversion rate vs control.
 
     Args:
         x_c, x_t: converting units per arm, whole numbers with 0 <= x <= n.
         n_c, n_t: units per arm, whole numbers >= 2.
-        alpha: significance level in (0, 1); CIs are two-sided at level 1 - alpha.
-        alternative: "two-sided", "greater" (treatment > control) or "less".
-        sequential: if True, always-valid CI and p-value (confidence sequence on the unpooled
-            z; see :mod:`core.stats.sequential`).
-        tuning_n: sequential only: units per variant at which the sequence is tightest;
-            default the current n per variant.
+        alpha: significance level in (0, 1).
+        alternative: "two-sided", "greater" (treatment > control) or "less"; one-sided tests
+            get one-sided p-values and one-sided intervals.
+        sequential: if True, always-valid CIs and p-values (confidence sequence on the Wald z;
+            see :mod:`core.stats.sequential`).
+        tuning_n: required when sequential: the planned sample size per variant, > 0.
+        margin: relative non-inferiority margin >= 0 for one-sided tests ("greater": H0
+            lift <= -margin; "less": H0 lift >= +margin); the difference is tested against
+            margin * control rate.
 
     Returns:
-        :class:`ProportionTestResult`; ``significant`` is ``p_value < alpha``.
+        :class:`ProportionTestResult`; ``significant`` is ``p_value < alpha`` and
+        ``lift_significant`` is ``lift_p_value < alpha``.
 
-    Formula: p-value from z = (p_t - p_c) / sqrt(pbar (1 - pbar) (1/n_c + 1/n_t)) with the pooled
-    pbar = (x_c + x_t)/(n_c + n_t); z^2 is R ``prop.test(correct=FALSE)``'s X-squared and the
-    p-values agree (= statsmodels ``proportions_ztest``). Diff CI: Wald,
-    diff +/- z_{1-alpha/2} sqrt(p_c q_c/n_c + p_t q_t/n_t) (= R ``prop.test(correct=FALSE)``'s
-    two-sided interval, statsmodels ``confint_proportions_2indep(method="wald")``). Lift CI:
-    delta method with the normal quantile; nan when x_c = 0.
+    Raises:
+        InsufficientDataError: sequential=True while an arm has fewer than 5 observed or
+            expected successes or failures (the confidence sequence is asymptotic; wait for
+            more data).
+        ValueError: bad arguments.
+
+    Methods:
+
+    * "wald_z" (every arm has >= 5 observed and expected successes and failures): unpooled
+      Wald test, z = (p_t - p_c - diff_null) / sqrt(p_c q_c/n_c + p_t q_t/n_t) with its own
+      interval diff +/- z_{1-alpha/2} SE (= R ``prop.test(correct=FALSE)``'s interval,
+      statsmodels ``test_proportions_2indep(method="wald")`` / ``confint_proportions_2indep(
+      method="wald")``). Lift: delta method, normal (GrowthBook docs "Statistical Details").
+    * "fisher_exact" (otherwise, fixed horizon): Fisher's exact conditional test (p = R
+      ``fisher.test`` / scipy ``fisher_exact``) and the intervals obtained by inverting it,
+      expressed on the difference and lift scales through the fitted table (module
+      :mod:`core.stats.exact`); the same p-value serves the difference and the lift, which
+      test one hypothesis (p_t = (1 + lift_null) p_c). With no conversion at all (or only
+      conversions) in both arms, p = 1 and the difference interval is [-1, 1].
     """
     v.check_n(n_c, "n_c")
     v.check_n(n_t, "n_t")
@@ -83,45 +126,51 @@ def proportion_ztest(
     v.check_count(x_t, n_t, "x_t", "n_t")
     v.check_alpha(alpha)
     v.check_alternative(alternative)
-    _effects.check_tuning_n(tuning_n)
+    tuning = _effects.check_tuning_n(tuning_n, sequential)
+    margin = _effects.check_margin(margin, alternative)
     x_c, n_c, x_t, n_t = int(x_c), int(n_c), int(x_t), int(n_t)
+    alpha = float(alpha)
 
     p_c, p_t = x_c / n_c, x_t / n_t
     vm_c, vm_t = p_c * (1 - p_c) / n_c, p_t * (1 - p_t) / n_t
     diff = p_t - p_c
-    if sequential:
-        statistic = _effects.ratio_statistic(diff, math.sqrt(vm_c + vm_t))
-        m, p = _effects.sequential_inference(statistic, n_c, n_t, tuning_n, alpha, alternative)
-        diff_q = lift_q = m
-    else:
-        pooled = (x_c + x_t) / (n_c + n_t)
-        se0 = math.sqrt(pooled * (1 - pooled) * (1 / n_c + 1 / n_t))
-        statistic = _effects.ratio_statistic(diff, se0)
-        p = _effects.p_value(statistic, alternative)
-        diff_q = lift_q = _effects.t_quantile(1 - alpha / 2, math.inf)
-    e = _effects.effect(p_c, vm_c, p_t, vm_t, diff_q, lift_q)
+    diff_se = math.sqrt(vm_c + vm_t)
+    lift, lift_se = _effects.lift_and_se(p_c, vm_c, p_t, vm_t)
+    common: dict[str, Any] = {
+        "control_mean": p_c, "treatment_mean": p_t, "x_c": x_c, "n_c": n_c, "x_t": x_t,
+        "n_t": n_t, "diff": diff, "diff_se": diff_se, "lift": lift, "lift_se": lift_se,
+        "alpha": alpha, "alternative": alternative, "sequential": bool(sequential),
+        "tuning_n": tuning, "margin": margin,
+    }
+    if needs_exact(x_c, n_c, x_t, n_t):
+        if sequential:
+            raise v.InsufficientDataError(
+                f"too few conversions for the always-valid sequential test (control {x_c}/{n_c},"
+                f" treatment {x_t}/{n_t}): its normal approximation needs at least "
+                f"{EXACT_BELOW} observed and expected conversions and non-conversions per arm; "
+                f"wait for more data"
+            )
+        _d, lift_null = _effects.nulls(margin, alternative, p_c)
+        e = exact.fisher_exact_inference(
+            x_c, n_c, x_t, n_t, alpha=alpha, alternative=alternative, lift_null=lift_null
+        )
+        return ProportionTestResult(
+            **common, diff_ci_low=e.diff_ci_low, diff_ci_high=e.diff_ci_high,
+            lift_ci_low=e.lift_ci_low, lift_ci_high=e.lift_ci_high, statistic=math.nan,
+            p_value=e.p_value, significant=bool(e.p_value < alpha), lift_p_value=e.p_value,
+            lift_significant=bool(e.p_value < alpha), diff_null=e.diff_null,
+            lift_null=lift_null, method="fisher_exact",
+        )
+    i = _effects.infer(
+        diff, diff_se, math.inf, lift, lift_se, p_c, float(n_c + n_t), alpha=alpha,
+        alternative=alternative, margin=margin, sequential=bool(sequential), tuning_n=tuning,
+    )
     return ProportionTestResult(
-        control_mean=p_c,
-        treatment_mean=p_t,
-        x_c=x_c,
-        n_c=n_c,
-        x_t=x_t,
-        n_t=n_t,
-        diff=e.diff,
-        diff_se=e.diff_se,
-        diff_ci_low=e.diff_ci_low,
-        diff_ci_high=e.diff_ci_high,
-        lift=e.lift,
-        lift_se=e.lift_se,
-        lift_ci_low=e.lift_ci_low,
-        lift_ci_high=e.lift_ci_high,
-        statistic=statistic,
-        p_value=p,
-        significant=bool(p < alpha),
-        alpha=float(alpha),
-        alternative=alternative,
-        sequential=bool(sequential),
-        tuning_n=None if tuning_n is None else float(tuning_n),
+        **common, diff_ci_low=i.diff_ci_low, diff_ci_high=i.diff_ci_high,
+        lift_ci_low=i.lift_ci_low, lift_ci_high=i.lift_ci_high, statistic=i.statistic,
+        p_value=i.p_value, significant=bool(i.p_value < alpha), lift_p_value=i.lift_p_value,
+        lift_significant=bool(i.lift_p_value < alpha), diff_null=i.diff_null,
+        lift_null=i.lift_null, method="wald_z",
     )
 
 
@@ -133,7 +182,7 @@ def proportion_ztest_from_stats(
     Args:
         control, treatment: per-arm stats of a 0/1 metric; ``sum`` must be a whole number
             between 0 and ``n``.
-        **kwargs: ``alpha``, ``alternative``, ``sequential``, ``tuning_n`` as in
+        **kwargs: ``alpha``, ``alternative``, ``sequential``, ``tuning_n``, ``margin`` as in
             :func:`proportion_ztest`.
 
     Returns:

@@ -36,9 +36,14 @@ M >= 1/a with a positive sum implies M+ >= 2/a - 1, and Ville's inequality bound
 a/(2 - a). The one-sided always-valid p-value is therefore p2/(2 - p2) when the estimate points
 the alternative's way (p2 being the two-sided value above) and 1 otherwise.
 
-Validity at every look requires N* fixed in advance (pass the planned ``tuning_n``); the default
-tunes to the current sample, which gives the tightest interval now but is strictly valid only
-for the final look.
+One-sided confidence sequence: inverting the one-sided p-value, the bound (e.g. the lower one
+for "greater") is ``estimate - multiplier(alpha') * SE`` with alpha' = 2 alpha / (1 + alpha)
+(so that alpha' / (2 - alpha') = alpha) and rho still tuned for alpha; hence the one-sided bound
+excludes the null exactly when the one-sided always-valid p-value is below alpha.
+
+Validity at every look requires N* fixed in advance: the tests require ``tuning_n`` (the
+planned sample size per variant) whenever ``sequential=True``; tuning to the current sample
+at each look is not valid across looks.
 """
 
 from __future__ import annotations
@@ -54,19 +59,25 @@ def rho(alpha: float, tuning_total: float) -> float:
     return math.sqrt((la + math.log(la + 1.0)) / tuning_total)
 
 
-def cs_multiplier(n_total: float, tuning_total: float, alpha: float) -> float:
-    """Half-width of the two-sided confidence sequence in units of the estimate's standard error.
+def cs_multiplier(
+    n_total: float, tuning_total: float, alpha: float, one_sided: bool = False
+) -> float:
+    """Half-width of the confidence sequence in units of the estimate's standard error.
 
     Args:
         n_total: units in the comparison so far (n_c + n_t), > 0.
         tuning_total: total units at which the sequence is tightest (2 * tuning_n), > 0.
         alpha: level of the sequence, in (0, 1).
+        one_sided: the multiplier of a one-sided bound at level alpha (evaluated at
+            alpha' = 2 alpha / (1 + alpha) with rho tuned for alpha; module docstring).
 
     Returns:
-        The multiplier m with CI = estimate +/- m * SE (compare 1.96 for a fixed 95% interval).
+        The multiplier m with CI = estimate +/- m * SE (compare 1.96 for a fixed 95% interval),
+        or the one-sided bound estimate - m * SE ("greater") / estimate + m * SE ("less").
     """
     nr2 = n_total * rho(alpha, tuning_total) ** 2
-    return math.sqrt(2.0 * (nr2 + 1.0) / nr2 * math.log(math.sqrt(nr2 + 1.0) / alpha))
+    level = 2.0 * alpha / (1.0 + alpha) if one_sided else alpha
+    return math.sqrt(2.0 * (nr2 + 1.0) / nr2 * math.log(math.sqrt(nr2 + 1.0) / level))
 
 
 def cs_p_value(

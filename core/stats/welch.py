@@ -9,16 +9,21 @@ from typing import Any
 from core.stats import _effects
 from core.stats import _validation as v
 from core.stats.sufficient import SufficientStats
-from core.types import Alternative
+from core.types import Alternative, TestMethod
 
 
 @dataclass(frozen=True)
 class WelchTestResult:
     """Outcome of :func:`welch_ttest`. diff = treatment - control; lift = treatment/control - 1.
 
-    ``diff_se`` and ``lift_se`` are standard errors; CIs are two-sided at level 1 - alpha (a
-    confidence sequence when ``sequential``); ``statistic`` is diff / diff_se (a t statistic with
-    ``df`` Welch-Satterthwaite degrees of freedom; treated as z in sequential mode).
+    ``diff_se`` and ``lift_se`` are standard errors. Each quantity has its own interval and
+    p-value, computed from the same SE, quantile and null, so the interval excludes the null
+    exactly when its p-value is below alpha: ``diff_ci_*`` with ``p_value`` (Welch t with
+    ``df`` degrees of freedom; z in sequential mode) and ``lift_ci_*`` with ``lift_p_value``
+    (delta method, z). Intervals are two-sided for "two-sided", [low, +inf) for "greater" and
+    (-inf, high] for "less"; confidence sequences when ``sequential``. ``statistic`` is
+    (diff - diff_null) / diff_se. ``diff_null`` / ``lift_null`` are the tested null values
+    (0 unless a non-inferiority ``margin`` is set). ``method`` is "welch".
     """
 
     control_mean: float
@@ -39,10 +44,16 @@ class WelchTestResult:
     df: float
     p_value: float
     significant: bool
+    lift_p_value: float
+    lift_significant: bool
     alpha: float
     alternative: Alternative
     sequential: bool
     tuning_n: float | None
+    margin: float = 0.0
+    diff_null: float = 0.0
+    lift_null: float = 0.0
+    method: TestMethod = "welch"
 
 
 def welch_df(var_c: float, n_c: int, var_t: float, n_t: int) -> float:
@@ -64,6 +75,7 @@ def welch_ttest(
     alternative: Alternative = "two-sided",
     sequential: bool = False,
     tuning_n: float | None = None,
+    margin: float = 0.0,
 ) -> WelchTestResult:
     """Welch's t-test of treatment mean vs control mean from summary statistics.
 
@@ -71,23 +83,30 @@ def welch_ttest(
         mean_c, mean_t: sample means of control and treatment (finite).
         sd_c, sd_t: sample standard deviations (ddof=1), >= 0.
         n_c, n_t: units per arm, whole numbers >= 2.
-        alpha: significance level in (0, 1); CIs are two-sided at level 1 - alpha.
-        alternative: "two-sided", "greater" (treatment > control) or "less"; one-sided
-            alternatives give one-sided p-values, the CIs stay two-sided.
-        sequential: if True, CIs are always-valid confidence sequences and the p-value is
+        alpha: significance level in (0, 1).
+        alternative: "two-sided", "greater" (treatment > control) or "less". One-sided tests
+            give one-sided p-values AND one-sided intervals: "greater" ->
+            [est - q_{1-alpha} se, +inf), "less" -> (-inf, est + q_{1-alpha} se].
+        sequential: if True, CIs are always-valid confidence sequences and the p-values are
             always valid (see :mod:`core.stats.sequential`), so results may be read at any look.
-        tuning_n: sequential only: units per variant at which the sequence is tightest, > 0;
-            default the current n per variant. Fix it in advance (e.g. the planned n) when
-            peeking.
+        tuning_n: required when sequential: the planned sample size per variant (units per
+            arm), > 0, fixed before the first look; ignored otherwise.
+        margin: relative non-inferiority margin >= 0, one-sided tests only: "greater" tests
+            H0: lift <= -margin, "less" tests H0: lift >= +margin; the difference is tested
+            against margin * |mean_c| on the absolute scale.
 
     Returns:
-        :class:`WelchTestResult`. ``significant`` is ``p_value < alpha``.
+        :class:`WelchTestResult`. ``significant`` is ``p_value < alpha`` (difference),
+        ``lift_significant`` is ``lift_p_value < alpha`` (relative lift).
 
-    Formula (Welch 1947): t = (mean_t - mean_c) / sqrt(sd_t^2/n_t + sd_c^2/n_c), df by
-    Welch-Satterthwaite; diff CI = diff +/- t_{1-alpha/2, df} * SE (= R ``t.test(var.equal=FALSE)``,
-    scipy ``ttest_ind_from_stats(equal_var=False)``). Lift CI: delta method
-    Var(lift) ~ Var(t)/c^2 + t^2 Var(c)/c^4 with the normal quantile (GrowthBook docs
-    "Statistical Details"); nan when mean_c = 0.
+    Raises:
+        ValueError: bad arguments, or inputs that overflow double precision.
+
+    Formula (Welch 1947): t = (mean_t - mean_c - diff_null) / sqrt(sd_t^2/n_t + sd_c^2/n_c), df
+    by Welch-Satterthwaite; diff CI = diff +/- t_{1-alpha/2, df} * SE (= R
+    ``t.test(var.equal=FALSE)``, scipy ``ttest_ind_from_stats(equal_var=False)``). Lift: delta
+    method Var(lift) ~ Var(t)/c^2 + t^2 Var(c)/c^4, CI and p from the normal distribution
+    (GrowthBook docs "Statistical Details"); nan when mean_c = 0.
     """
     v.check_n(n_c, "n_c")
     v.check_n(n_t, "n_t")
@@ -97,23 +116,23 @@ def welch_ttest(
     v.check_sd(sd_t, "sd_t")
     v.check_alpha(alpha)
     v.check_alternative(alternative)
-    _effects.check_tuning_n(tuning_n)
+    tuning = _effects.check_tuning_n(tuning_n, sequential)
+    margin = _effects.check_margin(margin, alternative)
     n_c, n_t = int(n_c), int(n_t)
     mean_c, mean_t, sd_c, sd_t = float(mean_c), float(mean_t), float(sd_c), float(sd_t)
+    alpha = float(alpha)
 
     var_c, var_t = sd_c * sd_c, sd_t * sd_t
-    df = welch_df(var_c, n_c, var_t, n_t)
     vm_c, vm_t = var_c / n_c, var_t / n_t
+    diff = mean_t - mean_c
     diff_se = math.sqrt(vm_c + vm_t)
-    statistic = _effects.ratio_statistic(mean_t - mean_c, diff_se)
-    if sequential:
-        m, p = _effects.sequential_inference(statistic, n_c, n_t, tuning_n, alpha, alternative)
-        diff_q = lift_q = m
-    else:
-        diff_q = _effects.t_quantile(1 - alpha / 2, df)
-        lift_q = _effects.t_quantile(1 - alpha / 2, math.inf)
-        p = _effects.p_value(statistic, alternative, df)
-    e = _effects.effect(mean_c, vm_c, mean_t, vm_t, diff_q, lift_q)
+    lift, lift_se = _effects.lift_and_se(mean_c, vm_c, mean_t, vm_t)
+    _effects.check_computable(diff, diff_se)
+    df = welch_df(var_c, n_c, var_t, n_t)
+    i = _effects.infer(
+        diff, diff_se, df, lift, lift_se, mean_c, float(n_c + n_t), alpha=alpha,
+        alternative=alternative, margin=margin, sequential=bool(sequential), tuning_n=tuning,
+    )
     return WelchTestResult(
         control_mean=mean_c,
         treatment_mean=mean_t,
@@ -121,22 +140,27 @@ def welch_ttest(
         treatment_sd=sd_t,
         n_c=n_c,
         n_t=n_t,
-        diff=e.diff,
-        diff_se=e.diff_se,
-        diff_ci_low=e.diff_ci_low,
-        diff_ci_high=e.diff_ci_high,
-        lift=e.lift,
-        lift_se=e.lift_se,
-        lift_ci_low=e.lift_ci_low,
-        lift_ci_high=e.lift_ci_high,
-        statistic=statistic,
+        diff=diff,
+        diff_se=diff_se,
+        diff_ci_low=i.diff_ci_low,
+        diff_ci_high=i.diff_ci_high,
+        lift=lift,
+        lift_se=lift_se,
+        lift_ci_low=i.lift_ci_low,
+        lift_ci_high=i.lift_ci_high,
+        statistic=i.statistic,
         df=df,
-        p_value=p,
-        significant=bool(p < alpha),
-        alpha=float(alpha),
+        p_value=i.p_value,
+        significant=bool(i.p_value < alpha),
+        lift_p_value=i.lift_p_value,
+        lift_significant=bool(i.lift_p_value < alpha),
+        alpha=alpha,
         alternative=alternative,
         sequential=bool(sequential),
-        tuning_n=None if tuning_n is None else float(tuning_n),
+        tuning_n=tuning,
+        margin=margin,
+        diff_null=i.diff_null,
+        lift_null=i.lift_null,
     )
 
 
@@ -147,7 +171,7 @@ def welch_ttest_from_stats(
 
     Args:
         control, treatment: per-arm ``SufficientStats``; each needs n >= 2.
-        **kwargs: ``alpha``, ``alternative``, ``sequential``, ``tuning_n`` as in
+        **kwargs: ``alpha``, ``alternative``, ``sequential``, ``tuning_n``, ``margin`` as in
             :func:`welch_ttest`.
 
     Returns:

@@ -11,7 +11,9 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import (
     confint_proportions_2indep,
     power_proportions_2indep,
-    proportions_ztest,
+)
+from statsmodels.stats.proportion import (
+    test_proportions_2indep as sm_test_proportions_2indep,
 )
 
 from core.stats import (
@@ -45,14 +47,37 @@ def test_welch_ttest_matches_scipy_ttest_ind_from_stats(case, alternative):
     assert_allclose([r.statistic, r.p_value], [ref.statistic, ref.pvalue], rtol=1e-10)
 
 
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+@pytest.mark.parametrize("alpha", [0.05, 0.1])
+def test_welch_ttest_interval_matches_scipy_confidence_interval(alternative, alpha):
+    """scipy.stats.ttest_ind(t, c, equal_var=False, alternative=...).confidence_interval(1 -
+    alpha): one-sided alternatives give one-sided intervals with an infinite end."""
+    rng = np.random.default_rng(99)
+    c, t = rng.normal(10.0, 2.0, 40), rng.normal(11.0, 3.0, 55)
+    ref = stats.ttest_ind(t, c, equal_var=False, alternative=alternative)
+    ci = ref.confidence_interval(confidence_level=1 - alpha)
+    r = welch_ttest(c.mean(), c.std(ddof=1), c.size, t.mean(), t.std(ddof=1), t.size,
+                    alpha=alpha, alternative=alternative)
+    assert_allclose([r.diff_ci_low, r.diff_ci_high], [ci.low, ci.high], rtol=1e-9)
+    assert_allclose(r.p_value, ref.pvalue, rtol=1e-9)
+
+
 @pytest.mark.parametrize("case", PROP_CASES)
 @pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
-def test_proportion_ztest_matches_statsmodels_proportions_ztest(case, alternative):
-    """statsmodels proportions_ztest([x_t, x_c], [n_t, n_c]) (pooled variance under H0)."""
+def test_proportion_ztest_matches_statsmodels_wald_test(case, alternative):
+    """statsmodels test_proportions_2indep(x_t, n_t, x_c, n_c, method='wald') (unpooled z);
+    small-count tables take the exact path: scipy.stats.fisher_exact."""
     x_c, n_c, x_t, n_t = case
-    z, p = proportions_ztest([x_t, x_c], [n_t, n_c], alternative=SM_ALT[alternative])
     r = proportion_ztest(x_c, n_c, x_t, n_t, alternative=alternative)
-    assert_allclose([r.statistic, r.p_value], [z, p], rtol=1e-10)
+    if r.method == "fisher_exact":
+        ref = stats.fisher_exact([[x_t, n_t - x_t], [x_c, n_c - x_c]], alternative=alternative)
+        assert_allclose(r.p_value, ref.pvalue, rtol=1e-9)
+        return
+    ref = sm_test_proportions_2indep(
+        x_t, n_t, x_c, n_c, method="wald", compare="diff", alternative=SM_ALT[alternative]
+    )
+    assert r.method == "wald_z"
+    assert_allclose([r.statistic, r.p_value], [ref.statistic, ref.pvalue], rtol=1e-10)
 
 
 @pytest.mark.parametrize("case", PROP_CASES)
@@ -64,6 +89,8 @@ def test_proportion_ztest_ci_matches_statsmodels_wald_interval(case, alpha):
         x_t, n_t, x_c, n_c, method="wald", compare="diff", alpha=alpha
     )
     r = proportion_ztest(x_c, n_c, x_t, n_t, alpha=alpha)
+    if r.method == "fisher_exact":  # (0, 50, 4, 60): see test_exact
+        return
     assert_allclose([r.diff_ci_low, r.diff_ci_high], [lo, hi], rtol=1e-6)
 
 

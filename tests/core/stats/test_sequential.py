@@ -29,13 +29,13 @@ def _growthbook_halfwidth(var_diff: float, n_total: float, tuning_total: float, 
 
 @pytest.mark.parametrize(
     ("n_c", "n_t", "tuning_n", "alpha"),
-    [(1000, 1000, None, 0.05), (500, 700, 5000, 0.05), (20000, 19000, 10000, 0.01)],
+    [(1000, 1000, 1000, 0.05), (500, 700, 5000, 0.05), (20000, 19000, 10000, 0.01)],
 )
 def test_welch_sequential_ci_matches_growthbook_formula(n_c, n_t, tuning_n, alpha):
     """Source: GrowthBook sequential formula (see _growthbook_halfwidth); N* = 2 * tuning_n."""
     r = welch_ttest(10.0, 3.0, n_c, 10.4, 3.5, n_t, alpha=alpha, sequential=True, tuning_n=tuning_n)
     var = 9.0 / n_c + 12.25 / n_t
-    tuning_total = n_c + n_t if tuning_n is None else 2 * tuning_n
+    tuning_total = 2 * tuning_n
     hw = _growthbook_halfwidth(var, n_c + n_t, tuning_total, alpha)
     assert_allclose([r.diff_ci_low, r.diff_ci_high], [r.diff - hw, r.diff + hw], rtol=1e-12)
 
@@ -84,7 +84,7 @@ def test_sequential_p_value_inverts_the_boundary():
 def test_sequential_ci_is_wider_than_fixed_horizon_ci():
     """A confidence sequence pays for validity at every look with width."""
     fixed = proportion_ztest(500, 10000, 560, 10000)
-    seq = proportion_ztest(500, 10000, 560, 10000, sequential=True)
+    seq = proportion_ztest(500, 10000, 560, 10000, sequential=True, tuning_n=10000)
     assert seq.diff_ci_low < fixed.diff_ci_low < fixed.diff_ci_high < seq.diff_ci_high
     assert seq.lift_ci_low < fixed.lift_ci_low < fixed.lift_ci_high < seq.lift_ci_high
     assert seq.p_value > fixed.p_value
