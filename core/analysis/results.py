@@ -43,6 +43,7 @@ from core.errors import InvalidInput, NotFound
 from core.registry import transaction
 from core.stats import (
     CovariateStats,
+    InsufficientDataError,
     SufficientStats,
     adjust_pvalues,
     proportion_ztest_from_stats,
@@ -365,9 +366,28 @@ def _test(
     sequential: bool,
     tuning_n: float | None,
 ) -> dict[str, Any] | None:
-    """Run the engine's test on two cumulative arms; None when an arm has fewer than 2 units."""
-    if control.n < 2 or treatment.n < 2:
+    """Run the engine's test on two cumulative arms; None when an arm has fewer than 2 units,
+    when a sequential test has no planned sample size to tune to, or when the engine needs more
+    data (core.stats.InsufficientDataError)."""
+    if control.n < 2 or treatment.n < 2 or (sequential and tuning_n is None):
         return None
+    try:
+        return _run_test(kind, control, treatment, alpha=alpha, alternative=alternative,
+                         sequential=sequential, tuning_n=tuning_n)
+    except InsufficientDataError:
+        return None
+
+
+def _run_test(
+    kind: str,
+    control: _Arm,
+    treatment: _Arm,
+    *,
+    alpha: float,
+    alternative: Alternative,
+    sequential: bool,
+    tuning_n: float | None,
+) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"alpha": alpha, "alternative": alternative,
                               "sequential": sequential, "tuning_n": tuning_n}
     if kind == "binomial":

@@ -154,7 +154,10 @@ def fisher_exact_inference(
     """
     c = _Conditional(x_c, n_c, x_t, n_t)
     if c.lo == c.hi:  # nothing converted (or everything): the table carries no information
-        return ExactInterval(1.0, -1.0, 1.0, -1.0, math.inf, 0.0, 0.0, math.inf)
+        d_lo, d_hi = (-1.0, 1.0) if alternative == "two-sided" else (
+            (-1.0, math.inf) if alternative == "greater" else (-math.inf, 1.0))
+        l_lo = -1.0 if alternative != "less" else -math.inf
+        return ExactInterval(1.0, d_lo, d_hi, l_lo, math.inf, 0.0, 0.0, math.inf)
     if lift_null == 0:
         t0 = 0.0
     else:
