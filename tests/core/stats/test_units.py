@@ -13,6 +13,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from core.stats import (
+    OTHER,
     CovariateStats,
     SufficientStats,
     covariate_stats,
@@ -25,6 +26,7 @@ from core.stats import (
     sample_size_proportion,
     srm_test,
     sufficient_stats,
+    top_n_groups,
     welch_ttest,
     welch_ttest_cuped,
     welch_ttest_from_stats,
@@ -158,6 +160,47 @@ def test_planner_relative_mde_scales_by_baseline():
 
 def test_mde_proportion_is_nan_when_unreachable():
     assert math.isnan(mde_proportion(0.5, 2, power=0.99, alpha=0.001))
+
+
+def test_top_n_groups_keeps_the_largest_and_pools_the_rest():
+    units = {"US": 5000, "DE": 1200, "FR": 1200, "BR": 300, "JP": 40}
+    assert top_n_groups(units, 3) == {"US": "US", "DE": "DE", "FR": "FR", "BR": OTHER,
+                                      "JP": OTHER}
+    # ties broken by name: DE before FR
+    assert top_n_groups(units, 2)["FR"] == OTHER
+    assert top_n_groups(units, 10) == {k: k for k in units}
+    with pytest.raises(ValueError, match="n must be a whole number >= 1"):
+        top_n_groups(units, 0)
+    with pytest.raises(ValueError, match="is itself a dimension value"):
+        top_n_groups({"(other)": 5, "US": 9, "DE": 1}, 1)
+    with pytest.raises(ValueError, match="non-negative number"):
+        top_n_groups({"US": -1}, 1)
+
+
+def test_one_sided_intervals_have_an_open_end_and_two_sided_do_not():
+    """alternative="greater" -> [est - t_{1-alpha} se, +inf); "less" -> (-inf, est + ...]; the
+    finite end uses the one-sided quantile (scipy stats.t.ppf(0.95, df))."""
+    from scipy import stats
+
+    g = welch_ttest(10.0, 4.0, 400, 11.0, 5.0, 500, alternative="greater")
+    q = stats.t.ppf(0.95, g.df)
+    assert_allclose(g.diff_ci_low, g.diff - q * g.diff_se, rtol=1e-12)
+    assert g.diff_ci_high == math.inf and g.lift_ci_high == math.inf
+    assert_allclose(g.lift_ci_low, g.lift - stats.norm.ppf(0.95) * g.lift_se, rtol=1e-12)
+    s = welch_ttest(10.0, 4.0, 400, 11.0, 5.0, 500, alternative="less")
+    assert s.diff_ci_low == -math.inf
+    assert_allclose(s.diff_ci_high, s.diff + q * s.diff_se, rtol=1e-12)
+
+
+def test_margin_shifts_the_null_on_both_scales():
+    """Non-inferiority: "greater" with margin m tests lift <= -m, i.e. diff <= -m |mean_c|;
+    the statistic is (diff + m |mean_c|) / se (hand computation)."""
+    r = welch_ttest(10.0, 4.0, 400, 9.9, 4.0, 400, alternative="greater", margin=0.05)
+    assert (r.lift_null, r.diff_null) == (-0.05, -0.5)
+    assert_allclose(r.statistic, (-0.1 + 0.5) / r.diff_se, rtol=1e-12)
+    assert r.significant == (r.diff_ci_low > -0.5)
+    plain = welch_ttest(10.0, 4.0, 400, 9.9, 4.0, 400, alternative="greater")
+    assert r.p_value < plain.p_value and r.diff_ci_low == plain.diff_ci_low
 
 
 def test_core_stats_imports_only_numpy_scipy_and_stdlib():

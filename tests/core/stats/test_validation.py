@@ -40,6 +40,17 @@ BAD_CALLS = [
     (lambda: welch_ttest(*W, alpha=1.5), r"alpha must lie strictly between 0 and 1"),
     (lambda: welch_ttest(*W, alternative="bigger"), r"alternative must be one of"),
     (lambda: welch_ttest(*W, sequential=True, tuning_n=0), r"tuning_n must be a positive"),
+    (lambda: welch_ttest(*W, sequential=True), r"sequential=True needs tuning_n: pass the planned "
+     r"sample size per variant"),
+    (lambda: welch_ttest(*W, sequential=True, tuning_n=True), r"tuning_n must be a positive"),
+    (lambda: welch_ttest(0.0, 1e200, 10, 0.0, 1e200, 10), r"overflows double precision"),
+    (lambda: welch_ttest(-1e308, 1.0, 10, 1e308, 1.0, 10), r"overflows double precision"),
+    (lambda: welch_ttest(*W, sequential=True, tuning_n=100, alternative="greater",
+                         margin=-0.1), r"margin must be a finite relative lift >= 0"),
+    (lambda: welch_ttest(*W, margin=0.05), r"margin applies to one-sided tests only"),
+    (lambda: proportion_ztest(50, 100, 50, 100, margin=float("nan"), alternative="less"),
+     r"margin must be a finite"),
+    (lambda: proportion_ztest(50, 100, 50, 100, sequential=True), r"needs tuning_n"),
     # proportions
     (lambda: proportion_ztest(11, 10, 5, 10), r"x_c \(11\) cannot exceed n_c \(10\)"),
     (lambda: proportion_ztest(1, 10, -1, 10), r"x_t must be non-negative"),
@@ -116,6 +127,25 @@ BAD_CALLS = [
 def test_bad_argument_raises_value_error_with_fix(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("tuning", [np.int64(1000), np.int32(1000), np.float64(1000.0), 1000])
+def test_tuning_n_accepts_numpy_integers_and_floats(tuning):
+    r = welch_ttest(*W, sequential=True, tuning_n=tuning)
+    assert r.tuning_n == 1000.0 and type(r.tuning_n) is float
+    assert r == welch_ttest(*W, sequential=True, tuning_n=1000)
+
+
+def test_overflow_is_refused_never_reported_significant():
+    """sd 1e200 and means +/-1e308 (issue 12) raise instead of returning inf/NaN marked
+    significant; a control mean so close to 0 that the ratio overflows leaves the lift
+    undefined (nan, never significant) while the difference is still tested."""
+    for call in (lambda: welch_ttest(0.0, 1e200, 10, 0.0, 1e200, 10),
+                 lambda: welch_ttest(1e308, 1.0, 10, -1e308, 1.0, 10)):
+        with pytest.raises(ValueError, match="rescale the metric"):
+            call()
+    r = welch_ttest(1e-310, 1.0, 100, 1e10, 1.0, 100)
+    assert np.isnan(r.lift) and not r.lift_significant and r.significant
 
 
 def test_wrong_object_type_raises_type_error():
