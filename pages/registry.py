@@ -6,10 +6,24 @@ import pandas as pd
 import streamlit as st
 
 from core import catalogue, registry
+from core import format as fmt
+from core.analysis import results
+from core.analysis.verdict import ExperimentVerdict, experiment_verdict
+from core.errors import NotFound
 from core.types import DECISIONS, STATUSES
 from ui.auth import current_actor
-from ui.state import clear_reads, db_session
+from ui.state import (
+    clear_reads,
+    db_session,
+    experiment_link,
+    experiment_url,
+    query_int,
+    set_query,
+    url_selectbox,
+)
 from ui.widgets import format_variants, parse_variants, run_action, split_list
+
+DECISION_LABELS = {"ship": "Ship", "dont_ship": "Don't ship", "iterate": "Iterate"}
 
 actor = current_actor()
 can_write = actor.can("editor")
@@ -38,6 +52,66 @@ def load_detail(experiment_id: int):  # type: ignore[no-untyped-def]
             registry.get_experiment(session, experiment_id=experiment_id),
             registry.audit_history(session, experiment_id=experiment_id),
         )
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_verdicts(ids: tuple[int, ...]) -> dict[int, ExperimentVerdict]:
+    """Each experiment's verdict from its latest stored results (none stored: no verdict)."""
+    with db_session() as session:
+        verdicts = {}
+        for experiment_id in ids:
+            snapshot = results.latest_snapshot(session, experiment_id=experiment_id)
+            if snapshot is not None:
+                verdicts[experiment_id] = snapshot.verdict or experiment_verdict(snapshot)
+        return verdicts
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_label(experiment_id: int) -> str | None:
+    """A deep-linked experiment's label, or None if there is no such experiment."""
+    with db_session() as session:
+        try:
+            exp = registry.get_experiment(session, experiment_id=experiment_id)
+        except NotFound:
+            return None
+        return f"{exp.name} ({exp.status})"
+
+
+def _value(v: object) -> str:
+    """An audited value for people: no None, no 96000.0, lists as comma-separated words."""
+    if v is None or v == "" or v == []:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int | float):
+        return fmt.number(v)
+    if isinstance(v, list | tuple):
+        return ", ".join(_value(x) for x in v)
+    return str(v)
+
+
+def _percent(fraction: float | None) -> float | None:
+    """A stored fraction as the percentage people type (0.05 → 5.0), free of float noise."""
+    return None if fraction is None else round(fraction * 100, 8)
+
+
+def _fraction(percent: float | None) -> float | None:
+    return None if percent is None else round(percent / 100, 10)
+
+
+def launch_warnings(exp) -> list[str]:  # type: ignore[no-untyped-def]
+    """What a launch would go ahead without (the service refuses only what it cannot analyse)."""
+    warnings = []
+    if not exp.guardrail_metrics:
+        warnings.append("No guardrail metrics: harm to other metrics will go unnoticed.")
+    if not exp.planned_start or not exp.planned_end:
+        warnings.append("No planned start and end dates: nobody will know when to stop.")
+    if not exp.planned_sample_size:
+        warnings.append("No planned sample size: size it in the Planner first (launch will be "
+                        "refused).")
+    if not exp.primary_metric:
+        warnings.append("No primary metric (launch will be refused).")
+    return warnings
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -80,14 +154,31 @@ result = load_page(
 if page_number > result.pages:
     st.session_state["reg_page"] = 1
     st.rerun()
+verdicts = load_verdicts(tuple(e.id for e in result.items))
 rows = [
-    {"id": e.id, "Name": e.name, "Owner": e.owner, "Status": e.status,
-     "Primary metric": e.primary_metric or "—", "Sample/variant": e.planned_sample_size,
-     "Mode": e.analysis_mode, "Decision": e.decision or "", "Tags": ", ".join(e.tags),
-     "Updated": e.updated_at}
+    {"Name": e.name, "Status": e.status,
+     "Verdict": verdicts[e.id].label if e.id in verdicts else "—",
+     "Owner": e.owner, "Primary metric": e.primary_metric or "—",
+     "n / variant": fmt.count(e.planned_sample_size),
+     "Decision": DECISION_LABELS.get(e.decision or "", "—"),
+     "Updated": fmt.day(e.updated_at),
+     "Results": experiment_url("results", e.id), "Reports": experiment_url("reports", e.id)}
     for e in result.items
 ]
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+    "Name": st.column_config.TextColumn("Name", width=200),
+    "Status": st.column_config.TextColumn("Status", width=85),
+    "Verdict": st.column_config.TextColumn(
+        "Verdict", width=120, help="From the latest results: ship, don't ship, keep running, "
+        "investigate"),
+    "Owner": st.column_config.TextColumn("Owner", width=100),
+    "Primary metric": st.column_config.TextColumn("Primary metric", width=140),
+    "n / variant": st.column_config.TextColumn("n / variant", width=85),
+    "Decision": st.column_config.TextColumn("Decision", width=80),
+    "Updated": st.column_config.TextColumn("Updated", width=95),
+    "Results": st.column_config.LinkColumn("Results", display_text="Results", width=70),
+    "Reports": st.column_config.LinkColumn("Reports", display_text="Reports", width=70),
+})
 p1, p2 = st.columns([1, 3])
 p1.number_input(
     f"Page (of {result.pages})", min_value=1, max_value=result.pages, step=1, key="reg_page"
@@ -124,24 +215,36 @@ if can_write:
             )
             if created:
                 st.session_state["reg_open"] = created.id
+                set_query(experiment=created.id)
                 st.rerun()
 
 # ---------------------------------------------------------------- detail
 st.divider()
 ids = [e.id for e in result.items]
 labels = {e.id: f"{e.name} ({e.status})" for e in result.items}
-if st.session_state.get("reg_open") not in ids and ids:
-    st.session_state["reg_open"] = ids[0]
+linked = query_int()
+opened = "reg_open" in st.session_state  # not on a fresh load (a deep link, a reload)
+if not opened and linked is not None and linked not in labels and (label := load_label(linked)):
+    ids.insert(0, linked)  # a deep link opens its experiment whatever the list shows
+    labels[linked] = label
 if not ids:
     st.info("No experiment matches these filters.")
     st.stop()
-chosen = st.selectbox("Open experiment", ids, format_func=labels.get, key="reg_open")
+chosen = url_selectbox("Open experiment", ids, key="reg_open", format_func=labels.get)
 exp, history = load_detail(chosen)
 
 st.subheader(exp.name)
+if exp.status != "proposed":
+    verdict = load_verdicts((exp.id,)).get(exp.id) or experiment_verdict(None)
+    show = {"ship": st.success, "dont_ship": st.error, "investigate": st.warning}.get(
+        verdict.recommendation, st.info)
+    show(f"**Verdict: {verdict.label}.** {verdict.reason.removeprefix(verdict.label + ': ')}")
 st.markdown(f"**Status:** `{exp.status}` · **Owner:** {exp.owner} · **Version:** {exp.version}")
+k1, k2, k3 = st.columns([1, 1, 4])
+experiment_link("results", exp.id, "Open results", k1, icon=":material/monitoring:")
+experiment_link("reports", exp.id, "Open reports", k2, icon=":material/picture_as_pdf:")
 if exp.is_frozen:
-    st.info(f"Analysis plan frozen at launch ({exp.plan_frozen_at:%Y-%m-%d %H:%M} UTC). "
+    st.info(f"Analysis plan frozen at launch ({fmt.timestamp(exp.plan_frozen_at)}). "
             "Changing it needs a reason and is recorded as a plan deviation.")
 left, right = st.columns(2)
 left.markdown(f"**Hypothesis:** {exp.hypothesis or '—'}")
@@ -151,14 +254,18 @@ left.markdown(f"**Guardrails:** {', '.join(exp.guardrail_metrics) or '—'}")
 left.markdown(f"**Secondary:** {', '.join(exp.secondary_metrics) or '—'}")
 left.markdown(f"**Variants:** {format_variants(exp.variants) or '—'}")
 right.markdown(
-    f"**Plan:** n/variant {exp.planned_sample_size or '—'} · MDE {exp.mde or '—'} · "
-    f"α {exp.alpha} · power {exp.power} · {exp.analysis_mode} · {exp.correction}"
+    f"**Plan:** {fmt.count(exp.planned_sample_size)} users per variant · MDE "
+    f"{fmt.percent(exp.mde, trim=True)} · α {fmt.number(exp.alpha)} · power "
+    f"{fmt.percent(exp.power, trim=True)} · {exp.analysis_mode} · {exp.correction}"
 )
-right.markdown(f"**Planned:** {exp.planned_start or '—'} → {exp.planned_end or '—'}")
-right.markdown(f"**Actual:** {exp.actual_start or '—'} → {exp.actual_end or '—'}")
-right.markdown(f"**RICE:** R {exp.reach} · I {exp.impact} · C {exp.confidence}% · "
-               f"E {exp.effort} → score {exp.rice_score if exp.rice_score is not None else '—'}")
-right.markdown(f"**Decision:** {exp.decision or '—'} · **Tags:** {', '.join(exp.tags) or '—'}")
+right.markdown(f"**Planned:** {fmt.day(exp.planned_start)} → {fmt.day(exp.planned_end)}")
+right.markdown(f"**Actual:** {fmt.day(exp.actual_start)} → {fmt.day(exp.actual_end)}")
+right.markdown(
+    f"**RICE:** reach {fmt.number(exp.reach)} · impact {fmt.number(exp.impact)} · confidence "
+    f"{fmt.percent(exp.confidence / 100 if exp.confidence is not None else None, trim=True)} · "
+    f"effort {fmt.number(exp.effort)} → score {fmt.number(exp.rice_score)}")
+right.markdown(f"**Decision:** {DECISION_LABELS.get(exp.decision or '', '—')} · "
+               f"**Tags:** {', '.join(exp.tags) or '—'}")
 right.markdown(f"**Results refresh:** every {exp.refresh_every_days or 1} day(s)")
 if exp.abandon_reason:
     right.markdown(f"**Abandoned because:** {exp.abandon_reason}")
@@ -168,17 +275,33 @@ if exp.learnings:
 if can_write and exp.status in ("proposed", "running"):
     st.markdown("#### Lifecycle")
     l1, l2 = st.columns(2)
-    if (
-        exp.status == "proposed"
-        and l1.button("Launch (freeze the plan)", type="primary")
-        and call(lambda s: registry.transition_experiment(
-            s, experiment_id=exp.id, to_status="running", expected_version=exp.version,
-            actor=actor), "Launched")
+    confirming = st.session_state.get("reg_confirm_launch") == (exp.id, exp.version)
+    if exp.status == "proposed" and not confirming and l1.button(
+        "Launch (freeze the plan)", type="primary"
     ):
+        st.session_state["reg_confirm_launch"] = (exp.id, exp.version)
         st.rerun()
+    if exp.status == "proposed" and confirming:
+        with l1.container(border=True):
+            st.markdown(f"**Launch '{exp.name}'?** Its analysis plan freezes: changing it later "
+                        "needs a reason and is recorded as a plan deviation.")
+            for warning in launch_warnings(exp):
+                st.warning(warning)
+            c1, c2 = st.columns(2)
+            if c1.button("Confirm launch", type="primary"):
+                st.session_state.pop("reg_confirm_launch", None)
+                if call(lambda s: registry.transition_experiment(
+                        s, experiment_id=exp.id, to_status="running",
+                        expected_version=exp.version, actor=actor), "Launched"):
+                    st.rerun()
+            if c2.button("Cancel"):
+                st.session_state.pop("reg_confirm_launch", None)
+                st.rerun()
     if exp.status == "running":
         with l1.form("complete"):
-            decision = st.selectbox("Decision", DECISIONS)
+            decision = st.selectbox("Decision", DECISIONS, index=None,
+                                    format_func=DECISION_LABELS.get,
+                                    placeholder="Choose ship, don't ship or iterate")
             learnings = st.text_area("Learnings", value=exp.learnings)
             if st.form_submit_button("Complete") and call(
                 lambda s: registry.transition_experiment(
@@ -215,10 +338,12 @@ if can_write:
             "planned_sample_size": e2.number_input(
                 "Planned sample size per variant", min_value=0,
                 value=exp.planned_sample_size or 0) or None,
-            "mde": e1.number_input("MDE (relative)", min_value=0.0, value=exp.mde or 0.0,
-                                   format="%.4f") or None,
-            "alpha": e2.number_input("Alpha", value=exp.alpha, format="%.3f"),
-            "power": e1.number_input("Power", value=exp.power, format="%.2f"),
+            "mde": _fraction(e1.number_input(
+                "MDE (relative, %)", min_value=0.0, value=_percent(exp.mde) or 0.0,
+                format="%g")) or None,
+            "alpha": e2.number_input("Alpha", value=exp.alpha, format="%g"),
+            "power": _fraction(e1.number_input("Power (%)", value=_percent(exp.power),
+                                               format="%g")),
             "analysis_mode": e2.selectbox("Analysis mode", ["fixed", "sequential"],
                                           index=["fixed", "sequential"].index(exp.analysis_mode)),
             "planned_start": e1.date_input("Planned start", exp.planned_start),
@@ -243,12 +368,20 @@ else:
 
 st.markdown("#### Audit history")
 audit_rows = [
-    {"When": r.at, "Who": r.actor, "Action": r.action, "Reason": r.reason or "",
-     "Plan deviation": r.is_deviation,
-     "Changes": "; ".join(f"{k}: {v[0]!r} → {v[1]!r}" for k, v in r.changes.items())}
+    {"When": fmt.timestamp(r.at), "Who": r.actor, "Action": r.action, "Reason": r.reason or "—",
+     "Deviation": "yes" if r.is_deviation else "no",
+     "Changes": "; ".join(f"{fmt.label(k)}: {_value(v[0])} → {_value(v[1])}"
+                          for k, v in r.changes.items())}
     for r in history
 ]
-st.dataframe(pd.DataFrame(audit_rows), hide_index=True, width="stretch")
+st.dataframe(pd.DataFrame(audit_rows), hide_index=True, width="stretch", column_config={
+    "When": st.column_config.TextColumn("When", width=145),
+    "Who": st.column_config.TextColumn("Who", width=100),
+    "Action": st.column_config.TextColumn("Action", width=140),
+    "Reason": st.column_config.TextColumn("Reason", width=150),
+    "Deviation": st.column_config.TextColumn("Deviation", width=75),
+    "Changes": st.column_config.TextColumn("Changes", width=300),
+})
 st.download_button(
     "Download this experiment's audit (CSV)", registry.audit_csv(history),
     f"audit_{exp.id}.csv", "text/csv",

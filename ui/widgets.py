@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from core.errors import DomainError
+from ui.messages import plain
 
 T = TypeVar("T")
 
@@ -17,10 +18,11 @@ def run_action(action: Callable[[], T], success: str | None = None) -> T | None:
     try:
         result = action()
     except DomainError as exc:
-        if len(exc.problems) > 1:
-            st.error("Nothing was saved. Please fix:\n" + "\n".join(f"- {p}" for p in exc.problems))
+        problems = [plain(p) for p in exc.problems]
+        if len(problems) > 1:
+            st.error("Nothing was saved. Please fix:\n" + "\n".join(f"- {p}" for p in problems))
         else:
-            st.error(f"Nothing was saved: {exc.message}")
+            st.error(f"Nothing was saved: {problems[0]}")
         return None
     if success:
         st.toast(success)

@@ -61,8 +61,14 @@ def test_registry_page_editor_creates_and_launches(fresh_demo_app: str) -> None:
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.subheader[0].value == "Sticky add-to-cart bar"
-    # Launch is refused with a message a PM understands: no sample size yet.
+    # Launch asks first, warning about what is missing; confirmed, it is refused with a
+    # message a PM understands: no sample size yet.
     next(b for b in at.button if b.label == "Launch (freeze the plan)").click().run()
+    warnings = " ".join(w.value for w in at.warning)
+    assert "No guardrail metrics" in warnings and "No planned start and end dates" in warnings
+    assert "No planned sample size" in warnings
+    assert not at.error  # nothing happened yet
+    next(b for b in at.button if b.label == "Confirm launch").click().run()
     assert any("planned sample size" in e.value for e in at.error)
     engine = make_engine(fresh_demo_app)
     with session_factory(engine)() as s:
@@ -80,3 +86,44 @@ def test_registry_page_shows_errors_for_bad_input(fresh_demo_app: str) -> None:
     next(b for b in at.button if b.label == "Create experiment").click().run()
     errors = " ".join(e.value for e in at.error)
     assert "Nothing was saved" in errors and "sum to 1" in errors
+
+
+def test_registry_page_launch_can_be_cancelled_and_confirmed(fresh_demo_app: str) -> None:
+    at = open_page(login("demo-editor"), "registry")
+    at.selectbox(key="reg_status").select("proposed").run()
+    name = at.subheader[0].value
+    next(b for b in at.button if b.label == "Launch (freeze the plan)").click().run()
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    assert "Launch (freeze the plan)" in _labels(at) and "Confirm launch" not in _labels(at)
+    with session_factory(make_engine(fresh_demo_app))() as s:
+        assert s.scalar(select(Experiment.status).where(Experiment.name == name)) == "proposed"
+
+
+def test_registry_page_complete_form_has_no_preselected_decision(demo_app: str) -> None:
+    at = open_page(login("demo-editor"), "registry")
+    at.text_input(key="reg_search").input("Checkout button").run()
+    decision = next(s for s in at.selectbox if s.label == "Decision")
+    assert decision.value is None
+
+
+def test_registry_page_opens_the_deep_linked_experiment(demo_app: str) -> None:
+    with session_factory(make_engine(demo_app))() as s:
+        target = s.scalars(select(Experiment).where(Experiment.name == "One-page checkout")).one()
+    at = login("demo-viewer")
+    at.query_params["experiment"] = str(target.id)
+    at = open_page(at, "registry")
+    assert not at.exception, at.exception
+    assert at.subheader[0].value == "One-page checkout"
+    assert at.query_params["experiment"] == str(target.id)
+    assert any("Verdict" in m.value for m in [*at.success, *at.error, *at.info, *at.warning])
+
+
+def test_registry_page_numbers_read_for_people(demo_app: str) -> None:
+    at = open_page(login("demo-viewer"), "registry")
+    table = at.dataframe[0].value
+    assert not {"id", "control_n", "Mode"} & set(table.columns)
+    assert "None" not in table.to_string() and ".0 " not in table.to_string()
+    at.text_input(key="reg_search").input("Pricing page").run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "20,000 users per variant" in text and "MDE 5%" in text and "power 80%" in text
+    assert "50000.0" not in text and "None" not in text
