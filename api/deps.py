@@ -19,13 +19,13 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Header, Path, Request, Security
+from fastapi import APIRouter, Depends, Header, Path, Request, Response, Security
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session, sessionmaker
@@ -138,16 +138,9 @@ async def request_session(request: Request) -> AsyncIterator[Session]:
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One session per request (through the gate); the services own their transactions.
-
-    A write on an experiment makes this process check its latest results snapshot again.
-    """
-    try:
-        async with request_session(request) as session:
-            yield session
-    finally:
-        if request.method not in SAFE_METHODS and "experiment_id" in request.path_params:
-            request.app.state.snapshots.forget(request.path_params["experiment_id"])
+    """One session per request (through the gate); the services own their transactions."""
+    async with request_session(request) as session:
+        yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -179,6 +172,21 @@ class DatabaseRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, _released_after(endpoint), **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The handler; after a write on an experiment this process checks its latest results
+        snapshot again (api/read_cache.py), whatever the write's outcome."""
+        handle = super().get_route_handler()
+        if not set(self.methods) - SAFE_METHODS or "{experiment_id}" not in self.path:
+            return handle
+
+        async def handle_write(request: Request) -> Response:
+            try:
+                return await handle(request)
+            finally:
+                request.app.state.snapshots.forget(request.path_params.get("experiment_id"))
+
+        return handle_write
 
 
 class DatabaseRouter(APIRouter):

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import DatabaseGate, DatabaseRouter
 from api.errors import install_error_handlers, problem_media_type, problem_response, responses
+from api.read_cache import ExperimentCache, SnapshotCache
 from api.routers import (
     backlog,
     data,
@@ -30,7 +31,6 @@ from api.routers import (
     reports,
     results,
 )
-from api.snapshots import SnapshotCache
 from core.config import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database_gate = DatabaseGate.from_settings(settings)
     app.state.snapshots = SnapshotCache(settings.api_results_cache_seconds)
+    app.state.experiments = ExperimentCache()
     install_error_handlers(app)
     top = DatabaseRouter()
     top.include_router(health.router)

@@ -577,6 +577,15 @@ def get_experiment(session: Session, *, experiment_id: int) -> ExperimentView:
     return _to_view(_load(session, experiment_id))
 
 
+def experiment_stamp(session: Session, *, experiment_id: int) -> tuple[int, Any]:
+    """The experiment's (version, updated_at), one light query; NotFound without it. Every
+    change to an experiment changes it, so a view built for a stamp stays right for it."""
+    stamp = repo.experiment_stamp(session, experiment_id=experiment_id)
+    if stamp is None:
+        raise NotFound(f"No experiment with id {experiment_id}.")
+    return stamp
+
+
 def get_experiment_by_name(session: Session, *, name: str) -> ExperimentView:
     experiment_id = repo.experiment_id_by_name(session, name=name)
     if experiment_id is None:

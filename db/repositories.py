@@ -23,6 +23,14 @@ def get_experiment(session: Session, *, experiment_id: int) -> Experiment | None
     ).unique().one_or_none()
 
 
+def experiment_stamp(session: Session, *, experiment_id: int) -> tuple[int, Any] | None:
+    """The experiment's (version, updated_at) alone: what changes whenever it does."""
+    row = session.execute(
+        select(Experiment.version, Experiment.updated_at).where(Experiment.id == experiment_id)
+    ).first()
+    return None if row is None else (row.version, row.updated_at)
+
+
 def experiment_exists(session: Session, *, experiment_id: int) -> bool:
     """Whether the experiment exists, without loading it."""
     found = session.scalar(select(Experiment.id).where(Experiment.id == experiment_id))

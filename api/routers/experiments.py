@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import ExperimentId, IfMatch, Reader, SessionDep, Writer, expected_version
 from api.errors import responses
@@ -94,10 +94,15 @@ def create_experiment(
     responses={**responses(404, 422), 200: {"headers": _ETAG_HEADER}},
 )
 def get_experiment(
-    experiment_id: ExperimentId, session: SessionDep, _actor: Reader, response: Response
-) -> ExperimentView:
-    """One experiment; its ETag is the version to send back when updating it."""
-    return _tagged(response, registry.get_experiment(session, experiment_id=experiment_id))
+    experiment_id: ExperimentId, session: SessionDep, _actor: Reader, request: Request
+) -> Response:
+    """One experiment; its ETag is the version to send back when updating it.
+
+    Built again only when the experiment changed (api/read_cache.py).
+    """
+    read = request.app.state.experiments.read(session, experiment_id=experiment_id)
+    return Response(read.body, media_type="application/json",
+                    headers={"ETag": f'"{read.version}"'})
 
 
 @router.patch(

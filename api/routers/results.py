@@ -23,7 +23,7 @@ async def latest_results(
 ) -> Response:
     """The newest stored snapshot (served as stored, not recomputed).
 
-    Served from this process's memory (api/snapshots.py): a snapshot stored elsewhere shows
+    Served from this process's memory (api/read_cache.py): a snapshot stored elsewhere shows
     up within API_RESULTS_CACHE_SECONDS.
     """
     served = await request.app.state.snapshots.latest(request, experiment_id=experiment_id)

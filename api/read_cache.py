@@ -1,30 +1,40 @@
-"""Results snapshots served from memory: the JSON bytes by snapshot id, the latest id by
-experiment.
+"""What the API serves from memory: results snapshots and experiment reads, as JSON bytes.
 
-A stored snapshot never changes, so its document is built once per process and then served
+Results: a stored snapshot never changes, so its document is built once per process and then served
 as bytes, with no session, no thread and no database. Which snapshot is an experiment's latest
 does change (a refresh stores a new one), so that is checked again when it is older than
 API_RESULTS_CACHE_SECONDS (one light query), and forgotten at once when a write through this
 process touches the experiment.
+
+Experiments: a read checks the experiment's (version, updated_at) — one light query — and
+serves the document built for that stamp, built again only when the experiment changed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
+from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import release_session, request_session
+from api.schemas import ExperimentOut
+from core import registry
 from core.analysis import results
 
 MAX_SNAPSHOTS = 256
 """Snapshot documents a process keeps (least recently served dropped first)."""
+MAX_EXPERIMENTS = 1024
+"""Experiment documents a process keeps (least recently served dropped first)."""
+_EXPERIMENT_OUT = TypeAdapter(ExperimentOut)
 
 
 @dataclass(frozen=True)
@@ -99,3 +109,41 @@ class SnapshotCache:
             return None
         # The document names its own snapshot (a newer one may have been stored in between).
         return Served(int(json.loads(document)["snapshot_id"]), document.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class ExperimentRead:
+    version: int
+    body: bytes
+
+
+class ExperimentCache:
+    """The per-process cache behind ``GET /experiments/{id}``, keyed by the experiment's stamp."""
+
+    def __init__(self, max_experiments: int = MAX_EXPERIMENTS) -> None:
+        self.max_experiments = max_experiments
+        self._bodies: OrderedDict[int, tuple[Any, ExperimentRead]] = OrderedDict()
+        self._lock = threading.Lock()  # reads run in several worker threads at once
+
+    def clear(self) -> None:
+        with self._lock:
+            self._bodies.clear()
+
+    def read(self, session: Session, *, experiment_id: int) -> ExperimentRead:
+        """The experiment as the API serialises it (ExperimentOut); NotFound without it."""
+        stamp = registry.experiment_stamp(session, experiment_id=experiment_id)
+        with self._lock:
+            found = self._bodies.get(experiment_id)
+            if found is not None and found[0] == stamp:
+                self._bodies.move_to_end(experiment_id)
+                return found[1]
+        view = registry.get_experiment(session, experiment_id=experiment_id)
+        read = ExperimentRead(view.version, _EXPERIMENT_OUT.dump_json(
+            _EXPERIMENT_OUT.validate_python(view, from_attributes=True), by_alias=True
+        ))
+        with self._lock:
+            self._bodies[experiment_id] = ((view.version, view.updated_at), read)
+            self._bodies.move_to_end(experiment_id)
+            while len(self._bodies) > self.max_experiments:
+                self._bodies.popitem(last=False)
+        return read
