@@ -7,12 +7,21 @@ Run: ``python bench/bench_stats.py``
     once per point (Cohen's h effect size). Target: >= 100x faster, answers within 1%.
 (b) Analysis: sufficient statistics + Welch test on 2 x 5,000,000 raw floats vs a bare numpy
     ``mean`` + ``var(ddof=1)`` pass over the same arrays. Target: <= 1.5x the bare pass.
+(c) Per call: each two-sample test from sufficient statistics (Welch, Welch sequential,
+    proportion on the Wald path and on the exact path, ratio, CUPED) and the Bayesian readout,
+    vs scipy ``stats.ttest_ind_from_stats`` per call (the baseline, timed in the same run), and
+    the exact path also vs scipy ``stats.fisher_exact`` on the same table. Target: < 40 us per
+    call for every test except the exact path (slower where it must be: it inverts the exact
+    test by bisection); the machine's load average is printed, since the absolute times scale
+    with it.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,9 +30,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.stats import (  # noqa: E402
+    SufficientStats,
+    bayesian_readout,
+    covariate_stats,
     power_proportion,
+    proportion_ztest,
+    ratio_stats,
+    ratio_test,
     sample_size_proportion,
     sufficient_stats,
+    welch_ttest,
+    welch_ttest_cuped,
     welch_ttest_from_stats,
 )
 
@@ -118,7 +135,59 @@ def bench_analysis(size: int = 5_000_000) -> None:
     print(f"    (diff = {r.diff:.5f}, p = {r.p_value:.3g})")  # type: ignore[attr-defined]
 
 
+def per_call_us(fn: Callable[[], object], number: int) -> float:
+    """Best of 7 timeit runs of ``number`` calls, in microseconds per call."""
+    return min(timeit.repeat(fn, number=number, repeat=7)) / number * 1e6
+
+
+def bench_per_call() -> None:
+    from scipy import stats
+
+    rng = np.random.default_rng(7)
+    c, t = SufficientStats(2000, 20000.0, 232000.0), SufficientStats(2100, 21420.0, 250000.0)
+    rc = ratio_stats(rng.gamma(2.0, 1.0, 1000) * 2, 1.0 + rng.poisson(1.0, 1000))
+    rt = ratio_stats(rng.gamma(2.1, 1.0, 1000) * 2, 1.0 + rng.poisson(1.0, 1000))
+    cc = covariate_stats(rng.normal(size=1000), rng.normal(size=1000))
+    ct = covariate_stats(rng.normal(size=1000), rng.normal(size=1000))
+    cases: list[tuple[str, Callable[[], object], int]] = [
+        ("welch_ttest", lambda: welch_ttest(10.0, 4.0, 2000, 10.2, 4.1, 2100), 20000),
+        ("welch_ttest_from_stats", lambda: welch_ttest_from_stats(c, t), 20000),
+        ("welch_ttest sequential", lambda: welch_ttest(10.0, 4.0, 2000, 10.2, 4.1, 2100,
+                                                       sequential=True, tuning_n=5000), 20000),
+        ("proportion_ztest (Wald path)", lambda: proportion_ztest(1000, 10000, 1085, 10000),
+         20000),
+        ("ratio_test", lambda: ratio_test(rc, rt), 20000),
+        ("welch_ttest_cuped (2 tests)", lambda: welch_ttest_cuped(cc, ct), 10000),
+        ("bayesian_readout", lambda: bayesian_readout(0.02, 0.01), 20000),
+        ("proportion_ztest (exact, 3/40 vs 9/40)", lambda: proportion_ztest(3, 40, 9, 40), 300),
+        ("proportion_ztest (exact, 2/10 vs 1e6/1e8)",
+         lambda: proportion_ztest(1_000_000, 100_000_000, 2, 10), 300),
+    ]
+    base = per_call_us(lambda: stats.ttest_ind_from_stats(
+        10.2, 4.1, 2100, 10.0, 4.0, 2000, equal_var=False), 5000)
+    fisher_small = per_call_us(lambda: stats.fisher_exact([[9, 31], [3, 37]]), 300)
+    fisher_big = per_call_us(
+        lambda: stats.fisher_exact([[2, 8], [1_000_000, 99_000_000]]), 300)
+    load = os.getloadavg()
+    print("(c) per-call time of each test (best of 7 timeit runs)")
+    print(f"    load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} "
+          f"cores (absolute times grow with it; the ratios are what carry over)")
+    print(f"    baseline scipy ttest_ind_from_stats (Welch): {base:8.1f} us/call")
+    for name, fn, number in cases:
+        us = per_call_us(fn, number)
+        exact = "exact" in name
+        verdict = "" if exact else ("  < 40 us" if us < 40 else "  >= 40 us (over target)")
+        line = f"    {name:42s}: {us:8.1f} us/call  {us / base:5.2f}x baseline{verdict}"
+        print(line)
+        if exact:
+            ref = fisher_small if "3/40" in name else fisher_big
+            print(f"      vs scipy fisher_exact (p only, no interval) {ref:8.1f} us/call: "
+                  f"{us / ref:5.1f}x")
+
+
 if __name__ == "__main__":
     bench_planner()
     print()
     bench_analysis()
+    print()
+    bench_per_call()

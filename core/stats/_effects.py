@@ -12,6 +12,7 @@ scale, with the control mean as the plug-in baseline).
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from core.stats import sequential as seq
 from core.types import Alternative
 
 INF = math.inf
+_SQRT1_2 = math.sqrt(0.5)
 
 
 @dataclass(frozen=True)
@@ -67,22 +69,23 @@ def ratio_statistic(diff: float, se: float) -> float:
 
 def p_value(statistic: float, alternative: Alternative, df: float = math.inf) -> float:
     """p-value of a t (finite df) or z (df = inf) statistic for the given alternative."""
-
-    def cdf(x: float) -> float:
-        return float(special.stdtr(df, x) if math.isfinite(df) else special.ndtr(x))
-
     if math.isnan(statistic):
         return math.nan
-    if alternative == "two-sided":
-        return min(1.0, 2.0 * cdf(-abs(statistic)))
-    if alternative == "greater":
-        return cdf(-statistic)
-    return cdf(statistic)
+    x = -abs(statistic) if alternative == "two-sided" else (
+        -statistic if alternative == "greater" else statistic)
+    # normal CDF as erfc (accurate in the tails, and ~10x cheaper than a scipy ufunc call)
+    cdf = float(special.stdtr(df, x)) if math.isfinite(df) else 0.5 * math.erfc(-x * _SQRT1_2)
+    return min(1.0, 2.0 * cdf) if alternative == "two-sided" else cdf
+
+
+@functools.lru_cache(maxsize=64)
+def _normal_quantile(q: float) -> float:
+    return float(special.ndtri(q))
 
 
 def t_quantile(q: float, df: float) -> float:
     """q-quantile of Student's t with df degrees of freedom (normal when df is infinite)."""
-    return float(special.stdtrit(df, q) if math.isfinite(df) else special.ndtri(q))
+    return float(special.stdtrit(df, q)) if math.isfinite(df) else _normal_quantile(q)
 
 
 def bounds(est: float, se: float, q: float, alternative: Alternative) -> tuple[float, float]:

@@ -34,7 +34,19 @@ def check_method(method: str) -> None:
         )
 
 
+def _scalar(x: Any) -> bool:
+    """A plain (or numpy) real scalar, for which the checks below skip numpy arrays (speed)."""
+    return isinstance(x, (float, int, np.floating, np.integer)) and not isinstance(x, bool)
+
+
 def check_alpha(alpha: Any, name: str = "alpha") -> None:
+    if _scalar(alpha):
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(
+                f"{name} must lie strictly between 0 and 1 (got {alpha!r}); "
+                f"e.g. 0.05 for a 5% false-positive rate"
+            )
+        return
     a = np.asarray(alpha, dtype=float)
     if not np.all((a > 0) & (a < 1)):
         raise ValueError(
@@ -64,12 +76,22 @@ def check_n(n: Any, name: str) -> None:
 
 
 def check_sd(sd: Any, name: str) -> None:
+    if _scalar(sd):
+        if not (math.isfinite(sd) and sd >= 0):
+            raise ValueError(
+                f"{name} must be a finite, non-negative standard deviation (got {sd!r})"
+            )
+        return
     s = np.asarray(sd, dtype=float)
     if not np.all(np.isfinite(s)) or np.any(s < 0):
         raise ValueError(f"{name} must be a finite, non-negative standard deviation (got {sd!r})")
 
 
 def check_finite(value: Any, name: str) -> None:
+    if _scalar(value):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number (got {value!r})")
+        return
     v = np.asarray(value, dtype=float)
     if not np.all(np.isfinite(v)):
         raise ValueError(f"{name} must be a finite number (got {value!r})")

@@ -191,9 +191,13 @@ def cuped_adjust(control: CovariateStats, treatment: CovariateStats) -> CupedAdj
     x_pooled = (control.sum_x + treatment.sum_x) / (control.n + treatment.n)
 
     def arm(s: CovariateStats) -> tuple[float, float, float]:
-        var_y, var_x, cov = s.y.variance, s.x.variance, s.covariance
+        # sums straight from the arm (no intermediate SufficientStats: this runs per request)
+        k = s.n - 1
+        var_y = max(_centered(s.n, s.sum_y, s.sum_y, s.sum_y2), 0.0) / k
+        var_x = max(_centered(s.n, s.sum_x, s.sum_x, s.sum_x2), 0.0) / k
+        cov = _centered(s.n, s.sum_x, s.sum_y, s.sum_xy) / k
         adj_var = max(var_y - 2 * theta * cov + theta * theta * var_x, 0.0)
-        return s.y.mean - theta * (s.x.mean - x_pooled), adj_var, var_y
+        return s.sum_y / s.n - theta * (s.sum_x / s.n - x_pooled), adj_var, var_y
 
     m_c, av_c, v_c = arm(control)
     m_t, av_t, v_t = arm(treatment)
@@ -229,12 +233,16 @@ def welch_ttest_cuped(
         treatment.n,
         **kwargs,
     )
+
+    def sd_y(s: CovariateStats) -> float:
+        return math.sqrt(max(_centered(s.n, s.sum_y, s.sum_y, s.sum_y2), 0.0) / (s.n - 1))
+
     unadjusted = welch_ttest(
-        control.y.mean,
-        control.y.sd,
+        control.sum_y / control.n,
+        sd_y(control),
         control.n,
-        treatment.y.mean,
-        treatment.y.sd,
+        treatment.sum_y / treatment.n,
+        sd_y(treatment),
         treatment.n,
         **kwargs,
     )
