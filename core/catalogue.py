@@ -92,3 +92,39 @@ def create_metric(session: Session, *, data: dict | MetricFields, actor: Actor) 
             changes={k: [None, v] for k, v in fields.model_dump().items()},
         )
     return _view(metric)
+
+
+class MetricEdit(BaseModel):
+    """What may change in a metric's definition: its name and kind stay (experiments and
+    stored results refer to them)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    unit: SafeStr | None = Field(default=None, max_length=32)
+    higher_is_better: bool | None = Field(default=None, strict=True)
+    description: SafeStr | None = Field(default=None, max_length=MAX_DESCRIPTION_LENGTH)
+
+
+def update_metric(session: Session, *, name: str, changes: dict, actor: Actor) -> MetricView:
+    """Change a metric's unit, direction or description (name and kind are fixed). Audited;
+    a change that changes nothing writes nothing."""
+    actor.require("editor", "edit metrics in the catalogue")
+    try:
+        edit = MetricEdit.model_validate(changes)
+    except ValidationError as exc:
+        raise InvalidInput(_pydantic_problems(exc)) from None
+    with transaction(session):
+        metric = repo.get_metric_by_name(session, name=name)
+        if metric is None:
+            raise NotFound(f"No metric named '{name}' in the catalogue.")
+        diff = {
+            field: [getattr(metric, field), value]
+            for field, value in edit.model_dump(exclude_none=True).items()
+            if getattr(metric, field) != value
+        }
+        for field, (_, value) in diff.items():
+            setattr(metric, field, value)
+        if diff:
+            repo.add_audit(session, actor=actor.name, entity_type="metric", entity_id=metric.id,
+                           action="update", changes=diff)
+    return _view(metric)

@@ -60,6 +60,6 @@ def plain(problem: str) -> str:
             message = re.sub(pattern, replacement, message)
             break
     else:
-        message = f"— {message}"
+        return f"{field_name(where)}: {message}" + (f"; give {hint}" if hint else "")
     text = f"{field_name(where)} {message}"
     return f"{text}: give {hint}" if hint else text

@@ -1,0 +1,126 @@
+"""Metrics: the shared catalogue — one definition per metric, listed for everyone, created and
+edited by editors (name and kind are fixed once experiments refer to them)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+import streamlit as st
+
+from core import catalogue, registry
+from core import format as fmt
+from core.types import METRIC_KINDS
+from ui.auth import current_actor
+from ui.state import clear_reads, db_session, set_query, url_selectbox
+from ui.widgets import run_action
+
+KIND_LABELS = {"binomial": "Conversion rate (yes/no per user)", "mean": "Mean per user",
+               "ratio": "Ratio of two sums"}
+DIRECTION = {True: "Higher is better", False: "Lower is better"}
+
+actor = current_actor()
+can_write = actor.can("editor")
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_catalogue() -> tuple[list[catalogue.MetricView], dict[str, int]]:
+    """The metrics, and how many experiments use each (as primary, guardrail or secondary)."""
+    with db_session() as session:
+        used: Counter[str] = Counter()
+        for exp in registry.all_experiments(session):
+            names = {exp.primary_metric, *exp.guardrail_metrics, *exp.secondary_metrics}
+            used.update(n for n in names if n)
+        return catalogue.list_metrics(session), dict(used)
+
+
+def call(fn, success: str):  # type: ignore[no-untyped-def]
+    with db_session() as session:
+        result = run_action(lambda: fn(session), success)
+    if result is not None:
+        clear_reads()
+    return result
+
+
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, fmt.label(kind))
+
+
+metrics, used = load_catalogue()
+
+st.title("Metrics")
+st.caption("The metric catalogue: one shared definition per metric, so every team's experiments "
+           "measure the same thing the same way. Experiments pick their primary, guardrail and "
+           "secondary metrics from here.")
+
+search = st.text_input("Search name or description", key="met_search").strip().lower()
+shown = [m for m in metrics
+         if not search or search in m.name.lower() or search in m.description.lower()]
+if shown:
+    st.dataframe(pd.DataFrame([
+        {"Name": m.name, "Kind": kind_label(m.kind), "Unit": m.unit or "—",
+         "Direction": DIRECTION[m.higher_is_better], "Used by": fmt.plural(used.get(m.name, 0),
+                                                                          "experiment"),
+         "Description": m.description or "—"}
+        for m in shown
+    ]), hide_index=True, width="stretch", column_config={
+        "Name": st.column_config.TextColumn("Name", width=170),
+        "Kind": st.column_config.TextColumn("Kind", width=210),
+        "Unit": st.column_config.TextColumn("Unit", width=60),
+        "Direction": st.column_config.TextColumn("Direction", width=120),
+        "Used by": st.column_config.TextColumn("Used by", width=100),
+        "Description": st.column_config.TextColumn("Description", width=260),
+    })
+    st.caption(f"{fmt.plural(len(shown), 'metric')} of {len(metrics)}.")
+else:
+    st.info("No metric matches." if metrics else "The catalogue is empty: add the first metric.")
+
+if not can_write:
+    st.caption("You have read-only access: ask an admin for the editor role to add or edit "
+               "metrics.")
+    st.stop()
+
+# ---------------------------------------------------------------- create
+with st.expander("New metric"), st.form("create_metric", clear_on_submit=False):
+    c1, c2 = st.columns(2)
+    name = c1.text_input("Name (lower_snake_case, e.g. checkout_conversion)", key="met_new_name")
+    kind = c2.selectbox("Kind", METRIC_KINDS, index=None, format_func=kind_label,
+                        placeholder="Choose how the metric is measured", key="met_new_kind")
+    unit = c1.text_input("Unit (optional, e.g. EUR, ms)", key="met_new_unit")
+    higher = c2.radio("Direction", [True, False], format_func=DIRECTION.get, horizontal=True,
+                      key="met_new_direction")
+    description = st.text_area("Description: what is counted, for whom, over which window",
+                               key="met_new_description")
+    if st.form_submit_button("Add metric", type="primary"):
+        if kind is None:
+            st.error("Nothing was saved: choose the metric's kind.")
+        elif call(lambda s: catalogue.create_metric(s, actor=actor, data={
+                "name": name, "kind": kind, "unit": unit, "higher_is_better": higher,
+                "description": description}), f"Metric '{name.strip()}' added"):
+            st.session_state["met_open"] = name.strip()
+            set_query(metric=name.strip())
+            st.rerun()
+
+# ---------------------------------------------------------------- edit
+if metrics:
+    st.markdown("#### Edit a metric")
+    names = [m.name for m in metrics]
+    by_name = {m.name: m for m in metrics}
+    chosen = url_selectbox("Metric", names, key="met_open", param="metric")
+    metric = by_name[chosen]
+    st.caption(f"Kind: {kind_label(metric.kind)} · used by "
+               f"{fmt.plural(used.get(metric.name, 0), 'experiment')}. The name and kind are "
+               "fixed: experiments and stored results refer to them.")
+    with st.form(f"edit_metric_{metric.id}"):
+        e1, e2 = st.columns(2)
+        new_unit = e1.text_input("Unit", metric.unit)
+        new_higher = e2.radio("Direction", [True, False], format_func=DIRECTION.get,
+                              index=0 if metric.higher_is_better else 1, horizontal=True)
+        new_description = st.text_area("Description", metric.description)
+        if st.form_submit_button("Save metric", type="primary") and call(
+            lambda s: catalogue.update_metric(s, name=metric.name, actor=actor, changes={
+                "unit": new_unit, "higher_is_better": new_higher,
+                "description": new_description}),
+            f"Metric '{metric.name}' saved",
+        ):
+            st.rerun()
