@@ -12,7 +12,8 @@ Decision = Literal["ship", "dont_ship", "iterate"]
 Role = Literal["viewer", "editor", "admin"]
 Correction = Literal["holm", "bh"]
 DecisionState = Literal[
-    "significant", "not_significant", "too_early", "srm_untrustworthy", "guardrail_breach"
+    "significant", "not_significant", "too_early", "srm_untrustworthy", "guardrail_breach",
+    "guardrail_inconclusive",
 ]
 ApiScope = Literal["read", "write", "admin"]
 MetricRole = Literal["primary", "guardrail", "secondary"]
@@ -29,7 +30,8 @@ Tone = Literal["good", "bad", "inconclusive"]
 """What an effect means for the product, whatever the metric's direction (chart colours)."""
 VerdictBasis = Literal[
     "no_data", "no_primary", "srm", "primary_win", "win_with_guardrail_breach",
-    "guardrail_breach", "too_early", "primary_worse", "no_effect",
+    "win_with_guardrail_inconclusive", "guardrail_breach", "too_early", "primary_worse",
+    "no_effect",
 ]
 """Which rule of core.analysis.verdict gave the recommendation."""
 Grouping = Literal["owner", "tag", "quarter"]

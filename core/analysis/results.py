@@ -25,7 +25,7 @@ import math
 from collections import defaultdict
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,11 +42,15 @@ from core.auth import Actor
 from core.errors import InvalidInput, NotFound
 from core.registry import transaction
 from core.stats import (
+    BayesianReadout,
     CovariateStats,
     InsufficientDataError,
+    RatioStats,
     SufficientStats,
     adjust_pvalues,
+    bayesian_readout,
     proportion_ztest_from_stats,
+    ratio_test,
     srm_test,
     welch_ttest_cuped,
     welch_ttest_from_stats,
@@ -57,7 +61,7 @@ from db import repositories as repo
 from db.metric_repository import DailyStatRow
 from db.models import Experiment
 
-RESULTS_VERSION = 3
+RESULTS_VERSION = 4
 """Bump when the computation changes, so the fingerprint of unchanged data changes too."""
 SRM_THRESHOLD = 0.001
 ROLE_ORDER = ("primary", "guardrail", "secondary")
@@ -112,15 +116,28 @@ class MetricComparison:
     lift_ci_low: float | None
     lift_ci_high: float | None
     p_value: float | None
+    """p-value of the difference: the test its interval ``diff_ci_*`` inverts."""
     adjusted_p_value: float | None
+    """Multiplicity-adjusted p-value of the quantity the decision is on (``decision_on``)."""
     alternative: Alternative
     test: str
-    """"welch", "welch_cuped" or "z"; "" when there was not enough data to test."""
+    """The method (:data:`core.types.TestMethod`): "welch", "welch_cuped", "wald_z",
+    "fisher_exact" (small or lopsided counts) or "delta_ratio"; "" when not tested."""
     sequential: bool
     cuped: bool
     variance_reduction: float | None
     decision_state: DecisionState
     reason: str
+    lift_p_value: float | None = None
+    """p-value of the relative lift: the test its interval ``lift_ci_*`` inverts."""
+    decision_on: Literal["lift", "diff"] = "lift"
+    """The quantity shown first and decided on: the lift, or the difference without a lift."""
+    margin: float | None = None
+    """Guardrails: the plan's relative non-inferiority margin (None: harm test only)."""
+    noninferiority_p_value: float | None = None
+    """Guardrails with a margin: p of H0 "worse by at least the margin" (one-sided)."""
+    bayesian: BayesianReadout | None = None
+    """Posterior of the relative lift (flat prior), beside the frequentist result."""
     blocked: bool = False
     """Effects withheld (the SRM check failed): every field of EFFECT_FIELDS is None."""
     blocked_reason: str | None = None
@@ -128,7 +145,7 @@ class MetricComparison:
 
 EFFECT_FIELDS = (
     "diff", "diff_ci_low", "diff_ci_high", "lift", "lift_ci_low", "lift_ci_high", "p_value",
-    "adjusted_p_value",
+    "lift_p_value", "adjusted_p_value", "noninferiority_p_value", "bayesian",
 )
 """What a failed SRM check withholds from every comparison and series point (set to None); the
 arms' sizes and means stay, to help find the cause."""
@@ -184,7 +201,10 @@ class ResultsSnapshot:
             srm = {k: tuple(v) if isinstance(v, list) else v for k, v in srm.items()}
             d["srm"] = SrmCheck(**srm)  # type: ignore[arg-type]
         d["variants"] = tuple(VariantUnits(**v) for v in d["variants"])
-        d["comparisons"] = tuple(MetricComparison(**c) for c in d["comparisons"])
+        d["comparisons"] = tuple(
+            MetricComparison(**{**c, "bayesian": None if c.get("bayesian") is None
+                                else BayesianReadout(**c["bayesian"])})
+            for c in d["comparisons"])
         verdict = d.get("verdict")
         if verdict is not None:
             d["verdict"] = ExperimentVerdict(**{
@@ -228,6 +248,7 @@ class SeriesPoint:
     lift_ci_high: float | None
     p_value: float | None
     sequential: bool
+    lift_p_value: float | None = None
     blocked: bool = False
     """Effects withheld because the experiment's SRM check fails (as of the series' end)."""
     blocked_reason: str | None = None
@@ -250,6 +271,7 @@ class _Metric:
     kind: MetricKind
     role: str
     higher_is_better: bool
+    margin: float | None = None
 
 
 @dataclass(frozen=True)
@@ -262,6 +284,8 @@ class _Setup:
     planned: int | None
     variants: tuple[tuple[int, str, float], ...]
     metrics: tuple[_Metric, ...]
+    alternative: Alternative = "two-sided"
+    """The primary metric's test direction in the plan."""
 
 
 @dataclass
@@ -271,19 +295,30 @@ class _Arm:
     sum_squares: float = 0.0
     cov: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     complete_cov: bool = True
+    den: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    """Ratio metrics: sums of the denominator, its squares and numerator x denominator."""
     days: int = 0
 
-    def add(self, row: DailyStatRow) -> None:
+    def add(self, row: Any) -> None:
         self.n += row.n
         self.sum += row.sum
         self.sum_squares += row.sum_squares
         self.days += 1
+        den = (getattr(row, "sum_den", None), getattr(row, "sum_den_squares", None),
+               getattr(row, "sum_num_den", None))
+        if den[0] is not None and den[1] is not None and den[2] is not None:
+            self.den[0] += den[0]
+            self.den[1] += den[1]
+            self.den[2] += den[2]
         if row.cov_sum is None or row.cov_sum_squares is None or row.cov_sum_products is None:
             self.complete_cov = False
         else:
             self.cov[0] += row.cov_sum
             self.cov[1] += row.cov_sum_squares
             self.cov[2] += row.cov_sum_products
+
+    def ratio_stats(self) -> RatioStats:
+        return RatioStats(self.n, self.sum, self.sum_squares, *self.den)
 
 
 def _setup(session: Session, experiment_id: int) -> _Setup:
@@ -327,6 +362,7 @@ def _fingerprint(
         "setup": {
             "mode": setup.mode, "correction": setup.correction, "alpha": setup.alpha,
             "planned": setup.planned, "variants": setup.variants,
+            "alternative": setup.alternative,
             "metrics": [asdict(m) for m in setup.metrics],
         },
         "as_of": as_of.isoformat() if as_of else None,
@@ -356,6 +392,14 @@ def _harm_alternative(higher_is_better: bool) -> Alternative:
     return "less" if higher_is_better else "greater"
 
 
+SEQUENTIAL_WITHOUT_PLAN = (
+    "This experiment is sequential but has no planned sample size: the always-valid test must "
+    "be tuned to a sample size fixed before the first look (tuning it to the data so far is not "
+    "valid across looks). Set the planned sample size (with a reason, the plan is frozen) and "
+    "refresh."
+)
+
+
 def _test(
     kind: str,
     control: _Arm,
@@ -365,17 +409,20 @@ def _test(
     alternative: Alternative,
     sequential: bool,
     tuning_n: float | None,
-) -> dict[str, Any] | None:
-    """Run the engine's test on two cumulative arms; None when an arm has fewer than 2 units,
-    when a sequential test has no planned sample size to tune to, or when the engine needs more
-    data (core.stats.InsufficientDataError)."""
-    if control.n < 2 or treatment.n < 2 or (sequential and tuning_n is None):
-        return None
+    margin: float = 0.0,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Run the engine's test on two cumulative arms: (numbers, None), or (None, why not) when an
+    arm has fewer than 2 units, a sequential test has no planned sample size to tune to, or the
+    engine needs more data (:class:`core.stats.InsufficientDataError`, its message)."""
+    if control.n < 2 or treatment.n < 2:
+        return None, None
+    if sequential and tuning_n is None:
+        return None, SEQUENTIAL_WITHOUT_PLAN
     try:
         return _run_test(kind, control, treatment, alpha=alpha, alternative=alternative,
-                         sequential=sequential, tuning_n=tuning_n)
-    except InsufficientDataError:
-        return None
+                         sequential=sequential, tuning_n=tuning_n, margin=margin), None
+    except InsufficientDataError as exc:
+        return None, str(exc)
 
 
 def _run_test(
@@ -387,29 +434,31 @@ def _run_test(
     alternative: Alternative,
     sequential: bool,
     tuning_n: float | None,
+    margin: float = 0.0,
 ) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"alpha": alpha, "alternative": alternative,
-                              "sequential": sequential, "tuning_n": tuning_n}
+                              "sequential": sequential, "tuning_n": tuning_n, "margin": margin}
+    cuped, reduction = False, None
+    res: Any
     if kind == "binomial":
-        r = proportion_ztest_from_stats(
+        res = proportion_ztest_from_stats(
             SufficientStats(control.n, round(control.sum), round(control.sum)),
             SufficientStats(treatment.n, round(treatment.sum), round(treatment.sum)),
             **kwargs,
         )
-        test, cuped, reduction = "z", False, None
-        res: Any = r
+    elif kind == "ratio":
+        res = ratio_test(control.ratio_stats(), treatment.ratio_stats(), **kwargs)
     elif control.complete_cov and treatment.complete_cov:
         c = CovariateStats(control.n, control.sum, control.sum_squares, *control.cov)
         t = CovariateStats(treatment.n, treatment.sum, treatment.sum_squares, *treatment.cov)
         cr = welch_ttest_cuped(c, t, **kwargs)
-        res, test, cuped, reduction = cr.adjusted, "welch_cuped", True, cr.variance_reduction
+        res, cuped, reduction = cr, True, cr.variance_reduction
     else:
         res = welch_ttest_from_stats(
             SufficientStats(control.n, control.sum, control.sum_squares),
             SufficientStats(treatment.n, treatment.sum, treatment.sum_squares),
             **kwargs,
         )
-        test, cuped, reduction = "welch", False, None
     return {
         "control_mean": _num(res.control_mean),
         "treatment_mean": _num(res.treatment_mean),
@@ -420,10 +469,24 @@ def _run_test(
         "lift_ci_low": _num(res.lift_ci_low),
         "lift_ci_high": _num(res.lift_ci_high),
         "p_value": _num(res.p_value),
-        "test": test,
+        "lift_p_value": _num(res.lift_p_value),
+        "test": res.method,
         "cuped": cuped,
         "variance_reduction": _num(reduction),
+        "_lift_se": _num(res.lift_se),
     }
+
+
+def _bayesian(tested: dict[str, Any] | None, *, alpha: float, higher_is_better: bool
+              ) -> BayesianReadout | None:
+    """The flat-prior posterior of the lift from the test's lift and its standard error."""
+    if tested is None or tested["lift"] is None or not tested.get("_lift_se"):
+        return None
+    try:
+        return bayesian_readout(tested["lift"], tested["_lift_se"], alpha=alpha,
+                                higher_is_better=higher_is_better)
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------- computation
@@ -511,28 +574,14 @@ def _compute(
         control_id, control_name, _w = setup.variants[0]
         for m in setup.metrics:
             for vid, name, _w2 in setup.variants[1:]:
-                guard = m.role == "guardrail"
-                alternative: Alternative = (
-                    _harm_alternative(m.higher_is_better) if guard else "two-sided"
-                )
-                sequential = sequential_mode or (guard and not plan_met)
-                c_arm = arms.get((m.id, control_id), _Arm())
-                t_arm = arms.get((m.id, vid), _Arm())
-                tested = _test(m.kind, c_arm, t_arm, alpha=alpha, alternative=alternative,
-                               sequential=sequential, tuning_n=tuning if sequential else None)
-                drafts.append({
-                    "m": m, "treatment": name, "control": control_name, "c": c_arm,
-                    "t": t_arm, "alternative": alternative, "sequential": sequential,
-                    "tested": tested,
-                })
+                drafts.append(_draft(m, arms.get((m.id, control_id), _Arm()),
+                                     arms.get((m.id, vid), _Arm()), setup=setup,
+                                     control=control_name, treatment=name, plan_met=plan_met,
+                                     tuning=tuning))
 
-    for family in (("primary", "secondary"), ("guardrail",)):
-        members = [d for d in drafts if d["m"].role in family and d["tested"]
-                   and d["tested"]["p_value"] is not None]
-        adjusted = adjust_pvalues([d["tested"]["p_value"] for d in members],
-                                  setup.correction)  # type: ignore[arg-type]
-        for d, p in zip(members, adjusted, strict=True):
-            d["adjusted"] = float(p)
+    _adjust(drafts, ("primary", "secondary"), "p_decide", "adjusted", setup.correction)
+    _adjust(drafts, ("guardrail",), "p_decide", "adjusted", setup.correction)
+    _adjust(drafts, ("guardrail",), "p_ni", "adjusted_ni", setup.correction)
 
     context = AnalysisContext(
         alpha=alpha, correction=setup.correction, sequential_mode=sequential_mode,
@@ -545,18 +594,17 @@ def _compute(
         tested = d["tested"]
         adj = d.get("adjusted")
         decision = metric_decision(_evidence(metric, d, adj, alpha), context)
-        state, reason = decision.state, decision.reason
-        base = tested or {
-            "control_mean": None, "treatment_mean": None, "diff": None, "diff_ci_low": None,
-            "diff_ci_high": None, "lift": None, "lift_ci_low": None, "lift_ci_high": None,
-            "p_value": None, "test": "", "cuped": False, "variance_reduction": None,
-        }
+        base = {k: v for k, v in (tested or _UNTESTED).items() if not k.startswith("_")}
         comparisons.append(MetricComparison(
             metric=metric.name, kind=metric.kind, role=metric.role,
             higher_is_better=metric.higher_is_better,
             control=d["control"], treatment=d["treatment"], control_n=d["c"].n,
             treatment_n=d["t"].n, adjusted_p_value=adj, alternative=d["alternative"],
-            sequential=d["sequential"], decision_state=state, reason=reason, **base,
+            sequential=d["sequential"], decision_state=decision.state, reason=decision.reason,
+            decision_on=d["decision_on"], margin=metric.margin,
+            noninferiority_p_value=d.get("adjusted_ni"),
+            bayesian=_bayesian(tested, alpha=alpha, higher_is_better=metric.higher_is_better),
+            **base,
         ))
 
     if srm is not None and srm.flagged:
@@ -583,19 +631,71 @@ def _compute(
     return replace(snapshot, verdict=experiment_verdict(snapshot))
 
 
+_UNTESTED: dict[str, Any] = {
+    "control_mean": None, "treatment_mean": None, "diff": None, "diff_ci_low": None,
+    "diff_ci_high": None, "lift": None, "lift_ci_low": None, "lift_ci_high": None,
+    "p_value": None, "lift_p_value": None, "test": "", "cuped": False,
+    "variance_reduction": None,
+}
+
+
+def _alternative(m: _Metric, setup: _Setup) -> Alternative:
+    if m.role == "guardrail":
+        return _harm_alternative(m.higher_is_better)
+    return setup.alternative if m.role == "primary" else "two-sided"
+
+
+def _draft(m: _Metric, c_arm: _Arm, t_arm: _Arm, *, setup: _Setup, control: str,
+           treatment: str, plan_met: bool, tuning: float | None) -> dict[str, Any]:
+    """One metric x treatment tested: the plan's test (guardrails: one-sided harm, plus the
+    non-inferiority test when the plan states a margin), and the p-value decided on."""
+    guard = m.role == "guardrail"
+    alternative = _alternative(m, setup)
+    sequential = setup.mode == "sequential" or (guard and not plan_met)
+    tested, untested = _test(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=alternative,
+                             sequential=sequential, tuning_n=tuning if sequential else None)
+    decision_on = "lift" if tested is not None and tested["lift"] is not None else "diff"
+    p_decide = None
+    if tested is not None:
+        p_decide = tested["lift_p_value"] if decision_on == "lift" else tested["p_value"]
+    p_ni = None
+    if guard and m.margin and tested is not None:
+        # H0: worse by at least the margin; rejecting it shows non-inferiority.
+        ni_alt: Alternative = "greater" if m.higher_is_better else "less"
+        ni, _why = _test(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=ni_alt,
+                         sequential=sequential, tuning_n=tuning if sequential else None,
+                         margin=m.margin)
+        if ni is not None:
+            p_ni = ni["lift_p_value"] if decision_on == "lift" else ni["p_value"]
+    return {"m": m, "treatment": treatment, "control": control, "c": c_arm, "t": t_arm,
+            "alternative": alternative, "sequential": sequential, "tested": tested,
+            "untested": untested, "decision_on": decision_on, "p_decide": p_decide,
+            "p_ni": p_ni}
+
+
+def _adjust(drafts: list[dict[str, Any]], roles: tuple[str, ...], key: str, out: str,
+            correction: str) -> None:
+    """Multiplicity-adjust ``d[key]`` over the drafts of ``roles`` into ``d[out]``."""
+    members = [d for d in drafts if d["m"].role in roles and d.get(key) is not None]
+    adjusted = adjust_pvalues([d[key] for d in members], correction)  # type: ignore[arg-type]
+    for d, p in zip(members, adjusted, strict=True):
+        d[out] = float(p)
+
+
 def _evidence(m: _Metric, d: dict[str, Any], adjusted: float | None, alpha: float
               ) -> MetricEvidence:
     """What :func:`metric_decision` reads of one comparison: the quantity shown and its test."""
     t = d["tested"] or {}
-    relative = t.get("lift") is not None
+    relative = d["decision_on"] == "lift"
     key = "lift" if relative else "diff"
     return MetricEvidence(
         metric=m.name, kind=m.kind, role=m.role, higher_is_better=m.higher_is_better,
         control_n=d["c"].n, treatment_n=d["t"].n, estimate=t.get(key),
         ci_low=t.get(f"{key}_ci_low"), ci_high=t.get(f"{key}_ci_high"), relative=relative,
-        diff=t.get("diff"),
-        p_value=t.get("p_value"), adjusted_p_value=adjusted, alternative=d["alternative"],
-        sequential=d["sequential"], alpha=alpha,
+        diff=t.get("diff"), p_value=d["p_decide"], adjusted_p_value=adjusted,
+        alternative=d["alternative"], sequential=d["sequential"], alpha=alpha,
+        method=t.get("test", ""), margin=m.margin,
+        noninferiority_p_value=d.get("adjusted_ni"), untested_reason=d["untested"],
     )
 
 
@@ -792,8 +892,9 @@ def cumulative_series(
             for vid, name, _w in setup.variants[1:]:
                 c = running.get((m.id, control_id), _Arm())
                 t = running.get((m.id, vid), _Arm())
-                tested = _test(m.kind, c, t, alpha=setup.alpha, alternative="two-sided",
-                               sequential=sequential, tuning_n=tuning)
+                tested, _why = _test(m.kind, c, t, alpha=setup.alpha,
+                                     alternative="two-sided", sequential=sequential,
+                                     tuning_n=tuning)
                 if tested is None:
                     continue
                 point = SeriesPoint(
@@ -801,7 +902,8 @@ def cumulative_series(
                     diff=tested["diff"], diff_ci_low=tested["diff_ci_low"],
                     diff_ci_high=tested["diff_ci_high"], lift=tested["lift"],
                     lift_ci_low=tested["lift_ci_low"], lift_ci_high=tested["lift_ci_high"],
-                    p_value=tested["p_value"], sequential=sequential,
+                    p_value=tested["p_value"], lift_p_value=tested["lift_p_value"],
+                    sequential=sequential,
                 )
                 points.append(point if blocked_reason is None
                               else withhold(point, blocked_reason))

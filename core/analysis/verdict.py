@@ -5,14 +5,21 @@ Per comparison (:func:`metric_decision`), in this order:
 
 1. ``srm_untrustworthy`` for every comparison when the sample-ratio-mismatch check is flagged:
    the effects are withheld (see :mod:`core.analysis.results`, "SRM blocks every lift");
-2. ``guardrail_breach`` when a guardrail shows significant harm (one-sided test in the direction
+2. ``too_early`` when the comparison could not be tested (too few units, a sequential
+   experiment without a planned sample size, or a method that needs more data), with why;
+3. ``guardrail_breach`` when a guardrail shows significant harm (one-sided test in the direction
    the metric's ``higher_is_better`` calls worse). Before a fixed-horizon experiment reaches its
    plan, harm is tested with the always-valid test, so stopping for harm at any look is safe;
-3. ``too_early`` while the smallest variant is short of the planned sample and the comparison is
+4. ``too_early`` while the smallest variant is short of the planned sample and the comparison is
    not (sequential mode) significant: a fixed-horizon experiment is never ``significant`` before
    its plan is met;
-4. ``significant`` when the adjusted p-value of the quantity shown is below alpha, else
-   ``not_significant``.
+5. guardrails at the plan: with a non-inferiority margin in the plan, ``not_significant`` when
+   the (adjusted) non-inferiority test shows the metric is not worse by the margin or more,
+   else ``guardrail_inconclusive`` (harm beyond the margin not ruled out); without a margin,
+   ``not_significant``;
+6. ``significant`` when the adjusted p-value of the quantity shown (the relative lift, or the
+   difference without a lift) is below alpha, else ``not_significant``. That p-value comes from
+   the same test as the interval shown, so "significant" and "the interval excludes 0" agree.
 
 Per experiment (:func:`experiment_verdict`), from a results snapshot alone (so the page, the
 API, the portfolio CSV, the Overview and the PDF read the same answer):
@@ -20,10 +27,11 @@ API, the portfolio CSV, the Overview and the PDF read the same answer):
 1. ``none``: no metric data yet, or no primary metric;
 2. ``investigate``: sample ratio mismatch: nothing can be trusted until the cause is fixed;
 3. ``ship``: a treatment significantly improves the primary metric with no guardrail breach
-   (the one with the largest gain when several do);
+   and no inconclusive guardrail (the one with the largest gain when several do);
 4. ``dont_ship``: a treatment improves the primary metric but breaches a guardrail (a win on the
-   primary never outweighs significant harm without a deliberate trade-off), or any guardrail
-   breach, or the primary metric got significantly worse;
+   primary never outweighs significant harm without a deliberate trade-off);
+   ``investigate``: it improves the primary but a guardrail's non-inferiority is not shown;
+   ``dont_ship``: any other guardrail breach, or the primary metric got significantly worse;
 5. ``keep_running``: the primary metric cannot be read yet (short of the planned sample);
 6. ``dont_ship``: no significant difference on the primary metric at the planned sample.
 
@@ -56,6 +64,12 @@ STATE_LABELS: dict[str, str] = {
     "significant": "Significant", "not_significant": "Not significant",
     "too_early": "Too early", "srm_untrustworthy": "Blocked: sample ratio mismatch",
     "guardrail_breach": "Guardrail breach",
+    "guardrail_inconclusive": "Guardrail inconclusive",
+}
+METHOD_NAMES = {
+    "welch": "Welch t-test", "welch_cuped": "Welch t-test on CUPED-adjusted means",
+    "wald_z": "Wald z-test", "fisher_exact": "Fisher's exact test",
+    "delta_ratio": "delta-method z-test for a ratio",
 }
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 
@@ -101,6 +115,14 @@ class MetricEvidence:
     alternative: Alternative
     sequential: bool
     alpha: float
+    method: str = ""
+    """The test (:data:`core.types.TestMethod`), named in the reason."""
+    margin: float | None = None
+    """Guardrails: the plan's relative non-inferiority margin."""
+    noninferiority_p_value: float | None = None
+    """Adjusted p of the non-inferiority test (H0: worse by at least the margin)."""
+    untested_reason: str | None = None
+    """Why there is no test (e.g. a sequential experiment without a planned sample size)."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +156,8 @@ def metric_decision(e: MetricEvidence, ctx: AnalysisContext) -> MetricDecision:
     if ctx.srm is not None and ctx.srm.flagged:
         return MetricDecision("srm_untrustworthy", srm_reason(ctx.srm))
     if e.p_value is None or e.estimate is None:
+        if e.untested_reason:
+            return MetricDecision("too_early", f"{e.metric} is not tested: {e.untested_reason}")
         if e.control_n == 0 and e.treatment_n == 0:
             return MetricDecision("too_early", f"No data for {e.metric} yet.")
         return MetricDecision("too_early", (
@@ -142,6 +166,8 @@ def metric_decision(e: MetricEvidence, ctx: AnalysisContext) -> MetricDecision:
     p = e.p_value
     adj = e.adjusted_p_value if e.adjusted_p_value is not None else p
     effect = _effect_text(e)
+    test = METHOD_NAMES.get(e.method, e.method)
+    effect = f"{effect}, {test}" if test else effect
     planned = ctx.planned_sample_size
     progress_text = (
         f"{fmt.percent(ctx.progress, 0)} of the planned sample ({fmt.count(ctx.smallest_units)} "
@@ -160,6 +186,18 @@ def metric_decision(e: MetricEvidence, ctx: AnalysisContext) -> MetricDecision:
         if not ctx.plan_met:
             return MetricDecision("too_early", (
                 f"No significant harm to {e.metric} so far ({effect}); {progress_text}."))
+        if e.margin:
+            ni = e.noninferiority_p_value
+            bound = fmt.signed_percent(-e.margin if e.higher_is_better else e.margin)
+            if ni is not None and ni < ctx.alpha:
+                return MetricDecision("not_significant", (
+                    f"{e.metric} is non-inferior: not {worse} by the plan's margin of {bound} "
+                    f"or more ({effect}; non-inferiority p = {fmt.pvalue(ni)}, {method}-adjusted "
+                    f"< alpha {ctx.alpha:g})."))
+            return MetricDecision("guardrail_inconclusive", (
+                f"Harm to {e.metric} beyond the plan's margin of {bound} is not ruled out "
+                f"({effect}; non-inferiority p = {fmt.pvalue(ni)}, {method}-adjusted >= alpha "
+                f"{ctx.alpha:g}), although no significant harm was found."))
         return MetricDecision("not_significant", (
             f"No significant harm to {e.metric}: {effect}; one-sided p = {fmt.pvalue(p)} "
             f"({method}-adjusted {fmt.pvalue(adj)})."))
@@ -271,10 +309,14 @@ def experiment_verdict(snapshot: ResultsSnapshot | None) -> ExperimentVerdict:
                 if r.decision_state == "guardrail_breach"]
     breach_names = tuple(sorted({f"{r.metric} ({r.treatment})" for r in breaches}))
     breached_treatments = {r.treatment for r in breaches}
+    unsure = [r for r in snapshot.rows(role="guardrail")
+              if r.decision_state == "guardrail_inconclusive"]
+    unsure_treatments = {r.treatment for r in unsure}
     common = {"primary_metric": metric, "guardrail_breaches": breach_names}
 
     better = [r for r in primary if is_improvement(r)]
-    winners = [r for r in better if r.treatment not in breached_treatments]
+    winners = [r for r in better
+               if r.treatment not in breached_treatments | unsure_treatments]
     if winners:
         best = max(winners, key=_size)
         other = "" if not breach_names else (
@@ -282,8 +324,16 @@ def experiment_verdict(snapshot: ResultsSnapshot | None) -> ExperimentVerdict:
         return _verdict("ship", "primary_win", (
             f"Ship {best.treatment}: it significantly improves {best.metric} ({_gain(best)}) "
             f"with no significant guardrail harm.{other}"), treatment=best.treatment, **common)
-    if better:
+    if better and all(r.treatment not in breached_treatments for r in better):
         row = max(better, key=_size)
+        names = ", ".join(sorted(r.metric for r in unsure if r.treatment == row.treatment))
+        return _verdict("investigate", "win_with_guardrail_inconclusive", (
+            f"Investigate: {row.treatment} improves {row.metric} ({_gain(row)}), but harm to "
+            f"guardrail {names} beyond the plan's non-inferiority margin is not ruled out. "
+            "Extend the experiment for more data, or accept that risk explicitly."),
+            treatment=row.treatment, **common)
+    if better:
+        row = max((r for r in better if r.treatment in breached_treatments), key=_size)
         harmed = ", ".join(n for n in breach_names if n.endswith(f"({row.treatment})"))
         return _verdict("dont_ship", "win_with_guardrail_breach", (
             f"Don't ship: {row.treatment} improves {row.metric} ({_gain(row)}), but guardrail "

@@ -75,7 +75,7 @@ def row(snapshot: ResultsSnapshot, metric: str, treatment: str = "treatment"):  
 
 def test_results_match_scipy_and_statsmodels(session: Session, tmp_path: Path) -> None:
     exp = make_experiment(session, guardrails=("refunds", "load_ms"), planned=300)
-    cols = make_units(400, lift={"treatment": 0.25})
+    cols = make_units(400, lift={"treatment": 0.4})
     load(session, tmp_path, exp, cols)
     snap = compute_results(session, experiment_id=exp)
 
@@ -84,7 +84,7 @@ def test_results_match_scipy_and_statsmodels(session: Session, tmp_path: Path) -
     conv = row(snap, "conv")
     p = proportion_p(t, c)
     low, high = confint_proportions_2indep(t.sum(), t.size, c.sum(), c.size, method="wald")
-    assert conv.test == "z" and not conv.cuped
+    assert conv.test == "wald_z" and not conv.cuped
     assert_allclose(conv.p_value, p, rtol=1e-10)
     assert_allclose([conv.diff_ci_low, conv.diff_ci_high], [low, high], rtol=1e-10)
     assert_allclose(conv.lift, t.mean() / c.mean() - 1, rtol=1e-12)
@@ -111,11 +111,23 @@ def test_results_match_scipy_and_statsmodels(session: Session, tmp_path: Path) -
     ref_load = stats.ttest_ind(l_t, l_c, equal_var=False, alternative="greater")
     assert_allclose(load_row.p_value, ref_load.pvalue, rtol=1e-8)
 
-    # Holm over the primary + secondary family, and separately over the guardrails
-    _r, holm, _s, _b = multipletests([conv.p_value, rev.p_value], method="holm")
+    # The lift carries its own p-value: the delta-method z test (GrowthBook docs "Statistical
+    # Details": Var(lift) ~ Var(t)/c^2 + t^2 Var(c)/c^4), written out here with numpy/scipy.
+    var_c, var_t = c.mean() * (1 - c.mean()) / c.size, t.mean() * (1 - t.mean()) / t.size
+    se_lift = math.sqrt(var_t / c.mean() ** 2 + t.mean() ** 2 * var_c / c.mean() ** 4)
+    z = (t.mean() / c.mean() - 1) / se_lift
+    assert_allclose(conv.lift_p_value, 2 * stats.norm.sf(abs(z)), rtol=1e-9)
+    assert_allclose([conv.lift_ci_low, conv.lift_ci_high],
+                    conv.lift + np.array([-1, 1]) * stats.norm.isf(0.025) * se_lift, rtol=1e-9)
+    assert conv.decision_on == "lift"
+
+    # Holm over the primary + secondary family (on the p-value of the lift each decision is
+    # on), and separately over the guardrails
+    _r, holm, _s, _b = multipletests([conv.lift_p_value, rev.lift_p_value], method="holm")
     assert_allclose([conv.adjusted_p_value, rev.adjusted_p_value], holm, rtol=1e-12)
     refunds = row(snap, "refunds")
-    _r, holm_g, _s, _b = multipletests([refunds.p_value, load_row.p_value], method="holm")
+    _r, holm_g, _s, _b = multipletests([refunds.lift_p_value, load_row.lift_p_value],
+                                       method="holm")
     assert_allclose([refunds.adjusted_p_value, load_row.adjusted_p_value], holm_g, rtol=1e-12)
 
     assert conv.decision_state == "significant" and "significantly better" in conv.reason
@@ -131,7 +143,7 @@ def test_results_bh_correction_matches_statsmodels(session: Session, tmp_path: P
     cols = make_units(300, lift={"treatment": 0.1})
     load(session, tmp_path, exp, cols)
     snap = compute_results(session, experiment_id=exp)
-    ps = [c.p_value for c in snap.comparisons]
+    ps = [c.lift_p_value for c in snap.comparisons]
     _r, bh, _s, _b = multipletests(ps, method="fdr_bh")
     assert_allclose([c.adjusted_p_value for c in snap.comparisons], bh, rtol=1e-12)
     assert "Benjamini-Hochberg" in snap.comparisons[0].reason
