@@ -150,3 +150,25 @@ def test_verdict_metric_direction_follows_the_difference_not_the_lift_sign() -> 
     # Negative control mean: the lift is positive while the metric went down.
     d = metric_decision(_evidence(estimate=0.2, diff=-0.5), CTX)
     assert d.state == "significant" and "significantly worse" in d.reason
+
+
+def test_verdict_primary_win_with_an_inconclusive_guardrail_investigates() -> None:
+    v = experiment_verdict(snapshot(
+        comparison(), comparison("refunds", "guardrail", "guardrail_inconclusive", margin=0.02),
+    ))
+    assert (v.recommendation, v.basis) == ("investigate", "win_with_guardrail_inconclusive")
+    assert "non-inferiority margin is not ruled out" in v.reason or "not ruled out" in v.reason
+
+
+@pytest.mark.parametrize(("ni_p", "state"), [(0.01, "not_significant"),
+                                             (0.3, "guardrail_inconclusive")])
+def test_verdict_guardrail_margin_needs_non_inferiority_shown(ni_p: float, state: str) -> None:
+    e = _evidence(role="guardrail", alternative="less", adjusted_p_value=0.4, p_value=0.4,
+                  margin=0.02, noninferiority_p_value=ni_p)
+    d = metric_decision(e, CTX)
+    assert d.state == state and "−2.0%" in d.reason
+
+
+def test_verdict_untested_comparison_says_why() -> None:
+    d = metric_decision(_evidence(p_value=None, estimate=None, untested_reason="no plan"), CTX)
+    assert d.state == "too_early" and d.reason.endswith("no plan")
