@@ -16,6 +16,7 @@ How a request reaches the database (so that load never jams it, see README "Unde
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import re
@@ -69,7 +70,11 @@ class DatabaseGate:
         """Take a slot (waiting if need be); returns the token to :meth:`leave` with."""
         token = object()
         limiter = self._limiter
-        if limiter.available_tokens < 1 and limiter.statistics().tasks_waiting >= self.max_queued:
+        if limiter.available_tokens >= 1:  # the common case: no cancel scope, no wait
+            with contextlib.suppress(anyio.WouldBlock):
+                limiter.acquire_on_behalf_of_nowait(token)
+                return token
+        if limiter.statistics().tasks_waiting >= self.max_queued:
             raise Overloaded(
                 f"{self.max_queued} requests already wait for the database in this process"
             )
