@@ -174,19 +174,22 @@ def interval(
 
 
 def effect(
-    estimate: float | None, low: float | None, high: float | None, *, relative: bool, ci: str
+    estimate: float | None, low: float | None, high: float | None, *, relative: bool, ci: str,
+    open_ends: bool = False,
 ) -> str:
     """An effect with its interval, without nested brackets:
     ``"lift +5.2%, 95% CI [−5.6%, +16.1%]"`` or ``"difference +0.25, 95% CI [+0.1, +0.4]"``.
 
     ``relative`` chooses a lift (fractions shown as signed percentages) or an absolute
-    difference; ``ci`` is the interval's label (:func:`ci_label`).
+    difference; ``ci`` is the interval's label (:func:`ci_label`); ``open_ends`` reads a missing
+    bound as the infinite end of a one-sided interval (see :func:`interval`).
     """
     if _finite(estimate) is None:
         return "no estimate"
     if relative:
-        return f"lift {signed_percent(estimate)}, {ci} {interval(low, high)}"
-    return f"difference {signed_number(estimate)}, {ci} {interval(low, high, signed_number)}"
+        return f"lift {signed_percent(estimate)}, {ci} {interval(low, high, open_ends=open_ends)}"
+    bounds = interval(low, high, signed_number, open_ends=open_ends)
+    return f"difference {signed_number(estimate)}, {ci} {bounds}"
 
 
 def ci_label(alpha: float, sequential: bool = False) -> str:

@@ -322,13 +322,13 @@ def experiment_verdict(snapshot: ResultsSnapshot | None) -> ExperimentVerdict:
         other = "" if not breach_names else (
             f" (Not the others: guardrail {', '.join(breach_names)} got significantly worse.)")
         return _verdict("ship", "primary_win", (
-            f"Ship {best.treatment}: it significantly improves {best.metric} ({_gain(best)}) "
+            f"Ship {best.treatment}: it significantly improves {best.metric} by {_gain(best)} "
             f"with no significant guardrail harm.{other}"), treatment=best.treatment, **common)
     if better and all(r.treatment not in breached_treatments for r in better):
         row = max(better, key=_size)
         names = ", ".join(sorted(r.metric for r in unsure if r.treatment == row.treatment))
         return _verdict("investigate", "win_with_guardrail_inconclusive", (
-            f"Investigate: {row.treatment} improves {row.metric} ({_gain(row)}), but harm to "
+            f"Investigate: {row.treatment} improves {row.metric} by {_gain(row)}, but harm to "
             f"guardrail {names} beyond the plan's non-inferiority margin is not ruled out. "
             "Extend the experiment for more data, or accept that risk explicitly."),
             treatment=row.treatment, **common)
@@ -336,7 +336,7 @@ def experiment_verdict(snapshot: ResultsSnapshot | None) -> ExperimentVerdict:
         row = max((r for r in better if r.treatment in breached_treatments), key=_size)
         harmed = ", ".join(n for n in breach_names if n.endswith(f"({row.treatment})"))
         return _verdict("dont_ship", "win_with_guardrail_breach", (
-            f"Don't ship: {row.treatment} improves {row.metric} ({_gain(row)}), but guardrail "
+            f"Don't ship: {row.treatment} improves {row.metric} by {_gain(row)}, but guardrail "
             f"{harmed} got significantly worse. A win on the primary metric does not outweigh "
             "significant harm; decide the trade-off explicitly, or fix the harm and rerun."),
             treatment=row.treatment, **common)
@@ -355,7 +355,7 @@ def experiment_verdict(snapshot: ResultsSnapshot | None) -> ExperimentVerdict:
         row = worse[0]
         return _verdict("dont_ship", "primary_worse", (
             f"Don't ship: {row.treatment} makes {row.metric} significantly worse "
-            f"({_gain(row)})."), treatment=row.treatment, **common)
+            f"by {_gain(row)}."), treatment=row.treatment, **common)
     return _verdict("dont_ship", "no_effect", (
         f"Don't ship: no significant difference on {metric} at the planned sample, so the change "
         "did not show the effect it was meant to have."), **common)

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from core import format as fmt
+from core.analysis.results import ResultsSnapshot
 from core.analysis.verdict import STATE_LABELS
 from core.reports.charts import cumulative_lift_png, forest_plot_png
 from core.reports.content import ReportContent, assemble_report
@@ -113,6 +114,28 @@ class _Pdf:
         pdf.ln(2)
 
 
+def _bayesian_table(doc: _Pdf, snapshot: ResultsSnapshot) -> None:
+    """The Bayesian readout beside the frequentist table (flat prior on the relative lift)."""
+    readouts = [(r, r.bayesian) for r in snapshot.comparisons if r.bayesian is not None]
+    if not readouts:
+        return
+    level = fmt.percent(1 - snapshot.alpha, 4, trim=True)
+    doc.heading("Bayesian readout", size=10.5, keep=20)
+    rows = [("Metric (role)", "Variant vs control", "Chance to beat control",
+             "Expected loss if shipped", f"{level} credible interval", "Prior")]
+    for r, b in readouts:
+        prior = ("flat" if b.prior == "flat" else
+                 f"normal({fmt.signed_percent(b.prior_mean)}, sd {fmt.percent(b.prior_sd)})")
+        rows.append((f"{r.metric} ({r.role})", f"{r.treatment} vs {r.control}",
+                     fmt.percent(b.chance_to_beat_control), fmt.percent(b.expected_loss_ship, 2),
+                     fmt.interval(b.ci_low, b.ci_high), prior))
+    doc.table(rows, widths=(34, 30, 28, 30, 34, 24))
+    doc.para("Posterior of the relative lift from its estimate and standard error (normal "
+             "approximation); the chance to beat control and the expected loss respect each "
+             "metric's direction. Beside the frequentist result, not instead of it: the "
+             "decision above is the frequentist one, as pre-registered.", size=7.5, style="I")
+
+
 def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
     """The report as PDF bytes (``charts=False`` leaves the two images out)."""
     exp = content.experiment
@@ -169,8 +192,9 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
                 lift = ci = p = "withheld"
             else:
                 lift, p = fmt.signed_percent(r.lift), fmt.pvalue(r.adjusted_p_value)
-                ci = (fmt.interval(r.lift_ci_low, r.lift_ci_high) if r.lift is not None
-                      else fmt.MISSING)
+                ci = (fmt.interval(r.lift_ci_low, r.lift_ci_high,
+                                   open_ends=r.alternative != "two-sided")
+                      if r.lift is not None else fmt.MISSING)
             rows.append((f"{r.metric} ({r.role})", f"{r.treatment} vs {r.control}",
                          f"{fmt.metric_value(r.kind, r.control_mean)} (n={fmt.count(r.control_n)})",
                          f"{fmt.metric_value(r.kind, r.treatment_mean)} "
@@ -180,6 +204,8 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
         if blocked:
             doc.para("Sample ratio mismatch: every lift, interval and p-value is withheld, and "
                      "so are the charts, until the assignment is fixed.", size=8, style="B")
+        else:
+            _bayesian_table(doc, snapshot)
         units = ", ".join(f"{v.name} {v.units:,}" for v in snapshot.variants)
         doc.para(f"Units: {units}. Data through {fmt.timestamp(snapshot.data_through)}.", size=8)
         if charts and not blocked:

@@ -62,9 +62,12 @@ def correction_name(correction: str) -> str:
 def effect_text(row: MetricComparison, alpha: float) -> str:
     """'lift +13.4%, 95% CI [+4.1%, +22.8%]', or the absolute difference without a lift."""
     ci = fmt.ci_label(alpha, row.sequential)
+    one_sided = row.alternative != "two-sided"
     if row.lift is not None:
-        return fmt.effect(row.lift, row.lift_ci_low, row.lift_ci_high, relative=True, ci=ci)
-    return fmt.effect(row.diff, row.diff_ci_low, row.diff_ci_high, relative=False, ci=ci)
+        return fmt.effect(row.lift, row.lift_ci_low, row.lift_ci_high, relative=True, ci=ci,
+                          open_ends=one_sided)
+    return fmt.effect(row.diff, row.diff_ci_low, row.diff_ci_high, relative=False, ci=ci,
+                      open_ends=one_sided)
 
 
 def _breached(row: MetricComparison, alpha: float) -> bool:

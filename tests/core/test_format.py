@@ -78,6 +78,8 @@ def test_format_effect_reads_without_nested_brackets() -> None:
         "lift +5.2%, 95% CI [−5.6%, +16.1%]")
     assert fmt.effect(0.25, 0.1, math.inf, relative=False, ci="95% CI") == (
         "difference +0.25, 95% CI [+0.1, +∞)")
+    assert fmt.effect(0.276, 0.101, None, relative=True, ci="95% CI", open_ends=True) == (
+        "lift +27.6%, 95% CI [+10.1%, +∞)")
     assert fmt.effect(None, None, None, relative=True, ci="95% CI") == "no estimate"
 
 

@@ -76,7 +76,7 @@ def test_verdict_ships_the_largest_clean_gain() -> None:
     v = experiment_verdict(snapshot(comparison(treatment="a", lift=0.05),
                                     comparison(treatment="b", lift=0.12)))
     assert (v.recommendation, v.treatment) == ("ship", "b")
-    assert v.reason.startswith("Ship b: it significantly improves conv (+12.0% [+6.0%, +18.0%])")
+    assert v.reason.startswith("Ship b: it significantly improves conv by +12.0% [+6.0%, +18.0%]")
 
 
 def test_verdict_srm_investigates_whatever_the_effects() -> None:

@@ -347,3 +347,13 @@ def test_reports_download_name_is_slug_and_date() -> None:
         "checkout-button-colour-2026-12-02.pdf")
     assert reports.report_filename("Ünïcode café test", when) == "unicode-cafe-test-2026-12-02.pdf"
     assert reports.report_filename("!!!", when) == "experiment-2026-12-02.pdf"
+
+
+def test_reports_show_the_bayesian_readout_beside_the_frequentist_one(demo: Session) -> None:
+    content, text = _report(demo, "Checkout button colour")
+    assert content.snapshot is not None
+    row = content.snapshot.rows(role="primary")[0]
+    assert row.bayesian is not None
+    assert "Bayesian readout" in text
+    assert f"{row.bayesian.chance_to_beat_control * 100:.1f}%" in text
+    assert "95% credible interval" in text and "flat" in text
