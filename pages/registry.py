@@ -166,18 +166,18 @@ rows = [
     for e in result.items
 ]
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-    "Name": st.column_config.TextColumn("Name", width=200),
-    "Status": st.column_config.TextColumn("Status", width=85),
+    "Name": st.column_config.TextColumn("Name", width=165),
+    "Status": st.column_config.TextColumn("Status", width=80),
     "Verdict": st.column_config.TextColumn(
-        "Verdict", width=120, help="From the latest results: ship, don't ship, keep running, "
+        "Verdict", width=110, help="From the latest results: ship, don't ship, keep running, "
         "investigate"),
-    "Owner": st.column_config.TextColumn("Owner", width=100),
-    "Primary metric": st.column_config.TextColumn("Primary metric", width=140),
-    "n / variant": st.column_config.TextColumn("n / variant", width=85),
-    "Decision": st.column_config.TextColumn("Decision", width=80),
-    "Updated": st.column_config.TextColumn("Updated", width=95),
-    "Results": st.column_config.LinkColumn("Results", display_text="Results", width=70),
-    "Reports": st.column_config.LinkColumn("Reports", display_text="Reports", width=70),
+    "Owner": st.column_config.TextColumn("Owner", width=95),
+    "Primary metric": st.column_config.TextColumn("Primary metric", width=130),
+    "n / variant": st.column_config.TextColumn("n / variant", width=80),
+    "Decision": st.column_config.TextColumn("Decision", width=75),
+    "Updated": st.column_config.TextColumn("Updated", width=90),
+    "Results": st.column_config.LinkColumn("Results", display_text="Results", width=55),
+    "Reports": st.column_config.LinkColumn("Reports", display_text="Reports", width=55),
 })
 p1, p2 = st.columns([1, 3])
 p1.number_input(
@@ -238,7 +238,8 @@ if exp.status != "proposed":
     verdict = load_verdicts((exp.id,)).get(exp.id) or experiment_verdict(None)
     show = {"ship": st.success, "dont_ship": st.error, "investigate": st.warning}.get(
         verdict.recommendation, st.info)
-    show(f"**Verdict: {verdict.label}.** {verdict.reason.removeprefix(verdict.label + ': ')}")
+    why = verdict.reason.removeprefix(verdict.label + ": ")
+    show(f"**Verdict: {verdict.label}.** {why[:1].upper()}{why[1:]}")
 st.markdown(f"**Status:** `{exp.status}` · **Owner:** {exp.owner} · **Version:** {exp.version}")
 k1, k2, k3 = st.columns([1, 1, 4])
 experiment_link("results", exp.id, "Open results", k1, icon=":material/monitoring:")

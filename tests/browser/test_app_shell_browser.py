@@ -334,3 +334,164 @@ def test_app_shell_browser_backlog_save_after_a_rerank_writes_no_stale_edit(
     _main(page).get_by_text("No score changed.").wait_for()
     _no_exception(page)
     assert _reach(server.database_url, "Wishlist reminder emails") == 150000
+
+
+# ---------------------------------------------------------------- deep links, registry
+
+
+def _experiment_id(database_url: str, name: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            return session.scalars(select(Experiment.id).where(Experiment.name == name)).one()
+    finally:
+        engine.dispose()
+
+
+def _status(database_url: str, name: str) -> str:
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            return session.scalars(select(Experiment.status).where(Experiment.name == name)).one()
+    finally:
+        engine.dispose()
+
+
+def test_app_shell_browser_deep_links_survive_a_reload_and_link_registry_to_results(
+    server: Server, context
+) -> None:  # type: ignore[no-untyped-def]
+    target = _experiment_id(server.database_url, "One-page checkout")
+    page = context.new_page()
+    _login(page, server.url)
+    page.goto(f"{server.url}/registry?experiment={target}")
+    heading = _main(page).get_by_role("heading", name="One-page checkout")
+    heading.wait_for()
+    _settle(page)
+    _main(page).get_by_text("Verdict:").first.wait_for()
+    _no_cut_off_columns(page)
+    _no_exception(page)
+    _shot(page, "08-registry-deep-link")
+
+    page.reload()
+    heading.wait_for()
+    _settle(page)
+    assert f"experiment={target}" in page.url
+
+    # choosing another experiment rewrites the URL; a reload keeps it
+    picker = _main(page).get_by_role("combobox", name=re.compile("Open experiment"))
+    picker.click()
+    page.get_by_role("option", name=re.compile(r"^Dark mode default")).click()
+    _main(page).get_by_role("heading", name="Dark mode default").wait_for()
+    _settle(page)
+    other = _experiment_id(server.database_url, "Dark mode default")
+    page.wait_for_url(re.compile(rf"experiment={other}"))
+    page.reload()
+    _main(page).get_by_role("heading", name="Dark mode default").wait_for()
+    _settle(page)
+    _no_exception(page)
+
+    _main(page).get_by_role("link", name=re.compile("Open results")).click()
+    page.wait_for_url(re.compile(rf"/results\?experiment={other}$"))
+    _settle(page)
+    _no_exception(page)
+    _shot(page, "09-results-from-registry")
+    page.go_back()
+    _main(page).get_by_role("heading", name="Dark mode default").wait_for()
+    _main(page).get_by_role("link", name=re.compile("Open reports")).click()
+    page.wait_for_url(re.compile(rf"/reports\?experiment={other}$"))
+    _settle(page)
+    _no_exception(page)
+
+
+def test_app_shell_browser_registry_launch_asks_and_complete_has_no_decision(
+    server: Server, context
+) -> None:  # type: ignore[no-untyped-def]
+    target = _experiment_id(server.database_url, "Social login")
+    page = context.new_page()
+    _login(page, server.url)
+    page.goto(f"{server.url}/registry?experiment={target}")
+    _main(page).get_by_role("heading", name="Social login").wait_for()
+    _settle(page)
+
+    # a blank name is refused in plain words, not pydantic's
+    _main(page).get_by_text("New experiment").click()
+    _main(page).get_by_role("button", name="Create experiment").click()
+    _settle(page)
+    _main(page).get_by_text("Name is empty").wait_for()
+    assert _main(page).get_by_text("String should have").count() == 0
+    _shot(page, "10-registry-plain-error")
+
+    _main(page).get_by_role("button", name="Launch (freeze the plan)").click()
+    _settle(page)
+    _main(page).get_by_text("No planned start and end dates").wait_for()
+    _shot(page, "11-registry-launch-confirm")
+    assert _status(server.database_url, "Social login") == "proposed"  # not before confirming
+    _main(page).get_by_role("button", name="Confirm launch").click()
+    _settle(page)
+    _main(page).get_by_role("button", name="Complete").wait_for()
+    _main(page).get_by_text("Verdict:").first.wait_for()
+    decision = _main(page).get_by_role("combobox", name=re.compile("Decision"))
+    assert decision.get_attribute("placeholder") == "Choose ship, don't ship or iterate"
+    assert decision.input_value() == ""  # no preselected decision
+    assert _status(server.database_url, "Social login") == "running"
+    _no_exception(page)
+    _shot(page, "12-registry-launched")
+
+
+# ---------------------------------------------------------------- metric catalogue
+
+
+def test_app_shell_browser_metric_catalogue_add_and_edit(server: Server, context
+                                                         ) -> None:  # type: ignore[no-untyped-def]
+    page = context.new_page()
+    _login(page, server.url)
+    _open(page, server.url, "Metrics")
+    _main(page).get_by_text("one shared definition per metric").wait_for()
+    _no_cut_off_columns(page)
+    _shot(page, "13-metrics")
+
+    _main(page).get_by_text("New metric").click()
+    _main(page).get_by_role("textbox", name=re.compile("^Name")).fill("newsletter_signup_rate")
+    _main(page).get_by_role("combobox", name=re.compile("Kind")).click()
+    page.get_by_role("option", name=re.compile("^Conversion rate")).click()
+    _main(page).get_by_role("textbox", name=re.compile("^Description")).first.fill(
+        "Users who subscribe to the newsletter")
+    _main(page).get_by_role("button", name="Add metric").click()
+    _settle(page)
+    page.wait_for_url(re.compile(r"metric=newsletter_signup_rate"))
+    _main(page).get_by_text("The name and kind are fixed").wait_for()
+    _settle(page)
+    assert _main(page).locator('[data-testid="stAlertContentError"]').count() == 0
+    picker = _main(page).get_by_role("combobox", name=re.compile("^Metric"))
+    assert picker.input_value() == "newsletter_signup_rate"  # the new metric is open
+    _shot(page, "14-metrics-added")
+
+    page.reload()  # the deep link keeps the new metric open
+    _main(page).get_by_text("The name and kind are fixed").wait_for()
+    _settle(page)
+    unit = _main(page).get_by_role("textbox", name="Unit", exact=True)
+    unit.fill("%")
+    _main(page).get_by_role("button", name="Save metric").click()
+    _settle(page)
+    _no_exception(page)
+    engine = make_engine(server.database_url)
+    try:
+        with session_factory(engine)() as session:
+            from db.models import Metric
+            metric = session.scalars(
+                select(Metric).where(Metric.name == "newsletter_signup_rate")).one()
+            assert (metric.kind, metric.unit) == ("binomial", "%")
+    finally:
+        engine.dispose()
+
+    viewer = context.browser.new_context(viewport={"width": 1400, "height": 1600})
+    try:
+        vpage = viewer.new_page()
+        vpage.set_default_timeout(PAGE_TIMEOUT_MS)
+        _login(vpage, server.url, "demo-viewer")
+        _open(vpage, server.url, "Metrics")
+        _main(vpage).get_by_text("read-only access").wait_for()
+        assert _main(vpage).get_by_role("button", name="Add metric").count() == 0
+        _shot(vpage, "15-metrics-viewer")
+    finally:
+        viewer.close()
