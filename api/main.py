@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import DatabaseGate, DatabaseRouter
 from api.errors import install_error_handlers, problem_media_type, problem_response, responses
+from api.openapi import finish_document
 from api.read_cache import ExperimentCache, SnapshotCache
 from api.routers import (
     backlog,
@@ -141,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = problem_media_type(schema)
+            app.openapi_schema = finish_document(problem_media_type(schema))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -44,7 +44,10 @@ def ranked_ideas(
 def create_idea(
     body: ExperimentCreate, session: SessionDep, actor: Writer, response: Response
 ) -> ExperimentView:
-    """Add an idea: a proposed experiment, scored by its reach, impact, confidence, effort."""
+    """Add an idea: a proposed experiment, scored by its reach, impact, confidence, effort.
+
+    The rules of creating an experiment apply (422 names each broken one; a taken name: 409).
+    """
     view = registry.create_experiment(session, data=body, actor=actor)
     response.headers["Location"] = f"/api/v1/experiments/{view.id}"
     response.headers["ETag"] = f'"{view.version}"'

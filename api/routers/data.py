@@ -45,7 +45,9 @@ def upload_data(
 ) -> IngestionReport:
     """Load metric data (all or nothing; loading the same data twice changes nothing).
 
-    The body is limited to API_MAX_UPLOAD_MB. Refresh the results afterwards.
+    The file must be a CSV or Parquet file of a user-level or pre-aggregated load for the
+    experiment's variants and metrics, on days from its launch (422 says what is wrong; 409
+    before launch). The body is limited to API_MAX_UPLOAD_MB. Refresh the results afterwards.
     """
     with tempfile.TemporaryDirectory(prefix="experimentos-upload-") as folder:
         path = Path(folder) / _file_name(file)

@@ -82,7 +82,12 @@ def list_experiments(
 def create_experiment(
     body: ExperimentCreate, session: SessionDep, actor: Writer, response: Response
 ) -> ExperimentView:
-    """Register a new experiment in `proposed` (write scope)."""
+    """Register a new experiment in `proposed` (write scope).
+
+    Besides the schema: variants' weights sum to 1 and their names are unique, planned_end
+    is not before planned_start, named metrics exist in the catalogue and the primary metric
+    is no guardrail (422 names each broken rule); a taken name gets 409.
+    """
     view = registry.create_experiment(session, data=body, actor=actor)
     response.headers["Location"] = f"/api/v1/experiments/{view.id}"
     return _tagged(response, view)
@@ -118,9 +123,10 @@ def update_experiment(
     response: Response,
     version: IfMatch,
 ) -> ExperimentView:
-    """Change the fields sent, based on the version you read (If-Match or `version`).
+    """Change the fields sent, based on the `version` you read.
 
-    A stale version gets 409 and changes nothing: reload, re-apply, resend.
+    A stale version gets 409 and changes nothing: reload, re-apply, resend. The experiment
+    with the changes applied must keep the create rules (422 names each broken one).
     """
     view = registry.update_experiment(
         session,

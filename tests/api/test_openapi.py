@@ -1,0 +1,80 @@
+"""The OpenAPI document states what the server enforces: patterns, bounds, responses, links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+EXPERIMENT = "/api/v1/experiments/{experiment_id}"
+
+
+@pytest.fixture(scope="module")
+def document(shared_app: FastAPI) -> dict[str, Any]:
+    with TestClient(shared_app) as client:
+        return dict(client.get("/openapi.json").json())
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method, path, op) for path, item in document["paths"].items()
+            for method, op in item.items()]
+
+
+def test_openapi_parameters_are_never_null(document: dict[str, Any]) -> None:
+    for method, path, op in _operations(document):
+        for parameter in op.get("parameters", []):
+            schema = parameter["schema"]
+            branches = [schema, *schema.get("anyOf", [])]
+            assert all(b.get("type") != "null" for b in branches), (method, path, parameter)
+
+
+def test_openapi_if_match_and_version_are_described(document: dict[str, Any]) -> None:
+    patch = document["paths"][EXPERIMENT]["patch"]
+    header = next(p for p in patch["parameters"] if p["name"] == "if-match")
+    assert header["required"] is False
+    schema = header["schema"]
+    assert (schema["type"], schema["maxLength"]) == ("string", 64)
+    assert schema["pattern"] == '^(W/)?"?[0-9]{1,10}"?$'  # what api.deps.if_match accepts
+    body = document["components"]["schemas"]["ExperimentUpdate"]
+    assert "version" in body["required"]
+    assert body["properties"]["name"]["pattern"].startswith("^[^\\u0000]")
+    assert "default" not in body["properties"]["name"]  # may be left out, never null
+    assert body["properties"]["hypothesis"]["maxLength"] == 5_000
+
+
+def test_openapi_every_v1_operation_documents_its_errors(document: dict[str, Any]) -> None:
+    for method, path, op in _operations(document):
+        if not path.startswith("/api/v1"):
+            continue
+        codes = set(op["responses"])
+        assert {"400", "401", "503"} <= codes, (method, path)
+        if method != "get" and "planner" not in path:
+            assert {"403", "409", "422"} <= codes, (method, path)
+        if "{" in path:
+            assert {"404", "422"} <= codes, (method, path)
+        for code, response in op["responses"].items():
+            if code[0] in "45":
+                assert list(response["content"]) == ["application/problem+json"]
+
+
+def test_openapi_links_lead_from_a_created_experiment(document: dict[str, Any]) -> None:
+    created = document["paths"]["/api/v1/experiments"]["post"]["responses"]["201"]["links"]
+    update = created["UpdateExperiment"]
+    assert update["parameters"] == {"path.experiment_id": "$response.body#/id"}
+    assert update["requestBody"] == {"version": "$response.body#/version"}
+    targets = {link["operationId"] for link in created.values()}
+    ids = {op["operationId"] for _method, path, op in _operations(document)
+           if path.startswith(EXPERIMENT)}
+    assert targets <= ids and len(targets) == len(created) == 13
+    report = document["paths"][f"{EXPERIMENT}/reports"]["post"]["responses"]["201"]["links"]
+    assert report["DownloadReport"]["parameters"] == {"path.report_id": "$response.body#/id"}
+
+
+def test_openapi_transitions_are_one_body_per_target_status(document: dict[str, Any]) -> None:
+    op = document["paths"][f"{EXPERIMENT}/transitions"]["post"]
+    body = op["requestBody"]["content"]["application/json"]["schema"]
+    assert body["discriminator"]["propertyName"] == "to_status"
+    abandon = document["components"]["schemas"]["AbandonRequest"]
+    assert set(abandon["required"]) == {"to_status", "reason", "version"}
