@@ -210,7 +210,8 @@ def test_api_concurrent_patches_one_200_one_409_never_locked(race_database: str)
                 version = 1
                 for i in range(ROUNDS):
                     patches = [
-                        client.patch(one, json={"owner": f"owner-{i}-{side}"},
+                        client.patch(one, json={"owner": f"owner-{i}-{side}",
+                                                "version": version},
                                      headers={"If-Match": f'"{version}"'})
                         for side, client in (("a", a), ("b", b))
                     ]
