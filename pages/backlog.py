@@ -11,7 +11,7 @@ from core import format as fmt
 from core.backlog import IMPACT_LABELS
 from ui.auth import current_actor
 from ui.grid import changed_cells, versioned_key
-from ui.state import clear_reads, db_session
+from ui.state import clear_reads, db_session, url_selectbox
 from ui.widgets import run_action
 
 actor = current_actor()
@@ -161,9 +161,8 @@ with backlog_tab:
 
         st.markdown("#### Idea")
         by_id = {i.id: i for i in ideas}
-        chosen = st.selectbox("Open idea", list(by_id),
-                              format_func=lambda i: f"#{by_id[i].rank} {by_id[i].experiment.name}",
-                              key="bl_idea")
+        chosen = url_selectbox("Open idea", list(by_id), key="bl_idea",
+                               format_func=lambda i: f"#{by_id[i].rank} {by_id[i].experiment.name}")
         idea = by_id[chosen]
         exp = idea.experiment
         st.markdown(f"**Hypothesis:** {exp.hypothesis or '—'}")

@@ -136,3 +136,16 @@ def test_backlog_page_knowledge_base_search_and_calibration(demo_app: str) -> No
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["High-confidence ideas that won"] == "2/3"
     assert metrics["Win rate"] == "50%"
+
+
+def test_backlog_page_opens_the_deep_linked_idea(demo_app: str) -> None:
+    with _db(demo_app) as s:
+        target = s.scalar(select(Experiment.id)
+                          .where(Experiment.name == "Wishlist reminder emails"))
+    at = login("demo-viewer")
+    at.query_params["experiment"] = str(target)
+    at = open_page(at, "backlog")
+    assert not at.exception, at.exception
+    assert at.selectbox(key="bl_idea").value == target
+    at.selectbox(key="bl_idea").select_index(0).run()
+    assert at.query_params["experiment"] != str(target)  # the new choice is in the URL
