@@ -103,7 +103,7 @@ def _bisect(c: _Conditional, rejected: float, accepted: float, alpha: float,
     """A boundary between a rejected and an accepted log psi; returns the accepted side."""
     a, b = rejected, accepted
     for _ in range(200):
-        if abs(b - a) <= 1e-12 * max(1.0, abs(a), abs(b)):
+        if abs(b - a) <= 1e-10 * max(1.0, abs(a), abs(b)):
             break
         mid = 0.5 * (a + b)
         if c.p(mid, alternative) < alpha:

@@ -120,3 +120,14 @@ def test_cuped_interval_excludes_null_iff_p_below_alpha(seed, n, effect, rho, al
                           **_kw(alt, alpha, margin, seq, tuning))
     _assert_consistent(r)
     _assert_consistent(r.unadjusted)
+
+
+@PROPS
+@given(st.integers(2, 80), st.integers(2, 80), st.data(), alternatives, alphas, margins)
+def test_exact_path_interval_excludes_null_iff_p_below_alpha(nc, nt, data, alt, alpha, margin):
+    """Small arms (the exact path), counts drawn anywhere in [0, n] so that many tables are
+    lopsided enough to be significant."""
+    xc = data.draw(st.integers(0, nc))
+    xt = data.draw(st.integers(0, nt))
+    r = proportion_ztest(xc, nc, xt, nt, **_kw(alt, alpha, margin, False, None))
+    _assert_consistent(r)

@@ -197,3 +197,24 @@ def test_segment_slices_corrected_across_slices_keep_error_rates_at_alpha():
     assert raw.mean() > 0.25
     assert holm.mean() <= 0.05 + 0.01
     assert bh.mean() <= 0.05 + 0.01
+
+
+def test_one_sided_confidence_sequence_controls_false_positives_under_peeking():
+    """A/A, 2,000 runs x 20 looks, alternative="greater": the one-sided sequence (boundary of
+    the two-sided one at 2 alpha / (1 + alpha), module core.stats.sequential) rejects at some
+    look in at most alpha + 0.01 of the runs, and its bound clears 0 exactly when its
+    always-valid p-value is below alpha."""
+    rng = np.random.default_rng(20261203)
+    n, mean_c, sd_c = _cumulative_normal_stats(rng, (RUNS, LOOKS))
+    _, mean_t, sd_t = _cumulative_normal_stats(rng, (RUNS, LOOKS))
+    hit = np.zeros(RUNS, dtype=bool)
+    for run in range(RUNS):
+        for k in range(LOOKS):
+            r = welch_ttest(mean_c[run, k], sd_c[run, k], int(n[k]), mean_t[run, k],
+                            sd_t[run, k], int(n[k]), alternative="greater", sequential=True,
+                            tuning_n=BATCH * LOOKS)
+            assert (r.diff_ci_low > 0) == r.significant
+            if r.significant:
+                hit[run] = True
+                break
+    assert hit.mean() <= 0.05 + 0.01
