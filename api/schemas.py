@@ -288,6 +288,8 @@ class MetricOut(BaseModel):
     unit: str
     higher_is_better: bool
     description: str
+    numerator: str | None = None
+    denominator: str | None = None
 
 
 # --------------------------------------------------------------------------- planner

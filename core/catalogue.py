@@ -1,10 +1,16 @@
-"""The metrics catalogue: one definition per metric name, shared by every team."""
+"""The metrics catalogue: one definition per metric name, shared by every team.
+
+A metric is ``binomial`` (0/1 per unit: conversion), ``mean`` (a number per unit: revenue) or
+``ratio``: the sum over units of a ``numerator`` column divided by the sum of a ``denominator``
+column (revenue per session = revenue / sessions), analysed per unit with the delta method. A
+ratio metric names those two per-unit columns (lower_snake_case, different); a user-level file
+carries them under those names, and aggregated inputs give the denominator's sums."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
@@ -28,6 +34,23 @@ class MetricFields(BaseModel):
     unit: SafeStr = Field(default="", max_length=32)
     higher_is_better: bool = Field(default=True, strict=True)
     description: SafeStr = Field(default="", max_length=MAX_DESCRIPTION_LENGTH)
+    numerator: str | None = Field(default=None, max_length=80, pattern=r"^[a-z][a-z0-9_]*$")
+    denominator: str | None = Field(default=None, max_length=80, pattern=r"^[a-z][a-z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _ratio_columns(self) -> MetricFields:
+        if self.kind == "ratio":
+            if not self.numerator or not self.denominator:
+                raise ValueError("a ratio metric needs a numerator and a denominator column "
+                                 "(e.g. revenue and sessions for revenue per session)")
+            if self.numerator == self.denominator:
+                raise ValueError("numerator and denominator must be different columns")
+            if self.name in (self.numerator, self.denominator):
+                raise ValueError("a ratio metric cannot be its own numerator or denominator")
+        elif self.numerator is not None or self.denominator is not None:
+            raise ValueError(f"only ratio metrics take a numerator and a denominator "
+                             f"(this one is {self.kind})")
+        return self
 
 
 @dataclass(frozen=True)
@@ -38,6 +61,8 @@ class MetricView:
     unit: str
     higher_is_better: bool
     description: str
+    numerator: str | None = None
+    denominator: str | None = None
 
 
 def _view(m: Metric) -> MetricView:
@@ -48,6 +73,8 @@ def _view(m: Metric) -> MetricView:
         unit=m.unit,
         higher_is_better=m.higher_is_better,
         description=m.description,
+        numerator=m.numerator,
+        denominator=m.denominator,
     )
 
 

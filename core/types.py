@@ -6,7 +6,9 @@ Alternative = Literal["two-sided", "greater", "less"]
 """``"greater"`` means treatment > control."""
 
 Status = Literal["proposed", "running", "completed", "abandoned"]
-MetricKind = Literal["binomial", "mean"]
+MetricKind = Literal["binomial", "mean", "ratio"]
+"""``ratio``: sum of a numerator column over sum of a denominator column (e.g. revenue per
+session), analysed per unit with the delta method."""
 AnalysisMode = Literal["fixed", "sequential"]
 Decision = Literal["ship", "dont_ship", "iterate"]
 Role = Literal["viewer", "editor", "admin"]

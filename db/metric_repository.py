@@ -1,6 +1,6 @@
-"""Data access for metric data: daily sufficient statistics, assignment counts, SQL sources and
-result snapshots. Keyword-only arguments, an explicit session; services own the transaction, so
-nothing here commits.
+"""Data access for metric data: daily sufficient statistics (whole arms, and per dimension value
+for segment drill-down), assignment counts, SQL sources and result snapshots. Keyword-only
+arguments, an explicit session; services own the transaction, so nothing here commits.
 
 Upserts use each dialect's ``INSERT ... ON CONFLICT DO UPDATE`` (SQLite >= 3.24 and PostgreSQL),
 keyed on the unique constraints of the tables: loading a day again replaces it.
@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db.models import (
     AssignmentDailyCount,
+    AssignmentSliceDailyCount,
     MetricDailyStat,
+    MetricSliceDailyStat,
     MetricSource,
     ResultSnapshot,
 )
@@ -38,12 +40,46 @@ class DailyStatRow:
     cov_sum: float | None = None
     cov_sum_squares: float | None = None
     cov_sum_products: float | None = None
+    sum_den: float | None = None
+    """Ratio metrics: sum of the denominator (``sum``/``sum_squares`` are the numerator's)."""
+    sum_den_squares: float | None = None
+    sum_num_den: float | None = None
+    """Ratio metrics: sum over units of numerator x denominator."""
 
 
 @dataclass(frozen=True)
 class AssignmentRow:
     variant_id: int
     day: date
+    units: int
+
+
+@dataclass(frozen=True)
+class SliceStatRow:
+    """One stored row of :class:`MetricSliceDailyStat`: a metric's daily sums in one variant
+    over the units with one value of a dimension (e.g. dimension "country", value "DE")."""
+
+    variant_id: int
+    metric_id: int
+    day: date
+    dimension: str
+    value: str
+    n: int
+    sum: float
+    sum_squares: float
+    sum_den: float | None = None
+    sum_den_squares: float | None = None
+    sum_num_den: float | None = None
+
+
+@dataclass(frozen=True)
+class SliceAssignmentRow:
+    """Units assigned to a variant on a day with one value of a dimension (SRM per value)."""
+
+    variant_id: int
+    day: date
+    dimension: str
+    value: str
     units: int
 
 
@@ -87,6 +123,9 @@ def upsert_daily_stats(
                 "cov_sum": r.cov_sum,
                 "cov_sum_squares": r.cov_sum_squares,
                 "cov_sum_products": r.cov_sum_products,
+                "sum_den": r.sum_den,
+                "sum_den_squares": r.sum_den_squares,
+                "sum_num_den": r.sum_num_den,
                 "source": source,
             }
             for r in rows
@@ -146,6 +185,9 @@ def daily_stats(
         MetricDailyStat.cov_sum,
         MetricDailyStat.cov_sum_squares,
         MetricDailyStat.cov_sum_products,
+        MetricDailyStat.sum_den,
+        MetricDailyStat.sum_den_squares,
+        MetricDailyStat.sum_num_den,
     ).where(MetricDailyStat.experiment_id == experiment_id)
     if through is not None:
         query = query.where(MetricDailyStat.day <= through)
@@ -166,6 +208,115 @@ def assignments(
         query = query.where(AssignmentDailyCount.day <= through)
     query = query.order_by(AssignmentDailyCount.day, AssignmentDailyCount.variant_id)
     return [AssignmentRow(*row) for row in session.execute(query)]
+
+
+def replace_slice_stats(
+    session: Session,
+    *,
+    experiment_id: int,
+    metric_ids: Sequence[int],
+    days: Sequence[date] | None,
+    rows: Sequence[SliceStatRow],
+    source: str,
+) -> int:
+    """Replace the slice stats of the given metrics on the given days (None: every day) by
+    ``rows``: a day reloaded without a dimension keeps none of its old slices. Returns count."""
+    query = delete(MetricSliceDailyStat).where(
+        MetricSliceDailyStat.experiment_id == experiment_id,
+        MetricSliceDailyStat.metric_id.in_(list(metric_ids)),
+    )
+    if days is not None:
+        query = query.where(MetricSliceDailyStat.day.in_(list(days)))
+    session.execute(query)
+    if rows:
+        session.execute(
+            insert(MetricSliceDailyStat),
+            [
+                {"experiment_id": experiment_id, "variant_id": r.variant_id,
+                 "metric_id": r.metric_id, "day": r.day, "dimension": r.dimension,
+                 "value": r.value, "n": r.n, "sum": r.sum, "sum_squares": r.sum_squares,
+                 "sum_den": r.sum_den, "sum_den_squares": r.sum_den_squares,
+                 "sum_num_den": r.sum_num_den, "source": source}
+                for r in rows
+            ],
+        )
+    return len(rows)
+
+
+def replace_slice_assignments(
+    session: Session,
+    *,
+    experiment_id: int,
+    days: Sequence[date] | None,
+    rows: Sequence[SliceAssignmentRow],
+) -> int:
+    """Replace the per-dimension-value assignment counts of the given days (None: every day)."""
+    query = delete(AssignmentSliceDailyCount).where(
+        AssignmentSliceDailyCount.experiment_id == experiment_id)
+    if days is not None:
+        query = query.where(AssignmentSliceDailyCount.day.in_(list(days)))
+    session.execute(query)
+    if rows:
+        session.execute(
+            insert(AssignmentSliceDailyCount),
+            [
+                {"experiment_id": experiment_id, "variant_id": r.variant_id, "day": r.day,
+                 "dimension": r.dimension, "value": r.value, "units": r.units}
+                for r in rows
+            ],
+        )
+    return len(rows)
+
+
+def daily_slice_stats(
+    session: Session,
+    *,
+    experiment_id: int,
+    through: date | None = None,
+    dimension: str | None = None,
+) -> list[SliceStatRow]:
+    """Per-dimension-value daily stats of an experiment (up to ``through``; one dimension or
+    all), ordered by dimension, value, day, metric and variant."""
+    t = MetricSliceDailyStat
+    query = select(
+        t.variant_id, t.metric_id, t.day, t.dimension, t.value, t.n, t.sum, t.sum_squares,
+        t.sum_den, t.sum_den_squares, t.sum_num_den,
+    ).where(t.experiment_id == experiment_id)
+    if through is not None:
+        query = query.where(t.day <= through)
+    if dimension is not None:
+        query = query.where(t.dimension == dimension)
+    query = query.order_by(t.dimension, t.value, t.day, t.metric_id, t.variant_id)
+    return [SliceStatRow(*row) for row in session.execute(query)]
+
+
+def slice_assignments(
+    session: Session,
+    *,
+    experiment_id: int,
+    through: date | None = None,
+    dimension: str | None = None,
+) -> list[SliceAssignmentRow]:
+    """Units per variant, day and dimension value (up to ``through``), ordered like
+    :func:`daily_slice_stats`."""
+    t = AssignmentSliceDailyCount
+    query = select(t.variant_id, t.day, t.dimension, t.value, t.units).where(
+        t.experiment_id == experiment_id)
+    if through is not None:
+        query = query.where(t.day <= through)
+    if dimension is not None:
+        query = query.where(t.dimension == dimension)
+    query = query.order_by(t.dimension, t.value, t.day, t.variant_id)
+    return [SliceAssignmentRow(*row) for row in session.execute(query)]
+
+
+def dimensions(session: Session, *, experiment_id: int) -> list[str]:
+    """The dimensions an experiment has slice stats for, sorted."""
+    t = MetricSliceDailyStat
+    return list(session.scalars(
+        select(t.dimension).where(t.experiment_id == experiment_id).distinct()
+        .order_by(t.dimension)
+    ))
 
 
 def count_daily_stats(session: Session, *, experiment_id: int) -> int:

@@ -28,9 +28,21 @@ class Metric(Base):
     unit: Mapped[str] = mapped_column(String(32), default="")
     higher_is_better: Mapped[bool] = mapped_column(default=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    numerator: Mapped[str | None] = mapped_column(
+        String(80), comment="Ratio metrics: the per-unit column summed above the line."
+    )
+    denominator: Mapped[str | None] = mapped_column(
+        String(80), comment="Ratio metrics: the per-unit column summed below the line."
+    )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
-    __table_args__ = (CheckConstraint("kind IN ('binomial', 'mean')", name="kind"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('binomial', 'mean', 'ratio')", name="kind"),
+        CheckConstraint(
+            "(kind = 'ratio') = (numerator IS NOT NULL AND denominator IS NOT NULL)",
+            name="ratio_columns",
+        ),
+    )
 
 
 class Experiment(Base):
@@ -201,7 +213,9 @@ class MetricDailyStat(Base):
 
     ``n`` units exposed that day, ``sum`` and ``sum_squares`` of their metric values; the
     ``cov_*`` sums are set when a pre-period covariate was given (CUPED): ``cov_sum`` and
-    ``cov_sum_squares`` of the covariate x, ``cov_sum_products`` of x * y.
+    ``cov_sum_squares`` of the covariate x, ``cov_sum_products`` of x * y. For a ratio metric
+    ``sum``/``sum_squares`` are the numerator's and the ``sum_den*``/``sum_num_den`` columns the
+    denominator's sums and the sum of numerator x denominator.
     """
 
     __tablename__ = "metric_daily_stats"
@@ -217,6 +231,9 @@ class MetricDailyStat(Base):
     cov_sum: Mapped[float | None]
     cov_sum_squares: Mapped[float | None]
     cov_sum_products: Mapped[float | None]
+    sum_den: Mapped[float | None]
+    sum_den_squares: Mapped[float | None]
+    sum_num_den: Mapped[float | None]
     source: Mapped[str] = mapped_column(String(200), comment="Where the numbers came from.")
     loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
@@ -243,6 +260,62 @@ class AssignmentDailyCount(Base):
 
     __table_args__ = (
         UniqueConstraint("experiment_id", "variant_id", "day", name="uq_assignment_daily_key"),
+        CheckConstraint("units >= 0", name="units"),
+    )
+
+
+class MetricSliceDailyStat(Base):
+    """Sufficient statistics of one metric in one variant on one day, over the units of one
+    value of a dimension (e.g. country = DE): the input of segment drill-down. Same sums as
+    :class:`MetricDailyStat` (no CUPED sums)."""
+
+    __tablename__ = "metric_slice_daily_stats"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    metric_id: Mapped[int] = mapped_column(ForeignKey("metrics.id", ondelete="CASCADE"))
+    day: Mapped[date]
+    dimension: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(100))
+    n: Mapped[int]
+    sum: Mapped[float]
+    sum_squares: Mapped[float]
+    sum_den: Mapped[float | None]
+    sum_den_squares: Mapped[float | None]
+    sum_num_den: Mapped[float | None]
+    source: Mapped[str] = mapped_column(String(200), comment="Where the numbers came from.")
+    loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint(
+            "experiment_id", "variant_id", "metric_id", "day", "dimension", "value",
+            name="uq_metric_slice_daily_stats_key",
+        ),
+        Index("ix_metric_slice_daily_stats_day", "experiment_id", "day"),
+        CheckConstraint("n >= 0", name="n"),
+        CheckConstraint("sum_squares >= 0", name="sum_squares"),
+    )
+
+
+class AssignmentSliceDailyCount(Base):
+    """Units assigned to one variant on one day with one value of a dimension: the input of the
+    SRM check per dimension value."""
+
+    __tablename__ = "assignment_slice_daily_counts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    day: Mapped[date]
+    dimension: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(100))
+    units: Mapped[int]
+    loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "variant_id", "day", "dimension", "value",
+                         name="uq_assignment_slice_daily_key"),
         CheckConstraint("units >= 0", name="units"),
     )
 

@@ -20,15 +20,16 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
+from core.data.aggregates import aggregate_records, read_aggregate_rows
 from core.data.reading import (
     AGGREGATE_COLUMNS,
     COVARIATE_COLUMNS,
     DUCKDB_MEMORY_LIMIT,
+    RATIO_COLUMNS,
+    SLICE_COLUMNS,
     ExperimentContext,
     MetricInfo,
     ProgressCallback,
-    aggregate_records,
-    aggregate_user_file,
     check_one_day,
     column_types,
     connect,
@@ -36,8 +37,8 @@ from core.data.reading import (
     file_kind,
     file_reader,
     lower_map,
-    read_aggregate_rows,
 )
+from core.data.user_files import aggregate_user_file
 from core.data.writing import IngestionReport, write
 from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry import transaction
@@ -46,7 +47,8 @@ from db import repositories as repo
 from db.models import Experiment
 
 __all__ = [
-    "AGGREGATE_COLUMNS", "COVARIATE_COLUMNS", "ExperimentContext", "IngestionReport",
+    "AGGREGATE_COLUMNS", "COVARIATE_COLUMNS", "RATIO_COLUMNS", "SLICE_COLUMNS",
+    "ExperimentContext", "IngestionReport",
     "ProgressCallback", "aggregate_records", "detect_format", "experiment_context",
     "ingest_file", "ingest_records", "no_progress",
 ]
@@ -72,14 +74,10 @@ def experiment_context(session: Session, *, experiment_id: int) -> ExperimentCon
     today = datetime.now(UTC).date()
     end = exp.actual_end or max(today, exp.actual_start)
     metrics: dict[str, MetricInfo] = {}
-    if exp.primary_metric is not None:
-        m = exp.primary_metric
-        metrics[m.name] = MetricInfo(m.id, m.name, m.kind, "primary", m.higher_is_better)
-    for link in exp.metric_links:
-        m = link.metric
-        metrics.setdefault(
-            m.name, MetricInfo(m.id, m.name, m.kind, link.role, m.higher_is_better)
-        )
+    links = [(exp.primary_metric, "primary")] if exp.primary_metric is not None else []
+    for m, role in [*links, *((link.metric, link.role) for link in exp.metric_links)]:
+        metrics.setdefault(m.name, MetricInfo(m.id, m.name, m.kind, role, m.higher_is_better,
+                                              m.numerator, m.denominator))
     return ExperimentContext(
         id=exp.id,
         name=exp.name,

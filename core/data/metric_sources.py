@@ -2,7 +2,9 @@
 database or warehouse so that only per-variant, per-day aggregates ever leave it.
 
 The query must return the columns ``variant, day (or date), metric, n, sum, sum_squares`` and may
-add ``sum_x, sum_x2, sum_xy`` (CUPED covariate sums). It may use these bound parameters:
+add ``sum_x, sum_x2, sum_xy`` (CUPED covariate sums), ``sum_den, sum_den_squares, sum_num_den``
+(a ratio metric's denominator sums) and ``dimension, dimension_value`` (rows of one segment), as
+:mod:`core.data.aggregates` describes. It may use these bound parameters:
 
 * ``:experiment_id`` and ``:experiment`` (the name);
 * ``:interval_start`` and ``:interval_end`` — the first and last day (inclusive dates) to load.
@@ -33,15 +35,17 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
+from core.data.aggregates import parse_day
 from core.data.ingestion import (
     COVARIATE_COLUMNS,
+    RATIO_COLUMNS,
+    SLICE_COLUMNS,
     IngestionReport,
     ProgressCallback,
     experiment_context,
     ingest_records,
     no_progress,
 )
-from core.data.reading import parse_day
 from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry import transaction
 from db import metric_repository as mrepo
@@ -271,7 +275,8 @@ def run_metric_source(
             raise InvalidInput(
                 f"query: the result lacks the column(s) {', '.join(missing)} (it returned "
                 f"{', '.join(rows[0])}; expected {', '.join(RESULT_COLUMNS)} "
-                f"[, {', '.join(COVARIATE_COLUMNS)}])"
+                f"[, {', '.join(COVARIATE_COLUMNS)}] [, {', '.join(RATIO_COLUMNS)}] "
+                f"[, {', '.join(SLICE_COLUMNS)}])"
             )
     return rows
 

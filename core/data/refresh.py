@@ -314,22 +314,50 @@ def _same_as_stored(
 
     ctx = experiment_context(session, experiment_id=experiment_id)
     agg = aggregate_records(ctx, rows, label="sql source")
-    fresh = {
-        (ctx.variants[c.variant], ctx.metrics[c.metric].id, c.day):
-            (c.n, c.sum, c.sum_squares, c.cov_sum, c.cov_sum_squares, c.cov_sum_products)
-        for c in agg.cells
-    }
+    metric_ids = {ctx.metrics[m].id for m in agg.metrics}
+
+    def sums(c: Any) -> tuple:
+        return (c.n, c.sum, c.sum_squares, c.cov_sum, c.cov_sum_squares, c.cov_sum_products,
+                c.sum_den, c.sum_den_squares, c.sum_num_den)
+
+    def slice_sums(c: Any) -> tuple:
+        return (c.n, c.sum, c.sum_squares, c.sum_den, c.sum_den_squares, c.sum_num_den)
+
+    def close(a: tuple, b: tuple) -> bool:
+        return all(_close(x, y) for x, y in zip(a, b, strict=True))
+
+    fresh = {(ctx.variants[c.variant], ctx.metrics[c.metric].id, c.day): sums(c)
+             for c in agg.cells}
     stored = {
-        (r.variant_id, r.metric_id, r.day):
-            (r.n, r.sum, r.sum_squares, r.cov_sum, r.cov_sum_squares, r.cov_sum_products)
+        (r.variant_id, r.metric_id, r.day): sums(r)
         for r in mrepo.daily_stats(session, experiment_id=experiment_id, through=last)
-        if r.day >= first and r.metric_id in {ctx.metrics[m].id for m in agg.metrics}
+        if r.day >= first and r.metric_id in metric_ids
     }
-    # Only what the source returns is compared: a load upserts and never deletes.
-    if not all(
-        key in stored and all(_close(x, y) for x, y in zip(values, stored[key], strict=True))
-        for key, values in fresh.items()
+    # Only what the source returns is compared: a load upserts and never deletes...
+    if not all(key in stored and close(values, stored[key]) for key, values in fresh.items()):
+        return False
+    # ... except a day's slices, which a load replaces: they must match exactly.
+    days = {c.day for c in [*agg.cells, *agg.slices]}
+    fresh_slices = {
+        (ctx.variants[c.variant], ctx.metrics[c.metric].id, c.day, c.dimension, c.value):
+            slice_sums(c) for c in agg.slices
+    }
+    stored_slices: dict[tuple[Any, ...], tuple] = {
+        (r.variant_id, r.metric_id, r.day, r.dimension, r.value): slice_sums(r)
+        for r in mrepo.daily_slice_stats(session, experiment_id=experiment_id, through=last)
+        if r.day in days and r.metric_id in metric_ids
+    }
+    if fresh_slices.keys() != stored_slices.keys() or not all(
+        close(v, stored_slices[k]) for k, v in fresh_slices.items()
     ):
+        return False
+    held_slices = {
+        (a.variant_id, a.day, a.dimension, a.value): a.units
+        for a in mrepo.slice_assignments(session, experiment_id=experiment_id, through=last)
+        if a.day in days
+    }
+    if held_slices != {(ctx.variants[v], d, dim, val): u
+                       for (v, d, dim, val), u in agg.slice_assignments.items()}:
         return False
     held = {
         (a.variant_id, a.day): a.units

@@ -39,6 +39,10 @@ class IngestionReport:
     stats_rows_written: int
     ignored_columns: tuple[str, ...] = ()
     seconds: float = 0.0
+    dimensions: tuple[str, ...] = ()
+    """Dimension columns whose per-value statistics were stored (segment drill-down)."""
+    slice_rows_written: int = 0
+    notes: tuple[str, ...] = ()
 
 
 
@@ -53,6 +57,8 @@ def write(
     started: float,
     sha256: str | None = None,
 ) -> IngestionReport:
+    """Store a validated load (upserts, slice replacement, audit entry) in the caller's
+    transaction and say what was written."""
     metric_ids = [ctx.metrics[m].id for m in agg.metrics]
     if agg.full_replace:
         mrepo.delete_daily_stats(session, experiment_id=ctx.id, metric_ids=metric_ids)
@@ -68,6 +74,9 @@ def write(
             cov_sum=c.cov_sum,
             cov_sum_squares=c.cov_sum_squares,
             cov_sum_products=c.cov_sum_products,
+            sum_den=c.sum_den,
+            sum_den_squares=c.sum_den_squares,
+            sum_num_den=c.sum_num_den,
         )
         for c in agg.cells
     ]
@@ -81,7 +90,31 @@ def write(
             for (v, d), u in sorted(agg.assignments.items())
         ],
     )
-    days = sorted({c.day for c in agg.cells})
+    days = sorted({c.day for c in [*agg.cells, *agg.slices]})
+    # The latest load of a day defines its slices: the old ones of its metrics go, even when
+    # the new data carries no dimension (they would no longer match the day's totals).
+    loaded_days = None if agg.full_replace else days
+    sliced = mrepo.replace_slice_stats(
+        session, experiment_id=ctx.id, metric_ids=metric_ids, days=loaded_days,
+        rows=[
+            mrepo.SliceStatRow(
+                variant_id=ctx.variants[c.variant], metric_id=ctx.metrics[c.metric].id,
+                day=c.day, dimension=c.dimension or "", value=c.value or "", n=c.n, sum=c.sum,
+                sum_squares=c.sum_squares, sum_den=c.sum_den,
+                sum_den_squares=c.sum_den_squares, sum_num_den=c.sum_num_den,
+            )
+            for c in agg.slices
+        ],
+        source=source,
+    )
+    mrepo.replace_slice_assignments(
+        session, experiment_id=ctx.id, days=loaded_days,
+        rows=[
+            mrepo.SliceAssignmentRow(variant_id=ctx.variants[v], day=d, dimension=dim,
+                                     value=val, units=u)
+            for (v, d, dim, val), u in sorted(agg.slice_assignments.items())
+        ],
+    )
     units: dict[str, int] = {v: 0 for v in ctx.variants}
     for (v, _d), u in agg.assignments.items():
         units[v] += u
@@ -98,6 +131,7 @@ def write(
             "days": [None, f"{first}..{last}"],
             "metrics": [None, list(agg.metrics)],
             "rows_written": [None, written],
+            **({"dimensions": [None, list(agg.dimensions)]} if agg.dimensions else {}),
             **({"sha256": [None, sha256]} if sha256 else {}),
         },
     )
@@ -115,5 +149,8 @@ def write(
         stats_rows_written=written,
         ignored_columns=agg.ignored,
         seconds=time.perf_counter() - started,
+        dimensions=agg.dimensions,
+        slice_rows_written=sliced,
+        notes=agg.notes,
     )
 

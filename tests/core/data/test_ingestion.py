@@ -164,6 +164,7 @@ def test_ingest_user_file_stores_daily_sums_equal_to_numpy(
     exp = make_experiment(session, guardrails=("refunds", "load_ms"))
     cols = make_units(300)
     cols["extra_note"] = np.array(["x"] * cols["variant"].size, dtype=object)
+    cols["extra_score"] = np.arange(cols["variant"].size, dtype=float)
     writer = write_csv if fmt == "csv" else write_parquet
     path = writer(tmp_path / f"units.{fmt}", cols)
     seen: list[tuple[float, str]] = []
@@ -174,7 +175,8 @@ def test_ingest_user_file_stores_daily_sums_equal_to_numpy(
     assert report.units == {"control": 300, "treatment": 300}
     assert set(report.metrics) == {"conv", "revenue", "refunds", "load_ms"}
     assert report.cuped_metrics == ("revenue",)
-    assert report.ignored_columns == ("extra_note",)
+    assert report.ignored_columns == ("extra_score",)
+    assert report.dimensions == ("extra_note",)  # a text column: a dimension (one value)
     got = stored(session, exp)
     want = {**reference(cols, "revenue", "revenue_pre"), **reference(cols, "conv"),
             **reference(cols, "refunds"), **reference(cols, "load_ms")}
@@ -304,7 +306,7 @@ BAD_FILES: dict[str, tuple[str, Any, str]] = {
     "date after end": ("parquet", _units(date=[date(2026, 4, 1)] + [date(2026, 3, 5)] * 9),
                        "dated after the experiment's last day 2026-03-15"),
     "unreadable date": ("csv", _units(date=["yesterday"] + ["2026-03-05"] * 9),
-                        "date: 1 rows have an empty or unreadable date"),
+                        "date: 1 rows have an unreadable date (use YYYY-MM-DD), e.g. unit u0 = 'yesterday'"),
     "header only": ("csv", {k: [] for k in _units()}, "has a header but no rows"),
     "aggregate negative count": ("csv", _agg(n=[-5, 100]), "row 2: n is negative (-5)"),
     "aggregate conversions above units": ("csv", _agg(sum=[10, 120], sum_squares=[10, 120]),
@@ -394,6 +396,8 @@ def test_ingest_malformed_csv_line_is_named(session: Session, tmp_path: Path) ->
                     "u2,treatment,2026-03-03,0,7,extra\n")
     with pytest.raises(InvalidInput) as err:
         ingest_file(session, path=path, experiment_id=exp, actor=EDITOR)
-    assert "broken.csv could not be read" in str(err.value)
-    assert "Line: 3" in str(err.value)
+    assert err.value.problems == [
+        "file: broken.csv could not be read as CSV: line 3: more values than the header's 4 "
+        "columns; a value that holds the delimiter ',' must be in double quotes"
+    ]
     assert mrepo.count_daily_stats(session, experiment_id=exp) == 0

@@ -1,0 +1,304 @@
+"""Pre-aggregated metric data — a pre-aggregated CSV/Parquet file or the result of a SQL push-down
+source — checked row by row into :class:`~core.data.reading.Cell` statistics. A row holds
+``variant, date (or day), metric, n, sum, sum_squares``; optionally ``sum_x, sum_x2, sum_xy``
+(CUPED covariate sums of a mean metric), ``sum_den, sum_den_squares, sum_num_den`` (a ratio
+metric's denominator sums and numerator x denominator products; then ``sum``/``sum_squares`` are
+the numerator's), and ``dimension, dimension_value`` (the row describes the units of one value of
+a dimension, e.g. country = DE; both empty: the whole arm), and ``duplicate_units`` (the source's
+own count of rows beyond the first of each unit: the warehouse's uniqueness proof; non-zero
+refuses the load). Every bad row is reported (capped),
+naming its row number, and nothing is kept unless all rows are good.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from core.data.reading import (
+    AGGREGATE_COLUMNS,
+    COVARIATE_COLUMNS,
+    MAX_AGGREGATE_ROWS,
+    MAX_DIMENSION_VALUE_LENGTH,
+    MAX_DIMENSION_VALUES,
+    MAX_PROBLEMS,
+    PROOF_COLUMNS,
+    RATIO_COLUMNS,
+    SLICE_COLUMNS,
+    Aggregated,
+    Cell,
+    ExperimentContext,
+    file_reader,
+    quote,
+    unreadable,
+)
+from core.errors import InvalidInput
+from core.stats import SufficientStats
+
+MAX_DIMENSION_NAME_LENGTH = 64
+_OPTIONAL = (*COVARIATE_COLUMNS, *RATIO_COLUMNS, *SLICE_COLUMNS, *PROOF_COLUMNS)
+
+
+def read_aggregate_rows(
+    con: duckdb.DuckDBPyConnection, path: Path, fmt: str, lower: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The rows of a pre-aggregated file, every value as text (checked by
+    :func:`aggregate_records`)."""
+    missing = [c for c in AGGREGATE_COLUMNS if c not in lower]
+    if missing:
+        raise InvalidInput(
+            f"file: {path.name} lacks the column(s) {', '.join(missing)} of a pre-aggregated "
+            f"file ({', '.join(AGGREGATE_COLUMNS)})"
+        )
+    con.execute("SET preserve_insertion_order = true")
+    src = file_reader(path, fmt, all_varchar=True)
+    wanted = [c for c in (*AGGREGATE_COLUMNS, *_OPTIONAL) if c in lower]
+    try:
+        count = con.execute(f"SELECT count(*) FROM {src}").fetchone()[0]  # type: ignore[index]
+        if count > MAX_AGGREGATE_ROWS:
+            raise InvalidInput(
+                f"file: {path.name} has {count} rows, too many for a pre-aggregated file (one "
+                "row per variant, day and metric); load unit-level data as a user-level file"
+            )
+        select = ", ".join(f"CAST({quote(lower[c])} AS VARCHAR) AS {c}" for c in wanted)
+        cursor = con.execute(f"SELECT {select} FROM {src}")
+        return [dict(zip(wanted, row, strict=True)) for row in cursor.fetchall()]
+    except duckdb.Error as exc:
+        raise unreadable(con, path, fmt, exc) from None
+
+
+def _number(value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out
+
+
+def parse_day(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _ratio_problems(n: float, nums: dict[str, float | None], row: dict[str, Any]) -> list[str]:
+    given = [k for k in RATIO_COLUMNS if nums[k] is not None]
+    if len(given) < 3:
+        return [f"a ratio metric needs {', '.join(RATIO_COLUMNS)} (the denominator's sums)"]
+    if any(not math.isfinite(nums[k]) for k in given):  # type: ignore[arg-type]
+        return [f"{', '.join(RATIO_COLUMNS)} must be numbers"]
+    s, ss = nums["sum"], nums["sum_squares"]
+    sd, sdd, snd = nums["sum_den"], nums["sum_den_squares"], nums["sum_num_den"]
+    assert s is not None and ss is not None and sd is not None and sdd is not None
+    assert snd is not None
+    out = []
+    if sd < 0:
+        out.append(f"sum_den {row.get('sum_den')} is negative (a denominator counts sessions, "
+                   "page views...)")
+    for label, total, squares in (("numerator", s, ss), ("denominator", sd, sdd)):
+        try:
+            SufficientStats(int(n), total, squares)
+        except ValueError as exc:
+            out.append(f"{label}: " + str(exc).removeprefix("SufficientStats: "))
+    if not out and n > 0:
+        # Cauchy-Schwarz: the numerator-denominator covariance is bounded by their variances.
+        cov = snd - s * sd / n
+        bound = math.sqrt(max(ss - s * s / n, 0.0) * max(sdd - sd * sd / n, 0.0))
+        if abs(cov) > bound * (1 + 1e-9) + 1e-9 * (abs(snd) + 1.0):
+            out.append(
+                f"sum_num_den {row.get('sum_num_den')} is impossible for these sums (it implies "
+                "a correlation above 1 between numerator and denominator)"
+            )
+    return out
+
+
+def _getter(nums: dict[str, float | None]) -> Any:
+    return lambda k: float(nums[k])  # type: ignore[arg-type]
+
+
+def aggregate_records(
+    ctx: ExperimentContext, rows: list[dict[str, Any]], *, label: str, first_row: int = 1
+) -> Aggregated:
+    """Validate per-variant, per-day, per-metric rows (file or SQL) into cells.
+
+    ``rows`` hold the columns of the module docstring (``day`` may stand for ``date``);
+    ``first_row`` numbers the first row in messages (2 for a CSV with a header).
+    """
+    if not rows:
+        raise InvalidInput(f"{label}: no rows (expected one row per variant, day and metric)")
+    problems: list[str] = []
+    cells: list[Cell] = []
+    slices: list[Cell] = []
+    seen: dict[tuple[str, date, str, str | None, str | None], int] = {}
+    values: dict[str, set[str]] = {}
+    bad_rows = 0
+    duplicates = 0
+    for offset, raw in enumerate(rows):
+        where = f"row {offset + first_row}"
+        row = {str(k).lower(): v for k, v in raw.items()}
+        if "date" not in row and "day" in row:
+            row["date"] = row["day"]
+        variant = _text(row.get("variant"))
+        metric = _text(row.get("metric"))
+        dimension, value = _text(row.get("dimension")), _text(row.get("dimension_value"))
+        row_problems = []
+        if variant not in ctx.variants:
+            row_problems.append(
+                f"unknown variant '{variant}' (expected {', '.join(ctx.variants)})"
+            )
+        info = ctx.metrics.get(metric or "")
+        if info is None:
+            row_problems.append(
+                f"metric '{metric}' is not a metric of '{ctx.name}' "
+                f"({', '.join(ctx.metrics) or 'none'})"
+            )
+        day = parse_day(row.get("date"))
+        if day is None:
+            row_problems.append(f"date {row.get('date')!r} is not a date (use YYYY-MM-DD)")
+        elif not ctx.start <= day <= ctx.end:
+            row_problems.append(
+                f"date {day} is outside the experiment ({ctx.start} to {ctx.end})"
+            )
+        if (dimension is None) != (value is None):
+            row_problems.append("give both dimension and dimension_value, or neither")
+        elif dimension is not None and value is not None:
+            if len(dimension) > MAX_DIMENSION_NAME_LENGTH:
+                row_problems.append(
+                    f"dimension name is longer than {MAX_DIMENSION_NAME_LENGTH} characters")
+            if len(value) > MAX_DIMENSION_VALUE_LENGTH:
+                row_problems.append(
+                    f"dimension_value is longer than {MAX_DIMENSION_VALUE_LENGTH} characters")
+            values.setdefault(dimension, set()).add(value)
+        nums = {k: _number(row.get(k)) for k in ("n", "sum", "sum_squares", *COVARIATE_COLUMNS,
+                                                 *RATIO_COLUMNS, *PROOF_COLUMNS)}
+        dup = nums["duplicate_units"]
+        if dup is not None and (not math.isfinite(dup) or dup < 0):
+            row_problems.append(f"duplicate_units {row.get('duplicate_units')!r} is not a count")
+        elif dup:
+            duplicates = max(duplicates, int(dup))
+        for k in ("n", "sum", "sum_squares"):
+            if nums[k] is None:
+                row_problems.append(f"{k} is empty")
+            elif not math.isfinite(nums[k]):  # type: ignore[arg-type]
+                row_problems.append(f"{k} {row.get(k)!r} is not a number")
+        cov_given = [k for k in COVARIATE_COLUMNS if nums[k] is not None]
+        if cov_given and len(cov_given) < 3:
+            row_problems.append("give all of sum_x, sum_x2, sum_xy or none")
+        if any(nums[k] is not None and not math.isfinite(nums[k]) for k in cov_given):  # type: ignore[arg-type]
+            row_problems.append("sum_x, sum_x2 and sum_xy must be numbers")
+        ratio = info is not None and info.kind == "ratio"
+        if not ratio and any(nums[k] is not None for k in RATIO_COLUMNS):
+            row_problems.append(f"{', '.join(RATIO_COLUMNS)} belong to ratio metrics only "
+                                f"({metric} is {info.kind if info else 'unknown'})")
+        if ratio and cov_given:
+            row_problems.append("a ratio metric takes no CUPED sums (sum_x, sum_x2, sum_xy)")
+        if cov_given and dimension is not None:
+            row_problems.append("a dimension value's row takes no CUPED sums")
+        if not row_problems:
+            n, s, ss = nums["n"], nums["sum"], nums["sum_squares"]
+            assert n is not None and s is not None and ss is not None
+            if n < 0:
+                row_problems.append(f"n is negative ({row.get('n')})")
+            elif not float(n).is_integer():
+                row_problems.append(f"n {row.get('n')} is not a whole number of units")
+            elif info is not None and info.kind == "binomial":
+                if s < 0 or not float(s).is_integer():
+                    row_problems.append(f"sum {row.get('sum')} is not a count of conversions")
+                elif s > n:
+                    row_problems.append(
+                        f"conversions ({s:g}) exceed units ({n:g}) for binomial metric {metric}"
+                    )
+                elif ss != s:
+                    row_problems.append(
+                        f"sum_squares ({ss:g}) must equal sum ({s:g}) for a 0/1 metric"
+                    )
+            elif ratio:
+                row_problems += _ratio_problems(n, nums, row)
+            else:
+                try:
+                    SufficientStats(int(n), s, ss)
+                except ValueError as exc:
+                    row_problems.append(str(exc).removeprefix("SufficientStats: "))
+        if not row_problems:
+            assert variant is not None and metric is not None and day is not None
+            key = (variant, day, metric, dimension, value)
+            if key in seen:
+                what = f"{variant}/{day}/{metric}" + (
+                    f"/{dimension}={value}" if dimension else "")
+                row_problems.append(f"repeats {what} of row {seen[key] + first_row}")
+            else:
+                seen[key] = offset
+        if row_problems:
+            bad_rows += 1
+            if len(problems) < MAX_PROBLEMS:
+                problems.append(f"{label} {where}: " + "; ".join(row_problems))
+            continue
+        assert variant is not None and metric is not None and day is not None
+        num = _getter(nums)
+        cell = Cell(
+            variant, day, metric, int(num("n")), num("sum"), num("sum_squares"),
+            cov_sum=num("sum_x") if cov_given else None,
+            cov_sum_squares=num("sum_x2") if cov_given else None,
+            cov_sum_products=num("sum_xy") if cov_given else None,
+            sum_den=num("sum_den") if ratio else None,
+            sum_den_squares=num("sum_den_squares") if ratio else None,
+            sum_num_den=num("sum_num_den") if ratio else None,
+            dimension=dimension, value=value,
+        )
+        (cells if dimension is None else slices).append(cell)
+    for dim, found in sorted(values.items()):
+        if len(found) > MAX_DIMENSION_VALUES:
+            problems.append(
+                f"{label}: dimension {dim} has {len(found)} distinct values, more than the "
+                f"{MAX_DIMENSION_VALUES} a dimension may have; group the rare ones (e.g. "
+                "'other') before loading"
+            )
+    if duplicates:
+        problems.append(
+            f"{label}: unit_id: the source counted {duplicates} extra rows of units that appear "
+            "more than once or in two variants (each unit belongs to exactly one variant and is "
+            "counted once); fix the assignment data and reload"
+        )
+    if bad_rows > MAX_PROBLEMS:
+        problems.append(f"{label}: ... and {bad_rows - MAX_PROBLEMS} more bad rows; fix these "
+                        "and retry")
+    if problems:
+        raise InvalidInput(problems)
+    assignments: dict[tuple[str, date], int] = {}
+    for c in cells:
+        key2 = (c.variant, c.day)
+        assignments[key2] = max(assignments.get(key2, 0), c.n)
+    slice_units: dict[tuple[str, date, str, str], int] = {}
+    for c in slices:
+        assert c.dimension is not None and c.value is not None
+        key4 = (c.variant, c.day, c.dimension, c.value)
+        slice_units[key4] = max(slice_units.get(key4, 0), c.n)
+    return Aggregated(
+        cells=cells,
+        assignments=assignments,
+        rows_read=len(rows),
+        metrics=tuple(dict.fromkeys(c.metric for c in [*cells, *slices])),
+        slices=slices,
+        slice_assignments=slice_units,
+        dimensions=tuple(sorted(values)),
+    )

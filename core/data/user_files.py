@@ -1,0 +1,506 @@
+"""User-level files (one row per unit) aggregated by DuckDB into daily sufficient statistics.
+
+One streaming scan computes, per (variant, day), every metric's count, sum and sum of squares,
+the CUPED covariate sums, a ratio metric's denominator sums and numerator x denominator
+products, every validation counter (non-numeric, empty, non-finite, non-0/1 and negative
+values, empty unit ids, unreadable or out-of-window dates) and — through ``GROUPING SETS`` in
+the same scan — the same statistics and unit counts per value of each dimension column. Values
+are read with ``TRY_CAST``, so one bad value never hides the others: every problem of the file
+is listed together (capped at :data:`~core.data.reading.MAX_PROBLEMS`). The "each unit once, in
+one variant" proof streams the 64-bit hashes of the unit ids out of DuckDB into one numpy array,
+sorts it and looks for equal neighbours (distinct hashes prove distinct ids; only if some repeat
+are the ids themselves compared); beyond :data:`MAX_SORTED_UNITS` rows DuckDB's spilling
+``count(DISTINCT hash(unit_id))`` does it instead, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from core.data.reading import (
+    EMPTY_DIMENSION_VALUE,
+    EXAMPLES,
+    MAX_DIMENSION_VALUE_LENGTH,
+    MAX_DIMENSION_VALUES,
+    MAX_DIMENSIONS,
+    PRE_SUFFIX,
+    Aggregated,
+    Cell,
+    ExperimentContext,
+    ProgressCallback,
+    capped,
+    csv_structure_problems,
+    duck_problem,
+    file_reader,
+    is_numeric,
+    quote,
+)
+from core.errors import InvalidInput
+
+MAX_SORTED_UNITS = 100_000_000
+"""Up to this many rows the unit proof sorts hashes in memory (8 bytes a row)."""
+_HASH_BATCH = 1 << 20
+_V, _D = "__eos_v", "__eos_d"
+
+
+@dataclass
+class _Plan:
+    """Which column plays which part."""
+
+    unit: str
+    variant: str
+    date: str | None
+    values: list[str] = field(default_factory=list)
+    """Numeric source columns, each read once (a column may serve several metrics)."""
+    binomial: set[str] = field(default_factory=set)
+    denominators: set[str] = field(default_factory=set)
+    metric_col: dict[str, str] = field(default_factory=dict)
+    ratio_cols: dict[str, tuple[str, str]] = field(default_factory=dict)
+    pre_cols: dict[str, str] = field(default_factory=dict)
+    dimensions: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> list[str]:
+        return [*self.metric_col, *self.ratio_cols]
+
+
+def _plan(columns: dict[str, str], lower: dict[str, str], ctx: ExperimentContext,
+          name: str) -> _Plan:
+    problems = []
+    missing = [c for c in ("unit_id", "variant") if c not in lower]
+    if missing:
+        problems.append(f"file: {name} lacks the column(s) {', '.join(missing)}")
+    plan = _Plan(unit=lower.get("unit_id", ""), variant=lower.get("variant", ""),
+                 date=lower.get("date"))
+    for metric, info in ctx.metrics.items():
+        if info.kind == "ratio":
+            num, den = info.numerator or "", info.denominator or ""
+            have = [c for c in (num, den) if c.lower() in lower]
+            if len(have) == 2:
+                plan.ratio_cols[metric] = (lower[num.lower()], lower[den.lower()])
+            elif have:
+                lacking = den if have == [num] else num
+                problems.append(
+                    f"file: {name} has {have[0]} but not {lacking}: ratio metric {metric} is "
+                    f"{num} / {den}, so both columns are needed"
+                )
+        elif metric.lower() in lower:
+            plan.metric_col[metric] = lower[metric.lower()]
+            pre = lower.get((metric + PRE_SUFFIX).lower())
+            if pre and info.kind == "mean":
+                plan.pre_cols[metric] = pre
+    if not plan.metrics and not problems:
+        wanted = [
+            f"{m} ({i.numerator} and {i.denominator})" if i.kind == "ratio" else m
+            for m, i in ctx.metrics.items()
+        ]
+        problems.append(
+            f"file: {name} has no metric column; name columns after the experiment's metrics: "
+            f"{', '.join(wanted) or '(none: add metrics to the experiment first)'}"
+        )
+    if problems:
+        raise InvalidInput(problems)
+    for metric, col in plan.metric_col.items():
+        if col not in plan.values:
+            plan.values.append(col)
+        if ctx.metrics[metric].kind == "binomial":
+            plan.binomial.add(col)
+    for num, den in plan.ratio_cols.values():
+        for col in (num, den):
+            if col not in plan.values:
+                plan.values.append(col)
+        plan.denominators.add(den)
+    used = {plan.unit, plan.variant, plan.date, *plan.values, *plan.pre_cols.values()}
+    for col, kind in columns.items():
+        if col in used:
+            continue
+        text = kind.startswith(("VARCHAR", "BOOLEAN")) or kind == "ENUM"
+        if not text or col.lower().endswith(PRE_SUFFIX):
+            plan.ignored.append(col)
+        elif len(plan.dimensions) >= MAX_DIMENSIONS:
+            plan.ignored.append(col)
+            plan.notes.append(f"column {col}: not used as a dimension (at most "
+                              f"{MAX_DIMENSIONS} dimension columns per file)")
+        else:
+            plan.dimensions.append(col)
+    return plan
+
+
+def _value(col: str, columns: dict[str, str]) -> str:
+    """The column read as a number: NULL where empty or not a number (counted separately)."""
+    q = quote(col)
+    if is_numeric(columns[col]):
+        return f"CAST({q} AS DOUBLE)"
+    return f"TRY_CAST(NULLIF(trim(CAST({q} AS VARCHAR)), '') AS DOUBLE)"
+
+
+def _not_a_number(col: str, columns: dict[str, str]) -> str:
+    q = quote(col)
+    return (f"(NULLIF(trim(CAST({q} AS VARCHAR)), '') IS NOT NULL AND "
+            f"{_value(col, columns)} IS NULL)")
+
+
+def _day_expr(plan: _Plan, columns: dict[str, str]) -> str:
+    if not plan.date:
+        return "NULL::DATE"
+    if columns[plan.date].startswith(("DATE", "TIMESTAMP")):
+        return f"CAST({quote(plan.date)} AS DATE)"
+    return f"TRY_CAST(NULLIF(trim(CAST({quote(plan.date)} AS VARCHAR)), '') AS DATE)"
+
+
+def _scan_query(plan: _Plan, columns: dict[str, str], src: str) -> tuple[str, list[str]]:
+    """The one aggregation query, and the names of its dimension key columns."""
+    keys = [f"__eos_k{i}" for i in range(len(plan.dimensions))]
+    inner = [f"CAST({quote(plan.variant)} AS VARCHAR) AS {_V}",
+             f"{_day_expr(plan, columns)} AS {_D}"]
+    for key, col in zip(keys, plan.dimensions, strict=True):
+        inner.append(
+            f"coalesce(NULLIF(trim(CAST({quote(col)} AS VARCHAR)), ''), "
+            f"'{EMPTY_DIMENSION_VALUE}') AS {key}"
+        )
+    unit = quote(plan.unit)
+    agg = [
+        "count(*) AS rows",
+        f"count({unit}) AS units_nn",
+        (f"count_if({_D} IS NULL AND NULLIF(trim(CAST({quote(plan.date)} AS VARCHAR)), '') "
+         f"IS NOT NULL) AS bad_day, count_if({quote(plan.date)} IS NULL) AS empty_day")
+        if plan.date else "0 AS bad_day, 0 AS empty_day",
+    ]
+    for j, col in enumerate(plan.values):
+        x = _value(col, columns)
+        agg += [f"count({x}) AS nn{j}", f"sum({x}) AS s{j}", f"sum({x} * {x}) AS ss{j}",
+                f"count_if(NOT isfinite({x})) AS inf{j}"]
+        agg.append(f"count_if({_not_a_number(col, columns)}) AS nan{j}"
+                   if not is_numeric(columns[col]) else f"0 AS nan{j}")
+        if col in plan.binomial:
+            agg.append(f"count_if({x} NOT IN (0, 1)) AS bin{j}")
+        if col in plan.denominators:
+            agg.append(f"count_if({x} < 0) AS neg{j}")
+    for i, metric in enumerate(plan.pre_cols):
+        p_raw, x = plan.pre_cols[metric], _value(plan.metric_col[metric], columns)
+        p = f"coalesce({_value(p_raw, columns)}, 0)"
+        agg += [f"sum({p}) AS px{i}", f"sum({p} * {p}) AS pxx{i}", f"sum({p} * {x}) AS pxy{i}",
+                f"count_if(NOT isfinite({p})) AS pinf{i}"]
+        agg.append(f"count_if({_not_a_number(p_raw, columns)}) AS pnan{i}"
+                   if not is_numeric(columns[p_raw]) else f"0 AS pnan{i}")
+    for i, (num, den) in enumerate(plan.ratio_cols.values()):
+        agg.append(f"sum({_value(num, columns)} * {_value(den, columns)}) AS nd{i}")
+    body = f"(SELECT *, {', '.join(inner)} FROM {src})"
+    if not keys:
+        return f"SELECT {_V} AS v, {_D} AS d, {', '.join(agg)} FROM {body} GROUP BY ALL", keys
+    sets = ", ".join([f"({_V}, {_D})", *(f"({_V}, {_D}, {k})" for k in keys)])
+    grouped = (f"SELECT {_V} AS v, {_D} AS d, {', '.join(keys)}, {', '.join(agg)} FROM {body} "
+               f"GROUP BY GROUPING SETS ({sets})")
+    card = ", ".join(f"count(DISTINCT {k}) AS c_{k}, coalesce(max(length({k})), 0) AS l_{k}"
+                     for k in keys)
+    keep = " AND ".join(
+        f"({k} IS NULL OR (c_{k} <= {MAX_DIMENSION_VALUES} AND "
+        f"l_{k} <= {MAX_DIMENSION_VALUE_LENGTH}))" for k in keys
+    )
+    # Only the slices of dimensions within the caps leave DuckDB (a high-cardinality text
+    # column never reaches Python), with each dimension's count of values to say why.
+    query = (f"WITH g AS MATERIALIZED ({grouped}), card AS (SELECT {card} FROM g) "
+             f"SELECT g.*, card.* FROM g, card WHERE {keep}")
+    return query, keys
+
+
+def _examples(con: duckdb.DuckDBPyConnection, src: str, unit: str, col: str, where: str) -> str:
+    rows = con.execute(
+        f"SELECT CAST({unit} AS VARCHAR), CAST({col} AS VARCHAR) FROM {src} "
+        f"WHERE {where} LIMIT {EXAMPLES}"
+    ).fetchall()
+    return ", ".join(f"unit {u} = {v!r}" if v is not None else f"unit {u} = empty"
+                     for u, v in rows)
+
+
+def duplicate_units(con: duckdb.DuckDBPyConnection, src: str, unit: str, rows: int) -> int:
+    """Rows beyond the first of each unit id (0 proves every unit appears once).
+
+    Distinct 64-bit hashes prove distinct ids; the hashes are streamed into one numpy array and
+    sorted, and only when two are equal (a real duplicate, or a ~1e-6 collision) are the ids
+    counted exactly. Above :data:`MAX_SORTED_UNITS` rows DuckDB counts distinct hashes itself,
+    spilling to disk."""
+    if rows > MAX_SORTED_UNITS:
+        repeats = int(con.execute(
+            f"SELECT count({unit}) - count(DISTINCT hash({unit})) FROM {src}").fetchone()[0])  # type: ignore[index]
+    else:
+        hashes = np.empty(rows, dtype=np.uint64)
+        filled = 0
+        reader = con.execute(
+            f"SELECT hash({unit}) FROM {src} WHERE {unit} IS NOT NULL"
+        ).fetch_record_batch(_HASH_BATCH)
+        for batch in reader:
+            chunk = batch.column(0).to_numpy()
+            hashes[filled:filled + len(chunk)] = chunk
+            filled += len(chunk)
+        found = hashes[:filled]
+        found.sort()
+        repeats = int(np.count_nonzero(found[1:] == found[:-1]))
+        del hashes, found
+    if not repeats:
+        return 0
+    return int(con.execute(
+        f"SELECT count({unit}) - count(DISTINCT {unit}) FROM {src}").fetchone()[0])  # type: ignore[index]
+
+
+def _duplicate_problem(
+    con: duckdb.DuckDBPyConnection, src: str, unit: str, variant: str, dupes: int
+) -> str:
+    rows = con.execute(
+        f"SELECT CAST({unit} AS VARCHAR) AS u, list(DISTINCT CAST({variant} AS VARCHAR)) AS vs, "
+        f"count(*) AS c FROM {src} WHERE {unit} IS NOT NULL GROUP BY {unit} HAVING count(*) > 1 "
+        f"ORDER BY len(list(DISTINCT CAST({variant} AS VARCHAR))) DESC, u LIMIT {EXAMPLES}"
+    ).fetchall()
+    crossed = [r for r in rows if len(r[1]) > 1]
+    listed = "; ".join(
+        f"unit {u} in {' and '.join(sorted(str(v) for v in vs))}" if len(vs) > 1
+        else f"unit {u} on {c} rows" for u, vs, c in rows
+    )
+    what = "appear in two variants" if crossed else "appear on more than one row"
+    return (
+        f"unit_id: {dupes} extra rows: units {what} (each unit belongs to exactly one variant "
+        f"and has one row), e.g. {listed}"
+    )
+
+
+def aggregate_user_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    fmt: str,
+    src: str,
+    columns: dict[str, str],
+    lower: dict[str, str],
+    ctx: ExperimentContext,
+    *,
+    day: date | None,
+    report: ProgressCallback,
+) -> Aggregated:
+    """Aggregate and validate a user-level file (see the module docstring); raises
+    :class:`InvalidInput` listing every problem found."""
+    name = path.name
+    plan = _plan(columns, lower, ctx, name)
+    report(0.1, f"Aggregating {name}")
+    query, keys = _scan_query(plan, columns, src)
+    try:
+        groups = _fetch(con, query)
+    except duckdb.Error as exc:
+        if fmt != "csv":
+            raise InvalidInput(f"file: {name} could not be read: {duck_problem(exc)}") from None
+        structure = csv_structure_problems(con, path)
+        if structure:
+            raise InvalidInput(capped(structure)) from None
+        # A value DuckDB's type sniffer did not expect (far down the file): read every column
+        # as text, so each bad value is counted with the others.
+        src = file_reader(path, fmt, all_varchar=True)
+        columns = {c: "VARCHAR" for c in columns}
+        query, keys = _scan_query(plan, columns, src)
+        try:
+            groups = _fetch(con, query)
+        except duckdb.Error as again:
+            raise InvalidInput(f"file: {name} could not be read: {duck_problem(again)}") from None
+    whole = [g for g in groups if all(g[k] is None for k in keys)]
+    total_rows = sum(int(g["rows"]) for g in whole)
+    if total_rows == 0:
+        raise InvalidInput(f"file: {name} has a header but no rows")
+
+    report(0.6, "Checking that each unit appears once")
+    dupes = duplicate_units(con, src, quote(plan.unit), total_rows)
+    problems = _problems(con, src, plan, columns, ctx, whole, total_rows, dupes)
+    if problems:
+        raise InvalidInput(capped(problems))
+
+    on_day = day or min(ctx.end, datetime.now(UTC).date())
+    if not plan.date and not (ctx.start <= on_day <= ctx.end):
+        raise InvalidInput(
+            f"day: {on_day} is outside '{ctx.name}' ({ctx.start} to {ctx.end}); the file has no "
+            "date column, so pass the day its data belongs to"
+        )
+    cells, assignments = _cells(plan, ctx, whole, on_day, None)
+    slices: list[Cell] = []
+    slice_units: dict[tuple[str, date, str, str], int] = {}
+    dimensions = []
+    notes = list(plan.notes)
+    ignored = list(plan.ignored)
+    for key, col in zip(keys, plan.dimensions, strict=True):
+        rows = [g for g in groups if g[key] is not None]
+        if not rows:
+            count = int(whole[0][f"c_{key}"]) if whole else 0
+            longest = int(whole[0][f"l_{key}"]) if whole else 0
+            why = (f"{count} distinct values, more than the {MAX_DIMENSION_VALUES} a dimension "
+                   "may have" if count > MAX_DIMENSION_VALUES else
+                   f"values up to {longest} characters, longer than the "
+                   f"{MAX_DIMENSION_VALUE_LENGTH} a dimension value may have")
+            notes.append(f"column {col}: not used as a dimension ({why})")
+            ignored.append(col)
+            continue
+        dimensions.append(col)
+        slices += _cells(plan, ctx, rows, on_day, (col, key))[0]
+        for g in rows:
+            d = g["d"] if plan.date else on_day
+            slice_units[(g["v"], d, col, g[key])] = int(g["rows"])
+    return Aggregated(
+        cells=cells,
+        assignments=assignments,
+        rows_read=total_rows,
+        ignored=tuple(ignored),
+        full_replace=plan.date is None,
+        metrics=tuple(plan.metrics),
+        slices=slices,
+        slice_assignments=slice_units,
+        dimensions=tuple(dimensions),
+        notes=tuple(notes),
+    )
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
+    cursor = con.execute(query)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _cells(
+    plan: _Plan,
+    ctx: ExperimentContext,
+    groups: list[dict[str, Any]],
+    on_day: date,
+    dimension: tuple[str, str] | None,
+) -> tuple[list[Cell], dict[tuple[str, date], int]]:
+    dim, key = dimension if dimension else (None, None)
+    index = {col: j for j, col in enumerate(plan.values)}
+    pre_index = {m: i for i, m in enumerate(plan.pre_cols)}
+    cells: list[Cell] = []
+    assignments: dict[tuple[str, date], int] = {}
+    for g in groups:
+        d = g["d"] if plan.date else on_day
+        value = None if key is None else str(g[key])
+        assignments[(g["v"], d)] = assignments.get((g["v"], d), 0) + int(g["rows"])
+        for metric, col in plan.metric_col.items():
+            j = index[col]
+            cov: tuple[float | None, float | None, float | None] = (None, None, None)
+            if metric in pre_index and dim is None:
+                i = pre_index[metric]
+                cov = (float(g[f"px{i}"]), float(g[f"pxx{i}"]), float(g[f"pxy{i}"]))
+            cells.append(Cell(g["v"], d, metric, int(g[f"nn{j}"]), float(g[f"s{j}"] or 0.0),
+                              float(g[f"ss{j}"] or 0.0), *cov, dimension=dim, value=value))
+        for i, (metric, (num, den)) in enumerate(plan.ratio_cols.items()):
+            a, b = index[num], index[den]
+            cells.append(Cell(
+                g["v"], d, metric, int(g[f"nn{a}"]), float(g[f"s{a}"] or 0.0),
+                float(g[f"ss{a}"] or 0.0), sum_den=float(g[f"s{b}"] or 0.0),
+                sum_den_squares=float(g[f"ss{b}"] or 0.0), sum_num_den=float(g[f"nd{i}"] or 0.0),
+                dimension=dim, value=value,
+            ))
+    return cells, assignments
+
+
+def _problems(
+    con: duckdb.DuckDBPyConnection,
+    src: str,
+    plan: _Plan,
+    columns: dict[str, str],
+    ctx: ExperimentContext,
+    groups: list[dict[str, Any]],
+    total_rows: int,
+    dupes: int,
+) -> list[str]:
+    """Every problem of the file, from the scan's counters (examples looked up only then)."""
+    unit, variant = quote(plan.unit), quote(plan.variant)
+    problems: list[str] = []
+    known = set(ctx.variants)
+    unknown: dict[str, int] = {}
+    for g in groups:
+        if g["v"] is None or not str(g["v"]).strip():
+            unknown["(empty)"] = unknown.get("(empty)", 0) + int(g["rows"])
+        elif g["v"] not in known:
+            unknown[g["v"]] = unknown.get(g["v"], 0) + int(g["rows"])
+    if unknown:
+        listed = ", ".join(f"'{v}' ({n} rows)" for v, n in sorted(unknown.items()))
+        problems.append(
+            f"variant: unknown variant(s) {listed}; the experiment's variants are "
+            f"{', '.join(ctx.variants)}"
+        )
+    null_units = total_rows - sum(int(g["units_nn"]) for g in groups)
+    if null_units:
+        problems.append(f"unit_id: {null_units} rows have an empty unit_id")
+    if dupes:
+        problems.append(_duplicate_problem(con, src, unit, variant, dupes))
+    if plan.date:
+        bad_days = sum(int(g["bad_day"]) for g in groups)
+        empty_days = sum(int(g["empty_day"]) for g in groups)
+        q = quote(plan.date)
+        if bad_days:
+            where = (f"{_day_expr(plan, columns)} IS NULL AND "
+                     f"NULLIF(trim(CAST({q} AS VARCHAR)), '') IS NOT NULL")
+            problems.append(
+                f"date: {bad_days} rows have an unreadable date (use YYYY-MM-DD), e.g. "
+                + _examples(con, src, unit, q, where)
+            )
+        if empty_days:
+            problems.append(f"date: {empty_days} rows have an empty date, e.g. "
+                            + _examples(con, src, unit, q, f"{q} IS NULL"))
+        early = [g for g in groups if g["d"] is not None and g["d"] < ctx.start]
+        late = [g for g in groups if g["d"] is not None and g["d"] > ctx.end]
+        if early:
+            n = sum(int(g["rows"]) for g in early)
+            problems.append(
+                f"date: {n} rows are dated before '{ctx.name}' started on {ctx.start} "
+                f"(earliest {min(g['d'] for g in early)})"
+            )
+        if late:
+            n = sum(int(g["rows"]) for g in late)
+            problems.append(
+                f"date: {n} rows are dated after the experiment's last day {ctx.end} "
+                f"(latest {max(g['d'] for g in late)})"
+            )
+    for j, col in enumerate(plan.values):
+        q = quote(col)
+        x = _value(col, columns)
+        nan = sum(int(g[f"nan{j}"] or 0) for g in groups)
+        if nan:
+            problems.append(f"column {col}: {nan} non-numeric values, e.g. "
+                            + _examples(con, src, unit, q, _not_a_number(col, columns)))
+        empty = total_rows - sum(int(g[f"nn{j}"]) for g in groups) - nan
+        if empty:
+            problems.append(
+                f"column {col}: {empty} rows are empty (every unit needs a value; use 0 for "
+                f"none), e.g. " + _examples(con, src, unit, q,
+                                            f"NULLIF(trim(CAST({q} AS VARCHAR)), '') IS NULL")
+            )
+        inf = sum(int(g[f"inf{j}"] or 0) for g in groups)
+        if inf:
+            problems.append(f"column {col}: {inf} infinite or NaN values, e.g. "
+                            + _examples(con, src, unit, q, f"NOT isfinite({x})"))
+        if col in plan.binomial:
+            bad = sum(int(g[f"bin{j}"] or 0) for g in groups)
+            if bad:
+                problems.append(
+                    f"column {col}: {bad} values other than 0 or 1 (it is a binomial metric), "
+                    "e.g. " + _examples(con, src, unit, q, f"{x} NOT IN (0, 1)")
+                )
+        if col in plan.denominators:
+            neg = sum(int(g[f"neg{j}"] or 0) for g in groups)
+            if neg:
+                users = [m for m, (_n, d) in plan.ratio_cols.items() if d == col]
+                problems.append(
+                    f"column {col}: {neg} negative values (it is the denominator of "
+                    f"{', '.join(users)}: a count such as sessions or page views), e.g. "
+                    + _examples(con, src, unit, q, f"{x} < 0")
+                )
+    for i, metric in enumerate(plan.pre_cols):
+        col = plan.pre_cols[metric]
+        nan = sum(int(g[f"pnan{i}"] or 0) for g in groups)
+        if nan:
+            problems.append(f"column {col}: {nan} non-numeric values, e.g. "
+                            + _examples(con, src, unit, quote(col), _not_a_number(col, columns)))
+        inf = sum(int(g[f"pinf{i}"] or 0) for g in groups)
+        if inf:
+            problems.append(f"column {col}: {inf} infinite or NaN values")
+    return problems
