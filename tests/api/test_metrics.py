@@ -38,7 +38,8 @@ def test_metrics_create_returns_201_and_audits_the_key(
 @pytest.mark.parametrize(
     ("body", "words"),
     [({"name": "Signup Rate", "kind": "binomial"}, "lower_snake_case"),
-     ({"name": "signups", "kind": "ratio"}, "kind"),
+     ({"name": "signups", "kind": "median"}, "kind"),
+     ({"name": "signups", "kind": "ratio"}, "needs a numerator and a denominator"),
      ({"name": "signups"}, "kind"),
      ({"name": "signups", "kind": "mean", "unit": "x" * 33}, "unit"),
      ({"name": "signups", "kind": "mean", "owner": "me"}, "owner"),
