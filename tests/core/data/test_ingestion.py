@@ -306,7 +306,8 @@ BAD_FILES: dict[str, tuple[str, Any, str]] = {
     "date after end": ("parquet", _units(date=[date(2026, 4, 1)] + [date(2026, 3, 5)] * 9),
                        "dated after the experiment's last day 2026-03-15"),
     "unreadable date": ("csv", _units(date=["yesterday"] + ["2026-03-05"] * 9),
-                        "date: 1 rows have an unreadable date (use YYYY-MM-DD), e.g. unit u0 = 'yesterday'"),
+                        "date: 1 rows have an unreadable date (use YYYY-MM-DD), e.g. unit u0 = "
+                        "'yesterday'"),
     "header only": ("csv", {k: [] for k in _units()}, "has a header but no rows"),
     "aggregate negative count": ("csv", _agg(n=[-5, 100]), "row 2: n is negative (-5)"),
     "aggregate conversions above units": ("csv", _agg(sum=[10, 120], sum_squares=[10, 120]),

@@ -114,9 +114,8 @@ def test_catalogue_refuses_an_ill_defined_ratio_metric(
 
 def test_metric_table_refuses_a_ratio_without_its_columns(session: Session) -> None:
     """The database itself holds the rule (migration 0004's CHECK constraints)."""
-    with pytest.raises(IntegrityError):
-        with session.begin_nested():
-            session.execute(insert(Metric).values(name="bad_ratio", kind="ratio"))
+    with pytest.raises(IntegrityError), session.begin_nested():
+        session.execute(insert(Metric).values(name="bad_ratio", kind="ratio"))
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

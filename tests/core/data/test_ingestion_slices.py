@@ -22,8 +22,13 @@ from core.errors import InvalidInput
 from db import metric_repository as mrepo
 from db.models import Metric, Variant
 from tests.conftest import EDITOR
-from tests.core.data.test_ingestion import make_experiment, make_units, stored, write_csv, \
-    write_parquet
+from tests.core.data.test_ingestion import (
+    make_experiment,
+    make_units,
+    stored,
+    write_csv,
+    write_parquet,
+)
 from tests.core.data.test_ingestion_ratio import ratio_experiment, ratio_units
 
 
