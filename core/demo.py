@@ -36,6 +36,10 @@ METRICS: list[dict[str, Any]] = [
      "description": "Average session length per exposed user."},
     {"name": "page_load_time_ms", "kind": "mean", "unit": "ms", "higher_is_better": False,
      "description": "Mean page load time experienced by the user (guardrail)."},
+    {"name": "revenue_per_session", "kind": "ratio", "unit": "USD", "numerator": "revenue",
+     "denominator": "sessions",
+     "description": "Revenue per session: total revenue over total sessions of the exposed "
+                    "users (a ratio metric, analysed per user with the delta method)."},
 ]
 
 AB = [{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}]
@@ -106,6 +110,24 @@ def _experiments(today: date) -> list[dict[str, Any]]:
             "planned_start": d(-14), "planned_end": d(14),
             "reach": 150000, "impact": 1, "confidence": 50, "effort": 5,
             "tags": ["recommendations", "revenue"]}},
+        {"status": "running", "start": d(-14), "fields": {
+            "name": "Infinite scroll on search", "owner": "sam.chen",
+            "hypothesis": "Loading more results as the user scrolls keeps sessions going and "
+            "raises revenue per session by at least 4%.",
+            "target_segment": "Search users", "primary_metric": "revenue_per_session",
+            "guardrail_metrics": ["page_load_time_ms"], "variants": AB,
+            "planned_sample_size": 6000, "mde": 0.05, "planned_start": d(-14),
+            "planned_end": d(7), "reach": 90000, "impact": 1, "confidence": 50, "effort": 2,
+            "tags": ["search", "revenue"]}},
+        {"status": "running", "start": d(-18), "fields": {
+            "name": "Mobile express checkout", "owner": "maria.lopez",
+            "hypothesis": "One-tap wallet payment shortens checkout on phones and lifts checkout "
+            "conversion; desktop web should not change.",
+            "target_segment": "All shoppers (country and platform recorded)",
+            "primary_metric": "checkout_conversion", "guardrail_metrics": ["refund_rate"],
+            "variants": AB, "planned_sample_size": 8000, "mde": 0.08,
+            "planned_start": d(-18), "planned_end": d(3), "reach": 110000, "impact": 2,
+            "confidence": 80, "effort": 3, "tags": ["checkout", "mobile"]}},
         # ---- completed
         {"status": "completed", "start": d(-120), "end": d(-92), "decision": "ship",
          "learnings": "Removing the address step cut abandonment; mobile gained most.",

@@ -10,7 +10,10 @@ The truths (:data:`DEMO_TRUTH`): a clear winner (Checkout button colour), a flat
 ranking v2), a sample ratio mismatch (Onboarding checklist: 52/48 on a 50/50 plan), a guardrail
 regression (Free shipping threshold: refund rate +40%), one short of its plan (Pricing page
 redesign: 40%), a sequential three-arm test with one clear winner (Recommendations carousel), and
-the completed experiments (for predicted-vs-realised comparisons).
+the completed experiments (for predicted-vs-realised comparisons), a ratio metric (Infinite
+scroll on search: revenue per session +6%, sessions per user unchanged) and an effect that lives
+in one segment (Mobile express checkout: checkout conversion +25% on ios and android, none on
+web; its data carries the dimension columns ``platform`` and ``country``).
 """
 
 from __future__ import annotations
@@ -51,6 +54,12 @@ class MetricModel:
     """"lognormal" (positive, skewed) or "poisson" (counts) for mean metrics."""
     pre_correlation: float | None = None
     """Correlation of the log-scale value with its pre-period value; None = no pre column."""
+    numerator: str | None = None
+    """Ratio metrics: the numerator column (``base`` is then the true ratio, e.g. revenue per
+    session, and ``cv`` the per-session value's coefficient of variation)."""
+    denominator: str | None = None
+    denominator_mean: float = 3.0
+    """Ratio metrics: mean of the denominator per unit (1 + Poisson)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,11 @@ class DemoTruth:
     sql_source: bool = False
     seed: int = 0
     """Added to the name's CRC-32 to seed the generator (chosen so each story reads true)."""
+    dimensions: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Dimension column -> {value: share of units}: text columns of the file (segments)."""
+    segment_effects: dict[tuple[str, str, str, str], float] = field(default_factory=dict)
+    """(metric, treatment, dimension, value) -> true relative lift for those units, in place of
+    ``effects``."""
 
 
 _CONV = MetricModel("binomial", 0.10)
@@ -129,6 +143,21 @@ DEMO_TRUTH: dict[str, DemoTruth] = {
         metrics={"revenue_per_user": _REVENUE, "refund_rate": _REFUND},
         effects={("revenue_per_user", "treatment"): -0.06},
     ),
+    "Infinite scroll on search": DemoTruth(
+        units={"control": 6_000, "treatment": 6_000},
+        metrics={"revenue_per_session": MetricModel("ratio", 4.0, cv=1.2, numerator="revenue",
+                                                    denominator="sessions"),
+                 "page_load_time_ms": _LOAD},
+        effects={("revenue_per_session", "treatment"): 0.06},
+    ),
+    "Mobile express checkout": DemoTruth(
+        units={"control": 8_000, "treatment": 8_000},
+        metrics={"checkout_conversion": _CONV, "refund_rate": _REFUND},
+        dimensions={"platform": {"web": 0.5, "ios": 0.3, "android": 0.2},
+                    "country": {"US": 0.5, "DE": 0.3, "FR": 0.2}},
+        segment_effects={("checkout_conversion", "treatment", "platform", "ios"): 0.25,
+                         ("checkout_conversion", "treatment", "platform", "android"): 0.25},
+    ),
     "Trust badges on cart": DemoTruth(
         units={"control": 7_500, "treatment": 7_500},
         metrics={"checkout_conversion": _CONV, "page_load_time_ms": _LOAD},
@@ -149,12 +178,16 @@ def _days(start: date, last: date) -> list[date]:
 def generate_units(
     name: str, truth: DemoTruth, *, start: date, last: date
 ) -> dict[str, np.ndarray]:
-    """User-level columns for one experiment: unit_id, variant, date, metrics, ``*_pre``.
+    """User-level columns for one experiment: unit_id, variant, date, metrics, ``*_pre``, a
+    ratio metric's numerator and denominator columns, and the dimension columns.
 
     Deterministic for a given experiment name and date range. Binomial metrics are Bernoulli
     with rate ``base * (1 + lift)``; lognormal means have mean ``base * (1 + lift)`` and the
     given CV, with the pre-period value sharing a normal factor (log-scale correlation
-    ``pre_correlation``); Poisson counts have a gamma-distributed rate (mean preserved).
+    ``pre_correlation``); Poisson counts have a gamma-distributed rate (mean preserved). A ratio
+    metric draws its denominator as 1 + Poisson(``denominator_mean`` - 1) and its numerator as
+    denominator x a lognormal value per session of mean ``base * (1 + lift)``. Dimension values
+    are drawn with the given shares; a segment effect replaces the lift for its units.
     """
     rng = _rng(name, truth.seed)
     days = _days(start, last)
@@ -168,12 +201,26 @@ def generate_units(
         "variant": variants,
         "date": np.array(days, dtype="datetime64[D]")[rng.integers(0, len(days), total)],
     }
+    for dim, shares in truth.dimensions.items():
+        values = np.array(list(shares), dtype=object)
+        cols[dim] = values[rng.choice(len(values), total, p=list(shares.values()))]
     for metric, model in truth.metrics.items():
         lift = np.ones(total)
         for (m, v), eff in truth.effects.items():
             if m == metric:
                 lift[variants == v] = 1.0 + eff
-        if model.kind == "binomial":
+        for (m, v, dim, value), eff in truth.segment_effects.items():
+            if m == metric:
+                lift[(variants == v) & (cols[dim] == value)] = 1.0 + eff
+        if model.kind == "ratio":
+            assert model.numerator and model.denominator
+            sessions = 1 + rng.poisson(model.denominator_mean - 1.0, total)
+            s = math.sqrt(math.log(1.0 + model.cv**2))
+            per_session = np.exp(math.log(model.base) - s * s / 2 + s * rng.standard_normal(
+                total))
+            cols[model.denominator] = sessions.astype(np.int64)
+            cols[model.numerator] = np.round(sessions * per_session * lift, 2)
+        elif model.kind == "binomial":
             cols[metric] = (rng.random(total) < model.base * lift).astype(np.int8)
         elif model.distribution == "poisson":
             rate = rng.gamma(2.0, 0.5, total) * model.base * lift

@@ -292,7 +292,8 @@ def test_experiment_refresh_dag_test_refreshes_then_a_rerun_changes_nothing(
     assert "primary_significant" in outcomes["Recommendations carousel"]["flags"]
     ready_names = {n for n, o in outcomes.items() if o["ready_for_decision"]}
     assert ready_names == {"Checkout button colour", "Search ranking v2",
-                           "Free shipping threshold", "Recommendations carousel"}
+                           "Free shipping threshold", "Recommendations carousel",
+                           "Infinite scroll on search", "Mobile express checkout"}
     assert all(outcomes[n]["new_report"] and outcomes[n]["report_key"] for n in ready_names)
     assert {r.key for r in reports} == {outcomes[n]["report_key"] for n in ready_names}
     assert all((artifacts / r.key).is_file() and r.created_by == "airflow" for r in reports)

@@ -164,7 +164,8 @@ def test_refresh_experiment_twice_for_one_interval_writes_once(
     assert "guardrail_breach" in by_name["Free shipping threshold"].results.flags
     reported = {n for n, o in by_name.items() if o.report.new_report}
     assert reported == {"Checkout button colour", "Search ranking v2",
-                        "Free shipping threshold", "Recommendations carousel"}
+                        "Free shipping threshold", "Recommendations carousel",
+                        "Infinite scroll on search", "Mobile express checkout"}
     assert all((tmp_path / "artifacts" / by_name[n].report.report_key).is_file()
                for n in reported)
     assert not any(o.ingest.changed or o.results.new_snapshot or o.report.new_report
