@@ -132,11 +132,12 @@ def test_ingest_unterminated_quote_far_down_a_big_csv_is_named_not_a_raw_parser_
 def test_ingest_validation_caps_the_list_and_counts_the_rest(
     session: Session, tmp_path: Path
 ) -> None:
-    """One problem per bad column: 24 metric columns of text give 20 problems and a count."""
+    """Two problems per bad column (text and empty values): 12 columns give 24 problems, listed
+    as 20 and a count."""
     make_experiment(session, name="Setup")  # creates the catalogue metrics
     from core import catalogue, registry
 
-    names = [f"m{i:02d}" for i in range(24)]
+    names = [f"m{i:02d}" for i in range(12)]
     for name in names:
         catalogue.create_metric(session, data={"name": name, "kind": "mean"}, actor=EDITOR)
     view = registry.create_experiment(session, data={
@@ -148,15 +149,19 @@ def test_ingest_validation_caps_the_list_and_counts_the_rest(
     registry.transition_experiment(session, experiment_id=view.id, to_status="running",
                                    expected_version=view.version, actor=EDITOR)
     header = "unit_id,variant," + ",".join(names)
-    rows = [f"u{i},control," + ",".join("x" for _ in names) for i in range(3)]
+    rows = [f"u{i},control," + ",".join("" if i == 1 else "x" for _ in names)
+            for i in range(3)]
     path = tmp_path / "wide.csv"
     path.write_text("\n".join([header, *rows]) + "\n")
     with pytest.raises(InvalidInput) as err:
         ingest_file(session, path=path, experiment_id=view.id, actor=EDITOR)
     problems = err.value.problems
     assert len(problems) == MAX_PROBLEMS + 1
-    assert problems[0] == "column m00: 3 non-numeric values, e.g. unit u0 = 'x', unit u1 = 'x', " \
-                          "unit u2 = 'x'"
+    assert problems[:2] == [
+        "column m00: 2 non-numeric values, e.g. unit u0 = 'x', unit u2 = 'x'",
+        "column m00: 1 rows are empty (every unit needs a value; use 0 for none), e.g. unit u1 "
+        "= empty",
+    ]
     assert problems[-1] == "... and 4 more problems; fix these and retry"
     assert mrepo.count_daily_stats(session, experiment_id=view.id) == 0
 
