@@ -322,12 +322,13 @@ def test_app_shell_browser_backlog_save_after_a_rerank_writes_no_stale_edit(
     _settle(page)
     save = _main(page).get_by_role("button", name="Save score changes")
     save.click()
+    page.get_by_text("Saved 1 idea(s)").first.wait_for()
     _settle(page)
-    _main(page).get_by_text("Ranked ideas").wait_for()
     assert _reach(server.database_url, "Wishlist reminder emails") == 150000
     _shot(page, "06-backlog-reranked")
 
     save.click()  # untouched: nothing may change
+    page.get_by_text(re.compile(r"No score changed\.|Saved \d+ idea")).first.wait_for()
     _settle(page)
     _shot(page, "07-backlog-saved-again")
     assert _reach(server.database_url, "Social login") == 70000
@@ -472,6 +473,7 @@ def test_app_shell_browser_metric_catalogue_add_and_edit(server: Server, context
     unit = _main(page).get_by_role("textbox", name="Unit", exact=True)
     unit.fill("%")
     _main(page).get_by_role("button", name="Save metric").click()
+    page.get_by_text("Metric 'newsletter_signup_rate' saved").wait_for()
     _settle(page)
     _no_exception(page)
     engine = make_engine(server.database_url)
