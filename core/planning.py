@@ -97,8 +97,8 @@ class PlanInputs(BaseModel):
     def _consistent(self) -> PlanInputs:
         problems = []
         if self.kind == "binomial" and not 0 < self.baseline < 1:
-            problems.append("baseline: a conversion rate must lie strictly between 0 and 1 "
-                            "(e.g. 0.05 for 5%)")
+            problems.append("baseline: a conversion rate must lie strictly between 0% and "
+                            f"100% (it is {fmt.percent(self.baseline, 4, trim=True)})")
         if self.kind == "mean" and self.sd is None:
             problems.append("sd: a mean metric needs its standard deviation per unit")
         if self.kind == "mean" and self.relative and self.baseline == 0:
@@ -108,7 +108,7 @@ class PlanInputs(BaseModel):
                             "variants")
         elif not math.isclose(sum(self.weights), 1.0, abs_tol=1e-6):
             problems.append(f"weights: the split must add up to 100% (it adds up to "
-                            f"{sum(self.weights):.1%})")
+                            f"{fmt.percent(sum(self.weights), 4, trim=True)})")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core import format as fmt
 from core import planning
 from core.errors import DomainError, InvalidInput
 from ui import charts
 from ui.auth import current_actor
-from ui.state import clear_reads, db_session
+from ui.state import clear_reads, db_session, url_selectbox
 from ui.widgets import run_action
 
 actor = current_actor()
@@ -82,7 +83,7 @@ with left:
     if kind == "binomial":
         baseline = st.number_input(
             "Baseline conversion rate (%)", min_value=0.01, max_value=99.99, step=0.5,
-            value=round(observed.mean * 100, 3) if observed else 10.0, format="%.3f",
+            value=round(observed.mean * 100, 3) if observed else 10.0, format="%g",
             key=f"plan_rate_{seed}") / 100
     else:
         baseline = st.number_input("Baseline mean", value=float(observed.mean) if observed
@@ -96,7 +97,7 @@ with left:
         unit = "%" if relative else ("percentage points" if kind == "binomial" else "units")
         mde_value = st.number_input(f"Minimum detectable effect ({unit})", min_value=1e-6,
                                     value=5.0 if relative or kind == "binomial" else 1.0,
-                                    format="%.4g", key=f"plan_mde_{kind}_{relative}")
+                                    format="%g", key=f"plan_mde_{kind}_{relative}")
         mde = mde_value / 100 if relative or kind == "binomial" else mde_value
     else:
         mde = 0.05  # not used: the duration mode solves for the effect
@@ -104,9 +105,9 @@ with right:
     st.markdown("##### Test and traffic")
     t1, t2, t3 = st.columns(3)
     alpha = t1.number_input("Alpha", min_value=0.001, max_value=0.2, value=0.05, step=0.01,
-                            format="%.3f", key="plan_alpha")
+                            format="%g", key="plan_alpha")
     power = t2.number_input("Power", min_value=0.51, max_value=0.99, value=0.8, step=0.05,
-                            format="%.2f", key="plan_power")
+                            format="%g", key="plan_power")
     alternative = SIDES[t3.selectbox("Test", list(SIDES), key="plan_sides")]
     v1, v2 = st.columns(2)
     n_variants = int(v1.number_input("Variants (incl. control)", min_value=2, max_value=8,
@@ -154,17 +155,18 @@ except DomainError as exc:
 # ---------------------------------------------------------------- the answer
 st.divider()
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Users per variant", f"{plan.n_per_variant:,}")
-m2.metric("Total users", f"{plan.total:,}")
-m3.metric("Duration", f"{plan.days:,} days")
+m1.metric("Users per variant", fmt.count(plan.n_per_variant))
+m2.metric("Total users", fmt.count(plan.total))
+m3.metric("Duration", fmt.plural(plan.days, "day"))
 if mode == "duration":
     m4.metric("Detectable effect", plan.effect_text)
 else:
-    m4.metric("Power", f"{plan.power:.1%}")
+    m4.metric("Power", fmt.percent(plan.power, 1, trim=True))
 st.success(plan.summary)
 if n_variants > 2 or len(set(inputs.weights)) > 1:
-    st.dataframe(pd.DataFrame([{"Variant": v.name, "Share": f"{v.weight:.1%}", "Users": v.units}
-                               for v in plan.variants]), hide_index=True)
+    st.dataframe(pd.DataFrame([{"Variant": v.name, "Share": fmt.percent(v.weight, 4, trim=True),
+                                "Users": fmt.count(v.units)} for v in plan.variants]),
+                 hide_index=True)
 
 c1, c2 = st.columns(2)
 c1.plotly_chart(charts.planner_curve(planning.power_curve(plan), title="Power against sample size",
@@ -185,15 +187,19 @@ else:
     if not proposed:
         st.info("No proposed experiment to save a plan onto: create one on the Registry page.")
     else:
+        by_id = {e.id: e for e in proposed}
+        chosen = url_selectbox("Proposed experiment", list(by_id), key="plan_target",
+                               format_func=lambda i: by_id[i].name)
+        target = by_id[chosen]
         with st.form("save_plan"):
-            s1, s2 = st.columns(2)
-            target = s1.selectbox("Proposed experiment", proposed, format_func=lambda e: e.name,
-                                  key="plan_target")
-            analysis_mode = s2.selectbox("Analysis mode", ["fixed", "sequential"],
+            analysis_mode = st.selectbox("Analysis mode", ["fixed", "sequential"],
                                          key="plan_analysis_mode")
-            st.caption(f"Saves: {plan.n_per_variant:,} users per variant, MDE "
-                       f"{'—' if plan.mde_relative is None else f'{plan.mde_relative:.2%}'} "
-                       f"relative, alpha {alpha:g}, power {plan.power:.2f}.")
+            typed = mode != "duration" and relative  # as the user typed it, else as computed
+            mde_text = (fmt.percent(plan.mde_relative, 6, trim=True) if typed
+                        else fmt.percent(plan.mde_relative, sig=3))
+            st.caption(f"Saves onto '{target.name}': {fmt.count(plan.n_per_variant)} users per "
+                       f"variant, MDE {mde_text} relative, alpha {alpha:g}, power "
+                       f"{fmt.percent(plan.power, 1, trim=True)}.")
             if st.form_submit_button("Save plan", type="primary"):
                 with db_session() as session:
                     saved = run_action(lambda: planning.save_plan(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core import format as fmt
 from core import registry, reports
 from core.analysis import portfolio
 from core.errors import DomainError
 from ui.auth import current_actor
-from ui.state import clear_reads, db_session
+from ui.state import clear_reads, db_session, url_selectbox
 from ui.widgets import run_action
 
 actor = current_actor()
@@ -51,8 +52,8 @@ experiments = load_experiments()
 if not experiments:
     st.info("No experiments yet: register one in the Registry first.")
     st.stop()
-chosen = st.selectbox("Experiment", list(experiments), format_func=experiments.get,
-                      key="rep_experiment")
+chosen = url_selectbox("Experiment", list(experiments), key="rep_experiment",
+                       format_func=experiments.get)
 
 if can_write:
     if st.button("Generate report", type="primary", key="rep_generate"):
@@ -63,8 +64,9 @@ if can_write:
             )
         if created is not None:
             clear_reads()
-            st.success(f"Report generated and stored as `{created.key}` "
-                       f"({created.size_bytes / 1024:,.0f} KB).")
+            st.success(f"Report generated: {created.filename} "
+                       f"({fmt.number(created.size_bytes / 1024, 3)} KB), stored as "
+                       f"`{created.key}`.")
 else:
     st.caption("You have read-only access: editors generate reports; you can download them.")
 
@@ -75,13 +77,15 @@ if not past:
 else:
     st.dataframe(
         pd.DataFrame([
-            {"Generated": r.created_at, "By": r.created_by, "File": r.filename,
-             "Size (KB)": round(r.size_bytes / 1024, 1), "SHA-256": r.sha256[:16] + "…"}
+            {"Generated": fmt.timestamp(r.created_at), "By": r.created_by, "File": r.filename,
+             "Size": f"{fmt.number(r.size_bytes / 1024, 3)} KB",
+             "SHA-256": r.sha256[:16] + "…"}
             for r in past
         ]),
         hide_index=True, width="stretch",
     )
-    labels = {r.id: f"{r.filename} — {r.created_by}" for r in past}
+    labels = {r.id: f"{r.filename} — {fmt.timestamp(r.created_at)}, {r.created_by}"
+              for r in past}
     report_id = st.selectbox("Report to download", list(labels), format_func=labels.get,
                              key="rep_report")
     download = load_pdf(report_id)

@@ -1,23 +1,32 @@
-"""Results: an experiment's trustworthiness, progress and per-metric decisions, with charts,
-CSV download, and (for editors) loading data from a file or the experiment's SQL source."""
+"""Results: an experiment's verdict first, then its trustworthiness, progress and per-metric
+decisions, with charts, CSV download, and (for editors) loading data from a file or the
+experiment's SQL source. ``?experiment=<id>`` opens (and keeps) one experiment.
+
+A flagged sample-ratio-mismatch check blocks the results: no lift, difference, p-value, forest
+plot or cumulative chart is shown, only the reason and the assignment counts behind it."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from core import format as fmt
 from core.analysis import results, views
+from core.analysis.results import MetricComparison, ResultsSnapshot
+from core.analysis.verdict import STATE_LABELS, tone
 from core.errors import DomainError
 from ui import charts
 from ui.auth import current_actor
-from ui.state import clear_reads, db_session
+from ui.state import clear_reads, db_session, url_selectbox
+from ui.widgets import loaded_text
 
 actor = current_actor()
 can_write = actor.can("editor")
-BADGES = {
-    "significant": "green", "not_significant": "gray", "too_early": "orange",
-    "srm_untrustworthy": "red", "guardrail_breach": "red",
-}
+VERDICT_BOXES = {"ship": st.success, "dont_ship": st.error, "investigate": st.warning,
+                 "keep_running": st.info, "none": st.info}
+FLASH = "res_flash"  # session key: (experiment id, what the last data load brought)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -36,14 +45,96 @@ def load_results(experiment_id: int):  # type: ignore[no-untyped-def]
         )
 
 
+def _blocked(snapshot: ResultsSnapshot) -> bool:
+    return (snapshot.srm is not None and snapshot.srm.flagged) or any(
+        c.blocked for c in snapshot.comparisons)
+
+
+def _effect_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
+    """The results table for people: labels, formatted numbers, no raw column names. The
+    p-value is the one of the quantity shown (the lift, else the difference), the test its
+    interval inverts; a one-sided interval shows its open end as ∞."""
+    ci = fmt.ci_label(snapshot.alpha, snapshot.analysis_mode == "sequential")
+    rows = []
+    for c in snapshot.comparisons:
+        row: dict[str, Any] = {
+            "Metric": c.metric, "Treatment": c.treatment,
+            "Users": f"{fmt.count(c.control_n)} / {fmt.count(c.treatment_n)}",
+        }
+        if not _blocked(snapshot):
+            on_lift = c.decision_on == "lift" and c.lift is not None
+            one_sided = c.alternative != "two-sided"
+            row |= {
+                "Control → treatment": (f"{fmt.metric_value(c.kind, c.control_mean)} → "
+                                        f"{fmt.metric_value(c.kind, c.treatment_mean)}"),
+                "Lift" if on_lift else "Difference":
+                    fmt.signed_percent(c.lift) if on_lift else fmt.signed_number(c.diff),
+                ci: (fmt.interval(c.lift_ci_low, c.lift_ci_high, fmt.signed_percent,
+                                  open_ends=one_sided) if on_lift else
+                     fmt.interval(c.diff_ci_low, c.diff_ci_high, fmt.signed_number,
+                                  open_ends=one_sided)),
+                "p-value": fmt.pvalue(c.lift_p_value if on_lift else c.p_value),
+                "Adjusted p": fmt.pvalue(c.adjusted_p_value),
+            }
+        row["Decision"] = STATE_LABELS.get(c.decision_state, fmt.label(c.decision_state))
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if "Lift" in frame and "Difference" in frame:  # mixed: one column, named for both
+        frame["Lift"] = frame["Lift"].fillna(frame.pop("Difference"))
+        frame = frame.rename(columns={"Lift": "Lift / difference"})
+    return frame.fillna(fmt.MISSING).to_dict("records")
+
+
+def _bayesian_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
+    """The Bayesian readout of each comparison that has one (posterior of the relative lift)."""
+    rows = []
+    for c in snapshot.comparisons:
+        b = c.bayesian
+        if b is None:
+            continue
+        rows.append({
+            "Metric": c.metric, "Treatment": c.treatment,
+            "Chance to beat control": fmt.percent(b.chance_to_beat_control, 1),
+            "Expected loss if shipped": fmt.percent(b.expected_loss_ship, 2),
+            f"{fmt.percent(1 - b.alpha, 4, trim=True)} credible interval":
+                fmt.interval(b.ci_low, b.ci_high, fmt.signed_percent),
+            "Prior": "flat" if b.prior == "flat" else (
+                f"normal({fmt.signed_percent(b.prior_mean)}, sd {fmt.percent(b.prior_sd)})"),
+        })
+    return rows
+
+
+def _decision_line(c: MetricComparison) -> str:
+    colour = "red" if c.blocked or c.decision_state == "srm_untrustworthy" else \
+        charts.TONE_BADGES[tone(c)]
+    badge = f":{colour}-badge[{STATE_LABELS.get(c.decision_state, c.decision_state)}]"
+    return (f"**{c.metric}** ({c.role}) · {c.treatment} vs {c.control} {badge}  \n"
+            f"{c.reason}")
+
+
 st.title("Results")
 choices = load_choices()
 if not choices:
     st.info("No running or completed experiment yet: launch one on the Registry page.")
     st.stop()
-choice = st.selectbox("Experiment", choices, key="res_experiment",
-                      format_func=lambda c: f"{c.name} ({c.status})")
+by_id = {c.id: c for c in choices}
+chosen = url_selectbox("Experiment", list(by_id), key="res_experiment",
+                       format_func=lambda i: f"{by_id[i].name} ({by_id[i].status})")
+choice = by_id[chosen]
 snapshot, series, units = load_results(choice.id)
+blocked = _blocked(snapshot)
+
+flash = st.session_state.get(FLASH)
+if flash is not None and flash[0] == choice.id:
+    st.success(flash[1])  # until the next load, or another experiment is opened
+elif flash is not None:
+    del st.session_state[FLASH]
+
+# ---------------------------------------------------------------- the verdict, first
+verdict = snapshot.verdict
+if verdict is not None:
+    VERDICT_BOXES.get(verdict.recommendation, st.info)(
+        f"**Verdict: {verdict.label}**  \n{verdict.reason}")
 
 # ---------------------------------------------------------------- freshness, SRM, progress
 if snapshot.data_through is None:
@@ -51,56 +142,64 @@ if snapshot.data_through is None:
             + (" Load a file or refresh from its SQL source below." if can_write else ""))
 else:
     st.caption(
-        f"Data {snapshot.first_day} → **{snapshot.data_through}** · computed "
-        f"{snapshot.computed_at:%Y-%m-%d %H:%M} UTC · {snapshot.analysis_mode} analysis · "
+        f"Data {fmt.day(snapshot.first_day)} → **{fmt.day(snapshot.data_through)}** · "
+        f"computed {fmt.timestamp(snapshot.computed_at)} · {snapshot.analysis_mode} analysis · "
         f"{snapshot.correction} correction · alpha {snapshot.alpha:g}"
     )
-if snapshot.srm is not None and snapshot.srm.flagged:
+if blocked:
     srm = snapshot.srm
-    split = ", ".join(f"{v} {n:,}" for v, n in zip(srm.variants, srm.observed, strict=True))
+    assert srm is not None
+    split = ", ".join(f"{v} {fmt.count(n)}" for v, n in zip(srm.variants, srm.observed,
+                                                            strict=True))
     st.error(
         f"**Sample ratio mismatch — results blocked.** Assignments ({split}) do not match the "
         f"planned split (chi-square p = {srm.p_value:.2g} < {srm.threshold:g}). Randomisation "
-        "or logging is broken; no metric below can be trusted until the cause is fixed.",
+        "or logging is broken; no metric below can be trusted until the cause is fixed, so "
+        "every effect is hidden.",
         icon=":material/block:",
     )
 if snapshot.progress is not None:
     st.progress(min(snapshot.progress, 1.0),
-                text=f"Progress toward the planned sample: {snapshot.progress:.0%} "
-                     f"(planned {snapshot.planned_sample_size:,} users per variant)")
+                text=f"Progress toward the planned sample: {fmt.percent(snapshot.progress, 0)} "
+                     f"(planned {fmt.count(snapshot.planned_sample_size)} users per variant)")
 if snapshot.variants:
     for col, v in zip(st.columns(len(snapshot.variants)), snapshot.variants, strict=True):
-        col.metric(f"{v.name} ({v.weight:.0%})", f"{v.units:,}")
+        col.metric(f"{v.name} ({fmt.percent(v.weight, 1, trim=True)})", fmt.count(v.units))
 
 # ---------------------------------------------------------------- decisions per metric
 st.subheader("Decisions")
 for c in snapshot.comparisons:
-    st.markdown(f"**{c.metric}** ({c.role}) · {c.treatment} vs {c.control} "
-                f":{BADGES[c.decision_state]}-badge[{c.decision_state}]  \n{c.reason}")
+    st.markdown(_decision_line(c))
 
-table = pd.DataFrame(views.results_table(snapshot))
+table = pd.DataFrame(_effect_rows(snapshot))
 if not table.empty:
-    st.dataframe(
-        table.drop(columns=["reason", "kind"]), hide_index=True, width="stretch",
-        column_config={
-            "lift": st.column_config.NumberColumn("lift", format="percent"),
-            "lift_ci_low": st.column_config.NumberColumn("lift CI low", format="percent"),
-            "lift_ci_high": st.column_config.NumberColumn("lift CI high", format="percent"),
-            "p_value": st.column_config.NumberColumn("p", format="%.4f"),
-            "adjusted_p_value": st.column_config.NumberColumn("adjusted p", format="%.4f"),
-            "control_value": st.column_config.NumberColumn("control", format="%.4g"),
-            "treatment_value": st.column_config.NumberColumn("treatment", format="%.4g"),
-        },
-    )
+    if blocked:
+        st.caption("Lifts, differences and p-values hidden: sample ratio mismatch (see above).")
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"Metric": st.column_config.TextColumn(width="medium")})
     st.download_button("Download results (CSV)", views.results_csv(snapshot),
                        f"results_{choice.id}.csv", "text/csv")
+    bayes = _bayesian_rows(snapshot)
+    if bayes and not blocked:
+        st.markdown("##### Bayesian readout")
+        st.caption("Beside the frequentist test: the posterior of the relative lift. Chance to "
+                   "beat control is the probability the treatment is better (in the metric's "
+                   "direction); expected loss is the lift you give up on average by shipping "
+                   "if it is in fact worse.")
+        st.dataframe(pd.DataFrame(bayes), hide_index=True, width="stretch")
 
 # ---------------------------------------------------------------- charts
 if snapshot.comparisons and snapshot.data_through is not None:
-    st.plotly_chart(charts.forest_plot(snapshot.comparisons), key="res_forest")
-    metrics = list(dict.fromkeys(c.metric for c in snapshot.comparisons))
-    shown = st.selectbox("Cumulative lift of", metrics, key=f"res_metric_{choice.id}")
-    st.plotly_chart(charts.cumulative_lift(series, shown), key="res_cumulative")
+    if blocked:
+        st.info("Forest plot and cumulative lift hidden: sample ratio mismatch. The daily "
+                "assignments below show where the split goes wrong.",
+                icon=":material/visibility_off:")
+    else:
+        st.plotly_chart(charts.forest_plot(snapshot.comparisons), key="res_forest")
+        metrics = list(dict.fromkeys(c.metric for c in snapshot.comparisons))
+        shown = st.selectbox("Cumulative lift of", metrics, key=f"res_metric_{choice.id}")
+        st.plotly_chart(charts.cumulative_lift(series, shown, alpha=snapshot.alpha),
+                        key="res_cumulative")
     st.plotly_chart(charts.daily_units(units), key="res_units")
 
 # ---------------------------------------------------------------- loading data (editors)
@@ -108,11 +207,22 @@ if not can_write:
     st.caption("You have read-only access: ask an admin for the editor role to load data.")
     st.stop()
 
+
+def _loaded(message: str) -> None:
+    """Forget every cached read, leave the message for the rerun, and rerun to show the data."""
+    clear_reads()
+    st.session_state[FLASH] = (choice.id, message)
+    st.session_state["res_upload_round"] = st.session_state.get("res_upload_round", 0) + 1
+    st.rerun()
+
+
 st.subheader("Load data")
 u1, u2 = st.columns(2)
 with u1:
-    upload = st.file_uploader("Upload a user-level or pre-aggregated file (CSV or Parquet)",
-                              type=["csv", "parquet", "gz"], key=f"res_upload_{choice.id}")
+    upload = st.file_uploader(
+        "Upload a user-level or pre-aggregated file (CSV or Parquet)",
+        type=["csv", "parquet", "gz"],
+        key=f"res_upload_{choice.id}_{st.session_state.get('res_upload_round', 0)}")
     if upload is not None and st.button("Load file", type="primary"):
         bar = st.progress(0.0, text="Starting")
         try:
@@ -126,9 +236,7 @@ with u1:
             st.error(f"**{upload.name} was rejected; nothing was loaded.**\n"
                      + "\n".join(f"- {p}" for p in exc.problems))
         else:
-            clear_reads()
-            st.success(f"Loaded {report.stats_rows_written:,} daily rows from {upload.name} "
-                       f"({report.first_day} → {report.last_day}).")
+            _loaded(loaded_text(report, source=upload.name))
 with u2:
     if not choice.has_sql_source:
         st.caption("This experiment has no SQL metric source (define one with the CLI or API).")
@@ -144,6 +252,4 @@ with u2:
             st.error("**The refresh failed; nothing was loaded.**\n"
                      + "\n".join(f"- {p}" for p in exc.problems))
         else:
-            clear_reads()
-            st.success(f"Refreshed: {report.stats_rows_written:,} daily rows, data through "
-                       f"{report.last_day}.")
+            _loaded("Refreshed: " + loaded_text(report, source="the SQL source"))

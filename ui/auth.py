@@ -105,7 +105,25 @@ def require_login(pages: list[Any] | None = None) -> Actor:
 def current_actor() -> Actor:
     """The signed-in actor (pages run after Home.py's gate, so one always exists)."""
     actor = st.session_state.get("actor")
+    if not isinstance(actor, Actor) and _run_without_the_gate():
+        st.rerun()  # now through Home.py, on the same URL (a deep link stays a deep link)
     if not isinstance(actor, Actor):
         st.error("Please sign in from the home page.")
         st.stop()
     return actor
+
+
+def _run_without_the_gate() -> bool:
+    """True (once per process) when Streamlit ran a page file directly instead of Home.py.
+
+    Until the first ``st.navigation`` call of a process, Streamlit treats ``pages/`` as a legacy
+    multipage folder: the very first visitor after a start who opens a deep link
+    (``/results?experiment=3``) gets ``pages/results.py`` without the login gate. Switching that
+    legacy mode off makes the rerun go through Home.py's navigation, on the same URL.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        return True
+    return False

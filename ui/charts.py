@@ -1,34 +1,51 @@
 """Plotly figures for the Planner and Results pages. Each takes data computed in ``core`` and only
-draws it (no statistics here)."""
+draws it (no statistics here).
+
+Colour means the same on every chart and badge, from :func:`core.analysis.verdict.tone`:
+green = good (a significant improvement), red = bad (a significant change in the direction the
+metric's ``higher_is_better`` calls worse, or a guardrail breach), grey = inconclusive. Series
+that carry no such meaning (variants, treatments, planner curves) use :data:`PALETTE`, which has
+neither green nor red.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from datetime import date, timedelta
 
 import plotly.graph_objects as go
 
+from core import format as fmt
 from core.analysis.results import MetricComparison, SeriesPoint
+from core.analysis.verdict import tone
 from core.analysis.views import DailyUnits
 from core.planning import Curve
+from core.types import Tone
 
-STATE_COLOURS = {
-    "significant": "#1a7f37",
-    "not_significant": "#6e7781",
-    "too_early": "#9a6700",
-    "srm_untrustworthy": "#cf222e",
-    "guardrail_breach": "#cf222e",
+TONE_COLOURS: dict[Tone, str] = {
+    "good": "#1a7f37", "bad": "#cf222e", "inconclusive": "#6e7781",
 }
-"""One colour per decision state, shared by the badges' meaning on the page."""
-_PALETTE = ("#0969da", "#bf3989", "#8250df", "#1a7f37", "#bc4c00", "#6e7781")
+"""Green = good, red = bad, grey = inconclusive: the badges on the page use the same names."""
+TONE_BADGES: dict[Tone, str] = {"good": "green", "bad": "red", "inconclusive": "gray"}
+TONE_LABELS: dict[Tone, str] = {"good": "Better", "bad": "Worse", "inconclusive": "Inconclusive"}
+PALETTE = ("#0969da", "#8250df", "#bf8700", "#1b7c83", "#953800", "#57606a")
+"""Neutral series colours (no green, no red: those mean better and worse)."""
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "hovermode": "closest"}
+_DAY_MS = 86_400_000
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
 
 
 def forest_plot(rows: Sequence[MetricComparison]) -> go.Figure:
-    """Relative lift and its CI for every metric x treatment, coloured by decision state."""
+    """Relative lift and its CI for every metric x treatment, coloured better / worse /
+    inconclusive. An open (one-sided) end of an interval is drawn to the edge of the plot."""
     fig = go.Figure()
-    shown = [r for r in rows if r.lift is not None]
-    for state, colour in STATE_COLOURS.items():
-        mine = [r for r in shown if r.decision_state == state]
+    shown = [r for r in rows if _finite(r.lift) is not None]
+    for name, colour in TONE_COLOURS.items():
+        mine = [r for r in shown if tone(r) == name]
         if not mine:
             continue
         fig.add_trace(go.Scatter(
@@ -36,39 +53,49 @@ def forest_plot(rows: Sequence[MetricComparison]) -> go.Figure:
             y=[f"{r.metric} · {r.treatment}" for r in mine],
             mode="markers",
             marker={"color": colour, "size": 10},
-            name=state,
+            name=TONE_LABELS[name],
+            customdata=[[fmt.signed_percent(r.lift),
+                         fmt.interval(r.lift_ci_low, r.lift_ci_high, fmt.signed_percent)]
+                        for r in mine],
             error_x={
                 "type": "data", "symmetric": False,
-                "array": [(r.lift_ci_high - r.lift) if r.lift_ci_high is not None else 0
-                          for r in mine],  # type: ignore[operator]
-                "arrayminus": [(r.lift - r.lift_ci_low) if r.lift_ci_low is not None else 0
-                               for r in mine],  # type: ignore[operator]
+                "array": [_span(r.lift, r.lift_ci_high) for r in mine],
+                "arrayminus": [_span(r.lift_ci_low, r.lift) for r in mine],
             },
-            hovertemplate="%{y}<br>lift %{x:.2%}<extra>" + state + "</extra>",
+            hovertemplate="%{y}<br>lift %{customdata[0]} %{customdata[1]}<extra></extra>",
         ))
     fig.add_vline(x=0, line_dash="dash", line_color="#57606a")
     fig.update_layout(
-        title="Relative lift with confidence intervals", xaxis_tickformat=".0%",
+        title="Relative lift with confidence intervals", xaxis_tickformat="+.0%",
         height=max(260, 36 * len(shown) + 120), yaxis={"autorange": "reversed"},
-        legend_title_text="Decision", **_LAYOUT,
+        legend_title_text="Effect", **_LAYOUT,
     )
     return fig
 
 
-def cumulative_lift(points: Sequence[SeriesPoint], metric: str) -> go.Figure:
+def _span(low: float | None, high: float | None) -> float:
+    """Length of one arm of an error bar; an open end (None, ±inf) is drawn 1 (100%) long."""
+    low, high = _finite(low), _finite(high)
+    if low is None or high is None:
+        return 1.0
+    return max(high - low, 0.0)
+
+
+def cumulative_lift(points: Sequence[SeriesPoint], metric: str, *, alpha: float = 0.05
+                    ) -> go.Figure:
     """Cumulative relative lift of each treatment over time with its CI band (the always-valid
     band for sequential experiments)."""
     fig = go.Figure()
-    mine = [p for p in points if p.metric == metric and p.lift is not None]
+    mine = [p for p in points if p.metric == metric and _finite(p.lift) is not None]
     treatments = list(dict.fromkeys(p.treatment for p in mine))
     sequential = any(p.sequential for p in mine)
-    band = "always-valid band" if sequential else "95% CI (valid on the planned day)"
+    band = fmt.ci_label(alpha, sequential) + ("" if sequential else " (valid on the planned day)")
     for i, treatment in enumerate(treatments):
-        colour = _PALETTE[i % len(_PALETTE)]
+        colour = PALETTE[i % len(PALETTE)]
         pts = [p for p in mine if p.treatment == treatment]
         days = [p.day for p in pts]
-        high = [p.lift_ci_high for p in pts]
-        low = [p.lift_ci_low for p in pts]
+        high = [_finite(p.lift_ci_high) for p in pts]
+        low = [_finite(p.lift_ci_low) for p in pts]
         fig.add_trace(go.Scatter(x=days, y=high, mode="lines", line={"width": 0},
                                  showlegend=False, hoverinfo="skip", legendgroup=treatment))
         fig.add_trace(go.Scatter(x=days, y=low, mode="lines", line={"width": 0}, fill="tonexty",
@@ -77,10 +104,13 @@ def cumulative_lift(points: Sequence[SeriesPoint], metric: str) -> go.Figure:
         fig.add_trace(go.Scatter(x=days, y=[p.lift for p in pts], mode="lines+markers",
                                  line={"color": colour}, name=f"{treatment}: lift",
                                  legendgroup=treatment,
-                                 hovertemplate="%{x}<br>lift %{y:.2%}<extra></extra>"))
+                                 customdata=[fmt.signed_percent(p.lift) for p in pts],
+                                 hovertemplate="%{x|%Y-%m-%d}<br>lift %{customdata}"
+                                               "<extra></extra>"))
     fig.add_hline(y=0, line_dash="dash", line_color="#57606a")
-    fig.update_layout(title=f"Cumulative lift of {metric}", yaxis_tickformat=".0%",
+    fig.update_layout(title=f"Cumulative lift of {metric}", yaxis_tickformat="+.0%",
                       height=380, **_LAYOUT)
+    _day_axis(fig, [p.day for p in mine])
     return fig
 
 
@@ -92,21 +122,37 @@ def daily_units(rows: Sequence[DailyUnits]) -> go.Figure:
         mine = [r for r in rows if r.variant == variant]
         fig.add_trace(go.Scatter(x=[r.day for r in mine], y=[r.units for r in mine],
                                  mode="lines+markers", name=variant,
-                                 line={"color": _PALETTE[i % len(_PALETTE)]}))
+                                 line={"color": PALETTE[i % len(PALETTE)]},
+                                 hovertemplate="%{x|%Y-%m-%d}<br>%{y:,} units<extra>"
+                                               + variant + "</extra>"))
     fig.update_layout(title="Daily units per variant", yaxis_title="Units", height=320,
-                      **_LAYOUT)
+                      yaxis_tickformat=",d", yaxis_rangemode="tozero", **_LAYOUT)
+    _day_axis(fig, [r.day for r in rows])
     return fig
+
+
+def _day_axis(fig: go.Figure, days: Sequence[date]) -> None:
+    """Ticks on whole days (never hours or milliseconds), also when the data covers one day."""
+    fig.update_xaxes(type="date", tickformat="%b %d", hoverformat="%Y-%m-%d")
+    if not days:
+        return
+    first, last = min(days), max(days)
+    span = (last - first).days
+    if span <= 10:
+        fig.update_xaxes(dtick=_DAY_MS, tick0=first.isoformat(),
+                         range=[(first - timedelta(hours=12)).isoformat(),
+                                (last + timedelta(hours=12)).isoformat()])
 
 
 def planner_curve(curve: Curve, *, title: str, percent_y: bool, marker_label: str) -> go.Figure:
     """A planner curve (power vs sample size, or MDE vs duration) with the plan marked."""
     fig = go.Figure(go.Scatter(x=list(curve.x), y=list(curve.y), mode="lines",
-                               name=curve.y_label, line={"color": _PALETTE[0]}))
+                               name=curve.y_label, line={"color": PALETTE[0]}))
     if curve.marker_y is not None:
         fig.add_trace(go.Scatter(x=[curve.marker_x], y=[curve.marker_y], mode="markers",
-                                 marker={"size": 12, "color": _PALETTE[1]}, name=marker_label))
+                                 marker={"size": 12, "color": PALETTE[1]}, name=marker_label))
     fig.update_layout(title=title, xaxis_title=curve.x_label, yaxis_title=curve.y_label,
-                      height=340, showlegend=False, **_LAYOUT)
+                      height=340, showlegend=False, xaxis_tickformat=",", **_LAYOUT)
     if percent_y:
         fig.update_yaxes(tickformat=".0%")
     return fig

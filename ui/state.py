@@ -91,7 +91,7 @@ def url_selectbox(
     """
     by_text = {str(o): o for o in options}
     wanted = query_value(param)
-    if wanted in by_text and st.session_state.get(key) != by_text[wanted]:
+    if wanted in by_text:  # always: a widget skipped by an earlier run (st.stop) lost its state
         st.session_state[key] = by_text[wanted]
     if key in st.session_state and st.session_state[key] not in options:
         del st.session_state[key]  # an option that is gone (filtered out, deleted)

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
+from core import format as fmt
 from core.errors import DomainError
 from ui.messages import plain
 
@@ -48,3 +49,21 @@ def format_variants(variants: list[Any]) -> str:
 
 def split_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def loaded_text(report: Any, *, source: str) -> str:
+    """What a data load brought, in users and days: "Loaded 2,000 users (control 1,000,
+    treatment 1,000) over 1 day (2026-12-02) from x.csv: checkout_conversion, refund_rate."
+    ``report`` is an ingestion report (units per variant, first and last day, metrics)."""
+    users = sum(report.units.values())
+    split = ", ".join(f"{v} {fmt.count(n)}" for v, n in report.units.items())
+    what = (f"{fmt.plural(users, 'user')} ({split})" if users else "pre-aggregated statistics")
+    if report.first_day is None or report.last_day is None:
+        when = "with no day"
+    else:
+        days = (report.last_day - report.first_day).days + 1
+        span = (fmt.day(report.first_day) if days == 1
+                else f"{fmt.day(report.first_day)} → {fmt.day(report.last_day)}")
+        when = f"over {fmt.plural(days, 'day')} ({span})"
+    metrics = ", ".join(report.metrics)
+    return f"Loaded {what} {when} from {source}" + (f": {metrics}." if metrics else ".")

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core import format as fmt
 from core import registry
 from core.analysis import results
-from core.analysis.verdict import experiment_verdict
+from core.analysis.verdict import ExperimentVerdict, experiment_verdict
 from core.types import Recommendation
 
 PORTFOLIO_CSV_COLUMNS = (
@@ -39,6 +39,33 @@ class Attention:
     reason: str
     recommendation: Recommendation | None = None
     """The verdict behind a result reason; None for a plan reason."""
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where one running or completed experiment stands: its verdict, first."""
+
+    experiment_id: int
+    name: str
+    owner: str
+    status: str
+    verdict: ExperimentVerdict
+
+
+def standings(session: Session) -> list[Standing]:
+    """The verdict of every running experiment, then every completed one (each by name), from
+    the latest stored snapshot, else computed now without storing."""
+    out = []
+    for status in ("running", "completed"):
+        experiments = sorted(registry.all_experiments(session, status=status),
+                             key=lambda e: e.name.lower())
+        for exp in experiments:
+            snapshot = results.latest_snapshot(session, experiment_id=exp.id)
+            if snapshot is None:
+                snapshot = results.compute_results(session, experiment_id=exp.id)
+            verdict = snapshot.verdict or experiment_verdict(snapshot)
+            out.append(Standing(exp.id, exp.name, exp.owner, exp.status, verdict))
+    return out
 
 
 def needs_attention(session: Session, *, today: date | None = None) -> list[Attention]:

@@ -26,7 +26,7 @@ def test_planner_page_shows_the_services_plan_and_both_curves(demo_app: str) -> 
         planning.make_inputs(baseline=0.10, mde=0.05, daily_traffic=4200))
     assert _metrics(at) == {
         "Users per variant": f"{expected.n_per_variant:,}", "Total users": f"{expected.total:,}",
-        "Duration": f"{expected.days:,} days", "Power": "80.0%",
+        "Duration": f"{expected.days:,} days", "Power": "80%",
     }
     assert at.success[0].value == expected.summary
     assert at.success[0].value.startswith("With 4,200 users a day you can detect a 5% relative")
@@ -86,7 +86,34 @@ def test_planner_page_explains_bad_inputs(demo_app: str) -> None:
     at.text_input(key="plan_split_2").set_value("70, 20").run()
     assert not at.exception
     assert "add up to 100%" in at.error[0].value
+    assert "(it adds up to 90%)" in at.error[0].value  # percent, as typed: not 0.9 or 90.0%
     assert not at.metric and not at.success
+
+
+def test_planner_page_shows_percentages_as_typed(demo_app: str) -> None:
+    at = _planner()
+    at.number_input(key="plan_mde_binomial_True").set_value(2.5).run()
+    assert not at.exception
+    assert "a 2.5% relative lift" in at.success[0].value
+    saves = next(c.value for c in at.caption if c.value.startswith("Saves onto"))
+    assert "MDE 2.5% relative" in saves and "power 80%" in saves
+
+
+def test_planner_page_opens_the_deep_linked_experiment(demo_app: str) -> None:
+    engine = make_engine(demo_app)
+    with session_factory(engine)() as session:
+        exp_id = registry.get_experiment_by_name(session, name="Simplified signup form").id
+    engine.dispose()
+    at = login("demo-editor")
+    at.query_params["experiment"] = str(exp_id)
+    open_page(at, "planner")
+    assert not at.exception
+    assert at.selectbox(key="plan_target").value == exp_id
+    assert any("Saves onto 'Simplified signup form'" in c.value for c in at.caption)
+    at.text_input(key="plan_split_2").set_value("70, 20").run()  # no answer: no save form
+    assert not at.get("selectbox") or all(b.key != "plan_target" for b in at.selectbox)
+    at.text_input(key="plan_split_2").set_value("50, 50").run()
+    assert at.selectbox(key="plan_target").value == exp_id  # still the deep-linked one
 
 
 def test_planner_page_saves_a_plan_onto_a_proposed_experiment(fresh_demo_app: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,9 @@ def test_reports_page_editor_generates_lists_and_downloads(
     next(b for b in at.button if b.label == "Generate report").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    assert any("Report generated and stored as" in s.value for s in at.success)
+    today = datetime.now(UTC).date().isoformat()
+    assert any(s.value.startswith(f"Report generated: checkout-button-colour-{today}.pdf (")
+               for s in at.success), [s.value for s in at.success]
     table = at.dataframe[0].value
     assert len(table) == 1 and list(table["By"]) == ["demo-editor"]
     assert _downloads(at) == ["Download PDF", "Export portfolio (CSV)"]
@@ -73,3 +76,13 @@ def test_reports_page_editor_generates_lists_and_downloads(
     viewer.selectbox(key="rep_experiment").set_value(checkout).run()
     assert len(viewer.dataframe[0].value) == 1
     assert "Download PDF" in _downloads(viewer)
+
+
+def test_reports_page_opens_the_deep_linked_experiment(demo_app: str, artifacts: Path) -> None:
+    search = _experiment_id(demo_app, "Search ranking v2")
+    at = login("demo-viewer")
+    at.query_params["experiment"] = str(search)
+    open_page(at, "reports")
+    assert not at.exception
+    assert at.selectbox(key="rep_experiment").value == search
+    assert at.query_params["experiment"] == str(search)

@@ -1,6 +1,8 @@
-"""Results page (AppTest) on the demo data: every experiment renders, the SRM experiment is
-blocked with a red banner and no `significant` badge, the underpowered one shows `too_early`,
-decision badges are exactly core's states, viewers see no upload or refresh."""
+"""Results page (AppTest) on the demo data: every experiment renders with its verdict first, the
+SRM experiment is blocked with a red banner and shows no effect anywhere, the underpowered one
+shows `too_early`, decision badges are exactly core's states (as people's labels, coloured
+better / worse / inconclusive), the table speaks people's numbers, ``?experiment=<id>`` opens
+one experiment, viewers see no upload or refresh."""
 
 from __future__ import annotations
 
@@ -11,11 +13,15 @@ from streamlit.testing.v1 import AppTest
 
 from core import registry
 from core.analysis import results, views
+from core.analysis.verdict import STATE_LABELS
 from db.models import ResultSnapshot
 from db.session import make_engine, session_factory
 from tests.apptest import login, open_page
 
-BADGE = re.compile(r":(\w+)-badge\[(\w+)\]")
+BADGE = re.compile(r":(\w+)-badge\[([^\]]+)\]")
+SIGNED_PERCENT = re.compile(r"[+−-]\d+(?:\.\d+)?%")
+RAW_COLUMNS = {"control_n", "treatment_n", "diff_ci_low", "diff_ci_high", "lift_ci_low",
+               "lift_ci_high", "p_value", "adjusted_p_value", "decision_state"}
 
 
 def _results(user: str, experiment: str | None = None) -> AppTest:
@@ -29,17 +35,25 @@ def _results(user: str, experiment: str | None = None) -> AppTest:
     return at
 
 
-def _badges(at: AppTest) -> list[str]:
-    return [m.group(2) for md in at.markdown for m in BADGE.finditer(md.value)]
+def _badges(at: AppTest) -> list[tuple[str, str]]:
+    return [(m.group(1), m.group(2)) for md in at.markdown for m in BADGE.finditer(md.value)]
 
 
-def _core_states(url: str, name: str) -> list[str]:
+def _labels(at: AppTest) -> list[str]:
+    return [label for _colour, label in _badges(at)]
+
+
+def _core(url: str, name: str) -> results.ResultsSnapshot:
     engine = make_engine(url)
     with session_factory(engine)() as session:
         choice = next(c for c in views.experiments_with_results(session) if c.name == name)
         snap = results.compute_results(session, experiment_id=choice.id)
     engine.dispose()
-    return [c.decision_state for c in snap.comparisons]
+    return snap
+
+
+def _core_labels(url: str, name: str) -> list[str]:
+    return [STATE_LABELS[c.decision_state] for c in _core(url, name).comparisons]
 
 
 def test_results_page_renders_every_experiment(demo_app: str) -> None:
@@ -51,7 +65,12 @@ def test_results_page_renders_every_experiment(demo_app: str) -> None:
         assert not at.exception, (options[i], at.exception)
         assert at.title[0].value == "Results"
         assert _badges(at), options[i]  # every demo experiment has decisions
-        assert len(at.get("plotly_chart")) == 3  # forest, cumulative lift, daily units
+        blocked = any("results blocked" in e.value for e in at.error)
+        # forest, cumulative lift, daily units; only daily units when SRM blocks the effects
+        assert len(at.get("plotly_chart")) == (1 if blocked else 3), options[i]
+        frame = at.dataframe[0].value
+        assert not RAW_COLUMNS & set(frame.columns), options[i]
+        assert not frame.isna().any().any(), options[i]  # "—", never None / NaN
 
 
 def test_results_page_blocks_the_srm_experiment(demo_app: str) -> None:
@@ -59,30 +78,62 @@ def test_results_page_blocks_the_srm_experiment(demo_app: str) -> None:
     banner = [e.value for e in at.error]
     assert len(banner) == 1 and "Sample ratio mismatch — results blocked" in banner[0]
     assert "control 6,000" in banner[0] and "treatment 6,600" in banner[0]
-    assert "significant" not in _badges(at)
-    assert set(_badges(at)) == {"srm_untrustworthy"}
-    assert _badges(at) == _core_states(demo_app, "Onboarding checklist")
+    assert set(_labels(at)) == {STATE_LABELS["srm_untrustworthy"]}
+    assert _labels(at) == _core_labels(demo_app, "Onboarding checklist")
+    shown = [md.value for md in at.markdown] + [c.value for c in at.caption] + \
+        [i.value for i in at.info] + [w.value for w in at.warning]
+    assert not [t for t in shown if SIGNED_PERCENT.search(t)], shown
+    frame = at.dataframe[0].value
+    assert list(frame.columns) == ["Metric", "Treatment", "Users", "Decision"]
+    assert any("hidden" in c.value and "sample ratio mismatch" in c.value for c in at.caption)
+    assert any("Forest plot and cumulative lift hidden" in i.value for i in at.info)
+    assert "Verdict: Investigate" in at.warning[0].value
 
 
 def test_results_page_shows_the_underpowered_experiment_as_too_early(demo_app: str) -> None:
     at = _results("demo-viewer", "Pricing page redesign")
     assert not at.error
-    assert _badges(at) == ["too_early", "too_early"]
-    assert _badges(at) == _core_states(demo_app, "Pricing page redesign")
-    assert "significant" not in _badges(at)
+    assert _labels(at) == ["Too early", "Too early"]
+    assert _labels(at) == _core_labels(demo_app, "Pricing page redesign")
+    assert {colour for colour, _label in _badges(at)} == {"gray"}  # inconclusive
     assert any("40%" in md.value for md in at.markdown)  # the reason names the progress
     assert {m.label: m.value for m in at.metric} == {"control (50%)": "8,000",
                                                      "treatment (50%)": "8,000"}
+    assert "Verdict: Keep running" in at.info[0].value
 
 
-def test_results_page_shows_a_clear_winner_as_significant(demo_app: str) -> None:
+def test_results_page_shows_a_clear_winner_first_and_in_peoples_numbers(demo_app: str) -> None:
     at = _results("demo-viewer", "Checkout button colour")
     assert not at.error
-    assert _badges(at) == _core_states(demo_app, "Checkout button colour")
-    assert _badges(at)[0] == "significant"  # checkout_conversion, true lift +15%
+    snap = _core(demo_app, "Checkout button colour")
+    assert _labels(at) == [STATE_LABELS[c.decision_state] for c in snap.comparisons]
+    assert _labels(at)[0] == "Significant"  # checkout_conversion, true lift +15%
+    assert _badges(at)[0][0] == "green"
+    assert at.success[0].value.startswith("**Verdict: Ship**")
+    assert snap.verdict is not None and snap.verdict.reason in at.success[0].value
     table = at.dataframe[0].value
-    assert list(table["metric"]) == ["checkout_conversion", "refund_rate", "revenue_per_user"]
-    assert list(table["decision_state"]) == _badges(at)
+    assert list(table["Metric"]) == ["checkout_conversion", "refund_rate", "revenue_per_user"]
+    assert list(table["Decision"]) == _labels(at)
+    first = snap.comparisons[0]
+    assert table["Lift"][0] == f"+{first.lift * 100:.1f}%"
+    assert table["Users"][0] == f"{first.control_n:,} / {first.treatment_n:,}"
+    assert table["Control → treatment"][0] == (  # conversion rates
+        f"{first.control_mean * 100:.2f}% → {first.treatment_mean * 100:.2f}%")
+
+
+def test_results_page_opens_the_deep_linked_experiment(demo_app: str) -> None:
+    engine = make_engine(demo_app)
+    with session_factory(engine)() as session:
+        exp_id = registry.get_experiment_by_name(session, name="Search ranking v2").id
+    engine.dispose()
+    at = login("demo-viewer")
+    at.query_params["experiment"] = str(exp_id)
+    open_page(at, "results")
+    assert not at.exception
+    assert at.selectbox(key="res_experiment").value == exp_id
+    at.selectbox(key="res_experiment").select_index(0).run()
+    first = at.selectbox(key="res_experiment").value
+    assert first != exp_id and at.query_params["experiment"] == str(first)
 
 
 def test_results_page_viewer_sees_no_upload_or_refresh(demo_app: str) -> None:
@@ -110,12 +161,13 @@ def test_results_page_refresh_from_sql_source(fresh_demo_app: str) -> None:
     engine.dispose()
     at = _results("demo-editor", "Search ranking v2")
     next(b for b in at.button if b.label == "Refresh from the SQL source").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any(s.value.startswith("Refreshed:") for s in at.success)
+    assert not at.exception
+    assert not [e.value for e in at.error if "Verdict" not in e.value]
+    refreshed = [s.value for s in at.success if s.value.startswith("Refreshed: Loaded ")]
+    assert refreshed and " users (control " in refreshed[0] and " days (" in refreshed[0]
+    assert "rows" not in refreshed[0]
     engine = make_engine(fresh_demo_app)
     with session_factory(engine)() as session:
-        choice = next(c for c in views.experiments_with_results(session)
-                      if c.name == "Search ranking v2")
-        stored = results.latest_snapshot(session, experiment_id=choice.id)
+        stored = results.latest_snapshot(session, experiment_id=exp_id)
     engine.dispose()
     assert stored is not None and stored.computed_by == "demo-editor"
