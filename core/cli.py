@@ -175,8 +175,13 @@ def _ingest(args: argparse.Namespace) -> int:
           f" {report.stats_rows_written} daily rows, days {report.first_day} to "
           f"{report.last_day}, metrics {', '.join(report.metrics)}; units {units}"
           f" ({report.seconds:.1f} s).")
+    if report.dimensions:
+        print(f"Dimensions (per-value statistics stored): {', '.join(report.dimensions)} "
+              f"({report.slice_rows_written} slice rows)")
     if report.ignored_columns:
         print(f"Ignored columns: {', '.join(report.ignored_columns)}")
+    for note in report.notes:
+        print(note)
     return 0
 
 

@@ -166,10 +166,8 @@ def _scan_query(plan: _Plan, columns: dict[str, str], src: str) -> tuple[str, li
             f"coalesce(NULLIF(trim(CAST({quote(col)} AS VARCHAR)), ''), "
             f"'{EMPTY_DIMENSION_VALUE}') AS {key}"
         )
-    unit = quote(plan.unit)
     agg = [
         "count(*) AS rows",
-        f"count({unit}) AS units_nn",
         (f"count_if({_D} IS NULL AND NULLIF(trim(CAST({quote(plan.date)} AS VARCHAR)), '') "
          f"IS NOT NULL) AS bad_day, count_if({quote(plan.date)} IS NULL) AS empty_day")
         if plan.date else "0 AS bad_day, 0 AS empty_day",
@@ -221,16 +219,20 @@ def _examples(con: duckdb.DuckDBPyConnection, src: str, unit: str, col: str, whe
                      for u, v in rows)
 
 
-def duplicate_units(con: duckdb.DuckDBPyConnection, src: str, unit: str, rows: int) -> int:
-    """Rows beyond the first of each unit id (0 proves every unit appears once).
+def duplicate_units(
+    con: duckdb.DuckDBPyConnection, src: str, unit: str, rows: int
+) -> tuple[int, int]:
+    """Rows beyond the first of each unit id (0 proves every unit appears once), and the rows
+    with a unit id. This is the only pass that reads the ids.
 
     Distinct 64-bit hashes prove distinct ids; the hashes are streamed into one numpy array and
     sorted, and only when two are equal (a real duplicate, or a ~1e-6 collision) are the ids
     counted exactly. Above :data:`MAX_SORTED_UNITS` rows DuckDB counts distinct hashes itself,
     spilling to disk."""
     if rows > MAX_SORTED_UNITS:
-        repeats = int(con.execute(
-            f"SELECT count({unit}) - count(DISTINCT hash({unit})) FROM {src}").fetchone()[0])  # type: ignore[index]
+        repeats, filled = (int(x) for x in con.execute(  # type: ignore[union-attr]
+            f"SELECT count({unit}) - count(DISTINCT hash({unit})), count({unit}) FROM {src}"
+        ).fetchone())
     else:
         hashes = np.empty(rows, dtype=np.uint64)
         filled = 0
@@ -246,9 +248,9 @@ def duplicate_units(con: duckdb.DuckDBPyConnection, src: str, unit: str, rows: i
         repeats = int(np.count_nonzero(found[1:] == found[:-1]))
         del hashes, found
     if not repeats:
-        return 0
+        return 0, filled
     return int(con.execute(
-        f"SELECT count({unit}) - count(DISTINCT {unit}) FROM {src}").fetchone()[0])  # type: ignore[index]
+        f"SELECT count({unit}) - count(DISTINCT {unit}) FROM {src}").fetchone()[0]), filled  # type: ignore[index]
 
 
 def _duplicate_problem(
@@ -312,8 +314,9 @@ def aggregate_user_file(
         raise InvalidInput(f"file: {name} has a header but no rows")
 
     report(0.6, "Checking that each unit appears once")
-    dupes = duplicate_units(con, src, quote(plan.unit), total_rows)
-    problems = _problems(con, src, plan, columns, ctx, whole, total_rows, dupes)
+    dupes, with_unit = duplicate_units(con, src, quote(plan.unit), total_rows)
+    problems = _problems(con, src, plan, columns, ctx, whole, total_rows, dupes,
+                         total_rows - with_unit)
     if problems:
         raise InvalidInput(capped(problems))
 
@@ -410,6 +413,7 @@ def _problems(
     groups: list[dict[str, Any]],
     total_rows: int,
     dupes: int,
+    null_units: int,
 ) -> list[str]:
     """Every problem of the file, from the scan's counters (examples looked up only then)."""
     unit, variant = quote(plan.unit), quote(plan.variant)
@@ -427,7 +431,6 @@ def _problems(
             f"variant: unknown variant(s) {listed}; the experiment's variants are "
             f"{', '.join(ctx.variants)}"
         )
-    null_units = total_rows - sum(int(g["units_nn"]) for g in groups)
     if null_units:
         problems.append(f"unit_id: {null_units} rows have an empty unit_id")
     if dupes:

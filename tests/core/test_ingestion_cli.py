@@ -68,3 +68,25 @@ def test_cli_set_source_then_ingest_sql(run, tmp_path: Path) -> None:  # type: i
     assert code == 2 and err.startswith("error: ")
     code, _out, err = run("set-source", "--experiment", "Nope", "--query-file", str(query))
     assert code == 2 and "no experiment named 'Nope'" in err
+
+
+def test_cli_ingest_file_names_its_dimensions_and_ignored_columns(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    cols = make_units(60)
+    size = cols["unit_id"].size
+    units = {"unit_id": cols["unit_id"], "variant": cols["variant"],
+             "checkout_conversion": cols["conv"], "refund_rate": cols["refunds"],
+             "platform": np.where(np.arange(size) % 2 == 0, "ios", "web").astype(object),
+             "email": np.array([f"{u}@example.com" for u in cols["unit_id"]], dtype=object),
+             "score": np.arange(size, dtype=float)}
+    path = write_csv(tmp_path / "units.csv", units)
+    code, out, err = run("ingest", "--experiment", "Mobile express checkout", "--file",
+                         str(path))
+    assert code == 0, err
+    assert "Dimensions (per-value statistics stored): platform (" in out
+    assert "Ignored columns: score, email" in out
+    assert ("column email: not used as a dimension (120 distinct values, more than the 100 a "
+            "dimension may have)") in out

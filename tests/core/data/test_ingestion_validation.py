@@ -175,7 +175,8 @@ def test_duplicate_units_proof_counts_extra_rows_exactly(tmp_path: Path) -> None
     path.write_text("unit_id\n" + "\n".join(ids) + "\n")
     con = duckdb.connect()
     src = file_reader(path, "csv")
-    assert duplicate_units(con, src, '"unit_id"', len(ids)) == len(ids) - len(set(ids))
+    assert duplicate_units(con, src, '"unit_id"', len(ids)) == (len(ids) - len(set(ids)),
+                                                                len(ids))
     path.write_text("unit_id\n" + "\n".join(ids[:50_000]) + "\n")
     src = file_reader(path, "csv")
-    assert duplicate_units(con, src, '"unit_id"', 50_000) == 0
+    assert duplicate_units(con, src, '"unit_id"', 50_000) == (0, 50_000)
