@@ -29,8 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
+from core.stats._validation import InsufficientDataError
 from core.types import Alternative
 
+MAX_TABLES = 2_000_000
+"""Largest conditional support enumerated (16 MB per array); larger tables are refused."""
 T_MAX = 700.0  # |log psi| beyond which all the mass sits on one end of the support
 REL_ERR = 1.0 + 1e-7  # R fisher.test's tolerance for "as or less likely than observed"
 
@@ -53,6 +56,13 @@ class _Conditional:
     def __init__(self, x_c: int, n_c: int, x_t: int, n_t: int) -> None:
         m = x_c + x_t
         lo, hi = max(0, m - n_c), min(n_t, m)
+        if hi - lo + 1 > MAX_TABLES:
+            raise InsufficientDataError(
+                f"the exact test would enumerate {hi - lo + 1:,} tables (control {x_c}/{n_c}, "
+                f"treatment {x_t}/{n_t}): an arm has under 5 conversions or non-conversions "
+                f"while both arms and both outcomes are in the millions; check the data (such "
+                f"a split usually means a logging problem) or wait for more conversions"
+            )
         self.n_c, self.n_t, self.m, self.lo, self.hi = n_c, n_t, m, lo, hi
         k = np.arange(lo, hi + 1, dtype=np.float64)
         self.k = k

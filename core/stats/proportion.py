@@ -103,7 +103,9 @@ def proportion_ztest(
     Raises:
         InsufficientDataError: sequential=True while an arm has fewer than 5 observed or
             expected successes or failures (the confidence sequence is asymptotic; wait for
-            more data).
+            more data), or an exact-path table whose conditional support exceeds
+            ``core.stats.exact.MAX_TABLES`` (millions of units in both arms and outcomes while
+            one arm has under 5 conversions: usually a data problem).
         ValueError: bad arguments.
 
     Methods:

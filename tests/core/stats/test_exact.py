@@ -162,3 +162,10 @@ def test_exact_margin_tests_the_shifted_null_consistently(case, alternative):
         assert clears == (r.p_value < 0.05)
         ps.append(r.p_value)
     assert ps == sorted(ps, reverse=True) and ps[-1] < 0.05 < ps[0]
+
+
+def test_exact_refuses_a_table_too_large_to_enumerate():
+    """4/1e8 vs 5e7/1e8 needs the Wald path's counts in control but would enumerate 5e7+
+    conditional tables: refused with a reason instead of exhausting memory."""
+    with pytest.raises(InsufficientDataError, match="would enumerate 50,000,005 tables"):
+        proportion_ztest(4, 100_000_000, 50_000_000, 100_000_000)
