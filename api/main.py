@@ -40,8 +40,9 @@ results, the metrics catalogue, the planner, the backlog and reports, calling th
 as the app.
 
 Send an API key in the `X-API-Key` header (a read key reads; write and admin keys also write).
-Errors are RFC 9457 problem details (`application/problem+json`). Updates name the version
-they were based on (`If-Match` or `version` in the body); a stale one gets 409."""
+Errors are RFC 9457 problem details (`application/problem+json`). Updates send the version
+they were based on as `version` in the body (an `If-Match` header, if sent, must name the same
+one); a stale one gets 409, as does a request the record's current state refuses."""
 
 
 _gc_frozen = False
