@@ -20,6 +20,7 @@ RUN_TIMEOUT bounds it. The same run on SQLite: ``make api`` and the command abov
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,8 +115,31 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
             drop_postgres_database(postgres)
 
 
-def _figures(output: str, junit: Path) -> dict[str, str]:
-    """What the run reports: operations tested, test cases, links covered, failures."""
+def _check_results(ndjson: Path) -> Counter[str]:
+    """Every check result of the run's finished scenarios, counted by status."""
+    counts: Counter[str] = Counter()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "checks" and isinstance(value, dict):  # {case id: [results]}
+                    counts.update(str(result.get("status")) for results in value.values()
+                                  for result in results)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for line in ndjson.read_text().splitlines():
+        event = json.loads(line)
+        if "ScenarioFinished" in event:
+            walk(event)
+    return counts
+
+
+def _figures(output: str, junit: Path, ndjson: Path) -> dict[str, str]:
+    """What the run reports: operations tested, test cases, checks run, links, failures."""
     suites = ET.parse(junit).getroot()
     cases = suites.findall(".//testcase")
     failed = [c.get("name", "?") for c in cases
@@ -128,6 +153,8 @@ def _figures(output: str, junit: Path) -> dict[str, str]:
     }
     figures = {name: match.group(1).strip() for name, match in found.items() if match}
     figures["failing operations"] = ", ".join(failed) or "none"
+    checks = _check_results(ndjson)
+    figures["checks"] = ", ".join(f"{n} {status}" for status, n in sorted(checks.items()))
     return figures
 
 
@@ -135,24 +162,26 @@ def test_api_schemathesis_all_checks_all_phases_no_failures(
     served: tuple[str, str], tmp_path: Path
 ) -> None:
     base, key = served
-    junit = tmp_path / "junit.xml"
+    junit, ndjson = tmp_path / "junit.xml", tmp_path / "events.ndjson"
     command = [
         str(SCHEMATHESIS), "--no-color", "--config-file", str(CONFIG), "run",
         f"{base}/openapi.json", "--header", f"X-API-Key: {key}",
         "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful",
         "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "1",
-        "--report", "junit", "--report-junit-path", str(junit),
+        "--report", "junit,ndjson", "--report-junit-path", str(junit),
+        "--report-ndjson-path", str(ndjson),
     ]
     started = time.monotonic()
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
                          timeout=RUN_TIMEOUT)
     seconds = time.monotonic() - started
     output = run.stdout + run.stderr
-    figures = _figures(output, junit)
+    figures = _figures(output, junit, ndjson)
     print(f"schemathesis on {served[0]} in {seconds:.0f} s:", figures)
     assert run.returncode == 0, output[-20_000:]
     selected, total = figures["selected"].split("/")
     assert selected == total == figures["tested"]  # every operation of the document
     assert figures["failing operations"] == "none"
+    assert figures["checks"].endswith(" success") and "," not in figures["checks"]
     summary = [line for line in output.splitlines() if line.startswith("=")][-1]
     assert "failure" not in summary and "error" not in summary, summary
