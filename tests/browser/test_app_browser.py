@@ -180,6 +180,25 @@ def test_app_browser_results_tables_read_for_people(app_url: str, demo_db_url: s
     assert "+13.4%" in table  # checkout_conversion's lift, as the decision text says
 
 
+def test_app_browser_results_ratio_and_dimension_experiments(app_url: str, demo_db_url: str,
+                                                             browser: Any) -> None:
+    """The demo's ratio-metric experiment and the one whose data carries dimensions render on
+    Results with their verdict, people's numbers and the Bayesian readout."""
+    page = new_page(browser)
+    login(page, app_url, "demo-viewer")
+    for name, metric in (("Infinite scroll on search", "revenue_per_session"),
+                         ("Mobile express checkout", "checkout_conversion")):
+        exp_id = _experiment_id(demo_db_url, name)
+        page.goto(f"{app_url}/results?experiment={exp_id}")
+        page.get_by_text("Decisions").first.wait_for()
+        settle(page)
+        shoot(page, "results-" + name.lower().replace(" ", "-"))
+        assert_no_exception(page, name)
+        text = main_text(page)
+        assert "Verdict" in text and metric in text and "Bayesian readout" in text, text[:1500]
+        _assert_numbers_for_people(grid_text(page), name)
+
+
 # --------------------------------------------------------------------------- the walkthrough
 
 GOOD_CSV = "unit_id,variant,checkout_conversion,refund_rate\n" + "".join(
