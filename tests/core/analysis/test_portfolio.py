@@ -48,8 +48,22 @@ def test_portfolio_flags_the_demo_experiments_built_to_need_attention(session: S
               ("completed", "abandoned")}
     assert not closed & set(reasons)
     assert registry.status_counts(session) == {
-        "proposed": 4, "running": 6, "completed": 4, "abandoned": 2
+        "proposed": 4, "running": 8, "completed": 4, "abandoned": 2  # incl. ratio, segments
     }
+
+
+def test_portfolio_standings_give_every_running_then_completed_experiment_its_verdict(
+    demo: Session,
+) -> None:
+    found = portfolio.standings(demo)
+    assert [s.status for s in found] == sorted((s.status for s in found),
+                                               key=("running", "completed").index)
+    assert {s.name for s in found} == {e.name for e in registry.all_experiments(demo)
+                                       if e.status in ("running", "completed")}
+    by_name = {s.name: s.verdict for s in found}
+    assert by_name["Checkout button colour"].recommendation == "ship"
+    assert by_name["Onboarding checklist"].recommendation == "investigate"  # SRM
+    assert by_name["Free shipping threshold"].recommendation == "dont_ship"  # guardrail harm
 
 
 def test_portfolio_csv_lists_every_experiment(demo: Session) -> None:
