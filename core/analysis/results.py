@@ -310,12 +310,14 @@ class _Arm:
             self.den[0] += den[0]
             self.den[1] += den[1]
             self.den[2] += den[2]
-        if row.cov_sum is None or row.cov_sum_squares is None or row.cov_sum_products is None:
+        cov = (getattr(row, "cov_sum", None), getattr(row, "cov_sum_squares", None),
+               getattr(row, "cov_sum_products", None))
+        if cov[0] is None or cov[1] is None or cov[2] is None:  # slices carry no CUPED sums
             self.complete_cov = False
         else:
-            self.cov[0] += row.cov_sum
-            self.cov[1] += row.cov_sum_squares
-            self.cov[2] += row.cov_sum_products
+            self.cov[0] += cov[0]
+            self.cov[1] += cov[1]
+            self.cov[2] += cov[2]
 
     def ratio_stats(self) -> RatioStats:
         return RatioStats(self.n, self.sum, self.sum_squares, *self.den)
