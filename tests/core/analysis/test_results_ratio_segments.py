@@ -1,0 +1,87 @@
+"""Ratio metrics and segment drill-down through the results, from ingested unit-level files on
+SQLite and PostgreSQL; references written out from the unit rows with numpy/scipy."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from numpy.testing import assert_allclose
+from scipy import stats
+from sqlalchemy.orm import Session
+
+from core.analysis import segments
+from core.analysis.results import compute_results, cumulative_series
+from core.data.ingestion import ingest_file
+from tests.conftest import EDITOR
+from tests.core.data.test_ingestion import make_experiment, make_units, write_parquet
+from tests.core.data.test_ingestion_ratio import ratio_experiment, ratio_units
+
+
+def _delta_ratio(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    """Ratio sum(y)/sum(x) and its delta-method variance (Deng, Knoblich & Lu 2018)."""
+    n, r = y.size, y.sum() / x.sum()
+    cov = np.cov(y, x, ddof=1)
+    var = (cov[0, 0] - 2 * r * cov[0, 1] + r * r * cov[1, 1]) / (n * x.mean() ** 2)
+    return float(r), float(var)
+
+
+def test_results_ratio_metric_uses_the_delta_method(session: Session, tmp_path: Path) -> None:
+    exp = ratio_experiment(session)
+    cols = ratio_units(600)
+    treated = cols["variant"] == "treatment"
+    cols["revenue"] = np.where(treated, np.round(cols["revenue"] * 1.3, 2), cols["revenue"])
+    ingest_file(session, path=write_parquet(tmp_path / "r.parquet", cols), experiment_id=exp,
+                actor=EDITOR)
+    snap = compute_results(session, experiment_id=exp)
+    row = next(c for c in snap.comparisons if c.metric == "revenue_per_session")
+    assert row.kind == "ratio" and row.test == "delta_ratio"
+    y, x = cols["revenue"].astype(float), cols["sessions"].astype(float)
+    r_c, v_c = _delta_ratio(y[~treated], x[~treated])
+    r_t, v_t = _delta_ratio(y[treated], x[treated])
+    assert_allclose([row.control_mean, row.treatment_mean], [r_c, r_t], rtol=1e-10)
+    se = math.sqrt(v_c + v_t)
+    assert_allclose(row.p_value, 2 * stats.norm.sf(abs((r_t - r_c) / se)), rtol=1e-8)
+    assert_allclose([row.diff_ci_low, row.diff_ci_high],
+                    (r_t - r_c) + np.array([-1, 1]) * stats.norm.isf(0.025) * se, rtol=1e-8)
+    se_lift = math.sqrt(v_t / r_c**2 + r_t**2 * v_c / r_c**4)
+    assert_allclose(row.lift_p_value, 2 * stats.norm.sf(abs((r_t / r_c - 1) / se_lift)),
+                    rtol=1e-8)
+    assert row.decision_state == "significant" and "delta-method" in row.reason
+    assert row.bayesian is not None and row.bayesian.chance_to_beat_control > 0.99
+    assert any(p.metric == "revenue_per_session" and p.lift is not None
+               for p in cumulative_series(session, experiment_id=exp))
+
+
+def test_results_segments_per_dimension_value(session: Session, tmp_path: Path) -> None:
+    exp = make_experiment(session, guardrails=(), secondaries=(), planned=100)
+    cols = make_units(2400, seed=3)
+    rng = np.random.default_rng(4)
+    country = rng.choice(np.array(["DE", "FR", "US", "IT"], dtype=object),
+                         cols["unit_id"].size, p=[0.3, 0.3, 0.3, 0.1])
+    cols["country"] = country
+    treated = cols["variant"] == "treatment"
+    lift_in = treated & (country == "DE")  # the effect lives in DE only
+    cols["conv"] = np.where(lift_in, (rng.random(lift_in.size) < 0.45).astype(np.int64),
+                            cols["conv"])
+    ingest_file(session, path=write_parquet(tmp_path / "s.parquet", cols), experiment_id=exp,
+                actor=EDITOR)
+    (b,) = segments.segment_results(session, experiment_id=exp, top_n=3)
+    assert b.dimension == "country" and b.top_n == 3
+    assert [s.value for s in b.slices][-1] == "(other)"
+    assert b.slices[-1].members == ("IT",)
+    de = next(c for c in b.comparisons if c.value == "DE")
+    others = [c for c in b.comparisons if c.value != "DE"]
+    assert de.significant and not any(c.significant for c in others)
+    c_de = cols["conv"][(country == "DE") & ~treated]
+    t_de = cols["conv"][(country == "DE") & treated]
+    assert (de.control_n, de.treatment_n) == (c_de.size, t_de.size)
+    p_c, p_t = c_de.mean(), t_de.mean()
+    z = (p_t - p_c) / math.sqrt(p_c * (1 - p_c) / c_de.size + p_t * (1 - p_t) / t_de.size)
+    assert_allclose(de.p_value, 2 * stats.norm.sf(abs(z)), rtol=1e-9)
+    assert all(not s.srm_flagged for s in b.slices)
+    assert b.exploratory.startswith("Exploratory")
+    # The whole-experiment verdict is computed without the slices.
+    snap = compute_results(session, experiment_id=exp)
+    assert snap.verdict is not None and "country" not in snap.verdict.reason
