@@ -41,6 +41,8 @@ def test_portfolio_flags_the_demo_experiments_built_to_need_attention(session: S
     assert verdicts["Checkout button colour"] == "ship"
     # Sequential and already significant: a decision is due before the planned sample.
     assert verdicts["Recommendations carousel"] == "ship"
+    # The ratio metric's planted +6% is a clean win.
+    assert verdicts["Infinite scroll on search"] == "ship"
     # Still collecting, clean: nothing to say.
     assert "Pricing page redesign" not in reasons
     # Closed experiments never need attention.
