@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 from core.config import PROJECT_ROOT
@@ -24,7 +25,10 @@ def test_cli_migrate_and_seed_demo_is_idempotent(tmp_path: Path) -> None:
     assert run_cli("migrate", db=db).returncode == 0
     first = run_cli("seed-demo", db=db)
     assert first.returncode == 0, first.stderr
-    assert "16 experiments added" in first.stdout
+    from core.demo import METRICS, _experiments
+
+    expected = len(_experiments(date.today()))
+    assert f"{len(METRICS)} metrics and {expected} experiments added" in first.stdout
     second = run_cli("seed-demo", db=db)
     assert second.returncode == 0, second.stderr
     assert "0 metrics and 0 experiments added" in second.stdout
