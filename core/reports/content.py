@@ -19,6 +19,7 @@ from core import format as fmt
 from core import registry
 from core.analysis import results as results_service
 from core.analysis.results import MetricComparison, ResultsSnapshot, SeriesPoint
+from core.analysis.segments import SegmentBreakdown, segment_results
 from core.analysis.verdict import ExperimentVerdict, experiment_verdict
 from core.registry import AuditRecord, ExperimentView
 from core.reports.risks import (
@@ -66,6 +67,8 @@ class ReportContent:
     deviations: tuple[AuditRecord, ...]
     data_sources: tuple[str, ...]
     methods: tuple[str, ...] = field(default_factory=tuple)
+    segments: tuple[SegmentBreakdown, ...] = ()
+    """Exploratory results per dimension value (never part of the recommendation)."""
     verdict: ExperimentVerdict | None = None
     """The experiment's verdict (the same one the Results page, API and CSV show)."""
 
@@ -272,6 +275,10 @@ def assemble_report(
         series = tuple(results_service.cumulative_series(
             session, experiment_id=experiment_id, metric=exp.primary_metric,
             as_of=snapshot.as_of or snapshot.data_through))
+    segments: tuple[SegmentBreakdown, ...] = ()
+    if has_data:
+        segments = tuple(segment_results(session, experiment_id=experiment_id,
+                                         as_of=snapshot.as_of))
     return ReportContent(
         experiment=exp,
         generated_at=now,
@@ -291,5 +298,6 @@ def assemble_report(
         deviations=tuple(deviations),
         data_sources=tuple(_data_sources(session, exp, loads, snapshot_or_none, source, stale)),
         methods=tuple(_methods(snapshot_or_none)),
+        segments=segments,
     )
 

@@ -136,6 +136,34 @@ def _bayesian_table(doc: _Pdf, snapshot: ResultsSnapshot) -> None:
              "decision above is the frequentist one, as pre-registered.", size=7.5, style="I")
 
 
+def _segment_tables(doc: _Pdf, content: ReportContent, snapshot: ResultsSnapshot) -> None:
+    """Per dimension, the primary metric in each slice: exploratory, corrected, never decisive."""
+    primary = content.experiment.primary_metric
+    for seg in content.segments:
+        rows_of = [c for c in seg.comparisons if c.metric == primary]
+        if not rows_of:
+            continue
+        doc.heading(f"Segments by {seg.dimension} (exploratory)", size=10.5, keep=25)
+        doc.para(seg.exploratory, size=8, style="I")
+        rows = [("Slice", "Variant", "Control", "Treatment", "Difference",
+                 fmt.ci_label(seg.alpha), "Lift", f"{correction_name(seg.correction)} p")]
+        for c in rows_of:
+            if c.blocked:
+                diff = ci = lift = p = "withheld (SRM)"
+            else:
+                diff = fmt.signed_number(c.diff) if c.kind != "binomial" else (
+                    fmt.signed_percent(c.diff, 2).replace("%", " pp"))
+                fmt_bound = (fmt.signed_number if c.kind != "binomial" else
+                             (lambda x: fmt.signed_percent(x, 2).replace("%", " pp")))
+                ci = fmt.interval(c.diff_ci_low, c.diff_ci_high, fmt_bound)
+                lift, p = fmt.signed_percent(c.lift), fmt.pvalue(c.adjusted_p_value)
+            rows.append((c.value, c.treatment,
+                         f"{fmt.metric_value(c.kind, c.control_mean)} (n={fmt.count(c.control_n)})",
+                         f"{fmt.metric_value(c.kind, c.treatment_mean)} "
+                         f"(n={fmt.count(c.treatment_n)})", diff, ci, lift, p))
+        doc.table(rows, widths=(22, 19, 26, 26, 19, 36, 16, 16))
+
+
 def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
     """The report as PDF bytes (``charts=False`` leaves the two images out)."""
     exp = content.experiment
@@ -201,13 +229,14 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
                          f"(n={fmt.count(r.treatment_n)})",
                          lift, ci, p, STATE_LABELS.get(r.decision_state, r.decision_state)))
         doc.table(rows, widths=(30, 27, 22, 22, 15, 27, 15, 22))
+        units = ", ".join(f"{v.name} {v.units:,}" for v in snapshot.variants)
+        doc.para(f"Units: {units}. Data through {fmt.timestamp(snapshot.data_through)}.", size=8)
         if blocked:
             doc.para("Sample ratio mismatch: every lift, interval and p-value is withheld, and "
                      "so are the charts, until the assignment is fixed.", size=8, style="B")
         else:
             _bayesian_table(doc, snapshot)
-        units = ", ".join(f"{v.name} {v.units:,}" for v in snapshot.variants)
-        doc.para(f"Units: {units}. Data through {fmt.timestamp(snapshot.data_through)}.", size=8)
+            _segment_tables(doc, content, snapshot)
         if charts and not blocked:
             forest = forest_plot_png(snapshot)
             doc.heading("Charts", size=11, keep=doc.image_height(forest) if forest else 25)

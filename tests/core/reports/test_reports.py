@@ -357,3 +357,17 @@ def test_reports_show_the_bayesian_readout_beside_the_frequentist_one(demo: Sess
     assert "Bayesian readout" in text
     assert f"{row.bayesian.chance_to_beat_control * 100:.1f}%" in text
     assert "95% credible interval" in text and "flat" in text
+
+
+def test_reports_show_segments_as_exploratory(demo: Session) -> None:
+    content, text = _report(demo, "Mobile express checkout")
+    assert {s.dimension for s in content.segments} == {"platform", "country"}
+    assert "Segments by platform (exploratory)" in text
+    assert "no ship decision is made from a slice" in text
+    platform = next(s for s in content.segments if s.dimension == "platform")
+    primary = content.experiment.primary_metric
+    values = {c.value for c in platform.comparisons if c.metric == primary}
+    assert values and all(v in text for v in values)
+    # Experiments without dimension data have no segment section.
+    plain, plain_text = _report(demo, "Checkout button colour")
+    assert plain.segments == () and "Segments by" not in plain_text
