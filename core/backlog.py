@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
+from core import format as fmt
 from core import registry
 from core import stats as planner
 from core.auth import Actor
@@ -302,7 +303,7 @@ def assess_testability(
                 base.mean, idea.mde, relative=True, alpha=idea.alpha, power=idea.power,
                 variants=k,
             )
-            shown = f"{base.mean:.2%}"
+            shown = f"{fmt.percent(base.mean, 2)}"
         else:
             n = planner.sample_size_mean(
                 base.sd, idea.mde, baseline_mean=base.mean, relative=True, alpha=idea.alpha,
@@ -314,9 +315,11 @@ def assess_testability(
         return Testability(None, f"Cannot check testability: {exc}.", daily_units=seen.daily_units,
                            baseline=base.mean)
     numbers = (
-        f"a {idea.mde:.1%} relative MDE on {idea.primary_metric} (baseline {shown} {where}) "
+        f"a {fmt.percent(idea.mde)} relative MDE on {idea.primary_metric} "
+        f"(baseline {shown} {where}) "
         f"needs {n:,} units per variant ({n * k:,} in all, α {idea.alpha:g}, power "
-        f"{idea.power:g}); '{seen.segment}' brings about {seen.daily_units:,.0f} units a day, "
+        f"{idea.power:g}); '{seen.segment}' brings about {fmt.count(seen.daily_units)} units a "
+        "day, "
         f"so that takes {days:,} days ({days / 7:.1f} weeks) against a limit of "
         f"{testable_weeks} weeks"
     )

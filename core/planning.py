@@ -182,7 +182,7 @@ class Plan:
             return f"{fmt.percent(self.mde_relative, sig=3)} relative"
         if self.inputs.kind == "binomial":
             return f"{self.mde_absolute * 100:.3g} pp"
-        return f"{self.mde_absolute:.4g}"
+        return f"{fmt.number(self.mde_absolute)}"
 
 
 def _variant_names(k: int) -> list[str]:
@@ -260,12 +260,12 @@ def _effect_phrase(inputs: PlanInputs, absolute: float | None, relative: float |
     change = {"two-sided": "change", "greater": "increase", "less": "decrease"}[inputs.alternative]
     if inputs.kind == "binomial":
         return f"a {absolute * 100:.3g} percentage-point {change}"
-    return f"{'an' if change == 'increase' else 'a'} {change} of {absolute:.4g}"
+    return f"{'an' if change == 'increase' else 'a'} {change} of {fmt.number(absolute)}"
 
 
 def _traffic(inputs: PlanInputs) -> str:
-    exposed = "" if inputs.exposure == 1 else f", {inputs.exposure:.0%} of them exposed"
-    return f"{inputs.daily_traffic:,.0f} users a day{exposed}"
+    exposed = "" if inputs.exposure == 1 else f", {fmt.percent(inputs.exposure, 0)} of them exposed"
+    return f"{fmt.count(inputs.daily_traffic)} users a day{exposed}"
 
 
 def _tail(inputs: PlanInputs) -> str:
@@ -286,13 +286,14 @@ def summary_sentence(plan: Plan) -> str:
     effect = _effect_phrase(i, plan.mde_absolute, plan.mde_relative)
     sizes = f"{plan.n_per_variant:,} users per variant, {plan.total:,} in total"
     if plan.mode == "power":
-        return (f"With {sizes}, you have a {plan.power:.0%} chance (power) to detect {effect} "
+        return (f"With {sizes}, you have a {fmt.percent(plan.power, 0)} chance (power) to "
+                f"detect {effect} "
                 f"({_tail(i)}); at {_traffic(i)} that takes {_days(plan.days)}.")
     if plan.mde_absolute is None:
         return (f"With {_traffic(i)}, {_days(plan.days)} ({sizes}) are too few to detect any "
-                f"effect at {i.power:.0%} power: run longer or expose more traffic.")
+                f"effect at {fmt.percent(i.power, 0)} power: run longer or expose more traffic.")
     return (f"With {_traffic(i)} you can detect {effect} in {_days(plan.days)} ({sizes}; "
-            f"{i.power:.0%} power, {_tail(i)}).")
+            f"{fmt.percent(i.power, 0)} power, {_tail(i)}).")
 
 
 # --------------------------------------------------------------------------- the three modes
@@ -309,7 +310,8 @@ def plan_sample_size(inputs: PlanInputs) -> Plan:
     if days > MAX_DAYS:
         raise InvalidInput(
             f"This plan needs {days:,} days ({n_control:,} users per variant at "
-            f"{inputs.daily_enrolled:,.0f} enrolled a day): choose a larger MDE or more traffic"
+            f"{fmt.count(inputs.daily_enrolled)} enrolled a day): choose a larger MDE or more "
+            "traffic"
         )
     return _finish(Plan(
         mode="sample_size", inputs=inputs, n_control=n_control, variants=arms,
@@ -329,7 +331,8 @@ def plan_for_duration(inputs: PlanInputs, *, days: int) -> Plan:
     n_control = days * inputs.daily_enrolled * inputs.weights[0]
     if n_control < 2:
         raise InvalidInput(
-            f"{_days(days)} at {inputs.daily_enrolled:,.0f} enrolled users a day give the control "
+            f"{_days(days)} at {fmt.count(inputs.daily_enrolled)} enrolled users a day give the "
+            "control "
             f"fewer than 2 users: run longer or expose more traffic"
         )
     try:
@@ -497,12 +500,13 @@ def observed_baseline(session: Session, *, experiment_id: int, metric: str) -> O
         units, days = sum(per_day.values()), len(per_day)
     daily = units / days if days else 0.0
     kind: MetricKind = catalogue_metric.kind  # type: ignore[assignment]
-    value = f"{arm.mean:.2%}" if kind == "binomial" else f"mean {arm.mean:.4g}, SD {arm.sd:.4g}"
+    value = (fmt.percent(arm.mean, 2) if kind == "binomial"
+             else f"mean {fmt.number(arm.mean)}, SD {fmt.number(arm.sd)}")
     return ObservedBaseline(
         experiment_id=exp.id, experiment_name=exp.name, metric=metric, kind=kind, n=arm.n,
         mean=arm.mean, sd=arm.sd, days=days, daily_traffic=daily,
         description=(f"{metric} in the control of '{exp.name}': {value} over {arm.n:,} users; "
-                     f"{daily:,.0f} users a day over {days} days."),
+                     f"{fmt.count(daily)} users a day over {days} days."),
     )
 
 

@@ -84,7 +84,8 @@ class ReportContent:
 
 
 def _tested(exp: ExperimentView) -> str:
-    arms = ", ".join(f"{v.name} ({v.weight:.0%})" for v in exp.variants) or "no variants yet"
+    arms = (", ".join(f"{v.name} ({fmt.percent(v.weight, 0)})" for v in exp.variants)
+            or "no variants yet")
     hypothesis = exp.hypothesis.strip() or "(no hypothesis recorded)"
     segment = f" on {exp.target_segment}" if exp.target_segment else ""
     return (f"What was tested: {hypothesis} Variants{segment}: {arms}; primary metric "
@@ -110,7 +111,8 @@ def primary_sentence(row: MetricComparison, snapshot: ResultsSnapshot) -> str:
         verdict = f"statistically significant ({method}-adjusted p = {fmt.pvalue(adj)} < {alpha:g})"
     elif state == "too_early":
         progress = snapshot.progress
-        share = f" at {progress:.0%} of the planned sample" if progress is not None else ""
+        share = (f" at {fmt.percent(progress, 0)} of the planned sample" if progress is not None
+                 else "")
         verdict = (f"too early to call{share} ({method}-adjusted p = {fmt.pvalue(adj)}, "
                    "not yet significant)")
     else:

@@ -268,10 +268,11 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
         ("Primary metric", exp.primary_metric or "—"),
         ("Guardrail metrics", ", ".join(exp.guardrail_metrics) or "—"),
         ("Secondary metrics", ", ".join(exp.secondary_metrics) or "—"),
-        ("Variants", ", ".join(f"{v.name} {v.weight:.0%}" for v in exp.variants) or "—"),
+        ("Variants", ", ".join(f"{v.name} {fmt.percent(v.weight, 0)}" for v in exp.variants)
+         or "—"),
         ("Planned sample", f"{exp.planned_sample_size:,} units per variant"
          if exp.planned_sample_size else "—"),
-        ("MDE", f"{exp.mde:.1%} relative" if exp.mde else "—"),
+        ("MDE", f"{fmt.percent(exp.mde)} relative" if exp.mde else "—"),
         ("Alpha / power", f"{exp.alpha:g} / {exp.power:g}"),
         ("Analysis mode", f"{exp.analysis_mode}; correction {correction_name(exp.correction)}"),
         ("Plan status", frozen),

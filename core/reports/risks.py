@@ -84,7 +84,7 @@ def _srm_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
         return _check("srm", "not_checked", "No assignment counts yet.")
     srm = snapshot.srm
     observed = ", ".join(f"{v} {n:,}" for v, n in zip(srm.variants, srm.observed, strict=True))
-    split = "/".join(f"{w:.0%}" for w in srm.weights)
+    split = "/".join(f"{fmt.percent(w, 0)}" for w in srm.weights)
     if srm.flagged:
         return _check("srm", "flagged", (
             f"Assignments ({observed}) do not match the planned {split} split (chi-square "
@@ -149,7 +149,7 @@ def _underpowered_check(
     ):
         reasons.append(
             f"{smallest.name} has {smallest.units:,} of the {snapshot.planned_sample_size:,} "
-            f"planned units ({snapshot.progress:.0%})")
+            f"planned units ({fmt.percent(snapshot.progress, 0)})")
     achieved = None
     if exp.mde and exp.primary_metric and exp.variants and primary and not significant:
         control = arms.get((exp.primary_metric, exp.variants[0].name), _Sums())
@@ -158,13 +158,15 @@ def _underpowered_check(
         achieved = _achieved_mde(primary[0].kind, control, treatment_n, alpha=exp.alpha,
                                  power=exp.power, variants=len(exp.variants))
         if achieved is not None and achieved > exp.mde * MDE_TOLERANCE:
-            reasons.append(f"with the observed baseline the test can detect {achieved:.1%}, "
-                           f"not the planned MDE of {exp.mde:.1%}")
+            reasons.append("with the observed baseline the test can detect "
+                           f"{fmt.percent(achieved)}, "
+                           f"not the planned MDE of {fmt.percent(exp.mde)}")
     if reasons:
         text = "; ".join(reasons)
         return _check("underpowered", "flagged", text[0].upper() + text[1:]
                       + ": a real effect of the planned size could be missed.")
-    detail = f" (achieved MDE {achieved:.1%} vs planned {exp.mde:.1%})" if achieved else ""
+    detail = (f" (achieved MDE {fmt.percent(achieved)} vs planned {fmt.percent(exp.mde)})"
+              if achieved else "")
     if below:
         return _check("underpowered", "passed",
                       "Below the planned sample, but the sequential test is already "
@@ -183,7 +185,8 @@ def _read_early_check(exp: ExperimentView, snapshot: ResultsSnapshot | None) -> 
         return _check("read_early", "not_checked", "No data or no planned sample to compare.")
     if not snapshot.plan_met:
         return _check("read_early", "flagged", (
-            f"A fixed-horizon test was concluded at {snapshot.progress:.0%} of its planned "
+            f"A fixed-horizon test was concluded at {fmt.percent(snapshot.progress, 0)} of its "
+            "planned "
             "sample: stopping before the plan inflates the false-positive rate."))
     return _check("read_early", "passed", "Concluded after the planned sample was reached.")
 
