@@ -15,6 +15,7 @@ import streamlit as st
 from core import format as fmt
 from core.analysis import results, views
 from core.analysis.results import MetricComparison, ResultsSnapshot
+from core.analysis.segments import SegmentBreakdown, segment_results
 from core.analysis.verdict import STATE_LABELS, tone
 from core.errors import DomainError
 from ui import charts
@@ -43,6 +44,40 @@ def load_results(experiment_id: int):  # type: ignore[no-untyped-def]
             results.cumulative_series(session, experiment_id=experiment_id),
             views.daily_units(session, experiment_id=experiment_id),
         )
+
+
+@st.cache_data(ttl=60, show_spinner="Computing segments…")
+def load_segments(experiment_id: int) -> list[SegmentBreakdown]:
+    with db_session() as session:
+        return segment_results(session, experiment_id=experiment_id)
+
+
+def _segment_rows(seg: SegmentBreakdown) -> list[dict[str, Any]]:
+    """One row per slice x metric x treatment: the difference first (what a slice decides on),
+    the lift beside it, the p-value corrected across the dimension's slices."""
+    ci = fmt.ci_label(seg.alpha)
+    rows = []
+    for c in seg.comparisons:
+        points = c.kind == "binomial"
+
+        def diff_fmt(x: float | None, points: bool = points) -> str:
+            return (fmt.signed_percent(x, 2).replace("%", " pp") if points
+                    else fmt.signed_number(x))
+
+        rows.append({
+            "Slice": c.value, "Metric": c.metric, "Treatment": c.treatment,
+            "Users": f"{fmt.count(c.control_n)} / {fmt.count(c.treatment_n)}",
+            "Control": fmt.metric_value(c.kind, c.control_mean),
+            "Treatment value": fmt.metric_value(c.kind, c.treatment_mean),
+            "Difference": "withheld (SRM)" if c.blocked else diff_fmt(c.diff),
+            ci: "" if c.blocked else fmt.interval(c.diff_ci_low, c.diff_ci_high, diff_fmt),
+            "Lift": "" if c.blocked else fmt.signed_percent(c.lift),
+            f"p ({seg.correction.upper() if seg.correction == 'bh' else 'Holm'})":
+                "" if c.blocked else fmt.pvalue(c.adjusted_p_value),
+            "Reads as": ("blocked: slice SRM" if c.blocked else
+                         "significant" if c.significant else "not significant"),
+        })
+    return rows
 
 
 def _blocked(snapshot: ResultsSnapshot) -> bool:
@@ -201,6 +236,21 @@ if snapshot.comparisons and snapshot.data_through is not None:
         st.plotly_chart(charts.cumulative_lift(series, shown, alpha=snapshot.alpha),
                         key="res_cumulative")
     st.plotly_chart(charts.daily_units(units), key="res_units")
+
+# ---------------------------------------------------------------- segments (exploratory)
+segments = [] if blocked or snapshot.data_through is None else load_segments(choice.id)
+if segments:
+    st.subheader("Segments (exploratory)")
+    st.caption(segments[0].exploratory + f" Up to {segments[0].top_n} values per dimension; "
+               "the rest are pooled as “(other)”. Each slice has its own SRM check.")
+    tabs = st.tabs([f"By {s.dimension}" for s in segments])
+    for tab, seg in zip(tabs, segments, strict=True):
+        with tab:
+            flagged = [s.value for s in seg.slices if s.srm_flagged]
+            if flagged:
+                st.warning(f"Sample ratio mismatch within {', '.join(flagged)}: those slices' "
+                           "effects are withheld.")
+            st.dataframe(pd.DataFrame(_segment_rows(seg)), hide_index=True, width="stretch")
 
 # ---------------------------------------------------------------- loading data (editors)
 if not can_write:

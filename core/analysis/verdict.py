@@ -133,7 +133,8 @@ class MetricDecision:
 
 def _effect_text(e: MetricEvidence) -> str:
     return fmt.effect(e.estimate, e.ci_low, e.ci_high, relative=e.relative,
-                      ci=fmt.ci_label(e.alpha, e.sequential))
+                      ci=fmt.ci_label(e.alpha, e.sequential),
+                      open_ends=e.alternative != "two-sided")
 
 
 def _srm_facts(srm: SrmCheck) -> str:

@@ -171,3 +171,21 @@ def test_results_page_refresh_from_sql_source(fresh_demo_app: str) -> None:
         stored = results.latest_snapshot(session, experiment_id=exp_id)
     engine.dispose()
     assert stored is not None and stored.computed_by == "demo-editor"
+
+
+def test_results_page_shows_segments_as_exploratory_with_corrected_p(demo_app: str) -> None:
+    at = _results("demo-viewer", "Mobile express checkout")
+    assert any(s.value == "Segments (exploratory)" for s in at.subheader)
+    assert any("no ship decision is made from a slice" in c.value for c in at.caption)
+    tables = [df.value for df in at.dataframe if "Slice" in df.value.columns]
+    assert len(tables) == 2  # platform and country
+    platform = next(t for t in tables if {"ios", "android", "web"} <= set(t["Slice"]))
+    assert any(col.startswith("p (") for col in platform.columns)
+    assert not RAW_COLUMNS & set(platform.columns)
+    ios = platform[(platform["Slice"] == "ios") & (platform["Metric"] == "checkout_conversion")]
+    assert ios["Reads as"].tolist() == ["significant"]  # the planted +25% on ios
+    web = platform[(platform["Slice"] == "web") & (platform["Metric"] == "checkout_conversion")]
+    assert web["Reads as"].tolist() == ["not significant"]  # no effect planted on web
+    # An experiment without dimension data shows no segment section.
+    plain = _results("demo-viewer", "Checkout button colour")
+    assert not any(s.value == "Segments (exploratory)" for s in plain.subheader)
