@@ -14,6 +14,7 @@ table, which holds only the columns that fit on screen (so a cut-off column is m
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -212,6 +213,9 @@ BAD_CSV = ("unit_id,variant,checkout_conversion,refund_rate\n"
            "a1,treatment,0,0\n")
 
 
+_WALK_ATTEMPTS = itertools.count(1)
+
+
 def test_app_browser_walkthrough(writable_app: dict[str, Any], browser: Any,
                                  tmp_path: Path) -> None:
     page = new_page(browser)
@@ -243,7 +247,9 @@ def _walkthrough(page: Any, writable_app: dict[str, Any], tmp_path: Path) -> Non
         shot(spec.title.lower().replace(" ", "-"))
 
     # ---- create, plan, launch
-    name = "Walkthrough express checkout"
+    attempt = next(_WALK_ATTEMPTS)  # a rerun (conftest) creates an experiment of its own
+    suffix = "" if attempt == 1 else f" {attempt}"
+    name = "Walkthrough express checkout" + suffix
     open_page(page, "Registry")
     page.get_by_text("New experiment").first.click()
     form = page.locator('[data-testid="stForm"]').filter(has_text="Create experiment").first
@@ -343,7 +349,8 @@ def _walkthrough(page: Any, writable_app: dict[str, Any], tmp_path: Path) -> Non
         page.get_by_role("button", name="Download PDF").click()
     download = info.value
     today = datetime.now(UTC).date().isoformat()
-    assert download.suggested_filename == f"walkthrough-express-checkout-{today}.pdf"
+    expected = "walkthrough-express-checkout" + suffix.replace(" ", "-")
+    assert download.suggested_filename == f"{expected}-{today}.pdf"
     saved = tmp_path / download.suggested_filename
     download.save_as(saved)
     assert saved.read_bytes()[:5] == b"%PDF-"

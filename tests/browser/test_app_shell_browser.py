@@ -12,6 +12,7 @@ Skipped only where /usr/bin/chromium is missing outside CI; in CI (CI=true) it m
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import socket
@@ -442,8 +443,13 @@ def test_app_shell_browser_registry_launch_asks_and_complete_has_no_decision(
 # ---------------------------------------------------------------- metric catalogue
 
 
+_METRIC_ATTEMPTS = itertools.count(1)
+
+
 def test_app_shell_browser_metric_catalogue_add_and_edit(server: Server, context
                                                          ) -> None:  # type: ignore[no-untyped-def]
+    attempt = next(_METRIC_ATTEMPTS)  # a rerun (conftest) adds a metric of its own
+    metric_name = "newsletter_signup_rate" + ("" if attempt == 1 else f"_{attempt}")
     page = context.new_page()
     _login(page, server.url)
     _open(page, server.url, "Metrics")
@@ -452,19 +458,19 @@ def test_app_shell_browser_metric_catalogue_add_and_edit(server: Server, context
     _shot(page, "13-metrics")
 
     _main(page).get_by_text("New metric").click()
-    _main(page).get_by_role("textbox", name=re.compile("^Name")).fill("newsletter_signup_rate")
+    _main(page).get_by_role("textbox", name=re.compile("^Name")).fill(metric_name)
     _main(page).get_by_role("combobox", name=re.compile("Kind")).click()
     page.get_by_role("option", name=re.compile("^Conversion rate")).click()
     _main(page).get_by_role("textbox", name=re.compile("^Description")).first.fill(
         "Users who subscribe to the newsletter")
     _main(page).get_by_role("button", name="Add metric").click()
     _settle(page)
-    page.wait_for_url(re.compile(r"metric=newsletter_signup_rate"))
+    page.wait_for_url(re.compile(rf"metric={metric_name}"))
     _main(page).get_by_text("The name and kind are fixed").wait_for()
     _settle(page)
     assert _main(page).locator('[data-testid="stAlertContentError"]').count() == 0
     picker = _main(page).get_by_role("combobox", name=re.compile("^Metric"))
-    assert picker.input_value() == "newsletter_signup_rate"  # the new metric is open
+    assert picker.input_value() == metric_name  # the new metric is open
     _shot(page, "14-metrics-added")
 
     page.reload()  # the deep link keeps the new metric open
@@ -473,7 +479,7 @@ def test_app_shell_browser_metric_catalogue_add_and_edit(server: Server, context
     unit = _main(page).get_by_role("textbox", name="Unit", exact=True)
     unit.fill("%")
     _main(page).get_by_role("button", name="Save metric").click()
-    page.get_by_text("Metric 'newsletter_signup_rate' saved").wait_for()
+    page.get_by_text(f"Metric '{metric_name}' saved").wait_for()
     _settle(page)
     _no_exception(page)
     engine = make_engine(server.database_url)
@@ -481,7 +487,7 @@ def test_app_shell_browser_metric_catalogue_add_and_edit(server: Server, context
         with session_factory(engine)() as session:
             from db.models import Metric
             metric = session.scalars(
-                select(Metric).where(Metric.name == "newsletter_signup_rate")).one()
+                select(Metric).where(Metric.name == metric_name)).one()
             assert (metric.kind, metric.unit) == ("binomial", "%")
     finally:
         engine.dispose()
