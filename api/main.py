@@ -31,6 +31,7 @@ from api.routers import (
     planner,
     reports,
     results,
+    segments,
 )
 from core.config import Settings, get_settings
 
@@ -121,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     top = DatabaseRouter()
     top.include_router(health.router)
     v1 = DatabaseRouter(prefix=API_PREFIX, responses=responses(400, 401, 503))
-    for module in (experiments, data, results, metrics, planner, backlog, reports):
+    for module in (experiments, data, results, segments, metrics, planner, backlog, reports):
         v1.include_router(module.router)
     top.include_router(v1)
     app.include_router(top)

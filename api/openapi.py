@@ -32,6 +32,7 @@ _ON_EXPERIMENT: dict[str, tuple[str, str, bool]] = {
     "ResultsHistory": ("get", f"{EXPERIMENT}/results/history", False),
     "ResultsSeries": ("get", f"{EXPERIMENT}/results/series", False),
     "RefreshResults": ("post", f"{EXPERIMENT}/results/refresh", False),
+    "SegmentResults": ("get", f"{EXPERIMENT}/segments", False),
     "GenerateReport": ("post", f"{EXPERIMENT}/reports", False),
     "ListReports": ("get", f"{EXPERIMENT}/reports", False),
 }

@@ -411,6 +411,80 @@ class DurationResult(BaseModel):
     days: int
 
 
+# --------------------------------------------------------------------------- segments
+
+class SegmentSliceOut(BaseModel):
+    """One slice of a dimension: a value among the top N, or `(other)` pooling the rest."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    value: str = Field(description="The dimension value, or `(other)`.")
+    members: list[str] = Field(description="The dimension values in the slice.")
+    units: int = Field(description="Units assigned in the slice, all variants.")
+    srm_p_value: float | None = Field(
+        description="The slice's own SRM check (chi-square of its assignment counts against "
+        "the planned split); null with fewer than 2 variants or no units."
+    )
+    srm_flagged: bool = Field(description="SRM p < 0.001: the slice's effects are withheld.")
+
+
+class SegmentComparisonOut(BaseModel):
+    """One slice, one metric, one treatment against the control (fixed-horizon, two-sided)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    value: str = Field(description="The slice (a dimension value or `(other)`).")
+    metric: str
+    kind: MetricKind
+    treatment: str
+    control_n: int
+    treatment_n: int
+    control_mean: float | None
+    treatment_mean: float | None
+    diff: float | None = Field(description="Treatment minus control (null when withheld).")
+    diff_ci_low: float | None
+    diff_ci_high: float | None
+    p_value: float | None = Field(description="Raw p-value of the difference.")
+    lift: float | None = Field(description="Treatment / control - 1.")
+    lift_ci_low: float | None
+    lift_ci_high: float | None
+    lift_p_value: float | None = Field(description="p-value of the lift (its own test).")
+    adjusted_p_value: float | None = Field(
+        description="`p_value` corrected across every comparison of the dimension (the "
+        "experiment's correction); null for a withheld or untested slice."
+    )
+    test: str = Field(description="The test used (`wald_z`, `fisher_exact`, `welch`, "
+                      "`delta_ratio`); empty when the slice was not tested.")
+    significant: bool = Field(description="adjusted_p_value < alpha (exploratory).")
+    srm_p_value: float | None
+    blocked: bool = Field(description="The slice's SRM check failed: its effects are null.")
+    reason: str
+
+
+class SegmentBreakdownOut(BaseModel):
+    """Every slice of one dimension and their comparisons; exploratory: no ship decision is
+    made from a slice."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    dimension: str
+    top_n: int = Field(description="Values shown on their own; the rest are `(other)`.")
+    correction: str = Field(description="The multiple-testing correction (`holm`, `bh`, ...).")
+    alpha: float
+    exploratory: str = Field(description="The exploratory label to show with the slices.")
+    slices: list[SegmentSliceOut]
+    comparisons: list[SegmentComparisonOut]
+
+
+class SegmentsOut(BaseModel):
+    """The segment drill-down of an experiment, one breakdown per dimension its data carries
+    (none without dimension data); exploratory: no ship decision is made from a slice."""
+
+    experiment_id: int
+    exploratory: str = Field(description="The exploratory label to show with the slices.")
+    breakdowns: list[SegmentBreakdownOut]
+
+
 # --------------------------------------------------------------------------- reports
 
 

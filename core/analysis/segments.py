@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.analysis import results as _results
+from core.errors import NotFound
 from core.stats import OTHER, adjust_pvalues, srm_test, top_n_groups
 from core.types import MetricKind
 
@@ -219,13 +220,19 @@ def segment_results(
 ) -> list[SegmentBreakdown]:
     """Per dimension the experiment's data carries (or just ``dimension``): its slices and their
     comparisons, computed on demand from the stored per-value statistics (never stored, never
-    in the verdict). Empty without dimension data."""
+    in the verdict). Empty without dimension data; a ``dimension`` the data does not carry
+    raises :class:`core.errors.NotFound` naming those it does."""
     from db import metric_repository as mrepo
 
     if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
         raise ValueError(f"top_n must be a whole number >= 1 (got {top_n!r})")
     setup = _results._setup(session, experiment_id)
-    names = [dimension] if dimension else mrepo.dimensions(session, experiment_id=experiment_id)
+    carried = mrepo.dimensions(session, experiment_id=experiment_id)
+    if dimension is not None and dimension not in carried:
+        known = ", ".join(carried) if carried else "none (load data with dimension columns)"
+        raise NotFound(f"Experiment {experiment_id}'s data has no dimension {dimension!r}; "
+                       f"its dimensions: {known}.")
+    names = [dimension] if dimension is not None else carried
     out = []
     for name in names:
         stats = mrepo.daily_slice_stats(session, experiment_id=experiment_id, through=as_of,

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
 from sqlalchemy.orm import Session
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from core.analysis import segments
 from core.analysis.results import compute_results, cumulative_series
 from core.data.ingestion import ingest_file
+from core.errors import NotFound
 from tests.conftest import EDITOR
 from tests.core.data.test_ingestion import make_experiment, make_units, write_parquet
 from tests.core.data.test_ingestion_ratio import ratio_experiment, ratio_units
@@ -85,3 +87,6 @@ def test_results_segments_per_dimension_value(session: Session, tmp_path: Path) 
     # The whole-experiment verdict is computed without the slices.
     snap = compute_results(session, experiment_id=exp)
     assert snap.verdict is not None and "country" not in snap.verdict.reason
+    # A dimension the data does not carry is named as missing, with those it does carry.
+    with pytest.raises(NotFound, match=r"no dimension 'platform'; its dimensions: country"):
+        segments.segment_results(session, experiment_id=exp, dimension="platform")
