@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from core import catalogue, registry
 from core.analysis.results import ResultsSnapshot, compute_results, refresh_running
+from core.analysis.segments import segment_results
 from core.data.metric_sources import get_metric_source
 from core.demo import seed_demo
 from core.demo_data import DEMO_TRUTH, EVENTS, generate_units
@@ -227,3 +228,20 @@ def test_demo_segment_experiment_stores_slices_with_the_effect_in_one_segment(
     for dimension in ("platform", "country"):
         assert sum(a.units for a in mrepo.slice_assignments(
             demo, experiment_id=exp.id, dimension=dimension)) == units == 16_000
+
+
+def test_demo_segment_experiment_ships_with_its_guardrail_unharmed(demo: Session) -> None:
+    """Mobile express checkout reads as its story: conversion up overall (the mobile gain),
+    refund_rate (no true effect) not significantly worse, so the verdict is ship; the slices
+    show the gain on ios and android, none on web (exploratory, never in the verdict)."""
+    snap = results(demo, "Mobile express checkout")
+    assert row(snap, "checkout_conversion").decision_state == "significant"
+    refunds = row(snap, "refund_rate")
+    assert refunds.decision_state == "not_significant" and refunds.p_value > 0.3
+    assert snap.verdict is not None and snap.verdict.recommendation == "ship"
+    exp = registry.get_experiment_by_name(demo, name="Mobile express checkout")
+    (platform,) = segment_results(demo, experiment_id=exp.id, dimension="platform")
+    conv = {c.value: c for c in platform.comparisons if c.metric == "checkout_conversion"}
+    assert conv["ios"].significant and conv["android"].significant
+    assert not conv["web"].significant
+    assert not any(c.significant for c in platform.comparisons if c.metric == "refund_rate")
