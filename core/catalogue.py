@@ -17,6 +17,7 @@ from core.auth import Actor
 from core.errors import Conflict, InvalidInput, NotFound
 from core.registry import MAX_METRIC_NAME_LENGTH, SafeStr, _pydantic_problems, transaction
 from core.types import MetricKind
+from db import metric_repository as mrepo
 from db import repositories as repo
 from db.models import Metric
 
@@ -89,18 +90,32 @@ def get_metric(session: Session, *, name: str) -> MetricView:
     return _view(metric)
 
 
+_COLUMN_EXAMPLES = {"numerator": "revenue", "denominator": "sessions"}
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    """pydantic's problems, worded for people: snake_case hints, the ratio rules unprefixed."""
+    problems = []
+    for p in _pydantic_problems(exc):
+        field = p.partition(":")[0]
+        if field == "name":
+            p += " (use lower_snake_case, e.g. checkout_conversion)"
+        elif field in _COLUMN_EXAMPLES and "pattern" in p:
+            p = (f"{field}: write the column's name in lower_snake_case, e.g. "
+                 f"{_COLUMN_EXAMPLES[field]}")
+        elif field == "input":
+            p = p.removeprefix("input: ")
+        problems.append(p)
+    return problems
+
+
 def create_metric(session: Session, *, data: dict | MetricFields, actor: Actor) -> MetricView:
     """Add a metric to the catalogue; names are lower_snake_case and unique. Audited."""
     actor.require("editor", "add metrics to the catalogue")
     try:
         fields = data if isinstance(data, MetricFields) else MetricFields.model_validate(data)
     except ValidationError as exc:
-        problems = _pydantic_problems(exc)
-        problems = [
-            p + " (use lower_snake_case, e.g. checkout_conversion)" if p.startswith("name") else p
-            for p in problems
-        ]
-        raise InvalidInput(problems) from None
+        raise InvalidInput(_problems(exc)) from None
     with transaction(session):
         if repo.get_metric_by_name(session, name=fields.name) is not None:
             raise Conflict(
@@ -123,23 +138,27 @@ def create_metric(session: Session, *, data: dict | MetricFields, actor: Actor) 
 
 class MetricEdit(BaseModel):
     """What may change in a metric's definition: its name and kind stay (experiments and
-    stored results refer to them)."""
+    stored results refer to them); a ratio metric's columns may change until data is stored
+    for it (the stored sums were computed from them)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     unit: SafeStr | None = Field(default=None, max_length=32)
     higher_is_better: bool | None = Field(default=None, strict=True)
     description: SafeStr | None = Field(default=None, max_length=MAX_DESCRIPTION_LENGTH)
+    numerator: str | None = Field(default=None, max_length=80, pattern=r"^[a-z][a-z0-9_]*$")
+    denominator: str | None = Field(default=None, max_length=80, pattern=r"^[a-z][a-z0-9_]*$")
 
 
 def update_metric(session: Session, *, name: str, changes: dict, actor: Actor) -> MetricView:
-    """Change a metric's unit, direction or description (name and kind are fixed). Audited;
-    a change that changes nothing writes nothing."""
+    """Change a metric's unit, direction or description, or a ratio metric's numerator and
+    denominator columns while no data is stored for it (name and kind are fixed). Audited; a
+    change that changes nothing writes nothing."""
     actor.require("editor", "edit metrics in the catalogue")
     try:
         edit = MetricEdit.model_validate(changes)
     except ValidationError as exc:
-        raise InvalidInput(_pydantic_problems(exc)) from None
+        raise InvalidInput(_problems(exc)) from None
     with transaction(session):
         metric = repo.get_metric_by_name(session, name=name)
         if metric is None:
@@ -149,9 +168,29 @@ def update_metric(session: Session, *, name: str, changes: dict, actor: Actor) -
             for field, value in edit.model_dump(exclude_none=True).items()
             if getattr(metric, field) != value
         }
+        if "numerator" in diff or "denominator" in diff:
+            _check_columns(session, metric, edit)
         for field, (_, value) in diff.items():
             setattr(metric, field, value)
         if diff:
             repo.add_audit(session, actor=actor.name, entity_type="metric", entity_id=metric.id,
                            action="update", changes=diff)
     return _view(metric)
+
+
+def _check_columns(session: Session, metric: Metric, edit: MetricEdit) -> None:
+    """New ratio columns: the same rules as at creation, and no stored data computed from the
+    old ones."""
+    try:
+        MetricFields.model_validate({
+            "name": metric.name, "kind": metric.kind,
+            "numerator": edit.numerator or metric.numerator,
+            "denominator": edit.denominator or metric.denominator,
+        })
+    except ValidationError as exc:
+        raise InvalidInput(_problems(exc)) from None
+    if mrepo.metric_has_data(session, metric_id=metric.id):
+        raise Conflict(
+            f"{metric.name} already has data computed from {metric.numerator} / "
+            f"{metric.denominator}, so its columns stay: add a new metric for other columns"
+        )

@@ -330,6 +330,13 @@ def count_daily_stats(session: Session, *, experiment_id: int) -> int:
     )
 
 
+def metric_has_data(session: Session, *, metric_id: int) -> bool:
+    """Whether any experiment has daily statistics stored for the metric."""
+    return session.scalar(
+        select(MetricDailyStat.id).where(MetricDailyStat.metric_id == metric_id).limit(1)
+    ) is not None
+
+
 def get_metric_source(session: Session, *, experiment_id: int) -> MetricSource | None:
     return session.scalar(select(MetricSource).where(MetricSource.experiment_id == experiment_id))
 

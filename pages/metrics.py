@@ -1,5 +1,6 @@
 """Metrics: the shared catalogue — one definition per metric, listed for everyone, created and
-edited by editors (name and kind are fixed once experiments refer to them)."""
+edited by editors (name and kind are fixed once experiments refer to them; a ratio metric's
+numerator and denominator columns until data is stored for it)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,18 @@ def kind_label(kind: str) -> str:
     return KIND_LABELS.get(kind, fmt.label(kind))
 
 
+def definition(m: catalogue.MetricView) -> str:
+    """The kind, and for a ratio metric its columns: "Ratio of two sums: revenue / sessions"."""
+    if m.kind == "ratio":
+        return f"{kind_label(m.kind)}: {m.numerator} / {m.denominator}"
+    return kind_label(m.kind)
+
+
+def column(text: str) -> str | None:
+    """A column name typed in a form; blank means none."""
+    return text.strip() or None
+
+
 metrics, used = load_catalogue()
 
 st.title("Metrics")
@@ -58,7 +71,7 @@ shown = [m for m in metrics
          if not search or search in m.name.lower() or search in m.description.lower()]
 if shown:
     st.dataframe(pd.DataFrame([
-        {"Name": m.name, "Kind": kind_label(m.kind), "Unit": m.unit or "—",
+        {"Name": m.name, "Kind": definition(m), "Unit": m.unit or "—",
          "Direction": DIRECTION[m.higher_is_better], "Used by": fmt.plural(used.get(m.name, 0),
                                                                           "experiment"),
          "Description": m.description or "—"}
@@ -89,6 +102,13 @@ with st.expander("New metric"), st.form("create_metric", clear_on_submit=False):
     unit = c1.text_input("Unit (optional, e.g. EUR, ms)", key="met_new_unit")
     higher = c2.radio("Direction", [True, False], format_func=DIRECTION.get, horizontal=True,
                       key="met_new_direction")
+    numerator = c1.text_input("Numerator column (ratio only, e.g. revenue)",
+                              key="met_new_numerator")
+    denominator = c2.text_input("Denominator column (ratio only, e.g. sessions)",
+                                key="met_new_denominator")
+    st.caption("A ratio metric is the sum of its numerator column over an arm's units divided "
+               "by the sum of its denominator column (revenue per session = revenue / "
+               "sessions); a data file carries both columns under these names.")
     description = st.text_area("Description: what is counted, for whom, over which window",
                                key="met_new_description")
     if st.form_submit_button("Add metric", type="primary"):
@@ -96,7 +116,8 @@ with st.expander("New metric"), st.form("create_metric", clear_on_submit=False):
             st.error("Nothing was saved: choose the metric's kind.")
         elif call(lambda s: catalogue.create_metric(s, actor=actor, data={
                 "name": name, "kind": kind, "unit": unit, "higher_is_better": higher,
-                "description": description}), f"Metric '{name.strip()}' added"):
+                "description": description, "numerator": column(numerator),
+                "denominator": column(denominator)}), f"Metric '{name.strip()}' added"):
             st.session_state["met_open"] = name.strip()
             set_query(metric=name.strip())
             st.rerun()
@@ -108,19 +129,27 @@ if metrics:
     by_name = {m.name: m for m in metrics}
     chosen = url_selectbox("Metric", names, key="met_open", param="metric")
     metric = by_name[chosen]
-    st.caption(f"Kind: {kind_label(metric.kind)} · used by "
+    ratio = metric.kind == "ratio"
+    st.caption(f"Kind: {definition(metric)} · used by "
                f"{fmt.plural(used.get(metric.name, 0), 'experiment')}. The name and kind are "
-               "fixed: experiments and stored results refer to them.")
+               "fixed: experiments and stored results refer to them."
+               + (" The columns can change until data is stored for the metric." if ratio
+                  else ""))
     with st.form(f"edit_metric_{metric.id}"):
         e1, e2 = st.columns(2)
         new_unit = e1.text_input("Unit", metric.unit)
         new_higher = e2.radio("Direction", [True, False], format_func=DIRECTION.get,
                               index=0 if metric.higher_is_better else 1, horizontal=True)
+        columns: dict[str, str] = {}
+        if ratio:  # a blank column is refused by the service, in words
+            columns["numerator"] = e1.text_input("Numerator column", metric.numerator or "")
+            columns["denominator"] = e2.text_input("Denominator column",
+                                                   metric.denominator or "")
         new_description = st.text_area("Description", metric.description)
         if st.form_submit_button("Save metric", type="primary") and call(
             lambda s: catalogue.update_metric(s, name=metric.name, actor=actor, changes={
                 "unit": new_unit, "higher_is_better": new_higher,
-                "description": new_description}),
+                "description": new_description, **columns}),
             f"Metric '{metric.name}' saved",
         ):
             st.rerun()

@@ -1,5 +1,7 @@
 """Metrics page (AppTest) on the demo catalogue: everyone reads it, editors add and edit a
-metric (audited), bad input is refused in plain words and writes nothing, viewers read only."""
+metric (audited) — a ratio metric with its numerator and denominator columns, which change only
+until data is stored for it —, bad input is refused in plain words and writes nothing, viewers
+read only."""
 
 from __future__ import annotations
 
@@ -97,3 +99,95 @@ def test_metrics_page_editor_edits_a_metric(fresh_demo_app: str) -> None:
         actions = list(s.scalars(select(AuditEntry.action).where(
             AuditEntry.entity_type == "metric", AuditEntry.entity_id == m.id)))
         assert actions[-1] == "update"
+
+
+def test_metrics_page_editor_adds_a_ratio_metric(fresh_demo_app: str) -> None:
+    at = open_page(login("demo-editor"), "metrics")
+    at.text_input(key="met_new_name").input("clicks_per_view")
+    at.selectbox(key="met_new_kind").select("ratio")
+    at.text_input(key="met_new_numerator").input("clicks")
+    at.text_input(key="met_new_denominator").input(" page_views ")
+    _button(at, "Add metric").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    added = table[table["Name"] == "clicks_per_view"].iloc[0]
+    assert added["Kind"] == "Ratio of two sums: clicks / page_views"
+    with _db(fresh_demo_app) as s:
+        m = s.scalars(select(Metric).where(Metric.name == "clicks_per_view")).one()
+        assert (m.kind, m.numerator, m.denominator) == ("ratio", "clicks", "page_views")
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.entity_type == "metric",
+                                                   AuditEntry.entity_id == m.id)).one()
+        assert entry.action == "create" and entry.changes["numerator"] == [None, "clicks"]
+    # The edit form shows its columns.
+    assert at.selectbox(key="met_open").value == "clicks_per_view"
+    edit = {t.label: t for t in at.text_input}
+    assert (edit["Numerator column"].value, edit["Denominator column"].value) == (
+        "clicks", "page_views")
+
+
+def test_metrics_page_bad_ratio_columns_are_refused_in_plain_words(fresh_demo_app: str) -> None:
+    at = open_page(login("demo-editor"), "metrics")
+    with _db(fresh_demo_app) as s:
+        before = len(catalogue.list_metrics(s))
+    at.text_input(key="met_new_name").input("clicks_per_view")
+    at.selectbox(key="met_new_kind").select("ratio")
+    _button(at, "Add metric").click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert ("Nothing was saved: a ratio metric needs a numerator and a denominator column "
+            "(e.g. revenue and sessions for revenue per session)") in errors
+    at.text_input(key="met_new_numerator").input("Clicks")
+    at.text_input(key="met_new_denominator").input("page_views")
+    _button(at, "Add metric").click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert "Numerator: write the column's name in lower_snake_case, e.g. revenue" in errors
+    assert "String should match" not in errors and "pattern" not in errors
+    at.text_input(key="met_new_numerator").input("page_views")
+    _button(at, "Add metric").click().run()
+    assert any("numerator and denominator must be different columns" in e.value
+               for e in at.error)
+    at.selectbox(key="met_new_kind").select("mean")
+    _button(at, "Add metric").click().run()
+    assert any("only ratio metrics take a numerator and a denominator (this one is mean)"
+               in e.value for e in at.error)
+    with _db(fresh_demo_app) as s:
+        assert len(catalogue.list_metrics(s)) == before
+
+
+def test_metrics_page_ratio_columns_change_only_until_data_is_stored(
+    fresh_demo_app: str,
+) -> None:
+    """The demo's revenue_per_session has data (Infinite scroll on search): its columns stay.
+    A ratio metric without data yet takes new columns (audited)."""
+    at = login("demo-editor")
+    at.query_params["metric"] = "revenue_per_session"
+    at = open_page(at, "metrics")
+    fields = {t.label: t for t in at.text_input}
+    assert fields["Numerator column"].value == "revenue"
+    fields["Denominator column"].input("visits")
+    _button(at, "Save metric").click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert "revenue_per_session already has data computed from revenue / sessions" in errors
+    with _db(fresh_demo_app) as s:
+        assert catalogue.get_metric(s, name="revenue_per_session").denominator == "sessions"
+    at.text_input(key="met_new_name").input("clicks_per_view")
+    at.selectbox(key="met_new_kind").select("ratio")
+    at.text_input(key="met_new_numerator").input("clicks")
+    at.text_input(key="met_new_denominator").input("views")
+    _button(at, "Add metric").click().run()
+    assert at.selectbox(key="met_open").value == "clicks_per_view"
+    fields = {t.label: t for t in at.text_input}
+    fields["Denominator column"].input("page_views")
+    _button(at, "Save metric").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    with _db(fresh_demo_app) as s:
+        m = s.scalars(select(Metric).where(Metric.name == "clicks_per_view")).one()
+        assert m.denominator == "page_views"
+        changes = [a.changes for a in s.scalars(select(AuditEntry).where(
+            AuditEntry.entity_type == "metric", AuditEntry.entity_id == m.id))]
+        assert changes[-1] == {"denominator": ["views", "page_views"]}
+    fields = {t.label: t for t in at.text_input}
+    fields["Denominator column"].input("")
+    _button(at, "Save metric").click().run()
+    assert any("Denominator: write the column's name in lower_snake_case" in e.value
+               for e in at.error)
