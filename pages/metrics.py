@@ -48,9 +48,9 @@ def kind_label(kind: str) -> str:
 
 
 def definition(m: catalogue.MetricView) -> str:
-    """The kind, and for a ratio metric its columns: "Ratio of two sums: revenue / sessions"."""
+    """The kind, and for a ratio metric its columns: "Ratio: revenue / sessions"."""
     if m.kind == "ratio":
-        return f"{kind_label(m.kind)}: {m.numerator} / {m.denominator}"
+        return f"Ratio: {m.numerator} / {m.denominator}"
     return kind_label(m.kind)
 
 

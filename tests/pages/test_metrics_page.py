@@ -112,7 +112,7 @@ def test_metrics_page_editor_adds_a_ratio_metric(fresh_demo_app: str) -> None:
     assert not at.error, [e.value for e in at.error]
     table = at.dataframe[0].value
     added = table[table["Name"] == "clicks_per_view"].iloc[0]
-    assert added["Kind"] == "Ratio of two sums: clicks / page_views"
+    assert added["Kind"] == "Ratio: clicks / page_views"
     with _db(fresh_demo_app) as s:
         m = s.scalars(select(Metric).where(Metric.name == "clicks_per_view")).one()
         assert (m.kind, m.numerator, m.denominator) == ("ratio", "clicks", "page_views")
