@@ -7,7 +7,13 @@ Rules enforced here (and nowhere else):
 * ``running → completed`` needs a decision; ``abandoned`` is reachable from proposed or running
   and needs a reason. No other move exists.
 * After launch a frozen plan field changes only with a reason, and the audit entry is marked as
-  a plan deviation.
+  a plan deviation. The plan includes the primary metric's test direction (``alternative``),
+  each guardrail's non-inferiority margin (``guardrail_margins``) and the Bayesian readout's
+  optional Gaussian prior on the relative lift (``prior_lift_mean``, ``prior_lift_sd``).
+* A one-sided primary test points the way the primary metric calls better ("greater" for a
+  higher-is-better metric, "less" for a lower-is-better one): a test that can only find harm
+  could never show the win the experiment is for. A margin belongs to a guardrail of the
+  experiment, and a prior has both its mean and its sd.
 * Every update names the version it was based on; a stale one is refused (no lost updates).
 * Every change writes its audit entry in the same transaction; bad input writes nothing.
 * Input fits the database: integers fit their INTEGER columns, text fits its column (long
@@ -45,7 +51,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from core.auth import Actor
 from core.errors import Conflict, InvalidInput, NotFound, RuleViolation
-from core.types import AnalysisMode, Correction, Decision, Status
+from core.types import Alternative, AnalysisMode, Correction, Decision, Status
 from db import repositories as repo
 from db.models import AuditEntry, Experiment, ExperimentMetric, Variant
 
@@ -60,6 +66,10 @@ FROZEN_FIELDS: tuple[str, ...] = (
     "power",
     "analysis_mode",
     "correction",
+    "alternative",
+    "guardrail_margins",
+    "prior_lift_mean",
+    "prior_lift_sd",
 )
 """The analysis plan: frozen when an experiment is launched."""
 
@@ -166,6 +176,41 @@ Effort = Annotated[
     Field(strict=True, ge=EFFORT_RANGE[0], le=EFFORT_RANGE[1],
           description="RICE: person-weeks."),
 ]
+MARGIN_RANGE: tuple[float, float] = (0.0, 1.0)
+"""A guardrail's relative non-inferiority margin lies strictly between these (0.01 = 1%)."""
+PRIOR_MEAN_RANGE: tuple[float, float] = (-1.0, 10.0)
+"""The prior's mean relative lift (-100% to +1000%)."""
+MAX_PRIOR_SD = 10.0
+"""The prior's sd of the relative lift (1000%): wider is as good as the flat prior."""
+Margin = Annotated[
+    float,
+    Field(strict=True, gt=MARGIN_RANGE[0], lt=MARGIN_RANGE[1],
+          description="Relative non-inferiority margin: 0.01 = may be at most 1% worse."),
+]
+GuardrailMargins = Annotated[
+    dict[MetricRef, Margin],
+    Field(max_length=MAX_METRICS,
+          description="Guardrail metric name -> relative non-inferiority margin (each a "
+          "guardrail of this experiment); a guardrail without one gets the plain harm test."),
+]
+PriorMean = Annotated[
+    float | None,
+    Field(strict=True, ge=PRIOR_MEAN_RANGE[0], le=PRIOR_MEAN_RANGE[1],
+          description="Bayesian readout: mean of a Gaussian prior on the relative lift (0.02 "
+          "= +2%); with prior_lift_sd, or neither for the flat prior."),
+]
+PriorSd = Annotated[
+    float | None,
+    Field(strict=True, gt=0, le=MAX_PRIOR_SD,
+          description="Bayesian readout: sd of the Gaussian prior on the relative lift (0.05 "
+          "= 5%); with prior_lift_mean, or neither for the flat prior."),
+]
+AlternativeField = Annotated[
+    Alternative,
+    Field(description="The primary metric's test: two-sided, or one-sided 'greater' "
+          "(treatment > control) / 'less' (treatment < control), pointing the way the metric "
+          "calls better."),
+]
 RefreshEveryDays = Annotated[
     int | None,
     Field(
@@ -196,6 +241,13 @@ _HINTS: dict[str, str] = {
     "effort": f"person-weeks, from {EFFORT_RANGE[0]:g} to {EFFORT_RANGE[1]:,.0f}",
     "refresh_every_days": f"a whole number of days, 1 to {MAX_REFRESH_EVERY_DAYS} "
     "(empty = every day)",
+    "alternative": "two-sided, greater (treatment > control) or less (treatment < control)",
+    "guardrail_margins": "a margin strictly between 0 and 1 per guardrail (0.01 = at most 1% "
+    f"worse), for at most {MAX_METRICS} guardrails",
+    "prior_lift_mean": f"a relative lift from {PRIOR_MEAN_RANGE[0]:g} to "
+    f"{PRIOR_MEAN_RANGE[1]:g} (0.02 = +2%), or nothing for the flat prior",
+    "prior_lift_sd": f"a number > 0 and at most {MAX_PRIOR_SD:g} (0.05 = 5%), or nothing for "
+    "the flat prior",
 }
 """What a valid value looks like, appended to pydantic's message for a field."""
 
@@ -234,6 +286,10 @@ class ExperimentFields(BaseModel):
     power: Number = Field(default=0.8, gt=0.5, lt=1)
     analysis_mode: AnalysisMode = "fixed"
     correction: Correction = "holm"
+    alternative: AlternativeField = "two-sided"
+    guardrail_margins: GuardrailMargins = Field(default_factory=dict)
+    prior_lift_mean: PriorMean = None
+    prior_lift_sd: PriorSd = None
     planned_start: Day | None = None
     planned_end: Day | None = None
     reach: Reach = None
@@ -288,6 +344,10 @@ class ExperimentPatch(BaseModel):
     power: Annotated[Number, Field(gt=0.5, lt=1)] = _OPTIONAL
     analysis_mode: AnalysisMode = _OPTIONAL
     correction: Correction = _OPTIONAL
+    alternative: AlternativeField = _OPTIONAL
+    guardrail_margins: GuardrailMargins = _OPTIONAL
+    prior_lift_mean: PriorMean = None
+    prior_lift_sd: PriorSd = None
     planned_start: Day | None = None
     planned_end: Day | None = None
     reach: Reach = None
@@ -312,6 +372,7 @@ class ExperimentView(ExperimentFields):
     learnings: str = ""
     guardrail_metrics: list[str] = Field(default_factory=list)
     secondary_metrics: list[str] = Field(default_factory=list)
+    guardrail_margins: dict[str, float] = Field(default_factory=dict)
     variants: list[VariantSpec] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     id: int
@@ -427,6 +488,27 @@ def _check_rules(fields: ExperimentFields, session: Session) -> list[str]:
         )
     if fields.primary_metric and fields.primary_metric in fields.guardrail_metrics:
         problems.append("guardrail_metrics: the primary metric cannot also be a guardrail")
+    strays = sorted(set(fields.guardrail_margins) - set(fields.guardrail_metrics))
+    if strays:
+        problems.append(
+            f"guardrail_margins: {', '.join(strays)} "
+            f"{'is not a guardrail' if len(strays) == 1 else 'are not guardrails'} of this "
+            "experiment: add it to guardrail_metrics or remove its margin")
+    if (fields.prior_lift_mean is None) != (fields.prior_lift_sd is None):
+        problems.append(
+            "prior_lift_sd: a Gaussian prior on the lift needs both prior_lift_mean and "
+            "prior_lift_sd (e.g. 0 and 0.05); give neither for the flat prior")
+    if fields.alternative != "two-sided" and fields.primary_metric in known:
+        primary = repo.get_metric_by_name(session, name=fields.primary_metric or "")
+        higher = primary is None or primary.higher_is_better
+        wanted = "greater" if higher else "less"
+        if fields.alternative != wanted:
+            problems.append(
+                f"alternative: '{fields.alternative}' tests for treatment "
+                f"{'>' if fields.alternative == 'greater' else '<'} control, but "
+                f"{fields.primary_metric} is {'higher' if higher else 'lower'}-is-better: a "
+                f"one-sided test of the primary looks for an improvement; use '{wanted}' or "
+                "'two-sided'")
     return problems
 
 
@@ -451,6 +533,11 @@ def _view_dict(exp: Experiment) -> dict[str, Any]:
         "power": exp.power,
         "analysis_mode": exp.analysis_mode,
         "correction": exp.correction,
+        "alternative": exp.alternative,
+        "guardrail_margins": {link.metric.name: link.margin for link in exp.metric_links
+                              if link.role == "guardrail" and link.margin is not None},
+        "prior_lift_mean": exp.prior_lift_mean,
+        "prior_lift_sd": exp.prior_lift_sd,
         "planned_start": exp.planned_start,
         "planned_end": exp.planned_end,
         "reach": exp.reach,
@@ -496,6 +583,7 @@ def _apply(session: Session, exp: Experiment, fields: ExperimentFields) -> None:
         "primary_metric",
         "guardrail_metrics",
         "secondary_metrics",
+        "guardrail_margins",
         "variants",
     }
     for name in scalar:
@@ -505,18 +593,22 @@ def _apply(session: Session, exp: Experiment, fields: ExperimentFields) -> None:
         names=[fields.primary_metric or ""] + fields.guardrail_metrics + fields.secondary_metrics,
     )
     exp.primary_metric_id = ids.get(fields.primary_metric or "")
-    wanted = [(ids[n], "guardrail") for n in dict.fromkeys(fields.guardrail_metrics)]
+    margins = fields.guardrail_margins
+    wanted: list[tuple[int, str, float | None]] = [
+        (ids[n], "guardrail", margins.get(n)) for n in dict.fromkeys(fields.guardrail_metrics)
+    ]
     wanted += [
-        (ids[n], "secondary")
+        (ids[n], "secondary", None)
         for n in dict.fromkeys(fields.secondary_metrics)
         if n not in fields.guardrail_metrics
     ]
-    current = {(link.metric_id, link.role) for link in exp.metric_links}
+    current = {(link.metric_id, link.role, link.margin) for link in exp.metric_links}
     if current != set(wanted):
         exp.metric_links.clear()
         session.flush()
-        for metric_id, role in wanted:
-            exp.metric_links.append(ExperimentMetric(metric_id=metric_id, role=role))
+        for metric_id, role, margin in wanted:
+            exp.metric_links.append(
+                ExperimentMetric(metric_id=metric_id, role=role, margin=margin))
     current_variants = [(v.name, v.weight) for v in exp.variants]
     new_variants = [(v.name, v.weight) for v in fields.variants]
     if current_variants != new_variants:

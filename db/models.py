@@ -63,6 +63,17 @@ class Experiment(Base):
     power: Mapped[float] = mapped_column(default=0.8)
     analysis_mode: Mapped[str] = mapped_column(String(16), default="fixed")
     correction: Mapped[str] = mapped_column(String(8), default="holm")
+    alternative: Mapped[str] = mapped_column(
+        String(16), default="two-sided", server_default="two-sided",
+        comment="The primary metric's test: two-sided, or one-sided greater "
+        "(treatment > control) / less.",
+    )
+    prior_lift_mean: Mapped[float | None] = mapped_column(
+        comment="Bayesian readout: mean of a Gaussian prior on the relative lift."
+    )
+    prior_lift_sd: Mapped[float | None] = mapped_column(
+        comment="Bayesian readout: sd of that prior; NULL (both) = flat prior."
+    )
     planned_start: Mapped[date | None]
     planned_end: Mapped[date | None]
     actual_start: Mapped[date | None]
@@ -109,6 +120,12 @@ class Experiment(Base):
         ),
         CheckConstraint("analysis_mode IN ('fixed', 'sequential')", name="analysis_mode"),
         CheckConstraint("correction IN ('holm', 'bh')", name="correction"),
+        CheckConstraint("alternative IN ('two-sided', 'greater', 'less')", name="alternative"),
+        CheckConstraint(
+            "(prior_lift_mean IS NULL) = (prior_lift_sd IS NULL) AND "
+            "(prior_lift_sd IS NULL OR prior_lift_sd > 0)",
+            name="prior",
+        ),
         CheckConstraint(
             "decision IS NULL OR decision IN ('ship', 'dont_ship', 'iterate')", name="decision"
         ),
@@ -153,11 +170,20 @@ class ExperimentMetric(Base):
     )
     metric_id: Mapped[int] = mapped_column(ForeignKey("metrics.id"), primary_key=True)
     role: Mapped[str] = mapped_column(String(16))
+    margin: Mapped[float | None] = mapped_column(
+        comment="Guardrails: relative non-inferiority margin (0.01 = at most 1% worse)."
+    )
 
     experiment: Mapped[Experiment] = relationship(back_populates="metric_links")
     metric: Mapped[Metric] = relationship(lazy="joined")
 
-    __table_args__ = (CheckConstraint("role IN ('guardrail', 'secondary')", name="role"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('guardrail', 'secondary')", name="role"),
+        CheckConstraint(
+            "margin IS NULL OR (margin > 0 AND margin < 1 AND role = 'guardrail')",
+            name="margin",
+        ),
+    )
 
 
 class AuditEntry(Base):

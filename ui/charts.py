@@ -55,7 +55,8 @@ def forest_plot(rows: Sequence[MetricComparison]) -> go.Figure:
             marker={"color": colour, "size": 10},
             name=TONE_LABELS[name],
             customdata=[[fmt.signed_percent(r.lift),
-                         fmt.interval(r.lift_ci_low, r.lift_ci_high, fmt.signed_percent)]
+                         fmt.interval(r.lift_ci_low, r.lift_ci_high, fmt.signed_percent,
+                                      open_ends=r.alternative != "two-sided")]
                         for r in mine],
             error_x={
                 "type": "data", "symmetric": False,

@@ -86,7 +86,10 @@ def create_experiment(
 
     Besides the schema: variants' weights sum to 1 and their names are unique, planned_end
     is not before planned_start, named metrics exist in the catalogue and the primary metric
-    is no guardrail (422 names each broken rule); a taken name gets 409.
+    is no guardrail, each of guardrail_margins names a guardrail of the experiment, a
+    one-sided `alternative` points the way the primary metric calls better ("greater" when
+    higher is better, "less" when lower is), and prior_lift_mean and prior_lift_sd come
+    together or not at all (422 names each broken rule); a taken name gets 409.
     """
     view = registry.create_experiment(session, data=body, actor=actor)
     response.headers["Location"] = f"/api/v1/experiments/{view.id}"

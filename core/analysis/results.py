@@ -8,8 +8,13 @@ For an experiment at a point in time (``as_of``, default all data) this computes
   z-test for binomial metrics — always-valid (sequential) versions in sequential mode, tuned to the
   planned sample size;
 * multiple-testing correction (the experiment's ``correction``: Holm by default, or BH) over two
-  families: the primary and secondary comparisons (two-sided), and the guardrail comparisons
-  (one-sided tests for harm, in the direction the catalogue's ``higher_is_better`` calls worse);
+  families: the primary and secondary comparisons (secondaries two-sided; the primary as the
+  plan's ``alternative`` says, a one-sided test with a one-sided interval open at its far end),
+  and the guardrail comparisons (one-sided tests for harm, in the direction the catalogue's
+  ``higher_is_better`` calls worse, plus a non-inferiority test where the plan gives the
+  guardrail a margin);
+* a Bayesian readout of every comparison's relative lift, under the plan's Gaussian prior
+  (``prior_lift_mean``, ``prior_lift_sd``) or the flat prior when it states none;
 * a decision state per comparison and one experiment-level verdict (ship / don't ship / keep
   running / investigate), both decided in :mod:`core.analysis.verdict` and stored in the snapshot.
 
@@ -137,7 +142,8 @@ class MetricComparison:
     noninferiority_p_value: float | None = None
     """Guardrails with a margin: p of H0 "worse by at least the margin" (one-sided)."""
     bayesian: BayesianReadout | None = None
-    """Posterior of the relative lift (flat prior), beside the frequentist result."""
+    """Posterior of the relative lift (the plan's prior, flat by default), beside the
+    frequentist result."""
     blocked: bool = False
     """Effects withheld (the SRM check failed): every field of EFFECT_FIELDS is None."""
     blocked_reason: str | None = None
@@ -286,6 +292,8 @@ class _Setup:
     metrics: tuple[_Metric, ...]
     alternative: Alternative = "two-sided"
     """The primary metric's test direction in the plan."""
+    prior: tuple[float, float] | None = None
+    """The plan's Gaussian prior on the relative lift (mean, sd); None = flat."""
 
 
 @dataclass
@@ -337,7 +345,9 @@ def _setup(session: Session, experiment_id: int) -> _Setup:
     for link in links:
         if link.metric.id not in seen:
             m = link.metric
-            metrics.append(_Metric(m.id, m.name, m.kind, link.role, m.higher_is_better))  # type: ignore[arg-type]
+            margin = link.margin if link.role == "guardrail" else None
+            metrics.append(_Metric(m.id, m.name, m.kind, link.role, m.higher_is_better,  # type: ignore[arg-type]
+                                   margin))
             seen.add(m.id)
     return _Setup(
         id=exp.id,
@@ -348,6 +358,9 @@ def _setup(session: Session, experiment_id: int) -> _Setup:
         planned=exp.planned_sample_size,
         variants=tuple((v.id, v.name, v.weight) for v in exp.variants),
         metrics=tuple(metrics),
+        alternative=exp.alternative,  # type: ignore[arg-type]
+        prior=(None if exp.prior_lift_mean is None or exp.prior_lift_sd is None
+               else (exp.prior_lift_mean, exp.prior_lift_sd)),
     )
 
 
@@ -364,7 +377,7 @@ def _fingerprint(
         "setup": {
             "mode": setup.mode, "correction": setup.correction, "alpha": setup.alpha,
             "planned": setup.planned, "variants": setup.variants,
-            "alternative": setup.alternative,
+            "alternative": setup.alternative, "prior": setup.prior,
             "metrics": [asdict(m) for m in setup.metrics],
         },
         "as_of": as_of.isoformat() if as_of else None,
@@ -479,14 +492,17 @@ def _run_test(
     }
 
 
-def _bayesian(tested: dict[str, Any] | None, *, alpha: float, higher_is_better: bool
-              ) -> BayesianReadout | None:
-    """The flat-prior posterior of the lift from the test's lift and its standard error."""
+def _bayesian(tested: dict[str, Any] | None, *, alpha: float, higher_is_better: bool,
+              prior: tuple[float, float] | None = None) -> BayesianReadout | None:
+    """The posterior of the lift from the test's lift and its standard error, under the plan's
+    Gaussian prior (mean, sd) or the flat prior (None)."""
     if tested is None or tested["lift"] is None or not tested.get("_lift_se"):
         return None
+    mean, sd = prior if prior is not None else (None, None)
     try:
         return bayesian_readout(tested["lift"], tested["_lift_se"], alpha=alpha,
-                                higher_is_better=higher_is_better)
+                                higher_is_better=higher_is_better, prior_mean=mean,
+                                prior_sd=sd)
     except ValueError:
         return None
 
@@ -605,7 +621,8 @@ def _compute(
             sequential=d["sequential"], decision_state=decision.state, reason=decision.reason,
             decision_on=d["decision_on"], margin=metric.margin,
             noninferiority_p_value=d.get("adjusted_ni"),
-            bayesian=_bayesian(tested, alpha=alpha, higher_is_better=metric.higher_is_better),
+            bayesian=_bayesian(tested, alpha=alpha, higher_is_better=metric.higher_is_better,
+                               prior=setup.prior),
             **base,
         ))
 

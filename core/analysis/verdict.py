@@ -189,7 +189,7 @@ def metric_decision(e: MetricEvidence, ctx: AnalysisContext) -> MetricDecision:
                 f"No significant harm to {e.metric} so far ({effect}); {progress_text}."))
         if e.margin:
             ni = e.noninferiority_p_value
-            bound = fmt.signed_percent(-e.margin if e.higher_is_better else e.margin)
+            bound = margin_text(e.margin, e.higher_is_better)
             if ni is not None and ni < ctx.alpha:
                 return MetricDecision("not_significant", (
                     f"{e.metric} is non-inferior: not {worse} by the plan's margin of {bound} "
@@ -222,6 +222,40 @@ def metric_decision(e: MetricEvidence, ctx: AnalysisContext) -> MetricDecision:
     return MetricDecision("not_significant", (
         f"No significant difference in {e.metric}: {effect}; {kind} = {fmt.pvalue(p)}, "
         f"{method}-adjusted {fmt.pvalue(adj)} >= alpha {ctx.alpha:g}."))
+
+
+def margin_text(margin: float, higher_is_better: bool) -> str:
+    """A guardrail's non-inferiority margin as the worst lift it allows: "−1.0%" (higher is
+    better) or "+1.0%" (lower is better)."""
+    return fmt.signed_percent(-margin if higher_is_better else margin)
+
+
+def plan_notes(snapshot: ResultsSnapshot) -> list[str]:
+    """The plan's tests that are not the default, in words for the Results page and the PDF: a
+    one-sided primary test (its interval open at the far end) and each guardrail's
+    non-inferiority margin."""
+    notes: list[str] = []
+    seen: set[str] = set()
+    ci = fmt.ci_label(snapshot.alpha, snapshot.analysis_mode == "sequential")
+    for row in snapshot.comparisons:
+        if row.metric in seen:
+            continue
+        if row.role == "primary" and row.alternative != "two-sided":
+            seen.add(row.metric)
+            greater = row.alternative == "greater"
+            bounds = "[low, +∞)" if greater else "(−∞, high]"
+            notes.append(
+                f"Primary metric {row.metric}: one-sided test, as planned (treatment "
+                f"{'>' if greater else '<'} control); its {ci} is one-sided too, {bounds}.")
+        elif row.role == "guardrail" and row.margin:
+            seen.add(row.metric)
+            worse = "lower" if row.higher_is_better else "higher"
+            notes.append(
+                f"Guardrail {row.metric}: non-inferiority margin "
+                f"{margin_text(row.margin, row.higher_is_better)} (the plan lets it be at most "
+                f"{fmt.percent(row.margin, 4, trim=True)} {worse}; non-inferiority must be "
+                "shown, or the guardrail is inconclusive).")
+    return notes
 
 
 # --------------------------------------------------------------------------- per experiment
@@ -275,11 +309,14 @@ def tone(row: MetricComparison) -> Tone:
 
 
 def _gain(row: MetricComparison) -> str:
+    one_sided = row.alternative != "two-sided"
     if row.lift is not None:
-        return f"{fmt.signed_percent(row.lift)} " \
-               f"{fmt.interval(row.lift_ci_low, row.lift_ci_high, fmt.signed_percent)}"
-    return f"{fmt.signed_number(row.diff)} " \
-           f"{fmt.interval(row.diff_ci_low, row.diff_ci_high, fmt.signed_number)}"
+        bounds = fmt.interval(row.lift_ci_low, row.lift_ci_high, fmt.signed_percent,
+                              open_ends=one_sided)
+        return f"{fmt.signed_percent(row.lift)} {bounds}"
+    bounds = fmt.interval(row.diff_ci_low, row.diff_ci_high, fmt.signed_number,
+                          open_ends=one_sided)
+    return f"{fmt.signed_number(row.diff)} {bounds}"
 
 
 def _size(row: MetricComparison) -> float:

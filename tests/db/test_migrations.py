@@ -62,3 +62,31 @@ def test_migrations_match_the_models(empty_url: str) -> None:
     # Expression indexes cannot be reflected on every dialect; ignore only those.
     diff = [d for d in diff if not (isinstance(d, tuple) and "name_lower" in str(d))]
     assert diff == []
+
+
+def test_migrations_0005_gives_stored_experiments_the_default_plan_tests(empty_url: str) -> None:
+    """An experiment stored before 0005 reads two-sided with no prior; the new CHECKs hold."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    upgrade(empty_url, "0004")
+    engine = make_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO experiments (name, owner, hypothesis, target_segment, status, alpha, "
+            "power, analysis_mode, correction, learnings, tags, version) VALUES ('Old', 'o', "
+            "'', '', 'proposed', 0.05, 0.8, 'fixed', 'holm', '', '[]', 1)"))
+    engine.dispose()
+    upgrade(empty_url)
+    engine = make_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(text(
+                "SELECT alternative, prior_lift_mean, prior_lift_sd FROM experiments")).one()
+        assert tuple(row) == ("two-sided", None, None)
+        for bad in ("alternative = 'up'", "prior_lift_mean = 0.1", "prior_lift_sd = 0",
+                    "prior_lift_mean = 0, prior_lift_sd = -1"):
+            with pytest.raises(IntegrityError), engine.begin() as conn:
+                conn.execute(text(f"UPDATE experiments SET {bad}"))
+    finally:
+        engine.dispose()
