@@ -21,9 +21,23 @@ from ui.state import (
     set_query,
     url_selectbox,
 )
-from ui.widgets import format_variants, parse_variants, run_action, split_list
+from ui.widgets import (
+    format_margins,
+    format_variants,
+    parse_margins,
+    parse_variants,
+    run_action,
+    split_list,
+)
 
 DECISION_LABELS = {"ship": "Ship", "dont_ship": "Don't ship", "iterate": "Iterate"}
+ALTERNATIVE_LABELS = {"two-sided": "Two-sided",
+                      "greater": "One-sided: treatment higher (greater)",
+                      "less": "One-sided: treatment lower (less)"}
+MARGINS_LABEL = "Guardrail non-inferiority margins (guardrail: % worse allowed)"
+MARGINS_HELP = ("e.g. page_load_time_ms: 2%. A guardrail with a margin must be shown not worse "
+                "by that much, else it reads inconclusive; without one it only gets the harm "
+                "test.")
 
 actor = current_actor()
 can_write = actor.can("editor")
@@ -203,6 +217,9 @@ if can_write:
         variants_text = c1.text_input("Variants (name:weight, control first)",
                                       value="control:0.5, treatment:0.5", key="new_variants")
         tags_text = c2.text_input("Tags (comma-separated)", key="new_tags")
+        new_alternative = c1.selectbox("Primary metric test", list(ALTERNATIVE_LABELS),
+                                       format_func=ALTERNATIVE_LABELS.get, key="new_alternative")
+        new_margins = c2.text_input(MARGINS_LABEL, help=MARGINS_HELP, key="new_margins")
         if st.form_submit_button("Create experiment", type="primary"):
             created = call(
                 lambda s: registry.create_experiment(s, actor=actor, data={
@@ -210,6 +227,8 @@ if can_write:
                     "target_segment": segment, "primary_metric": primary or None,
                     "guardrail_metrics": guardrails, "secondary_metrics": secondary,
                     "variants": parse_variants(variants_text), "tags": split_list(tags_text),
+                    "alternative": new_alternative,
+                    "guardrail_margins": parse_margins(new_margins),
                 }),
                 "Experiment created",
             )
@@ -259,6 +278,12 @@ right.markdown(
     f"{fmt.percent(exp.mde, trim=True)} · α {fmt.number(exp.alpha)} · power "
     f"{fmt.percent(exp.power, trim=True)} · {exp.analysis_mode} · {exp.correction}"
 )
+right.markdown(
+    f"**Primary test:** {ALTERNATIVE_LABELS[exp.alternative].lower()} · **Guardrail margins:** "
+    f"{format_margins(exp.guardrail_margins) or 'none (harm test only)'} · **Bayesian prior:** "
+    + ("flat" if exp.prior_lift_sd is None else
+       f"normal({fmt.signed_percent(exp.prior_lift_mean)}, sd "
+       f"{fmt.percent(exp.prior_lift_sd, 4, trim=True)})"))
 right.markdown(f"**Planned:** {fmt.day(exp.planned_start)} → {fmt.day(exp.planned_end)}")
 right.markdown(f"**Actual:** {fmt.day(exp.actual_start)} → {fmt.day(exp.actual_end)}")
 right.markdown(
@@ -347,6 +372,21 @@ if can_write:
                                                format="%g")),
             "analysis_mode": e2.selectbox("Analysis mode", ["fixed", "sequential"],
                                           index=["fixed", "sequential"].index(exp.analysis_mode)),
+            "alternative": e1.selectbox(
+                "Primary metric test", list(ALTERNATIVE_LABELS), format_func=ALTERNATIVE_LABELS.get,
+                index=list(ALTERNATIVE_LABELS).index(exp.alternative),
+                key=f"edit_alternative_{exp.id}_{exp.version}"),
+            "guardrail_margins": parse_margins(e2.text_input(
+                MARGINS_LABEL, format_margins(exp.guardrail_margins), help=MARGINS_HELP,
+                key=f"edit_margins_{exp.id}_{exp.version}")),
+            "prior_lift_mean": _fraction(e1.number_input(
+                "Bayesian prior: mean lift (%, empty = flat prior)",
+                value=_percent(exp.prior_lift_mean), format="%g",
+                key=f"edit_prior_mean_{exp.id}_{exp.version}")),
+            "prior_lift_sd": _fraction(e2.number_input(
+                "Bayesian prior: sd of the lift (%, empty = flat prior)",
+                value=_percent(exp.prior_lift_sd), format="%g",
+                key=f"edit_prior_sd_{exp.id}_{exp.version}")),
             "planned_start": e1.date_input("Planned start", exp.planned_start),
             "planned_end": e2.date_input("Planned end", exp.planned_end),
             "refresh_every_days": e2.number_input(

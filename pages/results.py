@@ -16,7 +16,7 @@ from core import format as fmt
 from core.analysis import results, views
 from core.analysis.results import MetricComparison, ResultsSnapshot
 from core.analysis.segments import SegmentBreakdown, segment_results
-from core.analysis.verdict import STATE_LABELS, tone
+from core.analysis.verdict import STATE_LABELS, plan_notes, tone
 from core.errors import DomainError
 from ui import charts
 from ui.auth import current_actor
@@ -203,6 +203,9 @@ if snapshot.variants:
 
 # ---------------------------------------------------------------- decisions per metric
 st.subheader("Decisions")
+notes = plan_notes(snapshot)
+if notes:
+    st.caption("  \n".join(f"**Plan:** {note}" for note in notes))
 for c in snapshot.comparisons:
     st.markdown(_decision_line(c))
 

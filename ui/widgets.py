@@ -43,6 +43,26 @@ def parse_variants(text: str) -> list[dict[str, Any]]:
     return variants
 
 
+def parse_margins(text: str) -> dict[str, float]:
+    """Read 'page_load_time_ms: 2%, refund_rate: 0.5' (percentages, the % optional) into
+    guardrail margins as fractions; an unreadable number becomes NaN, which the service
+    refuses naming the guardrail (validation is the service's)."""
+    margins: dict[str, float] = {}
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        name, _, value = part.partition(":")
+        try:
+            percent = float(value.strip().removesuffix("%").strip())
+        except ValueError:
+            percent = float("nan")
+        margins[name.strip()] = round(percent / 100, 10)
+    return margins
+
+
+def format_margins(margins: dict[str, float]) -> str:
+    """Guardrail margins as the user types them: 'page_load_time_ms: 2%'."""
+    return ", ".join(f"{name}: {fmt.percent(m, 6, trim=True)}" for name, m in margins.items())
+
+
 def format_variants(variants: list[Any]) -> str:
     return ", ".join(f"{v.name}:{v.weight:g}" for v in variants)
 

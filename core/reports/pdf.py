@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from core import format as fmt
 from core.analysis.results import ResultsSnapshot
-from core.analysis.verdict import STATE_LABELS
+from core.analysis.verdict import STATE_LABELS, plan_notes
 from core.reports.charts import cumulative_lift_png, forest_plot_png
 from core.reports.content import ReportContent, assemble_report
 from core.reports.risks import correction_name
@@ -115,7 +115,8 @@ class _Pdf:
 
 
 def _bayesian_table(doc: _Pdf, snapshot: ResultsSnapshot) -> None:
-    """The Bayesian readout beside the frequentist table (flat prior on the relative lift)."""
+    """The Bayesian readout beside the frequentist table (the plan's prior on the relative
+    lift, flat by default)."""
     readouts = [(r, r.bayesian) for r in snapshot.comparisons if r.bayesian is not None]
     if not readouts:
         return
@@ -229,6 +230,8 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
                          f"(n={fmt.count(r.treatment_n)})",
                          lift, ci, p, STATE_LABELS.get(r.decision_state, r.decision_state)))
         doc.table(rows, widths=(30, 27, 22, 22, 15, 27, 15, 22))
+        for note in plan_notes(snapshot):
+            doc.para(f"Plan: {note}", size=8)
         units = ", ".join(f"{v.name} {v.units:,}" for v in snapshot.variants)
         doc.para(f"Units: {units}. Data through {fmt.timestamp(snapshot.data_through)}.", size=8)
         if blocked:

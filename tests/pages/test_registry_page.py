@@ -127,3 +127,52 @@ def test_registry_page_numbers_read_for_people(demo_app: str) -> None:
     text = " ".join(m.value for m in at.markdown)
     assert "20,000 users per variant" in text and "MDE 5%" in text and "power 80%" in text
     assert "50000.0" not in text and "None" not in text
+
+
+def test_registry_page_editor_sets_the_plan_tests(fresh_demo_app: str) -> None:
+    """The create form sets a one-sided primary test and a guardrail margin typed as a
+    percentage; the edit form reads them back as typed, sets the Gaussian prior, and shows a
+    bad margin's message without saving anything."""
+    at = open_page(login("demo-editor"), "registry")
+    at.text_input(key="new_name").input("Sticky add-to-cart bar")
+    at.text_area(key="new_hypothesis").input("A sticky bar keeps the CTA visible on mobile.")
+    at.selectbox(key="new_primary").select("add_to_cart_rate")
+    at.multiselect(key="new_guardrails").select("page_load_time_ms")
+    at.selectbox(key="new_alternative").select("greater")
+    at.text_input(key="new_margins").input("page_load_time_ms: 2.5%")
+    next(b for b in at.button if b.label == "Create experiment").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    text = " ".join(m.value for m in at.markdown)
+    assert "one-sided: treatment higher (greater)" in text
+    assert "page_load_time_ms: 2.5%" in text and "Bayesian prior:** flat" in text
+    engine = make_engine(fresh_demo_app)
+    with session_factory(engine)() as s:
+        exp = s.scalar(select(Experiment).where(Experiment.name == "Sticky add-to-cart bar"))
+        assert exp is not None and exp.alternative == "greater"
+        assert {link.metric.name: link.margin for link in exp.metric_links} == {
+            "page_load_time_ms": 0.025}
+        exp_id, version = exp.id, exp.version
+
+    margins = at.text_input(key=f"edit_margins_{exp_id}_{version}")
+    assert margins.value == "page_load_time_ms: 2.5%"  # as typed
+    assert at.selectbox(key=f"edit_alternative_{exp_id}_{version}").value == "greater"
+    margins.input("page_load_time_ms: 150%")
+    next(b for b in at.button if b.label == "Save changes").click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert "Nothing was saved" in errors and "Guardrail margins" in errors
+    assert "strictly between 0 and 1 per guardrail (0.01 = at most 1% worse)" in errors
+
+    at.text_input(key=f"edit_margins_{exp_id}_{version}").input("page_load_time_ms: 1%")
+    at.number_input(key=f"edit_prior_mean_{exp_id}_{version}").set_value(0.0)
+    at.number_input(key=f"edit_prior_sd_{exp_id}_{version}").set_value(5.0)
+    next(b for b in at.button if b.label == "Save changes").click().run()
+    assert not at.error, [e.value for e in at.error]
+    with session_factory(engine)() as s:
+        exp = s.get(Experiment, exp_id)
+        assert exp is not None and exp.version == version + 1
+        assert (exp.prior_lift_mean, exp.prior_lift_sd) == (0.0, 0.05)
+        assert [link.margin for link in exp.metric_links] == [0.01]
+    engine.dispose()
+    text = " ".join(m.value for m in at.markdown)
+    assert "normal(0.0%, sd 5%)" in text

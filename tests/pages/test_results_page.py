@@ -189,3 +189,20 @@ def test_results_page_shows_segments_as_exploratory_with_corrected_p(demo_app: s
     # An experiment without dimension data shows no segment section.
     plain = _results("demo-viewer", "Checkout button colour")
     assert not any(s.value == "Segments (exploratory)" for s in plain.subheader)
+
+
+def test_results_page_shows_the_plans_one_sided_test_and_guardrail_margin(demo_app: str) -> None:
+    """Infinite scroll on search (one-sided primary): the plan says so and its interval reads
+    [a, +∞); Search ranking v2: the guardrail's non-inferiority margin is stated."""
+    at = _results("demo-viewer", "Infinite scroll on search")
+    captions = " ".join(c.value for c in at.caption)
+    assert "Primary metric revenue_per_session: one-sided test, as planned (treatment > " \
+           "control)" in captions
+    table = at.dataframe[0].value
+    primary = table[table["Metric"] == "revenue_per_session"].iloc[0]
+    interval = primary[next(c for c in table.columns if c.endswith("CI"))]
+    assert interval.startswith("[") and interval.endswith(", +∞)")
+    at = _results("demo-viewer", "Search ranking v2")
+    captions = " ".join(c.value for c in at.caption)
+    assert "Guardrail page_load_time_ms: non-inferiority margin +2.0%" in captions
+    assert any("non-inferior" in m.value for m in at.markdown)

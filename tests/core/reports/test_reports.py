@@ -371,3 +371,15 @@ def test_reports_show_segments_as_exploratory(demo: Session) -> None:
     # Experiments without dimension data have no segment section.
     plain, plain_text = _report(demo, "Checkout button colour")
     assert plain.segments == () and "Segments by" not in plain_text
+
+
+def test_reports_state_the_plans_one_sided_test_and_guardrail_margin(demo: Session) -> None:
+    """The PDF says a one-sided primary was tested one-sided, shows its interval open-ended,
+    and states a guardrail's non-inferiority margin (demo: Infinite scroll on search, Search
+    ranking v2)."""
+    _content, text = _report(demo, "Infinite scroll on search")
+    assert ("Plan: Primary metric revenue_per_session: one-sided test, as planned (treatment > "
+            "control)") in text
+    assert re.search(r"\[\+\d+\.\d%, \+∞\)", text), text[:3000]
+    _content, text = _report(demo, "Search ranking v2")
+    assert "Plan: Guardrail page_load_time_ms: non-inferiority margin +2.0%" in text
