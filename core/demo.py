@@ -1,5 +1,9 @@
 """The demo portfolio: a metrics catalogue, experiments in every status, and backlog ideas.
 
+Two plans show the non-default tests: "Infinite scroll on search" tests its primary one-sided
+(revenue per session up, ``alternative="greater"``), and "Search ranking v2" gives its page-load
+guardrail a 2% non-inferiority margin.
+
 Seeding is idempotent: anything already present (by name) is left alone. Dates are relative to
 the day of seeding, so a fresh demo always has experiments mid-flight.
 """
@@ -65,6 +69,7 @@ def _experiments(today: date) -> list[dict[str, Any]]:
             "cart from search results.",
             "target_segment": "Users who search", "primary_metric": "add_to_cart_rate",
             "guardrail_metrics": ["page_load_time_ms"], "secondary_metrics": ["session_minutes"],
+            "guardrail_margins": {"page_load_time_ms": 0.02},
             "variants": AB, "planned_sample_size": 8000, "mde": 0.08,
             "planned_start": d(-28), "planned_end": d(-1),
             "reach": 90000, "impact": 2, "confidence": 50, "effort": 6,
@@ -115,7 +120,7 @@ def _experiments(today: date) -> list[dict[str, Any]]:
             "hypothesis": "Loading more results as the user scrolls keeps sessions going and "
             "raises revenue per session by at least 4%.",
             "target_segment": "Search users", "primary_metric": "revenue_per_session",
-            "guardrail_metrics": ["page_load_time_ms"], "variants": AB,
+            "alternative": "greater", "guardrail_metrics": ["page_load_time_ms"], "variants": AB,
             "planned_sample_size": 6000, "mde": 0.05, "planned_start": d(-14),
             "planned_end": d(7), "reach": 90000, "impact": 1, "confidence": 50, "effort": 2,
             "tags": ["search", "revenue"]}},

@@ -245,3 +245,16 @@ def test_demo_segment_experiment_ships_with_its_guardrail_unharmed(demo: Session
     assert conv["ios"].significant and conv["android"].significant
     assert not conv["web"].significant
     assert not any(c.significant for c in platform.comparisons if c.metric == "refund_rate")
+
+
+def test_demo_plans_show_a_one_sided_primary_and_a_guardrail_margin(demo: Session) -> None:
+    """Infinite scroll on search tests its primary one-sided (open upper end); Search ranking
+    v2 shows its page-load guardrail non-inferior within the plan's 2% margin."""
+    scroll = row(results(demo, "Infinite scroll on search"), "revenue_per_session")
+    assert scroll.alternative == "greater" and scroll.lift_ci_high is None
+    assert scroll.lift_ci_low is not None
+    assert (scroll.lift_ci_low > 0) == (scroll.lift_p_value < 0.05)
+    load = row(results(demo, "Search ranking v2"), "page_load_time_ms")
+    assert load.margin == 0.02 and load.noninferiority_p_value is not None
+    assert load.noninferiority_p_value < 0.05
+    assert load.decision_state == "not_significant" and "non-inferior" in load.reason
