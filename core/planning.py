@@ -11,7 +11,8 @@ Everything the Planner page shows is computed here (the page only reads widgets 
   catalogue metric's observed data in an existing experiment (the control arm's stored daily
   sufficient statistics);
 * :func:`save_plan` — the plan written onto a proposed experiment through
-  :func:`core.registry.update_experiment` (audited like any edit).
+  :func:`core.registry.update_experiment` (audited like any edit), with the test direction it
+  was sized for (the experiment's ``alternative``).
 
 All statistics come from :mod:`core.stats` (R ``power.prop.test`` / ``power.t.test``,
 ``strict = TRUE``). With more than two variants every treatment is compared with the control at
@@ -528,7 +529,10 @@ def save_plan(
     actor: Actor,
 ) -> ExperimentView:
     """Write the plan (planned sample size per variant, relative MDE, alpha, power, analysis
-    mode) onto a proposed experiment via :func:`core.registry.update_experiment` (audited)."""
+    mode, and the test direction it was sized for) onto a proposed experiment via
+    :func:`core.registry.update_experiment` (audited). The primary metric is then tested as
+    sized: a one-sided plan needs fewer units, so the experiment's ``alternative`` is set to the
+    plan's (the registry refuses a one-sided direction the primary metric calls worse)."""
     actor.require("editor", "save a plan onto an experiment")
     exp = registry.get_experiment(session, experiment_id=experiment_id)
     if exp.status != "proposed":
@@ -549,6 +553,7 @@ def save_plan(
         "alpha": plan.inputs.alpha,
         "power": round(plan.power, 4) if plan.mode == "power" else plan.inputs.power,
         "analysis_mode": analysis_mode,
+        "alternative": plan.inputs.alternative,
     }
     return registry.update_experiment(
         session, experiment_id=experiment_id, changes=changes,

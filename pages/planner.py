@@ -199,7 +199,9 @@ else:
                         else fmt.percent(plan.mde_relative, sig=3))
             st.caption(f"Saves onto '{target.name}': {fmt.count(plan.n_per_variant)} users per "
                        f"variant, MDE {mde_text} relative, alpha {alpha:g}, power "
-                       f"{fmt.percent(plan.power, 1, trim=True)}.")
+                       f"{fmt.percent(plan.power, 1, trim=True)}, "
+                       f"{'two-sided' if alternative == 'two-sided' else 'one-sided'} test of "
+                       "the primary metric (as sized).")
             if st.form_submit_button("Save plan", type="primary"):
                 with db_session() as session:
                     saved = run_action(lambda: planning.save_plan(

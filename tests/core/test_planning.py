@@ -308,6 +308,27 @@ def test_planning_save_plan_writes_the_plan_and_audits_it(
     last = registry.audit_history(session, experiment_id=proposed.id)[-1]
     assert last.action == "update" and last.actor == EDITOR.name
     assert last.changes["planned_sample_size"] == [None, plan.n_per_variant]
+    assert saved.alternative == "two-sided" and "alternative" not in last.changes
+
+
+def test_planning_save_plan_keeps_the_test_direction_it_was_sized_for(
+    session: Session, proposed: registry.ExperimentView
+) -> None:
+    """A one-sided plan needs fewer units; saved onto an experiment,
+    the experiment's primary is tested one-sided too, so the sample size fits the test."""
+    one = planning.plan_sample_size(inputs(alternative="greater"))
+    two = planning.plan_sample_size(inputs())
+    assert one.n_per_variant < two.n_per_variant
+    saved = planning.save_plan(session, experiment_id=proposed.id, plan=one,
+                               analysis_mode="fixed", expected_version=proposed.version,
+                               actor=EDITOR)
+    assert (saved.planned_sample_size, saved.alternative) == (one.n_per_variant, "greater")
+    last = registry.audit_history(session, experiment_id=proposed.id)[-1]
+    assert last.changes["alternative"] == ["two-sided", "greater"]
+    down = planning.plan_sample_size(inputs(alternative="less"))
+    with pytest.raises(InvalidInput, match="conversion is higher-is-better"):
+        planning.save_plan(session, experiment_id=proposed.id, plan=down, analysis_mode="fixed",
+                           expected_version=saved.version, actor=EDITOR)
 
 
 def test_planning_save_plan_refusals(session: Session, proposed: registry.ExperimentView) -> None:
