@@ -38,17 +38,21 @@ _ON_EXPERIMENT: dict[str, tuple[str, str, bool]] = {
 }
 """Operations on one experiment: link name -> (method, path, whether the body names a version)."""
 
+_ON_NEW_EXPERIMENT = {k: v for k, v in _ON_EXPERIMENT.items() if k != "LatestResults"}
+"""From a just-created experiment: not to its latest results, which cannot exist yet (their 404
+would read as the created experiment gone missing)."""
+
 _ON_IDEA: dict[str, tuple[str, str, bool]] = {
     "RescoreIdea": ("patch", IDEA, True),
     "PromoteIdea": ("post", f"{IDEA}/promote", True),
 }
 
 _SOURCES: list[tuple[str, str, str, dict[str, tuple[str, str, bool]]]] = [
-    ("post", EXPERIMENTS, "201", _ON_EXPERIMENT),
+    ("post", EXPERIMENTS, "201", _ON_NEW_EXPERIMENT),
     ("get", EXPERIMENT, "200", _ON_EXPERIMENT),
     ("patch", EXPERIMENT, "200", _ON_EXPERIMENT),
     ("post", f"{EXPERIMENT}/transitions", "200", _ON_EXPERIMENT),
-    ("post", "/api/v1/backlog", "201", {**_ON_IDEA, **_ON_EXPERIMENT}),
+    ("post", "/api/v1/backlog", "201", {**_ON_IDEA, **_ON_NEW_EXPERIMENT}),
     ("patch", IDEA, "200", {**_ON_IDEA, **_ON_EXPERIMENT}),
     ("post", f"{IDEA}/promote", "200", _ON_EXPERIMENT),
 ]
