@@ -20,8 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import DatabaseGate, DatabaseRouter
 from api.errors import install_error_handlers, problem_media_type, problem_response, responses
+from api.fast_reads import CachedReads
 from api.openapi import finish_document
-from api.read_cache import ExperimentCache, SnapshotCache
+from api.read_cache import ExperimentCache, SnapshotCache, Stamps
 from api.routers import (
     backlog,
     data,
@@ -62,7 +63,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.collect()
         gc.freeze()
         _gc_frozen = True
-    yield
+    try:
+        yield
+    finally:
+        app.state.stamps.close()
 
 
 class BodySizeLimit:
@@ -118,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database_gate = DatabaseGate.from_settings(settings)
     app.state.snapshots = SnapshotCache(settings.api_results_cache_seconds)
     app.state.experiments = ExperimentCache()
+    app.state.stamps = Stamps(app)
     install_error_handlers(app)
     top = DatabaseRouter()
     top.include_router(health.router)
@@ -126,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         v1.include_router(module.router)
     top.include_router(v1)
     app.include_router(top)
+    app.add_middleware(CachedReads)  # innermost: the limits and CORS below still apply
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_upload_mb * 1024 * 1024)
     if settings.api_cors_origins:
         app.add_middleware(

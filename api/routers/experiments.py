@@ -101,14 +101,15 @@ def create_experiment(
     response_model=ExperimentOut,
     responses={**responses(404, 422), 200: {"headers": _ETAG_HEADER}},
 )
-def get_experiment(
-    experiment_id: ExperimentId, session: SessionDep, _actor: Reader, request: Request
+async def get_experiment(
+    experiment_id: ExperimentId, _actor: Reader, request: Request
 ) -> Response:
     """One experiment; its ETag is the version to send back when updating it.
 
-    Built again only when the experiment changed (api/read_cache.py).
+    Built again only when the experiment changed (api/read_cache.py); a repeated read is served
+    from memory after checking the experiment's stamp (api/fast_reads.py).
     """
-    read = request.app.state.experiments.read(session, experiment_id=experiment_id)
+    read = await request.app.state.experiments.latest(request, experiment_id=experiment_id)
     return Response(read.body, media_type="application/json",
                     headers={"ETag": f'"{read.version}"'})
 

@@ -23,8 +23,8 @@ async def latest_results(
 ) -> Response:
     """The newest stored snapshot (served as stored, not recomputed).
 
-    Served from this process's memory (api/read_cache.py): a snapshot stored elsewhere shows
-    up within API_RESULTS_CACHE_SECONDS.
+    Served from this process's memory (api/read_cache.py), after checking which snapshot is
+    the newest: one stored by any process is served from the next request on.
     """
     served = await request.app.state.snapshots.latest(request, experiment_id=experiment_id)
     if served is None:
