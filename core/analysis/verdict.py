@@ -243,10 +243,10 @@ def plan_notes(snapshot: ResultsSnapshot) -> list[str]:
         if row.role == "primary" and row.alternative != "two-sided":
             seen.add(row.metric)
             greater = row.alternative == "greater"
-            bounds = "[low, +∞)" if greater else "(−∞, high]"
+            end = "+∞" if greater else "−∞"
             notes.append(
                 f"Primary metric {row.metric}: one-sided test, as planned (treatment "
-                f"{'>' if greater else '<'} control); its {ci} is one-sided too, {bounds}.")
+                f"{'>' if greater else '<'} control); its {ci} is one-sided too, open at {end}.")
         elif row.role == "guardrail" and row.margin:
             seen.add(row.metric)
             worse = "lower" if row.higher_is_better else "higher"
