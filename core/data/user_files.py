@@ -2,19 +2,25 @@
 
 One streaming scan computes, per (variant, day), every metric's count, sum and sum of squares,
 the CUPED covariate sums, a ratio metric's denominator sums and numerator x denominator
-products, every validation counter (non-numeric, empty, non-finite, non-0/1 and negative
-values, empty unit ids, unreadable or out-of-window dates) and — through ``GROUPING SETS`` in
-the same scan — the same statistics and unit counts per value of each dimension column. Values
-are read with ``TRY_CAST``, so one bad value never hides the others: every problem of the file
-is listed together (capped at :data:`~core.data.reading.MAX_PROBLEMS`). The "each unit once, in
-one variant" proof streams the 64-bit hashes of the unit ids out of DuckDB into one numpy array,
+products, every validation counter (non-numeric, empty, non-0/1 and negative values, empty unit
+ids, unreadable or out-of-window dates) and — through ``GROUPING SETS`` in the same scan — the
+same statistics and unit counts per value of each dimension column. Values are read with
+``TRY_CAST``, so one bad value never hides the others: every problem of the file is listed
+together (capped at :data:`~core.data.reading.MAX_PROBLEMS`). Infinite and NaN values make their
+column's sums non-finite, so they are counted exactly only when a sum is (a clean file never
+pays for that count). The "each unit once, in one variant" proof is a second query that reads
+only the unit id column — which the aggregation never reads, so no column of a Parquet file is
+read twice (a CSV is parsed twice) — and streams the ids' 64-bit hashes into one numpy array,
 sorts it and looks for equal neighbours (distinct hashes prove distinct ids; only if some repeat
 are the ids themselves compared); beyond :data:`MAX_SORTED_UNITS` rows DuckDB's spilling
 ``count(DISTINCT hash(unit_id))`` does it instead, so memory stays bounded.
+bench/bench_ingestion.py measures this against the two single-scan shapes (per unit first;
+hashes listed inside the aggregation): both cost more.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -166,16 +172,21 @@ def _scan_query(plan: _Plan, columns: dict[str, str], src: str) -> tuple[str, li
             f"coalesce(NULLIF(trim(CAST({quote(col)} AS VARCHAR)), ''), "
             f"'{EMPTY_DIMENSION_VALUE}') AS {key}"
         )
-    agg = [
-        "count(*) AS rows",
-        (f"count_if({_D} IS NULL AND NULLIF(trim(CAST({quote(plan.date)} AS VARCHAR)), '') "
-         f"IS NOT NULL) AS bad_day, count_if({quote(plan.date)} IS NULL) AS empty_day")
-        if plan.date else "0 AS bad_day, 0 AS empty_day",
-    ]
+    agg = ["count(*) AS rows"]
+    if not plan.date:
+        agg.append("0 AS bad_day, 0 AS empty_day")
+    elif columns[plan.date].startswith(("DATE", "TIMESTAMP")):
+        # A typed date column is never unreadable, only empty.
+        agg.append(f"0 AS bad_day, count_if({quote(plan.date)} IS NULL) AS empty_day")
+    else:
+        agg.append(f"count_if({_D} IS NULL AND NULLIF(trim(CAST({quote(plan.date)} AS VARCHAR)), "
+                   f"'') IS NOT NULL) AS bad_day, count_if({quote(plan.date)} IS NULL) "
+                   "AS empty_day")
+    # Infinite and NaN values are not counted here: one of them makes its column's sum (or sum
+    # of squares) non-finite, and only then does :func:`_nonfinite_counts` count them exactly.
     for j, col in enumerate(plan.values):
         x = _value(col, columns)
-        agg += [f"count({x}) AS nn{j}", f"sum({x}) AS s{j}", f"sum({x} * {x}) AS ss{j}",
-                f"count_if(NOT isfinite({x})) AS inf{j}"]
+        agg += [f"count({x}) AS nn{j}", f"sum({x}) AS s{j}", f"sum({x} * {x}) AS ss{j}"]
         agg.append(f"count_if({_not_a_number(col, columns)}) AS nan{j}"
                    if not is_numeric(columns[col]) else f"0 AS nan{j}")
         if col in plan.binomial:
@@ -185,8 +196,7 @@ def _scan_query(plan: _Plan, columns: dict[str, str], src: str) -> tuple[str, li
     for i, metric in enumerate(plan.pre_cols):
         p_raw, x = plan.pre_cols[metric], _value(plan.metric_col[metric], columns)
         p = f"coalesce({_value(p_raw, columns)}, 0)"
-        agg += [f"sum({p}) AS px{i}", f"sum({p} * {p}) AS pxx{i}", f"sum({p} * {x}) AS pxy{i}",
-                f"count_if(NOT isfinite({p})) AS pinf{i}"]
+        agg += [f"sum({p}) AS px{i}", f"sum({p} * {p}) AS pxx{i}", f"sum({p} * {x}) AS pxy{i}"]
         agg.append(f"count_if({_not_a_number(p_raw, columns)}) AS pnan{i}"
                    if not is_numeric(columns[p_raw]) else f"0 AS pnan{i}")
     for i, (num, den) in enumerate(plan.ratio_cols.values()):
@@ -404,6 +414,35 @@ def _cells(
     return cells, assignments
 
 
+def _finite(groups: list[dict[str, Any]], names: tuple[str, ...]) -> bool:
+    return all(g[k] is None or math.isfinite(g[k]) for g in groups for k in names)
+
+
+def _nonfinite_counts(
+    con: duckdb.DuckDBPyConnection,
+    src: str,
+    plan: _Plan,
+    columns: dict[str, str],
+    groups: list[dict[str, Any]],
+) -> dict[str, int]:
+    """Infinite and NaN values per value column (``inf<j>``) and pre-period column
+    (``pinf<i>``). A sum over values that are all finite is finite (IEEE arithmetic carries an
+    infinity or NaN through every addition), so only columns whose sums are not are counted,
+    in one extra query that a clean file never runs."""
+    counts = []
+    for j, col in enumerate(plan.values):
+        if not _finite(groups, (f"s{j}", f"ss{j}")):
+            counts.append(f"count_if(NOT isfinite({_value(col, columns)})) AS inf{j}")
+    for i, metric in enumerate(plan.pre_cols):
+        if not _finite(groups, (f"px{i}", f"pxx{i}", f"pxy{i}")):
+            p = f"coalesce({_value(plan.pre_cols[metric], columns)}, 0)"
+            counts.append(f"count_if(NOT isfinite({p})) AS pinf{i}")
+    if not counts:
+        return {}
+    found = _fetch(con, f"SELECT {', '.join(counts)} FROM {src}")[0]
+    return {k: int(v or 0) for k, v in found.items()}
+
+
 def _problems(
     con: duckdb.DuckDBPyConnection,
     src: str,
@@ -418,6 +457,7 @@ def _problems(
     """Every problem of the file, from the scan's counters (examples looked up only then)."""
     unit, variant = quote(plan.unit), quote(plan.variant)
     problems: list[str] = []
+    infinite = _nonfinite_counts(con, src, plan, columns, groups)
     known = set(ctx.variants)
     unknown: dict[str, int] = {}
     for g in groups:
@@ -477,7 +517,7 @@ def _problems(
                 f"none), e.g. " + _examples(con, src, unit, q,
                                             f"NULLIF(trim(CAST({q} AS VARCHAR)), '') IS NULL")
             )
-        inf = sum(int(g[f"inf{j}"] or 0) for g in groups)
+        inf = infinite.get(f"inf{j}", 0)
         if inf:
             problems.append(f"column {col}: {inf} infinite or NaN values, e.g. "
                             + _examples(con, src, unit, q, f"NOT isfinite({x})"))
@@ -503,7 +543,7 @@ def _problems(
         if nan:
             problems.append(f"column {col}: {nan} non-numeric values, e.g. "
                             + _examples(con, src, unit, quote(col), _not_a_number(col, columns)))
-        inf = sum(int(g[f"pinf{i}"] or 0) for g in groups)
+        inf = infinite.get(f"pinf{i}", 0)
         if inf:
             problems.append(f"column {col}: {inf} infinite or NaN values")
     return problems

@@ -180,3 +180,26 @@ def test_duplicate_units_proof_counts_extra_rows_exactly(tmp_path: Path) -> None
     path.write_text("unit_id\n" + "\n".join(ids[:50_000]) + "\n")
     src = file_reader(path, "csv")
     assert duplicate_units(con, src, '"unit_id"', 50_000) == (0, 50_000)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_ingest_validation_counts_infinite_and_nan_values_exactly(
+    session: Session, tmp_path: Path, fmt: str
+) -> None:
+    """Infinite and NaN values are counted only when a column's sums are not finite; the counts
+    are exact (reference: the values written, counted by hand) and nothing is written."""
+    from tests.core.data.test_ingestion import make_units, write_csv, write_parquet
+
+    cols = {k: list(v) for k, v in make_units(6).items()}
+    cols["revenue"][2] = float("inf")
+    cols["revenue"][7] = float("nan")
+    cols["revenue_pre"][4] = float("-inf")
+    cols["load_ms"][0] = float("nan")
+    writer = write_csv if fmt == "csv" else write_parquet
+    path = writer(tmp_path / f"inf.{fmt}", cols)
+    problems = _reject(session, path, make_experiment(session, guardrails=("load_ms",)))
+    assert sorted(problems) == [  # the metrics' order is the experiment's (database) order
+        "column load_ms: 1 infinite or NaN values, e.g. unit u0 = 'nan'",
+        "column revenue: 2 infinite or NaN values, e.g. unit u2 = 'inf', unit u7 = 'nan'",
+        "column revenue_pre: 1 infinite or NaN values",
+    ]
