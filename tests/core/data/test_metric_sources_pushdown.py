@@ -37,6 +37,10 @@ COLS = ratio_units(300, seed=11)
 COLS["country"] = np.random.default_rng(11).choice(
     np.array(["DE", "FR", "US", None], dtype=object), COLS["unit_id"].size)
 
+# The same units, plus unit 0 again in the other variant and unit 5 again in its own variant.
+DUPLICATED = {k: np.concatenate([v, v[[0, 5]]]) for k, v in COLS.items()}
+DUPLICATED["variant"][-2] = "treatment" if COLS["variant"][0] == "control" else "control"
+
 
 def readme_query() -> str:
     """The SQL block of the README's "Beyond one machine" paragraph."""
@@ -66,9 +70,7 @@ def warehouse() -> Iterator[str]:
     with engine.begin() as conn:
         _meta.create_all(conn)
         conn.execute(UNITS.insert(), _rows("Pushed down", COLS))
-        duplicated = _rows("Duplicated", COLS)
-        duplicated.append({**duplicated[0], "variant": "treatment"})  # a unit in two variants
-        conn.execute(UNITS.insert(), duplicated)
+        conn.execute(UNITS.insert(), _rows("Duplicated", DUPLICATED))
     engine.dispose()
     yield url
     drop_postgres_database(url)
@@ -120,15 +122,28 @@ def test_pushdown_query_stores_the_same_statistics_as_the_user_level_file(
     assert total == COLS["unit_id"].size
 
 
-def test_pushdown_query_refuses_a_unit_in_two_variants_like_a_file_load(
-    session: Session, warehouse: str
+def test_pushdown_query_counts_the_same_extra_unit_rows_as_a_file_load(
+    session: Session, warehouse: str, tmp_path: Any
 ) -> None:
+    """The warehouse's proof (rows beyond the first of each unit, from the query's per-unit
+    aggregate) counts exactly what the file path's sorted-hash proof counts on the same rows: a
+    unit in two variants and a unit twice in one variant are 2 extra rows either way (reference:
+    len - len(set) of the ids), and neither load writes anything."""
+    ids = list(DUPLICATED["unit_id"])
+    extra = len(ids) - len(set(ids))
+    assert extra == 2
     exp = ratio_experiment(session, name="Duplicated")
     set_metric_source(session, experiment_id=exp, url=warehouse, query=readme_query(),
                       actor=EDITOR)
     with pytest.raises(InvalidInput) as err:
         ingest_sql(session, experiment_id=exp, actor=EDITOR)
-    assert "the source counted 1 extra rows of units that appear more than once or in two " \
-           "variants" in str(err.value)
-    assert mrepo.count_daily_stats(session, experiment_id=exp) == 0
-    assert mrepo.daily_slice_stats(session, experiment_id=exp) == []
+    assert f"the source counted {extra} extra rows of units that appear more than once or in " \
+           "two variants" in str(err.value)
+    as_file = ratio_experiment(session, name="Duplicated file")
+    with pytest.raises(InvalidInput) as file_err:
+        ingest_file(session, path=write_parquet(tmp_path / "dup.parquet", DUPLICATED),
+                    experiment_id=as_file, actor=EDITOR)
+    assert f"unit_id: {extra} extra rows: units appear in two variants" in str(file_err.value)
+    for e in (exp, as_file):
+        assert mrepo.count_daily_stats(session, experiment_id=e) == 0
+        assert mrepo.daily_slice_stats(session, experiment_id=e) == []
