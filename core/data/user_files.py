@@ -12,8 +12,8 @@ pays for that count). The "each unit once, in one variant" proof is a second que
 only the unit id column — which the aggregation never reads, so no column of a Parquet file is
 read twice (a CSV is parsed twice) — and streams the ids' 64-bit hashes into one numpy array,
 sorts it and looks for equal neighbours (distinct hashes prove distinct ids; only if some repeat
-are the ids themselves compared); beyond :data:`MAX_SORTED_UNITS` rows DuckDB's spilling
-``count(DISTINCT hash(unit_id))`` does it instead, so memory stays bounded.
+are the ids themselves compared); beyond :data:`PARTITION_UNITS` rows the hashes are split by
+their top bits into partition files sorted one at a time, so memory stays flat.
 bench/bench_ingestion.py measures this against the two single-scan shapes (per unit first;
 hashes listed inside the aggregation): both cost more.
 """
@@ -21,6 +21,7 @@ hashes listed inside the aggregation): both cost more.
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -49,8 +50,9 @@ from core.data.reading import (
 )
 from core.errors import InvalidInput
 
-MAX_SORTED_UNITS = 100_000_000
-"""Up to this many rows the unit proof sorts hashes in memory (8 bytes a row)."""
+PARTITION_UNITS = 16_000_000
+"""Up to this many rows the unit proof sorts the ids' hashes in memory (8 bytes a row, 128 MB at
+most); beyond, in partitions of about this size on disk, one at a time."""
 _HASH_BATCH = 1 << 20
 _V, _D = "__eos_v", "__eos_d"
 
@@ -229,34 +231,61 @@ def _examples(con: duckdb.DuckDBPyConnection, src: str, unit: str, col: str, whe
                      for u, v in rows)
 
 
+def _repeats(hashes: np.ndarray) -> int:
+    """Equal neighbours once sorted (in place): 0 proves the hashes distinct."""
+    hashes.sort()
+    return int(np.count_nonzero(hashes[1:] == hashes[:-1]))
+
+
 def duplicate_units(
-    con: duckdb.DuckDBPyConnection, src: str, unit: str, rows: int
+    con: duckdb.DuckDBPyConnection,
+    src: str,
+    unit: str,
+    rows: int,
+    *,
+    partition_units: int = PARTITION_UNITS,
 ) -> tuple[int, int]:
     """Rows beyond the first of each unit id (0 proves every unit appears once), and the rows
-    with a unit id. This is the only pass that reads the ids.
+    with a unit id. The only query that reads the ids.
 
-    Distinct 64-bit hashes prove distinct ids; the hashes are streamed into one numpy array and
-    sorted, and only when two are equal (a real duplicate, or a ~1e-6 collision) are the ids
-    counted exactly. Above :data:`MAX_SORTED_UNITS` rows DuckDB counts distinct hashes itself,
-    spilling to disk."""
-    if rows > MAX_SORTED_UNITS:
-        repeats, filled = (int(x) for x in con.execute(  # type: ignore[union-attr]
-            f"SELECT count({unit}) - count(DISTINCT hash({unit})), count({unit}) FROM {src}"
-        ).fetchone())
-    else:
+    Distinct 64-bit hashes prove distinct ids. The hashes are streamed out of DuckDB; up to
+    ``partition_units`` rows they are sorted in one numpy array, beyond it they are split by
+    their top bits into ``2**k`` partition files of at most about ``partition_units`` hashes
+    (equal hashes share a partition) that are sorted one at a time, so memory stays flat. Only
+    when two hashes are equal (a real duplicate, or a ~1e-6 collision) are the ids counted
+    exactly."""
+    bits = max(0, math.ceil(math.log2(max(rows, 1) / partition_units)))
+    reader = con.execute(
+        f"SELECT hash({unit}) FROM {src} WHERE {unit} IS NOT NULL"
+    ).fetch_record_batch(_HASH_BATCH)
+    filled = repeats = 0
+    if not bits:
         hashes = np.empty(rows, dtype=np.uint64)
-        filled = 0
-        reader = con.execute(
-            f"SELECT hash({unit}) FROM {src} WHERE {unit} IS NOT NULL"
-        ).fetch_record_batch(_HASH_BATCH)
         for batch in reader:
             chunk = batch.column(0).to_numpy()
             hashes[filled:filled + len(chunk)] = chunk
             filled += len(chunk)
-        found = hashes[:filled]
-        found.sort()
-        repeats = int(np.count_nonzero(found[1:] == found[:-1]))
-        del hashes, found
+        repeats = _repeats(hashes[:filled])
+        del hashes
+    else:
+        with tempfile.TemporaryDirectory(prefix="eos_units_") as folder:
+            names = [Path(folder) / f"{p}.u64" for p in range(1 << bits)]
+            handles = [name.open("wb") for name in names]
+            try:
+                for batch in reader:
+                    chunk = batch.column(0).to_numpy()
+                    part = (chunk >> np.uint64(64 - bits)).astype(np.intp)
+                    order = np.argsort(part, kind="stable")
+                    ends = np.cumsum(np.bincount(part, minlength=len(handles)))
+                    grouped = chunk[order]
+                    for p, handle in enumerate(handles):
+                        grouped[(ends[p - 1] if p else 0):ends[p]].tofile(handle)
+                    filled += len(chunk)
+            finally:
+                for handle in handles:
+                    handle.close()
+            for name in names:
+                repeats += _repeats(np.fromfile(name, dtype=np.uint64))
     if not repeats:
         return 0, filled
     return int(con.execute(

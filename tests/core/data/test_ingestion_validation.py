@@ -166,8 +166,12 @@ def test_ingest_validation_caps_the_list_and_counts_the_rest(
     assert mrepo.count_daily_stats(session, experiment_id=view.id) == 0
 
 
-def test_duplicate_units_proof_counts_extra_rows_exactly(tmp_path: Path) -> None:
-    """The sorted-hash proof: 0 for distinct ids; the exact count of extra rows otherwise
+@pytest.mark.parametrize("partition_units", [1_000_000, 7_000])
+def test_duplicate_units_proof_counts_extra_rows_exactly(
+    tmp_path: Path, partition_units: int
+) -> None:
+    """The sorted-hash proof, in one array or (7,000 hashes a partition: 8 partition files)
+    partitioned on disk: 0 for distinct ids; the exact count of extra rows otherwise
     (reference: Python's len - len(set))."""
     rng = np.random.default_rng(3)
     ids = [f"u{i}" for i in range(50_000)] + [f"u{i}" for i in rng.integers(0, 50_000, 37)]
@@ -175,11 +179,12 @@ def test_duplicate_units_proof_counts_extra_rows_exactly(tmp_path: Path) -> None
     path.write_text("unit_id\n" + "\n".join(ids) + "\n")
     con = duckdb.connect()
     src = file_reader(path, "csv")
-    assert duplicate_units(con, src, '"unit_id"', len(ids)) == (len(ids) - len(set(ids)),
-                                                                len(ids))
+    assert duplicate_units(con, src, '"unit_id"', len(ids), partition_units=partition_units) \
+        == (len(ids) - len(set(ids)), len(ids))
     path.write_text("unit_id\n" + "\n".join(ids[:50_000]) + "\n")
     src = file_reader(path, "csv")
-    assert duplicate_units(con, src, '"unit_id"', 50_000) == (0, 50_000)
+    assert duplicate_units(con, src, '"unit_id"', 50_000, partition_units=partition_units) \
+        == (0, 50_000)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
