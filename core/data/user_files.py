@@ -270,16 +270,15 @@ def duplicate_units(
     else:
         with tempfile.TemporaryDirectory(prefix="eos_units_") as folder:
             names = [Path(folder) / f"{p}.u64" for p in range(1 << bits)]
+            bounds = np.arange(1, 1 << bits, dtype=np.uint64) << np.uint64(64 - bits)
             handles = [name.open("wb") for name in names]
             try:
                 for batch in reader:
-                    chunk = batch.column(0).to_numpy()
-                    part = (chunk >> np.uint64(64 - bits)).astype(np.intp)
-                    order = np.argsort(part, kind="stable")
-                    ends = np.cumsum(np.bincount(part, minlength=len(handles)))
-                    grouped = chunk[order]
+                    # Sorted, a batch's partitions (ranges of the top bits) lie end to end.
+                    chunk = np.sort(batch.column(0).to_numpy())
+                    ends = [0, *np.searchsorted(chunk, bounds), len(chunk)]
                     for p, handle in enumerate(handles):
-                        grouped[(ends[p - 1] if p else 0):ends[p]].tofile(handle)
+                        chunk[ends[p]:ends[p + 1]].tofile(handle)
                     filled += len(chunk)
             finally:
                 for handle in handles:
