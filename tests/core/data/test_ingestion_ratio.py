@@ -100,7 +100,7 @@ def test_catalogue_ratio_metric_names_its_numerator_and_denominator(session: Ses
         ({"denominator": "revenue"}, "numerator and denominator must be different columns"),
         ({"numerator": "revenue_per_session"}, "cannot be its own numerator or denominator"),
         ({"kind": "mean"}, "only ratio metrics take a numerator and a denominator"),
-        ({"numerator": "Revenue $"}, "numerator: String should match pattern"),
+        ({"numerator": "Revenue $"}, "numerator: write the column's name in lower_snake_case"),
     ],
 )
 def test_catalogue_refuses_an_ill_defined_ratio_metric(
