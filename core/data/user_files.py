@@ -10,9 +10,10 @@ together (capped at :data:`~core.data.reading.MAX_PROBLEMS`). Infinite and NaN v
 column's sums non-finite, so they are counted exactly only when a sum is (a clean file never
 pays for that count). The "each unit once, in one variant" proof is a second query that reads
 only the unit id column — which the aggregation never reads, so no column of a Parquet file is
-read twice (a CSV is parsed twice) — and streams the ids' 64-bit hashes into one numpy array,
-sorts it and looks for equal neighbours (distinct hashes prove distinct ids; only if some repeat
-are the ids themselves compared); beyond :data:`PARTITION_UNITS` rows the hashes are split by
+read twice (a CSV is parsed twice); on Parquet it runs on a second cursor alongside the
+aggregation — and streams the ids' 64-bit hashes into one numpy array, sorts it and looks for
+equal neighbours (distinct hashes prove distinct ids; only if some repeat are the ids themselves
+compared); beyond :data:`PARTITION_UNITS` rows the hashes are split by
 their top bits into partition files sorted one at a time, so memory stays flat.
 bench/bench_ingestion.py measures this against the two single-scan shapes (per unit first;
 hashes listed inside the aggregation): both cost more.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -328,31 +330,20 @@ def aggregate_user_file(
     name = path.name
     plan = _plan(columns, lower, ctx, name)
     report(0.1, f"Aggregating {name}")
-    query, keys = _scan_query(plan, columns, src)
+    unit = quote(plan.unit)
+    alongside = _ProofAlongside.start(con, src, unit) if fmt == "parquet" else None
     try:
-        groups = _fetch(con, query)
-    except duckdb.Error as exc:
-        if fmt != "csv":
-            raise InvalidInput(f"file: {name} could not be read: {duck_problem(exc)}") from None
-        structure = csv_structure_problems(con, path)
-        if structure:
-            raise InvalidInput(capped(structure)) from None
-        # A value DuckDB's type sniffer did not expect (far down the file): read every column
-        # as text, so each bad value is counted with the others.
-        src = file_reader(path, fmt, all_varchar=True)
-        columns = {c: "VARCHAR" for c in columns}
-        query, keys = _scan_query(plan, columns, src)
-        try:
-            groups = _fetch(con, query)
-        except duckdb.Error as again:
-            raise InvalidInput(f"file: {name} could not be read: {duck_problem(again)}") from None
-    whole = [g for g in groups if all(g[k] is None for k in keys)]
-    total_rows = sum(int(g["rows"]) for g in whole)
-    if total_rows == 0:
-        raise InvalidInput(f"file: {name} has a header but no rows")
-
-    report(0.6, "Checking that each unit appears once")
-    dupes, with_unit = duplicate_units(con, src, quote(plan.unit), total_rows)
+        groups, src, columns, keys = _aggregate(con, path, fmt, src, columns, plan)
+        whole = [g for g in groups if all(g[k] is None for k in keys)]
+        total_rows = sum(int(g["rows"]) for g in whole)
+        if total_rows == 0:
+            raise InvalidInput(f"file: {name} has a header but no rows")
+        report(0.6, "Checking that each unit appears once")
+        dupes, with_unit = (alongside.result() if alongside
+                            else duplicate_units(con, src, unit, total_rows))
+    finally:
+        if alongside:
+            alongside.close()
     problems = _problems(con, src, plan, columns, ctx, whole, total_rows, dupes,
                          total_rows - with_unit)
     if problems:
@@ -399,6 +390,67 @@ def aggregate_user_file(
         dimensions=tuple(dimensions),
         notes=tuple(notes),
     )
+
+
+def _aggregate(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    fmt: str,
+    src: str,
+    columns: dict[str, str],
+    plan: _Plan,
+) -> tuple[list[dict[str, Any]], str, dict[str, str], list[str]]:
+    """The scan's groups, and the source, column types and dimension keys they were read with
+    (a CSV whose types DuckDB guessed wrong is read again as text)."""
+    name = path.name
+    query, keys = _scan_query(plan, columns, src)
+    try:
+        return _fetch(con, query), src, columns, keys
+    except duckdb.Error as exc:
+        if fmt != "csv":
+            raise InvalidInput(f"file: {name} could not be read: {duck_problem(exc)}") from None
+        structure = csv_structure_problems(con, path)
+        if structure:
+            raise InvalidInput(capped(structure)) from None
+    # A value DuckDB's type sniffer did not expect (far down the file): read every column as
+    # text, so each bad value is counted with the others.
+    src = file_reader(path, fmt, all_varchar=True)
+    columns = {c: "VARCHAR" for c in columns}
+    query, keys = _scan_query(plan, columns, src)
+    try:
+        return _fetch(con, query), src, columns, keys
+    except duckdb.Error as again:
+        raise InvalidInput(f"file: {name} could not be read: {duck_problem(again)}") from None
+
+
+class _ProofAlongside:
+    """The unit proof of a Parquet file, run on a second cursor while the aggregation scans (the
+    proof's numpy work then overlaps DuckDB's). Its row count comes from the file's metadata."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, src: str, unit: str, rows: int) -> None:
+        self._cursor = con.cursor()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="eos-unit-proof")
+        self._future = self._pool.submit(duplicate_units, self._cursor, src, unit, rows)
+
+    @classmethod
+    def start(
+        cls, con: duckdb.DuckDBPyConnection, src: str, unit: str
+    ) -> _ProofAlongside | None:
+        try:
+            rows = int(con.execute(f"SELECT count(*) FROM {src}").fetchone()[0])  # type: ignore[index]
+        except duckdb.Error:
+            return None  # the aggregation reports what is wrong with the file
+        return cls(con, src, unit, rows)
+
+    def result(self) -> tuple[int, int]:
+        return self._future.result()
+
+    def close(self) -> None:
+        """Stop the proof if it is still running (a load that failed), and free its cursor."""
+        if not self._future.done():
+            self._cursor.interrupt()
+        self._pool.shutdown(wait=True)
+        self._cursor.close()
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
