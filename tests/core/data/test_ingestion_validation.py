@@ -208,3 +208,18 @@ def test_ingest_validation_counts_infinite_and_nan_values_exactly(
         "column revenue: 2 infinite or NaN values, e.g. unit u2 = 'inf', unit u7 = 'nan'",
         "column revenue_pre: 1 infinite or NaN values",
     ]
+
+
+def test_ingest_parquet_file_without_rows_is_refused_and_its_unit_proof_stopped(
+    session: Session, tmp_path: Path
+) -> None:
+    """The unit proof runs alongside the scan on Parquet; a load that fails still ends it (no
+    thread or cursor left behind) and writes nothing."""
+    import threading
+
+    from tests.core.data.test_ingestion import make_units, write_parquet
+
+    path = write_parquet(tmp_path / "empty.parquet", {k: v[:0] for k, v in make_units(1).items()})
+    problems = _reject(session, path)
+    assert problems == ["file: empty.parquet has a header but no rows"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("eos-unit-proof")]
