@@ -83,8 +83,9 @@ class Settings(BaseSettings):
         default=2.0,
         ge=0,
         le=3600,
-        description="How long an API process serves an experiment's latest results snapshot "
-        "from memory before checking for a newer one.",
+        description="Where no experiment stamps can be read (an in-memory SQLite database): how "
+        "long an API process serves an experiment's latest results snapshot from memory before "
+        "checking for a newer one.",
     )
     api_max_upload_mb: int = Field(default=200, ge=1, description="Largest upload the API accepts.")
     api_cors_origins: list[str] = Field(
