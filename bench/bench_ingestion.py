@@ -21,7 +21,8 @@
 5. Ingestion, in a fresh process: ``core.data.ingestion.ingest_file`` end to end into a migrated
    SQLite app database (file checks, the one aggregation scan with every validation counter, the
    unit proof, and the upsert), with its peak RSS.
-6. The same for ``--scale-rows`` (0 to skip), best of one: time and RSS scaling.
+6. The same for ``--scale-rows`` (0 to skip; baseline, floor (b) and ingestion, two rounds):
+   time and RSS scaling.
 
 Each phase runs ``--repeat`` rounds, the phases interleaved, each round a fresh process timing
 two runs; it prints the best wall times and CPU seconds (user + system of the process: less
@@ -263,7 +264,7 @@ def main() -> None:
     small = _run(args.rows, args.repeat, args.keep, PHASES)
     if args.scale_rows:
         print()
-        big = _run(args.scale_rows, 1, args.keep, ("baseline", "proof_floor", "ingest"))
+        big = _run(args.scale_rows, 2, args.keep, ("baseline", "proof_floor", "ingest"))
         factor = args.scale_rows / args.rows
         for phase in ("baseline", "proof_floor", "ingest"):
             grow = big[phase]["seconds"] / small[phase]["seconds"]
