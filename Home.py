@@ -3,11 +3,14 @@
 import streamlit as st
 
 from ui import navigation, overview
-from ui.auth import require_login
+from ui.auth import require_login, resume_deep_link
 
 st.set_page_config(page_title="ExperimentOS", page_icon=":material/science:", layout="wide")
 
 home = st.Page(overview.render, title="Overview", icon=":material/dashboard:", default=True)
 actor = require_login(navigation.build(None, home))
 st.session_state["actor"] = actor
-st.navigation(navigation.build(actor, home)).run()
+pages = navigation.build(actor, home)
+page = st.navigation(pages)
+resume_deep_link(page, pages)
+page.run()

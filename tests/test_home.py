@@ -86,3 +86,26 @@ def test_home_log_out_ends_the_session_without_an_error(demo_app: str) -> None:
     assert "reg_search" not in at.session_state and "actor" not in at.session_state
     at = login("demo-viewer")  # the next user signs in afresh
     assert any("Signed in as" in m.value and "viewer" in m.value for m in at.sidebar.markdown)
+
+
+def test_home_sign_in_resumes_the_deep_link_asked_for_while_signed_out(demo_app: str) -> None:
+    # a return visit signs in by cookie on a rerun that may arrive without its page: the
+    # signed-out run remembered /registry?experiment=3, so the sign-in opens it there
+    at = login("demo-viewer")
+    assert at.title[0].value == "ExperimentOS"  # the Overview
+    at.session_state["_eos_wanted_page"] = ("registry", {"experiment": "3"})
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Experiment registry"
+    assert at.query_params["experiment"] == "3"
+    assert "_eos_wanted_page" not in at.session_state  # once: the next run stays put
+    at.run()
+    assert at.title[0].value == "Experiment registry"
+
+
+def test_home_signed_out_visit_remembers_the_page_the_url_asked_for(demo_app: str) -> None:
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.query_params["experiment"] = "3"
+    at.switch_page("pages/results.py").run()
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert at.session_state["_eos_wanted_page"] == ("results", {"experiment": "3"})

@@ -20,6 +20,7 @@ from core.users import DEMO_USERS, load_credentials, role_of
 SIGN_OUT_BUTTON = "eos_sign_out"
 _SIGNING_OUT = "_eos_signing_out"
 _SIGNED_OUT = "_eos_signed_out"
+_WANTED_PAGE = "_eos_wanted_page"
 _AUTHENTICATOR_KEYS = {"_authenticator", "logout", "name", "username", "authentication_status",
                        "email", "roles"}
 """Session keys that survive a log out: the library's own (``logout`` stays True so the cookie
@@ -77,8 +78,9 @@ def require_login(pages: list[Any] | None = None) -> Actor:
     if not st.session_state.get("authentication_status"):
         authenticator.login(location="unrendered")  # a valid cookie signs in, drawing nothing
     if not st.session_state.get("authentication_status"):
-        if pages:
-            st.navigation(pages, position="hidden")
+        if pages:  # remember the page the URL asked for (see resume_deep_link)
+            wanted = st.navigation(pages, position="hidden")
+            st.session_state[_WANTED_PAGE] = (wanted.url_path, st.query_params.to_dict())
         st.title("ExperimentOS")
         if st.session_state.get(_SIGNED_OUT):
             st.success("You are signed out.")
@@ -100,6 +102,23 @@ def require_login(pages: list[Any] | None = None) -> Actor:
         st.markdown(f"Signed in as **{name}** · `{role}`")
         st.button("Log out", key=SIGN_OUT_BUTTON, on_click=_request_sign_out)
     return Actor(name=str(username), role=role)
+
+
+def resume_deep_link(current: Any, pages: list[Any]) -> None:
+    """After a sign-in, open the page the URL asked for while signed out, with its parameters.
+
+    A return visit signs in by the cookie one run after the first (the cookie component answers
+    on a rerun), and that rerun sometimes reaches Streamlit without the page it came from, so
+    ``/registry?experiment=3`` would open the Overview. The signed-out run remembered the page;
+    this switches to it once, keeping the URL's parameters.
+    """
+    wanted = st.session_state.pop(_WANTED_PAGE, None)
+    if not wanted or wanted[0] == current.url_path:
+        return
+    path, params = wanted
+    for page in pages:
+        if page.url_path == path:
+            st.switch_page(page, query_params=st.query_params.to_dict() or params)
 
 
 def current_actor() -> Actor:
