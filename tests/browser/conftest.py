@@ -42,6 +42,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                                               only_rerun=["TimeoutError"]))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[pytest.TestReport]:
+    """Remember each phase's report on the test, so a fixture can tell that its test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def failed(request: pytest.FixtureRequest) -> bool:
+    report = getattr(request.node, "report_call", None)
+    return report is None or report.failed
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -205,6 +219,31 @@ def open_page(page: Any, title: str) -> None:
     slug = title.lower().replace(" ", "_")
     page.wait_for_url(re.compile(rf"/{slug}(\?.*)?$"))
     settle(page)
+
+
+def pick_option(page: Any, combobox: Any, name: str | re.Pattern[str], exact: bool = False
+                ) -> None:
+    """Open a selectbox and click its option `name`. A click that lands while the widget is
+    still being drawn (an expander opening, a rerun) may leave it focused but closed: then open
+    it from the keyboard (ArrowDown), then by a click again, before giving up."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    option = page.get_by_role("option", name=name, exact=exact).first
+    for attempt in range(3):
+        if attempt == 1:
+            combobox.focus()
+            page.keyboard.press("ArrowDown")
+        else:
+            combobox.click()
+        try:
+            option.wait_for(timeout=PAGE_TIMEOUT_MS // 6)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(500)
+    option.click()
 
 
 def assert_no_exception(page: Any, where: str) -> None:

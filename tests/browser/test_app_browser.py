@@ -31,6 +31,7 @@ from tests.browser.conftest import (
     main_text,
     new_page,
     open_page,
+    pick_option,
     settle,
     shoot,
 )
@@ -87,8 +88,7 @@ def _selected(page: Any, label: str) -> str:
 
 
 def _choose(page: Any, label: str, option: str) -> None:
-    _combobox(page, label).click()
-    page.get_by_role("option", name=option, exact=False).first.click()
+    pick_option(page, _combobox(page, label), option)
     settle(page)
 
 
@@ -255,10 +255,8 @@ def _walkthrough(page: Any, writable_app: dict[str, Any], tmp_path: Path) -> Non
     form = page.locator('[data-testid="stForm"]').filter(has_text="Create experiment").first
     form.get_by_role("textbox", name="Name", exact=True).fill(name)
     form.locator('textarea[aria-label="Hypothesis"]').fill("A one-click checkout converts more.")
-    _combobox(form, "Primary metric").click()
-    page.get_by_role("option", name="checkout_conversion", exact=True).click()
-    _combobox(form, "Guardrail metrics").click()
-    page.get_by_role("option", name="refund_rate", exact=True).click()
+    pick_option(page, _combobox(form, "Primary metric"), "checkout_conversion", exact=True)
+    pick_option(page, _combobox(form, "Guardrail metrics"), "refund_rate", exact=True)
     page.keyboard.press("Escape")
     form.get_by_role("button", name="Create experiment").click()
     settle(page)
