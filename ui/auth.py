@@ -8,6 +8,8 @@ a button keyed ``logout`` made every return visit with the cookie and every log 
 from __future__ import annotations
 
 import copy
+import math
+import time
 from typing import Any
 
 import streamlit as st
@@ -21,6 +23,9 @@ SIGN_OUT_BUTTON = "eos_sign_out"
 _SIGNING_OUT = "_eos_signing_out"
 _SIGNED_OUT = "_eos_signed_out"
 _WANTED_PAGE = "_eos_wanted_page"
+_LANDED = "_eos_landed"
+_LANDING_SECONDS = 15.0
+"""How long after a visit's first run a rerun that lost its page is sent back to it."""
 _AUTHENTICATOR_KEYS = {"_authenticator", "logout", "name", "username", "authentication_status",
                        "email", "roles"}
 """Session keys that survive a log out: the library's own (``logout`` stays True so the cookie
@@ -80,7 +85,8 @@ def require_login(pages: list[Any] | None = None) -> Actor:
     if not st.session_state.get("authentication_status"):
         if pages:  # remember the page the URL asked for (see resume_deep_link)
             wanted = st.navigation(pages, position="hidden")
-            st.session_state[_WANTED_PAGE] = (wanted.url_path, st.query_params.to_dict())
+            st.session_state[_WANTED_PAGE] = (wanted.url_path, st.query_params.to_dict(),
+                                              math.inf)
         st.title("ExperimentOS")
         if st.session_state.get(_SIGNED_OUT):
             st.success("You are signed out.")
@@ -105,17 +111,27 @@ def require_login(pages: list[Any] | None = None) -> Actor:
 
 
 def resume_deep_link(current: Any, pages: list[Any]) -> None:
-    """After a sign-in, open the page the URL asked for while signed out, with its parameters.
+    """Keep a deep link (``/registry?experiment=3``) when a rerun loses its page.
 
-    A return visit signs in by the cookie one run after the first (the cookie component answers
-    on a rerun), and that rerun sometimes reaches Streamlit without the page it came from, so
-    ``/registry?experiment=3`` would open the Overview. The signed-out run remembered the page;
-    this switches to it once, keeping the URL's parameters.
+    Two reruns can reach Streamlit without the page they came from and so open the Overview:
+    the one right after a visit's first run (the cookie component in the browser answers with
+    a rerun, seen 2 in 14 return visits in Chromium under load), and the sign-in from the login
+    form. The page the URL asked for is remembered — by every signed-out run, and by a
+    session's first signed-in run for the next run only (within ``_LANDING_SECONDS``) — and a
+    run that lands on the Overview instead switches to it once, keeping the URL's parameters.
     """
     wanted = st.session_state.pop(_WANTED_PAGE, None)
-    if not wanted or wanted[0] == current.url_path:
+    if _LANDED not in st.session_state:  # this session's first signed-in run
+        st.session_state[_LANDED] = True
+        st.session_state[_WANTED_PAGE] = (current.url_path, st.query_params.to_dict(),
+                                          time.monotonic() + _LANDING_SECONDS)
+    if not wanted:
         return
-    path, params = wanted
+    path, params, until = wanted
+    if path == current.url_path or current.url_path != pages[0].url_path:
+        return  # on the page asked for, or on another page the user chose
+    if time.monotonic() > until:
+        return
     for page in pages:
         if page.url_path == path:
             st.switch_page(page, query_params=st.query_params.to_dict() or params)
