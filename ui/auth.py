@@ -11,6 +11,7 @@ import copy
 import math
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import streamlit as st
 import streamlit_authenticator as stauth
@@ -113,13 +114,20 @@ def require_login(pages: list[Any] | None = None) -> Actor:
 def resume_deep_link(current: Any, pages: list[Any]) -> None:
     """Keep a deep link (``/registry?experiment=3``) when a rerun loses its page.
 
-    Two reruns can reach Streamlit without the page they came from and so open the Overview:
-    the one right after a visit's first run (the cookie component in the browser answers with
-    a rerun, seen 2 in 14 return visits in Chromium under load), and the sign-in from the login
-    form. The page the URL asked for is remembered — by every signed-out run, and by a
-    session's first signed-in run for the next run only (within ``_LANDING_SECONDS``) — and a
-    run that lands on the Overview instead switches to it once, keeping the URL's parameters.
+    A visit's first run, the rerun right after it (the cookie component in the browser answers
+    with a rerun; seen 2 in 14 return visits in Chromium under load) and the sign-in from the
+    login form can reach Streamlit without the page they came from, and so open the Overview.
+    A first run on the Overview follows the page the browser's URL names; otherwise the page
+    asked for is remembered — by every signed-out run, and by a session's first signed-in run
+    for the next run only (within ``_LANDING_SECONDS``) — and a run that lands on the Overview
+    instead switches to it once. The URL's parameters are kept.
     """
+    if _LANDED not in st.session_state and current.url_path == pages[0].url_path:
+        # the first signed-in run itself may have lost its page: the browser's URL still names it
+        opened = _browser_page_path()
+        for page in pages[1:]:
+            if page.url_path == opened:
+                st.switch_page(page, query_params=st.query_params.to_dict())
     wanted = st.session_state.pop(_WANTED_PAGE, None)
     if _LANDED not in st.session_state:  # this session's first signed-in run
         st.session_state[_LANDED] = True
@@ -135,6 +143,18 @@ def resume_deep_link(current: Any, pages: list[Any]) -> None:
     for page in pages:
         if page.url_path == path:
             st.switch_page(page, query_params=st.query_params.to_dict() or params)
+
+
+def _browser_page_path() -> str:
+    """The last path segment of the URL the browser sent with this run ("" if none).
+
+    ``st.context.url`` cannot tell it (it swaps in the page being run), so this reads the
+    browser-supplied field under it (Streamlit 1.67, pinned in requirements.txt).
+    """
+    from streamlit.runtime.context import _context_info_field
+
+    url = _context_info_field("url")
+    return urlsplit(url).path.rstrip("/").rpartition("/")[2] if url else ""
 
 
 def current_actor() -> Actor:
