@@ -157,11 +157,27 @@ def browser(chromium_path: str) -> Iterator[Any]:
             chromium.close()
 
 
+_PAGES_OF_THIS_TEST: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _screenshot_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failed test leaves screenshots/failed-<test>-<n>.png of each page it opened."""
+    _PAGES_OF_THIS_TEST.clear()
+    yield
+    if failed(request):
+        for n, page in enumerate(_PAGES_OF_THIS_TEST):
+            if not page.is_closed():
+                shoot(page, f"failed-{request.node.name}-{n}")
+    _PAGES_OF_THIS_TEST.clear()
+
+
 def new_page(browser: Any) -> Any:
     """A page in a fresh browser context (no cookies), 1400 px wide."""
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
+    _PAGES_OF_THIS_TEST.append(page)
     return page
 
 
@@ -223,12 +239,14 @@ def open_page(page: Any, title: str) -> None:
 
 def pick_option(page: Any, combobox: Any, name: str | re.Pattern[str], exact: bool = False
                 ) -> None:
-    """Open a selectbox and click its option `name`. A click that lands while the widget is
-    still being drawn (an expander opening, a rerun) may leave it focused but closed: then open
-    it from the keyboard (ArrowDown), then by a click again, before giving up."""
+    """Open a selectbox and click its option `name`. On a busy machine a click can land while
+    the widget is still being drawn, leaving it focused but closed, or the list can close
+    under the pointer (the option is detached): each of up to 3 attempts opens the list (by
+    click, then keyboard, then click) and clicks the option within a sixth of the page wait."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     option = page.get_by_role("option", name=name, exact=exact).first
+    wait = PAGE_TIMEOUT_MS // 6
     for attempt in range(3):
         if attempt == 1:
             combobox.focus()
@@ -236,14 +254,14 @@ def pick_option(page: Any, combobox: Any, name: str | re.Pattern[str], exact: bo
         else:
             combobox.click()
         try:
-            option.wait_for(timeout=PAGE_TIMEOUT_MS // 6)
-            break
+            option.wait_for(timeout=wait)
+            option.click(timeout=wait)
+            return
         except PlaywrightTimeout:
             if attempt == 2:
                 raise
             page.keyboard.press("Escape")
             page.wait_for_timeout(500)
-    option.click()
 
 
 def assert_no_exception(page: Any, where: str) -> None:
