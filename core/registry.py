@@ -242,8 +242,8 @@ _HINTS: dict[str, str] = {
     "refresh_every_days": f"a whole number of days, 1 to {MAX_REFRESH_EVERY_DAYS} "
     "(empty = every day)",
     "alternative": "two-sided, greater (treatment > control) or less (treatment < control)",
-    "guardrail_margins": "a margin strictly between 0 and 1 per guardrail (0.01 = at most 1% "
-    f"worse), for at most {MAX_METRICS} guardrails",
+    "guardrail_margins": "a margin above 0% and below 100% per guardrail (as a fraction, 0.01 "
+    f"= at most 1% worse), for at most {MAX_METRICS} guardrails",
     "prior_lift_mean": f"a relative lift from {PRIOR_MEAN_RANGE[0]:g} to "
     f"{PRIOR_MEAN_RANGE[1]:g} (0.02 = +2%), or nothing for the flat prior",
     "prior_lift_sd": f"a number > 0 and at most {MAX_PRIOR_SD:g} (0.05 = 5%), or nothing for "

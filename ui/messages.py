@@ -34,6 +34,16 @@ _RULES: tuple[tuple[str, str], ...] = (
 )
 
 
+_PERCENT_FIELDS = ("guardrail_margins", "prior_lift_mean", "prior_lift_sd")
+"""Fields the app's forms take in percent (the API in fractions): their bounds read in %."""
+_BOUND = re.compile(r"(more than|less than|be) (-?\d+(?:\.\d+)?)(?= or|$)")
+
+
+def _bounds_in_percent(message: str) -> str:
+    """``"must be less than 1"`` → ``"must be less than 100%"``."""
+    return _BOUND.sub(lambda m: f"{m[1]} {float(m[2]) * 100:g}%", message)
+
+
 def field_name(loc: str) -> str:
     """A field path for people: ``"variants.1.weight"`` → ``"Variant 2 weight"``."""
     words: list[str] = []
@@ -61,5 +71,7 @@ def plain(problem: str) -> str:
             break
     else:
         return f"{field_name(where)}: {message}" + (f"; give {hint}" if hint else "")
+    if where.split(".")[0] in _PERCENT_FIELDS:
+        message = _bounds_in_percent(message)
     text = f"{field_name(where)} {message}"
     return f"{text}: give {hint}" if hint else text

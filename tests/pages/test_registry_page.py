@@ -161,7 +161,9 @@ def test_registry_page_editor_sets_the_plan_tests(fresh_demo_app: str) -> None:
     next(b for b in at.button if b.label == "Save changes").click().run()
     errors = " ".join(e.value for e in at.error)
     assert "Nothing was saved" in errors and "Guardrail margins" in errors
-    assert "strictly between 0 and 1 per guardrail (0.01 = at most 1% worse)" in errors
+    # the form takes percent, so the bound reads in percent too
+    assert "Guardrail margins page load time ms must be less than 100%" in errors, errors
+    assert "above 0% and below 100% per guardrail" in errors
 
     at.text_input(key=f"edit_margins_{exp_id}_{version}").input("page_load_time_ms: 1%")
     at.number_input(key=f"edit_prior_mean_{exp_id}_{version}").set_value(0.0)

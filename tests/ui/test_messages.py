@@ -22,6 +22,13 @@ from ui.messages import field_name, plain
      "Analysis mode must be 'fixed' or 'sequential'"),
     ("Social login: confidence: Input should be less than or equal to 100; give 0 to 100",
      "Social login: Confidence must be 100 or less: give 0 to 100"),
+    # fields the forms take in percent read their bounds in percent
+    ("guardrail_margins.refund_rate: Input should be less than 1; give a margin",
+     "Guardrail margins refund rate must be less than 100%: give a margin"),
+    ("guardrail_margins.refund_rate: Input should be greater than 0",
+     "Guardrail margins refund rate must be more than 0%"),
+    ("prior_lift_sd: Input should be less than or equal to 0.5",
+     "Prior lift sd must be 50% or less"),
 ])
 def test_messages_plain_translates_pydantic_wording(problem: str, expected: str) -> None:
     assert plain(problem) == expected
