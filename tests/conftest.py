@@ -171,3 +171,19 @@ def fresh_demo_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     engine.dispose()
     use_database(monkeypatch, url)
     yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, unmigrated database of the test's own, for tests that run real servers or
+    several engines: a SQLite file, or a PostgreSQL database created here and dropped after."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'own.db'}"
+        return
+    url = create_postgres_database("experimentos_api_own")
+    if url is None:
+        pytest.skip("no PostgreSQL server answers")
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)

@@ -61,6 +61,21 @@ def client(shared_app: FastAPI, session: Session) -> Iterator[TestClient]:
         shared_app.dependency_overrides.clear()
 
 
+@pytest.fixture
+def writer(keys: dict[str, str]) -> dict[str, str]:
+    return headers(keys["write"])
+
+
+@pytest.fixture
+def running(client: TestClient, writer: dict[str, str], metrics: list[str]) -> int:
+    """A launched experiment (the `draft`), through the API; its id."""
+    exp = client.post("/api/v1/experiments", json=draft(), headers=writer).json()
+    launched = client.post(f"/api/v1/experiments/{exp['id']}/transitions",
+                           json={"to_status": "running", "version": 1}, headers=writer)
+    assert launched.status_code == 200, launched.text
+    return int(exp["id"])
+
+
 def headers(key: str, **extra: str) -> dict[str, str]:
     return {"X-API-Key": key, **extra}
 

@@ -20,20 +20,6 @@ from tests.api.conftest import draft, headers, make_app
 URL = "/api/v1/experiments"
 
 
-@pytest.fixture
-def writer(keys: dict[str, str]) -> dict[str, str]:
-    return headers(keys["write"])
-
-
-@pytest.fixture
-def running(client: TestClient, writer: dict[str, str], metrics: list[str]) -> int:
-    exp = client.post(URL, json=draft(), headers=writer).json()
-    launched = client.post(f"{URL}/{exp['id']}/transitions",
-                           json={"to_status": "running", "version": 1}, headers=writer)
-    assert launched.status_code == 200, launched.text
-    return exp["id"]
-
-
 def aggregate_csv() -> bytes:
     today = datetime.now(UTC).date().isoformat()
     rows = ["variant,date,metric,n,sum,sum_squares"]

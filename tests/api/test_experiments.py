@@ -25,11 +25,6 @@ def counts(session: Session) -> tuple[int | None, ...]:
 
 
 @pytest.fixture
-def writer(keys: dict[str, str]) -> dict[str, str]:
-    return headers(keys["write"])
-
-
-@pytest.fixture
 def created(client: TestClient, writer: dict[str, str], metrics: list[str]) -> dict:
     response = client.post(URL, json=draft(), headers=writer)
     assert response.status_code == 201, response.text

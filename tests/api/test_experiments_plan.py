@@ -8,16 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tests.api.conftest import draft, headers
+from tests.api.conftest import draft
 from tests.api.test_experiments import URL, counts
 
 PLAN = {"alternative": "greater", "guardrail_margins": {"latency": 0.015},
         "prior_lift_mean": 0.01, "prior_lift_sd": 0.05}
-
-
-@pytest.fixture
-def writer(keys: dict[str, str]) -> dict[str, str]:
-    return headers(keys["write"])
 
 
 def test_experiments_plan_settings_round_trip(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,24 +27,9 @@ from db.migrate import upgrade
 from db.session import get_engine, make_engine, session_factory
 from tests.api.live_server import draft, migrate_with_keys, seed_through_api, uvicorn_server
 from tests.api.test_data_results_backlog import aggregate_csv
-from tests.conftest import ADMIN, EDITOR, create_postgres_database, drop_postgres_database
+from tests.conftest import ADMIN, EDITOR
 
 URL = "/api/v1/experiments"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of the test's own."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fast.db'}"
-        return
-    url = create_postgres_database("experimentos_fast_reads")
-    if url is None:
-        pytest.skip("no PostgreSQL server answers")
-    try:
-        yield url
-    finally:
-        drop_postgres_database(url)
 
 
 def _forget_engines() -> None:
@@ -55,13 +39,13 @@ def _forget_engines() -> None:
 
 
 @pytest.fixture
-def other(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+def other(own_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     """The migrated database with the metrics and keys the tests use; the app's process-wide
     engine points at it, and the engine yielded is another one (another process's)."""
-    upgrade(database_url)
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    upgrade(own_database)
+    monkeypatch.setenv("DATABASE_URL", own_database)
     _forget_engines()
-    engine = make_engine(database_url)
+    engine = make_engine(own_database)
     with session_factory(engine)() as session:
         for name, kind in [("conversion", "binomial"), ("latency", "mean")]:
             catalogue.create_metric(session, data={"name": name, "kind": kind}, actor=ADMIN)
@@ -194,9 +178,9 @@ def test_fast_reads_everything_else_answered_by_the_routes(
 
 
 @pytest.mark.slow
-def test_fast_reads_two_workers_every_read_after_a_write_sees_it(database_url: str) -> None:
-    read_key, write_key = migrate_with_keys(database_url)
-    with uvicorn_server(database_url, workers=2) as base:
+def test_fast_reads_two_workers_every_read_after_a_write_sees_it(own_database: str) -> None:
+    read_key, write_key = migrate_with_keys(own_database)
+    with uvicorn_server(own_database, workers=2) as base:
         seeded = seed_through_api(base, read_key, write_key)
         one = f"{base}{URL}/{seeded.experiment_id}"
         reader = {"X-API-Key": read_key}

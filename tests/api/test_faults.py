@@ -29,7 +29,6 @@ from sqlalchemy import create_engine, select, text
 
 from db.models import Experiment
 from tests.api.live_server import URL, draft, free_port, migrate_with_keys, uvicorn_server
-from tests.conftest import create_postgres_database, drop_postgres_database
 
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 
@@ -176,30 +175,16 @@ def test_api_postgres_stopped_then_started_503_then_full_service_no_lost_write(
 # --------------------------------------------------------------------------- write races
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def race_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'races.db'}"
-        return
-    url = create_postgres_database("experimentos_races")
-    if url is None:
-        pytest.skip("no PostgreSQL server answers")
-    try:
-        yield url
-    finally:
-        drop_postgres_database(url)
-
-
 ROUNDS = 45
 
 
 @pytest.mark.slow
-def test_api_concurrent_patches_one_200_one_409_never_locked(race_database: str) -> None:
+def test_api_concurrent_patches_one_200_one_409_never_locked(own_database: str) -> None:
     """Two workers, two clients PATCHing the same version at once, 45 times."""
-    _read_key, write_key = migrate_with_keys(race_database)
+    _read_key, write_key = migrate_with_keys(own_database)
     writer = {"X-API-Key": write_key}
     rounds: list[tuple[int, int]] = []
-    with uvicorn_server(race_database, workers=2) as base:
+    with uvicorn_server(own_database, workers=2) as base:
         created = httpx.post(base + URL, json=draft("Raced"), headers=writer, timeout=10)
         assert created.status_code == 201, created.text
         one = f"{URL}/{created.json()['id']}"
@@ -225,7 +210,7 @@ def test_api_concurrent_patches_one_200_one_409_never_locked(race_database: str)
         asyncio.run(race())
     outcomes = Counter(tuple(sorted(r)) for r in rounds)
     assert outcomes == {(200, 409): ROUNDS}, outcomes
-    engine = create_engine(race_database)
+    engine = create_engine(own_database)
     with engine.connect() as conn:
         version = conn.execute(text("SELECT version FROM experiments WHERE name = 'Raced'"))
         assert version.scalar_one() == ROUNDS + 1

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,26 +24,11 @@ from tests.api.live_server import (
     start_load,
     uvicorn_server,
 )
-from tests.conftest import create_postgres_database, drop_postgres_database
 
 CONCURRENCY = 300
 SECONDS = 20.0
 MAX_REQUESTS = 400_000
 """A bound on the run besides its time (it is never reached on a 2-core machine)."""
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'load.db'}"
-        return
-    url = create_postgres_database("experimentos_load")
-    if url is None:
-        pytest.skip("no PostgreSQL server answers")
-    try:
-        yield url
-    finally:
-        drop_postgres_database(url)
 
 
 def _idle_in_transaction(url: str) -> int:
@@ -62,9 +45,9 @@ def _idle_in_transaction(url: str) -> int:
 
 
 @pytest.mark.slow
-def test_api_300_concurrent_clients_no_hang_no_500_liveness_prompt(empty_database: str) -> None:
-    read_key, write_key = migrate_with_keys(empty_database)
-    with uvicorn_server(empty_database) as base:
+def test_api_300_concurrent_clients_no_hang_no_500_liveness_prompt(own_database: str) -> None:
+    read_key, write_key = migrate_with_keys(own_database)
+    with uvicorn_server(own_database) as base:
         seeded = seed_through_api(base, read_key, write_key)
         one = f"{URL}/{seeded.experiment_id}"
         paths = [one, one, f"{one}/results", URL, f"{one}/audit", "/health"]
@@ -74,8 +57,8 @@ def test_api_300_concurrent_clients_no_hang_no_500_liveness_prompt(empty_databas
         liveness = probe_liveness(base, while_alive=load)
         report = finish(load, queue, within=SECONDS + 90)
         after = httpx.get(base + one, headers={"X-API-Key": read_key}, timeout=5)
-        idle = (_idle_in_transaction(empty_database)
-                if empty_database.startswith("postgresql") else 0)
+        idle = (_idle_in_transaction(own_database)
+                if own_database.startswith("postgresql") else 0)
 
     cuts = statistics.quantiles(liveness, n=100)
     summary = (f"{report.requests} requests: {dict(report.statuses)}, {report.timeouts} "

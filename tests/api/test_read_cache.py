@@ -18,16 +18,11 @@ from sqlalchemy.orm import Session
 from api.schemas import ExperimentOut
 from core import registry
 from db import metric_repository as mrepo
-from tests.api.conftest import draft, headers, make_app
+from tests.api.conftest import draft, make_app
 from tests.api.test_data_results_backlog import aggregate_csv
 from tests.conftest import EDITOR
 
 URL = "/api/v1/experiments"
-
-
-@pytest.fixture
-def writer(keys: dict[str, str]) -> dict[str, str]:
-    return headers(keys["write"])
 
 
 def _statements(session: Session) -> list[str]:

@@ -24,7 +24,7 @@ from statsmodels.stats.multitest import multipletests
 
 from core.analysis import segments
 from core.stats import OTHER
-from tests.api.conftest import draft, headers
+from tests.api.conftest import headers
 
 URL = "/api/v1/experiments"
 LATENCY = ((250.0, 60.0), (254.0, 61.0))  # latency guardrail (mean, sd): control, green
@@ -37,20 +37,6 @@ COUNTRIES = {
     "ES": ((300, 300), (30, 27)),
 }
 TOP_N = 3  # US, DE, FR on their own; IT and ES pooled as "(other)"
-
-
-@pytest.fixture
-def writer(keys: dict[str, str]) -> dict[str, str]:
-    return headers(keys["write"])
-
-
-@pytest.fixture
-def running(client: TestClient, writer: dict[str, str], metrics: list[str]) -> int:
-    exp = client.post(URL, json=draft(), headers=writer).json()
-    launched = client.post(f"{URL}/{exp['id']}/transitions",
-                           json={"to_status": "running", "version": 1}, headers=writer)
-    assert launched.status_code == 200, launched.text
-    return int(exp["id"])
 
 
 def _latency_sums(n: int, arm: int) -> str:

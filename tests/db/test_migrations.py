@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import inspect
 
 from db.base import Base
 from db.migrate import downgrade, upgrade
 from db.session import make_engine
-from tests.conftest import create_postgres_database, drop_postgres_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrate.db'}"
-        return
-    url = create_postgres_database("experimentos_migrate")
-    if url is None:
-        pytest.skip("no PostgreSQL server (required when CI=true)")
-    yield url
-    drop_postgres_database(url)
 
 
 def _tables(url: str) -> set[str]:
@@ -34,26 +18,26 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_migrations_upgrade_head_creates_every_model_table(empty_url: str) -> None:
-    upgrade(empty_url)
-    assert _tables(empty_url) == set(Base.metadata.tables)
+def test_migrations_upgrade_head_creates_every_model_table(own_database: str) -> None:
+    upgrade(own_database)
+    assert _tables(own_database) == set(Base.metadata.tables)
 
 
-def test_migrations_downgrade_base_removes_everything_and_upgrades_again(empty_url: str) -> None:
-    upgrade(empty_url)
-    downgrade(empty_url, "base")
-    assert _tables(empty_url) == set()
-    upgrade(empty_url)
-    assert _tables(empty_url) == set(Base.metadata.tables)
+def test_migrations_downgrade_base_removes_everything_and_upgrades_again(own_database: str) -> None:
+    upgrade(own_database)
+    downgrade(own_database, "base")
+    assert _tables(own_database) == set()
+    upgrade(own_database)
+    assert _tables(own_database) == set(Base.metadata.tables)
 
 
-def test_migrations_match_the_models(empty_url: str) -> None:
+def test_migrations_match_the_models(own_database: str) -> None:
     """Autogenerate finds nothing to do: models and migrations agree."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    upgrade(empty_url)
-    engine = make_engine(empty_url)
+    upgrade(own_database)
+    engine = make_engine(own_database)
     with engine.connect() as conn:
         diff = compare_metadata(
             MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
@@ -64,21 +48,21 @@ def test_migrations_match_the_models(empty_url: str) -> None:
     assert diff == []
 
 
-def test_migrations_0005_gives_stored_experiments_the_default_plan_tests(empty_url: str) -> None:
+def test_migrations_0005_gives_stored_experiments_the_default_plan_tests(own_database: str) -> None:
     """An experiment stored before 0005 reads two-sided with no prior; the new CHECKs hold."""
     from sqlalchemy import text
     from sqlalchemy.exc import IntegrityError
 
-    upgrade(empty_url, "0004")
-    engine = make_engine(empty_url)
+    upgrade(own_database, "0004")
+    engine = make_engine(own_database)
     with engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO experiments (name, owner, hypothesis, target_segment, status, alpha, "
             "power, analysis_mode, correction, learnings, tags, version) VALUES ('Old', 'o', "
             "'', '', 'proposed', 0.05, 0.8, 'fixed', 'holm', '', '[]', 1)"))
     engine.dispose()
-    upgrade(empty_url)
-    engine = make_engine(empty_url)
+    upgrade(own_database)
+    engine = make_engine(own_database)
     try:
         with engine.begin() as conn:
             row = conn.execute(text(
