@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from core.backlog import Testability
+from core.backlog.rice import Testability
 from core.catalogue import MetricFields
 from core.registry import (
     MAX_LEARNINGS_LENGTH,

@@ -6,9 +6,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import backlog, knowledge
 from core import format as fmt
-from core.backlog import IMPACT_LABELS
+from core.backlog import knowledge, rice
+from core.backlog.rice import IMPACT_LABELS
 from ui.auth import current_actor
 from ui.grid import changed_cells, versioned_key
 from ui.state import clear_reads, db_session, url_selectbox
@@ -26,21 +26,21 @@ SHOWN = ["Rank", "Idea", "Owner", "Segment", "Reach", "Impact", "Confidence %", 
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def load_ideas(owner: str | None, tag: str | None, segment: str | None) -> list[backlog.Idea]:
+def load_ideas(owner: str | None, tag: str | None, segment: str | None) -> list[rice.Idea]:
     with db_session() as session:
-        return backlog.rank_ideas(session, owner=owner, tag=tag, segment=segment)
+        return rice.rank_ideas(session, owner=owner, tag=tag, segment=segment)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def load_choices() -> tuple[list[str], list[str], list[str]]:
     with db_session() as session:
-        return backlog.filter_choices(session)
+        return rice.filter_choices(session)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def load_side_lists():  # type: ignore[no-untyped-def]
     with db_session() as session:
-        return backlog.promoted_experiments(session), backlog.archived_ideas(session)
+        return rice.promoted_experiments(session), rice.archived_ideas(session)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -63,16 +63,16 @@ def call(fn, success: str):  # type: ignore[no-untyped-def]
     return result
 
 
-def editor_key(ideas: list[backlog.Idea]) -> str:
+def editor_key(ideas: list[rice.Idea]) -> str:
     """The grid's key: every shown idea's id and version, so a re-rank starts a fresh grid."""
     return versioned_key(EDITOR_KEY, [(i.id, i.experiment.version) for i in ideas])
 
 
-def rice_edits(ideas: list[backlog.Idea], before: pd.DataFrame, after: pd.DataFrame
-               ) -> list[backlog.RiceEdit]:
+def rice_edits(ideas: list[rice.Idea], before: pd.DataFrame, after: pd.DataFrame
+               ) -> list[rice.RiceEdit]:
     """The changed cells as edits keyed by idea id and the version the user saw."""
     changed = changed_cells(before, after, COLUMNS)
-    return [backlog.RiceEdit(i.id, i.experiment.version, changed[i.id])
+    return [rice.RiceEdit(i.id, i.experiment.version, changed[i.id])
             for i in ideas if i.id in changed]
 
 
@@ -138,7 +138,7 @@ with backlog_tab:
                 edits = rice_edits(ideas, table, edited)
                 if not edits:
                     st.info("No score changed.")
-                elif call(lambda s: backlog.edit_many(s, edits=edits, actor=actor),
+                elif call(lambda s: rice.edit_many(s, edits=edits, actor=actor),
                           f"Saved {len(edits)} idea(s); the backlog is re-ranked."):
                     st.rerun()  # new versions: a new editor key, so no edit is carried over
         else:
@@ -184,13 +184,13 @@ with backlog_tab:
         if can_write:
             a1, a2, a3 = st.columns(3)
             if a1.button("Promote to experiment", type="primary", key="bl_promote") and call(
-                lambda s: backlog.promote_idea(s, experiment_id=exp.id,
+                lambda s: rice.promote_idea(s, experiment_id=exp.id,
                                                expected_version=exp.version, actor=actor),
                 f"'{exp.name}' promoted: plan it in the Planner, then launch it.",
             ):
                 st.rerun()
             if a2.button("Archive", key="bl_archive") and call(
-                lambda s: backlog.archive_idea(s, experiment_id=exp.id,
+                lambda s: rice.archive_idea(s, experiment_id=exp.id,
                                                expected_version=exp.version, actor=actor),
                 f"'{exp.name}' archived.",
             ):
@@ -198,7 +198,7 @@ with backlog_tab:
             if idea.observed_reach is not None and a3.button(
                 f"Use observed reach ({fmt.count(idea.observed_reach)}/quarter)", key="bl_reach"
             ) and call(
-                lambda s: backlog.apply_observed_reach(s, experiment_id=exp.id,
+                lambda s: rice.apply_observed_reach(s, experiment_id=exp.id,
                                                        expected_version=exp.version,
                                                        actor=actor),
                 "Reach updated from observed traffic.",
@@ -224,7 +224,7 @@ with backlog_tab:
             back = st.selectbox("Restore", list(names), format_func=lambda i: names[i].name,
                                 key="bl_restore_pick")
             if st.button("Restore to backlog", key="bl_restore") and call(
-                lambda s: backlog.restore_idea(s, experiment_id=back,
+                lambda s: rice.restore_idea(s, experiment_id=back,
                                                expected_version=names[back].version,
                                                actor=actor),
                 "Restored.",
@@ -270,7 +270,7 @@ with knowledge_tab:
         m1, m2, m3 = st.columns(3)
         m1.metric("High-confidence ideas that won",
                   f"{o.high_confidence_won}/{o.high_confidence}",
-                  help=f"Confidence ≥ {backlog.HIGH_CONFIDENCE:.0f} % and the decision was ship")
+                  help=f"Confidence ≥ {rice.HIGH_CONFIDENCE:.0f} % and the decision was ship")
         m2.metric("Mean predicted confidence", fmt.percent(o.mean_confidence, trim=True))
         m3.metric("Win rate", fmt.percent(o.win_rate, trim=True),
                   delta=f"{fmt.signed_percent(-o.overconfidence, digits=0)} vs confidence",

@@ -16,7 +16,8 @@ from api.schemas import (
     RiceUpdate,
     SafeText,
 )
-from core import backlog, registry
+from core import registry
+from core.backlog import rice
 from core.registry import ExperimentView
 
 router = APIRouter(prefix="/backlog", tags=["backlog"])
@@ -31,7 +32,7 @@ def ranked_ideas(
     segment: Annotated[SafeText | None, Query(max_length=200)] = None,
 ) -> list[IdeaOut]:
     """Backlog ideas, best RICE score first, each with its testability check."""
-    ideas = backlog.rank_ideas(session, owner=owner, tag=tag, segment=segment)
+    ideas = rice.rank_ideas(session, owner=owner, tag=tag, segment=segment)
     return [IdeaOut.model_validate(i, from_attributes=True) for i in ideas]
 
 
@@ -68,7 +69,7 @@ def rescore_idea(
     response: Response,
 ) -> ExperimentView:
     """Change some of an idea's reach, impact, confidence and effort (versioned like any edit)."""
-    view = backlog.edit_rice(
+    view = rice.edit_rice(
         session,
         experiment_id=experiment_id,
         changes=body.changes(),
@@ -94,7 +95,7 @@ def promote_idea(
 ) -> ExperimentView:
     """Take an idea out of the backlog into the registry, ready for planning (it needs a
     hypothesis and a primary metric: 409 otherwise)."""
-    view = backlog.promote_idea(
+    view = rice.promote_idea(
         session,
         experiment_id=experiment_id,
         expected_version=expected_version(version, body.version),

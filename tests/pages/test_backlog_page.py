@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from core import backlog
+from core.backlog import rice
 from db.models import AuditEntry, Experiment
 from db.session import make_engine, session_factory
 from tests.apptest import login, open_page
@@ -34,7 +34,7 @@ def _editor_key(url: str) -> str:
     """The grid's key for the whole backlog as it stands (ids and versions in rank order)."""
     with _db(url) as s:
         return versioned_key("backlog_editor",
-                             [(i.id, i.experiment.version) for i in backlog.rank_ideas(s)])
+                             [(i.id, i.experiment.version) for i in rice.rank_ideas(s)])
 
 
 def test_backlog_page_ranks_the_demo_ideas(demo_app: str) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from core import registry
 from core.analysis import results
-from core.backlog import HIGH_CONFIDENCE, RICE_FIELDS
+from core.backlog.rice import HIGH_CONFIDENCE, RICE_FIELDS
 from core.errors import InvalidInput
 from core.registry import ExperimentView
 from core.types import CALIBRATION_GROUPINGS, GROUPINGS

@@ -14,8 +14,9 @@ from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.orm import Session
 from statsmodels.stats.proportion import test_proportions_2indep as sm_test_proportions_2indep
 
-from core import backlog, knowledge, registry
+from core import registry
 from core.analysis import results
+from core.backlog import knowledge, rice
 from core.demo import seed_demo
 from core.errors import InvalidInput
 from db import repositories as repo
@@ -202,7 +203,7 @@ def test_primary_result_is_none_without_data(demo: Session) -> None:
 
 def test_calibration_uses_the_prediction_recorded_at_promotion(demo: Session) -> None:
     idea = registry.get_experiment_by_name(demo, name="Social login")
-    promoted = backlog.promote_idea(demo, experiment_id=idea.id, expected_version=idea.version,
+    promoted = rice.promote_idea(demo, experiment_id=idea.id, expected_version=idea.version,
                                     actor=EDITOR)
     # after promotion someone rewrites the prediction; calibration keeps the original one
     edited = registry.update_experiment(demo, experiment_id=idea.id,

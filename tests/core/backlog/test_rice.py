@@ -12,7 +12,8 @@ from scipy.stats import norm
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import backlog, catalogue, registry
+from core import catalogue, registry
+from core.backlog import rice
 from core.errors import Conflict, InvalidInput, PermissionDenied, RuleViolation
 from db import repositories as repo
 from db.models import AssignmentDailyCount, AuditEntry, MetricDailyStat
@@ -27,9 +28,9 @@ AB = [{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}]
 def test_score_is_reach_times_impact_times_confidence_over_effort() -> None:
     # Intercom's worked form: 70,000 users/quarter x 2 (high) x 80 % / 3 person-weeks.
     expected = 70_000 * 2 * 0.80 / 3
-    assert_allclose(backlog.score(70_000, 2, 80, 3), expected, rtol=1e-12)
-    assert_allclose(backlog.score(0, 3, 100, 1), 0.0)
-    assert_allclose(backlog.score(1_000, 0.25, 50, 0.5), 1_000 * 0.25 * 0.5 / 0.5, rtol=1e-12)
+    assert_allclose(rice.score(70_000, 2, 80, 3), expected, rtol=1e-12)
+    assert_allclose(rice.score(0, 3, 100, 1), 0.0)
+    assert_allclose(rice.score(1_000, 0.25, 50, 0.5), 1_000 * 0.25 * 0.5 / 0.5, rtol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -48,20 +49,20 @@ def test_score_is_reach_times_impact_times_confidence_over_effort() -> None:
     ],
 )
 def test_rice_problems_name_the_field_and_the_fix(inputs: dict, fragment: str) -> None:
-    problems = backlog.rice_problems(**inputs)
+    problems = rice.rice_problems(**inputs)
     assert len(problems) == 1
     assert fragment in problems[0]
 
 
 def test_rice_problems_accepts_every_scale_value_and_bounds() -> None:
     for impact in (3, 2, 1, 0.5, 0.25):
-        assert backlog.rice_problems(reach=0, impact=impact, confidence=0, effort=0.1) == []
-    assert backlog.rice_problems(confidence=100) == []
+        assert rice.rice_problems(reach=0, impact=impact, confidence=0, effort=0.1) == []
+    assert rice.rice_problems(confidence=100) == []
 
 
 def test_score_lists_every_problem_at_once() -> None:
     with pytest.raises(InvalidInput) as err:
-        backlog.score(-1, 5, 150, 0)
+        rice.score(-1, 5, 150, 0)
     assert [p.split(":")[0] for p in err.value.problems] == [
         "reach", "impact", "confidence", "effort"
     ]
@@ -87,7 +88,7 @@ def _audit_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(AuditEntry)) or 0
 
 
-def _names(ideas: list[backlog.Idea]) -> list[str]:
+def _names(ideas: list[rice.Idea]) -> list[str]:
     return [i.experiment.name for i in ideas]
 
 
@@ -100,9 +101,9 @@ def test_rank_ideas_orders_by_score_and_leaves_others_out(session: Session) -> N
     mid = _idea(session, "Mid", 5_000, 0.5, 100, 1)  # 2500
     registry.create_experiment(session, data={"name": "Unscored", "owner": "x"}, actor=EDITOR)
     archived = _idea(session, "Archived", 99_999, 3, 100, 1)
-    backlog.archive_idea(session, experiment_id=archived.id, expected_version=archived.version,
+    rice.archive_idea(session, experiment_id=archived.id, expected_version=archived.version,
                          actor=EDITOR)
-    ranked = backlog.rank_ideas(session)
+    ranked = rice.rank_ideas(session)
     assert _names(ranked) == ["High", "Mid", "Low", "Unscored"]
     assert [i.rank for i in ranked] == [1, 2, 3, 4]
     assert_allclose([i.score for i in ranked[:3]], [4000, 2500, 250], rtol=1e-12)
@@ -115,12 +116,12 @@ def test_rank_ideas_filters_keep_global_ranks(session: Session) -> None:
     _idea(session, "B", 5_000, 1, 80, 4, owner="bob", tags=["Growth", "ui"],
           target_segment="web users")
     _idea(session, "C", 1_000, 1, 80, 4, owner="ann", tags=["ui"], target_segment="Web  Users")
-    assert [(i.rank, i.experiment.name) for i in backlog.rank_ideas(session, owner="ANN")] == [
+    assert [(i.rank, i.experiment.name) for i in rice.rank_ideas(session, owner="ANN")] == [
         (1, "A"), (3, "C")
     ]
-    assert _names(backlog.rank_ideas(session, tag="growth")) == ["A", "B"]
-    assert _names(backlog.rank_ideas(session, segment="web users")) == ["B", "C"]
-    owners, tags, segments = backlog.filter_choices(session)
+    assert _names(rice.rank_ideas(session, tag="growth")) == ["A", "B"]
+    assert _names(rice.rank_ideas(session, segment="web users")) == ["B", "C"]
+    owners, tags, segments = rice.filter_choices(session)
     assert owners == ["ann", "bob"]
     assert set(tags) == {"growth", "Growth", "ui"}
     assert "Mobile" in segments
@@ -129,13 +130,13 @@ def test_rank_ideas_filters_keep_global_ranks(session: Session) -> None:
 def test_edit_rice_recomputes_score_reranks_and_is_audited(session: Session) -> None:
     first = _idea(session, "First", 10_000, 1, 50, 1)  # 5000
     second = _idea(session, "Second", 8_000, 1, 50, 1)  # 4000
-    assert _names(backlog.rank_ideas(session)) == ["First", "Second"]
-    edited = backlog.edit_rice(session, experiment_id=second.id,
+    assert _names(rice.rank_ideas(session)) == ["First", "Second"]
+    edited = rice.edit_rice(session, experiment_id=second.id,
                                changes={"impact": 3, "confidence": 100},
                                expected_version=second.version, actor=EDITOR)
     assert_allclose(edited.rice_score, 8_000 * 3 * 1.0 / 1, rtol=1e-12)
     assert edited.version == second.version + 1
-    assert _names(backlog.rank_ideas(session)) == ["Second", "First"]
+    assert _names(rice.rank_ideas(session)) == ["Second", "First"]
     last = registry.audit_history(session, experiment_id=second.id)[-1]
     assert last.action == "update" and last.actor == EDITOR.name
     assert last.changes["impact"] == [1.0, 3.0]
@@ -155,7 +156,7 @@ def test_edit_rice_bad_input_writes_nothing(session: Session) -> None:
         ({}, "nothing to change"),
     ):
         with pytest.raises(InvalidInput, match=fragment):
-            backlog.edit_rice(session, experiment_id=idea.id, changes=changes,
+            rice.edit_rice(session, experiment_id=idea.id, changes=changes,
                               expected_version=idea.version, actor=EDITOR)
     after = registry.get_experiment(session, experiment_id=idea.id)
     assert (after.impact, after.effort, after.rice_score, after.version) == (
@@ -169,19 +170,19 @@ def test_edit_many_validates_everything_before_writing(session: Session) -> None
     b = _idea(session, "Batch B", 1_000, 1, 50, 1)
     before = _audit_count(session)
     with pytest.raises(InvalidInput) as err:
-        backlog.edit_many(session, actor=EDITOR, edits=[
-            backlog.RiceEdit(a.id, a.version, {"reach": 2_000}),
-            backlog.RiceEdit(b.id, b.version, {"impact": 7}),
+        rice.edit_many(session, actor=EDITOR, edits=[
+            rice.RiceEdit(a.id, a.version, {"reach": 2_000}),
+            rice.RiceEdit(b.id, b.version, {"impact": 7}),
         ])
     assert err.value.problems[0].startswith("Batch B: impact")
     assert registry.get_experiment(session, experiment_id=a.id).reach == 1_000
     assert _audit_count(session) == before
     with pytest.raises(InvalidInput, match="changed by someone else"):
-        backlog.edit_many(session, actor=EDITOR, edits=[
-            backlog.RiceEdit(a.id, a.version + 5, {"reach": 2_000})])
-    done = backlog.edit_many(session, actor=EDITOR, edits=[
-        backlog.RiceEdit(a.id, a.version, {"reach": 2_000}),
-        backlog.RiceEdit(b.id, b.version, {"impact": 2}),
+        rice.edit_many(session, actor=EDITOR, edits=[
+            rice.RiceEdit(a.id, a.version + 5, {"reach": 2_000})])
+    done = rice.edit_many(session, actor=EDITOR, edits=[
+        rice.RiceEdit(a.id, a.version, {"reach": 2_000}),
+        rice.RiceEdit(b.id, b.version, {"impact": 2}),
     ])
     assert [v.rice_score for v in done] == [1_000.0, 1_000.0]
     assert _audit_count(session) == before + 2
@@ -191,16 +192,16 @@ def test_viewer_is_refused_every_write(session: Session) -> None:
     idea = _idea(session, "Read only", 1_000, 1, 50, 1, hypothesis="h")
     before = _audit_count(session)
     calls = [
-        lambda: backlog.edit_rice(session, experiment_id=idea.id, changes={"reach": 5},
+        lambda: rice.edit_rice(session, experiment_id=idea.id, changes={"reach": 5},
                                   expected_version=idea.version, actor=VIEWER),
-        lambda: backlog.edit_many(session, actor=VIEWER, edits=[]),
-        lambda: backlog.promote_idea(session, experiment_id=idea.id,
+        lambda: rice.edit_many(session, actor=VIEWER, edits=[]),
+        lambda: rice.promote_idea(session, experiment_id=idea.id,
                                      expected_version=idea.version, actor=VIEWER),
-        lambda: backlog.archive_idea(session, experiment_id=idea.id,
+        lambda: rice.archive_idea(session, experiment_id=idea.id,
                                      expected_version=idea.version, actor=VIEWER),
-        lambda: backlog.restore_idea(session, experiment_id=idea.id,
+        lambda: rice.restore_idea(session, experiment_id=idea.id,
                                      expected_version=idea.version, actor=VIEWER),
-        lambda: backlog.apply_observed_reach(session, experiment_id=idea.id,
+        lambda: rice.apply_observed_reach(session, experiment_id=idea.id,
                                              expected_version=idea.version, actor=VIEWER),
     ]
     for call in calls:
@@ -213,9 +214,9 @@ def test_viewer_is_refused_every_write(session: Session) -> None:
 def test_stale_version_is_a_conflict(session: Session) -> None:
     idea = _idea(session, "Stale", 1_000, 1, 50, 1, hypothesis="h")
     for call in (
-        lambda: backlog.edit_rice(session, experiment_id=idea.id, changes={"reach": 5},
+        lambda: rice.edit_rice(session, experiment_id=idea.id, changes={"reach": 5},
                                   expected_version=idea.version - 1, actor=EDITOR),
-        lambda: backlog.archive_idea(session, experiment_id=idea.id,
+        lambda: rice.archive_idea(session, experiment_id=idea.id,
                                      expected_version=idea.version + 1, actor=EDITOR),
     ):
         with pytest.raises(Conflict):
@@ -230,12 +231,12 @@ def test_promote_leaves_backlog_and_is_audited_with_the_prediction(
 ) -> None:
     idea = _idea(session, "Promote me", 20_000, 2, 80, 2, hypothesis="It helps.",
                  primary_metric="signup_rate")
-    promoted = backlog.promote_idea(session, experiment_id=idea.id,
+    promoted = rice.promote_idea(session, experiment_id=idea.id,
                                     expected_version=idea.version, actor=EDITOR)
     assert promoted.status == "proposed"
     assert promoted.version == idea.version + 1
-    assert "Promote me" not in _names(backlog.rank_ideas(session))
-    assert [v.name for v in backlog.promoted_experiments(session)] == ["Promote me"]
+    assert "Promote me" not in _names(rice.rank_ideas(session))
+    assert [v.name for v in rice.promoted_experiments(session)] == ["Promote me"]
     entry = registry.audit_history(session, experiment_id=idea.id)[-1]
     assert entry.action == "promote" and entry.actor == EDITOR.name
     assert entry.changes["stage"] == ["backlog idea", "proposed experiment"]
@@ -244,10 +245,10 @@ def test_promote_leaves_backlog_and_is_audited_with_the_prediction(
         "rice_score": 16_000.0,
     }
     with pytest.raises(RuleViolation, match="already promoted"):
-        backlog.promote_idea(session, experiment_id=idea.id,
+        rice.promote_idea(session, experiment_id=idea.id,
                              expected_version=promoted.version, actor=EDITOR)
     with pytest.raises(RuleViolation, match="already promoted"):
-        backlog.edit_rice(session, experiment_id=idea.id, changes={"reach": 1},
+        rice.edit_rice(session, experiment_id=idea.id, changes={"reach": 1},
                           expected_version=promoted.version, actor=EDITOR)
 
 
@@ -257,10 +258,10 @@ def test_promote_needs_hypothesis_and_primary_metric_and_writes_nothing(
     idea = _idea(session, "Vague", 1_000, 1, 50, 1)
     before = _audit_count(session)
     with pytest.raises(RuleViolation, match="needs a hypothesis and a primary metric"):
-        backlog.promote_idea(session, experiment_id=idea.id, expected_version=idea.version,
+        rice.promote_idea(session, experiment_id=idea.id, expected_version=idea.version,
                              actor=EDITOR)
     assert _audit_count(session) == before
-    assert "Vague" in _names(backlog.rank_ideas(session))
+    assert "Vague" in _names(rice.rank_ideas(session))
 
 
 def test_only_proposed_ideas_are_promoted_or_archived(session: Session, metrics: None) -> None:
@@ -270,32 +271,32 @@ def test_only_proposed_ideas_are_promoted_or_archived(session: Session, metrics:
     live = registry.transition_experiment(session, experiment_id=exp.id, to_status="running",
                                           expected_version=exp.version, actor=EDITOR)
     with pytest.raises(RuleViolation, match="running, not a backlog idea"):
-        backlog.promote_idea(session, experiment_id=live.id, expected_version=live.version,
+        rice.promote_idea(session, experiment_id=live.id, expected_version=live.version,
                              actor=EDITOR)
     with pytest.raises(RuleViolation, match="running, not a backlog idea"):
-        backlog.archive_idea(session, experiment_id=live.id, expected_version=live.version,
+        rice.archive_idea(session, experiment_id=live.id, expected_version=live.version,
                              actor=EDITOR)
 
 
 def test_archive_and_restore_are_audited(session: Session) -> None:
     idea = _idea(session, "Shelve", 1_000, 1, 50, 1)
-    archived = backlog.archive_idea(session, experiment_id=idea.id,
+    archived = rice.archive_idea(session, experiment_id=idea.id,
                                     expected_version=idea.version, actor=EDITOR,
                                     reason="  not this year ")
     assert archived.archived_at is not None
-    assert "Shelve" not in _names(backlog.rank_ideas(session))
-    assert [v.name for v in backlog.archived_ideas(session)] == ["Shelve"]
+    assert "Shelve" not in _names(rice.rank_ideas(session))
+    assert [v.name for v in rice.archived_ideas(session)] == ["Shelve"]
     entry = registry.audit_history(session, experiment_id=idea.id)[-1]
     assert (entry.action, entry.reason) == ("archive", "not this year")
     assert entry.changes["archived_at"][0] is None
     with pytest.raises(RuleViolation, match="archived"):
-        backlog.archive_idea(session, experiment_id=idea.id,
+        rice.archive_idea(session, experiment_id=idea.id,
                              expected_version=archived.version, actor=EDITOR)
-    restored = backlog.restore_idea(session, experiment_id=idea.id,
+    restored = rice.restore_idea(session, experiment_id=idea.id,
                                     expected_version=archived.version, actor=EDITOR)
     assert restored.archived_at is None
     assert registry.audit_history(session, experiment_id=idea.id)[-1].action == "restore"
-    assert "Shelve" in _names(backlog.rank_ideas(session))
+    assert "Shelve" in _names(rice.rank_ideas(session))
 
 
 # --------------------------------------------------------------------------- observations
@@ -348,7 +349,7 @@ def test_testability_flag_uses_the_planner_on_observed_baseline_and_traffic(
           target_segment="New visitors")
     _idea(session, "Unseen", 1, 1, 50, 1, primary_metric="signup_rate", mde=0.1,
           target_segment="Nobody yet")
-    by_name = {i.experiment.name: i for i in backlog.rank_ideas(session, testable_weeks=8)}
+    by_name = {i.experiment.name: i for i in rice.rank_ideas(session, testable_weeks=8)}
 
     tiny = by_name["Tiny lift"].testability
     expected_n = _fleiss_n(0.05, 0.05 * 1.05)  # about 122,000 per arm
@@ -373,7 +374,7 @@ def test_testability_flag_uses_the_planner_on_observed_baseline_and_traffic(
     assert by_name["Unseen"].testability.testable is None
     assert "no observed traffic for the segment 'Nobody yet'" in (
         by_name["Unseen"].testability.message)
-    assert_allclose(by_name["Tiny lift"].observed_reach, 1_000 * backlog.QUARTER_DAYS)
+    assert_allclose(by_name["Tiny lift"].observed_reach, 1_000 * rice.QUARTER_DAYS)
 
 
 def test_testability_of_a_mean_metric_matches_statsmodels(session: Session, metrics: None) -> None:
@@ -398,7 +399,7 @@ def test_testability_of_a_mean_metric_matches_statsmodels(session: Session, metr
     session.flush()
     _idea(session, "Upsell", 1, 1, 50, 1, primary_metric="revenue_per_user", mde=0.1,
           target_segment="Buyers")
-    result = backlog.rank_ideas(session, testable_weeks=1)[0].testability
+    result = rice.rank_ideas(session, testable_weeks=1)[0].testability
     values = [8, 10, 12, 10] * 5
     mean = sum(values) / 20
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / 19)
@@ -414,13 +415,13 @@ def test_apply_observed_reach_prefills_from_segment_traffic(
 ) -> None:
     _observed_segment(session, "Shoppers", days=4, units_per_arm=250, conversions_per_day=10)
     idea = _idea(session, "Prefill", 1, 1, 50, 1, target_segment="shoppers")
-    updated = backlog.apply_observed_reach(session, experiment_id=idea.id,
+    updated = rice.apply_observed_reach(session, experiment_id=idea.id,
                                            expected_version=idea.version, actor=EDITOR)
-    assert updated.reach == 500 * backlog.QUARTER_DAYS
+    assert updated.reach == 500 * rice.QUARTER_DAYS
     assert registry.audit_history(session, experiment_id=idea.id)[-1].changes["reach"] == [
-        1.0, 500.0 * backlog.QUARTER_DAYS
+        1.0, 500.0 * rice.QUARTER_DAYS
     ]
     lonely = _idea(session, "Nowhere", 1, 1, 50, 1, target_segment="Martians")
     with pytest.raises(RuleViolation, match="enter Reach by hand"):
-        backlog.apply_observed_reach(session, experiment_id=lonely.id,
+        rice.apply_observed_reach(session, experiment_id=lonely.id,
                                      expected_version=lonely.version, actor=EDITOR)
