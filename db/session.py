@@ -12,9 +12,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from core.config import get_settings
 
@@ -36,15 +38,17 @@ def make_engine(url: str) -> Engine:
         "pool_timeout": settings.database_pool_timeout_seconds,
     }
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        in_memory = not path or path == ":memory:" or "mode=memory" in url
-        if not in_memory:
+        path = make_url(url).database or ""
+        in_memory = path in ("", ":memory:") or "mode=memory" in url
+        if not in_memory and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False},
             json_serializer=_json_dumps,
-            **({} if in_memory else pool),
+            # in memory: one connection shared by every thread, else each thread would see its
+            # own empty database
+            **({"poolclass": StaticPool} if in_memory else pool),
         )
         busy_ms = int(settings.sqlite_busy_timeout_seconds * 1000)
 

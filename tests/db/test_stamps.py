@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
 
 from core import registry
 from db import metric_repository as mrepo
@@ -102,7 +103,7 @@ def test_stamps_follow_commits_of_another_connection(engine: Engine) -> None:
 
 def test_stamps_none_for_an_in_memory_sqlite_database() -> None:
     for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:db?mode=memory&uri=true"):
-        assert stamp_reader(create_engine(url)) is None
+        assert stamp_reader(create_engine(url, poolclass=StaticPool)) is None
 
 
 def test_stamps_sqlite_cannot_tell_while_a_writer_commits_and_never_waits(tmp_path: Path) -> None:
