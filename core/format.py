@@ -12,8 +12,10 @@ import math
 from datetime import UTC, date, datetime
 from typing import Any
 
+from core.types import Tone
+
 MISSING = "—"
-TONE_COLOURS = {"good": "#1a7f37", "bad": "#cf222e", "inconclusive": "#6e7781"}
+TONE_COLOURS: dict[Tone, str] = {"good": "#1a7f37", "bad": "#cf222e", "inconclusive": "#6e7781"}
 """Colour meaning shared by every chart: green good, red bad, grey inconclusive
 (:func:`core.analysis.verdict.tone` says which)."""
 MINUS = "−"
@@ -87,6 +89,14 @@ def pvalue(p: float | None) -> str:
     if value >= 0.9995:
         return "1"
     return _trim(f"{value:.3g}")
+
+
+def p_is(p: float | None) -> str:
+    """A p-value after "p" in a sentence: ``"= 0.0492"``, or ``"< 0.001"`` (never "p = <0.001")."""
+    value = _finite(p)
+    if value is not None and value < 0.001:
+        return "< 0.001"
+    return f"= {pvalue(p)}"
 
 
 def number(x: float | None, sig: int = 4) -> str:
@@ -196,6 +206,21 @@ def ci_label(alpha: float, sequential: bool = False) -> str:
     """``"95% CI"`` or ``"95% always-valid CI"`` for a test at ``alpha``."""
     level = _trim(f"{(1 - alpha) * 100:.4f}")
     return f"{level}% always-valid CI" if sequential else f"{level}% CI"
+
+
+def lift_axis(rows: Any) -> tuple[float, float]:
+    """The lift axis of a forest plot (fractions) for rows with ``lift``, ``lift_ci_low`` and
+    ``lift_ci_high``: every lift, -5 % to +5 %, every finite interval end down to -100 %, and an
+    8 % margin. An open end (a one-sided interval) runs off the edge, and so does a lower end
+    below -100 % (a small sample's wide interval), so one such bar does not squash every other
+    to a dot; the tables give the numbers."""
+    lifts = [x for x in (_finite(r.lift) for r in rows) if x is not None]
+    ends = [x for r in rows for x in (_finite(r.lift_ci_low), _finite(r.lift_ci_high))
+            if x is not None]
+    low = min(max(min([*ends, -0.05]), -1.0), *lifts, -0.05)  # a point is never off the axis
+    high = max(*ends, *lifts, 0.05)
+    margin = (high - low) * 0.08
+    return low - margin, high + margin
 
 
 def day(d: date | datetime | None) -> str:

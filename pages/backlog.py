@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from core import format as fmt
 from core.backlog import knowledge, rice
 from core.backlog.rice import IMPACT_LABELS
+from ui import charts
 from ui.auth import current_actor
 from ui.grid import changed_cells, versioned_key
 from ui.state import clear_reads, db_session, url_selectbox
@@ -149,14 +149,7 @@ with backlog_tab:
 
         chart = table.dropna(subset=["Reach", "Impact", "Effort"])
         if not chart.empty:
-            figure = px.scatter(
-                chart, x="Effort", y="Impact", size="Reach", color="Owner", hover_name="Idea",
-                hover_data={"Score": ":.0f", "Confidence %": True, "Rank": True},
-                size_max=60, title="RICE map: impact against effort (bubble size = reach)",
-                labels={"Effort": "Effort (person-weeks)"},
-            )
-            figure.update_yaxes(tickvals=list(IMPACT_LABELS),
-                                ticktext=[f"{v:g} {n}" for v, n in IMPACT_LABELS.items()])
+            figure = charts.rice_map(chart)
             st.plotly_chart(figure, width="stretch")
 
         st.markdown("#### Idea")
@@ -291,15 +284,12 @@ with knowledge_tab:
         bars = groups.melt(id_vars=[calibrate_by.capitalize()],
                            value_vars=["Predicted confidence", "Win rate"],
                            var_name="Measure", value_name="Share")
-        st.plotly_chart(px.bar(
-            bars, x=calibrate_by.capitalize(), y="Share", color="Measure", barmode="group",
-            title="Predicted confidence against realised win rate",
-        ).update_yaxes(tickformat=".0%", range=[0, 1]), width="stretch")
+        st.plotly_chart(charts.calibration_bars(bars, calibrate_by.capitalize()), width="stretch")
         points = pd.DataFrame([
             {"Experiment": p.name, "Owner": p.owner, "Predicted impact": p.impact,
              "Confidence %": p.confidence, "Realised lift": p.lift,
-             "Outcome": ("significant win" if p.significant_win else
-                         "not significant" if p.significant is False else "significant loss"),
+             "Outcome": charts.OUTCOMES[("good" if p.significant_win else "inconclusive"
+                                         if p.significant is False else "bad")],
              "Decision": p.decision}
             for p in cal.points if p.lift is not None
         ])
@@ -307,11 +297,7 @@ with knowledge_tab:
             st.caption("No completed experiment has primary-metric results yet: the "
                        "predicted-against-realised chart appears once results are loaded.")
         else:
-            st.plotly_chart(px.scatter(
-                points, x="Predicted impact", y="Realised lift", color="Outcome",
-                size="Confidence %", hover_name="Experiment", hover_data=["Owner", "Decision"],
-                title="Predicted impact against realised lift of the primary metric",
-            ).update_yaxes(tickformat=".0%"), width="stretch")
+            st.plotly_chart(charts.calibration_points(points), width="stretch")
         if cal.unscored:
             st.caption(f"{cal.unscored} completed experiment(s) had no Impact/Confidence and "
                        "are left out of the calibration.")

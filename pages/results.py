@@ -160,8 +160,9 @@ snapshot, series, units = load_results(choice.id)
 blocked = _blocked(snapshot)
 
 flash = st.session_state.get(FLASH)
+flash_slot = st.empty()  # a later rejected load takes the message away
 if flash is not None and flash[0] == choice.id:
-    st.success(flash[1])  # until the next load, or another experiment is opened
+    flash_slot.success(flash[1])  # until the next load, or another experiment is opened
 elif flash is not None:
     del st.session_state[FLASH]
 
@@ -236,8 +237,10 @@ if snapshot.comparisons and snapshot.data_through is not None:
         st.plotly_chart(charts.forest_plot(snapshot.comparisons), key="res_forest")
         metrics = list(dict.fromkeys(c.metric for c in snapshot.comparisons))
         shown = st.selectbox("Cumulative lift of", metrics, key=f"res_metric_{choice.id}")
-        st.plotly_chart(charts.cumulative_lift(series, shown, alpha=snapshot.alpha),
-                        key="res_cumulative")
+        one_sided = any(c.alternative != "two-sided" for c in snapshot.comparisons
+                        if c.metric == shown)
+        st.plotly_chart(charts.cumulative_lift(series, shown, alpha=snapshot.alpha,
+                                               one_sided=one_sided), key="res_cumulative")
     st.plotly_chart(charts.daily_units(units), key="res_units")
 
 # ---------------------------------------------------------------- segments (exploratory)
@@ -286,6 +289,8 @@ with u1:
                     progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
         except DomainError as exc:
             bar.empty()
+            flash_slot.empty()  # the earlier load's "Loaded ..." would read as this file's
+            st.session_state.pop(FLASH, None)
             st.error(f"**{upload.name} was rejected; nothing was loaded.**\n"
                      + "\n".join(f"- {p}" for p in exc.problems))
         else:

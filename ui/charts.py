@@ -14,19 +14,18 @@ import math
 from collections.abc import Sequence
 from datetime import date, timedelta
 
+import pandas as pd
+import plotly.express as px
 import plotly.graph_objects as go
 
 from core import format as fmt
 from core.analysis.results import MetricComparison, SeriesPoint
 from core.analysis.verdict import tone
 from core.analysis.views import DailyUnits
+from core.backlog.rice import IMPACT_LABELS
 from core.planning import Curve
 from core.types import Tone
 
-TONE_COLOURS: dict[Tone, str] = {
-    "good": "#1a7f37", "bad": "#cf222e", "inconclusive": "#6e7781",
-}
-"""Green = good, red = bad, grey = inconclusive: the badges on the page use the same names."""
 TONE_BADGES: dict[Tone, str] = {"good": "green", "bad": "red", "inconclusive": "gray"}
 TONE_LABELS: dict[Tone, str] = {"good": "Better", "bad": "Worse", "inconclusive": "Inconclusive"}
 PALETTE = ("#0969da", "#8250df", "#bf8700", "#1b7c83", "#953800", "#57606a")
@@ -44,7 +43,7 @@ def forest_plot(rows: Sequence[MetricComparison]) -> go.Figure:
     inconclusive. An open (one-sided) end of an interval is drawn to the edge of the plot."""
     fig = go.Figure()
     shown = [r for r in rows if _finite(r.lift) is not None]
-    for name, colour in TONE_COLOURS.items():
+    for name, colour in fmt.TONE_COLOURS.items():
         mine = [r for r in shown if tone(r) == name]
         if not mine:
             continue
@@ -66,6 +65,7 @@ def forest_plot(rows: Sequence[MetricComparison]) -> go.Figure:
             hovertemplate="%{y}<br>lift %{customdata[0]} %{customdata[1]}<extra></extra>",
         ))
     fig.add_vline(x=0, line_dash="dash", line_color="#57606a")
+    fig.update_xaxes(range=list(fmt.lift_axis(shown)))
     fig.update_layout(
         title="Relative lift with confidence intervals", xaxis_tickformat="+.0%",
         height=max(260, 36 * len(shown) + 120), yaxis={"autorange": "reversed"},
@@ -82,15 +82,17 @@ def _span(low: float | None, high: float | None) -> float:
     return max(high - low, 0.0)
 
 
-def cumulative_lift(points: Sequence[SeriesPoint], metric: str, *, alpha: float = 0.05
-                    ) -> go.Figure:
+def cumulative_lift(points: Sequence[SeriesPoint], metric: str, *, alpha: float = 0.05,
+                    one_sided: bool = False) -> go.Figure:
     """Cumulative relative lift of each treatment over time with its CI band (the always-valid
-    band for sequential experiments)."""
+    band for sequential experiments). The band is two-sided; ``one_sided`` (the metric is tested
+    one-sided, its interval in the table open at one end) says so in its label."""
     fig = go.Figure()
     mine = [p for p in points if p.metric == metric and _finite(p.lift) is not None]
     treatments = list(dict.fromkeys(p.treatment for p in mine))
     sequential = any(p.sequential for p in mine)
-    band = fmt.ci_label(alpha, sequential) + ("" if sequential else " (valid on the planned day)")
+    band = (("two-sided " if one_sided else "") + fmt.ci_label(alpha, sequential)
+            + ("" if sequential else " (valid on the planned day)"))
     for i, treatment in enumerate(treatments):
         colour = PALETTE[i % len(PALETTE)]
         pts = [p for p in mine if p.treatment == treatment]
@@ -162,3 +164,51 @@ def planner_curve(curve: Curve, *, title: str, percent_y: bool, marker_label: st
 def _fade(hex_colour: str, alpha: float = 0.18) -> str:
     r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
+
+
+def rice_map(ideas: pd.DataFrame) -> go.Figure:
+    """The backlog's ideas, impact against effort, bubble size = reach, one neutral colour per
+    owner (owners are neither good nor bad: no green, no red). ``ideas`` has the Backlog table's
+    columns (Idea, Owner, Reach, Impact, Confidence %, Effort, Score, Rank)."""
+    fig = px.scatter(
+        ideas, x="Effort", y="Impact", size="Reach", color="Owner", hover_name="Idea",
+        hover_data={"Score": ":,.0f", "Reach": ":,.0f", "Confidence %": True, "Rank": True},
+        size_max=60, title="RICE map: impact against effort (bubble size = reach)",
+        labels={"Effort": "Effort (person-weeks)"}, color_discrete_sequence=list(PALETTE),
+    )
+    fig.update_yaxes(tickvals=list(IMPACT_LABELS),
+                     ticktext=[f"{v:g} {n}" for v, n in IMPACT_LABELS.items()])
+    fig.update_layout(**_LAYOUT)
+    return fig
+
+
+OUTCOMES: dict[Tone, str] = {
+    "good": "significant win", "bad": "significant loss", "inconclusive": "not significant",
+}
+"""How a completed experiment's primary metric came out, by tone (the calibration chart)."""
+
+
+def calibration_bars(groups: pd.DataFrame, by: str) -> go.Figure:
+    """Predicted confidence against realised win rate per group ``by`` (owner, tag, quarter):
+    the long table of columns ``by``, Measure, Share. Neutral colours: neither is good or bad."""
+    fig = px.bar(groups, x=by, y="Share", color="Measure", barmode="group",
+                 title="Predicted confidence against realised win rate",
+                 color_discrete_sequence=list(PALETTE))
+    fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    fig.update_layout(**_LAYOUT)
+    return fig
+
+
+def calibration_points(points: pd.DataFrame) -> go.Figure:
+    """Predicted impact against realised lift per completed experiment, coloured by outcome:
+    green = significant win, red = significant loss, grey = not significant."""
+    fig = px.scatter(
+        points, x="Predicted impact", y="Realised lift", color="Outcome",
+        size="Confidence %", hover_name="Experiment", hover_data=["Owner", "Decision"],
+        title="Predicted impact against realised lift of the primary metric",
+        color_discrete_map={OUTCOMES[t]: fmt.TONE_COLOURS[t] for t in OUTCOMES},
+        category_orders={"Outcome": list(OUTCOMES.values())},
+    )
+    fig.update_yaxes(tickformat="+.0%")
+    fig.update_layout(**_LAYOUT)
+    return fig

@@ -181,8 +181,8 @@ def metric_decision(e: MetricEvidence, ctx: AnalysisContext) -> MetricDecision:
             how = ("always-valid one-sided" if not ctx.plan_met or ctx.sequential_mode
                    else "one-sided")
             return MetricDecision("guardrail_breach", (
-                f"Guardrail {e.metric} is significantly worse ({worse}): {effect}; {how} p = "
-                f"{fmt.pvalue(p)}, {method}-adjusted over guardrails {fmt.pvalue(adj)} < alpha "
+                f"Guardrail {e.metric} is significantly worse ({worse}): {effect}; {how} p "
+                f"{fmt.p_is(p)}, {method}-adjusted over guardrails {fmt.pvalue(adj)} < alpha "
                 f"{ctx.alpha:g}."))
         if not ctx.plan_met:
             return MetricDecision("too_early", (
@@ -193,20 +193,20 @@ def metric_decision(e: MetricEvidence, ctx: AnalysisContext) -> MetricDecision:
             if ni is not None and ni < ctx.alpha:
                 return MetricDecision("not_significant", (
                     f"{e.metric} is non-inferior: not {worse} by the plan's margin of {bound} "
-                    f"or more ({effect}; non-inferiority p = {fmt.pvalue(ni)}, {method}-adjusted "
+                    f"or more ({effect}; non-inferiority p {fmt.p_is(ni)}, {method}-adjusted "
                     f"< alpha {ctx.alpha:g})."))
             return MetricDecision("guardrail_inconclusive", (
                 f"Harm to {e.metric} beyond the plan's margin of {bound} is not ruled out "
-                f"({effect}; non-inferiority p = {fmt.pvalue(ni)}, {method}-adjusted >= alpha "
+                f"({effect}; non-inferiority p {fmt.p_is(ni)}, {method}-adjusted >= alpha "
                 f"{ctx.alpha:g}), although no significant harm was found."))
         return MetricDecision("not_significant", (
-            f"No significant harm to {e.metric}: {effect}; one-sided p = {fmt.pvalue(p)} "
+            f"No significant harm to {e.metric}: {effect}; one-sided p {fmt.p_is(p)} "
             f"({method}-adjusted {fmt.pvalue(adj)})."))
     significant = adj < ctx.alpha
     if not ctx.plan_met and not (ctx.sequential_mode and significant):
         if ctx.sequential_mode:
             return MetricDecision("too_early", (
-                f"No significant difference yet ({effect}; always-valid p = {fmt.pvalue(p)}, "
+                f"No significant difference yet ({effect}; always-valid p {fmt.p_is(p)}, "
                 f"adjusted {fmt.pvalue(adj)}); {progress_text}. Sequential: keep collecting."))
         return MetricDecision("too_early", (
             f"{progress_text[:1].upper()}{progress_text[1:]}: a fixed-horizon test is read only "
@@ -217,10 +217,10 @@ def metric_decision(e: MetricEvidence, ctx: AnalysisContext) -> MetricDecision:
         moved = e.diff if e.diff is not None else e.estimate
         better = (moved > 0) == e.higher_is_better
         return MetricDecision("significant", (
-            f"{e.metric} is significantly {'better' if better else 'worse'}: {effect}; {kind} = "
-            f"{fmt.pvalue(p)}, {method}-adjusted {fmt.pvalue(adj)} < alpha {ctx.alpha:g}."))
+            f"{e.metric} is significantly {'better' if better else 'worse'}: {effect}; {kind} "
+            f"{fmt.p_is(p)}, {method}-adjusted {fmt.pvalue(adj)} < alpha {ctx.alpha:g}."))
     return MetricDecision("not_significant", (
-        f"No significant difference in {e.metric}: {effect}; {kind} = {fmt.pvalue(p)}, "
+        f"No significant difference in {e.metric}: {effect}; {kind} {fmt.p_is(p)}, "
         f"{method}-adjusted {fmt.pvalue(adj)} >= alpha {ctx.alpha:g}."))
 
 

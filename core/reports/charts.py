@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,9 +17,22 @@ from core import format as fmt
 from core.analysis.results import ResultsSnapshot, SeriesPoint
 from core.analysis.verdict import tone
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 
 def forest_plot_png(snapshot: ResultsSnapshot) -> bytes | None:
     """Lift and CI of every metric x treatment (PNG), or None without estimates."""
+    fig = forest_figure(snapshot)
+    if fig is None:
+        return None
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()
+
+
+def forest_figure(snapshot: ResultsSnapshot) -> Figure | None:
+    """The forest plot's matplotlib figure (:func:`forest_plot_png` renders it)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -29,13 +43,24 @@ def forest_plot_png(snapshot: ResultsSnapshot) -> bytes | None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ys = list(range(len(rows)))[::-1]
+    edge_low, edge_high = fmt.lift_axis(rows)
     for y, r in zip(ys, rows, strict=True):
         colour = fmt.TONE_COLOURS[tone(r)]
-        low = r.lift_ci_low if r.lift_ci_low is not None else r.lift
-        high = r.lift_ci_high if r.lift_ci_high is not None else r.lift
-        assert r.lift is not None and low is not None and high is not None
-        ax.plot([low * 100, high * 100], [y, y], color=colour, linewidth=2)
+        assert r.lift is not None
+        # an end that is open (one-sided, +-inf) or beyond the axis is drawn to the edge, with an
+        # arrow head saying it goes on
+        # (a stored snapshot keeps an open end as None: JSON has no infinity)
+        open_end = r.alternative != "two-sided"
+        low = (-math.inf if open_end else r.lift) if r.lift_ci_low is None else r.lift_ci_low
+        high = (math.inf if open_end else r.lift) if r.lift_ci_high is None else r.lift_ci_high
+        ax.plot([max(low, edge_low) * 100, min(high, edge_high) * 100], [y, y], color=colour,
+                linewidth=2)
+        if low < edge_low:
+            ax.plot([edge_low * 100], [y], "<", color=colour, markersize=6, clip_on=False)
+        if high > edge_high:
+            ax.plot([edge_high * 100], [y], ">", color=colour, markersize=6, clip_on=False)
         ax.plot([r.lift * 100], [y], "o", color=colour, markersize=6)
+    ax.set_xlim(edge_low * 100, edge_high * 100)
     ax.axvline(0, color="#24292f", linewidth=0.8, linestyle="--")
     ax.set_yticks(ys, [f"{r.metric} ({r.role})\n{r.treatment} vs {r.control}" for r in rows],
                   fontsize=7)
@@ -45,13 +70,13 @@ def forest_plot_png(snapshot: ResultsSnapshot) -> bytes | None:
     ax.set_title("Forest plot: relative lift by metric and treatment", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    out = io.BytesIO()
-    fig.savefig(out, format="png")
-    return out.getvalue()
+    return fig
 
 
-def cumulative_lift_png(series: Sequence[SeriesPoint], metric: str, alpha: float) -> bytes | None:
-    """Cumulative lift of the primary metric per treatment over time, with its band (PNG)."""
+def cumulative_lift_png(series: Sequence[SeriesPoint], metric: str, alpha: float,
+                        one_sided: bool = False) -> bytes | None:
+    """Cumulative lift of the primary metric per treatment over time, with its two-sided band
+    (PNG); ``one_sided`` (the metric is tested one-sided) says so in the axis label."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -71,7 +96,8 @@ def cumulative_lift_png(series: Sequence[SeriesPoint], metric: str, alpha: float
         ax.fill_between(days, low, high, alpha=0.15)
     ax.axhline(0, color="#24292f", linewidth=0.8, linestyle="--")
     sequential = points[0].sequential
-    ax.set_ylabel(f"Cumulative lift, % ({fmt.ci_label(alpha, sequential)})", fontsize=8)
+    band = ("two-sided " if one_sided else "") + fmt.ci_label(alpha, sequential)
+    ax.set_ylabel(f"Cumulative lift, % ({band})", fontsize=8)
     ax.set_title(f"Cumulative lift of {metric} over time", fontsize=9)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7)

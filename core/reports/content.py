@@ -108,15 +108,15 @@ def primary_sentence(row: MetricComparison, snapshot: ResultsSnapshot) -> str:
     if row.p_value is None:
         verdict = "not tested yet (too little data)"
     elif state == "significant":
-        verdict = f"statistically significant ({method}-adjusted p = {fmt.pvalue(adj)} < {alpha:g})"
+        verdict = f"statistically significant ({method}-adjusted p {fmt.p_is(adj)} < {alpha:g})"
     elif state == "too_early":
         progress = snapshot.progress
         share = (f" at {fmt.percent(progress, 0)} of the planned sample" if progress is not None
                  else "")
-        verdict = (f"too early to call{share} ({method}-adjusted p = {fmt.pvalue(adj)}, "
+        verdict = (f"too early to call{share} ({method}-adjusted p {fmt.p_is(adj)}, "
                    "not yet significant)")
     else:
-        verdict = (f"not statistically significant ({method}-adjusted p = {fmt.pvalue(adj)} "
+        verdict = (f"not statistically significant ({method}-adjusted p {fmt.p_is(adj)} "
                    f">= {alpha:g})")
     return f"{head}: {verdict}."
 

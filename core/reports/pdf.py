@@ -249,8 +249,10 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
                          "guardrail breach); grey: inconclusive (not significant or too early). "
                          "Each metric's own direction decides what improves.", size=7.5,
                          style="I")
-            cumulative = cumulative_lift_png(content.series, exp.primary_metric or "",
-                                             snapshot.alpha)
+            cumulative = cumulative_lift_png(
+                content.series, exp.primary_metric or "", snapshot.alpha,
+                one_sided=any(c.alternative != "two-sided" for c in snapshot.comparisons
+                              if c.metric == exp.primary_metric))
             if cumulative:
                 doc.image(cumulative)
                 if snapshot.analysis_mode != "sequential":

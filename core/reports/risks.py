@@ -242,7 +242,7 @@ def _guardrail_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
         return _check("guardrail_breach", "flagged", "; ".join(
             f"{r.metric} is significantly worse in {r.treatment}: "
             f"{effect_text(r, snapshot.alpha)}, "
-            f"adjusted one-sided p = {fmt.pvalue(r.adjusted_p_value)}" for r in breaches) + ".")
+            f"adjusted one-sided p {fmt.p_is(r.adjusted_p_value)}" for r in breaches) + ".")
     names = ", ".join(sorted({r.metric for r in guardrails}))
     return _check("guardrail_breach", "passed", f"No significant harm on {names}.")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -94,3 +95,55 @@ def test_format_labels_dates_and_csv() -> None:
     assert fmt.label("too_early") == "Too early"
     assert fmt.csv_number(0.123456789) == "0.123457"
     assert fmt.csv_number(3.0) == "3"
+
+
+# ----------------------------------------------------------- the lift axis of forest plots
+
+
+@dataclass
+class Row:
+    """The fields of MetricComparison the range reads."""
+
+    lift: float | None
+    lift_ci_low: float | None
+    lift_ci_high: float | None
+
+
+def _range(*rows: Row) -> list[float]:
+    return list(fmt.lift_axis(rows))
+
+
+def test_forest_range_covers_every_lift_interval_and_zero() -> None:
+    low, high = _range(Row(0.134, 0.043, 0.226), Row(0.054, 0.003, 0.104))
+    assert low == pytest.approx(-0.05 - 0.276 * 0.08)
+    assert high == pytest.approx(0.226 + 0.276 * 0.08)
+
+
+def test_forest_range_lets_an_open_end_run_off_the_edge() -> None:
+    # a one-sided guardrail [-10.4 %, +inf) beside a two-sided primary: the axis ends near the
+    # primary's upper bound, not 100 % beyond the guardrail's lift
+    low, high = _range(Row(0.134, 0.043, 0.226), Row(0.029, -0.104, math.inf))
+    assert high == pytest.approx(0.226 + (0.226 + 0.104) * 0.08)
+    assert low == pytest.approx(-0.104 - (0.226 + 0.104) * 0.08)
+
+
+def test_forest_range_stops_at_minus_100_percent() -> None:
+    # 1,000 users per arm, always-valid interval [-283 %, +inf): the bar runs off the left edge
+    low, high = _range(Row(-0.007, -0.221, 0.207), Row(0.0, -2.832, math.inf))
+    assert low == pytest.approx(-1.0 - 1.207 * 0.08)
+    assert high == pytest.approx(0.207 + 1.207 * 0.08)
+
+
+def test_forest_range_of_small_lifts_is_at_least_minus_to_plus_5_percent() -> None:
+    low, high = _range(Row(0.004, 0.001, 0.007), Row(None, None, None))
+    assert low == pytest.approx(-0.05 - 0.1 * 0.08)
+    assert high == pytest.approx(0.05 + 0.1 * 0.08)
+
+
+@pytest.mark.parametrize(("p", "text"), [
+    (0.0492, "= 0.0492"), (0.001, "= 0.001"), (0.000999, "< 0.001"), (4e-12, "< 0.001"),
+    (0.99999, "= 1"), (None, "= —"), (math.nan, "= —"),
+])
+def test_p_is_reads_in_a_sentence(p: float | None, text: str) -> None:
+    assert fmt.p_is(p) == text
+    assert "= <" not in f"p {fmt.p_is(p)}"
