@@ -331,7 +331,7 @@ def _walkthrough(page: Any, writable_app: dict[str, Any], tmp_path: Path) -> Non
     assert "'yes'" in text and "contrl" in text and "a1" in text, text  # every problem at once
     # nothing of the bad file loaded: the good file's 1,000 users per arm still show, and the
     # good file's "Loaded ..." message is gone (beside the rejection it read as this file's)
-    assert "1,000 / 1,000" in text, text
+    assert re.search(r"control \(50%\)\s+1,000\s+treatment \(50%\)\s+1,000", text), text
     assert "Loaded 2,000 users" not in text, text
     shot("upload-bad")
 
