@@ -120,6 +120,18 @@ def _effect_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
     return frame.fillna(fmt.MISSING).to_dict("records")
 
 
+EFFECT_WIDTHS = {"Metric": 150, "Treatment": 90, "Users": 115, "Control → treatment": 130,
+                 "Lift": 65, "Difference": 85, "Lift / difference": 95, "p-value": 70,
+                 "Adjusted p": 85, "Decision": 110}
+"""Pixel widths of the results table's columns (the interval's column: 120, 140 always-valid):
+set, because the grid's own sizing has cut values off ("1,000 / 1,0") at 1400 px."""
+
+
+def _effect_widths(columns: list[str]) -> dict[str, Any]:
+    return {name: st.column_config.Column(width=EFFECT_WIDTHS.get(
+        name, 140 if "always-valid" in name else 120)) for name in columns}
+
+
 def _bayesian_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
     """The Bayesian readout of each comparison that has one (posterior of the relative lift)."""
     rows = []
@@ -214,8 +226,11 @@ table = pd.DataFrame(_effect_rows(snapshot))
 if not table.empty:
     if blocked:
         st.caption("Lifts, differences and p-values hidden: sample ratio mismatch (see above).")
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"Metric": st.column_config.TextColumn(width="medium")})
+    # keyed by snapshot: a new snapshot (after a load) mounts a fresh grid, which sizes its
+    # columns to the new values; a reused grid keeps the widths the old values needed
+    fresh = f"{choice.id}_{snapshot.snapshot_id}_{snapshot.computed_at.isoformat()}"
+    st.dataframe(table, hide_index=True, width="stretch", key=f"res_table_{fresh}",
+                 column_config=_effect_widths(list(table.columns)))
     st.download_button("Download results (CSV)", views.results_csv(snapshot),
                        f"results_{choice.id}.csv", "text/csv")
     bayes = _bayesian_rows(snapshot)
@@ -225,7 +240,8 @@ if not table.empty:
                    "beat control is the probability the treatment is better (in the metric's "
                    "direction); expected loss is the lift you give up on average by shipping "
                    "if it is in fact worse.")
-        st.dataframe(pd.DataFrame(bayes), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(bayes), hide_index=True, width="stretch",
+                     key=f"res_bayes_{fresh}")
 
 # ---------------------------------------------------------------- charts
 if snapshot.comparisons and snapshot.data_through is not None:
