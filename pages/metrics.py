@@ -120,6 +120,8 @@ with st.expander("New metric"), st.form("create_metric", clear_on_submit=False):
                 "denominator": column(denominator)}), f"Metric '{name.strip()}' added"):
             st.session_state["met_open"] = name.strip()
             set_query(metric=name.strip())
+            for key in [k for k in st.session_state if str(k).startswith("met_new_")]:
+                del st.session_state[key]  # added: the next metric starts from an empty form
             st.rerun()
 
 # ---------------------------------------------------------------- edit

@@ -57,6 +57,10 @@ def test_metrics_page_editor_adds_a_metric(fresh_demo_app: str) -> None:
     assert "newsletter_signup_rate" in set(at.dataframe[0].value["Name"])
     assert at.selectbox(key="met_open").value == "newsletter_signup_rate"
     assert at.query_params["metric"] == "newsletter_signup_rate"
+    # the form is empty again for the next metric (pressing Add again must not refuse a dupe)
+    assert at.text_input(key="met_new_name").value == ""
+    assert at.selectbox(key="met_new_kind").value is None
+    assert at.text_area(key="met_new_description").value == ""
     with _db(fresh_demo_app) as s:
         m = s.scalars(select(Metric).where(Metric.name == "newsletter_signup_rate")).one()
         assert (m.kind, m.higher_is_better, m.description) == (
