@@ -67,8 +67,8 @@ def _segment_rows(seg: SegmentBreakdown) -> list[dict[str, Any]]:
         rows.append({
             "Slice": c.value, "Metric": c.metric, "Treatment": c.treatment,
             "Users": f"{fmt.count(c.control_n)} / {fmt.count(c.treatment_n)}",
-            "Control": fmt.metric_value(c.kind, c.control_mean),
-            "Treatment value": fmt.metric_value(c.kind, c.treatment_mean),
+            "Control → treatment": (f"{fmt.metric_value(c.kind, c.control_mean)} → "
+                                    f"{fmt.metric_value(c.kind, c.treatment_mean)}"),
             "Difference": "withheld (SRM)" if c.blocked else diff_fmt(c.diff),
             ci: "" if c.blocked else fmt.interval(c.diff_ci_low, c.diff_ci_high, diff_fmt),
             "Lift": "" if c.blocked else fmt.signed_percent(c.lift),
@@ -127,8 +127,14 @@ EFFECT_WIDTHS = {"Metric": 150, "Treatment": 90, "Users": 115, "Control → trea
 set, because the grid's own sizing has cut values off ("1,000 / 1,0") at 1400 px."""
 
 
-def _effect_widths(columns: list[str]) -> dict[str, Any]:
-    return {name: st.column_config.Column(width=EFFECT_WIDTHS.get(
+SEGMENT_WIDTHS = {"Slice": 70, "Metric": 140, "Treatment": 90, "Users": 105,
+                  "Control → treatment": 130, "Difference": 100, "Lift": 60, "p (Holm)": 75,
+                  "p (BH)": 75, "Reads as": 115, "95% CI": 130}
+"""Pixel widths of a segment table's columns, to fit 1400 px."""
+
+
+def _widths(columns: list[str], widths: dict[str, int]) -> dict[str, Any]:
+    return {name: st.column_config.Column(width=widths.get(
         name, 140 if "always-valid" in name else 120)) for name in columns}
 
 
@@ -230,7 +236,7 @@ if not table.empty:
     # columns to the new values; a reused grid keeps the widths the old values needed
     fresh = f"{choice.id}_{snapshot.snapshot_id}_{snapshot.computed_at.isoformat()}"
     st.dataframe(table, hide_index=True, width="stretch", key=f"res_table_{fresh}",
-                 column_config=_effect_widths(list(table.columns)))
+                 column_config=_widths(list(table.columns), EFFECT_WIDTHS))
     st.download_button("Download results (CSV)", views.results_csv(snapshot),
                        f"results_{choice.id}.csv", "text/csv")
     bayes = _bayesian_rows(snapshot)
@@ -272,7 +278,11 @@ if segments:
             if flagged:
                 st.warning(f"Sample ratio mismatch within {', '.join(flagged)}: those slices' "
                            "effects are withheld.")
-            st.dataframe(pd.DataFrame(_segment_rows(seg)), hide_index=True, width="stretch")
+            frame = pd.DataFrame(_segment_rows(seg))
+            if frame["Treatment"].nunique() == 1:  # one treatment: the column says nothing
+                frame = frame.drop(columns="Treatment")
+            st.dataframe(frame, hide_index=True, width="stretch",
+                         column_config=_widths(list(frame.columns), SEGMENT_WIDTHS))
 
 # ---------------------------------------------------------------- loading data (editors)
 if not can_write:
