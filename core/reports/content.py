@@ -20,7 +20,7 @@ from core import registry
 from core.analysis import results as results_service
 from core.analysis.results import MetricComparison, ResultsSnapshot, SeriesPoint
 from core.analysis.segments import SegmentBreakdown, segment_results
-from core.analysis.verdict import ExperimentVerdict, experiment_verdict
+from core.analysis.verdict import METHOD_NAMES, ExperimentVerdict, experiment_verdict
 from core.registry import AuditRecord, ExperimentView
 from core.reports.risks import (
     RiskCheck,
@@ -189,9 +189,7 @@ def _methods(snapshot: ResultsSnapshot | None) -> list[str]:
            "the planned split; flagged at p < 0.001."]
     if snapshot is not None and snapshot.comparisons:
         tests = sorted({c.test for c in snapshot.comparisons if c.test})
-        names = {"welch": "Welch's t-test on means", "welch_cuped": "Welch's t-test on "
-                 "CUPED-adjusted means (pre-period covariate)", "z": "two-proportion z-test"}
-        out.append("Tests: " + "; ".join(names.get(t, t) for t in tests) + ".")
+        out.append("Tests: " + "; ".join(METHOD_NAMES.get(t, t) for t in tests) + ".")
         mode = ("always-valid (sequential) confidence sequences tuned to the planned sample"
                 if snapshot.analysis_mode == "sequential" else "fixed-horizon tests")
         out.append(f"Mode: {mode}; two-sided for primary and secondary metrics, one-sided "

@@ -383,3 +383,16 @@ def test_reports_state_the_plans_one_sided_test_and_guardrail_margin(demo: Sessi
     assert re.search(r"\[\+\d+\.\d%, \+∞\)", text), text[:3000]
     _content, text = _report(demo, "Search ranking v2")
     assert "Plan: Guardrail page_load_time_ms: non-inferiority margin +2.0%" in text
+
+
+def test_reports_methods_name_every_test_in_words(demo: Session) -> None:
+    # the methods section used a map of its own whose keys ("z") no test has: "wald_z" and
+    # "delta_ratio" reached the PDF raw
+    raw = ("wald_z", "delta_ratio", "welch_cuped", "fisher_exact")
+    for name, words in [("Infinite scroll on search", "delta-method z-test for a ratio"),
+                        ("Checkout button colour", "Wald z-test"),
+                        ("Checkout button colour", "Welch t-test on CUPED-adjusted means")]:
+        _content, text = _report(demo, name)
+        methods = text[text.index("Methods"):]
+        assert words in methods, methods[:600]
+        assert not [r for r in raw if r in text], methods[:600]
