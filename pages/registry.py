@@ -180,17 +180,17 @@ rows = [
     for e in result.items
 ]
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-    "Name": st.column_config.TextColumn("Name", width=165),
-    "Status": st.column_config.TextColumn("Status", width=80),
+    "Name": st.column_config.TextColumn("Name", width=195),
+    "Status": st.column_config.TextColumn("Status", width=75),
     "Verdict": st.column_config.TextColumn(
-        "Verdict", width=110, help="From the latest results: ship, don't ship, keep running, "
+        "Verdict", width=100, help="From the latest results: ship, don't ship, keep running, "
         "investigate"),
     "Owner": st.column_config.TextColumn("Owner", width=95),
-    "Primary metric": st.column_config.TextColumn("Primary metric", width=130),
-    "n / variant": st.column_config.TextColumn("n / variant", width=80),
+    "Primary metric": st.column_config.TextColumn("Primary metric", width=140),
+    "n / variant": st.column_config.TextColumn("n / variant", width=70),
     "Decision": st.column_config.TextColumn("Decision", width=75),
-    "Updated": st.column_config.TextColumn("Updated", width=90),
-    "Results": st.column_config.LinkColumn("Results", display_text="Results", width=55),
+    "Updated": st.column_config.TextColumn("Updated", width=85),
+    "Results": st.column_config.LinkColumn("Results", display_text="Results", width=50),
     "Reports": st.column_config.LinkColumn("Reports", display_text="Reports", width=55),
 })
 p1, p2 = st.columns([1, 3])
