@@ -180,7 +180,7 @@ rows = [
     for e in result.items
 ]
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-    "Name": st.column_config.TextColumn("Name", width=195),
+    "Name": st.column_config.TextColumn("Name", width=190),
     "Status": st.column_config.TextColumn("Status", width=75),
     "Verdict": st.column_config.TextColumn(
         "Verdict", width=100, help="From the latest results: ship, don't ship, keep running, "

@@ -203,29 +203,40 @@ def test_app_shell_browser_return_visit_with_the_cookie_shows_no_traceback(
 # ---------------------------------------------------------------- backlog
 
 
-def _grid_cell(page, row: int, column: int) -> None:  # type: ignore[no-untyped-def]
-    """Select a data-editor cell by keyboard from the first cell (the grid is a canvas)."""
+def _grid_cell(page, row: int, column: int, *, idea: str):  # type: ignore[no-untyped-def]
+    """Select a data-editor cell and return it. The grid draws on a canvas, but it keeps an
+    accessible table of its cells (``#glide-cell-<column>-<row>``, with their text); focusing
+    one selects it (the grid's first focus selects the first cell, so focus until selected).
+    The row must hold `idea` (column 1), so a re-rank cannot send the edit to another idea."""
     grid = _main(page).locator('[data-testid="stDataFrame"]').first
     grid.scroll_into_view_if_needed()
-    box = grid.bounding_box()
-    page.mouse.click(box["x"] + 20, box["y"] + 35 + 17)  # header row, then row 0 / column 0
-    for _ in range(row):
-        page.keyboard.press("ArrowDown")
-    for _ in range(column):
-        page.keyboard.press("ArrowRight")
+    assert grid.locator(f"#glide-cell-1-{row}").text_content() == idea
+    cell = grid.locator(f"#glide-cell-{column}-{row}")
+    for _ in range(20):
+        cell.focus()
+        if cell.get_attribute("aria-selected") == "true":
+            return cell
+        page.wait_for_timeout(100)
+    raise AssertionError(f"cell {column},{row} of the grid could not be selected")
 
 
-def _grid_type(page, row: int, column: int, text: str) -> None:  # type: ignore[no-untyped-def]
-    """Type `text` into a data-editor cell: the first key opens the cell's overlay editor, whose
-    value is then set whole and read back before Enter (a key typed while the editor is still
-    opening can be lost on a busy machine)."""
-    _grid_cell(page, row, column)
+def _grid_type(page, row: int, column: int, text: str, *, idea: str  # type: ignore[no-untyped-def]
+               ) -> None:
+    """Type `text` into a data-editor cell of `idea`'s row: the first key opens the cell's
+    overlay editor, whose value is then set whole and read back before Enter (a key typed
+    while the editor is still opening can be lost on a busy machine); the grid must then show
+    it in that cell."""
+    cell = _grid_cell(page, row, column, idea=idea)
     page.keyboard.type(text[0])
     editor = page.locator("#portal .gdg-clip-region").locator("input, textarea").first
     editor.wait_for()
     editor.fill(text)
     assert editor.input_value() == text
     page.keyboard.press("Enter")
+    deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
+    while (shown := cell.text_content()) != text:
+        assert time.monotonic() < deadline, f"the grid shows {shown!r}, not {text!r}"
+        page.wait_for_timeout(100)
 
 
 def test_app_shell_browser_backlog_save_after_a_rerank_writes_no_stale_edit(
@@ -243,7 +254,8 @@ def test_app_shell_browser_backlog_save_after_a_rerank_writes_no_stale_edit(
 
     # Rank 3 "Wishlist reminder emails": Reach 15000 -> 150000 lifts it to rank 2
     # (150000·1·0.5/2 = 37500 > Social login's 37333), so Social login moves to row 3.
-    _grid_type(page, row=2, column=4, text="150000")  # Rank, Idea, Owner, Segment, Reach
+    _grid_type(page, row=2, column=4, text="150000",  # Rank, Idea, Owner, Segment, Reach
+               idea="Wishlist reminder emails")
     settle(page)
     save = _main(page).get_by_role("button", name="Save score changes")
     save.click()
