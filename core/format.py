@@ -217,8 +217,8 @@ def lift_axis(rows: Any) -> tuple[float, float]:
     lifts = [x for x in (_finite(r.lift) for r in rows) if x is not None]
     ends = [x for r in rows for x in (_finite(r.lift_ci_low), _finite(r.lift_ci_high))
             if x is not None]
-    low = min(max(min([*ends, -0.05]), -1.0), *lifts, -0.05)  # a point is never off the axis
-    high = max(*ends, *lifts, 0.05)
+    low = min([max(min([*ends, -0.05]), -1.0), *lifts, -0.05])  # a point is never off the axis
+    high = max([*ends, *lifts, 0.05])
     margin = (high - low) * 0.08
     return low - margin, high + margin
 

@@ -232,10 +232,7 @@ table = pd.DataFrame(_effect_rows(snapshot))
 if not table.empty:
     if blocked:
         st.caption("Lifts, differences and p-values hidden: sample ratio mismatch (see above).")
-    # keyed by snapshot: a new snapshot (after a load) mounts a fresh grid, which sizes its
-    # columns to the new values; a reused grid keeps the widths the old values needed
-    fresh = f"{choice.id}_{snapshot.snapshot_id}_{snapshot.computed_at.isoformat()}"
-    st.dataframe(table, hide_index=True, width="stretch", key=f"res_table_{fresh}",
+    st.dataframe(table, hide_index=True, width="stretch",
                  column_config=_widths(list(table.columns), EFFECT_WIDTHS))
     st.download_button("Download results (CSV)", views.results_csv(snapshot),
                        f"results_{choice.id}.csv", "text/csv")
@@ -246,8 +243,7 @@ if not table.empty:
                    "beat control is the probability the treatment is better (in the metric's "
                    "direction); expected loss is the lift you give up on average by shipping "
                    "if it is in fact worse.")
-        st.dataframe(pd.DataFrame(bayes), hide_index=True, width="stretch",
-                     key=f"res_bayes_{fresh}")
+        st.dataframe(pd.DataFrame(bayes), hide_index=True, width="stretch")
 
 # ---------------------------------------------------------------- charts
 if snapshot.comparisons and snapshot.data_through is not None:
@@ -279,7 +275,7 @@ if segments:
                 st.warning(f"Sample ratio mismatch within {', '.join(flagged)}: those slices' "
                            "effects are withheld.")
             frame = pd.DataFrame(_segment_rows(seg))
-            if frame["Treatment"].nunique() == 1:  # one treatment: the column says nothing
+            if "Treatment" in frame and frame["Treatment"].nunique() == 1:  # says nothing
                 frame = frame.drop(columns="Treatment")
             st.dataframe(frame, hide_index=True, width="stretch",
                          column_config=_widths(list(frame.columns), SEGMENT_WIDTHS))

@@ -147,3 +147,10 @@ def test_forest_range_of_small_lifts_is_at_least_minus_to_plus_5_percent() -> No
 def test_p_is_reads_in_a_sentence(p: float | None, text: str) -> None:
     assert fmt.p_is(p) == text
     assert "= <" not in f"p {fmt.p_is(p)}"
+
+
+def test_lift_axis_of_no_estimate_at_all_is_minus_to_plus_5_percent() -> None:
+    # a page may draw the plot before any lift exists: no row, or rows without numbers
+    for rows in ([], [Row(None, None, None)]):
+        low, high = fmt.lift_axis(rows)
+        assert (low, high) == pytest.approx((-0.058, 0.058))
