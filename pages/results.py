@@ -120,17 +120,18 @@ def _effect_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
     return frame.fillna(fmt.MISSING).to_dict("records")
 
 
+# Pixel widths of the results table's columns (the interval's column: 120, 140 always-valid),
+# set because the grid's own sizing has cut values off ("1,000 / 1,0") at 1400 px. (Comments,
+# not docstrings: Streamlit writes a page's bare string literals onto the page.)
 EFFECT_WIDTHS = {"Metric": 150, "Treatment": 90, "Users": 115, "Control → treatment": 130,
                  "Lift": 65, "Difference": 85, "Lift / difference": 95, "p-value": 70,
                  "Adjusted p": 85, "Decision": 110}
-"""Pixel widths of the results table's columns (the interval's column: 120, 140 always-valid):
-set, because the grid's own sizing has cut values off ("1,000 / 1,0") at 1400 px."""
 
 
+# ... and of a segment table's columns, to fit 1400 px.
 SEGMENT_WIDTHS = {"Slice": 70, "Metric": 140, "Treatment": 90, "Users": 105,
                   "Control → treatment": 130, "Difference": 100, "Lift": 60, "p (Holm)": 75,
                   "p (BH)": 75, "Reads as": 115, "95% CI": 130}
-"""Pixel widths of a segment table's columns, to fit 1400 px."""
 
 
 def _widths(columns: list[str], widths: dict[str, int]) -> dict[str, Any]:
