@@ -108,7 +108,7 @@ class PlanInputs(BaseModel):
             problems.append("weights: give a positive traffic share for each of at least 2 "
                             "variants")
         elif not math.isclose(sum(self.weights), 1.0, abs_tol=1e-6):
-            problems.append(f"weights: the split must add up to 100% (it adds up to "
+            problems.append(f"weights: the shares must add up to 100% (they add up to "
                             f"{fmt.percent(sum(self.weights), 4, trim=True)})")
         if problems:
             raise ValueError("; ".join(problems))

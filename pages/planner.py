@@ -10,6 +10,7 @@ from core import planning
 from core.errors import DomainError, InvalidInput
 from ui import charts
 from ui.auth import current_actor
+from ui.messages import plain
 from ui.state import clear_reads, db_session, url_selectbox
 from ui.widgets import run_action
 
@@ -149,7 +150,8 @@ try:
     else:
         plan = planning.plan_sample_size(inputs)
 except DomainError as exc:
-    st.error("These inputs have no answer yet:\n" + "\n".join(f"- {p}" for p in exc.problems))
+    st.error("No plan for these inputs yet. Please fix:\n"
+             + "\n".join(f"- {plain(p)}" for p in exc.problems))
     st.stop()
 
 # ---------------------------------------------------------------- the answer

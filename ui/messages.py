@@ -44,15 +44,23 @@ def _bounds_in_percent(message: str) -> str:
     return _BOUND.sub(lambda m: f"{m[1]} {float(m[2]) * 100:g}%", message)
 
 
+FIELD_LABELS = {
+    "weights": "traffic split", "sd": "standard deviation", "mde": "minimum detectable effect",
+    "daily_traffic": "daily eligible users",
+}
+"""Field names that read better as the forms label them."""
+
+
 def field_name(loc: str) -> str:
-    """A field path for people: ``"variants.1.weight"`` → ``"Variant 2 weight"``."""
+    """A field path for people: ``"variants.1.weight"`` → ``"Variant 2 weight"``,
+    ``"weights"`` → ``"Traffic split"``."""
     words: list[str] = []
     for part in loc.split("."):
         if part.isdigit() and words:
             words[-1] = words[-1].removesuffix("s")
             words.append(str(int(part) + 1))
         else:
-            words.append(part.replace("_", " "))
+            words.append(FIELD_LABELS.get(part, part.replace("_", " ")))
     text = " ".join(words)
     return text[:1].upper() + text[1:]
 

@@ -275,7 +275,7 @@ def _walkthrough(page: Any, writable_app: dict[str, Any], tmp_path: Path) -> Non
     split = page.get_by_label("Traffic split (%), control first")
     split.fill("60, 30")
     split.press("Enter")
-    page.get_by_text("it adds up to 90%)").first.wait_for()  # the error speaks in percent
+    page.get_by_text("they add up to 90%)").first.wait_for()  # the error speaks in percent
     settle(page)
     assert "0.9" not in main_text(page)
     shot("planner-error")

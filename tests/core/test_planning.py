@@ -220,7 +220,7 @@ def test_planning_inputs_report_every_problem() -> None:
         planning.make_inputs(baseline=1.5, mde=0.1, daily_traffic=100, weights=(0.5, 0.6))
     assert len(err.value.problems) == 2
     assert any("between 0% and 100% (it is 150%)" in p for p in err.value.problems)
-    assert any("add up to 100% (it adds up to 110%)" in p for p in err.value.problems)
+    assert any("add up to 100% (they add up to 110%)" in p for p in err.value.problems)
     rounded = planning.make_inputs(baseline=0.1, mde=0.1, daily_traffic=100,
                                    weights=(0.3333, 0.3333, 0.3333))
     assert_allclose(rounded.weights, [1 / 3] * 3, rtol=1e-12)

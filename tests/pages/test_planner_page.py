@@ -86,7 +86,8 @@ def test_planner_page_explains_bad_inputs(demo_app: str) -> None:
     at.text_input(key="plan_split_2").set_value("70, 20").run()
     assert not at.exception
     assert "add up to 100%" in at.error[0].value
-    assert "(it adds up to 90%)" in at.error[0].value  # percent, as typed: not 0.9 or 90.0%
+    assert "(they add up to 90%)" in at.error[0].value  # percent, as typed: not 0.9 or 90.0%
+    assert "Traffic split" in at.error[0].value and "weights" not in at.error[0].value
     assert not at.metric and not at.success
 
 

@@ -45,3 +45,10 @@ def test_messages_field_name_reads_nested_locations() -> None:
     assert field_name("target_segment") == "Target segment"
     assert field_name("variants.0.name") == "Variant 1 name"
     assert field_name("input") == "Input"
+
+
+def test_messages_field_name_uses_the_forms_labels() -> None:
+    assert field_name("weights") == "Traffic split"
+    assert field_name("mde") == "Minimum detectable effect"
+    assert plain("weights: the shares must add up to 100% (they add up to 90%)") == (
+        "Traffic split: the shares must add up to 100% (they add up to 90%)")
