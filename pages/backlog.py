@@ -178,13 +178,13 @@ with backlog_tab:
             a1, a2, a3 = st.columns(3)
             if a1.button("Promote to experiment", type="primary", key="bl_promote") and call(
                 lambda s: rice.promote_idea(s, experiment_id=exp.id,
-                                               expected_version=exp.version, actor=actor),
+                                            expected_version=exp.version, actor=actor),
                 f"'{exp.name}' promoted: plan it in the Planner, then launch it.",
             ):
                 st.rerun()
             if a2.button("Archive", key="bl_archive") and call(
                 lambda s: rice.archive_idea(s, experiment_id=exp.id,
-                                               expected_version=exp.version, actor=actor),
+                                            expected_version=exp.version, actor=actor),
                 f"'{exp.name}' archived.",
             ):
                 st.rerun()
@@ -192,8 +192,8 @@ with backlog_tab:
                 f"Use observed reach ({fmt.count(idea.observed_reach)}/quarter)", key="bl_reach"
             ) and call(
                 lambda s: rice.apply_observed_reach(s, experiment_id=exp.id,
-                                                       expected_version=exp.version,
-                                                       actor=actor),
+                                                    expected_version=exp.version,
+                                                    actor=actor),
                 "Reach updated from observed traffic.",
             ):
                 st.rerun()
@@ -218,8 +218,8 @@ with backlog_tab:
                                 key="bl_restore_pick")
             if st.button("Restore to backlog", key="bl_restore") and call(
                 lambda s: rice.restore_idea(s, experiment_id=back,
-                                               expected_version=names[back].version,
-                                               actor=actor),
+                                            expected_version=names[back].version,
+                                            actor=actor),
                 "Restored.",
             ):
                 st.rerun()

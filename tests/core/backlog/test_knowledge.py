@@ -204,7 +204,7 @@ def test_primary_result_is_none_without_data(demo: Session) -> None:
 def test_calibration_uses_the_prediction_recorded_at_promotion(demo: Session) -> None:
     idea = registry.get_experiment_by_name(demo, name="Social login")
     promoted = rice.promote_idea(demo, experiment_id=idea.id, expected_version=idea.version,
-                                    actor=EDITOR)
+                                 actor=EDITOR)
     # after promotion someone rewrites the prediction; calibration keeps the original one
     edited = registry.update_experiment(demo, experiment_id=idea.id,
                                         changes={"impact": 0.25, "confidence": 10},

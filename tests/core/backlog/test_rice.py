@@ -102,7 +102,7 @@ def test_rank_ideas_orders_by_score_and_leaves_others_out(session: Session) -> N
     registry.create_experiment(session, data={"name": "Unscored", "owner": "x"}, actor=EDITOR)
     archived = _idea(session, "Archived", 99_999, 3, 100, 1)
     rice.archive_idea(session, experiment_id=archived.id, expected_version=archived.version,
-                         actor=EDITOR)
+                      actor=EDITOR)
     ranked = rice.rank_ideas(session)
     assert _names(ranked) == ["High", "Mid", "Low", "Unscored"]
     assert [i.rank for i in ranked] == [1, 2, 3, 4]
@@ -132,8 +132,8 @@ def test_edit_rice_recomputes_score_reranks_and_is_audited(session: Session) -> 
     second = _idea(session, "Second", 8_000, 1, 50, 1)  # 4000
     assert _names(rice.rank_ideas(session)) == ["First", "Second"]
     edited = rice.edit_rice(session, experiment_id=second.id,
-                               changes={"impact": 3, "confidence": 100},
-                               expected_version=second.version, actor=EDITOR)
+                            changes={"impact": 3, "confidence": 100},
+                            expected_version=second.version, actor=EDITOR)
     assert_allclose(edited.rice_score, 8_000 * 3 * 1.0 / 1, rtol=1e-12)
     assert edited.version == second.version + 1
     assert _names(rice.rank_ideas(session)) == ["Second", "First"]
@@ -157,7 +157,7 @@ def test_edit_rice_bad_input_writes_nothing(session: Session) -> None:
     ):
         with pytest.raises(InvalidInput, match=fragment):
             rice.edit_rice(session, experiment_id=idea.id, changes=changes,
-                              expected_version=idea.version, actor=EDITOR)
+                           expected_version=idea.version, actor=EDITOR)
     after = registry.get_experiment(session, experiment_id=idea.id)
     assert (after.impact, after.effort, after.rice_score, after.version) == (
         1.0, 1.0, idea.rice_score, idea.version
@@ -193,16 +193,16 @@ def test_viewer_is_refused_every_write(session: Session) -> None:
     before = _audit_count(session)
     calls = [
         lambda: rice.edit_rice(session, experiment_id=idea.id, changes={"reach": 5},
-                                  expected_version=idea.version, actor=VIEWER),
+                               expected_version=idea.version, actor=VIEWER),
         lambda: rice.edit_many(session, actor=VIEWER, edits=[]),
         lambda: rice.promote_idea(session, experiment_id=idea.id,
-                                     expected_version=idea.version, actor=VIEWER),
+                                  expected_version=idea.version, actor=VIEWER),
         lambda: rice.archive_idea(session, experiment_id=idea.id,
-                                     expected_version=idea.version, actor=VIEWER),
+                                  expected_version=idea.version, actor=VIEWER),
         lambda: rice.restore_idea(session, experiment_id=idea.id,
-                                     expected_version=idea.version, actor=VIEWER),
+                                  expected_version=idea.version, actor=VIEWER),
         lambda: rice.apply_observed_reach(session, experiment_id=idea.id,
-                                             expected_version=idea.version, actor=VIEWER),
+                                          expected_version=idea.version, actor=VIEWER),
     ]
     for call in calls:
         with pytest.raises(PermissionDenied, match="viewer role"):
@@ -215,9 +215,9 @@ def test_stale_version_is_a_conflict(session: Session) -> None:
     idea = _idea(session, "Stale", 1_000, 1, 50, 1, hypothesis="h")
     for call in (
         lambda: rice.edit_rice(session, experiment_id=idea.id, changes={"reach": 5},
-                                  expected_version=idea.version - 1, actor=EDITOR),
+                               expected_version=idea.version - 1, actor=EDITOR),
         lambda: rice.archive_idea(session, experiment_id=idea.id,
-                                     expected_version=idea.version + 1, actor=EDITOR),
+                                  expected_version=idea.version + 1, actor=EDITOR),
     ):
         with pytest.raises(Conflict):
             call()
@@ -232,7 +232,7 @@ def test_promote_leaves_backlog_and_is_audited_with_the_prediction(
     idea = _idea(session, "Promote me", 20_000, 2, 80, 2, hypothesis="It helps.",
                  primary_metric="signup_rate")
     promoted = rice.promote_idea(session, experiment_id=idea.id,
-                                    expected_version=idea.version, actor=EDITOR)
+                                 expected_version=idea.version, actor=EDITOR)
     assert promoted.status == "proposed"
     assert promoted.version == idea.version + 1
     assert "Promote me" not in _names(rice.rank_ideas(session))
@@ -246,10 +246,10 @@ def test_promote_leaves_backlog_and_is_audited_with_the_prediction(
     }
     with pytest.raises(RuleViolation, match="already promoted"):
         rice.promote_idea(session, experiment_id=idea.id,
-                             expected_version=promoted.version, actor=EDITOR)
+                          expected_version=promoted.version, actor=EDITOR)
     with pytest.raises(RuleViolation, match="already promoted"):
         rice.edit_rice(session, experiment_id=idea.id, changes={"reach": 1},
-                          expected_version=promoted.version, actor=EDITOR)
+                       expected_version=promoted.version, actor=EDITOR)
 
 
 def test_promote_needs_hypothesis_and_primary_metric_and_writes_nothing(
@@ -259,7 +259,7 @@ def test_promote_needs_hypothesis_and_primary_metric_and_writes_nothing(
     before = _audit_count(session)
     with pytest.raises(RuleViolation, match="needs a hypothesis and a primary metric"):
         rice.promote_idea(session, experiment_id=idea.id, expected_version=idea.version,
-                             actor=EDITOR)
+                          actor=EDITOR)
     assert _audit_count(session) == before
     assert "Vague" in _names(rice.rank_ideas(session))
 
@@ -272,17 +272,17 @@ def test_only_proposed_ideas_are_promoted_or_archived(session: Session, metrics:
                                           expected_version=exp.version, actor=EDITOR)
     with pytest.raises(RuleViolation, match="running, not a backlog idea"):
         rice.promote_idea(session, experiment_id=live.id, expected_version=live.version,
-                             actor=EDITOR)
+                          actor=EDITOR)
     with pytest.raises(RuleViolation, match="running, not a backlog idea"):
         rice.archive_idea(session, experiment_id=live.id, expected_version=live.version,
-                             actor=EDITOR)
+                          actor=EDITOR)
 
 
 def test_archive_and_restore_are_audited(session: Session) -> None:
     idea = _idea(session, "Shelve", 1_000, 1, 50, 1)
     archived = rice.archive_idea(session, experiment_id=idea.id,
-                                    expected_version=idea.version, actor=EDITOR,
-                                    reason="  not this year ")
+                                 expected_version=idea.version, actor=EDITOR,
+                                 reason="  not this year ")
     assert archived.archived_at is not None
     assert "Shelve" not in _names(rice.rank_ideas(session))
     assert [v.name for v in rice.archived_ideas(session)] == ["Shelve"]
@@ -291,9 +291,9 @@ def test_archive_and_restore_are_audited(session: Session) -> None:
     assert entry.changes["archived_at"][0] is None
     with pytest.raises(RuleViolation, match="archived"):
         rice.archive_idea(session, experiment_id=idea.id,
-                             expected_version=archived.version, actor=EDITOR)
+                          expected_version=archived.version, actor=EDITOR)
     restored = rice.restore_idea(session, experiment_id=idea.id,
-                                    expected_version=archived.version, actor=EDITOR)
+                                 expected_version=archived.version, actor=EDITOR)
     assert restored.archived_at is None
     assert registry.audit_history(session, experiment_id=idea.id)[-1].action == "restore"
     assert "Shelve" in _names(rice.rank_ideas(session))
@@ -416,7 +416,7 @@ def test_apply_observed_reach_prefills_from_segment_traffic(
     _observed_segment(session, "Shoppers", days=4, units_per_arm=250, conversions_per_day=10)
     idea = _idea(session, "Prefill", 1, 1, 50, 1, target_segment="shoppers")
     updated = rice.apply_observed_reach(session, experiment_id=idea.id,
-                                           expected_version=idea.version, actor=EDITOR)
+                                        expected_version=idea.version, actor=EDITOR)
     assert updated.reach == 500 * rice.QUARTER_DAYS
     assert registry.audit_history(session, experiment_id=idea.id)[-1].changes["reach"] == [
         1.0, 500.0 * rice.QUARTER_DAYS
@@ -424,4 +424,4 @@ def test_apply_observed_reach_prefills_from_segment_traffic(
     lonely = _idea(session, "Nowhere", 1, 1, 50, 1, target_segment="Martians")
     with pytest.raises(RuleViolation, match="enter Reach by hand"):
         rice.apply_observed_reach(session, experiment_id=lonely.id,
-                                     expected_version=lonely.version, actor=EDITOR)
+                                  expected_version=lonely.version, actor=EDITOR)
