@@ -1,4 +1,4 @@
-"""Beyond one machine: the README's warehouse query, run inside PostgreSQL, stores the same
+"""Beyond one machine: the documented warehouse query, run inside PostgreSQL, stores the same
 sufficient statistics (whole arms, dimension values, ratio sums) as loading the same unit rows
 as a user-level file, and carries the same uniqueness proof: a duplicated unit is refused."""
 
@@ -42,10 +42,10 @@ DUPLICATED = {k: np.concatenate([v, v[[0, 5]]]) for k, v in COLS.items()}
 DUPLICATED["variant"][-2] = "treatment" if COLS["variant"][0] == "control" else "control"
 
 
-def readme_query() -> str:
-    """The SQL block of the README's "Beyond one machine" paragraph."""
-    text = (PROJECT_ROOT / "README.md").read_text()
-    section = text[text.index("**Beyond one machine"):]
+def documented_query() -> str:
+    """The SQL block of docs/data-and-sources.md's "Beyond one machine" section."""
+    text = (PROJECT_ROOT / "docs" / "data-and-sources.md").read_text()
+    section = text[text.index("### Beyond one machine"):]
     match = re.search(r"```sql\n(.*?)```", section, re.DOTALL)
     assert match is not None
     return match.group(1)
@@ -102,7 +102,7 @@ def test_pushdown_query_stores_the_same_statistics_as_the_user_level_file(
 ) -> None:
     pushed = ratio_experiment(session, name="Pushed down")
     loaded = ratio_experiment(session, name="Loaded from a file")
-    set_metric_source(session, experiment_id=pushed, url=warehouse, query=readme_query(),
+    set_metric_source(session, experiment_id=pushed, url=warehouse, query=documented_query(),
                       actor=EDITOR)
     report = ingest_sql(session, experiment_id=pushed, actor=EDITOR)
     assert report.dimensions == ("country",)
@@ -133,7 +133,7 @@ def test_pushdown_query_counts_the_same_extra_unit_rows_as_a_file_load(
     extra = len(ids) - len(set(ids))
     assert extra == 2
     exp = ratio_experiment(session, name="Duplicated")
-    set_metric_source(session, experiment_id=exp, url=warehouse, query=readme_query(),
+    set_metric_source(session, experiment_id=exp, url=warehouse, query=documented_query(),
                       actor=EDITOR)
     with pytest.raises(InvalidInput) as err:
         ingest_sql(session, experiment_id=exp, actor=EDITOR)
