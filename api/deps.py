@@ -1,6 +1,7 @@
 """Dependencies shared by the routes: the database session, the caller, the edited version.
 
-How a request reaches the database (so that load never jams it, see README "Under load"):
+How a request reaches the database (so that load never jams it; see docs/api.md, "Under load
+and faults"):
 
 * A process lets at most DATABASE_POOL_SIZE requests hold a session at once (the
   :class:`DatabaseGate`); the pool has exactly that many connections, so no request ever

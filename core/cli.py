@@ -189,7 +189,7 @@ def _set_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", required=True, help="experiment name")
     p.add_argument("--query-file", required=True,
                    help="file with one SQL query returning variant, day, metric, n, sum, "
-                        "sum_squares (see README 'SQL push-down')")
+                        "sum_squares (see docs/data-and-sources.md 'SQL sources')")
     p.add_argument("--url", help="SQLAlchemy URL of the source database (default: the app's own)")
 
 
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m core.cli",
         description="ExperimentOS administration. Settings come from the environment "
-        "(DATABASE_URL, ARTIFACTS_URL, ...; see README).",
+        "(DATABASE_URL, ARTIFACTS_URL, ...; see docs/operations.md).",
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for name, (help_text, arguments, _handler) in sorted(_COMMANDS.items()):

@@ -13,7 +13,7 @@ DEFAULT_COOKIE_SECRET = "demo-only-cookie-secret-change-me"
 
 
 class Settings(BaseSettings):
-    """Every setting, read from the environment or a `.env` file (see README "Settings")."""
+    """Every setting, read from the environment or a `.env` file (docs/operations.md "Settings")."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 

@@ -23,7 +23,7 @@ an experiment's refresh failed or a dropped file was rejected, after the others 
 
 Each task is one call into `core.data.refresh`; the logic lives there. Re-running a day (clearing
 the run) changes nothing unless the source data for that day changed. Settings come from the
-worker's environment, as for the app: `DATABASE_URL`, `ARTIFACTS_URL` (see README).
+worker's environment, as for the app: `DATABASE_URL`, `ARTIFACTS_URL` (see docs/operations.md).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ found is reported together and nothing is written), then upserts it in one trans
 (:mod:`core.data.writing`), so loading the same data twice changes nothing. A user-level file
 without a ``date`` column is a full snapshot that replaces every day of the metrics it carries;
 a file declared as one day's data (``for_day``, the scheduled refresh's drops) replaces only that
-day. The README's "Metric data" section documents the columns.
+day. docs/data-and-sources.md "Metric data" documents the columns.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ MAX_PROBLEMS = 20
 """At most this many problems are listed; the rest are counted."""
 MAX_DIMENSIONS = 8
 MAX_DIMENSION_VALUES = 100
-"""A dimension with more distinct values than this is not stored (see the README)."""
+"""A dimension with more distinct values than this is not stored (docs/data-and-sources.md)."""
 MAX_DIMENSION_VALUE_LENGTH = 100
 EMPTY_DIMENSION_VALUE = "(none)"
 """The dimension value stored for units whose value is empty."""

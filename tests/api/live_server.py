@@ -40,7 +40,7 @@ def free_port() -> int:
 
 @contextmanager
 def uvicorn_server(database_url: str, *, workers: int = 1, **env: str) -> Iterator[str]:
-    """``uvicorn api.main:app`` on a free loopback port, as deployed (README "Sidecar API":
+    """``uvicorn api.main:app`` on a free loopback port, as deployed (docs/api.md "In production":
     keep-alive longer than a client's idle gaps); yields its base URL, stops it after."""
     port = free_port()
     environment = {**os.environ, "DATABASE_URL": database_url, **env}
