@@ -1,8 +1,7 @@
 """Login glue around streamlit-authenticator: the gate, the current actor, logout.
 
 streamlit-authenticator keeps its own ``st.session_state`` keys (``logout``, ``name``,
-``username``, ``authentication_status`` …), so no widget of ours may use one of them as its key:
-a button keyed ``logout`` made every return visit with the cookie and every log out raise.
+``username``, ``authentication_status`` …), so no widget of ours may use one of them as its key.
 """
 
 from __future__ import annotations
@@ -114,9 +113,8 @@ def require_login(pages: list[Any] | None = None) -> Actor:
 def resume_deep_link(current: Any, pages: list[Any]) -> None:
     """Keep a deep link (``/registry?experiment=3``) when a rerun loses its page.
 
-    A visit's first run, the rerun right after it (the cookie component in the browser answers
-    with a rerun; seen 2 in 14 return visits in Chromium under load) and the sign-in from the
-    login form can reach Streamlit without the page they came from, and so open the Overview.
+    A visit's first run, the rerun the cookie component answers with and the sign-in from the
+    login form can reach Streamlit without their page, and so open the Overview.
     A first run on the Overview follows the page the browser's URL names; otherwise the page
     asked for is remembered — by every signed-out run, and by a session's first signed-in run
     for the next run only (within ``_LANDING_SECONDS``) — and a run that lands on the Overview
@@ -172,9 +170,8 @@ def _run_without_the_gate() -> bool:
     """True (once per process) when Streamlit ran a page file directly instead of Home.py.
 
     Until the first ``st.navigation`` call of a process, Streamlit treats ``pages/`` as a legacy
-    multipage folder: the very first visitor after a start who opens a deep link
-    (``/results?experiment=3``) gets ``pages/results.py`` without the login gate. Switching that
-    legacy mode off makes the rerun go through Home.py's navigation, on the same URL.
+    multipage folder and may run a page file without the login gate; switching that mode off
+    makes the rerun go through Home.py's navigation, on the same URL.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
