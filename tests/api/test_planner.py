@@ -31,13 +31,13 @@ def test_planner_sample_size_matches_core_stats(client: TestClient, reader: dict
     binomial = client.post(f"{URL}/sample-size", headers=reader,
                            json={"kind": "binomial", "baseline": 0.05, "mde": 0.1})
     assert binomial.status_code == 200, binomial.text
-    assert binomial.json() == {"sample_size": stats.sample_size_proportion(0.05, 0.1)}
+    n = stats.sample_size_proportion(0.05, 0.1)
+    assert binomial.json() == {"sample_size": n, "n_per_variant": n, "total": 2 * n, "days": None}
     mean = client.post(f"{URL}/sample-size", headers=reader,
                        json={"kind": "mean", "sd": 10, "mde": 1, "alternative": "greater",
                              "variants": 3})
-    assert mean.json() == {
-        "sample_size": stats.sample_size_mean(10, 1, alternative="greater", variants=3)
-    }
+    assert mean.json()["sample_size"] == stats.sample_size_mean(10, 1, alternative="greater",
+                                                                 variants=3)
 
 
 def test_planner_power_mde_and_duration(client: TestClient, reader: dict) -> None:
@@ -62,14 +62,21 @@ def test_planner_power_mde_and_duration(client: TestClient, reader: dict) -> Non
     ("path", "body", "words"),
     [("sample-size", {"kind": "binomial", "baseline": 1.5, "mde": 0.1}, "baseline"),
      ("sample-size", {"kind": "binomial", "baseline": 0.9, "mde": 0.5}, "use a smaller mde"),
-     ("sample-size", {"kind": "binomial", "baseline": 0.05, "mde": 0.1, "alpha": 0.5,
-                      "power": 0.3}, "must exceed alpha"),
+     ("sample-size", {"kind": "binomial", "baseline": 0.05, "mde": 0.1, "alpha": 0.5},
+      "body.binomial.alpha"),
+     ("sample-size", {"kind": "binomial", "baseline": 0.05, "mde": 0.1, "power": 0.3},
+      "body.binomial.power"),
+     ("sample-size", {"kind": "binomial", "baseline": 0.05, "mde": 0.1, "ratio": 2,
+                      "weights": [0.5, 0.5]}, "not both"),
+     ("sample-size", {"kind": "binomial", "baseline": 0.05, "mde": 0.1,
+                      "weights": [0.5, 0.4]}, "add up to 100%"),
      ("sample-size", {"kind": "mean", "sd": 1, "mde": 0.1, "relative": True},
       "needs baseline_mean"),
      ("sample-size", {"kind": "poisson", "mde": 0.1}, "kind"),
-     ("sample-size", {"kind": "mean", "sd": 1e12, "mde": 1e-9}, "No finite answer"),
+     ("sample-size", {"kind": "mean", "sd": 1e12, "mde": 1e-9}, "no finite sample"),
      ("power", {"kind": "mean", "sd": 1, "mde": 0.1, "n": 1}, "body.mean.n"),
-     ("mde", {"kind": "binomial", "baseline": 0.5, "n": 2, "power": 0.999}, "No finite answer"),
+     ("mde", {"kind": "binomial", "baseline": 0.5, "n": 2, "power": 0.99},
+      "too few to detect any effect"),
      ("duration", {"n_per_variant": 100, "daily_units": 10, "weights": [0.9, 0.9]},
       "weights"),
      ("duration", {"n_per_variant": 100, "daily_units": 0}, "daily_units")],
