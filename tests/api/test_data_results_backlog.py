@@ -41,7 +41,6 @@ def test_data_upload_then_results(
     assert upload.status_code == 200, upload.text
     report = upload.json()
     assert report["stats_rows_written"] == 4 and report["source"] == "daily.csv"
-    assert client.get(f"{URL}/{running}/results", headers=writer).status_code == 404
     refreshed = client.post(f"{URL}/{running}/results/refresh", headers=writer)
     assert refreshed.status_code == 200, refreshed.text
     snapshot = refreshed.json()
@@ -57,6 +56,23 @@ def test_data_upload_then_results(
     assert {p["metric"] for p in series.json()} == {"conversion"}
     assert client.get(f"{URL}/{running}/results/series", params={"metric": "nope"},
                       headers=writer).status_code == 404
+
+
+def test_data_upload_leaves_a_fresh_results_snapshot_like_the_page(
+    client: TestClient, session: Session, writer: dict[str, str], running: int
+) -> None:
+    # the Results page loads a file through core.analysis.views.load_upload, which stores a
+    # snapshot of the data just loaded; the API's upload is the same service
+    assert results.latest_snapshot(session, experiment_id=running) is None
+    upload = client.post(f"{URL}/{running}/data", headers=writer,
+                         files={"file": ("daily.csv", aggregate_csv(), "text/csv")})
+    assert upload.status_code == 200, upload.text
+    stored = results.latest_snapshot(session, experiment_id=running)
+    assert stored is not None and stored.computed_by == "api:writer"
+    assert stored.fingerprint == results.compute_results(session, experiment_id=running).fingerprint
+    assert {c.metric for c in stored.comparisons} == {"conversion", "latency"}
+    latest = client.get(f"{URL}/{running}/results", headers=writer)
+    assert latest.status_code == 200 and latest.json()["snapshot_id"] == stored.snapshot_id
 
 
 @pytest.mark.parametrize(
