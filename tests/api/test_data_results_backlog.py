@@ -13,9 +13,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.analysis import results
+from core.data.metric_sources import set_metric_source
 from db import metric_repository as mrepo
 from db.models import MetricDailyStat
 from tests.api.conftest import draft, headers, make_app
+from tests.conftest import EDITOR
 
 URL = "/api/v1/experiments"
 
@@ -121,6 +123,22 @@ def test_data_sql_refresh_without_source_is_409(
     assert "no SQL metric source" in response.json()["detail"]
     missing = client.post(f"{URL}/424242/data/sql-refresh", headers=writer)
     assert missing.status_code == 404
+
+
+def test_data_sql_refresh_leaves_a_fresh_results_snapshot_like_the_page(
+    client: TestClient, session: Session, writer: dict[str, str], running: int
+) -> None:
+    query = " UNION ALL ".join(
+        f"SELECT '{variant}' AS variant, :end AS day, 'conversion' AS metric, 1000 AS n, "
+        f"{conversions} AS sum, {conversions} AS sum_squares"
+        for variant, conversions in [("control", 100), ("green", 130)])
+    set_metric_source(session, experiment_id=running, url=None, query=query, actor=EDITOR)
+    response = client.post(f"{URL}/{running}/data/sql-refresh", headers=writer)
+    assert response.status_code == 200, response.text
+    stored = results.latest_snapshot(session, experiment_id=running)
+    assert stored is not None and stored.computed_by == "api:writer"
+    conversion = next(c for c in stored.comparisons if c.metric == "conversion")
+    assert (conversion.control_n, conversion.treatment_n) == (1000, 1000)
 
 
 @pytest.mark.parametrize("as_of", ["0", "0076-01-01", "3010-01-01", "1970-01-01", "tomorrow"])
