@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from core import planning
 from core.backlog.rice import Testability
 from core.catalogue import MetricFields
 from core.registry import (
@@ -294,19 +295,26 @@ class MetricOut(BaseModel):
 
 # --------------------------------------------------------------------------- planner
 
-_Alpha = Annotated[float, Field(default=0.05, gt=0, lt=1, description="Significance level.")]
-_Power = Annotated[float, Field(default=0.8, gt=0, lt=1, description="Target power.")]
+_Alpha = Annotated[float, Field(default=0.05, gt=0, lt=0.5, description="Significance level.")]
+_Power = Annotated[float, Field(default=0.8, gt=0.5, lt=1, description="Target power.")]
 _Mde = Annotated[
     float, Field(gt=0, le=1e12, description="Minimum detectable effect, > 0 (see `relative`).")
 ]
 _N = Annotated[float, Field(ge=2, le=1e12, description="Units in the control arm.")]
+_Weights = Annotated[
+    list[float],
+    Field(min_length=2, max_length=20,
+          description="Traffic share per arm, control first, each > 0, summing to 1."),
+]
 
 
 class _PlanBase(RequestBody):
     """Planner inputs: JSON numbers and booleans only (``true`` is not 1, ``"0.5"`` no number).
 
-    Inputs that together have no answer (a baseline + mde outside (0, 1), power not above
-    alpha, an effect too small to detect in finite samples) get 422 saying what to change."""
+    The split is `weights`, or else `variants` arms with every treatment at `ratio` times the
+    control. With `daily_traffic` the answer has days too. Inputs that together have no answer
+    (a baseline + mde outside (0, 1), weights that do not sum to 1, an effect too small to
+    detect in finite samples) get 422 saying what to change."""
 
     model_config = ConfigDict(strict=True)
 
@@ -318,6 +326,29 @@ class _PlanBase(RequestBody):
     variants: int = Field(
         default=2, ge=2, le=20, description="Arms including control; > 2 splits alpha."
     )
+    weights: _Weights | None = None
+    daily_traffic: float | None = Field(
+        default=None, gt=0, le=1e12, description="Eligible units a day; gives the days."
+    )
+    exposure: float = Field(
+        default=1.0, gt=0, le=1, description="Share of the daily traffic enrolled, (0, 1]."
+    )
+
+    @model_validator(mode="after")
+    def _one_split(self) -> _PlanBase:
+        if self.weights is not None:
+            given = self.model_fields_set & {"ratio", "variants"}
+            if "ratio" in given or ("variants" in given and self.variants != len(self.weights)):
+                raise ValueError("weights: give the split as weights, or as ratio and variants, "
+                                 "not both")
+        return self
+
+    @property
+    def split(self) -> tuple[float, ...]:
+        """The traffic split, control first."""
+        if self.weights is not None:
+            return tuple(self.weights)
+        return planning.weights_for_ratio(self.ratio, self.variants)
 
 
 class _Binomial(_PlanBase):
@@ -330,16 +361,26 @@ class _Mean(_PlanBase):
     sd: float = Field(gt=0, le=1e12, description="Standard deviation of the metric per unit.")
 
 
+class _MeanEffect(_Mean):
+    mde: _Mde
+    relative: bool = Field(default=False, description="mde as a fraction of baseline_mean.")
+    baseline_mean: float | None = Field(default=None, ge=-1e12, le=1e12)
+
+    @model_validator(mode="after")
+    def _baseline_for_relative(self) -> _MeanEffect:
+        if self.relative and not self.baseline_mean:
+            raise ValueError("relative=True needs baseline_mean (non-zero): the mde is a "
+                             "fraction of it")
+        return self
+
+
 class BinomialSampleSize(_Binomial):
     mde: _Mde
     relative: bool = Field(default=True, description="mde relative to baseline (0.1 = +10%).")
     power: _Power
 
 
-class MeanSampleSize(_Mean):
-    mde: _Mde
-    relative: bool = Field(default=False, description="mde as a fraction of baseline_mean.")
-    baseline_mean: float | None = Field(default=None, ge=-1e12, le=1e12)
+class MeanSampleSize(_MeanEffect):
     power: _Power
 
 
@@ -349,10 +390,7 @@ class BinomialPower(_Binomial):
     n: _N
 
 
-class MeanPower(_Mean):
-    mde: _Mde
-    relative: bool = False
-    baseline_mean: float | None = Field(default=None, ge=-1e12, le=1e12)
+class MeanPower(_MeanEffect):
     n: _N
 
 
@@ -377,7 +415,10 @@ class DurationRequest(RequestBody):
 
     model_config = ConfigDict(strict=True)
 
-    n_per_variant: float = Field(gt=0, le=1e12, description="Units each arm needs.")
+    n_per_variant: float = Field(
+        gt=0, le=1e12,
+        description="Units each arm needs (a plan's `n_per_variant`: its smallest arm's).",
+    )
     daily_units: float = Field(gt=0, le=1e12, description="Eligible units arriving per day.")
     exposure: float = Field(default=1.0, gt=0, le=1, description="Fraction enrolled, (0, 1].")
     variants: int = Field(default=2, ge=2, le=20)
@@ -392,6 +433,9 @@ class SampleSizeResult(BaseModel):
     sample_size: int = Field(
         description="Units in the control arm; each treatment arm needs ratio × this."
     )
+    n_per_variant: int = Field(description="Units of the smallest arm (the planned sample size).")
+    total: int = Field(description="Units over every arm.")
+    days: int | None = Field(description="Days to enrol them; null without daily_traffic.")
 
 
 class PowerResult(BaseModel):

@@ -6,6 +6,9 @@ Everything the Planner page shows is computed here (the page only reads widgets 
 * :func:`plan_for_duration` — the inverse: the smallest detectable effect in a fixed number of
   days (or, equivalently, for the traffic those days bring);
 * :func:`plan_for_sample` — the inverse: the power reached with a given number of units;
+* :func:`plan_for_units` — the inverse: the smallest detectable effect with a given number of
+  units (what :func:`plan_for_duration` finds for the units its days bring);
+* :func:`duration` — the days until every arm has its units at a traffic split;
 * :func:`power_curve` and :func:`mde_curve` — the curve data behind the two plots;
 * :func:`observed_baseline` — a baseline (rate, or mean and SD) and daily traffic taken from a
   catalogue metric's observed data in an existing experiment (the control arm's stored daily
@@ -13,6 +16,9 @@ Everything the Planner page shows is computed here (the page only reads widgets 
 * :func:`save_plan` — the plan written onto a proposed experiment through
   :func:`core.registry.update_experiment` (audited like any edit), with the test direction it
   was sized for (the experiment's ``alternative``).
+
+The Planner page, ``POST /api/v1/planner/*`` and the backlog's testability check all size an
+experiment through these functions, so each door gives the same answer.
 
 All statistics come from :mod:`core.stats` (R ``power.prop.test`` / ``power.t.test``,
 ``strict = TRUE``). With more than two variants every treatment is compared with the control at
@@ -22,6 +28,7 @@ alpha / (variants - 1) (Bonferroni), and the treatment with the smallest traffic
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,6 +43,7 @@ from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry import ExperimentView, _pydantic_problems
 from core.stats import (
     SufficientStats,
+    duration_days,
     mde_mean,
     mde_proportion,
     power_mean,
@@ -54,6 +62,8 @@ SPLIT_TOLERANCE = 0.005
 """A traffic split within half a percentage point of 100% is rounding, and is rescaled."""
 MAX_DAYS = 3650
 """Plans longer than ten years are refused: the MDE is unreachable with this traffic."""
+MAX_UNITS = 2**53
+"""Sample sizes beyond this are no finite answer (the effect is too small to detect)."""
 
 
 class PlanInputs(BaseModel):
@@ -61,9 +71,10 @@ class PlanInputs(BaseModel):
 
     ``baseline`` is the control's conversion rate (binomial) or mean (mean metrics); ``sd`` the
     per-unit standard deviation (mean metrics only). ``mde`` is relative to the baseline when
-    ``relative`` (0.05 = +5%), else absolute (rate points or metric units). ``weights`` is the
-    traffic split, control first, summing to 1. ``exposure`` is the share of eligible daily
-    traffic enrolled.
+    ``relative`` (0.05 = +5%), else absolute (rate points or metric units); the modes that solve
+    for the effect leave it out. ``weights`` is the traffic split, control first, summing to 1.
+    ``daily_traffic`` is the eligible users a day (without it a plan has no duration);
+    ``exposure`` is the share of them enrolled.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -71,13 +82,13 @@ class PlanInputs(BaseModel):
     kind: MetricKind = "binomial"
     baseline: float
     sd: float | None = Field(default=None, gt=0)
-    mde: float = Field(gt=0)
+    mde: float | None = Field(default=None, gt=0)
     relative: bool = True
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     power: float = Field(default=0.8, gt=0.5, lt=1)
     alternative: Alternative = "two-sided"
     weights: tuple[float, ...] = (0.5, 0.5)
-    daily_traffic: float = Field(gt=0)
+    daily_traffic: float | None = Field(default=None, gt=0)
     exposure: float = Field(default=1.0, gt=0, le=1)
 
     @model_validator(mode="before")
@@ -124,12 +135,20 @@ class PlanInputs(BaseModel):
         return min(self.weights[1:]) / self.weights[0]
 
     @property
-    def daily_enrolled(self) -> float:
-        return self.daily_traffic * self.exposure
+    def daily_enrolled(self) -> float | None:
+        return None if self.daily_traffic is None else self.daily_traffic * self.exposure
 
     @property
-    def mde_absolute(self) -> float:
+    def mde_absolute(self) -> float | None:
+        if self.mde is None:
+            return None
         return self.mde * abs(self.baseline) if self.relative else self.mde
+
+
+def weights_for_ratio(ratio: float, variants: int = 2) -> tuple[float, ...]:
+    """The traffic split in which every treatment gets ``ratio`` times the control's units."""
+    share = 1.0 / (1.0 + (variants - 1) * ratio)
+    return (share, *[ratio * share] * (variants - 1))
 
 
 def make_inputs(**values: object) -> PlanInputs:
@@ -167,7 +186,8 @@ class Plan:
     n_per_variant: int
     """Units of the smallest arm: every arm reaches its own need when this one does."""
     total: int
-    days: int
+    days: int | None
+    """None when the inputs give no daily traffic."""
     mde_absolute: float | None
     """None when no effect is detectable with this sample (inverse mode)."""
     mde_relative: float | None
@@ -192,8 +212,26 @@ def _variant_names(k: int) -> list[str]:
     return ["control", *[f"treatment_{i}" for i in range(1, k)]]
 
 
-def _arms(inputs: PlanInputs, n_control: float) -> tuple[tuple[VariantPlan, ...], int, int]:
-    """Units per arm when the control has ``n_control``, the total, and the days to get there."""
+def duration(
+    n_per_variant: float, *, daily_traffic: float, exposure: float = 1.0,
+    weights: Sequence[float] | None = None, variants: int = 2,
+) -> int:
+    """Days until every arm has ``n_per_variant`` units (at least 1): the arm with the smallest
+    share binds (:func:`core.stats.duration_days`). A plan's ``n_per_variant`` is its smallest
+    arm's units, so this is the plan's duration too. Bad inputs raise :class:`InvalidInput`."""
+    try:
+        days = duration_days(n_per_variant, daily_traffic, exposure=exposure,
+                             variants=len(weights) if weights else variants, weights=weights)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    return max(int(days), 1)
+
+
+def _arms(
+    inputs: PlanInputs, n_control: float
+) -> tuple[tuple[VariantPlan, ...], int, int | None]:
+    """Units per arm when the control has ``n_control``, the total, and the days to get there
+    (None without daily traffic)."""
     w0 = inputs.weights[0]
     units = [math.ceil(round(n_control * w / w0, 6)) for w in inputs.weights]
     arms = tuple(
@@ -201,9 +239,13 @@ def _arms(inputs: PlanInputs, n_control: float) -> tuple[tuple[VariantPlan, ...]
         for name, w, u in zip(_variant_names(inputs.variants), inputs.weights, units, strict=True)
     )
     total = sum(units)
-    # the control fills at daily_enrolled * w0 a day; the others fill in proportion
-    days = math.ceil(round(n_control / (inputs.daily_enrolled * w0), 6))
-    return arms, total, max(days, 1)
+    if inputs.daily_traffic is None:
+        return arms, total, None
+    # every arm fills in proportion to its share: the smallest one's need binds
+    smallest = n_control * min(inputs.weights) / w0
+    days = duration(smallest, daily_traffic=inputs.daily_traffic, exposure=inputs.exposure,
+                    weights=inputs.weights)
+    return arms, total, days
 
 
 def _common(inputs: PlanInputs, *, with_power: bool) -> dict[str, Any]:
@@ -215,16 +257,31 @@ def _common(inputs: PlanInputs, *, with_power: bool) -> dict[str, Any]:
     return out
 
 
+def _mde_given(inputs: PlanInputs) -> float:
+    if inputs.mde is None:
+        raise InvalidInput("mde: give the smallest effect to detect (a number > 0)")
+    return inputs.mde
+
+
 def _n_control(inputs: PlanInputs) -> int:
     common = _common(inputs, with_power=True)
+    mde = _mde_given(inputs)
     try:
-        if inputs.kind == "binomial":
-            return int(sample_size_proportion(inputs.baseline, inputs.mde,
-                                              relative=inputs.relative, **common))
-        return int(sample_size_mean(inputs.sd, inputs.mde, baseline_mean=inputs.baseline,
-                                    relative=inputs.relative, **common))
+        with np.errstate(all="ignore"):
+            if inputs.kind == "binomial":
+                n = sample_size_proportion(inputs.baseline, mde, relative=inputs.relative,
+                                           round_up=False, **common)
+            else:
+                n = sample_size_mean(inputs.sd, mde, baseline_mean=inputs.baseline,
+                                     relative=inputs.relative, round_up=False, **common)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
+    if not math.isfinite(n) or n > MAX_UNITS:
+        raise InvalidInput(
+            "mde: no finite sample detects an effect this small with this variance: choose a "
+            "larger mde"
+        )
+    return math.ceil(round(n, 9))
 
 
 def _power(inputs: PlanInputs, n_control: float, mde_absolute: float) -> float:
@@ -282,14 +339,20 @@ def _days(days: int) -> str:
 
 def summary_sentence(plan: Plan) -> str:
     """The plain-language answer, e.g. "With 4,200 users a day you can detect a 5% relative lift
-    in 12 days (...)"."""
+    in 12 days (...)"; without daily traffic, the users alone."""
     i = plan.inputs
     effect = _effect_phrase(i, plan.mde_absolute, plan.mde_relative)
     sizes = f"{plan.n_per_variant:,} users per variant, {plan.total:,} in total"
     if plan.mode == "power":
+        takes = "" if plan.days is None else f"; at {_traffic(i)} that takes {_days(plan.days)}"
         return (f"With {sizes}, you have a {fmt.percent(plan.power, 0)} chance (power) to "
-                f"detect {effect} "
-                f"({_tail(i)}); at {_traffic(i)} that takes {_days(plan.days)}.")
+                f"detect {effect} ({_tail(i)}){takes}.")
+    if plan.days is None:
+        if plan.mde_absolute is None:
+            return (f"{sizes[0].upper()}{sizes[1:]} are too few to detect any effect at "
+                    f"{fmt.percent(i.power, 0)} power: add users.")
+        return (f"With {sizes}, you can detect {effect} ({fmt.percent(i.power, 0)} power, "
+                f"{_tail(i)}).")
     if plan.mde_absolute is None:
         return (f"With {_traffic(i)}, {_days(plan.days)} ({sizes}) are too few to detect any "
                 f"effect at {fmt.percent(i.power, 0)} power: run longer or expose more traffic.")
@@ -297,18 +360,22 @@ def summary_sentence(plan: Plan) -> str:
             f"{fmt.percent(i.power, 0)} power, {_tail(i)}).")
 
 
-# --------------------------------------------------------------------------- the three modes
+# --------------------------------------------------------------------------- the modes
 
 
 def _finish(plan: Plan) -> Plan:
     return replace(plan, summary=summary_sentence(plan))
 
 
-def plan_sample_size(inputs: PlanInputs) -> Plan:
-    """Units per variant, total and days needed to detect ``inputs.mde`` at ``inputs.power``."""
+def plan_sample_size(inputs: PlanInputs, *, max_days: int | None = MAX_DAYS) -> Plan:
+    """Units per variant, total and days needed to detect ``inputs.mde`` at ``inputs.power``.
+
+    A plan longer than ``max_days`` is refused (:class:`InvalidInput`); ``None`` returns it
+    however long (the backlog reports such an idea as not testable).
+    """
     n_control = _n_control(inputs)
     arms, total, days = _arms(inputs, n_control)
-    if days > MAX_DAYS:
+    if days is not None and max_days is not None and days > max_days:
         raise InvalidInput(
             f"This plan needs {days:,} days ({n_control:,} users per variant at "
             f"{fmt.count(inputs.daily_enrolled)} enrolled a day): choose a larger MDE or more "
@@ -322,11 +389,37 @@ def plan_sample_size(inputs: PlanInputs) -> Plan:
     ))
 
 
+def _detectable(inputs: PlanInputs, n_control: float, days: int | None) -> Plan:
+    try:
+        absolute = float(_mde(inputs, n_control))
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    mde_abs = None if math.isnan(absolute) else absolute
+    arms, total, filled = _arms(inputs, n_control)
+    return _finish(Plan(
+        mode="duration", inputs=inputs, n_control=math.floor(n_control), variants=arms,
+        n_per_variant=min(a.units for a in arms), total=total,
+        days=filled if days is None else days, mde_absolute=mde_abs,
+        mde_relative=_relative(inputs, mde_abs), power=inputs.power, summary="",
+    ))
+
+
+def plan_for_units(inputs: PlanInputs, *, n_control: float) -> Plan:
+    """Inverse mode: the smallest effect detectable at ``inputs.power`` with ``n_control``
+    control units (each treatment at its share). ``inputs.mde`` is ignored; the plan's
+    ``mde_absolute`` is None when no effect is detectable with so few."""
+    if not 2 <= n_control <= MAX_UNITS:
+        raise InvalidInput(f"n: the control needs between 2 and {MAX_UNITS:,} users")
+    return _detectable(inputs, n_control, None)
+
+
 def plan_for_duration(inputs: PlanInputs, *, days: int) -> Plan:
     """Inverse mode: the smallest effect detectable at ``inputs.power`` in ``days`` days.
 
     ``inputs.mde`` is ignored. The control gets ``days * daily_traffic * exposure * w_control``.
     """
+    if inputs.daily_enrolled is None:
+        raise InvalidInput("daily_traffic: give the eligible users a day to plan for a duration")
     if not 1 <= days <= MAX_DAYS:
         raise InvalidInput(f"days: give a duration between 1 and {MAX_DAYS:,} days")
     n_control = days * inputs.daily_enrolled * inputs.weights[0]
@@ -336,33 +429,25 @@ def plan_for_duration(inputs: PlanInputs, *, days: int) -> Plan:
             "control "
             f"fewer than 2 users: run longer or expose more traffic"
         )
-    try:
-        absolute = float(_mde(inputs, n_control))
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-    mde_abs = None if math.isnan(absolute) else absolute
-    arms, total, _ = _arms(inputs, n_control)
-    return _finish(Plan(
-        mode="duration", inputs=inputs, n_control=math.floor(n_control), variants=arms,
-        n_per_variant=min(a.units for a in arms), total=total, days=days,
-        mde_absolute=mde_abs, mde_relative=_relative(inputs, mde_abs), power=inputs.power,
-        summary="",
-    ))
+    return _detectable(inputs, n_control, days)
 
 
-def plan_for_sample(inputs: PlanInputs, *, n_per_variant: int) -> Plan:
+def plan_for_sample(inputs: PlanInputs, *, n_per_variant: float) -> Plan:
     """Inverse mode: the power to detect ``inputs.mde`` with ``n_per_variant`` control units."""
     if n_per_variant < 2:
         raise InvalidInput("n_per_variant: a variant needs at least 2 users")
+    mde_absolute = inputs.mde_absolute
+    if mde_absolute is None:
+        raise InvalidInput("mde: give the effect whose power to find (a number > 0)")
     try:
-        power = _power(inputs, n_per_variant, inputs.mde_absolute)
+        power = _power(inputs, n_per_variant, mde_absolute)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     arms, total, days = _arms(inputs, n_per_variant)
     return _finish(Plan(
-        mode="power", inputs=inputs, n_control=n_per_variant, variants=arms,
+        mode="power", inputs=inputs, n_control=math.floor(n_per_variant), variants=arms,
         n_per_variant=min(a.units for a in arms), total=total, days=days,
-        mde_absolute=inputs.mde_absolute, mde_relative=_relative(inputs, inputs.mde_absolute),
+        mde_absolute=mde_absolute, mde_relative=_relative(inputs, mde_absolute),
         power=power, summary="",
     ))
 
@@ -407,6 +492,8 @@ def mde_curve(plan: Plan) -> Curve:
     Days whose traffic gives the control fewer than 2 users, or where no effect is detectable,
     are left out."""
     i = plan.inputs
+    if plan.days is None or i.daily_enrolled is None:
+        return Curve((), (), "Days", "Detectable effect", 0.0, None)
     days = np.arange(1, max(2 * plan.days, 14) + 1, dtype=float)
     n = days * i.daily_enrolled * i.weights[0]
     keep = n >= 2

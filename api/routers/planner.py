@@ -1,12 +1,8 @@
-"""The planner: sample size, power, MDE and duration, calling core.stats (stateless)."""
+"""The planner: sample size, power, MDE and duration, each the Planner page's own plan
+(:mod:`core.planning`), so the API, the page and the backlog give the same answer (stateless)."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from typing import Any
-
-import numpy as np
 from fastapi import APIRouter
 
 from api.deps import Reader
@@ -19,88 +15,64 @@ from api.schemas import (
     DurationResult,
     MdeRequest,
     MdeResult,
+    MeanMde,
+    MeanPower,
     PowerRequest,
     PowerResult,
     SampleSizeRequest,
     SampleSizeResult,
 )
-from core import stats
+from core import planning
 from core.errors import InvalidInput
 
 router = APIRouter(prefix="/planner", tags=["planner"], responses=responses(413, 422))
 
-_COMMON = ("alpha", "alternative", "ratio", "variants")
-_LARGEST = 2**53
 
-
-def _calculate(function: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
-    """Call a core.stats planner function; its ValueErrors become 422 with its message."""
-    try:
-        with np.errstate(all="ignore"):
-            value = float(function(*args, **kwargs))
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-    if not math.isfinite(value) or abs(value) > _LARGEST:
-        raise InvalidInput(
-            "No finite answer for these inputs (the effect is too small, or the sample too "
-            "small, to reach the power asked for): change mde, n or power."
-        )
-    return value
-
-
-def _common(body: Any) -> dict[str, Any]:
-    return {name: getattr(body, name) for name in _COMMON}
+def _inputs(body: SampleSizeRequest | PowerRequest | MdeRequest) -> planning.PlanInputs:
+    """The request as the planner's inputs (the API's names for the same things)."""
+    common = {"alpha": body.alpha, "alternative": body.alternative, "weights": body.split,
+              "daily_traffic": body.daily_traffic, "exposure": body.exposure}
+    if not isinstance(body, BinomialPower | MeanPower):  # the power route solves for it
+        common["power"] = body.power
+    if isinstance(body, BinomialSampleSize | BinomialPower | BinomialMde):
+        effect = {} if isinstance(body, BinomialMde) else {"mde": body.mde,
+                                                           "relative": body.relative}
+        return planning.make_inputs(kind="binomial", baseline=body.baseline, **effect, **common)
+    if isinstance(body, MeanMde):
+        return planning.make_inputs(kind="mean", baseline=0.0, sd=body.sd, relative=False,
+                                    **common)
+    return planning.make_inputs(kind="mean", baseline=body.baseline_mean or 0.0, sd=body.sd,
+                                mde=body.mde, relative=body.relative, **common)
 
 
 @router.post("/sample-size", response_model=SampleSizeResult)
 def sample_size(body: SampleSizeRequest, _actor: Reader) -> SampleSizeResult:
-    """Units in the control arm needed to detect `mde` with the given power."""
-    if isinstance(body, BinomialSampleSize):
-        n = _calculate(
-            stats.sample_size_proportion, body.baseline, body.mde, relative=body.relative,
-            power=body.power, **_common(body),
-        )
-    else:
-        n = _calculate(
-            stats.sample_size_mean, body.sd, body.mde, baseline_mean=body.baseline_mean,
-            relative=body.relative, power=body.power, **_common(body),
-        )
-    return SampleSizeResult(sample_size=int(n))
+    """Units in the control arm needed to detect `mde` with the given power; with
+    `daily_traffic`, the days too."""
+    plan = planning.plan_sample_size(_inputs(body))
+    return SampleSizeResult(sample_size=plan.n_control, n_per_variant=plan.n_per_variant,
+                            total=plan.total, days=plan.days)
 
 
 @router.post("/power", response_model=PowerResult)
 def power(body: PowerRequest, _actor: Reader) -> PowerResult:
     """Power to detect `mde` with `n` units in the control arm."""
-    if isinstance(body, BinomialPower):
-        value = _calculate(
-            stats.power_proportion, body.baseline, body.mde, body.n, relative=body.relative,
-            **_common(body),
-        )
-    else:
-        value = _calculate(
-            stats.power_mean, body.sd, body.mde, body.n, baseline_mean=body.baseline_mean,
-            relative=body.relative, **_common(body),
-        )
-    return PowerResult(power=value)
+    plan = planning.plan_for_sample(_inputs(body), n_per_variant=body.n)
+    return PowerResult(power=plan.power)
 
 
 @router.post("/mde", response_model=MdeResult)
 def mde(body: MdeRequest, _actor: Reader) -> MdeResult:
     """Smallest absolute effect detectable with `n` control units at the given power."""
-    if isinstance(body, BinomialMde):
-        value = _calculate(
-            stats.mde_proportion, body.baseline, body.n, power=body.power, **_common(body)
-        )
-        return MdeResult(mde=value, relative_mde=value / body.baseline)
-    value = _calculate(stats.mde_mean, body.sd, body.n, power=body.power, **_common(body))
-    return MdeResult(mde=value, relative_mde=None)
+    plan = planning.plan_for_units(_inputs(body), n_control=body.n)
+    if plan.mde_absolute is None:
+        raise InvalidInput(plan.summary)
+    return MdeResult(mde=plan.mde_absolute, relative_mde=plan.mde_relative)
 
 
 @router.post("/duration", response_model=DurationResult)
 def duration(body: DurationRequest, _actor: Reader) -> DurationResult:
-    """Days until every arm reaches `n_per_variant` units."""
-    days = _calculate(
-        stats.duration_days, body.n_per_variant, body.daily_units, exposure=body.exposure,
-        variants=body.variants, weights=body.weights,
-    )
-    return DurationResult(days=int(days))
+    """Days until every arm reaches `n_per_variant` units (the smallest share binds)."""
+    return DurationResult(days=planning.duration(
+        body.n_per_variant, daily_traffic=body.daily_units, exposure=body.exposure,
+        weights=body.weights, variants=body.variants))

@@ -21,8 +21,10 @@ the Planner needs them.
 
 Reach is prefilled from observed traffic: the assignment counts of experiments that targeted
 the same segment (case-insensitive). The testability check sizes the idea's MDE (relative, on
-its primary metric's observed control baseline) with the planner, and flags the idea when that
-sample needs more than ``backlog_testable_weeks`` weeks of the segment's observed traffic.
+its primary metric's observed control baseline, at the idea's alpha, power, test direction and
+traffic split) with the Planner's own service (:func:`core.planning.plan_sample_size`, at the
+segment's observed daily traffic), and flags the idea when that plan needs more than
+``backlog_testable_weeks`` weeks.
 """
 
 from __future__ import annotations
@@ -38,8 +40,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from core import format as fmt
-from core import registry
-from core import stats as planner
+from core import planning, registry
 from core.auth import Actor
 from core.config import get_settings
 from core.errors import InvalidInput, NotFound, RuleViolation
@@ -269,7 +270,8 @@ def assess_testability(
     baselines: Mapping[tuple[str, str | None], Baseline],
     testable_weeks: int,
 ) -> Testability:
-    """Size the idea's relative MDE with the planner and compare with its segment's traffic."""
+    """Size the idea's relative MDE with the Planner's service at its segment's observed
+    traffic, and compare the days with ``testable_weeks``."""
     limit_days = testable_weeks * 7
     missing = []
     if not idea.primary_metric:
@@ -294,32 +296,28 @@ def assess_testability(
             None, f"Cannot check testability: no observed baseline for {idea.primary_metric} yet.",
             daily_units=seen.daily_units,
         )
-    k = max(len(idea.variants), 2)
-    weights = [v.weight for v in idea.variants] if len(idea.variants) >= 2 else None
+    weights = tuple(v.weight for v in idea.variants) if len(idea.variants) >= 2 else (0.5, 0.5)
     where = f"in '{base.segment}'" if base.segment else "across all segments"
     try:
-        if base.kind == "binomial":
-            n = planner.sample_size_proportion(
-                base.mean, idea.mde, relative=True, alpha=idea.alpha, power=idea.power,
-                variants=k,
-            )
-            shown = f"{fmt.percent(base.mean, 2)}"
-        else:
-            n = planner.sample_size_mean(
-                base.sd, idea.mde, baseline_mean=base.mean, relative=True, alpha=idea.alpha,
-                power=idea.power, variants=k,
-            )
-            shown = f"{base.mean:,.4g} (sd {base.sd:,.4g})"
-        days = planner.duration_days(n, seen.daily_units, variants=k, weights=weights)
-    except ValueError as exc:
-        return Testability(None, f"Cannot check testability: {exc}.", daily_units=seen.daily_units,
-                           baseline=base.mean)
+        plan = planning.plan_sample_size(planning.make_inputs(
+            kind=base.kind, baseline=base.mean, sd=base.sd if base.kind == "mean" else None,
+            mde=idea.mde, relative=True, alpha=idea.alpha, power=idea.power,
+            alternative=idea.alternative, weights=weights, daily_traffic=seen.daily_units,
+        ), max_days=None)
+    except InvalidInput as exc:
+        return Testability(None, f"Cannot check testability: {'; '.join(exc.problems)}.",
+                           daily_units=seen.daily_units, baseline=base.mean)
+    assert plan.days is not None  # sized at the segment's traffic
+    days = plan.days
+    shown = (fmt.percent(base.mean, 2) if base.kind == "binomial"
+             else f"{base.mean:,.4g} (sd {base.sd:,.4g})")
+    sided = "" if idea.alternative == "two-sided" else ", one-sided"
     numbers = (
         f"a {fmt.percent(idea.mde)} relative MDE on {idea.primary_metric} "
         f"(baseline {shown} {where}) "
-        f"needs {n:,} units per variant ({n * k:,} in all, α {idea.alpha:g}, power "
-        f"{idea.power:g}); '{seen.segment}' brings about {fmt.count(seen.daily_units)} units a "
-        "day, "
+        f"needs {plan.n_per_variant:,} units per variant ({plan.total:,} in all, "
+        f"α {idea.alpha:g}{sided}, power {idea.power:g}); '{seen.segment}' brings about "
+        f"{fmt.count(seen.daily_units)} units a day, "
         f"so that takes {days:,} days ({days / 7:.1f} weeks) against a limit of "
         f"{testable_weeks} weeks"
     )
@@ -328,8 +326,8 @@ def assess_testability(
     else:
         message = f"Testable: {numbers}."
     return Testability(
-        testable=days <= limit_days, message=message, n_per_variant=int(n),
-        daily_units=seen.daily_units, days_needed=int(days), limit_days=limit_days,
+        testable=days <= limit_days, message=message, n_per_variant=plan.n_per_variant,
+        daily_units=seen.daily_units, days_needed=days, limit_days=limit_days,
         baseline=base.mean,
     )
 

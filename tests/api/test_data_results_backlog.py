@@ -13,9 +13,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.analysis import results
+from core.data.metric_sources import set_metric_source
 from db import metric_repository as mrepo
 from db.models import MetricDailyStat
 from tests.api.conftest import draft, headers, make_app
+from tests.conftest import EDITOR
 
 URL = "/api/v1/experiments"
 
@@ -41,7 +43,6 @@ def test_data_upload_then_results(
     assert upload.status_code == 200, upload.text
     report = upload.json()
     assert report["stats_rows_written"] == 4 and report["source"] == "daily.csv"
-    assert client.get(f"{URL}/{running}/results", headers=writer).status_code == 404
     refreshed = client.post(f"{URL}/{running}/results/refresh", headers=writer)
     assert refreshed.status_code == 200, refreshed.text
     snapshot = refreshed.json()
@@ -57,6 +58,23 @@ def test_data_upload_then_results(
     assert {p["metric"] for p in series.json()} == {"conversion"}
     assert client.get(f"{URL}/{running}/results/series", params={"metric": "nope"},
                       headers=writer).status_code == 404
+
+
+def test_data_upload_leaves_a_fresh_results_snapshot_like_the_page(
+    client: TestClient, session: Session, writer: dict[str, str], running: int
+) -> None:
+    # the Results page loads a file through core.analysis.views.load_upload, which stores a
+    # snapshot of the data just loaded; the API's upload is the same service
+    assert results.latest_snapshot(session, experiment_id=running) is None
+    upload = client.post(f"{URL}/{running}/data", headers=writer,
+                         files={"file": ("daily.csv", aggregate_csv(), "text/csv")})
+    assert upload.status_code == 200, upload.text
+    stored = results.latest_snapshot(session, experiment_id=running)
+    assert stored is not None and stored.computed_by == "api:writer"
+    assert stored.fingerprint == results.compute_results(session, experiment_id=running).fingerprint
+    assert {c.metric for c in stored.comparisons} == {"conversion", "latency"}
+    latest = client.get(f"{URL}/{running}/results", headers=writer)
+    assert latest.status_code == 200 and latest.json()["snapshot_id"] == stored.snapshot_id
 
 
 @pytest.mark.parametrize(
@@ -105,6 +123,22 @@ def test_data_sql_refresh_without_source_is_409(
     assert "no SQL metric source" in response.json()["detail"]
     missing = client.post(f"{URL}/424242/data/sql-refresh", headers=writer)
     assert missing.status_code == 404
+
+
+def test_data_sql_refresh_leaves_a_fresh_results_snapshot_like_the_page(
+    client: TestClient, session: Session, writer: dict[str, str], running: int
+) -> None:
+    query = " UNION ALL ".join(
+        f"SELECT '{variant}' AS variant, :end AS day, 'conversion' AS metric, 1000 AS n, "
+        f"{conversions} AS sum, {conversions} AS sum_squares"
+        for variant, conversions in [("control", 100), ("green", 130)])
+    set_metric_source(session, experiment_id=running, url=None, query=query, actor=EDITOR)
+    response = client.post(f"{URL}/{running}/data/sql-refresh", headers=writer)
+    assert response.status_code == 200, response.text
+    stored = results.latest_snapshot(session, experiment_id=running)
+    assert stored is not None and stored.computed_by == "api:writer"
+    conversion = next(c for c in stored.comparisons if c.metric == "conversion")
+    assert (conversion.control_n, conversion.treatment_n) == (1000, 1000)
 
 
 @pytest.mark.parametrize("as_of", ["0", "0076-01-01", "3010-01-01", "1970-01-01", "tomorrow"])

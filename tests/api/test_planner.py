@@ -1,12 +1,23 @@
-"""Planner routes: the same numbers as core.stats, and clear 422s on impossible plans."""
+"""Planner routes: the planning service's numbers (the Planner page's and the backlog's), checked
+against statsmodels, and clear 422s on impossible plans."""
 
 from __future__ import annotations
 
+import math
+from datetime import date
+
 import pytest
 from fastapi.testclient import TestClient
+from scipy.optimize import brentq
+from sqlalchemy.orm import Session
+from statsmodels.stats.proportion import power_proportions_2indep
 
-from core import stats
+from core import planning, registry, stats
+from core.backlog import rice
+from db import repositories as repo
+from db.models import AssignmentDailyCount, MetricDailyStat
 from tests.api.conftest import headers
+from tests.conftest import EDITOR
 
 URL = "/api/v1/planner"
 
@@ -20,13 +31,13 @@ def test_planner_sample_size_matches_core_stats(client: TestClient, reader: dict
     binomial = client.post(f"{URL}/sample-size", headers=reader,
                            json={"kind": "binomial", "baseline": 0.05, "mde": 0.1})
     assert binomial.status_code == 200, binomial.text
-    assert binomial.json() == {"sample_size": stats.sample_size_proportion(0.05, 0.1)}
+    n = stats.sample_size_proportion(0.05, 0.1)
+    assert binomial.json() == {"sample_size": n, "n_per_variant": n, "total": 2 * n, "days": None}
     mean = client.post(f"{URL}/sample-size", headers=reader,
                        json={"kind": "mean", "sd": 10, "mde": 1, "alternative": "greater",
                              "variants": 3})
-    assert mean.json() == {
-        "sample_size": stats.sample_size_mean(10, 1, alternative="greater", variants=3)
-    }
+    assert mean.json()["sample_size"] == stats.sample_size_mean(10, 1, alternative="greater",
+                                                                 variants=3)
 
 
 def test_planner_power_mde_and_duration(client: TestClient, reader: dict) -> None:
@@ -51,14 +62,21 @@ def test_planner_power_mde_and_duration(client: TestClient, reader: dict) -> Non
     ("path", "body", "words"),
     [("sample-size", {"kind": "binomial", "baseline": 1.5, "mde": 0.1}, "baseline"),
      ("sample-size", {"kind": "binomial", "baseline": 0.9, "mde": 0.5}, "use a smaller mde"),
-     ("sample-size", {"kind": "binomial", "baseline": 0.05, "mde": 0.1, "alpha": 0.5,
-                      "power": 0.3}, "must exceed alpha"),
+     ("sample-size", {"kind": "binomial", "baseline": 0.05, "mde": 0.1, "alpha": 0.5},
+      "body.binomial.alpha"),
+     ("sample-size", {"kind": "binomial", "baseline": 0.05, "mde": 0.1, "power": 0.3},
+      "body.binomial.power"),
+     ("sample-size", {"kind": "binomial", "baseline": 0.05, "mde": 0.1, "ratio": 2,
+                      "weights": [0.5, 0.5]}, "not both"),
+     ("sample-size", {"kind": "binomial", "baseline": 0.05, "mde": 0.1,
+                      "weights": [0.5, 0.4]}, "add up to 100%"),
      ("sample-size", {"kind": "mean", "sd": 1, "mde": 0.1, "relative": True},
       "needs baseline_mean"),
      ("sample-size", {"kind": "poisson", "mde": 0.1}, "kind"),
-     ("sample-size", {"kind": "mean", "sd": 1e12, "mde": 1e-9}, "No finite answer"),
+     ("sample-size", {"kind": "mean", "sd": 1e12, "mde": 1e-9}, "no finite sample"),
      ("power", {"kind": "mean", "sd": 1, "mde": 0.1, "n": 1}, "body.mean.n"),
-     ("mde", {"kind": "binomial", "baseline": 0.5, "n": 2, "power": 0.999}, "No finite answer"),
+     ("mde", {"kind": "binomial", "baseline": 0.5, "n": 2, "power": 0.99},
+      "too few to detect any effect"),
      ("duration", {"n_per_variant": 100, "daily_units": 10, "weights": [0.9, 0.9]},
       "weights"),
      ("duration", {"n_per_variant": 100, "daily_units": 0}, "daily_units")],
@@ -70,3 +88,102 @@ def test_planner_impossible_plans_are_422(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert words in response.text
+
+
+# --------------------------------------------------------------------------- one answer per door
+#
+# The Planner page (core.planning.plan_sample_size, which pages/planner.py calls and
+# tests/pages/test_planner_page.py holds it to), POST /planner/sample-size and the backlog's
+# testability flag size the same experiment alike. The reference is independent of core:
+# statsmodels' power of the two-proportion z-test (pooled variance under H0, unpooled under H1,
+# both tails counted: statsmodels.stats.proportion.power_proportions_2indep, i.e. R's
+# power.prop.test(strict = TRUE) with unequal arms), solved for the control's n with brentq;
+# the days are ceil(n_control / (daily users x exposure x control share)), when the control
+# (and so every treatment, at its share) has its units.
+
+_DAILY = 10_000.0
+
+
+def _reference_n_control(baseline: float, relative_mde: float, weights: tuple[float, ...],
+                         alternative: str, alpha: float = 0.05, power: float = 0.8) -> int:
+    """The smallest control n whose binding comparison (smallest treatment share) reaches
+    `power`, at alpha / (variants - 1) (Bonferroni), by statsmodels."""
+    ratio = min(weights[1:]) / weights[0]
+    treated = baseline * (1 - relative_mde if alternative == "less" else 1 + relative_mde)
+    sided = {"two-sided": "two-sided", "greater": "larger", "less": "smaller"}[alternative]
+    per_test = alpha / (len(weights) - 1)
+
+    def shortfall(n_control: float) -> float:
+        # sample 1 is the treatment (p1 = p2 + diff), sample 2 = ratio x sample 1 the control
+        return float(power_proportions_2indep(
+            treated - baseline, baseline, ratio * n_control, ratio=1 / ratio, alpha=per_test,
+            alternative=sided, return_results=False)) - power
+
+    return math.ceil(round(brentq(shortfall, 10, 1e8, xtol=1e-9), 6))
+
+
+def _observed_segment(session: Session, segment: str, daily_units: float) -> None:
+    """A past experiment on `segment`: one day of `daily_units` assigned, control converting
+    10% (the backlog's observed traffic and baseline)."""
+    exp = registry.create_experiment(session, actor=EDITOR, data={
+        "name": f"Past test on {segment}", "owner": "o", "hypothesis": "h",
+        "target_segment": segment, "primary_metric": "conversion",
+        "variants": [{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}],
+        "planned_sample_size": 1000})
+    registry.transition_experiment(session, experiment_id=exp.id, to_status="running",
+                                   expected_version=exp.version, actor=EDITOR)
+    orm = repo.get_experiment(session, experiment_id=exp.id)
+    assert orm is not None and orm.primary_metric_id is not None
+    day = date(2026, 1, 5)
+    for variant in orm.variants:
+        session.add(AssignmentDailyCount(experiment_id=exp.id, variant_id=variant.id, day=day,
+                                         units=int(daily_units / 2)))
+    session.add(MetricDailyStat(experiment_id=exp.id, variant_id=orm.variants[0].id,
+                                metric_id=orm.primary_metric_id, day=day, n=20_000,
+                                sum=2_000, sum_squares=2_000, source="test"))
+    session.flush()
+
+
+DOORS = [
+    pytest.param((0.2, 0.8), "two-sided", 1.0, 19, id="20/80 split: 19 days, not 29"),
+    pytest.param((0.8, 0.2), "two-sided", 1.0, None, id="80/20 split"),
+    pytest.param((0.5, 0.5), "greater", 1.0, None, id="one-sided"),
+    pytest.param((0.4, 0.3, 0.3), "two-sided", 1.0, None, id="two treatments"),
+    pytest.param((0.5, 0.5), "two-sided", 0.5, None, id="half the traffic exposed"),
+]
+
+
+@pytest.mark.parametrize(("weights", "alternative", "exposure", "days"), DOORS)
+def test_planner_page_api_and_backlog_size_an_experiment_alike(
+    client: TestClient, session: Session, reader: dict, metrics: list[str],
+    weights: tuple[float, ...], alternative: str, exposure: float, days: int | None,
+) -> None:
+    n_control = _reference_n_control(0.10, 0.05, weights, alternative)
+    expected_days = math.ceil(round(n_control / (_DAILY * exposure * weights[0]), 6))
+    assert days is None or expected_days == days
+
+    page = planning.plan_sample_size(planning.make_inputs(
+        baseline=0.10, mde=0.05, weights=weights, alternative=alternative,
+        daily_traffic=_DAILY, exposure=exposure))
+    assert (page.n_control, page.days) == (n_control, expected_days)
+
+    api = client.post(f"{URL}/sample-size", headers=reader, json={
+        "kind": "binomial", "baseline": 0.10, "mde": 0.05, "alternative": alternative,
+        "weights": list(weights), "daily_traffic": _DAILY, "exposure": exposure})
+    assert api.status_code == 200, api.text
+    assert api.json() == {"sample_size": n_control, "n_per_variant": page.n_per_variant,
+                          "total": page.total, "days": expected_days}
+    duration = client.post(f"{URL}/duration", headers=reader, json={
+        "n_per_variant": page.n_per_variant, "daily_units": _DAILY, "exposure": exposure,
+        "variants": len(weights), "weights": list(weights)})
+    assert duration.json() == {"days": expected_days}
+
+    # the backlog's traffic is what its segment was observed to enrol: the exposed share
+    _observed_segment(session, "Doors", _DAILY * exposure)
+    registry.create_experiment(session, actor=EDITOR, data={
+        "name": "Door idea", "owner": "o", "hypothesis": "h", "target_segment": "Doors",
+        "primary_metric": "conversion", "mde": 0.05, "alternative": alternative,
+        "variants": [{"name": f"arm_{i}", "weight": w} for i, w in enumerate(weights)]})
+    backlog = next(i for i in rice.rank_ideas(session, testable_weeks=8)
+                   if i.experiment.name == "Door idea").testability
+    assert (backlog.n_per_variant, backlog.days_needed) == (page.n_per_variant, expected_days)

@@ -235,6 +235,49 @@ def test_planning_refuses_a_plan_of_more_than_ten_years() -> None:
         planning.plan_sample_size(inputs(mde=0.001, daily_traffic=10))
 
 
+def test_planning_without_a_cap_returns_a_plan_of_any_length() -> None:
+    # the backlog's testability: a decade-long plan is "not testable", not an error
+    plan = planning.plan_sample_size(inputs(mde=0.001, daily_traffic=10), max_days=None)
+    assert plan.days is not None and plan.days > planning.MAX_DAYS
+    assert plan.days == math.ceil(plan.n_control / (10 * 0.5))
+
+
+def test_planning_refuses_an_effect_no_finite_sample_detects() -> None:
+    with pytest.raises(InvalidInput, match="no finite sample"):
+        planning.plan_sample_size(inputs(kind="mean", baseline=0, sd=1e12, mde=1e-9,
+                                         relative=False))
+
+
+def test_planning_without_traffic_has_no_days() -> None:
+    plan = planning.plan_sample_size(inputs(daily_traffic=None))
+    assert plan.days is None
+    assert plan.n_control == planning.plan_sample_size(inputs()).n_control
+    assert plan.summary.startswith(f"With {plan.n_per_variant:,} users per variant, ")
+    assert "you can detect a 10% relative lift (80% power, two-sided" in plan.summary
+    assert planning.mde_curve(plan).x == ()
+    with pytest.raises(InvalidInput, match="daily_traffic"):
+        planning.plan_for_duration(inputs(daily_traffic=None), days=14)
+
+
+def test_planning_effect_for_units_is_the_duration_modes_effect() -> None:
+    by_days = planning.plan_for_duration(inputs(daily_traffic=1000), days=14)
+    by_units = planning.plan_for_units(inputs(mde=None, daily_traffic=None),
+                                       n_control=14 * 1000 * 0.5)
+    assert by_units.mde_absolute == by_days.mde_absolute
+    assert by_units.days is None and "in total, you can detect a 14.7% relative" in by_units.summary
+    none = planning.plan_for_units(inputs(mde=None, power=0.99, baseline=0.5), n_control=2)
+    assert none.mde_absolute is None and "too few to detect any effect" in none.summary
+    with pytest.raises(InvalidInput, match="mde"):
+        planning.plan_sample_size(inputs(mde=None))
+
+
+def test_planning_weights_for_ratio_give_the_ratio() -> None:
+    assert_allclose(planning.weights_for_ratio(4), (0.2, 0.8), rtol=1e-12)
+    assert_allclose(planning.weights_for_ratio(0.5, 3), (0.5, 0.25, 0.25), rtol=1e-12)
+    assert_allclose(planning.make_inputs(baseline=0.1, mde=0.1,
+                                         weights=planning.weights_for_ratio(0.25)).ratio, 0.25)
+
+
 def test_planning_refuses_an_impossible_treatment_rate() -> None:
     with pytest.raises(InvalidInput, match="between 0 and 1"):
         planning.plan_sample_size(inputs(baseline=0.9, mde=0.2))
