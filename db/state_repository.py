@@ -64,10 +64,12 @@ def record_ingest_load(
 
 
 def ingest_loads(session: Session, *, experiment_id: int) -> list[IngestLoad]:
-    """The experiment's ledger, oldest load first."""
+    """The experiment's ledger, oldest load first (as stored: rows the upsert replaced are
+    not served from the session's identity map)."""
     return list(session.scalars(
         select(IngestLoad).where(IngestLoad.experiment_id == experiment_id)
         .order_by(IngestLoad.loaded_at, IngestLoad.id)
+        .execution_options(populate_existing=True)
     ))
 
 
