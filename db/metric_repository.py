@@ -83,7 +83,8 @@ class SliceAssignmentRow:
     units: int
 
 
-def _insert(session: Session, table: Any) -> Any:
+def dialect_insert(session: Session, table: Any) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_update`` (SQLite and PostgreSQL)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -96,7 +97,7 @@ def _upsert(session: Session, table: Any, keys: list[str], rows: list[dict[str, 
     """One cached statement, executed for many rows (insertmanyvalues batches on PostgreSQL)."""
     if not rows:
         return
-    stmt = _insert(session, table)
+    stmt = dialect_insert(session, table)
     updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
     updates["loaded_at"] = func.now()
     stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates)

@@ -95,6 +95,19 @@ class Experiment(Base):
     refresh_every_days: Mapped[int | None] = mapped_column(
         comment="Scheduled refresh: every N days counted from the start; NULL = every day."
     )
+    promoted_at: Mapped[datetime | None] = mapped_column(
+        comment="Backlog: when the idea was promoted to the registry; NULL = still an idea."
+    )
+    promoted_rice: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="Backlog: reach, impact, confidence, effort and rice_score at promotion."
+    )
+    ready_for_decision_at: Mapped[datetime | None] = mapped_column(
+        comment="Scheduled refresh: when it first found the experiment ready for a decision."
+    )
+    ready_report_id: Mapped[int | None] = mapped_column(
+        ForeignKey("report_artifacts.id", ondelete="SET NULL", use_alter=True),
+        comment="The report the scheduled refresh wrote when it found it ready.",
+    )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
     version: Mapped[int] = mapped_column(default=1)
@@ -232,6 +245,32 @@ class ReportArtifact(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     created_by: Mapped[str] = mapped_column(String(120))
+
+
+class IngestLoad(Base):
+    """The latest load of one source of an experiment's metric data: the upload's file name,
+    the file drop's key or the SQL source's window. Written in the load's transaction; the
+    scheduled refresh skips a drop whose ``sha256`` is unchanged."""
+
+    __tablename__ = "ingest_loads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(500), comment="File name, drop key or SQL window.")
+    kind: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    first_day: Mapped[date | None]
+    last_day: Mapped[date | None]
+    metrics: Mapped[list[str]] = mapped_column(default=list)
+    rows_read: Mapped[int | None] = mapped_column(comment="NULL for loads from before 0006.")
+    rows_written: Mapped[int] = mapped_column(comment="Daily statistics rows upserted.")
+    loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    loaded_by: Mapped[str] = mapped_column(String(120))
+
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "key", name="uq_ingest_loads_key"),
+        CheckConstraint("kind IN ('user_file', 'aggregate_file', 'sql')", name="kind"),
+    )
 
 
 class MetricDailyStat(Base):

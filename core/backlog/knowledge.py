@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import registry
@@ -32,7 +31,7 @@ from core.backlog.rice import HIGH_CONFIDENCE, RICE_FIELDS
 from core.errors import InvalidInput
 from core.registry import ExperimentView
 from core.types import CALIBRATION_GROUPINGS, GROUPINGS
-from db.models import AuditEntry
+from db import state_repository as state
 
 
 @dataclass(frozen=True)
@@ -134,21 +133,6 @@ def primary_result(session: Session, *, experiment_id: int) -> PrimaryResult | N
 # --------------------------------------------------------------------------- knowledge base
 
 
-def _predictions(session: Session) -> dict[int, dict[str, Any]]:
-    """RICE inputs recorded at promotion, per experiment (the latest promotion wins)."""
-    rows = session.scalars(
-        select(AuditEntry)
-        .where(AuditEntry.entity_type == "experiment", AuditEntry.action == "promote")
-        .order_by(AuditEntry.id)
-    )
-    out: dict[int, dict[str, Any]] = {}
-    for entry in rows:
-        recorded = (entry.changes or {}).get("rice_at_promotion")
-        if isinstance(recorded, list) and len(recorded) == 2 and isinstance(recorded[1], dict):
-            out[entry.entity_id] = recorded[1]
-    return out
-
-
 def _learning(view: ExperimentView, predicted: dict[str, Any] | None,
               result: PrimaryResult | None) -> Learning:
     source = predicted if predicted is not None else {f: getattr(view, f) for f in RICE_FIELDS}
@@ -177,7 +161,7 @@ def completed_experiments(
     ``search`` keeps those whose name, hypothesis or learnings contain every word of it.
     """
     words = [w for w in (search or "").lower().split() if w]
-    predicted = _predictions(session)
+    predicted = state.rice_at_promotion(session)
     out = []
     for view in registry.all_experiments(session, status="completed"):
         if owner and view.owner.lower() != owner.strip().lower():

@@ -12,10 +12,10 @@ and score = Reach x Impact x (Confidence / 100) / Effort (:func:`core.registry.r
 
 *Promoting* an idea takes it out of the backlog into the registry as a proposed experiment
 ready for planning: it stays ``proposed`` (the lifecycle has no other pre-launch status), and
-the promotion is recorded as an audit entry with action ``promote`` that also keeps the RICE
-inputs as they stood at prioritisation (the knowledge base calibrates against them). An idea is
-promoted when such an entry exists; promotion needs a hypothesis and a primary metric, because
-the Planner needs them.
+the promotion sets ``promoted_at`` and keeps the RICE inputs as they stood at prioritisation in
+``promoted_rice`` (the knowledge base calibrates against them), and is audited as ``promote``.
+An idea is promoted when ``promoted_at`` is set; promotion needs a hypothesis and a primary
+metric, because the Planner needs them.
 
 *Archiving* sets ``archived_at`` and is audited as ``archive``; ``restore_idea`` undoes it.
 
@@ -46,9 +46,9 @@ from core.config import get_settings
 from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry import RICE_IMPACTS, ExperimentView
 from db import repositories as repo
+from db import state_repository as state
 from db.models import (
     AssignmentDailyCount,
-    AuditEntry,
     Experiment,
     Metric,
     MetricDailyStat,
@@ -354,16 +354,6 @@ class Idea:
         return self.experiment.rice_score
 
 
-def _promoted_ids(session: Session) -> set[int]:
-    return set(
-        session.scalars(
-            select(AuditEntry.entity_id).where(
-                AuditEntry.entity_type == "experiment", AuditEntry.action == "promote"
-            )
-        )
-    )
-
-
 def _rank_key(view: ExperimentView) -> tuple[int, float, str, int]:
     scored = view.rice_score is not None
     return (0 if scored else 1, -(view.rice_score or 0.0), view.name.lower(), view.id)
@@ -383,7 +373,7 @@ def rank_ideas(
     only choose which ranked ideas are returned.
     """
     weeks = testable_weeks or get_settings().backlog_testable_weeks
-    promoted = _promoted_ids(session)
+    promoted = state.promoted_experiment_ids(session)
     ideas = [
         v for v in registry.all_experiments(session, status="proposed")
         if v.archived_at is None and v.id not in promoted
@@ -411,7 +401,7 @@ def rank_ideas(
 
 def promoted_experiments(session: Session) -> list[ExperimentView]:
     """Promoted ideas still waiting for launch (proposed, not archived), newest first."""
-    promoted = _promoted_ids(session)
+    promoted = state.promoted_experiment_ids(session)
     return sorted(
         (v for v in registry.all_experiments(session, status="proposed")
          if v.id in promoted and v.archived_at is None),
@@ -450,7 +440,7 @@ def _require_idea(session: Session, exp: Experiment, doing: str) -> None:
         )
     if exp.archived_at is not None:
         raise RuleViolation(f"'{exp.name}' is archived: restore it before it can be {doing}.")
-    if exp.id in _promoted_ids(session):
+    if exp.promoted_at is not None:
         raise RuleViolation(
             f"'{exp.name}' was already promoted to the registry: it is no longer a backlog idea."
         )
@@ -562,7 +552,8 @@ def _touch(exp: Experiment, expected_version: int) -> None:
 def promote_idea(
     session: Session, *, experiment_id: int, expected_version: int, actor: Actor
 ) -> ExperimentView:
-    """Promote a backlog idea to a proposed experiment ready for planning (audited `promote`)."""
+    """Promote a backlog idea to a proposed experiment ready for planning: sets promoted_at
+    and promoted_rice (audited `promote`)."""
     actor.require("editor", "promote backlog ideas")
     with registry.transaction(session):
         exp = _idea(session, experiment_id)
@@ -579,6 +570,8 @@ def promote_idea(
                 f"(the Planner sizes the experiment on its primary metric)."
             )
         predicted = {name: getattr(exp, name) for name in (*RICE_FIELDS, "rice_score")}
+        exp.promoted_at = datetime.now(UTC)
+        exp.promoted_rice = predicted
         _touch(exp, expected_version)
         session.flush()
         repo.add_audit(

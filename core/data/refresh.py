@@ -25,15 +25,15 @@ its last day ``interval_end - 1`` is the day being refreshed.
      accepts. A drop holds that day's data only: a user-level file without a ``date`` column
      is dated by its key, a row of another day is an error, and only that day is replaced.
      Each drop dated in the window is loaded, all or nothing, and its key and SHA-256 are
-     recorded in its ``ingest`` audit entry; a drop loaded before with the same SHA-256 is
-     skipped, a changed one is loaded again (it replaces the day, never adds to it). A bad
-     drop is rejected with the ingestion's message and nothing of it is written; the other
-     drops and the other steps go on, the outcome lists it, and the DAG fails the run at the
-     end naming it. Two files for one day (``.csv`` and ``.parquet``) are both rejected. Keys
-     that do not follow the convention are ignored, and so are drops dated outside the window
-     (a late drop is loaded by re-running an interval whose window covers its day). Feed each
-     metric from one source: where SQL and a drop both carry a metric's day, each load
-     replaces the other's rows.
+     recorded in the ``ingest_loads`` ledger in the same transaction; a drop whose ledger row
+     has the same SHA-256 is skipped, a changed one is loaded again (it replaces the day, never
+     adds to it). A bad drop is rejected with the ingestion's message and nothing of it is
+     written; the other drops and the other steps go on, the outcome lists it, and the DAG fails
+     the run at the end naming it. Two files for one day (``.csv`` and ``.parquet``) are both
+     rejected. Keys that do not follow the convention are ignored, and so are drops dated
+     outside the window (a late drop is loaded by re-running an interval whose window covers its
+     day). Feed each metric from one source: where SQL and a drop both carry a metric's day,
+     each load replaces the other's rows.
 
 3. :func:`recompute_results` — results as of the last day of the interval. A snapshot is stored
    only when no snapshot of this experiment has the same input fingerprint (which covers the
@@ -42,9 +42,10 @@ its last day ``interval_end - 1`` is the day being refreshed.
    ``primary_significant``; an experiment is ready for a decision when its plan is met (or a
    sequential primary result is significant) and its SRM check is not flagged.
 4. :func:`report_if_ready` — the first time an experiment is ready for a decision, a report
-   artifact is generated (:func:`core.reports.generate_report`) and an audit entry
-   ``ready_for_decision`` names it; once that entry (or a report by the scheduler) exists,
-   nothing more is written.
+   artifact is generated (:func:`core.reports.generate_report`) and the experiment is marked
+   (``ready_for_decision_at``, ``ready_report_id`` naming the report; audited as
+   ``ready_for_decision``); once it is marked (or a report by the scheduler exists), nothing
+   more is written.
 
 Nothing here reads the clock: every write is keyed on the data interval, so re-running a day
 changes nothing, and a day whose source data changed is reloaded by running it again.
@@ -72,7 +73,8 @@ from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry import MAX_REFRESH_EVERY_DAYS, transaction
 from db import metric_repository as mrepo
 from db import repositories as repo
-from db.models import AuditEntry, Experiment, ReportArtifact, ResultSnapshot
+from db import state_repository as state
+from db.models import Experiment, ResultSnapshot
 
 if TYPE_CHECKING:
     from core.artifacts import ArtifactStore
@@ -448,24 +450,6 @@ def _drops_in_window(store: ArtifactStore, experiment_id: int, first: date, last
     return dict(sorted(found.items()))
 
 
-def _loaded_sha256(session: Session, experiment_id: int) -> dict[str, str]:
-    """Key -> SHA-256 of the latest load of each drop, from the ``ingest`` audit entries."""
-    entries = session.scalars(
-        select(AuditEntry)
-        .where(AuditEntry.entity_type == "experiment", AuditEntry.entity_id == experiment_id,
-               AuditEntry.action == "ingest")
-        .order_by(AuditEntry.id)
-    )
-    loaded: dict[str, str] = {}
-    for entry in entries:
-        sha = (entry.changes.get("sha256") or [None, None])[1]
-        source = str((entry.changes.get("source") or [None, ""])[1])
-        label = source.split(":", 1)[-1]
-        if sha and label.startswith(f"{DROP_PREFIX}/"):
-            loaded[label] = sha
-    return loaded
-
-
 def _fetch(store: ArtifactStore, key: str, dest: Path) -> str:
     """Copy a stored file to ``dest`` in chunks (memory stays bounded); return its SHA-256."""
     from core.artifacts import LocalArtifactStore, S3ArtifactStore
@@ -511,7 +495,8 @@ def ingest_drops(
     if not by_day:
         return DropsOutcome()
     with transaction(session):
-        loaded_before = _loaded_sha256(session, experiment_id)
+        loaded_before = state.loaded_sha256(session, experiment_id=experiment_id,
+                                            key_prefix=f"{DROP_PREFIX}/")
     loaded: list[str] = []
     skipped: list[str] = []
     rejected: list[str] = []
@@ -615,25 +600,19 @@ def recompute_results(
 
 def _ready_report(session: Session, experiment_id: int, actor: Actor
                   ) -> tuple[bool, str | None]:
-    """Whether the experiment was already found ready, and the report key recorded then."""
-    entry = session.scalar(
-        select(AuditEntry)
-        .where(AuditEntry.entity_type == "experiment", AuditEntry.entity_id == experiment_id,
-               AuditEntry.action == READY_ACTION)
-        .order_by(AuditEntry.id)
-        .limit(1)
-    )
-    if entry is not None:
-        return True, (entry.changes.get("report") or [None, None])[1]
-    # A report by the scheduler without the entry: the entry's write failed after the report's.
-    key = session.scalar(
-        select(ReportArtifact.key)
-        .where(ReportArtifact.experiment_id == experiment_id,
-               ReportArtifact.created_by == actor.name)
-        .order_by(ReportArtifact.id)
-        .limit(1)
-    )
-    return key is not None, key
+    """Whether the experiment was already found ready, and the key of the report written then.
+
+    A report by the scheduler on an unmarked experiment means the mark's write failed after the
+    report's: the experiment is marked with that report now."""
+    found, key = state.ready_report(session, experiment_id=experiment_id)
+    if found:
+        return True, key
+    earlier = state.first_report_by(session, experiment_id=experiment_id,
+                                    created_by=actor.name)
+    if earlier is None:
+        return False, None
+    state.mark_ready_for_decision(session, experiment_id=experiment_id, report_id=earlier[0])
+    return True, earlier[1]
 
 
 def report_if_ready(
@@ -666,6 +645,7 @@ def report_if_ready(
         return ReportOutcome(experiment_id, name, True, earlier, False, flags, rejected)
     report = generate_report(session, experiment_id=experiment_id, actor=actor)
     with transaction(session):
+        state.mark_ready_for_decision(session, experiment_id=experiment_id, report_id=report.id)
         repo.add_audit(
             session, actor=actor.name, entity_type="experiment", entity_id=experiment_id,
             action=READY_ACTION,

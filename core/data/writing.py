@@ -1,10 +1,13 @@
 """Writing metric data: the validated output of :mod:`core.data.reading` stored as daily
-sufficient statistics and assignment counts, with an audit entry.
+sufficient statistics and assignment counts, with its row in the ``ingest_loads`` ledger and an
+audit entry.
 
 Writes are idempotent upserts keyed on (experiment, variant, metric, day) and (experiment,
 variant, day): loading the same data twice changes nothing. A full snapshot (a user-level file
 without dates) first removes every day of the metrics it carries. The caller owns the
-transaction (:func:`core.data.ingestion.ingest_file` and friends), so a load is all or nothing.
+transaction (:func:`core.data.ingestion.ingest_file` and friends), so a load is all or nothing,
+its ledger row included. The ledger keeps the latest load of each source (the label: a file's
+name, a drop's key, a SQL window), with the file's SHA-256 when given.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from core.data.reading import Aggregated, ExperimentContext
 from core.types import SourceKind
 from db import metric_repository as mrepo
 from db import repositories as repo
+from db import state_repository as state
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,8 @@ def write(
     started: float,
     sha256: str | None = None,
 ) -> IngestionReport:
-    """Store a validated load (upserts, slice replacement, audit entry) in the caller's
-    transaction and say what was written."""
+    """Store a validated load (upserts, slice replacement, ledger row, audit entry) in the
+    caller's transaction and say what was written."""
     metric_ids = [ctx.metrics[m].id for m in agg.metrics]
     if agg.full_replace:
         mrepo.delete_daily_stats(session, experiment_id=ctx.id, metric_ids=metric_ids)
@@ -120,6 +124,11 @@ def write(
         units[v] += u
     cuped = tuple(dict.fromkeys(c.metric for c in agg.cells if c.cov_sum is not None))
     first, last = (days[0], days[-1]) if days else (None, None)
+    state.record_ingest_load(
+        session, experiment_id=ctx.id, key=label, kind=kind, sha256=sha256, first_day=first,
+        last_day=last, metrics=agg.metrics, rows_read=agg.rows_read, rows_written=written,
+        loaded_by=actor.name,
+    )
     repo.add_audit(
         session,
         actor=actor.name,

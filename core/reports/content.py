@@ -38,7 +38,8 @@ from core.reports.risks import (
 )
 from core.types import Recommendation
 from db import metric_repository as mrepo
-from db.models import Experiment
+from db import state_repository as state
+from db.models import Experiment, IngestLoad
 
 DECISION_LABELS = {"ship": "Ship", "dont_ship": "Don't ship", "iterate": "Iterate"}
 
@@ -153,20 +154,15 @@ def _decision_text(exp: ExperimentView, recommendation: Recommendation) -> str:
 
 
 
-def _ingest_sources(session: Session, experiment_id: int) -> list[AuditRecord]:
-    return [r for r in registry.audit_history(session, experiment_id=experiment_id)
-            if r.action == "ingest"]
-
-
-def _data_sources(session: Session, exp: ExperimentView, loads: Sequence[AuditRecord],
+def _data_sources(session: Session, exp: ExperimentView, loads: Sequence[IngestLoad],
                   snapshot: ResultsSnapshot | None, source: str, stale: bool) -> list[str]:
+    """One line per source with its latest load (the ``ingest_loads`` ledger), then the SQL
+    source and the results' freshness."""
     lines = []
-    for r in loads:
-        src = (r.changes.get("source") or [None, "?"])[1]
-        days = (r.changes.get("days") or [None, "?"])[1]
-        rows = (r.changes.get("rows_written") or [None, "?"])[1]
-        lines.append(f"{src}: days {days}, {rows} daily rows, loaded {fmt.timestamp(r.at)} by "
-                     f"{r.actor}.")
+    for load in loads:
+        lines.append(f"{load.kind}:{load.key}: days {load.first_day}..{load.last_day}, "
+                     f"{load.rows_written} daily rows, loaded {fmt.timestamp(load.loaded_at)} "
+                     f"by {load.loaded_by}.")
     sql = mrepo.get_metric_source(session, experiment_id=exp.id)
     if sql is not None:
         where = "the app database" if sql.url is None else "an external database"
@@ -245,8 +241,8 @@ def assemble_report(
     else:
         snapshot_or_none = snapshot
     deviations = registry.plan_deviations(session, experiment_id=experiment_id)
-    loads = _ingest_sources(session, experiment_id)
-    sources = [str((r.changes.get("source") or [None, ""])[1]) for r in loads]
+    loads = state.ingest_loads(session, experiment_id=experiment_id)
+    sources = [f"{load.kind}:{load.key}" for load in loads]
     kind, arms, by_day = _primary_arms(session, exp, snapshot.as_of)
 
     checks_list = [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import inspect
 
@@ -74,3 +77,118 @@ def test_migrations_0005_gives_stored_experiments_the_default_plan_tests(own_dat
                 conn.execute(text(f"UPDATE experiments SET {bad}"))
     finally:
         engine.dispose()
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def test_migrations_0006_fills_the_state_tables_from_the_audit_log(own_database: str) -> None:
+    """A database at 0005 with rows and audit entries as the old code wrote them gets its
+    promotion, ready-for-decision mark and ingest ledger filled by the upgrade."""
+    from sqlalchemy import JSON, Boolean, DateTime, Integer, String, column, insert, table, text
+
+    upgrade(own_database, "0005")
+    engine = make_engine(own_database)
+    audit = table("audit_log", column("at", DateTime(timezone=True)), column("actor", String),
+                  column("entity_type", String), column("entity_id", Integer),
+                  column("action", String), column("changes", JSON),
+                  column("is_deviation", Boolean))
+    t0 = datetime(2026, 3, 1, 9, 0)
+    rice_then = {"reach": 20000.0, "impact": 2.0, "confidence": 80.0, "effort": 2.0,
+                 "rice_score": 16000.0}
+    drop = "incoming/experiment-2/2026-03-03.csv"
+
+    def ingest(exp: int, at: int, source: str, days: str, written: int,
+               sha: str | None = None) -> dict:
+        changes = {"source": [None, source], "days": [None, days],
+                   "metrics": [None, ["conv"]], "rows_written": [None, written]}
+        if sha:
+            changes["sha256"] = [None, sha]
+        return {"at": t0 + timedelta(hours=at), "actor": "airflow" if sha else "erin",
+                "entity_type": "experiment", "entity_id": exp, "action": "ingest",
+                "changes": changes}
+
+    with engine.begin() as conn:
+        for name in ("Idea", "Ready", "Orphan report", "Untouched"):
+            conn.execute(text(
+                "INSERT INTO experiments (name, owner, hypothesis, target_segment, status, "
+                "alpha, power, analysis_mode, correction, learnings, tags, version) VALUES "
+                "(:name, 'o', '', '', 'proposed', 0.05, 0.8, 'fixed', 'holm', '', '[]', 1)"),
+                {"name": name})
+        conn.execute(text(
+            "INSERT INTO report_artifacts (id, experiment_id, key, size_bytes, sha256, "
+            "created_at, created_by) VALUES "
+            "(7, 2, 'reports/experiment-2/a.pdf', 10, 'aa', :at, 'airflow'), "
+            "(8, 3, 'reports/experiment-3/b.pdf', 10, 'bb', :at, 'airflow')"),
+            {"at": t0 + timedelta(days=2)})
+        conn.execute(insert(audit).values(is_deviation=False), [
+            {"at": t0, "actor": "erin", "entity_type": "experiment", "entity_id": 1,
+             "action": "promote", "changes": {"stage": ["backlog idea", "proposed experiment"],
+                                              "rice_at_promotion": [None, rice_then]}},
+            ingest(2, 1, f"user_file:{drop}", "2026-03-03..2026-03-03", 6, "a" * 64),
+            ingest(2, 2, f"aggregate_file:{drop}", "2026-03-03..2026-03-03", 4, "b" * 64),
+            ingest(2, 3, "sql:sql source of 'Ready', 2026-03-03..2026-03-04",
+                   "2026-03-03..2026-03-04", 12),
+            ingest(2, 4, "user_file:export.csv", "None..None", 0),
+            ingest(999, 5, "user_file:gone.csv", "2026-03-03..2026-03-03", 1),
+            {"at": t0 + timedelta(days=3), "actor": "airflow", "entity_type": "experiment",
+             "entity_id": 2, "action": "ready_for_decision",
+             "changes": {"report": [None, "reports/experiment-2/a.pdf"],
+                         "as_of": [None, "2026-03-04"], "flags": [None, []]}},
+            {"at": t0, "actor": "erin", "entity_type": "experiment", "entity_id": 4,
+             "action": "archive", "changes": {"archived_at": [None, "2026-03-01"]}},
+        ])
+    engine.dispose()
+
+    upgrade(own_database)
+    engine = make_engine(own_database)
+    try:
+        with engine.connect() as conn:
+            rows = {r.name: r for r in conn.execute(text(
+                "SELECT name, promoted_at, promoted_rice, ready_for_decision_at, "
+                "ready_report_id FROM experiments"))}
+            loads = conn.execute(text(
+                "SELECT experiment_id, key, kind, sha256, first_day, last_day, metrics, "
+                "rows_read, rows_written, loaded_at, loaded_by FROM ingest_loads "
+                "ORDER BY experiment_id, key")).all()
+        with engine.begin() as conn:  # the new foreign key holds (SQLite's edited schema too)
+            conn.execute(text("DELETE FROM report_artifacts WHERE id = 7"))
+            assert conn.execute(text(
+                "SELECT ready_report_id FROM experiments WHERE name = 'Ready'")).scalar() is None
+    finally:
+        engine.dispose()
+    downgrade(own_database, "0005")  # and goes again with the rows in place
+    assert "ingest_loads" not in _tables(own_database)
+
+    def as_json(value: object) -> object:
+        return json.loads(value) if isinstance(value, str) else value
+
+    def as_dt(value: object) -> datetime:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+        assert isinstance(parsed, datetime)
+        return _naive_utc(parsed)
+
+    assert as_dt(rows["Idea"].promoted_at) == t0
+    assert as_json(rows["Idea"].promoted_rice) == rice_then
+    assert as_dt(rows["Ready"].ready_for_decision_at) == t0 + timedelta(days=3)
+    assert rows["Ready"].ready_report_id == 7
+    # a scheduler's report without its entry (the old code's fallback) marks the experiment too
+    assert as_dt(rows["Orphan report"].ready_for_decision_at) == t0 + timedelta(days=2)
+    assert rows["Orphan report"].ready_report_id == 8
+    for name in ("Ready", "Orphan report", "Untouched"):
+        assert rows[name].promoted_at is None and rows[name].promoted_rice is None
+    assert rows["Idea"].ready_for_decision_at is None
+    assert rows["Untouched"].ready_for_decision_at is None
+
+    got = [(r.experiment_id, r.key, r.kind, r.sha256, str(r.first_day), str(r.last_day),
+            as_json(r.metrics), r.rows_read, r.rows_written, as_dt(r.loaded_at), r.loaded_by)
+           for r in loads]
+    assert got == [
+        (2, "export.csv", "user_file", None, "None", "None", ["conv"], None, 0,
+         t0 + timedelta(hours=4), "erin"),
+        (2, drop, "aggregate_file", "b" * 64, "2026-03-03", "2026-03-03", ["conv"], None, 4,
+         t0 + timedelta(hours=2), "airflow"),  # the latest load of the drop
+        (2, "sql source of 'Ready', 2026-03-03..2026-03-04", "sql", None, "2026-03-03",
+         "2026-03-04", ["conv"], None, 12, t0 + timedelta(hours=3), "erin"),
+    ]

@@ -20,7 +20,7 @@ from core.backlog import knowledge, rice
 from core.demo import seed_demo
 from core.errors import InvalidInput
 from db import repositories as repo
-from db.models import MetricDailyStat, ResultSnapshot
+from db.models import AuditEntry, MetricDailyStat, ResultSnapshot
 from tests.conftest import EDITOR
 
 TODAY = date(2026, 6, 15)
@@ -214,6 +214,8 @@ def test_calibration_uses_the_prediction_recorded_at_promotion(demo: Session) ->
     registry.transition_experiment(demo, experiment_id=idea.id, to_status="completed",
                                    decision="ship", expected_version=running.version,
                                    actor=EDITOR, on=TODAY)
+    # the prediction is read from experiments.promoted_rice: the audit entry is history only
+    demo.execute(delete(AuditEntry).where(AuditEntry.action == "promote"))
     point = next(p for p in knowledge.calibration(demo).points if p.name == "Social login")
     assert (point.impact, point.confidence, point.won) == (2.0, 80.0, True)
     overall = knowledge.calibration(demo).overall

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 from numpy.testing import assert_allclose
 from scipy.stats import norm
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from core import catalogue, registry
@@ -250,6 +250,42 @@ def test_promote_leaves_backlog_and_is_audited_with_the_prediction(
     with pytest.raises(RuleViolation, match="already promoted"):
         rice.edit_rice(session, experiment_id=idea.id, changes={"reach": 1},
                        expected_version=promoted.version, actor=EDITOR)
+
+
+def test_promotion_state_comes_from_promoted_at_not_the_audit_log(
+    session: Session, metrics: None
+) -> None:
+    """Deleting the real `promote` entry and forging one for another idea changes nothing:
+    the backlog reads experiments.promoted_at, the knowledge base promoted_rice."""
+    from db import state_repository
+    from db.models import Experiment
+
+    kept = _idea(session, "Promoted for good", 20_000, 2, 80, 2, hypothesis="It helps.",
+                 primary_metric="signup_rate")
+    forged = _idea(session, "Still an idea", 1_000, 1, 50, 1, hypothesis="h",
+                   primary_metric="signup_rate")
+    promoted = rice.promote_idea(session, experiment_id=kept.id,
+                                 expected_version=kept.version, actor=EDITOR)
+    row = session.get(Experiment, kept.id)
+    assert row is not None and row.promoted_at is not None
+    assert row.promoted_rice == {"reach": 20_000.0, "impact": 2.0, "confidence": 80.0,
+                                 "effort": 2.0, "rice_score": 16_000.0}
+
+    session.execute(delete(AuditEntry).where(AuditEntry.action == "promote"))
+    repo.add_audit(session, actor="someone", entity_type="experiment", entity_id=forged.id,
+                   action="promote", changes={"rice_at_promotion": [None, {"impact": 3.0}]})
+    session.commit()
+
+    assert "Promoted for good" not in _names(rice.rank_ideas(session))
+    assert "Still an idea" in _names(rice.rank_ideas(session))
+    assert [v.name for v in rice.promoted_experiments(session)] == ["Promoted for good"]
+    assert state_repository.rice_at_promotion(session) == {kept.id: row.promoted_rice}
+    with pytest.raises(RuleViolation, match="already promoted"):
+        rice.promote_idea(session, experiment_id=kept.id,
+                          expected_version=promoted.version, actor=EDITOR)
+    rice.promote_idea(session, experiment_id=forged.id, expected_version=forged.version,
+                      actor=EDITOR)
+    assert "Still an idea" not in _names(rice.rank_ideas(session))
 
 
 def test_promote_needs_hypothesis_and_primary_metric_and_writes_nothing(

@@ -21,6 +21,7 @@ from core import catalogue, registry
 from core.data.ingestion import detect_format, ingest_file
 from core.errors import InvalidInput, PermissionDenied
 from db import metric_repository as mrepo
+from db import state_repository
 from db.models import AuditEntry
 from tests.conftest import EDITOR, VIEWER
 
@@ -226,6 +227,31 @@ def test_ingest_reload_of_some_days_replaces_only_those_days(
             assert value == before[key]
 
 
+def test_ingest_every_load_writes_its_ledger_row_one_per_source(
+    session: Session, tmp_path: Path
+) -> None:
+    """Uploads and SQL rows record (kind, key, days, metrics, rows, who) in ingest_loads; a
+    second load of the same file name replaces its row."""
+    from core.data.ingestion import ingest_records
+
+    exp = make_experiment(session)
+    cols = make_units(50)
+    path = write_parquet(tmp_path / "u.parquet", cols)
+    first = ingest_file(session, path=path, experiment_id=exp, actor=EDITOR)
+    ingest_records(session, experiment_id=exp, actor=EDITOR, kind="sql", label="warehouse",
+                   rows=[{"variant": v, "date": START, "metric": "revenue", "n": 10,
+                          "sum": 50.0, "sum_squares": 300.0} for v in ("control", "treatment")])
+    ingest_file(session, path=path, experiment_id=exp, actor=EDITOR)
+    loads = {r.key: r for r in state_repository.ingest_loads(session, experiment_id=exp)}
+    assert {k: r.kind for k, r in loads.items()} == {"u.parquet": "user_file", "warehouse": "sql"}
+    upload, sql = loads["u.parquet"], loads["warehouse"]
+    assert (upload.first_day, upload.last_day) == (first.first_day, first.last_day)
+    assert (upload.rows_read, upload.rows_written) == (100, first.stats_rows_written)
+    assert set(upload.metrics) == set(first.metrics) and upload.sha256 is None
+    assert (sql.first_day, sql.last_day, sql.metrics, sql.rows_read, sql.rows_written,
+            sql.loaded_by) == (START, START, ["revenue"], 2, 2, EDITOR.name)
+
+
 def test_ingest_file_without_date_column_is_a_full_snapshot_on_one_day(
     session: Session, tmp_path: Path
 ) -> None:
@@ -336,6 +362,7 @@ def test_ingest_bad_file_is_rejected_and_nothing_written(
     assert mrepo.count_daily_stats(session, experiment_id=exp) == 0
     assert mrepo.assignments(session, experiment_id=exp) == []
     assert ingest_count(session, exp) == 0
+    assert state_repository.ingest_loads(session, experiment_id=exp) == []
 
 
 @pytest.mark.parametrize(

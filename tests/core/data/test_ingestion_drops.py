@@ -19,14 +19,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from numpy.testing import assert_allclose
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.artifacts import ArtifactStore, LocalArtifactStore, S3ArtifactStore, sha256_hex
 from core.data import refresh
 from core.data.ingestion import ingest_file
 from core.errors import InvalidInput
-from db.models import AuditEntry, MetricDailyStat
+from db import state_repository
+from db.models import AuditEntry, IngestLoad, MetricDailyStat
 from tests.conftest import EDITOR
 from tests.core.data.test_ingestion import make_experiment, make_units, reference, stored
 from tests.s3server import moto_s3_server
@@ -182,6 +183,41 @@ def test_drops_bad_file_is_rejected_with_nothing_written_and_the_rest_goes_on(
     fixed = _ingest(session, exp, store)
     assert fixed.rejected == () and fixed.files_loaded == (refresh.drop_key(exp, D2),)
     _check(session, exp, bad, ("conv",))
+
+
+def test_drops_ledger_is_the_ingest_loads_table_not_the_audit_log(
+    session: Session, tmp_path: Path
+) -> None:
+    """Each load writes its (experiment, key) ledger row with the data; a rejected drop writes
+    none. Deleting the `ingest` audit entries still skips an unchanged drop; altering the
+    ledger's SHA-256 reloads it."""
+    store = LocalArtifactStore(tmp_path / "artifacts")
+    exp = make_experiment(session, end=None)
+    good, bad = _units(D1, seed=1), _units(D2, seed=2)
+    bad["variant"][0] = "treatmnet"
+    k1, k2 = refresh.drop_key(exp, D1), refresh.drop_key(exp, D2)
+    _drop(store, k1, _csv(good))
+    _drop(store, k2, _csv(bad))
+    outcome = _ingest(session, exp, store)
+    assert outcome.files_loaded == (k1,) and len(outcome.rejected) == 1
+
+    [row] = state_repository.ingest_loads(session, experiment_id=exp)
+    assert (row.key, row.kind, row.sha256, row.first_day, row.last_day, row.rows_read,
+            row.loaded_by) == (k1, "user_file", sha256_hex(_csv(good)), D1, D1,
+                               outcome.rows_read, EDITOR.name)
+    assert row.rows_written == outcome.stats_rows_written and row.loaded_at is not None
+    assert set(row.metrics) >= {"conv", "refunds"}
+
+    session.execute(delete(AuditEntry).where(AuditEntry.action == "ingest"))
+    session.commit()
+    assert _ingest(session, exp, store).files_skipped == (k1,)
+
+    session.execute(update(IngestLoad).where(IngestLoad.key == k1).values(sha256="0" * 64))
+    session.commit()
+    again = _ingest(session, exp, store)
+    assert again.files_loaded == (k1,)
+    [row] = state_repository.ingest_loads(session, experiment_id=exp)
+    assert row.sha256 == sha256_hex(_csv(good))  # one row per key, replaced
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,9 @@ from core.data import refresh
 from core.demo import seed_demo
 from core.demo_data import DEMO_TRUTH, generate_units
 from core.errors import InvalidInput, PermissionDenied
+from core.reports import generate_report
+from db import repositories as repo
+from db import state_repository
 from db.migrate import upgrade
 from db.models import (
     AuditEntry,
@@ -29,6 +32,7 @@ from db.models import (
 )
 from db.session import make_engine, session_factory
 from tests.conftest import EDITOR, VIEWER
+from tests.core.data.test_ingestion import make_experiment
 
 
 @pytest.mark.parametrize(
@@ -97,6 +101,51 @@ def drop_demo_day(session: Session, artifacts: Path, name: str, day: date) -> st
         MetricDailyStat.experiment_id == exp.id, MetricDailyStat.day == day))
     session.commit()
     return key
+
+
+def test_refresh_ready_trigger_comes_from_the_experiment_not_the_audit_log(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first ready report marks the experiment (ready_for_decision_at, ready_report_id);
+    with the `ready_for_decision` entries deleted it is still not reported twice, a forged
+    entry on another experiment does not stop its report, and a scheduler's report left
+    without the mark is adopted instead of written again."""
+    monkeypatch.setenv("ARTIFACTS_URL", str(tmp_path / "artifacts"))
+    get_settings.cache_clear()
+    marked, forged, orphan = (make_experiment(session, name=n, end=None)
+                              for n in ("Ready marked", "Ready forged", "Ready orphan"))
+
+    def ready(exp: int) -> refresh.ReportOutcome:
+        return refresh.report_if_ready(session, experiment_id=exp, interval_start="2026-03-05",
+                                       interval_end="2026-03-06", ready_for_decision=True,
+                                       actor=EDITOR)
+
+    try:
+        first = ready(marked)
+        assert first.new_report and first.report_key is not None
+        row = session.get(Experiment, marked)
+        assert row is not None and row.ready_for_decision_at is not None
+        report = session.get(ReportArtifact, row.ready_report_id)
+        assert report is not None and report.key == first.report_key
+        assert state_repository.ready_report(session, experiment_id=marked) == (
+            True, first.report_key)
+
+        session.execute(delete(AuditEntry).where(AuditEntry.action == refresh.READY_ACTION))
+        repo.add_audit(session, actor="x", entity_type="experiment", entity_id=forged,
+                       action=refresh.READY_ACTION, changes={"report": [None, "reports/x.pdf"]})
+        session.commit()
+        again = ready(marked)
+        assert (again.new_report, again.report_key) == (False, first.report_key)
+        assert ready(forged).new_report
+
+        left = generate_report(session, experiment_id=orphan, actor=EDITOR)
+        adopted = ready(orphan)
+        assert (adopted.new_report, adopted.report_key) == (False, left.key)
+        assert state_repository.ready_report(session, experiment_id=orphan) == (True, left.key)
+        assert session.scalar(select(func.count()).select_from(ReportArtifact).where(
+            ReportArtifact.experiment_id == orphan)) == 1
+    finally:
+        get_settings.cache_clear()
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core import catalogue, registry, reports
@@ -23,6 +23,7 @@ from core.artifacts import LocalArtifactStore, S3ArtifactStore
 from core.config import PROJECT_ROOT
 from core.data.ingestion import ingest_records
 from core.errors import PermissionDenied
+from db import repositories as repo
 from db.models import AuditEntry, ReportArtifact
 from tests.conftest import ADMIN, EDITOR, VIEWER
 from tests.s3server import moto_s3_server
@@ -244,6 +245,38 @@ def test_reports_running_experiment_without_data_has_no_recommendation(session: 
     content = reports.assemble_report(session, experiment_id=exp.id, generated_by="t")
     assert content.recommendation == "none"
     assert "No recommendation yet: no metric data has been loaded" in content.summary_text
+
+
+def test_reports_data_sources_come_from_the_ingest_ledger_not_the_audit_log(
+    session: Session,
+) -> None:
+    """One line per source with its latest load, from ingest_loads: deleting the `ingest`
+    audit entries and forging one changes neither the lines nor the exposure check."""
+    exp = _experiment(session, "Report ledger test", days=4)
+    assert exp.actual_start is not None
+    _load(session, exp, [(0.10, 0.12)] * 4)
+    _load(session, exp, [(0.10, 0.12)] * 4)  # the same source again: still one line
+    ingest_records(session, experiment_id=exp.id, actor=EDITOR, kind="sql", label="warehouse",
+                   rows=[{"variant": v, "date": exp.actual_start, "metric": "report_conversion",
+                          "n": 1500, "sum": 150, "sum_squares": 150}
+                         for v in ("control", "treatment")])
+    before = reports.assemble_report(session, experiment_id=exp.id, generated_by="t", now=NOW)
+    session.execute(delete(AuditEntry).where(AuditEntry.action == "ingest"))
+    repo.add_audit(session, actor="x", entity_type="experiment", entity_id=exp.id,
+                   action="ingest", changes={"source": [None, "user_file:forged.csv"]})
+    session.commit()
+    content = reports.assemble_report(session, experiment_id=exp.id, generated_by="t", now=NOW)
+
+    assert content.data_sources == before.data_sources
+    last = exp.actual_start + timedelta(days=3)
+    loads = [line for line in content.data_sources if " daily rows, loaded " in line]
+    assert [line.split(" loaded ")[0] for line in loads] == [
+        f"aggregate_file:test.csv: days {exp.actual_start}..{last}, 8 daily rows,",
+        f"sql:warehouse: days {exp.actual_start}..{exp.actual_start}, 2 daily rows,",
+    ]
+    assert all(line.endswith(f"by {EDITOR.name}.") for line in loads)
+    exposures = next(c for c in content.checks if c.code == "multiple_exposures")
+    assert exposures.status == "not_checked"
 
 
 # --------------------------------------------------------------------------- storage and records
