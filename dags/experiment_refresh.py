@@ -16,7 +16,8 @@ through three tasks, mapped over the experiments' ids:
    snapshot has the same input fingerprint. Flags: `srm`, `guardrail_breach`,
    `planned_sample_reached`, `primary_significant` (sequential), and *ready for a decision*.
 3. **report** — the first time an experiment is ready for a decision, a PDF report is written to
-   the artifact store and an audit entry `ready_for_decision` names it.
+   the artifact store and the experiment is marked (`ready_for_decision_at`); an audit entry
+   `ready_for_decision` names the report.
 
 **summarise** logs one line per experiment and returns the flags (XCom); it fails the run when
 an experiment's refresh failed or a dropped file was rejected, after the others have finished.
