@@ -384,7 +384,8 @@ def _fingerprint(
         "stats": [
             [r.variant_id, r.metric_id, r.day.isoformat(), r.n, _round(r.sum),
              _round(r.sum_squares), _round(r.cov_sum), _round(r.cov_sum_squares),
-             _round(r.cov_sum_products)]
+             _round(r.cov_sum_products), _round(r.sum_den), _round(r.sum_den_squares),
+             _round(r.sum_num_den)]
             for r in stats
         ],
         "assignments": [[a.variant_id, a.day.isoformat(), a.units] for a in assigned],
