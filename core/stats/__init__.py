@@ -8,7 +8,7 @@ multiple-comparison corrections and the top-N grouping of segment slices. Import
 scipy, the standard library and :mod:`core.types`.
 
 Every two-sample result (WelchTestResult, CupedTestResult, ProportionTestResult,
-RatioTestResult) has the same core fields: ``control_mean``, ``treatment_mean``, ``n_c``,
+RatioTestResult) is a :class:`TwoSampleResult`: ``control_mean``, ``treatment_mean``, ``n_c``,
 ``n_t``, ``diff``, ``diff_se``, ``diff_ci_low``, ``diff_ci_high``, ``p_value``, ``significant``
 (difference), ``lift``, ``lift_se``, ``lift_ci_low``, ``lift_ci_high``, ``lift_p_value``,
 ``lift_significant`` (relative lift), ``statistic``, ``alpha``, ``alternative``, ``sequential``,
@@ -52,6 +52,7 @@ from core.stats.sufficient import (
     covariate_stats,
     sufficient_stats,
 )
+from core.stats.two_sample import TwoSampleResult
 from core.stats.welch import WelchTestResult, welch_ttest, welch_ttest_from_stats
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "RatioTestResult",
     "SrmResult",
     "SufficientStats",
+    "TwoSampleResult",
     "WelchTestResult",
     "adjust_pvalues",
     "bayesian_readout",
