@@ -271,7 +271,9 @@ def withhold(item: Any, reason: str) -> Any:
 
 
 @dataclass(frozen=True)
-class _Metric:
+class SetupMetric:
+    """One metric of an experiment as the analysis reads it: its kind, role and margin."""
+
     id: int
     name: str
     kind: MetricKind
@@ -281,7 +283,9 @@ class _Metric:
 
 
 @dataclass(frozen=True)
-class _Setup:
+class ExperimentSetup:
+    """What the analysis of an experiment reads of its registry entry and plan."""
+
     id: int
     name: str
     mode: str
@@ -289,21 +293,22 @@ class _Setup:
     alpha: float
     planned: int | None
     variants: tuple[tuple[int, str, float], ...]
-    metrics: tuple[_Metric, ...]
+    metrics: tuple[SetupMetric, ...]
     alternative: Alternative = "two-sided"
     """The primary metric's test direction in the plan."""
     prior: tuple[float, float] | None = None
     """The plan's Gaussian prior on the relative lift (mean, sd); None = flat."""
 
 
-def _setup(session: Session, experiment_id: int) -> _Setup:
+def experiment_setup(session: Session, experiment_id: int) -> ExperimentSetup:
+    """The experiment's :class:`ExperimentSetup`; NotFound without it."""
     exp = session.get(Experiment, experiment_id)
     if exp is None:
         raise NotFound(f"No experiment with id {experiment_id}.")
-    metrics: list[_Metric] = []
+    metrics: list[SetupMetric] = []
     if exp.primary_metric is not None:
         m = exp.primary_metric
-        metrics.append(_Metric(m.id, m.name, m.kind, "primary", m.higher_is_better))  # type: ignore[arg-type]
+        metrics.append(SetupMetric(m.id, m.name, m.kind, "primary", m.higher_is_better))  # type: ignore[arg-type]
     seen = {m.id for m in metrics}
     links = sorted(exp.metric_links, key=lambda link: (ROLE_ORDER.index(link.role),
                                                        link.metric.name))
@@ -311,10 +316,10 @@ def _setup(session: Session, experiment_id: int) -> _Setup:
         if link.metric.id not in seen:
             m = link.metric
             margin = link.margin if link.role == "guardrail" else None
-            metrics.append(_Metric(m.id, m.name, m.kind, link.role, m.higher_is_better,  # type: ignore[arg-type]
+            metrics.append(SetupMetric(m.id, m.name, m.kind, link.role, m.higher_is_better,  # type: ignore[arg-type]
                                    margin))
             seen.add(m.id)
-    return _Setup(
+    return ExperimentSetup(
         id=exp.id,
         name=exp.name,
         mode=exp.analysis_mode,
@@ -335,7 +340,7 @@ def _round(value: float | None) -> float | None:
 
 
 def _fingerprint(
-    setup: _Setup, as_of: date | None, stats: list[DailyStatRow], assigned: list[Any]
+    setup: ExperimentSetup, as_of: date | None, stats: list[DailyStatRow], assigned: list[Any]
 ) -> str:
     payload = {
         "version": RESULTS_VERSION,
@@ -482,7 +487,7 @@ def _cumulate(stats: list[DailyStatRow]) -> dict[tuple[int, int], MetricStats]:
     return arms
 
 
-def _units(setup: _Setup, arms: dict[tuple[int, int], MetricStats], assigned: list[Any]
+def _units(setup: ExperimentSetup, arms: dict[tuple[int, int], MetricStats], assigned: list[Any]
            ) -> dict[int, int]:
     """Units per variant id: the assignment counts, or (none stored) the largest metric n."""
     units = {vid: 0 for vid, _name, _w in setup.variants}
@@ -494,7 +499,7 @@ def _units(setup: _Setup, arms: dict[tuple[int, int], MetricStats], assigned: li
     return units
 
 
-def _srm(setup: _Setup, units: dict[int, int]) -> SrmCheck | None:
+def _srm(setup: ExperimentSetup, units: dict[int, int]) -> SrmCheck | None:
     """Chi-square check of the units against the planned weights; None without units."""
     if len(setup.variants) < 2 or sum(units.values()) == 0:
         return None
@@ -516,14 +521,14 @@ def compute_results(
 
     ``as_of`` limits the data to days up to and including it (default: all data).
     """
-    setup = _setup(session, experiment_id)
+    setup = experiment_setup(session, experiment_id)
     stats = mrepo.daily_stats(session, experiment_id=experiment_id, through=as_of)
     assigned = mrepo.assignments(session, experiment_id=experiment_id, through=as_of)
     return _compute(setup, as_of, stats, assigned, computed_at=datetime.now(UTC))
 
 
 def _compute(
-    setup: _Setup,
+    setup: ExperimentSetup,
     as_of: date | None,
     stats: list[DailyStatRow],
     assigned: list[Any],
@@ -573,7 +578,7 @@ def _compute(
     )
     comparisons = []
     for d in drafts:
-        metric: _Metric = d["m"]
+        metric: SetupMetric = d["m"]
         tested = d["tested"]
         adj = d.get("adjusted")
         decision = metric_decision(_evidence(metric, d, adj, alpha), context)
@@ -623,14 +628,15 @@ _UNTESTED: dict[str, Any] = {
 }
 
 
-def _alternative(m: _Metric, setup: _Setup) -> Alternative:
+def _alternative(m: SetupMetric, setup: ExperimentSetup) -> Alternative:
     if m.role == "guardrail":
         return _harm_alternative(m.higher_is_better)
     return setup.alternative if m.role == "primary" else "two-sided"
 
 
-def _draft(m: _Metric, c_arm: MetricStats, t_arm: MetricStats, *, setup: _Setup, control: str,
-           treatment: str, plan_met: bool, tuning: float | None) -> dict[str, Any]:
+def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: ExperimentSetup,
+           control: str, treatment: str, plan_met: bool, tuning: float | None
+           ) -> dict[str, Any]:
     """One metric x treatment tested: the plan's test (guardrails: one-sided harm, plus the
     non-inferiority test when the plan states a margin), and the p-value decided on."""
     guard = m.role == "guardrail"
@@ -667,7 +673,7 @@ def _adjust(drafts: list[dict[str, Any]], roles: tuple[str, ...], key: str, out:
         d[out] = float(p)
 
 
-def _evidence(m: _Metric, d: dict[str, Any], adjusted: float | None, alpha: float
+def _evidence(m: SetupMetric, d: dict[str, Any], adjusted: float | None, alpha: float
               ) -> MetricEvidence:
     """What :func:`metric_decision` reads of one comparison: the quantity shown and its test."""
     t = d["tested"] or {}
@@ -852,7 +858,7 @@ def cumulative_series(
     check of the data up to the series' end fails (the check the snapshot makes), every point
     is withheld like the snapshot's comparisons (``blocked``, effects None, the arms' n kept).
     """
-    setup = _setup(session, experiment_id)
+    setup = experiment_setup(session, experiment_id)
     stats = mrepo.daily_stats(session, experiment_id=experiment_id, through=as_of)
     assigned = mrepo.assignments(session, experiment_id=experiment_id, through=as_of)
     srm = _srm(setup, _units(setup, _cumulate(stats), assigned))

@@ -235,7 +235,7 @@ def segment_results(
 
     if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
         raise ValueError(f"top_n must be a whole number >= 1 (got {top_n!r})")
-    setup = _results._setup(session, experiment_id)
+    setup = _results.experiment_setup(session, experiment_id)
     carried = mrepo.dimensions(session, experiment_id=experiment_id)
     if dimension is not None and dimension not in carried:
         known = ", ".join(carried) if carried else "none (load data with dimension columns)"

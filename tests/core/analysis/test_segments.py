@@ -12,7 +12,7 @@ from numpy.testing import assert_allclose
 from scipy import stats
 
 from core.analysis import segments
-from core.analysis.results import _Metric, _Setup
+from core.analysis.results import ExperimentSetup, SetupMetric
 from core.stats import OTHER, MetricStats
 from db.metric_repository import SliceAssignmentRow as Assigned
 from db.metric_repository import SliceStatRow as Row
@@ -20,10 +20,10 @@ from db.metric_repository import SliceStatRow as Row
 DAY = date(2026, 3, 2)
 
 
-def setup(correction: str = "holm") -> _Setup:
-    return _Setup(id=1, name="x", mode="fixed", correction=correction, alpha=0.05,
-                  planned=100, variants=((1, "control", 0.5), (2, "treatment", 0.5)),
-                  metrics=(_Metric(7, "conv", "binomial", "primary", True),))
+def setup(correction: str = "holm") -> ExperimentSetup:
+    return ExperimentSetup(id=1, name="x", mode="fixed", correction=correction, alpha=0.05,
+                           planned=100, variants=((1, "control", 0.5), (2, "treatment", 0.5)),
+                           metrics=(SetupMetric(7, "conv", "binomial", "primary", True),))
 
 
 def rows(value: str, n: tuple[int, int], x: tuple[int, int]) -> tuple[list[Row], list[Assigned]]:
