@@ -571,7 +571,7 @@ def observed_baseline(session: Session, *, experiment_id: int, metric: str) -> O
     arm = SufficientStats(0, 0.0, 0.0)
     for r in mine:
         if r.variant_id == control.id:
-            arm = arm + SufficientStats(r.n, r.sum, r.sum_squares)
+            arm = arm + r.stats.sufficient
     if arm.n < 2:
         raise NotFound(
             f"'{exp.name}' has no observed data for {metric} in its control arm yet: load its "
@@ -584,7 +584,7 @@ def observed_baseline(session: Session, *, experiment_id: int, metric: str) -> O
     else:
         per_day: dict[object, int] = {}
         for r in mine:
-            per_day[r.day] = per_day.get(r.day, 0) + r.n
+            per_day[r.day] = per_day.get(r.day, 0) + r.stats.n
         units, days = sum(per_day.values()), len(per_day)
     daily = units / days if days else 0.0
     kind: MetricKind = catalogue_metric.kind  # type: ignore[assignment]

@@ -17,6 +17,8 @@ from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.stats.metric_stats import COVARIATE_SUMS, MetricStats
+from core.stats.metric_stats import FIELDS as STAT_FIELDS
 from db.models import (
     AssignmentDailyCount,
     AssignmentSliceDailyCount,
@@ -29,22 +31,12 @@ from db.models import (
 
 @dataclass(frozen=True)
 class DailyStatRow:
-    """One stored row of :class:`MetricDailyStat`, as plain values."""
+    """One stored row of :class:`MetricDailyStat`: a metric's sums in one variant on one day."""
 
     variant_id: int
     metric_id: int
     day: date
-    n: int
-    sum: float
-    sum_squares: float
-    cov_sum: float | None = None
-    cov_sum_squares: float | None = None
-    cov_sum_products: float | None = None
-    sum_den: float | None = None
-    """Ratio metrics: sum of the denominator (``sum``/``sum_squares`` are the numerator's)."""
-    sum_den_squares: float | None = None
-    sum_num_den: float | None = None
-    """Ratio metrics: sum over units of numerator x denominator."""
+    stats: MetricStats
 
 
 @dataclass(frozen=True)
@@ -64,12 +56,7 @@ class SliceStatRow:
     day: date
     dimension: str
     value: str
-    n: int
-    sum: float
-    sum_squares: float
-    sum_den: float | None = None
-    sum_den_squares: float | None = None
-    sum_num_den: float | None = None
+    stats: MetricStats
 
 
 @dataclass(frozen=True)
@@ -81,6 +68,24 @@ class SliceAssignmentRow:
     dimension: str
     value: str
     units: int
+
+
+_COLUMN_OF: dict[str, str] = {
+    **{name: name for name in STAT_FIELDS},
+    "sum_x": "cov_sum", "sum_x2": "cov_sum_squares", "sum_xy": "cov_sum_products",
+}
+""":class:`MetricStats` field -> column of the stats tables (the covariate sums keep the names
+of their columns, ``cov_*``)."""
+_SLICE_FIELDS = tuple(name for name in STAT_FIELDS if name not in COVARIATE_SUMS)
+"""The slice table stores no covariate sums."""
+
+
+def _stat_columns(stats: MetricStats, names: tuple[str, ...] = STAT_FIELDS) -> dict[str, Any]:
+    return {_COLUMN_OF[name]: getattr(stats, name) for name in names}
+
+
+def _selected(table: Any, names: tuple[str, ...] = STAT_FIELDS) -> list[Any]:
+    return [table.c[_COLUMN_OF[name]] for name in names]
 
 
 def dialect_insert(session: Session, table: Any) -> Any:
@@ -113,22 +118,8 @@ def upsert_daily_stats(
         MetricDailyStat.__table__,
         ["experiment_id", "variant_id", "metric_id", "day"],
         [
-            {
-                "experiment_id": experiment_id,
-                "variant_id": r.variant_id,
-                "metric_id": r.metric_id,
-                "day": r.day,
-                "n": r.n,
-                "sum": r.sum,
-                "sum_squares": r.sum_squares,
-                "cov_sum": r.cov_sum,
-                "cov_sum_squares": r.cov_sum_squares,
-                "cov_sum_products": r.cov_sum_products,
-                "sum_den": r.sum_den,
-                "sum_den_squares": r.sum_den_squares,
-                "sum_num_den": r.sum_num_den,
-                "source": source,
-            }
+            {"experiment_id": experiment_id, "variant_id": r.variant_id,
+             "metric_id": r.metric_id, "day": r.day, **_stat_columns(r.stats), "source": source}
             for r in rows
         ],
     )
@@ -177,25 +168,16 @@ def daily_stats(
 ) -> list[DailyStatRow]:
     """Every stored daily-stat row of an experiment (up to `through`), ordered by day."""
     query = select(
-        MetricDailyStat.variant_id,
-        MetricDailyStat.metric_id,
-        MetricDailyStat.day,
-        MetricDailyStat.n,
-        MetricDailyStat.sum,
-        MetricDailyStat.sum_squares,
-        MetricDailyStat.cov_sum,
-        MetricDailyStat.cov_sum_squares,
-        MetricDailyStat.cov_sum_products,
-        MetricDailyStat.sum_den,
-        MetricDailyStat.sum_den_squares,
-        MetricDailyStat.sum_num_den,
+        MetricDailyStat.variant_id, MetricDailyStat.metric_id, MetricDailyStat.day,
+        *_selected(MetricDailyStat.__table__),
     ).where(MetricDailyStat.experiment_id == experiment_id)
     if through is not None:
         query = query.where(MetricDailyStat.day <= through)
     query = query.order_by(
         MetricDailyStat.day, MetricDailyStat.metric_id, MetricDailyStat.variant_id
     )
-    return [DailyStatRow(*row) for row in session.execute(query)]
+    return [DailyStatRow(vid, mid, day, MetricStats(*sums))
+            for vid, mid, day, *sums in session.execute(query)]
 
 
 def assignments(
@@ -222,6 +204,8 @@ def replace_slice_stats(
 ) -> int:
     """Replace the slice stats of the given metrics on the given days (None: every day) by
     ``rows``: a day reloaded without a dimension keeps none of its old slices. Returns count."""
+    if any(r.stats.has_covariate for r in rows):
+        raise ValueError("slice stats carry no covariate sums (the table has no column for them)")
     query = delete(MetricSliceDailyStat).where(
         MetricSliceDailyStat.experiment_id == experiment_id,
         MetricSliceDailyStat.metric_id.in_(list(metric_ids)),
@@ -235,9 +219,7 @@ def replace_slice_stats(
             [
                 {"experiment_id": experiment_id, "variant_id": r.variant_id,
                  "metric_id": r.metric_id, "day": r.day, "dimension": r.dimension,
-                 "value": r.value, "n": r.n, "sum": r.sum, "sum_squares": r.sum_squares,
-                 "sum_den": r.sum_den, "sum_den_squares": r.sum_den_squares,
-                 "sum_num_den": r.sum_num_den, "source": source}
+                 "value": r.value, **_stat_columns(r.stats, _SLICE_FIELDS), "source": source}
                 for r in rows
             ],
         )
@@ -280,15 +262,17 @@ def daily_slice_stats(
     all), ordered by dimension, value, day, metric and variant."""
     t = MetricSliceDailyStat
     query = select(
-        t.variant_id, t.metric_id, t.day, t.dimension, t.value, t.n, t.sum, t.sum_squares,
-        t.sum_den, t.sum_den_squares, t.sum_num_den,
+        t.variant_id, t.metric_id, t.day, t.dimension, t.value,
+        *_selected(t.__table__, _SLICE_FIELDS),
     ).where(t.experiment_id == experiment_id)
     if through is not None:
         query = query.where(t.day <= through)
     if dimension is not None:
         query = query.where(t.dimension == dimension)
     query = query.order_by(t.dimension, t.value, t.day, t.metric_id, t.variant_id)
-    return [SliceStatRow(*row) for row in session.execute(query)]
+    return [SliceStatRow(vid, mid, day, dimension, value,
+                         MetricStats(**dict(zip(_SLICE_FIELDS, sums, strict=True))))
+            for vid, mid, day, dimension, value, *sums in session.execute(query)]
 
 
 def slice_assignments(

@@ -28,7 +28,7 @@ import hashlib
 import json
 import math
 from collections import defaultdict
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -47,10 +47,10 @@ from core.auth import Actor
 from core.errors import InvalidInput, NotFound
 from core.registry import transaction
 from core.stats import (
+    EMPTY_STATS,
     BayesianReadout,
-    CovariateStats,
     InsufficientDataError,
-    RatioStats,
+    MetricStats,
     SufficientStats,
     adjust_pvalues,
     bayesian_readout,
@@ -271,7 +271,9 @@ def withhold(item: Any, reason: str) -> Any:
 
 
 @dataclass(frozen=True)
-class _Metric:
+class SetupMetric:
+    """One metric of an experiment as the analysis reads it: its kind, role and margin."""
+
     id: int
     name: str
     kind: MetricKind
@@ -281,7 +283,9 @@ class _Metric:
 
 
 @dataclass(frozen=True)
-class _Setup:
+class ExperimentSetup:
+    """What the analysis of an experiment reads of its registry entry and plan."""
+
     id: int
     name: str
     mode: str
@@ -289,56 +293,22 @@ class _Setup:
     alpha: float
     planned: int | None
     variants: tuple[tuple[int, str, float], ...]
-    metrics: tuple[_Metric, ...]
+    metrics: tuple[SetupMetric, ...]
     alternative: Alternative = "two-sided"
     """The primary metric's test direction in the plan."""
     prior: tuple[float, float] | None = None
     """The plan's Gaussian prior on the relative lift (mean, sd); None = flat."""
 
 
-@dataclass
-class _Arm:
-    n: int = 0
-    sum: float = 0.0
-    sum_squares: float = 0.0
-    cov: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    complete_cov: bool = True
-    den: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    """Ratio metrics: sums of the denominator, its squares and numerator x denominator."""
-    days: int = 0
-
-    def add(self, row: Any) -> None:
-        self.n += row.n
-        self.sum += row.sum
-        self.sum_squares += row.sum_squares
-        self.days += 1
-        den = (getattr(row, "sum_den", None), getattr(row, "sum_den_squares", None),
-               getattr(row, "sum_num_den", None))
-        if den[0] is not None and den[1] is not None and den[2] is not None:
-            self.den[0] += den[0]
-            self.den[1] += den[1]
-            self.den[2] += den[2]
-        cov = (getattr(row, "cov_sum", None), getattr(row, "cov_sum_squares", None),
-               getattr(row, "cov_sum_products", None))
-        if cov[0] is None or cov[1] is None or cov[2] is None:  # slices carry no CUPED sums
-            self.complete_cov = False
-        else:
-            self.cov[0] += cov[0]
-            self.cov[1] += cov[1]
-            self.cov[2] += cov[2]
-
-    def ratio_stats(self) -> RatioStats:
-        return RatioStats(self.n, self.sum, self.sum_squares, *self.den)
-
-
-def _setup(session: Session, experiment_id: int) -> _Setup:
+def experiment_setup(session: Session, experiment_id: int) -> ExperimentSetup:
+    """The experiment's :class:`ExperimentSetup`; NotFound without it."""
     exp = session.get(Experiment, experiment_id)
     if exp is None:
         raise NotFound(f"No experiment with id {experiment_id}.")
-    metrics: list[_Metric] = []
+    metrics: list[SetupMetric] = []
     if exp.primary_metric is not None:
         m = exp.primary_metric
-        metrics.append(_Metric(m.id, m.name, m.kind, "primary", m.higher_is_better))  # type: ignore[arg-type]
+        metrics.append(SetupMetric(m.id, m.name, m.kind, "primary", m.higher_is_better))  # type: ignore[arg-type]
     seen = {m.id for m in metrics}
     links = sorted(exp.metric_links, key=lambda link: (ROLE_ORDER.index(link.role),
                                                        link.metric.name))
@@ -346,10 +316,10 @@ def _setup(session: Session, experiment_id: int) -> _Setup:
         if link.metric.id not in seen:
             m = link.metric
             margin = link.margin if link.role == "guardrail" else None
-            metrics.append(_Metric(m.id, m.name, m.kind, link.role, m.higher_is_better,  # type: ignore[arg-type]
+            metrics.append(SetupMetric(m.id, m.name, m.kind, link.role, m.higher_is_better,  # type: ignore[arg-type]
                                    margin))
             seen.add(m.id)
-    return _Setup(
+    return ExperimentSetup(
         id=exp.id,
         name=exp.name,
         mode=exp.analysis_mode,
@@ -370,7 +340,7 @@ def _round(value: float | None) -> float | None:
 
 
 def _fingerprint(
-    setup: _Setup, as_of: date | None, stats: list[DailyStatRow], assigned: list[Any]
+    setup: ExperimentSetup, as_of: date | None, stats: list[DailyStatRow], assigned: list[Any]
 ) -> str:
     payload = {
         "version": RESULTS_VERSION,
@@ -382,9 +352,8 @@ def _fingerprint(
         },
         "as_of": as_of.isoformat() if as_of else None,
         "stats": [
-            [r.variant_id, r.metric_id, r.day.isoformat(), r.n, _round(r.sum),
-             _round(r.sum_squares), _round(r.cov_sum), _round(r.cov_sum_squares),
-             _round(r.cov_sum_products)]
+            [r.variant_id, r.metric_id, r.day.isoformat(),
+             *(_round(v) if isinstance(v, float) else v for v in r.stats.key())]
             for r in stats
         ],
         "assignments": [[a.variant_id, a.day.isoformat(), a.units] for a in assigned],
@@ -415,10 +384,10 @@ SEQUENTIAL_WITHOUT_PLAN = (
 )
 
 
-def _test(
+def compare_arms(
     kind: str,
-    control: _Arm,
-    treatment: _Arm,
+    control: MetricStats,
+    treatment: MetricStats,
     *,
     alpha: float,
     alternative: Alternative,
@@ -426,9 +395,10 @@ def _test(
     tuning_n: float | None,
     margin: float = 0.0,
 ) -> tuple[dict[str, Any] | None, str | None]:
-    """Run the engine's test on two cumulative arms: (numbers, None), or (None, why not) when an
-    arm has fewer than 2 units, a sequential test has no planned sample size to tune to, or the
-    engine needs more data (:class:`core.stats.InsufficientDataError`, its message)."""
+    """Run the engine's test for a metric of ``kind`` on two arms' pooled sums: (numbers, None),
+    or (None, why not) when an arm has fewer than 2 units, a sequential test has no planned
+    sample size to tune to, or the engine needs more data
+    (:class:`core.stats.InsufficientDataError`, its message)."""
     if control.n < 2 or treatment.n < 2:
         return None, None
     if sequential and tuning_n is None:
@@ -442,8 +412,8 @@ def _test(
 
 def _run_test(
     kind: str,
-    control: _Arm,
-    treatment: _Arm,
+    control: MetricStats,
+    treatment: MetricStats,
     *,
     alpha: float,
     alternative: Alternative,
@@ -462,18 +432,17 @@ def _run_test(
             **kwargs,
         )
     elif kind == "ratio":
-        res = ratio_test(control.ratio_stats(), treatment.ratio_stats(), **kwargs)
-    elif control.complete_cov and treatment.complete_cov:
-        c = CovariateStats(control.n, control.sum, control.sum_squares, *control.cov)
-        t = CovariateStats(treatment.n, treatment.sum, treatment.sum_squares, *treatment.cov)
-        cr = welch_ttest_cuped(c, t, **kwargs)
+        c_ratio, t_ratio = control.ratio, treatment.ratio
+        if c_ratio is None or t_ratio is None:
+            raise InsufficientDataError(
+                "the stored data of this ratio metric has no denominator sums (sum_den, "
+                "sum_den_squares, sum_num_den): load its data again")
+        res = ratio_test(c_ratio, t_ratio, **kwargs)
+    elif (c_cov := control.covariate) is not None and (t_cov := treatment.covariate) is not None:
+        cr = welch_ttest_cuped(c_cov, t_cov, **kwargs)
         res, cuped, reduction = cr, True, cr.variance_reduction
     else:
-        res = welch_ttest_from_stats(
-            SufficientStats(control.n, control.sum, control.sum_squares),
-            SufficientStats(treatment.n, treatment.sum, treatment.sum_squares),
-            **kwargs,
-        )
+        res = welch_ttest_from_stats(control.sufficient, treatment.sufficient, **kwargs)
     return {
         "control_mean": _num(res.control_mean),
         "treatment_mean": _num(res.treatment_mean),
@@ -510,14 +479,15 @@ def _bayesian(tested: dict[str, Any] | None, *, alpha: float, higher_is_better: 
 # --------------------------------------------------------------------------- computation
 
 
-def _cumulate(stats: list[DailyStatRow]) -> dict[tuple[int, int], _Arm]:
-    arms: dict[tuple[int, int], _Arm] = defaultdict(_Arm)
+def _cumulate(stats: list[DailyStatRow]) -> dict[tuple[int, int], MetricStats]:
+    arms: dict[tuple[int, int], MetricStats] = {}
     for row in stats:
-        arms[(row.metric_id, row.variant_id)].add(row)
+        key = (row.metric_id, row.variant_id)
+        arms[key] = arms.get(key, EMPTY_STATS) + row.stats
     return arms
 
 
-def _units(setup: _Setup, arms: dict[tuple[int, int], _Arm], assigned: list[Any]
+def _units(setup: ExperimentSetup, arms: dict[tuple[int, int], MetricStats], assigned: list[Any]
            ) -> dict[int, int]:
     """Units per variant id: the assignment counts, or (none stored) the largest metric n."""
     units = {vid: 0 for vid, _name, _w in setup.variants}
@@ -529,7 +499,7 @@ def _units(setup: _Setup, arms: dict[tuple[int, int], _Arm], assigned: list[Any]
     return units
 
 
-def _srm(setup: _Setup, units: dict[int, int]) -> SrmCheck | None:
+def _srm(setup: ExperimentSetup, units: dict[int, int]) -> SrmCheck | None:
     """Chi-square check of the units against the planned weights; None without units."""
     if len(setup.variants) < 2 or sum(units.values()) == 0:
         return None
@@ -551,14 +521,14 @@ def compute_results(
 
     ``as_of`` limits the data to days up to and including it (default: all data).
     """
-    setup = _setup(session, experiment_id)
+    setup = experiment_setup(session, experiment_id)
     stats = mrepo.daily_stats(session, experiment_id=experiment_id, through=as_of)
     assigned = mrepo.assignments(session, experiment_id=experiment_id, through=as_of)
     return _compute(setup, as_of, stats, assigned, computed_at=datetime.now(UTC))
 
 
 def _compute(
-    setup: _Setup,
+    setup: ExperimentSetup,
     as_of: date | None,
     stats: list[DailyStatRow],
     assigned: list[Any],
@@ -592,8 +562,8 @@ def _compute(
         control_id, control_name, _w = setup.variants[0]
         for m in setup.metrics:
             for vid, name, _w2 in setup.variants[1:]:
-                drafts.append(_draft(m, arms.get((m.id, control_id), _Arm()),
-                                     arms.get((m.id, vid), _Arm()), setup=setup,
+                drafts.append(_draft(m, arms.get((m.id, control_id), EMPTY_STATS),
+                                     arms.get((m.id, vid), EMPTY_STATS), setup=setup,
                                      control=control_name, treatment=name, plan_met=plan_met,
                                      tuning=tuning))
 
@@ -608,7 +578,7 @@ def _compute(
     )
     comparisons = []
     for d in drafts:
-        metric: _Metric = d["m"]
+        metric: SetupMetric = d["m"]
         tested = d["tested"]
         adj = d.get("adjusted")
         decision = metric_decision(_evidence(metric, d, adj, alpha), context)
@@ -658,21 +628,23 @@ _UNTESTED: dict[str, Any] = {
 }
 
 
-def _alternative(m: _Metric, setup: _Setup) -> Alternative:
+def _alternative(m: SetupMetric, setup: ExperimentSetup) -> Alternative:
     if m.role == "guardrail":
         return _harm_alternative(m.higher_is_better)
     return setup.alternative if m.role == "primary" else "two-sided"
 
 
-def _draft(m: _Metric, c_arm: _Arm, t_arm: _Arm, *, setup: _Setup, control: str,
-           treatment: str, plan_met: bool, tuning: float | None) -> dict[str, Any]:
+def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: ExperimentSetup,
+           control: str, treatment: str, plan_met: bool, tuning: float | None
+           ) -> dict[str, Any]:
     """One metric x treatment tested: the plan's test (guardrails: one-sided harm, plus the
     non-inferiority test when the plan states a margin), and the p-value decided on."""
     guard = m.role == "guardrail"
     alternative = _alternative(m, setup)
     sequential = setup.mode == "sequential" or (guard and not plan_met)
-    tested, untested = _test(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=alternative,
-                             sequential=sequential, tuning_n=tuning if sequential else None)
+    tested, untested = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha,
+                                    alternative=alternative, sequential=sequential,
+                                    tuning_n=tuning if sequential else None)
     decision_on = "lift" if tested is not None and tested["lift"] is not None else "diff"
     p_decide = None
     if tested is not None:
@@ -681,9 +653,9 @@ def _draft(m: _Metric, c_arm: _Arm, t_arm: _Arm, *, setup: _Setup, control: str,
     if guard and m.margin and tested is not None:
         # H0: worse by at least the margin; rejecting it shows non-inferiority.
         ni_alt: Alternative = "greater" if m.higher_is_better else "less"
-        ni, _why = _test(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=ni_alt,
-                         sequential=sequential, tuning_n=tuning if sequential else None,
-                         margin=m.margin)
+        ni, _why = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=ni_alt,
+                                sequential=sequential, tuning_n=tuning if sequential else None,
+                                margin=m.margin)
         if ni is not None:
             p_ni = ni["lift_p_value"] if decision_on == "lift" else ni["p_value"]
     return {"m": m, "treatment": treatment, "control": control, "c": c_arm, "t": t_arm,
@@ -701,7 +673,7 @@ def _adjust(drafts: list[dict[str, Any]], roles: tuple[str, ...], key: str, out:
         d[out] = float(p)
 
 
-def _evidence(m: _Metric, d: dict[str, Any], adjusted: float | None, alpha: float
+def _evidence(m: SetupMetric, d: dict[str, Any], adjusted: float | None, alpha: float
               ) -> MetricEvidence:
     """What :func:`metric_decision` reads of one comparison: the quantity shown and its test."""
     t = d["tested"] or {}
@@ -886,7 +858,7 @@ def cumulative_series(
     check of the data up to the series' end fails (the check the snapshot makes), every point
     is withheld like the snapshot's comparisons (``blocked``, effects None, the arms' n kept).
     """
-    setup = _setup(session, experiment_id)
+    setup = experiment_setup(session, experiment_id)
     stats = mrepo.daily_stats(session, experiment_id=experiment_id, through=as_of)
     assigned = mrepo.assignments(session, experiment_id=experiment_id, through=as_of)
     srm = _srm(setup, _units(setup, _cumulate(stats), assigned))
@@ -901,17 +873,18 @@ def cumulative_series(
     by_day: dict[date, list[DailyStatRow]] = defaultdict(list)
     for row in stats:
         by_day[row.day].append(row)
-    running: dict[tuple[int, int], _Arm] = defaultdict(_Arm)
+    running: dict[tuple[int, int], MetricStats] = {}
     control_id = setup.variants[0][0]
     points: list[SeriesPoint] = []
     for day in sorted(by_day):
         for row in by_day[day]:
-            running[(row.metric_id, row.variant_id)].add(row)
+            key = (row.metric_id, row.variant_id)
+            running[key] = running.get(key, EMPTY_STATS) + row.stats
         for m in metrics:
             for vid, name, _w in setup.variants[1:]:
-                c = running.get((m.id, control_id), _Arm())
-                t = running.get((m.id, vid), _Arm())
-                tested, _why = _test(m.kind, c, t, alpha=setup.alpha,
+                c = running.get((m.id, control_id), EMPTY_STATS)
+                t = running.get((m.id, vid), EMPTY_STATS)
+                tested, _why = compare_arms(m.kind, c, t, alpha=setup.alpha,
                                      alternative="two-sided", sequential=sequential,
                                      tuning_n=tuning)
                 if tested is None:

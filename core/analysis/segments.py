@@ -34,7 +34,14 @@ from sqlalchemy.orm import Session
 
 from core.analysis import results as _results
 from core.errors import NotFound
-from core.stats import OTHER, adjust_pvalues, srm_test, top_n_groups
+from core.stats import (
+    EMPTY_STATS,
+    OTHER,
+    MetricStats,
+    adjust_pvalues,
+    srm_test,
+    top_n_groups,
+)
 from core.types import MetricKind
 
 TOP_N = 10
@@ -111,7 +118,7 @@ def _value_units(setup: Any, stats: Sequence[Any], assigned: Sequence[Any]
         return units
     per_metric: dict[tuple[str, int, int], int] = defaultdict(int)
     for r in stats:
-        per_metric[(r.value, r.variant_id, r.metric_id)] += r.n
+        per_metric[(r.value, r.variant_id, r.metric_id)] += r.stats.n
     for (value, vid, _mid), n in per_metric.items():
         units[value][vid] = max(units[value][vid], n)
     return units
@@ -126,7 +133,8 @@ def breakdown(
     top_n: int = TOP_N,
 ) -> SegmentBreakdown:
     """The slices of one dimension from its per-value rows (module docstring). Pure: ``stats``
-    and ``assigned`` are rows with the fields of ``SliceStatRow`` / ``SliceAssignmentRow``."""
+    and ``assigned`` are rows like ``SliceStatRow`` (a value, ids and a :class:`MetricStats`) /
+    ``SliceAssignmentRow``."""
     units = _value_units(setup, stats, assigned)
     groups = top_n_groups({v: float(sum(u.values())) for v, u in units.items()}, top_n)
     weights = [w for _id, _n, w in setup.variants]
@@ -150,18 +158,19 @@ def breakdown(
         slices.append(SegmentSlice(dimension, group, tuple(sorted(by_group[group])),
                                    sum(counts), p, flagged))
 
-    arms: dict[tuple[str, int, int], _results._Arm] = defaultdict(_results._Arm)
+    arms: dict[tuple[str, int, int], MetricStats] = {}
     for r in stats:
-        arms[(groups[r.value], r.metric_id, r.variant_id)].add(r)
+        key = (groups[r.value], r.metric_id, r.variant_id)
+        arms[key] = arms.get(key, EMPTY_STATS) + r.stats
     drafts: list[dict[str, Any]] = []
     if len(setup.variants) >= 2:
         control_id = setup.variants[0][0]
         for group in order:
             for m in setup.metrics:
                 for vid, name, _w in setup.variants[1:]:
-                    c = arms.get((group, m.id, control_id), _results._Arm())
-                    t = arms.get((group, m.id, vid), _results._Arm())
-                    tested, why = _results._test(
+                    c = arms.get((group, m.id, control_id), EMPTY_STATS)
+                    t = arms.get((group, m.id, vid), EMPTY_STATS)
+                    tested, why = _results.compare_arms(
                         m.kind, c, t, alpha=setup.alpha, alternative="two-sided",
                         sequential=False, tuning_n=None)
                     drafts.append({"group": group, "m": m, "treatment": name, "c": c, "t": t,
@@ -226,7 +235,7 @@ def segment_results(
 
     if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
         raise ValueError(f"top_n must be a whole number >= 1 (got {top_n!r})")
-    setup = _results._setup(session, experiment_id)
+    setup = _results.experiment_setup(session, experiment_id)
     carried = mrepo.dimensions(session, experiment_id=experiment_id)
     if dimension is not None and dimension not in carried:
         known = ", ".join(carried) if carried else "none (load data with dimension columns)"

@@ -73,7 +73,7 @@ def daily_units(session: Session, *, experiment_id: int) -> list[DailyUnits]:
             counts[(a.day, a.variant_id)] = counts.get((a.day, a.variant_id), 0) + a.units
     else:
         for r in mrepo.daily_stats(session, experiment_id=experiment_id):
-            counts[(r.day, r.variant_id)] = max(counts.get((r.day, r.variant_id), 0), r.n)
+            counts[(r.day, r.variant_id)] = max(counts.get((r.day, r.variant_id), 0), r.stats.n)
     return [DailyUnits(day, names.get(vid, str(vid)), n)
             for (day, vid), n in sorted(counts.items())]
 

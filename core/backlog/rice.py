@@ -45,6 +45,7 @@ from core.auth import Actor
 from core.config import get_settings
 from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry import RICE_IMPACTS, ExperimentView
+from core.stats import EMPTY_STATS, MetricStats
 from db import repositories as repo
 from db import state_repository as state
 from db.models import (
@@ -221,26 +222,23 @@ def observed_baselines(session: Session) -> dict[tuple[str, str | None], Baselin
         .where(Variant.position == 0)
         .group_by(Metric.name, Metric.kind, Experiment.target_segment)
     ).all()
-    pooled: dict[tuple[str, str | None], list[float]] = {}
+    pooled: dict[tuple[str, str | None], MetricStats] = {}
     kinds: dict[str, str] = {}
     labels: dict[tuple[str, str | None], str | None] = {}
     for metric, kind, segment, n, s, ss in rows:
         kinds[metric] = kind
+        stats = MetricStats(int(n or 0), float(s or 0), float(ss or 0))
         keys: tuple[tuple[str, str | None], ...] = ((metric, _segment_key(segment)), (metric, None))
         for key in keys:
-            acc = pooled.setdefault(key, [0.0, 0.0, 0.0])
-            acc[0] += float(n or 0)
-            acc[1] += float(s or 0)
-            acc[2] += float(ss or 0)
+            pooled[key] = pooled.get(key, EMPTY_STATS) + stats
             labels[key] = segment.strip() if key[1] is not None else None
     out: dict[tuple[str, str | None], Baseline] = {}
-    for key, (units, total, squares) in pooled.items():
-        if units < 2:
+    for key, total in pooled.items():
+        if total.n < 2:
             continue
-        mean = total / units
-        var = max(squares - total * total / units, 0.0) / (units - 1)
-        out[key] = Baseline(metric=key[0], kind=kinds[key[0]], n=int(units), mean=mean,
-                            sd=math.sqrt(var), segment=labels[key])
+        arm = total.sufficient
+        out[key] = Baseline(metric=key[0], kind=kinds[key[0]], n=arm.n, mean=arm.mean,
+                            sd=arm.sd, segment=labels[key])
     return out
 
 

@@ -1,5 +1,5 @@
 """Pre-aggregated metric data — a pre-aggregated CSV/Parquet file or the result of a SQL push-down
-source — checked row by row into :class:`~core.data.reading.Cell` statistics. A row holds
+source — checked row by row into :class:`~core.data.reading.Cell` sums. A row holds
 ``variant, date (or day), metric, n, sum, sum_squares``; optionally ``sum_x, sum_x2, sum_xy``
 (CUPED covariate sums of a mean metric), ``sum_den, sum_den_squares, sum_num_den`` (a ratio
 metric's denominator sums and numerator x denominator products; then ``sum``/``sum_squares`` are
@@ -37,7 +37,7 @@ from core.data.reading import (
     unreadable,
 )
 from core.errors import InvalidInput
-from core.stats import SufficientStats
+from core.stats import MetricStats, SufficientStats
 
 MAX_DIMENSION_NAME_LENGTH = 64
 _OPTIONAL = (*COVARIATE_COLUMNS, *RATIO_COLUMNS, *SLICE_COLUMNS, *PROOF_COLUMNS)
@@ -255,16 +255,10 @@ def aggregate_records(
             continue
         assert variant is not None and metric is not None and day is not None
         num = _getter(nums)
-        cell = Cell(
-            variant, day, metric, int(num("n")), num("sum"), num("sum_squares"),
-            cov_sum=num("sum_x") if cov_given else None,
-            cov_sum_squares=num("sum_x2") if cov_given else None,
-            cov_sum_products=num("sum_xy") if cov_given else None,
-            sum_den=num("sum_den") if ratio else None,
-            sum_den_squares=num("sum_den_squares") if ratio else None,
-            sum_num_den=num("sum_num_den") if ratio else None,
-            dimension=dimension, value=value,
-        )
+        parts = [*(COVARIATE_COLUMNS if cov_given else ()), *(RATIO_COLUMNS if ratio else ())]
+        stats = MetricStats(int(num("n")), num("sum"), num("sum_squares"),
+                            **{k: num(k) for k in parts})
+        cell = Cell(variant, day, metric, stats, dimension=dimension, value=value)
         (cells if dimension is None else slices).append(cell)
     for dim, found in sorted(values.items()):
         if len(found) > MAX_DIMENSION_VALUES:
@@ -287,12 +281,12 @@ def aggregate_records(
     assignments: dict[tuple[str, date], int] = {}
     for c in cells:
         key2 = (c.variant, c.day)
-        assignments[key2] = max(assignments.get(key2, 0), c.n)
+        assignments[key2] = max(assignments.get(key2, 0), c.stats.n)
     slice_units: dict[tuple[str, date, str, str], int] = {}
     for c in slices:
         assert c.dimension is not None and c.value is not None
         key4 = (c.variant, c.day, c.dimension, c.value)
-        slice_units[key4] = max(slice_units.get(key4, 0), c.n)
+        slice_units[key4] = max(slice_units.get(key4, 0), c.stats.n)
     return Aggregated(
         cells=cells,
         assignments=assignments,

@@ -2,11 +2,12 @@
 memory limit (spilling to disk beyond it), their columns typed and mapped case-insensitively, and
 a CSV that DuckDB cannot parse diagnosed line by line in plain words (which lines, what is wrong
 with them, how to fix it) instead of DuckDB's raw parser message. It also defines what reading
-yields: :class:`Cell` sufficient statistics per (variant, day, metric[, dimension value]) and
-assignment counts, gathered in :class:`Aggregated` by :mod:`core.data.user_files` (user-level
-files) and :mod:`core.data.aggregates` (pre-aggregated files and SQL results). Nothing here
-touches the database: every problem is raised as one :class:`~core.errors.InvalidInput` listing
-them all, so a bad input never writes anything (:mod:`core.data.writing` stores the result).
+yields: :class:`Cell` sums (a :class:`~core.stats.MetricStats`) per (variant, day, metric[,
+dimension value]) and assignment counts, gathered in :class:`Aggregated` by
+:mod:`core.data.user_files` (user-level files) and :mod:`core.data.aggregates` (pre-aggregated
+files and SQL results). Nothing here touches the database: every problem is raised as one
+:class:`~core.errors.InvalidInput` listing them all, so a bad input never writes anything
+(:mod:`core.data.writing` stores the result).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Literal
 import duckdb
 
 from core.errors import InvalidInput
+from core.stats.metric_stats import COVARIATE_SUMS, RATIO_SUMS, MetricStats
 from core.types import FileKind
 
 ProgressCallback = Callable[[float, str], None]
@@ -31,8 +33,9 @@ DUCKDB_MEMORY_LIMIT = "1GB"
 """DuckDB's working-memory cap for file aggregation; beyond it DuckDB spills to a temp folder."""
 PRE_SUFFIX = "_pre"
 AGGREGATE_COLUMNS = ("variant", "date", "metric", "n", "sum", "sum_squares")
-COVARIATE_COLUMNS = ("sum_x", "sum_x2", "sum_xy")
-RATIO_COLUMNS = ("sum_den", "sum_den_squares", "sum_num_den")
+COVARIATE_COLUMNS = COVARIATE_SUMS
+"""Aggregate columns of a CUPED covariate x: its sum, sum of squares and the sum of x * y."""
+RATIO_COLUMNS = RATIO_SUMS
 """Aggregate columns of a ratio metric's denominator: its sum, sum of squares, and the sum of
 numerator x denominator (``sum`` and ``sum_squares`` hold the numerator's)."""
 PROOF_COLUMNS = ("duplicate_units",)
@@ -87,22 +90,13 @@ class ExperimentContext:
 
 @dataclass(frozen=True)
 class Cell:
-    """Sufficient statistics of one (variant, day, metric) — or of one dimension value of it —
-    before they are stored. For a ratio metric ``sum``/``sum_squares`` are the numerator's and
-    the ``*_den`` fields the denominator's."""
+    """The sums of one (variant, day, metric) — or of one dimension value of it — before they
+    are stored."""
 
     variant: str
     day: date
     metric: str
-    n: int
-    sum: float
-    sum_squares: float
-    cov_sum: float | None = None
-    cov_sum_squares: float | None = None
-    cov_sum_products: float | None = None
-    sum_den: float | None = None
-    sum_den_squares: float | None = None
-    sum_num_den: float | None = None
+    stats: MetricStats
     dimension: str | None = None
     value: str | None = None
 

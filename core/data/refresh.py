@@ -71,6 +71,7 @@ from core.analysis.results import ResultsSnapshot
 from core.auth import Actor
 from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry import MAX_REFRESH_EVERY_DAYS, transaction
+from core.stats import MetricStats
 from db import metric_repository as mrepo
 from db import repositories as repo
 from db import state_repository as state
@@ -318,20 +319,13 @@ def _same_as_stored(
     agg = aggregate_records(ctx, rows, label="sql source")
     metric_ids = {ctx.metrics[m].id for m in agg.metrics}
 
-    def sums(c: Any) -> tuple:
-        return (c.n, c.sum, c.sum_squares, c.cov_sum, c.cov_sum_squares, c.cov_sum_products,
-                c.sum_den, c.sum_den_squares, c.sum_num_den)
+    def close(a: MetricStats, b: MetricStats) -> bool:
+        return all(_close(x, y) for x, y in zip(a.key(), b.key(), strict=True))
 
-    def slice_sums(c: Any) -> tuple:
-        return (c.n, c.sum, c.sum_squares, c.sum_den, c.sum_den_squares, c.sum_num_den)
-
-    def close(a: tuple, b: tuple) -> bool:
-        return all(_close(x, y) for x, y in zip(a, b, strict=True))
-
-    fresh = {(ctx.variants[c.variant], ctx.metrics[c.metric].id, c.day): sums(c)
+    fresh = {(ctx.variants[c.variant], ctx.metrics[c.metric].id, c.day): c.stats
              for c in agg.cells}
     stored = {
-        (r.variant_id, r.metric_id, r.day): sums(r)
+        (r.variant_id, r.metric_id, r.day): r.stats
         for r in mrepo.daily_stats(session, experiment_id=experiment_id, through=last)
         if r.day >= first and r.metric_id in metric_ids
     }
@@ -342,10 +336,10 @@ def _same_as_stored(
     days = {c.day for c in [*agg.cells, *agg.slices]}
     fresh_slices = {
         (ctx.variants[c.variant], ctx.metrics[c.metric].id, c.day, c.dimension, c.value):
-            slice_sums(c) for c in agg.slices
+            c.stats for c in agg.slices
     }
-    stored_slices: dict[tuple[Any, ...], tuple] = {
-        (r.variant_id, r.metric_id, r.day, r.dimension, r.value): slice_sums(r)
+    stored_slices: dict[tuple[Any, ...], MetricStats] = {
+        (r.variant_id, r.metric_id, r.day, r.dimension, r.value): r.stats
         for r in mrepo.daily_slice_stats(session, experiment_id=experiment_id, through=last)
         if r.day in days and r.metric_id in metric_ids
     }

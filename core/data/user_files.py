@@ -51,6 +51,7 @@ from core.data.reading import (
     quote,
 )
 from core.errors import InvalidInput
+from core.stats import MetricStats
 
 PARTITION_UNITS = 16_000_000
 """Up to this many rows the unit proof sorts the ids' hashes in memory (8 bytes a row, 128 MB at
@@ -481,16 +482,16 @@ def _cells(
             if metric in pre_index and dim is None:
                 i = pre_index[metric]
                 cov = (float(g[f"px{i}"]), float(g[f"pxx{i}"]), float(g[f"pxy{i}"]))
-            cells.append(Cell(g["v"], d, metric, int(g[f"nn{j}"]), float(g[f"s{j}"] or 0.0),
-                              float(g[f"ss{j}"] or 0.0), *cov, dimension=dim, value=value))
+            stats = MetricStats(int(g[f"nn{j}"]), float(g[f"s{j}"] or 0.0),
+                                float(g[f"ss{j}"] or 0.0), *cov)
+            cells.append(Cell(g["v"], d, metric, stats, dimension=dim, value=value))
         for i, (metric, (num, den)) in enumerate(plan.ratio_cols.items()):
             a, b = index[num], index[den]
-            cells.append(Cell(
-                g["v"], d, metric, int(g[f"nn{a}"]), float(g[f"s{a}"] or 0.0),
-                float(g[f"ss{a}"] or 0.0), sum_den=float(g[f"s{b}"] or 0.0),
-                sum_den_squares=float(g[f"ss{b}"] or 0.0), sum_num_den=float(g[f"nd{i}"] or 0.0),
-                dimension=dim, value=value,
-            ))
+            stats = MetricStats(
+                int(g[f"nn{a}"]), float(g[f"s{a}"] or 0.0), float(g[f"ss{a}"] or 0.0),
+                sum_den=float(g[f"s{b}"] or 0.0), sum_den_squares=float(g[f"ss{b}"] or 0.0),
+                sum_num_den=float(g[f"nd{i}"] or 0.0))
+            cells.append(Cell(g["v"], d, metric, stats, dimension=dim, value=value))
     return cells, assignments
 
 

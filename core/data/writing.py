@@ -68,20 +68,7 @@ def write(
         mrepo.delete_daily_stats(session, experiment_id=ctx.id, metric_ids=metric_ids)
         mrepo.delete_assignments(session, experiment_id=ctx.id)
     rows = [
-        mrepo.DailyStatRow(
-            variant_id=ctx.variants[c.variant],
-            metric_id=ctx.metrics[c.metric].id,
-            day=c.day,
-            n=c.n,
-            sum=c.sum,
-            sum_squares=c.sum_squares,
-            cov_sum=c.cov_sum,
-            cov_sum_squares=c.cov_sum_squares,
-            cov_sum_products=c.cov_sum_products,
-            sum_den=c.sum_den,
-            sum_den_squares=c.sum_den_squares,
-            sum_num_den=c.sum_num_den,
-        )
+        mrepo.DailyStatRow(ctx.variants[c.variant], ctx.metrics[c.metric].id, c.day, c.stats)
         for c in agg.cells
     ]
     source = f"{kind}:{label}"[:200]
@@ -101,12 +88,8 @@ def write(
     sliced = mrepo.replace_slice_stats(
         session, experiment_id=ctx.id, metric_ids=metric_ids, days=loaded_days,
         rows=[
-            mrepo.SliceStatRow(
-                variant_id=ctx.variants[c.variant], metric_id=ctx.metrics[c.metric].id,
-                day=c.day, dimension=c.dimension or "", value=c.value or "", n=c.n, sum=c.sum,
-                sum_squares=c.sum_squares, sum_den=c.sum_den,
-                sum_den_squares=c.sum_den_squares, sum_num_den=c.sum_num_den,
-            )
+            mrepo.SliceStatRow(ctx.variants[c.variant], ctx.metrics[c.metric].id, c.day,
+                               c.dimension or "", c.value or "", c.stats)
             for c in agg.slices
         ],
         source=source,
@@ -122,7 +105,7 @@ def write(
     units: dict[str, int] = {v: 0 for v in ctx.variants}
     for (v, _d), u in agg.assignments.items():
         units[v] += u
-    cuped = tuple(dict.fromkeys(c.metric for c in agg.cells if c.cov_sum is not None))
+    cuped = tuple(dict.fromkeys(c.metric for c in agg.cells if c.stats.has_covariate))
     first, last = (days[0], days[-1]) if days else (None, None)
     state.record_ingest_load(
         session, experiment_id=ctx.id, key=label, kind=kind, sha256=sha256, first_day=first,

@@ -31,11 +31,11 @@ from core.reports.risks import (
     _multiple_comparisons_check,
     _read_early_check,
     _srm_check,
-    _Sums,
     _underpowered_check,
     correction_name,
     effect_text,
 )
+from core.stats import EMPTY_STATS, MetricStats
 from core.types import Recommendation
 from db import metric_repository as mrepo
 from db import state_repository as state
@@ -202,21 +202,23 @@ def _methods(snapshot: ResultsSnapshot | None) -> list[str]:
 
 
 def _primary_arms(session: Session, exp: ExperimentView, as_of: date | None
-                  ) -> tuple[str | None, dict[tuple[str, str], _Sums],
-                             dict[date, dict[str, _Sums]]]:
+                  ) -> tuple[str | None, dict[tuple[str, str], MetricStats],
+                             dict[date, dict[str, MetricStats]]]:
     """Total and per-day sums of the primary metric per variant, from the stored daily stats."""
     row = session.get(Experiment, exp.id)
     if row is None or row.primary_metric is None:
         return None, {}, {}
     names = {v.id: v.name for v in row.variants}
-    arms: dict[tuple[str, str], _Sums] = {}
-    by_day: dict[date, dict[str, _Sums]] = {}
+    arms: dict[tuple[str, str], MetricStats] = {}
+    by_day: dict[date, dict[str, MetricStats]] = {}
     for stat in mrepo.daily_stats(session, experiment_id=exp.id, through=as_of):
         if stat.metric_id != row.primary_metric_id or stat.variant_id not in names:
             continue
         variant = names[stat.variant_id]
-        arms.setdefault((row.primary_metric.name, variant), _Sums()).add(stat)
-        by_day.setdefault(stat.day, {}).setdefault(variant, _Sums()).add(stat)
+        key = (row.primary_metric.name, variant)
+        arms[key] = arms.get(key, EMPTY_STATS) + stat.stats
+        day = by_day.setdefault(stat.day, {})
+        day[variant] = day.get(variant, EMPTY_STATS) + stat.stats
     return row.primary_metric.kind, arms, by_day
 
 

@@ -20,14 +20,14 @@ from core import format as fmt
 from core.analysis.results import MetricComparison, ResultsSnapshot
 from core.registry import AuditRecord, ExperimentView
 from core.stats import (
-    SufficientStats,
+    EMPTY_STATS,
+    MetricStats,
     mde_mean,
     mde_proportion,
     proportion_ztest_from_stats,
     welch_ttest_from_stats,
 )
 from core.types import CheckStatus, RiskCode
-from db import metric_repository as mrepo
 
 RISK_CHECKS: dict[str, str] = {
     "srm": "Sample ratio mismatch",
@@ -93,23 +93,7 @@ def _srm_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
         f"Assignments ({observed}) match the planned {split} split (p = {srm.p_value:.2g})."))
 
 
-@dataclass
-class _Sums:
-    n: int = 0
-    sum: float = 0.0
-    sum_squares: float = 0.0
-
-    def add(self, row: mrepo.DailyStatRow) -> None:
-        self.n += row.n
-        self.sum += row.sum
-        self.sum_squares += row.sum_squares
-
-    @property
-    def stats(self) -> SufficientStats:
-        return SufficientStats(self.n, self.sum, self.sum_squares)
-
-
-def _achieved_mde(kind: str, control: _Sums, treatment_n: int, *, alpha: float, power: float,
+def _achieved_mde(kind: str, control: MetricStats, treatment_n: int, *, alpha: float, power: float,
                   variants: int) -> float | None:
     """Relative MDE reachable with the achieved control n and the observed control baseline."""
     if control.n < 2 or treatment_n < 2:
@@ -135,7 +119,7 @@ def _achieved_mde(kind: str, control: _Sums, treatment_n: int, *, alpha: float, 
 
 
 def _underpowered_check(
-    exp: ExperimentView, snapshot: ResultsSnapshot | None, arms: dict[tuple[str, str], _Sums],
+    exp: ExperimentView, snapshot: ResultsSnapshot | None, arms: dict[tuple[str, str], MetricStats],
 ) -> RiskCheck:
     if snapshot is None or not snapshot.comparisons:
         return _check("underpowered", "not_checked", "No results yet.")
@@ -152,8 +136,8 @@ def _underpowered_check(
             f"planned units ({fmt.percent(snapshot.progress, 0)})")
     achieved = None
     if exp.mde and exp.primary_metric and exp.variants and primary and not significant:
-        control = arms.get((exp.primary_metric, exp.variants[0].name), _Sums())
-        treatment_n = min((arms.get((exp.primary_metric, v.name), _Sums()).n
+        control = arms.get((exp.primary_metric, exp.variants[0].name), EMPTY_STATS)
+        treatment_n = min((arms.get((exp.primary_metric, v.name), EMPTY_STATS).n
                            for v in exp.variants[1:]), default=0)
         achieved = _achieved_mde(primary[0].kind, control, treatment_n, alpha=exp.alpha,
                                  power=exp.power, variants=len(exp.variants))
@@ -248,7 +232,7 @@ def _guardrail_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
 
 
 def _drift_check(
-    exp: ExperimentView, kind: str | None, by_day: dict[date, dict[str, _Sums]],
+    exp: ExperimentView, kind: str | None, by_day: dict[date, dict[str, MetricStats]],
 ) -> RiskCheck:
     days = sorted(by_day)
     if kind is None or len(days) < DRIFT_MIN_DAYS or len(exp.variants) < 2:
@@ -264,19 +248,13 @@ def _drift_check(
     for treatment in treatments:
         estimates = []
         for period in periods:
-            c, t = _Sums(), _Sums()
-            for d in period:
-                for arm, target in ((control, c), (treatment, t)):
-                    s = by_day[d].get(arm)
-                    if s is not None:
-                        target.n += s.n
-                        target.sum += s.sum
-                        target.sum_squares += s.sum_squares
+            c = sum((by_day[d].get(control, EMPTY_STATS) for d in period), EMPTY_STATS)
+            t = sum((by_day[d].get(treatment, EMPTY_STATS) for d in period), EMPTY_STATS)
             if c.n < 2 or t.n < 2:
                 break
             test = proportion_ztest_from_stats if kind == "binomial" else welch_ttest_from_stats
             try:
-                r = test(c.stats, t.stats, alpha=exp.alpha)
+                r = test(c.sufficient, t.sufficient, alpha=exp.alpha)
             except ValueError:
                 break
             estimates.append(r)

@@ -2,12 +2,13 @@
 
 Tests (fixed-horizon or always-valid sequential) for means (Welch, CUPED), proportions (Wald z,
 Fisher's exact for small counts) and ratio metrics (delta method); a Bayesian readout of the
-relative lift; sufficient statistics, the planner, sample-ratio-mismatch checks, multiple-
-comparison corrections and the top-N grouping of segment slices. Imports only numpy, scipy, the
-standard library and :mod:`core.types`.
+relative lift; sufficient statistics (:class:`MetricStats` is the one record of a metric's
+sums that the rest of ExperimentOS stores and reads), the planner, sample-ratio-mismatch checks,
+multiple-comparison corrections and the top-N grouping of segment slices. Imports only numpy,
+scipy, the standard library and :mod:`core.types`.
 
 Every two-sample result (WelchTestResult, CupedTestResult, ProportionTestResult,
-RatioTestResult) has the same core fields: ``control_mean``, ``treatment_mean``, ``n_c``,
+RatioTestResult) is a :class:`TwoSampleResult`: ``control_mean``, ``treatment_mean``, ``n_c``,
 ``n_t``, ``diff``, ``diff_se``, ``diff_ci_low``, ``diff_ci_high``, ``p_value``, ``significant``
 (difference), ``lift``, ``lift_se``, ``lift_ci_low``, ``lift_ci_high``, ``lift_p_value``,
 ``lift_significant`` (relative lift), ``statistic``, ``alpha``, ``alternative``, ``sequential``,
@@ -26,6 +27,7 @@ from core.stats.cuped import (
     cuped_adjust,
     welch_ttest_cuped,
 )
+from core.stats.metric_stats import EMPTY_STATS, MetricStats
 from core.stats.planner import (
     duration_days,
     mde_mean,
@@ -50,9 +52,11 @@ from core.stats.sufficient import (
     covariate_stats,
     sufficient_stats,
 )
+from core.stats.two_sample import TwoSampleResult
 from core.stats.welch import WelchTestResult, welch_ttest, welch_ttest_from_stats
 
 __all__ = [
+    "EMPTY_STATS",
     "EXACT_BELOW",
     "OTHER",
     "BayesianReadout",
@@ -60,11 +64,13 @@ __all__ = [
     "CupedAdjustment",
     "CupedTestResult",
     "InsufficientDataError",
+    "MetricStats",
     "ProportionTestResult",
     "RatioStats",
     "RatioTestResult",
     "SrmResult",
     "SufficientStats",
+    "TwoSampleResult",
     "WelchTestResult",
     "adjust_pvalues",
     "bayesian_readout",

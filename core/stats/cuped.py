@@ -8,12 +8,12 @@ theta = cov(x, y) / var(x). Everything is computed from :class:`CovariateStats` 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from core.stats.sufficient import CovariateStats, _centered
 from core.stats.welch import WelchTestResult, welch_ttest
-from core.types import Alternative, TestMethod
+from core.types import TestMethod
 
 
 @dataclass(frozen=True)
@@ -32,123 +32,24 @@ class CupedAdjustment:
     variance_reduction: float
 
 
-@dataclass(frozen=True)
-class CupedTestResult:
-    """Welch test on CUPED-adjusted means (``adjusted``), the unadjusted test, theta and the gain.
+@dataclass(frozen=True, kw_only=True)
+class CupedTestResult(WelchTestResult):
+    """Welch test on CUPED-adjusted means: its fields are the adjusted test's (read them as
+    :class:`WelchTestResult`'s, or take :attr:`adjusted`), beside the ``unadjusted`` test,
+    the pooled ``theta`` and the ``variance_reduction``; ``method`` is "welch_cuped"."""
 
-    The common result fields (``control_mean``, ``treatment_mean``, ``n_c``, ``n_t``, ``diff``,
-    ``diff_se``, ``diff_ci_low``, ``diff_ci_high``, ``lift``, ``lift_se``, ``lift_ci_low``,
-    ``lift_ci_high``, ``statistic``, ``df``, ``p_value``, ``significant``, ``lift_p_value``,
-    ``lift_significant``, ``alpha``, ``alternative``, ``sequential``, ``tuning_n``, ``margin``,
-    ``diff_null``, ``lift_null``) read through to ``adjusted``; ``method`` is "welch_cuped".
-    """
-
-    adjusted: WelchTestResult
     unadjusted: WelchTestResult
     theta: float
     variance_reduction: float
-
     method: TestMethod = "welch_cuped"
 
     @property
-    def control_mean(self) -> float:
-        return self.adjusted.control_mean
+    def adjusted(self) -> WelchTestResult:
+        """The Welch test on the CUPED-adjusted means."""
+        return WelchTestResult(**{name: getattr(self, name) for name in _WELCH_FIELDS})
 
-    @property
-    def treatment_mean(self) -> float:
-        return self.adjusted.treatment_mean
 
-    @property
-    def n_c(self) -> int:
-        return self.adjusted.n_c
-
-    @property
-    def n_t(self) -> int:
-        return self.adjusted.n_t
-
-    @property
-    def diff(self) -> float:
-        return self.adjusted.diff
-
-    @property
-    def diff_se(self) -> float:
-        return self.adjusted.diff_se
-
-    @property
-    def diff_ci_low(self) -> float:
-        return self.adjusted.diff_ci_low
-
-    @property
-    def diff_ci_high(self) -> float:
-        return self.adjusted.diff_ci_high
-
-    @property
-    def lift(self) -> float:
-        return self.adjusted.lift
-
-    @property
-    def lift_se(self) -> float:
-        return self.adjusted.lift_se
-
-    @property
-    def lift_ci_low(self) -> float:
-        return self.adjusted.lift_ci_low
-
-    @property
-    def lift_ci_high(self) -> float:
-        return self.adjusted.lift_ci_high
-
-    @property
-    def statistic(self) -> float:
-        return self.adjusted.statistic
-
-    @property
-    def df(self) -> float:
-        return self.adjusted.df
-
-    @property
-    def p_value(self) -> float:
-        return self.adjusted.p_value
-
-    @property
-    def significant(self) -> bool:
-        return self.adjusted.significant
-
-    @property
-    def lift_p_value(self) -> float:
-        return self.adjusted.lift_p_value
-
-    @property
-    def lift_significant(self) -> bool:
-        return self.adjusted.lift_significant
-
-    @property
-    def alpha(self) -> float:
-        return self.adjusted.alpha
-
-    @property
-    def alternative(self) -> Alternative:
-        return self.adjusted.alternative
-
-    @property
-    def sequential(self) -> bool:
-        return self.adjusted.sequential
-
-    @property
-    def tuning_n(self) -> float | None:
-        return self.adjusted.tuning_n
-
-    @property
-    def margin(self) -> float:
-        return self.adjusted.margin
-
-    @property
-    def diff_null(self) -> float:
-        return self.adjusted.diff_null
-
-    @property
-    def lift_null(self) -> float:
-        return self.adjusted.lift_null
+_WELCH_FIELDS = tuple(f.name for f in fields(WelchTestResult) if f.name != "method")
 
 
 def _check_arms(control: Any, treatment: Any) -> None:
@@ -246,4 +147,6 @@ def welch_ttest_cuped(
         treatment.n,
         **kwargs,
     )
-    return CupedTestResult(adjusted, unadjusted, a.theta, a.variance_reduction)
+    return CupedTestResult(**{name: getattr(adjusted, name) for name in _WELCH_FIELDS},
+                           unadjusted=unadjusted, theta=a.theta,
+                           variance_reduction=a.variance_reduction)

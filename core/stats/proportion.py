@@ -9,6 +9,7 @@ from typing import Any
 from core.stats import _effects, exact
 from core.stats import _validation as v
 from core.stats.sufficient import SufficientStats
+from core.stats.two_sample import TwoSampleResult, inferred
 from core.types import Alternative, TestMethod
 
 EXACT_BELOW = 5
@@ -16,8 +17,8 @@ EXACT_BELOW = 5
 pooled rate) successes or failures (the classic rule for the normal approximation)."""
 
 
-@dataclass(frozen=True)
-class ProportionTestResult:
+@dataclass(frozen=True, kw_only=True)
+class ProportionTestResult(TwoSampleResult):
     """Outcome of :func:`proportion_ztest`. Means are conversion rates x/n.
 
     diff = treatment rate - control rate; lift = treatment/control - 1. ``method`` says how the
@@ -30,32 +31,8 @@ class ProportionTestResult:
     only and ``statistic`` is nan (on the Wald path it is (diff - diff_null) / diff_se).
     """
 
-    control_mean: float
-    treatment_mean: float
     x_c: int
-    n_c: int
     x_t: int
-    n_t: int
-    diff: float
-    diff_se: float
-    diff_ci_low: float
-    diff_ci_high: float
-    lift: float
-    lift_se: float
-    lift_ci_low: float
-    lift_ci_high: float
-    statistic: float
-    p_value: float
-    significant: bool
-    lift_p_value: float
-    lift_significant: bool
-    alpha: float
-    alternative: Alternative
-    sequential: bool
-    tuning_n: float | None
-    margin: float = 0.0
-    diff_null: float = 0.0
-    lift_null: float = 0.0
     method: TestMethod = "wald_z"
 
 
@@ -167,13 +144,7 @@ def proportion_ztest(
         diff, diff_se, math.inf, lift, lift_se, p_c, float(n_c + n_t), alpha=alpha,
         alternative=alternative, margin=margin, sequential=bool(sequential), tuning_n=tuning,
     )
-    return ProportionTestResult(
-        **common, diff_ci_low=i.diff_ci_low, diff_ci_high=i.diff_ci_high,
-        lift_ci_low=i.lift_ci_low, lift_ci_high=i.lift_ci_high, statistic=i.statistic,
-        p_value=i.p_value, significant=bool(i.p_value < alpha), lift_p_value=i.lift_p_value,
-        lift_significant=bool(i.lift_p_value < alpha), diff_null=i.diff_null,
-        lift_null=i.lift_null, method="wald_z",
-    )
+    return ProportionTestResult(**common, **inferred(i, alpha), method="wald_z")
 
 
 def proportion_ztest_from_stats(

@@ -24,6 +24,7 @@ import numpy as np
 from core.stats import _effects
 from core.stats import _validation as v
 from core.stats.sufficient import _centered, _check_n_nonneg, _check_sums
+from core.stats.two_sample import TwoSampleResult, inferred
 from core.types import Alternative, TestMethod
 
 
@@ -128,8 +129,8 @@ def ratio_stats(numerators: Any, denominators: Any) -> RatioStats:
     return RatioStats(int(y.size), *sums)
 
 
-@dataclass(frozen=True)
-class RatioTestResult:
+@dataclass(frozen=True, kw_only=True)
+class RatioTestResult(TwoSampleResult):
     """Outcome of :func:`ratio_test`; ``control_mean`` / ``treatment_mean`` are the arm ratios.
 
     diff = R_t - R_c with ``diff_se`` = sqrt(Var R_t + Var R_c); lift = R_t / R_c - 1 by the
@@ -138,30 +139,6 @@ class RatioTestResult:
     alternatives; confidence sequences when ``sequential``). ``method`` is "delta_ratio".
     """
 
-    control_mean: float
-    treatment_mean: float
-    n_c: int
-    n_t: int
-    diff: float
-    diff_se: float
-    diff_ci_low: float
-    diff_ci_high: float
-    lift: float
-    lift_se: float
-    lift_ci_low: float
-    lift_ci_high: float
-    statistic: float
-    p_value: float
-    significant: bool
-    lift_p_value: float
-    lift_significant: bool
-    alpha: float
-    alternative: Alternative
-    sequential: bool
-    tuning_n: float | None
-    margin: float = 0.0
-    diff_null: float = 0.0
-    lift_null: float = 0.0
     method: TestMethod = "delta_ratio"
 
 
@@ -224,10 +201,6 @@ def ratio_test(
     )
     return RatioTestResult(
         control_mean=r_c, treatment_mean=r_t, n_c=control.n, n_t=treatment.n, diff=diff,
-        diff_se=diff_se, diff_ci_low=i.diff_ci_low, diff_ci_high=i.diff_ci_high, lift=lift,
-        lift_se=lift_se, lift_ci_low=i.lift_ci_low, lift_ci_high=i.lift_ci_high,
-        statistic=i.statistic, p_value=i.p_value, significant=bool(i.p_value < alpha),
-        lift_p_value=i.lift_p_value, lift_significant=bool(i.lift_p_value < alpha),
-        alpha=alpha, alternative=alternative, sequential=bool(sequential), tuning_n=tuning,
-        margin=margin, diff_null=i.diff_null, lift_null=i.lift_null,
+        diff_se=diff_se, lift=lift, lift_se=lift_se, alpha=alpha, alternative=alternative,
+        sequential=bool(sequential), tuning_n=tuning, margin=margin, **inferred(i, alpha),
     )

@@ -9,11 +9,12 @@ from typing import Any
 from core.stats import _effects
 from core.stats import _validation as v
 from core.stats.sufficient import SufficientStats
+from core.stats.two_sample import TwoSampleResult, inferred
 from core.types import Alternative, TestMethod
 
 
-@dataclass(frozen=True)
-class WelchTestResult:
+@dataclass(frozen=True, kw_only=True)
+class WelchTestResult(TwoSampleResult):
     """Outcome of :func:`welch_ttest`. diff = treatment - control; lift = treatment/control - 1.
 
     ``diff_se`` and ``lift_se`` are standard errors. Each quantity has its own interval and
@@ -26,33 +27,9 @@ class WelchTestResult:
     (0 unless a non-inferiority ``margin`` is set). ``method`` is "welch".
     """
 
-    control_mean: float
-    treatment_mean: float
     control_sd: float
     treatment_sd: float
-    n_c: int
-    n_t: int
-    diff: float
-    diff_se: float
-    diff_ci_low: float
-    diff_ci_high: float
-    lift: float
-    lift_se: float
-    lift_ci_low: float
-    lift_ci_high: float
-    statistic: float
     df: float
-    p_value: float
-    significant: bool
-    lift_p_value: float
-    lift_significant: bool
-    alpha: float
-    alternative: Alternative
-    sequential: bool
-    tuning_n: float | None
-    margin: float = 0.0
-    diff_null: float = 0.0
-    lift_null: float = 0.0
     method: TestMethod = "welch"
 
 
@@ -142,25 +119,15 @@ def welch_ttest(
         n_t=n_t,
         diff=diff,
         diff_se=diff_se,
-        diff_ci_low=i.diff_ci_low,
-        diff_ci_high=i.diff_ci_high,
         lift=lift,
         lift_se=lift_se,
-        lift_ci_low=i.lift_ci_low,
-        lift_ci_high=i.lift_ci_high,
-        statistic=i.statistic,
         df=df,
-        p_value=i.p_value,
-        significant=bool(i.p_value < alpha),
-        lift_p_value=i.lift_p_value,
-        lift_significant=bool(i.lift_p_value < alpha),
         alpha=alpha,
         alternative=alternative,
         sequential=bool(sequential),
         tuning_n=tuning,
         margin=margin,
-        diff_null=i.diff_null,
-        lift_null=i.lift_null,
+        **inferred(i, alpha),
     )
 
 

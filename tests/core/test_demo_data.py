@@ -178,8 +178,9 @@ def _arm_sums(session: Session, name: str, metric: str) -> dict[str, np.ndarray]
     for r in mrepo.daily_stats(session, experiment_id=exp.id):
         if r.metric_id == metric_id:
             v = names[r.variant_id]
-            row = np.array([r.n, r.sum, r.sum_squares, r.sum_den or 0.0, r.sum_den_squares or 0.0,
-                            r.sum_num_den or 0.0])
+            s = r.stats
+            row = np.array([s.n, s.sum, s.sum_squares, s.sum_den or 0.0, s.sum_den_squares or 0.0,
+                            s.sum_num_den or 0.0])
             out[v] = out.get(v, 0) + row
     return out
 
@@ -220,7 +221,8 @@ def test_demo_segment_experiment_stores_slices_with_the_effect_in_one_segment(
                 if r.value == value and r.metric_id == metric_id]
         for is_control in (True, False):
             part = [r for r in rows if (r.variant_id == control) == is_control]
-            rate[(value, is_control)] = sum(r.sum for r in part) / sum(r.n for r in part)
+            rate[(value, is_control)] = (sum(r.stats.sum for r in part)
+                                          / sum(r.stats.n for r in part))
     lift = {v: rate[(v, False)] / rate[(v, True)] - 1 for v in ("web", "ios", "android")}
     assert abs(lift["web"]) < 0.1
     assert lift["ios"] > 0.1 and lift["android"] > 0.1

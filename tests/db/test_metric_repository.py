@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from core.stats import MetricStats
 from db import metric_repository as mrepo
 from db.models import Experiment
 from tests.core.data.test_ingestion import make_experiment
@@ -22,10 +23,12 @@ def _ids(session: Session) -> tuple[int, int, int]:
 
 def test_upsert_daily_stats_replaces_on_the_same_key(session: Session) -> None:
     exp, variant, metric = _ids(session)
-    first = mrepo.DailyStatRow(variant, metric, DAY, 100, 10.0, 10.0)
-    other_day = mrepo.DailyStatRow(variant, metric, DAY + timedelta(days=1), 50, 5.0, 5.0)
+    first = mrepo.DailyStatRow(variant, metric, DAY, MetricStats(100, 10.0, 10.0))
+    other_day = mrepo.DailyStatRow(variant, metric, DAY + timedelta(days=1),
+                                   MetricStats(50, 5.0, 5.0))
     mrepo.upsert_daily_stats(session, experiment_id=exp, rows=[first, other_day], source="t")
-    replaced = mrepo.DailyStatRow(variant, metric, DAY, 120, 15.0, 15.0, 1.0, 2.0, 3.0)
+    replaced = mrepo.DailyStatRow(variant, metric, DAY,
+                                  MetricStats(120, 15.0, 15.0, 1.0, 2.0, 3.0))
     mrepo.upsert_daily_stats(session, experiment_id=exp, rows=[replaced], source="t2")
     rows = mrepo.daily_stats(session, experiment_id=exp)
     assert rows == [replaced, other_day]

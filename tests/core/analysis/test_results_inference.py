@@ -19,6 +19,7 @@ from core.analysis.results import (
     compute_results,
     cumulative_series,
 )
+from core.stats import MetricStats
 from db import metric_repository as mrepo
 from db.metric_repository import AssignmentRow, DailyStatRow
 from db.models import Experiment, Metric
@@ -32,7 +33,7 @@ def put(session: Session, exp_id: int, metric: str,
     exp = session.get(Experiment, exp_id)
     assert exp is not None
     metric_id = session.query(Metric).filter_by(name=metric).one().id
-    rows = [DailyStatRow(v.id, metric_id, START, n, s, ss)
+    rows = [DailyStatRow(v.id, metric_id, START, MetricStats(n, s, ss))
             for v, (n, s, ss) in zip(exp.variants, arms, strict=True)]
     mrepo.upsert_daily_stats(session, experiment_id=exp_id, rows=rows, source="test")
     if assign:

@@ -90,3 +90,47 @@ def test_results_segments_per_dimension_value(session: Session, tmp_path: Path) 
     # A dimension the data does not carry is named as missing, with those it does carry.
     with pytest.raises(NotFound, match=r"no dimension 'platform'; its dimensions: country"):
         segments.segment_results(session, experiment_id=exp, dimension="platform")
+
+
+def test_results_refresh_sees_a_change_of_ratio_denominators_alone(session: Session) -> None:
+    """Issue 20: the snapshot fingerprint left out the ratio sums, so changing only the
+    denominators of one stored row kept serving the old snapshot. The new lift is checked
+    against the delta-method lift of the stored sums (numpy)."""
+    from sqlalchemy import select
+
+    from core import registry
+    from core.analysis.results import refresh_results
+    from core.demo import seed_demo
+    from db.models import Metric, MetricDailyStat, Variant
+
+    seed_demo(session)
+    exp = registry.get_experiment_by_name(session, name="Infinite scroll on search")
+    before = refresh_results(session, experiment_id=exp.id, actor=EDITOR)
+    metric = session.scalar(select(Metric.id).where(Metric.name == "revenue_per_session"))
+    control, treatment = session.scalars(
+        select(Variant.id).where(Variant.experiment_id == exp.id).order_by(Variant.position))
+    row = session.scalars(
+        select(MetricDailyStat).where(MetricDailyStat.experiment_id == exp.id,
+                                      MetricDailyStat.metric_id == metric,
+                                      MetricDailyStat.variant_id == treatment)
+        .order_by(MetricDailyStat.n.desc())).first()
+    assert row is not None and row.sum_den is not None
+    # Each unit of the row counted with three times its sessions: only the denominators change.
+    row.sum_den *= 3
+    row.sum_den_squares = (row.sum_den_squares or 0.0) * 9
+    row.sum_num_den = (row.sum_num_den or 0.0) * 3
+    session.commit()
+
+    after = refresh_results(session, experiment_id=exp.id, actor=EDITOR)
+    old = next(c for c in before.comparisons if c.metric == "revenue_per_session")
+    new = next(c for c in after.comparisons if c.metric == "revenue_per_session")
+    assert after.fingerprint != before.fingerprint
+    assert after.snapshot_id != before.snapshot_id
+    sums = {vid: np.zeros(2) for vid in (control, treatment)}
+    for r in session.scalars(select(MetricDailyStat).where(
+            MetricDailyStat.experiment_id == exp.id, MetricDailyStat.metric_id == metric)):
+        sums[r.variant_id] += [r.sum, r.sum_den or 0.0]
+    ratio = {vid: s[0] / s[1] for vid, s in sums.items()}
+    assert new.lift is not None and old.lift is not None
+    assert_allclose(new.lift, ratio[treatment] / ratio[control] - 1, rtol=1e-9)
+    assert new.lift < 0 < old.lift

@@ -4,7 +4,6 @@ never reading slices."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -13,48 +12,22 @@ from numpy.testing import assert_allclose
 from scipy import stats
 
 from core.analysis import segments
-from core.analysis.results import _Metric, _Setup
-from core.stats import OTHER
+from core.analysis.results import ExperimentSetup, SetupMetric
+from core.stats import OTHER, MetricStats
+from db.metric_repository import SliceAssignmentRow as Assigned
+from db.metric_repository import SliceStatRow as Row
 
 DAY = date(2026, 3, 2)
 
 
-@dataclass(frozen=True)
-class Row:
-    """The fields of db.metric_repository.SliceStatRow."""
-
-    variant_id: int
-    metric_id: int
-    day: date
-    dimension: str
-    value: str
-    n: int
-    sum: float
-    sum_squares: float
-    sum_den: float | None = None
-    sum_den_squares: float | None = None
-    sum_num_den: float | None = None
-
-
-@dataclass(frozen=True)
-class Assigned:
-    """The fields of db.metric_repository.SliceAssignmentRow."""
-
-    variant_id: int
-    day: date
-    dimension: str
-    value: str
-    units: int
-
-
-def setup(correction: str = "holm") -> _Setup:
-    return _Setup(id=1, name="x", mode="fixed", correction=correction, alpha=0.05,
-                  planned=100, variants=((1, "control", 0.5), (2, "treatment", 0.5)),
-                  metrics=(_Metric(7, "conv", "binomial", "primary", True),))
+def setup(correction: str = "holm") -> ExperimentSetup:
+    return ExperimentSetup(id=1, name="x", mode="fixed", correction=correction, alpha=0.05,
+                           planned=100, variants=((1, "control", 0.5), (2, "treatment", 0.5)),
+                           metrics=(SetupMetric(7, "conv", "binomial", "primary", True),))
 
 
 def rows(value: str, n: tuple[int, int], x: tuple[int, int]) -> tuple[list[Row], list[Assigned]]:
-    return ([Row(vid, 7, DAY, "country", value, n[i], float(x[i]), float(x[i]))
+    return ([Row(vid, 7, DAY, "country", value, MetricStats(n[i], float(x[i]), float(x[i])))
              for i, vid in enumerate((1, 2))],
             [Assigned(vid, DAY, "country", value, n[i]) for i, vid in enumerate((1, 2))])
 

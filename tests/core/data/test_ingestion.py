@@ -127,7 +127,8 @@ def stored(session: Session, experiment_id: int) -> dict[tuple[str, str, date], 
     metrics = {m.id: m.name for m in session.scalars(select(Metric))}
     return {
         (names[r.variant_id], metrics[r.metric_id], r.day): (
-            r.n, r.sum, r.sum_squares, r.cov_sum, r.cov_sum_squares, r.cov_sum_products)
+            r.stats.n, r.stats.sum, r.stats.sum_squares, r.stats.sum_x, r.stats.sum_x2,
+            r.stats.sum_xy)
         for r in mrepo.daily_stats(session, experiment_id=experiment_id)
     }
 

@@ -81,8 +81,9 @@ def stored_ratio(session: Session, exp: int) -> dict[tuple[str, date], tuple]:
 
     ctx_names = {v.id: v.name for v in session.query(Variant).filter_by(experiment_id=exp)}
     return {
-        (ctx_names[r.variant_id], r.day): (r.n, r.sum, r.sum_squares, r.sum_den,
-                                           r.sum_den_squares, r.sum_num_den)
+        (ctx_names[r.variant_id], r.day): (r.stats.n, r.stats.sum, r.stats.sum_squares,
+                                           r.stats.sum_den, r.stats.sum_den_squares,
+                                           r.stats.sum_num_den)
         for r in mrepo.daily_stats(session, experiment_id=exp) if r.metric_id == metric
     }
 

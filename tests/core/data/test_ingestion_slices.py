@@ -59,7 +59,7 @@ def stored_slices(session: Session, exp: int, dimension: str, metric: str) -> di
     names = {v.id: v.name for v in session.scalars(select(Variant))}
     metric_id = session.scalar(select(Metric.id).where(Metric.name == metric))
     return {
-        (names[r.variant_id], r.day, r.value): (r.n, r.sum, r.sum_squares)
+        (names[r.variant_id], r.day, r.value): (r.stats.n, r.stats.sum, r.stats.sum_squares)
         for r in mrepo.daily_slice_stats(session, experiment_id=exp, dimension=dimension)
         if r.metric_id == metric_id
     }
@@ -156,8 +156,9 @@ def test_ingest_ratio_metric_slices_carry_the_denominator_sums(
         mask = ((cols["variant"] == names[r.variant_id]) & (np.array(cols["date"]) == r.day)
                 & (cols["platform"] == r.value))
         y, x = cols["revenue"][mask].astype(float), cols["sessions"][mask].astype(float)
-        assert r.n == int(mask.sum())
-        assert_allclose([r.sum, r.sum_squares, r.sum_den, r.sum_den_squares, r.sum_num_den],
+        s = r.stats
+        assert s.n == int(mask.sum())
+        assert_allclose([s.sum, s.sum_squares, s.sum_den, s.sum_den_squares, s.sum_num_den],
                         [y.sum(), (y * y).sum(), x.sum(), (x * x).sum(), (x * y).sum()],
                         rtol=1e-12)
 

@@ -113,10 +113,10 @@ def test_pushdown_query_stores_the_same_statistics_as_the_user_level_file(
     fields = ("sum", "sum_squares", "sum_den", "sum_den_squares", "sum_num_den")
     assert set(sql_whole) == set(file_whole) and len(sql_whole) > 10
     for key, row in sql_whole.items():
-        _same(row, file_whole[key], fields)
+        _same(row.stats, file_whole[key].stats, fields)
     assert set(sql_parts) == set(file_parts) and len(sql_parts) > 40
     for key, row in sql_parts.items():
-        _same(row, file_parts[key], fields)
+        _same(row.stats, file_parts[key].stats, fields)
     assert sql_units == file_units
     total = sum(a.units for a in mrepo.assignments(session, experiment_id=pushed))
     assert total == COLS["unit_id"].size
