@@ -29,8 +29,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
@@ -45,12 +43,11 @@ from pydantic import (
     field_validator,
 )
 from sqlalchemy import Text, cast, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from core.auth import Actor
 from core.errors import Conflict, InvalidInput, NotFound, RuleViolation
+from core.transactions import transaction
 from core.types import Alternative, AnalysisMode, Correction, Decision, Status
 from db import repositories as repo
 from db.models import AuditEntry, Experiment, ExperimentMetric, Variant
@@ -410,26 +407,6 @@ class Page:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@contextmanager
-def transaction(session: Session) -> Iterator[Session]:
-    """Commit on success, roll back on any error: a service owns its transaction."""
-    try:
-        yield session
-        session.commit()
-    except StaleDataError as exc:
-        session.rollback()
-        raise Conflict(
-            "Someone else changed this experiment while you were editing it: "
-            "reload it and apply your change again."
-        ) from exc
-    except IntegrityError as exc:
-        session.rollback()
-        raise Conflict(f"The change conflicts with existing data: {exc.orig}") from exc
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def like_escape(text: str) -> str:

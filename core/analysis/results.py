@@ -45,7 +45,6 @@ from core.analysis.verdict import (
 )
 from core.auth import Actor
 from core.errors import InvalidInput, NotFound
-from core.registry import transaction
 from core.stats import (
     BayesianReadout,
     CovariateStats,
@@ -60,6 +59,7 @@ from core.stats import (
     welch_ttest_cuped,
     welch_ttest_from_stats,
 )
+from core.transactions import transaction
 from core.types import Alternative, DecisionState, MetricKind
 from db import metric_repository as mrepo
 from db import repositories as repo

@@ -44,6 +44,7 @@ from core.auth import Actor
 from core.config import get_settings
 from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry import RICE_IMPACTS, ExperimentView
+from core.transactions import transaction
 from db import repositories as repo
 from db.models import (
     AssignmentDailyCount,
@@ -566,7 +567,7 @@ def promote_idea(
 ) -> ExperimentView:
     """Promote a backlog idea to a proposed experiment ready for planning (audited `promote`)."""
     actor.require("editor", "promote backlog ideas")
-    with registry.transaction(session):
+    with transaction(session):
         exp = _idea(session, experiment_id)
         registry._check_version(exp, expected_version)
         _require_idea(session, exp, "promoted")
@@ -602,7 +603,7 @@ def archive_idea(
 ) -> ExperimentView:
     """Archive a backlog idea (sets archived_at; audited `archive`)."""
     actor.require("editor", "archive backlog ideas")
-    with registry.transaction(session):
+    with transaction(session):
         exp = _idea(session, experiment_id)
         registry._check_version(exp, expected_version)
         _require_idea(session, exp, "archived")
@@ -623,7 +624,7 @@ def restore_idea(
 ) -> ExperimentView:
     """Bring an archived idea back into the backlog (audited `restore`)."""
     actor.require("editor", "restore backlog ideas")
-    with registry.transaction(session):
+    with transaction(session):
         exp = _idea(session, experiment_id)
         registry._check_version(exp, expected_version)
         if exp.archived_at is None:

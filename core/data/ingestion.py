@@ -41,7 +41,7 @@ from core.data.reading import (
 from core.data.user_files import aggregate_user_file
 from core.data.writing import IngestionReport, write
 from core.errors import InvalidInput, NotFound, RuleViolation
-from core.registry import transaction
+from core.transactions import transaction
 from core.types import FileKind, SourceKind
 from db import repositories as repo
 from db.models import Experiment

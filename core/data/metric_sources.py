@@ -47,7 +47,7 @@ from core.data.ingestion import (
     no_progress,
 )
 from core.errors import InvalidInput, NotFound, RuleViolation
-from core.registry import transaction
+from core.transactions import transaction
 from db import metric_repository as mrepo
 from db import repositories as repo
 from db.session import make_engine
