@@ -33,7 +33,7 @@ from core import format as fmt
 from core import registry
 from core.auth import Actor
 from core.errors import InvalidInput, NotFound, RuleViolation
-from core.registry import ExperimentView, _pydantic_problems
+from core.registry import ExperimentView, validation_problems
 from core.stats import (
     SufficientStats,
     mde_mean,
@@ -142,7 +142,7 @@ def make_inputs(**values: object) -> PlanInputs:
 
 def _problems(exc: ValidationError) -> list[str]:
     out = []
-    for p in _pydantic_problems(exc):
+    for p in validation_problems(exc):
         # the cross-field check reports "input: a: ...; b: ..." — split it back up
         out.extend(p.removeprefix("input: ").split("; ") if p.startswith("input: ") else [p])
     return out

@@ -414,7 +414,8 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _pydantic_problems(exc: ValidationError) -> list[str]:
+def validation_problems(exc: ValidationError) -> list[str]:
+    """Pydantic's errors as plain words, one ``field: message; give <hint>`` per problem."""
     problems = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "input"
@@ -611,7 +612,8 @@ def _load(session: Session, experiment_id: int, *, for_update: bool = False) -> 
     return exp
 
 
-def _check_version(exp: Experiment, expected_version: int) -> None:
+def check_version(exp: Experiment, expected_version: int) -> None:
+    """Conflict unless `exp` is still at the version the change was based on."""
     if exp.version != expected_version:
         raise Conflict(
             f"'{exp.name}' was changed by someone else (you edited version {expected_version}, "
@@ -632,7 +634,7 @@ def _validate(data: dict[str, Any], session: Session) -> ExperimentFields:
     try:
         fields = ExperimentFields.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(_pydantic_problems(exc)) from None
+        raise InvalidInput(validation_problems(exc)) from None
     problems = _check_rules(fields, session)
     if problems:
         raise InvalidInput(problems)
@@ -782,10 +784,10 @@ def update_experiment(
         try:
             patch = ExperimentPatch.model_validate(changes).model_dump(exclude_unset=True)
         except ValidationError as exc:
-            raise InvalidInput(_pydantic_problems(exc)) from None
+            raise InvalidInput(validation_problems(exc)) from None
     with transaction(session):
         exp = _load(session, experiment_id)
-        _check_version(exp, expected_version)
+        check_version(exp, expected_version)
         before = _fields_of(_to_view(exp))
         merged = {**before, **patch}
         fields = _validate(merged, session)
@@ -857,7 +859,7 @@ def transition_experiment(
     actor.require("editor", "change an experiment's status")
     with transaction(session):
         exp = _load(session, experiment_id)
-        _check_version(exp, expected_version)
+        check_version(exp, expected_version)
         current = exp.status
         if to_status not in ALLOWED_MOVES.get(current, ()):
             allowed = ALLOWED_MOVES.get(current, ())

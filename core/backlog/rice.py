@@ -569,7 +569,7 @@ def promote_idea(
     actor.require("editor", "promote backlog ideas")
     with transaction(session):
         exp = _idea(session, experiment_id)
-        registry._check_version(exp, expected_version)
+        registry.check_version(exp, expected_version)
         _require_idea(session, exp, "promoted")
         missing = []
         if not exp.hypothesis.strip():
@@ -605,7 +605,7 @@ def archive_idea(
     actor.require("editor", "archive backlog ideas")
     with transaction(session):
         exp = _idea(session, experiment_id)
-        registry._check_version(exp, expected_version)
+        registry.check_version(exp, expected_version)
         _require_idea(session, exp, "archived")
         now = datetime.now(UTC)
         exp.archived_at = now
@@ -626,7 +626,7 @@ def restore_idea(
     actor.require("editor", "restore backlog ideas")
     with transaction(session):
         exp = _idea(session, experiment_id)
-        registry._check_version(exp, expected_version)
+        registry.check_version(exp, expected_version)
         if exp.archived_at is None:
             raise RuleViolation(f"'{exp.name}' is not archived.")
         before = exp.archived_at.isoformat()
