@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.auth import Actor
 from core.errors import Conflict, InvalidInput, NotFound
-from core.registry import MAX_METRIC_NAME_LENGTH, SafeStr, validation_problems
+from core.registry.fields import MAX_METRIC_NAME_LENGTH, SafeStr, validation_problems
 from core.transactions import transaction
 from core.types import MetricKind
 from db import metric_repository as mrepo

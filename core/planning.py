@@ -30,10 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy.orm import Session
 
 from core import format as fmt
-from core import registry
 from core.auth import Actor
 from core.errors import InvalidInput, NotFound, RuleViolation
-from core.registry import ExperimentView, validation_problems
+from core.registry.fields import ExperimentView, validation_problems
+from core.registry.lifecycle import update_experiment
+from core.registry.listing import all_experiments, get_experiment
 from core.stats import (
     SufficientStats,
     mde_mean,
@@ -458,7 +459,7 @@ def baseline_sources(session: Session) -> list[BaselineSource]:
     an observed baseline."""
     out = []
     for status in ("running", "completed"):
-        for exp in registry.all_experiments(session, status=status):  # type: ignore[arg-type]
+        for exp in all_experiments(session, status=status):  # type: ignore[arg-type]
             names = [m for m in (exp.primary_metric, *exp.guardrail_metrics,
                                  *exp.secondary_metrics) if m]
             metrics = tuple(dict.fromkeys(names))
@@ -516,7 +517,7 @@ def observed_baseline(session: Session, *, experiment_id: int, metric: str) -> O
 
 def plannable_experiments(session: Session) -> list[ExperimentView]:
     """Proposed experiments: the ones a plan can be saved onto."""
-    return registry.all_experiments(session, status="proposed")
+    return all_experiments(session, status="proposed")
 
 
 def save_plan(
@@ -534,7 +535,7 @@ def save_plan(
     sized: a one-sided plan needs fewer units, so the experiment's ``alternative`` is set to the
     plan's (the registry refuses a one-sided direction the primary metric calls worse)."""
     actor.require("editor", "save a plan onto an experiment")
-    exp = registry.get_experiment(session, experiment_id=experiment_id)
+    exp = get_experiment(session, experiment_id=experiment_id)
     if exp.status != "proposed":
         raise RuleViolation(
             f"'{exp.name}' is {exp.status}: a plan can only be saved onto a proposed experiment "
@@ -555,7 +556,7 @@ def save_plan(
         "analysis_mode": analysis_mode,
         "alternative": plan.inputs.alternative,
     }
-    return registry.update_experiment(
+    return update_experiment(
         session, experiment_id=experiment_id, changes=changes,
         expected_version=expected_version, actor=actor,
     )

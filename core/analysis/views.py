@@ -16,13 +16,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core import registry
 from core.analysis import results
 from core.analysis.results import ResultsSnapshot
 from core.auth import Actor
 from core.data import metric_sources
 from core.data.ingestion import IngestionReport, ProgressCallback, ingest_file
 from core.errors import InvalidInput, NotFound
+from core.registry.listing import all_experiments
 from db import metric_repository as mrepo
 from db.models import Experiment
 
@@ -48,7 +48,7 @@ def experiments_with_results(session: Session) -> list[ExperimentChoice]:
     """Running experiments first, then completed ones, each by name."""
     out = []
     for status in ("running", "completed"):
-        for exp in sorted(registry.all_experiments(session, status=status),  # type: ignore[arg-type]
+        for exp in sorted(all_experiments(session, status=status),  # type: ignore[arg-type]
                           key=lambda e: e.name.lower()):
             source = metric_sources.get_metric_source(session, experiment_id=exp.id)
             out.append(ExperimentChoice(exp.id, exp.name, exp.status, source is not None))

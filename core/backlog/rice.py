@@ -38,12 +38,13 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from core import format as fmt
-from core import registry
 from core import stats as planner
 from core.auth import Actor
 from core.config import get_settings
 from core.errors import InvalidInput, NotFound, RuleViolation
-from core.registry import RICE_IMPACTS, ExperimentView
+from core.registry.fields import RICE_IMPACTS, ExperimentView, rice_score
+from core.registry.lifecycle import check_version, update_experiment
+from core.registry.listing import all_experiments, get_experiment
 from core.transactions import transaction
 from db import repositories as repo
 from db.models import (
@@ -131,7 +132,7 @@ def score(reach: float, impact: float, confidence: float, effort: float) -> floa
     )
     if problems:
         raise InvalidInput(problems)
-    value = registry.rice_score(float(reach), float(impact), float(confidence), float(effort))
+    value = rice_score(float(reach), float(impact), float(confidence), float(effort))
     assert value is not None
     return value
 
@@ -388,7 +389,7 @@ def rank_ideas(
     weeks = testable_weeks or get_settings().backlog_testable_weeks
     promoted = _promoted_ids(session)
     ideas = [
-        v for v in registry.all_experiments(session, status="proposed")
+        v for v in all_experiments(session, status="proposed")
         if v.archived_at is None and v.id not in promoted
     ]
     ideas.sort(key=_rank_key)
@@ -416,14 +417,14 @@ def promoted_experiments(session: Session) -> list[ExperimentView]:
     """Promoted ideas still waiting for launch (proposed, not archived), newest first."""
     promoted = _promoted_ids(session)
     return sorted(
-        (v for v in registry.all_experiments(session, status="proposed")
+        (v for v in all_experiments(session, status="proposed")
          if v.id in promoted and v.archived_at is None),
         key=lambda v: v.id, reverse=True,
     )
 
 
 def archived_ideas(session: Session) -> list[ExperimentView]:
-    return [v for v in registry.all_experiments(session, status="proposed") if v.archived_at]
+    return [v for v in all_experiments(session, status="proposed") if v.archived_at]
 
 
 def filter_choices(session: Session) -> tuple[list[str], list[str], list[str]]:
@@ -492,7 +493,7 @@ def edit_rice(
     clean = _clean_changes(changes)
     exp = _idea(session, experiment_id)
     _require_idea(session, exp, "re-scored")
-    return registry.update_experiment(
+    return update_experiment(
         session, experiment_id=experiment_id, changes=clean,
         expected_version=expected_version, actor=actor,
     )
@@ -530,7 +531,7 @@ def edit_many(session: Session, *, edits: list[RiceEdit], actor: Actor) -> list[
     if problems:
         raise InvalidInput(problems)
     return [
-        registry.update_experiment(
+        update_experiment(
             session, experiment_id=edit.experiment_id, changes=clean,
             expected_version=edit.expected_version, actor=actor,
         )
@@ -569,7 +570,7 @@ def promote_idea(
     actor.require("editor", "promote backlog ideas")
     with transaction(session):
         exp = _idea(session, experiment_id)
-        registry.check_version(exp, expected_version)
+        check_version(exp, expected_version)
         _require_idea(session, exp, "promoted")
         missing = []
         if not exp.hypothesis.strip():
@@ -590,7 +591,7 @@ def promote_idea(
             changes={"stage": ["backlog idea", "proposed experiment"],
                      "rice_at_promotion": [None, predicted]},
         )
-    return registry.get_experiment(session, experiment_id=experiment_id)
+    return get_experiment(session, experiment_id=experiment_id)
 
 
 def archive_idea(
@@ -605,7 +606,7 @@ def archive_idea(
     actor.require("editor", "archive backlog ideas")
     with transaction(session):
         exp = _idea(session, experiment_id)
-        registry.check_version(exp, expected_version)
+        check_version(exp, expected_version)
         _require_idea(session, exp, "archived")
         now = datetime.now(UTC)
         exp.archived_at = now
@@ -616,7 +617,7 @@ def archive_idea(
             action="archive", changes={"archived_at": [None, now.isoformat()]},
             reason=reason.strip() if reason and reason.strip() else None,
         )
-    return registry.get_experiment(session, experiment_id=experiment_id)
+    return get_experiment(session, experiment_id=experiment_id)
 
 
 def restore_idea(
@@ -626,7 +627,7 @@ def restore_idea(
     actor.require("editor", "restore backlog ideas")
     with transaction(session):
         exp = _idea(session, experiment_id)
-        registry.check_version(exp, expected_version)
+        check_version(exp, expected_version)
         if exp.archived_at is None:
             raise RuleViolation(f"'{exp.name}' is not archived.")
         before = exp.archived_at.isoformat()
@@ -637,4 +638,4 @@ def restore_idea(
             session, actor=actor.name, entity_type="experiment", entity_id=exp.id,
             action="restore", changes={"archived_at": [before, None]},
         )
-    return registry.get_experiment(session, experiment_id=experiment_id)
+    return get_experiment(session, experiment_id=experiment_id)

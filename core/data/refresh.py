@@ -69,7 +69,7 @@ from sqlalchemy.orm import Session
 from core.analysis.results import ResultsSnapshot
 from core.auth import Actor
 from core.errors import InvalidInput, NotFound, RuleViolation
-from core.registry import MAX_REFRESH_EVERY_DAYS
+from core.registry.fields import MAX_REFRESH_EVERY_DAYS
 from core.transactions import transaction
 from db import metric_repository as mrepo
 from db import repositories as repo

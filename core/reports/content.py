@@ -16,12 +16,13 @@ from datetime import UTC, date, datetime
 from sqlalchemy.orm import Session
 
 from core import format as fmt
-from core import registry
 from core.analysis import results as results_service
 from core.analysis.results import MetricComparison, ResultsSnapshot, SeriesPoint
 from core.analysis.segments import SegmentBreakdown, segment_results
 from core.analysis.verdict import METHOD_NAMES, ExperimentVerdict, experiment_verdict
-from core.registry import AuditRecord, ExperimentView
+from core.registry.audit import AuditRecord, audit_history, plan_deviations
+from core.registry.fields import ExperimentView
+from core.registry.listing import get_experiment
 from core.reports.risks import (
     RiskCheck,
     _deviation_check,
@@ -154,7 +155,7 @@ def _decision_text(exp: ExperimentView, recommendation: Recommendation) -> str:
 
 
 def _ingest_sources(session: Session, experiment_id: int) -> list[AuditRecord]:
-    return [r for r in registry.audit_history(session, experiment_id=experiment_id)
+    return [r for r in audit_history(session, experiment_id=experiment_id)
             if r.action == "ingest"]
 
 
@@ -229,7 +230,7 @@ def assemble_report(
 ) -> ReportContent:
     """Gather and compute the report of one experiment (reads only)."""
     now = now or datetime.now(UTC)
-    exp = registry.get_experiment(session, experiment_id=experiment_id)
+    exp = get_experiment(session, experiment_id=experiment_id)
     stored = results_service.latest_snapshot(session, experiment_id=experiment_id)
     current = results_service.compute_results(
         session, experiment_id=experiment_id, as_of=stored.as_of if stored else None)
@@ -244,7 +245,7 @@ def assemble_report(
         snapshot_or_none: ResultsSnapshot | None = None
     else:
         snapshot_or_none = snapshot
-    deviations = registry.plan_deviations(session, experiment_id=experiment_id)
+    deviations = plan_deviations(session, experiment_id=experiment_id)
     loads = _ingest_sources(session, experiment_id)
     sources = [str((r.changes.get("source") or [None, ""])[1]) for r in loads]
     kind, arms, by_day = _primary_arms(session, exp, snapshot.as_of)

@@ -18,7 +18,8 @@ from scipy.stats import norm
 
 from core import format as fmt
 from core.analysis.results import MetricComparison, ResultsSnapshot
-from core.registry import AuditRecord, ExperimentView
+from core.registry.audit import AuditRecord
+from core.registry.fields import ExperimentView
 from core.stats import (
     SufficientStats,
     mde_mean,
