@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput, NotFound
@@ -29,11 +28,6 @@ class Page:
     @property
     def pages(self) -> int:
         return max(1, math.ceil(self.total / self.page_size))
-
-
-def like_escape(text: str) -> str:
-    """`text` for a LIKE pattern with ``escape="\\"``: its ``%`` and ``_`` match themselves."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def load_experiment(
@@ -84,55 +78,31 @@ def list_experiments(
         raise InvalidInput(f"sort: use one of {', '.join(SORT_FIELDS)} (got '{sort}')")
     if page < 1 or not 1 <= page_size <= 500:
         raise InvalidInput("page must be ≥ 1 and page_size between 1 and 500")
-    query = select(Experiment)
-    if status:
-        query = query.where(Experiment.status == status)
-    if owner:
-        query = query.where(func.lower(Experiment.owner) == owner.strip().lower())
-    if tag:
-        tag_pattern = f'%"{like_escape(tag.strip())}"%'
-        query = query.where(cast(Experiment.tags, Text).like(tag_pattern, escape="\\"))
-    if search:
-        pattern = f"%{like_escape(search.strip().lower())}%"
-        query = query.where(
-            or_(
-                func.lower(Experiment.name).like(pattern, escape="\\"),
-                func.lower(Experiment.hypothesis).like(pattern, escape="\\"),
-                func.lower(Experiment.learnings).like(pattern, escape="\\"),
-            )
-        )
-    if not include_archived:
-        query = query.where(Experiment.archived_at.is_(None))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    column = getattr(Experiment, sort)
-    order = column.desc() if descending else column.asc()
-    rows = session.scalars(
-        query.order_by(order, Experiment.id).offset((page - 1) * page_size).limit(page_size)
-    ).all()
+    total, rows = repo.list_experiments(
+        session, status=status, owner=owner, tag=tag, search=search,
+        include_archived=include_archived, sort=sort, descending=descending,
+        offset=(page - 1) * page_size, limit=page_size,
+    )
     return Page(items=[to_view(e) for e in rows], total=total, page=page, page_size=page_size)
 
 
 def all_experiments(session: Session, *, status: Status | None = None) -> list[ExperimentView]:
     """Every experiment (no pagination), e.g. for exports and scheduled jobs."""
-    query = select(Experiment).order_by(Experiment.id)
-    if status:
-        query = query.where(Experiment.status == status)
-    return [to_view(e) for e in session.scalars(query).all()]
+    return [to_view(e) for e in repo.all_experiments(session, status=status)]
 
 
 def owners(session: Session) -> list[str]:
-    return list(session.scalars(select(Experiment.owner).distinct().order_by(Experiment.owner)))
+    return repo.experiment_owners(session)
 
 
 def tags(session: Session) -> list[str]:
     found: set[str] = set()
-    for row in session.scalars(select(Experiment.tags)):
+    for row in repo.experiment_tag_lists(session):
         found.update(row or [])
     return sorted(found)
 
 
 def status_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Experiment.status, func.count()).group_by(Experiment.status))
     counts = {s: 0 for s in STATUSES}
-    counts.update({status: n for status, n in rows})
+    counts.update(repo.experiment_status_counts(session))
     return counts
