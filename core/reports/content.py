@@ -25,17 +25,17 @@ from core.registry.fields import ExperimentView
 from core.registry.listing import get_experiment
 from core.reports.risks import (
     RiskCheck,
-    _deviation_check,
-    _drift_check,
-    _exposure_check,
-    _guardrail_check,
-    _multiple_comparisons_check,
-    _read_early_check,
-    _srm_check,
     _Sums,
-    _underpowered_check,
     correction_name,
+    deviation_check,
+    drift_check,
     effect_text,
+    exposure_check,
+    guardrail_check,
+    multiple_comparisons_check,
+    read_early_check,
+    srm_check,
+    underpowered_check,
 )
 from core.types import Recommendation
 from db import metric_repository as mrepo
@@ -251,14 +251,14 @@ def assemble_report(
     kind, arms, by_day = _primary_arms(session, exp, snapshot.as_of)
 
     checks_list = [
-        _srm_check(snapshot_or_none),
-        _underpowered_check(exp, snapshot_or_none, arms),
-        _read_early_check(exp, snapshot_or_none),
-        _deviation_check(exp, deviations),
-        _multiple_comparisons_check(snapshot_or_none),
-        _guardrail_check(snapshot_or_none),
-        _drift_check(exp, kind, by_day),
-        _exposure_check(sources, has_data),
+        srm_check(snapshot_or_none),
+        underpowered_check(exp, snapshot_or_none, arms),
+        read_early_check(exp, snapshot_or_none),
+        deviation_check(exp, deviations),
+        multiple_comparisons_check(snapshot_or_none),
+        guardrail_check(snapshot_or_none),
+        drift_check(exp, kind, by_day),
+        exposure_check(sources, has_data),
     ]
     checks: dict[str, RiskCheck] = {c.code: c for c in checks_list}
     primary: tuple[str, ...]
