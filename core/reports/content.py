@@ -25,7 +25,7 @@ from core.registry.fields import ExperimentView
 from core.registry.listing import get_experiment
 from core.reports.risks import (
     RiskCheck,
-    _Sums,
+    Sums,
     correction_name,
     deviation_check,
     drift_check,
@@ -207,21 +207,21 @@ def _methods(snapshot: ResultsSnapshot | None) -> list[str]:
 
 
 def _primary_arms(session: Session, exp: ExperimentView, as_of: date | None
-                  ) -> tuple[str | None, dict[tuple[str, str], _Sums],
-                             dict[date, dict[str, _Sums]]]:
+                  ) -> tuple[str | None, dict[tuple[str, str], Sums],
+                             dict[date, dict[str, Sums]]]:
     """Total and per-day sums of the primary metric per variant, from the stored daily stats."""
     row = session.get(Experiment, exp.id)
     if row is None or row.primary_metric is None:
         return None, {}, {}
     names = {v.id: v.name for v in row.variants}
-    arms: dict[tuple[str, str], _Sums] = {}
-    by_day: dict[date, dict[str, _Sums]] = {}
+    arms: dict[tuple[str, str], Sums] = {}
+    by_day: dict[date, dict[str, Sums]] = {}
     for stat in mrepo.daily_stats(session, experiment_id=exp.id, through=as_of):
         if stat.metric_id != row.primary_metric_id or stat.variant_id not in names:
             continue
         variant = names[stat.variant_id]
-        arms.setdefault((row.primary_metric.name, variant), _Sums()).add(stat)
-        by_day.setdefault(stat.day, {}).setdefault(variant, _Sums()).add(stat)
+        arms.setdefault((row.primary_metric.name, variant), Sums()).add(stat)
+        by_day.setdefault(stat.day, {}).setdefault(variant, Sums()).add(stat)
     return row.primary_metric.kind, arms, by_day
 
 

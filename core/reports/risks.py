@@ -95,7 +95,9 @@ def srm_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
 
 
 @dataclass
-class _Sums:
+class Sums:
+    """One arm's n, sum and sum of squares, added up over daily rows."""
+
     n: int = 0
     sum: float = 0.0
     sum_squares: float = 0.0
@@ -110,7 +112,7 @@ class _Sums:
         return SufficientStats(self.n, self.sum, self.sum_squares)
 
 
-def _achieved_mde(kind: str, control: _Sums, treatment_n: int, *, alpha: float, power: float,
+def _achieved_mde(kind: str, control: Sums, treatment_n: int, *, alpha: float, power: float,
                   variants: int) -> float | None:
     """Relative MDE reachable with the achieved control n and the observed control baseline."""
     if control.n < 2 or treatment_n < 2:
@@ -136,7 +138,7 @@ def _achieved_mde(kind: str, control: _Sums, treatment_n: int, *, alpha: float, 
 
 
 def underpowered_check(
-    exp: ExperimentView, snapshot: ResultsSnapshot | None, arms: dict[tuple[str, str], _Sums],
+    exp: ExperimentView, snapshot: ResultsSnapshot | None, arms: dict[tuple[str, str], Sums],
 ) -> RiskCheck:
     if snapshot is None or not snapshot.comparisons:
         return _check("underpowered", "not_checked", "No results yet.")
@@ -153,8 +155,8 @@ def underpowered_check(
             f"planned units ({fmt.percent(snapshot.progress, 0)})")
     achieved = None
     if exp.mde and exp.primary_metric and exp.variants and primary and not significant:
-        control = arms.get((exp.primary_metric, exp.variants[0].name), _Sums())
-        treatment_n = min((arms.get((exp.primary_metric, v.name), _Sums()).n
+        control = arms.get((exp.primary_metric, exp.variants[0].name), Sums())
+        treatment_n = min((arms.get((exp.primary_metric, v.name), Sums()).n
                            for v in exp.variants[1:]), default=0)
         achieved = _achieved_mde(primary[0].kind, control, treatment_n, alpha=exp.alpha,
                                  power=exp.power, variants=len(exp.variants))
@@ -249,7 +251,7 @@ def guardrail_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
 
 
 def drift_check(
-    exp: ExperimentView, kind: str | None, by_day: dict[date, dict[str, _Sums]],
+    exp: ExperimentView, kind: str | None, by_day: dict[date, dict[str, Sums]],
 ) -> RiskCheck:
     days = sorted(by_day)
     if kind is None or len(days) < DRIFT_MIN_DAYS or len(exp.variants) < 2:
@@ -265,7 +267,7 @@ def drift_check(
     for treatment in treatments:
         estimates = []
         for period in periods:
-            c, t = _Sums(), _Sums()
+            c, t = Sums(), Sums()
             for d in period:
                 for arm, target in ((control, c), (treatment, t)):
                     s = by_day[d].get(arm)
