@@ -34,7 +34,7 @@ from core.auth import Actor
 from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry.fields import ExperimentView, validation_problems
 from core.registry.lifecycle import update_experiment
-from core.registry.listing import all_experiments, get_experiment
+from core.registry.listing import all_experiments, get_experiment, load_experiment
 from core.stats import (
     SufficientStats,
     mde_mean,
@@ -47,7 +47,6 @@ from core.stats import (
 from core.types import Alternative, AnalysisMode, MetricKind, PlanMode
 from db import metric_repository as mrepo
 from db import repositories as repo
-from db.models import Experiment
 
 CURVE_POINTS = 60
 """Points per curve: smooth in plotly, cheap to compute (the planner functions are vectorised)."""
@@ -471,9 +470,7 @@ def baseline_sources(session: Session) -> list[BaselineSource]:
 def observed_baseline(session: Session, *, experiment_id: int, metric: str) -> ObservedBaseline:
     """The control arm's observed rate or mean and SD of ``metric`` in an experiment, and the
     experiment's average daily traffic. Raises NotFound when there is no data for it yet."""
-    exp = session.get(Experiment, experiment_id)
-    if exp is None:
-        raise NotFound(f"No experiment with id {experiment_id}.")
+    exp = load_experiment(session, experiment_id=experiment_id)
     catalogue_metric = repo.get_metric_by_name(session, name=metric)
     if catalogue_metric is None:
         raise NotFound(f"No metric named '{metric}' in the catalogue.")

@@ -21,10 +21,9 @@ from core.analysis.results import ResultsSnapshot
 from core.auth import Actor
 from core.data import metric_sources
 from core.data.ingestion import IngestionReport, ProgressCallback, ingest_file
-from core.errors import InvalidInput, NotFound
-from core.registry.listing import all_experiments
+from core.errors import InvalidInput
+from core.registry.listing import all_experiments, load_experiment
 from db import metric_repository as mrepo
-from db.models import Experiment
 
 UPLOAD_SUFFIXES = (".csv", ".parquet", ".csv.gz")
 
@@ -58,9 +57,7 @@ def experiments_with_results(session: Session) -> list[ExperimentChoice]:
 def daily_units(session: Session, *, experiment_id: int) -> list[DailyUnits]:
     """Units enrolled per day and variant: the assignment counts, or (when none were stored) the
     largest metric ``n`` of that variant and day."""
-    exp = session.get(Experiment, experiment_id)
-    if exp is None:
-        raise NotFound(f"No experiment with id {experiment_id}.")
+    exp = load_experiment(session, experiment_id=experiment_id)
     names = {v.id: v.name for v in exp.variants}
     counts: dict[tuple[date, int], int] = {}
     assigned = mrepo.assignments(session, experiment_id=experiment_id)

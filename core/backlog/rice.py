@@ -41,10 +41,10 @@ from core import format as fmt
 from core import stats as planner
 from core.auth import Actor
 from core.config import get_settings
-from core.errors import InvalidInput, NotFound, RuleViolation
+from core.errors import InvalidInput, RuleViolation
 from core.registry.fields import RICE_IMPACTS, ExperimentView, rice_score
 from core.registry.lifecycle import check_version, update_experiment
-from core.registry.listing import all_experiments, get_experiment
+from core.registry.listing import all_experiments, get_experiment, load_experiment
 from core.transactions import transaction
 from db import repositories as repo
 from db.models import (
@@ -439,13 +439,6 @@ def filter_choices(session: Session) -> tuple[list[str], list[str], list[str]]:
 # --------------------------------------------------------------------------- writes
 
 
-def _idea(session: Session, experiment_id: int) -> Experiment:
-    exp = repo.get_experiment(session, experiment_id=experiment_id)
-    if exp is None:
-        raise NotFound(f"No experiment with id {experiment_id}.")
-    return exp
-
-
 def _require_idea(session: Session, exp: Experiment, doing: str) -> None:
     if exp.status != "proposed":
         raise RuleViolation(
@@ -491,7 +484,7 @@ def edit_rice(
     (through :func:`core.registry.update_experiment`, so it is versioned like any edit)."""
     actor.require("editor", "edit backlog scores")
     clean = _clean_changes(changes)
-    exp = _idea(session, experiment_id)
+    exp = load_experiment(session, experiment_id=experiment_id)
     _require_idea(session, exp, "re-scored")
     return update_experiment(
         session, experiment_id=experiment_id, changes=clean,
@@ -516,7 +509,7 @@ def edit_many(session: Session, *, edits: list[RiceEdit], actor: Actor) -> list[
     problems: list[str] = []
     cleaned: list[tuple[RiceEdit, dict[str, float]]] = []
     for edit in edits:
-        exp = _idea(session, edit.experiment_id)
+        exp = load_experiment(session, experiment_id=edit.experiment_id)
         try:
             cleaned.append((edit, _clean_changes(edit.changes)))
             _require_idea(session, exp, "re-scored")
@@ -544,7 +537,7 @@ def apply_observed_reach(
 ) -> ExperimentView:
     """Set an idea's Reach to its segment's observed traffic per quarter (audited edit)."""
     actor.require("editor", "edit backlog scores")
-    exp = _idea(session, experiment_id)
+    exp = load_experiment(session, experiment_id=experiment_id)
     seen = observed_traffic(session).get(_segment_key(exp.target_segment))
     if seen is None:
         raise RuleViolation(
@@ -569,7 +562,7 @@ def promote_idea(
     """Promote a backlog idea to a proposed experiment ready for planning (audited `promote`)."""
     actor.require("editor", "promote backlog ideas")
     with transaction(session):
-        exp = _idea(session, experiment_id)
+        exp = load_experiment(session, experiment_id=experiment_id)
         check_version(exp, expected_version)
         _require_idea(session, exp, "promoted")
         missing = []
@@ -605,7 +598,7 @@ def archive_idea(
     """Archive a backlog idea (sets archived_at; audited `archive`)."""
     actor.require("editor", "archive backlog ideas")
     with transaction(session):
-        exp = _idea(session, experiment_id)
+        exp = load_experiment(session, experiment_id=experiment_id)
         check_version(exp, expected_version)
         _require_idea(session, exp, "archived")
         now = datetime.now(UTC)
@@ -626,7 +619,7 @@ def restore_idea(
     """Bring an archived idea back into the backlog (audited `restore`)."""
     actor.require("editor", "restore backlog ideas")
     with transaction(session):
-        exp = _idea(session, experiment_id)
+        exp = load_experiment(session, experiment_id=experiment_id)
         check_version(exp, expected_version)
         if exp.archived_at is None:
             raise RuleViolation(f"'{exp.name}' is not archived.")

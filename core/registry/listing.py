@@ -30,14 +30,22 @@ class Page:
         return max(1, math.ceil(self.total / self.page_size))
 
 
-def load_experiment(
-    session: Session, *, experiment_id: int, for_update: bool = False
-) -> Experiment:
+def _not_found(experiment_id: int) -> NotFound:
+    return NotFound(f"No experiment with id {experiment_id}.")
+
+
+def load_experiment(session: Session, *, experiment_id: int) -> Experiment:
     """The experiment with its variants and metrics; NotFound without it."""
     exp = repo.get_experiment(session, experiment_id=experiment_id)
     if exp is None:
-        raise NotFound(f"No experiment with id {experiment_id}.")
+        raise _not_found(experiment_id)
     return exp
+
+
+def require_experiment(session: Session, *, experiment_id: int) -> None:
+    """NotFound unless the experiment exists (one light query; nothing is loaded)."""
+    if not repo.experiment_exists(session, experiment_id=experiment_id):
+        raise _not_found(experiment_id)
 
 
 def get_experiment(session: Session, *, experiment_id: int) -> ExperimentView:
@@ -49,7 +57,7 @@ def experiment_stamp(session: Session, *, experiment_id: int) -> tuple[int, Any]
     change to an experiment changes it, so a view built for a stamp stays right for it."""
     stamp = repo.experiment_stamp(session, experiment_id=experiment_id)
     if stamp is None:
-        raise NotFound(f"No experiment with id {experiment_id}.")
+        raise _not_found(experiment_id)
     return stamp
 
 
