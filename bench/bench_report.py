@@ -42,10 +42,10 @@ def best_of(fn: Callable[[], object], repeats: int) -> float:
 def empty_page() -> bytes:
     from fpdf import FPDF
 
-    from core.reports.pdf import _font_files
+    from core.reports.pdf import font_files
 
     pdf = FPDF()
-    for style, path in _font_files().items():
+    for style, path in font_files().items():
         pdf.add_font("DejaVu", style, str(path))
     pdf.add_page()
     pdf.set_font("DejaVu", "", 10)

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from core.auth import SYSTEM, Actor
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
-from core.registry import transaction
+from core.transactions import transaction
 from core.types import API_SCOPES, ApiScope, Role
 from db import repositories as repo
 from db.models import ApiKey

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from core.auth import Actor
 from core.errors import Conflict, InvalidInput, NotFound
-from core.registry import MAX_METRIC_NAME_LENGTH, SafeStr, _pydantic_problems, transaction
+from core.registry.fields import MAX_METRIC_NAME_LENGTH, SafeStr, validation_problems
+from core.transactions import transaction
 from core.types import MetricKind
 from db import metric_repository as mrepo
 from db import repositories as repo
@@ -96,7 +97,7 @@ _COLUMN_EXAMPLES = {"numerator": "revenue", "denominator": "sessions"}
 def _problems(exc: ValidationError) -> list[str]:
     """pydantic's problems, worded for people: snake_case hints, the ratio rules unprefixed."""
     problems = []
-    for p in _pydantic_problems(exc):
+    for p in validation_problems(exc):
         field = p.partition(":")[0]
         if field == "name":
             p += " (use lower_snake_case, e.g. checkout_conversion)"

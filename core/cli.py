@@ -262,7 +262,7 @@ def _refresh_schedule_args(p: argparse.ArgumentParser) -> None:
 def _refresh_schedule(args: argparse.Namespace) -> int:
     from core.auth import Actor
     from core.data.refresh import set_refresh_schedule
-    from core.registry import get_experiment_by_name
+    from core.registry.listing import get_experiment_by_name
 
     with _session() as session:
         exp = get_experiment_by_name(session, name=args.experiment)
@@ -289,7 +289,7 @@ def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from core.auth import Actor
-    from core.registry import get_experiment_by_name
+    from core.registry.listing import get_experiment_by_name
     from core.reports import download_report, generate_report
 
     with _session() as session:

@@ -15,9 +15,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core import catalogue, registry
+from core import catalogue
 from core.auth import Actor
 from core.errors import NotFound
+from core.registry.lifecycle import create_experiment, transition_experiment
+from core.registry.listing import all_experiments, get_experiment_by_name
 
 DEMO_ACTOR = Actor(name="demo-seed", role="admin")
 
@@ -233,25 +235,25 @@ def seed_demo(session: Session, *, today: date | None = None) -> str:
     new_experiments = 0
     for spec in _experiments(today):
         try:
-            registry.get_experiment_by_name(session, name=spec["fields"]["name"])
+            get_experiment_by_name(session, name=spec["fields"]["name"])
             continue
         except NotFound:
             pass
-        view = registry.create_experiment(session, data=spec["fields"], actor=DEMO_ACTOR)
+        view = create_experiment(session, data=spec["fields"], actor=DEMO_ACTOR)
         new_experiments += 1
         if spec["status"] in ("running", "completed") or spec.get("start"):
-            view = registry.transition_experiment(
+            view = transition_experiment(
                 session, experiment_id=view.id, to_status="running",
                 expected_version=view.version, actor=DEMO_ACTOR, on=spec.get("start"),
             )
         if spec["status"] == "completed":
-            view = registry.transition_experiment(
+            view = transition_experiment(
                 session, experiment_id=view.id, to_status="completed",
                 expected_version=view.version, actor=DEMO_ACTOR, decision=spec["decision"],
                 learnings=spec.get("learnings"), on=spec.get("end"),
             )
         elif spec["status"] == "abandoned":
-            registry.transition_experiment(
+            transition_experiment(
                 session, experiment_id=view.id, to_status="abandoned",
                 expected_version=view.version, actor=DEMO_ACTOR, reason=spec["reason"],
                 on=spec.get("end"),
@@ -272,7 +274,7 @@ def _seed_snapshots(session: Session) -> int:
     from core.analysis import results
 
     stored = 0
-    for exp in registry.all_experiments(session):
+    for exp in all_experiments(session):
         if exp.status not in ("running", "completed"):
             continue
         if results.latest_snapshot(session, experiment_id=exp.id) is not None:

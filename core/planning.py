@@ -37,10 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy.orm import Session
 
 from core import format as fmt
-from core import registry
 from core.auth import Actor
 from core.errors import InvalidInput, NotFound, RuleViolation
-from core.registry import ExperimentView, _pydantic_problems
+from core.registry.fields import ExperimentView, validation_problems
+from core.registry.lifecycle import update_experiment
+from core.registry.listing import all_experiments, get_experiment, load_experiment
 from core.stats import (
     SufficientStats,
     duration_days,
@@ -54,7 +55,6 @@ from core.stats import (
 from core.types import Alternative, AnalysisMode, MetricKind, PlanMode
 from db import metric_repository as mrepo
 from db import repositories as repo
-from db.models import Experiment
 
 CURVE_POINTS = 60
 """Points per curve: smooth in plotly, cheap to compute (the planner functions are vectorised)."""
@@ -161,7 +161,7 @@ def make_inputs(**values: object) -> PlanInputs:
 
 def _problems(exc: ValidationError) -> list[str]:
     out = []
-    for p in _pydantic_problems(exc):
+    for p in validation_problems(exc):
         # the cross-field check reports "input: a: ...; b: ..." — split it back up
         out.extend(p.removeprefix("input: ").split("; ") if p.startswith("input: ") else [p])
     return out
@@ -545,7 +545,7 @@ def baseline_sources(session: Session) -> list[BaselineSource]:
     an observed baseline."""
     out = []
     for status in ("running", "completed"):
-        for exp in registry.all_experiments(session, status=status):  # type: ignore[arg-type]
+        for exp in all_experiments(session, status=status):  # type: ignore[arg-type]
             names = [m for m in (exp.primary_metric, *exp.guardrail_metrics,
                                  *exp.secondary_metrics) if m]
             metrics = tuple(dict.fromkeys(names))
@@ -557,9 +557,7 @@ def baseline_sources(session: Session) -> list[BaselineSource]:
 def observed_baseline(session: Session, *, experiment_id: int, metric: str) -> ObservedBaseline:
     """The control arm's observed rate or mean and SD of ``metric`` in an experiment, and the
     experiment's average daily traffic. Raises NotFound when there is no data for it yet."""
-    exp = session.get(Experiment, experiment_id)
-    if exp is None:
-        raise NotFound(f"No experiment with id {experiment_id}.")
+    exp = load_experiment(session, experiment_id=experiment_id)
     catalogue_metric = repo.get_metric_by_name(session, name=metric)
     if catalogue_metric is None:
         raise NotFound(f"No metric named '{metric}' in the catalogue.")
@@ -603,7 +601,7 @@ def observed_baseline(session: Session, *, experiment_id: int, metric: str) -> O
 
 def plannable_experiments(session: Session) -> list[ExperimentView]:
     """Proposed experiments: the ones a plan can be saved onto."""
-    return registry.all_experiments(session, status="proposed")
+    return all_experiments(session, status="proposed")
 
 
 def save_plan(
@@ -621,7 +619,7 @@ def save_plan(
     sized: a one-sided plan needs fewer units, so the experiment's ``alternative`` is set to the
     plan's (the registry refuses a one-sided direction the primary metric calls worse)."""
     actor.require("editor", "save a plan onto an experiment")
-    exp = registry.get_experiment(session, experiment_id=experiment_id)
+    exp = get_experiment(session, experiment_id=experiment_id)
     if exp.status != "proposed":
         raise RuleViolation(
             f"'{exp.name}' is {exp.status}: a plan can only be saved onto a proposed experiment "
@@ -642,7 +640,7 @@ def save_plan(
         "analysis_mode": analysis_mode,
         "alternative": plan.inputs.alternative,
     }
-    return registry.update_experiment(
+    return update_experiment(
         session, experiment_id=experiment_id, changes=changes,
         expected_version=expected_version, actor=actor,
     )

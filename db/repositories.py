@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Text, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from db.models import AuditEntry, Experiment, Metric
@@ -41,6 +41,77 @@ def experiment_exists(session: Session, *, experiment_id: int) -> bool:
     """Whether the experiment exists, without loading it."""
     found = session.scalar(select(Experiment.id).where(Experiment.id == experiment_id))
     return found is not None
+
+
+def like_escape(text: str) -> str:
+    """`text` for a LIKE pattern with ``escape="\\"``: its ``%`` and ``_`` match themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_experiments(
+    session: Session,
+    *,
+    status: str | None = None,
+    owner: str | None = None,
+    tag: str | None = None,
+    search: str | None = None,
+    include_archived: bool = True,
+    sort: str = "updated_at",
+    descending: bool = True,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[int, list[Experiment]]:
+    """How many experiments match every given filter, and one page of them (`sort` names a
+    column; ties by id)."""
+    query = select(Experiment)
+    if status:
+        query = query.where(Experiment.status == status)
+    if owner:
+        query = query.where(func.lower(Experiment.owner) == owner.strip().lower())
+    if tag:
+        tag_pattern = f'%"{like_escape(tag.strip())}"%'
+        query = query.where(cast(Experiment.tags, Text).like(tag_pattern, escape="\\"))
+    if search:
+        pattern = f"%{like_escape(search.strip().lower())}%"
+        query = query.where(
+            or_(
+                func.lower(Experiment.name).like(pattern, escape="\\"),
+                func.lower(Experiment.hypothesis).like(pattern, escape="\\"),
+                func.lower(Experiment.learnings).like(pattern, escape="\\"),
+            )
+        )
+    if not include_archived:
+        query = query.where(Experiment.archived_at.is_(None))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    column = getattr(Experiment, sort)
+    order = column.desc() if descending else column.asc()
+    rows = session.scalars(
+        query.order_by(order, Experiment.id).offset(offset).limit(limit)
+    ).all()
+    return total, list(rows)
+
+
+def all_experiments(session: Session, *, status: str | None = None) -> list[Experiment]:
+    """Every experiment (of `status`, when given), by id."""
+    query = select(Experiment).order_by(Experiment.id)
+    if status:
+        query = query.where(Experiment.status == status)
+    return list(session.scalars(query).all())
+
+
+def experiment_owners(session: Session) -> list[str]:
+    return list(session.scalars(select(Experiment.owner).distinct().order_by(Experiment.owner)))
+
+
+def experiment_tag_lists(session: Session) -> list[list[str] | None]:
+    """Each experiment's tags (None where it has none)."""
+    return list(session.scalars(select(Experiment.tags)))
+
+
+def experiment_status_counts(session: Session) -> dict[str, int]:
+    """Experiments per status (statuses without one are absent)."""
+    rows = session.execute(select(Experiment.status, func.count()).group_by(Experiment.status))
+    return {status: n for status, n in rows}
 
 
 def experiment_id_by_name(session: Session, *, name: str) -> int | None:

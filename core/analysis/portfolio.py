@@ -17,9 +17,10 @@ from datetime import UTC, date, datetime
 from sqlalchemy.orm import Session
 
 from core import format as fmt
-from core import registry
 from core.analysis import results
 from core.analysis.verdict import ExperimentVerdict, experiment_verdict
+from core.registry.audit import plan_deviations
+from core.registry.listing import all_experiments
 from core.types import Recommendation
 
 PORTFOLIO_CSV_COLUMNS = (
@@ -57,7 +58,7 @@ def standings(session: Session) -> list[Standing]:
     the latest stored snapshot, else computed now without storing."""
     out = []
     for status in ("running", "completed"):
-        experiments = sorted(registry.all_experiments(session, status=status),
+        experiments = sorted(all_experiments(session, status=status),
                              key=lambda e: e.name.lower())
         for exp in experiments:
             snapshot = results.latest_snapshot(session, experiment_id=exp.id)
@@ -73,9 +74,9 @@ def needs_attention(session: Session, *, today: date | None = None) -> list[Atte
     today = today or datetime.now(UTC).date()
     items: list[Attention] = []
     deviations: dict[int, int] = {}
-    for record in registry.plan_deviations(session):
+    for record in plan_deviations(session):
         deviations[record.entity_id] = deviations.get(record.entity_id, 0) + 1
-    for exp in registry.all_experiments(session):
+    for exp in all_experiments(session):
         if exp.status == "running":
             result = _result_reason(session, exp.id)
             if result is not None:
@@ -120,7 +121,7 @@ def portfolio_csv(session: Session) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(PORTFOLIO_CSV_COLUMNS)
-    for exp in registry.all_experiments(session):
+    for exp in all_experiments(session):
         snapshot = results.latest_snapshot(session, experiment_id=exp.id)
         source = f"snapshot #{snapshot.snapshot_id}" if snapshot else "computed"
         if snapshot is None and exp.actual_start is not None:

@@ -45,7 +45,7 @@ from core.analysis.verdict import (
 )
 from core.auth import Actor
 from core.errors import InvalidInput, NotFound
-from core.registry import transaction
+from core.registry.listing import load_experiment, require_experiment
 from core.stats import (
     EMPTY_STATS,
     BayesianReadout,
@@ -60,9 +60,9 @@ from core.stats import (
     welch_ttest_cuped,
     welch_ttest_from_stats,
 )
+from core.transactions import transaction
 from core.types import Alternative, DecisionState, MetricKind
 from db import metric_repository as mrepo
-from db import repositories as repo
 from db.metric_repository import DailyStatRow
 from db.models import Experiment
 
@@ -302,9 +302,7 @@ class ExperimentSetup:
 
 def experiment_setup(session: Session, experiment_id: int) -> ExperimentSetup:
     """The experiment's :class:`ExperimentSetup`; NotFound without it."""
-    exp = session.get(Experiment, experiment_id)
-    if exp is None:
-        raise NotFound(f"No experiment with id {experiment_id}.")
+    exp = load_experiment(session, experiment_id=experiment_id)
     metrics: list[SetupMetric] = []
     if exp.primary_metric is not None:
         m = exp.primary_metric
@@ -705,9 +703,7 @@ def check_as_of(session: Session, *, experiment_id: int, as_of: date | None) -> 
     today (UTC). None (all data) is always allowed; NotFound without the experiment."""
     if as_of is None:
         return
-    exp = session.get(Experiment, experiment_id)
-    if exp is None:
-        raise NotFound(f"No experiment with id {experiment_id}.")
+    exp = load_experiment(session, experiment_id=experiment_id)
     today = datetime.now(UTC).date()
     if exp.actual_start is None:
         raise InvalidInput(
@@ -776,7 +772,7 @@ def latest_snapshot_json(session: Session, *, experiment_id: int) -> str | None:
     """
     found = mrepo.latest_snapshot_payload(session, experiment_id=experiment_id)
     if found is None:
-        _require_experiment(session, experiment_id)
+        require_experiment(session, experiment_id=experiment_id)
         return None
     snapshot_id, computed_by, payload = found
     if payload.get("version") != RESULTS_VERSION:  # stored by an older version: upgrade it
@@ -807,7 +803,7 @@ def latest_snapshot_id(session: Session, *, experiment_id: int) -> int | None:
     experiment. Snapshots never change, so a document built for an id stays right."""
     snapshot_id = mrepo.latest_snapshot_id(session, experiment_id=experiment_id)
     if snapshot_id is None:
-        _require_experiment(session, experiment_id)
+        require_experiment(session, experiment_id=experiment_id)
     return snapshot_id
 
 
@@ -817,16 +813,11 @@ def snapshot_history(
     """Stored snapshots, newest first; NotFound when there is no such experiment."""
     rows = mrepo.snapshots(session, experiment_id=experiment_id, limit=limit)
     if not rows:
-        _require_experiment(session, experiment_id)
+        require_experiment(session, experiment_id=experiment_id)
     return [_from_row(r) for r in rows]
 
 
 _SNAPSHOT_FIELDS = fields(ResultsSnapshot)
-
-
-def _require_experiment(session: Session, experiment_id: int) -> None:
-    if not repo.experiment_exists(session, experiment_id=experiment_id):
-        raise NotFound(f"No experiment with id {experiment_id}.")
 
 
 def _finite(value: Any) -> Any:

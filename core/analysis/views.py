@@ -18,16 +18,15 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
-from core import registry
 from core.analysis import results
 from core.analysis.results import ResultsSnapshot
 from core.auth import Actor
 from core.data import metric_sources
 from core.data.ingestion import IngestionReport, ProgressCallback, ingest_file
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput
+from core.registry.listing import all_experiments, load_experiment
 from core.types import FileKind
 from db import metric_repository as mrepo
-from db.models import Experiment
 
 UPLOAD_SUFFIXES = (".csv", ".parquet", ".csv.gz")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -52,7 +51,7 @@ def experiments_with_results(session: Session) -> list[ExperimentChoice]:
     """Running experiments first, then completed ones, each by name."""
     out = []
     for status in ("running", "completed"):
-        for exp in sorted(registry.all_experiments(session, status=status),  # type: ignore[arg-type]
+        for exp in sorted(all_experiments(session, status=status),  # type: ignore[arg-type]
                           key=lambda e: e.name.lower()):
             source = metric_sources.get_metric_source(session, experiment_id=exp.id)
             out.append(ExperimentChoice(exp.id, exp.name, exp.status, source is not None))
@@ -62,9 +61,7 @@ def experiments_with_results(session: Session) -> list[ExperimentChoice]:
 def daily_units(session: Session, *, experiment_id: int) -> list[DailyUnits]:
     """Units enrolled per day and variant: the assignment counts, or (when none were stored) the
     largest metric ``n`` of that variant and day."""
-    exp = session.get(Experiment, experiment_id)
-    if exp is None:
-        raise NotFound(f"No experiment with id {experiment_id}.")
+    exp = load_experiment(session, experiment_id=experiment_id)
     names = {v.id: v.name for v in exp.variants}
     counts: dict[tuple[date, int], int] = {}
     assigned = mrepo.assignments(session, experiment_id=experiment_id)

@@ -25,11 +25,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core import registry
 from core.analysis import results
 from core.backlog.rice import HIGH_CONFIDENCE, RICE_FIELDS
 from core.errors import InvalidInput
-from core.registry import ExperimentView
+from core.registry.fields import ExperimentView
+from core.registry.listing import all_experiments
 from core.types import CALIBRATION_GROUPINGS, GROUPINGS
 from db import state_repository as state
 
@@ -163,7 +163,7 @@ def completed_experiments(
     words = [w for w in (search or "").lower().split() if w]
     predicted = state.rice_at_promotion(session)
     out = []
-    for view in registry.all_experiments(session, status="completed"):
+    for view in all_experiments(session, status="completed"):
         if owner and view.owner.lower() != owner.strip().lower():
             continue
         if tag and tag.strip().lower() not in {t.lower() for t in view.tags}:

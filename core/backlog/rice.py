@@ -40,12 +40,15 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from core import format as fmt
-from core import planning, registry
+from core import planning
 from core.auth import Actor
 from core.config import get_settings
-from core.errors import InvalidInput, NotFound, RuleViolation
-from core.registry import RICE_IMPACTS, ExperimentView
+from core.errors import InvalidInput, RuleViolation
+from core.registry.fields import RICE_IMPACTS, ExperimentView, rice_score
+from core.registry.lifecycle import check_version, update_experiment
+from core.registry.listing import all_experiments, get_experiment, load_experiment
 from core.stats import EMPTY_STATS, MetricStats
+from core.transactions import transaction
 from db import repositories as repo
 from db import state_repository as state
 from db.models import (
@@ -132,7 +135,7 @@ def score(reach: float, impact: float, confidence: float, effort: float) -> floa
     )
     if problems:
         raise InvalidInput(problems)
-    value = registry.rice_score(float(reach), float(impact), float(confidence), float(effort))
+    value = rice_score(float(reach), float(impact), float(confidence), float(effort))
     assert value is not None
     return value
 
@@ -373,7 +376,7 @@ def rank_ideas(
     weeks = testable_weeks or get_settings().backlog_testable_weeks
     promoted = state.promoted_experiment_ids(session)
     ideas = [
-        v for v in registry.all_experiments(session, status="proposed")
+        v for v in all_experiments(session, status="proposed")
         if v.archived_at is None and v.id not in promoted
     ]
     ideas.sort(key=_rank_key)
@@ -401,14 +404,14 @@ def promoted_experiments(session: Session) -> list[ExperimentView]:
     """Promoted ideas still waiting for launch (proposed, not archived), newest first."""
     promoted = state.promoted_experiment_ids(session)
     return sorted(
-        (v for v in registry.all_experiments(session, status="proposed")
+        (v for v in all_experiments(session, status="proposed")
          if v.id in promoted and v.archived_at is None),
         key=lambda v: v.id, reverse=True,
     )
 
 
 def archived_ideas(session: Session) -> list[ExperimentView]:
-    return [v for v in registry.all_experiments(session, status="proposed") if v.archived_at]
+    return [v for v in all_experiments(session, status="proposed") if v.archived_at]
 
 
 def filter_choices(session: Session) -> tuple[list[str], list[str], list[str]]:
@@ -421,13 +424,6 @@ def filter_choices(session: Session) -> tuple[list[str], list[str], list[str]]:
 
 
 # --------------------------------------------------------------------------- writes
-
-
-def _idea(session: Session, experiment_id: int) -> Experiment:
-    exp = repo.get_experiment(session, experiment_id=experiment_id)
-    if exp is None:
-        raise NotFound(f"No experiment with id {experiment_id}.")
-    return exp
 
 
 def _require_idea(session: Session, exp: Experiment, doing: str) -> None:
@@ -475,9 +471,9 @@ def edit_rice(
     (through :func:`core.registry.update_experiment`, so it is versioned like any edit)."""
     actor.require("editor", "edit backlog scores")
     clean = _clean_changes(changes)
-    exp = _idea(session, experiment_id)
+    exp = load_experiment(session, experiment_id=experiment_id)
     _require_idea(session, exp, "re-scored")
-    return registry.update_experiment(
+    return update_experiment(
         session, experiment_id=experiment_id, changes=clean,
         expected_version=expected_version, actor=actor,
     )
@@ -500,7 +496,7 @@ def edit_many(session: Session, *, edits: list[RiceEdit], actor: Actor) -> list[
     problems: list[str] = []
     cleaned: list[tuple[RiceEdit, dict[str, float]]] = []
     for edit in edits:
-        exp = _idea(session, edit.experiment_id)
+        exp = load_experiment(session, experiment_id=edit.experiment_id)
         try:
             cleaned.append((edit, _clean_changes(edit.changes)))
             _require_idea(session, exp, "re-scored")
@@ -515,7 +511,7 @@ def edit_many(session: Session, *, edits: list[RiceEdit], actor: Actor) -> list[
     if problems:
         raise InvalidInput(problems)
     return [
-        registry.update_experiment(
+        update_experiment(
             session, experiment_id=edit.experiment_id, changes=clean,
             expected_version=edit.expected_version, actor=actor,
         )
@@ -528,7 +524,7 @@ def apply_observed_reach(
 ) -> ExperimentView:
     """Set an idea's Reach to its segment's observed traffic per quarter (audited edit)."""
     actor.require("editor", "edit backlog scores")
-    exp = _idea(session, experiment_id)
+    exp = load_experiment(session, experiment_id=experiment_id)
     seen = observed_traffic(session).get(_segment_key(exp.target_segment))
     if seen is None:
         raise RuleViolation(
@@ -553,9 +549,9 @@ def promote_idea(
     """Promote a backlog idea to a proposed experiment ready for planning: sets promoted_at
     and promoted_rice (audited `promote`)."""
     actor.require("editor", "promote backlog ideas")
-    with registry.transaction(session):
-        exp = _idea(session, experiment_id)
-        registry._check_version(exp, expected_version)
+    with transaction(session):
+        exp = load_experiment(session, experiment_id=experiment_id)
+        check_version(exp, expected_version)
         _require_idea(session, exp, "promoted")
         missing = []
         if not exp.hypothesis.strip():
@@ -578,7 +574,7 @@ def promote_idea(
             changes={"stage": ["backlog idea", "proposed experiment"],
                      "rice_at_promotion": [None, predicted]},
         )
-    return registry.get_experiment(session, experiment_id=experiment_id)
+    return get_experiment(session, experiment_id=experiment_id)
 
 
 def archive_idea(
@@ -591,9 +587,9 @@ def archive_idea(
 ) -> ExperimentView:
     """Archive a backlog idea (sets archived_at; audited `archive`)."""
     actor.require("editor", "archive backlog ideas")
-    with registry.transaction(session):
-        exp = _idea(session, experiment_id)
-        registry._check_version(exp, expected_version)
+    with transaction(session):
+        exp = load_experiment(session, experiment_id=experiment_id)
+        check_version(exp, expected_version)
         _require_idea(session, exp, "archived")
         now = datetime.now(UTC)
         exp.archived_at = now
@@ -604,7 +600,7 @@ def archive_idea(
             action="archive", changes={"archived_at": [None, now.isoformat()]},
             reason=reason.strip() if reason and reason.strip() else None,
         )
-    return registry.get_experiment(session, experiment_id=experiment_id)
+    return get_experiment(session, experiment_id=experiment_id)
 
 
 def restore_idea(
@@ -612,9 +608,9 @@ def restore_idea(
 ) -> ExperimentView:
     """Bring an archived idea back into the backlog (audited `restore`)."""
     actor.require("editor", "restore backlog ideas")
-    with registry.transaction(session):
-        exp = _idea(session, experiment_id)
-        registry._check_version(exp, expected_version)
+    with transaction(session):
+        exp = load_experiment(session, experiment_id=experiment_id)
+        check_version(exp, expected_version)
         if exp.archived_at is None:
             raise RuleViolation(f"'{exp.name}' is not archived.")
         before = exp.archived_at.isoformat()
@@ -625,4 +621,4 @@ def restore_idea(
             session, actor=actor.name, entity_type="experiment", entity_id=exp.id,
             action="restore", changes={"archived_at": [before, None]},
         )
-    return registry.get_experiment(session, experiment_id=experiment_id)
+    return get_experiment(session, experiment_id=experiment_id)

@@ -41,10 +41,10 @@ from core.data.reading import (
 from core.data.user_files import aggregate_user_file
 from core.data.writing import IngestionReport, write
 from core.errors import InvalidInput, NotFound, RuleViolation
-from core.registry import transaction
+from core.registry.listing import load_experiment
+from core.transactions import transaction
 from core.types import FileKind, SourceKind
 from db import repositories as repo
-from db.models import Experiment
 
 __all__ = [
     "AGGREGATE_COLUMNS", "COVARIATE_COLUMNS", "RATIO_COLUMNS", "SLICE_COLUMNS",
@@ -63,9 +63,7 @@ def no_progress(_fraction: float, _message: str) -> None:
 
 def experiment_context(session: Session, *, experiment_id: int) -> ExperimentContext:
     """Variants, metrics (with roles) and the date window data may fall in."""
-    exp = session.get(Experiment, experiment_id)
-    if exp is None:
-        raise NotFound(f"No experiment with id {experiment_id}.")
+    exp = load_experiment(session, experiment_id=experiment_id)
     if exp.actual_start is None:
         raise RuleViolation(
             f"'{exp.name}' has not launched yet ({exp.status}): metric data can only be loaded "

@@ -46,8 +46,9 @@ from core.data.ingestion import (
     ingest_records,
     no_progress,
 )
-from core.errors import InvalidInput, NotFound, RuleViolation
-from core.registry import transaction
+from core.errors import InvalidInput, RuleViolation
+from core.registry.listing import require_experiment
+from core.transactions import transaction
 from db import metric_repository as mrepo
 from db import repositories as repo
 from db.session import make_engine
@@ -125,9 +126,7 @@ def set_metric_source(
     if problems:
         raise InvalidInput(problems)
     with transaction(session):
-        exp = repo.get_experiment(session, experiment_id=experiment_id)
-        if exp is None:
-            raise NotFound(f"No experiment with id {experiment_id}.")
+        require_experiment(session, experiment_id=experiment_id)
         before = mrepo.get_metric_source(session, experiment_id=experiment_id)
         old = None if before is None else {"url": _masked(before.url), "query": before.query}
         source = mrepo.save_metric_source(
@@ -235,8 +234,7 @@ def run_metric_source(
     ``:interval_end``; by default the whole run so far."""
     source = mrepo.get_metric_source(session, experiment_id=experiment_id)
     if source is None:
-        if not repo.experiment_exists(session, experiment_id=experiment_id):
-            raise NotFound(f"No experiment with id {experiment_id}.")
+        require_experiment(session, experiment_id=experiment_id)
         raise RuleViolation(
             f"Experiment {experiment_id} has no SQL metric source: define one first "
             "(python -m core.cli set-source), or upload its data instead."

@@ -69,9 +69,11 @@ from sqlalchemy.orm import Session
 
 from core.analysis.results import ResultsSnapshot
 from core.auth import Actor
-from core.errors import InvalidInput, NotFound, RuleViolation
-from core.registry import MAX_REFRESH_EVERY_DAYS, transaction
+from core.errors import InvalidInput, RuleViolation
+from core.registry.fields import MAX_REFRESH_EVERY_DAYS
+from core.registry.listing import load_experiment
 from core.stats import MetricStats
+from core.transactions import transaction
 from db import metric_repository as mrepo
 from db import repositories as repo
 from db import state_repository as state
@@ -230,13 +232,6 @@ def _interval(interval_start: date | datetime | str, interval_end: date | dateti
     return start, end - timedelta(days=1)
 
 
-def _experiment(session: Session, experiment_id: int) -> Experiment:
-    exp = session.get(Experiment, experiment_id)
-    if exp is None:
-        raise NotFound(f"No experiment with id {experiment_id}.")
-    return exp
-
-
 # --------------------------------------------------------------------------- schedule
 
 
@@ -269,7 +264,7 @@ def set_refresh_schedule(
             f"{MAX_REFRESH_EVERY_DAYS} days, or leave it empty for every day"
         )
     with transaction(session):
-        exp = _experiment(session, experiment_id)
+        exp = load_experiment(session, experiment_id=experiment_id)
         before = exp.refresh_every_days
         if before != every_days:
             exp.refresh_every_days = every_days
@@ -387,7 +382,7 @@ def ingest_interval(
     actor.require("editor", "load metric data")
     start, last = _interval(interval_start, interval_end)
     with transaction(session):
-        exp = _experiment(session, experiment_id)
+        exp = load_experiment(session, experiment_id=experiment_id)
         if exp.actual_start is None:
             raise RuleViolation(f"'{exp.name}' has not launched: there is no data to refresh.")
         name = exp.name
@@ -558,7 +553,7 @@ def recompute_results(
     actor.require("editor", "refresh results")
     _start, as_of = _interval(interval_start, interval_end)
     with transaction(session):
-        exp = _experiment(session, experiment_id)
+        exp = load_experiment(session, experiment_id=experiment_id)
         computed = compute_results(session, experiment_id=experiment_id, as_of=as_of)
         existing = session.scalar(
             select(ResultSnapshot.id)
@@ -628,7 +623,7 @@ def report_if_ready(
     actor.require("editor", "generate reports")
     _start, as_of = _interval(interval_start, interval_end)
     with transaction(session):
-        name = _experiment(session, experiment_id).name
+        name = load_experiment(session, experiment_id=experiment_id).name
         found, earlier = (
             _ready_report(session, experiment_id, actor) if ready_for_decision else (False, None)
         )

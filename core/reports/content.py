@@ -16,24 +16,25 @@ from datetime import UTC, date, datetime
 from sqlalchemy.orm import Session
 
 from core import format as fmt
-from core import registry
 from core.analysis import results as results_service
 from core.analysis.results import MetricComparison, ResultsSnapshot, SeriesPoint
 from core.analysis.segments import SegmentBreakdown, segment_results
 from core.analysis.verdict import METHOD_NAMES, ExperimentVerdict, experiment_verdict
-from core.registry import AuditRecord, ExperimentView
+from core.registry.audit import AuditRecord, plan_deviations
+from core.registry.fields import ExperimentView
+from core.registry.listing import get_experiment
 from core.reports.risks import (
     RiskCheck,
-    _deviation_check,
-    _drift_check,
-    _exposure_check,
-    _guardrail_check,
-    _multiple_comparisons_check,
-    _read_early_check,
-    _srm_check,
-    _underpowered_check,
     correction_name,
+    deviation_check,
+    drift_check,
     effect_text,
+    exposure_check,
+    guardrail_check,
+    multiple_comparisons_check,
+    read_early_check,
+    srm_check,
+    underpowered_check,
 )
 from core.stats import EMPTY_STATS, MetricStats
 from core.types import Recommendation
@@ -227,7 +228,7 @@ def assemble_report(
 ) -> ReportContent:
     """Gather and compute the report of one experiment (reads only)."""
     now = now or datetime.now(UTC)
-    exp = registry.get_experiment(session, experiment_id=experiment_id)
+    exp = get_experiment(session, experiment_id=experiment_id)
     stored = results_service.latest_snapshot(session, experiment_id=experiment_id)
     current = results_service.compute_results(
         session, experiment_id=experiment_id, as_of=stored.as_of if stored else None)
@@ -242,20 +243,20 @@ def assemble_report(
         snapshot_or_none: ResultsSnapshot | None = None
     else:
         snapshot_or_none = snapshot
-    deviations = registry.plan_deviations(session, experiment_id=experiment_id)
+    deviations = plan_deviations(session, experiment_id=experiment_id)
     loads = state.ingest_loads(session, experiment_id=experiment_id)
     sources = [f"{load.kind}:{load.key}" for load in loads]
     kind, arms, by_day = _primary_arms(session, exp, snapshot.as_of)
 
     checks_list = [
-        _srm_check(snapshot_or_none),
-        _underpowered_check(exp, snapshot_or_none, arms),
-        _read_early_check(exp, snapshot_or_none),
-        _deviation_check(exp, deviations),
-        _multiple_comparisons_check(snapshot_or_none),
-        _guardrail_check(snapshot_or_none),
-        _drift_check(exp, kind, by_day),
-        _exposure_check(sources, has_data),
+        srm_check(snapshot_or_none),
+        underpowered_check(exp, snapshot_or_none, arms),
+        read_early_check(exp, snapshot_or_none),
+        deviation_check(exp, deviations),
+        multiple_comparisons_check(snapshot_or_none),
+        guardrail_check(snapshot_or_none),
+        drift_check(exp, kind, by_day),
+        exposure_check(sources, has_data),
     ]
     checks: dict[str, RiskCheck] = {c.code: c for c in checks_list}
     primary: tuple[str, ...]

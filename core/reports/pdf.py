@@ -25,7 +25,8 @@ from core.reports.risks import correction_name
 
 
 @lru_cache
-def _font_files() -> dict[str, Path]:
+def font_files() -> dict[str, Path]:
+    """The DejaVu font files matplotlib ships, by fpdf2 style ("", "B", "I")."""
     import matplotlib
 
     folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
@@ -40,7 +41,7 @@ class _Pdf:
         from fpdf import FPDF
 
         pdf = FPDF(orientation="P", unit="mm", format="A4")
-        for style, path in _font_files().items():
+        for style, path in font_files().items():
             pdf.add_font("DejaVu", style, str(path))
         pdf.set_margins(15, 15, 15)
         pdf.set_auto_page_break(True, margin=15)

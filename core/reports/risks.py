@@ -18,7 +18,8 @@ from scipy.stats import norm
 
 from core import format as fmt
 from core.analysis.results import MetricComparison, ResultsSnapshot
-from core.registry import AuditRecord, ExperimentView
+from core.registry.audit import AuditRecord
+from core.registry.fields import ExperimentView
 from core.stats import (
     EMPTY_STATS,
     MetricStats,
@@ -79,7 +80,7 @@ def _check(code: RiskCode, status: CheckStatus, explanation: str) -> RiskCheck:
     return RiskCheck(code=code, title=RISK_CHECKS[code], status=status, explanation=explanation)
 
 
-def _srm_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
+def srm_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
     if snapshot is None or snapshot.srm is None:
         return _check("srm", "not_checked", "No assignment counts yet.")
     srm = snapshot.srm
@@ -118,7 +119,7 @@ def _achieved_mde(kind: str, control: MetricStats, treatment_n: int, *, alpha: f
     return relative if math.isfinite(relative) else None
 
 
-def _underpowered_check(
+def underpowered_check(
     exp: ExperimentView, snapshot: ResultsSnapshot | None, arms: dict[tuple[str, str], MetricStats],
 ) -> RiskCheck:
     if snapshot is None or not snapshot.comparisons:
@@ -158,7 +159,7 @@ def _underpowered_check(
     return _check("underpowered", "passed", f"The planned sample is reached{detail}.")
 
 
-def _read_early_check(exp: ExperimentView, snapshot: ResultsSnapshot | None) -> RiskCheck:
+def read_early_check(exp: ExperimentView, snapshot: ResultsSnapshot | None) -> RiskCheck:
     concluded = exp.status == "completed" or exp.decision is not None
     if exp.analysis_mode == "sequential":
         return _check("read_early", "passed",
@@ -175,7 +176,7 @@ def _read_early_check(exp: ExperimentView, snapshot: ResultsSnapshot | None) -> 
     return _check("read_early", "passed", "Concluded after the planned sample was reached.")
 
 
-def _deviation_check(exp: ExperimentView, deviations: Sequence[AuditRecord]) -> RiskCheck:
+def deviation_check(exp: ExperimentView, deviations: Sequence[AuditRecord]) -> RiskCheck:
     if not exp.is_frozen:
         return _check("plan_deviation", "passed", "Not launched: the plan is not frozen yet.")
     if not deviations:
@@ -188,7 +189,7 @@ def _deviation_check(exp: ExperimentView, deviations: Sequence[AuditRecord]) -> 
         f"\"{last.reason or 'no reason'}\"."))
 
 
-def _multiple_comparisons_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
+def multiple_comparisons_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
     if snapshot is None or not snapshot.comparisons:
         return _check("multiple_comparisons", "not_checked", "No results yet.")
     family = [r for r in snapshot.comparisons if r.role in ("primary", "secondary")]
@@ -215,7 +216,7 @@ def _multiple_comparisons_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
                   f"{counts}; no conclusion depends on the correction.")
 
 
-def _guardrail_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
+def guardrail_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
     if snapshot is None or not snapshot.comparisons:
         return _check("guardrail_breach", "not_checked", "No results yet.")
     guardrails = snapshot.rows(role="guardrail")
@@ -231,7 +232,7 @@ def _guardrail_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
     return _check("guardrail_breach", "passed", f"No significant harm on {names}.")
 
 
-def _drift_check(
+def drift_check(
     exp: ExperimentView, kind: str | None, by_day: dict[date, dict[str, MetricStats]],
 ) -> RiskCheck:
     days = sorted(by_day)
@@ -281,7 +282,7 @@ def _drift_check(
     return _check("drift", "passed", "Early and late effects agree: " + "; ".join(checked) + ".")
 
 
-def _exposure_check(sources: Sequence[str], has_data: bool) -> RiskCheck:
+def exposure_check(sources: Sequence[str], has_data: bool) -> RiskCheck:
     if not has_data:
         return _check("multiple_exposures", "not_checked", "No metric data yet.")
     kinds = {s.split(":", 1)[0] for s in sources}

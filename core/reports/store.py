@@ -20,9 +20,9 @@ from core.artifacts import ArtifactStore, get_store, sha256_hex
 from core.auth import Actor
 from core.config import get_settings
 from core.errors import DomainError, NotFound
-from core.registry import transaction
 from core.reports.content import assemble_report
 from core.reports.pdf import render_pdf
+from core.transactions import transaction
 from db import repositories as repo
 from db.models import Experiment, ReportArtifact
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from core.stats.sufficient import CovariateStats, _centered
+from core.stats.sufficient import CovariateStats, centered
 from core.stats.welch import WelchTestResult, welch_ttest
 from core.types import TestMethod
 
@@ -82,10 +82,10 @@ def cuped_adjust(control: CovariateStats, treatment: CovariateStats) -> CupedAdj
     estimation error is O(1/n)).
     """
     _check_arms(control, treatment)
-    sxx = _centered(control.n, control.sum_x, control.sum_x, control.sum_x2) + _centered(
+    sxx = centered(control.n, control.sum_x, control.sum_x, control.sum_x2) + centered(
         treatment.n, treatment.sum_x, treatment.sum_x, treatment.sum_x2
     )
-    sxy = _centered(control.n, control.sum_x, control.sum_y, control.sum_xy) + _centered(
+    sxy = centered(control.n, control.sum_x, control.sum_y, control.sum_xy) + centered(
         treatment.n, treatment.sum_x, treatment.sum_y, treatment.sum_xy
     )
     theta = sxy / sxx if sxx > 0 else 0.0
@@ -94,9 +94,9 @@ def cuped_adjust(control: CovariateStats, treatment: CovariateStats) -> CupedAdj
     def arm(s: CovariateStats) -> tuple[float, float, float]:
         # sums straight from the arm (no intermediate SufficientStats: this runs per request)
         k = s.n - 1
-        var_y = max(_centered(s.n, s.sum_y, s.sum_y, s.sum_y2), 0.0) / k
-        var_x = max(_centered(s.n, s.sum_x, s.sum_x, s.sum_x2), 0.0) / k
-        cov = _centered(s.n, s.sum_x, s.sum_y, s.sum_xy) / k
+        var_y = max(centered(s.n, s.sum_y, s.sum_y, s.sum_y2), 0.0) / k
+        var_x = max(centered(s.n, s.sum_x, s.sum_x, s.sum_x2), 0.0) / k
+        cov = centered(s.n, s.sum_x, s.sum_y, s.sum_xy) / k
         adj_var = max(var_y - 2 * theta * cov + theta * theta * var_x, 0.0)
         return s.sum_y / s.n - theta * (s.sum_x / s.n - x_pooled), adj_var, var_y
 
@@ -136,7 +136,7 @@ def welch_ttest_cuped(
     )
 
     def sd_y(s: CovariateStats) -> float:
-        return math.sqrt(max(_centered(s.n, s.sum_y, s.sum_y, s.sum_y2), 0.0) / (s.n - 1))
+        return math.sqrt(max(centered(s.n, s.sum_y, s.sum_y, s.sum_y2), 0.0) / (s.n - 1))
 
     unadjusted = welch_ttest(
         control.sum_y / control.n,

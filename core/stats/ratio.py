@@ -23,7 +23,7 @@ import numpy as np
 
 from core.stats import _effects
 from core.stats import _validation as v
-from core.stats.sufficient import _centered, _check_n_nonneg, _check_sums
+from core.stats.sufficient import centered, check_n_nonneg, check_sums
 from core.stats.two_sample import TwoSampleResult, inferred
 from core.types import Alternative, TestMethod
 
@@ -45,12 +45,12 @@ class RatioStats:
     sum_num_den: float
 
     def __post_init__(self) -> None:
-        _check_n_nonneg(self.n)
+        check_n_nonneg(self.n)
         object.__setattr__(self, "n", int(self.n))
         for name in ("sum_num", "sum_num_squares", "sum_den", "sum_den_squares", "sum_num_den"):
             object.__setattr__(self, name, float(getattr(self, name)))
-        _check_sums(self.n, self.sum_num, self.sum_num_squares, "RatioStats (numerator)")
-        _check_sums(self.n, self.sum_den, self.sum_den_squares, "RatioStats (denominator)")
+        check_sums(self.n, self.sum_num, self.sum_num_squares, "RatioStats (numerator)")
+        check_sums(self.n, self.sum_den, self.sum_den_squares, "RatioStats (denominator)")
         if not math.isfinite(self.sum_num_den):
             raise ValueError(f"RatioStats: sum_num_den must be finite (got {self.sum_num_den!r})")
         if self.n == 0 and self.sum_num_den != 0:
@@ -64,19 +64,19 @@ class RatioStats:
     @property
     def var_num(self) -> float:
         """Per-unit sample variance of the numerator (ddof=1)."""
-        return max(_centered(self.n, self.sum_num, self.sum_num, self.sum_num_squares), 0.0) / (
+        return max(centered(self.n, self.sum_num, self.sum_num, self.sum_num_squares), 0.0) / (
             self.n - 1)
 
     @property
     def var_den(self) -> float:
         """Per-unit sample variance of the denominator (ddof=1)."""
-        return max(_centered(self.n, self.sum_den, self.sum_den, self.sum_den_squares), 0.0) / (
+        return max(centered(self.n, self.sum_den, self.sum_den, self.sum_den_squares), 0.0) / (
             self.n - 1)
 
     @property
     def cov(self) -> float:
         """Per-unit sample covariance of numerator and denominator (ddof=1)."""
-        return _centered(self.n, self.sum_num, self.sum_den, self.sum_num_den) / (self.n - 1)
+        return centered(self.n, self.sum_num, self.sum_den, self.sum_num_den) / (self.n - 1)
 
     @property
     def ratio_variance(self) -> float:

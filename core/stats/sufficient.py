@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 
-def _check_n_nonneg(n: Any, name: str = "n") -> None:
+def check_n_nonneg(n: Any, name: str = "n") -> None:
+    """ValueError unless `n` is a whole, non-negative number of units."""
     if not isinstance(n, (int, np.integer)) and not (
         isinstance(n, (float, np.floating)) and float(n).is_integer()
     ):
@@ -24,7 +25,8 @@ def _check_n_nonneg(n: Any, name: str = "n") -> None:
         raise ValueError(f"{name} must be non-negative (got {n!r})")
 
 
-def _check_sums(n: int, s: float, ss: float, what: str) -> None:
+def check_sums(n: int, s: float, ss: float, what: str) -> None:
+    """ValueError unless the sums are finite, the sum of squares >= 0, and 0 when n is."""
     if not (math.isfinite(s) and math.isfinite(ss)):
         raise ValueError(f"{what}: sums must be finite (got sum={s!r}, sum_squares={ss!r})")
     if ss < 0:
@@ -39,7 +41,7 @@ def _check_sums(n: int, s: float, ss: float, what: str) -> None:
         )
 
 
-def _centered(n: int, sum_a: float, sum_b: float, sum_ab: float) -> float:
+def centered(n: int, sum_a: float, sum_b: float, sum_ab: float) -> float:
     """sum((a - mean_a)(b - mean_b)) from raw sums."""
     return sum_ab - sum_a * sum_b / n
 
@@ -57,11 +59,11 @@ class SufficientStats:
     sum_squares: float
 
     def __post_init__(self) -> None:
-        _check_n_nonneg(self.n)
+        check_n_nonneg(self.n)
         object.__setattr__(self, "n", int(self.n))
         object.__setattr__(self, "sum", float(self.sum))
         object.__setattr__(self, "sum_squares", float(self.sum_squares))
-        _check_sums(self.n, self.sum, self.sum_squares, "SufficientStats")
+        check_sums(self.n, self.sum, self.sum_squares, "SufficientStats")
 
     @property
     def mean(self) -> float:
@@ -73,7 +75,7 @@ class SufficientStats:
         """Sample variance with ddof=1 (clipped at 0 against rounding); nan when n < 2."""
         if self.n < 2:
             return math.nan
-        return max(_centered(self.n, self.sum, self.sum, self.sum_squares), 0.0) / (self.n - 1)
+        return max(centered(self.n, self.sum, self.sum, self.sum_squares), 0.0) / (self.n - 1)
 
     @property
     def sd(self) -> float:
@@ -129,12 +131,12 @@ class CovariateStats:
     sum_xy: float
 
     def __post_init__(self) -> None:
-        _check_n_nonneg(self.n)
+        check_n_nonneg(self.n)
         object.__setattr__(self, "n", int(self.n))
         for name in ("sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy"):
             object.__setattr__(self, name, float(getattr(self, name)))
-        _check_sums(self.n, self.sum_y, self.sum_y2, "CovariateStats (y)")
-        _check_sums(self.n, self.sum_x, self.sum_x2, "CovariateStats (x)")
+        check_sums(self.n, self.sum_y, self.sum_y2, "CovariateStats (y)")
+        check_sums(self.n, self.sum_x, self.sum_x2, "CovariateStats (x)")
         if not math.isfinite(self.sum_xy):
             raise ValueError(f"CovariateStats: sum_xy must be finite (got {self.sum_xy!r})")
 
@@ -153,7 +155,7 @@ class CovariateStats:
         """Sample covariance of x and y (ddof=1); nan when n < 2."""
         if self.n < 2:
             return math.nan
-        return _centered(self.n, self.sum_x, self.sum_y, self.sum_xy) / (self.n - 1)
+        return centered(self.n, self.sum_x, self.sum_y, self.sum_xy) / (self.n - 1)
 
     def merge(self, other: CovariateStats) -> CovariateStats:
         """Pool two disjoint sets of units."""

@@ -1,0 +1,59 @@
+"""The registry's audit history: every change as a record, and the plan deviations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from db import repositories as repo
+from db.models import AuditEntry
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    actor: str
+    entity_type: str
+    entity_id: int
+    action: str
+    changes: dict[str, Any]
+    reason: str | None
+    is_deviation: bool
+
+
+def _record(entry: AuditEntry) -> AuditRecord:
+    return AuditRecord(
+        id=entry.id,
+        at=entry.at,
+        actor=entry.actor,
+        entity_type=entry.entity_type,
+        entity_id=entry.entity_id,
+        action=entry.action,
+        changes=dict(entry.changes or {}),
+        reason=entry.reason,
+        is_deviation=entry.is_deviation,
+    )
+
+
+def audit_history(
+    session: Session, *, experiment_id: int | None = None, entity_type: str = "experiment"
+) -> list[AuditRecord]:
+    """Audit entries, oldest first; all entities of `entity_type` when no id is given."""
+    return [
+        _record(e)
+        for e in repo.audit_entries(session, entity_type=entity_type, entity_id=experiment_id)
+    ]
+
+
+def plan_deviations(session: Session, *, experiment_id: int | None = None) -> list[AuditRecord]:
+    """Changes to a frozen analysis plan after launch (reports flag them)."""
+    return [
+        _record(e)
+        for e in repo.audit_entries(
+            session, entity_type="experiment", entity_id=experiment_id, deviations_only=True
+        )
+    ]

@@ -1,0 +1,411 @@
+"""What an experiment holds and what each field may be: the limits, the text and day types,
+the validated models (`ExperimentFields`, `ExperimentPatch`, `ExperimentView`), validation
+problems in plain words and the RICE score of the fields."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from core.types import Alternative, AnalysisMode, Correction, Decision, Status
+from db.models import Experiment
+
+RICE_IMPACTS: tuple[float, ...] = (3.0, 2.0, 1.0, 0.5, 0.25)
+
+MAX_SAMPLE_SIZE = 2_147_483_647
+"""Largest planned sample size: the column is an INTEGER (PostgreSQL: 2**31 - 1)."""
+MAX_REACH = 1e12
+EFFORT_RANGE: tuple[float, float] = (0.01, 10_000.0)
+"""Person-weeks; the lower bound keeps the RICE score finite."""
+MAX_REFRESH_EVERY_DAYS = 90
+"""Longest refresh schedule, in days (core.data.refresh uses the same bound)."""
+MAX_TAG_LENGTH = 60
+MAX_NAME_LENGTH = 200
+MAX_OWNER_LENGTH = 120
+MAX_SEGMENT_LENGTH = 200
+MAX_HYPOTHESIS_LENGTH = 5_000
+"""Characters in a hypothesis (a few paragraphs)."""
+MAX_LEARNINGS_LENGTH = 20_000
+"""Characters in an experiment's learnings (a page or two of notes)."""
+MAX_REASON_LENGTH = 2_000
+"""Characters in the reason given for a plan deviation, an abandonment or a status change."""
+MAX_METRIC_NAME_LENGTH = 80
+"""The catalogue's metric names (db: String(80))."""
+MAX_METRICS = 20
+"""Guardrail or secondary metrics per experiment (each list)."""
+MAX_VARIANTS = 20
+"""Variants per experiment, control included (the planner's limit too)."""
+MAX_TAGS = 30
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+"""JSON Schema pattern of text without NUL characters (documents :func:`text_problem`)."""
+NOT_BLANK_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+"""Text without NUL holding at least one character that is not white space."""
+
+
+def text_problem(value: str) -> str | None:
+    """Why the database cannot store `value` (None when it can)."""
+    if "\x00" in value:
+        return "text cannot contain NUL (\\u0000) characters: remove them"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text must be valid Unicode (it holds an unpaired surrogate): retype it"
+    return None
+
+
+def _safe_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _iso_day(value: Any) -> Any:
+    """A day is a date or an ISO ``YYYY-MM-DD`` string (not a number, not a timestamp)."""
+    if isinstance(value, datetime):
+        raise ValueError("give a day as YYYY-MM-DD, without a time")
+    if isinstance(value, date) or value is None:
+        return value
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        return value
+    raise ValueError(f"give a day as YYYY-MM-DD, e.g. 2026-03-09 (got {str(value)[:20]!r})")
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
+"""A calendar day, given as a date or an ISO ``YYYY-MM-DD`` string."""
+
+_SAFE = AfterValidator(_safe_text)
+# The patterns document in JSON Schema what the validators check (with clearer messages).
+_NO_NUL = Field(json_schema_extra={"pattern": NO_NUL_PATTERN})
+_NOT_BLANK = Field(json_schema_extra={"pattern": NOT_BLANK_PATTERN})
+SafeStr = Annotated[str, _NO_NUL, _SAFE]
+"""Text the database can store (no NUL, no unpaired surrogate)."""
+# Length limits come before the text check, so pydantic reports them as string lengths.
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), _NOT_BLANK, _SAFE]
+Owner = Annotated[str, Field(min_length=1, max_length=MAX_OWNER_LENGTH), _NOT_BLANK, _SAFE]
+Segment = Annotated[str, Field(max_length=MAX_SEGMENT_LENGTH), _NO_NUL, _SAFE]
+Tag = Annotated[str, Field(max_length=MAX_TAG_LENGTH), _NO_NUL, _SAFE]
+VariantName = Annotated[str, Field(min_length=1, max_length=80), _NOT_BLANK, _SAFE]
+MetricRef = Annotated[str, Field(min_length=1, max_length=MAX_METRIC_NAME_LENGTH), _NO_NUL, _SAFE]
+"""The name of a catalogue metric."""
+Hypothesis = Annotated[str, Field(max_length=MAX_HYPOTHESIS_LENGTH), _NO_NUL, _SAFE]
+Learnings = Annotated[str, Field(max_length=MAX_LEARNINGS_LENGTH), _NO_NUL, _SAFE]
+Number = Annotated[float, Field(strict=True)]
+"""A JSON number (an integer is fine; ``true`` or ``"3"`` is not)."""
+SampleSize = Annotated[
+    int | None,
+    Field(strict=True, gt=0, le=MAX_SAMPLE_SIZE, description="Planned units per variant."),
+]
+Reach = Annotated[
+    float | None,
+    Field(strict=True, ge=0, le=MAX_REACH, description="RICE: units per quarter."),
+]
+Effort = Annotated[
+    float | None,
+    Field(strict=True, ge=EFFORT_RANGE[0], le=EFFORT_RANGE[1],
+          description="RICE: person-weeks."),
+]
+MARGIN_RANGE: tuple[float, float] = (0.0, 1.0)
+"""A guardrail's relative non-inferiority margin lies strictly between these (0.01 = 1%)."""
+PRIOR_MEAN_RANGE: tuple[float, float] = (-1.0, 10.0)
+"""The prior's mean relative lift (-100% to +1000%)."""
+MAX_PRIOR_SD = 10.0
+"""The prior's sd of the relative lift (1000%): wider is as good as the flat prior."""
+Margin = Annotated[
+    float,
+    Field(strict=True, gt=MARGIN_RANGE[0], lt=MARGIN_RANGE[1],
+          description="Relative non-inferiority margin: 0.01 = may be at most 1% worse."),
+]
+GuardrailMargins = Annotated[
+    dict[MetricRef, Margin],
+    Field(max_length=MAX_METRICS,
+          description="Guardrail metric name -> relative non-inferiority margin (each a "
+          "guardrail of this experiment); a guardrail without one gets the plain harm test."),
+]
+PriorMean = Annotated[
+    float | None,
+    Field(strict=True, ge=PRIOR_MEAN_RANGE[0], le=PRIOR_MEAN_RANGE[1],
+          description="Bayesian readout: mean of a Gaussian prior on the relative lift (0.02 "
+          "= +2%); with prior_lift_sd, or neither for the flat prior."),
+]
+PriorSd = Annotated[
+    float | None,
+    Field(strict=True, gt=0, le=MAX_PRIOR_SD,
+          description="Bayesian readout: sd of the Gaussian prior on the relative lift (0.05 "
+          "= 5%); with prior_lift_mean, or neither for the flat prior."),
+]
+AlternativeField = Annotated[
+    Alternative,
+    Field(description="The primary metric's test: two-sided, or one-sided 'greater' "
+          "(treatment > control) / 'less' (treatment < control), pointing the way the metric "
+          "calls better."),
+]
+RefreshEveryDays = Annotated[
+    int | None,
+    Field(
+        strict=True,
+        ge=1,
+        le=MAX_REFRESH_EVERY_DAYS,
+        description="Scheduled refresh every N days from the start; null = every day.",
+    ),
+]
+
+_HINTS: dict[str, str] = {
+    "name": f"a name of 1 to {MAX_NAME_LENGTH} characters",
+    "owner": f"an owner of 1 to {MAX_OWNER_LENGTH} characters",
+    "target_segment": f"a segment of at most {MAX_SEGMENT_LENGTH} characters",
+    "hypothesis": f"a hypothesis of at most {MAX_HYPOTHESIS_LENGTH:,} characters",
+    "learnings": f"learnings of at most {MAX_LEARNINGS_LENGTH:,} characters",
+    "tags": f"at most {MAX_TAGS} tags of at most {MAX_TAG_LENGTH} characters each",
+    "variants": f"2 to {MAX_VARIANTS} variants, control first",
+    "guardrail_metrics": f"at most {MAX_METRICS} catalogue metric names",
+    "secondary_metrics": f"at most {MAX_METRICS} catalogue metric names",
+    "planned_sample_size": f"a whole number of units per variant, 1 to {MAX_SAMPLE_SIZE:,}",
+    "mde": "a finite number > 0",
+    "alpha": "a number strictly between 0 and 0.5",
+    "power": "a number strictly between 0.5 and 1",
+    "reach": f"units per quarter, a finite number from 0 to {MAX_REACH:,.0f}",
+    "impact": "3, 2, 1, 0.5 or 0.25",
+    "confidence": "a percentage from 0 to 100",
+    "effort": f"person-weeks, from {EFFORT_RANGE[0]:g} to {EFFORT_RANGE[1]:,.0f}",
+    "refresh_every_days": f"a whole number of days, 1 to {MAX_REFRESH_EVERY_DAYS} "
+    "(empty = every day)",
+    "alternative": "two-sided, greater (treatment > control) or less (treatment < control)",
+    "guardrail_margins": "a margin above 0% and below 100% per guardrail (as a fraction, 0.01 "
+    f"= at most 1% worse), for at most {MAX_METRICS} guardrails",
+    "prior_lift_mean": f"a relative lift from {PRIOR_MEAN_RANGE[0]:g} to "
+    f"{PRIOR_MEAN_RANGE[1]:g} (0.02 = +2%), or nothing for the flat prior",
+    "prior_lift_sd": f"a number > 0 and at most {MAX_PRIOR_SD:g} (0.05 = 5%), or nothing for "
+    "the flat prior",
+}
+"""What a valid value looks like, appended to pydantic's message for a field."""
+
+
+class VariantSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    name: VariantName
+    weight: float = Field(strict=True, gt=0, lt=1)
+
+    @field_validator("name")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("a variant needs a name")
+        return value
+
+
+class ExperimentFields(BaseModel):
+    """Every editable field of an experiment; `ExperimentPatch` makes them all optional."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+    name: Name
+    owner: Owner
+    hypothesis: Hypothesis = ""
+    target_segment: Segment = ""
+    primary_metric: MetricRef | None = None
+    guardrail_metrics: list[MetricRef] = Field(default_factory=list, max_length=MAX_METRICS)
+    secondary_metrics: list[MetricRef] = Field(default_factory=list, max_length=MAX_METRICS)
+    variants: list[VariantSpec] = Field(default_factory=list, max_length=MAX_VARIANTS)
+    planned_sample_size: SampleSize = None
+    mde: Number | None = Field(default=None, gt=0, le=MAX_REACH)
+    alpha: Number = Field(default=0.05, gt=0, lt=0.5)
+    power: Number = Field(default=0.8, gt=0.5, lt=1)
+    analysis_mode: AnalysisMode = "fixed"
+    correction: Correction = "holm"
+    alternative: AlternativeField = "two-sided"
+    guardrail_margins: GuardrailMargins = Field(default_factory=dict)
+    prior_lift_mean: PriorMean = None
+    prior_lift_sd: PriorSd = None
+    planned_start: Day | None = None
+    planned_end: Day | None = None
+    reach: Reach = None
+    impact: Number | None = None
+    confidence: Number | None = Field(default=None, ge=0, le=100)
+    effort: Effort = None
+    decision: Decision | None = None
+    learnings: Learnings = ""
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    refresh_every_days: RefreshEveryDays = None
+
+
+def drop_null_defaults(schema: dict[str, Any], _cls: Any = None) -> None:
+    """JSON Schema hook: a property that refuses null shows no ``default: null`` (it may be left
+    out, meaning unchanged, but not sent as null)."""
+    for prop in schema.get("properties", {}).values():
+        if "default" in prop and prop["default"] is None and not _allows_null(prop):
+            del prop["default"]
+
+
+def _allows_null(prop: dict[str, Any]) -> bool:
+    return prop.get("type") == "null" or any(
+        branch.get("type") == "null" for branch in prop.get("anyOf", ())
+    )
+
+
+_OPTIONAL: Any = None
+"""Default of a patch field that cannot be cleared: absent means unchanged, null is refused."""
+
+
+class ExperimentPatch(BaseModel):
+    """A partial update: only the fields present change (same limits as ExperimentFields).
+
+    Fields an experiment always has (name, owner, texts, lists, alpha, power, modes) may be
+    left out but not sent as null; the others accept null to clear them."""
+
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, json_schema_extra=drop_null_defaults
+    )
+
+    name: Name = _OPTIONAL
+    owner: Owner = _OPTIONAL
+    hypothesis: Hypothesis = _OPTIONAL
+    target_segment: Segment = _OPTIONAL
+    primary_metric: MetricRef | None = None
+    guardrail_metrics: Annotated[list[MetricRef], Field(max_length=MAX_METRICS)] = _OPTIONAL
+    secondary_metrics: Annotated[list[MetricRef], Field(max_length=MAX_METRICS)] = _OPTIONAL
+    variants: Annotated[list[VariantSpec], Field(max_length=MAX_VARIANTS)] = _OPTIONAL
+    planned_sample_size: SampleSize = None
+    mde: Number | None = Field(default=None, gt=0, le=MAX_REACH)
+    alpha: Annotated[Number, Field(gt=0, lt=0.5)] = _OPTIONAL
+    power: Annotated[Number, Field(gt=0.5, lt=1)] = _OPTIONAL
+    analysis_mode: AnalysisMode = _OPTIONAL
+    correction: Correction = _OPTIONAL
+    alternative: AlternativeField = _OPTIONAL
+    guardrail_margins: GuardrailMargins = _OPTIONAL
+    prior_lift_mean: PriorMean = None
+    prior_lift_sd: PriorSd = None
+    planned_start: Day | None = None
+    planned_end: Day | None = None
+    reach: Reach = None
+    impact: Number | None = None
+    confidence: Number | None = Field(default=None, ge=0, le=100)
+    effort: Effort = None
+    decision: Decision | None = None
+    learnings: Learnings = _OPTIONAL
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = _OPTIONAL
+    refresh_every_days: RefreshEveryDays = None
+
+
+class ExperimentView(ExperimentFields):
+    """An experiment as the app, API and reports see it.
+
+    Texts and lists are read back without the input caps, so a record stored before a cap
+    existed still reads (an edit then asks to shorten it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hypothesis: str = ""
+    learnings: str = ""
+    guardrail_metrics: list[str] = Field(default_factory=list)
+    secondary_metrics: list[str] = Field(default_factory=list)
+    guardrail_margins: dict[str, float] = Field(default_factory=dict)
+    variants: list[VariantSpec] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    id: int
+    status: Status
+    rice_score: float | None
+    actual_start: date | None
+    actual_end: date | None
+    abandon_reason: str | None
+    frozen_plan: dict[str, Any] | None
+    plan_frozen_at: datetime | None
+    archived_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    version: int
+
+    @property
+    def is_frozen(self) -> bool:
+        return self.frozen_plan is not None
+
+    @property
+    def control(self) -> str | None:
+        return self.variants[0].name if self.variants else None
+
+
+def validation_problems(exc: ValidationError) -> list[str]:
+    """Pydantic's errors as plain words, one ``field: message; give <hint>`` per problem."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "input"
+        msg = err["msg"].removeprefix("Value error, ")
+        hint = _HINTS.get(str(err["loc"][0])) if err["loc"] else None
+        if hint and err["type"] not in ("value_error", "extra_forbidden"):
+            msg = f"{msg}; give {hint}"
+        problems.append(f"{where}: {msg}")
+    return problems
+
+
+def rice_score(
+    reach: float | None, impact: float | None, confidence: float | None, effort: float | None
+) -> float | None:
+    """Intercom's RICE: Reach × Impact × Confidence / Effort (confidence as a fraction)."""
+    if None in (reach, impact, confidence, effort):
+        return None
+    assert reach is not None and impact is not None and confidence is not None
+    assert effort is not None
+    return reach * impact * (confidence / 100.0) / effort
+
+
+def to_view(exp: Experiment) -> ExperimentView:
+    """The stored experiment as the app, API and reports see it."""
+    return ExperimentView.model_validate(_view_dict(exp))
+
+
+def _view_dict(exp: Experiment) -> dict[str, Any]:
+    return {
+        "id": exp.id,
+        "name": exp.name,
+        "owner": exp.owner,
+        "hypothesis": exp.hypothesis,
+        "target_segment": exp.target_segment,
+        "primary_metric": exp.primary_metric.name if exp.primary_metric else None,
+        "guardrail_metrics": [m.name for m in exp.metrics_with_role("guardrail")],
+        "secondary_metrics": [m.name for m in exp.metrics_with_role("secondary")],
+        "variants": [{"name": v.name, "weight": v.weight} for v in exp.variants],
+        "planned_sample_size": exp.planned_sample_size,
+        "mde": exp.mde,
+        "alpha": exp.alpha,
+        "power": exp.power,
+        "analysis_mode": exp.analysis_mode,
+        "correction": exp.correction,
+        "alternative": exp.alternative,
+        "guardrail_margins": {link.metric.name: link.margin for link in exp.metric_links
+                              if link.role == "guardrail" and link.margin is not None},
+        "prior_lift_mean": exp.prior_lift_mean,
+        "prior_lift_sd": exp.prior_lift_sd,
+        "planned_start": exp.planned_start,
+        "planned_end": exp.planned_end,
+        "reach": exp.reach,
+        "impact": exp.impact,
+        "confidence": exp.confidence,
+        "effort": exp.effort,
+        "decision": exp.decision,
+        "learnings": exp.learnings,
+        "tags": list(exp.tags or []),
+        "refresh_every_days": exp.refresh_every_days,
+        "status": exp.status,
+        "rice_score": exp.rice_score,
+        "actual_start": exp.actual_start,
+        "actual_end": exp.actual_end,
+        "abandon_reason": exp.abandon_reason,
+        "frozen_plan": exp.frozen_plan,
+        "plan_frozen_at": exp.plan_frozen_at,
+        "archived_at": exp.archived_at,
+        "created_at": exp.created_at,
+        "updated_at": exp.updated_at,
+        "version": exp.version,
+    }
