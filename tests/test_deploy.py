@@ -274,6 +274,8 @@ def test_deploy_airflow_image_uses_the_one_environment_the_tests_use() -> None:
     assert "/api/v2/monitor/health" in text
     dev = (REPO / "requirements-dev.txt").read_text().split()
     assert "requirements-airflow.txt" in dev
+    # Airflow 3 reaches a PostgreSQL metadata database through asyncpg as well as psycopg2.
+    assert any(r.startswith("asyncpg==") for r in airflow)
 
 
 def _pins(name: str) -> set[str]:
