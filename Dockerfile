@@ -1,4 +1,5 @@
-# ExperimentOS app image: the Streamlit app (and, with another command, the API or the CLI).
+# ExperimentOS app image: the Streamlit app (and, with another command, the API or the CLI:
+# `python -m core.cli migrate` brings the database to the latest schema).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -21,5 +22,6 @@ EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"
 
-# Migrations run on start; the demo portfolio is seeded only in demo mode (the default).
-CMD ["sh", "-c", "python -m core.cli migrate && if [ \"${DEMO_MODE:-true}\" = \"true\" ]; then python -m core.cli seed-demo; fi && exec streamlit run Home.py --server.address=0.0.0.0 --server.port=8501"]
+# The app never changes the schema: `python -m core.cli migrate` does, once per release (the
+# compose `migrate` service), and the app refuses to start on an unmigrated database, naming it.
+CMD ["streamlit", "run", "Home.py", "--server.address=0.0.0.0", "--server.port=8501"]

@@ -4,8 +4,10 @@ import streamlit as st
 
 from ui import navigation, overview
 from ui.auth import require_login, resume_deep_link
+from ui.state import require_current_schema
 
 st.set_page_config(page_title="ExperimentOS", page_icon=":material/science:", layout="wide")
+require_current_schema()
 
 home = st.Page(overview.render, title="Overview", icon=":material/dashboard:", default=True)
 actor = require_login(navigation.build(None, home))

@@ -18,8 +18,14 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import DatabaseGate, DatabaseRouter
-from api.errors import install_error_handlers, problem_media_type, problem_response, responses
+from api.deps import DatabaseGate, DatabaseRouter, get_session
+from api.errors import (
+    install_error_handlers,
+    logger,
+    problem_media_type,
+    problem_response,
+    responses,
+)
 from api.fast_reads import CachedReads
 from api.openapi import finish_document
 from api.read_cache import ExperimentCache, SnapshotCache, Stamps
@@ -35,6 +41,8 @@ from api.routers import (
     segments,
 )
 from core.config import Settings, get_settings
+from db.migrate import SchemaNotCurrent, schema_problem
+from db.session import get_engine, is_unavailable
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """Everything external tools need from ExperimentOS: the registry, metric data,
@@ -50,12 +58,32 @@ one); a stale one gets 409, as does a request the record's current state refuses
 _gc_frozen = False
 
 
+def check_schema(app: FastAPI) -> None:
+    """Refuse to start (:class:`SchemaNotCurrent`, naming the command to run) unless the
+    database is at the latest migration: the API never migrates. A database that does not
+    answer yet is not a reason to refuse: requests get 503 until it does. An app whose
+    sessions come from a dependency override (tests) has no database of its own to check."""
+    if get_session in app.dependency_overrides:
+        return
+    try:
+        problem = schema_problem(get_engine())
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        logger.warning("The database did not answer at start-up, so its schema was not "
+                       "checked (%s); requests get 503 until it answers.", exc)
+        return
+    if problem is not None:
+        raise SchemaNotCurrent(problem)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """At start-up: size the worker threads (API_THREADS) and, once per process, move the
-    objects built at import (modules, routes, schemas: ~170 000) out of the cyclic garbage
-    collector (``gc.freeze``). Its full passes over them otherwise stall every request in
-    flight, by up to ~100 ms each under load."""
+    """At start-up: check the schema (:func:`check_schema`), size the worker threads
+    (API_THREADS) and, once per process, move the objects built at import (modules, routes,
+    schemas: ~170 000) out of the cyclic garbage collector (``gc.freeze``). Its full passes
+    over them otherwise stall every request in flight, by up to ~100 ms each under load."""
+    await anyio.to_thread.run_sync(check_schema, app)
     settings: Settings = app.state.settings
     anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
     global _gc_frozen

@@ -22,21 +22,41 @@ through three tasks, mapped over the experiments' ids:
 **summarise** logs one line per experiment and returns the flags (XCom); it fails the run when
 an experiment's refresh failed or a dropped file was rejected, after the others have finished.
 
-Each task is one call into `core.data.refresh`; the logic lives there. Re-running a day (clearing
-the run) changes nothing unless the source data for that day changed. Settings come from the
-worker's environment, as for the app: `DATABASE_URL`, `ARTIFACTS_URL` (see docs/operations.md).
+Each task is one call into `core.data.refresh`; the logic lives there. An error a retry cannot
+fix (bad data, an experiment not found, a refused input, a statement the database rejects) fails
+its task at once; only transient faults (the database down or busy) are retried. Re-running a day
+(clearing the run) changes nothing unless the source data for that day changed. Settings come
+from the worker's environment, as for the app: `DATABASE_URL`, `ARTIFACTS_URL`
+(see docs/operations.md).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task, task_group
+from airflow.sdk.exceptions import AirflowFailException
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def app_session() -> Iterator[Any]:
+    """A session on the app database; an error no retry can fix fails the task at once."""
+    from core.data import refresh
+
+    try:
+        with refresh.open_session() as session:
+            yield session
+    except Exception as exc:
+        if refresh.is_permanent_failure(exc):
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        raise
 
 
 @dag(
@@ -59,7 +79,7 @@ def experiment_refresh() -> None:
         """Ids of the running experiments due for this interval."""
         from core.data import refresh
 
-        with refresh.open_session() as session:
+        with app_session() as session:
             return refresh.due_experiments(
                 session, interval_start=data_interval_start, interval_end=data_interval_end
             )
@@ -70,7 +90,7 @@ def experiment_refresh() -> None:
     ) -> dict[str, Any]:
         from core.data import refresh
 
-        with refresh.open_session() as session:
+        with app_session() as session:
             return refresh.ingest_interval(
                 session, experiment_id=experiment_id, interval_start=data_interval_start,
                 interval_end=data_interval_end, actor=refresh.SCHEDULER,
@@ -82,7 +102,7 @@ def experiment_refresh() -> None:
     ) -> dict[str, Any]:
         from core.data import refresh
 
-        with refresh.open_session() as session:
+        with app_session() as session:
             return refresh.recompute_results(
                 session, experiment_id=ingested["experiment_id"],
                 interval_start=data_interval_start, interval_end=data_interval_end,
@@ -96,7 +116,7 @@ def experiment_refresh() -> None:
     ) -> dict[str, Any]:
         from core.data import refresh
 
-        with refresh.open_session() as session:
+        with app_session() as session:
             return refresh.report_if_ready(
                 session, experiment_id=results["experiment_id"],
                 interval_start=data_interval_start, interval_end=data_interval_end,

@@ -125,3 +125,28 @@ def test_home_first_signed_in_run_remembers_its_page_for_the_next_run_only(demo_
     at.session_state["_eos_wanted_page"] = ("registry", {"experiment": "3"}, 0.0)
     at.run()
     assert at.title[0].value == "ExperimentOS"
+
+
+@pytest.mark.parametrize("revision", [None, "0004"])
+def test_home_refuses_to_start_on_an_unmigrated_database_naming_the_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, revision: str | None  # type: ignore[no-untyped-def]
+) -> None:
+    """The app never migrates: on an empty database or an older schema it shows the command
+    and nothing else; once migrated, the same database starts."""
+    from db.migrate import MIGRATE_COMMAND, upgrade
+
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    if revision is not None:
+        upgrade(url, revision)
+    use_database(monkeypatch, url)
+    at = AppTest.from_file(HOME, default_timeout=60).run()
+    assert not at.exception
+    assert len(at.error) == 1 and MIGRATE_COMMAND in at.error[0].value
+    assert not at.text_input  # not even a login form
+    if revision is None:
+        assert not (tmp_path / "app.db").exists()  # nor an empty database file
+
+    upgrade(url)
+    at.run()
+    assert not at.exception and not at.error
+    assert [t.label for t in at.text_input] == ["Username", "Password"]

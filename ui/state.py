@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
-from db.migrate import upgrade
+from db.migrate import SchemaNotCurrent, schema_problem
 from db.session import make_engine, session_factory
 
 EXPERIMENT_PARAM = "experiment"
@@ -27,10 +27,25 @@ EXPERIMENT_PARAM = "experiment"
 
 @st.cache_resource(show_spinner=False)
 def engine() -> Engine:
-    """The app's engine; the schema is brought to the latest migration on first use."""
-    settings = get_settings()
-    upgrade(settings.database_url)
-    return make_engine(settings.database_url)
+    """The app's engine, once its database is at the latest migration (the app never migrates:
+    ``python -m core.cli migrate`` does). Raises :class:`SchemaNotCurrent` otherwise, and is
+    not cached then, so the next run checks again."""
+    created = make_engine(get_settings().database_url)
+    problem = schema_problem(created)
+    if problem is not None:
+        created.dispose()
+        raise SchemaNotCurrent(problem)
+    return created
+
+
+def require_current_schema() -> None:
+    """Stop the script with the command to run when the database is not at the latest
+    migration (Home.py calls this before anything else)."""
+    try:
+        engine()
+    except SchemaNotCurrent as exc:
+        st.error(f"**ExperimentOS cannot start.** {exc}", icon=":material/database:")
+        st.stop()
 
 
 @contextmanager

@@ -65,11 +65,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DataError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from core.analysis.results import ResultsSnapshot
 from core.auth import Actor
-from core.errors import InvalidInput, RuleViolation
+from core.errors import DomainError, InvalidInput, RuleViolation
 from core.registry.fields import MAX_REFRESH_EVERY_DAYS
 from core.registry.listing import load_experiment
 from core.stats import MetricStats
@@ -213,12 +214,22 @@ def open_session() -> Iterator[Session]:
 
 
 def as_day(value: date | datetime | str) -> date:
-    """A day from a date, a datetime (its own calendar day) or an ISO string."""
+    """A plain ``datetime.date`` from a date, a datetime (its own calendar day) or an ISO
+    string. Subclasses (Airflow's ``pendulum.Date``) become plain dates: sqlite3 binds no
+    other."""
     if isinstance(value, datetime):
-        return value.date()
+        value = value.date()
     if isinstance(value, date):
-        return value
+        return date(value.year, value.month, value.day)
     return date.fromisoformat(str(value)[:10])
+
+
+def is_permanent_failure(exc: BaseException) -> bool:
+    """Whether running the same step again cannot succeed: a domain error (bad data, an
+    experiment not found, a refused input) or a statement the database rejects as written
+    (``ProgrammingError``, ``DataError``). Anything else — a database that is down or busy
+    (``OperationalError``), a network fault — may pass on a retry."""
+    return isinstance(exc, DomainError | ProgrammingError | DataError)
 
 
 def _interval(interval_start: date | datetime | str, interval_end: date | datetime | str

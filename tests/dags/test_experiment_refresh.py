@@ -1,6 +1,6 @@
 """The `experiment_refresh` DAG: it loads cleanly, passes ruff's Airflow 3 rules, and a real
-`dag.test()` run refreshes a seeded PostgreSQL app database — twice for the same interval, the
-second run changing nothing.
+`dag.test()` run refreshes a seeded app database, on SQLite and on PostgreSQL — twice for the same
+interval, the second run changing nothing; a domain error fails its task at once, without retries.
 
 Airflow runs in subprocesses with ``AIRFLOW_HOME`` in a temp folder (its metadata database on
 SQLite there, created by ``airflow db migrate``), so this process's configuration stays clean.
@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.data import refresh
+from core.data.metric_sources import set_metric_source
 from core.demo import seed_demo
 from db.migrate import upgrade
 from db.models import (
@@ -76,23 +77,32 @@ print({result!r} + json.dumps(facts))
 
 RUN_DAG = """
 import json
+from datetime import timedelta
 import pendulum
 from airflow.dag_processing.dagbag import DagBag
 from airflow.models.xcom import XComModel
 from airflow.utils.session import create_session
 
 dag = DagBag(dag_folder={dags!r}).dags[{dag_id!r}]
+for task in dag.tasks:  # a retry waits seconds here, not minutes: a wrong retry shows, fast
+    task.retry_delay = timedelta(seconds=1)
 run = dag.test(logical_date=pendulum.parse({logical_date!r}))
 with create_session() as session:
     rows = session.scalars(XComModel.get_many(
         run_id=run.run_id, key="return_value", task_ids="summarise", dag_ids={dag_id!r}
     )).all()
     summary = [XComModel.deserialize_value(r) for r in rows]
+    tries = [
+        {{"task_id": ti.task_id, "map_index": ti.map_index, "state": str(ti.state),
+          "try_number": ti.try_number}}
+        for ti in run.get_task_instances(session=session)
+    ]
 print({result!r} + json.dumps({{
     "state": str(run.state),
     "start": run.data_interval_start.isoformat(),
     "end": run.data_interval_end.isoformat(),
     "summary": summary[0] if summary else None,
+    "tries": tries,
 }}))
 """
 
@@ -184,11 +194,29 @@ def test_experiment_refresh_dag_imports_nothing_heavy_at_parse_time(airflow_home
 # --------------------------------------------------------------------------- a real run
 
 
-@pytest.fixture
-def seeded_postgres() -> Iterator[tuple[str, date]]:
-    url = create_postgres_database("experimentos_dag")
-    if url is None:
-        pytest.skip("no PostgreSQL server (required when CI=true)")
+@pytest.fixture(scope="module")
+def airflow_db(airflow_home: Path) -> Path:
+    """Airflow's metadata database (SQLite in ``airflow_home``), migrated once per module."""
+    proc = subprocess.run(
+        [str(BIN / "airflow"), "db", "migrate"], env=_airflow_env(airflow_home),
+        cwd=airflow_home, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return airflow_home
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def seeded_database(request: pytest.FixtureRequest, tmp_path: Path
+                    ) -> Iterator[tuple[str, date]]:
+    """A migrated app database of the test's own (the default SQLite file, or a throwaway
+    PostgreSQL database) holding the demo portfolio up to yesterday; its URL and today."""
+    if request.param == "sqlite":
+        url: str | None = f"sqlite:///{tmp_path / 'experimentos.db'}"
+    else:
+        url = create_postgres_database("experimentos_dag")
+        if url is None:
+            pytest.skip("no PostgreSQL server (required when CI=true)")
+    assert url is not None
     today = datetime.now(UTC).date()
     try:
         upgrade(url)
@@ -198,7 +226,8 @@ def seeded_postgres() -> Iterator[tuple[str, date]]:
         engine.dispose()
         yield url, today
     finally:
-        drop_postgres_database(url)
+        if url.startswith("postgresql"):
+            drop_postgres_database(url)
 
 
 def _state(session: Session) -> dict[str, Any]:
@@ -227,19 +256,14 @@ def _state(session: Session) -> dict[str, Any]:
     }
 
 
-@pytest.mark.postgres
 @pytest.mark.slow
 def test_experiment_refresh_dag_test_refreshes_then_a_rerun_changes_nothing(
-    seeded_postgres: tuple[str, date], airflow_home: Path, tmp_path: Path
+    seeded_database: tuple[str, date], airflow_db: Path, tmp_path: Path
 ) -> None:
-    url, today = seeded_postgres
+    url, today = seeded_database
     day = today - timedelta(days=1)  # the interval [day, today) holds the last seeded day
     artifacts = tmp_path / "artifacts"
-    env = _airflow_env(airflow_home, DATABASE_URL=url, ARTIFACTS_URL=str(artifacts))
-    migrate = subprocess.Popen(
-        [str(BIN / "airflow"), "db", "migrate"], env=env, cwd=airflow_home,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    env = _airflow_env(airflow_db, DATABASE_URL=url, ARTIFACTS_URL=str(artifacts))
 
     engine = make_engine(url)
     with session_factory(engine)() as session:
@@ -257,12 +281,12 @@ def test_experiment_refresh_dag_test_refreshes_then_a_rerun_changes_nothing(
         refresh.set_refresh_schedule(session, experiment_id=checkout, every_days=7, actor=ADMIN)
         running = set(session.scalars(select(Experiment.id).where(
             Experiment.status == "running")))
-    assert migrate.wait(timeout=180) == 0, migrate.stdout.read() if migrate.stdout else ""
 
     run = RUN_DAG.format(dags=str(DAGS), dag_id=DAG_ID, result=RESULT,
                          logical_date=today.isoformat())
-    first = _python(env, run, cwd=airflow_home)
-    assert first["state"] == "success"
+    first = _python(env, run, cwd=airflow_db)
+    assert first["state"] == "success", first["tries"]
+    assert all(t["try_number"] == 1 for t in first["tries"]), first["tries"]
     assert (first["start"][:10], first["end"][:10]) == (day.isoformat(), today.isoformat())
 
     due = running - {pricing}
@@ -300,8 +324,8 @@ def test_experiment_refresh_dag_test_refreshes_then_a_rerun_changes_nothing(
     assert len(ready) == len(ready_names)
     files = sorted(p.relative_to(artifacts) for p in artifacts.rglob("*") if p.is_file())
 
-    second = _python(env, run, cwd=airflow_home)
-    assert second["state"] == "success"
+    second = _python(env, run, cwd=airflow_db)
+    assert second["state"] == "success", second["tries"]
     assert second["start"] == first["start"] and second["end"] == first["end"]
     engine = make_engine(url)
     with session_factory(engine)() as session:
@@ -314,3 +338,31 @@ def test_experiment_refresh_dag_test_refreshes_then_a_rerun_changes_nothing(
         n: o["report_key"] for n, o in outcomes.items()
     }
     assert not any(o["new_report"] for o in again.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seeded_database", ["sqlite"], indirect=True)
+def test_experiment_refresh_a_domain_error_fails_its_task_at_once(
+    seeded_database: tuple[str, date], airflow_db: Path, tmp_path: Path
+) -> None:
+    """An experiment whose SQL source returns no usable rows (InvalidInput) fails its ingest
+    on the first try — retrying cannot fix bad data — while the others are refreshed."""
+    url, today = seeded_database
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        search = session.scalars(select(Experiment.id).where(
+            Experiment.name == "Search ranking v2")).one()
+        set_metric_source(session, experiment_id=search, query="SELECT 1 AS one", actor=ADMIN)
+    engine.dispose()
+    env = _airflow_env(airflow_db, DATABASE_URL=url, ARTIFACTS_URL=str(tmp_path / "artifacts"))
+    run = _python(env, RUN_DAG.format(dags=str(DAGS), dag_id=DAG_ID, result=RESULT,
+                                      logical_date=today.isoformat()), cwd=airflow_db)
+
+    assert run["state"] == "failed"
+    by_state: dict[tuple[str, str], list[int]] = {}
+    for ti in run["tries"]:
+        by_state.setdefault((ti["task_id"], ti["state"]), []).append(ti["try_number"])
+    assert by_state[("refresh_experiment.ingest", "failed")] == [1]
+    assert by_state[("refresh_experiment.recompute", "upstream_failed")]
+    assert set(by_state[("refresh_experiment.ingest", "success")]) == {1}
+    assert by_state[("summarise", "failed")] == [1]

@@ -63,6 +63,35 @@ def test_refresh_window_covers_the_days_since_the_last_scheduled_refresh() -> No
         start, date(2026, 1, 3))
 
 
+def test_refresh_as_day_returns_a_plain_date_sqlite_can_bind() -> None:
+    """Airflow hands tasks pendulum datetimes; their ``.date()`` is a ``pendulum.Date``,
+    which sqlite3 refuses to bind ("type 'Date' is not supported")."""
+    import sqlite3
+
+    import pendulum
+
+    for value in (pendulum.datetime(2026, 3, 4, 23, 30, tz="UTC"), pendulum.date(2026, 3, 4),
+                  datetime(2026, 3, 4, 1, 0, tzinfo=UTC), "2026-03-04T00:00:00+00:00"):
+        day = refresh.as_day(value)
+        assert type(day) is date and day == date(2026, 3, 4)
+        assert sqlite3.connect(":memory:").execute("SELECT ?", (day,)).fetchone() == (
+            "2026-03-04",)
+
+
+def test_refresh_permanent_failures_are_domain_errors_and_rejected_statements() -> None:
+    from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
+
+    from core.errors import NotFound, RuleViolation
+
+    for exc in (InvalidInput("bad"), NotFound("gone"), RuleViolation("no"),
+                ProgrammingError("SELECT ?", {}, Exception("type 'Date' is not supported")),
+                DataError("SELECT 1/0", {}, Exception("division by zero"))):
+        assert refresh.is_permanent_failure(exc), exc
+    for exc in (OperationalError("SELECT 1", {}, Exception("server closed the connection")),
+                ConnectionError("reset"), TimeoutError()):
+        assert not refresh.is_permanent_failure(exc), exc
+
+
 def test_refresh_interval_must_end_after_it_starts(session: Session) -> None:
     with pytest.raises(InvalidInput, match="exclusive"):
         refresh.due_experiments(session, interval_start="2026-01-02", interval_end="2026-01-02")
