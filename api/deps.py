@@ -4,31 +4,27 @@ How a request reaches the database (so that load never jams it; see docs/api.md,
 and faults"):
 
 * A process lets at most DATABASE_POOL_SIZE requests hold a session at once (the
-  :class:`DatabaseGate`); the pool has exactly that many connections, so no request ever
-  waits on the pool while holding a thread. Others wait on the event loop, at most
-  API_QUEUE_TIMEOUT_SECONDS and at most API_MAX_QUEUED of them; past that they get a 503 with
-  Retry-After at once.
-* A route's session is closed in the route's own worker thread as soon as the route returns
-  (:class:`DatabaseRoute`), so its connection is back in the pool before the response is
-  serialised, and never left "idle in transaction".
-* The API key is checked from the in-process cache (core.api_keys) without a session; only
-  a key not seen for a few seconds is looked up, through the request's session.
+  :class:`DatabaseGate`); the pool has exactly that many connections and there are more worker
+  threads (API_THREADS), so no thread ever waits on the pool. Other requests wait on the event
+  loop, at most API_QUEUE_TIMEOUT_SECONDS and at most API_MAX_QUEUED of them; past that they
+  get a 503 with Retry-After at once.
+* :data:`SessionDep` has function scope: the session is closed, and its slot given back, as
+  soon as the route returns, before the response is serialised.
+* The API key is checked from the in-process cache (core.api_keys) first; only a key not seen
+  for a few seconds is looked up, through the request's session.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Header, Path, Request, Response, Security
-from fastapi.routing import APIRoute
+from fastapi import Depends, Header, Path, Request, Response, Security
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -42,8 +38,6 @@ from core.errors import Conflict, InvalidInput
 from db.session import get_engine, session_factory, writer
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_REQUEST_SESSION = "experimentos_request_session"
-"""Marks, in Session.info, a session this module opened for a request (and so may close)."""
 
 
 class DatabaseGate:
@@ -98,110 +92,34 @@ def _sessions(write: bool) -> sessionmaker[Session]:
     return session_factory(writer(engine) if write else engine)
 
 
-def release_session(session: Session) -> None:
-    """Close `session` in the calling thread if it is one opened for a request."""
-    if session.info.get(_REQUEST_SESSION):
-        session.close()
-
-
-@asynccontextmanager
-async def request_session(request: Request) -> AsyncIterator[Session]:
-    """The request's session: the one already open for it, or a new one through the gate.
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session per request, through the gate; the services own their transactions.
 
     Write methods get sessions whose SQLite transactions begin IMMEDIATE (db.session.writer).
-    Tests point the app at their own session by overriding :func:`get_session`; that session
-    is used as it is (never gated or closed here).
+    Tests point the app at their own session by overriding this dependency.
     """
-    open_one: Session | None = getattr(request.state, "db_session", None)
-    if open_one is not None:
-        yield open_one
-        return
-    override = request.app.dependency_overrides.get(get_session)
-    if override is not None:
-        yield override()
-        return
     gate: DatabaseGate = request.app.state.database_gate
     token = await gate.enter()
-    session = _sessions(request.method not in SAFE_METHODS)()
-    session.info[_REQUEST_SESSION] = True
-    request.state.db_session = session
     try:
-        yield session
-    finally:
-        request.state.db_session = None
+        session = _sessions(request.method not in SAFE_METHODS)()
         try:
+            yield session
+        finally:
             if session.in_transaction():
-                # Hand the connection back from a thread of its own (it may do IO), shielded so
-                # a client that hangs up cannot leave the connection checked out.
+                # Closing gives the connection back (IO): in a thread, shielded so a client
+                # that hangs up cannot leave it checked out.
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(
                         session.close, limiter=anyio.CapacityLimiter(1)
                     )
             else:
                 session.close()  # nothing checked out: no IO
-        finally:
-            gate.leave(token)
-
-
-async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One session per request (through the gate); the services own their transactions."""
-    async with request_session(request) as session:
-        yield session
+    finally:
+        gate.leave(token)
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 """Function scope: the session (and its gate slot) is released before the response is sent."""
-
-
-def _released_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """`endpoint`, closing the request's session in its own thread right after it returns."""
-    if inspect.iscoroutinefunction(endpoint) or getattr(endpoint, "_releases_session", False):
-        return endpoint
-
-    @functools.wraps(endpoint)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return endpoint(*args, **kwargs)
-        finally:
-            for value in kwargs.values():
-                if isinstance(value, Session):
-                    release_session(value)
-
-    run._releases_session = True  # type: ignore[attr-defined]
-    return run
-
-
-class DatabaseRoute(APIRoute):
-    """A route whose (sync) endpoint gives its database connection back before the response
-    is serialised: serialising needs a worker thread, and a request must not hold a
-    connection while it waits for one."""
-
-    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, _released_after(endpoint), **kwargs)
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """The handler; after a write on an experiment this process checks its latest results
-        snapshot again (api/read_cache.py), whatever the write's outcome."""
-        handle = super().get_route_handler()
-        if not set(self.methods) - SAFE_METHODS or "{experiment_id}" not in self.path:
-            return handle
-
-        async def handle_write(request: Request) -> Response:
-            try:
-                return await handle(request)
-            finally:
-                request.app.state.snapshots.forget(request.path_params.get("experiment_id"))
-
-        return handle_write
-
-
-class DatabaseRouter(APIRouter):
-    """A router that makes every route included in it a :class:`DatabaseRoute` (the routers
-    themselves stay plain ``APIRouter``s)."""
-
-    def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        kwargs["route_class_override"] = DatabaseRoute
-        super().add_api_route(path, endpoint, **kwargs)
 
 
 api_key_header = APIKeyHeader(
@@ -211,26 +129,18 @@ api_key_header = APIKeyHeader(
 )
 
 
-def _authenticate(session: Session, key: str | None) -> Actor:
-    try:
-        return api_keys.authenticate(session, key=key)
-    finally:
-        release_session(session)  # the route, if it needs the database, begins afresh
-
-
 async def current_actor(
-    request: Request, key: Annotated[str | None, Security(api_key_header)]
+    session: SessionDep, key: Annotated[str | None, Security(api_key_header)]
 ) -> Actor:
     """The key's owner (`api:<key name>`), with the role its scope grants; 401 otherwise.
 
     A key accepted in the last few seconds is not looked up again (core.api_keys), so this
-    needs no session, no thread and no database; while the database is down a key this
-    process accepted recently still is (core.api_keys.authenticate).
+    uses neither the session nor a thread; while the database is down a key this process
+    accepted recently still is (core.api_keys.authenticate).
     """
     actor = api_keys.recently_accepted(key)
     if actor is None:
-        async with request_session(request) as session:
-            actor = await run_in_threadpool(_authenticate, session, key)
+        actor = await run_in_threadpool(api_keys.authenticate, session, key=key)
     return actor
 
 
@@ -275,6 +185,39 @@ def if_match(
 
 
 IfMatch = Annotated[int | None, Depends(if_match)]
+
+
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        max_length=1024,
+        description="Optional: the ETag of the copy you hold; while it is still current the "
+        "answer is 304 Not Modified, with no body.",
+    ),
+]
+CACHE_CONTROL = "private, no-cache"
+"""API data: a client (or its private cache) may keep a copy, but checks it with If-None-Match
+before each use; shared caches keep nothing."""
+CONDITIONAL_HEADERS = {
+    "ETag": {"description": "Names this representation: send it back as If-None-Match.",
+             "schema": {"type": "string"}},
+    "Cache-Control": {"description": CACHE_CONTROL, "schema": {"type": "string"}},
+}
+
+
+def cache_headers(etag: str) -> dict[str, str]:
+    return {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+
+
+def not_modified(etag: str, if_none_match: str | None) -> Response | None:
+    """304 Not Modified (no body) when `if_none_match` names `etag` or is ``*``, else None
+    (RFC 9110 13.1.2: weak comparison)."""
+    if if_none_match is None:
+        return None
+    held = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    if "*" in held or etag.removeprefix("W/") in held:
+        return Response(status_code=304, headers=cache_headers(etag))
+    return None
 
 
 def expected_version(header: int | None, body: int) -> int:

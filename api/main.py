@@ -12,13 +12,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import DatabaseGate, DatabaseRouter, get_session
+from api.deps import DatabaseGate, get_session
 from api.errors import (
     install_error_handlers,
     logger,
@@ -26,9 +26,7 @@ from api.errors import (
     problem_response,
     responses,
 )
-from api.fast_reads import CachedReads
 from api.openapi import finish_document
-from api.read_cache import ExperimentCache, SnapshotCache, Stamps
 from api.routers import (
     backlog,
     data,
@@ -91,10 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.collect()
         gc.freeze()
         _gc_frozen = True
-    try:
-        yield
-    finally:
-        app.state.stamps.close()
+    yield
 
 
 class BodySizeLimit:
@@ -148,25 +143,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database_gate = DatabaseGate.from_settings(settings)
-    app.state.snapshots = SnapshotCache(settings.api_results_cache_seconds)
-    app.state.experiments = ExperimentCache()
-    app.state.stamps = Stamps(app)
     install_error_handlers(app)
-    top = DatabaseRouter()
-    top.include_router(health.router)
-    v1 = DatabaseRouter(prefix=API_PREFIX, responses=responses(400, 401, 503))
+    app.include_router(health.router)
+    v1 = APIRouter(prefix=API_PREFIX, responses=responses(400, 401, 503))
     for module in (experiments, data, results, segments, metrics, planner, backlog, reports):
         v1.include_router(module.router)
-    top.include_router(v1)
-    app.include_router(top)
-    app.add_middleware(CachedReads)  # innermost: the limits and CORS below still apply
+    app.include_router(v1)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_upload_mb * 1024 * 1024)
     if settings.api_cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api_cors_origins,
             allow_methods=["GET", "POST", "PATCH"],
-            allow_headers=["X-API-Key", "If-Match", "Content-Type"],
+            allow_headers=["X-API-Key", "If-Match", "If-None-Match", "Content-Type"],
             expose_headers=["ETag", "Location"],
         )
 

@@ -79,14 +79,6 @@ class Settings(BaseSettings):
         description="Requests an API process lets wait for a database slot; more get a 503 "
         "at once.",
     )
-    api_results_cache_seconds: float = Field(
-        default=2.0,
-        ge=0,
-        le=3600,
-        description="Where no experiment stamps can be read (an in-memory SQLite database): how "
-        "long an API process serves an experiment's latest results snapshot from memory before "
-        "checking for a newer one.",
-    )
     api_max_upload_mb: int = Field(default=200, ge=1, description="Largest upload the API accepts.")
     api_cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS on the API; empty = CORS off."

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import Text, bindparam, cast, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -376,35 +376,31 @@ def latest_snapshot(session: Session, *, experiment_id: int) -> ResultSnapshot |
 
 
 _SNAPSHOTS = ResultSnapshot.__table__
-_LATEST_PAYLOAD = (
-    select(_SNAPSHOTS.c.id, _SNAPSHOTS.c.computed_by, _SNAPSHOTS.c.payload)
-    .where(_SNAPSHOTS.c.experiment_id == bindparam("experiment_id"))
-    .order_by(_SNAPSHOTS.c.computed_at.desc(), _SNAPSHOTS.c.id.desc())
-    .limit(1)
-)
-"""Built once (Core, a bound parameter): the API serves it on every poll."""
-
-
-def latest_snapshot_payload(
-    session: Session, *, experiment_id: int
-) -> tuple[int, str, dict[str, Any]] | None:
-    """The newest snapshot's id, author and stored payload, without building the ORM object."""
-    row = session.execute(_LATEST_PAYLOAD, {"experiment_id": experiment_id}).first()
-    return None if row is None else (row.id, row.computed_by, row.payload)
-
-
-_LATEST_ID = (
-    select(_SNAPSHOTS.c.id)
+_LATEST_DOCUMENT = (
+    select(
+        _SNAPSHOTS.c.id,
+        _SNAPSHOTS.c.computed_by,
+        cast(_SNAPSHOTS.c.payload, Text).label("document"),
+    )
     .where(_SNAPSHOTS.c.experiment_id == bindparam("experiment_id"))
     .order_by(_SNAPSHOTS.c.computed_at.desc(), _SNAPSHOTS.c.id.desc())
     .limit(1)
 )
 
 
-def latest_snapshot_id(session: Session, *, experiment_id: int) -> int | None:
-    """The newest snapshot's id alone (the API checks it before serving a cached document)."""
-    found: int | None = session.execute(_LATEST_ID, {"experiment_id": experiment_id}).scalar()
-    return found
+@dataclass(frozen=True)
+class StoredDocument:
+    """The newest snapshot's row, its payload as the JSON text stored (not parsed)."""
+
+    snapshot_id: int
+    computed_by: str
+    document: str
+
+
+def latest_snapshot_document(session: Session, *, experiment_id: int) -> StoredDocument | None:
+    """The newest snapshot's payload as stored, without parsing it (what the API serves)."""
+    row = session.execute(_LATEST_DOCUMENT, {"experiment_id": experiment_id}).first()
+    return None if row is None else StoredDocument(*row)
 
 
 def snapshots(

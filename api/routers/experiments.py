@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
-from api.deps import ExperimentId, IfMatch, Reader, SessionDep, Writer, expected_version
+from api.deps import (
+    CONDITIONAL_HEADERS,
+    ExperimentId,
+    IfMatch,
+    IfNoneMatch,
+    Reader,
+    SessionDep,
+    Writer,
+    cache_headers,
+    expected_version,
+    not_modified,
+)
 from api.errors import responses
 from api.schemas import (
     AuditEntryOut,
@@ -99,19 +110,27 @@ def create_experiment(
 @router.get(
     "/{experiment_id}",
     response_model=ExperimentOut,
-    responses={**responses(404, 422), 200: {"headers": _ETAG_HEADER}},
+    responses={**responses(404, 422),
+               200: {"headers": {**CONDITIONAL_HEADERS, **_ETAG_HEADER}},
+               304: {"description": "Not modified: the version named by If-None-Match is "
+                                    "still current (no body)."}},
 )
-async def get_experiment(
-    experiment_id: ExperimentId, _actor: Reader, request: Request
-) -> Response:
-    """One experiment; its ETag is the version to send back when updating it.
-
-    Built again only when the experiment changed (api/read_cache.py); a repeated read is served
-    from memory after checking the experiment's stamp (api/fast_reads.py).
-    """
-    read = await request.app.state.experiments.latest(request, experiment_id=experiment_id)
-    return Response(read.body, media_type="application/json",
-                    headers={"ETag": f'"{read.version}"'})
+def get_experiment(
+    experiment_id: ExperimentId,
+    session: SessionDep,
+    _actor: Reader,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> ExperimentView | Response:
+    """One experiment; its ETag is the version to send back when updating it (every change
+    to an experiment makes a new version), and as If-None-Match for a 304 while it is current."""
+    view = registry.get_experiment(session, experiment_id=experiment_id)
+    etag = f'"{view.version}"'
+    unchanged = not_modified(etag, if_none_match)
+    if unchanged is not None:
+        return unchanged
+    response.headers.update(cache_headers(etag))
+    return view
 
 
 @router.patch(

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
-from api.deps import ExperimentId, Reader, SessionDep, Writer
+from api.deps import (
+    CONDITIONAL_HEADERS,
+    ExperimentId,
+    IfNoneMatch,
+    Reader,
+    SessionDep,
+    Writer,
+    cache_headers,
+    not_modified,
+)
 from api.errors import responses
 from api.schemas import SafeText
 from core.analysis import results
@@ -17,22 +27,32 @@ from core.registry import Day
 router = APIRouter(prefix="/experiments/{experiment_id}/results", tags=["results"])
 
 
-@router.get("", response_model=ResultsSnapshot, responses=responses(404, 422))
-async def latest_results(
-    experiment_id: ExperimentId, request: Request, _actor: Reader
+@router.get(
+    "",
+    response_model=ResultsSnapshot,
+    responses={**responses(404, 422), 200: {"headers": CONDITIONAL_HEADERS},
+               304: {"description": "Not modified: the snapshot named by If-None-Match is "
+                                    "still the newest (no body)."}},
+)
+def latest_results(
+    experiment_id: ExperimentId,
+    session: SessionDep,
+    _actor: Reader,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
-    """The newest stored snapshot (served as stored, not recomputed).
-
-    Served from this process's memory (api/read_cache.py), after checking which snapshot is
-    the newest: one stored by any process is served from the next request on.
-    """
-    served = await request.app.state.snapshots.latest(request, experiment_id=experiment_id)
-    if served is None:
+    """The newest stored snapshot, served as stored (not recomputed); send its ETag back as
+    If-None-Match to get 304 while it is still the newest."""
+    body = results.latest_snapshot_json(session, experiment_id=experiment_id)
+    if body is None:
         raise NotFound(
             f"Experiment {experiment_id} has no results yet: load data, then POST "
             f"/api/v1/experiments/{experiment_id}/results/refresh."
         )
-    return Response(served.body, media_type="application/json")
+    etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    unchanged = not_modified(etag, if_none_match)
+    if unchanged is not None:
+        return unchanged
+    return Response(body, media_type="application/json", headers=cache_headers(etag))
 
 
 @router.get("/history", response_model=list[ResultsSnapshot], responses=responses(404, 422))

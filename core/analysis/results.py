@@ -28,10 +28,12 @@ import hashlib
 import json
 import math
 from collections import defaultdict
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+from pydantic import TypeAdapter
+from pydantic_core import from_json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -194,7 +196,7 @@ class ResultsSnapshot:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
+        return SNAPSHOT_JSON.dump_json(self).decode()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResultsSnapshot:
@@ -235,6 +237,11 @@ class ResultsSnapshot:
             c for c in self.comparisons
             if (metric is None or c.metric == metric) and (role is None or c.role == role)
         ]
+
+
+SNAPSHOT_JSON: TypeAdapter[ResultsSnapshot] = TypeAdapter(ResultsSnapshot)
+"""The snapshot's JSON, stored and served as it is (UTC timestamps ending in ``Z``, non-finite
+numbers as null)."""
 
 
 @dataclass(frozen=True)
@@ -733,8 +740,6 @@ def refresh_results(
         latest = mrepo.latest_snapshot(session, experiment_id=experiment_id)
         if latest is not None and latest.fingerprint == snapshot.fingerprint:
             return _from_row(latest)
-        payload = snapshot.to_dict()
-        payload["computed_by"] = actor.name
         row = mrepo.add_snapshot(
             session,
             experiment_id=experiment_id,
@@ -743,9 +748,12 @@ def refresh_results(
             as_of=as_of,
             data_through=snapshot.data_through,
             fingerprint=snapshot.fingerprint,
-            payload=payload,
+            payload={},  # filled in below, once the row has its id
         )
-        stored = _from_row(row)
+        stored = replace(snapshot, snapshot_id=row.id, computed_by=actor.name)
+        # Serialised once, here: the stored document is what the API serves, byte for byte.
+        row.payload = json.loads(SNAPSHOT_JSON.dump_json(stored))
+        session.flush()
     return stored
 
 
@@ -763,48 +771,23 @@ def latest_snapshot(session: Session, *, experiment_id: int) -> ResultsSnapshot 
     return None if row is None else _from_row(row)
 
 
-def latest_snapshot_json(session: Session, *, experiment_id: int) -> str | None:
-    """The newest stored snapshot as a JSON document, or None; NotFound without the experiment.
+def latest_snapshot_json(session: Session, *, experiment_id: int) -> bytes | None:
+    """The newest stored snapshot as JSON (:data:`SNAPSHOT_JSON`), or None; NotFound without
+    the experiment.
 
-    The same document as serialising :func:`latest_snapshot` through its dataclasses (fields in
-    their order, UTC timestamps ending in ``Z``, non-finite numbers as null), built from the
-    stored payload without rebuilding them: what the API serves on every poll.
+    The stored document itself when it was stored in the current form (it names its own
+    snapshot and this RESULTS_VERSION): nothing is serialised per read. An older one is read
+    through :meth:`ResultsSnapshot.from_dict` (which upgrades it) and serialised.
     """
-    found = mrepo.latest_snapshot_payload(session, experiment_id=experiment_id)
+    found = mrepo.latest_snapshot_document(session, experiment_id=experiment_id)
     if found is None:
         require_experiment(session, experiment_id=experiment_id)
         return None
-    snapshot_id, computed_by, payload = found
-    if payload.get("version") != RESULTS_VERSION:  # stored by an older version: upgrade it
-        payload = ResultsSnapshot.from_dict(dict(payload)).to_dict()
-    document: dict[str, Any] = {}
-    for f in _SNAPSHOT_FIELDS:
-        if f.name in payload:
-            document[f.name] = payload[f.name]
-        elif f.default is not MISSING:
-            document[f.name] = f.default
-        else:
-            raise ValueError(
-                f"Results snapshot {snapshot_id} has no '{f.name}': refresh the results."
-            )
-    document["snapshot_id"] = snapshot_id
-    document["computed_by"] = computed_by
-    computed_at = document["computed_at"]
-    if isinstance(computed_at, str) and computed_at.endswith("+00:00"):
-        document["computed_at"] = computed_at[: -len("+00:00")] + "Z"
-    try:
-        return json.dumps(document, ensure_ascii=False, allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite(document), ensure_ascii=False, allow_nan=False)
-
-
-def latest_snapshot_id(session: Session, *, experiment_id: int) -> int | None:
-    """The newest stored snapshot's id (one light query), or None; NotFound without the
-    experiment. Snapshots never change, so a document built for an id stays right."""
-    snapshot_id = mrepo.latest_snapshot_id(session, experiment_id=experiment_id)
-    if snapshot_id is None:
-        require_experiment(session, experiment_id=experiment_id)
-    return snapshot_id
+    data = from_json(found.document)  # only to check what it says it is
+    if data.get("snapshot_id") == found.snapshot_id and data.get("version") == RESULTS_VERSION:
+        return found.document.encode()
+    data.update(snapshot_id=found.snapshot_id, computed_by=found.computed_by)
+    return SNAPSHOT_JSON.dump_json(ResultsSnapshot.from_dict(data))
 
 
 def snapshot_history(
@@ -817,18 +800,6 @@ def snapshot_history(
     return [_from_row(r) for r in rows]
 
 
-_SNAPSHOT_FIELDS = fields(ResultsSnapshot)
-
-
-def _finite(value: Any) -> Any:
-    """`value` with NaN and infinities replaced by None, as pydantic serialises them."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 # --------------------------------------------------------------------------- daily series

@@ -52,8 +52,6 @@ def shared_app() -> FastAPI:
 @pytest.fixture
 def client(shared_app: FastAPI, session: Session) -> Iterator[TestClient]:
     shared_app.dependency_overrides[get_session] = lambda: session
-    shared_app.state.snapshots.clear()  # ids repeat across rolled-back tests
-    shared_app.state.experiments.clear()
     try:
         with TestClient(shared_app) as test_client:
             yield test_client
