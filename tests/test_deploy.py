@@ -299,5 +299,5 @@ def test_deploy_build_context_and_git_leave_local_state_out() -> None:
     ignored = (REPO / ".dockerignore").read_text().split()
     assert ".env" in ignored
     assert ".streamlit/credentials.yaml" in ignored
-    assert ".airflow" in ignored  # the AIRFLOW_HOME of a local run (README)
+    assert ".airflow" in ignored  # the AIRFLOW_HOME of a local run (docs/operations.md)
     assert ".airflow/" in (REPO / ".gitignore").read_text().split()
