@@ -115,6 +115,7 @@ def _only_the_login_form(page) -> None:  # type: ignore[no-untyped-def]
 
 def _no_cut_off_columns(page) -> None:  # type: ignore[no-untyped-def]
     """Every table on the page shows all its columns without scrolling sideways at 1400 px."""
+    page.locator('[data-testid="stMain"] .dvn-scroller').first.wait_for()  # the grid has drawn
     overflow = page.evaluate(
         "() => [...document.querySelectorAll('[data-testid=\"stMain\"] .dvn-scroller')]"
         ".map(s => s.scrollWidth - s.clientWidth)"
