@@ -14,8 +14,8 @@ import streamlit as st
 
 from core import format as fmt
 from core.analysis import results, views
-from core.analysis.results import MetricComparison, ResultsSnapshot
 from core.analysis.segments import SegmentBreakdown, segment_results
+from core.analysis.snapshot import MetricComparison, ResultsSnapshot
 from core.analysis.verdict import STATE_LABELS, plan_notes, tone
 from core.errors import DomainError
 from ui import charts

@@ -10,7 +10,7 @@ from api.deps import ExperimentId, Reader, SessionDep, Writer
 from api.errors import responses
 from api.schemas import SafeText
 from core.analysis import results
-from core.analysis.results import ResultsSnapshot, SeriesPoint
+from core.analysis.snapshot import ResultsSnapshot, SeriesPoint
 from core.errors import NotFound
 from core.registry import Day
 

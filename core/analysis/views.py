@@ -19,7 +19,7 @@ from typing import IO, Any
 from sqlalchemy.orm import Session
 
 from core.analysis import results
-from core.analysis.results import ResultsSnapshot
+from core.analysis.snapshot import ResultsSnapshot
 from core.auth import Actor
 from core.data import metric_sources
 from core.data.ingestion import IngestionReport, ProgressCallback, ingest_file

@@ -68,7 +68,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from core.analysis.results import ResultsSnapshot
+from core.analysis.snapshot import ResultsSnapshot
 from core.auth import Actor
 from core.errors import DomainError, InvalidInput, RuleViolation
 from core.registry.fields import MAX_REFRESH_EVERY_DAYS

@@ -17,9 +17,14 @@ from sqlalchemy.orm import Session
 
 from core import format as fmt
 from core.analysis import results as results_service
-from core.analysis.results import MetricComparison, ResultsSnapshot, SeriesPoint
 from core.analysis.segments import SegmentBreakdown, segment_results
-from core.analysis.verdict import METHOD_NAMES, ExperimentVerdict, experiment_verdict
+from core.analysis.snapshot import (
+    ExperimentVerdict,
+    MetricComparison,
+    ResultsSnapshot,
+    SeriesPoint,
+)
+from core.analysis.verdict import METHOD_NAMES, experiment_verdict
 from core.registry.audit import AuditRecord, plan_deviations
 from core.registry.fields import ExperimentView
 from core.registry.listing import get_experiment

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import catalogue, registry
-from core.analysis.results import ResultsSnapshot, compute_results, refresh_running
+from core.analysis.results import compute_results, refresh_running
 from core.analysis.segments import segment_results
+from core.analysis.snapshot import ResultsSnapshot
 from core.data.metric_sources import get_metric_source
 from core.demo import seed_demo
 from core.demo_data import DEMO_TRUTH, EVENTS, generate_units
