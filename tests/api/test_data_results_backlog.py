@@ -64,7 +64,7 @@ def test_data_upload_then_results(
 def test_data_upload_leaves_a_fresh_results_snapshot_like_the_page(
     client: TestClient, session: Session, writer: dict[str, str], running: int
 ) -> None:
-    # the Results page loads a file through core.analysis.views.load_upload, which stores a
+    # the Results page loads a file through core.workflows.loads.load_upload, which stores a
     # snapshot of the data just loaded; the API's upload is the same service
     assert results.latest_snapshot(session, experiment_id=running) is None
     upload = client.post(f"{URL}/{running}/data", headers=writer,
