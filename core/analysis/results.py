@@ -32,7 +32,6 @@ from dataclasses import MISSING, asdict, dataclass, fields, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.analysis.snapshot import (
@@ -71,8 +70,8 @@ from core.stats import (
 from core.transactions import transaction
 from core.types import Alternative, MetricKind
 from db import metric_repository as mrepo
+from db import repositories as repo
 from db.metric_repository import DailyStatRow
-from db.models import Experiment
 
 SRM_THRESHOLD = 0.001
 ROLE_ORDER = ("primary", "guardrail", "secondary")
@@ -577,9 +576,7 @@ def refresh_results(
 
 def refresh_running(session: Session, *, actor: Actor) -> list[ResultsSnapshot]:
     """Refresh every running experiment (e.g. the nightly job)."""
-    ids = list(session.scalars(
-        select(Experiment.id).where(Experiment.status == "running").order_by(Experiment.id)
-    ))
+    ids = repo.experiment_ids(session, status="running")
     return [refresh_results(session, experiment_id=i, actor=actor) for i in ids]
 
 
