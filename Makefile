@@ -32,14 +32,16 @@ run: seed
 api: migrate
 	$(VENV)/bin/uvicorn api.main:app --host 0.0.0.0 --port 8000 --timeout-keep-alive 75
 
-## test: lint, then the whole suite on SQLite and PostgreSQL (started if none answers)
+## test: lint (ruff, import contracts), then the whole suite on SQLite and PostgreSQL (started if none answers)
 test: $(VENV)/.dev
 	scripts/ensure-chromium.sh
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	TEST_POSTGRES_URL="$$(PY=$(PY) scripts/ensure-postgres.sh)" $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
 bench: $(VENV)/.dev

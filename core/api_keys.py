@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.auth import SYSTEM, Actor
@@ -96,11 +95,11 @@ def _view(row: ApiKey) -> ApiKeyView:
 
 
 def _by_name(session: Session, name: str) -> ApiKey | None:
-    return session.scalar(select(ApiKey).where(ApiKey.name == name))
+    return repo.api_key_by_name(session, name=name)
 
 
 def list_api_keys(session: Session) -> list[ApiKeyView]:
-    return [_view(k) for k in session.scalars(select(ApiKey).order_by(ApiKey.name))]
+    return [_view(k) for k in repo.api_keys(session)]
 
 
 def create_api_key(
@@ -187,7 +186,7 @@ def authenticate(session: Session, *, key: str | None) -> Actor:
         raise InvalidApiKey("The X-API-Key header does not hold an ExperimentOS API key.")
     digest = hash_key(key)
     try:
-        row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+        row = repo.api_key_by_hash(session, key_hash=digest)
     except Exception as exc:
         offline = _accepted_within(digest, AUTH_OFFLINE_GRACE_SECONDS)
         if offline is not None and is_unavailable(exc):

@@ -261,8 +261,8 @@ def _refresh_schedule_args(p: argparse.ArgumentParser) -> None:
          "experiment_refresh) refreshes an experiment.", _refresh_schedule_args)
 def _refresh_schedule(args: argparse.Namespace) -> int:
     from core.auth import Actor
-    from core.data.refresh import set_refresh_schedule
     from core.registry.listing import get_experiment_by_name
+    from core.workflows.refresh import set_refresh_schedule
 
     with _session() as session:
         exp = get_experiment_by_name(session, name=args.experiment)

@@ -29,13 +29,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Table, func, select
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
 from core.data.ingestion import ingest_file
 from core.data.metric_sources import ingest_sql, set_metric_source
 from core.errors import NotFound
+from core.registry.listing import load_experiment
+from db import demo_events
 from db import metric_repository as mrepo
 from db import repositories as repo
 from db.models import Experiment
@@ -246,21 +247,6 @@ def _last_day(exp: Experiment, today: date) -> date:
 
 # --------------------------------------------------------------------------- SQL push-down demo
 
-_meta = MetaData()
-EVENTS = Table(
-    "events",
-    _meta,
-    Column("id", Integer, primary_key=True),
-    Column("unit_id", String(40), nullable=False, index=True),
-    Column("event_date", Date, nullable=False),
-    Column("event_type", String(40), nullable=False),
-    Column("value", Float),
-    Column("experiment", String(200)),
-    Column("variant", String(80)),
-)
-"""Demo raw events: exposures carry experiment, variant and the page load time (ms); product
-events (sessions, add-to-cart) carry only a unit."""
-
 EVENTS_QUERY = """
 WITH exposures AS (
     SELECT unit_id, MIN(variant) AS variant, MIN(event_date) AS day
@@ -306,9 +292,6 @@ def write_events(session: Session, name: str, cols: dict[str, np.ndarray], start
     Per unit: an exposure (carrying experiment and variant, its value the page load in ms), a
     session in the experiment and one in the week before it, and an add-to-cart if it converted.
     """
-    bind = session.connection()
-    EVENTS.create(bind, checkfirst=True)
-    sqlite = bind.dialect.name == "sqlite"
     days = cols["date"].astype(object)
     pre_day = start - timedelta(days=7)
     units = cols["unit_id"].tolist()
@@ -323,23 +306,8 @@ def write_events(session: Session, name: str, cols: dict[str, np.ndarray], start
         rows.append((unit, pre_day, "session", before, None, None))
         if cart:
             rows.append((unit, day, "add_to_cart", 1.0, None, None))
-    names = ("unit_id", "event_date", "event_type", "value", "experiment", "variant")
-    if sqlite:  # the driver's own executemany: SQLAlchemy's per-row processing is the slow part
-        sql = f"INSERT INTO events ({', '.join(names)}) VALUES ({', '.join('?' * 6)})"
-        bind.exec_driver_sql(sql, [(u, d.isoformat(), *rest) for u, d, *rest in rows])
-    else:  # insertmanyvalues: 1,000 rows per INSERT
-        bind.execute(EVENTS.insert(), [dict(zip(names, r, strict=True)) for r in rows])
+    demo_events.insert_events(session, rows=rows)
     return len(rows)
-
-
-def _has_events(session: Session, name: str) -> bool:
-    bind = session.connection()
-    if not bind.dialect.has_table(bind, "events"):
-        return False
-    count = bind.execute(
-        select(func.count()).select_from(EVENTS).where(EVENTS.c.experiment == name)
-    ).scalar()
-    return bool(count)
 
 
 # --------------------------------------------------------------------------- seeding
@@ -358,8 +326,7 @@ def seed_metric_data(
             exp_id = repo.experiment_id_by_name(session, name=name)
             if exp_id is None:
                 raise NotFound(f"Demo experiment '{name}' is missing: seed the portfolio first.")
-            exp = session.get(Experiment, exp_id)
-            assert exp is not None
+            exp = load_experiment(session, experiment_id=exp_id)
             if exp.actual_start is None or mrepo.count_daily_stats(
                 session, experiment_id=exp_id
             ):
@@ -368,7 +335,7 @@ def seed_metric_data(
             last = _last_day(exp, today)
             cols = generate_units(name, truth, start=exp.actual_start, last=last)
             if truth.sql_source:
-                if not _has_events(session, name):
+                if not demo_events.has_events(session, experiment=name):
                     write_events(session, name, cols, exp.actual_start)
                     session.commit()
                 set_metric_source(session, experiment_id=exp_id, query=EVENTS_QUERY.strip(),

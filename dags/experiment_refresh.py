@@ -22,7 +22,7 @@ through three tasks, mapped over the experiments' ids:
 **summarise** logs one line per experiment and returns the flags (XCom); it fails the run when
 an experiment's refresh failed or a dropped file was rejected, after the others have finished.
 
-Each task is one call into `core.data.refresh`; the logic lives there. An error a retry cannot
+Each task is one call into `core.workflows.refresh`; the logic lives there. An error a retry cannot
 fix (bad data, an experiment not found, a refused input, a statement the database rejects) fails
 its task at once; only transient faults (the database down or busy) are retried. Re-running a day
 (clearing the run) changes nothing unless the source data for that day changed. Settings come
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 @contextmanager
 def app_session() -> Iterator[Any]:
     """A session on the app database; an error no retry can fix fails the task at once."""
-    from core.data import refresh
+    from core.workflows import refresh
 
     try:
         with refresh.open_session() as session:
@@ -77,7 +77,7 @@ def experiment_refresh() -> None:
     @task
     def due(data_interval_start: Any = None, data_interval_end: Any = None) -> list[int]:
         """Ids of the running experiments due for this interval."""
-        from core.data import refresh
+        from core.workflows import refresh
 
         with app_session() as session:
             return refresh.due_experiments(
@@ -88,7 +88,7 @@ def experiment_refresh() -> None:
     def ingest(
         experiment_id: int, data_interval_start: Any = None, data_interval_end: Any = None
     ) -> dict[str, Any]:
-        from core.data import refresh
+        from core.workflows import refresh
 
         with app_session() as session:
             return refresh.ingest_interval(
@@ -100,7 +100,7 @@ def experiment_refresh() -> None:
     def recompute(
         ingested: dict[str, Any], data_interval_start: Any = None, data_interval_end: Any = None
     ) -> dict[str, Any]:
-        from core.data import refresh
+        from core.workflows import refresh
 
         with app_session() as session:
             return refresh.recompute_results(
@@ -114,7 +114,7 @@ def experiment_refresh() -> None:
         results: dict[str, Any], ingested: dict[str, Any], data_interval_start: Any = None,
         data_interval_end: Any = None,
     ) -> dict[str, Any]:
-        from core.data import refresh
+        from core.workflows import refresh
 
         with app_session() as session:
             return refresh.report_if_ready(
@@ -133,7 +133,7 @@ def experiment_refresh() -> None:
     def summarise(outcomes: Any, due_ids: list[int]) -> list[dict[str, Any]]:
         """Log the flags of every refreshed experiment; fail if any refresh failed or any
         dropped file was rejected."""
-        from core.data import refresh
+        from core.workflows import refresh
 
         done = [o for o in outcomes if o is not None]
         for line in refresh.summarise(done):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, delete, func, insert, select
+from sqlalchemy import Text, bindparam, cast, delete, distinct, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -22,10 +22,13 @@ from core.stats.metric_stats import FIELDS as STAT_FIELDS
 from db.models import (
     AssignmentDailyCount,
     AssignmentSliceDailyCount,
+    Experiment,
+    Metric,
     MetricDailyStat,
     MetricSliceDailyStat,
     MetricSource,
     ResultSnapshot,
+    Variant,
 )
 
 
@@ -322,6 +325,46 @@ def metric_has_data(session: Session, *, metric_id: int) -> bool:
     ) is not None
 
 
+def assigned_units_per_experiment(session: Session) -> list[tuple[str, str, Any, int]]:
+    """Per experiment with assignment counts: (name, target segment, units assigned over every
+    variant and day, days with assignments)."""
+    rows = session.execute(
+        select(
+            Experiment.name,
+            Experiment.target_segment,
+            func.sum(AssignmentDailyCount.units),
+            func.count(distinct(AssignmentDailyCount.day)),
+        )
+        .join(AssignmentDailyCount, AssignmentDailyCount.experiment_id == Experiment.id)
+        .group_by(Experiment.id, Experiment.name, Experiment.target_segment)
+    ).all()
+    return [(name, segment, units, days) for name, segment, units, days in rows]
+
+
+def control_stats_per_metric_and_segment(
+    session: Session,
+) -> list[tuple[str, str, str, MetricStats]]:
+    """The control arms' pooled sums (n, sum, sum_squares) per (metric, kind, target segment),
+    over every experiment and day."""
+    rows = session.execute(
+        select(
+            Metric.name,
+            Metric.kind,
+            Experiment.target_segment,
+            func.sum(MetricDailyStat.n),
+            func.sum(MetricDailyStat.sum),
+            func.sum(MetricDailyStat.sum_squares),
+        )
+        .join(Variant, Variant.id == MetricDailyStat.variant_id)
+        .join(Experiment, Experiment.id == MetricDailyStat.experiment_id)
+        .join(Metric, Metric.id == MetricDailyStat.metric_id)
+        .where(Variant.position == 0)
+        .group_by(Metric.name, Metric.kind, Experiment.target_segment)
+    ).all()
+    return [(metric, kind, segment, MetricStats(int(n or 0), float(s or 0), float(ss or 0)))
+            for metric, kind, segment, n, s, ss in rows]
+
+
 def get_metric_source(session: Session, *, experiment_id: int) -> MetricSource | None:
     return session.scalar(select(MetricSource).where(MetricSource.experiment_id == experiment_id))
 
@@ -364,6 +407,20 @@ def add_snapshot(
     session.add(snapshot)
     session.flush()
     return snapshot
+
+
+def snapshot_id_with_fingerprint(
+    session: Session, *, experiment_id: int, fingerprint: str
+) -> int | None:
+    """The id of the experiment's first snapshot with this input fingerprint, if any."""
+    found: int | None = session.scalar(
+        select(ResultSnapshot.id)
+        .where(ResultSnapshot.experiment_id == experiment_id,
+               ResultSnapshot.fingerprint == fingerprint)
+        .order_by(ResultSnapshot.id)
+        .limit(1)
+    )
+    return found
 
 
 def latest_snapshot(session: Session, *, experiment_id: int) -> ResultSnapshot | None:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Text, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from db.models import AuditEntry, Experiment, Metric
+from db.models import ApiKey, AuditEntry, Experiment, Metric, ReportArtifact
 
 
 def get_experiment(session: Session, *, experiment_id: int) -> Experiment | None:
@@ -114,6 +114,24 @@ def experiment_status_counts(session: Session) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
+def experiment_ids(session: Session, *, status: str) -> list[int]:
+    """Ids of the experiments in `status`, by id."""
+    return list(session.scalars(
+        select(Experiment.id).where(Experiment.status == status).order_by(Experiment.id)
+    ))
+
+
+def running_experiment_schedules(session: Session) -> list[tuple[int, Any, int | None]]:
+    """(id, actual_start, refresh_every_days) of every running experiment that has started, by
+    id."""
+    rows = session.execute(
+        select(Experiment.id, Experiment.actual_start, Experiment.refresh_every_days)
+        .where(Experiment.status == "running", Experiment.actual_start.is_not(None))
+        .order_by(Experiment.id)
+    ).all()
+    return [(exp_id, started, every) for exp_id, started, every in rows]
+
+
 def experiment_id_by_name(session: Session, *, name: str) -> int | None:
     return session.scalar(
         select(Experiment.id).where(func.lower(Experiment.name) == name.strip().lower())
@@ -175,3 +193,39 @@ def audit_entries(
     if deviations_only:
         query = query.where(AuditEntry.is_deviation.is_(True))
     return list(session.scalars(query.order_by(AuditEntry.id)))
+
+
+# --------------------------------------------------------------------------- API keys
+
+
+def api_key_by_name(session: Session, *, name: str) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.name == name))
+
+
+def api_key_by_hash(session: Session, *, key_hash: str) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+
+
+def api_keys(session: Session) -> list[ApiKey]:
+    """Every API key, by name."""
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.name)))
+
+
+# --------------------------------------------------------------------------- report artifacts
+
+
+def report_artifacts(
+    session: Session, *, experiment_id: int | None = None
+) -> list[tuple[ReportArtifact, str]]:
+    """Recorded reports with their experiment's name, newest first (of one experiment, or
+    all)."""
+    query = select(ReportArtifact, Experiment.name).join(
+        Experiment, Experiment.id == ReportArtifact.experiment_id)
+    if experiment_id is not None:
+        query = query.where(ReportArtifact.experiment_id == experiment_id)
+    query = query.order_by(ReportArtifact.created_at.desc(), ReportArtifact.id.desc())
+    return [(row, name) for row, name in session.execute(query)]
+
+
+def get_report_artifact(session: Session, *, report_id: int) -> ReportArtifact | None:
+    return session.get(ReportArtifact, report_id)

@@ -8,7 +8,8 @@ import streamlit as st
 from core import catalogue, registry
 from core import format as fmt
 from core.analysis import results
-from core.analysis.verdict import ExperimentVerdict, experiment_verdict
+from core.analysis.snapshot import ExperimentVerdict
+from core.analysis.verdict import experiment_verdict
 from core.errors import NotFound
 from core.types import DECISIONS, STATUSES
 from ui.auth import current_actor

@@ -14,10 +14,11 @@ import streamlit as st
 
 from core import format as fmt
 from core.analysis import results, views
-from core.analysis.results import MetricComparison, ResultsSnapshot
 from core.analysis.segments import SegmentBreakdown, segment_results
+from core.analysis.snapshot import MetricComparison, ResultsSnapshot
 from core.analysis.verdict import STATE_LABELS, plan_notes, tone
 from core.errors import DomainError
+from core.workflows import loads
 from ui import charts
 from ui.auth import current_actor
 from ui.state import clear_reads, db_session, url_selectbox
@@ -306,7 +307,7 @@ with u1:
         bar = st.progress(0.0, text="Starting")
         try:
             with db_session() as session:
-                report, _ = views.load_upload(
+                report, _ = loads.load_upload(
                     session, experiment_id=choice.id, filename=upload.name,
                     data=upload.getvalue(), actor=actor,
                     progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
@@ -325,7 +326,7 @@ with u2:
         bar = st.progress(0.0, text="Starting")
         try:
             with db_session() as session:
-                report, _ = views.refresh_from_source(
+                report, _ = loads.refresh_from_source(
                     session, experiment_id=choice.id, actor=actor,
                     progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
         except DomainError as exc:

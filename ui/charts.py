@@ -19,7 +19,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from core import format as fmt
-from core.analysis.results import MetricComparison, SeriesPoint
+from core.analysis.snapshot import MetricComparison, SeriesPoint
 from core.analysis.verdict import tone
 from core.analysis.views import DailyUnits
 from core.backlog.rice import IMPACT_LABELS

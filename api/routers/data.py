@@ -10,8 +10,8 @@ from fastapi import APIRouter, File, Form, UploadFile
 
 from api.deps import ExperimentId, SessionDep, Writer
 from api.errors import responses
-from core.analysis import views
 from core.data.ingestion import IngestionReport
+from core.workflows import loads
 
 router = APIRouter(prefix="/experiments/{experiment_id}/data", tags=["data"])
 
@@ -39,7 +39,7 @@ def upload_data(
     for the experiment's variants and metrics, on days from its launch (422 says what is wrong;
     409 before launch). The body is limited to API_MAX_UPLOAD_MB.
     """
-    report, _ = views.load_upload(session, experiment_id=experiment_id, filename=file.filename,
+    report, _ = loads.load_upload(session, experiment_id=experiment_id, filename=file.filename,
                                   data=file.file, kind=kind, day=day, actor=actor)
     return report
 
@@ -54,5 +54,5 @@ def refresh_from_sql(
 ) -> IngestionReport:
     """Run the experiment's SQL source inside its database, load the rows it returns, then
     store a fresh results snapshot."""
-    report, _ = views.refresh_from_source(session, experiment_id=experiment_id, actor=actor)
+    report, _ = loads.refresh_from_source(session, experiment_id=experiment_id, actor=actor)
     return report

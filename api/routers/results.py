@@ -20,7 +20,7 @@ from api.deps import (
 from api.errors import responses
 from api.schemas import SafeText
 from core.analysis import results
-from core.analysis.results import ResultsSnapshot, SeriesPoint
+from core.analysis.snapshot import ResultsSnapshot, SeriesPoint
 from core.errors import NotFound
 from core.registry import Day
 

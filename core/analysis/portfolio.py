@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from core import format as fmt
 from core.analysis import results
-from core.analysis.verdict import ExperimentVerdict, experiment_verdict
+from core.analysis.snapshot import ExperimentVerdict
+from core.analysis.verdict import experiment_verdict
 from core.registry.audit import plan_deviations
 from core.registry.listing import all_experiments
 from core.types import Recommendation

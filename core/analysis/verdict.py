@@ -41,9 +41,14 @@ Segment slices (exploratory) never enter the verdict.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from core import format as fmt
+from core.analysis.snapshot import (
+    ExperimentVerdict,
+    MetricComparison,
+    ResultsSnapshot,
+    SrmCheck,
+)
 from core.types import (
     Alternative,
     DecisionState,
@@ -52,9 +57,6 @@ from core.types import (
     Tone,
     VerdictBasis,
 )
-
-if TYPE_CHECKING:
-    from core.analysis.results import MetricComparison, ResultsSnapshot, SrmCheck
 
 RECOMMENDATION_LABELS: dict[str, str] = {
     "ship": "Ship", "dont_ship": "Don't ship", "keep_running": "Keep running",
@@ -259,27 +261,6 @@ def plan_notes(snapshot: ResultsSnapshot) -> list[str]:
 
 
 # --------------------------------------------------------------------------- per experiment
-
-
-@dataclass(frozen=True)
-class ExperimentVerdict:
-    """The experiment-level recommendation, shown first wherever the experiment is shown."""
-
-    recommendation: Recommendation
-    basis: VerdictBasis
-    """Which rule decided (e.g. ``win_with_guardrail_breach``), for wording and colour."""
-    label: str
-    """The recommendation for people: "Ship", "Don't ship", "Keep running", "Investigate"."""
-    reason: str
-    """Why, in plain words, starting with the label (e.g. "Don't ship: guardrail ...")."""
-    blocked_by_srm: bool
-    treatment: str | None = None
-    """The treatment the recommendation is about (to ship, or the one that did harm)."""
-    primary_metric: str | None = None
-    guardrail_breaches: tuple[str, ...] = ()
-    """Each breached guardrail as "metric (treatment)"."""
-    needs_attention: bool = False
-    """Someone should act now: investigate, or a ship / don't-ship decision is due."""
 
 
 def _verdict(recommendation: Recommendation, basis: VerdictBasis, reason: str,

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from core import format as fmt
@@ -49,15 +48,10 @@ from core.registry.lifecycle import check_version, update_experiment
 from core.registry.listing import all_experiments, get_experiment, load_experiment
 from core.stats import EMPTY_STATS, MetricStats
 from core.transactions import transaction
+from db import metric_repository as mrepo
 from db import repositories as repo
 from db import state_repository as state
-from db.models import (
-    AssignmentDailyCount,
-    Experiment,
-    Metric,
-    MetricDailyStat,
-    Variant,
-)
+from db.models import Experiment
 
 RICE_FIELDS: tuple[str, ...] = ("reach", "impact", "confidence", "effort")
 IMPACT_LABELS: dict[float, str] = {
@@ -181,16 +175,7 @@ def observed_traffic(session: Session) -> dict[str, Traffic]:
     data; a segment's is the largest of its experiments', since an experiment enrols at most
     its whole segment (a smaller one may have enrolled only part of it).
     """
-    rows = session.execute(
-        select(
-            Experiment.name,
-            Experiment.target_segment,
-            func.sum(AssignmentDailyCount.units),
-            func.count(distinct(AssignmentDailyCount.day)),
-        )
-        .join(AssignmentDailyCount, AssignmentDailyCount.experiment_id == Experiment.id)
-        .group_by(Experiment.id, Experiment.name, Experiment.target_segment)
-    ).all()
+    rows = mrepo.assigned_units_per_experiment(session)
     best: dict[str, tuple[float, int, str]] = {}
     names: dict[str, list[str]] = {}
     for name, segment, units, days in rows:
@@ -210,27 +195,12 @@ def observed_traffic(session: Session) -> dict[str, Traffic]:
 
 def observed_baselines(session: Session) -> dict[tuple[str, str | None], Baseline]:
     """Control-arm baselines keyed by (metric, segment key) and by (metric, None) for all."""
-    rows = session.execute(
-        select(
-            Metric.name,
-            Metric.kind,
-            Experiment.target_segment,
-            func.sum(MetricDailyStat.n),
-            func.sum(MetricDailyStat.sum),
-            func.sum(MetricDailyStat.sum_squares),
-        )
-        .join(Variant, Variant.id == MetricDailyStat.variant_id)
-        .join(Experiment, Experiment.id == MetricDailyStat.experiment_id)
-        .join(Metric, Metric.id == MetricDailyStat.metric_id)
-        .where(Variant.position == 0)
-        .group_by(Metric.name, Metric.kind, Experiment.target_segment)
-    ).all()
+    rows = mrepo.control_stats_per_metric_and_segment(session)
     pooled: dict[tuple[str, str | None], MetricStats] = {}
     kinds: dict[str, str] = {}
     labels: dict[tuple[str, str | None], str | None] = {}
-    for metric, kind, segment, n, s, ss in rows:
+    for metric, kind, segment, stats in rows:
         kinds[metric] = kind
-        stats = MetricStats(int(n or 0), float(s or 0), float(ss or 0))
         keys: tuple[tuple[str, str | None], ...] = ((metric, _segment_key(segment)), (metric, None))
         for key in keys:
             pooled[key] = pooled.get(key, EMPTY_STATS) + stats

@@ -8,10 +8,10 @@ add ``sum_x, sum_x2, sum_xy`` (CUPED covariate sums), ``sum_den, sum_den_squares
 
 * ``:experiment_id`` and ``:experiment`` (the name);
 * ``:interval_start`` and ``:interval_end`` — the first and last day (inclusive dates) to load.
-  The scheduled refresh (:mod:`core.data.refresh`) binds its refresh window, so a query that filters
-  on them makes the warehouse scan only the new days (e.g. ``WHERE day BETWEEN :interval_start
-  AND :interval_end``); a load outside the refresh (upload page, CLI, demo) binds the
-  experiment's first day and its last day so far (its end, or today while it runs);
+  The scheduled refresh (:mod:`core.workflows.refresh`) binds its refresh window, so a query
+  that filters on them makes the warehouse scan only the new days (e.g. ``WHERE day BETWEEN
+  :interval_start AND :interval_end``); a load outside the refresh (upload page, CLI, demo)
+  binds the experiment's first day and its last day so far (its end, or today while it runs);
 * ``:start`` and ``:end`` — always the experiment's first and last day so far, whatever the
   window (for look-backs such as a CUPED pre-period before ``:start``).
 

@@ -28,7 +28,7 @@ MAX_REACH = 1e12
 EFFORT_RANGE: tuple[float, float] = (0.01, 10_000.0)
 """Person-weeks; the lower bound keeps the RICE score finite."""
 MAX_REFRESH_EVERY_DAYS = 90
-"""Longest refresh schedule, in days (core.data.refresh uses the same bound)."""
+"""Longest refresh schedule, in days (core.workflows.refresh uses the same bound)."""
 MAX_TAG_LENGTH = 60
 MAX_NAME_LENGTH = 200
 MAX_OWNER_LENGTH = 120

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core import format as fmt
-from core.analysis.results import ResultsSnapshot, SeriesPoint
+from core.analysis.snapshot import ResultsSnapshot, SeriesPoint
 from core.analysis.verdict import tone
 
 if TYPE_CHECKING:

@@ -17,12 +17,17 @@ from sqlalchemy.orm import Session
 
 from core import format as fmt
 from core.analysis import results as results_service
-from core.analysis.results import MetricComparison, ResultsSnapshot, SeriesPoint
 from core.analysis.segments import SegmentBreakdown, segment_results
-from core.analysis.verdict import METHOD_NAMES, ExperimentVerdict, experiment_verdict
+from core.analysis.snapshot import (
+    ExperimentVerdict,
+    MetricComparison,
+    ResultsSnapshot,
+    SeriesPoint,
+)
+from core.analysis.verdict import METHOD_NAMES, experiment_verdict
 from core.registry.audit import AuditRecord, plan_deviations
 from core.registry.fields import ExperimentView
-from core.registry.listing import get_experiment
+from core.registry.listing import get_experiment, load_experiment
 from core.reports.risks import (
     RiskCheck,
     correction_name,
@@ -40,7 +45,7 @@ from core.stats import EMPTY_STATS, MetricStats
 from core.types import Recommendation
 from db import metric_repository as mrepo
 from db import state_repository as state
-from db.models import Experiment, IngestLoad
+from db.models import IngestLoad
 
 DECISION_LABELS = {"ship": "Ship", "dont_ship": "Don't ship", "iterate": "Iterate"}
 
@@ -206,8 +211,8 @@ def _primary_arms(session: Session, exp: ExperimentView, as_of: date | None
                   ) -> tuple[str | None, dict[tuple[str, str], MetricStats],
                              dict[date, dict[str, MetricStats]]]:
     """Total and per-day sums of the primary metric per variant, from the stored daily stats."""
-    row = session.get(Experiment, exp.id)
-    if row is None or row.primary_metric is None:
+    row = load_experiment(session, experiment_id=exp.id)
+    if row.primary_metric is None:
         return None, {}, {}
     names = {v.id: v.name for v in row.variants}
     arms: dict[tuple[str, str], MetricStats] = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from core import format as fmt
-from core.analysis.results import ResultsSnapshot
+from core.analysis.snapshot import ResultsSnapshot
 from core.analysis.verdict import STATE_LABELS, plan_notes
 from core.reports.charts import cumulative_lift_png, forest_plot_png
 from core.reports.content import ReportContent, assemble_report

@@ -17,7 +17,7 @@ from datetime import date
 from scipy.stats import norm
 
 from core import format as fmt
-from core.analysis.results import MetricComparison, ResultsSnapshot
+from core.analysis.snapshot import MetricComparison, ResultsSnapshot
 from core.registry.audit import AuditRecord
 from core.registry.fields import ExperimentView
 from core.stats import (

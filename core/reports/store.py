@@ -13,18 +13,18 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.artifacts import ArtifactStore, get_store, sha256_hex
 from core.auth import Actor
 from core.config import get_settings
 from core.errors import DomainError, NotFound
+from core.registry.listing import load_experiment
 from core.reports.content import assemble_report
 from core.reports.pdf import render_pdf
 from core.transactions import transaction
 from db import repositories as repo
-from db.models import Experiment, ReportArtifact
+from db.models import ReportArtifact
 
 
 def slug(name: str) -> str:
@@ -125,19 +125,15 @@ def generate_report(
 def list_reports(session: Session, *, experiment_id: int | None = None
                  ) -> list[ReportArtifactView]:
     """Recorded reports, newest first (of one experiment, or all)."""
-    query = select(ReportArtifact, Experiment.name).join(
-        Experiment, Experiment.id == ReportArtifact.experiment_id)
-    if experiment_id is not None:
-        query = query.where(ReportArtifact.experiment_id == experiment_id)
-    query = query.order_by(ReportArtifact.created_at.desc(), ReportArtifact.id.desc())
-    return [_view(row, name) for row, name in session.execute(query)]
+    return [_view(row, name)
+            for row, name in repo.report_artifacts(session, experiment_id=experiment_id)]
 
 
 def download_report(
     session: Session, *, report_id: int, store: ArtifactStore | None = None
 ) -> ReportDownload:
     """A recorded report's bytes, checked against the SHA-256 recorded when it was written."""
-    row = session.get(ReportArtifact, report_id)
+    row = repo.get_report_artifact(session, report_id=report_id)
     if row is None:
         raise NotFound(f"No report with id {report_id}.")
     store = store or get_store(get_settings())
@@ -146,6 +142,6 @@ def download_report(
         raise ArtifactCorrupt(
             f"Report '{row.key}' in {store.description} does not match the checksum recorded "
             "when it was written: it was altered or damaged; generate a new report.")
-    exp = session.get(Experiment, row.experiment_id)
-    return ReportDownload(report=_view(row, exp.name if exp else "?"), content=content)
+    exp = load_experiment(session, experiment_id=row.experiment_id)
+    return ReportDownload(report=_view(row, exp.name), content=content)
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.analysis import results
+from core.analysis.snapshot import ResultsSnapshot
 from core.data.metric_sources import set_metric_source
 from db import metric_repository as mrepo
 from db.models import MetricDailyStat
@@ -63,7 +64,7 @@ def test_data_upload_then_results(
 def test_data_upload_leaves_a_fresh_results_snapshot_like_the_page(
     client: TestClient, session: Session, writer: dict[str, str], running: int
 ) -> None:
-    # the Results page loads a file through core.analysis.views.load_upload, which stores a
+    # the Results page loads a file through core.workflows.loads.load_upload, which stores a
     # snapshot of the data just loaded; the API's upload is the same service
     assert results.latest_snapshot(session, experiment_id=running) is None
     upload = client.post(f"{URL}/{running}/data", headers=writer,
@@ -207,7 +208,7 @@ def test_results_latest_is_the_snapshot_as_its_schema_serialises_it(
     assert response.headers["content-type"] == "application/json"
     stored = results.latest_snapshot(session, experiment_id=running)
     assert stored is not None
-    expected = TypeAdapter(results.ResultsSnapshot).dump_json(stored)
+    expected = TypeAdapter(ResultsSnapshot).dump_json(stored)
     assert response.json() == json.loads(expected)
     assert list(response.json()) == list(json.loads(expected))
     assert response.json()["computed_at"].endswith("Z")

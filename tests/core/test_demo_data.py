@@ -14,12 +14,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import catalogue, registry
-from core.analysis.results import ResultsSnapshot, compute_results, refresh_running
+from core.analysis.results import compute_results, refresh_running
 from core.analysis.segments import segment_results
+from core.analysis.snapshot import ResultsSnapshot
 from core.data.metric_sources import get_metric_source
 from core.demo import seed_demo
-from core.demo_data import DEMO_TRUTH, EVENTS, generate_units
+from core.demo_data import DEMO_TRUTH, generate_units
 from db import metric_repository as mrepo
+from db.demo_events import EVENTS
 from db.migrate import upgrade
 from db.models import MetricDailyStat
 from db.session import make_engine

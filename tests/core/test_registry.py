@@ -618,7 +618,7 @@ def test_registry_refresh_schedule_is_not_part_of_the_frozen_plan(
 def test_registry_and_refresh_service_agree_on_the_schedule(
     session: Session, metrics: list[str]
 ) -> None:
-    from core.data import refresh
+    from core.workflows import refresh
 
     exp = registry.create_experiment(session, data=draft(), actor=EDITOR)
     refresh.set_refresh_schedule(session, experiment_id=exp.id, every_days=14, actor=EDITOR)

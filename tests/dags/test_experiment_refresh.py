@@ -21,9 +21,9 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from core.data import refresh
 from core.data.metric_sources import set_metric_source
 from core.demo import seed_demo
+from core.workflows import refresh
 from db.migrate import upgrade
 from db.models import (
     AssignmentDailyCount,
@@ -35,7 +35,7 @@ from db.models import (
 )
 from db.session import make_engine, session_factory
 from tests.conftest import ADMIN, create_postgres_database, drop_postgres_database
-from tests.core.data.test_refresh import drop_demo_day
+from tests.core.workflows.test_refresh import drop_demo_day
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import registry
 from core.analysis import results, views
+from core.analysis.snapshot import ResultsSnapshot
 from core.analysis.verdict import STATE_LABELS
 from db.models import ResultSnapshot
 from db.session import make_engine, session_factory
@@ -43,7 +44,7 @@ def _labels(at: AppTest) -> list[str]:
     return [label for _colour, label in _badges(at)]
 
 
-def _core(url: str, name: str) -> results.ResultsSnapshot:
+def _core(url: str, name: str) -> ResultsSnapshot:
     engine = make_engine(url)
     with session_factory(engine)() as session:
         choice = next(c for c in views.experiments_with_results(session) if c.name == name)

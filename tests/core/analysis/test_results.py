@@ -19,9 +19,6 @@ from statsmodels.stats.proportion import confint_proportions_2indep
 from statsmodels.stats.proportion import test_proportions_2indep as sm_test_proportions_2indep
 
 from core.analysis.results import (
-    EFFECT_FIELDS,
-    RESULTS_VERSION,
-    ResultsSnapshot,
     compute_results,
     cumulative_series,
     latest_snapshot,
@@ -29,6 +26,7 @@ from core.analysis.results import (
     refresh_results,
     snapshot_history,
 )
+from core.analysis.snapshot import EFFECT_FIELDS, RESULTS_VERSION, ResultsSnapshot
 from core.analysis.verdict import experiment_verdict
 from core.data.ingestion import ingest_file
 from core.errors import InvalidInput, PermissionDenied

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from core.analysis.results import (
     SEQUENTIAL_WITHOUT_PLAN,
-    MetricComparison,
     compute_results,
     cumulative_series,
 )
+from core.analysis.snapshot import MetricComparison
 from core.stats import MetricStats
 from db import metric_repository as mrepo
 from db.metric_repository import AssignmentRow, DailyStatRow

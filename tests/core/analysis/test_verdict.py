@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.analysis.results import MetricComparison, ResultsSnapshot, SrmCheck, VariantUnits
+from core.analysis.snapshot import MetricComparison, ResultsSnapshot, SrmCheck, VariantUnits
 from core.analysis.verdict import (
     RECOMMENDATION_LABELS,
     AnalysisContext,

@@ -23,9 +23,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.artifacts import ArtifactStore, LocalArtifactStore, S3ArtifactStore, sha256_hex
-from core.data import refresh
 from core.data.ingestion import ingest_file
 from core.errors import InvalidInput
+from core.workflows import refresh
 from db import state_repository
 from db.models import AuditEntry, IngestLoad, MetricDailyStat
 from tests.conftest import EDITOR

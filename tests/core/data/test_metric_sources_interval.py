@@ -14,9 +14,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.artifacts import LocalArtifactStore
-from core.data import metric_sources, refresh
+from core.data import metric_sources
 from core.data.metric_sources import ingest_sql, query_parameters, set_metric_source
 from core.errors import InvalidInput
+from core.workflows import refresh
 from db.models import AuditEntry, MetricDailyStat
 from tests.conftest import EDITOR, create_postgres_database, drop_postgres_database
 from tests.core.data.test_ingestion import START, make_experiment, reference, stored

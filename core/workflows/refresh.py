@@ -64,11 +64,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import DataError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from core.analysis.results import ResultsSnapshot
+from core.analysis.snapshot import ResultsSnapshot
 from core.auth import Actor
 from core.errors import DomainError, InvalidInput, RuleViolation
 from core.registry.fields import MAX_REFRESH_EVERY_DAYS
@@ -78,7 +77,6 @@ from core.transactions import transaction
 from db import metric_repository as mrepo
 from db import repositories as repo
 from db import state_repository as state
-from db.models import Experiment, ResultSnapshot
 
 if TYPE_CHECKING:
     from core.artifacts import ArtifactStore
@@ -295,11 +293,7 @@ def due_experiments(
     """Ids of the running experiments due for a refresh on the interval's last day."""
     _start, last = _interval(interval_start, interval_end)
     with transaction(session):
-        rows = session.execute(
-            select(Experiment.id, Experiment.actual_start, Experiment.refresh_every_days)
-            .where(Experiment.status == "running", Experiment.actual_start.is_not(None))
-            .order_by(Experiment.id)
-        ).all()
+        rows = repo.running_experiment_schedules(session)
     return [
         exp_id for exp_id, started, every in rows
         if started is not None and is_due(started=started, last_day=last, every_days=every)
@@ -566,13 +560,8 @@ def recompute_results(
     with transaction(session):
         exp = load_experiment(session, experiment_id=experiment_id)
         computed = compute_results(session, experiment_id=experiment_id, as_of=as_of)
-        existing = session.scalar(
-            select(ResultSnapshot.id)
-            .where(ResultSnapshot.experiment_id == experiment_id,
-                   ResultSnapshot.fingerprint == computed.fingerprint)
-            .order_by(ResultSnapshot.id)
-            .limit(1)
-        )
+        existing = mrepo.snapshot_id_with_fingerprint(
+            session, experiment_id=experiment_id, fingerprint=computed.fingerprint)
     flags, ready = flags_of(computed)
     if existing is not None:
         snapshot_id: int = existing

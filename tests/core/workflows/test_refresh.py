@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 
 from core import registry
 from core.config import get_settings
-from core.data import refresh
 from core.demo import seed_demo
 from core.demo_data import DEMO_TRUTH, generate_units
 from core.errors import InvalidInput, PermissionDenied
 from core.reports import generate_report
+from core.workflows import refresh
 from db import repositories as repo
 from db import state_repository
 from db.migrate import upgrade

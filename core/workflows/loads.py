@@ -1,0 +1,79 @@
+"""The two data loads an editor can start (an uploaded file, or the experiment's SQL source),
+each followed by a stored results snapshot. The Results page and the API's data routes both load
+through here.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy.orm import Session
+
+from core.analysis import results
+from core.analysis.snapshot import ResultsSnapshot
+from core.auth import Actor
+from core.data import metric_sources
+from core.data.ingestion import IngestionReport, ProgressCallback, ingest_file
+from core.errors import InvalidInput
+from core.types import FileKind
+
+UPLOAD_SUFFIXES = (".csv", ".parquet", ".csv.gz")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def upload_name(filename: str | None) -> str:
+    """The client's file name without folders or odd characters (it names the file in errors
+    and the audit entry)."""
+    name = _UNSAFE.sub("_", Path(filename or "").name).strip("._")
+    return name[:120] or "upload.csv"
+
+
+def load_upload(
+    session: Session,
+    *,
+    experiment_id: int,
+    filename: str | None,
+    data: bytes | IO[bytes],
+    actor: Actor,
+    kind: FileKind = "auto",
+    day: date | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[IngestionReport, ResultsSnapshot]:
+    """Load an uploaded CSV/Parquet file (its bytes, or a stream of them) into the experiment
+    (all or nothing, see :func:`core.data.ingestion.ingest_file`; ``kind`` and ``day`` as
+    there), then store a fresh results snapshot. The Results page and ``POST
+    /experiments/{id}/data`` both load through here."""
+    actor.require("editor", "load metric data")
+    name = upload_name(filename)
+    if not name.lower().endswith(UPLOAD_SUFFIXES):
+        raise InvalidInput(f"file: {name} must be a .csv, .csv.gz or .parquet file")
+    with tempfile.TemporaryDirectory(prefix="experimentos_upload_") as folder:
+        path = Path(folder) / name
+        with path.open("wb") as out:
+            if isinstance(data, bytes):
+                out.write(data)
+            else:
+                shutil.copyfileobj(data, out, length=1024 * 1024)
+        report = ingest_file(session, path=path, experiment_id=experiment_id, actor=actor,
+                             kind=kind, day=day, progress=progress)
+    snapshot = results.refresh_results(session, experiment_id=experiment_id, actor=actor)
+    return report, snapshot
+
+
+def refresh_from_source(
+    session: Session,
+    *,
+    experiment_id: int,
+    actor: Actor,
+    progress: ProgressCallback | None = None,
+) -> tuple[IngestionReport, ResultsSnapshot]:
+    """Re-run the experiment's SQL metric source, then store a fresh results snapshot."""
+    report = metric_sources.ingest_sql(session, experiment_id=experiment_id, actor=actor,
+                                       progress=progress)
+    snapshot = results.refresh_results(session, experiment_id=experiment_id, actor=actor)
+    return report, snapshot
