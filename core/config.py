@@ -41,7 +41,7 @@ class Settings(BaseSettings):
         description="YAML file of app users, outside git (see the .example beside it).",
     )
     database_pool_size: int = Field(
-        default=10,
+        default=5,
         ge=1,
         le=200,
         description="Connections a process keeps to the database, and the most it opens; the "
