@@ -38,12 +38,14 @@ def engine() -> Engine:
     return created
 
 
-def require_current_schema() -> None:
+def require_current_schema(pages: list[st.Page]) -> None:  # type: ignore[valid-type]
     """Stop the script with the command to run when the database is not at the latest
-    migration (Home.py calls this before anything else)."""
+    migration (Home.py calls this before the login); `pages` are registered hidden, so no page
+    is offered and a deep link shows the message, not "page not found"."""
     try:
         engine()
     except SchemaNotCurrent as exc:
+        st.navigation(pages, position="hidden")
         st.error(f"**ExperimentOS cannot start.** {exc}", icon=":material/database:")
         st.stop()
 
