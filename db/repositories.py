@@ -5,12 +5,21 @@ Services (in core) own the transaction; nothing here commits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, func, or_, select
+from sqlalchemy import Row, Text, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from db.models import ApiKey, AuditEntry, Experiment, Metric, ReportArtifact
+from db.models import (
+    ApiKey,
+    AuditEntry,
+    Experiment,
+    ExperimentMetric,
+    Metric,
+    ReportArtifact,
+    Variant,
+)
 
 
 def get_experiment(session: Session, *, experiment_id: int) -> Experiment | None:
@@ -29,6 +38,73 @@ _STAMP = select(_EXPERIMENTS.c.version, _EXPERIMENTS.c.updated_at).where(
 )
 """Built once (Core, a bound parameter: a third of the ORM query's cost); the API runs it on
 every experiment read."""
+
+_VARIANTS = Variant.__table__
+_LINKS = ExperimentMetric.__table__
+_METRICS = Metric.__table__
+_PRIMARY = _METRICS.alias("primary_metric")
+_VIEW = select(*_EXPERIMENTS.c, _PRIMARY.c.name.label("primary_metric")).select_from(
+    _EXPERIMENTS.outerjoin(_PRIMARY, _PRIMARY.c.id == _EXPERIMENTS.c.primary_metric_id)
+)
+_VIEW_VARIANTS = select(
+    _VARIANTS.c.experiment_id, _VARIANTS.c.name, _VARIANTS.c.weight
+).order_by(_VARIANTS.c.experiment_id, _VARIANTS.c.position)
+_VIEW_LINKS = (
+    select(_LINKS.c.experiment_id, _LINKS.c.role, _LINKS.c.margin, _METRICS.c.name)
+    .join_from(_LINKS, _METRICS, _METRICS.c.id == _LINKS.c.metric_id)
+    .order_by(_LINKS.c.experiment_id, _LINKS.c.metric_id)
+)
+_ONE_ID = _EXPERIMENTS.c.id == bindparam("experiment_id")
+_VIEW_ONE = (
+    _VIEW.where(_ONE_ID),
+    _VIEW_VARIANTS.where(_VARIANTS.c.experiment_id == bindparam("experiment_id")),
+    _VIEW_LINKS.where(_LINKS.c.experiment_id == bindparam("experiment_id")),
+)
+_VIEW_MANY = (
+    _VIEW.where(_EXPERIMENTS.c.id.in_(bindparam("experiment_ids", expanding=True))),
+    _VIEW_VARIANTS.where(
+        _VARIANTS.c.experiment_id.in_(bindparam("experiment_ids", expanding=True))),
+    _VIEW_LINKS.where(_LINKS.c.experiment_id.in_(bindparam("experiment_ids", expanding=True))),
+)
+"""The experiment view's three reads, built once with bound parameters (SQLAlchemy's compiled
+cache serves them): the experiment rows (every column, and the primary metric's name as
+``primary_metric``), their variants (experiment_id, name, weight; by position) and their
+guardrail and secondary metrics (experiment_id, role, margin, name; by metric id)."""
+
+_IDS_PER_QUERY = 500
+"""Ids bound to one IN list (well under SQLite's limit on bound parameters)."""
+
+ViewRow = Row[*tuple[Any, ...]]
+ViewRows = tuple[Sequence[ViewRow], Sequence[ViewRow], Sequence[ViewRow]]
+"""(experiment rows, variant rows, metric link rows) as :data:`_VIEW_ONE` reads them."""
+
+
+def experiment_view_rows(session: Session, *, experiment_id: int) -> ViewRows:
+    """The rows of one experiment's view: ([experiment], variants, links); all empty without
+    it."""
+    params = {"experiment_id": experiment_id}
+    experiments = session.execute(_VIEW_ONE[0], params).all()
+    if not experiments:
+        return [], [], []
+    return (experiments, session.execute(_VIEW_ONE[1], params).all(),
+            session.execute(_VIEW_ONE[2], params).all())
+
+
+def experiments_view_rows(session: Session, *, experiment_ids: Sequence[int]) -> ViewRows:
+    """The rows of these experiments' views, three queries per batch of ids: experiments in
+    the order of `experiment_ids` (missing ones left out), then variants and links grouped by
+    experiment."""
+    experiments: list[ViewRow] = []
+    variants: list[ViewRow] = []
+    links: list[ViewRow] = []
+    for start in range(0, len(experiment_ids), _IDS_PER_QUERY):
+        params = {"experiment_ids": list(experiment_ids[start:start + _IDS_PER_QUERY])}
+        experiments += session.execute(_VIEW_MANY[0], params).all()
+        variants += session.execute(_VIEW_MANY[1], params).all()
+        links += session.execute(_VIEW_MANY[2], params).all()
+    rank = {experiment_id: i for i, experiment_id in enumerate(experiment_ids)}
+    experiments.sort(key=lambda row: rank[row.id])
+    return experiments, variants, links
 
 
 def experiment_stamp(session: Session, *, experiment_id: int) -> tuple[int, Any] | None:
@@ -60,10 +136,10 @@ def list_experiments(
     descending: bool = True,
     offset: int = 0,
     limit: int = 50,
-) -> tuple[int, list[Experiment]]:
-    """How many experiments match every given filter, and one page of them (`sort` names a
-    column; ties by id)."""
-    query = select(Experiment)
+) -> tuple[int, list[int]]:
+    """How many experiments match every given filter, and the ids of one page of them (`sort`
+    names a column; ties by id)."""
+    query = select(Experiment.id)
     if status:
         query = query.where(Experiment.status == status)
     if owner:
@@ -85,18 +161,10 @@ def list_experiments(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     column = getattr(Experiment, sort)
     order = column.desc() if descending else column.asc()
-    rows = session.scalars(
+    ids = session.scalars(
         query.order_by(order, Experiment.id).offset(offset).limit(limit)
     ).all()
-    return total, list(rows)
-
-
-def all_experiments(session: Session, *, status: str | None = None) -> list[Experiment]:
-    """Every experiment (of `status`, when given), by id."""
-    query = select(Experiment).order_by(Experiment.id)
-    if status:
-        query = query.where(Experiment.status == status)
-    return list(session.scalars(query).all())
+    return total, list(ids)
 
 
 def experiment_owners(session: Session) -> list[str]:
@@ -114,11 +182,12 @@ def experiment_status_counts(session: Session) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
-def experiment_ids(session: Session, *, status: str) -> list[int]:
-    """Ids of the experiments in `status`, by id."""
-    return list(session.scalars(
-        select(Experiment.id).where(Experiment.status == status).order_by(Experiment.id)
-    ))
+def experiment_ids(session: Session, *, status: str | None = None) -> list[int]:
+    """Ids of the experiments (in `status`, when given), by id."""
+    query = select(Experiment.id).order_by(Experiment.id)
+    if status:
+        query = query.where(Experiment.status == status)
+    return list(session.scalars(query))
 
 
 def running_experiment_schedules(session: Session) -> list[tuple[int, Any, int | None]]:

@@ -4,6 +4,7 @@ problems in plain words and the RICE score of the fields."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from pydantic import (
 )
 
 from core.types import Alternative, AnalysisMode, Correction, Decision, Status
-from db.models import Experiment
+from db.repositories import ViewRow
 
 RICE_IMPACTS: tuple[float, ...] = (3.0, 2.0, 1.0, 0.5, 0.25)
 
@@ -360,52 +361,33 @@ def rice_score(
     return reach * impact * (confidence / 100.0) / effort
 
 
-def to_view(exp: Experiment) -> ExperimentView:
-    """The stored experiment as the app, API and reports see it."""
-    return ExperimentView.model_validate(_view_dict(exp))
+_LIST_FIELDS = ("guardrail_metrics", "secondary_metrics", "guardrail_margins", "variants", "tags")
+_ROW_FIELDS = tuple(name for name in ExperimentView.model_fields if name not in _LIST_FIELDS)
+"""The view's fields read straight from an experiment row (its columns and ``primary_metric``)."""
 
 
-def _view_dict(exp: Experiment) -> dict[str, Any]:
-    return {
-        "id": exp.id,
-        "name": exp.name,
-        "owner": exp.owner,
-        "hypothesis": exp.hypothesis,
-        "target_segment": exp.target_segment,
-        "primary_metric": exp.primary_metric.name if exp.primary_metric else None,
-        "guardrail_metrics": [m.name for m in exp.metrics_with_role("guardrail")],
-        "secondary_metrics": [m.name for m in exp.metrics_with_role("secondary")],
-        "variants": [{"name": v.name, "weight": v.weight} for v in exp.variants],
-        "planned_sample_size": exp.planned_sample_size,
-        "mde": exp.mde,
-        "alpha": exp.alpha,
-        "power": exp.power,
-        "analysis_mode": exp.analysis_mode,
-        "correction": exp.correction,
-        "alternative": exp.alternative,
-        "guardrail_margins": {link.metric.name: link.margin for link in exp.metric_links
-                              if link.role == "guardrail" and link.margin is not None},
-        "prior_lift_mean": exp.prior_lift_mean,
-        "prior_lift_sd": exp.prior_lift_sd,
-        "planned_start": exp.planned_start,
-        "planned_end": exp.planned_end,
-        "reach": exp.reach,
-        "impact": exp.impact,
-        "confidence": exp.confidence,
-        "effort": exp.effort,
-        "decision": exp.decision,
-        "learnings": exp.learnings,
-        "tags": list(exp.tags or []),
-        "refresh_every_days": exp.refresh_every_days,
-        "status": exp.status,
-        "rice_score": exp.rice_score,
-        "actual_start": exp.actual_start,
-        "actual_end": exp.actual_end,
-        "abandon_reason": exp.abandon_reason,
-        "frozen_plan": exp.frozen_plan,
-        "plan_frozen_at": exp.plan_frozen_at,
-        "archived_at": exp.archived_at,
-        "created_at": exp.created_at,
-        "updated_at": exp.updated_at,
-        "version": exp.version,
-    }
+def views_from_rows(
+    experiments: Sequence[ViewRow], variants: Sequence[ViewRow], links: Sequence[ViewRow]
+) -> list[ExperimentView]:
+    """Stored experiments as the app, API and reports see them, in the order of `experiments`,
+    from the rows ``db.repositories.experiment_view_rows`` (or ``experiments_view_rows``)
+    reads: variants come by position, guardrail and secondary metrics as the links come."""
+    found: dict[int, dict[str, Any]] = {}
+    for row in experiments:
+        columns = row._mapping
+        data = {name: columns[name] for name in _ROW_FIELDS}
+        data.update(tags=list(columns["tags"] or []), variants=[], guardrail_metrics=[],
+                    secondary_metrics=[], guardrail_margins={})
+        found[row.id] = data
+    for variant in variants:
+        found[variant.experiment_id]["variants"].append(
+            {"name": variant.name, "weight": variant.weight})
+    for link in links:
+        data = found[link.experiment_id]
+        if link.role == "guardrail":
+            data["guardrail_metrics"].append(link.name)
+            if link.margin is not None:
+                data["guardrail_margins"][link.name] = link.margin
+        elif link.role == "secondary":
+            data["secondary_metrics"].append(link.name)
+    return [ExperimentView.model_validate(data) for data in found.values()]

@@ -19,10 +19,9 @@ from core.registry.fields import (
     ExperimentPatch,
     ExperimentView,
     rice_score,
-    to_view,
     validation_problems,
 )
-from core.registry.listing import load_experiment
+from core.registry.listing import get_experiment, load_experiment
 from core.transactions import transaction
 from core.types import Decision, Status
 from db import repositories as repo
@@ -222,7 +221,7 @@ def create_experiment(
             action="create",
             changes={k: [None, _plain(v)] for k, v in fields.model_dump().items() if v},
         )
-    return to_view(exp)
+        return get_experiment(session, experiment_id=exp.id)
 
 
 def update_experiment(
@@ -250,7 +249,8 @@ def update_experiment(
     with transaction(session):
         exp = load_experiment(session, experiment_id=experiment_id)
         check_version(exp, expected_version)
-        before = _fields_of(to_view(exp))
+        view = get_experiment(session, experiment_id=experiment_id)
+        before = _fields_of(view)
         merged = {**before, **patch}
         fields = _validate(merged, session)
         after = fields.model_dump()
@@ -260,7 +260,7 @@ def update_experiment(
             if _plain(before[k]) != _plain(after[k])
         }
         if not changed:
-            return to_view(exp)
+            return view
         if exp.status in ("completed", "abandoned"):
             locked = sorted(set(changed) - set(EDITABLE_WHEN_CLOSED))
             if locked:
@@ -289,7 +289,7 @@ def update_experiment(
             reason=reason.strip() if reason else None,
             is_deviation=bool(deviation),
         )
-    return to_view(exp)
+        return get_experiment(session, experiment_id=experiment_id)
 
 
 def _launch_problems(fields: ExperimentFields) -> list[str]:
@@ -329,7 +329,7 @@ def transition_experiment(
                 f"a {current} experiment is closed for good"
             )
             raise RuleViolation(f"'{exp.name}' cannot move from {current} to {to_status}: {hint}.")
-        view = to_view(exp)
+        view = get_experiment(session, experiment_id=experiment_id)
         today = on or datetime.now(UTC).date()
         changes: dict[str, list[Any]] = {"status": [current, to_status]}
         if to_status == "running":
@@ -375,4 +375,4 @@ def transition_experiment(
             changes=changes,
             reason=reason.strip() if reason else None,
         )
-    return to_view(exp)
+        return get_experiment(session, experiment_id=experiment_id)

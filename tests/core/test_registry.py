@@ -452,6 +452,33 @@ def test_registry_unknown_experiment_is_not_found(session: Session) -> None:
 # ----------------------------------------------------------------------------- reads
 
 
+def test_registry_view_reads_the_same_one_by_one_listed_and_written(
+    session: Session, metrics: list[str]
+) -> None:
+    catalogue.create_metric(session, data={"name": "refunds", "kind": "mean"}, actor=ADMIN)
+    written = registry.create_experiment(
+        session,
+        data=draft(guardrail_metrics=["refunds", "latency"], secondary_metrics=["revenue"],
+                   guardrail_margins={"refunds": 0.02, "latency": 0.01}, tags=["b", "a"]),
+        actor=EDITOR,
+    )
+    registry.create_experiment(session, data=draft(name="Other", variants=[
+        {"name": "control", "weight": 0.4}, {"name": "b", "weight": 0.3},
+        {"name": "a", "weight": 0.3}]), actor=EDITOR)
+    one = registry.get_experiment(session, experiment_id=written.id)
+    # Guardrails and secondaries come by catalogue order (the links carry no position).
+    assert one.guardrail_metrics == ["latency", "refunds"]
+    assert list(one.guardrail_margins) == ["latency", "refunds"]
+    assert one.tags == ["b", "a"]
+    assert written == one
+    listed = {e.id: e for e in registry.list_experiments(session).items}
+    assert listed[one.id] == one
+    assert [v.name for v in listed[one.id + 1].variants] == ["control", "b", "a"]
+    assert {e.id: e for e in registry.all_experiments(session)} == listed
+    with pytest.raises(NotFound):
+        registry.get_experiment(session, experiment_id=one.id + 99)
+
+
 def test_registry_list_filters_sorts_and_paginates(session: Session, metrics: list[str]) -> None:
     for i, (owner, tags) in enumerate(
         [("ann", ["ui"]), ("bob", ["pricing"]), ("ann", ["pricing", "ui"]), ("cy", [])]
