@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -61,15 +60,6 @@ def get_experiments(session: Session, *, experiment_ids: list[int]) -> list[Expe
     """These experiments' views in the order given (missing ones left out): three queries for
     all of them."""
     return views_from_rows(*repo.experiments_view_rows(session, experiment_ids=experiment_ids))
-
-
-def experiment_stamp(session: Session, *, experiment_id: int) -> tuple[int, Any]:
-    """The experiment's (version, updated_at), one light query; NotFound without it. Every
-    change to an experiment changes it, so a view built for a stamp stays right for it."""
-    stamp = repo.experiment_stamp(session, experiment_id=experiment_id)
-    if stamp is None:
-        raise _not_found(experiment_id)
-    return stamp
 
 
 def get_experiment_by_name(session: Session, *, name: str) -> ExperimentView:
