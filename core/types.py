@@ -19,7 +19,9 @@ DecisionState = Literal[
 ]
 ApiScope = Literal["read", "write", "admin"]
 MetricRole = Literal["primary", "guardrail", "secondary"]
-SourceKind = Literal["user_file", "aggregate_file", "sql"]
+SourceKind = Literal["user_file", "aggregate_file", "sql", "warehouse"]
+Aggregation = Literal["sum", "count", "any", "mean", "ratio"]
+"""How a warehouse metric aggregates its fact column per unit (core.warehouse.definitions)."""
 FileKind = Literal["auto", "user", "aggregate"]
 PlanMode = Literal["sample_size", "duration", "power"]
 RiskCode = Literal[
