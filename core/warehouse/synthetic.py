@@ -10,7 +10,8 @@ anything else that needs realistic warehouse tables with awkward cases in them:
   experiment's days; some units are exposed again later (same variant, and now and then
   another ``platform``: a dimension counts at the *first* exposure); a few
   (``multi_variant_share``) are later exposed to a second variant.
-- ``orders`` (``unit_id, timestamp, revenue, items``; ``items`` is sometimes null) and
+- ``orders`` (``unit_id, timestamp, revenue, items, discount``; ``items`` is sometimes null,
+  ``discount`` mostly 0) and
   ``sessions`` (``unit_id, timestamp, session_count, page_views``): daily activity of each
   unit from ``pre_days`` before the first experiment day (pre-exposure facts, correlated with
   the later ones through a per-unit propensity: what CUPED uses) to ``post_days`` after the
@@ -110,7 +111,7 @@ class SyntheticWarehouse:
     start: date
     """Day 0: the first experiment day (facts begin ``pre_days`` earlier)."""
     last_day: date
-    """The last day with facts (before late arrivals)."""
+    """The last day with facts (by timestamp; late ones arrive up to ``max_lag_days`` later)."""
     experiments: tuple[SyntheticExperiment, ...]
     seed: int
 
@@ -231,8 +232,12 @@ def generate_warehouse(
     )
     items = pd.array(1 + rng.poisson(1.2, size=o_unit.size), dtype="Int64")
     items[rng.random(o_unit.size) < 0.03] = pd.NA
+    # A discount on about one order in five (0 otherwise): an "any" metric with a column.
+    discount = np.where(
+        rng.random(o_unit.size) < 0.2, np.round(rng.uniform(1, 15, o_unit.size), 2), 0.0
+    )
     orders = _facts(
-        rng, ids[o_unit], o_ts, {"revenue": revenue, "items": items},
+        rng, ids[o_unit], o_ts, {"revenue": revenue, "items": items, "discount": discount},
         late_share=late_share, max_lag_days=max_lag_days,
     )
     sessions = _facts(
@@ -243,7 +248,7 @@ def generate_warehouse(
         },
         late_share=late_share, max_lag_days=max_lag_days,
     )
-    last_day = (origin + (days + post_days) * _DAY).astype("M8[D]").item() - timedelta(days=1)
+    last_day = max(orders["timestamp"].max(), sessions["timestamp"].max()).date()
     return SyntheticWarehouse(
         exposures=exposures, orders=orders, sessions=sessions, start=start,
         last_day=last_day, experiments=exps, seed=seed,
