@@ -8,7 +8,8 @@ of issue 21) and of :class:`core.warehouse.definitions.WarehouseMetric`:
   timestamp), in its variant, on the UTC day of that exposure, with the dimension values of
   that first exposure row;
 - per unit and metric, the fact rows of the unit with ``first <= timestamp < first +
-  window_days`` (window None: ``< the day after spec.end``), aggregated: ``sum`` of the column
+  window_days`` and ``timestamp <`` the day after ``spec.end`` (window None: only the latter),
+  aggregated: ``sum`` of the column
   (0 without rows); ``count`` of rows (of non-null column values when a column is given);
   ``any``: 1 when a row exists (with column > 0 when given); ``mean``: numerator sum(column),
   denominator count(rows); ``ratio``: numerator sum(column), denominator sum(denominator);
@@ -17,6 +18,13 @@ of issue 21) and of :class:`core.warehouse.definitions.WarehouseMetric`:
   (core/data/aggregates.py): ``n, sum, sum_squares``; with CUPED ``sum_x, sum_x2, sum_xy``
   (not on dimension rows, which take none); for mean and ratio ``sum``/``sum_squares`` are the
   numerator's and ``sum_den, sum_den_squares, sum_num_den`` are added.
+
+On windows and the analysis day: the design's "Metric semantics" writes a window as ``[first,
+first + window_days)`` and says nothing of ``spec.end`` for it; ``ExperimentSpec.end`` is "the
+analysis day, inclusive", and facts after the analysis day are outside the analysis (Statsig
+Warehouse Native, "Understanding experiments": metric data is read between the experiment's
+start and end dates). So a window is cut at the end of the analysis day: a unit exposed near
+``spec.end`` has a shorter window. The engine does the same; the design text should say so.
 
 Plain pandas: a merge of units and facts, boolean masks for the windows, group-bys; no SQL.
 """
@@ -108,10 +116,11 @@ def unit_values(
     joined = units[["unit_id", "first"]].merge(facts, on="unit_id", how="inner")
     ts = pd.to_datetime(joined["timestamp"])
     first = pd.to_datetime(joined["first"])
-    if metric.window_days is None:
-        end = pd.Series(pd.Timestamp(spec.end + timedelta(days=1)), index=joined.index)
-    else:
-        end = first + pd.Timedelta(days=metric.window_days)
+    end_of_analysis = pd.Timestamp(spec.end + timedelta(days=1))
+    end = pd.Series(end_of_analysis, index=joined.index)
+    if metric.window_days is not None:
+        end = end.where(first + pd.Timedelta(days=metric.window_days) > end_of_analysis,
+                        first + pd.Timedelta(days=metric.window_days))
     value, den = _per_unit(joined[(ts >= first) & (ts < end)], metric)
     ids = units["unit_id"]
     out = pd.DataFrame(
