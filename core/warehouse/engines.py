@@ -160,6 +160,12 @@ def connect(connection: Connection, *, limits: Limits | None = None, label: str 
             )
         if name == "pyspark":
             return ibis.pyspark.connect(spark_session(spark_master(url)))
+        if name == "databricks":
+            # databricks://token:${DATABRICKS_TOKEN}@<workspace host>/<SQL warehouse HTTP path>
+            parts = urlsplit(url)
+            return ibis.databricks.connect(server_hostname=parts.hostname,
+                                           http_path=parts.path,
+                                           access_token=unquote(parts.password or ""))
         return ibis.connect(url)
     except (InvalidInput, WarehouseUnavailable):
         raise
