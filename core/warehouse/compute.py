@@ -353,6 +353,9 @@ def _day(value: Any) -> date:
     return pd.Timestamp(value).date()
 
 
+_COVARIATE_SUMS = ("sum_x", "sum_x2", "sum_xy")
+
+
 def to_records(frame: pd.DataFrame, metrics: Sequence[WarehouseMetric],
                dimensions: Sequence[str]) -> list[dict[str, object]]:
     """The store's rows from one fact query's result: totals per variant and day, and per
@@ -377,6 +380,8 @@ def to_records(frame: pd.DataFrame, metrics: Sequence[WarehouseMetric],
                     "n": int(cells["n"]),
                 }
                 for stat in queries.statistics_of(m):
+                    if dimension is not None and stat in _COVARIATE_SUMS:
+                        continue  # a dimension value's row takes no CUPED sums (ingestion)
                     value = float(cells[f"m{i}_{stat}"])
                     record[stat] = int(value) if m.aggregation == "any" else value
                 if dimension is not None:
