@@ -137,21 +137,21 @@ def unit_values(
     return out
 
 
-def _sums(
-    group: pd.DataFrame, metric: WarehouseMetric, *, cuped: bool
-) -> dict[str, Any]:
-    v = group["value"].to_numpy(dtype=float)
-    out: dict[str, Any] = {"n": int(len(group)), "sum": float(v.sum()),
-                           "sum_squares": float((v * v).sum())}
+def _sums(frame: pd.DataFrame, keys: list[str], metric: WarehouseMetric, *,
+          cuped: bool) -> pd.DataFrame:
+    """Per group of ``keys``: n and the sums of the record format for ``metric``."""
+    v = frame["value"]
+    parts = {"n": pd.Series(1, index=frame.index), "sum": v, "sum_squares": v * v}
     if cuped:
-        x = group["x"].to_numpy(dtype=float)
-        out |= {"sum_x": float(x.sum()), "sum_x2": float((x * x).sum()),
-                "sum_xy": float((x * v).sum())}
+        x = frame["x"]
+        parts |= {"sum_x": x, "sum_x2": x * x, "sum_xy": x * v}
     if metric.aggregation in RATIO_AGGREGATIONS:
-        d = group["den"].to_numpy(dtype=float)
-        out |= {"sum_den": float(d.sum()), "sum_den_squares": float((d * d).sum()),
-                "sum_num_den": float((v * d).sum())}
-    return out
+        d = frame["den"]
+        parts |= {"sum_den": d, "sum_den_squares": d * d, "sum_num_den": v * d}
+    table = pd.DataFrame(parts)
+    for key in keys:
+        table[key] = frame[key]
+    return table.groupby(keys, sort=True).sum().reset_index()
 
 
 def reference(
@@ -166,17 +166,20 @@ def reference(
     for metric in spec.metrics:
         values = unit_values(units, facts[metric.fact_source], metric, spec)
         frame = pd.concat([units, values], axis=1)
-        cuped = metric.cuped_days is not None
-        for (variant, day), group in frame.groupby(["variant", "day"], sort=True):
-            records.append({"metric": metric.name, "variant": variant, "day": day,
-                            **_sums(group, metric, cuped=cuped)})
-        for dim in spec.assignment.dimensions:
-            for (variant, day, value), group in frame.groupby(
-                ["variant", "day", dim], sort=True
-            ):
-                records.append({"metric": metric.name, "variant": variant, "day": day,
-                                "dimension": dim, "dimension_value": str(value),
-                                **_sums(group, metric, cuped=False)})
+        groupings: list[tuple[str | None, list[str]]] = [(None, ["variant", "day"])]
+        groupings += [(dim, ["variant", "day", dim]) for dim in spec.assignment.dimensions]
+        for dim, keys in groupings:
+            # CUPED sums on the whole arm's rows only: a dimension row takes none.
+            sums = _sums(frame, keys, metric, cuped=metric.cuped_days is not None and not dim)
+            for row in sums.to_dict("records"):
+                record: dict[str, Any] = {
+                    "metric": metric.name, "variant": row.pop("variant"),
+                    "day": row.pop("day"),
+                }
+                if dim is not None:
+                    record |= {"dimension": dim, "dimension_value": str(row.pop(dim))}
+                record |= {k: (int(v) if k == "n" else float(v)) for k, v in row.items()}
+                records.append(record)
     by_variant = units.groupby("variant").size()
     return Reference(
         records=records,
@@ -188,14 +191,17 @@ def reference(
 
 def final_through(spec: ExperimentSpec, fact_source: str, *, today: date,
                   late_data_days: int) -> date | None:
-    """The last exposure day whose values are final on ``today`` (the design's
-    ``today - max window - late_data_days - 1``); None when a metric of the fact source has no
-    window or no day is final yet."""
+    """The last exposure day whose values are final on ``today``: the design's ``today - max
+    window - late_data_days - 1``, never past ``spec.end``; None when no day is final yet, or
+    when a metric of the fact source has no window, until the analysis day and its late-data
+    allowance have passed (windows end with the analysis day, so then every day is final)."""
+    if spec.end + timedelta(days=late_data_days + 1) <= today:
+        return spec.end
     windows = [m.window_days for m in spec.metrics if m.fact_source == fact_source]
     if not windows or any(w is None for w in windows):
         return None
     last = today - timedelta(days=max(w for w in windows if w is not None) + late_data_days + 1)
-    return last if last >= spec.start else None
+    return min(last, spec.end) if last >= spec.start else None
 
 
 # -------------------------------------------------------------------------- comparison
