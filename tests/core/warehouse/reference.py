@@ -76,7 +76,7 @@ def first_exposures(assignment: pd.DataFrame, spec: ExperimentSpec) -> tuple[pd.
             "variant": first["variant"].to_numpy(),
         }
     )
-    out["day"] = [ts.date() for ts in pd.to_datetime(out["first"])]
+    out["day"] = out["first"].dt.floor("D")  # the UTC day (timestamps are naive UTC)
     for dim in spec.assignment.dimensions:
         out[dim] = first[dim].to_numpy()
     return out.reset_index(drop=True), len(multi)
@@ -108,14 +108,21 @@ def _per_unit(rows: pd.DataFrame, metric: WarehouseMetric) -> tuple[pd.Series, p
     raise AssertionError(f"unknown aggregation {metric.aggregation}")
 
 
+def unit_facts(units: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
+    """The fact rows of the kept units, each beside its unit's first exposure (``first``)."""
+    joined = units[["unit_id", "first"]].merge(facts, on="unit_id", how="inner")
+    joined["timestamp"] = pd.to_datetime(joined["timestamp"])
+    return joined
+
+
 def unit_values(
-    units: pd.DataFrame, facts: pd.DataFrame, metric: WarehouseMetric, spec: ExperimentSpec
+    units: pd.DataFrame, joined: pd.DataFrame, metric: WarehouseMetric, spec: ExperimentSpec
 ) -> pd.DataFrame:
     """Per kept unit (in ``units`` order): ``value`` (the numerator for mean/ratio), ``den``
-    and, with CUPED, ``x``; units without fact rows in the window get 0."""
-    joined = units[["unit_id", "first"]].merge(facts, on="unit_id", how="inner")
-    ts = pd.to_datetime(joined["timestamp"])
-    first = pd.to_datetime(joined["first"])
+    and, with CUPED, ``x``, from the unit's facts (:func:`unit_facts`); units without fact rows
+    in the window get 0."""
+    ts = joined["timestamp"]
+    first = joined["first"]
     end_of_analysis = pd.Timestamp(spec.end + timedelta(days=1))
     end = pd.Series(end_of_analysis, index=joined.index)
     if metric.window_days is not None:
@@ -162,9 +169,10 @@ def reference(
     """The records and exposure check for ``spec``, from the frames its sources return
     (``facts`` by fact source name)."""
     units, multi = first_exposures(assignment, spec)
+    joined = {name: unit_facts(units, frame) for name, frame in facts.items()}
     records: list[dict[str, Any]] = []
     for metric in spec.metrics:
-        values = unit_values(units, facts[metric.fact_source], metric, spec)
+        values = unit_values(units, joined[metric.fact_source], metric, spec)
         frame = pd.concat([units, values], axis=1)
         groupings: list[tuple[str | None, list[str]]] = [(None, ["variant", "day"])]
         groupings += [(dim, ["variant", "day", dim]) for dim in spec.assignment.dimensions]
@@ -174,7 +182,7 @@ def reference(
             for row in sums.to_dict("records"):
                 record: dict[str, Any] = {
                     "metric": metric.name, "variant": row.pop("variant"),
-                    "day": row.pop("day"),
+                    "day": row.pop("day").date(),
                 }
                 if dim is not None:
                     record |= {"dimension": dim, "dimension_value": str(row.pop(dim))}

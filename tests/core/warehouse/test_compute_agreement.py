@@ -26,10 +26,21 @@ from core.warehouse.definitions import (
     WarehouseResult,
 )
 from core.warehouse.synthetic import SyntheticWarehouse
+from tests.core.warehouse.conftest import engine_for
 from tests.core.warehouse.reference import final_through, record_differences, reference
 from tests.core.warehouse.specs import ORDERS, SESSIONS, experiment_spec, frames
 
-KEYS = ["checkout_button", "recs_carousel"]  # two variants; three variants
+RUNS = [
+    pytest.param("duckdb", "checkout_button", id="duckdb-checkout_button"),
+    pytest.param("duckdb", "recs_carousel", id="duckdb-recs_carousel"),
+    pytest.param("postgresql", "checkout_button", id="postgresql-checkout_button",
+                 marks=pytest.mark.postgres),
+    pytest.param("postgresql", "recs_carousel", id="postgresql-recs_carousel",
+                 marks=pytest.mark.postgres),
+    # Spark runs one experiment (its queries take seconds each on local[2]): three variants.
+    pytest.param("spark", "recs_carousel", id="spark-recs_carousel", marks=pytest.mark.spark),
+]
+"""(engine, experiment) pairs computed for real."""
 
 
 def analysis_day(warehouse: SyntheticWarehouse) -> date:
@@ -61,13 +72,15 @@ def computed(
     return results[name, key]
 
 
-@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize(("engine_name", "key"), RUNS)
 def test_compute_records_equal_the_pandas_reference(
-    engine: tuple[str, Connection, str],
+    engine_name: str,
+    key: str,
     warehouse: SyntheticWarehouse,
     results: dict[tuple[str, str], WarehouseResult],
-    key: str,
+    request: pytest.FixtureRequest,
 ) -> None:
+    engine = engine_for(request, engine_name)
     name, connection, prefix = engine
     result = computed(results, engine, warehouse, key)
     spec = experiment_spec(warehouse, key, connection, prefix)
@@ -84,19 +97,16 @@ def test_compute_records_equal_the_pandas_reference(
 
 @pytest.mark.postgres
 @pytest.mark.spark
-@pytest.mark.parametrize("key", KEYS)
 def test_compute_engines_agree_with_each_other(
     warehouse: SyntheticWarehouse,
     results: dict[tuple[str, str], WarehouseResult],
     request: pytest.FixtureRequest,
-    key: str,
 ) -> None:
-    engines: dict[str, tuple[str, Connection, str]] = {
-        "duckdb": ("duckdb", request.getfixturevalue("duckdb_connection"), ""),
-        "postgresql": ("postgresql", request.getfixturevalue("postgres_connection"), "wh."),
-        "spark": ("spark", request.getfixturevalue("spark_connection"), ""),
+    key = "recs_carousel"
+    got = {
+        name: computed(results, engine_for(request, name), warehouse, key)
+        for name in ("duckdb", "postgresql", "spark")
     }
-    got = {name: computed(results, e, warehouse, key) for name, e in engines.items()}
     for other in ("postgresql", "spark"):
         problems = record_differences(got[other].records, got["duckdb"].records, rtol=1e-9)
         assert not problems, f"{other} against duckdb ({key}):\n" + "\n".join(problems)
@@ -177,15 +187,17 @@ def ingestion_context(spec: ExperimentSpec) -> ExperimentContext:
     )
 
 
-@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize(("engine_name", "key"), RUNS)
 def test_compute_records_are_what_ingestion_takes(
-    engine: tuple[str, Connection, str],
+    engine_name: str,
+    key: str,
     warehouse: SyntheticWarehouse,
     results: dict[tuple[str, str], WarehouseResult],
-    key: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """The records go to core.data.ingestion.ingest_records(kind="warehouse") unchanged: its
     row checks (core.data.aggregates.aggregate_records) accept every one of them."""
+    engine = engine_for(request, engine_name)
     name, connection, prefix = engine
     result = computed(results, engine, warehouse, key)
     spec = experiment_spec(warehouse, key, connection, prefix)

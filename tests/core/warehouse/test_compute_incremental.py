@@ -20,7 +20,13 @@ import pytest
 
 from core.warehouse.compute import compute
 from core.warehouse.definitions import Connection, Limits
-from core.warehouse.synthetic import SyntheticWarehouse, generate_warehouse, load_duckdb
+from core.warehouse.synthetic import (
+    Lift,
+    SyntheticExperiment,
+    SyntheticWarehouse,
+    generate_warehouse,
+    load_duckdb,
+)
 from tests.core.warehouse.reference import (
     final_through,
     index_records,
@@ -48,7 +54,11 @@ def _day(value: Any) -> date:
 
 @pytest.fixture(scope="module")
 def small_warehouse() -> SyntheticWarehouse:
-    return generate_warehouse(units=1500, days=10, seed=8)
+    """One experiment over 18 days: long enough for days to become final (7-day windows plus
+    2 late days) while later days are still open."""
+    experiment = SyntheticExperiment(KEY, ("control", "treatment"), first_day=0, days=18,
+                                     lifts={"treatment": Lift(orders=1.15)})
+    return generate_warehouse(units=1000, days=18, seed=8, experiments=(experiment,))
 
 
 def test_compute_incremental_refresh_equals_a_full_recompute(
@@ -59,8 +69,9 @@ def test_compute_incremental_refresh_equals_a_full_recompute(
     connection = Connection("replay", f"duckdb:///{path}")
     spec = experiment_spec(wh, KEY, connection)
     metric_source = {m.name: m.fact_source for m in METRICS}
-    # Simulated days: during the experiment, after it while windows close, and well after.
-    days = [spec.start + timedelta(days=k) for k in (1, 3, 5, 8, 10, 12, 15, 18, 21)]
+    # Simulated days: before any day is final, while days become final one run after another,
+    # once the analysis day and its late allowance have passed, and well after.
+    days = [spec.start + timedelta(days=k) for k in (3, 8, 11, 14, 17, 20, 23)]
     last = days[-1]
     # By then every fact up to the analysis day has arrived (late ones come up to 2 days late).
     assert last > spec.end + timedelta(days=LIMITS.late_data_days + 1)
