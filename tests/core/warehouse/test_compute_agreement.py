@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from core.data.aggregates import aggregate_records
 from core.data.reading import ExperimentContext, MetricInfo
@@ -25,8 +27,14 @@ from core.warehouse.definitions import (
     Limits,
     WarehouseResult,
 )
-from core.warehouse.synthetic import SyntheticWarehouse
-from tests.core.warehouse.conftest import engine_for
+from core.warehouse.synthetic import (
+    SyntheticWarehouse,
+    generate_warehouse,
+    load_duckdb,
+    load_postgres,
+)
+from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.core.warehouse.conftest import engine_for, postgres_connection_url
 from tests.core.warehouse.reference import final_through, record_differences, reference
 from tests.core.warehouse.specs import ORDERS, SESSIONS, experiment_spec, frames
 
@@ -204,3 +212,53 @@ def test_compute_records_are_what_ingestion_takes(
     aggregated = aggregate_records(ingestion_context(spec), result.records, label=name)
     assert aggregated.rows_read == len(result.records)
     assert set(aggregated.dimensions) == set(spec.assignment.dimensions)
+
+
+@pytest.mark.postgres
+def test_compute_timestamps_with_time_zone_count_on_the_utc_day() -> None:
+    """Sources returning ``timestamptz`` on a server whose session time zone is New York: the
+    records are the same (a unit's day is the UTC date of its first exposure)."""
+    url = create_postgres_database("experimentos_warehouse_tz")
+    if url is None:
+        pytest.skip("no PostgreSQL server answers (required when CI=true)")
+    try:
+        small = generate_warehouse(units=800, days=10, seed=21)
+        load_postgres(url, "wh", small.tables())
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE SCHEMA tz"))
+            for table, columns in (
+                ("exposures", "experiment_key, variant, platform, country"),
+                ("orders", "revenue, items, discount"),
+                ("sessions", "session_count, page_views"),
+            ):
+                conn.execute(text(
+                    f"CREATE VIEW tz.{table} AS SELECT unit_id, timestamp AT TIME ZONE 'UTC' "
+                    f"AS timestamp, {columns} FROM wh.{table}"))
+            conn.execute(text(
+                f'ALTER DATABASE "{engine.url.database}" SET timezone TO \'America/New_York\''))
+        engine.dispose()
+        connection = Connection("tz", postgres_connection_url(url))
+        spec = experiment_spec(small, "checkout_button", connection, "tz.")
+        today = analysis_day(small)
+        result = compute(spec, today=today, now=midnight(today))
+        expected = reference(spec, *frames(small.tables()))
+        problems = record_differences(result.records, expected.records)
+        assert not problems, "timestamptz in New York:\n" + "\n".join(problems)
+    finally:
+        drop_postgres_database(url)
+
+
+def test_compute_integer_unit_ids_give_the_same_records(
+    warehouse: SyntheticWarehouse, tmp_path: Path
+) -> None:
+    """unit_id as BIGINT in every source (the synthetic ids without their 'u')."""
+    tables = {name: frame.assign(unit_id=frame["unit_id"].str[1:].astype("int64"))
+              for name, frame in warehouse.tables().items()}
+    path = tmp_path / "integer_ids.duckdb"
+    load_duckdb(path, tables)
+    spec = experiment_spec(warehouse, "recs_carousel", Connection("ints", f"duckdb:///{path}"))
+    today = analysis_day(warehouse)
+    result = compute(spec, today=today, now=midnight(today))
+    problems = record_differences(result.records, reference(spec, *frames(tables)).records)
+    assert not problems, "integer unit ids:\n" + "\n".join(problems)
