@@ -240,7 +240,7 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
     profile = run(queries.assignment_profile(rows, spec), what, "assignment checks").iloc[0]
     _check_assignment(run, rows, profile, spec, what, now)
     units = queries.exposures(rows, spec.assignment)
-    summary = run(queries.exposure_summary(units), what, "units per variant")
+    summary = run(queries.exposure_summary(units, spec), what, "units per variant")
     exposure = _exposure(summary, spec, what, limits)
 
     records: list[dict[str, object]] = []
