@@ -3,10 +3,11 @@
 write. The semantics are those of the shared design ("Metric semantics" in the warehouse spec
 of issue 21) and of :class:`core.warehouse.definitions.WarehouseMetric`:
 
-- the assignment rows of the experiment's key; a unit seen in more than one variant is
-  excluded and counted; every other unit counts once, at its first exposure (the earliest
-  timestamp), in its variant, on the UTC day of that exposure, with the dimension values of
-  that first exposure row;
+- the assignment rows of the experiment's key; a unit seen in more than one variant (in any
+  of its rows) is excluded and counted; every other unit counts once, at its first exposure
+  (the earliest timestamp), in its variant, on the UTC day of that exposure, with the
+  dimension values of that first exposure row; a unit first exposed after ``spec.end`` is
+  outside the analysis: in neither the records nor the units (or two-variant units) counted;
 - per unit and metric, the fact rows of the unit with ``first <= timestamp < first +
   window_days`` and ``timestamp <`` the day after ``spec.end`` (window None: only the latter),
   aggregated: ``sum`` of the column
@@ -64,8 +65,13 @@ def first_exposures(assignment: pd.DataFrame, spec: ExperimentSpec) -> tuple[pd.
     """One row per kept unit (``unit_id, first, variant, day`` and the dimension columns) and
     the number of units seen in more than one variant."""
     rows = assignment[assignment["experiment_key"] == spec.experiment_key]
-    variants = rows.groupby("unit_id")["variant"].nunique()
+    per_unit = rows.groupby("unit_id")
+    variants = per_unit["variant"].nunique()
+    first_day = pd.to_datetime(per_unit["timestamp"].min()).dt.floor("D")
     multi = set(variants[variants > 1].index)
+    # Two-variant units are counted among the units the analysis covers (first exposed by the
+    # end of the analysis day).
+    counted = len(multi & set(first_day[first_day <= pd.Timestamp(spec.end)].index))
     kept = rows[~rows["unit_id"].isin(multi)]
     ordered = kept.sort_values(["unit_id", "timestamp"], kind="stable")
     first = ordered.groupby("unit_id", sort=True).head(1)
@@ -79,7 +85,9 @@ def first_exposures(assignment: pd.DataFrame, spec: ExperimentSpec) -> tuple[pd.
     out["day"] = out["first"].dt.floor("D")  # the UTC day (timestamps are naive UTC)
     for dim in spec.assignment.dimensions:
         out[dim] = first[dim].to_numpy()
-    return out.reset_index(drop=True), len(multi)
+    # A unit first exposed after the analysis day is outside the analysis (as its facts are).
+    out = out[out["day"] <= pd.Timestamp(spec.end)]
+    return out.reset_index(drop=True), counted
 
 
 def _per_unit(rows: pd.DataFrame, metric: WarehouseMetric) -> tuple[pd.Series, pd.Series]:

@@ -262,3 +262,24 @@ def test_compute_integer_unit_ids_give_the_same_records(
     result = compute(spec, today=today, now=midnight(today))
     problems = record_differences(result.records, reference(spec, *frames(tables)).records)
     assert not problems, "integer unit ids:\n" + "\n".join(problems)
+
+
+def test_compute_exposure_counts_the_units_in_the_records(
+    warehouse: SyntheticWarehouse, duckdb_connection: Connection
+) -> None:
+    """Analysed before the last exposures (end on day 5 of 10): units first exposed after the
+    analysis day are in neither the records nor the exposure counts, and the units counted
+    per variant are the units the records hold."""
+    spec = replace(experiment_spec(warehouse, "checkout_button", duckdb_connection),
+                   end=warehouse.start + timedelta(days=5))
+    today = analysis_day(warehouse)
+    result = compute(spec, today=today, now=midnight(today))
+    expected = reference(spec, *frames(warehouse.tables()))
+    problems = record_differences(result.records, expected.records)
+    assert not problems, "end before the last exposures:\n" + "\n".join(problems)
+    in_records: dict[str, int] = {}
+    for r in result.records:
+        if r["metric"] == "conversion" and not r.get("dimension"):
+            in_records[str(r["variant"])] = in_records.get(str(r["variant"]), 0) + int(r["n"])
+    assert result.exposure.units_by_variant == in_records == expected.units_by_variant
+    assert result.exposure.units == sum(in_records.values())
