@@ -153,17 +153,34 @@ def schema_problems(table: ibis.Table, *, what: str, required: Sequence[str],
     return problems
 
 
+def query_label(spec: ExperimentSpec) -> str:
+    """What every query's leading comment names: the experiment."""
+    return f"ExperimentOS {spec.label or spec.experiment_key}".replace("*/", "")
+
+
+def labelled(spec: ExperimentSpec, purpose: str, expr: ibis.Table, dialect: str) -> str:
+    """The SQL text that runs: a comment naming the experiment and the purpose, then the
+    expression compiled for ``dialect``."""
+    return f"/* {query_label(spec)}: {purpose.replace('*/', '')} */\n" + ibis.to_sql(
+        expr, dialect=dialect)
+
+
+def fact_purpose(name: str, first: date, spec: ExperimentSpec) -> str:
+    return f"fact source '{name}', exposure days {first}..{spec.end}"
+
+
 class _Runner:
     """Compiles expressions to the backend's SQL, labels and runs them, keeps the record."""
 
     def __init__(self, backend: Any, spec: ExperimentSpec, limits: Limits) -> None:
         self.backend = backend
-        self.label = f"ExperimentOS {spec.label or spec.experiment_key}".replace("*/", "")
+        self.spec = spec
+        self.label = query_label(spec)
         self.limits = limits
         self.runs: list[QueryRun] = []
 
     def __call__(self, expr: ibis.Table, source: str, purpose: str) -> pd.DataFrame:
-        sql = f"/* {self.label}: {purpose} */\n" + ibis.to_sql(expr, dialect=self.backend.name)
+        sql = labelled(self.spec, purpose, expr, self.backend.name)
         try:
             ran = engines.run(self.backend, sql, timeout=self.limits.statement_timeout_seconds,
                               label=self.label)
@@ -259,7 +276,7 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
                                        fact=facts_by_name[name], metrics=metrics,
                                        open_from=first, now=now)
         frame = run(expr.limit(limits.max_result_rows + 1), f"fact source '{name}'",
-                    f"fact source '{name}', exposure days {first}..{spec.end}")
+                    fact_purpose(name, first, spec))
         if len(frame) > limits.max_result_rows:
             raise InvalidInput(
                 f"fact source '{name}': the result has more than {limits.max_result_rows} rows "
@@ -395,11 +412,14 @@ def to_records(frame: pd.DataFrame, metrics: Sequence[WarehouseMetric],
 
 
 def compiled_sql(spec: ExperimentSpec, dialect: str, *, open_from: Mapping[str, date]
-                 | None = None, now: datetime | None = None) -> dict[str, str]:
+                 | None = None, now: datetime | None = None,
+                 limits: Limits | None = None) -> dict[str, str]:
     """Each fact source's query compiled for ``dialect`` (bigquery, snowflake, databricks,
-    trino, …) without connecting: the sources' columns are taken as declared (unit_id text,
-    timestamp, experiment_key and variant and dimensions text, fact columns float64) and
-    their SQL is read in that dialect. For golden files and for reading before connecting."""
+    trino, …) without connecting, labelled and capped as :func:`compute` runs it: the
+    sources' columns are taken as declared (unit_id text, timestamp, experiment_key and
+    variant and dimensions text, fact columns float64) and their SQL is read in that dialect.
+    For golden files and for reading before connecting."""
+    limits = limits or Limits()
     import ibis
 
     problems = definition_problems(spec)
@@ -422,6 +442,7 @@ def compiled_sql(spec: ExperimentSpec, dialect: str, *, open_from: Mapping[str, 
         first = (open_from or {}).get(name, spec.start)
         expr = queries.fact_statistics(units, table, spec=spec, fact=fact, metrics=metrics,
                                        open_from=first, now=now)
-        out[name] = ibis.to_sql(expr, dialect=dialect)
+        out[name] = labelled(spec, fact_purpose(name, first, spec),
+                             expr.limit(limits.max_result_rows + 1), dialect)
     compiler.disconnect()
     return out
