@@ -120,3 +120,12 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def environment_value(name: str) -> str | None:
+    """The environment variable ``name`` (a warehouse connection's ``${NAME}`` credential), or
+    None when unset. Credentials are named in a connection, never stored; this is the one
+    place they are read."""
+    import os
+
+    return os.environ.get(name)

@@ -47,3 +47,10 @@ class Conflict(DomainError):
 
 class PermissionDenied(DomainError):
     http_status = 403
+
+
+class WarehouseUnavailable(DomainError):
+    """The team's warehouse could not be reached or did not answer in time: nothing was
+    written, and trying again later may succeed (a scheduled refresh retries)."""
+
+    http_status = 503
