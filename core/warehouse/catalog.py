@@ -306,8 +306,10 @@ def _connection_named(session: Session, name: str, problems: list[str]
 def _name_free(session: Session, name: str) -> None:
     kind = warehouse.source_kind_of_name(session, name=name)
     if kind is not None:
-        raise Conflict(f"name: there is already an {kind} source named '{name}' (source "
-                       "names are unique across assignment and fact sources): choose another")
+        article = "an" if kind == "assignment" else "a"
+        raise Conflict(f"name: there is already {article} {kind} source named '{name}' "
+                       "(source names are unique across assignment and fact sources): choose "
+                       "another")
 
 
 # --------------------------------------------------------------------------- connections
