@@ -1,0 +1,422 @@
+"""One experiment's refresh inside the team's warehouse: check the sources, run one query per
+fact source, and return the records the app stores (:class:`WarehouseResult`).
+
+Only aggregates leave the engine: a few rows per variant, exposure day and dimension value.
+Every problem with the team's data is an :class:`~core.errors.InvalidInput` naming the source
+and the column; an engine that cannot be reached is :class:`~core.errors.WarehouseUnavailable`
+(a scheduled refresh retries it). docs/warehouse.md describes the method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import pandas as pd
+
+from core.errors import InvalidInput, WarehouseUnavailable
+from core.warehouse import engines, queries
+from core.warehouse.definitions import (
+    ASSIGNMENT_COLUMNS,
+    ExperimentSpec,
+    Exposure,
+    FactSource,
+    Limits,
+    QueryRun,
+    WarehouseMetric,
+    WarehouseResult,
+)
+
+MAX_NAMED = 5
+"""Unknown variants named in an error message."""
+
+
+# --------------------------------------------------------------------------- definitions
+
+
+def metrics_by_fact(spec: ExperimentSpec) -> dict[str, list[WarehouseMetric]]:
+    """The spec's metrics grouped by fact source, in the order the spec lists the sources."""
+    grouped: dict[str, list[WarehouseMetric]] = {f.name: [] for f in spec.facts}
+    for m in spec.metrics:
+        grouped.setdefault(m.fact_source, []).append(m)
+    return {k: v for k, v in grouped.items() if v}
+
+
+def definition_problems(spec: ExperimentSpec) -> list[str]:
+    """What is wrong with the definitions themselves (before any query)."""
+    problems = []
+    facts = {f.name: f for f in spec.facts}
+    if not spec.variants:
+        problems.append("experiment: it has no variants")
+    if spec.end < spec.start:
+        problems.append(f"experiment: its analysis day {spec.end} is before its start "
+                        f"{spec.start}")
+    for m in spec.metrics:
+        fact = facts.get(m.fact_source)
+        where = f"metric {m.name}"
+        if fact is None:
+            problems.append(f"{where}: fact source '{m.fact_source}' is not defined")
+            continue
+        needs = {"sum": ("column",), "mean": ("column",), "ratio": ("column", "denominator"),
+                 "count": (), "any": ()}[m.aggregation]
+        for attr in needs:
+            if not getattr(m, attr):
+                problems.append(f"{where}: a {m.aggregation} metric needs a {attr}")
+        for attr in ("column", "denominator"):
+            col = getattr(m, attr)
+            if col and col not in fact.columns:
+                problems.append(f"{where}: {attr} '{col}' is not a column of fact source "
+                                f"'{fact.name}' ({', '.join(fact.columns) or 'none declared'})")
+        if m.cuped_days and m.aggregation in ("mean", "ratio"):
+            problems.append(f"{where}: CUPED takes sum, count and any metrics, not "
+                            f"{m.aggregation}")
+        for attr in ("window_days", "cuped_days"):
+            value = getattr(m, attr)
+            if value is not None and value <= 0:
+                problems.append(f"{where}: {attr} must be a positive number of days")
+    return problems
+
+
+def definition_key(spec: ExperimentSpec, fact: FactSource, metrics: Sequence[WarehouseMetric],
+                   today: date) -> str:
+    """A hash of everything the fact source's numbers depend on (WarehouseResult)."""
+    payload = {
+        "key": spec.experiment_key, "variants": list(spec.variants),
+        "start": spec.start.isoformat(),
+        "end": spec.end.isoformat() if spec.end < today else "open",
+        "assignment": [spec.assignment.connection.url, spec.assignment.sql,
+                       list(spec.assignment.dimensions)],
+        "fact": [fact.connection.url, fact.sql, list(fact.columns)],
+        "metrics": [asdict(m) for m in metrics],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def final_through(spec: ExperimentSpec, metrics: Sequence[WarehouseMetric], *, today: date,
+                  late_data_days: int) -> date | None:
+    """The last exposure day whose numbers can no longer change (None: no such day yet).
+
+    A unit first exposed on day d has facts up to min(d + 1 + window, end + 1) (midnights);
+    with ``late_data_days`` for late arrivals, day d is final once that bound plus the
+    allowance is no later than ``today``. Without a window, only the end bounds it."""
+    if spec.end + timedelta(days=1 + late_data_days) <= today:
+        return spec.end
+    windows = [m.window_days for m in metrics if m.window_days is not None]
+    if len(windows) < len(metrics) or not windows:
+        return None
+    last = min(today - timedelta(days=1 + late_data_days + max(windows)), spec.end)
+    return last if last >= spec.start else None
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _source(backend: Any, sql: str, what: str, where: str) -> ibis.Table:
+    try:
+        return backend.sql(sql)
+    except Exception as exc:  # noqa: BLE001 - each engine raises its own error types
+        raise InvalidInput(f"{what}: its SQL failed in {where}: {engines.first_line(exc)}") \
+            from None
+
+
+def _is_numeric(kind: dt.DataType) -> bool:
+    return kind.is_numeric() or kind.is_boolean()
+
+
+def schema_problems(table: ibis.Table, *, what: str, required: Sequence[str],
+                    numeric: Sequence[str] = ()) -> list[str]:
+    """Missing or mistyped columns of a source's result."""
+    schema = table.schema()
+    have = list(schema.names)
+    problems = []
+    for col in required:
+        if col not in schema:
+            problems.append(f"{what}: column {col} is missing (its SQL returns "
+                            f"{', '.join(have)})")
+    if "timestamp" in schema and not (schema["timestamp"].is_timestamp()
+                                      or schema["timestamp"].is_date()):
+        problems.append(f"{what}: column timestamp is {schema['timestamp']}, not a timestamp "
+                        "(cast it in the SQL)")
+    if "unit_id" in schema and not (schema["unit_id"].is_string()
+                                    or schema["unit_id"].is_integer()):
+        problems.append(f"{what}: column unit_id is {schema['unit_id']}; use text or an integer")
+    for col in numeric:
+        if col in schema and not _is_numeric(schema[col]):
+            problems.append(f"{what}: column {col} is {schema[col]}, not a number (cast it in "
+                            "the SQL)")
+    return problems
+
+
+class _Runner:
+    """Compiles expressions to the backend's SQL, labels and runs them, keeps the record."""
+
+    def __init__(self, backend: Any, spec: ExperimentSpec, limits: Limits) -> None:
+        self.backend = backend
+        self.label = f"ExperimentOS {spec.label or spec.experiment_key}".replace("*/", "")
+        self.limits = limits
+        self.runs: list[QueryRun] = []
+
+    def __call__(self, expr: ibis.Table, source: str, purpose: str) -> pd.DataFrame:
+        sql = f"/* {self.label}: {purpose} */\n" + ibis.to_sql(expr, dialect=self.backend.name)
+        try:
+            ran = engines.run(self.backend, sql, timeout=self.limits.statement_timeout_seconds,
+                              label=self.label)
+        except WarehouseUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the engine's own error types
+            raise InvalidInput(f"{source}: the query failed in the warehouse: "
+                               f"{engines.first_line(exc)}") from None
+        self.runs.append(QueryRun(source, sql, len(ran.frame), ran.seconds, ran.rows_scanned))
+        return ran.frame
+
+
+# --------------------------------------------------------------------------- the refresh
+
+
+def compute(
+    spec: ExperimentSpec,
+    *,
+    limits: Limits | None = None,
+    open_from: Mapping[str, date] | None = None,
+    today: date | None = None,
+    now: datetime | None = None,
+    backend: Any = None,
+) -> WarehouseResult:
+    """Run the experiment's refresh in its warehouse and return what to store.
+
+    ``open_from[fact source]``: the first exposure day to recompute (default and earliest:
+    ``spec.start``); ``today``/``now`` (UTC) date the run (finality, the future check);
+    ``backend``: an open Ibis backend to use instead of connecting (tests, the bench)."""
+    limits = limits or Limits()
+    now = (now or datetime.now(UTC)).replace(tzinfo=None)
+    today = today or now.date()
+    problems = definition_problems(spec)
+    if problems:
+        raise InvalidInput(problems)
+    grouped = metrics_by_fact(spec)
+    connection = spec.assignment.connection
+    if any(f.connection.url != connection.url for f in spec.facts if f.name in grouped):
+        raise InvalidInput("fact sources: every source of one experiment must live in the "
+                           "assignment source's warehouse (one query engine)")
+    own = backend is None
+    backend = backend if backend is not None else engines.connect(
+        connection, limits=limits, label=spec.label)
+    try:
+        return _compute(backend, spec, grouped, limits, open_from or {}, today, now)
+    finally:
+        if own:
+            engines.disconnect(backend)
+
+
+def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[WarehouseMetric]],
+             limits: Limits, open_from: Mapping[str, date], today: date,
+             now: datetime) -> WarehouseResult:
+    where = f"connection '{spec.assignment.connection.name}'"
+    what = f"assignment source '{spec.assignment.name}'"
+    run = _Runner(backend, spec, limits)
+    assignment = _source(backend, spec.assignment.sql, what, where)
+    problems = schema_problems(assignment, what=what,
+                               required=[*ASSIGNMENT_COLUMNS, *spec.assignment.dimensions])
+    facts_by_name = {f.name: f for f in spec.facts}
+    fact_tables = {}
+    for name, metrics in grouped.items():
+        fact = facts_by_name[name]
+        f_what = f"fact source '{name}'"
+        table = _source(backend, fact.sql, f_what, where)
+        used = sorted({c for m in metrics for c in (m.column, m.denominator) if c})
+        problems += schema_problems(table, what=f_what, required=["unit_id", "timestamp", *used],
+                                    numeric=used)
+        fact_tables[name] = table
+    if problems:
+        raise InvalidInput(problems)
+
+    rows = queries.keyed(assignment, spec)
+    profile = run(queries.assignment_profile(rows, spec), what, "assignment checks").iloc[0]
+    _check_assignment(run, rows, profile, spec, what, now)
+    units = queries.exposures(rows, spec.assignment)
+    summary = run(queries.exposure_summary(units), what, "units per variant")
+    exposure = _exposure(summary, spec, what, limits)
+
+    records: list[dict[str, object]] = []
+    opened: dict[str, date] = {}
+    finals: dict[str, date | None] = {}
+    keys: dict[str, str] = {}
+    for name, metrics in grouped.items():
+        first = max(open_from.get(name, spec.start), spec.start)
+        opened[name] = first
+        finals[name] = final_through(spec, metrics, today=today,
+                                     late_data_days=limits.late_data_days)
+        keys[name] = definition_key(spec, facts_by_name[name], metrics, today)
+        if first > spec.end:
+            continue
+        expr = queries.fact_statistics(units, fact_tables[name], spec=spec,
+                                       fact=facts_by_name[name], metrics=metrics,
+                                       open_from=first, now=now)
+        frame = run(expr.limit(limits.max_result_rows + 1), f"fact source '{name}'",
+                    f"fact source '{name}', exposure days {first}..{spec.end}")
+        if len(frame) > limits.max_result_rows:
+            raise InvalidInput(
+                f"fact source '{name}': the result has more than {limits.max_result_rows} rows "
+                "(variants × exposure days × dimension values); declare fewer dimensions or "
+                "raise WAREHOUSE_MAX_RESULT_ROWS")
+        future = int(pd.to_numeric(frame["future_facts"]).sum()) if len(frame) else 0
+        if future:
+            raise InvalidInput(
+                f"fact source '{name}': column timestamp: {future} fact rows of exposed units "
+                f"are later than now ({now:%Y-%m-%d %H:%M} UTC); timestamps must be in UTC and "
+                "not in the future")
+        records += to_records(frame, metrics, spec.assignment.dimensions)
+    notes = []
+    if exposure.multi_variant_units:
+        notes.append(
+            f"{exposure.multi_variant_units} unit(s) were seen in more than one variant and are "
+            f"excluded ({exposure.multi_variant_units / _all_units(exposure):.2%} of units; the "
+            f"refresh refuses above {limits.multi_variant_threshold:.2%})")
+    return WarehouseResult(records=records, queries=tuple(run.runs), exposure=exposure,
+                           open_from=opened, final_through=finals, definition_keys=keys,
+                           notes=tuple(notes))
+
+
+def _all_units(exposure: Exposure) -> int:
+    return exposure.units + exposure.multi_variant_units
+
+
+def _check_assignment(run: _Runner, rows: ibis.Table, profile: pd.Series, spec: ExperimentSpec,
+                      what: str, now: datetime) -> None:
+    n = int(profile["rows"] or 0)
+    if n == 0:
+        raise InvalidInput(f"{what}: column experiment_key: no rows for the key "
+                           f"'{spec.experiment_key}' (check the key, or the SQL's filters)")
+    problems = []
+    if int(profile["null_units"] or 0):
+        problems.append(f"{what}: column unit_id: {int(profile['null_units'])} of {n} rows have "
+                        "no unit id")
+    if int(profile["null_timestamps"] or 0):
+        problems.append(f"{what}: column timestamp: {int(profile['null_timestamps'])} of {n} "
+                        "rows have no timestamp")
+    first, last = _as_datetime(profile["first_seen"]), _as_datetime(profile["last_seen"])
+    if last is not None and last > now:
+        problems.append(f"{what}: column timestamp: exposures up to {last:%Y-%m-%d %H:%M} are "
+                        f"in the future (now is {now:%Y-%m-%d %H:%M} UTC); timestamps must be "
+                        "in UTC")
+    if first is not None and first < queries.midnight(spec.start):
+        problems.append(f"{what}: column timestamp: exposures from {first:%Y-%m-%d %H:%M} are "
+                        f"before the experiment started ({spec.start}); filter them out in the "
+                        "SQL or correct the start date")
+    if int(profile["unknown_variants"] or 0):
+        odd = run(queries.unknown_variants(rows, spec, MAX_NAMED), what, "unknown variants")
+        names = ", ".join(repr(v) if v is not None and v == v else "NULL"
+                          for v in odd["variant"])
+        problems.append(f"{what}: column variant: {int(profile['unknown_variants'])} rows name "
+                        f"variants not in the experiment ({names}; expected "
+                        f"{', '.join(spec.variants)})")
+    if problems:
+        raise InvalidInput(problems)
+
+
+def _exposure(summary: pd.DataFrame, spec: ExperimentSpec, what: str,
+              limits: Limits) -> Exposure:
+    by_variant = {v: 0 for v in spec.variants}
+    multi = 0
+    for variant, units in zip(summary["variant"], summary["units"], strict=True):
+        if variant is None or variant != variant:
+            multi = int(units)
+        else:
+            by_variant[str(variant)] = int(units)
+    kept = sum(by_variant.values())
+    total = kept + multi
+    if total and multi / total > limits.multi_variant_threshold:
+        raise InvalidInput(
+            f"{what}: column variant: {multi} of {total} units ({multi / total:.2%}) were seen "
+            f"in more than one variant, above the {limits.multi_variant_threshold:.2%} the "
+            "refresh accepts (WAREHOUSE_MULTI_VARIANT_THRESHOLD); fix the assignment before "
+            "trusting any result")
+    return Exposure(units=kept, multi_variant_units=multi, units_by_variant=by_variant)
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
+        return None
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.to_pydatetime()
+
+
+def _day(value: Any) -> date:
+    return pd.Timestamp(value).date()
+
+
+def to_records(frame: pd.DataFrame, metrics: Sequence[WarehouseMetric],
+               dimensions: Sequence[str]) -> list[dict[str, object]]:
+    """The store's rows from one fact query's result: totals per variant and day, and per
+    dimension value (the query groups by every dimension at once; sums add up)."""
+    if frame.empty:
+        return []
+    frame = frame.copy()
+    frame["day"] = [_day(v) for v in frame["day"]]
+    value_columns = [c for c in frame.columns if c == "n" or c.startswith("m")]
+    for c in value_columns:
+        frame[c] = pd.to_numeric(frame[c]).astype("float64")
+    out: list[dict[str, object]] = []
+    groupings: list[tuple[str | None, list[str]]] = [(None, ["variant", "day"])]
+    groupings += [(d, ["variant", "day", d]) for d in dimensions]
+    for dimension, keys in groupings:
+        sums = frame.groupby(keys, sort=True, dropna=False)[value_columns].sum().reset_index()
+        for row in sums.itertuples(index=False):
+            cells = row._asdict()
+            for i, m in enumerate(metrics):
+                record: dict[str, object] = {
+                    "variant": str(cells["variant"]), "day": cells["day"], "metric": m.name,
+                    "n": int(cells["n"]),
+                }
+                for stat in queries.statistics_of(m):
+                    value = float(cells[f"m{i}_{stat}"])
+                    record[stat] = int(value) if m.aggregation == "any" else value
+                if dimension is not None:
+                    record["dimension"] = dimension
+                    record["dimension_value"] = str(cells[dimension])
+                out.append(record)
+    return out
+
+
+# --------------------------------------------------------------------------- compile only
+
+
+def compiled_sql(spec: ExperimentSpec, dialect: str, *, open_from: Mapping[str, date]
+                 | None = None, now: datetime | None = None) -> dict[str, str]:
+    """Each fact source's query compiled for ``dialect`` (bigquery, snowflake, databricks,
+    trino, …) without connecting: the sources' columns are taken as declared (unit_id text,
+    timestamp, experiment_key and variant and dimensions text, fact columns float64) and
+    their SQL is read in that dialect. For golden files and for reading before connecting."""
+    import ibis
+
+    problems = definition_problems(spec)
+    if problems:
+        raise InvalidInput(problems)
+    now = now or datetime(2000, 1, 1)
+    compiler = ibis.duckdb.connect()
+    assignment_schema = ibis.schema({
+        "unit_id": "string", "timestamp": "timestamp", "experiment_key": "string",
+        "variant": "string", **{d: "string" for d in spec.assignment.dimensions}})
+    assignment = compiler.sql(spec.assignment.sql, schema=assignment_schema, dialect=dialect)
+    units = queries.exposures(queries.keyed(assignment, spec), spec.assignment)
+    facts = {f.name: f for f in spec.facts}
+    out = {}
+    for name, metrics in metrics_by_fact(spec).items():
+        fact = facts[name]
+        schema = ibis.schema({"unit_id": "string", "timestamp": "timestamp",
+                              **{c: "float64" for c in fact.columns}})
+        table = compiler.sql(fact.sql, schema=schema, dialect=dialect)
+        first = (open_from or {}).get(name, spec.start)
+        expr = queries.fact_statistics(units, table, spec=spec, fact=fact, metrics=metrics,
+                                       open_from=first, now=now)
+        out[name] = ibis.to_sql(expr, dialect=dialect)
+    compiler.disconnect()
+    return out

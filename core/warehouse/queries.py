@@ -1,0 +1,209 @@
+"""The Ibis expressions of a warehouse refresh, built once and compiled to every engine.
+
+For one experiment (an :class:`~core.warehouse.definitions.ExperimentSpec`):
+
+* :func:`assignment_profile`: one row of checks over the assignment rows of the experiment's
+  key (rows, null unit ids and timestamps, the first and last timestamp, unknown variants);
+* :func:`exposures`: one row per unit: its first exposure, how many variants it was seen in,
+  its variant, and each declared dimension's value at its first exposure;
+* :func:`exposure_summary`: units per variant, units seen in more than one variant;
+* :func:`fact_statistics`: per fact source, ONE expression (one scan of the facts) that joins
+  the facts of each unit that was exposed in exactly one variant, within each metric's window
+  (and CUPED pre-period), computes every metric of that source per unit (units without facts
+  count 0), then per variant × first-exposure day × dimension values the sufficient
+  statistics the app stores. Its columns are ``variant, day, <dimensions>, n, future_facts``
+  and ``m<i>_<statistic>`` for the i-th metric (:data:`STATISTICS`).
+
+User SQL is never spliced into strings: each source is wrapped with the backend's ``sql()``,
+which parses it and makes it a subquery of the expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+from ibis import _
+
+from core.warehouse.definitions import AssignmentSource, ExperimentSpec, FactSource, WarehouseMetric
+
+STATISTICS: dict[str, tuple[str, ...]] = {
+    "plain": ("sum", "sum_squares"),
+    "cuped": ("sum", "sum_squares", "sum_x", "sum_x2", "sum_xy"),
+    "ratio": ("sum", "sum_squares", "sum_den", "sum_den_squares", "sum_num_den"),
+}
+"""Which sufficient statistics a metric yields (``m<i>_<name>`` columns)."""
+KIND_OF: dict[str, str] = {"sum": "mean", "count": "mean", "any": "binomial", "mean": "ratio",
+                           "ratio": "ratio"}
+"""The catalogue kind each aggregation gives (core.types.MetricKind)."""
+
+
+def statistics_of(metric: WarehouseMetric) -> tuple[str, ...]:
+    if metric.aggregation in ("mean", "ratio"):
+        return STATISTICS["ratio"]
+    return STATISTICS["cuped" if metric.cuped_days else "plain"]
+
+
+def midnight(day: date) -> datetime:
+    return datetime.combine(day, time())
+
+
+def count_if(condition: Any) -> Any:
+    """How many rows satisfy ``condition`` (an aggregate; PostgreSQL casts no boolean to a
+    number, so the portable CASE)."""
+    return ibis.ifelse(condition, 1, 0).sum()
+
+
+def _timestamp(col: Any) -> Any:
+    return col.cast(dt.Timestamp()) if col.type().is_date() else col
+
+
+def keyed(assignment: ibis.Table, spec: ExperimentSpec) -> ibis.Table:
+    """The assignment rows of the experiment's key."""
+    return assignment.filter(assignment.experiment_key.cast("string") == spec.experiment_key)
+
+
+def assignment_profile(rows: ibis.Table, spec: ExperimentSpec) -> ibis.Table:
+    """One row: rows, null unit ids, null timestamps, first and last timestamp, rows whose
+    variant is not one of the experiment's."""
+    ts = _timestamp(rows.timestamp)
+    variant = rows.variant.cast("string")
+    return rows.aggregate(
+        rows=rows.count(),
+        null_units=count_if(rows.unit_id.isnull()),
+        null_timestamps=count_if(ts.isnull()),
+        first_seen=ts.min(),
+        last_seen=ts.max(),
+        unknown_variants=count_if(variant.isnull() | ~variant.isin(list(spec.variants))),
+    )
+
+
+def unknown_variants(rows: ibis.Table, spec: ExperimentSpec, limit: int = 5) -> ibis.Table:
+    """A few of the variant values not in the experiment (for the error message)."""
+    variant = rows.variant.cast("string")
+    odd = rows.filter(variant.isnull() | ~variant.isin(list(spec.variants)))
+    return odd.select(variant=odd.variant.cast("string")).distinct().order_by("variant").limit(
+        limit)
+
+
+def exposures(rows: ibis.Table, source: AssignmentSource) -> ibis.Table:
+    """One row per unit: ``unit_id, first_seen, variants, variant`` and its dimensions' values
+    at its first exposure (``'(none)'`` when null)."""
+    ts = _timestamp(rows.timestamp)
+    rows = rows.filter(rows.unit_id.notnull()).mutate(timestamp=ts)
+    dims = {
+        d: rows[d].cast("string").argmin(rows.timestamp).fill_null("(none)")
+        for d in source.dimensions
+    }
+    return rows.group_by("unit_id").aggregate(
+        first_seen=rows.timestamp.min(),
+        variants=rows.variant.cast("string").nunique(),
+        variant=rows.variant.cast("string").min(),
+        **dims,
+    )
+
+
+def exposure_summary(units: ibis.Table) -> ibis.Table:
+    """Units per variant; units seen in more than one variant under a null variant."""
+    return units.group_by(
+        variant=ibis.ifelse(units.variants == 1, units.variant, ibis.null("string"))
+    ).aggregate(units=_.count())
+
+
+def _window(metric: WarehouseMetric, ts: Any, first: Any, end: datetime) -> Any:
+    inside = (ts >= first) & (ts < end)
+    if metric.window_days is not None:
+        inside = inside & (ts < first + ibis.interval(days=metric.window_days))
+    return inside
+
+
+def _pre_period(metric: WarehouseMetric, ts: Any, first: Any) -> Any:
+    assert metric.cuped_days
+    return (ts >= first - ibis.interval(days=metric.cuped_days)) & (ts < first)
+
+
+def _per_unit(metric: WarehouseMetric, rows: ibis.Table, inside: Any) -> Any:
+    """The metric's per-unit value over the rows where ``inside`` holds (an aggregate)."""
+    col = rows[metric.column] if metric.column else None
+    if metric.aggregation in ("sum", "mean", "ratio"):
+        assert col is not None
+        return ibis.ifelse(inside, col.cast("float64"), 0.0).sum()
+    if metric.aggregation == "count":
+        hit = inside if col is None else inside & col.notnull()
+        return count_if(hit)
+    hit = inside if col is None else inside & (col > 0)
+    return ibis.ifelse(hit, 1, 0).max()
+
+
+def _denominator(metric: WarehouseMetric, rows: ibis.Table, inside: Any) -> Any:
+    if metric.aggregation == "mean":
+        assert metric.column
+        return count_if(inside & rows[metric.column].notnull())
+    assert metric.denominator
+    return ibis.ifelse(inside, rows[metric.denominator].cast("float64"), 0.0).sum()
+
+
+def fact_statistics(
+    units: ibis.Table,
+    facts: ibis.Table,
+    *,
+    spec: ExperimentSpec,
+    fact: FactSource,
+    metrics: Sequence[WarehouseMetric],
+    open_from: date,
+    now: datetime,
+) -> ibis.Table:
+    """The per-variant, per-day (per-dimension-value) statistics of every metric of one fact
+    source, for the units first exposed from ``open_from`` on (module docstring)."""
+    dims = list(spec.assignment.dimensions)
+    end = midnight(spec.end + timedelta(days=1))
+    start = midnight(open_from)
+    look_back = max((m.cuped_days or 0) for m in metrics)
+    needed = sorted({c for m in metrics for c in (m.column, m.denominator) if c})
+    ts = _timestamp(facts.timestamp)
+    facts = facts.select(fact_unit=facts.unit_id, timestamp=ts,
+                         **{c: facts[c] for c in needed})
+    facts = facts.filter(facts.timestamp >= start - timedelta(days=look_back),
+                         facts.timestamp < end)
+    if units.unit_id.type() != facts.fact_unit.type() and (
+            units.unit_id.type().is_string() or facts.fact_unit.type().is_string()):
+        facts = facts.mutate(fact_unit=facts.fact_unit.cast("string"))
+        units = units.mutate(unit_id=units.unit_id.cast("string"))
+    # One left join of every unit of the key to its facts, filtered on the units' own columns
+    # only afterwards: filtering the grouped units first leaves PostgreSQL's planner guessing
+    # one row, and it then loops over the facts once per unit.
+    joined = units.left_join(facts, units.unit_id == facts.fact_unit)
+    first, at = joined.first_seen, joined.timestamp
+    values: dict[str, Any] = {"future_facts": count_if(at > now)}
+    for i, m in enumerate(metrics):
+        inside = _window(m, at, first, end)
+        values[f"v{i}"] = _per_unit(m, joined, inside)
+        if m.aggregation in ("mean", "ratio"):
+            values[f"d{i}"] = _denominator(m, joined, inside)
+        elif m.cuped_days:
+            values[f"x{i}"] = _per_unit(m, joined, _pre_period(m, at, first))
+    per_unit = joined.group_by(["unit_id", "first_seen", "variants", "variant", *dims]) \
+        .aggregate(**values)
+    kept = per_unit.filter((per_unit.variants == 1) & (per_unit.first_seen >= start)
+                           & (per_unit.first_seen < end))
+    filled = {k: kept[k].fill_null(0) for k in values}
+    table = kept.select("variant", *dims, day=kept.first_seen.date(), **filled)
+    stats: dict[str, Any] = {"n": _.count(), "future_facts": table.future_facts.sum()}
+    for i, m in enumerate(metrics):
+        v = table[f"v{i}"]
+        stats[f"m{i}_sum"] = v.sum()
+        stats[f"m{i}_sum_squares"] = (v * v).sum()
+        if m.aggregation in ("mean", "ratio"):
+            d = table[f"d{i}"]
+            stats[f"m{i}_sum_den"] = d.sum()
+            stats[f"m{i}_sum_den_squares"] = (d * d).sum()
+            stats[f"m{i}_sum_num_den"] = (v * d).sum()
+        elif m.cuped_days:
+            x = table[f"x{i}"]
+            stats[f"m{i}_sum_x"] = x.sum()
+            stats[f"m{i}_sum_x2"] = (x * x).sum()
+            stats[f"m{i}_sum_xy"] = (x * v).sum()
+    return table.group_by(["variant", "day", *dims]).aggregate(**stats)
