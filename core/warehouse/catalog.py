@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
@@ -45,7 +45,7 @@ MAX_FACT_COLUMNS = 50
 """Numeric columns a fact source declares."""
 SECRET_PARAMETERS = frozenset({
     "password", "pwd", "passwd", "token", "access_token", "secret", "client_secret",
-    "private_key", "private_key_passphrase", "passcode", "api_key", "apikey", "credentials",
+    "private_key", "private_key_passphrase", "passcode", "api_key", "apikey",
 })
 """URL query parameters that hold a credential: their value must be a ``${NAME}``."""
 _PLACEHOLDER_START = re.compile(r"\$\{")
@@ -256,20 +256,26 @@ def url_problems(url: str, *, allow_app_database: bool = False) -> list[str]:
     credential = "put it in an environment variable and write ${NAME} in its place (e.g. " \
                  "postgresql://analyst:${WAREHOUSE_PASSWORD}@db.internal/analytics): " \
                  "credentials are never stored"
-    parts = urlsplit(url) if "://" in url else None
-    if parts is not None:
-        userinfo = parts.netloc.rpartition("@")[0]
+    if "://" in url:
+        rest = url.split("://", 1)[1]
+        netloc, _, query = rest.split("/", 1)[0].partition("?")
+        query = rest.partition("?")[2] or query
+        userinfo = netloc.rpartition("@")[0]
         password = userinfo.partition(":")[2] if ":" in userinfo else None
         if password and not engines.PLACEHOLDER.fullmatch(password):
             problems.append(f"url: it holds a password; {credential}")
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        for key, value in parse_qsl(query, keep_blank_values=True):
             if key.lower() in SECRET_PARAMETERS and value and \
                     not engines.PLACEHOLDER.fullmatch(value):
                 problems.append(f"url: its parameter {key} holds a credential; {credential}")
     if not problems and not allow_app_database:
         resolved = engines.PLACEHOLDER.sub(
             lambda m: environment_value(m.group(1)) or m.group(0), url)
-        if engines.is_app_database(resolved):
+        try:
+            app_database = engines.is_app_database(resolved)
+        except ValueError as exc:  # a port that is no number
+            return [f"url: it is not a valid URL ({exc})"]
+        if app_database:
             problems.append(
                 "url: it points at the app's own database; ExperimentOS's tables are never a "
                 "source unless an admin allows it (allow_app_database)")
