@@ -31,6 +31,7 @@ from core.warehouse.refresh import (
     warehouse_limits,
 )
 from core.workflows import refresh as workflows
+from db import metric_repository as mrepo
 from db import repositories as repo
 from db.models import (
     AssignmentDailyCount,
@@ -131,6 +132,7 @@ def test_refresh_from_warehouse_stores_what_pandas_computes(session: Session,
             AssignmentDailyCount.experiment_id == exp)):
         units[names[row.variant_id]] += row.units
     assert units == report.units_by_variant == {"control": 199, "treatment": 199}
+    assert mrepo.dimensions(session, experiment_id=exp) == ["platform"]  # segment slices too
 
     loads = session.scalars(select(IngestLoad).where(IngestLoad.experiment_id == exp)).all()
     assert [(load.kind, load.key) for load in loads] == [
