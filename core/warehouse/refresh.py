@@ -25,18 +25,16 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
-from core.config import Settings, get_settings
 from core.data.ingestion import same_as_stored, write_records
 from core.errors import RuleViolation
 from core.registry.listing import load_experiment, require_experiment
 from core.transactions import transaction
 from core.warehouse import compute as engine
-from core.warehouse.catalog import connection_definition
+from core.warehouse.catalog import connection_definition, warehouse_limits
 from core.warehouse.definitions import (
     AssignmentSource,
     ExperimentSpec,
     FactSource,
-    Limits,
     WarehouseMetric,
     WarehouseResult,
 )
@@ -98,17 +96,6 @@ class WarehouseRefreshReport:
     seconds: float = 0.0
     written_for: tuple[str, ...] = ()
     """The fact sources whose records changed and were stored."""
-
-
-def warehouse_limits(settings: Settings | None = None) -> Limits:
-    """The cost and safety limits of a refresh, from the settings (WAREHOUSE_*)."""
-    settings = settings or get_settings()
-    return Limits(
-        statement_timeout_seconds=settings.warehouse_statement_timeout_seconds,
-        max_result_rows=settings.warehouse_max_result_rows,
-        multi_variant_threshold=settings.warehouse_multi_variant_threshold,
-        late_data_days=settings.warehouse_late_data_days,
-    )
 
 
 def _today() -> date:

@@ -24,12 +24,8 @@ from core.errors import (
     WarehouseUnavailable,
 )
 from core.warehouse import catalog
-from core.warehouse.refresh import (
-    build_spec,
-    latest_runs,
-    refresh_from_warehouse,
-    warehouse_limits,
-)
+from core.warehouse.catalog import warehouse_limits
+from core.warehouse.refresh import build_spec, latest_runs, refresh_from_warehouse
 from core.workflows import refresh as workflows
 from db import metric_repository as mrepo
 from db import repositories as repo
