@@ -260,9 +260,9 @@ def url_problems(url: str, *, allow_app_database: bool = False) -> list[str]:
                  "credentials are never stored"
     if "://" in url:
         rest = url.split("://", 1)[1]
-        netloc, _, query = rest.split("/", 1)[0].partition("?")
-        query = rest.partition("?")[2] or query
-        userinfo = netloc.rpartition("@")[0]
+        # Everything before the last @ is user information, even a password holding a /.
+        userinfo = rest.split("?", 1)[0].rpartition("@")[0]
+        query = rest.partition("?")[2]
         password = userinfo.partition(":")[2] if ":" in userinfo else None
         if password and not engines.PLACEHOLDER.fullmatch(password):
             problems.append(f"url: it holds a password; {credential}")
@@ -275,7 +275,7 @@ def url_problems(url: str, *, allow_app_database: bool = False) -> list[str]:
             lambda m: environment_value(m.group(1)) or m.group(0), url)
         try:
             app_database = engines.is_app_database(resolved)
-        except ValueError as exc:  # a port that is no number
+        except (ValueError, OSError) as exc:  # a port that is no number, an odd path
             return [f"url: it is not a valid URL ({exc})"]
         if app_database:
             problems.append(

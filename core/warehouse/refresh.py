@@ -107,8 +107,8 @@ def build_spec(session: Session, experiment_id: int, *, today: date | None = Non
     """What the experiment's refresh asks of its warehouse, from the stored definitions: its
     assignment source and key, its variants, its days from the start to its end (or
     ``today`` while it runs, by default the UTC date) and its metrics computed from a fact
-    source (primary, guardrails, secondaries), with those fact sources. RuleViolation when it
-    is not fed from the warehouse or has not launched."""
+    source (primary, guardrails, secondaries; by name), with those fact sources. RuleViolation
+    when it is not fed from the warehouse, has not launched or has no such metric."""
     exp = load_experiment(session, experiment_id=experiment_id)
     found = warehouse.assignment_source_of_experiment(session, experiment_id=experiment_id)
     assignment, key = found if found is not None else (None, None)
@@ -121,7 +121,10 @@ def build_spec(session: Session, experiment_id: int, *, today: date | None = Non
         raise RuleViolation(f"'{exp.name}' has not launched: there is no data to refresh.")
     linked = [exp.primary_metric] if exp.primary_metric is not None else []
     linked += [link.metric for link in exp.metric_links]
-    metrics = list({m.name: m for m in linked if m.fact_source_id is not None}.values())
+    # By name: the order is part of each fact source's definition key, and must not change
+    # with the order the links happen to load in.
+    metrics = sorted({m.name: m for m in linked if m.fact_source_id is not None}.values(),
+                     key=lambda m: m.name)
     if not metrics:
         raise RuleViolation(
             f"'{exp.name}' has no metric computed from a fact source: add one (a catalogue "

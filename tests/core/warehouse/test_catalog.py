@@ -49,6 +49,7 @@ def shop(session: Session, tmp_path: Path) -> str:
     ("url", "words"),
     [
         ("postgresql://analyst:s3cret@db.internal/analytics", "holds a password"),
+        ("postgresql://analyst:s3/cr@t@db.internal/analytics", "holds a password"),
         ("snowflake://me@account/db?password=hunter2", "parameter password holds a credential"),
         ("databricks://host?access_token=dapi123&http_path=/sql", "access_token"),
         ("oracle://user@host/db", "is not a warehouse ExperimentOS connects to"),
