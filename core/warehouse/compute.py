@@ -21,6 +21,7 @@ import ibis.expr.datatypes as dt
 import pandas as pd
 
 from core.errors import InvalidInput, WarehouseUnavailable
+from core.stats.metric_stats import COVARIATE_SUMS
 from core.warehouse import engines, queries
 from core.warehouse.definitions import (
     ASSIGNMENT_COLUMNS,
@@ -179,7 +180,10 @@ class _Runner:
         self.limits = limits
         self.runs: list[QueryRun] = []
 
-    def __call__(self, expr: ibis.Table, source: str, purpose: str) -> pd.DataFrame:
+    def __call__(self, expr: ibis.Table, source: str, purpose: str, *, name: str
+                 ) -> pd.DataFrame:
+        """Run ``expr``; ``source`` words it in errors, ``name`` (the source's own) keys its
+        :class:`QueryRun`."""
         sql = labelled(self.spec, purpose, expr, self.backend.name)
         try:
             ran = engines.run(self.backend, sql, timeout=self.limits.statement_timeout_seconds,
@@ -189,7 +193,7 @@ class _Runner:
         except Exception as exc:  # noqa: BLE001 - the engine's own error types
             raise InvalidInput(f"{source}: the query failed in the warehouse: "
                                f"{engines.first_line(exc)}") from None
-        self.runs.append(QueryRun(source, sql, len(ran.frame), ran.seconds, ran.rows_scanned))
+        self.runs.append(QueryRun(name, sql, len(ran.frame), ran.seconds, ran.rows_scanned))
         return ran.frame
 
 
@@ -254,10 +258,12 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
         raise InvalidInput(problems)
 
     rows = queries.keyed(assignment, spec)
-    profile = run(queries.assignment_profile(rows, spec), what, "assignment checks").iloc[0]
+    profile = run(queries.assignment_profile(rows, spec), what, "assignment checks",
+                  name=spec.assignment.name).iloc[0]
     _check_assignment(run, rows, profile, spec, what, now)
     units = queries.exposures(rows, spec.assignment)
-    summary = run(queries.exposure_summary(units, spec), what, "units per variant")
+    summary = run(queries.exposure_summary(units, spec), what, "units per variant",
+                  name=spec.assignment.name)
     exposure = _exposure(summary, spec, what, limits)
 
     records: list[dict[str, object]] = []
@@ -276,7 +282,7 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
                                        fact=facts_by_name[name], metrics=metrics,
                                        open_from=first, now=now)
         frame = run(expr.limit(limits.max_result_rows + 1), f"fact source '{name}'",
-                    fact_purpose(name, first, spec))
+                    fact_purpose(name, first, spec), name=name)
         if len(frame) > limits.max_result_rows:
             raise InvalidInput(
                 f"fact source '{name}': the result has more than {limits.max_result_rows} rows "
@@ -327,7 +333,8 @@ def _check_assignment(run: _Runner, rows: ibis.Table, profile: pd.Series, spec: 
                         f"before the experiment started ({spec.start}); filter them out in the "
                         "SQL or correct the start date")
     if int(profile["unknown_variants"] or 0):
-        odd = run(queries.unknown_variants(rows, spec, MAX_NAMED), what, "unknown variants")
+        odd = run(queries.unknown_variants(rows, spec, MAX_NAMED), what, "unknown variants",
+                  name=spec.assignment.name)
         names = ", ".join(repr(v) if v is not None and v == v else "NULL"
                           for v in odd["variant"])
         problems.append(f"{what}: column variant: {int(profile['unknown_variants'])} rows name "
@@ -370,9 +377,6 @@ def _day(value: Any) -> date:
     return pd.Timestamp(value).date()
 
 
-_COVARIATE_SUMS = ("sum_x", "sum_x2", "sum_xy")
-
-
 def to_records(frame: pd.DataFrame, metrics: Sequence[WarehouseMetric],
                dimensions: Sequence[str]) -> list[dict[str, object]]:
     """The store's rows from one fact query's result: totals per variant and day, and per
@@ -397,7 +401,7 @@ def to_records(frame: pd.DataFrame, metrics: Sequence[WarehouseMetric],
                     "n": int(cells["n"]),
                 }
                 for stat in queries.statistics_of(m):
-                    if dimension is not None and stat in _COVARIATE_SUMS:
+                    if dimension is not None and stat in COVARIATE_SUMS:
                         continue  # a dimension value's row takes no CUPED sums (ingestion)
                     value = float(cells[f"m{i}_{stat}"])
                     record[stat] = int(value) if m.aggregation == "any" else value
