@@ -262,8 +262,9 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
                   name=spec.assignment.name).iloc[0]
     _check_assignment(run, rows, profile, spec, what, now)
     units = queries.exposures(rows, spec.assignment)
-    summary = run(queries.exposure_summary(units, spec), what, "units per variant",
-                  name=spec.assignment.name)
+    summary = run(queries.exposure_summary(
+        queries.exposures(rows, spec.assignment, dimensions=False), spec), what,
+        "units per variant", name=spec.assignment.name)
     exposure = _exposure(summary, spec, what, limits)
 
     records: list[dict[str, object]] = []
@@ -278,7 +279,10 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
         keys[name] = definition_key(spec, facts_by_name[name], metrics, today)
         if first > spec.end:
             continue
-        expr = queries.fact_statistics(units, fact_tables[name], spec=spec,
+        # An incremental refresh groups only the units with exposures in the open days.
+        open_units = units if first <= spec.start else queries.exposures(
+            rows, spec.assignment, since=first)
+        expr = queries.fact_statistics(open_units, fact_tables[name], spec=spec,
                                        fact=facts_by_name[name], metrics=metrics,
                                        open_from=first, now=now)
         frame = run(expr.limit(limits.max_result_rows + 1), f"fact source '{name}'",
@@ -444,7 +448,9 @@ def compiled_sql(spec: ExperimentSpec, dialect: str, *, open_from: Mapping[str, 
                               **{c: "float64" for c in fact.columns}})
         table = compiler.sql(fact.sql, schema=schema, dialect=dialect)
         first = (open_from or {}).get(name, spec.start)
-        expr = queries.fact_statistics(units, table, spec=spec, fact=fact, metrics=metrics,
+        open_units = units if first <= spec.start else queries.exposures(
+            queries.keyed(assignment, spec), spec.assignment, since=first)
+        expr = queries.fact_statistics(open_units, table, spec=spec, fact=fact, metrics=metrics,
                                        open_from=first, now=now)
         out[name] = labelled(spec, fact_purpose(name, first, spec),
                              expr.limit(limits.max_result_rows + 1), dialect)
