@@ -154,7 +154,7 @@ FROM (
         SELECT
           `t2`.`unit_id`,
           MIN(`t2`.`timestamp`) AS `first_seen`,
-          COUNT(DISTINCT `t2`.`variant`) AS `variants`,
+          IF(MIN(`t2`.`variant`) = MAX(`t2`.`variant`), 1, 2) AS `variants`,
           MIN(`t2`.`variant`) AS `variant`,
           COALESCE(MIN_BY(`t2`.`platform`, `t2`.`timestamp`), '(none)') AS `platform`
         FROM (
