@@ -1,3 +1,4 @@
+/* ExperimentOS Checkout button colour: fact source 'orders', exposure days 2026-03-02..2026-03-15 */
 SELECT
   `t9`.`variant`,
   `t9`.`day`,
@@ -202,3 +203,4 @@ GROUP BY
   1,
   2,
   3
+LIMIT 100001
