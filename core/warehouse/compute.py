@@ -433,7 +433,8 @@ def compiled_sql(spec: ExperimentSpec, dialect: str, *, open_from: Mapping[str, 
     problems = definition_problems(spec)
     if problems:
         raise InvalidInput(problems)
-    now = now or datetime(2000, 1, 1)
+    # Facts past the analysis day are filtered out anyway: "now" at its end flags none.
+    now = now or queries.midnight(spec.end + timedelta(days=1))
     compiler = ibis.duckdb.connect()
     assignment_schema = ibis.schema({
         "unit_id": "string", "timestamp": "timestamp", "experiment_key": "string",

@@ -38,7 +38,7 @@ FROM (
       `t7`.`variants`,
       `t7`.`variant`,
       `t7`.`platform`,
-      SUM(IF(`t7`.`timestamp` > CAST('2000-01-01T00:00:00' AS TIMESTAMP), 1, 0)) AS `future_facts`,
+      SUM(IF(`t7`.`timestamp` > CAST('2026-03-16T00:00:00' AS TIMESTAMP), 1, 0)) AS `future_facts`,
       MAX(
         IF(
           (

@@ -38,7 +38,7 @@ FROM (
       "t7"."variants",
       "t7"."variant",
       "t7"."platform",
-      SUM(IFF("t7"."timestamp" > TIMESTAMP_FROM_PARTS(2000, 1, 1, 0, 0, 0, 0), 1, 0)) AS "future_facts",
+      SUM(IFF("t7"."timestamp" > TIMESTAMP_FROM_PARTS(2026, 3, 16, 0, 0, 0, 0), 1, 0)) AS "future_facts",
       MAX(
         IFF(
           (

@@ -40,7 +40,7 @@ FROM (
       "t7"."platform",
       SUM(
         IF(
-          "t7"."timestamp" > CAST(FROM_ISO8601_TIMESTAMP('2000-01-01T00:00:00') AS TIMESTAMP),
+          "t7"."timestamp" > CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP),
           1,
           0
         )
