@@ -12,6 +12,8 @@ and faults"):
   soon as the route returns, before the response is serialised.
 * The API key is checked from the in-process cache (core.api_keys) first; only a key not seen
   for a few seconds is looked up, through the request's session.
+* A read request's session sends PostgreSQL its queries and nothing else (db.session.reader:
+  no BEGIN, no ROLLBACK; no ping for a connection used in the last second).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from core import api_keys
 from core.auth import Actor
 from core.config import Settings
 from core.errors import Conflict, InvalidInput
-from db.session import get_engine, session_factory, writer
+from db.session import get_engine, reader, session_factory, writer
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -89,13 +91,14 @@ class DatabaseGate:
 @functools.lru_cache
 def _sessions(write: bool) -> sessionmaker[Session]:
     engine = get_engine()
-    return session_factory(writer(engine) if write else engine)
+    return session_factory(writer(engine) if write else reader(engine))
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """One session per request, through the gate; the services own their transactions.
 
-    Write methods get sessions whose SQLite transactions begin IMMEDIATE (db.session.writer).
+    Write methods get sessions whose SQLite transactions begin IMMEDIATE (db.session.writer);
+    read methods get sessions that send PostgreSQL no BEGIN or ROLLBACK (db.session.reader).
     Tests point the app at their own session by overriding this dependency.
     """
     gate: DatabaseGate = request.app.state.database_gate

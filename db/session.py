@@ -3,17 +3,22 @@
 Pool limits come from the settings (DATABASE_POOL_SIZE, DATABASE_POOL_TIMEOUT_SECONDS): a
 process opens at most that many connections, so the API can admit exactly as many requests to
 the database as it has connections (api/deps.py) and no request ever waits on the pool.
+
+On PostgreSQL every statement is a round trip to a server process, so a read sends only its
+queries: a pooled connection is pinged only after it sat idle (:data:`PING_AFTER_IDLE_SECONDS`),
+and a :func:`reader` session sends no BEGIN and no ROLLBACK (autocommit).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -22,6 +27,14 @@ from core.config import get_settings
 
 BEGIN_OPTION = "experimentos_begin"
 """Execution option naming how a SQLite transaction begins (see :func:`writer`)."""
+READ_OPTION = "experimentos_read"
+"""Execution option marking a session that only reads (see :func:`reader`)."""
+PING_AFTER_IDLE_SECONDS = 1.0
+"""A pooled PostgreSQL connection idle in the pool longer than this is pinged (``SELECT 1``)
+before use, and the pool replaced if the server does not answer. One used within the last
+second is not: under load that ping was one of a read's four round trips, and a dead
+connection still fails its request with 503 and replaces the pool (as HikariCP skips its
+alive check for connections used in the last 500 ms)."""
 
 
 def _json_dumps(value: object) -> str:
@@ -67,13 +80,50 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql(conn.get_execution_options().get(BEGIN_OPTION, "BEGIN"))
 
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_pre_ping=True,
         json_serializer=_json_dumps,
         connect_args={"connect_timeout": settings.database_connect_timeout_seconds},
         **pool,
     )
+
+    @event.listens_for(engine, "checkout")
+    def _ping_after_idle(dbapi_connection, record, _proxy):  # type: ignore[no-untyped-def]
+        returned = record.info.get("returned_at")  # none on a new connection
+        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise InvalidatePoolError(f"pinged after idling: {exc}") from exc
+
+    @event.listens_for(engine, "begin")
+    def _read_in_autocommit(conn):  # type: ignore[no-untyped-def]
+        if conn.get_execution_options().get(READ_OPTION):
+            conn.connection.dbapi_connection.autocommit = True
+
+    @event.listens_for(engine, "checkin")
+    def _returned(dbapi_connection, record):  # type: ignore[no-untyped-def]
+        if dbapi_connection is None or dbapi_connection.closed:  # invalidated
+            return
+        if dbapi_connection.autocommit:  # a reader's: no transaction open, so this sends nothing
+            dbapi_connection.autocommit = False
+        record.info["returned_at"] = time.monotonic()
+
+    return engine
+
+
+def reader(engine: Engine) -> Engine:
+    """`engine` for sessions that only read: on PostgreSQL their statements run in autocommit.
+
+    A PostgreSQL transaction at READ COMMITTED (the default) takes a new snapshot for every
+    statement, so a read in autocommit sees exactly what it would inside one; it only skips
+    the BEGIN and the ROLLBACK, two of the round trips of a one-query read. The connection
+    is transactional again as it goes back to the pool. Elsewhere a no-op.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(**{READ_OPTION: True})
 
 
 def writer(engine: Engine) -> Engine:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.exc import DBAPIError
 
-from db.session import make_engine
+import db.session
+from db.session import make_engine, reader, session_factory
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
@@ -48,5 +51,78 @@ def test_make_engine_in_memory_sqlite_is_one_database_for_every_thread() -> None
 
         with ThreadPoolExecutor(1) as pool:
             assert pool.submit(read).result() == 7
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _backend_pid(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(url: str, pid: int) -> None:
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        admin.dispose()
+
+
+def test_postgres_reader_sends_no_begin_and_gives_back_a_transactional_connection(
+    postgres_url: str,
+) -> None:
+    # Two statements of a READ COMMITTED transaction share its start time; in autocommit each
+    # statement is a transaction of its own (no BEGIN, no ROLLBACK: fewer round trips).
+    started = text("SELECT transaction_timestamp()")
+    engine = make_engine(postgres_url)
+    try:
+        with session_factory(reader(engine))() as session:
+            first = session.execute(started).scalar_one()
+            time.sleep(0.01)
+            assert session.execute(started).scalar_one() > first
+        with session_factory(engine)() as session:  # the same pooled connection
+            first = session.execute(started).scalar_one()
+            time.sleep(0.01)
+            assert session.execute(started).scalar_one() == first
+        assert engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
+def test_postgres_connection_that_died_while_idle_is_replaced_before_use(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db.session, "PING_AFTER_IDLE_SECONDS", 0.05)
+    engine = make_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            dead = _backend_pid(conn)
+        _terminate(postgres_url, dead)
+        time.sleep(0.1)  # idle past the threshold: pinged, found dead, replaced
+        with engine.connect() as conn:
+            assert _backend_pid(conn) != dead
+    finally:
+        engine.dispose()
+
+
+def test_postgres_connection_that_died_just_after_use_fails_once_then_is_replaced(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Used a moment ago, so not pinged: the request that finds it dead fails with an error the
+    # API answers 503 (db.session.is_unavailable), and the pool is replaced for the next one.
+    monkeypatch.setattr(db.session, "PING_AFTER_IDLE_SECONDS", 60.0)
+    engine = make_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            dead = _backend_pid(conn)
+        _terminate(postgres_url, dead)
+        with pytest.raises(DBAPIError) as failed, engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        assert db.session.is_unavailable(failed.value)
+        with engine.connect() as conn:
+            assert _backend_pid(conn) != dead
     finally:
         engine.dispose()
