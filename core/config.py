@@ -86,6 +86,34 @@ class Settings(BaseSettings):
     backlog_testable_weeks: int = Field(
         default=8, ge=1, description="An idea needing longer than this to reach its MDE is flagged."
     )
+    warehouse_statement_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="A warehouse query running longer is cancelled (the refresh fails, to be "
+        "retried).",
+    )
+    warehouse_max_result_rows: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="Rows one warehouse query may return (variants x exposure days x dimension "
+        "values); more refuses the refresh.",
+    )
+    warehouse_multi_variant_threshold: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        description="Share of units seen in more than one variant above which a warehouse "
+        "refresh refuses; below it they are excluded and reported.",
+    )
+    warehouse_late_data_days: int = Field(
+        default=2,
+        ge=0,
+        le=90,
+        description="Days after a unit's window closes during which its facts may still "
+        "arrive; exposure days are recomputed until then.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -52,6 +52,7 @@ DECISION_STATES: tuple[str, ...] = get_args(DecisionState)
 API_SCOPES: tuple[str, ...] = get_args(ApiScope)
 GROUPINGS: tuple[str, ...] = get_args(Grouping)
 CALIBRATION_GROUPINGS: tuple[str, ...] = get_args(CalibrationGrouping)
+AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 
 TestMethod = Literal["welch", "welch_cuped", "wald_z", "fisher_exact", "delta_ratio"]
 """How a two-sample result was computed (the ``method`` field of every core.stats test result)."""

@@ -18,6 +18,34 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base
 
+METRIC_RATIO_COLUMNS = (
+    "fact_source_id IS NOT NULL AND numerator IS NULL AND denominator IS NULL OR "
+    "fact_source_id IS NULL AND "
+    "(kind = 'ratio') = (numerator IS NOT NULL AND denominator IS NOT NULL)"
+)
+"""A ratio metric loaded from files names its numerator and denominator columns; a metric
+computed from a fact source names its fact columns instead (value_column, denominator_column)."""
+METRIC_AGGREGATION = (
+    "(aggregation IS NULL) = (fact_source_id IS NULL) AND (aggregation IS NULL OR "
+    "aggregation IN ('sum', 'count') AND kind = 'mean' OR "
+    "aggregation = 'any' AND kind = 'binomial' OR "
+    "aggregation IN ('mean', 'ratio') AND kind = 'ratio')"
+)
+"""A fact source's metric has an aggregation, and its kind follows from it (core.catalogue
+.KIND_OF_AGGREGATION): sum and count are means per unit, any a conversion, mean and ratio
+ratios of sums."""
+METRIC_WAREHOUSE_COLUMNS = (
+    "(fact_source_id IS NOT NULL OR value_column IS NULL AND denominator_column IS NULL AND "
+    "window_days IS NULL AND cuped_days IS NULL) AND "
+    "(value_column IS NOT NULL OR aggregation IS NULL OR aggregation IN ('count', 'any')) AND "
+    "(denominator_column IS NOT NULL) = (aggregation IS NOT NULL AND aggregation = 'ratio') AND "
+    "(window_days IS NULL OR window_days >= 1) AND "
+    "(cuped_days IS NULL OR cuped_days >= 1 AND aggregation IN ('sum', 'count', 'any'))"
+)
+"""The fact-source fields belong to fact-source metrics: sum, mean and ratio aggregate a
+column, a ratio has a denominator column (and nothing else has), windows are whole days, and
+CUPED's pre-period only for sum, count and any."""
+
 
 class Metric(Base):
     __tablename__ = "metrics"
@@ -35,13 +63,34 @@ class Metric(Base):
         String(80), comment="Ratio metrics: the per-unit column summed below the line."
     )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    fact_source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("fact_sources.id"),
+        comment="Warehouse metrics: the fact source it is computed from; NULL = loaded from "
+        "files or a SQL source.",
+    )
+    aggregation: Mapped[str | None] = mapped_column(
+        String(8), comment="Warehouse metrics: sum, count, any, mean or ratio, per unit."
+    )
+    value_column: Mapped[str | None] = mapped_column(
+        String(80), comment="Warehouse metrics: the fact source's column aggregated."
+    )
+    denominator_column: Mapped[str | None] = mapped_column(
+        String(80), comment="Warehouse ratio metrics: the fact source's column below the line."
+    )
+    window_days: Mapped[int | None] = mapped_column(
+        comment="Warehouse metrics: days after a unit's first exposure counted; NULL = up to "
+        "the analysis day."
+    )
+    cuped_days: Mapped[int | None] = mapped_column(
+        comment="Warehouse metrics: days before first exposure aggregated as the CUPED "
+        "covariate; NULL = no CUPED."
+    )
 
     __table_args__ = (
         CheckConstraint("kind IN ('binomial', 'mean', 'ratio')", name="kind"),
-        CheckConstraint(
-            "(kind = 'ratio') = (numerator IS NOT NULL AND denominator IS NOT NULL)",
-            name="ratio_columns",
-        ),
+        CheckConstraint(METRIC_RATIO_COLUMNS, name="ratio_columns"),
+        CheckConstraint(METRIC_AGGREGATION, name="aggregation"),
+        CheckConstraint(METRIC_WAREHOUSE_COLUMNS, name="warehouse_columns"),
     )
 
 
@@ -108,6 +157,13 @@ class Experiment(Base):
         ForeignKey("report_artifacts.id", ondelete="SET NULL", use_alter=True),
         comment="The report the scheduled refresh wrote when it found it ready.",
     )
+    assignment_source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignment_sources.id"),
+        comment="Warehouse: the assignment source its exposures come from; NULL = none.",
+    )
+    experiment_key: Mapped[str | None] = mapped_column(
+        String(200), comment="Warehouse: the experiment_key its exposures carry there."
+    )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
     version: Mapped[int] = mapped_column(default=1)
@@ -149,6 +205,9 @@ class Experiment(Base):
         ),
         CheckConstraint(
             "refresh_every_days IS NULL OR refresh_every_days >= 1", name="refresh_every_days"
+        ),
+        CheckConstraint(
+            "(assignment_source_id IS NULL) = (experiment_key IS NULL)", name="warehouse"
         ),
     )
 
@@ -269,7 +328,8 @@ class IngestLoad(Base):
 
     __table_args__ = (
         UniqueConstraint("experiment_id", "key", name="uq_ingest_loads_key"),
-        CheckConstraint("kind IN ('user_file', 'aggregate_file', 'sql')", name="kind"),
+        CheckConstraint("kind IN ('user_file', 'aggregate_file', 'sql', 'warehouse')",
+                        name="kind"),
     )
 
 
@@ -402,6 +462,99 @@ class MetricSource(Base):
     updated_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class WarehouseConnection(Base):
+    """Where a team's warehouse is: a URL whose credentials are ``${NAME}`` placeholders for
+    environment variables, never stored (core.warehouse.catalog refuses a literal password)."""
+
+    __tablename__ = "warehouse_connections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    allow_app_database: Mapped[bool] = mapped_column(
+        default=False, comment="An admin's consent to point it at the app's own database."
+    )
+    created_by: Mapped[str] = mapped_column(String(120))
+    updated_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class AssignmentSource(Base):
+    """SQL in the warehouse's dialect returning ``unit_id, timestamp, experiment_key,
+    variant`` and the declared dimension columns."""
+
+    __tablename__ = "assignment_sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("warehouse_connections.id"))
+    sql: Mapped[str] = mapped_column(Text)
+    dimensions: Mapped[list[str]] = mapped_column(default=list)
+    created_by: Mapped[str] = mapped_column(String(120))
+    updated_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class FactSource(Base):
+    """SQL returning ``unit_id, timestamp`` and the declared numeric columns."""
+
+    __tablename__ = "fact_sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("warehouse_connections.id"))
+    sql: Mapped[str] = mapped_column(Text)
+    columns: Mapped[list[str]] = mapped_column(default=list)
+    created_by: Mapped[str] = mapped_column(String(120))
+    updated_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class WarehouseRun(Base):
+    """The latest refresh's query of one experiment and one source (its assignment source or
+    a fact source): the exact SQL, what it returned, and the incremental state of a fact
+    source (``final_through`` under ``definition_key``)."""
+
+    __tablename__ = "warehouse_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(80), comment="The source's name.")
+    role: Mapped[str] = mapped_column(String(16), comment="assignment or fact.")
+    sql: Mapped[str] = mapped_column(Text, comment="The exact SQL that ran.")
+    rows_returned: Mapped[int]
+    rows_scanned: Mapped[int | None] = mapped_column(
+        comment="Where the engine reports it; NULL otherwise."
+    )
+    seconds: Mapped[float]
+    ran_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    ran_by: Mapped[str] = mapped_column(String(120))
+    open_from: Mapped[date | None] = mapped_column(
+        comment="Fact sources: the first exposure day recomputed."
+    )
+    final_through: Mapped[date | None] = mapped_column(
+        comment="Fact sources: the last exposure day whose values are final."
+    )
+    definition_key: Mapped[str | None] = mapped_column(
+        String(64), comment="Fact sources: a hash of what its numbers depend on."
+    )
+    units: Mapped[int | None] = mapped_column(
+        comment="Assignment source: units kept (each in one variant)."
+    )
+    multi_variant_units: Mapped[int | None] = mapped_column(
+        comment="Assignment source: units seen in more than one variant, excluded."
+    )
+
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "source", name="uq_warehouse_runs_source"),
+        CheckConstraint("role IN ('assignment', 'fact')", name="role"),
+        CheckConstraint("rows_returned >= 0", name="rows_returned"),
+    )
 
 
 class ResultSnapshot(Base):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from db.models import (
     ApiKey,
+    AssignmentSource,
     AuditEntry,
     Experiment,
     ExperimentMetric,
@@ -37,8 +38,13 @@ _VARIANTS = Variant.__table__
 _LINKS = ExperimentMetric.__table__
 _METRICS = Metric.__table__
 _PRIMARY = _METRICS.alias("primary_metric")
-_VIEW = select(*_EXPERIMENTS.c, _PRIMARY.c.name.label("primary_metric")).select_from(
+_ASSIGNMENT = AssignmentSource.__table__
+_VIEW = select(
+    *_EXPERIMENTS.c, _PRIMARY.c.name.label("primary_metric"),
+    _ASSIGNMENT.c.name.label("assignment_source"),
+).select_from(
     _EXPERIMENTS.outerjoin(_PRIMARY, _PRIMARY.c.id == _EXPERIMENTS.c.primary_metric_id)
+    .outerjoin(_ASSIGNMENT, _ASSIGNMENT.c.id == _EXPERIMENTS.c.assignment_source_id)
 )
 _VIEW_VARIANTS = select(
     _VARIANTS.c.experiment_id, _VARIANTS.c.name, _VARIANTS.c.weight
@@ -61,9 +67,10 @@ _VIEW_MANY = (
     _VIEW_LINKS.where(_LINKS.c.experiment_id.in_(bindparam("experiment_ids", expanding=True))),
 )
 """The experiment view's three reads, built once with bound parameters (SQLAlchemy's compiled
-cache serves them): the experiment rows (every column, and the primary metric's name as
-``primary_metric``), their variants (experiment_id, name, weight; by position) and their
-guardrail and secondary metrics (experiment_id, role, margin, name; by metric id)."""
+cache serves them): the experiment rows (every column, the primary metric's name as
+``primary_metric`` and the assignment source's as ``assignment_source``), their variants
+(experiment_id, name, weight; by position) and their guardrail and secondary metrics
+(experiment_id, role, margin, name; by metric id)."""
 
 _IDS_PER_QUERY = 500
 """Ids bound to one IN list (well under SQLite's limit on bound parameters)."""

@@ -12,6 +12,7 @@ day. docs/data-and-sources.md "Metric data" documents the columns.
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -42,16 +43,22 @@ from core.data.user_files import aggregate_user_file
 from core.data.writing import IngestionReport, write
 from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry.listing import load_experiment
+from core.stats import MetricStats
 from core.transactions import transaction
 from core.types import FileKind, SourceKind
+from db import metric_repository as mrepo
 from db import repositories as repo
 
 __all__ = [
     "AGGREGATE_COLUMNS", "COVARIATE_COLUMNS", "RATIO_COLUMNS", "SLICE_COLUMNS",
     "ExperimentContext", "IngestionReport",
     "ProgressCallback", "aggregate_records", "detect_format", "experiment_context",
-    "ingest_file", "ingest_records", "no_progress",
+    "ingest_file", "ingest_records", "no_progress", "same_as_stored", "write_records",
 ]
+
+
+FLOAT_TOLERANCE = 1e-9
+"""Relative (and absolute) tolerance under which a reloaded sum equals the stored one."""
 
 
 def no_progress(_fraction: float, _message: str) -> None:
@@ -175,15 +182,103 @@ def ingest_records(
     label: str,
     progress: ProgressCallback | None = None,
 ) -> IngestionReport:
-    """Validate and store per-variant, per-day, per-metric rows (from a SQL source)."""
+    """Validate and store per-variant, per-day, per-metric rows (from a SQL source or the
+    warehouse), all or nothing, in a transaction of its own."""
+    actor.require("editor", "load metric data")
+    report = progress or no_progress
+    with transaction(session):
+        result = write_records(session, experiment_id=experiment_id, rows=rows, actor=actor,
+                               kind=kind, label=label, progress=report)
+    report(1.0, f"Loaded {result.stats_rows_written} daily rows from {label}")
+    return result
+
+
+def write_records(
+    session: Session,
+    *,
+    experiment_id: int,
+    rows: list[dict[str, Any]],
+    actor: Actor,
+    kind: SourceKind,
+    label: str,
+    progress: ProgressCallback | None = None,
+) -> IngestionReport:
+    """:func:`ingest_records` in the caller's transaction, for a service that writes more in
+    the same one (the warehouse refresh records its queries with its data)."""
     actor.require("editor", "load metric data")
     report = progress or no_progress
     started = time.perf_counter()
-    with transaction(session):
-        ctx = experiment_context(session, experiment_id=experiment_id)
-        report(0.6, "Checking the aggregated rows")
-        agg = aggregate_records(ctx, rows, label=label)
-        report(0.9, "Writing daily statistics")
-        result = write(session, ctx, agg, kind=kind, label=label, actor=actor, started=started)
-    report(1.0, f"Loaded {result.stats_rows_written} daily rows from {label}")
-    return result
+    ctx = experiment_context(session, experiment_id=experiment_id)
+    report(0.6, "Checking the aggregated rows")
+    agg = aggregate_records(ctx, rows, label=label)
+    report(0.9, "Writing daily statistics")
+    return write(session, ctx, agg, kind=kind, label=label, actor=actor, started=started)
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=FLOAT_TOLERANCE, abs_tol=FLOAT_TOLERANCE)
+
+
+def same_as_stored(
+    session: Session,
+    *,
+    experiment_id: int,
+    rows: list[dict[str, Any]],
+    first: date,
+    last: date,
+    label: str = "sql source",
+) -> bool:
+    """Whether per-variant, per-day rows (as :func:`ingest_records` takes them) equal the
+    stored daily stats and assignments of the days ``first``..``last``: loading them would
+    change nothing (sums compared to :data:`FLOAT_TOLERANCE`). Bad rows raise InvalidInput
+    naming ``label``."""
+    ctx = experiment_context(session, experiment_id=experiment_id)
+    agg = aggregate_records(ctx, rows, label=label)
+    metric_ids = {ctx.metrics[m].id for m in agg.metrics}
+
+    def close(a: MetricStats, b: MetricStats) -> bool:
+        return all(_close(x, y) for x, y in zip(a.key(), b.key(), strict=True))
+
+    fresh = {(ctx.variants[c.variant], ctx.metrics[c.metric].id, c.day): c.stats
+             for c in agg.cells}
+    stored = {
+        (r.variant_id, r.metric_id, r.day): r.stats
+        for r in mrepo.daily_stats(session, experiment_id=experiment_id, through=last)
+        if r.day >= first and r.metric_id in metric_ids
+    }
+    # Only what the source returns is compared: a load upserts and never deletes...
+    if not all(key in stored and close(values, stored[key]) for key, values in fresh.items()):
+        return False
+    # ... except a day's slices, which a load replaces: they must match exactly.
+    days = {c.day for c in [*agg.cells, *agg.slices]}
+    fresh_slices = {
+        (ctx.variants[c.variant], ctx.metrics[c.metric].id, c.day, c.dimension, c.value):
+            c.stats for c in agg.slices
+    }
+    stored_slices: dict[tuple[Any, ...], MetricStats] = {
+        (r.variant_id, r.metric_id, r.day, r.dimension, r.value): r.stats
+        for r in mrepo.daily_slice_stats(session, experiment_id=experiment_id, through=last)
+        if r.day in days and r.metric_id in metric_ids
+    }
+    if fresh_slices.keys() != stored_slices.keys() or not all(
+        close(v, stored_slices[k]) for k, v in fresh_slices.items()
+    ):
+        return False
+    held_slices = {
+        (a.variant_id, a.day, a.dimension, a.value): a.units
+        for a in mrepo.slice_assignments(session, experiment_id=experiment_id, through=last)
+        if a.day in days
+    }
+    if held_slices != {(ctx.variants[v], d, dim, val): u
+                       for (v, d, dim, val), u in agg.slice_assignments.items()}:
+        return False
+    held = {
+        (a.variant_id, a.day): a.units
+        for a in mrepo.assignments(session, experiment_id=experiment_id, through=last)
+        if a.day >= first
+    }
+    return all(
+        held.get((ctx.variants[v], d)) == units for (v, d), units in agg.assignments.items()
+    )

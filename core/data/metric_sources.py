@@ -83,6 +83,21 @@ def _first_word(body: str) -> str:
     return words[0] if words else ""
 
 
+def select_problem(query: str, *, field: str = "query") -> str | None:
+    """Why ``query`` is not one SELECT (or WITH ... SELECT) statement, worded for people and
+    prefixed with ``field``; None when it is. A trailing semicolon is allowed."""
+    body = query.strip().rstrip(";").strip()
+    if not body:
+        return f"{field}: the SQL query is empty"
+    if ";" in body:
+        return f"{field}: give one SELECT statement (the query contains ';')"
+    first = _first_word(body)
+    if first.lower() not in ("select", "with"):
+        return (f"{field}: give one SELECT statement ("
+                + (f"it starts with {first!r})" if first else "it holds no statement)"))
+    return None
+
+
 def _check(url: str | None, query: str) -> list[str]:
     problems = []
     if url is not None:
@@ -97,14 +112,9 @@ def _check(url: str | None, query: str) -> list[str]:
                     f"url: {parsed.get_backend_name()} is not supported; use a sqlite:/// or "
                     "postgresql+psycopg2:// URL"
                 )
-    body = query.strip().rstrip(";").strip()
-    if not body:
-        problems.append("query: the SQL query is empty")
-    elif ";" in body:
-        problems.append("query: give one SELECT statement (the query contains ';')")
-    elif (first := _first_word(body)).lower() not in ("select", "with"):
-        problems.append("query: give one SELECT statement ("
-                        + (f"it starts with {first!r})" if first else "it holds no statement)"))
+    problem = select_problem(query)
+    if problem:
+        problems.append(problem)
     else:
         used = set(text(query).compile().params)
         unknown = sorted(used - set(PARAMETERS))

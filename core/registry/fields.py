@@ -42,6 +42,10 @@ MAX_REASON_LENGTH = 2_000
 """Characters in the reason given for a plan deviation, an abandonment or a status change."""
 MAX_METRIC_NAME_LENGTH = 80
 """The catalogue's metric names (db: String(80))."""
+MAX_SOURCE_NAME_LENGTH = 80
+"""Names of warehouse connections and sources (db: String(80))."""
+MAX_EXPERIMENT_KEY_LENGTH = 200
+"""An experiment's key in its assignment source (db: String(200))."""
 MAX_METRICS = 20
 """Guardrail or secondary metrics per experiment (each list)."""
 MAX_VARIANTS = 20
@@ -99,6 +103,13 @@ Tag = Annotated[str, Field(max_length=MAX_TAG_LENGTH), _NO_NUL, _SAFE]
 VariantName = Annotated[str, Field(min_length=1, max_length=80), _NOT_BLANK, _SAFE]
 MetricRef = Annotated[str, Field(min_length=1, max_length=MAX_METRIC_NAME_LENGTH), _NO_NUL, _SAFE]
 """The name of a catalogue metric."""
+SourceRef = Annotated[str, Field(min_length=1, max_length=MAX_SOURCE_NAME_LENGTH), _NO_NUL,
+                      _SAFE]
+"""The name of a warehouse assignment source (core.warehouse.catalog)."""
+ExperimentKey = Annotated[
+    str, Field(min_length=1, max_length=MAX_EXPERIMENT_KEY_LENGTH), _NOT_BLANK, _SAFE,
+    Field(description="The experiment_key its exposures carry in the assignment source."),
+]
 Hypothesis = Annotated[str, Field(max_length=MAX_HYPOTHESIS_LENGTH), _NO_NUL, _SAFE]
 Learnings = Annotated[str, Field(max_length=MAX_LEARNINGS_LENGTH), _NO_NUL, _SAFE]
 Number = Annotated[float, Field(strict=True)]
@@ -188,6 +199,10 @@ _HINTS: dict[str, str] = {
     f"{PRIOR_MEAN_RANGE[1]:g} (0.02 = +2%), or nothing for the flat prior",
     "prior_lift_sd": f"a number > 0 and at most {MAX_PRIOR_SD:g} (0.05 = 5%), or nothing for "
     "the flat prior",
+    "assignment_source": f"the name of an assignment source (at most {MAX_SOURCE_NAME_LENGTH} "
+    "characters), or nothing",
+    "experiment_key": f"the experiment's key in its assignment source, 1 to "
+    f"{MAX_EXPERIMENT_KEY_LENGTH} characters",
 }
 """What a valid value looks like, appended to pydantic's message for a field."""
 
@@ -240,6 +255,10 @@ class ExperimentFields(BaseModel):
     learnings: Learnings = ""
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     refresh_every_days: RefreshEveryDays = None
+    assignment_source: SourceRef | None = Field(
+        default=None, description="Warehouse: the assignment source its exposures come from "
+        "(with experiment_key); null = data arrives by files or a SQL source.")
+    experiment_key: ExperimentKey | None = None
 
 
 def drop_null_defaults(schema: dict[str, Any], _cls: Any = None) -> None:
@@ -298,6 +317,8 @@ class ExperimentPatch(BaseModel):
     learnings: Learnings = _OPTIONAL
     tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = _OPTIONAL
     refresh_every_days: RefreshEveryDays = None
+    assignment_source: SourceRef | None = None
+    experiment_key: ExperimentKey | None = None
 
 
 class ExperimentView(ExperimentFields):

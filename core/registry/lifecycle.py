@@ -25,6 +25,7 @@ from core.registry.listing import get_experiment, load_experiment
 from core.transactions import transaction
 from core.types import Decision, Status
 from db import repositories as repo
+from db import warehouse_repository as warehouse
 from db.models import Experiment, ExperimentMetric, Variant
 
 FROZEN_FIELDS: tuple[str, ...] = (
@@ -42,8 +43,11 @@ FROZEN_FIELDS: tuple[str, ...] = (
     "guardrail_margins",
     "prior_lift_mean",
     "prior_lift_sd",
+    "assignment_source",
+    "experiment_key",
 )
-"""The analysis plan: frozen when an experiment is launched."""
+"""The analysis plan: frozen when an experiment is launched (who was exposed, in the
+warehouse, is part of it: the assignment source and the experiment's key there)."""
 
 ALLOWED_MOVES: dict[str, tuple[str, ...]] = {
     "proposed": ("running", "abandoned"),
@@ -92,6 +96,17 @@ def _check_rules(fields: ExperimentFields, session: Session) -> list[str]:
         problems.append(
             "prior_lift_sd: a Gaussian prior on the lift needs both prior_lift_mean and "
             "prior_lift_sd (e.g. 0 and 0.05); give neither for the flat prior")
+    if (fields.assignment_source is None) != (fields.experiment_key is None):
+        problems.append(
+            "experiment_key: an experiment fed from the warehouse names its assignment_source "
+            "and its experiment_key there (the value of the source's experiment_key column); "
+            "give both, or neither")
+    if fields.assignment_source is not None and warehouse.get_assignment_source(
+            session, name=fields.assignment_source) is None:
+        problems.append(
+            f"assignment_source: there is no assignment source named "
+            f"'{fields.assignment_source}' (define it first: python -m core.cli "
+            "add-assignment-source, or the Data sources page)")
     if fields.alternative != "two-sided" and fields.primary_metric in known:
         primary = repo.get_metric_by_name(session, name=fields.primary_metric or "")
         higher = primary is None or primary.higher_is_better
@@ -123,7 +138,12 @@ def _plain(value: Any) -> Any:
 
 def _apply(session: Session, exp: Experiment, fields: ExperimentFields) -> None:
     """Write validated fields onto the ORM object (metrics and variants included)."""
+    with session.no_autoflush:  # the experiment is not whole yet
+        source = (None if fields.assignment_source is None else
+                  warehouse.get_assignment_source(session, name=fields.assignment_source))
+    exp.assignment_source_id = None if source is None else source.id
     scalar = set(ExperimentFields.model_fields) - {
+        "assignment_source",
         "primary_metric",
         "guardrail_metrics",
         "secondary_metrics",

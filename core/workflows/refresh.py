@@ -54,7 +54,6 @@ changes nothing, and a day whose source data changed is reloaded by running it a
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import tempfile
 from collections.abc import Iterator
@@ -69,10 +68,9 @@ from sqlalchemy.orm import Session
 
 from core.analysis.snapshot import ResultsSnapshot
 from core.auth import Actor
-from core.errors import DomainError, InvalidInput, RuleViolation
+from core.errors import DomainError, InvalidInput, RuleViolation, WarehouseUnavailable
 from core.registry.fields import MAX_REFRESH_EVERY_DAYS
 from core.registry.listing import load_experiment
-from core.stats import MetricStats
 from core.transactions import transaction
 from db import metric_repository as mrepo
 from db import repositories as repo
@@ -80,6 +78,7 @@ from db import state_repository as state
 
 if TYPE_CHECKING:
     from core.artifacts import ArtifactStore
+    from core.warehouse.refresh import WarehouseRefreshReport
 
 SCHEDULER = Actor(name="airflow", role="editor")
 """Who the scheduled refresh acts as (audit entries, snapshots and reports name it)."""
@@ -91,7 +90,6 @@ _DROP_KEY = re.compile(
     rf"^{DROP_PREFIX}/experiment-(?P<id>[0-9]+)/(?P<day>[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})"
     r"\.(?P<ext>csv|parquet)$"
 )
-_FLOAT_TOLERANCE = 1e-9
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -121,10 +119,12 @@ class IngestOutcome:
     window_end: date
     """Last day loaded (inclusive)."""
     source: str
-    """"sql" (push-down), "files" (drops), "sql+files", or "none" (nothing to pull: data
-    arrives by upload)."""
+    """What was pulled, joined by "+": "sql" (push-down), "warehouse" (generated queries
+    in the experiment's warehouse), "files" (drops); e.g. "warehouse+files"; or "none"
+    (nothing to pull: data arrives by upload)."""
     rows_read: int
-    """Rows of the window read: the query's plus the drops'."""
+    """Rows read: the SQL query's (of the window), the warehouse's records and the
+    drops'."""
     stats_rows_written: int
     changed: bool
     rows_ignored: int = 0
@@ -132,6 +132,8 @@ class IngestOutcome:
     files_loaded: tuple[str, ...] = ()
     files_skipped: tuple[str, ...] = ()
     rejected: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """What the warehouse refresh recomputed, and what it noticed (units in two variants)."""
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))
@@ -224,9 +226,12 @@ def as_day(value: date | datetime | str) -> date:
 
 def is_permanent_failure(exc: BaseException) -> bool:
     """Whether running the same step again cannot succeed: a domain error (bad data, an
-    experiment not found, a refused input) or a statement the database rejects as written
-    (``ProgrammingError``, ``DataError``). Anything else — a database that is down or busy
-    (``OperationalError``), a network fault — may pass on a retry."""
+    experiment not found, a refused input, bad warehouse definitions) or a statement the
+    database rejects as written (``ProgrammingError``, ``DataError``). Anything else — a
+    database that is down or busy (``OperationalError``), a warehouse that cannot be reached
+    or timed out (``WarehouseUnavailable``), a network fault — may pass on a retry."""
+    if isinstance(exc, WarehouseUnavailable):
+        return False
     return isinstance(exc, DomainError | ProgrammingError | DataError)
 
 
@@ -303,68 +308,6 @@ def due_experiments(
 # --------------------------------------------------------------------------- ingestion
 
 
-def _close(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return math.isclose(a, b, rel_tol=_FLOAT_TOLERANCE, abs_tol=_FLOAT_TOLERANCE)
-
-
-def _same_as_stored(
-    session: Session, experiment_id: int, rows: list[dict[str, Any]], first: date, last: date
-) -> bool:
-    """Whether the source rows equal the stored daily stats and assignments of the window."""
-    from core.data.ingestion import aggregate_records, experiment_context
-
-    ctx = experiment_context(session, experiment_id=experiment_id)
-    agg = aggregate_records(ctx, rows, label="sql source")
-    metric_ids = {ctx.metrics[m].id for m in agg.metrics}
-
-    def close(a: MetricStats, b: MetricStats) -> bool:
-        return all(_close(x, y) for x, y in zip(a.key(), b.key(), strict=True))
-
-    fresh = {(ctx.variants[c.variant], ctx.metrics[c.metric].id, c.day): c.stats
-             for c in agg.cells}
-    stored = {
-        (r.variant_id, r.metric_id, r.day): r.stats
-        for r in mrepo.daily_stats(session, experiment_id=experiment_id, through=last)
-        if r.day >= first and r.metric_id in metric_ids
-    }
-    # Only what the source returns is compared: a load upserts and never deletes...
-    if not all(key in stored and close(values, stored[key]) for key, values in fresh.items()):
-        return False
-    # ... except a day's slices, which a load replaces: they must match exactly.
-    days = {c.day for c in [*agg.cells, *agg.slices]}
-    fresh_slices = {
-        (ctx.variants[c.variant], ctx.metrics[c.metric].id, c.day, c.dimension, c.value):
-            c.stats for c in agg.slices
-    }
-    stored_slices: dict[tuple[Any, ...], MetricStats] = {
-        (r.variant_id, r.metric_id, r.day, r.dimension, r.value): r.stats
-        for r in mrepo.daily_slice_stats(session, experiment_id=experiment_id, through=last)
-        if r.day in days and r.metric_id in metric_ids
-    }
-    if fresh_slices.keys() != stored_slices.keys() or not all(
-        close(v, stored_slices[k]) for k, v in fresh_slices.items()
-    ):
-        return False
-    held_slices = {
-        (a.variant_id, a.day, a.dimension, a.value): a.units
-        for a in mrepo.slice_assignments(session, experiment_id=experiment_id, through=last)
-        if a.day in days
-    }
-    if held_slices != {(ctx.variants[v], d, dim, val): u
-                       for (v, d, dim, val), u in agg.slice_assignments.items()}:
-        return False
-    held = {
-        (a.variant_id, a.day): a.units
-        for a in mrepo.assignments(session, experiment_id=experiment_id, through=last)
-        if a.day >= first
-    }
-    return all(
-        held.get((ctx.variants[v], d)) == units for (v, d), units in agg.assignments.items()
-    )
-
-
 def ingest_interval(
     session: Session,
     *,
@@ -375,14 +318,18 @@ def ingest_interval(
     store: ArtifactStore | None = None,
 ) -> IngestOutcome:
     """Load one data interval's refresh window from the experiment's SQL source (push-down,
-    bound to the window) and its file drops, upserting only the window's days.
+    bound to the window) and its file drops, upserting only the window's days; and, for an
+    experiment attached to a warehouse assignment source, refresh its fact-source metrics
+    from the warehouse (:func:`core.warehouse.refresh.refresh_from_warehouse`: its days are
+    the exposure days still open, not the window).
 
     Rows equal to the stored ones and drops loaded before are not written again, so re-running
     an interval leaves the database untouched. A bad drop is listed in ``rejected`` (nothing of
     it written); a failing query raises. ``store`` defaults to the configured artifact store.
     """
-    from core.data.ingestion import ingest_records
+    from core.data.ingestion import ingest_records, same_as_stored
     from core.data.metric_sources import get_metric_source, row_day, run_metric_source
+    from core.warehouse.refresh import refresh_from_warehouse
 
     actor.require("editor", "load metric data")
     start, last = _interval(interval_start, interval_end)
@@ -394,30 +341,47 @@ def ingest_interval(
         first, last = refresh_window(started=exp.actual_start, interval_start=start,
                                      last_day=last, every_days=exp.refresh_every_days)
         has_sql = get_metric_source(session, experiment_id=experiment_id) is not None
+        has_warehouse = exp.assignment_source_id is not None
         returned = run_metric_source(session, experiment_id=experiment_id,
                                      interval_start=first, interval_end=last) if has_sql else []
         # An unreadable day is kept, for the ingestion to reject with its row number.
         rows = [r for r in returned if (d := row_day(r)) is None or first <= d <= last]
-        sql_changed = bool(rows) and not _same_as_stored(session, experiment_id, rows, first,
-                                                         last)
+        sql_changed = bool(rows) and not same_as_stored(
+            session, experiment_id=experiment_id, rows=rows, first=first, last=last)
     written = 0
     if sql_changed:
         written = ingest_records(
             session, experiment_id=experiment_id, rows=rows, actor=actor, kind="sql",
             label=f"sql source of '{name}', {first}..{last}",
         ).stats_rows_written
+    pulled = refresh_from_warehouse(session, experiment_id=experiment_id, actor=actor
+                                    ) if has_warehouse else None
     drops = ingest_drops(session, experiment_id=experiment_id, first=first, last=last,
                          actor=actor, store=store)
     has_files = bool(drops.loaded or drops.skipped or drops.rejected)
-    source = {(True, True): "sql+files", (True, False): "sql", (False, True): "files",
-              (False, False): "none"}[(has_sql, has_files)]
+    source = "+".join(part for part, used in (("sql", has_sql), ("warehouse", has_warehouse),
+                                              ("files", has_files)) if used) or "none"
     return IngestOutcome(
         experiment_id=experiment_id, experiment_name=name, window_start=first, window_end=last,
-        source=source, rows_read=len(rows) + drops.rows_read,
-        stats_rows_written=written + drops.stats_rows_written,
-        changed=sql_changed or bool(drops.loaded), rows_ignored=len(returned) - len(rows),
+        source=source,
+        rows_read=len(rows) + drops.rows_read + (pulled.rows_read if pulled else 0),
+        stats_rows_written=written + drops.stats_rows_written + (
+            pulled.stats_rows_written if pulled else 0),
+        changed=sql_changed or bool(drops.loaded) or bool(pulled and pulled.changed),
+        rows_ignored=len(returned) - len(rows),
         files_loaded=drops.loaded, files_skipped=drops.skipped, rejected=drops.rejected,
+        notes=warehouse_notes(pulled) if pulled else (),
     )
+
+
+def warehouse_notes(report: WarehouseRefreshReport) -> tuple[str, ...]:
+    """A warehouse refresh in plain words, for the logs: the exposure days recomputed per
+    fact source, what was stored, and the engine's own notes."""
+    days = ", ".join(f"{fact} from {first}" for fact, first in sorted(report.open_from.items()))
+    stored = (f"{report.stats_rows_written} daily rows stored" if report.changed
+              else "nothing changed")
+    return (f"warehouse ({report.assignment_source}): {report.units} units; exposure days "
+            f"recomputed: {days or 'none'}; {stored}", *report.notes)
 
 
 # --------------------------------------------------------------------------- file drops

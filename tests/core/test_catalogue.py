@@ -121,3 +121,116 @@ def test_catalogue_update_ratio_columns_until_data_is_stored(
     kept = catalogue.update_metric(session, name="revenue_per_session", actor=EDITOR,
                                    changes={"unit": "EUR", "numerator": "revenue"})
     assert (kept.unit, kept.numerator, kept.denominator) == ("EUR", "revenue", "sessions")
+
+
+# --------------------------------------------------------------------------- warehouse metrics
+
+
+@pytest.fixture
+def orders(session: Session) -> str:
+    """A fact source named orders (revenue, items, sessions) on an in-memory DuckDB."""
+    from core.warehouse import catalog
+    from tests.conftest import ADMIN
+
+    catalog.create_connection(session, data={"name": "wh", "url": "duckdb://"}, actor=ADMIN)
+    return catalog.create_fact_source(session, data={
+        "name": "orders", "connection": "wh",
+        "sql": "SELECT unit_id, ts AS timestamp, revenue, items, sessions FROM orders",
+        "columns": ["revenue", "items", "sessions"]}, actor=EDITOR).name
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "kind"),
+    [("sum", "mean"), ("count", "mean"), ("any", "binomial"), ("mean", "ratio"),
+     ("ratio", "ratio")],
+)
+def test_catalogue_warehouse_metric_kind_follows_its_aggregation(
+    session: Session, orders: str, aggregation: str, kind: str
+) -> None:
+    data = {"name": f"m_{aggregation}", "fact_source": orders, "aggregation": aggregation,
+            "window_days": 7}
+    if aggregation in ("sum", "mean", "ratio"):
+        data["value_column"] = "revenue"
+    if aggregation == "ratio":
+        data["denominator_column"] = "sessions"
+    view = catalogue.create_metric(session, data=data, actor=EDITOR)
+    assert (view.kind, view.fact_source, view.aggregation, view.window_days) == (
+        kind, orders, aggregation, 7)
+    assert (view.numerator, view.denominator) == (None, None)
+    assert catalogue.get_metric(session, name=view.name) == view
+    assert view in catalogue.list_metrics(session)
+    entry = _audits(session, view.id)[0]
+    assert entry.changes["fact_source"] == [None, orders]
+    assert entry.changes["aggregation"] == [None, aggregation]
+
+
+def test_catalogue_warehouse_metric_refuses_every_broken_rule_at_once(
+    session: Session, orders: str
+) -> None:
+    before = len(catalogue.list_metrics(session))
+    with pytest.raises(InvalidInput) as excinfo:
+        catalogue.create_metric(session, data={
+            "name": "aov", "kind": "mean", "fact_source": orders, "aggregation": "ratio",
+            "value_column": "revenue", "numerator": "revenue", "cuped_days": 14,
+        }, actor=EDITOR)
+    problems = excinfo.value.problems
+    assert any(p.startswith("kind: a ratio metric is ratio") for p in problems)
+    assert any(p.startswith("numerator: a metric on a fact source names") for p in problems)
+    assert any(p.startswith("denominator_column: a ratio metric divides") for p in problems)
+    assert any(p.startswith("cuped_days: CUPED applies to sum, count and any") for p in problems)
+    assert len(problems) == 4, problems
+    with pytest.raises(InvalidInput) as excinfo:
+        catalogue.create_metric(session, data={
+            "name": "spend", "fact_source": orders, "aggregation": "sum",
+            "value_column": "discount"}, actor=EDITOR)
+    assert excinfo.value.problems == [
+        "value_column: 'discount' is not a column of fact source 'orders' (it declares "
+        "revenue, items, sessions)"]
+    with pytest.raises(InvalidInput, match="no fact source named 'refunds'"):
+        catalogue.create_metric(session, data={
+            "name": "spend", "fact_source": "refunds", "aggregation": "count"}, actor=EDITOR)
+    with pytest.raises(InvalidInput, match="value_column: a sum metric aggregates a column"):
+        catalogue.create_metric(session, data={
+            "name": "spend", "fact_source": orders, "aggregation": "sum"}, actor=EDITOR)
+    with pytest.raises(InvalidInput, match="fact_source: an aggregation belongs"):
+        catalogue.create_metric(session, data={"name": "spend", "aggregation": "sum",
+                                               "value_column": "revenue"}, actor=EDITOR)
+    with pytest.raises(InvalidInput, match="window_days: only a metric computed from a fact"):
+        catalogue.create_metric(session, data={"name": "spend", "kind": "mean",
+                                               "window_days": 7}, actor=EDITOR)
+    with pytest.raises(InvalidInput, match="aggregation: a metric on a fact source says"):
+        catalogue.create_metric(session, data={"name": "spend", "kind": "mean",
+                                               "fact_source": orders}, actor=EDITOR)
+    with pytest.raises(InvalidInput, match="kind: give binomial, mean or ratio"):
+        catalogue.create_metric(session, data={"name": "spend"}, actor=EDITOR)
+    with pytest.raises(InvalidInput, match="window_days"):
+        catalogue.create_metric(session, data={
+            "name": "spend", "fact_source": orders, "aggregation": "count",
+            "window_days": 0}, actor=EDITOR)
+    assert len(catalogue.list_metrics(session)) == before
+
+
+def test_catalogue_warehouse_metric_window_and_columns_may_change(
+    session: Session, orders: str
+) -> None:
+    catalogue.create_metric(session, data={
+        "name": "spend", "fact_source": orders, "aggregation": "sum", "value_column": "revenue",
+        "window_days": 7, "cuped_days": 14}, actor=EDITOR)
+    view = catalogue.update_metric(session, name="spend", actor=EDITOR, changes={
+        "window_days": None, "value_column": "items", "unit": "EUR"})
+    assert (view.window_days, view.cuped_days, view.value_column, view.unit) == (
+        None, 14, "items", "EUR")
+    assert view.fact_source == orders
+    with pytest.raises(InvalidInput, match="'discount' is not a column"):
+        catalogue.update_metric(session, name="spend", actor=EDITOR,
+                                changes={"value_column": "discount"})
+    with pytest.raises(InvalidInput, match="denominator_column: only ratio metrics"):
+        catalogue.update_metric(session, name="spend", actor=EDITOR,
+                                changes={"denominator_column": "sessions"})
+    catalogue.create_metric(session, data={"name": "file_spend", "kind": "mean"}, actor=EDITOR)
+    with pytest.raises(InvalidInput, match="only a metric computed from a fact source"):
+        catalogue.update_metric(session, name="file_spend", actor=EDITOR,
+                                changes={"window_days": 3})
+    with pytest.raises(InvalidInput):
+        catalogue.update_metric(session, name="spend", actor=EDITOR,
+                                changes={"aggregation": "count"})

@@ -192,3 +192,125 @@ def test_migrations_0006_fills_the_state_tables_from_the_audit_log(own_database:
         (2, "sql source of 'Ready', 2026-03-03..2026-03-04", "sql", None, "2026-03-03",
          "2026-03-04", ["conv"], None, 12, t0 + timedelta(hours=3), "erin"),
     ]
+
+
+def test_migrations_0007_warehouse_definitions_hold_their_rules_and_go_again(
+    own_database: str,
+) -> None:
+    """Stored metrics and experiments keep working at 0007; the new CHECKs and foreign keys
+    hold on both databases (SQLite's edited definitions too); a downgrade drops the warehouse
+    tables, the ratio metrics only a fact source can define and the 'warehouse' loads, and
+    keeps the rest."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    upgrade(own_database, "0006_state_tables")
+    engine = make_engine(own_database)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO metrics (name, kind, unit, higher_is_better, description, numerator, "
+            "denominator) VALUES ('conv', 'binomial', '', true, '', NULL, NULL), "
+            "('rps', 'ratio', '', true, '', 'revenue', 'sessions')"))
+        conn.execute(text(
+            "INSERT INTO experiments (name, owner, hypothesis, target_segment, status, alpha, "
+            "power, analysis_mode, correction, learnings, tags, version) VALUES ('Old', 'o', "
+            "'', '', 'proposed', 0.05, 0.8, 'fixed', 'holm', '', '[]', 1)"))
+    engine.dispose()
+
+    upgrade(own_database)
+    engine = make_engine(own_database)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO warehouse_connections (id, name, url, allow_app_database, "
+                "created_by, updated_by) VALUES (1, 'wh', 'duckdb:///w.duckdb', false, 'a', "
+                "'a')"))
+            conn.execute(text(
+                "INSERT INTO fact_sources (id, name, connection_id, sql, columns, created_by, "
+                "updated_by) VALUES (1, 'orders', 1, 'SELECT 1', '[\"revenue\"]', 'a', 'a')"))
+            conn.execute(text(
+                "INSERT INTO assignment_sources (id, name, connection_id, sql, dimensions, "
+                "created_by, updated_by) VALUES (1, 'exposures', 1, 'SELECT 1', '[]', 'a', "
+                "'a')"))
+        good = {
+            "spend": "'mean', 1, 'sum', 'revenue', NULL, 7, 14",
+            "buyers": "'binomial', 1, 'any', NULL, NULL, NULL, 7",
+            "aov": "'ratio', 1, 'mean', 'revenue', NULL, NULL, NULL",
+            "rpi": "'ratio', 1, 'ratio', 'revenue', 'items', 3, NULL",
+        }
+        bad = {
+            "kind_mismatch": "'binomial', 1, 'sum', 'revenue', NULL, NULL, NULL",
+            "no_aggregation": "'mean', 1, NULL, 'revenue', NULL, NULL, NULL",
+            "aggregation_without_source": "'mean', NULL, 'sum', 'revenue', NULL, NULL, NULL",
+            "sum_without_column": "'mean', 1, 'sum', NULL, NULL, NULL, NULL",
+            "ratio_without_denominator": "'ratio', 1, 'ratio', 'revenue', NULL, NULL, NULL",
+            "denominator_not_ratio": "'ratio', 1, 'mean', 'revenue', 'items', NULL, NULL",
+            "zero_window": "'mean', 1, 'count', NULL, NULL, 0, NULL",
+            "cuped_on_a_ratio": "'ratio', 1, 'mean', 'revenue', NULL, NULL, 14",
+            "window_on_a_file_metric": "'mean', NULL, NULL, NULL, NULL, 7, NULL",
+            "unknown_fact_source": "'mean', 99, 'sum', 'revenue', NULL, NULL, NULL",
+            "unknown_aggregation": "'mean', 1, 'median', 'revenue', NULL, NULL, NULL",
+        }
+        insert = ("INSERT INTO metrics (name, kind, fact_source_id, aggregation, value_column, "
+                   "denominator_column, window_days, cuped_days, unit, higher_is_better, "
+                   "description) VALUES ('{name}', {values}, '', true, '')")
+        with engine.begin() as conn:
+            for name, values in good.items():
+                conn.execute(text(insert.format(name=name, values=values)))
+        for name, values in bad.items():
+            with pytest.raises(IntegrityError), engine.begin() as conn:
+                conn.execute(text(insert.format(name=name, values=values)))
+        with pytest.raises(IntegrityError), engine.begin() as conn:  # a file ratio still
+            conn.execute(text(  # names both of its columns
+                "INSERT INTO metrics (name, kind, unit, higher_is_better, description, "
+                "numerator) VALUES ('half', 'ratio', '', true, '', 'revenue')"))
+        for bad_update in ("assignment_source_id = 1",  # without its key
+                           "experiment_key = 'k'",
+                           "assignment_source_id = 99, experiment_key = 'k'"):
+            with pytest.raises(IntegrityError), engine.begin() as conn:
+                conn.execute(text(f"UPDATE experiments SET {bad_update}"))
+        with engine.begin() as conn:
+            conn.execute(text(
+                "UPDATE experiments SET assignment_source_id = 1, experiment_key = 'old-key'"))
+            exp_id = conn.execute(text("SELECT id FROM experiments")).scalar_one()
+            aov = conn.execute(text("SELECT id FROM metrics WHERE name = 'aov'")).scalar_one()
+            conn.execute(text("UPDATE experiments SET primary_metric_id = :m"), {"m": aov})
+            conn.execute(text(
+                "INSERT INTO ingest_loads (experiment_id, key, kind, metrics, rows_written, "
+                "loaded_by) VALUES (:e, 'warehouse refresh', 'warehouse', '[]', 3, 'a'), "
+                "(:e, 'f.csv', 'user_file', '[]', 2, 'a')"), {"e": exp_id})
+            conn.execute(text(
+                "INSERT INTO warehouse_runs (experiment_id, source, role, sql, rows_returned, "
+                "seconds, ran_by) VALUES (:e, 'orders', 'fact', 'SELECT 1', 1, 0.1, 'a')"),
+                {"e": exp_id})
+        with pytest.raises(IntegrityError), engine.begin() as conn:  # a source in use stays
+            conn.execute(text("DELETE FROM assignment_sources"))
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text("DELETE FROM fact_sources"))
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO ingest_loads (experiment_id, key, kind, metrics, rows_written, "
+                "loaded_by) VALUES (:e, 'x', 'spreadsheet', '[]', 0, 'a')"), {"e": exp_id})
+    finally:
+        engine.dispose()
+
+    downgrade(own_database, "0006_state_tables")
+    assert not {"warehouse_connections", "assignment_sources", "fact_sources",
+                "warehouse_runs"} & _tables(own_database)
+    engine = make_engine(own_database)
+    try:
+        with engine.connect() as conn:
+            metrics = dict(conn.execute(text("SELECT name, kind FROM metrics")).all())
+            kinds = sorted(conn.execute(text("SELECT kind FROM ingest_loads")).scalars())
+            primary = conn.execute(text("SELECT primary_metric_id FROM experiments")).scalar()
+        assert metrics == {"conv": "binomial", "rps": "ratio", "spend": "mean",
+                           "buyers": "binomial"}
+        assert kinds == ["user_file"] and primary is None
+        with pytest.raises(IntegrityError), engine.begin() as conn:  # the old rules are back
+            conn.execute(text(
+                "INSERT INTO metrics (name, kind, unit, higher_is_better, description) "
+                "VALUES ('r2', 'ratio', '', true, '')"))
+    finally:
+        engine.dispose()
+    upgrade(own_database)
+    assert {"warehouse_connections", "warehouse_runs"} <= _tables(own_database)
