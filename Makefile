@@ -32,11 +32,12 @@ run: seed
 api: migrate
 	$(VENV)/bin/uvicorn api.main:app --host 0.0.0.0 --port 8000 --timeout-keep-alive 75
 
-## test: lint (ruff, import contracts), then the whole suite on SQLite and PostgreSQL (started if none answers)
+## test: lint (ruff, import contracts), then the whole suite on SQLite and PostgreSQL (started if none answers) and Spark (a JRE installed if missing)
 test: $(VENV)/.dev
 	scripts/ensure-chromium.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	JAVA_HOME="$$(scripts/ensure-java.sh)" && export JAVA_HOME && \
 	TEST_POSTGRES_URL="$$(PY=$(PY) scripts/ensure-postgres.sh)" $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev

@@ -1,0 +1,266 @@
+"""A plain pandas computation of the warehouse metric semantics, written apart from the engine
+(core.warehouse.queries/compute) so that the engine is checked against something it did not
+write. The semantics are those of the shared design ("Metric semantics" in the warehouse spec
+of issue 21) and of :class:`core.warehouse.definitions.WarehouseMetric`:
+
+- the assignment rows of the experiment's key; a unit seen in more than one variant is
+  excluded and counted; every other unit counts once, at its first exposure (the earliest
+  timestamp), in its variant, on the UTC day of that exposure, with the dimension values of
+  that first exposure row;
+- per unit and metric, the fact rows of the unit with ``first <= timestamp < first +
+  window_days`` and ``timestamp <`` the day after ``spec.end`` (window None: only the latter),
+  aggregated: ``sum`` of the column
+  (0 without rows); ``count`` of rows (of non-null column values when a column is given);
+  ``any``: 1 when a row exists (with column > 0 when given); ``mean``: numerator sum(column),
+  denominator count(rows); ``ratio``: numerator sum(column), denominator sum(denominator);
+- the CUPED covariate: the same aggregate over ``first - cuped_days <= timestamp < first``;
+- per variant x first-exposure day (x dimension value) the sums of the record format
+  (core/data/aggregates.py): ``n, sum, sum_squares``; with CUPED ``sum_x, sum_x2, sum_xy``
+  (not on dimension rows, which take none); for mean and ratio ``sum``/``sum_squares`` are the
+  numerator's and ``sum_den, sum_den_squares, sum_num_den`` are added.
+
+On windows and the analysis day: the design's "Metric semantics" writes a window as ``[first,
+first + window_days)`` and says nothing of ``spec.end`` for it; ``ExperimentSpec.end`` is "the
+analysis day, inclusive", and facts after the analysis day are outside the analysis (Statsig
+Warehouse Native, "Understanding experiments": metric data is read between the experiment's
+start and end dates). So a window is cut at the end of the analysis day: a unit exposed near
+``spec.end`` has a shorter window. The engine does the same; the design text should say so.
+
+Plain pandas: a merge of units and facts, boolean masks for the windows, group-bys; no SQL.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.warehouse.definitions import ExperimentSpec, WarehouseMetric
+
+KEY_FIELDS: tuple[str, ...] = ("metric", "variant", "day", "dimension", "dimension_value")
+SUM_FIELDS: tuple[str, ...] = (
+    "n", "sum", "sum_squares", "sum_x", "sum_x2", "sum_xy",
+    "sum_den", "sum_den_squares", "sum_num_den",
+)
+RATIO_AGGREGATIONS = ("mean", "ratio")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the engine must return for one spec: records, and the exposure check."""
+
+    records: list[dict[str, Any]]
+    units: int
+    multi_variant_units: int
+    units_by_variant: dict[str, int]
+
+
+def first_exposures(assignment: pd.DataFrame, spec: ExperimentSpec) -> tuple[pd.DataFrame, int]:
+    """One row per kept unit (``unit_id, first, variant, day`` and the dimension columns) and
+    the number of units seen in more than one variant."""
+    rows = assignment[assignment["experiment_key"] == spec.experiment_key]
+    variants = rows.groupby("unit_id")["variant"].nunique()
+    multi = set(variants[variants > 1].index)
+    kept = rows[~rows["unit_id"].isin(multi)]
+    ordered = kept.sort_values(["unit_id", "timestamp"], kind="stable")
+    first = ordered.groupby("unit_id", sort=True).head(1)
+    out = pd.DataFrame(
+        {
+            "unit_id": first["unit_id"].to_numpy(),
+            "first": pd.to_datetime(first["timestamp"]).to_numpy(),
+            "variant": first["variant"].to_numpy(),
+        }
+    )
+    out["day"] = [ts.date() for ts in pd.to_datetime(out["first"])]
+    for dim in spec.assignment.dimensions:
+        out[dim] = first[dim].to_numpy()
+    return out.reset_index(drop=True), len(multi)
+
+
+def _per_unit(rows: pd.DataFrame, metric: WarehouseMetric) -> tuple[pd.Series, pd.Series]:
+    """Per unit_id present in ``rows``: (value or numerator, denominator); the denominator is 0
+    for the aggregations without one."""
+    col = metric.column
+    units = rows.groupby("unit_id", sort=False)
+    size = units.size().astype(float)
+    zero = size * 0.0
+    if metric.aggregation == "sum":
+        assert col is not None
+        return units[col].sum(min_count=0).astype(float), zero
+    if metric.aggregation == "count":
+        return (size if col is None else units[col].count().astype(float)), zero
+    if metric.aggregation == "any":
+        if col is None:
+            return (size > 0).astype(float), zero
+        return (rows[col] > 0).groupby(rows["unit_id"], sort=False).any().astype(float), zero
+    if metric.aggregation == "mean":
+        assert col is not None
+        return units[col].sum(min_count=0).astype(float), size
+    if metric.aggregation == "ratio":
+        assert col is not None and metric.denominator is not None
+        return (units[col].sum(min_count=0).astype(float),
+                units[metric.denominator].sum(min_count=0).astype(float))
+    raise AssertionError(f"unknown aggregation {metric.aggregation}")
+
+
+def unit_values(
+    units: pd.DataFrame, facts: pd.DataFrame, metric: WarehouseMetric, spec: ExperimentSpec
+) -> pd.DataFrame:
+    """Per kept unit (in ``units`` order): ``value`` (the numerator for mean/ratio), ``den``
+    and, with CUPED, ``x``; units without fact rows in the window get 0."""
+    joined = units[["unit_id", "first"]].merge(facts, on="unit_id", how="inner")
+    ts = pd.to_datetime(joined["timestamp"])
+    first = pd.to_datetime(joined["first"])
+    end_of_analysis = pd.Timestamp(spec.end + timedelta(days=1))
+    end = pd.Series(end_of_analysis, index=joined.index)
+    if metric.window_days is not None:
+        end = end.where(first + pd.Timedelta(days=metric.window_days) > end_of_analysis,
+                        first + pd.Timedelta(days=metric.window_days))
+    value, den = _per_unit(joined[(ts >= first) & (ts < end)], metric)
+    ids = units["unit_id"]
+    out = pd.DataFrame(
+        {
+            "value": value.reindex(ids, fill_value=0.0).to_numpy(),
+            "den": den.reindex(ids, fill_value=0.0).to_numpy(),
+        },
+        index=units.index,
+    )
+    if metric.cuped_days is not None:
+        begin = first - pd.Timedelta(days=metric.cuped_days)
+        x, _ = _per_unit(joined[(ts >= begin) & (ts < first)], metric)
+        out["x"] = x.reindex(ids, fill_value=0.0).to_numpy()
+    return out
+
+
+def _sums(
+    group: pd.DataFrame, metric: WarehouseMetric, *, cuped: bool
+) -> dict[str, Any]:
+    v = group["value"].to_numpy(dtype=float)
+    out: dict[str, Any] = {"n": int(len(group)), "sum": float(v.sum()),
+                           "sum_squares": float((v * v).sum())}
+    if cuped:
+        x = group["x"].to_numpy(dtype=float)
+        out |= {"sum_x": float(x.sum()), "sum_x2": float((x * x).sum()),
+                "sum_xy": float((x * v).sum())}
+    if metric.aggregation in RATIO_AGGREGATIONS:
+        d = group["den"].to_numpy(dtype=float)
+        out |= {"sum_den": float(d.sum()), "sum_den_squares": float((d * d).sum()),
+                "sum_num_den": float((v * d).sum())}
+    return out
+
+
+def reference(
+    spec: ExperimentSpec,
+    assignment: pd.DataFrame,
+    facts: Mapping[str, pd.DataFrame],
+) -> Reference:
+    """The records and exposure check for ``spec``, from the frames its sources return
+    (``facts`` by fact source name)."""
+    units, multi = first_exposures(assignment, spec)
+    records: list[dict[str, Any]] = []
+    for metric in spec.metrics:
+        values = unit_values(units, facts[metric.fact_source], metric, spec)
+        frame = pd.concat([units, values], axis=1)
+        cuped = metric.cuped_days is not None
+        for (variant, day), group in frame.groupby(["variant", "day"], sort=True):
+            records.append({"metric": metric.name, "variant": variant, "day": day,
+                            **_sums(group, metric, cuped=cuped)})
+        for dim in spec.assignment.dimensions:
+            for (variant, day, value), group in frame.groupby(
+                ["variant", "day", dim], sort=True
+            ):
+                records.append({"metric": metric.name, "variant": variant, "day": day,
+                                "dimension": dim, "dimension_value": str(value),
+                                **_sums(group, metric, cuped=False)})
+    by_variant = units.groupby("variant").size()
+    return Reference(
+        records=records,
+        units=len(units),
+        multi_variant_units=multi,
+        units_by_variant={str(k): int(v) for k, v in by_variant.items()},
+    )
+
+
+def final_through(spec: ExperimentSpec, fact_source: str, *, today: date,
+                  late_data_days: int) -> date | None:
+    """The last exposure day whose values are final on ``today`` (the design's
+    ``today - max window - late_data_days - 1``); None when a metric of the fact source has no
+    window or no day is final yet."""
+    windows = [m.window_days for m in spec.metrics if m.fact_source == fact_source]
+    if not windows or any(w is None for w in windows):
+        return None
+    last = today - timedelta(days=max(w for w in windows if w is not None) + late_data_days + 1)
+    return last if last >= spec.start else None
+
+
+# -------------------------------------------------------------------------- comparison
+
+
+def _key(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    day = record.get("day", record.get("date"))
+    if isinstance(day, datetime):  # pd.Timestamp too
+        day = day.date()
+    elif isinstance(day, str):
+        day = date.fromisoformat(day[:10])
+    dim = record.get("dimension") or None
+    value = record.get("dimension_value")
+    value = None if value is None or value == "" else str(value)
+    return (str(record["metric"]), str(record["variant"]), day, dim, value)
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return None if math.isnan(out) else out
+
+
+def index_records(records: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Records by (metric, variant, day, dimension, dimension_value); repeats raise."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for record in records:
+        key = _key(record)
+        if key in out:
+            raise AssertionError(f"record repeated: {key}")
+        out[key] = {f: _number(record.get(f)) for f in SUM_FIELDS}
+    return out
+
+
+def record_differences(
+    got: Iterable[Mapping[str, Any]],
+    expected: Iterable[Mapping[str, Any]],
+    *,
+    rtol: float = 1e-9,
+    limit: int = 25,
+) -> list[str]:
+    """Every difference between two record sets, in words: keys only one side has, and per
+    shared key each sum field whose values differ by more than ``rtol`` relative to the
+    expected value (exactly, when it is 0) or that one side leaves out."""
+    got_idx, exp_idx = index_records(got), index_records(expected)
+    problems: list[str] = []
+    for key in sorted(exp_idx.keys() - got_idx.keys(), key=str):
+        problems.append(f"missing {key}: expected {_present(exp_idx[key])}")
+    for key in sorted(got_idx.keys() - exp_idx.keys(), key=str):
+        problems.append(f"unexpected {key}: got {_present(got_idx[key])}")
+    for key in sorted(exp_idx.keys() & got_idx.keys(), key=str):
+        for field in SUM_FIELDS:
+            e, g = exp_idx[key][field], got_idx[key][field]
+            if e is None and g is None:
+                continue
+            if e is None or g is None or not np.isclose(g, e, rtol=rtol, atol=0.0):
+                problems.append(f"{key} {field}: expected {e!r}, got {g!r}")
+    if len(problems) > limit:
+        problems = [*problems[:limit], f"... and {len(problems) - limit} more"]
+    return problems
+
+
+def _present(fields: Mapping[str, float | None]) -> dict[str, float]:
+    return {k: v for k, v in fields.items() if v is not None}
