@@ -111,6 +111,9 @@ class Limits:
     """A share of units seen in two variants above which the refresh refuses."""
     late_data_days: int = 2
     """Days after a window closes during which facts may still arrive (incremental refresh)."""
+    duckdb_memory_limit: str = "2GB"
+    """The embedded DuckDB's memory ceiling (it spills to disk past it), so the app process's
+    memory does not grow with the warehouse."""
 
 
 @dataclass(frozen=True)

@@ -139,11 +139,12 @@ def connect(connection: Connection, *, limits: Limits | None = None, label: str 
         if name == "duckdb":
             path = duckdb_path(url)
             if path is None:
-                return ibis.duckdb.connect()
+                return ibis.duckdb.connect(memory_limit=limits.duckdb_memory_limit)
             if not path.exists():
                 raise WarehouseUnavailable(
                     f"connection '{connection.name}': the DuckDB file {path} does not exist")
-            return ibis.duckdb.connect(database=str(path), read_only=True)
+            return ibis.duckdb.connect(database=str(path), read_only=True,
+                                       memory_limit=limits.duckdb_memory_limit)
         if name == "postgres":
             parts = urlsplit(url)
             timeout_ms = int(limits.statement_timeout_seconds * 1000)
@@ -160,6 +161,12 @@ def connect(connection: Connection, *, limits: Limits | None = None, label: str 
             )
         if name == "pyspark":
             return ibis.pyspark.connect(spark_session(spark_master(url)))
+        if name == "databricks":
+            # databricks://token:${DATABRICKS_TOKEN}@<workspace host>/<SQL warehouse HTTP path>
+            parts = urlsplit(url)
+            return ibis.databricks.connect(server_hostname=parts.hostname,
+                                           http_path=parts.path,
+                                           access_token=unquote(parts.password or ""))
         return ibis.connect(url)
     except (InvalidInput, WarehouseUnavailable):
         raise
