@@ -163,6 +163,8 @@ class _Runner:
         self.runs: list[QueryRun] = []
 
     def __call__(self, expr: ibis.Table, source: str, purpose: str) -> pd.DataFrame:
+        """Run ``expr`` for ``source`` ("fact source 'orders'": errors name it so; the run
+        is recorded under the source's own name, as QueryRun.source says)."""
         sql = f"/* {self.label}: {purpose} */\n" + ibis.to_sql(expr, dialect=self.backend.name)
         try:
             ran = engines.run(self.backend, sql, timeout=self.limits.statement_timeout_seconds,
@@ -172,7 +174,8 @@ class _Runner:
         except Exception as exc:  # noqa: BLE001 - the engine's own error types
             raise InvalidInput(f"{source}: the query failed in the warehouse: "
                                f"{engines.first_line(exc)}") from None
-        self.runs.append(QueryRun(source, sql, len(ran.frame), ran.seconds, ran.rows_scanned))
+        name = source.split("'")[1] if source.count("'") >= 2 else source
+        self.runs.append(QueryRun(name, sql, len(ran.frame), ran.seconds, ran.rows_scanned))
         return ran.frame
 
 

@@ -108,7 +108,8 @@ def spark_session(master: str = "local[2]") -> Any:
     )
 
 
-def _is_app_database(url: str) -> bool:
+def is_app_database(url: str) -> bool:
+    """Whether ``url`` (credentials resolved) points at the app's own database."""
     app = get_settings().database_url
     kind = scheme(url)
     if kind == "duckdb":
@@ -128,7 +129,7 @@ def connect(connection: Connection, *, limits: Limits | None = None, label: str 
     limits = limits or Limits()
     name = dialect(connection.url)
     url = resolve(connection.url)
-    if not connection.allow_app_database and _is_app_database(url):
+    if not connection.allow_app_database and is_app_database(url):
         raise InvalidInput(
             f"connection '{connection.name}': it points at the app's own database; an admin "
             "must allow that explicitly (allow_app_database) for it to be a source"
