@@ -275,6 +275,223 @@ def _refresh_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- warehouse
+
+
+def _cli_admin():  # type: ignore[no-untyped-def]
+    from core.auth import Actor
+
+    return Actor(name=_CLI_ACTOR_NAME, role="admin")
+
+
+def _sql_text(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    return args.sql if args.sql is not None else Path(args.sql_file).read_text(encoding="utf-8")
+
+
+def _names(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _add_connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", required=True, help="lower_snake_case, e.g. analytics")
+    p.add_argument("--url", required=True,
+                   help="duckdb:///path/file.duckdb, postgresql://user:${PASSWORD_VAR}@host/db, "
+                        "spark://local[2], bigquery://project/dataset, ...; a credential only as "
+                        "${ENV_VAR} (quote the URL in the shell)")
+    p.add_argument("--allow-app-database", action="store_true",
+                   help="allow the URL to point at the app's own database")
+
+
+@command("add-connection", "Add a warehouse connection (credentials only as ${ENV_VAR}; "
+         "audited).", _add_connection_args)
+def _add_connection(args: argparse.Namespace) -> int:
+    from core.warehouse import catalog
+
+    with _session() as session:
+        view = catalog.create_connection(session, actor=_cli_admin(), data={
+            "name": args.name, "url": args.url,
+            "allow_app_database": args.allow_app_database})
+    print(f"Connection '{view.name}' added ({view.url}); check it with "
+          f"`python -m core.cli test-connection --name {view.name}`.")
+    return 0
+
+
+def _test_connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", required=True, help="the connection's name")
+
+
+@command("test-connection", "Connect to a warehouse connection and run SELECT 1.",
+         _test_connection_args)
+def _test_connection(args: argparse.Namespace) -> int:
+    from core.warehouse import catalog
+
+    with _session() as session:
+        print(catalog.check_connection(session, name=args.name, actor=_cli_admin()))
+    return 0
+
+
+def _source_args(columns: str, help_text: str, *, required: bool) -> Callable[
+        [argparse.ArgumentParser], None]:
+    def arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--name", required=True, help="lower_snake_case, unique among sources")
+        p.add_argument("--connection", required=True, help="the warehouse connection's name")
+        sql = p.add_mutually_exclusive_group(required=True)
+        sql.add_argument("--sql", help="one SELECT statement in the warehouse's dialect")
+        sql.add_argument("--sql-file", help="a file holding that statement")
+        p.add_argument(f"--{columns}", required=required, help=help_text)
+
+    return arguments
+
+
+@command("add-assignment-source", "Add an assignment source: SQL returning unit_id, timestamp, "
+         "experiment_key, variant and the dimension columns (audited).",
+         _source_args("dimensions", "comma-separated dimension columns, e.g. platform,country",
+                      required=False))
+def _add_assignment_source(args: argparse.Namespace) -> int:
+    from core.warehouse import catalog
+
+    with _session() as session:
+        view = catalog.create_assignment_source(session, actor=_cli_admin(), data={
+            "name": args.name, "connection": args.connection, "sql": _sql_text(args),
+            "dimensions": _names(args.dimensions)})
+    dims = ", ".join(view.dimensions) or "none"
+    print(f"Assignment source '{view.name}' added on '{view.connection}' (dimensions: {dims}).")
+    return 0
+
+
+@command("add-fact-source", "Add a fact source: SQL returning unit_id, timestamp and numeric "
+         "columns (audited).",
+         _source_args("columns", "comma-separated numeric columns, e.g. revenue,items",
+                      required=True))
+def _add_fact_source(args: argparse.Namespace) -> int:
+    from core.warehouse import catalog
+
+    with _session() as session:
+        view = catalog.create_fact_source(session, actor=_cli_admin(), data={
+            "name": args.name, "connection": args.connection, "sql": _sql_text(args),
+            "columns": _names(args.columns)})
+    print(f"Fact source '{view.name}' added on '{view.connection}' (columns: "
+          f"{', '.join(view.columns)}).")
+    return 0
+
+
+def _add_metric_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", required=True, help="lower_snake_case, e.g. checkout_conversion")
+    p.add_argument("--kind", choices=["binomial", "mean", "ratio"],
+                   help="required for a metric loaded from files or SQL; a warehouse metric's "
+                        "follows from --aggregation")
+    p.add_argument("--unit", default="", help="e.g. EUR, %%, ms")
+    p.add_argument("--lower-is-better", action="store_true",
+                   help="a decrease is an improvement (latency, refunds)")
+    p.add_argument("--description", default="")
+    p.add_argument("--numerator", help="file ratio metrics: the per-unit column above the line")
+    p.add_argument("--denominator", help="file ratio metrics: the per-unit column below it")
+    p.add_argument("--fact-source", help="warehouse metrics: the fact source it is computed from")
+    p.add_argument("--aggregation", choices=["sum", "count", "any", "mean", "ratio"],
+                   help="warehouse metrics: per unit, sum | count of rows | any row (0/1) | "
+                        "mean over rows | ratio of --column to --denominator-column")
+    p.add_argument("--column", help="warehouse metrics: the fact source's column aggregated")
+    p.add_argument("--denominator-column", help="warehouse ratio metrics: the column below")
+    p.add_argument("--window-days", type=int,
+                   help="warehouse metrics: days after the unit's first exposure counted "
+                        "(default: up to the analysis day)")
+    p.add_argument("--cuped-days", type=int,
+                   help="warehouse sum/count/any metrics: days before first exposure used as "
+                        "the CUPED covariate")
+
+
+@command("add-metric", "Add a metric to the catalogue: loaded from files or SQL, or computed "
+         "in the warehouse from a fact source (audited).", _add_metric_args)
+def _add_metric(args: argparse.Namespace) -> int:
+    from core import catalogue
+
+    given = {
+        "kind": args.kind, "numerator": args.numerator, "denominator": args.denominator,
+        "fact_source": args.fact_source, "aggregation": args.aggregation,
+        "value_column": args.column, "denominator_column": args.denominator_column,
+        "window_days": args.window_days, "cuped_days": args.cuped_days,
+    }
+    data = {"name": args.name, "unit": args.unit, "higher_is_better": not args.lower_is_better,
+            "description": args.description,
+            **{k: v for k, v in given.items() if v is not None}}
+    with _session() as session:
+        view = catalogue.create_metric(session, data=data, actor=_cli_admin())
+    where = (f"computed from fact source '{view.fact_source}' ({view.aggregation})"
+             if view.fact_source else "loaded from files or SQL")
+    print(f"Metric '{view.name}' ({view.kind}) added, {where}.")
+    return 0
+
+
+def _attach_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiment", required=True, help="experiment name")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--assignment-source", help="the assignment source's name")
+    which.add_argument("--detach", action="store_true",
+                       help="read no exposures from a warehouse any more")
+    p.add_argument("--key", help="the experiment's experiment_key in the assignment source")
+    p.add_argument("--reason", help="needed once the experiment has launched (a plan deviation)")
+
+
+@command("attach-warehouse", "Read an experiment's exposures from an assignment source under "
+         "its key (a registry change: audited, frozen at launch).", _attach_args)
+def _attach_warehouse(args: argparse.Namespace) -> int:
+    from core.registry.listing import get_experiment_by_name
+    from core.warehouse import catalog
+
+    with _session() as session:
+        exp = get_experiment_by_name(session, name=args.experiment)
+        view = catalog.attach_experiment(
+            session, experiment_id=exp.id,
+            assignment_source=None if args.detach else args.assignment_source,
+            experiment_key=None if args.detach else args.key, expected_version=exp.version,
+            actor=_cli_admin(), reason=args.reason)
+    if view.assignment_source is None:
+        print(f"'{view.name}' reads no exposures from a warehouse.")
+    else:
+        print(f"'{view.name}' reads its exposures from '{view.assignment_source}' under key "
+              f"'{view.experiment_key}'; refresh it with `python -m core.cli refresh-warehouse "
+              f"--experiment \"{view.name}\"`.")
+    return 0
+
+
+def _refresh_warehouse_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiment", required=True, help="experiment name")
+    p.add_argument("--full", action="store_true",
+                   help="recompute every exposure day, not only the open ones")
+    p.add_argument("--show-sql", action="store_true", help="print the SQL that ran")
+
+
+@command("refresh-warehouse", "Refresh an experiment's metrics from its warehouse (the open "
+         "exposure days; --full: all), then store a results snapshot.",
+         _refresh_warehouse_args)
+def _refresh_warehouse(args: argparse.Namespace) -> int:
+    from core.registry.listing import get_experiment_by_name
+    from core.workflows.loads import refresh_from_warehouse
+
+    with _session() as session:
+        exp = get_experiment_by_name(session, name=args.experiment)
+        report, snapshot = refresh_from_warehouse(session, experiment_id=exp.id,
+                                                  actor=_cli_admin(), full=args.full)
+    days = ", ".join(f"{fact} from {first}" for fact, first in sorted(report.open_from.items()))
+    stored = (f"{report.stats_rows_written} daily rows stored" if report.changed
+              else "nothing changed")
+    print(f"'{report.experiment_name}' from '{report.assignment_source}': {report.units:,} "
+          f"units, {report.multi_variant_units} in more than one variant (excluded); exposure "
+          f"days recomputed: {days or 'none'}; {report.rows_read} rows returned; {stored} "
+          f"({report.seconds:.1f} s); snapshot {snapshot.snapshot_id}.")
+    for note in report.notes:
+        print(note)
+    for run in report.runs:
+        scanned = "" if run.rows_scanned is None else f", {run.rows_scanned:,} rows scanned"
+        print(f"  {run.role} source '{run.source}': {run.rows_returned} rows returned"
+              f"{scanned}, {run.seconds:.2f} s")
+        if args.show_sql and run.sql:
+            print(run.sql)
+    return 0
+
+
 # --------------------------------------------------------------------------- reports
 
 

@@ -1,6 +1,6 @@
-"""The two data loads an editor can start (an uploaded file, or the experiment's SQL source),
-each followed by a stored results snapshot. The Results page and the API's data routes both load
-through here.
+"""The data loads an editor can start (an uploaded file, the experiment's SQL source, or its
+warehouse), each followed by a stored results snapshot. The Results page, the API's data
+routes and the CLI all load through here.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from core.data import metric_sources
 from core.data.ingestion import IngestionReport, ProgressCallback, ingest_file
 from core.errors import InvalidInput
 from core.types import FileKind
+from core.warehouse.refresh import WarehouseRefreshReport
+from core.warehouse.refresh import refresh_from_warehouse as pull_from_warehouse
 
 UPLOAD_SUFFIXES = (".csv", ".parquet", ".csv.gz")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -75,5 +77,22 @@ def refresh_from_source(
     """Re-run the experiment's SQL metric source, then store a fresh results snapshot."""
     report = metric_sources.ingest_sql(session, experiment_id=experiment_id, actor=actor,
                                        progress=progress)
+    snapshot = results.refresh_results(session, experiment_id=experiment_id, actor=actor)
+    return report, snapshot
+
+
+def refresh_from_warehouse(
+    session: Session,
+    *,
+    experiment_id: int,
+    actor: Actor,
+    full: bool = False,
+) -> tuple[WarehouseRefreshReport, ResultsSnapshot]:
+    """Refresh the experiment's fact-source metrics from its warehouse (the exposure days
+    still open; every day with ``full``; see :func:`core.warehouse.refresh
+    .refresh_from_warehouse`), then store a fresh results snapshot. The Data sources page,
+    ``POST /experiments/{id}/warehouse/refresh`` and ``python -m core.cli refresh-warehouse``
+    all refresh through here."""
+    report = pull_from_warehouse(session, experiment_id=experiment_id, actor=actor, full=full)
     snapshot = results.refresh_results(session, experiment_id=experiment_id, actor=actor)
     return report, snapshot
