@@ -33,6 +33,8 @@ from core.warehouse.definitions import (
     WarehouseResult,
 )
 
+CUPED_STATISTICS = frozenset({"sum_x", "sum_x2", "sum_xy"})
+"""Left out of a dimension value's records: segments are analysed without CUPED."""
 MAX_NAMED = 5
 """Unknown variants named in an error message."""
 
@@ -380,6 +382,8 @@ def to_records(frame: pd.DataFrame, metrics: Sequence[WarehouseMetric],
                     "n": int(cells["n"]),
                 }
                 for stat in queries.statistics_of(m):
+                    if dimension is not None and stat in CUPED_STATISTICS:
+                        continue  # the store keeps no CUPED sums per dimension value
                     value = float(cells[f"m{i}_{stat}"])
                     record[stat] = int(value) if m.aggregation == "any" else value
                 if dimension is not None:
