@@ -48,7 +48,7 @@ WAREHOUSE_DAYS = 14
 """Days of exposures, ending yesterday."""
 UNITS = 20_000
 SEED = 21
-VERSION = 1
+VERSION = 2
 """Bumped when the generated data changes: a file of another version is written again."""
 
 CONNECTION = "demo_warehouse"
@@ -68,7 +68,7 @@ FACT_SOURCES: tuple[dict[str, Any], ...] = (
             "FROM orders"},
 )
 METRICS: tuple[dict[str, Any], ...] = (
-    {"name": "purchase_conversion_7d", "unit": "%", "fact_source": "orders",
+    {"name": "conversion_7d", "unit": "%", "fact_source": "orders",
      "aggregation": "any", "window_days": 7,
      "description": "Share of exposed users who place an order within 7 days of their first "
                     "exposure (computed in the warehouse)."},
@@ -77,7 +77,7 @@ METRICS: tuple[dict[str, Any], ...] = (
      "description": "Revenue per exposed user within 7 days of first exposure, CUPED-adjusted "
                     "with the same revenue over the 14 days before it (computed in the "
                     "warehouse)."},
-    {"name": "revenue_per_session_7d", "unit": "USD", "fact_source": "sessions",
+    {"name": "rev_per_session_7d", "unit": "USD", "fact_source": "sessions",
      "aggregation": "ratio", "value_column": "revenue", "denominator_column": "session_count",
      "window_days": 7,
      "description": "Revenue over sessions of the exposed users within 7 days of first "
@@ -89,10 +89,10 @@ DEMO_WAREHOUSE_EXPERIMENTS: tuple[SyntheticExperiment, ...] = (
                         share=0.6, lifts={"treatment": Lift(orders=1.15)}),
     SyntheticExperiment("search_filters_v2", ("control", "treatment"), first_day=3, days=11,
                         share=0.5, lifts={}),
-    SyntheticExperiment("bundle_offers", ("control", "bundle_discount", "bundle_upsell"),
+    SyntheticExperiment("bundle_offers", ("control", "discounted", "upsell"),
                         first_day=1, days=13, share=0.9,
-                        lifts={"bundle_discount": Lift(revenue=1.15),
-                               "bundle_upsell": Lift(orders=1.10, sessions=1.25)}),
+                        lifts={"discounted": Lift(revenue=1.15),
+                               "upsell": Lift(orders=1.10, sessions=1.25)}),
 )
 
 
@@ -112,9 +112,8 @@ def _plans() -> list[_Plan]:
             "name": "One-tap reorder", "owner": "maria.lopez",
             "hypothesis": "A 'buy again' button on past orders makes repeat purchases "
             "effortless and raises 7-day purchase conversion.",
-            "target_segment": "Users with a past order", "primary_metric":
-            "purchase_conversion_7d", "secondary_metrics": ["revenue_per_user_7d",
-                                                            "revenue_per_session_7d"],
+            "target_segment": "Users with a past order", "primary_metric": "conversion_7d",
+            "secondary_metrics": ["revenue_per_user_7d", "rev_per_session_7d"],
             "variants": ab(one_tap.variants), "planned_sample_size": 5000, "mde": 0.05,
             "tags": ["warehouse", "checkout"]}),
         _Plan(search.key, {
@@ -122,16 +121,15 @@ def _plans() -> list[_Plan]:
             "hypothesis": "Filters that remember the last choice help users find products "
             "and raise revenue per user.",
             "target_segment": "Users who search", "primary_metric": "revenue_per_user_7d",
-            "secondary_metrics": ["purchase_conversion_7d"],
+            "secondary_metrics": ["conversion_7d"],
             "variants": ab(search.variants), "planned_sample_size": 4500, "mde": 0.05,
             "tags": ["warehouse", "search"]}),
         _Plan(bundles.key, {
             "name": "Bundle offers", "owner": "olivia.brown",
             "hypothesis": "Offering a bundle at checkout raises revenue per session; a "
             "discounted bundle and an upsell bundle are tried.",
-            "target_segment": "Shoppers at checkout", "primary_metric":
-            "revenue_per_session_7d", "secondary_metrics": ["revenue_per_user_7d",
-                                                            "purchase_conversion_7d"],
+            "target_segment": "Shoppers at checkout", "primary_metric": "rev_per_session_7d",
+            "secondary_metrics": ["revenue_per_user_7d", "conversion_7d"],
             "variants": ab(bundles.variants), "planned_sample_size": 4000, "mde": 0.05,
             "tags": ["warehouse", "revenue"]}),
     ]
