@@ -155,6 +155,15 @@ def current_editor(actor: Reader) -> Actor:
 
 Writer = Annotated[Actor, Depends(current_editor)]
 
+
+def current_admin(actor: Reader) -> Actor:
+    """A caller with an admin key; 403 for a read or write key."""
+    actor.require("admin", "manage warehouse connections (use a key with the admin scope)")
+    return actor
+
+
+Admin = Annotated[Actor, Depends(current_admin)]
+
 ExperimentId = Annotated[int, Path(ge=1, le=MAX_INT, description="The experiment's id.")]
 
 ETAG_PATTERN = r'^(W/)?"?[0-9]{1,10}"?$'

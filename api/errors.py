@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from core.errors import DomainError
+from core.errors import DomainError, WarehouseUnavailable
 from db.session import is_busy, is_unavailable
 
 PROBLEM_JSON = "application/problem+json"
@@ -31,6 +31,8 @@ RETRY_BUSY_SECONDS = 1
 """Retry-After when this process has too many requests in flight, or SQLite a writer."""
 RETRY_DOWN_SECONDS = 5
 """Retry-After when the database does not answer."""
+RETRY_WAREHOUSE_SECONDS = 60
+"""Retry-After when a team's warehouse cannot be reached or a query there timed out."""
 
 
 class Overloaded(Exception):
@@ -67,8 +69,9 @@ _DESCRIPTIONS = {
     422: "The input failed validation; `errors` lists each problem.",
     500: "A stored artifact no longer matches its recorded checksum, or an unexpected error.",
     503: "The database does not answer (`database-unavailable`), is busy with another "
-    "writer (`database-busy`), or this server has too many requests in flight "
-    "(`overloaded`): retry after the Retry-After seconds.",
+    "writer (`database-busy`), this server has too many requests in flight "
+    "(`overloaded`), or a team's warehouse cannot be reached or timed out "
+    "(`warehouse-unavailable`): retry after the Retry-After seconds.",
 }
 
 
@@ -122,6 +125,10 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str | None:
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     headers = {"WWW-Authenticate": 'APIKey header="X-API-Key"'} if exc.http_status == 401 else None
+    if isinstance(exc, WarehouseUnavailable):
+        logger.warning("Warehouse unavailable on %s %s: %s", request.method, request.url.path,
+                       exc.message)
+        headers = {"Retry-After": str(RETRY_WAREHOUSE_SECONDS)}
     return problem_response(
         exc.http_status,
         exc.message,

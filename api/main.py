@@ -37,6 +37,7 @@ from api.routers import (
     reports,
     results,
     segments,
+    warehouse,
 )
 from core.config import Settings, get_settings
 from db.migrate import SchemaNotCurrent, schema_problem
@@ -44,8 +45,8 @@ from db.session import get_engine, is_unavailable
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """Everything external tools need from ExperimentOS: the registry, metric data,
-results, the metrics catalogue, the planner, the backlog and reports, calling the same services
-as the app.
+results, the metrics catalogue, the planner, the backlog, reports and the warehouse definitions
+(connections, assignment and fact sources, refreshes), calling the same services as the app.
 
 Send an API key in the `X-API-Key` header (a read key reads; write and admin keys also write).
 Errors are RFC 9457 problem details (`application/problem+json`). Updates send the version
@@ -146,7 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix=API_PREFIX, responses=responses(400, 401, 503))
-    for module in (experiments, data, results, segments, metrics, planner, backlog, reports):
+    for module in (experiments, data, results, segments, metrics, planner, backlog, reports,
+                   warehouse):
         v1.include_router(module.router)
     app.include_router(v1)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_upload_mb * 1024 * 1024)
@@ -154,7 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api_cors_origins,
-            allow_methods=["GET", "POST", "PATCH"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["X-API-Key", "If-Match", "If-None-Match", "Content-Type"],
             expose_headers=["ETag", "Location"],
         )

@@ -5,7 +5,8 @@
   schema (otherwise clients, Schemathesis among them, send the text ``null``).
 * Links (OpenAPI 3.1 §4.8.20) from what a response returns to the operations it leads to: a
   created experiment or idea to the operations on it (its ``id`` fills ``experiment_id``, its
-  ``version`` the edits' ``version``), a created metric or report to reading it back. Stateful
+  ``version`` the edits' ``version``), a created metric, report, warehouse connection or
+  source to reading it back. Stateful
   clients follow them; Schemathesis's stateful phase chains its calls along them.
 """
 
@@ -35,6 +36,8 @@ _ON_EXPERIMENT: dict[str, tuple[str, str, bool]] = {
     "SegmentResults": ("get", f"{EXPERIMENT}/segments", False),
     "GenerateReport": ("post", f"{EXPERIMENT}/reports", False),
     "ListReports": ("get", f"{EXPERIMENT}/reports", False),
+    "RefreshFromWarehouse": ("post", f"{EXPERIMENT}/warehouse/refresh", False),
+    "WarehouseRuns": ("get", f"{EXPERIMENT}/warehouse/runs", False),
 }
 """Operations on one experiment: link name -> (method, path, whether the body names a version)."""
 
@@ -63,6 +66,13 @@ _SIMPLE: list[tuple[str, str, str, str, str, str, dict[str, str]]] = [
      {"path.name": "$response.body#/name"}),
     ("post", f"{EXPERIMENT}/reports", "201", "DownloadReport", "get",
      "/api/v1/reports/{report_id}", {"path.report_id": "$response.body#/id"}),
+    *(
+        ("post", f"/api/v1/warehouse/{kind}", "201", f"Get{name}", "get",
+         f"/api/v1/warehouse/{kind}/{{name}}", {"path.name": "$response.body#/name"})
+        for kind, name in (("connections", "Connection"),
+                           ("assignment-sources", "AssignmentSource"),
+                           ("fact-sources", "FactSource"))
+    ),
 ]
 """Other created records: (method, path, status, link name, target method, target path,
 parameters)."""

@@ -9,7 +9,7 @@ refuses unknown fields, non-finite numbers and unsafe text, and updates name the
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Body
@@ -40,7 +40,15 @@ from core.registry import (
     drop_null_defaults,
     text_problem,
 )
-from core.types import Alternative, Decision, MetricKind
+from core.types import Aggregation, Alternative, Decision, MetricKind
+from core.warehouse.catalog import (
+    AssignmentSourceEdit,
+    AssignmentSourceFields,
+    ConnectionEdit,
+    ConnectionFields,
+    FactSourceEdit,
+    FactSourceFields,
+)
 
 MAX_INT = 2**31 - 1
 """Largest integer the database columns hold (PostgreSQL INTEGER): ids and versions."""
@@ -291,6 +299,132 @@ class MetricOut(BaseModel):
     description: str
     numerator: str | None = None
     denominator: str | None = None
+    fact_source: str | None = Field(
+        default=None, description="Warehouse metrics: the fact source it is computed from; "
+        "null for a metric loaded from files or SQL.")
+    aggregation: Aggregation | None = None
+    value_column: str | None = None
+    denominator_column: str | None = None
+    window_days: int | None = None
+    cuped_days: int | None = None
+
+
+# --------------------------------------------------------------------------- warehouse
+
+
+class ConnectionCreate(RequestBody, ConnectionFields):
+    """A new warehouse connection (admin scope); a credential only as ${ENV_VAR}."""
+
+
+class ConnectionUpdate(RequestBody, ConnectionEdit):
+    """Changes to a connection: fields left out (or null) stay."""
+
+
+class ConnectionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    url: str = Field(description="As stored: ${ENV_VAR} placeholders, never a credential.")
+    allow_app_database: bool
+    sources: list[str] = Field(description="The assignment and fact sources that query it.")
+    created_by: str
+    updated_by: str
+    created_at: UtcDatetime | None
+    updated_at: UtcDatetime | None
+
+
+class AssignmentSourceCreate(RequestBody, AssignmentSourceFields):
+    """A new assignment source (write scope)."""
+
+
+class AssignmentSourceUpdate(RequestBody, AssignmentSourceEdit):
+    """Changes to an assignment source: fields left out (or null) stay."""
+
+
+class AssignmentSourceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    connection: str
+    sql: str
+    dimensions: list[str]
+    experiments: list[str] = Field(description="The experiments that read it.")
+    created_by: str
+    updated_by: str
+    created_at: UtcDatetime | None
+    updated_at: UtcDatetime | None
+
+
+class FactSourceCreate(RequestBody, FactSourceFields):
+    """A new fact source (write scope)."""
+
+
+class FactSourceUpdate(RequestBody, FactSourceEdit):
+    """Changes to a fact source: fields left out (or null) stay."""
+
+
+class FactSourceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    connection: str
+    sql: str
+    columns: list[str]
+    metrics: list[str] = Field(description="The catalogue metrics computed from it.")
+    created_by: str
+    updated_by: str
+    created_at: UtcDatetime | None
+    updated_at: UtcDatetime | None
+
+
+class WarehouseRunOut(BaseModel):
+    """The latest query of one source of an experiment: the exact SQL that ran."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    source: str
+    role: Literal["assignment", "fact"]
+    sql: str = Field(description="The exact SQL (several statements when several ran, each "
+                     "ended by `;`); empty when none ran: every exposure day was final.")
+    rows_returned: int
+    rows_scanned: int | None = Field(description="Where the engine reports it.")
+    seconds: float
+    ran_at: UtcDatetime | None
+    ran_by: str
+    open_from: date | None = Field(description="Fact sources: the first exposure day "
+                                   "recomputed.")
+    final_through: date | None = Field(description="Fact sources: the last exposure day "
+                                       "whose values are final.")
+    units: int | None = Field(description="Assignment source: units kept, each in one "
+                              "variant.")
+    multi_variant_units: int | None = Field(
+        description="Assignment source: units seen in more than one variant, excluded.")
+
+
+class WarehouseRefreshOut(BaseModel):
+    """What a refresh from the warehouse did (a results snapshot follows it)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    experiment_id: int
+    experiment_name: str
+    assignment_source: str
+    full: bool
+    rows_read: int = Field(description="Records the warehouse returned.")
+    stats_rows_written: int = Field(description="Daily rows stored (0: nothing changed).")
+    changed: bool
+    metrics: list[str]
+    units: int
+    multi_variant_units: int
+    units_by_variant: dict[str, int]
+    open_from: dict[str, date]
+    final_through: dict[str, date | None]
+    runs: list[WarehouseRunOut]
+    notes: list[str]
+    seconds: float
 
 
 # --------------------------------------------------------------------------- planner

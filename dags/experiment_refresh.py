@@ -8,10 +8,12 @@ through three tasks, mapped over the experiments' ids:
 1. **ingest** — the experiment's SQL metric source runs inside its own database (push-down),
    bound to the refresh window (`:interval_start`, `:interval_end`), and the per-variant,
    per-day rows of the window are upserted; rows equal to the stored ones are not written
-   again. Files dropped in the artifact store at `incoming/experiment-<id>/<YYYY-MM-DD>.csv` or
-   `.parquet` for the window's days are loaded too, each once per content (SHA-256); a bad
-   drop is rejected (nothing of it written) and reported. Experiments fed by uploads have
-   nothing to pull.
+   again. An experiment attached to a warehouse assignment source is refreshed inside its
+   warehouse (generated queries; the exposure days still open, whatever the interval; only
+   aggregates come back). Files dropped in the artifact store at
+   `incoming/experiment-<id>/<YYYY-MM-DD>.csv` or `.parquet` for the window's days are loaded
+   too, each once per content (SHA-256); a bad drop is rejected (nothing of it written) and
+   reported. Experiments fed by uploads have nothing to pull.
 2. **recompute** — results as of the interval's last day; a snapshot is stored only if no
    snapshot has the same input fingerprint. Flags: `srm`, `guardrail_breach`,
    `planned_sample_reached`, `primary_significant` (sequential), and *ready for a decision*.
@@ -24,7 +26,8 @@ an experiment's refresh failed or a dropped file was rejected, after the others 
 
 Each task is one call into `core.workflows.refresh`; the logic lives there. An error a retry cannot
 fix (bad data, an experiment not found, a refused input, a statement the database rejects) fails
-its task at once; only transient faults (the database down or busy) are retried. Re-running a day
+its task at once; only transient faults (the database down or busy, a warehouse that cannot be
+reached or ran past its statement timeout) are retried. Re-running a day
 (clearing the run) changes nothing unless the source data for that day changed. Settings come
 from the worker's environment, as for the app: `DATABASE_URL`, `ARTIFACTS_URL`
 (see docs/operations.md).

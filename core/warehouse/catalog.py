@@ -18,13 +18,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
-from core.config import environment_value
+from core.config import Settings, environment_value, get_settings
 from core.data.metric_sources import select_problem
 from core.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from core.registry import ExperimentView, update_experiment
@@ -43,9 +43,11 @@ MAX_DIMENSIONS = 20
 """Dimension columns an assignment source declares."""
 MAX_FACT_COLUMNS = 50
 """Numeric columns a fact source declares."""
+PREVIEW_ROWS = 20
+MAX_PREVIEW_ROWS = 1_000
 SECRET_PARAMETERS = frozenset({
     "password", "pwd", "passwd", "token", "access_token", "secret", "client_secret",
-    "private_key", "private_key_passphrase", "passcode", "api_key", "apikey", "credentials",
+    "private_key", "private_key_passphrase", "passcode", "api_key", "apikey",
 })
 """URL query parameters that hold a credential: their value must be a ``${NAME}``."""
 _PLACEHOLDER_START = re.compile(r"\$\{")
@@ -256,20 +258,26 @@ def url_problems(url: str, *, allow_app_database: bool = False) -> list[str]:
     credential = "put it in an environment variable and write ${NAME} in its place (e.g. " \
                  "postgresql://analyst:${WAREHOUSE_PASSWORD}@db.internal/analytics): " \
                  "credentials are never stored"
-    parts = urlsplit(url) if "://" in url else None
-    if parts is not None:
-        userinfo = parts.netloc.rpartition("@")[0]
+    if "://" in url:
+        rest = url.split("://", 1)[1]
+        # Everything before the last @ is user information, even a password holding a /.
+        userinfo = rest.split("?", 1)[0].rpartition("@")[0]
+        query = rest.partition("?")[2]
         password = userinfo.partition(":")[2] if ":" in userinfo else None
         if password and not engines.PLACEHOLDER.fullmatch(password):
             problems.append(f"url: it holds a password; {credential}")
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        for key, value in parse_qsl(query, keep_blank_values=True):
             if key.lower() in SECRET_PARAMETERS and value and \
                     not engines.PLACEHOLDER.fullmatch(value):
                 problems.append(f"url: its parameter {key} holds a credential; {credential}")
     if not problems and not allow_app_database:
         resolved = engines.PLACEHOLDER.sub(
             lambda m: environment_value(m.group(1)) or m.group(0), url)
-        if engines.is_app_database(resolved):
+        try:
+            app_database = engines.is_app_database(resolved)
+        except (ValueError, OSError) as exc:  # a port that is no number, an odd path
+            return [f"url: it is not a valid URL ({exc})"]
+        if app_database:
             problems.append(
                 "url: it points at the app's own database; ExperimentOS's tables are never a "
                 "source unless an admin allows it (allow_app_database)")
@@ -401,13 +409,80 @@ def connection_definition(row: WarehouseConnection) -> definitions.Connection:
                                   allow_app_database=row.allow_app_database)
 
 
+def warehouse_limits(settings: Settings | None = None) -> definitions.Limits:
+    """The cost and safety limits of a query in a warehouse, from the settings
+    (WAREHOUSE_*)."""
+    settings = settings or get_settings()
+    return definitions.Limits(
+        statement_timeout_seconds=settings.warehouse_statement_timeout_seconds,
+        max_result_rows=settings.warehouse_max_result_rows,
+        multi_variant_threshold=settings.warehouse_multi_variant_threshold,
+        late_data_days=settings.warehouse_late_data_days,
+    )
+
+
 def check_connection(session: Session, *, name: str, actor: Actor) -> str:
     """Connect and run ``SELECT 1`` (editors): a plain-words answer; WarehouseUnavailable
     when it cannot be reached, InvalidInput when it is not usable as defined."""
     actor.require("editor", "test warehouse connections")
     with transaction(session):
         connection = connection_definition(_load_connection(session, name))
-    return engines.check_connection(connection)
+    return engines.check_connection(connection, limits=warehouse_limits())
+
+
+@dataclass(frozen=True)
+class SourcePreview:
+    """The first rows of a source's SQL, as its warehouse returns them."""
+
+    source: str
+    kind: str
+    """``assignment`` or ``fact``."""
+    sql: str
+    """The exact SQL that ran."""
+    columns: dict[str, str]
+    """Column -> its type in the warehouse (as Ibis names it: string, timestamp, float64…)."""
+    rows: list[dict[str, Any]]
+    """Plain values (None for NULL)."""
+    seconds: float
+
+
+def preview_source(session: Session, *, name: str, actor: Actor,
+                   rows: int = PREVIEW_ROWS) -> SourcePreview:
+    """The first ``rows`` rows of an assignment or fact source, run in its warehouse (editors:
+    they are unit-level rows). InvalidInput naming the source when its SQL fails there;
+    WarehouseUnavailable when the warehouse cannot be reached."""
+    actor.require("editor", "preview warehouse sources")
+    if not 1 <= rows <= MAX_PREVIEW_ROWS:
+        raise InvalidInput(f"rows: preview 1 to {MAX_PREVIEW_ROWS} rows (got {rows})")
+    with transaction(session):
+        kind = warehouse.source_kind_of_name(session, name=name)
+        row: AssignmentSource | FactSource | None = (
+            warehouse.get_assignment_source(session, name=name) if kind == "assignment"
+            else warehouse.get_fact_source(session, name=name))
+        if row is None:
+            raise NotFound(f"No assignment or fact source named '{name}'.")
+        link = warehouse.get_connection_by_id(session, connection_id=row.connection_id)
+        assert link is not None
+        connection, sql = connection_definition(link), row.sql
+    import ibis  # the expression library; not needed to import this module
+
+    limits = warehouse_limits()
+    backend = engines.connect(connection, limits=limits, label=f"preview of {name}")
+    try:
+        try:
+            table = backend.sql(sql)
+            schema = {col: str(dtype) for col, dtype in table.schema().items()}
+        except Exception as exc:  # noqa: BLE001 - each engine raises its own error types
+            raise InvalidInput(f"sql: the SQL of {kind} source '{name}' failed in connection "
+                               f"'{connection.name}': {engines.first_line(exc)}") from None
+        text = (f"/* ExperimentOS preview of {kind} source '{name}' */\n"
+                + ibis.to_sql(table.limit(rows), dialect=backend.name))
+        ran = engines.run(backend, text, timeout=limits.statement_timeout_seconds)
+    finally:
+        engines.disconnect(backend)
+    frame = ran.frame.astype(object).where(ran.frame.notna(), None)
+    return SourcePreview(source=name, kind=str(kind), sql=text, columns=schema,
+                         rows=frame.to_dict("records"), seconds=ran.seconds)
 
 
 # --------------------------------------------------------------------------- sources

@@ -21,6 +21,7 @@ import ibis.expr.datatypes as dt
 import pandas as pd
 
 from core.errors import InvalidInput, WarehouseUnavailable
+from core.stats.metric_stats import COVARIATE_SUMS
 from core.warehouse import engines, queries
 from core.warehouse.definitions import (
     ASSIGNMENT_COLUMNS,
@@ -33,8 +34,6 @@ from core.warehouse.definitions import (
     WarehouseResult,
 )
 
-CUPED_STATISTICS = frozenset({"sum_x", "sum_x2", "sum_xy"})
-"""Left out of a dimension value's records: segments are analysed without CUPED."""
 MAX_NAMED = 5
 """Unknown variants named in an error message."""
 
@@ -155,19 +154,37 @@ def schema_problems(table: ibis.Table, *, what: str, required: Sequence[str],
     return problems
 
 
+def query_label(spec: ExperimentSpec) -> str:
+    """What every query's leading comment names: the experiment."""
+    return f"ExperimentOS {spec.label or spec.experiment_key}".replace("*/", "")
+
+
+def labelled(spec: ExperimentSpec, purpose: str, expr: ibis.Table, dialect: str) -> str:
+    """The SQL text that runs: a comment naming the experiment and the purpose, then the
+    expression compiled for ``dialect``."""
+    return f"/* {query_label(spec)}: {purpose.replace('*/', '')} */\n" + ibis.to_sql(
+        expr, dialect=dialect)
+
+
+def fact_purpose(name: str, first: date, spec: ExperimentSpec) -> str:
+    return f"fact source '{name}', exposure days {first}..{spec.end}"
+
+
 class _Runner:
     """Compiles expressions to the backend's SQL, labels and runs them, keeps the record."""
 
     def __init__(self, backend: Any, spec: ExperimentSpec, limits: Limits) -> None:
         self.backend = backend
-        self.label = f"ExperimentOS {spec.label or spec.experiment_key}".replace("*/", "")
+        self.spec = spec
+        self.label = query_label(spec)
         self.limits = limits
         self.runs: list[QueryRun] = []
 
-    def __call__(self, expr: ibis.Table, source: str, purpose: str) -> pd.DataFrame:
-        """Run ``expr`` for ``source`` ("fact source 'orders'": errors name it so; the run
-        is recorded under the source's own name, as QueryRun.source says)."""
-        sql = f"/* {self.label}: {purpose} */\n" + ibis.to_sql(expr, dialect=self.backend.name)
+    def __call__(self, expr: ibis.Table, source: str, purpose: str, *, name: str
+                 ) -> pd.DataFrame:
+        """Run ``expr``; ``source`` words it in errors, ``name`` (the source's own) keys its
+        :class:`QueryRun`."""
+        sql = labelled(self.spec, purpose, expr, self.backend.name)
         try:
             ran = engines.run(self.backend, sql, timeout=self.limits.statement_timeout_seconds,
                               label=self.label)
@@ -176,7 +193,6 @@ class _Runner:
         except Exception as exc:  # noqa: BLE001 - the engine's own error types
             raise InvalidInput(f"{source}: the query failed in the warehouse: "
                                f"{engines.first_line(exc)}") from None
-        name = source.split("'")[1] if source.count("'") >= 2 else source
         self.runs.append(QueryRun(name, sql, len(ran.frame), ran.seconds, ran.rows_scanned))
         return ran.frame
 
@@ -242,10 +258,12 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
         raise InvalidInput(problems)
 
     rows = queries.keyed(assignment, spec)
-    profile = run(queries.assignment_profile(rows, spec), what, "assignment checks").iloc[0]
+    profile = run(queries.assignment_profile(rows, spec), what, "assignment checks",
+                  name=spec.assignment.name).iloc[0]
     _check_assignment(run, rows, profile, spec, what, now)
     units = queries.exposures(rows, spec.assignment)
-    summary = run(queries.exposure_summary(units), what, "units per variant")
+    summary = run(queries.exposure_summary(units, spec), what, "units per variant",
+                  name=spec.assignment.name)
     exposure = _exposure(summary, spec, what, limits)
 
     records: list[dict[str, object]] = []
@@ -264,7 +282,7 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
                                        fact=facts_by_name[name], metrics=metrics,
                                        open_from=first, now=now)
         frame = run(expr.limit(limits.max_result_rows + 1), f"fact source '{name}'",
-                    f"fact source '{name}', exposure days {first}..{spec.end}")
+                    fact_purpose(name, first, spec), name=name)
         if len(frame) > limits.max_result_rows:
             raise InvalidInput(
                 f"fact source '{name}': the result has more than {limits.max_result_rows} rows "
@@ -315,7 +333,8 @@ def _check_assignment(run: _Runner, rows: ibis.Table, profile: pd.Series, spec: 
                         f"before the experiment started ({spec.start}); filter them out in the "
                         "SQL or correct the start date")
     if int(profile["unknown_variants"] or 0):
-        odd = run(queries.unknown_variants(rows, spec, MAX_NAMED), what, "unknown variants")
+        odd = run(queries.unknown_variants(rows, spec, MAX_NAMED), what, "unknown variants",
+                  name=spec.assignment.name)
         names = ", ".join(repr(v) if v is not None and v == v else "NULL"
                           for v in odd["variant"])
         problems.append(f"{what}: column variant: {int(profile['unknown_variants'])} rows name "
@@ -382,8 +401,8 @@ def to_records(frame: pd.DataFrame, metrics: Sequence[WarehouseMetric],
                     "n": int(cells["n"]),
                 }
                 for stat in queries.statistics_of(m):
-                    if dimension is not None and stat in CUPED_STATISTICS:
-                        continue  # the store keeps no CUPED sums per dimension value
+                    if dimension is not None and stat in COVARIATE_SUMS:
+                        continue  # a dimension value's row takes no CUPED sums (ingestion)
                     value = float(cells[f"m{i}_{stat}"])
                     record[stat] = int(value) if m.aggregation == "any" else value
                 if dimension is not None:
@@ -397,11 +416,14 @@ def to_records(frame: pd.DataFrame, metrics: Sequence[WarehouseMetric],
 
 
 def compiled_sql(spec: ExperimentSpec, dialect: str, *, open_from: Mapping[str, date]
-                 | None = None, now: datetime | None = None) -> dict[str, str]:
+                 | None = None, now: datetime | None = None,
+                 limits: Limits | None = None) -> dict[str, str]:
     """Each fact source's query compiled for ``dialect`` (bigquery, snowflake, databricks,
-    trino, …) without connecting: the sources' columns are taken as declared (unit_id text,
-    timestamp, experiment_key and variant and dimensions text, fact columns float64) and
-    their SQL is read in that dialect. For golden files and for reading before connecting."""
+    trino, …) without connecting, labelled and capped as :func:`compute` runs it: the
+    sources' columns are taken as declared (unit_id text, timestamp, experiment_key and
+    variant and dimensions text, fact columns float64) and their SQL is read in that dialect.
+    For golden files and for reading before connecting."""
+    limits = limits or Limits()
     import ibis
 
     problems = definition_problems(spec)
@@ -424,6 +446,7 @@ def compiled_sql(spec: ExperimentSpec, dialect: str, *, open_from: Mapping[str, 
         first = (open_from or {}).get(name, spec.start)
         expr = queries.fact_statistics(units, table, spec=spec, fact=fact, metrics=metrics,
                                        open_from=first, now=now)
-        out[name] = ibis.to_sql(expr, dialect=dialect)
+        out[name] = labelled(spec, fact_purpose(name, first, spec),
+                             expr.limit(limits.max_result_rows + 1), dialect)
     compiler.disconnect()
     return out

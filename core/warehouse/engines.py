@@ -109,7 +109,10 @@ def spark_session(master: str = "local[2]") -> Any:
 
 
 def is_app_database(url: str) -> bool:
-    """Whether ``url`` (credentials resolved) points at the app's own database."""
+    """Whether a (resolved) URL points at the app's own database (DATABASE_URL): the same
+    SQLite/DuckDB file, or the same PostgreSQL host, port and database. core.warehouse.catalog
+    refuses to store such a connection, and :func:`connect` to open it, unless an admin
+    allowed it."""
     app = get_settings().database_url
     kind = scheme(url)
     if kind == "duckdb":

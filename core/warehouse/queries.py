@@ -106,8 +106,10 @@ def exposures(rows: ibis.Table, source: AssignmentSource) -> ibis.Table:
     )
 
 
-def exposure_summary(units: ibis.Table) -> ibis.Table:
-    """Units per variant; units seen in more than one variant under a null variant."""
+def exposure_summary(units: ibis.Table, spec: ExperimentSpec) -> ibis.Table:
+    """Units per variant; units seen in more than one variant under a null variant. Only units
+    first exposed by the end of the analysis day: the ones the records can hold."""
+    units = units.filter(units.first_seen < midnight(spec.end + timedelta(days=1)))
     return units.group_by(
         variant=ibis.ifelse(units.variants == 1, units.variant, ibis.null("string"))
     ).aggregate(units=_.count())

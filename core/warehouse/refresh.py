@@ -25,18 +25,16 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
-from core.config import Settings, get_settings
 from core.data.ingestion import same_as_stored, write_records
 from core.errors import RuleViolation
 from core.registry.listing import load_experiment, require_experiment
 from core.transactions import transaction
 from core.warehouse import compute as engine
-from core.warehouse.catalog import connection_definition
+from core.warehouse.catalog import connection_definition, warehouse_limits
 from core.warehouse.definitions import (
     AssignmentSource,
     ExperimentSpec,
     FactSource,
-    Limits,
     WarehouseMetric,
     WarehouseResult,
 )
@@ -100,17 +98,6 @@ class WarehouseRefreshReport:
     """The fact sources whose records changed and were stored."""
 
 
-def warehouse_limits(settings: Settings | None = None) -> Limits:
-    """The cost and safety limits of a refresh, from the settings (WAREHOUSE_*)."""
-    settings = settings or get_settings()
-    return Limits(
-        statement_timeout_seconds=settings.warehouse_statement_timeout_seconds,
-        max_result_rows=settings.warehouse_max_result_rows,
-        multi_variant_threshold=settings.warehouse_multi_variant_threshold,
-        late_data_days=settings.warehouse_late_data_days,
-    )
-
-
 def _today() -> date:
     return datetime.now(UTC).date()
 
@@ -120,8 +107,8 @@ def build_spec(session: Session, experiment_id: int, *, today: date | None = Non
     """What the experiment's refresh asks of its warehouse, from the stored definitions: its
     assignment source and key, its variants, its days from the start to its end (or
     ``today`` while it runs, by default the UTC date) and its metrics computed from a fact
-    source (primary, guardrails, secondaries), with those fact sources. RuleViolation when it
-    is not fed from the warehouse or has not launched."""
+    source (primary, guardrails, secondaries; by name), with those fact sources. RuleViolation
+    when it is not fed from the warehouse, has not launched or has no such metric."""
     exp = load_experiment(session, experiment_id=experiment_id)
     found = warehouse.assignment_source_of_experiment(session, experiment_id=experiment_id)
     assignment, key = found if found is not None else (None, None)
@@ -134,7 +121,10 @@ def build_spec(session: Session, experiment_id: int, *, today: date | None = Non
         raise RuleViolation(f"'{exp.name}' has not launched: there is no data to refresh.")
     linked = [exp.primary_metric] if exp.primary_metric is not None else []
     linked += [link.metric for link in exp.metric_links]
-    metrics = list({m.name: m for m in linked if m.fact_source_id is not None}.values())
+    # By name: the order is part of each fact source's definition key, and must not change
+    # with the order the links happen to load in.
+    metrics = sorted({m.name: m for m in linked if m.fact_source_id is not None}.values(),
+                     key=lambda m: m.name)
     if not metrics:
         raise RuleViolation(
             f"'{exp.name}' has no metric computed from a fact source: add one (a catalogue "

@@ -67,7 +67,7 @@ def test_openapi_links_lead_from_a_created_experiment(document: dict[str, Any]) 
     targets = {link["operationId"] for link in created.values()}
     ids = {op["operationId"] for _method, path, op in _operations(document)
            if path.startswith(EXPERIMENT)}
-    assert targets <= ids and len(targets) == len(created) == 13
+    assert targets <= ids and len(targets) == len(created) == 15
     # a new experiment has no results yet: its creation links not to them (its reads do)
     assert "LatestResults" not in created
     fetched = document["paths"][EXPERIMENT]["get"]["responses"]["200"]["links"]

@@ -48,8 +48,8 @@ def test_cli_warehouse_define_attach_and_refresh(run: Run, tmp_path: Path) -> No
     sql_file = tmp_path / "exposures.sql"
     sql_file.write_text(wh.ASSIGNMENT_SQL + ";\n")
     code, out, err = run("add-assignment-source", "--name", "exposures", "--connection", "shop",
-                         "--sql-file", str(sql_file), "--dimensions", "")
-    assert code == 0 and "dimensions: none" in out, err
+                         "--sql-file", str(sql_file), "--dimensions", "platform")
+    assert code == 0 and "dimensions: platform" in out, err
     code, out, err = run("add-fact-source", "--name", "orders", "--connection", "shop",
                          "--sql", wh.ORDERS_SQL, "--columns", "revenue, items")
     assert code == 0 and "columns: revenue, items" in out, err

@@ -366,3 +366,53 @@ def test_experiment_refresh_a_domain_error_fails_its_task_at_once(
     assert by_state[("refresh_experiment.recompute", "upstream_failed")]
     assert set(by_state[("refresh_experiment.ingest", "success")]) == {1}
     assert by_state[("summarise", "failed")] == [1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seeded_database", ["sqlite"], indirect=True)
+def test_experiment_refresh_an_unreachable_warehouse_is_retried(
+    seeded_database: tuple[str, date], airflow_db: Path, tmp_path: Path
+) -> None:
+    """An experiment fed from a warehouse that cannot be reached (WarehouseUnavailable) fails
+    its ingest only after the retries — the warehouse may be back — while the others are
+    refreshed."""
+    from core import catalogue, registry
+    from core.warehouse import catalog
+
+    url, today = seeded_database
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        catalog.create_connection(session, data={
+            "name": "gone", "url": f"duckdb:///{tmp_path / 'not-there.duckdb'}"}, actor=ADMIN)
+        catalog.create_assignment_source(session, data={
+            "name": "exposures", "connection": "gone",
+            "sql": "SELECT unit_id, ts AS timestamp, key AS experiment_key, variant FROM e"},
+            actor=ADMIN)
+        catalog.create_fact_source(session, data={
+            "name": "orders", "connection": "gone",
+            "sql": "SELECT unit_id, ts AS timestamp, revenue FROM o", "columns": ["revenue"]},
+            actor=ADMIN)
+        catalogue.create_metric(session, data={"name": "wh_spend", "fact_source": "orders",
+                                               "aggregation": "sum", "value_column": "revenue"},
+                                actor=ADMIN)
+        search = session.scalars(select(Experiment.id).where(
+            Experiment.name == "Search ranking v2")).one()
+        view = registry.get_experiment(session, experiment_id=search)
+        registry.update_experiment(
+            session, experiment_id=search, expected_version=view.version, actor=ADMIN,
+            reason="fed from the warehouse", changes={
+                "secondary_metrics": [*view.secondary_metrics, "wh_spend"],
+                "assignment_source": "exposures", "experiment_key": "search-v2"})
+    engine.dispose()
+    env = _airflow_env(airflow_db, DATABASE_URL=url, ARTIFACTS_URL=str(tmp_path / "artifacts"))
+    run = _python(env, RUN_DAG.format(dags=str(DAGS), dag_id=DAG_ID, result=RESULT,
+                                      logical_date=today.isoformat()), cwd=airflow_db,
+                  timeout=400)
+
+    assert run["state"] == "failed"
+    by_state: dict[tuple[str, str], list[int]] = {}
+    for ti in run["tries"]:
+        by_state.setdefault((ti["task_id"], ti["state"]), []).append(ti["try_number"])
+    assert by_state[("refresh_experiment.ingest", "failed")] == [3]  # 1 + 2 retries
+    assert set(by_state[("refresh_experiment.ingest", "success")]) == {1}
+    assert by_state[("summarise", "failed")] == [1]

@@ -117,20 +117,13 @@ def spark_connection(warehouse: SyntheticWarehouse, spark: Any) -> Connection:
     return Connection("test spark", f"spark://{SPARK_MASTER}")
 
 
-ENGINES = [
-    pytest.param("duckdb", id="duckdb"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    pytest.param("spark", id="spark", marks=pytest.mark.spark),
-]
-"""Parameters of :func:`engine`: every engine the suite runs for real."""
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> tuple[str, Connection, str]:
-    """(engine name, connection, table prefix) of each engine, the same data in each."""
-    name = request.param
+def engine_for(request: pytest.FixtureRequest, name: str) -> tuple[str, Connection, str]:
+    """(engine name, connection, table prefix) of ``name`` (duckdb, postgresql or spark):
+    the same synthetic warehouse loaded into each."""
     if name == "duckdb":
         return name, request.getfixturevalue("duckdb_connection"), ""
     if name == "postgresql":
         return name, request.getfixturevalue("postgres_connection"), f"{PG_SCHEMA}."
-    return name, request.getfixturevalue("spark_connection"), ""
+    if name == "spark":
+        return name, request.getfixturevalue("spark_connection"), ""
+    raise ValueError(f"no engine {name}")

@@ -19,7 +19,7 @@ from tests.conftest import ADMIN, EDITOR
 UNITS = 400
 EXPOSURE_DAYS = 12
 KEY = "checkout-v2"
-DIMENSIONS: list[str] = []
+DIMENSIONS: list[str] = ["platform"]
 ASSIGNMENT_SQL = ("SELECT unit_id, ts AS timestamp, exp_key AS experiment_key, variant, platform "
                   "FROM exposures")
 ORDERS_SQL = "SELECT unit_id, ts AS timestamp, revenue, items FROM orders"

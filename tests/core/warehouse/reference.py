@@ -3,10 +3,11 @@
 write. The semantics are those of the shared design ("Metric semantics" in the warehouse spec
 of issue 21) and of :class:`core.warehouse.definitions.WarehouseMetric`:
 
-- the assignment rows of the experiment's key; a unit seen in more than one variant is
-  excluded and counted; every other unit counts once, at its first exposure (the earliest
-  timestamp), in its variant, on the UTC day of that exposure, with the dimension values of
-  that first exposure row;
+- the assignment rows of the experiment's key; a unit seen in more than one variant (in any
+  of its rows) is excluded and counted; every other unit counts once, at its first exposure
+  (the earliest timestamp), in its variant, on the UTC day of that exposure, with the
+  dimension values of that first exposure row; a unit first exposed after ``spec.end`` is
+  outside the analysis: in neither the records nor the units (or two-variant units) counted;
 - per unit and metric, the fact rows of the unit with ``first <= timestamp < first +
   window_days`` and ``timestamp <`` the day after ``spec.end`` (window None: only the latter),
   aggregated: ``sum`` of the column
@@ -64,8 +65,13 @@ def first_exposures(assignment: pd.DataFrame, spec: ExperimentSpec) -> tuple[pd.
     """One row per kept unit (``unit_id, first, variant, day`` and the dimension columns) and
     the number of units seen in more than one variant."""
     rows = assignment[assignment["experiment_key"] == spec.experiment_key]
-    variants = rows.groupby("unit_id")["variant"].nunique()
+    per_unit = rows.groupby("unit_id")
+    variants = per_unit["variant"].nunique()
+    first_day = pd.to_datetime(per_unit["timestamp"].min()).dt.floor("D")
     multi = set(variants[variants > 1].index)
+    # Two-variant units are counted among the units the analysis covers (first exposed by the
+    # end of the analysis day).
+    counted = len(multi & set(first_day[first_day <= pd.Timestamp(spec.end)].index))
     kept = rows[~rows["unit_id"].isin(multi)]
     ordered = kept.sort_values(["unit_id", "timestamp"], kind="stable")
     first = ordered.groupby("unit_id", sort=True).head(1)
@@ -76,10 +82,12 @@ def first_exposures(assignment: pd.DataFrame, spec: ExperimentSpec) -> tuple[pd.
             "variant": first["variant"].to_numpy(),
         }
     )
-    out["day"] = [ts.date() for ts in pd.to_datetime(out["first"])]
+    out["day"] = out["first"].dt.floor("D")  # the UTC day (timestamps are naive UTC)
     for dim in spec.assignment.dimensions:
         out[dim] = first[dim].to_numpy()
-    return out.reset_index(drop=True), len(multi)
+    # A unit first exposed after the analysis day is outside the analysis (as its facts are).
+    out = out[out["day"] <= pd.Timestamp(spec.end)]
+    return out.reset_index(drop=True), counted
 
 
 def _per_unit(rows: pd.DataFrame, metric: WarehouseMetric) -> tuple[pd.Series, pd.Series]:
@@ -108,14 +116,21 @@ def _per_unit(rows: pd.DataFrame, metric: WarehouseMetric) -> tuple[pd.Series, p
     raise AssertionError(f"unknown aggregation {metric.aggregation}")
 
 
+def unit_facts(units: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
+    """The fact rows of the kept units, each beside its unit's first exposure (``first``)."""
+    joined = units[["unit_id", "first"]].merge(facts, on="unit_id", how="inner")
+    joined["timestamp"] = pd.to_datetime(joined["timestamp"])
+    return joined
+
+
 def unit_values(
-    units: pd.DataFrame, facts: pd.DataFrame, metric: WarehouseMetric, spec: ExperimentSpec
+    units: pd.DataFrame, joined: pd.DataFrame, metric: WarehouseMetric, spec: ExperimentSpec
 ) -> pd.DataFrame:
     """Per kept unit (in ``units`` order): ``value`` (the numerator for mean/ratio), ``den``
-    and, with CUPED, ``x``; units without fact rows in the window get 0."""
-    joined = units[["unit_id", "first"]].merge(facts, on="unit_id", how="inner")
-    ts = pd.to_datetime(joined["timestamp"])
-    first = pd.to_datetime(joined["first"])
+    and, with CUPED, ``x``, from the unit's facts (:func:`unit_facts`); units without fact rows
+    in the window get 0."""
+    ts = joined["timestamp"]
+    first = joined["first"]
     end_of_analysis = pd.Timestamp(spec.end + timedelta(days=1))
     end = pd.Series(end_of_analysis, index=joined.index)
     if metric.window_days is not None:
@@ -137,21 +152,21 @@ def unit_values(
     return out
 
 
-def _sums(
-    group: pd.DataFrame, metric: WarehouseMetric, *, cuped: bool
-) -> dict[str, Any]:
-    v = group["value"].to_numpy(dtype=float)
-    out: dict[str, Any] = {"n": int(len(group)), "sum": float(v.sum()),
-                           "sum_squares": float((v * v).sum())}
+def _sums(frame: pd.DataFrame, keys: list[str], metric: WarehouseMetric, *,
+          cuped: bool) -> pd.DataFrame:
+    """Per group of ``keys``: n and the sums of the record format for ``metric``."""
+    v = frame["value"]
+    parts = {"n": pd.Series(1, index=frame.index), "sum": v, "sum_squares": v * v}
     if cuped:
-        x = group["x"].to_numpy(dtype=float)
-        out |= {"sum_x": float(x.sum()), "sum_x2": float((x * x).sum()),
-                "sum_xy": float((x * v).sum())}
+        x = frame["x"]
+        parts |= {"sum_x": x, "sum_x2": x * x, "sum_xy": x * v}
     if metric.aggregation in RATIO_AGGREGATIONS:
-        d = group["den"].to_numpy(dtype=float)
-        out |= {"sum_den": float(d.sum()), "sum_den_squares": float((d * d).sum()),
-                "sum_num_den": float((v * d).sum())}
-    return out
+        d = frame["den"]
+        parts |= {"sum_den": d, "sum_den_squares": d * d, "sum_num_den": v * d}
+    table = pd.DataFrame(parts)
+    for key in keys:
+        table[key] = frame[key]
+    return table.groupby(keys, sort=True).sum().reset_index()
 
 
 def reference(
@@ -162,21 +177,25 @@ def reference(
     """The records and exposure check for ``spec``, from the frames its sources return
     (``facts`` by fact source name)."""
     units, multi = first_exposures(assignment, spec)
+    joined = {name: unit_facts(units, frame) for name, frame in facts.items()}
     records: list[dict[str, Any]] = []
     for metric in spec.metrics:
-        values = unit_values(units, facts[metric.fact_source], metric, spec)
+        values = unit_values(units, joined[metric.fact_source], metric, spec)
         frame = pd.concat([units, values], axis=1)
-        cuped = metric.cuped_days is not None
-        for (variant, day), group in frame.groupby(["variant", "day"], sort=True):
-            records.append({"metric": metric.name, "variant": variant, "day": day,
-                            **_sums(group, metric, cuped=cuped)})
-        for dim in spec.assignment.dimensions:
-            for (variant, day, value), group in frame.groupby(
-                ["variant", "day", dim], sort=True
-            ):
-                records.append({"metric": metric.name, "variant": variant, "day": day,
-                                "dimension": dim, "dimension_value": str(value),
-                                **_sums(group, metric, cuped=False)})
+        groupings: list[tuple[str | None, list[str]]] = [(None, ["variant", "day"])]
+        groupings += [(dim, ["variant", "day", dim]) for dim in spec.assignment.dimensions]
+        for dim, keys in groupings:
+            # CUPED sums on the whole arm's rows only: a dimension row takes none.
+            sums = _sums(frame, keys, metric, cuped=metric.cuped_days is not None and not dim)
+            for row in sums.to_dict("records"):
+                record: dict[str, Any] = {
+                    "metric": metric.name, "variant": row.pop("variant"),
+                    "day": row.pop("day").date(),
+                }
+                if dim is not None:
+                    record |= {"dimension": dim, "dimension_value": str(row.pop(dim))}
+                record |= {k: (int(v) if k == "n" else float(v)) for k, v in row.items()}
+                records.append(record)
     by_variant = units.groupby("variant").size()
     return Reference(
         records=records,
@@ -188,14 +207,17 @@ def reference(
 
 def final_through(spec: ExperimentSpec, fact_source: str, *, today: date,
                   late_data_days: int) -> date | None:
-    """The last exposure day whose values are final on ``today`` (the design's
-    ``today - max window - late_data_days - 1``); None when a metric of the fact source has no
-    window or no day is final yet."""
+    """The last exposure day whose values are final on ``today``: the design's ``today - max
+    window - late_data_days - 1``, never past ``spec.end``; None when no day is final yet, or
+    when a metric of the fact source has no window, until the analysis day and its late-data
+    allowance have passed (windows end with the analysis day, so then every day is final)."""
+    if spec.end + timedelta(days=late_data_days + 1) <= today:
+        return spec.end
     windows = [m.window_days for m in spec.metrics if m.fact_source == fact_source]
     if not windows or any(w is None for w in windows):
         return None
     last = today - timedelta(days=max(w for w in windows if w is not None) + late_data_days + 1)
-    return last if last >= spec.start else None
+    return min(last, spec.end) if last >= spec.start else None
 
 
 # -------------------------------------------------------------------------- comparison

@@ -49,6 +49,7 @@ def shop(session: Session, tmp_path: Path) -> str:
     ("url", "words"),
     [
         ("postgresql://analyst:s3cret@db.internal/analytics", "holds a password"),
+        ("postgresql://analyst:s3/cr@t@db.internal/analytics", "holds a password"),
         ("snowflake://me@account/db?password=hunter2", "parameter password holds a credential"),
         ("databricks://host?access_token=dapi123&http_path=/sql", "access_token"),
         ("oracle://user@host/db", "is not a warehouse ExperimentOS connects to"),
@@ -151,6 +152,35 @@ def test_catalog_check_connection_answers_in_plain_words(session: Session,
     assert "Connected" in catalog.check_connection(session, name="shop", actor=EDITOR)
     with pytest.raises(PermissionDenied):
         catalog.check_connection(session, name="shop", actor=VIEWER)
+
+
+def test_catalog_preview_source_shows_the_first_rows_and_their_types(
+    session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "shop.duckdb"
+    wh.write_warehouse(path, *wh.tables())
+    catalog.create_connection(session, data={"name": "shop", "url": f"duckdb:///{path}"},
+                              actor=ADMIN)
+    catalog.create_assignment_source(session, data=ASSIGNMENT, actor=EDITOR)
+    catalog.create_fact_source(session, data=ORDERS, actor=EDITOR)
+    preview = catalog.preview_source(session, name="exposures", actor=EDITOR)
+    assert (preview.kind, len(preview.rows)) == ("assignment", catalog.PREVIEW_ROWS)
+    assert list(preview.columns) == ["unit_id", "timestamp", "experiment_key", "variant",
+                                     "platform"]
+    assert preview.columns["timestamp"].startswith("timestamp")
+    assert set(preview.rows[0]) == set(preview.columns)
+    assert "ExperimentOS preview" in preview.sql and "LIMIT 20" in preview.sql
+    orders = catalog.preview_source(session, name="orders", actor=EDITOR, rows=3)
+    assert orders.kind == "fact" and len(orders.rows) == 3
+    assert isinstance(orders.rows[0]["revenue"], float)
+    catalog.update_fact_source(session, name="orders", changes={
+        "sql": "SELECT * FROM no_such_table"}, actor=EDITOR)
+    with pytest.raises(InvalidInput, match="fact source 'orders' failed in connection 'shop'"):
+        catalog.preview_source(session, name="orders", actor=EDITOR)
+    with pytest.raises(PermissionDenied):
+        catalog.preview_source(session, name="exposures", actor=VIEWER)
+    with pytest.raises(NotFound):
+        catalog.preview_source(session, name="nope", actor=EDITOR)
 
 
 # --------------------------------------------------------------------------- sources

@@ -183,12 +183,21 @@ def test_reference_mean_is_a_ratio_of_sum_over_rows() -> None:
 
 
 def test_reference_final_through_follows_the_design() -> None:
-    # today - max window (3) - late days (2) - 1: 01-10 -> 01-04; too early -> None.
-    assert final_through(SPEC, "orders", today=date(2026, 1, 10), late_data_days=2) is None
-    windowed = replace(SPEC, metrics=METRICS[:1])
+    # today - max window (3) - late days (2) - 1, never past the end (01-05).
+    windowed = replace(SPEC, metrics=METRICS[:1], end=date(2026, 1, 31))
     assert final_through(windowed, "orders", today=date(2026, 1, 10),
                          late_data_days=2) == date(2026, 1, 4)
     assert final_through(windowed, "orders", today=date(2026, 1, 6), late_data_days=2) is None
+    short = replace(SPEC, metrics=METRICS[:1])
+    assert final_through(short, "orders", today=date(2026, 1, 7),
+                         late_data_days=2) == date(2026, 1, 1)
+    assert final_through(short, "orders", today=date(2026, 1, 30),
+                         late_data_days=2) == date(2026, 1, 5)
+    # rev_all has no window: nothing is final until the analysis day (01-05) and its 2 late
+    # days have passed; then every day is.
+    assert final_through(SPEC, "orders", today=date(2026, 1, 7), late_data_days=2) is None
+    assert final_through(SPEC, "orders", today=date(2026, 1, 8),
+                         late_data_days=2) == date(2026, 1, 5)
 
 
 def test_reference_differences_name_the_key_and_the_field() -> None:

@@ -171,11 +171,3 @@ def test_synthetic_loads_into_postgres(warehouse: SyntheticWarehouse,
                     [_expected_summary(warehouse, table)])
     finally:
         engine.dispose()
-
-
-@pytest.mark.spark
-def test_synthetic_loads_into_spark(warehouse: SyntheticWarehouse, spark: Any,
-                                    spark_connection: Connection) -> None:
-    for table, sql in SUMMARY.items():
-        got = [tuple(r) for r in spark.sql(sql.format(p="")).collect()]
-        assert _table_summary(got) == _table_summary([_expected_summary(warehouse, table)])
