@@ -1,6 +1,7 @@
 """The synthetic warehouse, loaded once per test session into each engine: a DuckDB file, a
 schema ``wh`` in a throwaway PostgreSQL database, and temporary views in the one shared
-SparkSession (``local[2]``, UI off, 4 shuffle partitions, UTC), stopped at the end.
+SparkSession (the engine's ``spark_session()``: ``local[2]``, UI off, 4 shuffle partitions,
+UTC), started in the background when the first warehouse test runs and stopped at the end.
 
 Without a PostgreSQL server or a Java runtime the tests of that engine are skipped, except with
 CI=true, where that is a failure (``scripts/ensure-java.sh`` and ``scripts/ensure-postgres.sh``
@@ -11,14 +12,17 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
 
-from core.warehouse.definitions import Connection
+from core.warehouse.compute import compute
+from core.warehouse.definitions import Connection, Limits, WarehouseResult
 from core.warehouse.synthetic import (
     SyntheticWarehouse,
     generate_warehouse,
@@ -27,9 +31,25 @@ from core.warehouse.synthetic import (
     load_spark,
 )
 from tests.conftest import IN_CI, create_postgres_database, drop_postgres_database
+from tests.core.warehouse.reference import Reference, reference
+from tests.core.warehouse.specs import experiment_spec, frames
 
 SPARK_MASTER = "local[2]"
+SPARK_KEY = "recs_carousel"
+"""The one experiment computed on Spark (three variants): its queries take seconds each."""
 PG_SCHEMA = "wh"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run this folder's Spark tests after its other tests, so that Spark starts (and computes
+    its experiment) in the background meanwhile (:class:`SparkStart`)."""
+    here = Path(__file__).parent
+    places = [i for i, item in enumerate(items) if here in Path(item.path).parents]
+    ours = [items[i] for i in places]
+    spark_last = [it for it in ours if not it.get_closest_marker("spark")] + [
+        it for it in ours if it.get_closest_marker("spark")]
+    for i, item in zip(places, spark_last, strict=True):
+        items[i] = item
 
 
 @pytest.fixture(scope="session")
@@ -79,42 +99,154 @@ def _java() -> str | None:
     return shutil.which("java")
 
 
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """The one SparkSession of the test session (the engine's own when it offers one)."""
-    if _java() is None:
-        if IN_CI:
-            raise RuntimeError("Spark needs Java in CI: run scripts/ensure-java.sh first")
-        pytest.skip("no Java runtime for Spark (scripts/ensure-java.sh installs one)")
-    pytest.importorskip("pyspark")
-    try:
-        from core.warehouse.engines import spark_session  # type: ignore[attr-defined]
-    except ImportError:
-        spark_session = None
-    if spark_session is not None:
-        session = spark_session(SPARK_MASTER)
-    else:
-        from pyspark.sql import SparkSession
+def analysis_day(warehouse: SyntheticWarehouse) -> date:
+    """A day when every fact of the synthetic warehouse (late ones included) has arrived."""
+    return warehouse.last_day + timedelta(days=3)
 
-        session = (
-            SparkSession.builder.master(SPARK_MASTER)
-            .appName("experimentos-tests")
-            .config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", "4")
-            .config("spark.sql.session.timeZone", "UTC")
-            .getOrCreate()
-        )
+
+def midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day)
+
+
+@pytest.fixture(scope="session")
+def expected_of(warehouse: SyntheticWarehouse) -> Callable[[str], Reference]:
+    """The pandas reference of a synthetic experiment (by key) over the whole warehouse, on
+    its own days (computed once per key)."""
+    cache: dict[str, Reference] = {}
+
+    def of(key: str) -> Reference:
+        if key not in cache:
+            spec = experiment_spec(warehouse, key, Connection("reference", "duckdb:///"))
+            cache[key] = reference(spec, *frames(warehouse.tables()))
+        return cache[key]
+
+    return of
+
+
+def compute_for(warehouse: SyntheticWarehouse, engine: tuple[str, Connection, str],
+                key: str) -> WarehouseResult:
+    """compute() of the synthetic experiment ``key`` on ``engine``, on its analysis day."""
+    _, connection, prefix = engine
+    today = analysis_day(warehouse)
+    spec = experiment_spec(warehouse, key, connection, prefix)
+    return compute(spec, limits=Limits(), today=today, now=midnight(today))
+
+
+class SparkStart(threading.Thread):
+    """Starts the one SparkSession, loads the synthetic warehouse into it and computes the
+    Spark experiment (:data:`SPARK_KEY`) in the background, while the DuckDB and PostgreSQL
+    tests run: the JVM's start and its first query's warm-up take most of the Spark tests'
+    time, and they use the second core. Errors are kept and raised where the tests ask."""
+
+    def __init__(self, warehouse: SyntheticWarehouse) -> None:
+        super().__init__(name="spark-start", daemon=True)
+        self.warehouse = warehouse
+        self.session: Any = None
+        self.error: BaseException | None = None
+        self.result: WarehouseResult | None = None
+        self.compute_error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.session = new_spark_session()
+            load_spark(self.session, self.warehouse.tables())
+        except BaseException as exc:  # noqa: BLE001 - raised again by the spark fixture
+            self.error = exc
+            return
+        try:
+            engine = ("spark", Connection("test spark", f"spark://{SPARK_MASTER}"), "")
+            self.result = compute_for(self.warehouse, engine, SPARK_KEY)
+        except BaseException as exc:  # noqa: BLE001 - raised again by the test that asks
+            self.compute_error = exc
+
+
+def new_spark_session() -> Any:
+    """The engine's shared SparkSession (one per master and process)."""
+    from core.warehouse.engines import spark_session
+
+    session = spark_session(SPARK_MASTER)
     session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _spark_unavailable() -> str | None:
+    """Why Spark cannot run here (None: it can); in CI that is a failure."""
+    reason = None
+    if _java() is None:
+        reason = "no Java runtime for Spark (scripts/ensure-java.sh installs one)"
+    else:
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            reason = "pyspark is not installed"
+    if reason and IN_CI:
+        raise RuntimeError(f"Spark is required in CI: {reason}")
+    return reason
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spark_start(
+    request: pytest.FixtureRequest, warehouse: SyntheticWarehouse
+) -> Iterator[SparkStart | None]:
+    """Starts Spark in the background as soon as the first warehouse test runs, when any
+    selected test needs it; stops the session at the end."""
+    wanted = any(item.get_closest_marker("spark") for item in request.session.items)
+    if not wanted or _spark_unavailable():
+        yield None
+        return
+    start = SparkStart(warehouse)
+    start.start()
     try:
-        yield session
+        yield start
     finally:
-        session.stop()
+        start.join()
+        if start.session is not None:
+            start.session.stop()
 
 
 @pytest.fixture(scope="session")
-def spark_connection(warehouse: SyntheticWarehouse, spark: Any) -> Connection:
-    load_spark(spark, warehouse.tables())
+def spark(spark_start: SparkStart | None) -> Any:
+    """The one SparkSession of the test session (the engine's own), the synthetic warehouse
+    loaded into it as temporary views."""
+    reason = _spark_unavailable()
+    if reason:
+        pytest.skip(reason)
+    assert spark_start is not None
+    spark_start.join()
+    if spark_start.error is not None:
+        raise spark_start.error
+    return spark_start.session
+
+
+@pytest.fixture(scope="session")
+def spark_connection(spark: Any) -> Connection:
     return Connection("test spark", f"spark://{SPARK_MASTER}")
+
+
+@pytest.fixture(scope="session")
+def results(spark_start: SparkStart | None) -> dict[tuple[str, str], WarehouseResult]:
+    """compute()'s results by (engine, experiment key), each computed once per session."""
+    return {}
+
+
+def computed(
+    request: pytest.FixtureRequest, warehouse: SyntheticWarehouse, name: str, key: str
+) -> WarehouseResult:
+    """compute() of ``key`` on engine ``name``, once per test session (Spark's in the
+    background, see :class:`SparkStart`)."""
+    results: dict[tuple[str, str], WarehouseResult] = request.getfixturevalue("results")
+    engine = engine_for(request, name)
+    if (name, key) not in results:
+        start: SparkStart | None = request.getfixturevalue("spark_start")
+        if name == "spark" and key == SPARK_KEY and start is not None:
+            start.join()
+            if start.compute_error is not None:
+                raise start.compute_error
+            assert start.result is not None
+            results[name, key] = start.result
+        else:
+            results[name, key] = compute_for(warehouse, engine, key)
+    return results[name, key]
 
 
 def engine_for(request: pytest.FixtureRequest, name: str) -> tuple[str, Connection, str]:

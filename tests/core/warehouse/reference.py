@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from core.warehouse.definitions import ExperimentSpec, WarehouseMetric
@@ -152,21 +151,17 @@ def unit_values(
     return out
 
 
-def _sums(frame: pd.DataFrame, keys: list[str], metric: WarehouseMetric, *,
-          cuped: bool) -> pd.DataFrame:
-    """Per group of ``keys``: n and the sums of the record format for ``metric``."""
-    v = frame["value"]
-    parts = {"n": pd.Series(1, index=frame.index), "sum": v, "sum_squares": v * v}
+def _parts(values: pd.DataFrame, metric: WarehouseMetric, *, cuped: bool) -> dict[str, Any]:
+    """The per-unit terms whose sums make the record format for ``metric``."""
+    v = values["value"]
+    parts = {"sum": v, "sum_squares": v * v}
     if cuped:
-        x = frame["x"]
+        x = values["x"]
         parts |= {"sum_x": x, "sum_x2": x * x, "sum_xy": x * v}
     if metric.aggregation in RATIO_AGGREGATIONS:
-        d = frame["den"]
+        d = values["den"]
         parts |= {"sum_den": d, "sum_den_squares": d * d, "sum_num_den": v * d}
-    table = pd.DataFrame(parts)
-    for key in keys:
-        table[key] = frame[key]
-    return table.groupby(keys, sort=True).sum().reset_index()
+    return parts
 
 
 def reference(
@@ -178,23 +173,32 @@ def reference(
     (``facts`` by fact source name)."""
     units, multi = first_exposures(assignment, spec)
     joined = {name: unit_facts(units, frame) for name, frame in facts.items()}
-    records: list[dict[str, Any]] = []
+    # One column per (metric, sum) of the per-unit terms, whole-arm and dimension variants.
+    whole: dict[tuple[str, str], Any] = {}
+    sliced: dict[tuple[str, str], Any] = {}
     for metric in spec.metrics:
         values = unit_values(units, joined[metric.fact_source], metric, spec)
-        frame = pd.concat([units, values], axis=1)
-        groupings: list[tuple[str | None, list[str]]] = [(None, ["variant", "day"])]
-        groupings += [(dim, ["variant", "day", dim]) for dim in spec.assignment.dimensions]
-        for dim, keys in groupings:
-            # CUPED sums on the whole arm's rows only: a dimension row takes none.
-            sums = _sums(frame, keys, metric, cuped=metric.cuped_days is not None and not dim)
-            for row in sums.to_dict("records"):
-                record: dict[str, Any] = {
-                    "metric": metric.name, "variant": row.pop("variant"),
-                    "day": row.pop("day").date(),
-                }
+        cuped = metric.cuped_days is not None
+        whole |= {(metric.name, k): v for k, v in _parts(values, metric, cuped=cuped).items()}
+        # CUPED sums on the whole arm's rows only: a dimension row takes none.
+        sliced |= {(metric.name, k): v for k, v in _parts(values, metric, cuped=False).items()}
+    records: list[dict[str, Any]] = []
+    groupings: list[tuple[str | None, list[str], dict[tuple[str, str], Any]]] = [
+        (None, ["variant", "day"], whole)]
+    groupings += [(dim, ["variant", "day", dim], sliced) for dim in spec.assignment.dimensions]
+    for dim, keys, parts in groupings:
+        table = pd.DataFrame({("", "n"): 1, **parts}, index=units.index)
+        groups = table.groupby([units[k] for k in keys], sort=True).sum()
+        for group, row in zip(groups.index, groups.to_numpy(), strict=True):
+            sums = dict(zip(groups.columns, row, strict=True))
+            n = int(sums[("", "n")])
+            for metric in spec.metrics:
+                record: dict[str, Any] = {"metric": metric.name, "variant": group[0],
+                                          "day": group[1].date()}
                 if dim is not None:
-                    record |= {"dimension": dim, "dimension_value": str(row.pop(dim))}
-                record |= {k: (int(v) if k == "n" else float(v)) for k, v in row.items()}
+                    record |= {"dimension": dim, "dimension_value": str(group[2])}
+                record["n"] = n
+                record |= {k: float(v) for (m, k), v in sums.items() if m == metric.name}
                 records.append(record)
     by_variant = units.groupby("variant").size()
     return Reference(
@@ -277,7 +281,7 @@ def record_differences(
             e, g = exp_idx[key][field], got_idx[key][field]
             if e is None and g is None:
                 continue
-            if e is None or g is None or not np.isclose(g, e, rtol=rtol, atol=0.0):
+            if e is None or g is None or not abs(g - e) <= rtol * abs(e):
                 problems.append(f"{key} {field}: expected {e!r}, got {g!r}")
     if len(problems) > limit:
         problems = [*problems[:limit], f"... and {len(problems) - limit} more"]

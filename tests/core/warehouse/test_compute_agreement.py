@@ -9,6 +9,7 @@ with the expected (reference) and the engine's value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,6 @@ from core.warehouse.definitions import (
     ExperimentSpec,
     Exposure,
     Limits,
-    WarehouseResult,
 )
 from core.warehouse.synthetic import (
     SyntheticWarehouse,
@@ -34,8 +34,20 @@ from core.warehouse.synthetic import (
     load_postgres,
 )
 from tests.conftest import create_postgres_database, drop_postgres_database
-from tests.core.warehouse.conftest import engine_for, postgres_connection_url
-from tests.core.warehouse.reference import final_through, record_differences, reference
+from tests.core.warehouse.conftest import (
+    SPARK_KEY,
+    analysis_day,
+    computed,
+    engine_for,
+    midnight,
+    postgres_connection_url,
+)
+from tests.core.warehouse.reference import (
+    Reference,
+    final_through,
+    record_differences,
+    reference,
+)
 from tests.core.warehouse.specs import ORDERS, SESSIONS, experiment_spec, frames
 
 RUNS = [
@@ -46,38 +58,9 @@ RUNS = [
     pytest.param("postgresql", "recs_carousel", id="postgresql-recs_carousel",
                  marks=pytest.mark.postgres),
     # Spark runs one experiment (its queries take seconds each on local[2]): three variants.
-    pytest.param("spark", "recs_carousel", id="spark-recs_carousel", marks=pytest.mark.spark),
+    pytest.param("spark", SPARK_KEY, id=f"spark-{SPARK_KEY}", marks=pytest.mark.spark),
 ]
 """(engine, experiment) pairs computed for real."""
-
-
-def analysis_day(warehouse: SyntheticWarehouse) -> date:
-    """A day when every fact (late ones included) has arrived."""
-    return warehouse.last_day + timedelta(days=3)
-
-
-def midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day)
-
-
-@pytest.fixture(scope="module")
-def results() -> dict[tuple[str, str], WarehouseResult]:
-    """compute()'s results by (engine, experiment key), each computed once per module."""
-    return {}
-
-
-def computed(
-    results: dict[tuple[str, str], WarehouseResult],
-    engine: tuple[str, Connection, str],
-    warehouse: SyntheticWarehouse,
-    key: str,
-) -> WarehouseResult:
-    name, connection, prefix = engine
-    if (name, key) not in results:
-        today = analysis_day(warehouse)
-        spec = experiment_spec(warehouse, key, connection, prefix)
-        results[name, key] = compute(spec, limits=Limits(), today=today, now=midnight(today))
-    return results[name, key]
 
 
 @pytest.mark.parametrize(("engine_name", "key"), RUNS)
@@ -85,14 +68,12 @@ def test_compute_records_equal_the_pandas_reference(
     engine_name: str,
     key: str,
     warehouse: SyntheticWarehouse,
-    results: dict[tuple[str, str], WarehouseResult],
+    expected_of: Callable[[str], Reference],
     request: pytest.FixtureRequest,
 ) -> None:
-    engine = engine_for(request, engine_name)
-    name, connection, prefix = engine
-    result = computed(results, engine, warehouse, key)
-    spec = experiment_spec(warehouse, key, connection, prefix)
-    expected = reference(spec, *frames(warehouse.tables()))
+    name, _, _ = engine_for(request, engine_name)
+    result = computed(request, warehouse, name, key)
+    expected = expected_of(key)
     problems = record_differences(result.records, expected.records, rtol=1e-9)
     assert not problems, f"{name}, {key}: the records differ from the pandas reference:\n" + (
         "\n".join(problems))
@@ -106,15 +87,11 @@ def test_compute_records_equal_the_pandas_reference(
 @pytest.mark.postgres
 @pytest.mark.spark
 def test_compute_engines_agree_with_each_other(
-    warehouse: SyntheticWarehouse,
-    results: dict[tuple[str, str], WarehouseResult],
-    request: pytest.FixtureRequest,
+    warehouse: SyntheticWarehouse, request: pytest.FixtureRequest
 ) -> None:
-    key = "recs_carousel"
-    got = {
-        name: computed(results, engine_for(request, name), warehouse, key)
-        for name in ("duckdb", "postgresql", "spark")
-    }
+    key = SPARK_KEY
+    got = {name: computed(request, warehouse, name, key)
+           for name in ("duckdb", "postgresql", "spark")}
     for other in ("postgresql", "spark"):
         problems = record_differences(got[other].records, got["duckdb"].records, rtol=1e-9)
         assert not problems, f"{other} against duckdb ({key}):\n" + "\n".join(problems)
@@ -122,12 +99,9 @@ def test_compute_engines_agree_with_each_other(
 
 
 def test_compute_reports_queries_windows_and_keys(
-    warehouse: SyntheticWarehouse,
-    results: dict[tuple[str, str], WarehouseResult],
-    duckdb_connection: Connection,
+    warehouse: SyntheticWarehouse, duckdb_connection: Connection, request: pytest.FixtureRequest
 ) -> None:
-    engine = ("duckdb", duckdb_connection, "")
-    result = computed(results, engine, warehouse, "checkout_button")
+    result = computed(request, warehouse, "duckdb", "checkout_button")
     spec = experiment_spec(warehouse, "checkout_button", duckdb_connection)
     today = analysis_day(warehouse)
     # Every query that ran names the experiment (its label) and says what came back.
@@ -197,17 +171,12 @@ def ingestion_context(spec: ExperimentSpec) -> ExperimentContext:
 
 @pytest.mark.parametrize(("engine_name", "key"), RUNS)
 def test_compute_records_are_what_ingestion_takes(
-    engine_name: str,
-    key: str,
-    warehouse: SyntheticWarehouse,
-    results: dict[tuple[str, str], WarehouseResult],
-    request: pytest.FixtureRequest,
+    engine_name: str, key: str, warehouse: SyntheticWarehouse, request: pytest.FixtureRequest
 ) -> None:
     """The records go to core.data.ingestion.ingest_records(kind="warehouse") unchanged: its
     row checks (core.data.aggregates.aggregate_records) accept every one of them."""
-    engine = engine_for(request, engine_name)
-    name, connection, prefix = engine
-    result = computed(results, engine, warehouse, key)
+    name, connection, prefix = engine_for(request, engine_name)
+    result = computed(request, warehouse, name, key)
     spec = experiment_spec(warehouse, key, connection, prefix)
     aggregated = aggregate_records(ingestion_context(spec), result.records, label=name)
     assert aggregated.rows_read == len(result.records)

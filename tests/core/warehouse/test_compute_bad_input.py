@@ -20,13 +20,12 @@ from core.errors import InvalidInput, WarehouseUnavailable
 from core.warehouse.compute import compute
 from core.warehouse.definitions import Connection, ExperimentSpec, Limits, WarehouseResult
 from core.warehouse.synthetic import SyntheticWarehouse
-from tests.core.warehouse.reference import reference
+from tests.core.warehouse.reference import Reference
 from tests.core.warehouse.specs import (
     ASSIGNMENT,
     ORDERS,
     SESSIONS,
     experiment_spec,
-    frames,
     with_sources,
 )
 
@@ -152,11 +151,13 @@ def _says_threshold(message: str, threshold: float) -> bool:
 
 
 def test_compute_two_variant_units_above_the_threshold_refuse(
-    bad_engine: tuple[str, Connection, str], warehouse: SyntheticWarehouse
+    bad_engine: tuple[str, Connection, str],
+    warehouse: SyntheticWarehouse,
+    expected_of: Callable[[str], Reference],
 ) -> None:
     name, connection, prefix = bad_engine
     spec = experiment_spec(warehouse, KEY, connection, prefix)
-    multi = reference(spec, *frames(warehouse.tables())).multi_variant_units
+    multi = expected_of(KEY).multi_variant_units
     assert multi > 0
     threshold = 0.001
     with pytest.raises(InvalidInput) as caught:
@@ -167,11 +168,13 @@ def test_compute_two_variant_units_above_the_threshold_refuse(
 
 
 def test_compute_two_variant_units_below_the_threshold_are_excluded_and_reported(
-    bad_engine: tuple[str, Connection, str], warehouse: SyntheticWarehouse
+    bad_engine: tuple[str, Connection, str],
+    warehouse: SyntheticWarehouse,
+    expected_of: Callable[[str], Reference],
 ) -> None:
     name, connection, prefix = bad_engine
     spec = experiment_spec(warehouse, KEY, connection, prefix)
-    expected = reference(spec, *frames(warehouse.tables()))
+    expected = expected_of(KEY)
     assert 0 < expected.multi_variant_units < 0.01 * (expected.units + expected.multi_variant_units)
     result = _run(spec, warehouse)
     assert result.exposure.multi_variant_units == expected.multi_variant_units, name

@@ -101,6 +101,12 @@ def _per_unit_in_window(
     return first, post_count, pre_count
 
 
+@pytest.fixture(scope="module")
+def big() -> SyntheticWarehouse:
+    """Enough units for the effects to show through the noise."""
+    return generate_warehouse(units=20_000, seed=5)
+
+
 @pytest.mark.parametrize(
     ("key", "variant", "low", "high"),
     [
@@ -110,9 +116,8 @@ def _per_unit_in_window(
         ("search_ranking", "treatment", 0.93, 1.07),
     ],
 )
-def test_synthetic_known_effect_is_recovered(key: str, variant: str, low: float,
-                                             high: float) -> None:
-    big = generate_warehouse(units=20_000, seed=5)
+def test_synthetic_known_effect_is_recovered(big: SyntheticWarehouse, key: str, variant: str,
+                                             low: float, high: float) -> None:
     first, post, pre = _per_unit_in_window(big, key, big.orders, 7)
     means = post.groupby(first["variant"]).mean()
     assert low < means[variant] / means["control"] < high
