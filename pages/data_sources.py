@@ -200,12 +200,12 @@ if by_source:
     st.code(source.sql, language="sql")
     if not can_edit:
         st.caption("Editors preview a source's rows and test connections.")
-    elif st.button(f"Preview {sources.PREVIEW_ROWS} rows and check the columns",
+    elif st.button(f"Preview {catalog.PREVIEW_ROWS} rows and check the columns",
                    key="ds_preview_button"):
         with st.spinner("Running the source's SQL in the warehouse…"), db_session() as session:
             try:
-                st.session_state[PREVIEW] = (shown, sources.preview(session, source=shown,
-                                                                    actor=actor))
+                st.session_state[PREVIEW] = (shown, catalog.preview_source(
+                    session, name=shown, actor=actor))
             except DomainError as exc:
                 st.session_state[PREVIEW] = (shown, [plain(p) for p in exc.problems])
     held = st.session_state.get(PREVIEW)
@@ -222,10 +222,9 @@ if by_source:
                 st.success(f"The columns of '{shown}' are as declared "
                            f"({fmt.plural(len(result.rows), 'row')} in "
                            f"{fmt.number(result.seconds, 2)} s).")
-            st.dataframe(pd.DataFrame(list(result.rows), columns=list(result.columns)),
+            st.dataframe(pd.DataFrame(result.rows, columns=list(result.columns)),
                          hide_index=True, width="stretch", key="ds_preview_rows")
-            st.caption("Types: " + ", ".join(f"{c} {t}" for c, t in zip(
-                result.columns, result.types, strict=True)))
+            st.caption("Types: " + ", ".join(f"{c} {t}" for c, t in result.columns.items()))
             with st.expander("The SQL that ran"):
                 st.code(result.sql, language="sql")
 
