@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         "arrive; exposure days are recomputed until then.",
     )
 
+    demo_warehouse_path: Path | None = Field(
+        default=None,
+        description="The demo's DuckDB warehouse file (`make run` seeds it); unset: "
+        "warehouse.duckdb beside the SQLite app database, or "
+        "data/demo-warehouse-<database>.duckdb for a PostgreSQL one.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _database_url_supported(cls, value: str) -> str:
@@ -157,3 +164,19 @@ def environment_value(name: str) -> str | None:
     import os
 
     return os.environ.get(name)
+
+
+def demo_warehouse_file(database_url: str) -> Path:
+    """Where the demo warehouse of the app database at ``database_url`` lives: the
+    DEMO_WAREHOUSE_PATH setting, else ``warehouse.duckdb`` beside a SQLite file, else
+    ``data/demo-warehouse-<database name>.duckdb`` (one file per app database)."""
+    configured = get_settings().demo_warehouse_path
+    if configured is not None:
+        return configured
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(str(url.database)).resolve().parent / "warehouse.duckdb"
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(url.database or "app"))
+    return PROJECT_ROOT / "data" / f"demo-warehouse-{name}.duckdb"

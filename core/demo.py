@@ -224,7 +224,8 @@ def _experiments(today: date) -> list[dict[str, Any]]:
 
 
 def seed_demo(session: Session, *, today: date | None = None) -> str:
-    """Seed the demo portfolio (and its metric data, when that module is present)."""
+    """Seed the demo portfolio, its metric data, and the demo warehouse with the experiments
+    fed from it (core.demo_warehouse)."""
     today = today or datetime.now(UTC).date()
     existing_metrics = {m.name for m in catalogue.list_metrics(session)}
     new_metrics = 0
@@ -261,11 +262,14 @@ def seed_demo(session: Session, *, today: date | None = None) -> str:
     from core.demo_data import seed_metric_data
 
     data = seed_metric_data(session, today=today)
+    from core.demo_warehouse import seed_demo_warehouse
+
+    warehouse = seed_demo_warehouse(session, today=today)
     snapshots = _seed_snapshots(session)
     return (
         f"Demo portfolio: {new_metrics} metrics and {new_experiments} experiments added "
         f"({len(METRICS)} metrics and {len(_experiments(today))} experiments in the demo). {data} "
-        f"{snapshots} results snapshots stored."
+        f"{warehouse} {snapshots} results snapshots stored."
     )
 
 

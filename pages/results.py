@@ -18,6 +18,7 @@ from core.analysis.segments import SegmentBreakdown, segment_results
 from core.analysis.snapshot import MetricComparison, ResultsSnapshot
 from core.analysis.verdict import STATE_LABELS, plan_notes, tone
 from core.errors import DomainError
+from core.warehouse.refresh import WarehouseRunView, latest_runs
 from core.workflows import loads
 from ui import charts
 from ui.auth import current_actor
@@ -45,6 +46,12 @@ def load_results(experiment_id: int):  # type: ignore[no-untyped-def]
             results.cumulative_series(session, experiment_id=experiment_id),
             views.daily_units(session, experiment_id=experiment_id),
         )
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_warehouse_runs(experiment_id: int) -> list[WarehouseRunView]:
+    with db_session() as session:
+        return latest_runs(session, experiment_id)
 
 
 @st.cache_data(ttl=60, show_spinner="Computing segments…")
@@ -194,8 +201,9 @@ if verdict is not None:
 
 # ---------------------------------------------------------------- freshness, SRM, progress
 if snapshot.data_through is None:
-    st.info(f"No data for '{choice.name}' yet."
-            + (" Load a file or refresh from its SQL source below." if can_write else ""))
+    st.info(f"No data for '{choice.name}' yet." + (
+        "" if not can_write else " Refresh it from the warehouse below."
+        if choice.assignment_source else " Load a file or refresh from its SQL source below."))
 else:
     st.caption(
         f"Data {fmt.day(snapshot.first_day)} → **{fmt.day(snapshot.data_through)}** · "
@@ -282,10 +290,7 @@ if segments:
             st.dataframe(frame, hide_index=True, width="stretch",
                          column_config=_widths(list(frame.columns), SEGMENT_WIDTHS))
 
-# ---------------------------------------------------------------- loading data (editors)
-if not can_write:
-    st.caption("You have read-only access: ask an admin for the editor role to load data.")
-    st.stop()
+# ---------------------------------------------------------------- from the warehouse
 
 
 def _loaded(message: str) -> None:
@@ -294,6 +299,82 @@ def _loaded(message: str) -> None:
     st.session_state[FLASH] = (choice.id, message)
     st.session_state["res_upload_round"] = st.session_state.get("res_upload_round", 0) + 1
     st.rerun()
+
+
+def _run_rows(runs: list[WarehouseRunView]) -> list[dict[str, Any]]:
+    """One row per source of the latest refresh: what ran, what came back, how long."""
+    return [{
+        "Source": f"{r.source} ({r.role})",
+        "Rows returned": fmt.count(r.rows_returned),
+        "Rows scanned": "not reported" if r.rows_scanned is None else fmt.count(r.rows_scanned),
+        "Seconds": fmt.number(r.seconds, 2),
+        "Exposure days recomputed": (fmt.MISSING if r.role == "assignment" else
+                                     "none: all final" if not r.sql else
+                                     f"from {fmt.day(r.open_from)}"),
+        "Final through": fmt.MISSING if r.final_through is None else fmt.day(r.final_through),
+        "Ran": f"{fmt.timestamp(r.ran_at)} by {r.ran_by}",
+    } for r in runs]
+
+
+def _exposure_text(runs: list[WarehouseRunView]) -> str | None:
+    """The exposure check in words: units kept, units in two variants excluded."""
+    found = next((r for r in runs if r.role == "assignment" and r.units is not None), None)
+    if found is None:
+        return None
+    text = (f"**Exposure check:** {fmt.count(found.units)} units kept, each counted once in "
+            "one variant; ")
+    if found.multi_variant_units:
+        return text + (f"{fmt.count(found.multi_variant_units)} units seen in more than one "
+                       "variant were excluded.")
+    return text + "no unit was seen in more than one variant."
+
+
+if choice.assignment_source:
+    st.subheader("From the warehouse")
+    st.caption(f"Exposures from the assignment source **{choice.assignment_source}** under the "
+               f"key `{choice.experiment_key}`; its metrics on fact sources are computed inside "
+               "the warehouse (Data sources page). A refresh recomputes the exposure days still "
+               "open and keeps the final ones.")
+    if can_write:
+        w1, w2 = st.columns([1, 2], vertical_alignment="center")
+        full = w2.checkbox("Recompute every exposure day", key=f"res_full_{choice.id}")
+        if w1.button("Refresh from warehouse", type="primary", key="res_warehouse"):
+            try:
+                with st.spinner("Running the queries in the warehouse…"), db_session() as s:
+                    done, _ = loads.refresh_from_warehouse(
+                        s, experiment_id=choice.id, actor=actor, full=full)
+            except DomainError as exc:
+                flash_slot.empty()
+                st.session_state.pop(FLASH, None)
+                st.error("**The refresh from the warehouse failed; nothing was written.**\n"
+                         + "\n".join(f"- {p}" for p in exc.problems))
+            else:
+                _what = (f"{fmt.plural(done.stats_rows_written, 'daily statistics row')} "
+                         "written" if done.changed else "nothing changed")
+                _loaded(f"Refreshed from the warehouse in {fmt.number(done.seconds, 2)} s: "
+                        f"{fmt.plural(done.rows_read, 'aggregate row')} read, {_what}."
+                        + "".join(f" {note}" for note in done.notes))
+    runs = load_warehouse_runs(choice.id)
+    if not runs:
+        st.info("Not refreshed from the warehouse yet.")
+    else:
+        exposure = _exposure_text(runs)
+        if exposure:
+            st.markdown(exposure)
+        st.dataframe(pd.DataFrame(_run_rows(runs)), hide_index=True, width="stretch")
+        st.caption("The exact SQL of the latest refresh, per source (copy it with the icon at "
+                   "its top right):")
+        for r in runs:
+            with st.expander(f"SQL that ran for {r.source} ({r.role} source)"):
+                if r.sql:
+                    st.code(r.sql, language="sql")
+                else:
+                    st.caption("No query ran: every exposure day was final.")
+
+# ---------------------------------------------------------------- loading data (editors)
+if not can_write:
+    st.caption("You have read-only access: ask an admin for the editor role to load data.")
+    st.stop()
 
 
 st.subheader("Load data")

@@ -19,6 +19,8 @@ _RULES: tuple[tuple[str, str], ...] = (
     (r"Input should be greater than (.+)", r"must be more than \1"),
     (r"Input should be less than or equal to (.+)", r"must be \1 or less"),
     (r"Input should be less than (.+)", r"must be less than \1"),
+    (r"String should match pattern '\^\[a-z\]\[a-z0-9_\]\*\$'",
+     "must be lower_snake_case (small letters, digits and _, starting with a letter)"),
     (r"Input should be a finite number", "must be a number"),
     (r"Input should be a valid number.*", "must be a number"),
     (r"Input should be a valid integer.*", "must be a whole number"),
@@ -46,7 +48,7 @@ def _bounds_in_percent(message: str) -> str:
 
 FIELD_LABELS = {
     "weights": "traffic split", "sd": "standard deviation", "mde": "minimum detectable effect",
-    "daily_traffic": "daily eligible users",
+    "daily_traffic": "daily eligible users", "sql": "SQL",
 }
 """Field names that read better as the forms label them."""
 

@@ -21,6 +21,7 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/registry.py", "Registry", ":material/science:"),
     PageSpec("pages/metrics.py", "Metrics", ":material/straighten:"),
+    PageSpec("pages/data_sources.py", "Data sources", ":material/database:"),
     PageSpec("pages/backlog.py", "Backlog", ":material/format_list_numbered:"),
     PageSpec("pages/planner.py", "Planner", ":material/calculate:"),
     PageSpec("pages/results.py", "Results", ":material/monitoring:"),

@@ -24,6 +24,9 @@ class ExperimentChoice:
     name: str
     status: str
     has_sql_source: bool
+    assignment_source: str | None = None
+    """Fed from the warehouse: the assignment source it reads its exposures from."""
+    experiment_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ def experiments_with_results(session: Session) -> list[ExperimentChoice]:
         for exp in sorted(all_experiments(session, status=status),  # type: ignore[arg-type]
                           key=lambda e: e.name.lower()):
             source = mrepo.get_metric_source(session, experiment_id=exp.id)
-            out.append(ExperimentChoice(exp.id, exp.name, exp.status, source is not None))
+            out.append(ExperimentChoice(exp.id, exp.name, exp.status, source is not None,
+                                        exp.assignment_source, exp.experiment_key))
     return out
 
 

@@ -444,6 +444,9 @@ class SourcePreview:
     rows: list[dict[str, Any]]
     """Plain values (None for NULL)."""
     seconds: float
+    problems: tuple[str, ...] = ()
+    """What a refresh would refuse in its columns (missing, mistyped), naming the source and
+    the column; empty when they are as declared."""
 
 
 def preview_source(session: Session, *, name: str, actor: Actor,
@@ -464,7 +467,11 @@ def preview_source(session: Session, *, name: str, actor: Actor,
         link = warehouse.get_connection_by_id(session, connection_id=row.connection_id)
         assert link is not None
         connection, sql = connection_definition(link), row.sql
+        declared = list((row.dimensions if isinstance(row, AssignmentSource) else row.columns)
+                        or ())
     import ibis  # the expression library; not needed to import this module
+
+    from core.warehouse.compute import schema_problems
 
     limits = warehouse_limits()
     backend = engines.connect(connection, limits=limits, label=f"preview of {name}")
@@ -475,6 +482,11 @@ def preview_source(session: Session, *, name: str, actor: Actor,
         except Exception as exc:  # noqa: BLE001 - each engine raises its own error types
             raise InvalidInput(f"sql: the SQL of {kind} source '{name}' failed in connection "
                                f"'{connection.name}': {engines.first_line(exc)}") from None
+        keys = definitions.ASSIGNMENT_COLUMNS if kind == "assignment" else \
+            definitions.FACT_KEY_COLUMNS
+        problems = schema_problems(table, what=f"{kind} source '{name}'",
+                                   required=[*keys, *declared],
+                                   numeric=declared if kind == "fact" else ())
         text = (f"/* ExperimentOS preview of {kind} source '{name}' */\n"
                 + ibis.to_sql(table.limit(rows), dialect=backend.name))
         ran = engines.run(backend, text, timeout=limits.statement_timeout_seconds)
@@ -482,7 +494,8 @@ def preview_source(session: Session, *, name: str, actor: Actor,
         engines.disconnect(backend)
     frame = ran.frame.astype(object).where(ran.frame.notna(), None)
     return SourcePreview(source=name, kind=str(kind), sql=text, columns=schema,
-                         rows=frame.to_dict("records"), seconds=ran.seconds)
+                         rows=frame.to_dict("records"), seconds=ran.seconds,
+                         problems=tuple(problems))
 
 
 # --------------------------------------------------------------------------- sources

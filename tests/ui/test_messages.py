@@ -29,6 +29,12 @@ from ui.messages import field_name, plain
      "Guardrail margins refund rate must be more than 0%"),
     ("prior_lift_sd: Input should be less than or equal to 0.5",
      "Prior lift sd must be 50% or less"),
+    # names of metrics and warehouse definitions
+    ("name: String should match pattern '^[a-z][a-z0-9_]*$'; give a name of 1 to 200 characters",
+     "Name must be lower_snake_case (small letters, digits and _, starting with a letter): "
+     "give a name of 1 to 200 characters"),
+    ("sql: give one SELECT statement (it starts with 'DELETE')",
+     "SQL: give one SELECT statement (it starts with 'DELETE')"),
 ])
 def test_messages_plain_translates_pydantic_wording(problem: str, expected: str) -> None:
     assert plain(problem) == expected

@@ -183,6 +183,26 @@ def test_catalog_preview_source_shows_the_first_rows_and_their_types(
         catalog.preview_source(session, name="nope", actor=EDITOR)
 
 
+def test_catalog_preview_source_checks_the_columns_as_a_refresh_would(
+    session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "shop.duckdb"
+    wh.write_warehouse(path, *wh.tables())
+    catalog.create_connection(session, data={"name": "shop", "url": f"duckdb:///{path}"},
+                              actor=ADMIN)
+    catalog.create_assignment_source(session, data=ASSIGNMENT, actor=EDITOR)
+    catalog.create_fact_source(session, data=ORDERS, actor=EDITOR)
+    assert catalog.preview_source(session, name="exposures", actor=EDITOR).problems == ()
+    assert catalog.preview_source(session, name="orders", actor=EDITOR).problems == ()
+    catalog.update_fact_source(session, name="orders", changes={
+        "sql": "SELECT unit_id, ts AS timestamp, CAST(revenue AS VARCHAR) AS revenue FROM orders"},
+        actor=EDITOR)
+    problems = catalog.preview_source(session, name="orders", actor=EDITOR).problems
+    assert len(problems) == 2, problems
+    assert "fact source 'orders': column items is missing" in problems[0]
+    assert problems[1].startswith("fact source 'orders': column revenue is string, not a number")
+
+
 # --------------------------------------------------------------------------- sources
 
 
