@@ -18,7 +18,7 @@ from core.warehouse import catalog, sources
 from ui.auth import current_actor
 from ui.messages import plain
 from ui.state import clear_reads, db_session, experiment_link
-from ui.widgets import run_action, split_list
+from ui.widgets import metric_formula, run_action, split_list
 
 AGGREGATION_LABELS = {
     "any": "any — 1 if the user has a row (a conversion)",
@@ -76,18 +76,6 @@ def flash(where: str) -> None:
 
 def names(items: Any) -> str:
     return ", ".join(items) or "—"
-
-
-def per_user(m: catalogue.MetricView) -> str:
-    """A warehouse metric's value per user, as a formula: "sum(revenue) / sum(sessions)"."""
-    column = m.value_column
-    return {
-        "sum": f"sum({column})",
-        "count": f"count of rows with {column}" if column else "count of rows",
-        "any": f"any row with {column} > 0" if column else "any row",
-        "mean": f"mean({column}) over rows",
-        "ratio": f"sum({column}) / sum({m.denominator_column})",
-    }.get(m.aggregation or "", m.aggregation or "")
 
 
 def days(value: int) -> int | None:
@@ -232,7 +220,7 @@ if warehouse_metrics:
     st.subheader("Metrics on fact sources")
     st.dataframe(pd.DataFrame([
         {"Metric": m.name, "Fact source": m.fact_source,
-         "Per user": per_user(m),
+         "Per user": metric_formula(m),
          "Window": (f"{fmt.plural(m.window_days, 'day')} after first exposure"
                     if m.window_days else "to the analysis day"),
          "CUPED": (f"{fmt.plural(m.cuped_days, 'day')} before" if m.cuped_days else "—"),

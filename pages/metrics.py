@@ -14,7 +14,7 @@ from core import format as fmt
 from core.types import METRIC_KINDS
 from ui.auth import current_actor
 from ui.state import clear_reads, db_session, set_query, url_selectbox
-from ui.widgets import run_action
+from ui.widgets import metric_formula, run_action
 
 KIND_LABELS = {"binomial": "Conversion rate (yes/no per user)", "mean": "Mean per user",
                "ratio": "Ratio of two sums"}
@@ -48,7 +48,11 @@ def kind_label(kind: str) -> str:
 
 
 def definition(m: catalogue.MetricView) -> str:
-    """The kind, and for a ratio metric its columns: "Ratio: revenue / sessions"."""
+    """The kind, and for a ratio metric its columns: "Ratio: revenue / sessions"; a metric
+    computed in the warehouse by its formula: "Warehouse: sum(revenue) on orders, 7 days"."""
+    if m.fact_source is not None:
+        window = f", {fmt.plural(m.window_days, 'day')}" if m.window_days else ""
+        return f"Warehouse: {metric_formula(m)} on {m.fact_source}{window}"
     if m.kind == "ratio":
         return f"Ratio: {m.numerator} / {m.denominator}"
     return kind_label(m.kind)
@@ -131,7 +135,7 @@ if metrics:
     by_name = {m.name: m for m in metrics}
     chosen = url_selectbox("Metric", names, key="met_open", param="metric")
     metric = by_name[chosen]
-    ratio = metric.kind == "ratio"
+    ratio = metric.kind == "ratio" and metric.fact_source is None  # a file's columns
     st.caption(f"Kind: {definition(metric)} · used by "
                f"{fmt.plural(used.get(metric.name, 0), 'experiment')}. The name and kind are "
                "fixed: experiments and stored results refer to them."

@@ -37,7 +37,7 @@ def test_home_overview_after_login(demo_app: str) -> None:
     at = login("demo-viewer")
     assert not at.exception
     counts = {m.label: int(m.value) for m in at.metric}
-    assert counts == {"Proposed": 4, "Running": 8, "Completed": 4, "Abandoned": 2}
+    assert counts == {"Proposed": 4, "Running": 11, "Completed": 4, "Abandoned": 2}
     assert any("Signed in as" in m.value and "viewer" in m.value for m in at.sidebar.markdown)
 
 

@@ -67,6 +67,19 @@ def format_variants(variants: list[Any]) -> str:
     return ", ".join(f"{v.name}:{v.weight:g}" for v in variants)
 
 
+def metric_formula(metric: Any) -> str:
+    """A warehouse metric's value per user, as people read it: "sum(revenue) /
+    sum(session_count)", "any row", "sum(revenue)". ``metric`` is a catalogue MetricView."""
+    column = metric.value_column
+    return {
+        "sum": f"sum({column})",
+        "count": f"count of rows with {column}" if column else "count of rows",
+        "any": f"any row with {column} > 0" if column else "any row",
+        "mean": f"mean({column}) over rows",
+        "ratio": f"sum({column}) / sum({metric.denominator_column})",
+    }.get(metric.aggregation or "", metric.aggregation or "")
+
+
 def split_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 

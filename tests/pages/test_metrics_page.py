@@ -33,6 +33,9 @@ def test_metrics_page_lists_the_catalogue_for_a_viewer(demo_app: str) -> None:
     assert checkout["Kind"].startswith("Conversion rate")
     assert checkout["Used by"].endswith("experiments") and checkout["Used by"] != "0 experiments"
     assert "None" not in table.to_string()
+    # a metric computed in the warehouse reads as its formula, not as a file's ratio columns
+    warehouse = table[table["Name"] == "rev_per_session_7d"].iloc[0]
+    assert warehouse["Kind"] == "Warehouse: sum(revenue) / sum(session_count) on sessions, 7 days"
     assert not at.button and not at.expander  # read only
     assert any("read-only access" in c.value for c in at.caption)
 

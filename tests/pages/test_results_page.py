@@ -60,7 +60,7 @@ def _core_labels(url: str, name: str) -> list[str]:
 def test_results_page_renders_every_experiment(demo_app: str) -> None:
     at = _results("demo-viewer")
     options = at.selectbox(key="res_experiment").options
-    assert len(options) == 12  # 8 running + 4 completed demo experiments
+    assert len(options) == 15  # 8 running + 3 fed from the warehouse + 4 completed
     for i in range(len(options)):
         at.selectbox(key="res_experiment").select_index(i).run()
         assert not at.exception, (options[i], at.exception)
