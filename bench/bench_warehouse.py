@@ -47,10 +47,12 @@ Printed in that order (numbered 1 to 4 from step 2).
 
 Targets (issue 21, "Performance"): generated <= 1.2x the hand-written query; peak RSS
 independent of the number of fact rows; incremental <= 10 % of the full refresh; Spark: no
-target. ``--quick`` (200,000 exposures, 1M and 200,000 fact rows, 2 rounds) takes about a
-minute with ``--no-spark``, two to three with Spark's start. The default run is mostly CPU:
-about 15 minutes on the 2 idle cores, longer on a shared machine, whose load average is
-printed with the figures. No assertions.
+target. ``--quick`` (200,000 exposures, 1M and 200,000 fact rows, 2 rounds) takes one to two
+minutes with ``--no-spark``, three to four with Spark; at that size a refresh's fixed cost
+(connecting, reading the sources' columns, compiling) dominates the incremental ratio. The
+default run is mostly CPU (about 13 CPU-minutes): roughly a quarter of an hour on the 2 cores
+when idle, far longer on a shared machine, whose load average is printed with the figures.
+No assertions.
 """
 
 from __future__ import annotations
