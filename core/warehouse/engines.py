@@ -104,6 +104,9 @@ def spark_session(master: str = "local[2]") -> Any:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.driver.bindAddress", "127.0.0.1")
+        # Advertise the loopback too: a host name resolving to an unreachable address loses
+        # large task results (TaskResultLost) in local mode.
+        .config("spark.driver.host", "127.0.0.1")
         .getOrCreate()
     )
 
