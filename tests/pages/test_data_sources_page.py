@@ -53,7 +53,7 @@ def test_data_sources_page_lists_the_demo_warehouse_for_a_viewer(demo_app: str) 
     assert list(sources["Kind"]) == ["assignment", "fact", "fact"]
     orders = sources[sources["Name"] == "orders"].iloc[0]
     assert orders["Metrics"] == "conversion_7d, revenue_per_user_7d"
-    assert orders["Experiments"] == "Bundle offers, One-tap reorder, Search filters v2"
+    assert orders["Experiments"] == "One-tap reorder, Product bundles, Search filters v2"
     by_metric = metrics.set_index("Metric")
     assert by_metric.loc["rev_per_session_7d", "Per user"] == \
         "sum(revenue) / sum(session_count)"
