@@ -164,6 +164,7 @@ def test_data_sources_page_define_use_and_refresh(fresh_demo_app: str) -> None:
                           if o.startswith("One-tap reorder ("))).run()
     _button(at, "Use in the experiment").click().run()
     assert not _errors(at) and not at.exception, (_errors(at), at.exception)
+    assert at.multiselect(key="ds_use_metrics").value == []  # used: the next choice is empty
     with _db(url) as s:
         exp = registry.get_experiment_by_name(s, name="One-tap reorder")
         assert exp.secondary_metrics[-1] == "discount_per_user_7d"
