@@ -6,7 +6,7 @@ show.
 
 The truths (:data:`DEMO_WAREHOUSE_EXPERIMENTS`): "One-tap reorder" raises the daily order rate
 by 15% (conversion and revenue per user up, revenue per session up); "Search filters v2" is a
-true null; "Bundle offers" has two arms, one with 15% more revenue per order, one with 10% more
+true null; "Product bundles" has two arms, one with 15% more revenue per order, one with 10% more
 orders over 25% more sessions (more revenue per user, less per session). About 0.4% of the units
 are exposed to a second variant (excluded and counted), some facts arrive up to two days late,
 and the data ends yesterday as a nightly-loaded warehouse would.
@@ -125,7 +125,7 @@ def _plans() -> list[_Plan]:
             "variants": ab(search.variants), "planned_sample_size": 4500, "mde": 0.05,
             "tags": ["warehouse", "search"]}),
         _Plan(bundles.key, {
-            "name": "Bundle offers", "owner": "olivia.brown",
+            "name": "Product bundles", "owner": "olivia.brown",
             "hypothesis": "Offering a bundle at checkout raises revenue per session; a "
             "discounted bundle and an upsell bundle are tried.",
             "target_segment": "Shoppers at checkout", "primary_metric": "rev_per_session_7d",

@@ -363,6 +363,7 @@ with st.form(f"ds_use_{exp.id}"):
                 f"'{exp.name}' uses its warehouse metrics: refresh it on the Results page.",
                 "use"):
             st.session_state["ds_used"] = exp.id
+            del st.session_state["ds_use_metrics"]  # used: the next choice starts empty
             st.rerun()
 flash("use")
 if st.session_state.get("ds_used") == exp.id:

@@ -42,6 +42,7 @@ pytestmark = pytest.mark.browser
 KEY_TEXT: dict[str, list[str]] = {
     "Overview": ["Needs attention", "Running"],
     "Registry": ["Experiment registry", "Audit history"],
+    "Data sources": ["Data sources", "Connections", "Metrics on fact sources"],
     "Backlog": ["Backlog", "Ranked ideas", "Knowledge base"],
     "Planner": ["Experiment planner", "users a day you can detect a", "Power against sample size"],
     "Results": ["Results", "Decisions", "checkout_conversion"],

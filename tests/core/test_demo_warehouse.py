@@ -34,7 +34,7 @@ from db.session import make_engine
 
 TODAY = date(2026, 6, 15)
 EXPERIMENTS = {"One-tap reorder": "one_tap_reorder", "Search filters v2": "search_filters_v2",
-               "Bundle offers": "bundle_offers"}
+               "Product bundles": "bundle_offers"}
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +137,12 @@ def test_demo_warehouse_results_recover_the_known_effects(demo: Session) -> None
     null = _row(demo, "Search filters v2", "revenue_per_user_7d")
     assert null.decision_state == "not_significant"
     assert null.lift_ci_low < 0 < null.lift_ci_high
-    # Bundle offers: +15% revenue per order; +10% orders over +25% sessions
-    per_session = _row(demo, "Bundle offers", "rev_per_session_7d", "discounted")
+    # Product bundles: +15% revenue per order; +10% orders over +25% sessions
+    per_session = _row(demo, "Product bundles", "rev_per_session_7d", "discounted")
     assert per_session.decision_state == "significant" and per_session.lift > 0
-    upsell = _row(demo, "Bundle offers", "rev_per_session_7d", "upsell")
+    upsell = _row(demo, "Product bundles", "rev_per_session_7d", "upsell")
     assert upsell.lift < 0
-    assert _row(demo, "Bundle offers", "conversion_7d", "upsell").lift > 0
+    assert _row(demo, "Product bundles", "conversion_7d", "upsell").lift > 0
 
 
 def test_demo_warehouse_seeding_again_changes_nothing(demo: Session) -> None:

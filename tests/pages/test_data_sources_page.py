@@ -53,7 +53,7 @@ def test_data_sources_page_lists_the_demo_warehouse_for_a_viewer(demo_app: str) 
     assert list(sources["Kind"]) == ["assignment", "fact", "fact"]
     orders = sources[sources["Name"] == "orders"].iloc[0]
     assert orders["Metrics"] == "conversion_7d, revenue_per_user_7d"
-    assert orders["Experiments"] == "Bundle offers, One-tap reorder, Search filters v2"
+    assert orders["Experiments"] == "One-tap reorder, Product bundles, Search filters v2"
     by_metric = metrics.set_index("Metric")
     assert by_metric.loc["rev_per_session_7d", "Per user"] == \
         "sum(revenue) / sum(session_count)"
@@ -164,6 +164,7 @@ def test_data_sources_page_define_use_and_refresh(fresh_demo_app: str) -> None:
                           if o.startswith("One-tap reorder ("))).run()
     _button(at, "Use in the experiment").click().run()
     assert not _errors(at) and not at.exception, (_errors(at), at.exception)
+    assert at.multiselect(key="ds_use_metrics").value == []  # used: the next choice is empty
     with _db(url) as s:
         exp = registry.get_experiment_by_name(s, name="One-tap reorder")
         assert exp.secondary_metrics[-1] == "discount_per_user_7d"
