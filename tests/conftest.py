@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
+from core.config import demo_warehouse_file
 from core.demo import seed_demo
 from db.migrate import upgrade
 from db.session import make_engine, session_factory
@@ -62,6 +63,9 @@ def create_postgres_database(prefix: str = "experimentos_test") -> str | None:
 
 
 def drop_postgres_database(url: str) -> None:
+    """Drop the database, and the demo warehouse file seeding it may have written
+    (data/demo-warehouse-<database>.duckdb)."""
+    demo_warehouse_file(url).unlink(missing_ok=True)
     admin = _postgres_admin_engine()
     if admin is None:
         return
