@@ -317,7 +317,9 @@ def test_experiment_refresh_dag_test_refreshes_then_a_rerun_changes_nothing(
     ready_names = {n for n, o in outcomes.items() if o["ready_for_decision"]}
     assert ready_names == {"Checkout button colour", "Search ranking v2",
                            "Free shipping threshold", "Recommendations carousel",
-                           "Infinite scroll on search", "Mobile express checkout"}
+                           "Infinite scroll on search", "Mobile express checkout",
+                           # fed from the demo warehouse, refreshed by the same DAG
+                           "One-tap reorder", "Search filters v2", "Product bundles"}
     assert all(outcomes[n]["new_report"] and outcomes[n]["report_key"] for n in ready_names)
     assert {r.key for r in reports} == {outcomes[n]["report_key"] for n in ready_names}
     assert all((artifacts / r.key).is_file() and r.created_by == "airflow" for r in reports)
@@ -385,14 +387,14 @@ def test_experiment_refresh_an_unreachable_warehouse_is_retried(
         catalog.create_connection(session, data={
             "name": "gone", "url": f"duckdb:///{tmp_path / 'not-there.duckdb'}"}, actor=ADMIN)
         catalog.create_assignment_source(session, data={
-            "name": "exposures", "connection": "gone",
+            "name": "gone_exposures", "connection": "gone",
             "sql": "SELECT unit_id, ts AS timestamp, key AS experiment_key, variant FROM e"},
             actor=ADMIN)
         catalog.create_fact_source(session, data={
-            "name": "orders", "connection": "gone",
+            "name": "gone_orders", "connection": "gone",
             "sql": "SELECT unit_id, ts AS timestamp, revenue FROM o", "columns": ["revenue"]},
             actor=ADMIN)
-        catalogue.create_metric(session, data={"name": "wh_spend", "fact_source": "orders",
+        catalogue.create_metric(session, data={"name": "wh_spend", "fact_source": "gone_orders",
                                                "aggregation": "sum", "value_column": "revenue"},
                                 actor=ADMIN)
         search = session.scalars(select(Experiment.id).where(
@@ -402,7 +404,7 @@ def test_experiment_refresh_an_unreachable_warehouse_is_retried(
             session, experiment_id=search, expected_version=view.version, actor=ADMIN,
             reason="fed from the warehouse", changes={
                 "secondary_metrics": [*view.secondary_metrics, "wh_spend"],
-                "assignment_source": "exposures", "experiment_key": "search-v2"})
+                "assignment_source": "gone_exposures", "experiment_key": "search-v2"})
     engine.dispose()
     env = _airflow_env(airflow_db, DATABASE_URL=url, ARTIFACTS_URL=str(tmp_path / "artifacts"))
     run = _python(env, RUN_DAG.format(dags=str(DAGS), dag_id=DAG_ID, result=RESULT,
