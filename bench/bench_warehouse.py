@@ -32,8 +32,9 @@ incremental refresh, and Spark local mode.
    the time, the OS file cache warm), the two alternating over ``--repeat`` rounds; the median
    wall time and CPU seconds (user + system, less sensitive to a shared machine) are quoted.
 3. Incremental: a refresh with ``open_from`` = the analysis day for every fact source (one new
-   exposure day) against the full refresh, its records checked equal to that day's records of
-   the full run (run in the same rounds).
+   exposure day) and the units per exposure day the full run counted (what the store holds
+   after it), against the full refresh; its records checked equal to that day's records of
+   the full run and its unit counts to the full run's (run in the same rounds).
 4. Peak RSS (``VmHWM``) of a process that runs one generated refresh, on the small and on the
    big file, side by side, beside the same process's RSS after its imports.
 5. Spark local mode (``spark://local[2]``): the small file's tables written to Parquet by
@@ -430,15 +431,20 @@ def measure(phase: str, path: Path, out: Path | None) -> dict[str, Any]:
     import ibis  # noqa: F401
     import pandas as pd  # noqa: F401
 
-    from core.warehouse.compute import compute
+    from core.warehouse.compute import compute, read_stored_days, stored_days
     from core.warehouse.definitions import Limits
 
     # The statement timeout is a safety setting: the bench measures, on a shared machine.
     limits = Limits(statement_timeout_seconds=STATEMENT_TIMEOUT)
     spec = spec_for(f"duckdb:///{path}")
     open_from = None
+    counted = None
+    days_file = path.with_name(f"{path.stem}.exposure_days.json")
     if phase == "incremental":
+        # What refresh_from_warehouse finds in the store after the full run: each fact
+        # source final through the day before, and the units per exposure day counted.
         open_from = {f.name: END for f in spec.facts}
+        counted = read_stored_days(json.loads(days_file.read_text()))
     extra: dict[str, Any] = {}
     if phase == "spark":
         from core.warehouse import engines
@@ -463,8 +469,11 @@ def measure(phase: str, path: Path, out: Path | None) -> dict[str, Any]:
         records = hand_records(frame, spec)
         queries = 1
     else:
-        result = compute(spec, limits=limits, open_from=open_from, today=NOW.date(), now=NOW)
+        result = compute(spec, limits=limits, open_from=open_from, today=NOW.date(), now=NOW,
+                         exposure_days=counted)
         records = result.records
+        if phase == "generated":
+            days_file.write_text(json.dumps(stored_days(result.exposure, spec.end)))
         queries = len(result.queries)
         extra["query_seconds"] = {
             q.sql.splitlines()[0].removesuffix(" */").split(": ", 1)[-1]: q.seconds
@@ -593,6 +602,12 @@ def _report(args: argparse.Namespace, folder: Path, big: Path, small: Path) -> N
     print(f"\n2. incremental refresh (open_from = {END}, one exposure day) vs the full one")
     inc_agree = _agree(f"incremental vs the full run's {END} records", _records(inc_out),
                        full_records, {END.isoformat()})
+    i0 = incremental[0]
+    same_units = (i0["units"], i0["multi_variant_units"]) == (g0["units"],
+                                                              g0["multi_variant_units"])
+    print(f"  units kept {i0['units']:,}, in two variants {i0['multi_variant_units']:,}: "
+          f"{'equal to' if same_units else 'DIFFERENT FROM'} the full run's")
+    inc_agree = inc_agree and same_units
     print(f"  incremental: {_spread(incremental)}, CPU {_median(incremental, 'cpu'):.2f} s")
     for name, seconds in incremental[0]["query_seconds"].items():
         print(f"      round 1 query {name:60s} {seconds:6.2f} s")

@@ -541,13 +541,19 @@ class WarehouseRun(Base):
         comment="Fact sources: the last exposure day whose values are final."
     )
     definition_key: Mapped[str | None] = mapped_column(
-        String(64), comment="Fact sources: a hash of what its numbers depend on."
+        String(64), comment="A hash of what the stored state depends on (a fact source's "
+                            "numbers, the assignment source's units per day)."
     )
     units: Mapped[int | None] = mapped_column(
         comment="Assignment source: units kept (each in one variant)."
     )
     multi_variant_units: Mapped[int | None] = mapped_column(
         comment="Assignment source: units seen in more than one variant, excluded."
+    )
+    exposure_days: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="Assignment source: units per first-exposure day and variant (null: in more "
+                "than one) through the last day counted, under definition_key; an incremental "
+                "refresh counts only the days after its final ones."
     )
 
     __table_args__ = (

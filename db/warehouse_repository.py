@@ -165,6 +165,14 @@ def warehouse_runs(session: Session, *, experiment_id: int) -> list[WarehouseRun
     ))
 
 
+def assignment_run(session: Session, *, experiment_id: int, source: str
+                   ) -> WarehouseRun | None:
+    """The latest run of the experiment's assignment source ``source``."""
+    return session.scalars(select(WarehouseRun).where(
+        WarehouseRun.experiment_id == experiment_id, WarehouseRun.source == source,
+        WarehouseRun.role == "assignment")).one_or_none()
+
+
 def fact_source_states(session: Session, *, experiment_id: int) -> dict[str, RunState]:
     """Fact source name -> the incremental state its latest run stored."""
     rows = session.execute(

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -36,6 +38,8 @@ from core.warehouse.definitions import (
 
 MAX_NAMED = 5
 """Unknown variants named in an error message."""
+StoredDays = tuple[Mapping[date, Mapping[str | None, int]], date | None]
+"""A previous refresh's units per exposure day and variant, and the last day it counted."""
 
 
 # --------------------------------------------------------------------------- definitions
@@ -97,6 +101,33 @@ def definition_key(spec: ExperimentSpec, fact: FactSource, metrics: Sequence[War
         "metrics": [asdict(m) for m in metrics],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def assignment_key(spec: ExperimentSpec) -> str:
+    """A hash of everything the units per exposure day depend on (Exposure.by_day)."""
+    payload = {
+        "key": spec.experiment_key, "variants": list(spec.variants),
+        "start": spec.start.isoformat(),
+        "assignment": [spec.assignment.connection.url, spec.assignment.sql],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def stored_days(exposure: Exposure, through: date) -> dict[str, Any]:
+    """``Exposure.by_day`` as JSON (``warehouse_runs.exposure_days``)."""
+    return {"through": through.isoformat(),
+            "days": [[d.isoformat(), v, n] for d, counts in exposure.by_day.items()
+                     for v, n in sorted(counts.items(), key=lambda kv: kv[0] or "")]}
+
+
+def read_stored_days(value: Mapping[str, Any] | None) -> StoredDays | None:
+    """The inverse of :func:`stored_days` (None when nothing usable is stored)."""
+    if not value or not value.get("through"):
+        return None
+    days: dict[date, dict[str | None, int]] = {}
+    for day, variant, units in value.get("days", []):
+        days.setdefault(date.fromisoformat(day), {})[variant] = int(units)
+    return days, date.fromisoformat(value["through"])
 
 
 def final_through(spec: ExperimentSpec, metrics: Sequence[WarehouseMetric], *, today: date,
@@ -208,12 +239,17 @@ def compute(
     today: date | None = None,
     now: datetime | None = None,
     backend: Any = None,
+    exposure_days: StoredDays | None = None,
 ) -> WarehouseResult:
     """Run the experiment's refresh in its warehouse and return what to store.
 
     ``open_from[fact source]``: the first exposure day to recompute (default and earliest:
     ``spec.start``); ``today``/``now`` (UTC) date the run (finality, the future check);
-    ``backend``: an open Ibis backend to use instead of connecting (tests, the bench)."""
+    ``backend``: an open Ibis backend to use instead of connecting (tests, the bench);
+    ``exposure_days``: the units per exposure day a previous refresh counted
+    (``Exposure.by_day``) and the last day it counted; when they cover the days before the
+    earliest open one, only the units first exposed from that day on are grouped (an
+    incremental refresh), else all of them."""
     limits = limits or Limits()
     now = (now or datetime.now(UTC)).replace(tzinfo=None)
     today = today or now.date()
@@ -229,7 +265,8 @@ def compute(
     backend = backend if backend is not None else engines.connect(
         connection, limits=limits, label=spec.label)
     try:
-        return _compute(backend, spec, grouped, limits, open_from or {}, today, now)
+        return _compute(backend, spec, grouped, limits, open_from or {}, today, now,
+                        exposure_days)
     finally:
         if own:
             engines.disconnect(backend)
@@ -237,7 +274,7 @@ def compute(
 
 def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[WarehouseMetric]],
              limits: Limits, open_from: Mapping[str, date], today: date,
-             now: datetime) -> WarehouseResult:
+             now: datetime, stored: StoredDays | None) -> WarehouseResult:
     where = f"connection '{spec.assignment.connection.name}'"
     what = f"assignment source '{spec.assignment.name}'"
     run = _Runner(backend, spec, limits)
@@ -257,48 +294,50 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
     if problems:
         raise InvalidInput(problems)
 
+    opened = {name: max(open_from.get(name, spec.start), spec.start) for name in grouped}
+    # The earliest open exposure day; the days before it are final for every fact source.
+    since = min(opened.values(), default=spec.start)
+    earlier = _stored_before(stored, spec.start, since)
     rows = queries.keyed(assignment, spec)
-    profile = run(queries.assignment_profile(rows, spec), what, "assignment checks",
+    # An incremental refresh checks and groups the rows of the open days' units only.
+    checked = rows if earlier is None else queries.since(rows, since)
+    profile = run(queries.assignment_profile(checked, spec), what, "assignment checks",
                   name=spec.assignment.name).iloc[0]
-    _check_assignment(run, rows, profile, spec, what, now)
-    units = queries.exposures(rows, spec.assignment)
-    summary = run(queries.exposure_summary(
-        queries.exposures(rows, spec.assignment, dimensions=False), spec), what,
-        "units per variant", name=spec.assignment.name)
-    exposure = _exposure(summary, spec, what, limits)
+    _check_assignment(run, checked, profile, spec, what, now, full=earlier is None)
+    units_expr = queries.exposures(rows, spec.assignment) if earlier is None else \
+        queries.exposures(rows, spec.assignment, since=since, first_from=since)
+    with _kept(run, backend, units_expr, what) as units:
+        days = run(queries.exposure_days(units, spec), what, "units per exposure day",
+                   name=spec.assignment.name)
+        exposure = _exposure(days, earlier or {}, spec, what, limits)
 
-    records: list[dict[str, object]] = []
-    opened: dict[str, date] = {}
-    finals: dict[str, date | None] = {}
-    keys: dict[str, str] = {}
-    for name, metrics in grouped.items():
-        first = max(open_from.get(name, spec.start), spec.start)
-        opened[name] = first
-        finals[name] = final_through(spec, metrics, today=today,
-                                     late_data_days=limits.late_data_days)
-        keys[name] = definition_key(spec, facts_by_name[name], metrics, today)
-        if first > spec.end:
-            continue
-        # An incremental refresh groups only the units with exposures in the open days.
-        open_units = units if first <= spec.start else queries.exposures(
-            rows, spec.assignment, since=first)
-        expr = queries.fact_statistics(open_units, fact_tables[name], spec=spec,
-                                       fact=facts_by_name[name], metrics=metrics,
-                                       open_from=first, now=now)
-        frame = run(expr.limit(limits.max_result_rows + 1), f"fact source '{name}'",
-                    fact_purpose(name, first, spec), name=name)
-        if len(frame) > limits.max_result_rows:
-            raise InvalidInput(
-                f"fact source '{name}': the result has more than {limits.max_result_rows} rows "
-                "(variants × exposure days × dimension values); declare fewer dimensions or "
-                "raise WAREHOUSE_MAX_RESULT_ROWS")
-        future = int(pd.to_numeric(frame["future_facts"]).sum()) if len(frame) else 0
-        if future:
-            raise InvalidInput(
-                f"fact source '{name}': column timestamp: {future} fact rows of exposed units "
-                f"are later than now ({now:%Y-%m-%d %H:%M} UTC); timestamps must be in UTC and "
-                "not in the future")
-        records += to_records(frame, metrics, spec.assignment.dimensions)
+        records: list[dict[str, object]] = []
+        finals: dict[str, date | None] = {}
+        keys: dict[str, str] = {}
+        for name, metrics in grouped.items():
+            first = opened[name]
+            finals[name] = final_through(spec, metrics, today=today,
+                                         late_data_days=limits.late_data_days)
+            keys[name] = definition_key(spec, facts_by_name[name], metrics, today)
+            if first > spec.end:
+                continue
+            expr = queries.fact_statistics(units, fact_tables[name], spec=spec,
+                                           fact=facts_by_name[name], metrics=metrics,
+                                           open_from=first, now=now)
+            frame = run(expr.limit(limits.max_result_rows + 1), f"fact source '{name}'",
+                        fact_purpose(name, first, spec), name=name)
+            if len(frame) > limits.max_result_rows:
+                raise InvalidInput(
+                    f"fact source '{name}': the result has more than {limits.max_result_rows} "
+                    "rows (variants × exposure days × dimension values); declare fewer "
+                    "dimensions or raise WAREHOUSE_MAX_RESULT_ROWS")
+            future = int(pd.to_numeric(frame["future_facts"]).sum()) if len(frame) else 0
+            if future:
+                raise InvalidInput(
+                    f"fact source '{name}': column timestamp: {future} fact rows of exposed "
+                    f"units are later than now ({now:%Y-%m-%d %H:%M} UTC); timestamps must be "
+                    "in UTC and not in the future")
+            records += to_records(frame, metrics, spec.assignment.dimensions)
     notes = []
     if exposure.multi_variant_units:
         notes.append(
@@ -310,22 +349,64 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
                            notes=tuple(notes))
 
 
+def _stored_before(stored: StoredDays | None, start: date, since: date
+                   ) -> dict[date, dict[str | None, int]] | None:
+    """The stored units of the exposure days before ``since``, when a previous refresh counted
+    all of them (None: group every unit again)."""
+    if since <= start or stored is None:
+        return None
+    days, through = stored
+    if through is None or through < since - timedelta(days=1):
+        return None
+    return {d: dict(v) for d, v in days.items() if d < since}
+
+
+@contextmanager
+def _kept(run: _Runner, backend: Any, units: ibis.Table, what: str) -> Iterator[ibis.Table]:
+    """The per-unit exposures, grouped once for the whole refresh: kept as a temporary table
+    where the engine allows it (engines.KEEPS_TEMPORARY), else the expression itself, which
+    each query then recomputes."""
+    if backend.name not in engines.KEEPS_TEMPORARY:
+        yield units
+        return
+    name = f"experimentos_units_{secrets.token_hex(6)}"
+    sql = labelled(run.spec, "units, kept for this refresh's queries", units, backend.name)
+    try:
+        ran, seconds = engines.keep_temporary(backend, name, sql, timeout=run.limits
+                                              .statement_timeout_seconds, label=run.label)
+    except WarehouseUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the engine's own error types
+        raise InvalidInput(f"{what}: the query failed in the warehouse: "
+                           f"{engines.first_line(exc)}") from None
+    run.runs.append(QueryRun(run.spec.assignment.name, ran, 0, seconds, None))
+    try:
+        yield backend.sql(f"SELECT * FROM {name}")
+    finally:
+        engines.drop_temporary(backend, name)
+
+
 def _all_units(exposure: Exposure) -> int:
     return exposure.units + exposure.multi_variant_units
 
 
+def _count(value: Any) -> int:
+    """A count from the engine: a sum over no rows comes back null."""
+    return 0 if value is None or value != value else int(value)
+
+
 def _check_assignment(run: _Runner, rows: ibis.Table, profile: pd.Series, spec: ExperimentSpec,
-                      what: str, now: datetime) -> None:
-    n = int(profile["rows"] or 0)
-    if n == 0:
+                      what: str, now: datetime, *, full: bool = True) -> None:
+    n = _count(profile["rows"])
+    if n == 0 and full:
         raise InvalidInput(f"{what}: column experiment_key: no rows for the key "
                            f"'{spec.experiment_key}' (check the key, or the SQL's filters)")
     problems = []
-    if int(profile["null_units"] or 0):
-        problems.append(f"{what}: column unit_id: {int(profile['null_units'])} of {n} rows have "
-                        "no unit id")
-    if int(profile["null_timestamps"] or 0):
-        problems.append(f"{what}: column timestamp: {int(profile['null_timestamps'])} of {n} "
+    if _count(profile["null_units"]):
+        problems.append(f"{what}: column unit_id: {_count(profile['null_units'])} of {n} rows "
+                        "have no unit id")
+    if _count(profile["null_timestamps"]):
+        problems.append(f"{what}: column timestamp: {_count(profile['null_timestamps'])} of {n} "
                         "rows have no timestamp")
     first, last = _as_datetime(profile["first_seen"]), _as_datetime(profile["last_seen"])
     if last is not None and last > now:
@@ -336,27 +417,34 @@ def _check_assignment(run: _Runner, rows: ibis.Table, profile: pd.Series, spec: 
         problems.append(f"{what}: column timestamp: exposures from {first:%Y-%m-%d %H:%M} are "
                         f"before the experiment started ({spec.start}); filter them out in the "
                         "SQL or correct the start date")
-    if int(profile["unknown_variants"] or 0):
+    if _count(profile["unknown_variants"]):
         odd = run(queries.unknown_variants(rows, spec, MAX_NAMED), what, "unknown variants",
                   name=spec.assignment.name)
         names = ", ".join(repr(v) if v is not None and v == v else "NULL"
                           for v in odd["variant"])
-        problems.append(f"{what}: column variant: {int(profile['unknown_variants'])} rows name "
-                        f"variants not in the experiment ({names}; expected "
+        problems.append(f"{what}: column variant: {_count(profile['unknown_variants'])} rows "
+                        f"name variants not in the experiment ({names}; expected "
                         f"{', '.join(spec.variants)})")
     if problems:
         raise InvalidInput(problems)
 
 
-def _exposure(summary: pd.DataFrame, spec: ExperimentSpec, what: str,
-              limits: Limits) -> Exposure:
+def _exposure(days: pd.DataFrame, earlier: Mapping[date, Mapping[str | None, int]],
+              spec: ExperimentSpec, what: str, limits: Limits) -> Exposure:
+    """Units per variant and per day, from the days counted now and the ``earlier`` ones;
+    refuses when too many units were seen in more than one variant."""
+    by_day: dict[date, dict[str | None, int]] = {d: dict(v) for d, v in earlier.items()}
+    for day, variant, units in zip(days["day"], days["variant"], days["units"], strict=True):
+        key = None if variant is None or variant != variant else str(variant)
+        by_day.setdefault(_day(day), {})[key] = int(units)
     by_variant = {v: 0 for v in spec.variants}
     multi = 0
-    for variant, units in zip(summary["variant"], summary["units"], strict=True):
-        if variant is None or variant != variant:
-            multi = int(units)
-        else:
-            by_variant[str(variant)] = int(units)
+    for counts in by_day.values():
+        for variant, units in counts.items():
+            if variant is None:
+                multi += units
+            else:
+                by_variant[variant] = by_variant.get(variant, 0) + units
     kept = sum(by_variant.values())
     total = kept + multi
     if total and multi / total > limits.multi_variant_threshold:
@@ -365,7 +453,8 @@ def _exposure(summary: pd.DataFrame, spec: ExperimentSpec, what: str,
             f"in more than one variant, above the {limits.multi_variant_threshold:.2%} the "
             "refresh accepts (WAREHOUSE_MULTI_VARIANT_THRESHOLD); fix the assignment before "
             "trusting any result")
-    return Exposure(units=kept, multi_variant_units=multi, units_by_variant=by_variant)
+    return Exposure(units=kept, multi_variant_units=multi, units_by_variant=by_variant,
+                    by_day=dict(sorted(by_day.items())))
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -440,7 +529,6 @@ def compiled_sql(spec: ExperimentSpec, dialect: str, *, open_from: Mapping[str, 
         "unit_id": "string", "timestamp": "timestamp", "experiment_key": "string",
         "variant": "string", **{d: "string" for d in spec.assignment.dimensions}})
     assignment = compiler.sql(spec.assignment.sql, schema=assignment_schema, dialect=dialect)
-    units = queries.exposures(queries.keyed(assignment, spec), spec.assignment)
     facts = {f.name: f for f in spec.facts}
     out = {}
     for name, metrics in metrics_by_fact(spec).items():
@@ -448,10 +536,12 @@ def compiled_sql(spec: ExperimentSpec, dialect: str, *, open_from: Mapping[str, 
         schema = ibis.schema({"unit_id": "string", "timestamp": "timestamp",
                               **{c: "float64" for c in fact.columns}})
         table = compiler.sql(fact.sql, schema=schema, dialect=dialect)
-        first = (open_from or {}).get(name, spec.start)
-        open_units = units if first <= spec.start else queries.exposures(
-            queries.keyed(assignment, spec), spec.assignment, since=first)
-        expr = queries.fact_statistics(open_units, table, spec=spec, fact=fact, metrics=metrics,
+        first = max((open_from or {}).get(name, spec.start), spec.start)
+        # Each query groups the units itself: nothing is kept between statements here.
+        rows = queries.keyed(assignment, spec)
+        units = queries.exposures(rows, spec.assignment) if first <= spec.start else \
+            queries.exposures(rows, spec.assignment, since=first, first_from=first)
+        expr = queries.fact_statistics(units, table, spec=spec, fact=fact, metrics=metrics,
                                        open_from=first, now=now)
         out[name] = labelled(spec, fact_purpose(name, first, spec),
                              expr.limit(limits.max_result_rows + 1), dialect)

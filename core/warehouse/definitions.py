@@ -138,6 +138,9 @@ class Exposure:
     multi_variant_units: int
     """Units seen in more than one variant: excluded and reported."""
     units_by_variant: dict[str, int] = field(default_factory=dict)
+    by_day: dict[date, dict[str | None, int]] = field(default_factory=dict)
+    """Units per first-exposure day and variant (None: seen in more than one variant), the
+    state an incremental refresh starts from (its final days are not counted again)."""
 
 
 @dataclass(frozen=True)

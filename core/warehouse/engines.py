@@ -291,3 +291,65 @@ def run(backend: Any, sql: str, *, timeout: float, label: str = "") -> Ran:
                 ) from None
             raise
     return Ran(frame, time.perf_counter() - started, scanned)
+
+
+KEEPS_TEMPORARY = frozenset({"duckdb", "postgres", "pyspark"})
+"""Engines on which a refresh keeps its per-unit exposures as a temporary table of its own
+session (:func:`keep_temporary`); on the others each query recomputes them."""
+
+
+def keep_temporary(backend: Any, name: str, select_sql: str, *, timeout: float,
+                   label: str = "") -> tuple[str, float]:
+    """Keep the rows of ``select_sql`` as the temporary table ``name`` of the backend's own
+    session (nothing outside it is written, and it goes with the session); the statements
+    that ran (``;``-separated) and the seconds taken.
+
+    DuckDB: ``CREATE TEMP TABLE`` (allowed on a read-only file). PostgreSQL: ``CREATE TEMP
+    TABLE`` then ``ANALYZE`` (the planner sees its true size), outside the read-only
+    transaction the queries run in, as Ibis's own temporary views are; the session's
+    ``statement_timeout`` bounds it. Spark: ``CACHE TABLE … AS`` (eager, in the executors'
+    memory, spilling to disk)."""
+    comment, _, body = select_sql.partition("\n") if select_sql.startswith("/*") \
+        else ("", "", select_sql)
+    create = {"duckdb": "CREATE TEMP TABLE", "postgres": "CREATE TEMP TABLE",
+              "pyspark": "CACHE TABLE"}.get(backend.name)
+    if create is None:
+        raise ValueError(f"{backend.name} keeps no temporary table here")
+    statements = [f"{comment}\n{create} {name} AS\n{body}".lstrip("\n")]
+    if backend.name == "postgres":
+        statements.append(f"ANALYZE {name}")
+    started = time.perf_counter()
+    with _deadline(backend, timeout) as timed_out:
+        try:
+            if backend.name == "duckdb":
+                backend.con.execute(statements[0])
+            elif backend.name == "postgres":
+                con = backend.con
+                with con.transaction(), con.cursor() as cursor:
+                    for statement in statements:
+                        cursor.execute(statement)
+            else:
+                spark = backend._session
+                spark.sparkContext.setJobDescription(label[:200] or "ExperimentOS")
+                spark.sql(statements[0])
+        except Exception as exc:
+            if timed_out() or "statement timeout" in str(exc).lower():
+                raise WarehouseUnavailable(
+                    f"the warehouse query ran longer than {timeout:g} s (the statement timeout, "
+                    "WAREHOUSE_STATEMENT_TIMEOUT_SECONDS) and was cancelled"
+                ) from None
+            raise
+    return ";\n".join(statements), time.perf_counter() - started
+
+
+def drop_temporary(backend: Any, name: str) -> None:
+    """Drop a table :func:`keep_temporary` made (best effort: the session may be gone)."""
+    with contextlib.suppress(Exception):
+        if backend.name == "duckdb":
+            backend.con.execute(f"DROP TABLE IF EXISTS {name}")
+        elif backend.name == "postgres":
+            with backend.con.transaction(), backend.con.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {name}")
+        elif backend.name == "pyspark":
+            backend._session.sql(f"UNCACHE TABLE IF EXISTS {name}")
+            backend._session.catalog.dropTempView(name)

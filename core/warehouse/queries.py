@@ -5,14 +5,18 @@ For one experiment (an :class:`~core.warehouse.definitions.ExperimentSpec`):
 * :func:`assignment_profile`: one row of checks over the assignment rows of the experiment's
   key (rows, null unit ids and timestamps, the first and last timestamp, unknown variants);
 * :func:`exposures`: one row per unit: its first exposure, how many variants it was seen in,
-  its variant, and each declared dimension's value at its first exposure;
-* :func:`exposure_summary`: units per variant, units seen in more than one variant;
+  its variant, and each declared dimension's value at its first exposure (a refresh computes
+  it once and, where the engine allows, keeps it as a temporary table the queries below read:
+  :func:`core.warehouse.compute.compute`);
+* :func:`exposure_days`: units per first-exposure day and variant, and units seen in more than
+  one variant;
 * :func:`fact_statistics`: per fact source, ONE expression (one scan of the facts) that joins
-  the facts of each unit that was exposed in exactly one variant, within each metric's window
-  (and CUPED pre-period), computes every metric of that source per unit (units without facts
-  count 0), then per variant × first-exposure day × dimension values the sufficient
-  statistics the app stores. Its columns are ``variant, day, <dimensions>, n, future_facts``
-  and ``m<i>_<statistic>`` for the i-th metric (:data:`STATISTICS`).
+  each unit exposed in exactly one variant to its facts in the span its metrics read (from the
+  CUPED pre-period to the end of the longest window), computes every metric of that source per
+  unit (units without facts count 0), then per variant × first-exposure day × dimension
+  values the sufficient statistics the app stores. Its columns are ``variant, day,
+  <dimensions>, n, future_facts`` and ``m<i>_<statistic>`` for the i-th metric
+  (:data:`STATISTICS`).
 
 User SQL is never spliced into strings: each source is wrapped with the backend's ``sql()``,
 which parses it and makes it a subquery of the expression.
@@ -89,8 +93,14 @@ def unknown_variants(rows: ibis.Table, spec: ExperimentSpec, limit: int = 5) -> 
         limit)
 
 
+def since(rows: ibis.Table, day: date) -> ibis.Table:
+    """The assignment rows from ``day`` on (and those without a timestamp, for the checks)."""
+    ts = _timestamp(rows.timestamp)
+    return rows.filter(ts.isnull() | (ts >= midnight(day)))
+
+
 def exposures(rows: ibis.Table, source: AssignmentSource, *, since: date | None = None,
-              dimensions: bool = True) -> ibis.Table:
+              first_from: date | None = None, dimensions: bool = True) -> ibis.Table:
     """One row per unit: ``unit_id, first_seen, variants, variant`` and its dimensions' values
     at its first exposure (``'(none)'`` when null).
 
@@ -99,7 +109,8 @@ def exposures(rows: ibis.Table, source: AssignmentSource, *, since: date | None 
     of this grouping, the heaviest step of a refresh). ``since``: only the units with a row on
     or after that day, each with all its rows, so every unit first exposed from that day on is
     there, unchanged: an incremental refresh groups the open days' units, not all of them.
-    ``dimensions=False`` leaves the dimension columns out (the exposure summary)."""
+    ``first_from``: only the units first exposed from that day on. ``dimensions=False`` leaves
+    the dimension columns out."""
     ts = _timestamp(rows.timestamp)
     rows = rows.filter(rows.unit_id.notnull()).mutate(timestamp=ts)
     if since is not None:
@@ -111,20 +122,25 @@ def exposures(rows: ibis.Table, source: AssignmentSource, *, since: date | None 
         d: rows[d].cast("string").argmin(rows.timestamp).fill_null("(none)")
         for d in (source.dimensions if dimensions else ())
     }
-    return rows.group_by("unit_id").aggregate(
+    units = rows.group_by("unit_id").aggregate(
         first_seen=rows.timestamp.min(),
         variants=ibis.ifelse(variant.min() == variant.max(), 1, 2),
         variant=variant.min(),
         **dims,
     )
+    if first_from is not None:
+        units = units.filter(units.first_seen >= midnight(first_from))
+    return units
 
 
-def exposure_summary(units: ibis.Table, spec: ExperimentSpec) -> ibis.Table:
-    """Units per variant; units seen in more than one variant under a null variant. Only units
-    first exposed by the end of the analysis day: the ones the records can hold."""
+def exposure_days(units: ibis.Table, spec: ExperimentSpec) -> ibis.Table:
+    """Units per first-exposure day and variant (``day, variant, units``); units seen in more
+    than one variant under a null variant. Only units first exposed by the end of the analysis
+    day: the ones the records can hold."""
     units = units.filter(units.first_seen < midnight(spec.end + timedelta(days=1)))
     return units.group_by(
-        variant=ibis.ifelse(units.variants == 1, units.variant, ibis.null("string"))
+        day=units.first_seen.date(),
+        variant=ibis.ifelse(units.variants == 1, units.variant, ibis.null("string")),
     ).aggregate(units=_.count())
 
 
@@ -187,10 +203,18 @@ def fact_statistics(
             units.unit_id.type().is_string() or facts.fact_unit.type().is_string()):
         facts = facts.mutate(fact_unit=facts.fact_unit.cast("string"))
         units = units.mutate(unit_id=units.unit_id.cast("string"))
-    # One left join of every unit of the key to its facts, filtered on the units' own columns
-    # only afterwards: filtering the grouped units first leaves PostgreSQL's planner guessing
-    # one row, and it then loops over the facts once per unit.
-    joined = units.left_join(facts, units.unit_id == facts.fact_unit)
+    # The units kept (one variant, first exposed in the open days), each joined to its facts
+    # in the span any metric of the source reads: from its pre-period to the end of its
+    # longest window. Units without facts stay (left join) and count 0.
+    kept = units.filter((units.variants == 1) & (units.first_seen >= start)
+                        & (units.first_seen < end))
+    windows = [m.window_days for m in metrics]
+    upper = (ibis.least(kept.first_seen + ibis.interval(days=max(windows)), end)  # type: ignore[type-var]
+             if None not in windows else end)
+    lower = (kept.first_seen - ibis.interval(days=look_back) if look_back
+             else kept.first_seen)
+    joined = kept.left_join(facts, [kept.unit_id == facts.fact_unit,
+                                    facts.timestamp >= lower, facts.timestamp < upper])
     first, at = joined.first_seen, joined.timestamp
     values: dict[str, Any] = {"future_facts": count_if(at > now)}
     for i, m in enumerate(metrics):
@@ -200,10 +224,7 @@ def fact_statistics(
             values[f"d{i}"] = _denominator(m, joined, inside)
         elif m.cuped_days:
             values[f"x{i}"] = _per_unit(m, joined, _pre_period(m, at, first))
-    per_unit = joined.group_by(["unit_id", "first_seen", "variants", "variant", *dims]) \
-        .aggregate(**values)
-    kept = per_unit.filter((per_unit.variants == 1) & (per_unit.first_seen >= start)
-                           & (per_unit.first_seen < end))
+    kept = joined.group_by(["unit_id", "first_seen", "variant", *dims]).aggregate(**values)
     filled = {k: kept[k].fill_null(0) for k in values}
     table = kept.select("variant", *dims, day=kept.first_seen.date(), **filled)
     stats: dict[str, Any] = {"n": _.count(), "future_facts": table.future_facts.sum()}

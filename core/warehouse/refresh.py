@@ -177,6 +177,17 @@ def open_days(session: Session, spec: ExperimentSpec, *, experiment_id: int, tod
     return out
 
 
+def stored_exposure(session: Session, spec: ExperimentSpec, *, experiment_id: int
+                    ) -> engine.StoredDays | None:
+    """The units per exposure day the latest refresh counted, while what they depend on
+    (the assignment source, key, variants, start) is unchanged."""
+    row = warehouse.assignment_run(session, experiment_id=experiment_id,
+                                   source=spec.assignment.name)
+    if row is None or row.definition_key != engine.assignment_key(spec):
+        return None
+    return engine.read_stored_days(row.exposure_days)
+
+
 def _run_view(row: WarehouseRun) -> WarehouseRunView:
     return WarehouseRunView(
         source=row.source, role=row.role, sql=row.sql, rows_returned=row.rows_returned,
@@ -216,11 +227,13 @@ def _run_rows(spec: ExperimentSpec, result: WarehouseResult, actor: Actor
             "seconds": sum(q.seconds for q in ran),
             "ran_by": actor.name,
             "open_from": None, "final_through": None, "definition_key": None,
-            "units": None, "multi_variant_units": None,
+            "units": None, "multi_variant_units": None, "exposure_days": None,
         }
         if name == spec.assignment.name:
             row.update(units=result.exposure.units,
-                       multi_variant_units=result.exposure.multi_variant_units)
+                       multi_variant_units=result.exposure.multi_variant_units,
+                       definition_key=engine.assignment_key(spec),
+                       exposure_days=engine.stored_days(result.exposure, spec.end))
         else:
             row.update(open_from=result.open_from.get(name),
                        final_through=result.final_through.get(name),
@@ -261,9 +274,10 @@ def refresh_from_warehouse(
         spec = build_spec(session, experiment_id, today=today)
         open_from = open_days(session, spec, experiment_id=experiment_id, today=today,
                               full=full)
+        counted = None if full else stored_exposure(session, spec, experiment_id=experiment_id)
         name = load_experiment(session, experiment_id=experiment_id).name
     result = engine.compute(spec, limits=warehouse_limits(), open_from=open_from, today=today,
-                            now=now, backend=backend)
+                            now=now, backend=backend, exposure_days=counted)
     written = 0
     changed_for: list[str] = []
     with transaction(session):

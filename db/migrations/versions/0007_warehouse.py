@@ -153,11 +153,17 @@ def upgrade() -> None:
         sa.Column('final_through', sa.Date(), nullable=True,
                   comment='Fact sources: the last exposure day whose values are final.'),
         sa.Column('definition_key', sa.String(length=64), nullable=True,
-                  comment='Fact sources: a hash of what its numbers depend on.'),
+                  comment="A hash of what the stored state depends on (a fact source's "
+                          "numbers, the assignment source's units per day)."),
         sa.Column('units', sa.Integer(), nullable=True,
                   comment='Assignment source: units kept (each in one variant).'),
         sa.Column('multi_variant_units', sa.Integer(), nullable=True,
                   comment='Assignment source: units seen in more than one variant, excluded.'),
+        sa.Column('exposure_days', sa.JSON(), nullable=True,
+                  comment='Assignment source: units per first-exposure day and variant (null: '
+                          'in more than one) through the last day counted, under '
+                          'definition_key; an incremental refresh counts only the days after '
+                          'its final ones.'),
         sa.CheckConstraint("role IN ('assignment', 'fact')", name=op.f('ck_warehouse_runs_role')),
         sa.CheckConstraint('rows_returned >= 0', name=op.f('ck_warehouse_runs_rows_returned')),
         sa.ForeignKeyConstraint(['experiment_id'], ['experiments.id'],

@@ -29,7 +29,7 @@ def test_views_lists_running_then_completed(demo_session: Session) -> None:
     assert statuses == sorted(statuses, key=["running", "completed"].index)
     shown = [e for e in registry.all_experiments(demo_session)
              if e.status in ("running", "completed")]
-    assert len(choices) == len(shown) == 15  # the demo: 11 running (3 from its warehouse), 4 completed
+    assert len(choices) == len(shown) == 15  # the demo: 11 running (3 from its warehouse), 4 done
     assert [c.name for c in choices if c.has_sql_source] == ["Search ranking v2"]
 
 

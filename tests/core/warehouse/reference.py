@@ -58,6 +58,8 @@ class Reference:
     units: int
     multi_variant_units: int
     units_by_variant: dict[str, int]
+    by_day: dict[date, dict[str | None, int]]
+    """Units per first-exposure day and variant (None: seen in more than one variant)."""
 
 
 def first_exposures(assignment: pd.DataFrame, spec: ExperimentSpec) -> tuple[pd.DataFrame, int]:
@@ -87,6 +89,17 @@ def first_exposures(assignment: pd.DataFrame, spec: ExperimentSpec) -> tuple[pd.
     # A unit first exposed after the analysis day is outside the analysis (as its facts are).
     out = out[out["day"] <= pd.Timestamp(spec.end)]
     return out.reset_index(drop=True), counted
+
+
+def multi_variant_days(assignment: pd.DataFrame, spec: ExperimentSpec) -> dict[date, int]:
+    """Units seen in more than one variant, per first-exposure day (through the analysis
+    day)."""
+    rows = assignment[assignment["experiment_key"] == spec.experiment_key]
+    per_unit = rows.groupby("unit_id")
+    first_day = pd.to_datetime(per_unit["timestamp"].min()).dt.floor("D")
+    multi = first_day[(per_unit["variant"].nunique() > 1)
+                      & (first_day <= pd.Timestamp(spec.end))]
+    return {d.date(): int(n) for d, n in multi.value_counts().items()}
 
 
 def _per_unit(rows: pd.DataFrame, metric: WarehouseMetric) -> tuple[pd.Series, pd.Series]:
@@ -201,11 +214,17 @@ def reference(
                 record |= {k: float(v) for (m, k), v in sums.items() if m == metric.name}
                 records.append(record)
     by_variant = units.groupby("variant").size()
+    by_day: dict[date, dict[str | None, int]] = {}
+    for (day, variant), n in units.groupby(["day", "variant"]).size().items():
+        by_day.setdefault(day.date(), {})[str(variant)] = int(n)
+    for day, n in multi_variant_days(assignment, spec).items():
+        by_day.setdefault(day, {})[None] = n
     return Reference(
         records=records,
         units=len(units),
         multi_variant_units=multi,
         units_by_variant={str(k): int(v) for k, v in by_variant.items()},
+        by_day=dict(sorted(by_day.items())),
     )
 
 

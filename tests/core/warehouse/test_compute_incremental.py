@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from core.warehouse.compute import compute
+from core.warehouse.compute import compute, read_stored_days, stored_days
 from core.warehouse.definitions import Connection, Limits
 from core.warehouse.synthetic import (
     Lift,
@@ -79,20 +79,29 @@ def test_compute_incremental_refresh_equals_a_full_recompute(
     stored: dict[tuple[Any, ...], dict[str, Any]] = {}  # the store: record key -> record
     final: dict[str, date | None] = {ORDERS: None, SESSIONS: None}
     keys: dict[str, str] = {}
-    saw_partial = False
+    counted: dict[str, Any] | None = None  # the units per exposure day, as the store keeps them
+    saw_partial = saw_counted = False
     for today in days:
         visible = wh.visible_on(today)
         load_duckdb(path, visible)
         now = _midnight(today + timedelta(days=1))
         open_from = {s: f + timedelta(days=1) for s, f in final.items() if f is not None}
-        result = compute(spec, limits=LIMITS, open_from=open_from or None, today=today, now=now)
+        result = compute(spec, limits=LIMITS, open_from=open_from or None, today=today, now=now,
+                         exposure_days=read_stored_days(counted))
         changed = {s for s, k in result.definition_keys.items() if keys.get(s, k) != k}
         if changed:
             # The store's rule: a stored final_through holds only while the definition key is
             # unchanged; otherwise the source is refreshed over its full range.
             open_from = {s: d for s, d in open_from.items() if s not in changed}
             result = compute(spec, limits=LIMITS, open_from=open_from or None, today=today,
-                             now=now)
+                             now=now, exposure_days=read_stored_days(counted))
+        # The units of the final days came from the store (not grouped again) from the first
+        # run whose every fact source had final days.
+        saw_counted |= all(result.open_from[s] > spec.start for s in (ORDERS, SESSIONS))
+        expected_units = reference(spec, *frames(visible))
+        assert result.exposure.by_day == expected_units.by_day, today
+        assert result.exposure.units_by_variant == expected_units.units_by_variant, today
+        counted = stored_days(result.exposure, spec.end)
         keys = result.definition_keys
         if today <= spec.end + timedelta(days=LIMITS.late_data_days):
             # While the experiment still takes facts, a metric without a window is never final.
@@ -119,6 +128,7 @@ def test_compute_incremental_refresh_equals_a_full_recompute(
         )
         final = dict(result.final_through)
     assert saw_partial, "no run recomputed only part of the experiment: the test proves nothing"
+    assert saw_counted, "no run counted only the open days' units: the test proves nothing"
     assert final[SESSIONS] is not None and final[SESSIONS] >= spec.end
 
     full = compute(spec, limits=LIMITS, today=last, now=_midnight(last + timedelta(days=1)))
@@ -136,3 +146,33 @@ def stored_records(stored: dict[tuple[Any, ...], dict[str, Any]]) -> Iterator[di
         if dimension is not None:
             record |= {"dimension": dimension, "dimension_value": value}
         yield record
+
+
+def test_compute_incremental_takes_the_final_days_units_from_the_store(
+    small_warehouse: SyntheticWarehouse, tmp_path: Path
+) -> None:
+    """The units of the days before the earliest open one come from what the previous refresh
+    counted (five units more stored on the first day show in the totals), unless it did not
+    count up to the day before (then every unit is grouped again)."""
+    wh = small_warehouse
+    path = tmp_path / "stored.duckdb"
+    spec = experiment_spec(wh, KEY, Connection("stored", f"duckdb:///{path}"))
+    today = spec.end + timedelta(days=30)
+    load_duckdb(path, wh.visible_on(today))
+    now = _midnight(today)
+    full = compute(spec, limits=LIMITS, today=today, now=now)
+    tampered = {d: dict(v) for d, v in full.exposure.by_day.items()}
+    tampered[spec.start]["control"] += 5
+    since = spec.start + timedelta(days=4)
+    open_from = {ORDERS: since, SESSIONS: since}
+
+    used = compute(spec, limits=LIMITS, today=today, now=now, open_from=open_from,
+                   exposure_days=(tampered, spec.end))
+    assert used.exposure.units == full.exposure.units + 5
+    assert used.exposure.units_by_variant["control"] == \
+        full.exposure.units_by_variant["control"] + 5
+    assert used.exposure.by_day[since] == full.exposure.by_day[since]
+
+    stale = compute(spec, limits=LIMITS, today=today, now=now, open_from=open_from,
+                    exposure_days=(tampered, since - timedelta(days=2)))
+    assert stale.exposure == full.exposure

@@ -142,7 +142,7 @@ def test_refresh_from_warehouse_stores_what_pandas_computes(session: Session,
     assert "orders" in fact.sql and fact.rows_returned > 0 and fact.seconds > 0
     assert (fact.open_from, fact.final_through, fact.ran_by) == (wh.start_day(), None,
                                                                 EDITOR.name)
-    assert fact.definition_key and assignment.definition_key is None
+    assert fact.definition_key and assignment.definition_key  # its units per day are kept
 
 
 def test_refresh_from_warehouse_twice_writes_nothing_new(session: Session,
@@ -226,6 +226,9 @@ def test_refresh_from_warehouse_incremental_equals_a_full_recompute(
     full = refresh_from_warehouse(session, experiment_id=exp, actor=EDITOR, full=True,
                                   today=day, now=now)
     assert not full.changed and full.stats_rows_written == 0
+    # The units of the final days came from the store; the totals are a full count's.
+    assert (report.units, report.multi_variant_units, report.units_by_variant) == (
+        full.units, full.multi_variant_units, full.units_by_variant)
 
 
 def test_refresh_from_warehouse_writes_nothing_when_it_fails(session: Session,

@@ -1,46 +1,45 @@
 /* ExperimentOS Checkout button colour: fact source 'orders', exposure days 2026-03-02..2026-03-15 */
 SELECT
-  "t9"."variant",
-  "t9"."day",
-  "t9"."platform",
+  "t10"."variant",
+  "t10"."day",
+  "t10"."platform",
   COUNT(*) AS "n",
-  SUM("t9"."future_facts") AS "future_facts",
-  SUM("t9"."v0") AS "m0_sum",
-  SUM("t9"."v0" * "t9"."v0") AS "m0_sum_squares",
-  SUM("t9"."v1") AS "m1_sum",
-  SUM("t9"."v1" * "t9"."v1") AS "m1_sum_squares",
-  SUM("t9"."x1") AS "m1_sum_x",
-  SUM("t9"."x1" * "t9"."x1") AS "m1_sum_x2",
-  SUM("t9"."x1" * "t9"."v1") AS "m1_sum_xy",
-  SUM("t9"."v2") AS "m2_sum",
-  SUM("t9"."v2" * "t9"."v2") AS "m2_sum_squares",
-  SUM("t9"."d2") AS "m2_sum_den",
-  SUM("t9"."d2" * "t9"."d2") AS "m2_sum_den_squares",
-  SUM("t9"."v2" * "t9"."d2") AS "m2_sum_num_den",
-  SUM("t9"."v3") AS "m3_sum",
-  SUM("t9"."v3" * "t9"."v3") AS "m3_sum_squares"
+  SUM("t10"."future_facts") AS "future_facts",
+  SUM("t10"."v0") AS "m0_sum",
+  SUM("t10"."v0" * "t10"."v0") AS "m0_sum_squares",
+  SUM("t10"."v1") AS "m1_sum",
+  SUM("t10"."v1" * "t10"."v1") AS "m1_sum_squares",
+  SUM("t10"."x1") AS "m1_sum_x",
+  SUM("t10"."x1" * "t10"."x1") AS "m1_sum_x2",
+  SUM("t10"."x1" * "t10"."v1") AS "m1_sum_xy",
+  SUM("t10"."v2") AS "m2_sum",
+  SUM("t10"."v2" * "t10"."v2") AS "m2_sum_squares",
+  SUM("t10"."d2") AS "m2_sum_den",
+  SUM("t10"."d2" * "t10"."d2") AS "m2_sum_den_squares",
+  SUM("t10"."v2" * "t10"."d2") AS "m2_sum_num_den",
+  SUM("t10"."v3") AS "m3_sum",
+  SUM("t10"."v3" * "t10"."v3") AS "m3_sum_squares"
 FROM (
   SELECT
-    "t8"."variant",
-    "t8"."platform",
-    DATE("t8"."first_seen") AS "day",
-    COALESCE("t8"."future_facts", 0) AS "future_facts",
-    COALESCE("t8"."v0", 0) AS "v0",
-    COALESCE("t8"."v1", 0) AS "v1",
-    COALESCE("t8"."x1", 0) AS "x1",
-    COALESCE("t8"."v2", 0) AS "v2",
-    COALESCE("t8"."d2", 0) AS "d2",
-    COALESCE("t8"."v3", 0) AS "v3"
+    "t9"."variant",
+    "t9"."platform",
+    DATE("t9"."first_seen") AS "day",
+    COALESCE("t9"."future_facts", 0) AS "future_facts",
+    COALESCE("t9"."v0", 0) AS "v0",
+    COALESCE("t9"."v1", 0) AS "v1",
+    COALESCE("t9"."x1", 0) AS "x1",
+    COALESCE("t9"."v2", 0) AS "v2",
+    COALESCE("t9"."d2", 0) AS "d2",
+    COALESCE("t9"."v3", 0) AS "v3"
   FROM (
     SELECT
-      "t7"."unit_id",
-      "t7"."first_seen",
-      "t7"."variants",
-      "t7"."variant",
-      "t7"."platform",
+      "t8"."unit_id",
+      "t8"."first_seen",
+      "t8"."variant",
+      "t8"."platform",
       SUM(
         IF(
-          "t7"."timestamp" > CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP),
+          "t8"."timestamp" > CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP),
           1,
           0
         )
@@ -48,14 +47,14 @@ FROM (
       MAX(
         IF(
           (
-            "t7"."timestamp" >= "t7"."first_seen"
+            "t8"."timestamp" >= "t8"."first_seen"
           )
           AND (
-            "t7"."timestamp" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
+            "t8"."timestamp" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
           )
           AND (
-            "t7"."timestamp" < (
-              "t7"."first_seen" + INTERVAL '7' DAY
+            "t8"."timestamp" < (
+              "t8"."first_seen" + INTERVAL '7' DAY
             )
           ),
           1,
@@ -65,66 +64,66 @@ FROM (
       SUM(
         IF(
           (
-            "t7"."timestamp" >= "t7"."first_seen"
+            "t8"."timestamp" >= "t8"."first_seen"
           )
           AND (
-            "t7"."timestamp" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
+            "t8"."timestamp" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
           )
           AND (
-            "t7"."timestamp" < (
-              "t7"."first_seen" + INTERVAL '7' DAY
+            "t8"."timestamp" < (
+              "t8"."first_seen" + INTERVAL '7' DAY
             )
           ),
-          "t7"."revenue",
+          "t8"."revenue",
           CAST(0.0 AS DOUBLE)
         )
       ) AS "v1",
       SUM(
         IF(
           (
-            "t7"."timestamp" >= (
-              "t7"."first_seen" - INTERVAL '14' DAY
+            "t8"."timestamp" >= (
+              "t8"."first_seen" - INTERVAL '14' DAY
             )
           )
           AND (
-            "t7"."timestamp" < "t7"."first_seen"
+            "t8"."timestamp" < "t8"."first_seen"
           ),
-          "t7"."revenue",
+          "t8"."revenue",
           CAST(0.0 AS DOUBLE)
         )
       ) AS "x1",
       SUM(
         IF(
           (
-            "t7"."timestamp" >= "t7"."first_seen"
+            "t8"."timestamp" >= "t8"."first_seen"
           )
           AND (
-            "t7"."timestamp" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
+            "t8"."timestamp" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
           )
           AND (
-            "t7"."timestamp" < (
-              "t7"."first_seen" + INTERVAL '7' DAY
+            "t8"."timestamp" < (
+              "t8"."first_seen" + INTERVAL '7' DAY
             )
           ),
-          "t7"."revenue",
+          "t8"."revenue",
           CAST(0.0 AS DOUBLE)
         )
       ) AS "v2",
       SUM(
         IF(
           (
-            "t7"."timestamp" >= "t7"."first_seen"
+            "t8"."timestamp" >= "t8"."first_seen"
           )
           AND (
-            "t7"."timestamp" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
+            "t8"."timestamp" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
           )
           AND (
-            "t7"."timestamp" < (
-              "t7"."first_seen" + INTERVAL '7' DAY
+            "t8"."timestamp" < (
+              "t8"."first_seen" + INTERVAL '7' DAY
             )
           )
           AND (
-            "t7"."revenue" IS NOT NULL
+            "t8"."revenue" IS NOT NULL
           ),
           1,
           0
@@ -133,13 +132,13 @@ FROM (
       SUM(
         IF(
           (
-            "t7"."timestamp" >= "t7"."first_seen"
+            "t8"."timestamp" >= "t8"."first_seen"
           )
           AND (
-            "t7"."timestamp" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
+            "t8"."timestamp" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
           )
           AND (
-            "t7"."items" IS NOT NULL
+            "t8"."items" IS NOT NULL
           ),
           1,
           0
@@ -147,46 +146,54 @@ FROM (
       ) AS "v3"
     FROM (
       SELECT
-        "t6"."unit_id",
-        "t6"."first_seen",
-        "t6"."variants",
-        "t6"."variant",
-        "t6"."platform",
+        "t7"."unit_id",
+        "t7"."first_seen",
+        "t7"."variants",
+        "t7"."variant",
+        "t7"."platform",
         "t4"."fact_unit",
         "t4"."timestamp",
         "t4"."items",
         "t4"."revenue"
       FROM (
         SELECT
-          "t2"."unit_id",
-          MIN("t2"."timestamp") AS "first_seen",
-          IF(MIN("t2"."variant") = MAX("t2"."variant"), 1, 2) AS "variants",
-          MIN("t2"."variant") AS "variant",
-          COALESCE(MIN_BY("t2"."platform", "t2"."timestamp"), '(none)') AS "platform"
+          *
         FROM (
           SELECT
-            *
+            "t3"."unit_id",
+            MIN("t3"."timestamp") AS "first_seen",
+            IF(MIN("t3"."variant") = MAX("t3"."variant"), 1, 2) AS "variants",
+            MIN("t3"."variant") AS "variant",
+            COALESCE(MIN_BY("t3"."platform", "t3"."timestamp"), '(none)') AS "platform"
           FROM (
             SELECT
-              user_id AS unit_id,
-              exposed_at AS timestamp,
-              experiment AS experiment_key,
-              arm AS variant,
-              platform
-            FROM analytics.assignments
-          ) AS "t0"
-          WHERE
-            "t0"."experiment_key" = 'checkout_button' AND "t0"."unit_id" IS NOT NULL
-        ) AS "t2"
-        GROUP BY
-          1
-      ) AS "t6"
+              *
+            FROM (
+              SELECT
+                user_id AS unit_id,
+                exposed_at AS timestamp,
+                experiment AS experiment_key,
+                arm AS variant,
+                platform
+              FROM analytics.assignments
+            ) AS "t1"
+            WHERE
+              "t1"."experiment_key" = 'checkout_button' AND "t1"."unit_id" IS NOT NULL
+          ) AS "t3"
+          GROUP BY
+            1
+        ) AS "t5"
+        WHERE
+          "t5"."variants" = 1
+          AND "t5"."first_seen" >= CAST(FROM_ISO8601_TIMESTAMP('2026-03-02T00:00:00') AS TIMESTAMP)
+          AND "t5"."first_seen" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
+      ) AS "t7"
       LEFT OUTER JOIN (
         SELECT
-          "t1"."unit_id" AS "fact_unit",
-          "t1"."timestamp",
-          "t1"."items",
-          "t1"."revenue"
+          "t0"."unit_id" AS "fact_unit",
+          "t0"."timestamp",
+          "t0"."items",
+          "t0"."revenue"
         FROM (
           SELECT
             user_id AS unit_id,
@@ -196,25 +203,24 @@ FROM (
           FROM analytics.orders
           WHERE
             status = 'paid'
-        ) AS "t1"
+        ) AS "t0"
         WHERE
-          "t1"."timestamp" >= CAST(FROM_ISO8601_TIMESTAMP('2026-02-16T00:00:00') AS TIMESTAMP)
-          AND "t1"."timestamp" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
+          "t0"."timestamp" >= CAST(FROM_ISO8601_TIMESTAMP('2026-02-16T00:00:00') AS TIMESTAMP)
+          AND "t0"."timestamp" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
       ) AS "t4"
-        ON "t6"."unit_id" = "t4"."fact_unit"
-    ) AS "t7"
+        ON "t7"."unit_id" = "t4"."fact_unit"
+        AND "t4"."timestamp" >= (
+          "t7"."first_seen" - INTERVAL '14' DAY
+        )
+        AND "t4"."timestamp" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
+    ) AS "t8"
     GROUP BY
       1,
       2,
       3,
-      4,
-      5
-  ) AS "t8"
-  WHERE
-    "t8"."variants" = 1
-    AND "t8"."first_seen" >= CAST(FROM_ISO8601_TIMESTAMP('2026-03-02T00:00:00') AS TIMESTAMP)
-    AND "t8"."first_seen" < CAST(FROM_ISO8601_TIMESTAMP('2026-03-16T00:00:00') AS TIMESTAMP)
-) AS "t9"
+      4
+  ) AS "t9"
+) AS "t10"
 GROUP BY
   1,
   2,
