@@ -266,13 +266,17 @@ def _postgres_database(admin_url: str) -> str:
 
 
 def _drop_postgres_database(admin_url: str, url: str) -> None:
+    """Drop the throwaway database and the demo warehouse file its seeding wrote."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
+
+    from core.config import demo_warehouse_file
 
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
     admin.dispose()
+    demo_warehouse_file(url).unlink(missing_ok=True)
 
 
 def _measure(use_wrk: bool, base: str, label: str, path: str, headers: dict[str, str],
