@@ -205,17 +205,18 @@ def fact_statistics(
         units = units.mutate(unit_id=units.unit_id.cast("string"))
     # The units kept (one variant, first exposed in the open days), each joined to its facts
     # in the span any metric of the source reads: from its pre-period to the end of its
-    # longest window. Units without facts stay (left join) and count 0.
+    # longest window; units without facts count 0.
     kept = units.filter((units.variants == 1) & (units.first_seen >= start)
                         & (units.first_seen < end))
     windows = [m.window_days for m in metrics]
-    upper = (ibis.least(kept.first_seen + ibis.interval(days=max(windows)), end)  # type: ignore[type-var]
+    spans = kept.select(span_unit=kept.unit_id, span_first=kept.first_seen)
+    upper = (ibis.least(spans.span_first + ibis.interval(days=max(windows)), end)  # type: ignore[type-var]
              if None not in windows else end)
-    lower = (kept.first_seen - ibis.interval(days=look_back) if look_back
-             else kept.first_seen)
-    joined = kept.left_join(facts, [kept.unit_id == facts.fact_unit,
-                                    facts.timestamp >= lower, facts.timestamp < upper])
-    first, at = joined.first_seen, joined.timestamp
+    lower = (spans.span_first - ibis.interval(days=look_back) if look_back
+             else spans.span_first)
+    joined = spans.inner_join(facts, [spans.span_unit == facts.fact_unit,
+                                      facts.timestamp >= lower, facts.timestamp < upper])
+    first, at = joined.span_first, joined.timestamp
     values: dict[str, Any] = {"future_facts": count_if(at > now)}
     for i, m in enumerate(metrics):
         inside = _window(m, at, first, end)
@@ -224,7 +225,9 @@ def fact_statistics(
             values[f"d{i}"] = _denominator(m, joined, inside)
         elif m.cuped_days:
             values[f"x{i}"] = _per_unit(m, joined, _pre_period(m, at, first))
-    kept = joined.group_by(["unit_id", "first_seen", "variant", *dims]).aggregate(**values)
+    # Per unit, keyed on the unit alone, then back onto every kept unit (no facts: 0).
+    per_unit = joined.group_by("span_unit").aggregate(**values)
+    kept = kept.left_join(per_unit, kept.unit_id == per_unit.span_unit)
     filled = {k: kept[k].fill_null(0) for k in values}
     table = kept.select("variant", *dims, day=kept.first_seen.date(), **filled)
     stats: dict[str, Any] = {"n": _.count(), "future_facts": table.future_facts.sum()}

@@ -1,110 +1,115 @@
 /* ExperimentOS Checkout button colour: fact source 'sessions', exposure days 2026-03-02..2026-03-15 */
+WITH "t5" AS (
+  SELECT
+    "t2"."unit_id",
+    MIN("t2"."timestamp") AS "first_seen",
+    IFF(MIN("t2"."variant") = MAX("t2"."variant"), 1, 2) AS "variants",
+    MIN("t2"."variant") AS "variant",
+    COALESCE(MIN_BY("t2"."platform", "t2"."timestamp"), '(none)') AS "platform"
+  FROM (
+    SELECT
+      *
+    FROM (
+      SELECT
+        user_id AS unit_id,
+        exposed_at AS timestamp,
+        experiment AS experiment_key,
+        arm AS variant,
+        platform
+      FROM analytics.assignments
+    ) AS "t0"
+    WHERE
+      "t0"."experiment_key" = 'checkout_button' AND "t0"."unit_id" IS NOT NULL
+  ) AS "t2"
+  GROUP BY
+    1
+)
 SELECT
-  "t10"."variant",
-  "t10"."day",
-  "t10"."platform",
+  "t14"."variant",
+  "t14"."day",
+  "t14"."platform",
   COUNT(*) AS "n",
-  SUM("t10"."future_facts") AS "future_facts",
-  SUM("t10"."v0") AS "m0_sum",
-  SUM("t10"."v0" * "t10"."v0") AS "m0_sum_squares",
-  SUM("t10"."d0") AS "m0_sum_den",
-  SUM("t10"."d0" * "t10"."d0") AS "m0_sum_den_squares",
-  SUM("t10"."v0" * "t10"."d0") AS "m0_sum_num_den"
+  SUM("t14"."future_facts") AS "future_facts",
+  SUM("t14"."v0") AS "m0_sum",
+  SUM("t14"."v0" * "t14"."v0") AS "m0_sum_squares",
+  SUM("t14"."d0") AS "m0_sum_den",
+  SUM("t14"."d0" * "t14"."d0") AS "m0_sum_den_squares",
+  SUM("t14"."v0" * "t14"."d0") AS "m0_sum_num_den"
 FROM (
   SELECT
     "t9"."variant",
     "t9"."platform",
     TO_DATE("t9"."first_seen") AS "day",
-    COALESCE("t9"."future_facts", 0) AS "future_facts",
-    COALESCE("t9"."v0", 0) AS "v0",
-    COALESCE("t9"."d0", 0) AS "d0"
+    COALESCE("t13"."future_facts", 0) AS "future_facts",
+    COALESCE("t13"."v0", 0) AS "v0",
+    COALESCE("t13"."d0", 0) AS "d0"
   FROM (
     SELECT
-      "t8"."unit_id",
-      "t8"."first_seen",
-      "t8"."variant",
-      "t8"."platform",
-      SUM(IFF("t8"."timestamp" > TIMESTAMP_FROM_PARTS(2026, 3, 16, 0, 0, 0, 0), 1, 0)) AS "future_facts",
+      *
+    FROM "t5" AS "t6"
+    WHERE
+      "t6"."variants" = 1
+      AND "t6"."first_seen" >= TIMESTAMP_FROM_PARTS(2026, 3, 2, 0, 0, 0, 0)
+      AND "t6"."first_seen" < TIMESTAMP_FROM_PARTS(2026, 3, 16, 0, 0, 0, 0)
+  ) AS "t9"
+  LEFT OUTER JOIN (
+    SELECT
+      "t11"."span_unit",
+      SUM(IFF("t11"."timestamp" > TIMESTAMP_FROM_PARTS(2026, 3, 16, 0, 0, 0, 0), 1, 0)) AS "future_facts",
       SUM(
         IFF(
           (
-            "t8"."timestamp" >= "t8"."first_seen"
+            "t11"."timestamp" >= "t11"."span_first"
           )
           AND (
-            "t8"."timestamp" < TIMESTAMP_FROM_PARTS(2026, 3, 16, 0, 0, 0, 0)
+            "t11"."timestamp" < TIMESTAMP_FROM_PARTS(2026, 3, 16, 0, 0, 0, 0)
           )
           AND (
-            "t8"."timestamp" < DATEADD(DAY, '3', "t8"."first_seen")
+            "t11"."timestamp" < DATEADD(DAY, '3', "t11"."span_first")
           ),
-          "t8"."page_views",
+          "t11"."page_views",
           0.0
         )
       ) AS "v0",
       SUM(
         IFF(
           (
-            "t8"."timestamp" >= "t8"."first_seen"
+            "t11"."timestamp" >= "t11"."span_first"
           )
           AND (
-            "t8"."timestamp" < TIMESTAMP_FROM_PARTS(2026, 3, 16, 0, 0, 0, 0)
+            "t11"."timestamp" < TIMESTAMP_FROM_PARTS(2026, 3, 16, 0, 0, 0, 0)
           )
           AND (
-            "t8"."timestamp" < DATEADD(DAY, '3', "t8"."first_seen")
+            "t11"."timestamp" < DATEADD(DAY, '3', "t11"."span_first")
           ),
-          "t8"."session_count",
+          "t11"."session_count",
           0.0
         )
       ) AS "d0"
     FROM (
       SELECT
-        "t7"."unit_id",
-        "t7"."first_seen",
-        "t7"."variants",
-        "t7"."variant",
-        "t7"."platform",
+        "t10"."span_unit",
+        "t10"."span_first",
         "t4"."fact_unit",
         "t4"."timestamp",
         "t4"."page_views",
         "t4"."session_count"
       FROM (
         SELECT
-          *
-        FROM (
-          SELECT
-            "t3"."unit_id",
-            MIN("t3"."timestamp") AS "first_seen",
-            IFF(MIN("t3"."variant") = MAX("t3"."variant"), 1, 2) AS "variants",
-            MIN("t3"."variant") AS "variant",
-            COALESCE(MIN_BY("t3"."platform", "t3"."timestamp"), '(none)') AS "platform"
-          FROM (
-            SELECT
-              *
-            FROM (
-              SELECT
-                user_id AS unit_id,
-                exposed_at AS timestamp,
-                experiment AS experiment_key,
-                arm AS variant,
-                platform
-              FROM analytics.assignments
-            ) AS "t1"
-            WHERE
-              "t1"."experiment_key" = 'checkout_button' AND "t1"."unit_id" IS NOT NULL
-          ) AS "t3"
-          GROUP BY
-            1
-        ) AS "t5"
+          "t6"."unit_id" AS "span_unit",
+          "t6"."first_seen" AS "span_first"
+        FROM "t5" AS "t6"
         WHERE
-          "t5"."variants" = 1
-          AND "t5"."first_seen" >= TIMESTAMP_FROM_PARTS(2026, 3, 2, 0, 0, 0, 0)
-          AND "t5"."first_seen" < TIMESTAMP_FROM_PARTS(2026, 3, 16, 0, 0, 0, 0)
-      ) AS "t7"
-      LEFT OUTER JOIN (
+          "t6"."variants" = 1
+          AND "t6"."first_seen" >= TIMESTAMP_FROM_PARTS(2026, 3, 2, 0, 0, 0, 0)
+          AND "t6"."first_seen" < TIMESTAMP_FROM_PARTS(2026, 3, 16, 0, 0, 0, 0)
+      ) AS "t10"
+      INNER JOIN (
         SELECT
-          "t0"."unit_id" AS "fact_unit",
-          "t0"."timestamp",
-          "t0"."page_views",
-          "t0"."session_count"
+          "t1"."unit_id" AS "fact_unit",
+          "t1"."timestamp",
+          "t1"."page_views",
+          "t1"."session_count"
         FROM (
           SELECT
             user_id AS unit_id,
@@ -112,25 +117,23 @@ FROM (
             1 AS session_count,
             page_views
           FROM analytics.sessions
-        ) AS "t0"
+        ) AS "t1"
         WHERE
-          "t0"."timestamp" >= TIMESTAMP_FROM_PARTS(2026, 3, 2, 0, 0, 0, 0)
-          AND "t0"."timestamp" < TIMESTAMP_FROM_PARTS(2026, 3, 16, 0, 0, 0, 0)
+          "t1"."timestamp" >= TIMESTAMP_FROM_PARTS(2026, 3, 2, 0, 0, 0, 0)
+          AND "t1"."timestamp" < TIMESTAMP_FROM_PARTS(2026, 3, 16, 0, 0, 0, 0)
       ) AS "t4"
-        ON "t7"."unit_id" = "t4"."fact_unit"
-        AND "t4"."timestamp" >= "t7"."first_seen"
+        ON "t10"."span_unit" = "t4"."fact_unit"
+        AND "t4"."timestamp" >= "t10"."span_first"
         AND "t4"."timestamp" < LEAST(
-          DATEADD(DAY, '3', "t7"."first_seen"),
+          DATEADD(DAY, '3', "t10"."span_first"),
           TIMESTAMP_FROM_PARTS(2026, 3, 16, 0, 0, 0, 0)
         )
-    ) AS "t8"
+    ) AS "t11"
     GROUP BY
-      1,
-      2,
-      3,
-      4
-  ) AS "t9"
-) AS "t10"
+      1
+  ) AS "t13"
+    ON "t9"."unit_id" = "t13"."span_unit"
+) AS "t14"
 GROUP BY
   1,
   2,
