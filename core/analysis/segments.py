@@ -15,11 +15,12 @@ assignment counts, stored at ingestion, see :mod:`db.metric_repository`):
   metrics and treatments: one family per dimension) with the experiment's correction (Holm
   by default); ``significant`` means the adjusted p-value of the DIFFERENCE is below alpha, and
   a slice shows the difference (with its interval) first, the lift beside it with its own
-  p-value. Why the difference: at slice sizes the delta-method lift test's tail is
-  anti-conservative (seeded A/A, 20,000 two-proportion tests with 200-2,000 units per arm:
-  P(lift p < 0.005) = 0.8%, P(diff p < 0.005) = 0.54%), and a correction over many slices reads
-  exactly that tail; tests/core/analysis/test_segments.py shows the family-wise false-positive
-  rate stays at alpha this way.
+  p-value. Why the difference: a slice is tested two-sided without a margin, where the lift's
+  p-value (Fieller's test at ratio 1, :mod:`core.stats`) is the difference's own, except in a
+  slice whose control mean is within noise of 0, which has no bounded lift interval (its lift
+  p-value is then at least alpha); the difference's p keeps every slice's evidence in the
+  family. tests/core/analysis/test_segments.py shows the family-wise false-positive rate stays
+  at alpha this way.
 """
 
 from __future__ import annotations

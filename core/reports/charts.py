@@ -49,8 +49,11 @@ def forest_figure(snapshot: ResultsSnapshot) -> Figure | None:
         assert r.lift is not None
         # an end that is open (one-sided, +-inf) or beyond the axis is drawn to the edge, with an
         # arrow head saying it goes on
-        # (a stored snapshot keeps an open end as None: JSON has no infinity)
-        open_end = r.alternative != "two-sided"
+        # (a stored snapshot keeps an open end as None: JSON has no infinity); a two-sided lift
+        # with neither end is unbounded (Fieller's set when the control mean is within noise of
+        # 0, core.stats._effects), drawn to both edges
+        open_end = r.alternative != "two-sided" or (r.lift_ci_low is None
+                                                     and r.lift_ci_high is None)
         low = (-math.inf if open_end else r.lift) if r.lift_ci_low is None else r.lift_ci_low
         high = (math.inf if open_end else r.lift) if r.lift_ci_high is None else r.lift_ci_high
         ax.plot([max(low, edge_low) * 100, min(high, edge_high) * 100], [y, y], color=colour,

@@ -91,7 +91,10 @@ def proportion_ztest(
       Wald test, z = (p_t - p_c - diff_null) / sqrt(p_c q_c/n_c + p_t q_t/n_t) with its own
       interval diff +/- z_{1-alpha/2} SE (= R ``prop.test(correct=FALSE)``'s interval,
       statsmodels ``test_proportions_2indep(method="wald")`` / ``confint_proportions_2indep(
-      method="wald")``). Lift: delta method, normal (GrowthBook docs "Statistical Details").
+      method="wald")``). Lift: Fieller's interval for p_t / p_c with z quantiles and the same
+      unpooled variances, and the p-value of (p_t - r0 p_c) / sqrt(v_t + r0^2 v_c) at
+      r0 = 1 + lift_null (Fieller 1954; :mod:`core.stats._effects`): without a margin, the
+      Wald test's p-value.
     * "fisher_exact" (otherwise, fixed horizon): Fisher's exact conditional test (p = R
       ``fisher.test`` / scipy ``fisher_exact``) and the intervals obtained by inverting it,
       expressed on the difference and lift scales through the fitted table (module
@@ -143,6 +146,7 @@ def proportion_ztest(
     i = _effects.infer(
         diff, diff_se, math.inf, lift, lift_se, p_c, float(n_c + n_t), alpha=alpha,
         alternative=alternative, margin=margin, sequential=bool(sequential), tuning_n=tuning,
+        treatment_mean=p_t, var_control_mean=vm_c, var_treatment_mean=vm_t,
     )
     return ProportionTestResult(**common, **inferred(i, alpha), method="wald_z")
 

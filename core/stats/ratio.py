@@ -133,8 +133,9 @@ def ratio_stats(numerators: Any, denominators: Any) -> RatioStats:
 class RatioTestResult(TwoSampleResult):
     """Outcome of :func:`ratio_test`; ``control_mean`` / ``treatment_mean`` are the arm ratios.
 
-    diff = R_t - R_c with ``diff_se`` = sqrt(Var R_t + Var R_c); lift = R_t / R_c - 1 by the
-    delta method. As for every core.stats test, ``p_value`` belongs to ``diff_ci_*`` and
+    diff = R_t - R_c with ``diff_se`` = sqrt(Var R_t + Var R_c); lift = R_t / R_c - 1 with
+    Fieller's interval (``lift_se`` is its delta-method SE, informational). As for every
+    core.stats test, ``p_value`` belongs to ``diff_ci_*`` and
     ``lift_p_value`` to ``lift_ci_*`` (z tests; one-sided intervals for one-sided
     alternatives; confidence sequences when ``sequential``). ``method`` is "delta_ratio".
     """
@@ -168,8 +169,11 @@ def ratio_test(
         :class:`RatioTestResult`.
 
     Formula: z = (R_t - R_c - diff_null) / sqrt(Var R_t + Var R_c), Var R from the delta method
-    including the numerator-denominator covariance (Deng et al. 2018); lift variance
-    Var(R_t)/R_c^2 + R_t^2 Var(R_c)/R_c^4 (delta method again).
+    including the numerator-denominator covariance (Deng et al. 2018). Lift: Fieller's
+    interval for R_t / R_c with z quantiles and those two variances (Fieller 1954;
+    :mod:`core.stats._effects`), with the p-value of (R_t - r0 R_c) / sqrt(Var R_t +
+    r0^2 Var R_c) at r0 = 1 + lift_null; ``lift_se`` = sqrt(Var(R_t)/R_c^2 +
+    R_t^2 Var(R_c)/R_c^4) (delta method) is reported beside it.
     """
     for name, s in (("control", control), ("treatment", treatment)):
         if not isinstance(s, RatioStats):
@@ -197,7 +201,7 @@ def ratio_test(
     i = _effects.infer(
         diff, diff_se, math.inf, lift, lift_se, r_c, float(control.n + treatment.n),
         alpha=alpha, alternative=alternative, margin=margin, sequential=bool(sequential),
-        tuning_n=tuning,
+        tuning_n=tuning, treatment_mean=r_t, var_control_mean=vm_c, var_treatment_mean=vm_t,
     )
     return RatioTestResult(
         control_mean=r_c, treatment_mean=r_t, n_c=control.n, n_t=treatment.n, diff=diff,

@@ -16,8 +16,11 @@ class TwoSampleResult:
 
     ``p_value`` belongs to ``diff_ci_*`` and ``lift_p_value`` to ``lift_ci_*``: an interval
     excludes its null exactly when its own p-value is below ``alpha`` (``significant`` and
-    ``lift_significant``). One-sided alternatives get one-sided intervals (an infinite end);
-    ``sequential`` results are always-valid confidence sequences tuned to ``tuning_n``.
+    ``lift_significant``). The lift's interval is Fieller's for the ratio of the means, at the
+    difference's quantile (:mod:`core.stats._effects`); ``lift_se`` is the lift's delta-method
+    standard error, reported for the Bayesian readout. One-sided alternatives get one-sided
+    intervals (an infinite end); ``sequential`` results are always-valid confidence sequences
+    tuned to ``tuning_n``.
     ``diff_null`` / ``lift_null`` are the tested nulls (0 unless a non-inferiority ``margin`` is
     set); ``statistic`` is (diff - diff_null) / diff_se; ``method`` names the test
     (:data:`core.types.TestMethod`). Each test's result class adds its own fields.

@@ -21,8 +21,11 @@ class WelchTestResult(TwoSampleResult):
     p-value, computed from the same SE, quantile and null, so the interval excludes the null
     exactly when its p-value is below alpha: ``diff_ci_*`` with ``p_value`` (Welch t with
     ``df`` degrees of freedom; z in sequential mode) and ``lift_ci_*`` with ``lift_p_value``
-    (delta method, z). Intervals are two-sided for "two-sided", [low, +inf) for "greater" and
-    (-inf, high] for "less"; confidence sequences when ``sequential``. ``statistic`` is
+    (Fieller's ratio test, same df). Intervals are two-sided for "two-sided", [low, +inf) for
+    "greater" and
+    (-inf, high] for "less" (the lift's: (-inf, +inf) when the control mean is within q SE of
+    0); confidence sequences when ``sequential``. ``lift_se`` is the delta-method SE of the
+    lift (informational; the Bayesian readout uses it). ``statistic`` is
     (diff - diff_null) / diff_se. ``diff_null`` / ``lift_null`` are the tested null values
     (0 unless a non-inferiority ``margin`` is set). ``method`` is "welch".
     """
@@ -81,9 +84,12 @@ def welch_ttest(
 
     Formula (Welch 1947): t = (mean_t - mean_c - diff_null) / sqrt(sd_t^2/n_t + sd_c^2/n_c), df
     by Welch-Satterthwaite; diff CI = diff +/- t_{1-alpha/2, df} * SE (= R
-    ``t.test(var.equal=FALSE)``, scipy ``ttest_ind_from_stats(equal_var=False)``). Lift: delta
-    method Var(lift) ~ Var(t)/c^2 + t^2 Var(c)/c^4, CI and p from the normal distribution
-    (GrowthBook docs "Statistical Details"); nan when mean_c = 0.
+    ``t.test(var.equal=FALSE)``, scipy ``ttest_ind_from_stats(equal_var=False)``). Lift:
+    Fieller's interval for mean_t / mean_c, i.e. the ratios r with
+    |mean_t - r mean_c| <= t_{q, df} sqrt(sd_t^2/n_t + r^2 sd_c^2/n_c), and the p-value of that
+    ratio t statistic at r = 1 + lift_null, with the same Welch df (Fieller 1954; Tamhane &
+    Logan 2004, R ``mratios::ttestratio``; :mod:`core.stats._effects`); without a margin its
+    p-value is the difference's. nan when mean_c = 0.
     """
     v.check_n(n_c, "n_c")
     v.check_n(n_t, "n_t")
@@ -109,6 +115,7 @@ def welch_ttest(
     i = _effects.infer(
         diff, diff_se, df, lift, lift_se, mean_c, float(n_c + n_t), alpha=alpha,
         alternative=alternative, margin=margin, sequential=bool(sequential), tuning_n=tuning,
+        treatment_mean=mean_t, var_control_mean=vm_c, var_treatment_mean=vm_t,
     )
     return WelchTestResult(
         control_mean=mean_c,

@@ -40,6 +40,7 @@ from tests.core.data.test_ingestion import (
     make_units,
     write_parquet,
 )
+from tests.core.stats import reference_fieller as fieller
 
 
 def load(session: Session, tmp_path: Path, exp: int, cols: dict, name: str = "u") -> None:
@@ -109,14 +110,14 @@ def test_results_match_scipy_and_statsmodels(session: Session, tmp_path: Path) -
     ref_load = stats.ttest_ind(l_t, l_c, equal_var=False, alternative="greater")
     assert_allclose(load_row.p_value, ref_load.pvalue, rtol=1e-8)
 
-    # The lift carries its own p-value: the delta-method z test (GrowthBook docs "Statistical
-    # Details": Var(lift) ~ Var(t)/c^2 + t^2 Var(c)/c^4), written out here with numpy/scipy.
+    # The lift carries its own p-value and interval: Fieller's (Fieller 1954; the ratio test at
+    # ratio 1 is the difference's Wald z, so statsmodels' p above), the interval by brentq
+    # inversion of the ratio statistic (tests/core/stats/reference_fieller.py).
     var_c, var_t = c.mean() * (1 - c.mean()) / c.size, t.mean() * (1 - t.mean()) / t.size
-    se_lift = math.sqrt(var_t / c.mean() ** 2 + t.mean() ** 2 * var_c / c.mean() ** 4)
-    z = (t.mean() / c.mean() - 1) / se_lift
-    assert_allclose(conv.lift_p_value, 2 * stats.norm.sf(abs(z)), rtol=1e-9)
+    assert_allclose(conv.lift_p_value, p, rtol=1e-9)
     assert_allclose([conv.lift_ci_low, conv.lift_ci_high],
-                    conv.lift + np.array([-1, 1]) * stats.norm.isf(0.025) * se_lift, rtol=1e-9)
+                    fieller.lift_interval(t.mean(), var_t, c.mean(), var_c, alpha=0.05,
+                                          alternative="two-sided", df=math.inf), rtol=1e-9)
     assert conv.decision_on == "lift"
 
     # Holm over the primary + secondary family (on the p-value of the lift each decision is

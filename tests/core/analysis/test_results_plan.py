@@ -22,6 +22,7 @@ from core.analysis.verdict import plan_notes
 from tests.conftest import EDITOR
 from tests.core.analysis.test_results_inference import binomial, normal, put
 from tests.core.data.test_ingestion import make_experiment
+from tests.core.stats import reference_fieller as fieller
 
 
 def planned(session: Session, **plan: Any) -> int:
@@ -41,8 +42,10 @@ def rows(session: Session, exp_id: int) -> dict[str, Any]:
 
 def test_results_one_sided_primary_gets_a_one_sided_test_and_interval(session: Session) -> None:
     """conv 300/3000 vs 345/3000, plan "greater": the difference's p and lower bound are
-    statsmodels' one-sided Wald test and the Wald interval at 2 alpha; the lift's p and lower
-    bound the one-sided delta-method z test; the upper ends are +inf (null in the snapshot)."""
+    statsmodels' one-sided Wald test and the Wald interval at 2 alpha; the lift's p is the
+    same (Fieller's ratio test at ratio 1 is the Wald z) and its lower bound Fieller's at
+    z_{0.95}, by brentq inversion (tests/core/stats/reference_fieller.py); the upper ends are
+    +inf (null in the snapshot)."""
     exp = planned(session, alternative="greater")
     put(session, exp, "conv", [binomial(3000, 300), binomial(3000, 345)])
     put(session, exp, "load_ms", [normal(3000, 800, 100), normal(3000, 801, 100)],
@@ -56,9 +59,10 @@ def test_results_one_sided_primary_gets_a_one_sided_test_and_interval(session: S
     low, _high = confint_proportions_2indep(345, 3000, 300, 3000, method="wald", alpha=0.10)
     assert_allclose(conv.diff_ci_low, low, rtol=1e-9)
     c, t = 0.1, 0.115
-    se = math.sqrt(t * (1 - t) / 3000 / c**2 + t**2 * c * (1 - c) / 3000 / c**4)
-    assert_allclose(conv.lift_p_value, stats.norm.sf((t / c - 1) / se), rtol=1e-9)
-    assert_allclose(conv.lift_ci_low, t / c - 1 - stats.norm.isf(0.05) * se, rtol=1e-9)
+    assert_allclose(conv.lift_p_value, ref_p, rtol=1e-9)
+    low, _high = fieller.lift_interval(t, t * (1 - t) / 3000, c, c * (1 - c) / 3000, alpha=0.05,
+                                       alternative="greater", df=math.inf)
+    assert_allclose(conv.lift_ci_low, low, rtol=1e-9)
     # p and interval agree: significant, and the one-sided interval excludes 0.
     assert conv.lift_p_value < 0.05 < 2 * conv.lift_p_value  # two-sided it would not be
     assert conv.decision_state == "significant" and conv.lift_ci_low > 0
@@ -93,15 +97,17 @@ def test_results_one_sided_less_on_a_lower_is_better_primary_matches_scipy(
 
 def test_results_guardrail_margin_shown_non_inferior_passes(session: Session) -> None:
     """load_ms +0.1% with a 2% margin (n 3000, sd 100): H0 "at least 2% higher" is rejected
-    (the one-sided delta-method z test of lift < 0.02, written out with scipy)."""
+    (Fieller's one-sided ratio t-test of ratio < 1.02 with the Welch df, written out with
+    scipy in tests/core/stats/reference_fieller.py)."""
     exp = planned(session, guardrail_margins={"load_ms": 0.02})
     put(session, exp, "conv", [binomial(3000, 300), binomial(3000, 300)])
     put(session, exp, "load_ms", [normal(3000, 800, 100), normal(3000, 800.8, 100)],
         assign=False)
     load = rows(session, exp)["load_ms"]
     assert load.margin == 0.02
-    se = math.sqrt(100**2 / 3000 / 800**2 + 800.8**2 * 100**2 / 3000 / 800**4)
-    ref = stats.norm.cdf((800.8 / 800 - 1 - 0.02) / se)  # one-sided, H1: lift < margin
+    v = 100**2 / 3000  # the variance of each arm's mean
+    ref = fieller.lift_p_value(800.8, v, 800, v, 0.02, alternative="less",  # H1: lift < margin
+                               df=fieller.welch_df(v, 3000, v, 3000))
     assert_allclose(load.noninferiority_p_value, ref, rtol=1e-6)
     assert load.decision_state == "not_significant"
     assert "non-inferior" in load.reason and "+2.0%" in load.reason

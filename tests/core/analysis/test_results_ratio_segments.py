@@ -19,6 +19,7 @@ from core.errors import NotFound
 from tests.conftest import EDITOR
 from tests.core.data.test_ingestion import make_experiment, make_units, write_parquet
 from tests.core.data.test_ingestion_ratio import ratio_experiment, ratio_units
+from tests.core.stats import reference_fieller as fieller
 
 
 def _delta_ratio(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
@@ -47,9 +48,14 @@ def test_results_ratio_metric_uses_the_delta_method(session: Session, tmp_path: 
     assert_allclose(row.p_value, 2 * stats.norm.sf(abs((r_t - r_c) / se)), rtol=1e-8)
     assert_allclose([row.diff_ci_low, row.diff_ci_high],
                     (r_t - r_c) + np.array([-1, 1]) * stats.norm.isf(0.025) * se, rtol=1e-8)
-    se_lift = math.sqrt(v_t / r_c**2 + r_t**2 * v_c / r_c**4)
-    assert_allclose(row.lift_p_value, 2 * stats.norm.sf(abs((r_t / r_c - 1) / se_lift)),
+    # the lift: Fieller's ratio z-test and interval on the arm ratios and their delta-method
+    # variances (tests/core/stats/reference_fieller.py, scipy brentq inversion)
+    assert_allclose(row.lift_p_value, fieller.lift_p_value(r_t, v_t, r_c, v_c, 0.0,
+                                                           alternative="two-sided", df=math.inf),
                     rtol=1e-8)
+    assert_allclose([row.lift_ci_low, row.lift_ci_high],
+                    fieller.lift_interval(r_t, v_t, r_c, v_c, alpha=0.05, alternative="two-sided",
+                                          df=math.inf), rtol=1e-8)
     assert row.decision_state == "significant" and "delta-method" in row.reason
     assert row.bayesian is not None and row.bayesian.chance_to_beat_control > 0.99
     assert any(p.metric == "revenue_per_session" and p.lift is not None

@@ -67,7 +67,8 @@ def _kw(alternative, alpha, margin, seq, tuning):  # type: ignore[no-untyped-def
 
 @PROPS
 @given(
-    st.floats(1.0, 100.0), st.floats(0.1, 50.0), st.integers(2, 50_000),
+    st.one_of(st.floats(1.0, 100.0), st.floats(-100.0, -1.0)),  # the lift for either sign
+    st.floats(0.1, 50.0), st.integers(2, 50_000),
     st.floats(-0.3, 0.3), st.floats(0.1, 50.0), st.integers(2, 50_000),
     alternatives, alphas, margins, seq_flags, tunings,
 )

@@ -11,6 +11,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from core.stats import RatioStats, ratio_stats, ratio_test, sufficient_stats, welch_ttest_from_stats
+from tests.core.stats import reference_fieller as ref
 
 
 def _units(rng: np.random.Generator, n: int, spend: float) -> tuple[np.ndarray, np.ndarray]:
@@ -63,6 +64,35 @@ def test_ratio_matches_direct_numpy_delta_method():
     assert_allclose(r.diff_ci_high - r.diff, 1.959963984540054 * se, rtol=1e-9)
     assert_allclose(r.lift_se, math.sqrt(var[1] / rc**2 + rt**2 * var[0] / rc**4), rtol=1e-9)
     assert r.method == "delta_ratio"
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+@pytest.mark.parametrize("margin", [0.0, 0.05])
+def test_ratio_lift_is_fieller_on_the_arm_ratios(alternative, margin):
+    """The lift R_t / R_c - 1 gets Fieller's interval and p-value with normal quantiles and the
+    delta-method variances of R_t and R_c written out with numpy (as in the test above), by
+    brentq inversion (tests/core/stats/reference_fieller.py); without a margin its p-value is
+    the difference's z test."""
+    margin = 0.0 if alternative == "two-sided" else margin
+    rng = np.random.default_rng(21)
+    arms = [_units(rng, 600, 4.0), _units(rng, 650, 4.3)]
+    var = []
+    for y, x in arms:
+        n, xb, yb = y.size, x.mean(), y.mean()
+        cov = np.cov(y, x, ddof=1)
+        var.append((cov[0, 0] / xb**2 - 2 * yb * cov[0, 1] / xb**3 + yb**2 * cov[1, 1] / xb**4)
+                   / n)
+    rc, rt = arms[0][0].sum() / arms[0][1].sum(), arms[1][0].sum() / arms[1][1].sum()
+    r = ratio_test(ratio_stats(*arms[0]), ratio_stats(*arms[1]), alternative=alternative,
+                   margin=margin)
+    lo, hi = ref.lift_interval(rt, var[1], rc, var[0], alpha=0.05, alternative=alternative,
+                               df=math.inf)
+    assert_allclose([r.lift_ci_low, r.lift_ci_high], [lo, hi], rtol=1e-8)
+    p = ref.lift_p_value(rt, var[1], rc, var[0], r.lift_null, alternative=alternative,
+                         df=math.inf)
+    assert_allclose(r.lift_p_value, p, rtol=1e-8)
+    if margin == 0.0:
+        assert_allclose(r.lift_p_value, r.p_value, rtol=1e-12)
 
 
 def test_ratio_with_unit_denominators_is_the_mean_test():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -24,6 +26,7 @@ from core.stats import (
     sample_size_proportion,
     welch_ttest,
 )
+from tests.core.stats import reference_fieller as ref
 
 SM_ALT = {"two-sided": "two-sided", "greater": "larger", "less": "smaller"}
 WELCH_CASES = [
@@ -150,3 +153,85 @@ def test_sample_size_proportion_close_to_statsmodels_cohens_h(base, rel):
     h = 2 * np.arcsin(np.sqrt(p2)) - 2 * np.arcsin(np.sqrt(base))
     ref = NormalIndPower().solve_power(effect_size=h, alpha=0.05, power=0.8)
     assert_allclose(sample_size_proportion(base, rel, round_up=False), ref, rtol=0.01)
+
+
+# ------------------------------------------------- the relative lift: Fieller's interval (issue 22)
+# Expected values from tests/core/stats/reference_fieller.py: Fieller's ratio statistic written
+# out, p from scipy's t / normal, bounds by scipy brentq test inversion.
+
+LIFT_WELCH_CASES = WELCH_CASES + [(-10.0, 2.0, 50, -12.0, 2.5, 60), (2.0, 0.5, 5, 2.6, 0.7, 5)]
+
+
+@pytest.mark.parametrize("case", LIFT_WELCH_CASES)
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_welch_lift_p_without_margin_is_scipy_welch_test(case, alternative):
+    """Tamhane & Logan's ratio t-test at ratio 1 is the Welch t-test of the difference (R
+    mratios docs: "For rho=1, t.test.ratio corresponds to a simple t.test"), so the lift's
+    p-value equals scipy ttest_ind_from_stats(equal_var=False)'s (oriented by the control
+    mean's sign: for a negative control mean, lift > 0 means treatment < control)."""
+    mc, sc, nc, mt, st, nt = case
+    flip = {"two-sided": "two-sided", "greater": "less", "less": "greater"}
+    sci_alt = alternative if mc > 0 else flip[alternative]
+    ref = stats.ttest_ind_from_stats(mt, st, nt, mc, sc, nc, equal_var=False,
+                                     alternative=sci_alt)
+    r = welch_ttest(mc, sc, nc, mt, st, nt, alternative=alternative)
+    assert_allclose(r.lift_p_value, ref.pvalue, rtol=1e-10)
+
+
+@pytest.mark.parametrize("case", LIFT_WELCH_CASES)
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+@pytest.mark.parametrize(("alpha", "margin"), [(0.05, 0.0), (0.1, 0.0), (0.05, 0.1)])
+def test_welch_lift_interval_and_p_match_fieller_inverted_with_scipy(case, alternative, alpha,
+                                                                     margin):
+    """Fieller's interval with the difference's Welch-Satterthwaite df (= mratios ttestratio's
+    df at ratio 1), found by brentq inversion of the ratio t statistic; the p-value of
+    H0 ratio = 1 + lift_null from scipy's t (reference_fieller.lift_p_value). Tolerance 1e-9
+    relative (brentq to 1e-15)."""
+    mc, sc, nc, mt, st, nt = case
+    margin = 0.0 if alternative == "two-sided" else margin
+    r = welch_ttest(mc, sc, nc, mt, st, nt, alternative=alternative, alpha=alpha, margin=margin)
+    vc, vt = sc**2 / nc, st**2 / nt
+    df = ref.welch_df(vc, nc, vt, nt) if vc + vt > 0 else math.inf
+    assert_allclose(r.df, df, rtol=1e-12)
+    lo, hi = ref.lift_interval(mt, vt, mc, vc, alpha=alpha, alternative=alternative, df=df)
+    assert_allclose([r.lift_ci_low, r.lift_ci_high], [lo, hi], rtol=1e-9)
+    p = ref.lift_p_value(mt, vt, mc, vc, r.lift_null, alternative=alternative, df=df)
+    assert_allclose(r.lift_p_value, p, rtol=1e-9)
+    assert_allclose(r.lift, mt / mc - 1, rtol=1e-12)
+
+
+@pytest.mark.parametrize("case", PROP_CASES)
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_proportion_lift_p_without_margin_is_statsmodels_wald_test(case, alternative):
+    """Fieller's ratio z at ratio 1 is the unpooled Wald z of the difference: statsmodels
+    test_proportions_2indep(x_t, n_t, x_c, n_c, method='wald', compare='diff')."""
+    x_c, n_c, x_t, n_t = case
+    r = proportion_ztest(x_c, n_c, x_t, n_t, alternative=alternative)
+    if r.method == "fisher_exact":  # one exact p serves both; see test_exact
+        return
+    sm = sm_test_proportions_2indep(x_t, n_t, x_c, n_c, method="wald", compare="diff",
+                                    alternative=SM_ALT[alternative])
+    assert_allclose(r.lift_p_value, sm.pvalue, rtol=1e-10)
+
+
+@pytest.mark.parametrize("case", PROP_CASES + [(500, 10_000, 560, 10_000), (60, 2000, 45, 2000)])
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+@pytest.mark.parametrize(("alpha", "margin"), [(0.05, 0.0), (0.01, 0.0), (0.05, 0.02)])
+def test_proportion_lift_interval_and_p_match_fieller_inverted_with_scipy(case, alternative,
+                                                                          alpha, margin):
+    """Wald path: Fieller's interval with normal quantiles on the rates, unpooled variances
+    p(1 - p)/n, by brentq inversion; p of H0 ratio = 1 + lift_null from scipy's normal. At
+    alpha 0.01, 5/80 has a control rate within 2.576 SE of 0 (z 2.31): the unbounded case."""
+    x_c, n_c, x_t, n_t = case
+    margin = 0.0 if alternative == "two-sided" else margin
+    r = proportion_ztest(x_c, n_c, x_t, n_t, alternative=alternative, alpha=alpha,
+                         margin=margin)
+    if r.method == "fisher_exact":
+        return
+    pc, pt = x_c / n_c, x_t / n_t
+    vc, vt = pc * (1 - pc) / n_c, pt * (1 - pt) / n_t
+    lo, hi = ref.lift_interval(pt, vt, pc, vc, alpha=alpha, alternative=alternative,
+                               df=math.inf)
+    assert_allclose([r.lift_ci_low, r.lift_ci_high], [lo, hi], rtol=1e-9)
+    p = ref.lift_p_value(pt, vt, pc, vc, r.lift_null, alternative=alternative, df=math.inf)
+    assert_allclose(r.lift_p_value, p, rtol=1e-9)

@@ -9,6 +9,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from core.stats import proportion_ztest, sequential, welch_ttest
+from tests.core.stats import reference_fieller as ref
 
 
 def _growthbook_halfwidth(var_diff: float, n_total: float, tuning_total: float, alpha: float):
@@ -99,3 +100,36 @@ def test_sequential_interval_is_narrowest_near_tuning_n():
     assert np.argmin(ratio) == 2
     # and the half-width (multiplier * SE with SE ~ 1/sqrt(n)) still shrinks as data accrue
     assert np.all(np.diff(ratio / np.sqrt(n)) < 0)
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+@pytest.mark.parametrize(("n", "tuning_n", "margin"), [(1000, 1000, 0.0), (600, 5000, 0.0),
+                                                        (3000, 1000, 0.05)])
+def test_sequential_lift_is_fieller_at_the_growthbook_multiplier(alternative, n, tuning_n,
+                                                                 margin):
+    """The lift's confidence sequence is Fieller's set at the sequence's multiplier m (the
+    GrowthBook half-width over the SE, _growthbook_halfwidth, written out; one-sided bounds at
+    level 2 alpha / (1 + alpha) with rho tuned for alpha, core.stats.sequential), found by
+    brentq inversion
+    (tests/core/stats/reference_fieller.py); its always-valid p-value is the GrowthBook
+    closed form p = sqrt(N rho^2 + 1) exp(-T^2 N rho^2 / (2 (N rho^2 + 1))) of Fieller's
+    statistic T (one-sided: p2 / (2 - p2) pointing the alternative's way, else 1)."""
+    margin = 0.0 if alternative == "two-sided" else margin
+    r = welch_ttest(10.0, 3.0, n, 10.4, 3.5, n, alternative=alternative, sequential=True,
+                    tuning_n=tuning_n, margin=margin)
+    vc, vt = 9.0 / n, 12.25 / n
+    rho = math.sqrt((-2 * math.log(0.05) + math.log(-2 * math.log(0.05) + 1)) / (2 * tuning_n))
+    nr2 = 2 * n * rho**2
+    level = 0.05 if alternative == "two-sided" else 2 * 0.05 / 1.05
+    m = math.sqrt(2 * (nr2 + 1) / nr2 * math.log(math.sqrt(nr2 + 1) / level))
+    if alternative == "two-sided":  # the same m as the documented half-width over the SE
+        assert_allclose(m, _growthbook_halfwidth(1.0, 2 * n, 2 * tuning_n, 0.05), rtol=1e-12)
+    lo = ref.bound(10.4, vt, 10.0, vc, m, "lower") - 1
+    hi = ref.bound(10.4, vt, 10.0, vc, m, "upper") - 1
+    want = {"two-sided": (lo, hi), "greater": (lo, math.inf), "less": (-math.inf, hi)}
+    assert_allclose([r.lift_ci_low, r.lift_ci_high], want[alternative], rtol=1e-9)
+    t = ref.ratio_statistic(10.4, vt, 10.0, vc, 1 + r.lift_null)
+    p2 = min(1.0, math.sqrt(nr2 + 1) * math.exp(-t * t * nr2 / (2 * (nr2 + 1))))
+    pointing = t > 0 if alternative == "greater" else t < 0
+    p = p2 if alternative == "two-sided" else (p2 / (2 - p2) if pointing else 1.0)
+    assert_allclose(r.lift_p_value, p, rtol=1e-9)

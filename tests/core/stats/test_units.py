@@ -66,13 +66,54 @@ def test_proportion_from_stats_uses_sum_as_conversions():
     assert proportion_ztest_from_stats(c, t) == proportion_ztest(30, 1000, 45, 1000)
 
 
-def test_lift_uses_delta_method_variance():
-    """Var(lift) = Var(t)/c^2 + t^2 Var(c)/c^4 (GrowthBook docs "Statistical Details")."""
+def _mratios_fieller(mx: float, vx: float, nx: int, my: float, vy: float, ny: int,
+                     q: float) -> tuple[float, float]:
+    """Fieller's ratio limits (treatment x over control y) as R mratios::t.test.ratio
+    (var.equal = FALSE; Tamhane & Logan 2004) writes them in its source: tA = vy q^2/ny - my^2,
+    tB = 2 mx my, tC = vx q^2/nx - mx^2, limits tB/(-2 tA) -/+ sqrt((tB/2)^2 - tA tC)/tA."""
+    t_a, t_b, t_c = vy * q**2 / ny - my**2, 2 * mx * my, vx * q**2 / nx - mx**2
+    root = math.sqrt((t_b / 2) ** 2 - t_a * t_c) / t_a
+    return t_b / (-2 * t_a) + root, t_b / (-2 * t_a) - root
+
+
+def test_lift_se_is_the_delta_method_and_its_interval_is_fiellers():
+    """lift_se (the Bayesian readout's input) is the delta-method SE, Var(lift) = Var(t)/c^2 +
+    t^2 Var(c)/c^4 (GrowthBook docs "Statistical Details"); the interval is Fieller's, with
+    the difference's Welch df (mratios' df at ratio 1) and q = scipy stats.t.ppf(0.975, df)."""
+    from scipy import stats
+
     r = welch_ttest(10.0, 4.0, 400, 11.0, 5.0, 500, alpha=0.05)
     var = (25 / 500) / 100 + 121 * (16 / 400) / 10_000
     assert_allclose(r.lift, 0.1, rtol=1e-12)
     assert_allclose(r.lift_se, math.sqrt(var), rtol=1e-12)
-    assert_allclose(r.lift_ci_high - r.lift, 1.959963984540054 * math.sqrt(var), rtol=1e-9)
+    lo, hi = _mratios_fieller(11.0, 25.0, 500, 10.0, 16.0, 400, stats.t.ppf(0.975, r.df))
+    assert_allclose([r.lift_ci_low, r.lift_ci_high], [lo - 1, hi - 1], rtol=1e-9)
+    # skewed like the ratio: further above the estimate than below it
+    assert r.lift_ci_high - r.lift > r.lift - r.lift_ci_low
+
+
+def test_lift_interval_is_unbounded_when_the_control_mean_is_indistinguishable_from_zero():
+    """Control mean 1 with SE 10/sqrt(20) (t = 0.45): Fieller's set is unbounded (mratios
+    returns NA limits: "Mean of denominator group is not significantly different from zero").
+    Reported: the lift interval (-inf, +inf), and the p-value that matches it, max(Fieller's
+    p, p of "control mean = 0") (intersection-union test, Berger 1982), from scipy's t with the
+    Welch df: Fieller's T(1) = 9 / sqrt(0.05 + 5) = 4.0 alone would reject ratio = 1. The
+    difference is still tested."""
+    from scipy import stats
+
+    t_fieller = (10.0 - 1.0) / math.sqrt(1.0 / 20 + 100.0 / 20)
+    t_control = 1.0 / (10.0 / math.sqrt(20))
+    for alternative in ("two-sided", "greater", "less"):
+        r = welch_ttest(1.0, 10.0, 20, 10.0, 1.0, 20, alternative=alternative)
+        assert (r.lift_ci_low, r.lift_ci_high) == (-math.inf, math.inf)
+        dist = stats.t(r.df)
+        fieller = {"two-sided": 2 * dist.sf(t_fieller), "greater": dist.sf(t_fieller),
+                   "less": dist.cdf(t_fieller)}[alternative]
+        control = (2 if alternative == "two-sided" else 1) * dist.sf(t_control)
+        assert control > 0.05 and (fieller < 0.05 or alternative == "less")
+        assert_allclose(r.lift_p_value, max(fieller, control), rtol=1e-9)
+        assert not r.lift_significant
+    assert welch_ttest(1.0, 10.0, 20, 10.0, 1.0, 20).significant
 
 
 def test_degenerate_arms_give_defined_results():
@@ -179,14 +220,16 @@ def test_top_n_groups_keeps_the_largest_and_pools_the_rest():
 
 def test_one_sided_intervals_have_an_open_end_and_two_sided_do_not():
     """alternative="greater" -> [est - t_{1-alpha} se, +inf); "less" -> (-inf, est + ...]; the
-    finite end uses the one-sided quantile (scipy stats.t.ppf(0.95, df))."""
+    finite end uses the one-sided quantile (scipy stats.t.ppf(0.95, df)), for the lift too
+    (Fieller's lower limit at that quantile)."""
     from scipy import stats
 
     g = welch_ttest(10.0, 4.0, 400, 11.0, 5.0, 500, alternative="greater")
     q = stats.t.ppf(0.95, g.df)
     assert_allclose(g.diff_ci_low, g.diff - q * g.diff_se, rtol=1e-12)
     assert g.diff_ci_high == math.inf and g.lift_ci_high == math.inf
-    assert_allclose(g.lift_ci_low, g.lift - stats.norm.ppf(0.95) * g.lift_se, rtol=1e-12)
+    lo, _hi = _mratios_fieller(11.0, 25.0, 500, 10.0, 16.0, 400, q)  # Fieller, one-sided q
+    assert_allclose(g.lift_ci_low, lo - 1, rtol=1e-9)
     s = welch_ttest(10.0, 4.0, 400, 11.0, 5.0, 500, alternative="less")
     assert s.diff_ci_low == -math.inf
     assert_allclose(s.diff_ci_high, s.diff + q * s.diff_se, rtol=1e-12)
