@@ -631,7 +631,7 @@ class SegmentComparisonOut(BaseModel):
         description="`p_value` corrected across every comparison of the dimension (the "
         "experiment's correction); null for a withheld or untested slice."
     )
-    test: str = Field(description="The test used (`wald_z`, `fisher_exact`, `welch`, "
+    test: str = Field(description="The test used (`wald_z`, `mover_cp`, `welch`, "
                       "`delta_ratio`); empty when the slice was not tested.")
     significant: bool = Field(description="adjusted_p_value < alpha (exploratory).")
     srm_p_value: float | None

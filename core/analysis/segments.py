@@ -9,7 +9,7 @@ assignment counts, stored at ingestion, see :mod:`db.metric_repository`):
 * per slice: the SRM check of its assignment counts against the planned split
   (:func:`core.stats.srm_test`, p < 0.001 flags); a flagged slice has its effects withheld;
 * per slice x metric x treatment: the fixed-horizon, two-sided test of :mod:`core.stats` for the
-  metric's kind (Wald z / Fisher's exact, Welch, delta-method ratio), whatever the experiment's
+  metric's kind (Wald z / small-count MOVER, Welch, delta-method ratio), whatever the experiment's
   mode: the slices are read once, as a description, never as a stopping rule;
 * multiple-testing correction across every slice comparison of the dimension (all values,
   metrics and treatments: one family per dimension) with the experiment's correction (Holm

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from core.stats import BayesianReadout
 from core.types import Alternative, DecisionState, MetricKind, Recommendation, VerdictBasis
 
-RESULTS_VERSION = 4
+RESULTS_VERSION = 5
 """Bump when the computation changes, so the fingerprint of unchanged data changes too."""
 
 
@@ -76,7 +76,8 @@ class MetricComparison:
     alternative: Alternative
     test: str
     """The method (:data:`core.types.TestMethod`): "welch", "welch_cuped", "wald_z",
-    "fisher_exact" (small or lopsided counts) or "delta_ratio"; "" when not tested."""
+    "mover_cp" (small or lopsided counts; "fisher_exact" in snapshots before version 5) or
+    "delta_ratio"; "" when not tested."""
     sequential: bool
     cuped: bool
     variance_reduction: float | None

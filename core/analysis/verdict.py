@@ -70,8 +70,9 @@ STATE_LABELS: dict[str, str] = {
 }
 METHOD_NAMES = {
     "welch": "Welch t-test", "welch_cuped": "Welch t-test on CUPED-adjusted means",
-    "wald_z": "Wald z-test", "fisher_exact": "Fisher's exact test",
+    "wald_z": "Wald z-test", "mover_cp": "small-count MOVER test (Clopper–Pearson limits)",
     "delta_ratio": "delta-method z-test for a ratio",
+    "fisher_exact": "Fisher's exact test",  # the small-count test of snapshots before version 5
 }
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 

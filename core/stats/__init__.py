@@ -1,11 +1,11 @@
 """ExperimentOS statistical engine: pure numpy/scipy, no IO.
 
-Tests (fixed-horizon or always-valid sequential) for means (Welch, CUPED), proportions (Wald z,
-Fisher's exact for small counts) and ratio metrics (delta method); a Bayesian readout of the
-relative lift; sufficient statistics (:class:`MetricStats` is the one record of a metric's
-sums that the rest of ExperimentOS stores and reads), the planner, sample-ratio-mismatch checks,
-multiple-comparison corrections and the top-N grouping of segment slices. Imports only numpy,
-scipy, the standard library and :mod:`core.types`.
+Tests (fixed-horizon or always-valid sequential) for means (Welch, CUPED), proportions (Wald z;
+MOVER intervals from exact Clopper–Pearson limits for small counts) and ratio metrics (delta
+method); a Bayesian readout of the relative lift; sufficient statistics (:class:`MetricStats`
+is the one record of a metric's sums that the rest of ExperimentOS stores and reads), the
+planner, sample-ratio-mismatch checks, multiple-comparison corrections and the top-N grouping
+of segment slices. Imports only numpy, scipy, the standard library and :mod:`core.types`.
 
 Every two-sample result (WelchTestResult, CupedTestResult, ProportionTestResult,
 RatioTestResult) is a :class:`TwoSampleResult`: ``control_mean``, ``treatment_mean``, ``n_c``,

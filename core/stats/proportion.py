@@ -1,4 +1,4 @@
-"""Two-proportion tests for conversion metrics: Wald z for large counts, else Fisher's exact."""
+"""Two-proportion tests for conversion metrics: Wald z for large counts, else MOVER-E intervals."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from core.stats import _effects, exact
+from core.stats import _effects, mover
 from core.stats import _validation as v
 from core.stats.sufficient import SufficientStats
 from core.stats.two_sample import TwoSampleResult, inferred
 from core.types import Alternative, TestMethod
 
 EXACT_BELOW = 5
-"""Use the exact path when any arm has fewer than this many observed or expected (under the
-pooled rate) successes or failures (the classic rule for the normal approximation)."""
+"""Use the small-count path ("mover_cp") when any arm has fewer than this many observed or
+expected (under the pooled rate) successes or failures (the classic rule for the normal
+approximation)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,13 +23,14 @@ class ProportionTestResult(TwoSampleResult):
     """Outcome of :func:`proportion_ztest`. Means are conversion rates x/n.
 
     diff = treatment rate - control rate; lift = treatment/control - 1. ``method`` says how the
-    p-values and intervals were computed: "wald_z" (large counts) or "fisher_exact" (small or
-    lopsided counts; see :mod:`core.stats.exact`). Either way ``p_value`` belongs to
-    ``diff_ci_*`` and ``lift_p_value`` to ``lift_ci_*``: an interval excludes its null exactly
-    when its p-value is below alpha. Intervals are one-sided for one-sided alternatives
-    ([low, +inf) for "greater", (-inf, high] for "less"). ``diff_se`` and ``lift_se`` are the
-    unpooled (Wald / delta-method) standard errors; on the exact path they are informational
-    only and ``statistic`` is nan (on the Wald path it is (diff - diff_null) / diff_se).
+    p-values and intervals were computed: "wald_z" (large counts) or "mover_cp" (small or
+    lopsided counts: MOVER intervals from Clopper–Pearson limits; see :mod:`core.stats.mover`).
+    Either way ``p_value`` belongs to ``diff_ci_*`` and ``lift_p_value`` to ``lift_ci_*``: an
+    interval excludes its null exactly when its p-value is below alpha. Intervals are one-sided
+    for one-sided alternatives ([low, +inf) for "greater", (-inf, high] for "less").
+    ``diff_se`` and ``lift_se`` are the unpooled (Wald / delta-method) standard errors; on the
+    small-count path they are informational only and ``statistic`` is nan (on the Wald path it
+    is (diff - diff_null) / diff_se).
     """
 
     x_c: int
@@ -80,9 +82,7 @@ def proportion_ztest(
     Raises:
         InsufficientDataError: sequential=True while an arm has fewer than 5 observed or
             expected successes or failures (the confidence sequence is asymptotic; wait for
-            more data), or an exact-path table whose conditional support exceeds
-            ``core.stats.exact.MAX_TABLES`` (millions of units in both arms and outcomes while
-            one arm has under 5 conversions: usually a data problem).
+            more data).
         ValueError: bad arguments.
 
     Methods:
@@ -95,12 +95,15 @@ def proportion_ztest(
       unpooled variances, and the p-value of (p_t - r0 p_c) / sqrt(v_t + r0^2 v_c) at
       r0 = 1 + lift_null (Fieller 1954; :mod:`core.stats._effects`): without a margin, the
       Wald test's p-value.
-    * "fisher_exact" (otherwise, fixed horizon): Fisher's exact conditional test (p = R
-      ``fisher.test`` / scipy ``fisher_exact``) and the intervals obtained by inverting it,
-      expressed on the difference and lift scales through the fitted table (module
-      :mod:`core.stats.exact`); the same p-value serves the difference and the lift, which
-      test one hypothesis (p_t = (1 + lift_null) p_c). With no conversion at all (or only
-      conversions) in both arms, p = 1 and the difference interval is [-1, 1].
+    * "mover_cp" (otherwise, fixed horizon): MOVER intervals built from each arm's exact
+      Clopper–Pearson limits (R ``binom.test``): for the difference Newcombe's (1998) method
+      10 with Clopper–Pearson limits ("MOVER-E", Laud 2017; R ``ratesci::moverci(type =
+      "exact")``), for the relative risk (lift + 1) Donner & Zou's (2012) MOVER-R; each
+      p-value is the level at which its interval's bound reaches the null, so it belongs to
+      its interval by construction (module :mod:`core.stats.mover`). At the equality null
+      the two p-values coincide. These intervals hold their level where the normal
+      approximation fails (a few conversions, rates near 0 or 1, arms of 10 units against
+      10^8): seeded simulations in tests/core/stats/test_simulations.py.
     """
     v.check_n(n_c, "n_c")
     v.check_n(n_t, "n_t")
@@ -132,16 +135,17 @@ def proportion_ztest(
                 f"{EXACT_BELOW} observed and expected conversions and non-conversions per arm; "
                 f"wait for more data"
             )
-        _d, lift_null = _effects.nulls(margin, alternative, p_c)
-        e = exact.fisher_exact_inference(
-            x_c, n_c, x_t, n_t, alpha=alpha, alternative=alternative, lift_null=lift_null
+        diff_null, lift_null = _effects.nulls(margin, alternative, p_c)
+        m = mover.mover_inference(
+            x_c, n_c, x_t, n_t, alpha=alpha, alternative=alternative, diff_null=diff_null,
+            lift_null=lift_null,
         )
         return ProportionTestResult(
-            **common, diff_ci_low=e.diff_ci_low, diff_ci_high=e.diff_ci_high,
-            lift_ci_low=e.lift_ci_low, lift_ci_high=e.lift_ci_high, statistic=math.nan,
-            p_value=e.p_value, significant=bool(e.p_value < alpha), lift_p_value=e.p_value,
-            lift_significant=bool(e.p_value < alpha), diff_null=e.diff_null,
-            lift_null=lift_null, method="fisher_exact",
+            **common, diff_ci_low=m.diff_ci_low, diff_ci_high=m.diff_ci_high,
+            lift_ci_low=m.lift_ci_low, lift_ci_high=m.lift_ci_high, statistic=math.nan,
+            p_value=m.p_value, significant=bool(m.p_value < alpha),
+            lift_p_value=m.lift_p_value, lift_significant=bool(m.lift_p_value < alpha),
+            diff_null=diff_null, lift_null=lift_null, method="mover_cp",
         )
     i = _effects.infer(
         diff, diff_se, math.inf, lift, lift_se, p_c, float(n_c + n_t), alpha=alpha,

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
-from scipy.stats import fisher_exact
 from sqlalchemy.orm import Session
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep
@@ -41,6 +40,7 @@ from tests.core.data.test_ingestion import (
     write_parquet,
 )
 from tests.core.stats import reference_fieller as fieller
+from tests.core.stats.results import mover_e
 
 
 def load(session: Session, tmp_path: Path, exp: int, cols: dict, name: str = "u") -> None:
@@ -55,14 +55,15 @@ def arms(cols: dict, metric: str) -> tuple[np.ndarray, np.ndarray]:
 
 def proportion_p(t: np.ndarray, c: np.ndarray, alternative: str = "two-sided") -> float:
     """Reference p-value of core.stats.proportion_ztest: statsmodels' Wald test
-    (test_proportions_2indep(method="wald")), or scipy's fisher_exact when an arm has fewer than
-    5 observed or expected conversions or non-conversions (core.stats.EXACT_BELOW)."""
+    (test_proportions_2indep(method="wald")), or, when an arm has fewer than 5 observed or
+    expected conversions or non-conversions (core.stats.EXACT_BELOW), the MOVER-E p-value
+    written out with scipy's exact limits (tests/core/stats/results/mover_e.py)."""
     x_t, n_t, x_c, n_c = int(t.sum()), t.size, int(c.sum()), c.size
     pooled = (x_t + x_c) / (n_t + n_c)
     if min(x_t, n_t - x_t, x_c, n_c - x_c, n_t * pooled, n_t * (1 - pooled), n_c * pooled,
            n_c * (1 - pooled)) < 5:
-        table = [[x_t, n_t - x_t], [x_c, n_c - x_c]]
-        return float(fisher_exact(table, alternative=alternative).pvalue)
+        return mover_e.p_value(x_c, n_c, x_t, n_t, alternative=alternative, quantity="diff",
+                               null=0.0)
     sm_alt = {"two-sided": "two-sided", "greater": "larger", "less": "smaller"}[alternative]
     return float(sm_test_proportions_2indep(x_t, n_t, x_c, n_c, method="wald",
                                             alternative=sm_alt).pvalue)

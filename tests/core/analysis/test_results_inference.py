@@ -1,5 +1,5 @@
 """Results inference wired through core.stats: the decision state agrees with the interval shown
-(the issue's examples and a seeded property test), the exact path for small or lopsided counts,
+(the issue's examples and a seeded property test), the MOVER path for small or lopsided counts,
 sequential tuning to the plan, one-sided guardrail intervals and the Bayesian readout."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from db import metric_repository as mrepo
 from db.metric_repository import AssignmentRow, DailyStatRow
 from db.models import Experiment, Metric
 from tests.core.data.test_ingestion import START, make_experiment
+from tests.core.stats.results import mover_e
 
 
 def put(session: Session, exp_id: int, metric: str,
@@ -129,31 +130,33 @@ def test_results_state_agrees_with_the_interval_shown_over_random_inputs(
     assert checked == 80
 
 
-def test_results_small_counts_use_fishers_exact_test(session: Session) -> None:
-    """Issue 12: 2/10 vs 1e6/1e8 gave a pooled-z p = 1.6e-9; Fisher's exact p is 0.0043
-    (R: fisher.test(matrix(c(2, 8, 1e6, 1e8 - 1e6), 2)) ; scipy.stats.fisher_exact)."""
+def test_results_small_counts_use_the_small_count_mover_test(session: Session) -> None:
+    """Issue 12: 2/10 vs 1e6/1e8 gave a pooled-z p = 1.6e-9. The MOVER interval's end reaches 0
+    where the small arm's Clopper–Pearson limit reaches the large arm's 1% (known to 3e-5):
+    p = 2 P(X >= 2) for X ~ Binomial(10, 0.01) (scipy binom.sf) = 0.0085 (core.stats'
+    test_mover has the derivation)."""
     exp = make_experiment(session, primary="conv", guardrails=(), secondaries=(), planned=5,
                           variants=(("control", 1e-7), ("treatment", 1 - 1e-7)))
     put(session, exp, "conv", [binomial(10, 2), binomial(10**8, 10**6)], assign=False)
     row = only(session, exp)
-    assert row.test == "fisher_exact"
-    ref = stats.fisher_exact([[10**6, 10**8 - 10**6], [2, 8]]).pvalue
-    assert_allclose(row.p_value, ref, rtol=1e-6)
-    assert_allclose(row.p_value, 0.0043, atol=5e-5)
-    assert "Fisher's exact test" in row.reason
+    assert row.test == "mover_cp"
+    assert_allclose(row.p_value, 2 * stats.binom.sf(1, 10, 0.01), rtol=1e-5)
+    assert "small-count MOVER test" in row.reason
 
 
 def test_results_zero_conversions_never_give_a_zero_width_lift_interval(
     session: Session,
 ) -> None:
-    """Issue 12: 10/500 vs 0/500 returned the lift CI [-1, -1]."""
+    """Issue 12: 10/500 vs 0/500 returned the lift CI [-1, -1]. p: the MOVER-E reference
+    written out with scipy's exact limits (tests/core/stats/results/mover_e.py)."""
     exp = make_experiment(session, primary="conv", guardrails=(), secondaries=(), planned=100)
     put(session, exp, "conv", [binomial(500, 10), binomial(500, 0)])
     row = only(session, exp)
-    assert row.test == "fisher_exact"
+    assert row.test == "mover_cp"
     assert row.lift_ci_low is not None and row.lift_ci_high is not None
     assert row.lift_ci_high - row.lift_ci_low > 0.1
-    assert_allclose(row.p_value, stats.fisher_exact([[0, 500], [10, 490]]).pvalue, rtol=1e-6)
+    ref = mover_e.p_value(10, 500, 0, 500, alternative="two-sided", quantity="diff", null=0.0)
+    assert_allclose(row.p_value, ref, rtol=1e-6)
 
 
 def test_results_sequential_without_a_planned_sample_is_refused_clearly(

@@ -421,7 +421,7 @@ def test_reports_state_the_plans_one_sided_test_and_guardrail_margin(demo: Sessi
 def test_reports_methods_name_every_test_in_words(demo: Session) -> None:
     # the methods section used a map of its own whose keys ("z") no test has: "wald_z" and
     # "delta_ratio" reached the PDF raw
-    raw = ("wald_z", "delta_ratio", "welch_cuped", "fisher_exact")
+    raw = ("wald_z", "delta_ratio", "welch_cuped", "mover_cp", "fisher_exact")
     for name, words in [("Infinite scroll on search", "delta-method z-test for a ratio"),
                         ("Checkout button colour", "Wald z-test"),
                         ("Checkout button colour", "Welch t-test on CUPED-adjusted means")]:

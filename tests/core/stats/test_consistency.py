@@ -1,6 +1,6 @@
 """Property test (hypothesis): every interval excludes its null exactly when its own p-value is
 below alpha, for the difference and for the relative lift, in every test (Welch, proportions on
-both the Wald and the exact path, ratio, CUPED), fixed horizon and sequential, every
+both the Wald and the small-count (MOVER) path, ratio, CUPED), fixed horizon and sequential, every
 alternative, with and without a non-inferiority margin.
 
 Source: the definition of a confidence interval as the set of nulls a test does not reject
@@ -125,8 +125,9 @@ def test_cuped_interval_excludes_null_iff_p_below_alpha(seed, n, effect, rho, al
 
 @PROPS
 @given(st.integers(2, 80), st.integers(2, 80), st.data(), alternatives, alphas, margins)
-def test_exact_path_interval_excludes_null_iff_p_below_alpha(nc, nt, data, alt, alpha, margin):
-    """Small arms (the exact path), counts drawn anywhere in [0, n] so that many tables are
+def test_small_count_path_interval_excludes_null_iff_p_below_alpha(nc, nt, data, alt, alpha,
+                                                                    margin):
+    """Small arms (the MOVER path), counts drawn anywhere in [0, n] so that many tables are
     lopsided enough to be significant."""
     xc = data.draw(st.integers(0, nc))
     xt = data.draw(st.integers(0, nt))

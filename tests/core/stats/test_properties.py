@@ -47,7 +47,7 @@ def test_welch_swapping_arms_negates_diff_and_keeps_two_sided_p(mc, sc, nc, mt, 
 @FAST
 @given(st.integers(2, 10_000), st.integers(2, 10_000), st.data(), seq_flags)
 def test_proportion_swapping_arms_negates_diff_and_keeps_two_sided_p(nc, nt, data, seq):
-    """Definition: the Wald z and CI, and Fisher's exact test and its inverted CI, are
+    """Definition: the Wald z and CI, and the MOVER intervals and their p-values, are
     antisymmetric in the arms."""
     xc = data.draw(st.integers(0, nc))
     xt = data.draw(st.integers(0, nt))

@@ -1,12 +1,11 @@
 """core.stats against R 4.2.2: prop.test (two samples, and one sample for a two-arm SRM check),
-fisher.test, t.test, power.prop.test, power.t.test, chisq.test and p.adjust.
+t.test, power.prop.test, power.t.test, chisq.test and p.adjust. (The small-count path's
+references, R binom.test among them, are in test_mover.)
 
 Expected numbers live in ``results/results_r.py`` with the R script that produced them.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -26,7 +25,6 @@ from core.stats import (
     welch_ttest,
     welch_ttest_from_stats,
 )
-from core.stats.exact import fisher_exact_inference
 from tests.core.stats.results import results_r as R
 
 ALT = {"two.sided": "two-sided", "greater": "greater", "less": "less"}
@@ -43,10 +41,10 @@ def test_proportion_ztest_interval_matches_r_prop_test(x_c, n_c, x_t, n_t, alt, 
     R's interval is the Wald interval (two-sided, or one-sided with the open end clipped at
     +/-1, where ours is +/-inf); its p-value is the pooled score test, while ours is the Wald
     test that belongs to this interval (checked against statsmodels in
-    test_reference_python), so only the interval is compared. Small-count tables go to the
-    exact path and are checked against R fisher.test in test_exact."""
+    test_reference_python), so only the interval is compared. Small-count tables take the
+    MOVER path, checked in test_mover."""
     r = proportion_ztest(x_c, n_c, x_t, n_t, alternative=ALT[alt])
-    if r.method == "fisher_exact":
+    if r.method == "mover_cp":
         assert min(x_c, x_t, n_c - x_c, n_t - x_t) < 5
         return
     if alt == "two.sided":
@@ -156,48 +154,6 @@ def test_srm_test_matches_r_chisq_test(counts, weights, stat, df, p):
 def test_adjust_pvalues_matches_r_p_adjust(method, p, adjusted):
     """R: p.adjust(p, method = 'holm' | 'BH')."""
     assert_allclose(adjust_pvalues(p, method), adjusted, rtol=1e-12)
-
-
-R_UNIROOT_TOL = 2.220446049250313e-16 ** 0.25
-"""uniroot's default tolerance (.Machine$double.eps^0.25 = 1.2e-4), with which fisher.test
-solves its one-sided odds-ratio bound on the scale t in [0, 1] (the bound itself when it is
-below 1, its reciprocal otherwise)."""
-
-
-@pytest.mark.parametrize(("x_c", "n_c", "x_t", "n_t", "alt", "p", "lo", "hi"), R.FISHER_TEST)
-def test_exact_p_value_matches_r_fisher_test(x_c, n_c, x_t, n_t, alt, p, lo, hi):
-    """R: fisher.test(matrix(c(x_t, x_c, n_t - x_t, n_c - x_c), 2), alternative=alt)$p.value,
-    on tables small or lopsided enough for the exact path (among them issue 12's 2/10 vs
-    1e6/1e8, p = 0.0043, and 10/500 vs 0/500)."""
-    r = proportion_ztest(x_c, n_c, x_t, n_t, alternative=ALT[alt])
-    assert r.method == "fisher_exact"
-    assert_allclose(r.p_value, p, rtol=1e-12)
-    assert r.lift_p_value == r.p_value
-    assert r.significant == (p < 0.05)
-
-
-@pytest.mark.parametrize(("x_c", "n_c", "x_t", "n_t", "alt", "p", "lo", "hi"),
-                         [c for c in R.FISHER_TEST if c[4] != "two.sided"])
-def test_exact_one_sided_odds_ratio_bound_matches_r_fisher_test(x_c, n_c, x_t, n_t, alt, p, lo,
-                                                                hi):
-    """R: fisher.test(..., alternative=alt)$conf.int: [lower, Inf) for "greater", [0, upper]
-    for "less". R solves the bound to uniroot's default tolerance on its own scale
-    (R_UNIROOT_TOL), so the bounds are compared there; the same bounds solved tightly are
-    checked against scipy in test_exact. (R's two-sided interval is the central one, two
-    one-sided intervals at alpha/2, while ours inverts the two-sided test itself, so it is not
-    compared.)"""
-    e = fisher_exact_inference(x_c, n_c, x_t, n_t, alpha=0.05, alternative=ALT[alt],
-                               lift_null=0.0)
-    ours, theirs = ((e.odds_ratio_ci_low, lo) if alt == "greater"
-                    else (e.odds_ratio_ci_high, hi))
-    open_end = (e.odds_ratio_ci_high, hi) if alt == "greater" else (e.odds_ratio_ci_low, lo)
-    assert open_end == ((math.inf, math.inf) if alt == "greater" else (0.0, 0))
-    if theirs in (0, math.inf):
-        assert ours == theirs
-    elif theirs <= 1:
-        assert abs(ours - theirs) <= R_UNIROOT_TOL
-    else:
-        assert abs(1 / ours - 1 / theirs) <= R_UNIROOT_TOL
 
 
 @pytest.mark.parametrize(("x", "n", "share", "stat", "p"), R.PROP_TEST_ONE_SAMPLE)
