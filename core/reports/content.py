@@ -199,8 +199,10 @@ def _methods(snapshot: ResultsSnapshot | None) -> list[str]:
         out.append(f"Multiple comparisons: {correction_name(snapshot.correction)} adjustment "
                    "within "
                    "the primary+secondary family and within the guardrail family.")
-    out.append("Underpowered: achieved MDE from the planner (R power.prop.test / power.t.test "
-               "equations) at the achieved sample with the observed control baseline.")
+    out.append("Underpowered: achieved MDE from the planner (the power of the tests that run: "
+               "the unpooled z-test, Chow, Shao & Wang 2008 section 4.2; Welch's t with its "
+               "Welch-Satterthwaite degrees of freedom) at the achieved sample with the observed "
+               "control baseline.")
     out.append("Drift: the primary effect in the first and second half of the data days, "
                "compared with a two-sample z-test on the difference (alpha split over "
                "treatments).")
