@@ -123,10 +123,25 @@ def test_results_match_scipy_and_statsmodels(session: Session, tmp_path: Path) -
     # on), and separately over the guardrails
     _r, holm, _s, _b = multipletests([conv.lift_p_value, rev.lift_p_value], method="holm")
     assert_allclose([conv.adjusted_p_value, rev.adjusted_p_value], holm, rtol=1e-12)
+    # Guardrails: two families of one-sided delta-method lift tests, each Holm-adjusted: harm
+    # (the metric worse: "greater" for these lower-is-better ones) and improvement ("less").
+    # refunds fell significantly, so it is shown by its improvement test (issue 22, item 6).
+    def lift_z(metric: str, binary: bool) -> float:
+        a, b = arms(cols, metric)
+        va, vb = (a.var(ddof=1), b.var(ddof=1)) if not binary else (
+            a.mean() * (1 - a.mean()), b.mean() * (1 - b.mean()))
+        se = math.sqrt(vb / b.size / a.mean() ** 2 + b.mean() ** 2 * va / a.size / a.mean() ** 4)
+        return (b.mean() / a.mean() - 1) / se
+
+    z_refunds, z_load = lift_z("refunds", True), lift_z("load_ms", False)
+    harm = multipletests(stats.norm.sf([z_refunds, z_load]), method="holm")[1]
+    better = multipletests(stats.norm.cdf([z_refunds, z_load]), method="holm")[1]
     refunds = row(snap, "refunds")
-    _r, holm_g, _s, _b = multipletests([refunds.lift_p_value, load_row.lift_p_value],
-                                       method="holm")
-    assert_allclose([refunds.adjusted_p_value, load_row.adjusted_p_value], holm_g, rtol=1e-12)
+    assert_allclose(load_row.adjusted_p_value, harm[1], rtol=1e-9)
+    assert refunds.decision_state == "significant" and refunds.alternative == "less"
+    assert_allclose(refunds.lift_p_value, stats.norm.cdf(z_refunds), rtol=1e-9)
+    assert_allclose(refunds.adjusted_p_value, better[0], rtol=1e-9)
+    assert "Guardrail refunds is significantly better (lower)" in refunds.reason
 
     assert conv.decision_state == "significant" and "significantly better" in conv.reason
     assert snap.plan_met and snap.progress == pytest.approx(400 / 300)
@@ -193,12 +208,13 @@ def test_results_srm_overrides_significance(session: Session, tmp_path: Path) ->
     assert all(c["blocked"] and c["lift"] is None for c in served["comparisons"])
 
 
-@pytest.mark.parametrize(("refund_rate", "state"), [(0.25, "guardrail_breach"),
-                                                    (0.0, "not_significant")])
+@pytest.mark.parametrize(("refund_rate", "state", "alternative"), [
+    (0.25, "guardrail_breach", "greater"), (0.0, "significant", "less")])
 def test_results_guardrail_harm_is_one_sided_in_the_worse_direction(
-    session: Session, tmp_path: Path, refund_rate: float, state: str
+    session: Session, tmp_path: Path, refund_rate: float, state: str, alternative: str
 ) -> None:
-    """refunds: lower is better. More refunds breach; fewer refunds are never a breach."""
+    """refunds: lower is better. More refunds breach; fewer refunds are never a breach, and
+    none at all is a significant improvement, shown by the test in the good direction."""
     exp = make_experiment(session, planned=100)
     cols = make_units(500)
     rng = np.random.default_rng(7)
@@ -206,10 +222,15 @@ def test_results_guardrail_harm_is_one_sided_in_the_worse_direction(
     cols["refunds"][treated] = (rng.random(treated.sum()) < refund_rate).astype(np.int64)
     load(session, tmp_path, exp, cols)
     refunds = row(compute_results(session, experiment_id=exp), "refunds")
-    assert refunds.alternative == "greater"
+    assert refunds.alternative == alternative
     assert refunds.decision_state == state
     c, t = arms(cols, "refunds")
-    assert_allclose(refunds.p_value, proportion_p(t, c, "greater"), rtol=1e-9)
+    if refunds.test == "fisher_exact":  # no refund in the treatment: Fisher's exact test
+        ref = fisher_exact([[t.sum(), t.size - t.sum()], [c.sum(), c.size - c.sum()]],
+                           alternative=alternative).pvalue
+        assert_allclose(refunds.p_value, ref, rtol=1e-9)
+    else:
+        assert_allclose(refunds.p_value, proportion_p(t, c, alternative), rtol=1e-9)
 
 
 def test_results_guardrail_breach_before_plan_uses_the_always_valid_test(
