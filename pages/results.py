@@ -133,9 +133,11 @@ def _effect_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
 # Pixel widths of the results table's columns (the interval's column: 120, 140 always-valid),
 # set because the grid's own sizing has cut values off ("1,000 / 1,0") at 1400 px. (Comments,
 # not docstrings: Streamlit writes a page's bare string literals onto the page.)
-EFFECT_WIDTHS = {"Metric": 150, "Treatment": 90, "Users": 115, "Control → treatment": 130,
-                 "Lift": 65, "Difference": 85, "Lift / difference": 95, "p-value": 70,
-                 "Adjusted p": 85, "Decision": 110}
+# With one treatment the Treatment column says nothing (each decision line names it) and is
+# left out; the Decision column takes its width, so "Cannot be tested: no variation" fits.
+EFFECT_WIDTHS = {"Metric": 140, "Treatment": 90, "Users": 115, "Control → treatment": 130,
+                 "Lift": 65, "Difference": 85, "Lift / difference": 95, "p-value": 65,
+                 "Adjusted p": 80, "Decision": 110}
 
 
 # ... and of a segment table's columns, to fit 1400 px.
@@ -244,8 +246,12 @@ table = pd.DataFrame(_effect_rows(snapshot))
 if not table.empty:
     if blocked:
         st.caption("Lifts, differences and p-values hidden: sample ratio mismatch (see above).")
+    widths = EFFECT_WIDTHS
+    if table["Treatment"].nunique() == 1:
+        table = table.drop(columns="Treatment")
+        widths = {**widths, "Decision": widths["Decision"] + widths["Treatment"]}
     st.dataframe(table, hide_index=True, width="stretch",
-                 column_config=_widths(list(table.columns), EFFECT_WIDTHS))
+                 column_config=_widths(list(table.columns), widths))
     st.download_button("Download results (CSV)", views.results_csv(snapshot),
                        f"results_{choice.id}.csv", "text/csv")
     bayes = _bayesian_rows(snapshot)

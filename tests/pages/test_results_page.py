@@ -85,7 +85,8 @@ def test_results_page_blocks_the_srm_experiment(demo_app: str) -> None:
         [i.value for i in at.info] + [w.value for w in at.warning]
     assert not [t for t in shown if SIGNED_PERCENT.search(t)], shown
     frame = at.dataframe[0].value
-    assert list(frame.columns) == ["Metric", "Treatment", "Users", "Decision"]
+    # one treatment: its column says nothing (each decision line names it) and is left out
+    assert list(frame.columns) == ["Metric", "Users", "Decision"]
     assert any("hidden" in c.value and "sample ratio mismatch" in c.value for c in at.caption)
     assert any("Forest plot and cumulative lift hidden" in i.value for i in at.info)
     assert "Verdict: Investigate" in at.warning[0].value
@@ -260,7 +261,7 @@ def test_results_page_shows_a_guardrail_improvement_and_a_metric_without_variati
     table = at.dataframe[0].value.set_index("Metric")
     assert table.loc["revenue", "Decision"] == "Cannot be tested: no variation"
     assert table.loc["revenue", "Control → treatment"] == "0 → 0"
-    shown = table.loc["revenue"].drop(["Treatment", "Users", "Control → treatment", "Decision"])
+    shown = table.loc["revenue"].drop(["Users", "Control → treatment", "Decision"])
     assert set(shown) == {"—"}  # no lift, interval, p-value or adjusted p
     assert table.loc["refunds", "Lift"].startswith("−24.0%")
     bayes = next(df.value for df in at.dataframe if "Chance to beat control" in df.value)
