@@ -40,7 +40,7 @@ from core.registry import (
     drop_null_defaults,
     text_problem,
 )
-from core.types import Aggregation, Alternative, Decision, MetricKind
+from core.types import Aggregation, Alternative, Decision, MetricKind, Untestable
 from core.warehouse.catalog import (
     AssignmentSourceEdit,
     AssignmentSourceFields,
@@ -636,6 +636,10 @@ class SegmentComparisonOut(BaseModel):
     significant: bool = Field(description="adjusted_p_value < alpha (exploratory).")
     srm_p_value: float | None
     blocked: bool = Field(description="The slice's SRM check failed: its effects are null.")
+    untestable: Untestable | None = Field(
+        default=None, description="Why the slice cannot be tested (`no_variation`: every unit "
+        "has the same value in both arms), else null; such a slice is left out of the "
+        "correction.")
     reason: str
 
 

@@ -20,9 +20,11 @@ Everything the Planner page shows is computed here (the page only reads widgets 
 The Planner page, ``POST /api/v1/planner/*`` and the backlog's testability check all size an
 experiment through these functions, so each door gives the same answer.
 
-All statistics come from :mod:`core.stats` (R ``power.prop.test`` / ``power.t.test``,
-``strict = TRUE``). With more than two variants every treatment is compared with the control at
-alpha / (variants - 1) (Bonferroni), and the treatment with the smallest traffic share binds.
+All statistics come from :mod:`core.stats`, which sizes the tests the engine runs: the unpooled
+Wald z-test for conversion rates (Chow, Shao & Wang 2008, section 4.2) and Welch's t-test for
+means (noncentral t with the Welch-Satterthwaite df; R ``power.t.test`` at equal arms). With
+more than two variants every treatment is compared with the control at alpha / (variants - 1)
+(Bonferroni), and the treatment with the smallest traffic share binds.
 """
 
 from __future__ import annotations
@@ -468,15 +470,17 @@ class Curve:
 
 
 def power_curve(plan: Plan) -> Curve:
-    """Power against units per variant (control), for the plan's MDE, from 2 to 2.5x the plan.
+    """Power against units per variant (control), for the plan's MDE, from the fewest that give
+    every arm 2 units to 2.5x the plan.
 
     In the duration mode the curve is drawn for the MDE found (absent when none is detectable).
     """
     i = plan.inputs
     if plan.mde_absolute is None:
         return Curve((), (), "Users per variant", "Power", plan.n_control, None)
-    top = max(2.5 * plan.n_control, 20.0)
-    n = np.unique(np.round(np.linspace(2.0, top, CURVE_POINTS)))
+    low = float(math.ceil(round(max(2.0, 2.0 / i.ratio), 9)))  # 2 units in every arm
+    top = max(2.5 * plan.n_control, 10.0 * low, 20.0)
+    n = np.unique(np.round(np.linspace(low, top, CURVE_POINTS)))
     common = _common(i, with_power=False)
     if i.kind == "binomial":
         y = power_proportion(i.baseline, plan.mde_absolute, n, relative=False, **common)
@@ -489,14 +493,14 @@ def power_curve(plan: Plan) -> Curve:
 def mde_curve(plan: Plan) -> Curve:
     """Detectable effect (relative to the baseline when the MDE is relative, else absolute)
     against days of running, from 1 day to twice the plan's duration (at least two weeks).
-    Days whose traffic gives the control fewer than 2 users, or where no effect is detectable,
-    are left out."""
+    Days whose traffic gives an arm fewer than 2 users, or where no effect is detectable, are
+    left out."""
     i = plan.inputs
     if plan.days is None or i.daily_enrolled is None:
         return Curve((), (), "Days", "Detectable effect", 0.0, None)
     days = np.arange(1, max(2 * plan.days, 14) + 1, dtype=float)
     n = days * i.daily_enrolled * i.weights[0]
-    keep = n >= 2
+    keep = (n >= 2) & (n * i.ratio >= 2)  # 2 units in every arm
     days, n = days[keep], n[keep]
     if days.size == 0:
         return Curve((), (), "Days", "Detectable effect", float(plan.days), None)

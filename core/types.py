@@ -15,8 +15,13 @@ Role = Literal["viewer", "editor", "admin"]
 Correction = Literal["holm", "bh"]
 DecisionState = Literal[
     "significant", "not_significant", "too_early", "srm_untrustworthy", "guardrail_breach",
-    "guardrail_inconclusive",
+    "guardrail_inconclusive", "not_testable",
 ]
+"""``not_testable``: no test exists for the data (see :data:`Untestable`), not even later."""
+Untestable = Literal["no_variation"]
+"""Why a comparison cannot be tested: ``no_variation``, every unit of the metric has the same
+value (no conversion anywhere, every unit converted, or a constant), so there is no variance
+to test with."""
 ApiScope = Literal["read", "write", "admin"]
 MetricRole = Literal["primary", "guardrail", "secondary"]
 SourceKind = Literal["user_file", "aggregate_file", "sql", "warehouse"]
@@ -34,8 +39,8 @@ Tone = Literal["good", "bad", "inconclusive"]
 """What an effect means for the product, whatever the metric's direction (chart colours)."""
 VerdictBasis = Literal[
     "no_data", "no_primary", "srm", "primary_win", "win_with_guardrail_breach",
-    "win_with_guardrail_inconclusive", "guardrail_breach", "too_early", "primary_worse",
-    "no_effect",
+    "win_with_guardrail_inconclusive", "guardrail_breach", "primary_untestable", "too_early",
+    "primary_worse", "no_effect",
 ]
 """Which rule of core.analysis.verdict gave the recommendation."""
 Grouping = Literal["owner", "tag", "quarter"]

@@ -16,7 +16,7 @@ from core import format as fmt
 from core.analysis import results, views
 from core.analysis.segments import SegmentBreakdown, segment_results
 from core.analysis.snapshot import MetricComparison, ResultsSnapshot
-from core.analysis.verdict import STATE_LABELS, plan_notes, tone
+from core.analysis.verdict import STATE_LABELS, plan_notes, readout_note, tone
 from core.errors import DomainError
 from core.warehouse.refresh import WarehouseRunView, latest_runs
 from core.workflows import loads
@@ -83,6 +83,7 @@ def _segment_rows(seg: SegmentBreakdown) -> list[dict[str, Any]]:
             f"p ({seg.correction.upper() if seg.correction == 'bh' else 'Holm'})":
                 "" if c.blocked else fmt.pvalue(c.adjusted_p_value),
             "Reads as": ("blocked: slice SRM" if c.blocked else
+                         "cannot be tested: no variation" if c.untestable else
                          "significant" if c.significant else "not significant"),
         })
     return rows
@@ -105,7 +106,8 @@ def _effect_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
             "Users": f"{fmt.count(c.control_n)} / {fmt.count(c.treatment_n)}",
         }
         if not _blocked(snapshot):
-            on_lift = c.decision_on == "lift" and c.lift is not None
+            # a comparison without variation has no effect at all: "—" in the lift column
+            on_lift = c.decision_on == "lift" and (c.lift is not None or bool(c.untestable))
             one_sided = c.alternative != "two-sided"
             row |= {
                 "Control → treatment": (f"{fmt.metric_value(c.kind, c.control_mean)} → "
@@ -131,9 +133,11 @@ def _effect_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
 # Pixel widths of the results table's columns (the interval's column: 120, 140 always-valid),
 # set because the grid's own sizing has cut values off ("1,000 / 1,0") at 1400 px. (Comments,
 # not docstrings: Streamlit writes a page's bare string literals onto the page.)
-EFFECT_WIDTHS = {"Metric": 150, "Treatment": 90, "Users": 115, "Control → treatment": 130,
-                 "Lift": 65, "Difference": 85, "Lift / difference": 95, "p-value": 70,
-                 "Adjusted p": 85, "Decision": 110}
+# With one treatment the Treatment column says nothing (each decision line names it) and is
+# left out; the Decision column takes its width, so "Cannot be tested: no variation" fits.
+EFFECT_WIDTHS = {"Metric": 140, "Treatment": 90, "Users": 115, "Control → treatment": 130,
+                 "Lift": 65, "Difference": 85, "Lift / difference": 95, "p-value": 65,
+                 "Adjusted p": 80, "Decision": 110}
 
 
 # ... and of a segment table's columns, to fit 1400 px.
@@ -242,8 +246,12 @@ table = pd.DataFrame(_effect_rows(snapshot))
 if not table.empty:
     if blocked:
         st.caption("Lifts, differences and p-values hidden: sample ratio mismatch (see above).")
+    widths = EFFECT_WIDTHS
+    if table["Treatment"].nunique() == 1:
+        table = table.drop(columns="Treatment")
+        widths = {**widths, "Decision": widths["Decision"] + widths["Treatment"]}
     st.dataframe(table, hide_index=True, width="stretch",
-                 column_config=_widths(list(table.columns), EFFECT_WIDTHS))
+                 column_config=_widths(list(table.columns), widths))
     st.download_button("Download results (CSV)", views.results_csv(snapshot),
                        f"results_{choice.id}.csv", "text/csv")
     bayes = _bayesian_rows(snapshot)
@@ -252,8 +260,14 @@ if not table.empty:
         st.caption("Beside the frequentist test: the posterior of the relative lift. Chance to "
                    "beat control is the probability the treatment is better (in the metric's "
                    "direction); expected loss is the lift you give up on average by shipping "
-                   "if it is in fact worse.")
+                   "if it is in fact worse. It reads the data as one look, unadjusted, so it "
+                   "can disagree with the decision above, which follows the plan; where it "
+                   "does, the reason is given under the table.")
         st.dataframe(pd.DataFrame(bayes), hide_index=True, width="stretch")
+        differ = [(c, readout_note(c, snapshot)) for c in snapshot.comparisons]
+        lines = [f"**{c.metric} · {c.treatment}:** {note}" for c, note in differ if note]
+        if lines:
+            st.caption("  \n".join(lines))
 
 # ---------------------------------------------------------------- charts
 if snapshot.comparisons and snapshot.data_through is not None:

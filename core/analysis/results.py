@@ -7,12 +7,18 @@ For an experiment at a point in time (``as_of``, default all data) this computes
   CUPED-adjusted means when every stored day carries pre-period covariate sums), the two-proportion
   z-test for binomial metrics — always-valid (sequential) versions in sequential mode, tuned to the
   planned sample size;
+* comparisons that cannot be tested at all are marked ``not_testable``: a metric with no
+  variation (every unit has the same value in both arms: no conversion anywhere, every unit
+  converted, or a constant) has no variance to test with; it shows no effect or p-value and
+  stays out of the correction;
 * multiple-testing correction (the experiment's ``correction``: Holm by default, or BH) over two
-  families: the primary and secondary comparisons (secondaries two-sided; the primary as the
-  plan's ``alternative`` says, a one-sided test with a one-sided interval open at its far end),
-  and the guardrail comparisons (one-sided tests for harm, in the direction the catalogue's
-  ``higher_is_better`` calls worse, plus a non-inferiority test where the plan gives the
-  guardrail a margin);
+  families of tested comparisons: the primary and secondary comparisons (secondaries two-sided;
+  the primary as the plan's ``alternative`` says, a one-sided test with a one-sided interval
+  open at its far end), and the guardrail comparisons (one-sided tests for harm, in the
+  direction the catalogue's ``higher_is_better`` calls worse, plus a non-inferiority test where
+  the plan gives the guardrail a margin, and the one-sided test in the good direction, adjusted
+  over the guardrails too, so a guardrail that improved significantly shows as an improvement,
+  with that test's interval and p-values);
 * a Bayesian readout of every comparison's relative lift, under the plan's Gaussian prior
   (``prior_lift_mean``, ``prior_lift_sd``) or the flat prior when it states none;
 * a decision state per comparison and one experiment-level verdict (ship / don't ship / keep
@@ -35,6 +41,7 @@ from typing import Any
 from pydantic_core import from_json
 from sqlalchemy.orm import Session
 
+from core import format as fmt
 from core.analysis.snapshot import (
     RESULTS_VERSION,
     SNAPSHOT_JSON,
@@ -46,6 +53,7 @@ from core.analysis.snapshot import (
     withhold,
 )
 from core.analysis.verdict import (
+    NO_VARIATION_TEXT,
     AnalysisContext,
     MetricEvidence,
     experiment_verdict,
@@ -70,7 +78,7 @@ from core.stats import (
     welch_ttest_from_stats,
 )
 from core.transactions import transaction
-from core.types import Alternative, MetricKind
+from core.types import Alternative, MetricKind, Untestable
 from db import metric_repository as mrepo
 from db import repositories as repo
 from db.metric_repository import DailyStatRow
@@ -194,6 +202,62 @@ SEQUENTIAL_WITHOUT_PLAN = (
 )
 
 
+FLAT_TOLERANCE = 1e-9
+"""An arm has no variation when its centred sum of squares is at most this fraction of its raw
+one (rounding of the stored sums of a constant)."""
+
+
+def _flat(n: int, total: float, squares: float) -> bool:
+    return squares - total * total / n <= FLAT_TOLERANCE * squares
+
+
+def _ratio_flat(r: Any) -> bool:
+    """The delta method's per-unit linearisation y - R x of a ratio arm has no variance."""
+    if r.sum_den == 0:
+        return False
+    ratio = r.ratio
+    spread = r.var_num - 2.0 * ratio * r.cov + ratio * ratio * r.var_den
+    return spread <= FLAT_TOLERANCE * (r.var_num + ratio * ratio * r.var_den)
+
+
+def no_variation(kind: str, control: MetricStats, treatment: MetricStats) -> str | None:
+    """Why a metric cannot be tested for lack of variation, in words, or None.
+
+    A conversion metric has none when no unit converted in either arm, or every unit did (a
+    difference between an all-0 and an all-1 arm is still tested, exactly). A mean metric has
+    none when every unit has the same value within each arm, a ratio metric when every unit's
+    numerator is the arm's ratio times its denominator: there is then no variance, so no
+    standard error and no test. None while an arm has fewer than 2 units (too early instead).
+    """
+    if control.n < 2 or treatment.n < 2:
+        return None
+    if kind == "binomial":
+        converted, units = control.sum + treatment.sum, control.n + treatment.n
+        if converted == 0:
+            return f"no unit converted in either arm (0 of {fmt.count(units)})"
+        if converted == units:
+            return f"every unit converted in both arms ({fmt.count(units)} of {fmt.count(units)})"
+        return None
+    if kind == "ratio":
+        c_ratio, t_ratio = control.ratio, treatment.ratio
+        if c_ratio is None or t_ratio is None or not (_ratio_flat(c_ratio)
+                                                       and _ratio_flat(t_ratio)):
+            return None
+        values = c_ratio.ratio, t_ratio.ratio
+        what = "every unit's ratio is"
+    else:
+        if not (_flat(control.n, control.sum, control.sum_squares)
+                and _flat(treatment.n, treatment.sum, treatment.sum_squares)):
+            return None
+        values = control.sum / control.n, treatment.sum / treatment.n
+        what = "every unit has the value"
+    c_value, t_value = (fmt.number(x) for x in values)
+    if c_value == t_value:
+        return f"{what} {c_value} in both arms"
+    return (f"{what} {c_value} in the control and {t_value} in the treatment, with no variance "
+            "within either arm to test the difference against")
+
+
 def compare_arms(
     kind: str,
     control: MetricStats,
@@ -206,11 +270,15 @@ def compare_arms(
     margin: float = 0.0,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """Run the engine's test for a metric of ``kind`` on two arms' pooled sums: (numbers, None),
-    or (None, why not) when an arm has fewer than 2 units, a sequential test has no planned
-    sample size to tune to, or the engine needs more data
-    (:class:`core.stats.InsufficientDataError`, its message)."""
+    or (None, why not) when an arm has fewer than 2 units, the metric has no variation
+    (:func:`no_variation`: no test exists), a sequential test has no planned sample size to
+    tune to, or the engine needs more data (:class:`core.stats.InsufficientDataError`, its
+    message)."""
     if control.n < 2 or treatment.n < 2:
         return None, None
+    flat = no_variation(kind, control, treatment)
+    if flat is not None:
+        return None, f"{NO_VARIATION_TEXT} ({flat})"
     if sequential and tuning_n is None:
         return None, SEQUENTIAL_WITHOUT_PLAN
     try:
@@ -380,6 +448,7 @@ def _compute(
     _adjust(drafts, ("primary", "secondary"), "p_decide", "adjusted", setup.correction)
     _adjust(drafts, ("guardrail",), "p_decide", "adjusted", setup.correction)
     _adjust(drafts, ("guardrail",), "p_ni", "adjusted_ni", setup.correction)
+    _adjust(drafts, ("guardrail",), "p_better", "adjusted_better", setup.correction)
 
     context = AnalysisContext(
         alpha=alpha, correction=setup.correction, sequential_mode=sequential_mode,
@@ -392,17 +461,23 @@ def _compute(
         tested = d["tested"]
         adj = d.get("adjusted")
         decision = metric_decision(_evidence(metric, d, adj, alpha), context)
-        base = {k: v for k, v in (tested or _UNTESTED).items() if not k.startswith("_")}
+        shown, alternative = tested, d["alternative"]
+        if metric.role == "guardrail" and decision.state == "significant":
+            # decided by the improvement test: show its interval and p-values
+            shown, alternative, adj = d["better"], d["better_alternative"], d["adjusted_better"]
+        base = {k: v for k, v in (shown or _untested(metric.kind, d)).items()
+                if not k.startswith("_")}
         comparisons.append(MetricComparison(
             metric=metric.name, kind=metric.kind, role=metric.role,
             higher_is_better=metric.higher_is_better,
             control=d["control"], treatment=d["treatment"], control_n=d["c"].n,
-            treatment_n=d["t"].n, adjusted_p_value=adj, alternative=d["alternative"],
+            treatment_n=d["t"].n, adjusted_p_value=adj, alternative=alternative,
             sequential=d["sequential"], decision_state=decision.state, reason=decision.reason,
             decision_on=d["decision_on"], margin=metric.margin,
             noninferiority_p_value=d.get("adjusted_ni"),
             bayesian=_bayesian(tested, alpha=alpha, higher_is_better=metric.higher_is_better,
                                prior=setup.prior),
+            untestable=d["untestable"],
             **base,
         ))
 
@@ -438,6 +513,23 @@ _UNTESTED: dict[str, Any] = {
 }
 
 
+def _arm_value(kind: str, arm: MetricStats) -> float | None:
+    """The arm's metric value (rate, mean or ratio); None without units or denominator."""
+    if kind == "ratio":
+        r = arm.ratio
+        return None if r is None or r.sum_den == 0 else r.ratio
+    return arm.sum / arm.n if arm.n else None
+
+
+def _untested(kind: str, d: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a comparison without a test: no effect; the arms' values when the metric
+    cannot be tested (they show why: the same value everywhere)."""
+    if d["untestable"] is None:
+        return _UNTESTED
+    return {**_UNTESTED, "control_mean": _arm_value(kind, d["c"]),
+            "treatment_mean": _arm_value(kind, d["t"])}
+
+
 def _alternative(m: SetupMetric, setup: ExperimentSetup) -> Alternative:
     if m.role == "guardrail":
         return _harm_alternative(m.higher_is_better)
@@ -452,6 +544,13 @@ def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: Exp
     guard = m.role == "guardrail"
     alternative = _alternative(m, setup)
     sequential = setup.mode == "sequential" or (guard and not plan_met)
+    flat = no_variation(m.kind, c_arm, t_arm)
+    if flat is not None:  # no test exists: no p-value, so no place in the correction
+        return {"m": m, "treatment": treatment, "control": control, "c": c_arm, "t": t_arm,
+                "alternative": alternative, "sequential": sequential, "tested": None,
+                "untested": None, "untestable": "no_variation", "no_variation": flat,
+                "decision_on": "lift", "p_decide": None, "p_ni": None, "better": None,
+                "better_alternative": None, "p_better": None}
     tested, untested = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha,
                                     alternative=alternative, sequential=sequential,
                                     tuning_n=tuning if sequential else None)
@@ -459,24 +558,36 @@ def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: Exp
     p_decide = None
     if tested is not None:
         p_decide = tested["lift_p_value"] if decision_on == "lift" else tested["p_value"]
-    p_ni = None
+    p_ni = p_better = better = None
+    good: Alternative = "greater" if m.higher_is_better else "less"
     if guard and m.margin and tested is not None:
         # H0: worse by at least the margin; rejecting it shows non-inferiority.
-        ni_alt: Alternative = "greater" if m.higher_is_better else "less"
-        ni, _why = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=ni_alt,
+        ni, _why = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=good,
                                 sequential=sequential, tuning_n=tuning if sequential else None,
                                 margin=m.margin)
         if ni is not None:
             p_ni = ni["lift_p_value"] if decision_on == "lift" else ni["p_value"]
+    if guard and tested is not None:
+        # H0: no improvement; rejecting it shows the guardrail got better (same design as the
+        # harm test, so as valid at this look).
+        better, _why = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=good,
+                                    sequential=sequential,
+                                    tuning_n=tuning if sequential else None)
+        if better is not None:
+            p_better = better["lift_p_value"] if decision_on == "lift" else better["p_value"]
+    none: Untestable | None = None
     return {"m": m, "treatment": treatment, "control": control, "c": c_arm, "t": t_arm,
             "alternative": alternative, "sequential": sequential, "tested": tested,
-            "untested": untested, "decision_on": decision_on, "p_decide": p_decide,
-            "p_ni": p_ni}
+            "untested": untested, "untestable": none, "no_variation": None,
+            "decision_on": decision_on, "p_decide": p_decide, "p_ni": p_ni, "better": better,
+            "better_alternative": good, "p_better": p_better}
 
 
 def _adjust(drafts: list[dict[str, Any]], roles: tuple[str, ...], key: str, out: str,
             correction: str) -> None:
-    """Multiplicity-adjust ``d[key]`` over the drafts of ``roles`` into ``d[out]``."""
+    """Multiplicity-adjust ``d[key]`` over the drafts of ``roles`` into ``d[out]``: the family is
+    the comparisons that were tested (a comparison without a p-value, e.g. one with no
+    variation, is no member: it would only inflate the others' adjusted p-values)."""
     members = [d for d in drafts if d["m"].role in roles and d.get(key) is not None]
     adjusted = adjust_pvalues([d[key] for d in members], correction)  # type: ignore[arg-type]
     for d, p in zip(members, adjusted, strict=True):
@@ -485,10 +596,21 @@ def _adjust(drafts: list[dict[str, Any]], roles: tuple[str, ...], key: str, out:
 
 def _evidence(m: SetupMetric, d: dict[str, Any], adjusted: float | None, alpha: float
               ) -> MetricEvidence:
-    """What :func:`metric_decision` reads of one comparison: the quantity shown and its test."""
+    """What :func:`metric_decision` reads of one comparison: the quantity shown and its test
+    (and, for a guardrail, its improvement test's)."""
     t = d["tested"] or {}
     relative = d["decision_on"] == "lift"
     key = "lift" if relative else "diff"
+    improvement = None
+    if d["better"] is not None:
+        b = d["better"]
+        improvement = MetricEvidence(
+            metric=m.name, kind=m.kind, role=m.role, higher_is_better=m.higher_is_better,
+            control_n=d["c"].n, treatment_n=d["t"].n, estimate=b.get(key),
+            ci_low=b.get(f"{key}_ci_low"), ci_high=b.get(f"{key}_ci_high"), relative=relative,
+            diff=b.get("diff"), p_value=d["p_better"], adjusted_p_value=d.get("adjusted_better"),
+            alternative=d["better_alternative"], sequential=d["sequential"], alpha=alpha,
+            method=b.get("test", ""))
     return MetricEvidence(
         metric=m.name, kind=m.kind, role=m.role, higher_is_better=m.higher_is_better,
         control_n=d["c"].n, treatment_n=d["t"].n, estimate=t.get(key),
@@ -497,6 +619,7 @@ def _evidence(m: SetupMetric, d: dict[str, Any], adjusted: float | None, alpha: 
         alternative=d["alternative"], sequential=d["sequential"], alpha=alpha,
         method=t.get("test", ""), margin=m.margin,
         noninferiority_p_value=d.get("adjusted_ni"), untested_reason=d["untested"],
+        no_variation=d["no_variation"], improvement=improvement,
     )
 
 

@@ -11,6 +11,9 @@ assignment counts, stored at ingestion, see :mod:`db.metric_repository`):
 * per slice x metric x treatment: the fixed-horizon, two-sided test of :mod:`core.stats` for the
   metric's kind (Wald z / small-count MOVER, Welch, delta-method ratio), whatever the experiment's
   mode: the slices are read once, as a description, never as a stopping rule;
+* a slice comparison whose metric has no variation (every unit alike in both arms, e.g. no
+  conversion in a small country) is not tested ("cannot be tested: no variation",
+  ``untestable``) and is no member of the correction;
 * multiple-testing correction across every slice comparison of the dimension (all values,
   metrics and treatments: one family per dimension) with the experiment's correction (Holm
   by default); ``significant`` means the adjusted p-value of the DIFFERENCE is below alpha, and
@@ -43,7 +46,7 @@ from core.stats import (
     srm_test,
     top_n_groups,
 )
-from core.types import MetricKind
+from core.types import MetricKind, Untestable
 
 TOP_N = 10
 """Dimension values shown on their own; the rest are pooled as "(other)"."""
@@ -83,6 +86,9 @@ class SegmentComparison:
     blocked: bool
     """The slice's SRM check failed: effects withheld (None)."""
     reason: str
+    untestable: Untestable | None = None
+    """"no_variation": every unit of the metric has the same value in this slice's arms, so it
+    is not tested and not in the correction across slices."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +180,10 @@ def breakdown(
                     tested, why = _results.compare_arms(
                         m.kind, c, t, alpha=setup.alpha, alternative="two-sided",
                         sequential=False, tuning_n=None)
+                    flat = _results.no_variation(m.kind, c, t) is not None
                     drafts.append({"group": group, "m": m, "treatment": name, "c": c, "t": t,
-                                   "tested": tested, "why": why})
+                                   "tested": tested, "why": why,
+                                   "untestable": "no_variation" if flat else None})
     family = [d for d in drafts if d["tested"] is not None
               and d["tested"]["p_value"] is not None
               and not srm_of[d["group"]][1]]
@@ -213,7 +221,7 @@ def breakdown(
             lift_p_value=None if blocked else tested.get("lift_p_value"),
             adjusted_p_value=None if blocked else adj, test=tested.get("test", ""),
             significant=significant and not blocked, srm_p_value=srm_p, blocked=blocked,
-            reason=reason,
+            reason=reason, untestable=d["untestable"],
         ))
     return SegmentBreakdown(dimension=dimension, top_n=top_n, correction=setup.correction,
                             alpha=setup.alpha, slices=tuple(slices),

@@ -15,7 +15,14 @@ from typing import Any, Literal
 from pydantic import TypeAdapter
 
 from core.stats import BayesianReadout
-from core.types import Alternative, DecisionState, MetricKind, Recommendation, VerdictBasis
+from core.types import (
+    Alternative,
+    DecisionState,
+    MetricKind,
+    Recommendation,
+    Untestable,
+    VerdictBasis,
+)
 
 RESULTS_VERSION = 5
 """Bump when the computation changes, so the fingerprint of unchanged data changes too."""
@@ -97,6 +104,10 @@ class MetricComparison:
     blocked: bool = False
     """Effects withheld (the SRM check failed): every field of EFFECT_FIELDS is None."""
     blocked_reason: str | None = None
+    untestable: Untestable | None = None
+    """Why no test exists (``decision_state`` "not_testable"): "no_variation" when every unit
+    has the same value in both arms. Its effects, p-values and Bayesian readout are then None,
+    and it is left out of the multiple-testing correction."""
 
 
 EFFECT_FIELDS = (

@@ -5,19 +5,24 @@ Per comparison (:func:`metric_decision`), in this order:
 
 1. ``srm_untrustworthy`` for every comparison when the sample-ratio-mismatch check is flagged:
    the effects are withheld (see :mod:`core.analysis.results`, "SRM blocks every lift");
-2. ``too_early`` when the comparison could not be tested (too few units, a sequential
+2. ``not_testable`` ("cannot be tested: no variation") when every unit of the metric has the
+   same value in both arms: no test exists, so no effect, no p-value and no place in the
+   multiple-testing correction;
+3. ``too_early`` when the comparison could not be tested (too few units, a sequential
    experiment without a planned sample size, or a method that needs more data), with why;
-3. ``guardrail_breach`` when a guardrail shows significant harm (one-sided test in the direction
+4. ``guardrail_breach`` when a guardrail shows significant harm (one-sided test in the direction
    the metric's ``higher_is_better`` calls worse). Before a fixed-horizon experiment reaches its
    plan, harm is tested with the always-valid test, so stopping for harm at any look is safe;
-4. ``too_early`` while the smallest variant is short of the planned sample and the comparison is
+   ``significant`` (an improvement, shown green) when the same design's one-sided test in the
+   good direction, adjusted over the guardrails, shows the guardrail significantly better;
+5. ``too_early`` while the smallest variant is short of the planned sample and the comparison is
    not (sequential mode) significant: a fixed-horizon experiment is never ``significant`` before
    its plan is met;
-5. guardrails at the plan: with a non-inferiority margin in the plan, ``not_significant`` when
+6. guardrails at the plan: with a non-inferiority margin in the plan, ``not_significant`` when
    the (adjusted) non-inferiority test shows the metric is not worse by the margin or more,
    else ``guardrail_inconclusive`` (harm beyond the margin not ruled out); without a margin,
    ``not_significant``;
-6. ``significant`` when the adjusted p-value of the quantity shown (the relative lift, or the
+7. ``significant`` when the adjusted p-value of the quantity shown (the relative lift, or the
    difference without a lift) is below alpha, else ``not_significant``. That p-value comes from
    the same test as the interval shown, so "significant" and "the interval excludes 0" agree.
 
@@ -32,8 +37,10 @@ API, the portfolio CSV, the Overview and the PDF read the same answer):
    primary never outweighs significant harm without a deliberate trade-off);
    ``investigate``: it improves the primary but a guardrail's non-inferiority is not shown;
    ``dont_ship``: any other guardrail breach, or the primary metric got significantly worse;
-5. ``keep_running``: the primary metric cannot be read yet (short of the planned sample);
-6. ``dont_ship``: no significant difference on the primary metric at the planned sample.
+5. ``investigate``: the primary metric cannot be tested (no variation: e.g. no unit converted
+   in any arm), which usually means it is not being logged;
+6. ``keep_running``: the primary metric cannot be read yet (short of the planned sample);
+7. ``dont_ship``: no significant difference on the primary metric at the planned sample.
 
 Segment slices (exploratory) never enter the verdict.
 """
@@ -67,6 +74,7 @@ STATE_LABELS: dict[str, str] = {
     "too_early": "Too early", "srm_untrustworthy": "Blocked: sample ratio mismatch",
     "guardrail_breach": "Guardrail breach",
     "guardrail_inconclusive": "Guardrail inconclusive",
+    "not_testable": "Cannot be tested: no variation",
 }
 METHOD_NAMES = {
     "welch": "Welch t-test", "welch_cuped": "Welch t-test on CUPED-adjusted means",
@@ -75,6 +83,8 @@ METHOD_NAMES = {
     "fisher_exact": "Fisher's exact test",  # the small-count test of snapshots before version 5
 }
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+NO_VARIATION_TEXT = "cannot be tested: no variation"
+"""How a comparison without variation reads, on the page, in the API's reason and the PDF."""
 
 
 # --------------------------------------------------------------------------- per metric
@@ -126,6 +136,11 @@ class MetricEvidence:
     """Adjusted p of the non-inferiority test (H0: worse by at least the margin)."""
     untested_reason: str | None = None
     """Why there is no test (e.g. a sequential experiment without a planned sample size)."""
+    no_variation: str | None = None
+    """Why no test exists at all, in words (every unit has the same value in both arms)."""
+    improvement: MetricEvidence | None = None
+    """Guardrails: the one-sided test in the metric's good direction (H0: no improvement), with
+    its own interval and p-values (adjusted over the guardrails), or None."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +174,11 @@ def metric_decision(e: MetricEvidence, ctx: AnalysisContext) -> MetricDecision:
     method = CORRECTION_NAMES.get(ctx.correction, ctx.correction)
     if ctx.srm is not None and ctx.srm.flagged:
         return MetricDecision("srm_untrustworthy", srm_reason(ctx.srm))
+    if e.no_variation is not None:
+        family = "guardrail" if e.role == "guardrail" else "primary and secondary"
+        return MetricDecision("not_testable", (
+            f"{e.metric} {NO_VARIATION_TEXT}: {e.no_variation}, so there is no variance to "
+            f"test with. It is left out of the {method} correction over the {family} metrics."))
     if e.p_value is None or e.estimate is None:
         if e.untested_reason:
             return MetricDecision("too_early", f"{e.metric} is not tested: {e.untested_reason}")
@@ -180,13 +200,24 @@ def metric_decision(e: MetricEvidence, ctx: AnalysisContext) -> MetricDecision:
     )
     if e.role == "guardrail":
         worse = "lower" if e.higher_is_better else "higher"
+        how = ("always-valid one-sided" if not ctx.plan_met or ctx.sequential_mode
+               else "one-sided")
         if adj < ctx.alpha:
-            how = ("always-valid one-sided" if not ctx.plan_met or ctx.sequential_mode
-                   else "one-sided")
             return MetricDecision("guardrail_breach", (
                 f"Guardrail {e.metric} is significantly worse ({worse}): {effect}; {how} p "
                 f"{fmt.p_is(p)}, {method}-adjusted over guardrails {fmt.pvalue(adj)} < alpha "
                 f"{ctx.alpha:g}."))
+        up = e.improvement
+        if up is not None and up.p_value is not None and up.adjusted_p_value is not None and (
+            up.adjusted_p_value < ctx.alpha
+        ):  # the same design as the harm test, in the good direction: valid at this look too
+            better_way = "higher" if e.higher_is_better else "lower"
+            shown = _effect_text(up)
+            shown = f"{shown}, {test}" if test else shown
+            return MetricDecision("significant", (
+                f"Guardrail {e.metric} is significantly better ({better_way}): {shown}; {how} p "
+                f"{fmt.p_is(up.p_value)}, {method}-adjusted over guardrails "
+                f"{fmt.pvalue(up.adjusted_p_value)} < alpha {ctx.alpha:g}."))
         if not ctx.plan_met:
             return MetricDecision("too_early", (
                 f"No significant harm to {e.metric} so far ({effect}); {progress_text}."))
@@ -271,6 +302,74 @@ def _verdict(recommendation: Recommendation, basis: VerdictBasis, reason: str,
                              label=RECOMMENDATION_LABELS[recommendation], reason=reason,
                              blocked_by_srm=bool(kwargs.pop("blocked_by_srm", False)),
                              needs_attention=attention, **kwargs)  # type: ignore[arg-type]
+
+
+def _direction(up: bool, down: bool, higher_is_better: bool) -> str:
+    if not (up or down):
+        return "none"
+    return "better" if up == higher_is_better else "worse"
+
+
+def readout_note(row: MetricComparison, snapshot: ResultsSnapshot) -> str | None:
+    """One plain sentence saying why the Bayesian readout of ``row`` disagrees with its
+    decision, or None when they agree (or there is no readout).
+
+    They disagree when one finds the metric better or worse and the other does not (or finds
+    the opposite): the decision when it is ``significant`` or a ``guardrail_breach``, the
+    readout when its credible interval excludes 0. The sentence names what differs in design:
+    the decision's always-valid interval (sequential, or a guardrail before the planned sample)
+    against a posterior read as one look; a fixed-horizon decision that waits for the planned
+    sample; the multiple-testing adjustment; a one-sided test against a two-sided credible
+    interval; Fisher's exact test against a normal approximation; the plan's prior.
+    """
+    b = row.bayesian
+    if b is None or row.blocked or row.untestable is not None:
+        return None
+    if row.decision_state == "guardrail_breach":
+        decided = "worse"
+    elif row.decision_state == "significant":
+        decided = "better" if is_improvement(row) else "worse"
+    else:
+        decided = "none"
+    credible = _direction(b.ci_low > 0, b.ci_high < 0, row.higher_is_better)
+    if decided == credible:
+        return None
+    ours: list[str] = []
+    theirs: list[str] = []
+    if row.sequential:
+        ours.append("the decision's interval is always-valid (it holds however often the "
+                    "results are looked at, so it is wider than a one-look interval, above all "
+                    "before the planned sample)")
+        theirs.append("reads the data as a single look")
+    elif row.decision_state == "too_early":
+        ours.append("a fixed-horizon decision is read only once the planned sample is reached")
+        theirs.append("uses the data so far")
+    raw = row.lift_p_value if row.decision_on == "lift" else row.p_value
+    adjusted = row.adjusted_p_value
+    if raw is not None and adjusted is not None and adjusted > raw * (1 + 1e-9):
+        guard = row.role == "guardrail"
+        family = [c for c in snapshot.comparisons if (c.role == "guardrail") == guard
+                  and c.adjusted_p_value is not None]
+        method = CORRECTION_NAMES.get(snapshot.correction, snapshot.correction)
+        ours.append(f"its p-value is {method}-adjusted over the {len(family)} "
+                    f"{'guardrail' if guard else 'primary and secondary'} comparisons")
+        theirs.append("is not adjusted")
+    if row.alternative != "two-sided" and decided != "none":
+        ours.append(f"it is a one-sided test at alpha {snapshot.alpha:g}")
+        theirs.append(f"gives a two-sided {fmt.percent(1 - b.alpha, 4, trim=True)} interval")
+    if row.test == "fisher_exact":
+        ours.append("it uses Fisher's exact test")
+        theirs.append("uses a normal approximation")
+    if b.prior == "gaussian":
+        theirs.append(f"shrinks the lift toward the plan's prior (mean "
+                      f"{fmt.signed_percent(b.prior_mean)}, sd {fmt.percent(b.prior_sd)})")
+    if not ours:
+        ours.append(f"the decision is a test at alpha {snapshot.alpha:g}")
+    if not theirs:
+        theirs.append("is a posterior probability, not a test")
+    joined = theirs[0] if len(theirs) == 1 else f"{', '.join(theirs[:-1])} and {theirs[-1]}"
+    return (f"The Bayesian readout differs from the decision because {'; '.join(ours)}, while "
+            f"the Bayesian readout {joined}.")
 
 
 def is_improvement(row: MetricComparison) -> bool:
@@ -365,6 +464,12 @@ def experiment_verdict(snapshot: ResultsSnapshot | None) -> ExperimentVerdict:
         return _verdict("dont_ship", "guardrail_breach", (
             f"Don't ship: guardrail {', '.join(breach_names)} got significantly worse."),
             treatment=first.treatment, **common)
+    untestable = [r for r in primary if r.decision_state == "not_testable"]
+    if untestable and len(untestable) == len(primary):
+        row = untestable[0]
+        return _verdict("investigate", "primary_untestable", (
+            f"Investigate: the primary metric {row.reason} Check that it is logged and defined "
+            "as intended."), treatment=None, **common)
     early = [r for r in primary if r.decision_state == "too_early"]
     if early:
         return _verdict("keep_running", "too_early", (

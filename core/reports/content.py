@@ -110,6 +110,8 @@ def primary_sentence(row: MetricComparison, snapshot: ResultsSnapshot) -> str:
     if state == "srm_untrustworthy":
         return (f"{means}; the effect is withheld: it cannot be trusted because of the sample "
                 "ratio mismatch.")
+    if state == "not_testable":
+        return f"{means}: {row.reason}"
     head = f"{means}, {effect_text(row, alpha)}"
     adj = row.adjusted_p_value
     if row.p_value is None:
@@ -195,12 +197,23 @@ def _methods(snapshot: ResultsSnapshot | None) -> list[str]:
         mode = ("always-valid (sequential) confidence sequences tuned to the planned sample"
                 if snapshot.analysis_mode == "sequential" else "fixed-horizon tests")
         out.append(f"Mode: {mode}; two-sided for primary and secondary metrics, one-sided "
-                   "harm tests for guardrails (always-valid before the plan is met).")
+                   "tests for guardrails, of harm and of improvement, each adjusted over the "
+                   "guardrails (always-valid before the plan is met).")
+        out.append("Bayesian readout: normal posterior of the relative lift (flat prior, or "
+                   "the plan's Gaussian prior), read as one look and unadjusted, beside the "
+                   "decision, never instead of it.")
+        flat = sorted({c.metric for c in snapshot.comparisons if c.untestable})
+        if flat:
+            out.append(f"Not tested: {', '.join(flat)} (no variation: every unit has the same "
+                       "value in both arms, so there is no variance to test with); left out of "
+                       "the multiple-comparison correction.")
         out.append(f"Multiple comparisons: {correction_name(snapshot.correction)} adjustment "
                    "within "
                    "the primary+secondary family and within the guardrail family.")
-    out.append("Underpowered: achieved MDE from the planner (R power.prop.test / power.t.test "
-               "equations) at the achieved sample with the observed control baseline.")
+    out.append("Underpowered: achieved MDE from the planner (the power of the tests that run: "
+               "the unpooled z-test, Chow, Shao & Wang 2008 section 4.2; Welch's t with its "
+               "Welch-Satterthwaite degrees of freedom) at the achieved sample with the observed "
+               "control baseline.")
     out.append("Drift: the primary effect in the first and second half of the data days, "
                "compared with a two-sample z-test on the difference (alpha split over "
                "treatments).")

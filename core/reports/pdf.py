@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from core import format as fmt
 from core.analysis.snapshot import ResultsSnapshot
-from core.analysis.verdict import STATE_LABELS, plan_notes
+from core.analysis.verdict import STATE_LABELS, plan_notes, readout_note
 from core.reports.charts import cumulative_lift_png, forest_plot_png
 from core.reports.content import ReportContent, assemble_report
 from core.reports.risks import correction_name
@@ -135,7 +135,13 @@ def _bayesian_table(doc: _Pdf, snapshot: ResultsSnapshot) -> None:
     doc.para("Posterior of the relative lift from its estimate and standard error (normal "
              "approximation); the chance to beat control and the expected loss respect each "
              "metric's direction. Beside the frequentist result, not instead of it: the "
-             "decision above is the frequentist one, as pre-registered.", size=7.5, style="I")
+             "decision above is the frequentist one, as pre-registered. The readout reads the "
+             "data as one look, unadjusted, so it can disagree with the decision; where it "
+             "does, the reason follows.", size=7.5, style="I")
+    for r, _b in readouts:
+        note = readout_note(r, snapshot)
+        if note:
+            doc.para(f"{r.metric} ({r.treatment} vs {r.control}): {note}", size=7.5)
 
 
 def _segment_tables(doc: _Pdf, content: ReportContent, snapshot: ResultsSnapshot) -> None:

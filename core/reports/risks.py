@@ -192,18 +192,26 @@ def deviation_check(exp: ExperimentView, deviations: Sequence[AuditRecord]) -> R
 def multiple_comparisons_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
     if snapshot is None or not snapshot.comparisons:
         return _check("multiple_comparisons", "not_checked", "No results yet.")
-    family = [r for r in snapshot.comparisons if r.role in ("primary", "secondary")]
-    guardrails = [r for r in snapshot.comparisons if r.role == "guardrail"]
+    tested = [r for r in snapshot.comparisons if r.untestable is None]
+    family = [r for r in tested if r.role in ("primary", "secondary")]
+    guardrails = [r for r in tested if r.role == "guardrail"]
     treatments = sorted({r.treatment for r in snapshot.comparisons})
     metrics = sorted({r.metric for r in family})
     method = correction_name(snapshot.correction)
     alpha = snapshot.alpha
-    changed = [r for r in snapshot.comparisons if r.p_value is not None
-               and r.adjusted_p_value is not None and r.p_value < alpha <= r.adjusted_p_value]
+
+    def raw(r: MetricComparison) -> float | None:  # the p-value the adjusted one comes from
+        return r.lift_p_value if r.decision_on == "lift" else r.p_value
+
+    changed = [r for r in tested if (p := raw(r)) is not None
+               and r.adjusted_p_value is not None and p < alpha <= r.adjusted_p_value]
     counts = (f"{fmt.plural(len(family), 'comparison')} ({fmt.plural(len(metrics), 'metric')} x "
               f"{fmt.plural(len(treatments), 'treatment')}) plus "
               f"{fmt.plural(len(guardrails), 'guardrail test')}, {method}-adjusted within each "
               "family")
+    flat = sorted({r.metric for r in snapshot.comparisons if r.untestable is not None})
+    if flat:
+        counts += (f" ({', '.join(flat)} left out: cannot be tested, no variation)")
     if len(treatments) > 1 or changed:
         why = []
         if len(treatments) > 1:

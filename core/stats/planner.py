@@ -6,10 +6,13 @@ is a plain Python ``int`` (sample sizes, days) or ``float`` (power, MDE).
 
 Conventions shared by all functions:
 
+* Each plan sizes the test the engine runs (:mod:`core.stats.proportion`'s unpooled Wald z for
+  conversion rates, :mod:`core.stats.welch`'s Welch t for means), so the power planned is the
+  power the analysis achieves, at any split between the arms.
 * ``n`` is the control arm's units; the treatment gets ``ratio * n`` (ratio = n_t / n_c).
 * ``variants`` counts control plus treatments; with more than two, each treatment-vs-control
   comparison is tested at the Bonferroni level alpha / (variants - 1).
-* ``alternative="two-sided"`` uses R's *strict* two-sided power (both rejection tails count);
+* ``alternative="two-sided"`` counts both rejection tails (R's ``strict = TRUE``);
   ``"greater"`` / ``"less"`` plan a one-sided test in the direction of the effect.
 * ``mde`` is positive: the treatment is ``baseline + mde`` for "two-sided"/"greater" and
   ``baseline - mde`` for "less" (times ``baseline`` first when ``relative=True``).
@@ -73,18 +76,25 @@ def _check_mde(mde: Any) -> None:
     )
 
 
-def _check_plan_n(n: Any) -> FloatArray:
+def _check_plan_n(n: Any, ratio: FloatArray) -> FloatArray:
+    """The control units as floats; both arms (n and ratio * n) need at least 2 units."""
     a = _as_float(n)
     if not np.all(np.isfinite(a)) or np.any(a < 2):
         raise ValueError(
             f"n must be at least 2 units per variant (got {n!r}): a variant needs two units to "
             f"estimate its variance"
         )
+    if np.any(a * ratio < 2 * (1 - 1e-12)):
+        raise ValueError(
+            f"ratio * n must be at least 2 (it is {float(np.min(a * ratio)):g}): the treatment "
+            f"arm gets ratio * n units and needs two to estimate its variance; give more units "
+            f"or a larger ratio"
+        )
     return a
 
 
 # ---------------------------------------------------------------------------------------------
-# Proportions: R power.prop.test (strict = TRUE), extended to unequal arms.
+# Proportions: the unpooled Wald z-test the engine runs (Chow, Shao & Wang 2008, section 4.2).
 # ---------------------------------------------------------------------------------------------
 
 
@@ -103,20 +113,20 @@ def _treatment_rate(baseline: Any, mde: Any, relative: bool, alternative: str) -
     return p2
 
 
-def _prop_sd(p1: FloatArray, p2: FloatArray, r: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Per-sqrt(n) standard deviations of the difference under H0 (pooled) and H1 (unpooled)."""
-    pbar = (p1 + r * p2) / (1.0 + r)
-    s0 = np.sqrt(pbar * (1.0 - pbar) * (1.0 + 1.0 / r))
-    s1 = np.sqrt(p1 * (1.0 - p1) + p2 * (1.0 - p2) / r)
-    return s0, s1
+def _prop_sd(p1: FloatArray, p2: FloatArray, r: FloatArray) -> FloatArray:
+    """sqrt(n_c) x the standard error of p_t - p_c that the unpooled Wald z divides by, at the
+    planned rates: sqrt(p1 q1 + p2 q2 / r). The test estimates this same variance under H0 and
+    H1 (no pooling), so V0 = V1 in the sample-size formula."""
+    return np.asarray(np.sqrt(p1 * (1.0 - p1) + p2 * (1.0 - p2) / r))
 
 
-def _prop_power(
-    u: FloatArray, d: FloatArray, s0: FloatArray, s1: FloatArray, z: FloatArray, tails: int
-) -> FloatArray:
-    power = special.ndtr((u * d - z * s0) / s1)
+def _prop_power(u: FloatArray, d: FloatArray, s: FloatArray, z: FloatArray, tails: int
+                ) -> FloatArray:
+    """Phi(u d / s - z) (+ Phi(-u d / s - z) when two-sided), u = sqrt(n_c)."""
+    ncp = u * d / s
+    power = special.ndtr(ncp - z)
     if tails == 2:
-        power = power + special.ndtr((-u * d - z * s0) / s1)
+        power = power + special.ndtr(-ncp - z)
     return np.asarray(power)
 
 
@@ -150,15 +160,21 @@ def sample_size_proportion(
     Returns:
         Control-arm sample size (int, or int64 array; float when ``round_up=False``).
 
-    Formula (R ``power.prop.test(strict = TRUE)``, extended to unequal arms): with
-    d = |p2 - p1|, pooled pbar = (p1 + r p2)/(1 + r), s0 = sqrt(pbar qbar (1 + 1/r)),
-    s1 = sqrt(p1 q1 + p2 q2 / r),
+    Formula: the power of the test the engine runs, the unpooled Wald z-test
+    z = (p_t - p_c) / sqrt(p_c q_c / n_c + p_t q_t / n_t) (:func:`core.stats.proportion_ztest`,
+    "wald_z"). It divides by the unpooled standard error under H0 and H1 alike, so with
+    d = |p2 - p1| and s = sqrt(p1 q1 + p2 q2 / r) (p1 = baseline, p2 the treatment rate),
 
-        power = Phi((sqrt(n) d - z s0) / s1) + Phi((-sqrt(n) d - z s0) / s1)   [two-sided]
+        power = Phi(sqrt(n) d / s - z) + Phi(-sqrt(n) d / s - z)   [two-sided]
 
     with z = Phi^-1(1 - alpha/2) (the second term is dropped and z = Phi^-1(1 - alpha) when
-    one-sided). One-sided: closed form sqrt(n) = (z s0 + z_power s1) / d; two-sided: safeguarded
-    Newton from that start. Never below 2 units per arm.
+    one-sided): Chow, Shao & Wang, "Sample Size Calculations in Clinical Research" (2nd ed.
+    2008), section 4.2, n_c = (z + z_power)^2 (p1 q1 + p2 q2 / r) / d^2 (= the general
+    (z sqrt(V0) + z_power sqrt(V1))^2 / d^2 with V0 = V1); statsmodels
+    ``normal_power(d, n, alpha, sigma=s)``. One-sided: that closed form; two-sided: safeguarded
+    Newton from it (the far tail counts too). Never below 2 units per arm. (R
+    ``power.prop.test`` sizes the pooled-variance test instead, which the engine does not run:
+    at unequal splits its n misses the planned power.)
     """
     tails = _tails(alternative)
     v.check_power(power)
@@ -174,14 +190,14 @@ def sample_size_proportion(
     p2 = _treatment_rate(baseline, mde, relative, alternative)
     p1, p2, r, a, pw = np.broadcast_arrays(p1, p2, r, a, pw)
     d = np.abs(p2 - p1)
-    s0, s1 = _prop_sd(p1, p2, r)
+    s = _prop_sd(p1, p2, r)
     z = special.ndtri(1.0 - a / tails)
     u_min = np.sqrt(np.maximum(2.0, 2.0 / r))  # at least 2 units per arm
-    u = np.maximum((z * s0 + special.ndtri(pw) * s1) / d, u_min)  # exact when one-sided
+    u = np.maximum((z + special.ndtri(pw)) * s / d, u_min)  # exact when one-sided
     if tails == 2:
 
         def excess_power(u: FloatArray) -> FloatArray:
-            return _prop_power(u, d, s0, s1, z, tails) - pw
+            return _prop_power(u, d, s, z, tails) - pw
 
         u = _solve_increasing(excess_power, u_min, u)
     n = u * u
@@ -199,7 +215,8 @@ def power_proportion(
     ratio: Any = 1.0,
     variants: Any = 2,
 ) -> Any:
-    """Power of the two-proportion z-test with ``n`` control units (``ratio * n`` treated).
+    """Power of the unpooled two-proportion Wald z-test with ``n`` control units (``ratio * n``
+    treated).
 
     Args:
         baseline, mde, relative, alpha, alternative, ratio, variants: as in
@@ -209,18 +226,18 @@ def power_proportion(
     Returns:
         Power in (0, 1) (float or array).
 
-    Formula: R ``power.prop.test(strict = TRUE)`` as in :func:`sample_size_proportion`.
+    Formula: Chow, Shao & Wang (2008) section 4.2, the unpooled Wald z-test, as in
+    :func:`sample_size_proportion`.
     """
     tails = _tails(alternative)
     r = _check_ratio(ratio)
     a = _alpha_per_comparison(alpha, variants)
-    nn = _check_plan_n(n)
+    nn = _check_plan_n(n, r)
     scalar = _all_scalar(baseline, mde, n, alpha, ratio, variants)
     p1 = _as_float(baseline)
     p2 = _treatment_rate(baseline, mde, relative, alternative)
-    s0, s1 = _prop_sd(p1, p2, r)
     z = special.ndtri(1.0 - a / tails)
-    out = _prop_power(np.sqrt(nn), np.abs(p2 - p1), s0, s1, z, tails)
+    out = _prop_power(np.sqrt(nn), np.abs(p2 - p1), _prop_sd(p1, p2, r), z, tails)
     return _out_float(out, scalar)
 
 
@@ -246,16 +263,16 @@ def mde_proportion(
         divide by ``baseline`` for the relative MDE). NaN where no rate in (0, 1) reaches the
         power (n too small).
 
-    Formula: root in p2 of R ``power.prop.test(strict = TRUE)``'s power equation (as R does with
-    ``p2`` unknown), found by vectorised bisection on (p1, 1) - or (0, p1) for "less" - to
-    1e-12.
+    Formula: root in p2 of the unpooled Wald z-test's power equation (Chow, Shao & Wang 2008,
+    section 4.2; see :func:`sample_size_proportion`), found by vectorised bisection on (p1, 1)
+    - or (0, p1) for "less" - to 1e-12.
     """
     tails = _tails(alternative)
     v.check_probability_open(baseline, "baseline", " (a conversion rate such as 0.05)")
     v.check_power(power)
     r = _check_ratio(ratio)
     a = _alpha_per_comparison(alpha, variants)
-    nn = _check_plan_n(n)
+    nn = _check_plan_n(n, r)
     scalar = _all_scalar(baseline, n, alpha, power, ratio, variants)
     p1, nn, r, a, pw = np.broadcast_arrays(_as_float(baseline), nn, r, a, _as_float(power))
     sign = -1.0 if alternative == "less" else 1.0
@@ -264,8 +281,7 @@ def mde_proportion(
     u = np.sqrt(nn)
 
     def power_at(d: FloatArray) -> FloatArray:
-        s0, s1 = _prop_sd(p1, p1 + sign * d, r)
-        return _prop_power(u, d, s0, s1, z, tails)
+        return _prop_power(u, d, _prop_sd(p1, p1 + sign * d, r), z, tails)
 
     lo_d = np.zeros_like(p1)
     hi_d = hi * (1.0 - 1e-12)
@@ -280,7 +296,8 @@ def mde_proportion(
 
 
 # ---------------------------------------------------------------------------------------------
-# Means: R power.t.test(type = "two.sample", strict = TRUE), noncentral t, unequal arms allowed.
+# Means: the Welch t-test the engine runs; noncentral t with Welch-Satterthwaite df (at equal
+# arms R power.t.test(type = "two.sample", strict = TRUE)).
 # ---------------------------------------------------------------------------------------------
 
 
@@ -301,8 +318,14 @@ def _mean_delta(sd: Any, mde: Any, baseline_mean: Any, relative: bool) -> FloatA
 def _t_power(
     n: FloatArray, effect: FloatArray, r: FloatArray, a: FloatArray, tails: int
 ) -> FloatArray:
-    """Noncentral-t power; effect = delta / sd, n = control units."""
-    df = n * (1.0 + r) - 2.0
+    """Noncentral-t power of Welch's test; effect = delta / sd, n = control units.
+
+    df is the Welch-Satterthwaite df at the planned (equal) sd, (1/n_c + 1/n_t)^2 /
+    (1/(n_c^2 (n_c - 1)) + 1/(n_t^2 (n_t - 1))): 2n - 2 at equal arms (R ``power.t.test``),
+    fewer than the pooled n_c + n_t - 2 at unequal ones, as in the test the engine runs.
+    """
+    nt = r * n
+    df = (1.0 / n + 1.0 / nt) ** 2 / (1.0 / (n * n * (n - 1.0)) + 1.0 / (nt * nt * (nt - 1.0)))
     ncp = effect * np.sqrt(n / (1.0 + 1.0 / r))
     qu = special.stdtrit(df, 1.0 - a / tails)
     # scipy.stats.nct (Boost) rather than special.nctdtr, which loses accuracy at small df.
@@ -373,7 +396,7 @@ def sample_size_mean(
     variants: Any = 2,
     round_up: bool = True,
 ) -> Any:
-    """Units per variant (the control's) to detect a change in a mean metric (Welch/t-test).
+    """Units per variant (the control's) to detect a change in a mean metric (Welch's t-test).
 
     Args:
         sd: standard deviation of the metric per unit, > 0 (assumed equal in both arms).
@@ -387,9 +410,14 @@ def sample_size_mean(
     Returns:
         Control-arm sample size (int or int64 array; float when ``round_up=False``).
 
-    Formula (R ``power.t.test(type = "two.sample", strict = TRUE)``): df = n (1 + r) - 2,
-    ncp = (delta / sd) / sqrt(1/n + 1/(r n)), q = t_{1-alpha/2, df};
-    power = P(T'_{df,ncp} > q) + P(T'_{df,ncp} < -q), T' noncentral t (scipy ``nctdtr``).
+    Formula: the power of the test the engine runs, Welch's t (:func:`core.stats.welch_ttest`),
+    in the usual noncentral-t approximation with the Welch-Satterthwaite df at the planned sd:
+    n_t = r n, df = (1/n + 1/n_t)^2 / (1/(n^2 (n - 1)) + 1/(n_t^2 (n_t - 1))),
+    ncp = (delta / sd) / sqrt(1/n + 1/n_t), q = t_{1-alpha/2, df};
+    power = P(T'_{df,ncp} > q) + P(T'_{df,ncp} < -q), T' noncentral t (scipy ``stats.nct``).
+    At equal arms df = 2n - 2 and this is R ``power.t.test(type = "two.sample",
+    strict = TRUE)``; at unequal arms the pooled df n (1 + r) - 2 would overstate the power of
+    Welch's test (seeded simulation in ``tests/core/stats/test_planner_simulations.py``).
     Solved for sqrt(n) by safeguarded Newton (numerical derivative, bisection fallback) from the
     normal-approximation start n = (z_{1-alpha/2} + z_power)^2 (1 + 1/r) (sd / delta)^2; never
     below 2 units per arm.
@@ -430,7 +458,7 @@ def power_mean(
     ratio: Any = 1.0,
     variants: Any = 2,
 ) -> Any:
-    """Power of the two-sample t-test with ``n`` control units (``ratio * n`` treated).
+    """Power of Welch's two-sample t-test with ``n`` control units (``ratio * n`` treated).
 
     Args:
         sd, mde, baseline_mean, relative, alpha, alternative, ratio, variants: as in
@@ -440,13 +468,13 @@ def power_mean(
     Returns:
         Power in (0, 1) (float or array).
 
-    Formula: R ``power.t.test(type = "two.sample", strict = TRUE)`` (noncentral t), see
-    :func:`sample_size_mean`.
+    Formula: noncentral t with the Welch-Satterthwaite df (R ``power.t.test(type =
+    "two.sample", strict = TRUE)`` at equal arms), see :func:`sample_size_mean`.
     """
     tails = _tails(alternative)
     r = _check_ratio(ratio)
     a = _alpha_per_comparison(alpha, variants)
-    nn = _check_plan_n(n)
+    nn = _check_plan_n(n, r)
     scalar = _all_scalar(sd, mde, n, baseline_mean, alpha, ratio, variants)
     effect = _mean_delta(sd, mde, baseline_mean, relative) / _as_float(sd)
     return _out_float(_t_power(nn, effect, r, a, tails), scalar)
@@ -473,8 +501,9 @@ def mde_mean(
         The ABSOLUTE minimum detectable effect, in the metric's units (divide by the baseline
         mean for a relative MDE).
 
-    Formula: root in delta of R ``power.t.test(type = "two.sample", strict = TRUE)``'s power
-    equation, by safeguarded Newton from the normal approximation
+    Formula: root in delta of :func:`power_mean`'s equation (Welch df; R ``power.t.test(type =
+    "two.sample", strict = TRUE)`` at equal arms), by safeguarded Newton from the normal
+    approximation
     delta = (z_{1-alpha/2} + z_power) sd sqrt(1/n + 1/(r n)).
     """
     tails = _tails(alternative)
@@ -482,7 +511,7 @@ def mde_mean(
     v.check_power(power)
     r = _check_ratio(ratio)
     a = _alpha_per_comparison(alpha, variants)
-    nn = _check_plan_n(n)
+    nn = _check_plan_n(n, r)
     pw = _as_float(power)
     if np.any(pw <= a):
         raise ValueError(

@@ -279,3 +279,31 @@ def test_backlog_bad_rescore_is_422(
                                                                      confidence=50, effort=1))
     response = client.patch(f"/api/v1/backlog/{idea.json()['id']}", json=body, headers=writer)
     assert response.status_code == 422, response.text
+
+
+def test_results_show_a_metric_without_variation_as_not_testable(
+    client: TestClient, writer: dict[str, str], running: int
+) -> None:
+    """Issue 22, item 5: a guardrail whose every unit has the same latency (250 ms) reads
+    "cannot be tested: no variation" in the served snapshot, with no effect or p-value."""
+    today = datetime.now(UTC).date().isoformat()
+    rows = ["variant,date,metric,n,sum,sum_squares"]
+    for variant, conversions in [("control", 100), ("green", 130)]:
+        rows.append(f"{variant},{today},conversion,1000,{conversions},{conversions}")
+        rows.append(f"{variant},{today},latency,1000,250000,62500000")  # 250 in every unit
+    upload = client.post(f"{URL}/{running}/data", headers=writer, files={
+        "file": ("flat.csv", ("\n".join(rows) + "\n").encode(), "text/csv")})
+    assert upload.status_code == 200, upload.text
+    assert client.post(f"{URL}/{running}/results/refresh", headers=writer).status_code == 200
+    served = client.get(f"{URL}/{running}/results", headers=writer).json()
+    latency = next(c for c in served["comparisons"] if c["metric"] == "latency")
+    assert latency["decision_state"] == "not_testable"
+    assert latency["untestable"] == "no_variation"
+    assert latency["reason"].startswith(
+        "latency cannot be tested: no variation: every unit has the value 250 in both arms")
+    assert latency["control_mean"] == latency["treatment_mean"] == 250
+    assert all(latency[k] is None for k in ("lift", "lift_ci_low", "lift_ci_high", "p_value",
+                                            "lift_p_value", "adjusted_p_value", "bayesian"))
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    states = schema["MetricComparison"]["properties"]["decision_state"]["enum"]
+    assert "not_testable" in states

@@ -8,9 +8,7 @@ from datetime import date
 
 import pytest
 from fastapi.testclient import TestClient
-from scipy.optimize import brentq
 from sqlalchemy.orm import Session
-from statsmodels.stats.proportion import power_proportions_2indep
 
 from core import planning, registry, stats
 from core.backlog import rice
@@ -18,6 +16,7 @@ from db import repositories as repo
 from db.models import AssignmentDailyCount, MetricDailyStat
 from tests.api.conftest import headers
 from tests.conftest import EDITOR
+from tests.core.stats.reference_power import unpooled_n_control_ceil
 
 URL = "/api/v1/planner"
 
@@ -95,11 +94,11 @@ def test_planner_impossible_plans_are_422(
 # The Planner page (core.planning.plan_sample_size, which pages/planner.py calls and
 # tests/pages/test_planner_page.py holds it to), POST /planner/sample-size and the backlog's
 # testability flag size the same experiment alike. The reference is independent of core:
-# statsmodels' power of the two-proportion z-test (pooled variance under H0, unpooled under H1,
-# both tails counted: statsmodels.stats.proportion.power_proportions_2indep, i.e. R's
-# power.prop.test(strict = TRUE) with unequal arms), solved for the control's n with brentq;
-# the days are ceil(n_control / (daily users x exposure x control share)), when the control
-# (and so every treatment, at its share) has its units.
+# statsmodels' power of the test the engine runs, the unpooled two-proportion Wald z-test
+# (statsmodels.stats.power.normal_power with that test's unpooled sd, both tails counted; Chow,
+# Shao & Wang 2008 section 4.2), solved for the control's n with brentq
+# (tests/core/stats/reference_power.py); the days are ceil(n_control / (daily users x exposure x
+# control share)), when the control (and so every treatment, at its share) has its units.
 
 _DAILY = 10_000.0
 
@@ -110,16 +109,8 @@ def _reference_n_control(baseline: float, relative_mde: float, weights: tuple[fl
     `power`, at alpha / (variants - 1) (Bonferroni), by statsmodels."""
     ratio = min(weights[1:]) / weights[0]
     treated = baseline * (1 - relative_mde if alternative == "less" else 1 + relative_mde)
-    sided = {"two-sided": "two-sided", "greater": "larger", "less": "smaller"}[alternative]
-    per_test = alpha / (len(weights) - 1)
-
-    def shortfall(n_control: float) -> float:
-        # sample 1 is the treatment (p1 = p2 + diff), sample 2 = ratio x sample 1 the control
-        return float(power_proportions_2indep(
-            treated - baseline, baseline, ratio * n_control, ratio=1 / ratio, alpha=per_test,
-            alternative=sided, return_results=False)) - power
-
-    return math.ceil(round(brentq(shortfall, 10, 1e8, xtol=1e-9), 6))
+    return unpooled_n_control_ceil(baseline, treated, power=power, ratio=ratio,
+                                   alpha=alpha / (len(weights) - 1), alternative=alternative)
 
 
 def _observed_segment(session: Session, segment: str, daily_units: float) -> None:
@@ -145,7 +136,7 @@ def _observed_segment(session: Session, segment: str, daily_units: float) -> Non
 
 
 DOORS = [
-    pytest.param((0.2, 0.8), "two-sided", 1.0, 19, id="20/80 split: 19 days, not 29"),
+    pytest.param((0.2, 0.8), "two-sided", 1.0, 18, id="20/80 split: 18 days, not 29"),
     pytest.param((0.8, 0.2), "two-sided", 1.0, None, id="80/20 split"),
     pytest.param((0.5, 0.5), "greater", 1.0, None, id="one-sided"),
     pytest.param((0.4, 0.3, 0.3), "two-sided", 1.0, None, id="two treatments"),

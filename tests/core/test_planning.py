@@ -2,9 +2,11 @@
 observed baselines, and saving a plan (audited) — the last on SQLite and PostgreSQL.
 
 References:
-* R 4.2.2 ``power.prop.test`` / ``power.t.test`` (``strict = TRUE``), the published table in
-  ``tests/core/stats/results/results_r.py`` (POWER_PROP_N, POWER_PROP_POWER, POWER_PROP_P2,
-  POWER_T_DELTA);
+* conversion rates: the unpooled Wald z-test the engine runs, Chow, Shao & Wang (2008) section
+  4.2, computed with statsmodels ``normal_power`` and scipy ``brentq``
+  (``tests/core/stats/reference_power.py``), and the book's published example (p. 89);
+* means: R 4.2.2 ``power.t.test`` (``strict = TRUE``), the published table in
+  ``tests/core/stats/results/results_r.py`` (POWER_T_DELTA);
 * statsmodels 0.15 ``TTestIndPower.solve_power`` (noncentral t, both tails), computed here;
 * the demo's raw user-level data (:func:`core.demo_data.generate_units`), aggregated with numpy,
   for observed baselines.
@@ -18,6 +20,7 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from scipy.optimize import brentq
 from sqlalchemy.orm import Session
 from statsmodels.stats.power import TTestIndPower
 
@@ -27,12 +30,12 @@ from core.errors import InvalidInput, NotFound, PermissionDenied, RuleViolation
 from core.stats import duration_days
 from db.session import make_engine, session_factory
 from tests.conftest import ADMIN, EDITOR, VIEWER
-from tests.core.stats.results.results_r import (
-    POWER_PROP_N,
-    POWER_PROP_P2,
-    POWER_PROP_POWER,
-    POWER_T_DELTA,
-)
+from tests.core.stats.reference_power import unpooled_n_control_ceil, unpooled_power
+from tests.core.stats.results.results_r import POWER_T_DELTA
+
+# (p1, p2, alpha, power): two-sided plans at equal arms (the inputs of R's POWER_PROP_N rows)
+PROP_PLANS = [(0.10, 0.11, 0.05, 0.8), (0.05, 0.06, 0.05, 0.8), (0.30, 0.33, 0.01, 0.9),
+              (0.50, 0.45, 0.05, 0.8), (0.02, 0.025, 0.10, 0.95)]
 
 
 def inputs(**overrides: object) -> planning.PlanInputs:
@@ -44,20 +47,30 @@ def inputs(**overrides: object) -> planning.PlanInputs:
 # --------------------------------------------------------------------------- sample size
 
 
-@pytest.mark.parametrize("row", [r for r in POWER_PROP_N if r[4] == "two.sided" and r[3] > 0.5])
-def test_planning_sample_size_matches_r_power_prop_test(row: tuple) -> None:
-    p1, p2, alpha, power, _alt, r_n = row
-    plan = planning.plan_sample_size(inputs(baseline=p1, mde=abs(p2 - p1), relative=False,
-                                            alpha=alpha, power=power))
-    assert plan.n_control == math.ceil(r_n)
-    assert plan.total == 2 * math.ceil(r_n)
-    assert [v.units for v in plan.variants] == [math.ceil(r_n)] * 2
+@pytest.mark.parametrize("row", PROP_PLANS)
+def test_planning_sample_size_matches_the_unpooled_z_test(row: tuple) -> None:
+    p1, p2, alpha, power = row
+    expected = unpooled_n_control_ceil(p1, p2, power=power, alpha=alpha)  # statsmodels
+    plan = planning.plan_sample_size(inputs(baseline=min(p1, p2), mde=abs(p2 - p1),
+                                            relative=False, alpha=alpha, power=power))
+    assert plan.n_control == expected
+    assert plan.total == 2 * expected
+    assert [v.units for v in plan.variants] == [expected] * 2
+
+
+def test_planning_sample_size_matches_chow_shao_wang_example() -> None:
+    # Chow, Shao & Wang (2008) p. 89 (powerandsamplesize.com "2-Sample, 2-Sided Equality"):
+    # p_A = 0.65, p_B = 0.85, alpha 0.05, power 0.8 -> 70 per group
+    plan = planning.plan_sample_size(inputs(baseline=0.65, mde=0.20, relative=False))
+    assert plan.n_control == 70
 
 
 def test_planning_relative_mde_is_a_fraction_of_the_baseline() -> None:
-    # R: power.prop.test(p1 = 0.10, p2 = 0.11, power = 0.8, strict = TRUE)$n = 14750.754
+    # statsmodels normal_power (unpooled z-test), 10% -> 11%, power 0.8: n = 14748.6 -> 14749
+    expected = unpooled_n_control_ceil(0.10, 0.11)
+    assert expected == 14749
     plan = planning.plan_sample_size(inputs(baseline=0.10, mde=0.10, relative=True))
-    assert plan.n_per_variant == 14751
+    assert plan.n_per_variant == expected
     assert_allclose(plan.mde_absolute, 0.01, rtol=1e-12)
     assert_allclose(plan.mde_relative, 0.10, rtol=1e-12)
 
@@ -80,7 +93,11 @@ def test_planning_mean_sample_size_matches_statsmodels(
         effect_size=delta / sd, alpha=0.05 / (k - 1), power=0.8, ratio=ratio,
         alternative=sm_alternative,
     )
-    assert plan.n_control == math.ceil(reference - 1e-6)
+    if ratio == 1:  # Welch's df = the pooled t's 2n - 2: the same test's power
+        assert plan.n_control == math.ceil(reference - 1e-6)
+    else:  # Welch's df are fewer than TTestIndPower's pooled n_c + n_t - 2: at least as many
+        # units, and at n in the hundreds (df ~ 1,000) less than one more
+        assert math.ceil(reference - 1e-6) <= plan.n_control <= math.ceil(reference - 1e-6) + 1
     # every arm gets its share of the control's units; the smallest arm is what gets stored
     assert [v.units for v in plan.variants] == [
         math.ceil(round(plan.n_control * w / weights[0], 6)) for w in weights
@@ -92,7 +109,7 @@ def test_planning_duration_uses_traffic_exposure_and_the_control_share() -> None
     plan = planning.plan_sample_size(inputs(daily_traffic=1000, exposure=0.5))
     # equal split: the same answer as core.stats.duration_days
     assert plan.days == duration_days(plan.n_control, 1000, exposure=0.5) == math.ceil(
-        14751 / 250)
+        unpooled_n_control_ceil(0.10, 0.11) / 250)
     unequal = planning.plan_sample_size(inputs(daily_traffic=1000, weights=(0.25, 0.75)))
     assert unequal.days == math.ceil(unequal.n_control / (1000 * 0.25))
     assert unequal.variants[1].units == 3 * unequal.n_control
@@ -110,30 +127,43 @@ def test_planning_more_traffic_or_a_bigger_effect_shortens_the_plan() -> None:
 # --------------------------------------------------------------------------- inverse modes
 
 
-@pytest.mark.parametrize("row", POWER_PROP_POWER)
-def test_planning_power_for_a_sample_matches_r(row: tuple) -> None:
-    n, p1, p2, alpha, alt, r_power = row
+# (n, p1, p2, alpha, alternative): the inputs of R's POWER_PROP_POWER rows
+PROP_POWERS = [(1000, 0.10, 0.12, 0.05, "two-sided"), (1000, 0.10, 0.12, 0.05, "greater"),
+               (50, 0.30, 0.40, 0.05, "two-sided"), (20000, 0.05, 0.055, 0.01, "greater"),
+               (30, 0.5, 0.52, 0.05, "two-sided")]
+
+
+@pytest.mark.parametrize("row", PROP_POWERS)
+def test_planning_power_for_a_sample_matches_the_unpooled_z_test(row: tuple) -> None:
+    n, p1, p2, alpha, alternative = row
     plan = planning.plan_for_sample(
-        inputs(baseline=p1, mde=p2 - p1, relative=False, alpha=alpha,
-               alternative="two-sided" if alt == "two.sided" else "greater"),
+        inputs(baseline=p1, mde=p2 - p1, relative=False, alpha=alpha, alternative=alternative),
         n_per_variant=n,
     )
-    assert_allclose(plan.power, r_power, rtol=1e-6)
+    expected = unpooled_power(p1, p2, n, alpha=alpha, alternative=alternative)  # statsmodels
+    assert_allclose(plan.power, expected, rtol=1e-10)
     assert plan.n_per_variant == n and plan.mode == "power"
 
 
-@pytest.mark.parametrize("row", POWER_PROP_P2)
-def test_planning_mde_for_a_duration_matches_r(row: tuple) -> None:
-    n, p1, power, alpha, alt, r_p2 = row
+@pytest.mark.parametrize(("n", "p1", "power", "alpha", "alternative"), [
+    (1000, 0.10, 0.8, 0.05, "two-sided"), (1000, 0.10, 0.8, 0.05, "greater"),
+    (5000, 0.05, 0.9, 0.05, "two-sided"), (200, 0.4, 0.8, 0.01, "greater"),
+])
+def test_planning_mde_for_a_duration_matches_the_unpooled_z_test(
+    n: int, p1: float, power: float, alpha: float, alternative: str
+) -> None:
     # n control units = days x daily x exposure x control share: 10 days x (n / 5) x 0.5
     plan = planning.plan_for_duration(
         inputs(baseline=p1, alpha=alpha, power=power, daily_traffic=n / 5,
-               alternative="two-sided" if alt == "two.sided" else "greater"),
+               alternative=alternative),
         days=10,
     )
     assert plan.n_control == n
-    assert_allclose(plan.mde_absolute, r_p2 - p1, rtol=1e-6)
-    assert_allclose(plan.mde_relative, (r_p2 - p1) / p1, rtol=1e-6)
+    # the treatment rate at which the reference reaches the power with n control units
+    p2 = brentq(lambda p: unpooled_power(p1, p, n, alpha=alpha, alternative=alternative)
+                - power, p1 + 1e-9, 1 - 1e-9, xtol=1e-14)
+    assert_allclose(plan.mde_absolute, p2 - p1, rtol=1e-6)
+    assert_allclose(plan.mde_relative, (p2 - p1) / p1, rtol=1e-6)
 
 
 @pytest.mark.parametrize("row", [r for r in POWER_T_DELTA if r[4] == "two.sided"])
@@ -166,10 +196,11 @@ def test_planning_too_short_a_duration_is_explained() -> None:
 
 def test_planning_summary_sentence_reads_like_the_issue() -> None:
     plan = planning.plan_sample_size(inputs(baseline=0.21, mde=0.05, daily_traffic=4200))
-    assert plan.days == 12
+    n = unpooled_n_control_ceil(0.21, 0.2205)  # statsmodels normal_power (unpooled z-test)
+    assert plan.days == math.ceil(n / 2100) == 12
     assert plan.summary == (
-        "With 4,200 users a day you can detect a 5% relative lift in 12 days (24,050 users per "
-        "variant, 48,100 in total; 80% power, two-sided, alpha 0.05)."
+        f"With 4,200 users a day you can detect a 5% relative lift in 12 days ({n:,} users per "
+        f"variant, {2 * n:,} in total; 80% power, two-sided, alpha 0.05)."
     )
 
 

@@ -85,7 +85,8 @@ def test_results_page_blocks_the_srm_experiment(demo_app: str) -> None:
         [i.value for i in at.info] + [w.value for w in at.warning]
     assert not [t for t in shown if SIGNED_PERCENT.search(t)], shown
     frame = at.dataframe[0].value
-    assert list(frame.columns) == ["Metric", "Treatment", "Users", "Decision"]
+    # one treatment: its column says nothing (each decision line names it) and is left out
+    assert list(frame.columns) == ["Metric", "Users", "Decision"]
     assert any("hidden" in c.value and "sample ratio mismatch" in c.value for c in at.caption)
     assert any("Forest plot and cumulative lift hidden" in i.value for i in at.info)
     assert "Verdict: Investigate" in at.warning[0].value
@@ -207,3 +208,61 @@ def test_results_page_shows_the_plans_one_sided_test_and_guardrail_margin(demo_a
     captions = " ".join(c.value for c in at.caption)
     assert "Guardrail page_load_time_ms: non-inferiority margin +2.0%" in captions
     assert any("non-inferior" in m.value for m in at.markdown)
+
+
+# --------------------------------------------------------------------------- issue 22 (5, 6)
+
+
+def test_results_page_says_why_the_bayesian_readout_differs(demo_app: str) -> None:
+    """Recommendations carousel (sequential): page_load_time_ms reads "Too early" (always-valid
+    interval) while its credible interval lies below 0: one sentence under the Bayesian table
+    says why the two differ, and only for that comparison."""
+    at = _results("demo-viewer", "Recommendations carousel")
+    snap = _core(demo_app, "Recommendations carousel")
+    row = next(c for c in snap.comparisons if c.metric == "page_load_time_ms")
+    assert row.bayesian is not None and row.bayesian.ci_high < 0
+    assert row.decision_state == "too_early" and row.sequential
+    notes = [c.value for c in at.caption if "The Bayesian readout differs" in c.value]
+    assert notes == [
+        f"**page_load_time_ms · {row.treatment}:** The Bayesian readout differs from the "
+        "decision because the decision's interval is always-valid (it holds however often the "
+        "results are looked at, so it is wider than a one-look interval, above all before the "
+        "planned sample), while the Bayesian readout reads the data as a single look."]
+    assert any("can disagree with the decision above" in c.value for c in at.caption)
+
+
+def test_results_page_shows_a_guardrail_improvement_and_a_metric_without_variation(
+    fresh_demo_app: str,
+) -> None:
+    """A guardrail that fell significantly (refunds, lower is better) is a green "Significant",
+    not grey; a secondary whose every unit is 0 reads "Cannot be tested: no variation" with no
+    lift, interval or p-value."""
+    from tests.core.analysis.test_results_inference import binomial, normal, put
+    from tests.core.data.test_ingestion import make_experiment
+
+    engine = make_engine(fresh_demo_app)
+    with session_factory(engine)() as session:
+        exp = make_experiment(session, name="Flat and better", primary="conv",
+                              guardrails=("refunds",), secondaries=("revenue",), planned=100)
+        put(session, exp, "conv", [binomial(10000, 1000), binomial(10000, 1100)])
+        put(session, exp, "refunds", [binomial(10000, 500), binomial(10000, 380)], assign=False)
+        put(session, exp, "revenue", [normal(10000, 0.0, 0.0), normal(10000, 0.0, 0.0)],
+            assign=False)
+        session.commit()
+    engine.dispose()
+    at = _results("demo-viewer", "Flat and better")
+    badges = dict(zip(["conv", "refunds", "revenue"], _badges(at), strict=True))
+    assert badges == {"conv": ("green", "Significant"), "refunds": ("green", "Significant"),
+                      "revenue": ("gray", "Cannot be tested: no variation")}
+    lines = " ".join(md.value for md in at.markdown)
+    assert "Guardrail refunds is significantly better (lower)" in lines
+    assert "revenue cannot be tested: no variation: every unit has the value 0 in both arms" \
+        in lines
+    table = at.dataframe[0].value.set_index("Metric")
+    assert table.loc["revenue", "Decision"] == "Cannot be tested: no variation"
+    assert table.loc["revenue", "Control → treatment"] == "0 → 0"
+    shown = table.loc["revenue"].drop(["Users", "Control → treatment", "Decision"])
+    assert set(shown) == {"—"}  # no lift, interval, p-value or adjusted p
+    assert table.loc["refunds", "Lift"].startswith("−24.0%")
+    bayes = next(df.value for df in at.dataframe if "Chance to beat control" in df.value)
+    assert "revenue" not in set(bayes["Metric"])

@@ -429,3 +429,51 @@ def test_reports_methods_name_every_test_in_words(demo: Session) -> None:
         methods = text[text.index("Methods"):]
         assert words in methods, methods[:600]
         assert not [r for r in raw if r in text], methods[:600]
+
+
+# --------------------------------------------------------------------------- issue 22 (5, 6)
+
+
+def test_reports_say_why_the_bayesian_readout_differs_from_the_decision(demo: Session) -> None:
+    """Recommendations carousel (sequential): page_load_time_ms reads "no significant harm so
+    far" with an always-valid interval while its credible interval lies below 0 (better): the
+    PDF says in one sentence why the two differ, under the Bayesian table."""
+    content, text = _report(demo, "Recommendations carousel")
+    assert content.snapshot is not None
+    row = next(r for r in content.snapshot.comparisons if r.metric == "page_load_time_ms")
+    assert row.bayesian is not None and row.bayesian.ci_high < 0
+    assert row.decision_state == "too_early" and row.sequential
+    sentence = ("The Bayesian readout differs from the decision because the decision's interval "
+                "is always-valid (it holds however often the results are looked at, so it is "
+                "wider than a one-look interval, above all before the planned sample), while "
+                "the Bayesian readout reads the data as a single look.")
+    assert f"page_load_time_ms ({row.treatment} vs {row.control}): {sentence}" in text
+    # agreeing readouts get no such sentence
+    _content, agreeing = _report(demo, "Checkout button colour")
+    assert "Bayesian readout differs" not in agreeing
+
+
+def test_reports_show_no_variation_and_a_guardrail_improvement(session: Session) -> None:
+    """A secondary with no variation reads "Cannot be tested: no variation" (no lift, no p) and
+    is named as left out of the correction; a guardrail that improved reads Significant."""
+    from tests.core.analysis.test_results_inference import binomial, normal, put
+    from tests.core.data.test_ingestion import make_experiment
+
+    exp = make_experiment(session, name="Flat and better", primary="conv",
+                          guardrails=("refunds",), secondaries=("revenue",), planned=100)
+    put(session, exp, "conv", [binomial(10000, 1000), binomial(10000, 1100)])
+    put(session, exp, "refunds", [binomial(10000, 500), binomial(10000, 380)], assign=False)
+    put(session, exp, "revenue", [normal(10000, 0.0, 0.0), normal(10000, 0.0, 0.0)],
+        assign=False)
+    content = reports.assemble_report(session, experiment_id=exp, generated_by="tester", now=NOW)
+    text = _text(reports.render_pdf(content, charts=False))
+    assert content.snapshot is not None
+    states = {r.metric: r.decision_state for r in content.snapshot.comparisons}
+    assert states == {"conv": "significant", "refunds": "significant",
+                      "revenue": "not_testable"}
+    assert "revenue (secondary) treatment vs control 0 (n=10,000) 0 (n=10,000) — — — " \
+           "Cannot be tested: no variation" in text
+    assert "(revenue left out: cannot be tested, no variation)" in text
+    # the improvement test's interval, open at the far (worse) end, and its state
+    assert re.search(r"refunds \(guardrail\) treatment vs control 5\.00% \(n=10,000\) 3\.80% "
+                     r"\(n=10,000\) −24\.0% \(−∞, −\d+\.\d%\] \S+ Significant ", text)

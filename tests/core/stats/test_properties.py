@@ -94,7 +94,7 @@ def test_welch_p_value_falls_as_effect_grows(sd, n, effect, extra, seq):
     st.sampled_from(["two-sided", "greater", "less"]),
 )
 def test_sample_size_falls_as_mde_grows(baseline, mde, factor, alternative):
-    """Power rises with the effect, so the n reaching a fixed power falls (R power.prop.test).
+    """Power rises with the effect, so the n reaching a fixed power falls (Chow et al. 4.2).
     Relative mde up to 0.9 on baselines up to 0.45 keeps the treatment rate inside (0, 1)."""
     n_small = sample_size_proportion(baseline, mde, alternative=alternative, round_up=False)
     n_big = sample_size_proportion(baseline, mde * factor, alternative=alternative, round_up=False)

@@ -8,18 +8,17 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
+from scipy.optimize import brentq
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import (
-    confint_proportions_2indep,
-    power_proportions_2indep,
-)
+from statsmodels.stats.proportion import confint_proportions_2indep
 from statsmodels.stats.proportion import (
     test_proportions_2indep as sm_test_proportions_2indep,
 )
 
 from core.stats import (
     adjust_pvalues,
+    mde_proportion,
     power_proportion,
     proportion_ztest,
     sample_size_mean,
@@ -27,6 +26,11 @@ from core.stats import (
     welch_ttest,
 )
 from tests.core.stats import reference_fieller as ref
+from tests.core.stats.reference_power import (
+    treated_rate,
+    unpooled_n_control,
+    unpooled_power,
+)
 
 SM_ALT = {"two-sided": "two-sided", "greater": "larger", "less": "smaller"}
 WELCH_CASES = [
@@ -105,27 +109,77 @@ def test_adjust_pvalues_matches_statsmodels_multipletests(method, sm_method):
     assert_allclose(adjust_pvalues(p, method), multipletests(p, method=sm_method)[1], rtol=1e-12)
 
 
-@pytest.mark.parametrize("ratio", [0.5, 1.0, 3.0])
-@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
-def test_power_proportion_matches_statsmodels_power_proportions_2indep(ratio, alternative):
-    """statsmodels power_proportions_2indep: pooled SE under H0, unpooled under H1, any ratio.
+# The proportion planner sizes the engine's unpooled Wald z-test; the reference is statsmodels
+# normal_power with that test's unpooled sd (tests/core/stats/reference_power.py).
 
-    Its sample 1 is our treatment (p1 = prop2 + diff) with nobs1 = ratio * n_c, and its
-    reference sample 2 is our control, so its ratio is 1 / ours.
-    """
+
+@pytest.mark.parametrize("ratio", [0.25, 0.5, 1.0, 3.0, 4.0])
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_power_proportion_matches_statsmodels_normal_power_unpooled(ratio, alternative):
+    """statsmodels normal_power with the unpooled sd (above), n_c = 2,500, any split."""
     base, mde, n_c = 0.12, 0.02, 2500.0
-    p_t = base - mde if alternative == "less" else base + mde
-    ref = power_proportions_2indep(
-        p_t - base,
-        base,
-        ratio * n_c,
-        ratio=1 / ratio,
-        alpha=0.05,
-        alternative=SM_ALT[alternative],
-        return_results=False,
-    )
+    ref = unpooled_power(base, treated_rate(base, mde, alternative), n_c, ratio=ratio,
+                         alternative=alternative)
     got = power_proportion(base, mde, n_c, relative=False, ratio=ratio, alternative=alternative)
-    assert_allclose(got, ref, rtol=1e-9)
+    assert_allclose(got, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("base", "mde", "alpha", "power", "ratio", "variants"), [
+    (0.10, 0.01, 0.05, 0.8, 1.0, 2), (0.05, 0.005, 0.05, 0.8, 4.0, 2),
+    (0.05, 0.005, 0.05, 0.8, 0.25, 2), (0.30, 0.03, 0.01, 0.9, 0.5, 2),
+    (0.02, 0.004, 0.10, 0.95, 2.0, 3), (0.50, 0.05, 0.05, 0.8, 1.0, 4),
+])
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_sample_size_proportion_matches_statsmodels_normal_power(
+    base, mde, alpha, power, ratio, variants, alternative
+):
+    """The control n at which statsmodels normal_power (unpooled sd, alpha / (variants - 1))
+    reaches the target power, solved with scipy brentq to 1e-10 (reference_power)."""
+    ref = unpooled_n_control(base, treated_rate(base, mde, alternative), power=power,
+                             ratio=ratio, alpha=alpha / (variants - 1), alternative=alternative)
+    got = sample_size_proportion(base, mde, relative=False, alpha=alpha, power=power,
+                                 ratio=ratio, variants=variants, alternative=alternative,
+                                 round_up=False)
+    assert_allclose(got, ref, rtol=1e-8)
+
+
+@pytest.mark.parametrize(("n_c", "base", "ratio"), [(1000, 0.10, 1.0), (5000, 0.05, 4.0),
+                                                    (200, 0.40, 0.25)])
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_mde_proportion_matches_statsmodels_normal_power(n_c, base, ratio, alternative):
+    """The treatment rate at which statsmodels normal_power (unpooled sd) reaches 80% with
+    n_c control units, solved with scipy brentq in the rate to 1e-13."""
+    def shortfall(d: float) -> float:
+        return unpooled_power(base, treated_rate(base, d, alternative), n_c, ratio=ratio,
+                              alternative=alternative) - 0.8
+
+    hi = base if alternative == "less" else 1 - base
+    ref = brentq(shortfall, 1e-9, hi * (1 - 1e-9), xtol=1e-13)
+    got = mde_proportion(base, n_c, ratio=ratio, alternative=alternative)
+    assert_allclose(got, ref, rtol=1e-7)
+
+
+@pytest.mark.parametrize(("alternative", "published"), [("two-sided", 70), ("greater", 55)])
+def test_sample_size_proportion_matches_chow_shao_wang_example(alternative, published):
+    """Chow, Shao & Wang, "Sample Size Calculations in Clinical Research" (2nd ed. 2008),
+    p. 89, as worked on powerandsamplesize.com ("Compare 2 Proportions: 2-Sample, 2-Sided
+    Equality" and "2-Sample, 1-Sided"): p_A = 0.65, p_B = 0.85, kappa = 1, alpha = 0.05,
+    power 0.8 give n_B = 70 per group two-sided, 55 one-sided. Exact integers: tolerance 0."""
+    n = sample_size_proportion(0.65, 0.20, relative=False, alternative=alternative)
+    assert n == published
+
+
+def test_proportion_planner_vectorised_matches_statsmodels_elementwise():
+    """One array call of power_proportion equals statsmodels normal_power element by element."""
+    base = np.array([0.05, 0.10, 0.30, 0.50])
+    mde = np.array([0.01, 0.02, 0.05, 0.04])
+    n_c = np.array([8000.0, 3000.0, 900.0, 2500.0])
+    ratio = np.array([1.0, 4.0, 0.25, 2.0])
+    got = power_proportion(base, mde, n_c, relative=False, ratio=ratio)
+    assert isinstance(got, np.ndarray)
+    ref = [unpooled_power(b, b + m, n, ratio=r)
+           for b, m, n, r in zip(base, mde, n_c, ratio, strict=True)]
+    assert_allclose(got, ref, rtol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -113,7 +113,8 @@ def test_sequential_proportion_controls_false_positives_under_peeking():
 def test_planned_proportion_experiment_reaches_planned_power():
     """Planner's n for baseline 10%, +10% relative MDE, 80% power, then 4,000 binomial
     experiments analysed with proportion_ztest: rejection share = 0.80 +/- 0.03
-    (Monte Carlo SE 0.006). Source of the planned power: R power.prop.test (strict)."""
+    (Monte Carlo SE 0.006). Source of the planned power: Chow, Shao & Wang (2008) section 4.2
+    (the unpooled z-test the engine runs)."""
     n = sample_size_proportion(0.10, 0.10, power=0.8)
     rng = np.random.default_rng(11)
     x_c = rng.binomial(n, 0.10, size=4000)

@@ -96,6 +96,8 @@ BAD_CALLS = [
         r"baseline must lie strictly between 0 and 1",
     ),
     (lambda: power_proportion(0.1, 0.1, 1), r"n must be at least 2 units per variant"),
+    (lambda: power_proportion(0.1, 0.1, 10, ratio=0.1), r"ratio \* n must be at least 2"),
+    (lambda: power_mean(1.0, 0.1, 10, ratio=0.1), r"ratio \* n must be at least 2"),
     (lambda: mde_proportion(0.1, 1000, power=0.0), r"power must lie strictly between"),
     (lambda: sample_size_mean(0.0, 1.0), r"sd must be positive"),
     (lambda: sample_size_mean(-1.0, 1.0), r"sd must be positive"),
