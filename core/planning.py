@@ -15,7 +15,9 @@ Everything the Planner page shows is computed here (the page only reads widgets 
   sufficient statistics);
 * :func:`save_plan` — the plan written onto a proposed experiment through
   :func:`core.registry.update_experiment` (audited like any edit), with the test direction it
-  was sized for (the experiment's ``alternative``).
+  was sized for (the experiment's ``alternative``); a plan sized for another traffic split than
+  the experiment's is refused in words (:func:`split_mismatch`), or sets the experiment's split
+  to its own when asked.
 
 The Planner page, ``POST /api/v1/planner/*`` and the backlog's testability check all size an
 experiment through these functions, so each door gives the same answer.
@@ -608,6 +610,46 @@ def plannable_experiments(session: Session) -> list[ExperimentView]:
     return all_experiments(session, status="proposed")
 
 
+def split_text(weights: Sequence[float]) -> str:
+    """A traffic split as people write it: (0.5, 0.25, 0.25) -> "50/25/25"."""
+    return "/".join(f"{w * 100:.4g}" for w in weights)
+
+
+def split_mismatch(plan: Plan, experiment: ExperimentView) -> str | None:
+    """Why ``plan`` does not fit ``experiment``'s traffic split, in plain words; None when it
+    does (each variant's share within :data:`SPLIT_TOLERANCE` of the plan's), when the
+    experiment has no split yet, or when their numbers of variants differ (refused apart).
+
+    A plan's sample size holds only at the split it was sized for: the words name both splits,
+    the users per variant the experiment's split needs for the plan's effect and power, and the
+    power the plan's users would give at the experiment's split (every arm at 100% of plan:
+    the one with the smallest share at the planned size, the others in proportion)."""
+    split = tuple(v.weight for v in experiment.variants)
+    planned = plan.inputs.weights
+    if len(split) != len(planned) or all(
+            abs(a - b) <= SPLIT_TOLERANCE for a, b in zip(split, planned, strict=True)):
+        return None
+    words = (f"This plan is sized for a {split_text(planned)} split, but '{experiment.name}' "
+             f"splits its traffic {split_text(split)}.")
+    if plan.mde_absolute is not None:
+        at_split = plan.inputs.model_dump() | {"weights": split, "mde": plan.mde_absolute,
+                                               "relative": False}
+        control = plan.n_per_variant * split[0] / min(split)
+        reached = plan_for_sample(make_inputs(**at_split), n_per_variant=control).power
+        power = f"{fmt.percent(reached, 0)}, not {fmt.percent(plan.power, 0)}"
+        if 0.5 < plan.power < 1:
+            needed = plan_sample_size(make_inputs(**at_split | {"power": plan.power}),
+                                      max_days=None).n_per_variant
+            words += (f" At {split_text(split)} it needs {needed:,} users per variant, not "
+                      f"{plan.n_per_variant:,}: with {plan.n_per_variant:,} its power would be "
+                      f"{power}.")
+        else:
+            words += (f" At {split_text(split)}, {plan.n_per_variant:,} users per variant give "
+                      f"it a power of {power}.")
+    return (words + f" Size the plan for a {split_text(split)} split, or set the experiment's "
+            f"split to {split_text(planned)}.")
+
+
 def save_plan(
     session: Session,
     *,
@@ -616,12 +658,17 @@ def save_plan(
     analysis_mode: AnalysisMode,
     expected_version: int,
     actor: Actor,
+    set_split: bool = False,
 ) -> ExperimentView:
     """Write the plan (planned sample size per variant, relative MDE, alpha, power, analysis
     mode, and the test direction it was sized for) onto a proposed experiment via
     :func:`core.registry.update_experiment` (audited). The primary metric is then tested as
     sized: a one-sided plan needs fewer units, so the experiment's ``alternative`` is set to the
-    plan's (the registry refuses a one-sided direction the primary metric calls worse)."""
+    plan's (the registry refuses a one-sided direction the primary metric calls worse).
+
+    A plan sized for another traffic split than the experiment's is refused
+    (:func:`split_mismatch` says why) unless ``set_split``: then the experiment's variants
+    take the plan's shares, in the same audited update."""
     actor.require("editor", "save a plan onto an experiment")
     exp = get_experiment(session, experiment_id=experiment_id)
     if exp.status != "proposed":
@@ -636,7 +683,10 @@ def save_plan(
         )
     if plan.mde_relative is None:
         raise InvalidInput("mde: this plan detects no effect; there is nothing to save")
-    changes = {
+    mismatch = split_mismatch(plan, exp)
+    if mismatch is not None and not set_split:
+        raise RuleViolation(mismatch)
+    changes: dict[str, Any] = {
         "planned_sample_size": plan.n_per_variant,
         "mde": round(plan.mde_relative, 6),
         "alpha": plan.inputs.alpha,
@@ -644,6 +694,9 @@ def save_plan(
         "analysis_mode": analysis_mode,
         "alternative": plan.inputs.alternative,
     }
+    if mismatch is not None:
+        changes["variants"] = [{"name": v.name, "weight": w}
+                               for v, w in zip(exp.variants, plan.inputs.weights, strict=True)]
     return update_experiment(
         session, experiment_id=experiment_id, changes=changes,
         expected_version=expected_version, actor=actor,

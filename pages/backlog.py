@@ -11,7 +11,16 @@ from core.backlog.rice import IMPACT_LABELS
 from ui import charts
 from ui.auth import current_actor
 from ui.grid import changed_cells, versioned_key
-from ui.state import clear_reads, db_session, url_selectbox
+from ui.state import (
+    as_shown,
+    clear_reads,
+    db_session,
+    experiment_link,
+    forget_choice,
+    linked_experiment,
+    set_query,
+    url_selectbox,
+)
 from ui.widgets import run_action
 
 actor = current_actor()
@@ -41,6 +50,33 @@ def load_choices() -> tuple[list[str], list[str], list[str]]:
 def load_side_lists():  # type: ignore[no-untyped-def]
     with db_session() as session:
         return rice.promoted_experiments(session), rice.archived_ideas(session)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_not_an_idea(experiment_id: int) -> rice.NotAnIdea | None:
+    with db_session() as session:
+        return rice.not_an_idea(session, experiment_id=experiment_id)
+
+
+def not_shown() -> None:
+    """In place of the idea the URL names but the list cannot show: where it went, in words."""
+    linked = linked_experiment(noun="idea")
+    if isinstance(linked, str):
+        st.warning(linked)
+        return
+    gone = load_not_an_idea(linked.id)
+    if gone is None:
+        st.info(f"'{linked.name}' is hidden by the filters above: set them to “any” to see it.")
+    elif gone.why == "promoted":
+        st.info(gone.message)
+        experiment_link("planner", gone.experiment_id, "Plan it in the Planner",
+                        icon=":material/calculate:")
+    elif gone.why == "launched":
+        st.info(gone.message)
+        experiment_link("registry", gone.experiment_id, "Open it in the Registry",
+                        icon=":material/science:")
+    else:
+        st.info(gone.message)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -83,9 +119,10 @@ backlog_tab, knowledge_tab = st.tabs(["Ranked ideas", "Knowledge base"])
 with backlog_tab:
     owners, tags, segments = load_choices()
     f1, f2, f3 = st.columns(3)
-    owner = f1.selectbox("Owner", ["any", *owners], key="bl_owner")
-    tag = f2.selectbox("Tag", ["any", *tags], key="bl_tag")
-    segment = f3.selectbox("Segment", ["any", *segments], key="bl_segment")
+    new_list = {"on_change": forget_choice, "args": ("bl_idea",)}  # a new list opens its first
+    owner = f1.selectbox("Owner", ["any", *owners], key="bl_owner", **new_list)
+    tag = f2.selectbox("Tag", ["any", *tags], key="bl_tag", **new_list)
+    segment = f3.selectbox("Segment", ["any", *segments], key="bl_segment", **new_list)
     ideas = load_ideas(
         None if owner == "any" else owner, None if tag == "any" else tag,
         None if segment == "any" else segment,
@@ -155,48 +192,53 @@ with backlog_tab:
         st.markdown("#### Idea")
         by_id = {i.id: i for i in ideas}
         chosen = url_selectbox("Open idea", list(by_id), key="bl_idea",
-                               format_func=lambda i: f"#{by_id[i].rank} {by_id[i].experiment.name}")
-        idea = by_id[chosen]
-        exp = idea.experiment
-        st.markdown(f"**Hypothesis:** {exp.hypothesis or '—'}")
-        st.markdown(
-            f"**Primary metric:** {exp.primary_metric or '—'} · **MDE:** "
-            f"{fmt.percent(exp.mde, trim=True)} · **Segment:** {exp.target_segment or '—'}"
-        )
-        st.markdown(
-            f"**Tags:** {', '.join(exp.tags) or '—'} · **Observed reach:** "
-            f"{fmt.count(idea.observed_reach)} units per quarter in past experiments"
-            if idea.observed_reach is not None else f"**Tags:** {', '.join(exp.tags) or '—'}"
-        )
-        if idea.testability.testable is False:
-            st.warning(idea.testability.message)
-        elif idea.testability.testable:
-            st.success(idea.testability.message)
+                               format_func=lambda i: f"#{by_id[i].rank} {by_id[i].experiment.name}",
+                               placeholder="Choose an idea")
+        if chosen is None:
+            not_shown()
         else:
-            st.info(idea.testability.message)
-        if can_write:
-            a1, a2, a3 = st.columns(3)
-            if a1.button("Promote to experiment", type="primary", key="bl_promote") and call(
-                lambda s: rice.promote_idea(s, experiment_id=exp.id,
-                                            expected_version=exp.version, actor=actor),
-                f"'{exp.name}' promoted: plan it in the Planner, then launch it.",
-            ):
-                st.rerun()
-            if a2.button("Archive", key="bl_archive") and call(
-                lambda s: rice.archive_idea(s, experiment_id=exp.id,
-                                            expected_version=exp.version, actor=actor),
-                f"'{exp.name}' archived.",
-            ):
-                st.rerun()
-            if idea.observed_reach is not None and a3.button(
-                f"Use observed reach ({fmt.count(idea.observed_reach)}/quarter)", key="bl_reach"
-            ) and call(
-                lambda s: rice.apply_observed_reach(s, experiment_id=exp.id,
-                                                    expected_version=exp.version,
-                                                    actor=actor),
-                "Reach updated from observed traffic.",
-            ):
-                st.rerun()
+            idea = by_id[chosen]
+            exp = idea.experiment
+            seen = as_shown("bl_idea", exp)  # the buttons act on the version they were drawn for
+            st.markdown(f"**Hypothesis:** {exp.hypothesis or '—'}")
+            st.markdown(
+                f"**Primary metric:** {exp.primary_metric or '—'} · **MDE:** "
+                f"{fmt.percent(exp.mde, trim=True)} · **Segment:** {exp.target_segment or '—'}"
+            )
+            st.markdown(
+                f"**Tags:** {', '.join(exp.tags) or '—'} · **Observed reach:** "
+                f"{fmt.count(idea.observed_reach)} units per quarter in past experiments"
+                if idea.observed_reach is not None else f"**Tags:** {', '.join(exp.tags) or '—'}"
+            )
+            if idea.testability.testable is False:
+                st.warning(idea.testability.message)
+            elif idea.testability.testable:
+                st.success(idea.testability.message)
+            else:
+                st.info(idea.testability.message)
+            if can_write:
+                a1, a2, a3 = st.columns(3)
+                if a1.button("Promote to experiment", type="primary", key="bl_promote") and call(
+                    lambda s: rice.promote_idea(s, experiment_id=seen.id,
+                                                expected_version=seen.version, actor=actor),
+                    f"'{exp.name}' promoted: plan it in the Planner, then launch it.",
+                ):
+                    st.rerun()
+                if a2.button("Archive", key="bl_archive") and call(
+                    lambda s: rice.archive_idea(s, experiment_id=seen.id,
+                                                expected_version=seen.version, actor=actor),
+                    f"'{exp.name}' archived.",
+                ):
+                    st.rerun()
+                if idea.observed_reach is not None and a3.button(
+                    f"Use observed reach ({fmt.count(idea.observed_reach)}/quarter)", key="bl_reach"
+                ) and call(
+                    lambda s: rice.apply_observed_reach(s, experiment_id=seen.id,
+                                                        expected_version=seen.version,
+                                                        actor=actor),
+                    "Reach updated from observed traffic.",
+                ):
+                    st.rerun()
 
     promoted, archived = load_side_lists()
     with st.expander(f"Promoted, ready for planning ({len(promoted)})"):
@@ -222,6 +264,7 @@ with backlog_tab:
                                             actor=actor),
                 "Restored.",
             ):
+                set_query(experiment=back)  # the restored idea opens
                 st.rerun()
 
 # ---------------------------------------------------------------- knowledge base

@@ -13,7 +13,7 @@ from core import catalogue, registry
 from core import format as fmt
 from core.types import METRIC_KINDS
 from ui.auth import current_actor
-from ui.state import clear_reads, db_session, set_query, url_selectbox
+from ui.state import clear_reads, db_session, query_value, set_query, url_selectbox
 from ui.widgets import metric_formula, run_action
 
 KIND_LABELS = {"binomial": "Conversion rate (yes/no per user)", "mean": "Mean per user",
@@ -133,7 +133,12 @@ if metrics:
     st.markdown("#### Edit a metric")
     names = [m.name for m in metrics]
     by_name = {m.name: m for m in metrics}
-    chosen = url_selectbox("Metric", names, key="met_open", param="metric")
+    chosen = url_selectbox("Metric", names, key="met_open", param="metric",
+                           placeholder="Choose a metric")
+    if chosen is None:  # the URL names no metric of the catalogue: say so, open no other
+        st.warning(f"The catalogue has no metric named “{query_value('metric')}”: choose a "
+                   "metric above.")
+        st.stop()
     metric = by_name[chosen]
     ratio = metric.kind == "ratio" and metric.fact_source is None  # a file's columns
     st.caption(f"Kind: {definition(metric)} · used by "

@@ -11,7 +11,7 @@ from core.errors import DomainError, InvalidInput
 from ui import charts
 from ui.auth import current_actor
 from ui.messages import plain
-from ui.state import clear_reads, db_session, url_selectbox
+from ui.state import as_shown, clear_reads, db_session, linked_experiment, url_selectbox
 from ui.widgets import run_action
 
 actor = current_actor()
@@ -24,6 +24,7 @@ MODES = {
 SIDES = {"Two-sided": "two-sided", "One-sided (increase)": "greater",
          "One-sided (decrease)": "less"}
 KINDS = {"Conversion (a rate)": "binomial", "Continuous (a mean)": "mean"}
+SAVED = "plan_saved"  # session key: what the last save wrote, shown after its rerun
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -191,8 +192,19 @@ else:
     else:
         by_id = {e.id: e for e in proposed}
         chosen = url_selectbox("Proposed experiment", list(by_id), key="plan_target",
-                               format_func=lambda i: by_id[i].name)
+                               format_func=lambda i: by_id[i].name,
+                               placeholder="Choose a proposed experiment")
+        if chosen is None:  # the URL names no proposed experiment: say so, save onto no other
+            linked = linked_experiment()
+            st.warning(linked if isinstance(linked, str) else
+                       f"'{linked.name}' is {linked.status}: a plan can only be saved onto a "
+                       "proposed experiment. Choose one above.")
+            st.stop()
         target = by_id[chosen]
+        seen = as_shown("plan_target", target)  # the save carries the version shown
+        if (flash := st.session_state.pop(SAVED, None)) is not None:
+            st.success(flash)
+        mismatch = planning.split_mismatch(plan, target)
         with st.form("save_plan"):
             analysis_mode = st.selectbox("Analysis mode", ["fixed", "sequential"],
                                          key="plan_analysis_mode")
@@ -204,12 +216,26 @@ else:
                        f"{fmt.percent(plan.power, 1, trim=True)}, "
                        f"{'two-sided' if alternative == 'two-sided' else 'one-sided'} test of "
                        "the primary metric (as sized).")
-            if st.form_submit_button("Save plan", type="primary"):
-                with db_session() as session:
-                    saved = run_action(lambda: planning.save_plan(
-                        session, experiment_id=target.id, plan=plan,
-                        analysis_mode=analysis_mode, expected_version=target.version,
-                        actor=actor), "Plan saved")
-                if saved is not None:
-                    clear_reads()
-                    st.success(f"Saved onto '{saved.name}' (version {saved.version}).")
+            if mismatch is not None:
+                st.warning(mismatch, icon=":material/call_split:")
+            b1, b2 = st.columns([1, 3])
+            save = b1.form_submit_button(
+                "Save plan", type="secondary" if mismatch else "primary",
+                disabled=mismatch is not None,
+                help="Sized for another split than the experiment's" if mismatch else None)
+            resplit = mismatch is not None and b2.form_submit_button(
+                f"Set the experiment's split to {planning.split_text(inputs.weights)} and save",
+                type="primary")
+        if save or resplit:
+            with db_session() as session:
+                saved = run_action(lambda: planning.save_plan(
+                    session, experiment_id=seen.id, plan=plan, analysis_mode=analysis_mode,
+                    expected_version=seen.version, actor=actor, set_split=bool(resplit)),
+                    "Plan saved")
+            if saved is not None:
+                clear_reads()
+                st.session_state[SAVED] = (
+                    f"Saved onto '{saved.name}' (version {saved.version})"
+                    + (f"; its split is now {planning.split_text(inputs.weights)}." if resplit
+                       else "."))
+                st.rerun()  # the form shows the experiment as saved

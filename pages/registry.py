@@ -10,16 +10,22 @@ from core import format as fmt
 from core.analysis import results
 from core.analysis.snapshot import ExperimentVerdict
 from core.analysis.verdict import experiment_verdict
-from core.errors import NotFound
 from core.types import DECISIONS, STATUSES
 from ui.auth import current_actor
 from ui.state import (
+    as_shown,
     clear_reads,
     db_session,
     experiment_link,
     experiment_url,
+    forget_choice,
+    form_object,
+    linked_experiment,
     query_int,
+    query_value,
+    reload_form,
     set_query,
+    submit_key,
     url_selectbox,
 )
 from ui.widgets import (
@@ -81,17 +87,6 @@ def load_verdicts(ids: tuple[int, ...]) -> dict[int, ExperimentVerdict]:
         return verdicts
 
 
-@st.cache_data(ttl=30, show_spinner=False)
-def load_label(experiment_id: int) -> str | None:
-    """A deep-linked experiment's label, or None if there is no such experiment."""
-    with db_session() as session:
-        try:
-            exp = registry.get_experiment(session, experiment_id=experiment_id)
-        except NotFound:
-            return None
-        return f"{exp.name} ({exp.status})"
-
-
 def _value(v: object) -> str:
     """An audited value for people: no None, no 96000.0, lists as comma-separated words."""
     if v is None or v == "" or v == []:
@@ -138,12 +133,42 @@ def load_exports() -> tuple[str, str]:
         )
 
 
-def call(fn, success: str):  # type: ignore[no-untyped-def]
+def call(fn, success: str, container=None):  # type: ignore[no-untyped-def]
     with db_session() as session:
-        result = run_action(lambda: fn(session), success)
+        result = run_action(lambda: fn(session), success, container)
     if result is not None:
         clear_reads()
     return result
+
+
+def saved(fn, success: str, form: str, container=None) -> bool:  # type: ignore[no-untyped-def]
+    """Save a form's edit; on success the form takes the new version (a rerun follows). A
+    refusal is shown in `container` (above the form) and the form keeps what was typed."""
+    if call(fn, success, container) is None:
+        return False
+    reload_form(form)
+    return True
+
+
+def stale_notice(container, form: str, edited, current, *, refused: bool = False
+                 ) -> None:  # type: ignore[no-untyped-def]
+    """Above a form drawn from an older version than the stored one: say so (after a refused
+    save, that the edits are kept), and offer to load the stored version, dropping the edits."""
+    if edited.version == current.version:
+        return
+    if refused:
+        container.info(f"Your edits are still in the form below (it shows version "
+                       f"{edited.version}). Load version {current.version} to see what changed, "
+                       "then apply them again.")
+    else:
+        container.warning(
+            f"'{current.name}' has changed since this form was opened: the form shows version "
+            f"{edited.version}, version {current.version} is stored, so saving it would be "
+            f"refused. Your edits stay in the form until you load version {current.version}.")
+    if container.button(f"Load version {current.version} (drops the form's edits)",
+                        key=f"{form}_reload"):
+        reload_form(form)
+        st.rerun()
 
 
 owners, tags, metric_names = load_choices()
@@ -152,10 +177,11 @@ st.title("Experiment registry")
 
 # ---------------------------------------------------------------- filters and list
 f1, f2, f3, f4 = st.columns([1, 1, 1, 2])
-status = f1.selectbox("Status", ["any", *STATUSES], key="reg_status")
-owner = f2.selectbox("Owner", ["any", *owners], key="reg_owner")
-tag = f3.selectbox("Tag", ["any", *tags], key="reg_tag")
-search = f4.text_input("Search name, hypothesis, learnings", key="reg_search")
+new_list = {"on_change": forget_choice, "args": ("reg_open",)}  # a new list opens its first
+status = f1.selectbox("Status", ["any", *STATUSES], key="reg_status", **new_list)
+owner = f2.selectbox("Owner", ["any", *owners], key="reg_owner", **new_list)
+tag = f3.selectbox("Tag", ["any", *tags], key="reg_tag", **new_list)
+search = f4.text_input("Search name, hypothesis, learnings", key="reg_search", **new_list)
 s1, s2, s3 = st.columns([1, 1, 1])
 sort = s1.selectbox("Sort by", list(registry.SORT_FIELDS), index=4, key="reg_sort")
 descending = s2.toggle("Descending", value=True, key="reg_desc")
@@ -242,15 +268,19 @@ if can_write:
 st.divider()
 ids = [e.id for e in result.items]
 labels = {e.id: f"{e.name} ({e.status})" for e in result.items}
-linked = query_int()
-opened = "reg_open" in st.session_state  # not on a fresh load (a deep link, a reload)
-if not opened and linked is not None and linked not in labels and (label := load_label(linked)):
-    ids.insert(0, linked)  # a deep link opens its experiment whatever the list shows
-    labels[linked] = label
-if not ids:
+asked = query_value() is not None and query_int() not in labels
+linked = linked_experiment() if asked else None
+if isinstance(linked, registry.ExperimentView):
+    ids.insert(0, linked.id)  # the URL's experiment opens whatever the list shows
+    labels[linked.id] = f"{linked.name} ({linked.status})"
+if not ids and linked is None:
     st.info("No experiment matches these filters.")
     st.stop()
-chosen = url_selectbox("Open experiment", ids, key="reg_open", format_func=labels.get)
+chosen = url_selectbox("Open experiment", ids, key="reg_open", format_func=labels.get,
+                       placeholder="Choose an experiment")
+if chosen is None:
+    st.warning(str(linked or "Choose an experiment."))
+    st.stop()
 exp, history = load_detail(chosen)
 
 st.subheader(exp.name)
@@ -301,12 +331,17 @@ if exp.learnings:
 
 if can_write and exp.status in ("proposed", "running"):
     st.markdown("#### Lifecycle")
+    seen = as_shown("reg_lifecycle", exp)  # a click acts on the version it was drawn for
     l1, l2 = st.columns(2)
-    confirming = st.session_state.get("reg_confirm_launch") == (exp.id, exp.version)
+    asked_launch = st.session_state.get("reg_confirm_launch")  # (id, version) asked to launch
+    if asked_launch is not None and asked_launch[0] != exp.id:  # asked for another experiment
+        del st.session_state["reg_confirm_launch"]
+        asked_launch = None
+    confirming = asked_launch is not None
     if exp.status == "proposed" and not confirming and l1.button(
         "Launch (freeze the plan)", type="primary"
     ):
-        st.session_state["reg_confirm_launch"] = (exp.id, exp.version)
+        st.session_state["reg_confirm_launch"] = (seen.id, seen.version)
         st.rerun()
     if exp.status == "proposed" and confirming:
         with l1.container(border=True):
@@ -319,92 +354,97 @@ if can_write and exp.status in ("proposed", "running"):
                 st.session_state.pop("reg_confirm_launch", None)
                 if call(lambda s: registry.transition_experiment(
                         s, experiment_id=exp.id, to_status="running",
-                        expected_version=exp.version, actor=actor), "Launched"):
+                        expected_version=asked_launch[1], actor=actor), "Launched"):
                     st.rerun()
             if c2.button("Cancel"):
                 st.session_state.pop("reg_confirm_launch", None)
                 st.rerun()
     if exp.status == "running":
-        with l1.form("complete"):
+        ending = form_object("reg_complete", exp)  # the learnings field starts from it
+        complete_notice = l1.container()
+        with l1.form(f"complete_{ending.id}_{ending.version}"):
             decision = st.selectbox("Decision", DECISIONS, index=None,
                                     format_func=DECISION_LABELS.get,
                                     placeholder="Choose ship, don't ship or iterate")
-            learnings = st.text_area("Learnings", value=exp.learnings)
-            if st.form_submit_button("Complete") and call(
-                lambda s: registry.transition_experiment(
-                    s, experiment_id=exp.id, to_status="completed", decision=decision,
-                    learnings=learnings, expected_version=exp.version, actor=actor),
-                "Completed",
-            ):
-                st.rerun()
+            learnings = st.text_area("Learnings", value=ending.learnings)
+            complete = st.form_submit_button("Complete", key=submit_key("reg_complete"))
+        if complete and saved(lambda s: registry.transition_experiment(
+                s, experiment_id=ending.id, to_status="completed", decision=decision,
+                learnings=learnings, expected_version=ending.version, actor=actor),
+                "Completed", "reg_complete", complete_notice):
+            st.rerun()
+        stale_notice(complete_notice, "reg_complete", ending, exp, refused=complete)
     with l2.form("abandon"):
         reason = st.text_input("Reason for abandoning")
         if st.form_submit_button("Abandon") and call(lambda s: registry.transition_experiment(
-            s, experiment_id=exp.id, to_status="abandoned", reason=reason,
-            expected_version=exp.version, actor=actor), "Abandoned"):
+            s, experiment_id=seen.id, to_status="abandoned", reason=reason,
+            expected_version=seen.version, actor=actor), "Abandoned"):
             st.rerun()
 
 if can_write:
-    with st.expander("Edit"), st.form(f"edit_{exp.id}_{exp.version}"):
+    edit_notice = st.container()  # above the form: a refused save, or that the form is stale
+    draft = form_object("reg_edit", exp)  # the version the form was opened on, kept until saved
+    with st.expander("Edit"), st.form(f"edit_{draft.id}_{draft.version}"):
         e1, e2 = st.columns(2)
         changes = {
-            "name": e1.text_input("Name", exp.name),
-            "owner": e2.text_input("Owner", exp.owner),
-            "hypothesis": st.text_area("Hypothesis", exp.hypothesis),
-            "target_segment": e1.text_input("Target segment", exp.target_segment),
+            "name": e1.text_input("Name", draft.name),
+            "owner": e2.text_input("Owner", draft.owner),
+            "hypothesis": st.text_area("Hypothesis", draft.hypothesis),
+            "target_segment": e1.text_input("Target segment", draft.target_segment),
             "primary_metric": e2.selectbox(
                 "Primary metric", ["", *metric_names],
-                index=([""] + metric_names).index(exp.primary_metric or ""),
+                index=([""] + metric_names).index(draft.primary_metric or ""),
             ) or None,
             "guardrail_metrics": e1.multiselect(
-                "Guardrail metrics", metric_names, default=exp.guardrail_metrics),
+                "Guardrail metrics", metric_names, default=draft.guardrail_metrics),
             "secondary_metrics": e2.multiselect(
-                "Secondary metrics", metric_names, default=exp.secondary_metrics),
+                "Secondary metrics", metric_names, default=draft.secondary_metrics),
             "variants": parse_variants(e1.text_input(
-                "Variants (name:weight)", format_variants(exp.variants))),
+                "Variants (name:weight)", format_variants(draft.variants))),
             "planned_sample_size": e2.number_input(
                 "Planned sample size per variant", min_value=0,
-                value=exp.planned_sample_size or 0) or None,
+                value=draft.planned_sample_size or 0) or None,
             "mde": _fraction(e1.number_input(
-                "MDE (relative, %)", min_value=0.0, value=_percent(exp.mde) or 0.0,
+                "MDE (relative, %)", min_value=0.0, value=_percent(draft.mde) or 0.0,
                 format="%g")) or None,
-            "alpha": e2.number_input("Alpha", value=exp.alpha, format="%g"),
-            "power": _fraction(e1.number_input("Power (%)", value=_percent(exp.power),
+            "alpha": e2.number_input("Alpha", value=draft.alpha, format="%g"),
+            "power": _fraction(e1.number_input("Power (%)", value=_percent(draft.power),
                                                format="%g")),
-            "analysis_mode": e2.selectbox("Analysis mode", ["fixed", "sequential"],
-                                          index=["fixed", "sequential"].index(exp.analysis_mode)),
+            "analysis_mode": e2.selectbox(
+                "Analysis mode", ["fixed", "sequential"],
+                index=["fixed", "sequential"].index(draft.analysis_mode)),
             "alternative": e1.selectbox(
                 "Primary metric test", list(ALTERNATIVE_LABELS), format_func=ALTERNATIVE_LABELS.get,
-                index=list(ALTERNATIVE_LABELS).index(exp.alternative),
-                key=f"edit_alternative_{exp.id}_{exp.version}"),
+                index=list(ALTERNATIVE_LABELS).index(draft.alternative),
+                key=f"edit_alternative_{draft.id}_{draft.version}"),
             "guardrail_margins": parse_margins(e2.text_input(
-                MARGINS_LABEL, format_margins(exp.guardrail_margins), help=MARGINS_HELP,
-                key=f"edit_margins_{exp.id}_{exp.version}")),
+                MARGINS_LABEL, format_margins(draft.guardrail_margins), help=MARGINS_HELP,
+                key=f"edit_margins_{draft.id}_{draft.version}")),
             "prior_lift_mean": _fraction(e1.number_input(
                 "Bayesian prior: mean lift (%, empty = flat prior)",
-                value=_percent(exp.prior_lift_mean), format="%g",
-                key=f"edit_prior_mean_{exp.id}_{exp.version}")),
+                value=_percent(draft.prior_lift_mean), format="%g",
+                key=f"edit_prior_mean_{draft.id}_{draft.version}")),
             "prior_lift_sd": _fraction(e2.number_input(
                 "Bayesian prior: sd of the lift (%, empty = flat prior)",
-                value=_percent(exp.prior_lift_sd), format="%g",
-                key=f"edit_prior_sd_{exp.id}_{exp.version}")),
-            "planned_start": e1.date_input("Planned start", exp.planned_start),
-            "planned_end": e2.date_input("Planned end", exp.planned_end),
+                value=_percent(draft.prior_lift_sd), format="%g",
+                key=f"edit_prior_sd_{draft.id}_{draft.version}")),
+            "planned_start": e1.date_input("Planned start", draft.planned_start),
+            "planned_end": e2.date_input("Planned end", draft.planned_end),
             "refresh_every_days": e2.number_input(
                 "Refresh results every N days (0 = daily)", min_value=0,
-                max_value=registry.MAX_REFRESH_EVERY_DAYS, value=exp.refresh_every_days or 0,
+                max_value=registry.MAX_REFRESH_EVERY_DAYS, value=draft.refresh_every_days or 0,
                 step=1) or None,
-            "tags": split_list(e1.text_input("Tags", ", ".join(exp.tags))),
-            "learnings": st.text_area("Learnings", exp.learnings, key=f"learn_{exp.id}"),
+            "tags": split_list(e1.text_input("Tags", ", ".join(draft.tags))),
+            "learnings": st.text_area("Learnings", draft.learnings,
+                                      key=f"learn_{draft.id}_{draft.version}"),
         }
         reason = st.text_input("Reason (required when a frozen plan field changes)")
-        if st.form_submit_button("Save changes", type="primary") and call(
-            lambda s: registry.update_experiment(
-                s, experiment_id=exp.id, changes=changes, expected_version=exp.version,
-                actor=actor, reason=reason or None),
-            "Saved",
-        ):
-            st.rerun()
+        save = st.form_submit_button("Save changes", type="primary", key=submit_key("reg_edit"))
+    if save and saved(lambda s: registry.update_experiment(
+            s, experiment_id=draft.id, changes=changes, expected_version=draft.version,
+            actor=actor, reason=reason or None), "Saved", "reg_edit", edit_notice):
+        st.rerun()
+    stale_notice(edit_notice, "reg_edit", draft, exp, refused=save)
 else:
     st.caption("You have read-only access: ask an admin for the editor role to make changes.")
 

@@ -22,7 +22,7 @@ from core.warehouse.refresh import WarehouseRunView, latest_runs
 from core.workflows import loads
 from ui import charts
 from ui.auth import current_actor
-from ui.state import clear_reads, db_session, url_selectbox
+from ui.state import clear_reads, db_session, experiment_link, linked_experiment, url_selectbox
 from ui.widgets import loaded_text
 
 actor = current_actor()
@@ -185,7 +185,25 @@ if not choices:
     st.stop()
 by_id = {c.id: c for c in choices}
 chosen = url_selectbox("Experiment", list(by_id), key="res_experiment",
-                       format_func=lambda i: f"{by_id[i].name} ({by_id[i].status})")
+                       format_func=lambda i: f"{by_id[i].name} ({by_id[i].status})",
+                       placeholder="Choose an experiment")
+if chosen is None:  # the URL names an experiment without results, or none: say so, show no other
+    linked = linked_experiment()
+    if isinstance(linked, str):
+        st.warning(linked)
+    else:
+        st.info({
+            "proposed": f"'{linked.name}' is proposed: no results yet. They appear here once "
+                        "it is launched (Registry) and its data is loaded.",
+            "abandoned": f"'{linked.name}' was abandoned before it was launched: it has no "
+                         "results." if linked.actual_start is None else
+                         f"'{linked.name}' was abandoned: results are shown for running and "
+                         "completed experiments only.",
+        }.get(linked.status, f"'{linked.name}' is {linked.status}: reload the page to see its "
+                             "results."))
+        experiment_link("registry", linked.id, f"Open '{linked.name}' in the Registry",
+                        icon=":material/science:")
+    st.stop()
 choice = by_id[chosen]
 snapshot, series, units = load_results(choice.id)
 blocked = _blocked(snapshot)

@@ -5,19 +5,32 @@ URL as ``?experiment=<id>``. A page keeps its picker and the URL in step with
 :func:`url_selectbox` (or :func:`query_int` / :func:`set_query` by hand), and links to another
 page's view of an experiment with :func:`experiment_link` (a button) or :func:`experiment_url`
 (a relative URL, e.g. for a dataframe ``LinkColumn``).
+
+What a page shows is what its writes act on (issue 23):
+
+* the object lives in one place, the URL: :func:`url_selectbox` never swaps in another option
+  for one the URL names but the page cannot show (gone, filtered out, not a number); it shows no
+  choice and the page says why (:func:`linked_experiment` puts it in words);
+* every write carries the id and version the user saw: :func:`as_shown` (buttons: the version
+  the previous run drew) and :func:`form_object` (a form: the version it was first drawn from,
+  for as long as it stays on screen), so the service refuses a write based on a version that is
+  no longer stored (:class:`core.errors.Conflict`) instead of silently acting on another one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from core import registry
 from core.config import get_settings
+from core.errors import NotFound
+from core.registry import ExperimentView
 from db.migrate import SchemaNotCurrent, schema_problem
 from db.session import make_engine, session_factory
 
@@ -64,7 +77,7 @@ def clear_reads() -> None:
 # ---------------------------------------------------------------- query parameters
 
 
-def query_value(name: str) -> str | None:
+def query_value(name: str = EXPERIMENT_PARAM) -> str | None:
     """The URL's value for `name` (the last one if repeated), or None."""
     value = st.query_params.get(name)
     return value if value else None
@@ -100,27 +113,116 @@ def url_selectbox(
     container: Any = None,
     **kwargs: Any,
 ) -> Any:
-    """A selectbox whose choice lives in the URL as ``?<param>=<option>``.
+    """A selectbox whose choice lives in the URL as ``?<param>=<option>``; the chosen option, or
+    None when the URL names none of the options.
 
-    A valid value in the URL (a deep link, a reload) wins over the remembered choice; choosing
-    another option rewrites the URL at once; the shown choice is always written back, so a
-    reload keeps the user where they were. Options are compared as strings, so ids work.
+    The URL wins over the remembered choice (a deep link, a reload, a link from another page);
+    choosing another option rewrites the URL at once. Without the parameter the remembered
+    choice (else the first option) opens and is written into the URL, so a reload keeps it.
+    A value the options do not hold (an id that is gone, archived, filtered out, or not a
+    number) is never replaced by another option: the picker shows no choice, the URL keeps what
+    it asked for, and the caller says why (e.g. with :func:`linked_experiment`) and shows
+    nothing it could act on. Options are compared as strings, so ids work.
     """
     by_text = {str(o): o for o in options}
     wanted = query_value(param)
-    if wanted in by_text:  # always: a widget skipped by an earlier run (st.stop) lost its state
-        st.session_state[key] = by_text[wanted]
-    if key in st.session_state and st.session_state[key] not in options:
-        del st.session_state[key]  # an option that is gone (filtered out, deleted)
+    if wanted is not None:  # always: a widget skipped by an earlier run (st.stop) lost its state
+        st.session_state[key] = by_text.get(wanted)
+    elif st.session_state.get(key) not in options:  # none yet, or an option that is gone
+        st.session_state[key] = options[0] if options else None
 
     def _to_url() -> None:
-        set_query(**{param: st.session_state.get(key)})
+        chosen = st.session_state.get(key)
+        if chosen is not None:  # cleared: the URL keeps its choice, which the next run shows
+            set_query(**{param: chosen})
 
     chosen = (container or st).selectbox(
-        label, list(options), format_func=format_func, key=key, on_change=_to_url, **kwargs
+        label, list(options), index=None, format_func=format_func, key=key,
+        on_change=_to_url, **kwargs
     )
-    set_query(**{param: chosen})
+    if chosen is not None:
+        set_query(**{param: chosen})
     return chosen
+
+
+def forget_choice(key: str, param: str = EXPERIMENT_PARAM) -> None:
+    """A filter's ``on_change``: the user asked for another list, so its first item opens
+    (the picker `key` and the URL's `param` forget the open one)."""
+    st.session_state.pop(key, None)
+    set_query(**{param: None})
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def experiment_or_none(experiment_id: int) -> ExperimentView | None:
+    """The experiment with this id, or None if there is none."""
+    with db_session() as session:
+        try:
+            return registry.get_experiment(session, experiment_id=experiment_id)
+        except NotFound:
+            return None
+
+
+def linked_experiment(param: str = EXPERIMENT_PARAM, noun: str = "experiment"
+                      ) -> ExperimentView | str:
+    """The experiment the URL names, or in words why it names none: "There is no experiment
+    #999999." or "“abc” is not an experiment number." (for a page that cannot show it; `noun`
+    names what the page opens, e.g. "idea")."""
+    raw = query_value(param) or ""
+    number = query_int(param)
+    a_noun = f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+    if number is None or number < 1:
+        return f"“{raw}” is not {a_noun} number: choose {a_noun} above."
+    found = experiment_or_none(number)
+    return found if found is not None else f"There is no {noun} #{number}: choose {a_noun} above."
+
+
+# ---------------------------------------------------------------- the version a write carries
+
+
+class Versioned(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+V = TypeVar("V", bound=Versioned)
+_SHOWN = "shown:"
+
+
+def as_shown(slot: str, current: V) -> V:
+    """`current` as the previous run drew it in `slot` (a set of buttons): a click acts on the
+    version the user saw, so the service refuses it (Conflict) if someone changed the object
+    since. Another object, or none drawn before, is `current`; `current` is kept for the next
+    run."""
+    before = st.session_state.get(_SHOWN + slot)
+    st.session_state[_SHOWN + slot] = current
+    return before if before is not None and before.id == current.id else current
+
+
+def submit_key(form: str) -> str:
+    """The key of the submit button of a form whose object :func:`form_object` holds."""
+    return f"{form}_submit"
+
+
+def form_object(form: str, current: V) -> V:
+    """The object the form `form` edits, as it was when the form was first drawn: while the
+    form stays on screen (its submit button, keyed :func:`submit_key`, was drawn by the
+    previous run) it keeps that version, so its fields, the user's input in them and the
+    version its save carries all stay put, and a save after someone else's change is refused
+    (Conflict) with the input still there. Another object, a form not drawn last run, or
+    :func:`reload_form`, takes `current`."""
+    held = st.session_state.get(_SHOWN + form)
+    if held is None or held.id != current.id or submit_key(form) not in st.session_state:
+        st.session_state[_SHOWN + form] = held = current
+    return held  # type: ignore[no-any-return]
+
+
+def reload_form(form: str) -> None:
+    """Let the form `form` take the object's current version on the next run (after a save,
+    or when the user drops their edits to load someone else's change)."""
+    st.session_state.pop(_SHOWN + form, None)
 
 
 def page_path(page: str) -> str:

@@ -14,16 +14,19 @@ from ui.messages import plain
 T = TypeVar("T")
 
 
-def run_action(action: Callable[[], T], success: str | None = None) -> T | None:
-    """Run a service call; show its domain error (every problem) instead of a traceback."""
+def run_action(action: Callable[[], T], success: str | None = None,
+               container: Any = None) -> T | None:
+    """Run a service call; show its domain error (every problem) instead of a traceback, in
+    `container` if given (e.g. above the form that was submitted)."""
     try:
         result = action()
     except DomainError as exc:
         problems = [plain(p) for p in exc.problems]
+        where = container or st
         if len(problems) > 1:
-            st.error("Nothing was saved. Please fix:\n" + "\n".join(f"- {p}" for p in problems))
+            where.error("Nothing was saved. Please fix:\n" + "\n".join(f"- {p}" for p in problems))
         else:
-            st.error(f"Nothing was saved: {problems[0]}")
+            where.error(f"Nothing was saved: {problems[0]}")
         return None
     if success:
         st.toast(success)

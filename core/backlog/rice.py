@@ -34,7 +34,7 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
@@ -382,6 +382,35 @@ def promoted_experiments(session: Session) -> list[ExperimentView]:
 
 def archived_ideas(session: Session) -> list[ExperimentView]:
     return [v for v in all_experiments(session, status="proposed") if v.archived_at]
+
+
+@dataclass(frozen=True)
+class NotAnIdea:
+    """Why an experiment is not among the backlog's ideas, and the words a page shows."""
+
+    experiment_id: int
+    name: str
+    why: Literal["launched", "archived", "promoted"]
+    message: str
+
+
+def not_an_idea(session: Session, *, experiment_id: int) -> NotAnIdea | None:
+    """Why an experiment is not among the backlog's ideas (launched, archived, promoted), for a
+    page to say in its place; None when it is an idea. NotFound without it."""
+    view = get_experiment(session, experiment_id=experiment_id)
+    if view.status != "proposed":
+        return NotAnIdea(view.id, view.name, "launched", (
+            f"'{view.name}' is {view.status}: it is an experiment in the registry, no longer a "
+            "backlog idea."))
+    if view.archived_at is not None:
+        return NotAnIdea(view.id, view.name, "archived", (
+            f"'{view.name}' is archived: restore it under “Archived ideas” below, or open "
+            "another idea."))
+    if view.id in state.promoted_experiment_ids(session):
+        return NotAnIdea(view.id, view.name, "promoted", (
+            f"'{view.name}' was promoted: it is a proposed experiment now, ready for planning. "
+            "Size it in the Planner, then launch it from the Registry."))
+    return None
 
 
 def filter_choices(session: Session) -> tuple[list[str], list[str], list[str]]:

@@ -423,3 +423,65 @@ def test_planning_save_plan_refusals(session: Session, proposed: registry.Experi
     with pytest.raises(RuleViolation, match="only be saved onto a proposed experiment"):
         planning.save_plan(session, experiment_id=running.id, plan=plan, analysis_mode="fixed",
                            expected_version=running.version, actor=EDITOR)
+
+
+@pytest.fixture
+def three_way(session: Session) -> registry.ExperimentView:
+    """A proposed experiment split 34/33/33."""
+    catalogue.create_metric(session, data={"name": "conversion", "kind": "binomial"},
+                            actor=ADMIN)
+    return registry.create_experiment(session, actor=EDITOR, data={
+        "name": "Three ways", "owner": "maria", "primary_metric": "conversion",
+        "hypothesis": "Either new copy lifts conversion.",
+        "variants": [{"name": "control", "weight": 0.34}, {"name": "short", "weight": 0.33},
+                     {"name": "long", "weight": 0.33}],
+    })
+
+
+def test_planning_save_plan_refuses_a_plan_sized_for_another_split(
+    session: Session, three_way: registry.ExperimentView
+) -> None:
+    """Issue 23: a 50/25/25 plan saved onto a 34/33/33 experiment would read "100% of plan"
+    with about two-thirds of the planned power. It is refused in words naming both splits, the
+    users per variant the experiment's split needs and the power the plan would have there;
+    nothing is written."""
+    plan = planning.plan_sample_size(inputs(mde=0.05, weights=(0.5, 0.25, 0.25)))
+    at_split = planning.plan_sample_size(inputs(mde=0.05, weights=(0.34, 0.33, 0.33)))
+    # every arm at 100% of plan: the treatments (33%) at the planned size, the control at 34/33
+    reached = planning.plan_for_sample(inputs(mde=0.05, weights=(0.34, 0.33, 0.33)),
+                                       n_per_variant=plan.n_per_variant * 0.34 / 0.33).power
+    assert at_split.n_per_variant > plan.n_per_variant and 0.6 < reached < 0.7
+    with pytest.raises(RuleViolation) as refused:
+        planning.save_plan(session, experiment_id=three_way.id, plan=plan,
+                           analysis_mode="fixed", expected_version=three_way.version,
+                           actor=EDITOR)
+    assert refused.value.message == (
+        "This plan is sized for a 50/25/25 split, but 'Three ways' splits its traffic "
+        f"34/33/33. At 34/33/33 it needs {at_split.n_per_variant:,} users per variant, not "
+        f"{plan.n_per_variant:,}: with {plan.n_per_variant:,} its power would be "
+        f"{round(reached * 100)}%, not 80%. Size the plan for a 34/33/33 split, or set the "
+        "experiment's split to 50/25/25.")
+    assert refused.value.http_status == 409
+    unchanged = registry.get_experiment(session, experiment_id=three_way.id)
+    assert (unchanged.version, unchanged.planned_sample_size) == (three_way.version, None)
+    # a plan fits the split it was sized for; equal thirds are 0.67 points off 34/33/33
+    assert planning.split_mismatch(at_split, three_way) is None
+    thirds = planning.plan_sample_size(inputs(weights=(0.3333, 0.3333, 0.3333)))
+    assert (planning.split_mismatch(thirds, three_way) or "").startswith(
+        "This plan is sized for a 33.33/33.33/33.33 split")
+
+
+def test_planning_save_plan_can_set_the_experiments_split_to_the_plans(
+    session: Session, three_way: registry.ExperimentView
+) -> None:
+    plan = planning.plan_sample_size(inputs(mde=0.05, weights=(0.5, 0.25, 0.25)))
+    saved = planning.save_plan(session, experiment_id=three_way.id, plan=plan,
+                               analysis_mode="fixed", expected_version=three_way.version,
+                               actor=EDITOR, set_split=True)
+    assert [(v.name, v.weight) for v in saved.variants] == [
+        ("control", 0.5), ("short", 0.25), ("long", 0.25)]
+    assert saved.planned_sample_size == plan.n_per_variant
+    assert saved.version == three_way.version + 1  # one audited update
+    last = registry.audit_history(session, experiment_id=three_way.id)[-1]
+    assert last.action == "update" and {"variants", "planned_sample_size"} <= set(last.changes)
+    assert planning.split_mismatch(plan, saved) is None

@@ -108,6 +108,8 @@ def test_backlog_page_promote_creates_audit_entry(fresh_demo_app: str) -> None:
     assert not at.error, [e.value for e in at.error]
     assert "Social login" not in _ranked(at)
     assert any("Promoted, ready for planning (1)" in e.label for e in at.expander)
+    assert at.selectbox(key="bl_idea").value is None  # issue 23: no other idea opens
+    assert any(i.value.startswith("'Social login' was promoted") for i in at.info)
     with _db(fresh_demo_app) as s:
         exp = s.scalar(select(Experiment).where(Experiment.name == "Social login"))
         assert exp is not None and exp.status == "proposed"
@@ -124,6 +126,13 @@ def test_backlog_page_archive_removes_the_idea(fresh_demo_app: str) -> None:
     assert not at.error, [e.value for e in at.error]
     assert _ranked(at) == DEMO_RANKING[1:]
     assert any("Archived ideas (1)" in e.label for e in at.expander)
+    # issue 23: the page says what became of the idea; it opens no other one to act on
+    assert at.selectbox(key="bl_idea").value is None
+    assert any(i.value.startswith("'Simplified signup form' is archived") for i in at.info)
+    assert not {"Archive", "Promote to experiment"} & {b.label for b in at.button}
+    with _db(fresh_demo_app) as s:
+        archived = s.scalars(select(Experiment.name).where(Experiment.archived_at.is_not(None)))
+        assert list(archived) == ["Simplified signup form"]
 
 
 def test_backlog_page_knowledge_base_search_and_calibration(demo_app: str) -> None:

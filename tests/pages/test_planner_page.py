@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 from core import planning, registry
 from db.session import make_engine, session_factory
 from tests.apptest import login, open_page
+from tests.conftest import EDITOR
 
 
 def _metrics(at: AppTest) -> dict[str, str]:
@@ -142,3 +143,36 @@ def test_planner_page_viewer_cannot_save(demo_app: str) -> None:
     assert at.success  # the planner itself works for everyone
     assert not [b for b in at.button if b.label == "Save plan"]
     assert any("read-only access" in c.value for c in at.caption)
+
+
+def test_planner_page_offers_the_plans_split_instead_of_saving_it_onto_another(
+    fresh_demo_app: str
+) -> None:
+    """Issue 23: a 50/25/25 plan is not saved onto an experiment split 34/33/33; the page
+    says why in plain words, and one click sets the experiment's split to the plan's."""
+    engine = make_engine(fresh_demo_app)
+    with session_factory(engine)() as session:
+        exp = registry.create_experiment(session, actor=EDITOR, data={
+            "name": "Three-way copy", "owner": "erin", "primary_metric": "checkout_conversion",
+            "variants": [{"name": "control", "weight": 0.34}, {"name": "a", "weight": 0.33},
+                         {"name": "b", "weight": 0.33}]})
+    at = login("demo-editor")
+    at.query_params["experiment"] = str(exp.id)
+    at = open_page(at, "planner")
+    at.number_input(key="plan_variants").set_value(3).run()
+    at.text_input(key="plan_split_3").set_value("50, 25, 25").run()
+    assert at.selectbox(key="plan_target").value == exp.id
+    warning = " ".join(w.value for w in at.warning)
+    assert warning.startswith("This plan is sized for a 50/25/25 split, but 'Three-way copy' "
+                              "splits its traffic 34/33/33.")
+    assert next(b for b in at.button if b.label == "Save plan").disabled
+    next(b for b in at.button
+         if b.label == "Set the experiment's split to 50/25/25 and save").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("its split is now 50/25/25" in s.value for s in at.success)
+    assert not at.warning and not next(b for b in at.button if b.label == "Save plan").disabled
+    with session_factory(engine)() as session:
+        saved = registry.get_experiment(session, experiment_id=exp.id)
+    engine.dispose()
+    assert [v.weight for v in saved.variants] == [0.5, 0.25, 0.25]
+    assert saved.planned_sample_size is not None and saved.version == exp.version + 1

@@ -178,3 +178,54 @@ def test_registry_page_editor_sets_the_plan_tests(fresh_demo_app: str) -> None:
     engine.dispose()
     text = " ".join(m.value for m in at.markdown)
     assert "normal(0.0%, sd 5%)" in text
+
+
+def test_registry_page_says_there_is_no_such_experiment(demo_app: str) -> None:
+    """Issue 23: an id that names no experiment opens no other one, and the URL keeps it."""
+    for value, said in (("999999", "There is no experiment #999999"),
+                        ("abc", "“abc” is not an experiment number"),
+                        ("-1", "“-1” is not an experiment number")):
+        at = login("demo-editor")
+        at.query_params["experiment"] = value
+        at = open_page(at, "registry")
+        assert not at.exception, at.exception
+        assert at.selectbox(key="reg_open").value is None
+        assert at.query_params["experiment"] == value
+        assert any(said in w.value for w in at.warning)
+        assert not at.subheader and "Save changes" not in _labels(at)
+
+
+def _edit_field(at, kind: str, label: str):  # type: ignore[no-untyped-def]
+    """A field of the Edit form (the New experiment form has some of the same labels)."""
+    return next(w for w in getattr(at, kind) if w.label == label and not
+                str(w.key or "").startswith("new_"))
+
+
+def test_registry_page_second_tab_save_is_refused_and_keeps_its_input(
+    fresh_demo_app: str
+) -> None:
+    """Issue 23: two tabs edit one experiment; the second save carries the version its form
+    was drawn from, so it is refused with a message above the form, and the input stays."""
+    with session_factory(make_engine(fresh_demo_app))() as s:
+        exp = s.scalars(select(Experiment).where(Experiment.name == "Social login")).one()
+        exp_id, version, owner = exp.id, exp.version, exp.owner
+    tabs = []
+    for _ in range(2):
+        at = login("demo-editor")
+        at.query_params["experiment"] = str(exp_id)
+        tabs.append(open_page(at, "registry"))
+    tab_a, tab_b = tabs
+    _edit_field(tab_a, "text_area", "Hypothesis").input("Tab A's hypothesis.")
+    next(b for b in tab_a.button if b.label == "Save changes").click().run()
+    assert not tab_a.error, [e.value for e in tab_a.error]
+
+    _edit_field(tab_b, "text_input", "Owner").input("tab.b.owner")
+    next(b for b in tab_b.button if b.label == "Save changes").click().run()
+    errors = [e.value for e in tab_b.error]
+    assert len(errors) == 1 and "was changed by someone else" in errors[0], errors
+    assert _edit_field(tab_b, "text_input", "Owner").value == "tab.b.owner"
+    assert any("Your edits are still in the form" in i.value for i in tab_b.info)
+    with session_factory(make_engine(fresh_demo_app))() as s:
+        stored = s.get(Experiment, exp_id)
+        assert stored is not None and stored.version == version + 1
+        assert (stored.owner, stored.hypothesis) == (owner, "Tab A's hypothesis.")

@@ -86,3 +86,18 @@ def test_reports_page_opens_the_deep_linked_experiment(demo_app: str, artifacts:
     assert not at.exception
     assert at.selectbox(key="rep_experiment").value == search
     assert at.query_params["experiment"] == str(search)
+
+
+def test_reports_page_says_there_is_no_such_experiment(demo_app: str, artifacts: Path) -> None:
+    """Issue 23: an id that names no experiment opens no other one's reports."""
+    for value, said in (("999999", "There is no experiment #999999"),
+                        ("abc", "“abc” is not an experiment number")):
+        at = login("demo-editor")
+        at.query_params["experiment"] = value
+        at = open_page(at, "reports")
+        assert not at.exception, at.exception
+        assert at.selectbox(key="rep_experiment").value is None
+        assert at.query_params["experiment"] == value
+        assert any(said in w.value for w in at.warning)
+        assert "Generate report" not in {b.label for b in at.button}
+        assert [s.value for s in at.subheader] == ["Portfolio export"]

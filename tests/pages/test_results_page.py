@@ -266,3 +266,30 @@ def test_results_page_shows_a_guardrail_improvement_and_a_metric_without_variati
     assert table.loc["refunds", "Lift"].startswith("−24.0%")
     bayes = next(df.value for df in at.dataframe if "Chance to beat control" in df.value)
     assert "revenue" not in set(bayes["Metric"])
+
+
+def test_results_page_says_why_it_shows_no_results_for_a_link(demo_app: str) -> None:
+    """Issue 23: a link to an experiment without results (proposed, abandoned) or to no
+    experiment at all says so; it never opens another experiment or rewrites the URL."""
+    engine = make_engine(demo_app)
+    with session_factory(engine)() as session:
+        ids = {name: registry.get_experiment_by_name(session, name=name).id
+               for name in ("Social login", "Pricing FAQ accordion")}
+    engine.dispose()
+    cases = {
+        str(ids["Social login"]): "'Social login' is proposed: no results yet.",
+        str(ids["Pricing FAQ accordion"]):
+            "'Pricing FAQ accordion' was abandoned before it was launched: it has no results.",
+        "999999": "There is no experiment #999999",
+        "abc": "“abc” is not an experiment number",
+        "-1": "“-1” is not an experiment number",
+    }
+    for value, said in cases.items():
+        at = login("demo-viewer")
+        at.query_params["experiment"] = value
+        at = open_page(at, "results")
+        assert not at.exception, at.exception
+        assert at.selectbox(key="res_experiment").value is None
+        assert at.query_params["experiment"] == value
+        assert any(said in m.value for m in [*at.info, *at.warning]), value
+        assert not _badges(at) and not at.dataframe and not at.subheader, value

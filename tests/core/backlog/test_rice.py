@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from core import catalogue, registry
 from core.backlog import rice
-from core.errors import Conflict, InvalidInput, PermissionDenied, RuleViolation
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RuleViolation
 from db import repositories as repo
 from db.models import AssignmentDailyCount, AuditEntry, MetricDailyStat
 from tests.conftest import EDITOR, VIEWER
@@ -333,6 +333,27 @@ def test_archive_and_restore_are_audited(session: Session) -> None:
     assert restored.archived_at is None
     assert registry.audit_history(session, experiment_id=idea.id)[-1].action == "restore"
     assert "Shelve" in _names(rice.rank_ideas(session))
+
+
+def test_not_an_idea_says_where_an_idea_went(session: Session, metrics: None) -> None:
+    """Issue 23: a page that cannot show an idea says why (archived, promoted, launched)."""
+    shelved = _idea(session, "Shelved", 1_000, 1, 50, 1)
+    moved = _idea(session, "Moved on", 1_000, 1, 50, 1, hypothesis="It helps.",
+                  primary_metric="signup_rate")
+    kept = _idea(session, "Still here", 1_000, 1, 50, 1)
+    rice.archive_idea(session, experiment_id=shelved.id, expected_version=shelved.version,
+                      actor=EDITOR)
+    rice.promote_idea(session, experiment_id=moved.id, expected_version=moved.version,
+                      actor=EDITOR)
+    archived = rice.not_an_idea(session, experiment_id=shelved.id)
+    assert archived is not None and archived.why == "archived"
+    assert archived.message.startswith("'Shelved' is archived: restore it")
+    promoted = rice.not_an_idea(session, experiment_id=moved.id)
+    assert promoted is not None and promoted.why == "promoted"
+    assert "'Moved on' was promoted" in promoted.message and "Planner" in promoted.message
+    assert rice.not_an_idea(session, experiment_id=kept.id) is None
+    with pytest.raises(NotFound):
+        rice.not_an_idea(session, experiment_id=kept.id + 1000)
 
 
 # --------------------------------------------------------------------------- observations
