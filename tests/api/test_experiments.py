@@ -376,3 +376,20 @@ def test_experiments_audit_of_missing_experiment_is_404(
 ) -> None:
     assert client.get(f"{URL}/31337/audit", headers=writer).status_code == 404
     assert client.get(f"{URL}/31337/audit.csv", headers=writer).status_code == 404
+
+
+def test_experiments_audit_csv_neutralises_formulas(
+    client: TestClient, writer: dict[str, str], metrics: list[str]
+) -> None:
+    """OWASP "CSV Injection": text a spreadsheet would run as a formula is exported with a
+    leading single quote; numbers, negative ones too, are left as they are."""
+    body = draft(name='=HYPERLINK("http://evil.example","x")', owner="@SUM(1+1)",
+                 hypothesis="-2+3", prior_lift_mean=-0.5, prior_lift_sd=0.1)
+    created = client.post(URL, json=body, headers=writer)
+    assert created.status_code == 201, created.text
+    response = client.get(f"{URL}/{created.json()['id']}/audit.csv", headers=writer)
+    rows = {r["field"]: r for r in csv.DictReader(io.StringIO(response.text))}
+    assert rows["name"]["after"] == '\'=HYPERLINK("http://evil.example","x")'
+    assert rows["owner"]["after"] == "'@SUM(1+1)"
+    assert rows["hypothesis"]["after"] == "'-2+3"
+    assert rows["prior_lift_mean"]["after"] == "-0.5"

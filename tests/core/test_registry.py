@@ -666,3 +666,29 @@ def test_registry_and_refresh_service_agree_on_the_schedule(
             refresh.set_refresh_schedule(session, experiment_id=exp.id, every_days=bad,
                                          actor=EDITOR)
     assert registry.get_experiment(session, experiment_id=exp.id) == seen
+
+
+def test_registry_csv_exports_neutralise_formulas(session: Session, metrics: list[str]) -> None:
+    """OWASP "CSV Injection": the registry's CSV (the Registry page's export) and the audit
+    CSV (its audit exports, and the API's audit.csv) quote text starting with = + - @, a tab or
+    a carriage return; numbers stay numbers."""
+    import csv
+    import io
+
+    exp = registry.create_experiment(session, data=draft(
+        name="=1+2", owner="+cmd|' /C calc'!A0", hypothesis="-2+3", target_segment="@A1",
+        tags=["@tag", "-x"], prior_lift_mean=-0.25, prior_lift_sd=0.1,
+    ), actor=EDITOR)
+    listing = list(csv.DictReader(io.StringIO(
+        registry.experiments_csv(registry.all_experiments(session))
+    )))
+    assert (listing[0]["name"], listing[0]["owner"], listing[0]["hypothesis"]) == (
+        "'=1+2", "'+cmd|' /C calc'!A0", "'-2+3")
+    assert listing[0]["tags"] == '["@tag", "-x"]'  # a JSON list starts with "["
+    audit = list(csv.DictReader(io.StringIO(
+        registry.audit_csv(registry.audit_history(session, experiment_id=exp.id))
+    )))
+    after = {r["field"]: r["after"] for r in audit}
+    assert after["name"] == "'=1+2" and after["owner"] == "'+cmd|' /C calc'!A0"
+    assert after["target_segment"] == "'@A1"
+    assert after["prior_lift_mean"] == "-0.25"
