@@ -393,3 +393,57 @@ def test_experiments_audit_csv_neutralises_formulas(
     assert rows["owner"]["after"] == "'@SUM(1+1)"
     assert rows["hypothesis"]["after"] == "'-2+3"
     assert rows["prior_lift_mean"]["after"] == "-0.5"
+
+
+INVISIBLE = ["\u200b", "\u200b\u200c\u200d", "\ufeff\u2060", " \u200b\t", "\u3164", "\u00ad"]
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE)
+def test_experiments_names_of_invisible_characters_only_are_422_and_write_nothing(
+    client: TestClient, session: Session, writer: dict[str, str], created: dict, invisible: str
+) -> None:
+    """Zero-width (and other invisible) characters alone are no name, owner, variant or
+    reason: 422 saying what to give, and nothing is written."""
+    before = counts(session)
+    url = f"{URL}/{created['id']}"
+    for body in (draft(name=invisible), draft(name="Visible", owner=invisible),
+                 draft(name="Visible", variants=[{"name": "control", "weight": 0.5},
+                                                 {"name": invisible, "weight": 0.5}])):
+        response = client.post(URL, json=body, headers=writer)
+        assert response.status_code == 422, (invisible, response.text)
+        assert "visible character" in response.json()["detail"]
+    for change in ({"name": invisible}, {"owner": invisible}):
+        response = client.patch(url, json={**change, "version": 1}, headers=writer)
+        assert response.status_code == 422, (invisible, response.text)
+        assert "visible character" in response.json()["detail"]
+    abandon = client.post(f"{url}/transitions", headers=writer,
+                          json={"to_status": "abandoned", "reason": invisible, "version": 1})
+    assert abandon.status_code == 422, abandon.text
+    assert counts(session) == before
+    # A name may still hold such a character beside visible ones.
+    assert client.post(URL, json=draft(name="Green\u200bbutton two"),
+                       headers=writer).status_code == 201
+
+
+def test_experiments_whole_numbers_may_be_written_as_floats(
+    client: TestClient, writer: dict[str, str], created: dict
+) -> None:
+    """The document says `version` (and `planned_sample_size`) is an integer, and JSON Schema
+    counts 1.0 as one: it is accepted; 1.5 (no integer), true and "1" are not."""
+    url = f"{URL}/{created['id']}"
+    other = client.post(URL, json=draft(name="Float size", planned_sample_size=1000.0),
+                        headers=writer)
+    assert other.status_code == 201, other.text
+    assert other.json()["planned_sample_size"] == 1000
+    for bad in (b"1.5", b"true", b'"1"', b"1e400"):
+        response = client.patch(url, content=b'{"owner": "sam", "version": ' + bad + b"}",
+                                headers={**writer, "Content-Type": "application/json"})
+        assert response.status_code in (400, 422), (bad, response.text)
+    response = client.patch(url, content=b'{"owner": "sam", "version": 1.0}',
+                            headers={**writer, "Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert response.json()["version"] == 2
+    launched = client.post(f"{url}/transitions",
+                           headers={**writer, "Content-Type": "application/json"},
+                           content=b'{"to_status": "running", "version": 2.0}')
+    assert launched.status_code == 200, launched.text

@@ -131,7 +131,8 @@ def test_registry_create_stores_fields_and_audits(session: Session, metrics: lis
         ({"primary_metric": "m" * 81}, "primary_metric: .*at most 80 characters"),
         # numbers must be numbers, days must be ISO days
         ({"planned_sample_size": True}, "planned_sample_size: Input should be a valid integer"),
-        ({"planned_sample_size": 1000.0}, "planned_sample_size: Input should be a valid integer"),
+        # (1000.0 is an integer to JSON Schema, and accepted as 1000; 1000.5 is none)
+        ({"planned_sample_size": 1000.5}, "planned_sample_size: Input should be a valid integer"),
         ({"planned_sample_size": "1000"}, "planned_sample_size: Input should be a valid integer"),
         ({"mde": True}, "mde: Input should be a valid number"),
         ({"confidence": False}, "confidence: Input should be a valid number"),
