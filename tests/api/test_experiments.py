@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 from fastapi.testclient import TestClient
@@ -123,7 +124,7 @@ def test_experiments_duplicate_name_is_409_and_writes_nothing(
 
 @pytest.mark.parametrize(
     ("overrides", "words"),
-    [({"hypothesis": "h" * 5_000_000}, "hypothesis"),
+    [({"hypothesis": "h" * 5_001}, "hypothesis"),
      ({"planned_sample_size": True}, "planned_sample_size"),
      ({"mde": False}, "mde"),
      ({"confidence": True}, "confidence"),
@@ -423,6 +424,23 @@ def test_experiments_names_of_invisible_characters_only_are_422_and_write_nothin
     # A name may still hold such a character beside visible ones.
     assert client.post(URL, json=draft(name="Green\u200bbutton two"),
                        headers=writer).status_code == 201
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_experiments_json_body_not_in_utf8_is_400_and_writes_nothing(
+    client: TestClient, session: Session, writer: dict[str, str], metrics: list[str],
+    encoding: str,
+) -> None:
+    """JSON travels as UTF-8 (RFC 8259 §8.1): a UTF-16 or UTF-32 body is refused, saying so."""
+    before = counts(session)
+    raw = json.dumps(draft()).encode(encoding)
+    response = client.post(URL, content=raw,
+                           headers={**writer, "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("malformed-json")
+    assert "UTF-8" in response.json()["detail"]
+    assert counts(session) == before
 
 
 def test_experiments_whole_numbers_may_be_written_as_floats(
