@@ -33,6 +33,7 @@ from api.routers import (
     segments,
     warehouse,
 )
+from core import spool
 from core.config import Settings, get_settings
 from db.migrate import SchemaNotCurrent, schema_problem
 from db.session import get_engine, is_unavailable
@@ -72,11 +73,14 @@ def check_schema(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """At start-up: check the schema (:func:`check_schema`), size the worker threads
-    (API_THREADS) and, once per process, move the objects built at import (modules, routes,
-    schemas: ~170 000) out of the cyclic garbage collector (``gc.freeze``). Its full passes
-    over them otherwise stall every request in flight, by up to ~100 ms each under load."""
+    """At start-up: check the schema (:func:`check_schema`), claim this process's scratch
+    folder, removing those that processes killed before left behind (core.spool), size the
+    worker threads (API_THREADS) and, once per process, move the objects built at import
+    (modules, routes, schemas: ~170 000) out of the cyclic garbage collector (``gc.freeze``).
+    Its full passes over them otherwise stall every request in flight, by up to ~100 ms each
+    under load."""
     await anyio.to_thread.run_sync(check_schema, app)
+    await anyio.to_thread.run_sync(spool.process_dir)
     settings: Settings = app.state.settings
     anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
     global _gc_frozen

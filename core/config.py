@@ -122,6 +122,13 @@ class Settings(BaseSettings):
         "arrive; exposure days are recomputed until then.",
     )
 
+    spool_dir: Path | None = Field(
+        default=None,
+        description="Where processes keep scratch files (an upload being loaded, sort "
+        "partitions, DuckDB's spill), one folder each; a folder whose process died is removed "
+        "when the next one starts. Unset: experimentos-spool in the system's temp folder.",
+    )
+
     demo_warehouse_path: Path | None = Field(
         default=None,
         description="The demo's DuckDB warehouse file (`make run` seeds it); unset: "
