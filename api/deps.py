@@ -10,8 +10,9 @@ and faults"):
   get a 503 with Retry-After at once.
 * :data:`SessionDep` has function scope: the session is closed, and its slot given back, as
   soon as the route returns, before the response is serialised.
-* The API key is checked from the in-process cache (core.api_keys) first; only a key not seen
-  for a few seconds is looked up, through the request's session.
+* The API key is checked before the request's body is read (api.middleware.RequestGuard),
+  from the in-process cache (core.api_keys) first; only a key not seen for a few seconds is
+  looked up, on a session of its own through the gate.
 * A read request's session sends PostgreSQL its queries and nothing else (db.session.reader:
   no BEGIN, no ROLLBACK; no ping for a connection used in the last second).
 """
@@ -94,17 +95,12 @@ def _sessions(write: bool) -> sessionmaker[Session]:
     return session_factory(writer(engine) if write else reader(engine))
 
 
-async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One session per request, through the gate; the services own their transactions.
-
-    Write methods get sessions whose SQLite transactions begin IMMEDIATE (db.session.writer);
-    read methods get sessions that send PostgreSQL no BEGIN or ROLLBACK (db.session.reader).
-    Tests point the app at their own session by overriding this dependency.
-    """
-    gate: DatabaseGate = request.app.state.database_gate
+@contextlib.asynccontextmanager
+async def gated_session(gate: DatabaseGate, *, write: bool) -> AsyncIterator[Session]:
+    """A session holding one of the gate's slots until it is closed (see :func:`get_session`)."""
     token = await gate.enter()
     try:
-        session = _sessions(request.method not in SAFE_METHODS)()
+        session = _sessions(write)()
         try:
             yield session
         finally:
@@ -121,30 +117,64 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         gate.leave(token)
 
 
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session per request, through the gate; the services own their transactions.
+
+    Write methods get sessions whose SQLite transactions begin IMMEDIATE (db.session.writer);
+    read methods get sessions that send PostgreSQL no BEGIN or ROLLBACK (db.session.reader).
+    Tests point the app at their own session by overriding this dependency.
+    """
+    async with gated_session(request.app.state.database_gate,
+                             write=request.method not in SAFE_METHODS) as session:
+        yield session
+
+
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 """Function scope: the session (and its gate slot) is released before the response is sent."""
 
 
+API_KEY_HEADER = "X-API-Key"
 api_key_header = APIKeyHeader(
-    name="X-API-Key",
+    name=API_KEY_HEADER,
     auto_error=False,
     description="An API key from `python -m core.cli create-api-key --name <n> --scope <s>`.",
 )
 
 
-async def current_actor(
-    session: SessionDep, key: Annotated[str | None, Security(api_key_header)]
-) -> Actor:
-    """The key's owner (`api:<key name>`), with the role its scope grants; 401 otherwise.
+ACTOR_STATE = "api_actor"
+"""Where :class:`api.middleware.RequestGuard` leaves the caller in the request's state."""
 
-    A key accepted in the last few seconds is not looked up again (core.api_keys), so this
-    uses neither the session nor a thread; while the database is down a key this process
-    accepted recently still is (core.api_keys.authenticate).
+
+async def authenticate(request: Request) -> Actor:
+    """The owner of the request's X-API-Key (`api:<key name>`), with the role its scope grants;
+    InvalidApiKey (401) for a missing, malformed, unknown or revoked key.
+
+    Called by api.middleware.RequestGuard before the body is read. A key accepted in the last
+    few seconds is not looked up again (core.api_keys), so this uses neither a session nor a
+    thread; a malformed one is refused without either. Otherwise the key is looked up on a
+    read session through the gate, in a worker thread; while the database is down a key this
+    process accepted recently still is (core.api_keys.authenticate). An app whose sessions
+    come from a dependency override (tests) looks keys up in that session.
     """
+    key = request.headers.get(API_KEY_HEADER)
     actor = api_keys.recently_accepted(key)
-    if actor is None:
-        actor = await run_in_threadpool(api_keys.authenticate, session, key=key)
-    return actor
+    if actor is not None:
+        return actor
+    api_keys.check_key_format(key)
+    override = request.app.dependency_overrides.get(get_session)
+    if override is not None:
+        return await run_in_threadpool(api_keys.authenticate, override(), key=key)
+    async with gated_session(request.app.state.database_gate, write=False) as session:
+        return await run_in_threadpool(api_keys.authenticate, session, key=key)
+
+
+async def current_actor(
+    request: Request, _key: Annotated[str | None, Security(api_key_header)]
+) -> Actor:
+    """The caller RequestGuard authenticated before the body was read (the key header is
+    declared here for the OpenAPI document); authenticated now if it did not."""
+    actor = getattr(request.state, ACTOR_STATE, None)
+    return actor if isinstance(actor, Actor) else await authenticate(request)
 
 
 Reader = Annotated[Actor, Depends(current_actor)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -27,12 +28,20 @@ PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "urn:experimentos:problem:"
 logger = logging.getLogger("api")
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]-]*): (.+)$", re.DOTALL)
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
 RETRY_BUSY_SECONDS = 1
 """Retry-After when this process has too many requests in flight, or SQLite a writer."""
 RETRY_DOWN_SECONDS = 5
 """Retry-After when the database does not answer."""
 RETRY_WAREHOUSE_SECONDS = 60
 """Retry-After when a team's warehouse cannot be reached or a query there timed out."""
+
+
+NOT_UTF8 = (
+    "The request body is not UTF-8: it holds NUL bytes, as JSON encoded in UTF-16 or UTF-32 "
+    "does. Send the JSON encoded as UTF-8 (RFC 8259)."
+)
+"""Why a JSON body holding a NUL byte is refused (api.middleware.RequestGuard)."""
 
 
 class Overloaded(Exception):
@@ -65,7 +74,8 @@ _DESCRIPTIONS = {
     409: "Conflict with the record's current state: a stale version (someone changed it "
     "first), a name already taken, or a move its state refuses (e.g. launching without a "
     "hypothesis); the detail says how to resolve it.",
-    413: "The request body is larger than API_MAX_UPLOAD_MB.",
+    413: "The request body is larger than API_MAX_JSON_KB (a JSON body) or API_MAX_UPLOAD_MB "
+    "(a file upload).",
     422: "The input failed validation; `errors` lists each problem.",
     500: "A stored artifact no longer matches its recorded checksum, or an unexpected error.",
     503: "The database does not answer (`database-unavailable`), is busy with another "
@@ -173,6 +183,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if status == 400 and detail == "There was an error parsing the body":
         detail = "The request body could not be parsed: send a JSON object (numbers in range)."
         kind = "malformed-json"
+    elif status == 400 and detail == NOT_UTF8:
+        kind = "malformed-json"
     else:
         kind = None
     if status == 404 and detail == "Not Found":
@@ -245,13 +257,26 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_HANDLERS: tuple[tuple[type[Exception], Handler], ...] = (
+    (DomainError, _domain_error),
+    (RequestValidationError, _validation_error),
+    (StarletteHTTPException, _http_error),
+    (Overloaded, _overloaded),
+    (SQLAlchemyError, _database_error),
+    (Exception, _unexpected),
+)
+"""Every error the API answers, and how: the one mapping of errors to HTTP statuses."""
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(DomainError, _domain_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Overloaded, _overloaded)
-    app.add_exception_handler(SQLAlchemyError, _database_error)
-    app.add_exception_handler(Exception, _unexpected)
+    for kind, handler in _HANDLERS:
+        app.add_exception_handler(kind, handler)
+
+
+async def problem_for(request: Request, exc: Exception) -> JSONResponse:
+    """The answer the handlers give `exc`, for code that runs outside them (middleware)."""
+    handler = next(handler for kind, handler in _HANDLERS if isinstance(exc, kind))
+    return await handler(request, exc)
 
 
 def problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The ExperimentOS sidecar API: ``uvicorn api.main:app --port 8000``.
 
 Versioned under /api/v1; OpenAPI at /openapi.json, interactive docs at /docs. Every route but
-/health needs an X-API-Key (create one with ``python -m core.cli create-api-key``).
+/health needs an X-API-Key (create one with ``python -m core.cli create-api-key``), checked
+before the request's body is read (api.middleware.RequestGuard).
 """
 
 from __future__ import annotations
@@ -15,17 +16,10 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import DatabaseGate, get_session
-from api.errors import (
-    install_error_handlers,
-    logger,
-    problem_media_type,
-    problem_response,
-    responses,
-)
+from api.errors import install_error_handlers, logger, problem_media_type, responses
+from api.middleware import RequestGuard, upload_paths
 from api.openapi import finish_document
 from api.routers import (
     backlog,
@@ -39,6 +33,7 @@ from api.routers import (
     segments,
     warehouse,
 )
+from core import spool
 from core.config import Settings, get_settings
 from db.migrate import SchemaNotCurrent, schema_problem
 from db.session import get_engine, is_unavailable
@@ -78,11 +73,14 @@ def check_schema(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """At start-up: check the schema (:func:`check_schema`), size the worker threads
-    (API_THREADS) and, once per process, move the objects built at import (modules, routes,
-    schemas: ~170 000) out of the cyclic garbage collector (``gc.freeze``). Its full passes
-    over them otherwise stall every request in flight, by up to ~100 ms each under load."""
+    """At start-up: check the schema (:func:`check_schema`), claim this process's scratch
+    folder, removing those that processes killed before left behind (core.spool), size the
+    worker threads (API_THREADS) and, once per process, move the objects built at import
+    (modules, routes, schemas: ~170 000) out of the cyclic garbage collector (``gc.freeze``).
+    Its full passes over them otherwise stall every request in flight, by up to ~100 ms each
+    under load."""
     await anyio.to_thread.run_sync(check_schema, app)
+    await anyio.to_thread.run_sync(spool.process_dir)
     settings: Settings = app.state.settings
     anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
     global _gc_frozen
@@ -91,49 +89,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.freeze()
         _gc_frozen = True
     yield
-
-
-class BodySizeLimit:
-    """Refuse request bodies over `max_bytes` with 413, before the route reads them."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    def _too_large(self) -> str:
-        return (
-            f"The request body is larger than the {self.max_bytes // (1024 * 1024)} MB limit "
-            "(API_MAX_UPLOAD_MB): send less."
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > self.max_bytes:
-                    response = problem_response(
-                        413, self._too_large(), instance=scope.get("path")
-                    )
-                    await response(scope, receive, send)
-                    return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise HTTPException(413, self._too_large())
-            return message
-
-        await self.app(scope, counted, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -151,7 +106,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    warehouse):
         v1.include_router(module.router)
     app.include_router(v1)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_upload_mb * 1024 * 1024)
+    app.add_middleware(
+        RequestGuard,
+        max_json_bytes=settings.api_max_json_kb * 1024,
+        max_upload_bytes=settings.api_max_upload_mb * 1024 * 1024,
+        uploads=upload_paths(app.routes),
+    )
     if settings.api_cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -37,7 +37,9 @@ from core.registry import (
     ExperimentView,
     Reach,
     SafeStr,
+    WholeNumber,
     drop_null_defaults,
+    has_visible_text,
     text_problem,
 )
 from core.types import Aggregation, Alternative, Decision, MetricKind, Untestable
@@ -112,6 +114,7 @@ _Version = Annotated[
         description="The version you read (the record's `version`, also its ETag); a stale one "
         "gets 409 and changes nothing.",
     ),
+    WholeNumber,
 ]
 _Reason = Annotated[
     str,
@@ -180,8 +183,10 @@ class AbandonRequest(_Transition):
 
     @model_validator(mode="after")
     def _reason_not_blank(self) -> AbandonRequest:
-        if not self.reason.strip():
-            raise ValueError("reason: say why the experiment is abandoned")
+        if not has_visible_text(self.reason):
+            raise ValueError("reason: say why the experiment is abandoned (in visible "
+                             "characters: invisible ones such as zero-width spaces alone do "
+                             "not count)")
         return self
 
 
@@ -457,7 +462,7 @@ class _PlanBase(RequestBody):
     ratio: float = Field(
         default=1.0, ge=0.01, le=100, description="n_treatment / n_control (1 = equal arms)."
     )
-    variants: int = Field(
+    variants: Annotated[int, WholeNumber] = Field(
         default=2, ge=2, le=20, description="Arms including control; > 2 splits alpha."
     )
     weights: _Weights | None = None
@@ -555,7 +560,7 @@ class DurationRequest(RequestBody):
     )
     daily_units: float = Field(gt=0, le=1e12, description="Eligible units arriving per day.")
     exposure: float = Field(default=1.0, gt=0, le=1, description="Fraction enrolled, (0, 1].")
-    variants: int = Field(default=2, ge=2, le=20)
+    variants: Annotated[int, WholeNumber] = Field(default=2, ge=2, le=20)
     weights: list[float] | None = Field(
         default=None,
         max_length=20,

@@ -175,15 +175,22 @@ def _accepted_within(digest: str, seconds: float) -> Actor | None:
     return found[1]
 
 
+def check_key_format(key: str | None) -> str:
+    """`key` when it looks like an API key (no IO); InvalidApiKey when it is missing or could
+    not be one."""
+    if not key:
+        raise InvalidApiKey("Send your API key in the X-API-Key header.")
+    if len(key) > _MAX_KEY_LENGTH or not key.startswith(KEY_PREFIX):
+        raise InvalidApiKey("The X-API-Key header does not hold an ExperimentOS API key.")
+    return key
+
+
 def authenticate(session: Session, *, key: str | None) -> Actor:
     """The actor behind `key`; raises InvalidApiKey when it is missing, unknown or revoked."""
     actor = recently_accepted(key)
     if actor is not None:
         return actor
-    if not key:
-        raise InvalidApiKey("Send your API key in the X-API-Key header.")
-    if len(key) > _MAX_KEY_LENGTH or not key.startswith(KEY_PREFIX):
-        raise InvalidApiKey("The X-API-Key header does not hold an ExperimentOS API key.")
+    key = check_key_format(key)
     digest = hash_key(key)
     try:
         row = repo.api_key_by_hash(session, key_hash=digest)

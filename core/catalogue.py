@@ -17,13 +17,19 @@ unit's first exposure (none: up to the analysis day), with a CUPED covariate ove
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy.orm import Session
 
 from core.auth import Actor
 from core.errors import Conflict, InvalidInput, NotFound
-from core.registry.fields import MAX_METRIC_NAME_LENGTH, SafeStr, validation_problems
+from core.registry.fields import (
+    MAX_METRIC_NAME_LENGTH,
+    SafeStr,
+    WholeNumber,
+    validation_problems,
+)
 from core.transactions import transaction
 from core.types import AGGREGATIONS, Aggregation, MetricKind
 from db import metric_repository as mrepo
@@ -80,11 +86,11 @@ class MetricFields(BaseModel):
     denominator_column: str | None = Field(
         default=None, max_length=80, pattern=_SNAKE,
         description="Warehouse ratio metrics: the fact source's column below the line.")
-    window_days: int | None = Field(
+    window_days: Annotated[int | None, WholeNumber] = Field(
         default=None, strict=True, ge=1, le=MAX_WINDOW_DAYS,
         description="Warehouse metrics: facts up to this many days after the unit's first "
         "exposure count; null = up to the analysis day.")
-    cuped_days: int | None = Field(
+    cuped_days: Annotated[int | None, WholeNumber] = Field(
         default=None, strict=True, ge=1, le=MAX_WINDOW_DAYS,
         description="Warehouse metrics (sum, count, any): the CUPED covariate is the same "
         "aggregate over this many days before first exposure; null = no CUPED.")
@@ -302,8 +308,10 @@ class MetricEdit(BaseModel):
     denominator: str | None = Field(default=None, max_length=80, pattern=_SNAKE)
     value_column: str | None = Field(default=None, max_length=80, pattern=_SNAKE)
     denominator_column: str | None = Field(default=None, max_length=80, pattern=_SNAKE)
-    window_days: int | None = Field(default=None, strict=True, ge=1, le=MAX_WINDOW_DAYS)
-    cuped_days: int | None = Field(default=None, strict=True, ge=1, le=MAX_WINDOW_DAYS)
+    window_days: Annotated[int | None, WholeNumber] = Field(
+        default=None, strict=True, ge=1, le=MAX_WINDOW_DAYS)
+    cuped_days: Annotated[int | None, WholeNumber] = Field(
+        default=None, strict=True, ge=1, le=MAX_WINDOW_DAYS)
 
 
 _CLEARABLE = ("window_days", "cuped_days")

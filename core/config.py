@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         "at once.",
     )
     api_max_upload_mb: int = Field(default=200, ge=1, description="Largest upload the API accepts.")
+    api_max_json_kb: int = Field(
+        default=1024,
+        ge=1,
+        le=1024 * 1024,
+        description="Largest JSON request body the API accepts, in KiB (file uploads have "
+        "API_MAX_UPLOAD_MB).",
+    )
     api_cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS on the API; empty = CORS off."
     )
@@ -113,6 +120,13 @@ class Settings(BaseSettings):
         le=90,
         description="Days after a unit's window closes during which its facts may still "
         "arrive; exposure days are recomputed until then.",
+    )
+
+    spool_dir: Path | None = Field(
+        default=None,
+        description="Where processes keep scratch files (an upload being loaded, sort "
+        "partitions, DuckDB's spill), one folder each; a folder whose process died is removed "
+        "when the next one starts. Unset: experimentos-spool in the system's temp folder.",
     )
 
     demo_warehouse_path: Path | None = Field(

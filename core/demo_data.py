@@ -19,11 +19,9 @@ web; its data carries the dimension columns ``platform`` and ``country``).
 from __future__ import annotations
 
 import math
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
+from core import spool
 from core.auth import Actor
 from core.data.ingestion import ingest_file
 from core.data.metric_sources import ingest_sql, set_metric_source
@@ -319,7 +318,7 @@ def seed_metric_data(
     """Load the demo metric data for every demo experiment that has none yet (idempotent)."""
     today = today or datetime.now(UTC).date()
     loaded, skipped = [], []
-    with tempfile.TemporaryDirectory(prefix="experimentos_demo_") as folder:
+    with spool.scratch_dir("demo-") as folder:
         for name, truth in DEMO_TRUTH.items():
             if names is not None and name not in names:
                 continue
@@ -342,7 +341,7 @@ def seed_metric_data(
                                   actor=DEMO_DATA_ACTOR)
                 ingest_sql(session, experiment_id=exp_id, actor=DEMO_DATA_ACTOR)
             else:
-                path = Path(folder) / f"{exp_id}.parquet"
+                path = folder / f"{exp_id}.parquet"
                 pq.write_table(pa.table(cols), path)
                 ingest_file(session, path=path, experiment_id=exp_id, actor=DEMO_DATA_ACTOR)
             loaded.append(name)

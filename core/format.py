@@ -3,12 +3,17 @@
 Every function accepts ``None`` and non-finite floats and then returns :data:`MISSING` ("—"), so
 no page ever shows ``None``, ``nan`` or ``inf`` where a number should be. Percentages take
 fractions (``0.123`` → ``"12.3%"``). CSV exports use :func:`csv_number`: plain digits a
-spreadsheet parses, missing values left empty.
+spreadsheet parses, missing values left empty; every CSV export is written by :func:`csv_text`,
+which keeps a spreadsheet from reading text as a formula (:func:`spreadsheet_safe`).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+import re
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -253,3 +258,32 @@ def csv_number(x: float | None) -> str:
     """A number for a CSV export: 6 significant digits, no separators, empty when missing."""
     value = _finite(x)
     return "" if value is None else f"{value:.6g}"
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection")."""
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text and never runs: text starting with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return gets a leading single quote, as OWASP's "CSV
+    Injection" recommends. Numbers, and text that is only a number (``-0.25``, what
+    :func:`csv_number` writes), are left as they are, so negative values stay numbers."""
+    if (isinstance(cell, str) and cell.startswith(FORMULA_STARTS)
+            and not _PLAIN_NUMBER.fullmatch(cell)):
+        return "'" + cell
+    return cell
+
+
+def csv_text(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], *, lineterminator: str = "\r\n"
+) -> str:
+    """The CSV of ``rows`` under ``header``, every cell through :func:`spreadsheet_safe`: the one
+    writer of every CSV export (the registry, audit, results and portfolio downloads of the
+    app and the API)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator=lineterminator)
+    writer.writerow(header)
+    writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
+    return out.getvalue()

@@ -33,7 +33,17 @@ def get_metric(name: MetricName, session: SessionDep, _actor: Reader) -> MetricO
 def create_metric(
     body: MetricCreate, session: SessionDep, actor: Writer, response: Response
 ) -> MetricOut:
-    """Add a metric to the catalogue (write scope). Audited as the key's owner."""
+    """Add a metric to the catalogue (write scope). Audited as the key's owner.
+
+    Rules between fields, each refused with 422 naming it: a metric loaded from files gives
+    its `kind`; only a ratio metric takes a numerator and a denominator, and a ratio metric
+    names both (two different columns, neither the metric's own name). A metric computed in
+    the warehouse names an existing `fact_source` and its `aggregation` (`kind`, if given,
+    follows from it: sum and count are mean, any is binomial, mean and ratio are ratio);
+    sum, mean and ratio name a `value_column`, only a ratio a different
+    `denominator_column`, both declared by the fact source; `cuped_days` only for sum, count
+    and any; a file metric takes none of the warehouse fields, a warehouse metric no
+    numerator or denominator."""
     view = catalogue.create_metric(session, data=body, actor=actor)
     response.headers["Location"] = f"/api/v1/metrics/{view.name}"
     return MetricOut.model_validate(view)

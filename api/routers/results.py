@@ -73,10 +73,13 @@ def results_series(
     _actor: Reader,
     metric: Annotated[SafeText | None, Query(max_length=80)] = None,
     as_of: Annotated[
-        Day | None, Query(description="Last day of the series (YYYY-MM-DD); default: all data.")
+        Day | None,
+        Query(description="Last day of the series (YYYY-MM-DD): from the experiment's start "
+              "to today (UTC); 422 outside that range. Default: all data."),
     ] = None,
 ) -> list[SeriesPoint]:
     """Per day, per metric × treatment: the cumulative effect and its confidence band."""
+    results.check_as_of(session, experiment_id=experiment_id, as_of=as_of)
     return results.cumulative_series(
         session, experiment_id=experiment_id, metric=metric, as_of=as_of
     )

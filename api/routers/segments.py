@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import ExperimentId, Reader, SessionDep
 from api.errors import responses
 from api.schemas import SafeText, SegmentBreakdownOut, SegmentsOut
-from core.analysis import segments
+from core.analysis import results, segments
 from core.registry import Day
 
 router = APIRouter(prefix="/experiments/{experiment_id}/segments", tags=["results"])
@@ -30,7 +30,9 @@ def segment_results(
                    "rest are pooled as `(other)`.")
     ] = segments.TOP_N,
     as_of: Annotated[
-        Day | None, Query(description="Last day of data used (YYYY-MM-DD); default: all data.")
+        Day | None,
+        Query(description="Last day of data used (YYYY-MM-DD): from the experiment's start to "
+              "today (UTC); 422 outside that range. Default: all data."),
     ] = None,
 ) -> SegmentsOut:
     """Per dimension the experiment's data carries (country, platform, ...): its top-N slices
@@ -39,6 +41,7 @@ def segment_results(
     slices (the experiment's Holm or BH). Exploratory: never stored, never read by the verdict,
     so no ship decision is made from a slice. Each slice's SRM is its own; the whole
     experiment's is in the results snapshot (the app hides the slices while it fails)."""
+    results.check_as_of(session, experiment_id=experiment_id, as_of=as_of)
     found = segments.segment_results(session, experiment_id=experiment_id, dimension=dimension,
                                      as_of=as_of, top_n=top_n)
     return SegmentsOut(

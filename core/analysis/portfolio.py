@@ -9,8 +9,6 @@ experiment with its verdict and primary-metric result.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -119,9 +117,7 @@ def portfolio_csv(session: Session) -> str:
     lift comes from the latest stored snapshot, or is computed on the spot when none is
     stored (``results_source`` says which). One row per experiment and treatment; an experiment
     without data has one row with the result columns empty."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(PORTFOLIO_CSV_COLUMNS)
+    lines: list[list[object]] = []
     for exp in all_experiments(session):
         snapshot = results.latest_snapshot(session, experiment_id=exp.id)
         source = f"snapshot #{snapshot.snapshot_id}" if snapshot else "computed"
@@ -135,13 +131,13 @@ def portfolio_csv(session: Session) -> str:
         if snapshot is not None and snapshot.data_through is not None:
             rows = snapshot.rows(role="primary")
         if not rows:
-            writer.writerow([*base, *[""] * (len(PORTFOLIO_CSV_COLUMNS) - len(base))])
+            lines.append([*base, *[""] * (len(PORTFOLIO_CSV_COLUMNS) - len(base))])
         for r in rows:
             assert snapshot is not None and snapshot.data_through is not None
-            writer.writerow([
+            lines.append([
                 *base, r.treatment, fmt.csv_number(r.lift), fmt.csv_number(r.lift_ci_low),
                 fmt.csv_number(r.lift_ci_high), fmt.csv_number(r.adjusted_p_value),
                 r.decision_state, snapshot.data_through.isoformat(),
                 source,
             ])
-    return out.getvalue()
+    return fmt.csv_text(PORTFOLIO_CSV_COLUMNS, lines)

@@ -5,8 +5,6 @@ can start from it are :mod:`core.workflows.loads`.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.analysis.snapshot import ResultsSnapshot
+from core.format import csv_text
 from core.registry.listing import all_experiments, load_experiment
 from db import metric_repository as mrepo
 
@@ -91,9 +90,9 @@ def results_table(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
 
 def results_csv(snapshot: ResultsSnapshot) -> str:
     """The results table as CSV (full precision; empty cells where a value is missing)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=TABLE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in results_table(snapshot):
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return out.getvalue()
+    return csv_text(
+        TABLE_COLUMNS,
+        ([("" if row[k] is None else row[k]) for k in TABLE_COLUMNS]
+         for row in results_table(snapshot)),
+        lineterminator="\n",
+    )

@@ -24,12 +24,13 @@ rolled back. One SELECT (or WITH ... SELECT) statement only.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -58,6 +59,7 @@ PARAMETERS: tuple[str, ...] = (
 )
 RESULT_COLUMNS: tuple[str, ...] = ("variant", "day", "metric", "n", "sum", "sum_squares")
 MAX_RESULT_ROWS = 1_000_000
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -171,8 +173,19 @@ def get_metric_source(session: Session, *, experiment_id: int) -> MetricSourceVi
     return None if source is None else _view(source)
 
 
+class _Unreachable(Exception):
+    """The source database could not be connected to (its error names where it lives)."""
+
+
+def _connect(engine: Engine) -> Connection:
+    try:
+        return engine.connect()
+    except SQLAlchemyError as exc:
+        raise _Unreachable(str(exc.orig if isinstance(exc, DBAPIError) else exc)) from exc
+
+
 def _run_read_only(engine: Engine, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
+    with _connect(engine) as conn:
         sqlite = conn.dialect.name == "sqlite"
         try:
             with conn.begin():
@@ -255,17 +268,28 @@ def run_metric_source(
     params = {k: v for k, v in values.items() if k in wanted}
     own = source.url is None
     engine = None if own else make_engine(source.url)  # type: ignore[arg-type]
-    where = "the app database" if own else _masked(source.url)
+    # Where the source lives (host, port, database, file) is for those who manage it, never in
+    # an error shown to whoever ran the refresh: that goes to the log.
+    where = "the app database" if own else "the experiment's SQL source"
     try:
         if engine is None:
             rows = _run_in_session(session, source.query, params)
         else:
             rows = _run_read_only(engine, source.query, params)
+    except _Unreachable as exc:
+        logger.warning("Experiment %s: could not connect to its SQL source %s: %s",
+                       experiment_id, _masked(source.url), exc)
+        raise InvalidInput(
+            f"query: could not connect to {where} database; check that it is up and that the "
+            "source's URL and credentials are right (python -m core.cli set-source)"
+        ) from None
     except DBAPIError as exc:
-        first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise InvalidInput(f"query: failed in {where}: {first}") from None
     except SQLAlchemyError as exc:
-        raise InvalidInput(f"query: could not run against {where}: {exc}") from None
+        raise InvalidInput(
+            f"query: could not run in {where} ({type(exc).__name__}): check its SQL"
+        ) from None
     finally:
         if engine is not None:
             engine.dispose()

@@ -13,7 +13,6 @@ files and SQL results). Nothing here touches the database: every problem is rais
 from __future__ import annotations
 
 import csv
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,6 +21,7 @@ from typing import Any, Literal
 
 import duckdb
 
+from core import spool
 from core.errors import InvalidInput
 from core.stats.metric_stats import COVARIATE_SUMS, RATIO_SUMS, MetricStats
 from core.types import FileKind
@@ -177,7 +177,7 @@ def detect_format(path: Path) -> Literal["csv", "parquet"]:
 def connect(memory_limit: str, threads: int | None) -> duckdb.DuckDBPyConnection:
     config: dict[str, Any] = {
         "memory_limit": memory_limit,
-        "temp_directory": str(Path(tempfile.gettempdir()) / "experimentos_duckdb"),
+        "temp_directory": str(spool.process_dir() / "duckdb"),
         "preserve_insertion_order": False,
     }
     if threads:

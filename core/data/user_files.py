@@ -22,7 +22,6 @@ hashes listed inside the aggregation): both cost more.
 from __future__ import annotations
 
 import math
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -32,6 +31,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from core import spool
 from core.data.reading import (
     EMPTY_DIMENSION_VALUE,
     EXAMPLES,
@@ -271,8 +271,8 @@ def duplicate_units(
         repeats = _repeats(hashes[:filled])
         del hashes
     else:
-        with tempfile.TemporaryDirectory(prefix="eos_units_") as folder:
-            names = [Path(folder) / f"{p}.u64" for p in range(1 << bits)]
+        with spool.scratch_dir("units-") as folder:
+            names = [folder / f"{p}.u64" for p in range(1 << bits)]
             bounds = np.arange(1, 1 << bits, dtype=np.uint64) << np.uint64(64 - bits)
             handles = [name.open("wb") for name in names]
             try:

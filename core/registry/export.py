@@ -1,11 +1,12 @@
-"""CSV exports of the registry: experiments and their audit history."""
+"""CSV exports of the registry: experiments and their audit history (through
+:func:`core.format.csv_text`, so no cell reads as a spreadsheet formula)."""
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 from typing import Any
 
+from core.format import csv_text
 from core.registry.audit import AuditRecord
 from core.registry.fields import ExperimentView
 
@@ -17,26 +18,23 @@ AUDIT_CSV_COLUMNS = (
 
 def audit_csv(records: list[AuditRecord]) -> str:
     """One CSV row per changed field."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(AUDIT_CSV_COLUMNS)
-    for r in records:
-        for field, (before, after) in (r.changes or {"": [None, None]}).items():
-            writer.writerow(
-                [r.at.isoformat() if r.at else "", r.actor, r.entity_type, r.entity_id,
-                 r.action, field, _csv_value(before), _csv_value(after), r.reason or "",
-                 r.is_deviation]
-            )
-    return out.getvalue()
+    return csv_text(AUDIT_CSV_COLUMNS, (
+        [r.at.isoformat() if r.at else "", r.actor, r.entity_type, r.entity_id,
+         r.action, field, _csv_value(before), _csv_value(after), r.reason or "",
+         r.is_deviation]
+        for r in records
+        for field, (before, after) in (r.changes or {"": [None, None]}).items()
+    ))
 
 
-def _csv_value(value: Any) -> str:
+def _csv_value(value: Any) -> Any:
+    """A changed value as a cell: lists and mappings as JSON, numbers as numbers."""
     if value is None:
         return ""
     if isinstance(value, (list, dict)):
-        import json
-
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (bool, int, float)):
+        return value
     return str(value)
 
 
@@ -48,14 +46,10 @@ EXPERIMENT_CSV_COLUMNS = (
 
 
 def experiments_csv(items: list[ExperimentView]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(EXPERIMENT_CSV_COLUMNS)
+    rows = []
     for e in items:
         row = e.model_dump()
         row["variants"] = [f"{v['name']}:{v['weight']:g}" for v in row["variants"]]
-        writer.writerow(
-            [_csv_value(row[c]) if isinstance(row[c], (list, dict)) else
-             ("" if row[c] is None else row[c]) for c in EXPERIMENT_CSV_COLUMNS]
-        )
-    return out.getvalue()
+        rows.append([_csv_value(row[c]) if isinstance(row[c], (list, dict)) else
+                     ("" if row[c] is None else row[c]) for c in EXPERIMENT_CSV_COLUMNS])
+    return csv_text(EXPERIMENT_CSV_COLUMNS, rows)

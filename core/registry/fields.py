@@ -4,6 +4,7 @@ problems in plain words and the RICE score of the fields."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -53,8 +54,18 @@ MAX_VARIANTS = 20
 MAX_TAGS = 30
 NO_NUL_PATTERN = r"^[^\u0000]*$"
 """JSON Schema pattern of text without NUL characters (documents :func:`text_problem`)."""
-NOT_BLANK_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
-"""Text without NUL holding at least one character that is not white space."""
+INVISIBLE_CHARACTERS = (
+    r"\s\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5"
+    r"\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f"
+    r"\ufeff\uffa0\ufff0-\ufffb"
+)
+"""The characters that show nothing, as the body of a regular-expression class that Python and
+JSON Schema (ECMA-262) read alike: white space, control characters, the soft hyphen, zero-width
+spaces and joiners, direction marks, the byte order mark, Hangul and Braille blanks and
+variation selectors."""
+NOT_BLANK_PATTERN = rf"^[^\u0000]*[^{INVISIBLE_CHARACTERS}][^\u0000]*$"
+"""Text without NUL holding at least one visible character (:func:`has_visible_text`)."""
+_VISIBLE = re.compile(f"[^{INVISIBLE_CHARACTERS}]")
 
 
 def text_problem(value: str) -> str | None:
@@ -75,6 +86,36 @@ def _safe_text(value: str) -> str:
     return value
 
 
+def has_visible_text(value: str) -> bool:
+    """Whether `value` shows something: zero-width, blank and other invisible characters alone
+    (:data:`INVISIBLE_CHARACTERS`) do not."""
+    return _VISIBLE.search(value) is not None
+
+
+def _visible_text(value: str) -> str:
+    if not has_visible_text(value):
+        raise ValueError(
+            "give at least one visible character (a letter, digit or sign): spaces and "
+            "invisible characters such as zero-width spaces alone do not count"
+        )
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    """A whole number sent as a JSON float (``2.0``) is that integer, as JSON Schema's
+    ``integer`` says; anything else (``2.5``, ``true``, ``"2"``) is left for the strict integer
+    check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = BeforeValidator(_whole_number)
+"""For a strict integer field: also accept ``2.0`` (an integer to JSON Schema). Place it after
+the field's constraints (``Annotated[int, Field(...), WholeNumber]``), which then still reach
+the JSON Schema."""
+
+
 def _iso_day(value: Any) -> Any:
     """A day is a date or an ISO ``YYYY-MM-DD`` string (not a number, not a timestamp)."""
     if isinstance(value, datetime):
@@ -93,14 +134,18 @@ _SAFE = AfterValidator(_safe_text)
 # The patterns document in JSON Schema what the validators check (with clearer messages).
 _NO_NUL = Field(json_schema_extra={"pattern": NO_NUL_PATTERN})
 _NOT_BLANK = Field(json_schema_extra={"pattern": NOT_BLANK_PATTERN})
+_VISIBLE_TEXT = AfterValidator(_visible_text)
 SafeStr = Annotated[str, _NO_NUL, _SAFE]
 """Text the database can store (no NUL, no unpaired surrogate)."""
 # Length limits come before the text check, so pydantic reports them as string lengths.
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), _NOT_BLANK, _SAFE]
-Owner = Annotated[str, Field(min_length=1, max_length=MAX_OWNER_LENGTH), _NOT_BLANK, _SAFE]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), _NOT_BLANK, _SAFE,
+                 _VISIBLE_TEXT]
+Owner = Annotated[str, Field(min_length=1, max_length=MAX_OWNER_LENGTH), _NOT_BLANK, _SAFE,
+                  _VISIBLE_TEXT]
 Segment = Annotated[str, Field(max_length=MAX_SEGMENT_LENGTH), _NO_NUL, _SAFE]
 Tag = Annotated[str, Field(max_length=MAX_TAG_LENGTH), _NO_NUL, _SAFE]
-VariantName = Annotated[str, Field(min_length=1, max_length=80), _NOT_BLANK, _SAFE]
+VariantName = Annotated[str, Field(min_length=1, max_length=80), _NOT_BLANK, _SAFE,
+                        _VISIBLE_TEXT]
 MetricRef = Annotated[str, Field(min_length=1, max_length=MAX_METRIC_NAME_LENGTH), _NO_NUL, _SAFE]
 """The name of a catalogue metric."""
 SourceRef = Annotated[str, Field(min_length=1, max_length=MAX_SOURCE_NAME_LENGTH), _NO_NUL,
@@ -108,6 +153,7 @@ SourceRef = Annotated[str, Field(min_length=1, max_length=MAX_SOURCE_NAME_LENGTH
 """The name of a warehouse assignment source (core.warehouse.catalog)."""
 ExperimentKey = Annotated[
     str, Field(min_length=1, max_length=MAX_EXPERIMENT_KEY_LENGTH), _NOT_BLANK, _SAFE,
+    _VISIBLE_TEXT,
     Field(description="The experiment_key its exposures carry in the assignment source."),
 ]
 Hypothesis = Annotated[str, Field(max_length=MAX_HYPOTHESIS_LENGTH), _NO_NUL, _SAFE]
@@ -117,6 +163,7 @@ Number = Annotated[float, Field(strict=True)]
 SampleSize = Annotated[
     int | None,
     Field(strict=True, gt=0, le=MAX_SAMPLE_SIZE, description="Planned units per variant."),
+    WholeNumber,
 ]
 Reach = Annotated[
     float | None,
@@ -170,6 +217,7 @@ RefreshEveryDays = Annotated[
         le=MAX_REFRESH_EVERY_DAYS,
         description="Scheduled refresh every N days from the start; null = every day.",
     ),
+    WholeNumber,
 ]
 
 _HINTS: dict[str, str] = {

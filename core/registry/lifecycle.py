@@ -18,6 +18,7 @@ from core.registry.fields import (
     ExperimentFields,
     ExperimentPatch,
     ExperimentView,
+    has_visible_text,
     rice_score,
     validation_problems,
 )
@@ -374,7 +375,7 @@ def transition_experiment(
             exp.actual_end = today
             changes["actual_end"] = [None, today.isoformat()]
         elif to_status == "abandoned":
-            if not (reason and reason.strip()):
+            if not (reason and has_visible_text(reason)):
                 raise RuleViolation(f"Abandoning '{exp.name}' needs a reason.")
             exp.abandon_reason = reason.strip()
             if current == "running":

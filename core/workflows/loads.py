@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 from datetime import date
 from pathlib import Path
 from typing import IO
 
 from sqlalchemy.orm import Session
 
+from core import spool
 from core.analysis import results
 from core.analysis.snapshot import ResultsSnapshot
 from core.auth import Actor
@@ -54,8 +54,8 @@ def load_upload(
     name = upload_name(filename)
     if not name.lower().endswith(UPLOAD_SUFFIXES):
         raise InvalidInput(f"file: {name} must be a .csv, .csv.gz or .parquet file")
-    with tempfile.TemporaryDirectory(prefix="experimentos_upload_") as folder:
-        path = Path(folder) / name
+    with spool.scratch_dir("upload-") as folder:
+        path = folder / name
         with path.open("wb") as out:
             if isinstance(data, bytes):
                 out.write(data)

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -66,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import DataError, ProgrammingError
 from sqlalchemy.orm import Session
 
+from core import spool
 from core.analysis.snapshot import ResultsSnapshot
 from core.auth import Actor
 from core.errors import DomainError, InvalidInput, RuleViolation, WarehouseUnavailable
@@ -459,14 +459,14 @@ def ingest_drops(
     skipped: list[str] = []
     rejected: list[str] = []
     rows_read = written = 0
-    with tempfile.TemporaryDirectory(prefix="experimentos_drop_") as folder:
+    with spool.scratch_dir("drop-") as folder:
         for day, keys in by_day.items():
             if len(keys) > 1:
                 rejected.extend(f"{key}: {len(keys)} files for {day} ({', '.join(keys)}); keep "
                                 "one per day" for key in keys)
                 continue
             key = keys[0]
-            path = Path(folder) / key.rsplit("/", 1)[-1]
+            path = folder / key.rsplit("/", 1)[-1]
             sha = _fetch(store, key, path)
             if loaded_before.get(key) == sha:
                 skipped.append(key)

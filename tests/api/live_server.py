@@ -42,9 +42,19 @@ def free_port() -> int:
 def uvicorn_server(database_url: str, *, workers: int = 1, **env: str) -> Iterator[str]:
     """``uvicorn api.main:app`` on a free loopback port, as deployed (docs/api.md "In production":
     keep-alive longer than a client's idle gaps); yields its base URL, stops it after."""
+    with uvicorn_process(database_url, workers=workers, **env) as (base, _server):
+        yield base
+
+
+@contextmanager
+def uvicorn_process(
+    database_url: str, *, workers: int = 1, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As :func:`uvicorn_server`, yielding the process too (with one worker, the process that
+    serves: its /proc/<pid>/status tells its memory; kill it to crash the server)."""
     port = free_port()
     environment = {**os.environ, "DATABASE_URL": database_url, **env}
-    server = subprocess.Popen(
+    server: subprocess.Popen[bytes] = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.main:app", "--host", HOST, "--port", str(port),
          "--workers", str(workers), "--timeout-keep-alive", "75", "--log-level", "warning",
          "--no-access-log"],
@@ -64,7 +74,7 @@ def uvicorn_server(database_url: str, *, workers: int = 1, **env: str) -> Iterat
             if time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not answer /health/live within 90 s")
             time.sleep(0.2)
-        yield base
+        yield base, server
     finally:
         server.terminate()
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -307,3 +308,52 @@ def test_results_show_a_metric_without_variation_as_not_testable(
     schema = client.get("/openapi.json").json()["components"]["schemas"]
     states = schema["MetricComparison"]["properties"]["decision_state"]["enum"]
     assert "not_testable" in states
+
+
+@pytest.mark.parametrize("route", ["results/series", "segments"])
+@pytest.mark.parametrize("as_of", ["0001-01-01", "9999-12-31", "tomorrow"])
+def test_results_series_and_segments_refuse_as_of_outside_the_run(
+    client: TestClient, writer: dict[str, str], running: int, route: str, as_of: str
+) -> None:
+    """The rule the refresh keeps (from the start to today, UTC) holds for the series and the
+    segments too: 422 naming the allowed days."""
+    today = datetime.now(UTC).date()
+    if as_of == "tomorrow":
+        as_of = (today + timedelta(days=1)).isoformat()
+    response = client.get(f"{URL}/{running}/{route}", params={"as_of": as_of}, headers=writer)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["errors"][0]["location"] == "as_of"
+    assert f"give a day from {today} (the start of 'Green button') to {today}" in (
+        problem["detail"])
+    assert client.get(f"{URL}/{running}/{route}", params={"as_of": today.isoformat()},
+                      headers=writer).status_code == 200
+
+
+def test_data_sql_refresh_errors_do_not_show_the_source_database(
+    client: TestClient, session: Session, writer: dict[str, str], running: int,
+    tmp_path: Path,
+) -> None:
+    """A write key learns that the experiment's SQL source failed and why the query did, never
+    where the source lives (host, port, database, file): that is an admin's business."""
+    from tests.api.live_server import free_port
+
+    port = free_port()  # nothing listens there: the connection is refused
+    set_metric_source(session, experiment_id=running, query="SELECT 1 AS variant",
+                      url=f"postgresql+psycopg2://reader:pw@127.0.0.1:{port}/secret_db",
+                      actor=EDITOR)
+    refused = client.post(f"{URL}/{running}/data/sql-refresh", headers=writer)
+    assert refused.status_code == 422, refused.text
+    assert "could not connect to the experiment's SQL source" in refused.json()["detail"]
+    secret = tmp_path / "secret_folder" / "secret.db"
+    secret.parent.mkdir()
+    set_metric_source(session, experiment_id=running, query="SELECT * FROM no_such_table",
+                      url=f"sqlite:///{secret}", actor=EDITOR)
+    failed = client.post(f"{URL}/{running}/data/sql-refresh", headers=writer)
+    assert failed.status_code == 422, failed.text
+    assert "no such table: no_such_table" in failed.json()["detail"]  # what to fix, still
+    for response in (refused, failed):
+        for secret_part in ("127.0.0.1", str(port), "secret_db", "reader", "secret_folder",
+                            "secret.db"):
+            assert secret_part not in response.text
+    assert stat_rows(session) == 0

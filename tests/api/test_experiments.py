@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 from fastapi.testclient import TestClient
@@ -123,7 +124,7 @@ def test_experiments_duplicate_name_is_409_and_writes_nothing(
 
 @pytest.mark.parametrize(
     ("overrides", "words"),
-    [({"hypothesis": "h" * 5_000_000}, "hypothesis"),
+    [({"hypothesis": "h" * 5_001}, "hypothesis"),
      ({"planned_sample_size": True}, "planned_sample_size"),
      ({"mde": False}, "mde"),
      ({"confidence": True}, "confidence"),
@@ -376,3 +377,91 @@ def test_experiments_audit_of_missing_experiment_is_404(
 ) -> None:
     assert client.get(f"{URL}/31337/audit", headers=writer).status_code == 404
     assert client.get(f"{URL}/31337/audit.csv", headers=writer).status_code == 404
+
+
+def test_experiments_audit_csv_neutralises_formulas(
+    client: TestClient, writer: dict[str, str], metrics: list[str]
+) -> None:
+    """OWASP "CSV Injection": text a spreadsheet would run as a formula is exported with a
+    leading single quote; numbers, negative ones too, are left as they are."""
+    body = draft(name='=HYPERLINK("http://evil.example","x")', owner="@SUM(1+1)",
+                 hypothesis="-2+3", prior_lift_mean=-0.5, prior_lift_sd=0.1)
+    created = client.post(URL, json=body, headers=writer)
+    assert created.status_code == 201, created.text
+    response = client.get(f"{URL}/{created.json()['id']}/audit.csv", headers=writer)
+    rows = {r["field"]: r for r in csv.DictReader(io.StringIO(response.text))}
+    assert rows["name"]["after"] == '\'=HYPERLINK("http://evil.example","x")'
+    assert rows["owner"]["after"] == "'@SUM(1+1)"
+    assert rows["hypothesis"]["after"] == "'-2+3"
+    assert rows["prior_lift_mean"]["after"] == "-0.5"
+
+
+INVISIBLE = ["\u200b", "\u200b\u200c\u200d", "\ufeff\u2060", " \u200b\t", "\u3164", "\u00ad"]
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE)
+def test_experiments_names_of_invisible_characters_only_are_422_and_write_nothing(
+    client: TestClient, session: Session, writer: dict[str, str], created: dict, invisible: str
+) -> None:
+    """Zero-width (and other invisible) characters alone are no name, owner, variant or
+    reason: 422 saying what to give, and nothing is written."""
+    before = counts(session)
+    url = f"{URL}/{created['id']}"
+    for body in (draft(name=invisible), draft(name="Visible", owner=invisible),
+                 draft(name="Visible", variants=[{"name": "control", "weight": 0.5},
+                                                 {"name": invisible, "weight": 0.5}])):
+        response = client.post(URL, json=body, headers=writer)
+        assert response.status_code == 422, (invisible, response.text)
+        assert "visible character" in response.json()["detail"]
+    for change in ({"name": invisible}, {"owner": invisible}):
+        response = client.patch(url, json={**change, "version": 1}, headers=writer)
+        assert response.status_code == 422, (invisible, response.text)
+        assert "visible character" in response.json()["detail"]
+    abandon = client.post(f"{url}/transitions", headers=writer,
+                          json={"to_status": "abandoned", "reason": invisible, "version": 1})
+    assert abandon.status_code == 422, abandon.text
+    assert counts(session) == before
+    # A name may still hold such a character beside visible ones.
+    assert client.post(URL, json=draft(name="Green\u200bbutton two"),
+                       headers=writer).status_code == 201
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_experiments_json_body_not_in_utf8_is_400_and_writes_nothing(
+    client: TestClient, session: Session, writer: dict[str, str], metrics: list[str],
+    encoding: str,
+) -> None:
+    """JSON travels as UTF-8 (RFC 8259 §8.1): a UTF-16 or UTF-32 body is refused, saying so."""
+    before = counts(session)
+    raw = json.dumps(draft()).encode(encoding)
+    response = client.post(URL, content=raw,
+                           headers={**writer, "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("malformed-json")
+    assert "UTF-8" in response.json()["detail"]
+    assert counts(session) == before
+
+
+def test_experiments_whole_numbers_may_be_written_as_floats(
+    client: TestClient, writer: dict[str, str], created: dict
+) -> None:
+    """The document says `version` (and `planned_sample_size`) is an integer, and JSON Schema
+    counts 1.0 as one: it is accepted; 1.5 (no integer), true and "1" are not."""
+    url = f"{URL}/{created['id']}"
+    other = client.post(URL, json=draft(name="Float size", planned_sample_size=1000.0),
+                        headers=writer)
+    assert other.status_code == 201, other.text
+    assert other.json()["planned_sample_size"] == 1000
+    for bad in (b"1.5", b"true", b'"1"', b"1e400"):
+        response = client.patch(url, content=b'{"owner": "sam", "version": ' + bad + b"}",
+                                headers={**writer, "Content-Type": "application/json"})
+        assert response.status_code in (400, 422), (bad, response.text)
+    response = client.patch(url, content=b'{"owner": "sam", "version": 1.0}',
+                            headers={**writer, "Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert response.json()["version"] == 2
+    launched = client.post(f"{url}/transitions",
+                           headers={**writer, "Content-Type": "application/json"},
+                           content=b'{"to_status": "running", "version": 2.0}')
+    assert launched.status_code == 200, launched.text

@@ -82,3 +82,21 @@ def test_openapi_transitions_are_one_body_per_target_status(document: dict[str, 
     assert body["discriminator"]["propertyName"] == "to_status"
     abandon = document["components"]["schemas"]["AbandonRequest"]
     assert set(abandon["required"]) == {"to_status", "reason", "version"}
+
+
+def test_openapi_states_the_metric_rules_json_schema_cannot(document: dict[str, Any]) -> None:
+    """POST /metrics refuses, with 422, a numerator or denominator on a metric that is not a
+    ratio: the operation's description says so, beside the other rules between its fields."""
+    description = " ".join(document["paths"]["/api/v1/metrics"]["post"]["description"].split())
+    assert "only a ratio metric takes a numerator and a denominator" in description
+    assert "a ratio metric names both" in description
+
+
+def test_openapi_as_of_states_its_range_wherever_it_is_taken(document: dict[str, Any]) -> None:
+    for method, path in (("post", f"{EXPERIMENT}/results/refresh"),
+                         ("get", f"{EXPERIMENT}/results/series"),
+                         ("get", f"{EXPERIMENT}/segments")):
+        (as_of,) = [p for p in document["paths"][path][method]["parameters"]
+                    if p["name"] == "as_of"]
+        assert "from the experiment's start to today (UTC); 422 outside" in (
+            as_of["description"]), path

@@ -174,11 +174,29 @@ def test_segments_route_filters_by_dimension_and_404s_an_unknown_one(
 
 
 def test_segments_route_as_of_before_the_data_has_no_breakdowns(
-    client: TestClient, writer: dict[str, str], sliced: int
+    client: TestClient, session: Session, writer: dict[str, str], metrics: list[str]
 ) -> None:
-    before = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
-    got = client.get(f"{URL}/{sliced}/segments", params={"as_of": before}, headers=writer)
+    from core import registry
+    from tests.api.conftest import draft
+    from tests.conftest import EDITOR
+
+    today = datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    exp = registry.create_experiment(session, data=draft(name="Launched yesterday"),
+                                     actor=EDITOR)
+    registry.transition_experiment(session, experiment_id=exp.id, to_status="running",
+                                   expected_version=exp.version, actor=EDITOR, on=yesterday)
+    upload = client.post(f"{URL}/{exp.id}/data", headers=writer,
+                         files={"file": ("countries.csv", segment_csv(today.isoformat()),
+                                         "text/csv")})
+    assert upload.status_code == 200, upload.text
+    got = client.get(f"{URL}/{exp.id}/segments", params={"as_of": yesterday.isoformat()},
+                     headers=writer)
     assert got.status_code == 200 and got.json()["breakdowns"] == []
+    # Before the start there is no day to compute as of (the refresh's rule): 422.
+    before = (yesterday - timedelta(days=1)).isoformat()
+    refused = client.get(f"{URL}/{exp.id}/segments", params={"as_of": before}, headers=writer)
+    assert refused.status_code == 422 and "give a day from" in refused.json()["detail"]
 
 
 def test_segments_route_without_dimension_data_is_empty(

@@ -154,3 +154,20 @@ def test_lift_axis_of_no_estimate_at_all_is_minus_to_plus_5_percent() -> None:
     for rows in ([], [Row(None, None, None)]):
         low, high = fmt.lift_axis(rows)
         assert (low, high) == pytest.approx((-0.058, 0.058))
+
+
+@pytest.mark.parametrize(("cell", "exported"), [
+    ("=1+1", "'=1+1"), ("+1+1", "'+1+1"), ("-1+1", "'-1+1"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), ("-", "'-"), ("-inf", "'-inf"),
+    ("plain", "plain"), ("a=1", "a=1"), ("", ""), ("-0.25", "-0.25"), ("+3", "+3"),
+    ("-1.5e-07", "-1.5e-07"), (-0.25, -0.25), (3, 3), (None, None),
+])
+def test_format_spreadsheet_safe_quotes_formula_text_only(cell: object, exported: object) -> None:
+    """OWASP "CSV Injection": text a spreadsheet would read as a formula gets a leading quote;
+    numbers, and text that is just a number, are left alone."""
+    assert fmt.spreadsheet_safe(cell) == exported
+
+
+def test_format_csv_text_writes_every_text_cell_safe() -> None:
+    text = fmt.csv_text(("name", "lift"), [("=cmd", -0.5), ("ok", "-0.25")], lineterminator="\n")
+    assert text == "name,lift\n'=cmd,-0.5\nok,-0.25\n"

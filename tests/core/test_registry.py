@@ -131,7 +131,8 @@ def test_registry_create_stores_fields_and_audits(session: Session, metrics: lis
         ({"primary_metric": "m" * 81}, "primary_metric: .*at most 80 characters"),
         # numbers must be numbers, days must be ISO days
         ({"planned_sample_size": True}, "planned_sample_size: Input should be a valid integer"),
-        ({"planned_sample_size": 1000.0}, "planned_sample_size: Input should be a valid integer"),
+        # (1000.0 is an integer to JSON Schema, and accepted as 1000; 1000.5 is none)
+        ({"planned_sample_size": 1000.5}, "planned_sample_size: Input should be a valid integer"),
         ({"planned_sample_size": "1000"}, "planned_sample_size: Input should be a valid integer"),
         ({"mde": True}, "mde: Input should be a valid number"),
         ({"confidence": False}, "confidence: Input should be a valid number"),
@@ -666,3 +667,29 @@ def test_registry_and_refresh_service_agree_on_the_schedule(
             refresh.set_refresh_schedule(session, experiment_id=exp.id, every_days=bad,
                                          actor=EDITOR)
     assert registry.get_experiment(session, experiment_id=exp.id) == seen
+
+
+def test_registry_csv_exports_neutralise_formulas(session: Session, metrics: list[str]) -> None:
+    """OWASP "CSV Injection": the registry's CSV (the Registry page's export) and the audit
+    CSV (its audit exports, and the API's audit.csv) quote text starting with = + - @, a tab or
+    a carriage return; numbers stay numbers."""
+    import csv
+    import io
+
+    exp = registry.create_experiment(session, data=draft(
+        name="=1+2", owner="+cmd|' /C calc'!A0", hypothesis="-2+3", target_segment="@A1",
+        tags=["@tag", "-x"], prior_lift_mean=-0.25, prior_lift_sd=0.1,
+    ), actor=EDITOR)
+    listing = list(csv.DictReader(io.StringIO(
+        registry.experiments_csv(registry.all_experiments(session))
+    )))
+    assert (listing[0]["name"], listing[0]["owner"], listing[0]["hypothesis"]) == (
+        "'=1+2", "'+cmd|' /C calc'!A0", "'-2+3")
+    assert listing[0]["tags"] == '["@tag", "-x"]'  # a JSON list starts with "["
+    audit = list(csv.DictReader(io.StringIO(
+        registry.audit_csv(registry.audit_history(session, experiment_id=exp.id))
+    )))
+    after = {r["field"]: r["after"] for r in audit}
+    assert after["name"] == "'=1+2" and after["owner"] == "'+cmd|' /C calc'!A0"
+    assert after["target_segment"] == "'@A1"
+    assert after["prior_lift_mean"] == "-0.25"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from core.analysis import portfolio, results
 from core.analysis.results import compute_results
 from core.analysis.verdict import experiment_verdict
 from core.demo import seed_demo
+from tests.conftest import EDITOR
 
 
 @pytest.fixture
@@ -102,3 +104,19 @@ def test_portfolio_result_reasons_are_the_verdict_of_the_latest_snapshot(demo: S
         assert snapshot.verdict == experiment_verdict(snapshot)
         assert (item.recommendation, item.reason) == (
             snapshot.verdict.recommendation, snapshot.verdict.reason)
+
+
+def test_portfolio_csv_neutralises_formulas(session: Session, tmp_path: Path) -> None:
+    """OWASP "CSV Injection": the Reports page's portfolio CSV quotes names, owners and
+    treatments starting with = + - @; a negative lift stays a number."""
+    from tests.core.analysis.test_views import formula_experiment
+
+    formula_experiment(session, tmp_path)
+    registry.create_experiment(session, data={"name": "-1+1", "owner": "+owner"},
+                               actor=EDITOR)
+    rows = list(csv.DictReader(io.StringIO(portfolio.portfolio_csv(session))))
+    risky = next(r for r in rows if r["name"] == "'@risky")
+    assert risky["treatment"] == "'=HYPERLINK(\"http://evil.example\")"
+    assert float(risky["primary_lift"]) < 0 and risky["primary_lift"].startswith("-")
+    plain = next(r for r in rows if r["name"] == "'-1+1")
+    assert plain["owner"] == "'+owner"

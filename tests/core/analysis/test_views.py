@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,3 +63,30 @@ def test_views_table_and_csv_carry_cores_decisions(demo_session: Session) -> Non
     parsed = list(csv.DictReader(io.StringIO(views.results_csv(snap))))
     assert float(parsed[0]["lift"]) == pytest.approx(snap.comparisons[0].lift, rel=1e-12)
     assert parsed[0]["blocked"] == "False"
+
+
+def formula_experiment(session: Session, tmp_path: Path) -> int:
+    """A running experiment whose treatment is named like a spreadsheet formula, with data
+    in which it does worse (negative effects)."""
+    from core.data.ingestion import ingest_file
+    from tests.conftest import EDITOR
+    from tests.core.data.test_ingestion import make_experiment, make_units, write_parquet
+
+    arm = "=HYPERLINK(\"http://evil.example\")"
+    exp = make_experiment(session, name="@risky", variants=(("control", 0.5), (arm, 0.5)),
+                          end=None)
+    cols = make_units(400, variants=("control", arm), lift={arm: -0.5})
+    ingest_file(session, path=write_parquet(tmp_path / "u.parquet", cols), experiment_id=exp,
+                actor=EDITOR)
+    return exp
+
+
+def test_views_results_csv_neutralises_formulas(session: Session, tmp_path: Path) -> None:
+    """OWASP "CSV Injection": the Results page's CSV quotes a treatment named like a formula;
+    its numbers, negative ones included, stay numbers."""
+    exp = formula_experiment(session, tmp_path)
+    snap = results.compute_results(session, experiment_id=exp)
+    parsed = list(csv.DictReader(io.StringIO(views.results_csv(snap))))
+    assert {r["treatment"] for r in parsed} == {"'=HYPERLINK(\"http://evil.example\")"}
+    conv = next(r for r in parsed if r["metric"] == "conv")
+    assert conv["diff"].startswith("-") and float(conv["diff"]) < 0
