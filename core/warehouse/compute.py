@@ -13,6 +13,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
@@ -211,11 +212,12 @@ class _Runner:
         self.limits = limits
         self.runs: list[QueryRun] = []
 
-    def __call__(self, expr: ibis.Table, source: str, purpose: str, *, name: str
+    def __call__(self, expr: ibis.Table | str, source: str, purpose: str, *, name: str
                  ) -> pd.DataFrame:
-        """Run ``expr``; ``source`` words it in errors, ``name`` (the source's own) keys its
-        :class:`QueryRun`."""
-        sql = labelled(self.spec, purpose, expr, self.backend.name)
+        """Run ``expr`` (or its SQL, compiled by :func:`labelled`); ``source`` words it in
+        errors, ``name`` (the source's own) keys its :class:`QueryRun`."""
+        sql = expr if isinstance(expr, str) else labelled(self.spec, purpose, expr,
+                                                          self.backend.name)
         try:
             ran = engines.run(self.backend, sql, timeout=self.limits.statement_timeout_seconds,
                               label=self.label)
@@ -306,38 +308,60 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
     _check_assignment(run, checked, profile, spec, what, now, full=earlier is None)
     units_expr = queries.exposures(rows, spec.assignment) if earlier is None else \
         queries.exposures(rows, spec.assignment, since=since, first_from=since)
-    with _kept(run, backend, units_expr, what) as units:
-        days = run(queries.exposure_days(units, spec), what, "units per exposure day",
-                   name=spec.assignment.name)
-        exposure = _exposure(days, earlier or {}, spec, what, limits)
+    keep = backend.name in engines.KEEPS_TEMPORARY
+    kept_name = f"experimentos_units_{secrets.token_hex(6)}"
+    # The queries are compiled to text and run as such: the kept table needs no lookup.
+    units = ibis.table(units_expr.schema(), name=kept_name) if keep else units_expr
 
-        records: list[dict[str, object]] = []
-        finals: dict[str, date | None] = {}
-        keys: dict[str, str] = {}
+    def fact_sql() -> dict[str, str]:
+        out = {}
         for name, metrics in grouped.items():
-            first = opened[name]
-            finals[name] = final_through(spec, metrics, today=today,
-                                         late_data_days=limits.late_data_days)
-            keys[name] = definition_key(spec, facts_by_name[name], metrics, today)
-            if first > spec.end:
+            if opened[name] > spec.end:
                 continue
             expr = queries.fact_statistics(units, fact_tables[name], spec=spec,
                                            fact=facts_by_name[name], metrics=metrics,
-                                           open_from=first, now=now)
-            frame = run(expr.limit(limits.max_result_rows + 1), f"fact source '{name}'",
-                        fact_purpose(name, first, spec), name=name)
-            if len(frame) > limits.max_result_rows:
-                raise InvalidInput(
-                    f"fact source '{name}': the result has more than {limits.max_result_rows} "
-                    "rows (variants × exposure days × dimension values); declare fewer "
-                    "dimensions or raise WAREHOUSE_MAX_RESULT_ROWS")
-            future = int(pd.to_numeric(frame["future_facts"]).sum()) if len(frame) else 0
-            if future:
-                raise InvalidInput(
-                    f"fact source '{name}': column timestamp: {future} fact rows of exposed "
-                    f"units are later than now ({now:%Y-%m-%d %H:%M} UTC); timestamps must be "
-                    "in UTC and not in the future")
-            records += to_records(frame, metrics, spec.assignment.dimensions)
+                                           open_from=opened[name], now=now)
+            out[name] = labelled(spec, fact_purpose(name, opened[name], spec),
+                                 expr.limit(limits.max_result_rows + 1), backend.name)
+        return out
+
+    # Compiling the fact queries (Python) overlaps the engine's work on the units (the engines'
+    # clients release the GIL while a query runs).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        compiled = pool.submit(fact_sql)
+        profile = run(queries.assignment_profile(checked, spec), what, "assignment checks",
+                      name=spec.assignment.name).iloc[0]
+        _check_assignment(run, checked, profile, spec, what, now, full=earlier is None)
+        with _kept(run, backend, units_expr, what, kept_name if keep else None):
+            days = run(queries.exposure_days(units, spec), what, "units per exposure day",
+                       name=spec.assignment.name)
+            exposure = _exposure(days, earlier or {}, spec, what, limits)
+            sql = compiled.result()
+
+            records: list[dict[str, object]] = []
+            finals: dict[str, date | None] = {}
+            keys: dict[str, str] = {}
+            for name, metrics in grouped.items():
+                first = opened[name]
+                finals[name] = final_through(spec, metrics, today=today,
+                                             late_data_days=limits.late_data_days)
+                keys[name] = definition_key(spec, facts_by_name[name], metrics, today)
+                if first > spec.end:
+                    continue
+                frame = run(sql[name], f"fact source '{name}'", fact_purpose(name, first, spec),
+                            name=name)
+                if len(frame) > limits.max_result_rows:
+                    raise InvalidInput(
+                        f"fact source '{name}': the result has more than {limits.max_result_rows} "
+                        "rows (variants × exposure days × dimension values); declare fewer "
+                        "dimensions or raise WAREHOUSE_MAX_RESULT_ROWS")
+                future = int(pd.to_numeric(frame["future_facts"]).sum()) if len(frame) else 0
+                if future:
+                    raise InvalidInput(
+                        f"fact source '{name}': column timestamp: {future} fact rows of exposed "
+                        f"units are later than now ({now:%Y-%m-%d %H:%M} UTC); timestamps must be "
+                        "in UTC and not in the future")
+                records += to_records(frame, metrics, spec.assignment.dimensions)
     notes = []
     if exposure.multi_variant_units:
         notes.append(
@@ -362,14 +386,14 @@ def _stored_before(stored: StoredDays | None, start: date, since: date
 
 
 @contextmanager
-def _kept(run: _Runner, backend: Any, units: ibis.Table, what: str) -> Iterator[ibis.Table]:
-    """The per-unit exposures, grouped once for the whole refresh: kept as a temporary table
-    where the engine allows it (engines.KEEPS_TEMPORARY), else the expression itself, which
-    each query then recomputes."""
-    if backend.name not in engines.KEEPS_TEMPORARY:
-        yield units
+def _kept(run: _Runner, backend: Any, units: ibis.Table, what: str, name: str | None
+          ) -> Iterator[None]:
+    """The per-unit exposures, grouped once for the whole refresh: kept as the temporary
+    table ``name`` where the engine allows it (engines.KEEPS_TEMPORARY; ``name`` None: not
+    kept, each query recomputes them) for as long as the block runs."""
+    if name is None:
+        yield
         return
-    name = f"experimentos_units_{secrets.token_hex(6)}"
     sql = labelled(run.spec, "units, kept for this refresh's queries", units, backend.name)
     try:
         ran, seconds = engines.keep_temporary(backend, name, sql, timeout=run.limits
@@ -381,7 +405,7 @@ def _kept(run: _Runner, backend: Any, units: ibis.Table, what: str) -> Iterator[
                            f"{engines.first_line(exc)}") from None
     run.runs.append(QueryRun(run.spec.assignment.name, ran, 0, seconds, None))
     try:
-        yield backend.sql(f"SELECT * FROM {name}")
+        yield
     finally:
         engines.drop_temporary(backend, name)
 
