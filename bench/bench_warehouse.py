@@ -4,6 +4,7 @@ incremental refresh, and Spark local mode.
     python bench/bench_warehouse.py [--exposures 10000000] [--facts 50000000]
                                     [--small-facts 10000000] [--repeat 3]
                                     [--no-spark | --spark-only] [--quick] [--keep]
+                                    [--layout appended|random]
 
 1. Builds an embedded DuckDB warehouse file in a temporary folder, every row made by DuckDB
    itself from ``range()`` with seeded hashes (no Python rows): ``--exposures`` assignment rows
@@ -18,7 +19,9 @@ incremental refresh, and Spark local mode.
    treatment session has one more page view. Eight metrics: purchase (any, 7 days), revenue
    (sum, 14 days, CUPED 14), orders (count, 14 days), order value (mean, 14 days), sessions
    (sum, 7 days, CUPED 7), pages per session (ratio, 14 days), page events (count, no window)
-   and clicked (any with a column, 7 days). A second file holds the same exposures and
+   and clicked (any with a column, 7 days). Each table is stored in time order, as an event
+   table loaded day after day is (``--layout random``: in random time order, where no time
+   filter can skip a block of rows). A second file holds the same exposures and
    ``--small-facts`` fact rows.
 2. Generated vs hand-written, on the big file: ``core.warehouse.compute.compute`` on a
    ``duckdb:///file`` Connection (the default path: it connects read-only with the engine's
@@ -114,9 +117,12 @@ def _treated(unit: str) -> str:
 
 
 def generate(path: Path, exposures: int, facts: int,
-             same_exposures_as: Path | None = None) -> dict[str, int]:
+             same_exposures_as: Path | None = None, layout: str = "appended") -> dict[str, int]:
     """Write the warehouse file; the rows of each table. ``same_exposures_as``: copy that
-    file's exposures (made with the same ``exposures``) instead of generating them again."""
+    file's exposures (made with the same ``exposures``) instead of generating them again.
+    ``layout``: "appended" stores each table in time order, as an event table loaded day after
+    day is (DuckDB's zone maps then skip the days a query's time filter leaves out);
+    "random" in the hashes' order (no skipping: the worst case)."""
     import duckdb
 
     units = int(exposures * FIRST_EXPOSURE_SHARE)
@@ -192,6 +198,13 @@ def generate(path: Path, exposures: int, facts: int,
                CAST({_h('j', 29)} % 10 = 0 AS INTEGER) AS clicks
         FROM rows
     """)
+    if layout == "appended":
+        con.execute("SET preserve_insertion_order = true")
+        for table in ("exposures", "orders", "sessions", "page_events"):
+            con.execute(f"CREATE TABLE {table}_by_time AS SELECT * FROM {table} "
+                        "ORDER BY timestamp")
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"ALTER TABLE {table}_by_time RENAME TO {table}")
     counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("exposures", "orders", "sessions", "page_events")}
     con.execute("CHECKPOINT")
@@ -547,8 +560,8 @@ def run(args: argparse.Namespace) -> None:
             return
         for path, facts, same in ((big, args.facts, None), (small, args.small_facts, big)):
             started = time.perf_counter()
-            counts = generate(path, args.exposures, facts, same)
-            print(f"generated {path.name}: "
+            counts = generate(path, args.exposures, facts, same, args.layout)
+            print(f"generated {path.name} ({args.layout}): "
                   + ", ".join(f"{t} {n:,}" for t, n in counts.items())
                   + f" rows ({path.stat().st_size / 1e6:.0f} MB) in "
                   f"{time.perf_counter() - started:.1f} s (load {_load()})")
@@ -658,8 +671,9 @@ def _spark_only(args: argparse.Namespace, folder: Path) -> None:
     """Only the small file, its DuckDB refresh (the reference) and the Spark one."""
     small = folder / "small.duckdb"
     started = time.perf_counter()
-    counts = generate(small, args.exposures, args.small_facts)
-    print(f"generated {small.name}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items())
+    counts = generate(small, args.exposures, args.small_facts, layout=args.layout)
+    print(f"generated {small.name} ({args.layout}): "
+          + ", ".join(f"{t} {n:,}" for t, n in counts.items())
           + f" rows in {time.perf_counter() - started:.1f} s (load {_load()})")
     small_run = _child("generated", small, folder / "small.pkl")
     print(f"  DuckDB refresh {small_run['seconds']:.2f} s, CPU {small_run['cpu']:.2f} s")
@@ -687,6 +701,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="200,000 exposures, 1M and 200,000 fact rows, 2 rounds")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--layout", choices=("appended", "random"), default="appended",
+                        help="tables in time order, as loaded day after day (default), or in "
+                             "random time order (the worst case for time filters)")
     parser.add_argument("--phase", choices=("generated", "hand", "incremental", "spark"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)

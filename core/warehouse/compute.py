@@ -303,9 +303,6 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
     rows = queries.keyed(assignment, spec)
     # An incremental refresh checks and groups the rows of the open days' units only.
     checked = rows if earlier is None else queries.since(rows, since)
-    profile = run(queries.assignment_profile(checked, spec), what, "assignment checks",
-                  name=spec.assignment.name).iloc[0]
-    _check_assignment(run, checked, profile, spec, what, now, full=earlier is None)
     units_expr = queries.exposures(rows, spec.assignment) if earlier is None else \
         queries.exposures(rows, spec.assignment, since=since, first_from=since)
     keep = backend.name in engines.KEEPS_TEMPORARY

@@ -109,6 +109,9 @@ def test_compute_reports_queries_windows_and_keys(
     # units are grouped once, into a temporary table the other queries read (no rows back).
     assert result.queries
     kept = [q for q in result.queries if "CREATE TEMP TABLE" in q.sql]
+    # Each statement once: the checks, the units kept, units per day, one per fact source.
+    purposes = [q.sql.splitlines()[0] for q in result.queries]
+    assert len(purposes) == len(set(purposes)) == 3 + 2, purposes
     assert len(kept) == 1 and kept[0].source == spec.assignment.name
     assert kept[0].rows_returned == 0
     for query in result.queries:
