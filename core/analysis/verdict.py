@@ -320,7 +320,7 @@ def readout_note(row: MetricComparison, snapshot: ResultsSnapshot) -> str | None
     the decision's always-valid interval (sequential, or a guardrail before the planned sample)
     against a posterior read as one look; a fixed-horizon decision that waits for the planned
     sample; the multiple-testing adjustment; a one-sided test against a two-sided credible
-    interval; Fisher's exact test against a normal approximation; the plan's prior.
+    interval; the small-count test (MOVER) against a normal approximation; the plan's prior.
     """
     b = row.bayesian
     if b is None or row.blocked or row.untestable is not None:
@@ -357,8 +357,9 @@ def readout_note(row: MetricComparison, snapshot: ResultsSnapshot) -> str | None
     if row.alternative != "two-sided" and decided != "none":
         ours.append(f"it is a one-sided test at alpha {snapshot.alpha:g}")
         theirs.append(f"gives a two-sided {fmt.percent(1 - b.alpha, 4, trim=True)} interval")
-    if row.test == "fisher_exact":
-        ours.append("it uses Fisher's exact test")
+    if row.test in ("mover_cp", "fisher_exact"):  # fisher_exact: snapshots before version 5
+        ours.append(f"it uses {'the ' if row.test == 'mover_cp' else ''}"
+                    f"{METHOD_NAMES[row.test]}")
         theirs.append("uses a normal approximation")
     if b.prior == "gaussian":
         theirs.append(f"shrinks the lift toward the plan's prior (mean "

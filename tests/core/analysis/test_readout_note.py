@@ -68,16 +68,16 @@ def test_readout_note_names_the_adjustment_and_its_family() -> None:
 
 def test_readout_note_names_a_one_sided_test_and_an_exact_test() -> None:
     """A guardrail breach at one-sided p = 0.03 (z = 1.88 > 1.645) whose two-sided 95%
-    credible interval still reaches 0 (z < 1.96), on Fisher's exact path."""
+    credible interval still reaches 0 (z < 1.96), on the small-count (MOVER) path."""
     row = comparison("refunds", "guardrail", "guardrail_breach", lift=0.094,
                      higher_is_better=False, alternative="greater", lift_p_value=0.03,
-                     adjusted_p_value=0.03, test="fisher_exact",
+                     adjusted_p_value=0.03, test="mover_cp",
                      bayesian=bayesian_readout(0.094, 0.05, higher_is_better=False))
     assert row.bayesian is not None and row.bayesian.ci_low < 0 < row.bayesian.ci_high
     assert readout_note(row, snapshot(row)) == (
         "The Bayesian readout differs from the decision because it is a one-sided test at "
-        "alpha 0.05; it uses Fisher's exact test, while the Bayesian readout gives a two-sided "
-        "95% interval and uses a normal approximation.")
+        "alpha 0.05; it uses the small-count MOVER test (Clopper–Pearson limits), while the "
+        "Bayesian readout gives a two-sided 95% interval and uses a normal approximation.")
 
 
 def test_readout_note_names_the_plans_prior() -> None:

@@ -105,7 +105,7 @@ def test_results_primary_without_variation_asks_to_investigate(session: Session)
 @pytest.mark.parametrize(("kind", "control", "treatment", "flat"), [
     ("binomial", MetricStats(50, 0, 0), MetricStats(60, 0, 0), True),
     ("binomial", MetricStats(50, 50, 50), MetricStats(60, 60, 60), True),
-    # all-0 against all-1 is a difference Fisher's exact test can judge: tested
+    # all-0 against all-1 is a difference the small-count test can judge: tested
     ("binomial", MetricStats(50, 0, 0), MetricStats(60, 60, 60), False),
     ("binomial", MetricStats(50, 1, 1), MetricStats(60, 0, 0), False),
     # a constant 0.1 stored as sums carries rounding (0.1 is not exact in binary)
