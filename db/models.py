@@ -413,8 +413,9 @@ class MetricSliceDailyStat(Base):
     loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
+        # Dimension first: the sums per slice over the days read this index in order.
         UniqueConstraint(
-            "experiment_id", "variant_id", "metric_id", "day", "dimension", "value",
+            "experiment_id", "dimension", "value", "metric_id", "variant_id", "day",
             name="uq_metric_slice_daily_stats_key",
         ),
         Index("ix_metric_slice_daily_stats_day", "experiment_id", "day"),
@@ -439,7 +440,7 @@ class AssignmentSliceDailyCount(Base):
     loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
-        UniqueConstraint("experiment_id", "variant_id", "day", "dimension", "value",
+        UniqueConstraint("experiment_id", "dimension", "value", "variant_id", "day",
                          name="uq_assignment_slice_daily_key"),
         CheckConstraint("units >= 0", name="units"),
     )

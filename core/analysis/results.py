@@ -683,20 +683,28 @@ def refresh_results(
         latest = mrepo.latest_snapshot(session, experiment_id=experiment_id)
         if latest is not None and latest.fingerprint == snapshot.fingerprint:
             return _from_row(latest)
-        row = mrepo.add_snapshot(
-            session,
-            experiment_id=experiment_id,
-            computed_by=actor.name,
-            computed_at=snapshot.computed_at,
-            as_of=as_of,
-            data_through=snapshot.data_through,
-            fingerprint=snapshot.fingerprint,
-            payload={},  # filled in below, once the row has its id
-        )
-        stored = replace(snapshot, snapshot_id=row.id, computed_by=actor.name)
-        # Serialised once, here: the stored document is what the API serves, byte for byte.
-        row.payload = json.loads(SNAPSHOT_JSON.dump_json(stored))
-        session.flush()
+        return store_snapshot(session, snapshot, experiment_id=experiment_id, actor=actor,
+                              as_of=as_of)
+
+
+def store_snapshot(session: Session, snapshot: ResultsSnapshot, *, experiment_id: int,
+                   actor: Actor, as_of: date | None) -> ResultsSnapshot:
+    """Store results just computed (:func:`compute_results`, same session and transaction,
+    which the caller owns) as a new snapshot; the snapshot with its id."""
+    row = mrepo.add_snapshot(
+        session,
+        experiment_id=experiment_id,
+        computed_by=actor.name,
+        computed_at=snapshot.computed_at,
+        as_of=as_of,
+        data_through=snapshot.data_through,
+        fingerprint=snapshot.fingerprint,
+        payload={},  # filled in below, once the row has its id
+    )
+    stored = replace(snapshot, snapshot_id=row.id, computed_by=actor.name)
+    # Serialised once, here: the stored document is what the API serves, byte for byte.
+    row.payload = json.loads(SNAPSHOT_JSON.dump_json(stored))
+    session.flush()
     return stored
 
 

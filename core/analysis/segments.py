@@ -245,19 +245,23 @@ def segment_results(
     if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
         raise ValueError(f"top_n must be a whole number >= 1 (got {top_n!r})")
     setup = _results.experiment_setup(session, experiment_id)
-    carried = mrepo.dimensions(session, experiment_id=experiment_id)
-    if dimension is not None and dimension not in carried:
-        known = ", ".join(carried) if carried else "none (load data with dimension columns)"
-        raise NotFound(f"Experiment {experiment_id}'s data has no dimension {dimension!r}; "
-                       f"its dimensions: {known}.")
-    names = [dimension] if dimension is not None else carried
-    out = []
-    for name in names:
-        stats = mrepo.daily_slice_stats(session, experiment_id=experiment_id, through=as_of,
-                                        dimension=name)
-        if not stats:
-            continue
-        assigned = mrepo.slice_assignments(session, experiment_id=experiment_id,
-                                           through=as_of, dimension=name)
-        out.append(breakdown(setup, name, stats, assigned, top_n=top_n))
-    return out
+    # Two queries whatever the number of dimensions: every slice's sums and units, added up over
+    # the days in the database (the breakdown never reads the day).
+    stats = mrepo.slice_stat_totals(session, experiment_id=experiment_id, through=as_of,
+                                    dimension=dimension)
+    if dimension is not None and not stats:
+        carried = mrepo.dimensions(session, experiment_id=experiment_id)
+        if dimension not in carried:
+            known = ", ".join(carried) if carried else "none (load data with dimension columns)"
+            raise NotFound(f"Experiment {experiment_id}'s data has no dimension {dimension!r}; "
+                           f"its dimensions: {known}.")
+    assigned = mrepo.slice_assignment_totals(session, experiment_id=experiment_id,
+                                             through=as_of, dimension=dimension)
+    stats_of: dict[str, list[Any]] = defaultdict(list)
+    for row in stats:
+        stats_of[row.dimension].append(row)
+    assigned_of: dict[str, list[Any]] = defaultdict(list)
+    for row in assigned:
+        assigned_of[row.dimension].append(row)
+    return [breakdown(setup, name, rows, assigned_of[name], top_n=top_n)
+            for name, rows in stats_of.items()]

@@ -517,23 +517,26 @@ def recompute_results(
 ) -> RecomputeOutcome:
     """Results as of the interval's last day, stored unless a snapshot with the same inputs
     exists; the flags raised. A new snapshot is audited (``scheduled_refresh``, with flags)."""
-    from core.analysis.results import compute_results, refresh_results
+    from core.analysis.results import check_as_of, compute_results, store_snapshot
 
     actor.require("editor", "refresh results")
     _start, as_of = _interval(interval_start, interval_end)
+    # Computed once: the snapshot stored, its audit entry and the flags come from the same
+    # computation, in one transaction.
     with transaction(session):
         exp = load_experiment(session, experiment_id=experiment_id)
         computed = compute_results(session, experiment_id=experiment_id, as_of=as_of)
+        flags, ready = flags_of(computed)
         existing = mrepo.snapshot_id_with_fingerprint(
             session, experiment_id=experiment_id, fingerprint=computed.fingerprint)
-    flags, ready = flags_of(computed)
-    if existing is not None:
-        snapshot_id: int = existing
-    else:
-        stored = refresh_results(session, experiment_id=experiment_id, actor=actor, as_of=as_of)
-        assert stored.snapshot_id is not None
-        snapshot_id = stored.snapshot_id
-        with transaction(session):
+        if existing is not None:
+            snapshot_id: int = existing
+        else:
+            check_as_of(session, experiment_id=experiment_id, as_of=as_of)
+            stored = store_snapshot(session, computed, experiment_id=experiment_id, actor=actor,
+                                    as_of=as_of)
+            assert stored.snapshot_id is not None
+            snapshot_id = stored.snapshot_id
             repo.add_audit(
                 session, actor=actor.name, entity_type="experiment", entity_id=experiment_id,
                 action=REFRESH_ACTION,

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from core.stats import MetricStats
+from core.stats import EMPTY_STATS, MetricStats
 from db import metric_repository as mrepo
 from db.models import Experiment
 from tests.core.data.test_ingestion import make_experiment
@@ -71,3 +71,60 @@ def test_metric_source_is_saved_once_per_experiment(session: Session) -> None:
     source = mrepo.get_metric_source(session, experiment_id=exp)
     assert source is not None and (source.url, source.query, source.updated_by) == (
         "sqlite:///x.db", "SELECT 2", "b")
+
+
+def _pool_by_day(rows: list[mrepo.SliceStatRow]) -> dict[tuple[str, str, int, int], MetricStats]:
+    pooled: dict[tuple[str, str, int, int], MetricStats] = {}
+    for r in rows:
+        key = (r.dimension, r.value, r.metric_id, r.variant_id)
+        pooled[key] = pooled.get(key, EMPTY_STATS) + r.stats
+    return pooled
+
+
+def test_slice_totals_in_sql_equal_pooling_the_days_with_plus(session: Session) -> None:
+    """Segment drill-down sums slices in the database (issue 25): the same numbers as adding the
+    daily rows with ``MetricStats.__add__``, including its rule for the ratio sums (unknown when
+    a day with units lacks them; a day without units does not count)."""
+    exp, control, metric = _ids(session)
+    treatment = session.get(Experiment, exp).variants[1].id  # type: ignore[union-attr]
+    ratio = MetricStats(40, 12.5, 9.25, sum_den=80.0, sum_den_squares=170.0, sum_num_den=26.0)
+    plain = MetricStats(30, 3.0, 3.0)
+    empty = MetricStats(0, 0.0, 0.0)
+    rows = [
+        mrepo.SliceStatRow(control, metric, DAY, "country", "DE", ratio),
+        mrepo.SliceStatRow(control, metric, DAY + timedelta(days=1), "country", "DE", ratio),
+        mrepo.SliceStatRow(control, metric, DAY + timedelta(days=2), "country", "DE", empty),
+        mrepo.SliceStatRow(treatment, metric, DAY, "country", "DE", ratio),
+        mrepo.SliceStatRow(treatment, metric, DAY + timedelta(days=1), "country", "DE", plain),
+        mrepo.SliceStatRow(control, metric, DAY, "country", "FR", plain),
+        mrepo.SliceStatRow(control, metric, DAY + timedelta(days=1), "platform", "ios", ratio),
+        # written by COPY on PostgreSQL: its escapes, an empty value and exact floats survive
+        mrepo.SliceStatRow(control, metric, DAY, "platform", "a\tb\\c\nd \u00e9\\N", plain),
+        mrepo.SliceStatRow(control, metric, DAY, "platform", "", MetricStats(3, 0.1 + 0.2, 1e-300)),
+    ]
+    mrepo.replace_slice_stats(session, experiment_id=exp, metric_ids=[metric], days=None,
+                              rows=rows, source="t")
+    assert mrepo.daily_slice_stats(session, experiment_id=exp) == sorted(
+        rows, key=lambda r: (r.dimension, r.value, r.day, r.metric_id, r.variant_id))
+    for through in (None, DAY):
+        for dimension in (None, "country"):
+            daily = mrepo.daily_slice_stats(session, experiment_id=exp, through=through,
+                                            dimension=dimension)
+            totals = mrepo.slice_stat_totals(session, experiment_id=exp, through=through,
+                                             dimension=dimension)
+            assert {(t.dimension, t.value, t.metric_id, t.variant_id): t.stats
+                    for t in totals} == _pool_by_day(daily)
+            assert [(t.dimension, t.value) for t in totals] == sorted(
+                (t.dimension, t.value) for t in totals)
+    everything = {(t.value, t.variant_id): t.stats
+                  for t in mrepo.slice_stat_totals(session, experiment_id=exp)}
+    assert everything[("DE", control)] == MetricStats(
+        80, 25.0, 18.5, sum_den=160.0, sum_den_squares=340.0, sum_num_den=52.0)
+    assert everything[("DE", treatment)] == MetricStats(70, 15.5, 12.25)  # a day lacks the ratio
+    assignments = [mrepo.SliceAssignmentRow(control, DAY + timedelta(days=d), "country", "DE",
+                                            10 + d) for d in range(3)]
+    mrepo.replace_slice_assignments(session, experiment_id=exp, days=None, rows=assignments)
+    assert mrepo.slice_assignment_totals(session, experiment_id=exp) == [
+        mrepo.SliceAssignmentRow(control, DAY + timedelta(days=2), "country", "DE", 33)]
+    assert mrepo.slice_assignment_totals(session, experiment_id=exp, through=DAY) == [
+        mrepo.SliceAssignmentRow(control, DAY, "country", "DE", 10)]

@@ -179,6 +179,36 @@ def test_refresh_ready_trigger_comes_from_the_experiment_not_the_audit_log(
 
 
 @pytest.mark.slow
+def test_refresh_recompute_computes_the_results_once_when_it_stores_them(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 25: storing a new snapshot computed the results a second time; the snapshot stored
+    is the computation the flags came from (same fingerprint), and a second recompute over the
+    same data stores nothing and still computes once."""
+    from core.analysis import results
+
+    exp = make_experiment(session, name="Computed once", end=None)
+    calls: list[int] = []
+    compute = results.compute_results
+
+    def counted(*args: object, **kwargs: object) -> results.ResultsSnapshot:
+        calls.append(1)
+        return compute(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(results, "compute_results", counted)
+    first = refresh.recompute_results(session, experiment_id=exp, interval_start="2026-03-05",
+                                      interval_end="2026-03-06", actor=EDITOR)
+    assert first.new_snapshot and len(calls) == 1
+    stored = results.latest_snapshot(session, experiment_id=exp)
+    assert stored is not None and stored.snapshot_id == first.snapshot_id
+    audit = session.scalars(select(AuditEntry).where(
+        AuditEntry.entity_id == exp, AuditEntry.action == refresh.REFRESH_ACTION)).all()
+    assert [a.changes["snapshot"][1] for a in audit] == [first.snapshot_id]
+    again = refresh.recompute_results(session, experiment_id=exp, interval_start="2026-03-05",
+                                      interval_end="2026-03-06", actor=EDITOR)
+    assert (again.new_snapshot, again.snapshot_id, len(calls)) == (False, first.snapshot_id, 2)
+
+
 def test_refresh_experiment_twice_for_one_interval_writes_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
