@@ -193,9 +193,14 @@ LABELS = {
 }
 
 
+def _ratio(value: float, base: float) -> str:
+    """``value / base`` as "1.23x"; "  n/a" when the base took no measurable time (tiny runs)."""
+    return f"{value / base:5.2f}x" if base > 0 else "  n/a"
+
+
 def _line(label: str, phase: dict[str, float], base: dict[str, float]) -> str:
-    return (f"{label:50s}: {phase['seconds']:6.2f} s = {phase['seconds'] / base['seconds']:5.2f}x"
-            f" | CPU {phase['cpu']:6.2f} s = {phase['cpu'] / base['cpu']:5.2f}x")
+    return (f"{label:50s}: {phase['seconds']:6.2f} s = {_ratio(phase['seconds'], base['seconds'])}"
+            f" | CPU {phase['cpu']:6.2f} s = {_ratio(phase['cpu'], base['cpu'])}")
 
 
 def _run(
@@ -227,12 +232,12 @@ def _run(
     print(_line("ingest_file end to end", ing, base)
           + f"  ({int(ing['rows']):,} rows -> {int(ing['daily_rows'])} daily rows)")
     print(f"ratio ingestion / baseline                        : "
-          f"{ing['seconds'] / base['seconds']:.2f}x wall, {ing['cpu'] / base['cpu']:.2f}x CPU "
+          f"{_ratio(ing['seconds'], base['seconds'])} wall, {_ratio(ing['cpu'], base['cpu'])} CPU "
           "(target <= 1.3x)")
     if "proof_floor" in out:
         print(f"ratio ingestion / floor (b)                       : "
-              f"{ing['seconds'] / out['proof_floor']['seconds']:.2f}x wall, "
-              f"{ing['cpu'] / out['proof_floor']['cpu']:.2f}x CPU")
+              f"{_ratio(ing['seconds'], out['proof_floor']['seconds'])} wall, "
+              f"{_ratio(ing['cpu'], out['proof_floor']['cpu'])} CPU")
     print(f"peak RSS of the ingesting process                 : {ing['peak_rss_mb']:.0f} MB "
           "(target <= 1536 MB)")
     print(f"load average after                                : {os.getloadavg()[0]:.1f}")

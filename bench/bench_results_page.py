@@ -32,6 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,54 +83,73 @@ def _weights(k: int) -> list[float]:
     return [(100 - share * (k - 1)) / 100] + [share / 100] * (k - 1)
 
 
-def build_database(folder: Path, shape: Shape) -> int:
-    """A migrated SQLite file ``folder/bench.db`` holding the bench experiment; its id."""
+def write_bench_file(folder: Path, shape: Shape, name: str) -> Path:
+    """The user-level Parquet file of experiment ``name`` in ``folder`` (seeded by the name),
+    its days ending yesterday."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from core import catalogue, registry
-    from core.auth import Actor
-    from core.data.ingestion import ingest_file
     from core.demo_data import DemoTruth, MetricModel, generate_units
-    from db.migrate import upgrade
-    from db.session import make_engine, session_factory
 
-    url = f"sqlite:///{folder / 'bench.db'}"
-    upgrade(url)
-    admin = Actor(name="bench", role="admin")
     last = datetime.now(UTC).date() - timedelta(days=1)
-    start = last - timedelta(days=shape.days - 1)
     kinds = shape.metric_kinds
-    models = {name: MetricModel("binomial", 0.1) if kind == "binomial"
+    models = {metric: MetricModel("binomial", 0.1) if kind == "binomial"
               else MetricModel("mean", 10.0, cv=1.5, pre_correlation=0.5)
-              for name, kind in kinds.items()}
+              for metric, kind in kinds.items()}
     arms = ("control", *shape.treatment_names)
     truth = DemoTruth(units=dict.fromkeys(arms, shape.users // len(arms)), metrics=models,
                       effects={(m, t): 0.02 * (i + 1)
                                for i, t in enumerate(shape.treatment_names) for m in kinds},
                       dimensions=dict(list(DIMENSIONS.items())[:shape.dimensions]))
+    cols = generate_units(name, truth, start=last - timedelta(days=shape.days - 1), last=last)
+    path = folder / "bench.parquet"
+    pq.write_table(pa.table(cols), path)
+    return path
+
+
+def create_bench_experiment(session: Session, shape: Shape) -> tuple[int, str]:
+    """The shape's catalogue metrics and a running experiment over them; its id and name."""
+    from core import catalogue, registry
+    from core.auth import Actor
+
+    admin = Actor(name="bench", role="admin")
+    kinds = shape.metric_kinds
+    for metric, kind in kinds.items():
+        catalogue.create_metric(session, data={"name": metric, "kind": kind}, actor=admin)
+    names = list(kinds)
+    arms = ("control", *shape.treatment_names)
+    view = registry.create_experiment(session, actor=admin, data={
+        "name": f"Bench: {shape.metrics} metrics x {len(arms)} variants", "owner": "bench",
+        "hypothesis": "Benchmark.", "primary_metric": names[0],
+        "guardrail_metrics": names[1:4], "secondary_metrics": names[4:],
+        "variants": [{"name": arm, "weight": weight}
+                     for arm, weight in zip(arms, _weights(len(arms)), strict=True)],
+        "planned_sample_size": 8000, "mde": 0.05,
+    })
+    start = datetime.now(UTC).date() - timedelta(days=shape.days)
+    view = registry.transition_experiment(
+        session, experiment_id=view.id, to_status="running",
+        expected_version=view.version, actor=admin, on=start)
+    return view.id, view.name
+
+
+def build_database(folder: Path, shape: Shape) -> int:
+    """A migrated SQLite file ``folder/bench.db`` holding the bench experiment; its id."""
+    from core.auth import Actor
+    from core.data.ingestion import ingest_file
+    from db.migrate import upgrade
+    from db.session import make_engine, session_factory
+
+    url = f"sqlite:///{folder / 'bench.db'}"
+    upgrade(url)
     engine = make_engine(url)
     with session_factory(engine)() as session:
-        for name, kind in kinds.items():
-            catalogue.create_metric(session, data={"name": name, "kind": kind}, actor=admin)
-        names = list(kinds)
-        view = registry.create_experiment(session, actor=admin, data={
-            "name": f"Bench: {shape.metrics} metrics x {len(arms)} variants", "owner": "bench",
-            "hypothesis": "Benchmark.", "primary_metric": names[0],
-            "guardrail_metrics": names[1:4], "secondary_metrics": names[4:],
-            "variants": [{"name": arm, "weight": weight}
-                         for arm, weight in zip(arms, _weights(len(arms)), strict=True)],
-            "planned_sample_size": 8000, "mde": 0.05,
-        })
-        view = registry.transition_experiment(
-            session, experiment_id=view.id, to_status="running",
-            expected_version=view.version, actor=admin, on=start)
-        cols = generate_units(view.name, truth, start=start, last=last)
-        path = folder / "bench.parquet"
-        pq.write_table(pa.table(cols), path)
-        ingest_file(session, path=path, experiment_id=view.id, actor=admin)
+        experiment_id, name = create_bench_experiment(session, shape)
+        path = write_bench_file(folder, shape, name)
+        ingest_file(session, path=path, experiment_id=experiment_id,
+                    actor=Actor(name="bench", role="admin"))
     engine.dispose()
-    return view.id
+    return experiment_id
 
 
 def timed(run: Callable[[], object], runs: int) -> list[float]:

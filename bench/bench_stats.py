@@ -1,6 +1,7 @@
 """Benchmarks for core.stats, printed as ratios against named baselines (no timed asserts).
 
-Run: ``python bench/bench_stats.py``
+Run: ``python bench/bench_stats.py`` (``--tiny``: every part at a small size, in seconds;
+tests/test_benches.py runs it so a broken bench fails CI)
 
 (a) Planner: a 1,000-point sample-size curve in one vectorised call of
     ``core.stats.sample_size_proportion`` vs statsmodels ``NormalIndPower().solve_power`` called
@@ -47,6 +48,9 @@ from core.stats import (  # noqa: E402
     welch_ttest_from_stats,
 )
 
+TINY = "--tiny" in sys.argv[1:]
+"""Small sizes and few repetitions: the bench runs, its numbers mean little."""
+
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:
     """Best wall time of ``repeats`` calls (time.perf_counter)."""
@@ -89,7 +93,8 @@ def bench_planner(points: int = 1000) -> None:
     )
     ours_power = power_proportion(baseline, rel_mde, n_ours)
 
-    print("(a) planner: 1,000-point sample-size curve (baseline 10%, relative MDE 2%..30%)")
+    print(f"(a) planner: {points:,}-point sample-size curve (baseline 10%, relative MDE "
+          "2%..30%)")
     print(
         f"    core.stats vectorised call : {t_ours * 1e3:9.3f} ms total, "
         f"{t_ours / points * 1e6:9.3f} us/point"
@@ -142,6 +147,8 @@ def per_call_us(fn: Callable[[], object], number: int) -> float:
     """Best of 7 timeit runs of ``number`` calls, in microseconds of this process's CPU time
     per call (time.process_time: on a shared machine, wall time also counts the waits for a
     core; CPU time does not)."""
+    if TINY:
+        number = max(1, number // 1000)
     runs = timeit.repeat(fn, number=number, repeat=7, timer=time.process_time)
     return min(runs) / number * 1e6
 
@@ -197,8 +204,8 @@ def bench_per_call() -> None:
 
 
 if __name__ == "__main__":
-    bench_planner()
+    bench_planner(50 if TINY else 1000)
     print()
-    bench_analysis()
+    bench_analysis(50_000 if TINY else 5_000_000)
     print()
     bench_per_call()
