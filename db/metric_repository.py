@@ -228,6 +228,64 @@ def daily_stats(
             for vid, mid, day, *sums in session.execute(query)]
 
 
+@dataclass(frozen=True)
+class StatTotal:
+    """A metric's sums in one variant over every day up to a date, and the first and last day
+    with a stored row."""
+
+    variant_id: int
+    metric_id: int
+    first_day: date
+    last_day: date
+    stats: MetricStats
+
+
+def _lacking(table: Any, column: str) -> Any:
+    """Days with units but without a part's sums (a part is given whole or not at all)."""
+    return func.sum(case((table.c[column].is_(None) & (table.c.n > 0), 1), else_=0))
+
+
+def _parts(names: tuple[str, ...], sums: Sequence[Any], lacking: int) -> dict[str, float | None]:
+    known = not lacking and None not in sums
+    return {name: float(x) if known else None for name, x in zip(names, sums, strict=True)}
+
+
+def stat_totals(
+    session: Session, *, experiment_id: int, through: date | None = None
+) -> list[StatTotal]:
+    """Every metric's sums per variant over the days (up to ``through``), added in the
+    database, ordered by variant and metric (the table's unique key). Equal to pooling
+    :func:`daily_stats` with ``+``, the covariate and ratio parts included: unknown when a day
+    with units lacks them (tests/db/test_metric_repository.py)."""
+    t = MetricDailyStat.__table__
+    cov = tuple(_COLUMN_OF[name] for name in COVARIATE_SUMS)
+    ratio = tuple(_COLUMN_OF[name] for name in RATIO_SUMS)
+    query = select(
+        t.c.variant_id, t.c.metric_id, func.min(t.c.day), func.max(t.c.day), func.sum(t.c.n),
+        func.sum(t.c.sum), func.sum(t.c.sum_squares),
+        *(func.sum(t.c[c]) for c in cov), _lacking(t, cov[0]),
+        *(func.sum(t.c[c]) for c in ratio), _lacking(t, ratio[0]),
+    ).where(t.c.experiment_id == experiment_id)
+    if through is not None:
+        query = query.where(t.c.day <= through)
+    keys = (t.c.variant_id, t.c.metric_id)
+    query = query.group_by(*keys).order_by(*keys)
+    out = []
+    for vid, mid, first, last, n, total, squares, *rest in session.execute(query):
+        cov_sums, cov_lacking = rest[:3], rest[3]
+        ratio_sums, ratio_lacking = rest[4:7], rest[7]
+        out.append(StatTotal(vid, mid, _as_date(first), _as_date(last), MetricStats(
+            int(n), float(total), float(squares),
+            **_parts(COVARIATE_SUMS, cov_sums, cov_lacking),
+            **_parts(RATIO_SUMS, ratio_sums, ratio_lacking))))
+    return out
+
+
+def _as_date(value: Any) -> date:
+    """A day from an aggregate: SQLite returns min/max of a date column as its text."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
 def assignments(
     session: Session, *, experiment_id: int, through: date | None = None
 ) -> list[AssignmentRow]:
@@ -363,7 +421,7 @@ def slice_stat_totals(
     (tests/db/test_metric_repository.py)."""
     t = MetricSliceDailyStat.__table__
     ratio = tuple(name for name in _SLICE_FIELDS if name in RATIO_SUMS)
-    lacking = func.sum(case((t.c.sum_den.is_(None) & (t.c.n > 0), 1), else_=0))
+    lacking = _lacking(t, "sum_den")
     query = select(
         t.c.variant_id, t.c.metric_id, t.c.dimension, t.c.value, func.sum(t.c.n),
         func.sum(t.c.sum), func.sum(t.c.sum_squares),
@@ -377,11 +435,8 @@ def slice_stat_totals(
     query = query.group_by(*keys).order_by(*keys)
     out = []
     for vid, mid, dim, value, n, total, squares, *parts, missing in session.execute(query):
-        known = not missing and None not in parts
         out.append(SliceTotalRow(vid, mid, dim, value, MetricStats(
-            int(n), float(total), float(squares),
-            **{name: float(x) if known else None
-               for name, x in zip(ratio, parts, strict=True)})))
+            int(n), float(total), float(squares), **_parts(ratio, parts, missing))))
     return out
 
 

@@ -81,7 +81,7 @@ from core.transactions import transaction
 from core.types import Alternative, MetricKind, Untestable
 from db import metric_repository as mrepo
 from db import repositories as repo
-from db.metric_repository import DailyStatRow
+from db.metric_repository import DailyStatRow, StatTotal
 
 SRM_THRESHOLD = 0.001
 ROLE_ORDER = ("primary", "guardrail", "secondary")
@@ -158,8 +158,11 @@ def _round(value: float | None) -> float | None:
 
 
 def _fingerprint(
-    setup: ExperimentSetup, as_of: date | None, stats: list[DailyStatRow], assigned: list[Any]
+    setup: ExperimentSetup, as_of: date | None, totals: list[StatTotal], assigned: list[Any]
 ) -> str:
+    """What the results are computed from: the setup, the day, every arm's sums with the span
+    of days they cover, and the assignment counts per day. Equal fingerprints, equal results
+    (up to the 12th digit of a sum)."""
     payload = {
         "version": RESULTS_VERSION,
         "setup": {
@@ -169,10 +172,10 @@ def _fingerprint(
             "metrics": [asdict(m) for m in setup.metrics],
         },
         "as_of": as_of.isoformat() if as_of else None,
-        "stats": [
-            [r.variant_id, r.metric_id, r.day.isoformat(),
+        "totals": [
+            [r.variant_id, r.metric_id, r.first_day.isoformat(), r.last_day.isoformat(),
              *(_round(v) if isinstance(v, float) else v for v in r.stats.key())]
-            for r in stats
+            for r in totals
         ],
         "assignments": [[a.variant_id, a.day.isoformat(), a.units] for a in assigned],
     }
@@ -400,23 +403,25 @@ def compute_results(
     ``as_of`` limits the data to days up to and including it (default: all data).
     """
     setup = experiment_setup(session, experiment_id)
-    stats = mrepo.daily_stats(session, experiment_id=experiment_id, through=as_of)
+    # The arms' sums are added up in the database: the results never read a single day.
+    totals = mrepo.stat_totals(session, experiment_id=experiment_id, through=as_of)
     assigned = mrepo.assignments(session, experiment_id=experiment_id, through=as_of)
-    return _compute(setup, as_of, stats, assigned, computed_at=datetime.now(UTC))
+    return _compute(setup, as_of, totals, assigned, computed_at=datetime.now(UTC))
 
 
 def _compute(
     setup: ExperimentSetup,
     as_of: date | None,
-    stats: list[DailyStatRow],
+    totals: list[StatTotal],
     assigned: list[Any],
     *,
     computed_at: datetime,
 ) -> ResultsSnapshot:
-    fingerprint = _fingerprint(setup, as_of, stats, assigned)
+    fingerprint = _fingerprint(setup, as_of, totals, assigned)
     alpha = setup.alpha
-    days = sorted({r.day for r in stats} | {a.day for a in assigned})
-    arms = _cumulate(stats)
+    days = sorted({d for r in totals for d in (r.first_day, r.last_day)}
+                  | {a.day for a in assigned})
+    arms = {(r.metric_id, r.variant_id): r.stats for r in totals}
     units = _units(setup, arms, assigned)
 
     planned = setup.planned

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from sqlalchemy.orm import Session
 
 from core.stats import EMPTY_STATS, MetricStats
@@ -73,6 +74,22 @@ def test_metric_source_is_saved_once_per_experiment(session: Session) -> None:
         "sqlite:///x.db", "SELECT 2", "b")
 
 
+def _approx(stats: MetricStats) -> object:
+    """Equal to ``stats`` up to the order of float additions (a database adds in its own)."""
+
+    class Approx:
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, MetricStats) and all(
+                (a is None and b is None) or (a is not None and b is not None
+                                              and a == pytest.approx(b, rel=1e-12, abs=1e-300))
+                for a, b in zip(other.key(), stats.key(), strict=True))
+
+        def __repr__(self) -> str:
+            return f"approx({stats!r})"
+
+    return Approx()
+
+
 def _pool_by_day(rows: list[mrepo.SliceStatRow]) -> dict[tuple[str, str, int, int], MetricStats]:
     pooled: dict[tuple[str, str, int, int], MetricStats] = {}
     for r in rows:
@@ -113,7 +130,7 @@ def test_slice_totals_in_sql_equal_pooling_the_days_with_plus(session: Session) 
             totals = mrepo.slice_stat_totals(session, experiment_id=exp, through=through,
                                              dimension=dimension)
             assert {(t.dimension, t.value, t.metric_id, t.variant_id): t.stats
-                    for t in totals} == _pool_by_day(daily)
+                    for t in totals} == {k: _approx(v) for k, v in _pool_by_day(daily).items()}
             assert [(t.dimension, t.value) for t in totals] == sorted(
                 (t.dimension, t.value) for t in totals)
     everything = {(t.value, t.variant_id): t.stats
@@ -128,3 +145,38 @@ def test_slice_totals_in_sql_equal_pooling_the_days_with_plus(session: Session) 
         mrepo.SliceAssignmentRow(control, DAY + timedelta(days=2), "country", "DE", 33)]
     assert mrepo.slice_assignment_totals(session, experiment_id=exp, through=DAY) == [
         mrepo.SliceAssignmentRow(control, DAY, "country", "DE", 10)]
+
+
+def test_stat_totals_in_sql_equal_pooling_the_days_with_plus(session: Session) -> None:
+    """The results add each arm's days up in the database (issue 25): the same sums as
+    ``MetricStats.__add__`` over the daily rows, the CUPED and ratio parts included, with the
+    span of days each arm covers."""
+    exp, control, metric = _ids(session)
+    treatment = session.get(Experiment, exp).variants[1].id  # type: ignore[union-attr]
+    cuped = MetricStats(40, 12.5, 9.25, sum_x=3.0, sum_x2=5.0, sum_xy=2.5)
+    ratio = MetricStats(40, 12.5, 9.25, sum_den=80.0, sum_den_squares=170.0, sum_num_den=26.0)
+    plain = MetricStats(30, 0.1 + 0.2, 1e-300)
+    rows = [
+        mrepo.DailyStatRow(control, metric, DAY, cuped),
+        mrepo.DailyStatRow(control, metric, DAY + timedelta(days=3), cuped),
+        mrepo.DailyStatRow(control, metric, DAY + timedelta(days=4), MetricStats(0, 0.0, 0.0)),
+        mrepo.DailyStatRow(treatment, metric, DAY, ratio),
+        mrepo.DailyStatRow(treatment, metric, DAY + timedelta(days=1), plain),
+    ]
+    mrepo.upsert_daily_stats(session, experiment_id=exp, rows=rows, source="t")
+    for through in (None, DAY, DAY + timedelta(days=3)):
+        daily = mrepo.daily_stats(session, experiment_id=exp, through=through)
+        pooled: dict[tuple[int, int], MetricStats] = {}
+        days: dict[tuple[int, int], list[date]] = {}
+        for r in daily:
+            key = (r.variant_id, r.metric_id)
+            pooled[key] = pooled.get(key, EMPTY_STATS) + r.stats
+            days.setdefault(key, []).append(r.day)
+        totals = mrepo.stat_totals(session, experiment_id=exp, through=through)
+        assert {(t.variant_id, t.metric_id): t.stats for t in totals} == {
+            k: _approx(v) for k, v in pooled.items()}
+        assert {(t.variant_id, t.metric_id): (t.first_day, t.last_day) for t in totals} == {
+            k: (min(v), max(v)) for k, v in days.items()}
+    whole = {t.variant_id: t.stats for t in mrepo.stat_totals(session, experiment_id=exp)}
+    assert whole[control] == MetricStats(80, 25.0, 18.5, sum_x=6.0, sum_x2=10.0, sum_xy=5.0)
+    assert whole[treatment] == _approx(MetricStats(70, 12.8, 9.25))  # a day lacks the ratio
