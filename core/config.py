@@ -87,6 +87,14 @@ class Settings(BaseSettings):
         description="Largest JSON request body the API accepts, in KiB (file uploads have "
         "API_MAX_UPLOAD_MB).",
     )
+    api_key_offline_grace_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=3600,
+        description="While the database does not answer, an API key this process checked at "
+        "most this long ago (and saw no revocation since) is still accepted on routes that "
+        "need no database (the planner); 0 turns this off.",
+    )
     api_cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS on the API; empty = CORS off."
     )
