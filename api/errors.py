@@ -77,7 +77,8 @@ _DESCRIPTIONS = {
     "first), a name already taken, or a move its state refuses (e.g. launching without a "
     "hypothesis); the detail says how to resolve it.",
     413: "The request body is larger than API_MAX_JSON_KB (a JSON body) or API_MAX_UPLOAD_MB "
-    "(a file upload).",
+    "(a file upload), or an uploaded file holds more than UPLOAD_MAX_DECOMPRESSED_MB, "
+    "UPLOAD_MAX_ROWS or UPLOAD_MAX_COLUMNS allow (`upload-too-large`).",
     422: "The input failed validation; `errors` lists each problem.",
     500: "A stored artifact no longer matches its recorded checksum, or an unexpected error.",
     503: "The database does not answer (`database-unavailable`), is busy with another "
