@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
+from api.deps import get_session
 from db.models import MetricDailyStat
-from tests.api.conftest import headers
+from tests.api.conftest import headers, make_app
 from tests.api.live_server import URL, migrate_with_keys, seed_through_api, uvicorn_server
 from tests.hostile_uploads import gzip_csv_rows, parquet_rows, wide_csv
 
@@ -42,6 +43,33 @@ def test_upload_over_a_limit_is_413_naming_the_setting_and_writes_nothing(
     problem = response.json()
     assert problem["type"].endswith("upload-too-large") and setting in problem["detail"]
     assert _stat_rows(session) == before
+
+
+def test_upload_waits_for_its_slot_before_a_database_session_then_503(
+    session: Session, keys: dict[str, str], metrics: list[str]
+) -> None:
+    app = make_app(session, upload_max_parallel=1, api_queue_timeout_seconds=0.2)
+    sessions: list[Session] = []
+
+    def counted() -> Session:
+        sessions.append(session)
+        return session
+
+    app.dependency_overrides[get_session] = counted
+    gate = app.state.upload_gate.gate
+    files = {"file": ("day.csv", b"unit_id,variant,conversion\nu1,control,1\n", "text/csv")}
+    with TestClient(app) as client:
+        assert client.get("/api/v1/metrics", headers=headers(keys["write"])).status_code == 200
+        sessions.clear()  # the key is checked (and remembered); now only routes take sessions
+        token = client.portal.call(gate.enter)  # type: ignore[union-attr]
+        busy = client.post(f"{URL}/1/data", headers=headers(keys["write"]), files=files)
+        assert busy.status_code == 503, busy.text
+        assert busy.json()["type"].endswith("overloaded") and "upload slot" in busy.text
+        assert busy.headers["retry-after"] == "1"
+        assert sessions == []  # refused before a database session was taken
+        gate.leave(token)
+        again = client.post(f"{URL}/1/data", headers=headers(keys["write"]), files=files)
+        assert again.status_code == 404 and sessions  # no experiment 1: served this time
 
 
 @pytest.mark.slow
