@@ -51,10 +51,12 @@ class DatabaseGate:
     :class:`Overloaded` (503, Retry-After) instead of queueing without bound.
     """
 
-    def __init__(self, slots: int, *, timeout: float, max_queued: int) -> None:
+    def __init__(self, slots: int, *, timeout: float, max_queued: int,
+                 waits_for: str = "the database") -> None:
         self._limiter = anyio.CapacityLimiter(slots)
         self.timeout = timeout
         self.max_queued = max_queued
+        self.waits_for = waits_for
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DatabaseGate:
@@ -74,12 +76,12 @@ class DatabaseGate:
                 return token
         if limiter.statistics().tasks_waiting >= self.max_queued:
             raise Overloaded(
-                f"{self.max_queued} requests already wait for the database in this process"
+                f"{self.max_queued} requests already wait for {self.waits_for} in this process"
             )
         with anyio.move_on_after(self.timeout):
             await limiter.acquire_on_behalf_of(token)
             return token
-        raise Overloaded(f"no database slot came free within {self.timeout:g} s")
+        raise Overloaded(f"no slot for {self.waits_for} came free within {self.timeout:g} s")
 
     def leave(self, token: object) -> None:
         self._limiter.release_on_behalf_of(token)
@@ -131,6 +133,35 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 """Function scope: the session (and its gate slot) is released before the response is sent."""
+
+
+class UploadGate:
+    """Parses at most UPLOAD_MAX_PARALLEL uploads of this process at once, on threads of their
+    own (never the API_THREADS that serve other requests). A route takes its slot
+    (:data:`UploadSlot`) before its database session, so uploads waiting for a slot hold no
+    database slot; they wait as for one (API_QUEUE_TIMEOUT_SECONDS, API_MAX_QUEUED), then get
+    503 ``overloaded``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.gate = DatabaseGate(settings.upload_max_parallel,
+                                 timeout=settings.api_queue_timeout_seconds,
+                                 max_queued=settings.api_max_queued,
+                                 waits_for="an upload slot")
+        self.threads = anyio.CapacityLimiter(settings.upload_max_parallel)
+
+
+async def upload_slot(request: Request) -> AsyncIterator[UploadGate]:
+    uploads: UploadGate = request.app.state.upload_gate
+    token = await uploads.gate.enter()
+    try:
+        yield uploads
+    finally:
+        uploads.gate.leave(token)
+
+
+UploadSlot = Annotated[UploadGate, Depends(upload_slot, scope="function")]
+"""A slot to parse an upload in: declare it before :data:`SessionDep`; run the work with
+``anyio.to_thread.run_sync(..., limiter=slot.threads)``."""
 
 
 API_KEY_HEADER = "X-API-Key"

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from core.errors import DomainError, WarehouseUnavailable
+from core.errors import DomainError, StorageUnavailable, WarehouseUnavailable
 from db.session import is_busy, is_unavailable
 
 PROBLEM_JSON = "application/problem+json"
@@ -35,6 +35,8 @@ RETRY_DOWN_SECONDS = 5
 """Retry-After when the database does not answer."""
 RETRY_WAREHOUSE_SECONDS = 60
 """Retry-After when a team's warehouse cannot be reached or a query there timed out."""
+RETRY_STORAGE_SECONDS = 60
+"""Retry-After when the artifact store is full, read-only or failing (an operator must act)."""
 
 
 NOT_UTF8 = (
@@ -75,13 +77,16 @@ _DESCRIPTIONS = {
     "first), a name already taken, or a move its state refuses (e.g. launching without a "
     "hypothesis); the detail says how to resolve it.",
     413: "The request body is larger than API_MAX_JSON_KB (a JSON body) or API_MAX_UPLOAD_MB "
-    "(a file upload).",
+    "(a file upload), or an uploaded file holds more than UPLOAD_MAX_DECOMPRESSED_MB, "
+    "UPLOAD_MAX_ROWS or UPLOAD_MAX_COLUMNS allow (`upload-too-large`).",
     422: "The input failed validation; `errors` lists each problem.",
     500: "A stored artifact no longer matches its recorded checksum, or an unexpected error.",
     503: "The database does not answer (`database-unavailable`), is busy with another "
     "writer (`database-busy`), this server has too many requests in flight "
-    "(`overloaded`), or a team's warehouse cannot be reached or timed out "
-    "(`warehouse-unavailable`): retry after the Retry-After seconds.",
+    "(`overloaded`), a team's warehouse cannot be reached or timed out "
+    "(`warehouse-unavailable`), or the artifact store is full (`storage-full`), refuses "
+    "writes (`storage-read-only`) or fails (`storage-unavailable`): retry after the "
+    "Retry-After seconds.",
 }
 
 
@@ -139,6 +144,10 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("Warehouse unavailable on %s %s: %s", request.method, request.url.path,
                        exc.message)
         headers = {"Retry-After": str(RETRY_WAREHOUSE_SECONDS)}
+    elif isinstance(exc, StorageUnavailable):
+        logger.warning("Artifact store fault on %s %s: %s (cause: %r)", request.method,
+                       request.url.path, exc.message, exc.__cause__, exc_info=exc.__cause__)
+        headers = {"Retry-After": str(RETRY_STORAGE_SECONDS)}
     return problem_response(
         exc.http_status,
         exc.message,

@@ -5,14 +5,20 @@ stored. A key acts as ``api:<key name>`` with the role its scope grants, so ever
 made through it records whose key it was.
 
 A process remembers a key it accepted for :data:`AUTH_CACHE_SECONDS` (by its hash, never the
-plaintext), so a client polling the API is not looked up on every request. Revoking a key
-forgets it in the revoking process at once; other processes (API workers, when the CLI revokes)
-refuse it at most that many seconds later.
+plaintext), so a client polling the API is not looked up on every request. Other processes (API
+workers, when the CLI revokes) refuse a revoked key at most that many seconds later.
 
-While the database does not answer, a key this process accepted in the last
-:data:`AUTH_OFFLINE_GRACE_SECONDS` is still accepted (no key can be revoked meanwhile), so
-routes that need no database, such as the planner, keep serving the clients they served; any
-other key gets the database error (503 through the API), never a wrong 401.
+A revocation this process sees — one it makes, or a lookup that finds a key revoked — is final
+here: the key is dropped from the cache and remembered as revoked (refused with 401 without a
+lookup, even while the database is down), and every key checked before that moment is looked
+up again before it is trusted, in the cache or offline.
+
+While the database does not answer, a key whose last successful check is newer than the last
+revocation this process saw, and at most API_KEY_OFFLINE_GRACE_SECONDS old, is still accepted
+(no key can be revoked while the database is down), so routes that need no database, such as
+the planner, keep serving the clients they served; any other key gets the database error (503
+through the API), never a wrong 401. The age bound caps how long a revocation made elsewhere
+just before an outage, which this process never saw, can go unnoticed.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +35,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from core.auth import SYSTEM, Actor
+from core.config import get_settings
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from core.transactions import transaction
 from core.types import API_SCOPES, ApiScope, Role
@@ -43,11 +51,14 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MAX_KEY_LENGTH = 128
 AUTH_CACHE_SECONDS = 5.0
 """How long a process keeps accepting a key it checked without looking it up again."""
-AUTH_OFFLINE_GRACE_SECONDS = 900.0
-"""How long after its last check a key is still accepted while the database does not answer."""
 _AUTH_CACHE_SIZE = 1024
 _accepted: dict[str, tuple[float, Actor]] = {}
-"""Key hash -> (monotonic time of the last successful check, actor)."""
+"""Key hash -> (monotonic time the last successful check began, actor)."""
+_revoked: dict[str, str] = {}
+"""Key hash -> name, of the keys this process saw revoked (a revocation is for good)."""
+_revocation_seen = float("-inf")
+"""Monotonic time of the last revocation this process saw: older checks are not trusted."""
+_lock = threading.Lock()
 
 
 class InvalidApiKey(DomainError):
@@ -157,20 +168,41 @@ def revoke_api_key(session: Session, *, name: str, actor: Actor = SYSTEM) -> Api
                 action="revoke",
                 changes={"revoked_at": [None, row.revoked_at.isoformat()]},
             )
-    _accepted.pop(row.key_hash, None)
+    saw_revoked(row.key_hash, row.name)
     return _view(row)
 
 
+def saw_revoked(digest: str, name: str) -> None:
+    """Record that the key hashed `digest` is revoked: out of the cache, refused from now on,
+    and every key checked before now checked again before it is trusted."""
+    global _revocation_seen
+    with _lock:
+        _accepted.pop(digest, None)
+        if len(_revoked) >= _AUTH_CACHE_SIZE:
+            _revoked.pop(next(iter(_revoked)))
+        _revoked[digest] = name
+        _revocation_seen = time.monotonic()
+
+
+def _revoked_error(name: str) -> InvalidApiKey:
+    return InvalidApiKey(f"The API key '{name}' was revoked: ask an admin for a new one.")
+
+
 def recently_accepted(key: str | None) -> Actor | None:
-    """The actor behind `key` if this process accepted it in the last AUTH_CACHE_SECONDS (no IO)."""
+    """The actor behind `key` if this process accepted it in the last AUTH_CACHE_SECONDS, and
+    saw no revocation since (no IO); InvalidApiKey for a key this process saw revoked."""
     if not key or len(key) > _MAX_KEY_LENGTH:
         return None
-    return _accepted_within(hash_key(key), AUTH_CACHE_SECONDS)
+    digest = hash_key(key)
+    name = _revoked.get(digest)
+    if name is not None:
+        raise _revoked_error(name)
+    return _accepted_within(digest, AUTH_CACHE_SECONDS)
 
 
 def _accepted_within(digest: str, seconds: float) -> Actor | None:
     found = _accepted.get(digest)
-    if found is None or time.monotonic() - found[0] >= seconds:
+    if found is None or found[0] <= _revocation_seen or time.monotonic() - found[0] >= seconds:
         return None
     return found[1]
 
@@ -192,10 +224,12 @@ def authenticate(session: Session, *, key: str | None) -> Actor:
         return actor
     key = check_key_format(key)
     digest = hash_key(key)
+    began = time.monotonic()
     try:
         row = repo.api_key_by_hash(session, key_hash=digest)
     except Exception as exc:
-        offline = _accepted_within(digest, AUTH_OFFLINE_GRACE_SECONDS)
+        grace = get_settings().api_key_offline_grace_seconds
+        offline = _accepted_within(digest, grace)
         if offline is not None and is_unavailable(exc):
             session.rollback()
             return offline
@@ -203,9 +237,12 @@ def authenticate(session: Session, *, key: str | None) -> Actor:
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         raise InvalidApiKey("Unknown API key: check it, or ask an admin to create one.")
     if row.revoked_at is not None:
-        raise InvalidApiKey(f"The API key '{row.name}' was revoked: ask an admin for a new one.")
+        saw_revoked(digest, row.name)
+        raise _revoked_error(row.name)
     actor = actor_for(row.name, row.scope)
-    if len(_accepted) >= _AUTH_CACHE_SIZE:
-        _accepted.clear()
-    _accepted[digest] = (time.monotonic(), actor)
+    with _lock:
+        if began > _revocation_seen:  # else a revocation was seen meanwhile: check again
+            if len(_accepted) >= _AUTH_CACHE_SIZE:
+                _accepted.clear()
+            _accepted[digest] = (began, actor)
     return actor

@@ -80,12 +80,48 @@ class Settings(BaseSettings):
         "at once.",
     )
     api_max_upload_mb: int = Field(default=200, ge=1, description="Largest upload the API accepts.")
+    upload_max_decompressed_mb: int = Field(
+        default=2048,
+        ge=1,
+        le=1024 * 1024,
+        description="Largest uploaded metric-data file once decompressed (a .csv.gz as CSV "
+        "text, a Parquet file's uncompressed columns), in MiB; larger is refused before "
+        "it is parsed.",
+    )
+    upload_max_rows: int = Field(
+        default=20_000_000,
+        ge=1,
+        description="Most data rows (lines of a CSV) an uploaded metric-data file may hold; "
+        "more is refused before it is parsed (load bigger tables from the warehouse).",
+    )
+    upload_max_columns: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Most columns an uploaded metric-data file may have; more is refused "
+        "from its header (CSV) or metadata (Parquet).",
+    )
+    upload_max_parallel: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Uploads an API process parses at once, on threads of their own (not "
+        "API_THREADS); more wait, as for a database slot, then get 503.",
+    )
     api_max_json_kb: int = Field(
         default=1024,
         ge=1,
         le=1024 * 1024,
         description="Largest JSON request body the API accepts, in KiB (file uploads have "
         "API_MAX_UPLOAD_MB).",
+    )
+    api_key_offline_grace_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=3600,
+        description="While the database does not answer, an API key this process checked at "
+        "most this long ago (and saw no revocation since) is still accepted on routes that "
+        "need no database (the planner); 0 turns this off.",
     )
     api_cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS on the API; empty = CORS off."

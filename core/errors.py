@@ -54,3 +54,25 @@ class WarehouseUnavailable(DomainError):
     written, and trying again later may succeed (a scheduled refresh retries)."""
 
     http_status = 503
+
+
+class UploadTooLarge(DomainError):
+    """An uploaded file holds more than a setting allows (bytes once decompressed, rows or
+    columns); the message names the setting. Nothing was read past the proof, nothing written."""
+
+    http_status = 413
+
+
+class StorageUnavailable(DomainError):
+    """The artifact store could not take or give an artifact now (unreachable, failing): nothing
+    was recorded, and trying again once an operator has fixed the store will succeed."""
+
+    http_status = 503
+
+
+class StorageFull(StorageUnavailable):
+    """The artifact store has no space (or quota) left for the artifact."""
+
+
+class StorageReadOnly(StorageUnavailable):
+    """The artifact store refuses writes: mounted read-only, or no permission to write."""

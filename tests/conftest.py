@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from core import api_keys
 from core.auth import Actor
 from core.config import demo_warehouse_file
 from core.demo import seed_demo
@@ -104,6 +105,18 @@ def db_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     engine = make_engine(url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def key_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The API key caches' clock (core.api_keys), moved by hand, over empty caches of the
+    test's own (a revocation seen at a made-up time must not outlive the test)."""
+    now = [1000.0]
+    monkeypatch.setattr(api_keys.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(api_keys, "_accepted", {})
+    monkeypatch.setattr(api_keys, "_revoked", {})
+    monkeypatch.setattr(api_keys, "_revocation_seen", float("-inf"))
+    return now
 
 
 @pytest.fixture

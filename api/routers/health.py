@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import SessionDep
-from api.errors import problem_response, responses
+from api.errors import RETRY_DOWN_SECONDS, logger, problem_response, responses
 from api.schemas import Health
 
 router = APIRouter(tags=["health"])
@@ -20,12 +20,15 @@ def health(session: SessionDep) -> Health | JSONResponse:
     try:
         session.execute(select(1))
     except SQLAlchemyError as exc:
+        logger.warning("Health check: the database does not answer: %r",
+                       getattr(exc, "orig", None) or exc)
         return problem_response(
             503,
             f"The database does not answer ({type(exc).__name__}): check DATABASE_URL and "
             "that the server is up.",
             kind="database-unavailable",
             instance="/health",
+            headers={"Retry-After": str(RETRY_DOWN_SECONDS)},
         )
     return Health(database="ok")
 

@@ -13,6 +13,7 @@ files and SQL results). Nothing here touches the database: every problem is rais
 from __future__ import annotations
 
 import csv
+import gzip
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,7 +23,7 @@ from typing import Any, Literal
 import duckdb
 
 from core import spool
-from core.errors import InvalidInput
+from core.errors import InvalidInput, UploadTooLarge
 from core.stats.metric_stats import COVARIATE_SUMS, RATIO_SUMS, MetricStats
 from core.types import FileKind
 
@@ -172,6 +173,111 @@ def detect_format(path: Path) -> Literal["csv", "parquet"]:
     if not any(sep in header for sep in (",", ";", "\t", "|")):
         raise InvalidInput(not_csv + " (its first line is not a header of column names)")
     return "csv"
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What an uploaded file may hold (UPLOAD_MAX_DECOMPRESSED_MB, UPLOAD_MAX_ROWS,
+    UPLOAD_MAX_COLUMNS)."""
+
+    max_bytes: int
+    max_rows: int
+    max_columns: int
+
+
+_CHUNK = 1 << 20
+_DELIMITERS = (b",", b";", b"\t", b"|")
+
+
+def check_upload_limits(path: Path, limits: UploadLimits) -> None:
+    """Refuse (:class:`UploadTooLarge`, naming the setting) a file that holds more than
+    `limits` allow, reading no more of it than that proves: a Parquet file's metadata (its
+    rows, columns and uncompressed size); a CSV's header for its columns, then its text —
+    decompressed as it is read, a chunk at a time, for a .csv.gz — counting bytes and lines,
+    so a small file that expands without end is stopped at the cap. A file that is not CSV or
+    Parquet is left to the reader to refuse."""
+    fmt = detect_format(path)
+    if fmt == "parquet":
+        _check_parquet(path, limits)
+    else:
+        _check_csv(path, limits)
+
+
+def _too_many(name: str, what: str, limit: int, setting: str, fix: str) -> UploadTooLarge:
+    return UploadTooLarge(f"file: {name} has more than {limit:,} {what}, the limit "
+                          f"({setting}): {fix}")
+
+
+_SPLIT = "split it (e.g. one file per day), or load it from the warehouse"
+
+
+def _check_parquet(path: Path, limits: UploadLimits) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception:  # noqa: BLE001 - an unreadable file is refused by the reader, in words
+        return
+    name = path.name
+    if meta.num_columns > limits.max_columns:
+        raise _too_many(name, "columns", limits.max_columns, "UPLOAD_MAX_COLUMNS",
+                        f"it has {meta.num_columns:,}; keep only unit_id, variant, date, the "
+                        "metrics and the dimensions")
+    if meta.num_rows > limits.max_rows:
+        raise _too_many(name, "rows", limits.max_rows, "UPLOAD_MAX_ROWS",
+                        f"it has {meta.num_rows:,}; {_SPLIT}")
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if size > limits.max_bytes:
+        raise _too_many(name, "bytes uncompressed", limits.max_bytes,
+                        "UPLOAD_MAX_DECOMPRESSED_MB", f"it has {size:,}; {_SPLIT}")
+
+
+def _check_csv(path: Path, limits: UploadLimits) -> None:
+    name = path.name
+    with path.open("rb") as raw:
+        packed = raw.read(2) == b"\x1f\x8b"
+    opener = gzip.open if packed else open
+    seen = lines = 0
+    header = True
+    quoted = False
+    counts = dict.fromkeys(_DELIMITERS, 0)
+    last = b"\n"
+    with opener(path, "rb") as handle:  # type: ignore[operator]
+        while chunk := handle.read(_CHUNK):
+            seen += len(chunk)
+            if seen > limits.max_bytes:
+                what = "bytes once decompressed" if packed else "bytes"
+                raise _too_many(name, what, limits.max_bytes, "UPLOAD_MAX_DECOMPRESSED_MB",
+                                _SPLIT)
+            if header:
+                header, quoted = _count_header(chunk, counts, quoted)
+                if max(counts.values()) >= limits.max_columns:
+                    raise _too_many(name, "columns", limits.max_columns,
+                                    "UPLOAD_MAX_COLUMNS", "keep only unit_id, variant, date, "
+                                    "the metrics and the dimensions")
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+            if lines - 1 > limits.max_rows:
+                raise _too_many(name, "rows", limits.max_rows, "UPLOAD_MAX_ROWS", _SPLIT)
+    if last != b"\n":
+        lines += 1
+    if lines - 1 > limits.max_rows:
+        raise _too_many(name, "rows", limits.max_rows, "UPLOAD_MAX_ROWS", _SPLIT)
+
+
+def _count_header(chunk: bytes, counts: dict[bytes, int], quoted: bool) -> tuple[bool, bool]:
+    """Add the delimiters of the header line found in `chunk` (outside double quotes) to
+    `counts`; returns (whether the header goes on past the chunk, whether a quote is open)."""
+    for part in chunk.split(b'"'):
+        if not quoted:
+            end = part.find(b"\n")
+            text = part if end < 0 else part[:end]
+            for delimiter in counts:
+                counts[delimiter] += text.count(delimiter)
+            if end >= 0:
+                return False, False
+        quoted = not quoted
+    return True, not quoted
 
 
 def connect(memory_limit: str, threads: int | None) -> duckdb.DuckDBPyConnection:

@@ -17,8 +17,10 @@ from core import spool
 from core.analysis import results
 from core.analysis.snapshot import ResultsSnapshot
 from core.auth import Actor
+from core.config import Settings, get_settings
 from core.data import metric_sources
 from core.data.ingestion import IngestionReport, ProgressCallback, ingest_file
+from core.data.reading import UploadLimits, check_upload_limits
 from core.errors import InvalidInput
 from core.types import FileKind
 from core.warehouse.refresh import WarehouseRefreshReport
@@ -35,6 +37,15 @@ def upload_name(filename: str | None) -> str:
     return name[:120] or "upload.csv"
 
 
+def upload_limits(settings: Settings | None = None) -> UploadLimits:
+    """UPLOAD_MAX_DECOMPRESSED_MB, UPLOAD_MAX_ROWS and UPLOAD_MAX_COLUMNS of `settings`
+    (default: the process's)."""
+    settings = settings or get_settings()
+    return UploadLimits(max_bytes=settings.upload_max_decompressed_mb * 1024 * 1024,
+                        max_rows=settings.upload_max_rows,
+                        max_columns=settings.upload_max_columns)
+
+
 def load_upload(
     session: Session,
     *,
@@ -45,11 +56,15 @@ def load_upload(
     kind: FileKind = "auto",
     day: date | None = None,
     progress: ProgressCallback | None = None,
+    limits: UploadLimits | None = None,
 ) -> tuple[IngestionReport, ResultsSnapshot]:
     """Load an uploaded CSV/Parquet file (its bytes, or a stream of them) into the experiment
     (all or nothing, see :func:`core.data.ingestion.ingest_file`; ``kind`` and ``day`` as
     there), then store a fresh results snapshot. The Results page and ``POST
-    /experiments/{id}/data`` both load through here."""
+    /experiments/{id}/data`` both load through here.
+
+    A file over `limits` (default: the settings', :func:`upload_limits`) is refused with
+    :class:`~core.errors.UploadTooLarge` before it is parsed or the database is touched."""
     actor.require("editor", "load metric data")
     name = upload_name(filename)
     if not name.lower().endswith(UPLOAD_SUFFIXES):
@@ -61,6 +76,7 @@ def load_upload(
                 out.write(data)
             else:
                 shutil.copyfileobj(data, out, length=1024 * 1024)
+        check_upload_limits(path, limits or upload_limits())
         report = ingest_file(session, path=path, experiment_id=experiment_id, actor=actor,
                              kind=kind, day=day, progress=progress)
     snapshot = results.refresh_results(session, experiment_id=experiment_id, actor=actor)

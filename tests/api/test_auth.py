@@ -63,13 +63,11 @@ def test_auth_revoked_key_is_401(
 
 
 def test_auth_key_revoked_elsewhere_is_refused_within_the_cache_time(
-    client: TestClient, session: Session, keys: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
+    client: TestClient, session: Session, keys: dict[str, str], key_clock: list[float]
 ) -> None:
     """A revocation by another process (no in-process eviction) holds at most
     AUTH_CACHE_SECONDS later."""
-    now = [1000.0]
-    monkeypatch.setattr(api_keys.time, "monotonic", lambda: now[0])
+    now = key_clock
     assert client.get("/api/v1/metrics", headers=headers(keys["read"])).status_code == 200
     session.execute(
         update(ApiKey).where(ApiKey.name == "reader").values(revoked_at=func.now())

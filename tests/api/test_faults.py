@@ -5,6 +5,8 @@
   ``database-unavailable`` with Retry-After, the planner keeps answering for a key this process
   knows, a bogus key is still 401, service is back within 5 s of the server, and no
   acknowledged write is lost.
+* A key revoked (through the CLI, as an admin does) and refused once stays refused after
+  PostgreSQL stops, on the planner too (issue 24 item 3).
 * Concurrent writes on SQLite: two PATCHes of the same version end in one 200 and one 409,
   never "database is locked".
 """
@@ -16,6 +18,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -170,6 +173,40 @@ def test_api_postgres_stopped_then_started_503_then_full_service_no_lost_write(
     lost = [name for name in acknowledged if name not in stored]
     assert not lost, f"acknowledged but not stored: {lost}"
     assert "While down" not in stored
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_api_revoked_key_stays_refused_on_the_planner_after_postgres_stops(
+    cluster: Cluster,
+) -> None:
+    read_key, write_key = migrate_with_keys(cluster.url)
+    revoked = {"X-API-Key": read_key}
+    kept = {"X-API-Key": write_key}
+    sizing = {"kind": "binomial", "baseline": 0.05, "mde": 0.1}
+    with uvicorn_server(cluster.url) as base, httpx.Client(base_url=base, timeout=10) as client:
+        planner = "/api/v1/planner/sample-size"
+        assert client.post(planner, json=sizing, headers=revoked).status_code == 200
+        assert client.get(URL, headers=revoked).status_code == 200
+        subprocess.run(
+            [sys.executable, "-m", "core.cli", "revoke-api-key", "--name", "load-reader"],
+            cwd=Path(__file__).resolve().parents[2], check=True, capture_output=True,
+            env={**os.environ, "DATABASE_URL": cluster.url}, timeout=60,
+        )
+        deadline = time.monotonic() + 30  # the server's key cache holds it a few seconds
+        while (response := client.get(URL, headers=revoked)).status_code == 200:
+            assert time.monotonic() < deadline, "the revoked key still works after 30 s"
+            time.sleep(0.25)
+        _problem(response, 401, "invalid-api-key")
+        assert client.get(URL, headers=kept).status_code == 200  # checked after the revocation
+        cluster.stop()
+        for _ in range(3):  # past the key cache too: the offline allowance decides
+            refused = client.post(planner, json=sizing, headers=revoked)
+            _problem(refused, 401, "invalid-api-key")
+            assert "revoked" in refused.json()["detail"]
+            assert client.post(planner, json=sizing, headers=kept).status_code == 200
+            time.sleep(3)
+        _problem(client.get(URL, headers=kept), 503, "database-unavailable")
 
 
 # --------------------------------------------------------------------------- write races

@@ -4,12 +4,14 @@ moto's S3 server on loopback (a real S3 API, not the in-process mock)."""
 from __future__ import annotations
 
 import hashlib
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from core.artifacts import (
     ArtifactExists,
@@ -19,7 +21,8 @@ from core.artifacts import (
     get_store,
 )
 from core.config import Settings
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound, StorageFull, StorageReadOnly, StorageUnavailable
+from tests.filesystems import fill, tmpfs
 from tests.s3server import moto_s3_server
 
 
@@ -117,3 +120,45 @@ def test_artifacts_get_store_reads_the_settings(s3_endpoint: str, tmp_path: Path
         get_store(Settings(artifacts_url="ftp://host/x"))
     with pytest.raises(InvalidInput, match="bucket"):
         get_store(Settings(artifacts_url="s3:///prefix"))
+
+
+# --------------------------------------------------------------------------- storage faults
+
+
+def test_artifacts_local_full_filesystem_is_storage_full_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    with tmpfs(tmp_path / "small") as mount:
+        (mount / "artifacts" / "reports").mkdir(parents=True)
+        fill(mount)
+        store = LocalArtifactStore(mount / "artifacts")
+        with pytest.raises(StorageFull, match="is full .ENOSPC") as info:
+            store.put("reports/a.pdf", b"%PDF" * 10_000)
+        assert isinstance(info.value.__cause__, OSError)
+        assert info.value.http_status == 503
+        assert store.list() == []
+        assert not any(p.name.startswith(".tmp-") for p in mount.rglob("*"))
+
+
+def test_artifacts_local_read_only_filesystem_is_storage_read_only(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "ro", read_only=True) as mount:
+        store = LocalArtifactStore(mount / "artifacts")
+        with pytest.raises(StorageReadOnly, match="refuses writes .EROFS"):
+            store.put("reports/a.pdf", b"%PDF")
+        with pytest.raises(NotFound):
+            store.get("reports/a.pdf")
+
+
+def test_artifacts_s3_endpoint_that_does_not_answer_is_storage_unavailable() -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = boto3.client(
+        "s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id="testing",
+        aws_secret_access_key="testing", region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2),
+    )
+    store = S3ArtifactStore("artifacts", client=client)
+    for call in (lambda: store.put("reports/a.pdf", b"%PDF"), lambda: store.get("r/a.pdf")):
+        with pytest.raises(StorageUnavailable, match="EndpointConnectionError"):
+            call()
