@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
+from api.compute import ComputePool
 from api.deps import DatabaseGate, get_session
 from api.errors import install_error_handlers, logger, problem_media_type, responses
 from api.middleware import RequestGuard, upload_paths
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database_gate = DatabaseGate.from_settings(settings)
+    app.state.planner_pool = ComputePool.planner(settings)
     install_error_handlers(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix=API_PREFIX, responses=responses(400, 401, 503))

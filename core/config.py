@@ -90,6 +90,27 @@ class Settings(BaseSettings):
     api_cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS on the API; empty = CORS off."
     )
+    planner_time_budget_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Computing time one planner solve (a sample size, power or MDE) may take; "
+        "past it the plan is refused with a reason (the API answers 422).",
+    )
+    api_planner_threads: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Planner requests an API process computes at once, on threads of their "
+        "own (never the database routes' API_THREADS).",
+    )
+    api_planner_max_queued: int = Field(
+        default=32,
+        ge=0,
+        le=10_000,
+        description="Planner requests an API process lets wait for a planner thread (at most "
+        "API_QUEUE_TIMEOUT_SECONDS); more get a 503 at once.",
+    )
     backlog_testable_weeks: int = Field(
         default=8, ge=1, description="An idea needing longer than this to reach its MDE is flagged."
     )
