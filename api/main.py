@@ -37,7 +37,7 @@ from api.routers import (
 from core import spool
 from core.config import Settings, get_settings
 from db.migrate import SchemaNotCurrent, schema_problem
-from db.session import get_engine, is_unavailable
+from db.session import get_api_engine, is_unavailable
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """Everything external tools need from ExperimentOS: the registry, metric data,
@@ -61,7 +61,7 @@ def check_schema(app: FastAPI) -> None:
     if get_session in app.dependency_overrides:
         return
     try:
-        problem = schema_problem(get_engine())
+        problem = schema_problem(get_api_engine())
     except Exception as exc:
         if not is_unavailable(exc):
             raise

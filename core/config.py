@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: int = Field(
         default=5, ge=1, le=300, description="How long connecting to PostgreSQL may take."
     )
+    database_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="API only: how long one PostgreSQL statement, commit or rollback may take "
+        "(statement_timeout, TCP timeouts); a server that cannot even cancel it has its "
+        "connection closed a second later. The request gets a 503. The app, the CLI "
+        "(migrations, seeding) and the DAGs have no such limit.",
+    )
     sqlite_busy_timeout_seconds: float = Field(
         default=10.0,
         ge=0,
