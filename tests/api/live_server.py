@@ -235,18 +235,15 @@ def finish(process, queue, *, within: float) -> LoadReport:  # type: ignore[no-u
     return report
 
 
-def probe_liveness(base: str, *, while_alive, every: float = 0.05,  # type: ignore[no-untyped-def]
-                   path: str = "/health/live", headers: dict[str, str] | None = None
-                   ) -> list[float]:
-    """Latencies (s) of sequential ``GET path`` probes (``/health/live`` unless told), on a
-    connection of their own, for as long as the process `while_alive` runs; a probe that
-    fails or answers other than 200 counts as infinite."""
+def probe_liveness(base: str, *, while_alive, every: float = 0.05) -> list[float]:  # type: ignore[no-untyped-def]
+    """Latencies (s) of sequential ``GET /health/live`` probes, on a connection of their own,
+    for as long as the process `while_alive` runs; a failed probe counts as infinite."""
     latencies: list[float] = []
-    with httpx.Client(base_url=base, timeout=5, headers=headers) as client:
+    with httpx.Client(base_url=base, timeout=5) as client:
         while while_alive.is_alive():
             started = time.perf_counter()
             try:
-                ok = client.get(path).status_code == 200
+                ok = client.get("/health/live").status_code == 200
             except httpx.HTTPError:
                 ok = False
             latencies.append(time.perf_counter() - started if ok else float("inf"))
