@@ -70,10 +70,6 @@ class ComputePool:
         finally:
             self._slots.release_on_behalf_of(token)
 
-    @property
-    def busy(self) -> int:
-        return int(self._slots.borrowed_tokens)
-
 
 async def planner_pool(request: Request) -> ComputePool:
     """The app's planner pool (async: a plain function would take a worker thread)."""
