@@ -38,7 +38,7 @@ from core import api_keys
 from core.auth import Actor
 from core.config import Settings
 from core.errors import Conflict, InvalidInput
-from db.session import get_engine, reader, session_factory, writer
+from db.session import get_api_engine, reader, session_factory, writer
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -93,7 +93,7 @@ class DatabaseGate:
 
 @functools.lru_cache
 def _sessions(write: bool) -> sessionmaker[Session]:
-    engine = get_engine()
+    engine = get_api_engine()
     return session_factory(writer(engine) if write else reader(engine))
 
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
+from api.compute import ComputePool
 from api.deps import DatabaseGate, UploadGate, get_session
 from api.errors import install_error_handlers, logger, problem_media_type, responses
 from api.middleware import RequestGuard, upload_paths
@@ -36,7 +37,7 @@ from api.routers import (
 from core import spool
 from core.config import Settings, get_settings
 from db.migrate import SchemaNotCurrent, schema_problem
-from db.session import get_engine, is_unavailable
+from db.session import get_api_engine, is_unavailable
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """Everything external tools need from ExperimentOS: the registry, metric data,
@@ -60,7 +61,7 @@ def check_schema(app: FastAPI) -> None:
     if get_session in app.dependency_overrides:
         return
     try:
-        problem = schema_problem(get_engine())
+        problem = schema_problem(get_api_engine())
     except Exception as exc:
         if not is_unavailable(exc):
             raise
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database_gate = DatabaseGate.from_settings(settings)
     app.state.upload_gate = UploadGate(settings)
+    app.state.planner_pool = ComputePool.planner(settings)
     install_error_handlers(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix=API_PREFIX, responses=responses(400, 401, 503))

@@ -434,8 +434,11 @@ class WarehouseRefreshOut(BaseModel):
 
 # --------------------------------------------------------------------------- planner
 
-_Alpha = Annotated[float, Field(default=0.05, gt=0, lt=0.5, description="Significance level.")]
-_Power = Annotated[float, Field(default=0.8, gt=0.5, lt=1, description="Target power.")]
+_Alpha = Annotated[float, Field(
+    default=0.05, ge=planning.MIN_ALPHA, lt=0.5,
+    description="Significance level, in [1e-6, 0.5) (split over the treatments).")]
+_Power = Annotated[float, Field(
+    default=0.8, gt=0.5, le=planning.MAX_POWER, description="Target power, in (0.5, 0.9999].")]
 _Mde = Annotated[
     float, Field(gt=0, le=1e12, description="Minimum detectable effect, > 0 (see `relative`).")
 ]

@@ -35,6 +35,13 @@
 4. Stress: ``--stress-concurrency`` connections (256) for ``--stress-seconds`` (20) on each
    keyed endpoint, counting errors and timeouts (wrk ``--timeout 10s``).
 
+With ``--planner-flood`` (issue 24) it measures instead ``GET /api/v1/metrics`` (key check, a
+session, the catalogue read), one request at a time for ``--seconds``, while
+``--flood-concurrency`` connections (50, in a process of their own) keep POSTing hostile planner
+requests: the slowest plan the API still takes and the one issue 24 timed at 7.4 s (now a 422).
+Target: the metrics p99 < 200 ms; the planner's answers are counted by status (503s are the
+planner refusing more than it has threads and queue for).
+
 Targets (issue 20), on SQLite and on PostgreSQL: p99 <= 50 ms at 32 connections for every
 keyed read, and 0 errors, 0 timeouts at 256. Requests/s are printed beside /health/live's for
 information only. The load generator shares the machine with the server (and, on a shared
@@ -45,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import re
 import shutil
@@ -69,6 +77,13 @@ SHOWCASE = "Checkout button colour"
 WARM_UP_SECONDS = 2
 P99_TARGET_MS = 50.0
 """Issue 20: at --concurrency (32) connections, for every keyed read."""
+FLOOD_P99_TARGET_MS = 200.0
+"""Issue 24: GET /api/v1/metrics while --flood-concurrency hostile planner calls run."""
+HOSTILE_PLANS = [
+    {"kind": "mean", "sd": 1, "n": 2, "alpha": 1e-6, "power": 0.9999, "variants": 20},
+    {"kind": "mean", "sd": 1, "n": 2, "alpha": 1e-12, "power": 0.999999},
+]
+"""The slowest plan the API still takes (tests/api/test_planner.py), and issue 24's."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +264,69 @@ async def _httpx(base: str, label: str, path: str, headers: dict[str, str], *, r
                     cuts[98] * 1000, timeouts, max(latencies) * 1000)
 
 
+# --------------------------------------------------------------------------- planner flood
+
+
+async def _flood(base: str, headers: dict[str, str], concurrency: int, seconds: float
+                 ) -> dict[str, int]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    outcomes: dict[str, int] = {}
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits,
+                                 timeout=30) as client:
+        stop_at = time.perf_counter() + seconds
+
+        async def worker(turn: int) -> None:
+            while time.perf_counter() < stop_at:
+                try:
+                    response = await client.post("/api/v1/planner/mde",
+                                                 json=HOSTILE_PLANS[turn % len(HOSTILE_PLANS)])
+                    outcome = str(response.status_code)
+                except httpx.HTTPError as exc:
+                    outcome = type(exc).__name__
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                turn += 1
+
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return outcomes
+
+
+def _flood_process(queue: multiprocessing.Queue, *args: object) -> None:  # type: ignore[type-arg]
+    queue.put(asyncio.run(_flood(*args)))  # type: ignore[arg-type]
+
+
+def planner_flood(base: str, headers: dict[str, str], *, concurrency: int, seconds: float
+                  ) -> tuple[Measured, dict[str, int]]:
+    """GET /api/v1/metrics one at a time for `seconds` while `concurrency` connections POST
+    hostile plans (from a second before until the probes end)."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    flood = context.Process(target=_flood_process,
+                            args=(queue, base, headers, concurrency, seconds + 3.0))
+    flood.start()
+    latencies: list[float] = []
+    errors = 0
+    with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+        time.sleep(2.0)  # the flood's process starts and connects
+        began = time.perf_counter()
+        while time.perf_counter() - began < seconds:
+            started = time.perf_counter()
+            try:
+                ok = client.get("/api/v1/metrics").status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors += 1
+        elapsed = time.perf_counter() - began
+    outcomes: dict[str, int] = queue.get(timeout=60)
+    flood.join(timeout=10)
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
+    return Measured("metrics, planner flood", "/api/v1/metrics", len(latencies), errors,
+                    elapsed, cuts[49] * 1000, cuts[98] * 1000, 0,
+                    max(latencies, default=float("nan")) * 1000), outcomes
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -307,6 +385,9 @@ def main() -> None:
     where.add_argument("--postgres", metavar="ADMIN_URL",
                        help="a PostgreSQL server on which to create (and drop) a database")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--planner-flood", action="store_true",
+                        help="measure GET /api/v1/metrics under hostile planner calls instead")
+    parser.add_argument("--flood-concurrency", type=int, default=50)
     args = parser.parse_args()
     if not 0 < args.seconds <= 120 or not 0 < args.concurrency <= 1024:
         parser.error("use 0 < --seconds <= 120 and 0 < --concurrency <= 1024")
@@ -337,6 +418,25 @@ def main() -> None:
             ("results, 304", f"{one}/results", {**keyed, "If-None-Match": etag}),
             ("baseline again", "/health/live", {}),
         ]
+        if args.planner_flood:
+            try:
+                flooded, outcomes = planner_flood(base, keyed, concurrency=args.flood_concurrency,
+                                                  seconds=args.seconds)
+            finally:
+                _stop(server)
+            load_after = os.getloadavg()
+            verdict = ("meets" if flooded.p99_ms < FLOOD_P99_TARGET_MS and flooded.errors == 0
+                       else "misses")
+            print(f"\nuvicorn with {args.workers} worker process(es) on {url.split(':', 1)[0]} "
+                  f"({os.cpu_count()} cores); machine load average {load_before[0]:.1f} "
+                  f"before, {load_after[0]:.1f} after")
+            print(f"planner flood: {args.flood_concurrency} connections POSTing hostile plans "
+                  f"to /api/v1/planner/mde, answers by status: {outcomes}")
+            print(f"GET /api/v1/metrics meanwhile, one at a time: {flooded.completed} answered "
+                  f"200, {flooded.errors} not; p50 {flooded.p50_ms:.1f} ms, p99 "
+                  f"{flooded.p99_ms:.1f} ms, max {flooded.max_ms:.0f} ms -> {verdict} the "
+                  f"target (p99 < {FLOOD_P99_TARGET_MS:g} ms, every one 200)")
+            return
         try:
             for label, path, headers in targets:
                 probe = httpx.get(base + path, headers=headers, timeout=10)

@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: int = Field(
         default=5, ge=1, le=300, description="How long connecting to PostgreSQL may take."
     )
+    database_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="API only: how long one PostgreSQL statement, commit or rollback may take "
+        "(statement_timeout, TCP timeouts); a server that cannot even cancel it has its "
+        "connection closed a second later. The request gets a 503. The app, the CLI "
+        "(migrations, seeding) and the DAGs have no such limit.",
+    )
     sqlite_busy_timeout_seconds: float = Field(
         default=10.0,
         ge=0,
@@ -125,6 +134,27 @@ class Settings(BaseSettings):
     )
     api_cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS on the API; empty = CORS off."
+    )
+    planner_time_budget_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Computing time one planner solve (a sample size, power or MDE) may take; "
+        "past it the plan is refused with a reason (the API answers 422).",
+    )
+    api_planner_threads: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Planner requests an API process computes at once, on threads of their "
+        "own (never the database routes' API_THREADS).",
+    )
+    api_planner_max_queued: int = Field(
+        default=32,
+        ge=0,
+        le=10_000,
+        description="Planner requests an API process lets wait for a planner thread (at most "
+        "API_QUEUE_TIMEOUT_SECONDS); more get a 503 at once.",
     )
     backlog_testable_weeks: int = Field(
         default=8, ge=1, description="An idea needing longer than this to reach its MDE is flagged."

@@ -37,11 +37,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.orm import Session
 
 from core import format as fmt
 from core.auth import Actor
+from core.config import get_settings
 from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry.fields import ExperimentView, validation_problems
 from core.registry.lifecycle import update_experiment
@@ -55,6 +63,7 @@ from core.stats import (
     power_proportion,
     sample_size_mean,
     sample_size_proportion,
+    time_budget,
 )
 from core.types import Alternative, AnalysisMode, MetricKind, PlanMode
 from db import metric_repository as mrepo
@@ -68,6 +77,13 @@ MAX_DAYS = 3650
 """Plans longer than ten years are refused: the MDE is unreachable with this traffic."""
 MAX_UNITS = 2**53
 """Sample sizes beyond this are no finite answer (the effect is too small to detect)."""
+MIN_ALPHA = 1e-6
+"""The smallest significance level a plan takes. Experiments test at 0.05 or 0.01, 0.0025 after a
+Bonferroni split over 20 arms; a "five sigma" discovery is 5.7e-7 two-sided. Lower levels
+plan nothing real and only make the solvers work (docs/api.md, "Under load and faults")."""
+MAX_POWER = 0.9999
+"""The highest target power a plan takes (plans use 0.8 to 0.95, rarely 0.99); past it the
+sample grows without a use and the noncentral t is solved deep in its tail."""
 
 
 class PlanInputs(BaseModel):
@@ -88,12 +104,28 @@ class PlanInputs(BaseModel):
     sd: float | None = Field(default=None, gt=0)
     mde: float | None = Field(default=None, gt=0)
     relative: bool = True
-    alpha: float = Field(default=0.05, gt=0, lt=0.5)
-    power: float = Field(default=0.8, gt=0.5, lt=1)
+    alpha: float = 0.05
+    power: float = 0.8
     alternative: Alternative = "two-sided"
     weights: tuple[float, ...] = (0.5, 0.5)
     daily_traffic: float | None = Field(default=None, gt=0)
     exposure: float = Field(default=1.0, gt=0, le=1)
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha_in_range(cls, alpha: float) -> float:
+        if not MIN_ALPHA <= alpha < 0.5:
+            raise ValueError(f"give a significance level from {MIN_ALPHA:g} up to (not "
+                             f"including) 0.5; it is {alpha:g}")
+        return alpha
+
+    @field_validator("power")
+    @classmethod
+    def _power_in_range(cls, power: float) -> float:
+        if not 0.5 < power <= MAX_POWER:
+            raise ValueError(f"give a target power above 0.5 and at most {MAX_POWER:g}; it is "
+                             f"{power:g}")
+        return power
 
     @model_validator(mode="before")
     @classmethod
@@ -271,7 +303,7 @@ def _n_control(inputs: PlanInputs) -> int:
     common = _common(inputs, with_power=True)
     mde = _mde_given(inputs)
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), _budget():
             if inputs.kind == "binomial":
                 n = sample_size_proportion(inputs.baseline, mde, relative=inputs.relative,
                                            round_up=False, **common)
@@ -290,18 +322,26 @@ def _n_control(inputs: PlanInputs) -> int:
 
 def _power(inputs: PlanInputs, n_control: float, mde_absolute: float) -> float:
     common = _common(inputs, with_power=False)
-    if inputs.kind == "binomial":
-        return float(power_proportion(inputs.baseline, mde_absolute, n_control, relative=False,
-                                      **common))
-    return float(power_mean(inputs.sd, mde_absolute, n_control, **common))
+    with _budget():
+        if inputs.kind == "binomial":
+            return float(power_proportion(inputs.baseline, mde_absolute, n_control,
+                                          relative=False, **common))
+        return float(power_mean(inputs.sd, mde_absolute, n_control, **common))
 
 
 def _mde(inputs: PlanInputs, n_control: float | np.ndarray) -> float | np.ndarray:
     """Absolute MDE (NaN where unreachable) for ``n_control`` control units."""
     common = _common(inputs, with_power=True)
-    if inputs.kind == "binomial":
-        return mde_proportion(inputs.baseline, n_control, **common)
-    return mde_mean(inputs.sd, n_control, **common)
+    with _budget():
+        if inputs.kind == "binomial":
+            return mde_proportion(inputs.baseline, n_control, **common)
+        return mde_mean(inputs.sd, n_control, **common)
+
+
+def _budget() -> Any:
+    """Each solve gets PLANNER_TIME_BUDGET_SECONDS; past it the plan is refused
+    (:class:`core.stats.BudgetExceeded`, an InvalidInput for the callers) saying what to change."""
+    return time_budget(get_settings().planner_time_budget_seconds)
 
 
 def _relative(inputs: PlanInputs, absolute: float | None) -> float | None:
@@ -637,7 +677,7 @@ def split_mismatch(plan: Plan, experiment: ExperimentView) -> str | None:
         control = plan.n_per_variant * split[0] / min(split)
         reached = plan_for_sample(make_inputs(**at_split), n_per_variant=control).power
         power = f"{fmt.percent(reached, 0)}, not {fmt.percent(plan.power, 0)}"
-        if 0.5 < plan.power < 1:
+        if 0.5 < plan.power <= MAX_POWER:
             needed = plan_sample_size(make_inputs(**at_split | {"power": plan.power}),
                                       max_days=None).n_per_variant
             words += (f" At {split_text(split)} it needs {needed:,} users per variant, not "

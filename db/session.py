@@ -4,6 +4,12 @@ Pool limits come from the settings (DATABASE_POOL_SIZE, DATABASE_POOL_TIMEOUT_SE
 process opens at most that many connections, so the API can admit exactly as many requests to
 the database as it has connections (api/deps.py) and no request ever waits on the pool.
 
+The API's engine (:func:`get_api_engine`) bounds every round trip to PostgreSQL by
+DATABASE_TIMEOUT_SECONDS, so a database that is stuck (frozen, unreachable, or just too slow)
+costs a request a bounded wait and a 503, never a hang (:func:`make_engine`'s ``timeout``).
+The other engines (the app's, the CLI's with its migrations and seeding, the DAGs') have no
+such bound: their long work is legitimate.
+
 On PostgreSQL every statement is a round trip to a server process, so a read sends only its
 queries: a pooled connection is pinged only after it sat idle (:data:`PING_AFTER_IDLE_SECONDS`),
 and a :func:`reader` session sends no BEGIN and no ROLLBACK (autocommit).
@@ -12,9 +18,15 @@ and a :func:`reader` session sends no BEGIN and no ROLLBACK (autocommit).
 from __future__ import annotations
 
 import json
+import os
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -37,13 +49,149 @@ connection still fails its request with 503 and replaces the pool (as HikariCP s
 alive check for connections used in the last 500 ms)."""
 
 
+WATCHDOG_GRACE_SECONDS = 1.0
+"""How long past its timeout a round trip may still take before the watchdog closes its
+connection: PostgreSQL's own statement_timeout, at the timeout, answers first when it can."""
+WATCHDOG_TICK_SECONDS = 0.1
+
+
 def _json_dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def make_engine(url: str) -> Engine:
+class _Watchdog:
+    """One thread per process that closes the socket of any PostgreSQL connection whose round
+    trip (a statement, a commit, a rollback) has run past its deadline.
+
+    A server that is frozen (SIGSTOP, a paused VM) still has its kernel acknowledge every
+    packet, so no TCP timeout fires and libpq would wait forever; the statement_timeout it
+    was given is the server's to enforce. Shutting the socket down makes libpq's wait end at
+    once with "server closed the connection", an OperationalError that SQLAlchemy treats as a
+    disconnect (the connection is dropped, the pool replaced) and the API answers with 503.
+    """
+
+    def __init__(self) -> None:
+        self._armed: dict[int, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def watch(self, connection: Any, seconds: float) -> Iterator[None]:
+        key = id(connection)
+        with self._lock:
+            self._armed[key] = (time.monotonic() + seconds, connection)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="db-watchdog",
+                                                daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._armed.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(WATCHDOG_TICK_SECONDS)
+            now = time.monotonic()
+            with self._lock:
+                late = [(key, conn) for key, (deadline, conn) in self._armed.items()
+                        if deadline <= now]
+                for key, _conn in late:
+                    del self._armed[key]
+            for _key, conn in late:
+                conn.timed_out = True
+                try:
+                    # a duplicate of the descriptor: shutting it down ends libpq's wait on the
+                    # shared socket; closing the duplicate leaves libpq's own to libpq
+                    with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+                        sock.shutdown(socket.SHUT_RDWR)
+                except (OSError, ValueError):  # closed meanwhile: nothing left to end
+                    pass
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _watched_connection_class(seconds: float) -> type:
+    """A psycopg2 connection class whose statements, commits and rollbacks each end within
+    ``seconds`` (the watchdog's :data:`WATCHDOG_GRACE_SECONDS` after the server's own
+    statement_timeout); past it they raise OperationalError and the connection is closed."""
+    import psycopg2
+    import psycopg2.extensions
+
+    limit = seconds + WATCHDOG_GRACE_SECONDS
+
+    @contextmanager
+    def bounded(conn: Any) -> Iterator[None]:
+        try:
+            with _WATCHDOG.watch(conn, limit):
+                yield
+        except psycopg2.Error:
+            if not conn.timed_out:
+                raise
+            conn.close()
+            raise psycopg2.OperationalError(
+                f"the database did not answer within {limit:g} s "
+                "(DATABASE_TIMEOUT_SECONDS): its connection was closed"
+            ) from None
+
+    class WatchedCursor(psycopg2.extensions.cursor):
+        def execute(self, query: Any, vars: Any = None) -> Any:  # noqa: A002 - DBAPI's name
+            with bounded(self.connection):
+                return super().execute(query, vars)
+
+        def executemany(self, query: Any, vars_list: Any) -> Any:
+            with bounded(self.connection):
+                return super().executemany(query, vars_list)
+
+    class WatchedConnection(psycopg2.extensions.connection):
+        timed_out = False
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.cursor_factory = WatchedCursor
+
+        def commit(self) -> None:
+            with bounded(self):
+                super().commit()
+
+        def rollback(self) -> None:
+            with bounded(self):
+                super().rollback()
+
+    return WatchedConnection
+
+
+def _bounded_connect_args(url: str, seconds: float) -> dict[str, Any]:
+    """libpq settings that bound a PostgreSQL connection's waits by ``seconds``: the server
+    cancels a statement running longer (``statement_timeout``: QueryCanceled), the kernel
+    drops a connection whose sent data goes unacknowledged that long (``tcp_user_timeout``)
+    or whose peer stops answering keepalives, and the watchdog ends any other wait."""
+    ms = max(1, int(seconds * 1000))
+    given = make_url(url).query.get("options")
+    options = " ".join(o for o in ((given if isinstance(given, str) else None),
+                                   f"-c statement_timeout={ms}") if o)
+    idle = max(1, int(seconds))
+    return {
+        "options": options,
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": ms,
+        "connection_factory": _watched_connection_class(seconds),
+    }
+
+
+def make_engine(url: str, *, timeout: float | None = None) -> Engine:
     """An engine for `url`, its pool sized by the settings; SQLite gets foreign keys on, a
-    busy timeout and its folder created."""
+    busy timeout and its folder created.
+
+    With `timeout` (seconds; the API's DATABASE_TIMEOUT_SECONDS), every round trip to a
+    PostgreSQL server ends within it, or a second later when the server cannot even cancel
+    (module docstring): the request gets OperationalError, the API a 503. SQLite's waits
+    are bounded by its busy timeout already."""
     settings = get_settings()
     pool = {
         "pool_size": settings.database_pool_size,
@@ -80,12 +228,10 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql(conn.get_execution_options().get(BEGIN_OPTION, "BEGIN"))
 
         return engine
-    engine = create_engine(
-        url,
-        json_serializer=_json_dumps,
-        connect_args={"connect_timeout": settings.database_connect_timeout_seconds},
-        **pool,
-    )
+    connect_args: dict[str, Any] = {"connect_timeout": settings.database_connect_timeout_seconds}
+    if timeout is not None:
+        connect_args |= _bounded_connect_args(url, timeout)
+    engine = create_engine(url, json_serializer=_json_dumps, connect_args=connect_args, **pool)
 
     @event.listens_for(engine, "checkout")
     def _ping_after_idle(dbapi_connection, record, _proxy):  # type: ignore[no-untyped-def]
@@ -158,8 +304,16 @@ def is_busy(exc: BaseException) -> bool:
 
 @lru_cache
 def get_engine() -> Engine:
-    """The process-wide engine for DATABASE_URL."""
+    """The process-wide engine for DATABASE_URL (the app's, the CLI's, the DAGs')."""
     return make_engine(get_settings().database_url)
+
+
+@lru_cache
+def get_api_engine() -> Engine:
+    """The API's engine for DATABASE_URL: every round trip bounded by
+    DATABASE_TIMEOUT_SECONDS (:func:`make_engine`)."""
+    settings = get_settings()
+    return make_engine(settings.database_url, timeout=settings.database_timeout_seconds)
 
 
 def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:

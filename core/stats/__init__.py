@@ -29,6 +29,7 @@ from core.stats.cuped import (
 )
 from core.stats.metric_stats import EMPTY_STATS, MetricStats
 from core.stats.planner import (
+    BudgetExceeded,
     duration_days,
     mde_mean,
     mde_proportion,
@@ -36,6 +37,7 @@ from core.stats.planner import (
     power_proportion,
     sample_size_mean,
     sample_size_proportion,
+    time_budget,
 )
 from core.stats.proportion import (
     EXACT_BELOW,
@@ -60,6 +62,7 @@ __all__ = [
     "EXACT_BELOW",
     "OTHER",
     "BayesianReadout",
+    "BudgetExceeded",
     "CovariateStats",
     "CupedAdjustment",
     "CupedTestResult",
@@ -91,6 +94,7 @@ __all__ = [
     "sequential",
     "srm_test",
     "sufficient_stats",
+    "time_budget",
     "top_n_groups",
     "welch_ttest",
     "welch_ttest_cuped",

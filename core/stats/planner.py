@@ -20,17 +20,58 @@ Conventions shared by all functions:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numpy.polynomial.hermite_e import hermegauss
 from scipy import special, stats
 
 from core.stats import _validation as v
 from core.types import Alternative
 
 FloatArray = npt.NDArray[np.float64]
+
+NCP_QUADRATURE = 50.0
+"""From this noncentrality on, the noncentral t's tail is integrated over the normal
+(:func:`_nct_sf_quadrature`) rather than taken from Boost (``scipy.stats.nct``), whose series
+slows as the noncentrality grows (~50 ms a value at 1e6 and df 2, seconds on a loaded machine)
+and jitters there, so that a solver cannot settle. Both agree to 1e-13 from 20 on (tests)."""
+_NODES, _WEIGHTS = hermegauss(64)
+_WEIGHTS = _WEIGHTS / np.sqrt(2.0 * np.pi)
+MAX_BRACKET_STEPS = 200
+"""Doublings a solver may take to bracket its root (2**200: any finite answer)."""
+MAX_SOLVER_STEPS = 100
+"""Newton or bisection steps a solver may take inside its bracket."""
+_DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("planner_deadline", default=None)
+
+
+class BudgetExceeded(ValueError):
+    """A solve ran past the :func:`time_budget` it was given; the message says what to change."""
+
+
+@contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Within the block, a sample-size or MDE solve still iterating ``seconds`` after the block
+    began raises :class:`BudgetExceeded` (checked once per solver step)."""
+    token = _DEADLINE.set((time.monotonic() + seconds, seconds))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _check_budget() -> None:
+    deadline = _DEADLINE.get()
+    if deadline is not None and time.monotonic() > deadline[0]:
+        raise BudgetExceeded(
+            f"the planner found no answer within its {deadline[1]:g} s budget for these inputs: "
+            "plan for a larger alpha, a lower power, fewer variants or more units"
+        )
 
 
 def _all_scalar(*args: Any) -> bool:
@@ -287,6 +328,7 @@ def mde_proportion(
     hi_d = hi * (1.0 - 1e-12)
     reachable = power_at(hi_d) >= pw
     for _ in range(60):
+        _check_budget()
         mid = 0.5 * (lo_d + hi_d)
         above = power_at(mid) >= pw
         hi_d = np.where(above, mid, hi_d)
@@ -328,16 +370,37 @@ def _t_power(
     df = (1.0 / n + 1.0 / nt) ** 2 / (1.0 / (n * n * (n - 1.0)) + 1.0 / (nt * nt * (nt - 1.0)))
     ncp = effect * np.sqrt(n / (1.0 + 1.0 / r))
     qu = special.stdtrit(df, 1.0 - a / tails)
-    # scipy.stats.nct (Boost) rather than special.nctdtr, which loses accuracy at small df.
-    # Boost still returns nan in corners (huge ncp at tiny df); there the normal approximation
-    # of that tail is used - such tails are ~0 (far) or ~1 (near) anyway.
+    qu, df, ncp = np.broadcast_arrays(qu, df, ncp)
+    # scipy.stats.nct (Boost) rather than special.nctdtr, which loses accuracy at small df, up
+    # to NCP_QUADRATURE; beyond it Boost is slow and the integral is exact. Boost still
+    # returns nan in corners; there the normal approximation of that tail is used - such
+    # tails are ~0 (far) or ~1 (near) anyway.
     z = special.ndtri(1.0 - a / tails)
-    near = np.asarray(stats.nct.sf(qu, df, ncp))
-    power = np.where(np.isfinite(near), near, special.ndtr(ncp - z))
+    large = ncp >= NCP_QUADRATURE
+    small_ncp = np.where(large, 0.0, ncp)  # Boost sees only the noncentralities it is quick at
+    near = np.asarray(stats.nct.sf(qu, df, small_ncp))
+    near = np.where(np.isfinite(near), near, special.ndtr(ncp - z))
+    if np.any(large):
+        near = np.where(large, _nct_sf_quadrature(qu, df, np.where(large, ncp, 0.0)), near)
+    power = near
     if tails == 2:
-        far = np.asarray(stats.nct.cdf(-qu, df, ncp))
-        power = power + np.where(np.isfinite(far), far, special.ndtr(-ncp - z))
+        # the far tail: P(T' < -q) <= Phi(-ncp), 0 in double precision from 40 on
+        far = np.asarray(stats.nct.cdf(-qu, df, small_ncp))
+        far = np.where(np.isfinite(far), far, special.ndtr(-ncp - z))
+        power = power + np.where(large, 0.0, far)
     return np.asarray(power)
+
+
+def _nct_sf_quadrature(q: FloatArray, df: FloatArray, ncp: FloatArray) -> FloatArray:
+    """P(T' > q) for T' noncentral t (df, ncp), q > 0, ncp >> 1: T' = (Z + ncp) / sqrt(V / df)
+    with Z standard normal and V chi-square(df), so T' > q iff V < df ((Z + ncp) / q)^2, and
+    P(T' > q) = E_Z[F_df(df ((Z + ncp) / q)^2)] (F the chi-square cdf), by 64-point
+    Gauss-Hermite quadrature over Z (the event Z + ncp <= 0, of probability Phi(-ncp), counts
+    as never: ~0 for the ncp this is used at)."""
+    x = np.maximum(ncp[..., None] + _NODES, 0.0)
+    ratio = x / q[..., None]
+    cdf = special.chdtr(df[..., None], df[..., None] * ratio * ratio)
+    return np.asarray(np.sum(_WEIGHTS * cdf, axis=-1))
 
 
 def _z_start(a: FloatArray, pw: FloatArray, tails: int) -> FloatArray:
@@ -358,14 +421,16 @@ def _solve_increasing(
     x = np.array(x0, dtype=np.float64)
     at_floor = f(floor) >= 0
     hi = np.where(x > lo, x, lo + np.maximum(lo, 1.0))
-    for _ in range(200):
+    for _ in range(MAX_BRACKET_STEPS):
+        _check_budget()
         short = f(hi) < 0
-        if not np.any(short & ~at_floor):
+        if not np.any(short & ~at_floor & np.isfinite(hi)):  # an infinite one has no root
             break
         lo = np.where(short, hi, lo)
         hi = np.where(short, hi * 2.0, hi)
     x = np.clip(x, lo, hi)
-    for _ in range(100):
+    for _ in range(MAX_SOLVER_STEPS):
+        _check_budget()
         fx = f(x)
         lo = np.where(fx < 0, x, lo)
         hi = np.where(fx >= 0, x, hi)
@@ -376,7 +441,7 @@ def _solve_increasing(
         ok = np.isfinite(newton) & (newton > lo) & (newton < hi) & (slope > 0)
         settled = (np.abs(fx) <= 1e-14) | at_floor
         x_new = np.where(settled, x, np.where(ok, newton, 0.5 * (lo + hi)))
-        done = settled | (np.abs(x_new - x) <= 1e-13 * np.abs(x))
+        done = settled | (np.abs(x_new - x) <= 1e-13 * np.abs(x)) | ~np.isfinite(x_new)
         x = x_new
         if np.all(done):
             break

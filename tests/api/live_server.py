@@ -159,7 +159,8 @@ class LoadReport:
 
 
 async def _load(base: str, paths: list[str], headers: dict[str, str], concurrency: int,
-                seconds: float, max_requests: int, timeout: float) -> LoadReport:
+                seconds: float, max_requests: int, timeout: float,
+                bodies: list[dict[str, object]] | None = None) -> LoadReport:
     report = LoadReport()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     issued = 0
@@ -174,9 +175,11 @@ async def _load(base: str, paths: list[str], headers: dict[str, str], concurrenc
             while time.monotonic() < stop_at and issued < max_requests:
                 issued += 1
                 path = paths[turn % len(paths)]
+                body = None if bodies is None else bodies[turn % len(bodies)]
                 turn += 1
                 try:
-                    response = await client.get(path)
+                    response = await (client.get(path) if body is None
+                                      else client.post(path, json=body))
                 except httpx.TimeoutException:
                     report.timeouts += 1
                     continue
@@ -205,13 +208,15 @@ def _load_process(queue: multiprocessing.Queue, *args: object) -> None:  # type:
 
 
 def start_load(base: str, paths: list[str], headers: dict[str, str], *, concurrency: int,
-               seconds: float, max_requests: int, timeout: float = 15.0):  # type: ignore[no-untyped-def]
-    """Run the load in a process of its own; returns (process, queue) — see :func:`finish`."""
+               seconds: float, max_requests: int, timeout: float = 15.0,
+               bodies: list[dict[str, object]] | None = None):  # type: ignore[no-untyped-def]
+    """Run the load in a process of its own; returns (process, queue) — see :func:`finish`.
+    With `bodies`, each request POSTs the body of the same turn (paths[i], bodies[i])."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(
         target=_load_process,
-        args=(queue, base, paths, headers, concurrency, seconds, max_requests, timeout),
+        args=(queue, base, paths, headers, concurrency, seconds, max_requests, timeout, bodies),
         daemon=True,
     )
     process.start()

@@ -7,6 +7,10 @@
   acknowledged write is lost.
 * A key revoked (through the CLI, as an admin does) and refused once stays refused after
   PostgreSQL stops, on the planner too (issue 24 item 3).
+* PostgreSQL frozen (SIGSTOP on every process of the throwaway cluster: the kernel still
+  acknowledges every packet, so only the API's own bound ends the wait): a read and a write
+  each get 503 ``database-unavailable`` within DATABASE_TIMEOUT_SECONDS + 1 s (and a margin),
+  and service is back once the server thaws (SIGCONT).
 * Concurrent writes on SQLite: two PATCHes of the same version end in one 200 and one 409,
   never "database is locked".
 """
@@ -17,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -64,6 +69,23 @@ class Cluster:
     def stop(self) -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast",
                   "-w", "stop")
+
+    def pids(self) -> list[int]:
+        """The postmaster's pid and its children's (the backends and helpers)."""
+        postmaster = int((self.folder / "data" / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                # the fields after the command name, which is in parentheses
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == postmaster:
+                    children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
+    def signal(self, signum: int) -> None:
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
 
 
 @pytest.fixture
@@ -207,6 +229,47 @@ def test_api_revoked_key_stays_refused_on_the_planner_after_postgres_stops(
             assert client.post(planner, json=sizing, headers=kept).status_code == 200
             time.sleep(3)
         _problem(client.get(URL, headers=kept), 503, "database-unavailable")
+
+
+FROZEN_TIMEOUT = 2.0
+"""DATABASE_TIMEOUT_SECONDS for the frozen-server test (5 by default)."""
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_api_postgres_frozen_503_within_the_timeout_then_recovers(cluster: Cluster) -> None:
+    read_key, write_key = migrate_with_keys(cluster.url)
+    reader = {"X-API-Key": read_key}
+    writer = {"X-API-Key": write_key}
+    bound = FROZEN_TIMEOUT + 1.0 + 2.0  # the watchdog's grace, and a margin for a loaded CI
+    with uvicorn_server(cluster.url, DATABASE_TIMEOUT_SECONDS=str(FROZEN_TIMEOUT),
+                        DATABASE_CONNECT_TIMEOUT_SECONDS="2") as base:
+        created = httpx.post(base + URL, json=draft("Before the freeze"), headers=writer,
+                             timeout=10)
+        assert created.status_code == 201, created.text
+        one = f"{base}{URL}/{created.json()['id']}"
+        assert httpx.get(one, headers=reader, timeout=10).status_code == 200
+        cluster.signal(signal.SIGSTOP)
+        try:
+            timings = []
+            for method, body in (("GET", None), ("POST", draft("While frozen")), ("GET", None)):
+                started = time.monotonic()
+                response = httpx.request(method, one if method == "GET" else base + URL,
+                                         json=body, headers=writer, timeout=30)
+                timings.append(time.monotonic() - started)
+                _problem(response, 503, "database-unavailable")
+                assert int(response.headers["retry-after"]) > 0
+        finally:
+            cluster.signal(signal.SIGCONT)
+        thawed = time.monotonic()
+        while (response := httpx.get(one, headers=reader, timeout=30)).status_code != 200:
+            _problem(response, 503, "database-unavailable")
+            assert time.monotonic() - thawed < 30, "no service 30 s after the thaw"
+            time.sleep(0.2)
+        listed = httpx.get(base + URL, headers=reader, timeout=10)
+    assert all(took < bound for took in timings), (timings, bound)
+    assert listed.status_code == 200
+    assert "While frozen" not in {e["name"] for e in listed.json()["items"]}
 
 
 # --------------------------------------------------------------------------- write races

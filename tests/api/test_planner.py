@@ -4,6 +4,8 @@ against statsmodels, and clear 422s on impossible plans."""
 from __future__ import annotations
 
 import math
+import threading
+import time
 from datetime import date
 
 import pytest
@@ -12,9 +14,10 @@ from sqlalchemy.orm import Session
 
 from core import planning, registry, stats
 from core.backlog import rice
+from core.config import get_settings
 from db import repositories as repo
 from db.models import AssignmentDailyCount, MetricDailyStat
-from tests.api.conftest import headers
+from tests.api.conftest import headers, make_app
 from tests.conftest import EDITOR
 from tests.core.stats.reference_power import unpooled_n_control_ceil
 
@@ -178,3 +181,97 @@ def test_planner_page_api_and_backlog_size_an_experiment_alike(
     backlog = next(i for i in rice.rank_ideas(session, testable_weeks=8)
                    if i.experiment.name == "Door idea").testability
     assert (backlog.n_per_variant, backlog.days_needed) == (page.n_per_variant, expected_days)
+
+
+# --------------------------------------------------------------------------- bounded work
+
+HOSTILE = {"kind": "mean", "sd": 1, "n": 2, "alpha": 1e-12, "power": 0.999999}
+"""Issue 24: 7.4 s of one worker thread before."""
+SLOWEST_ALLOWED = {"kind": "mean", "sd": 1, "n": 2, "alpha": 1e-6, "power": 0.9999,
+                   "variants": 20}
+"""The slowest planner request still allowed (a seeded random search over every route and
+field, at the limits and between): ~10-20 ms on a loaded 2-core machine."""
+
+
+@pytest.mark.parametrize("route", ["mde", "sample-size"])
+def test_planner_hostile_alpha_and_power_are_422_saying_the_range_at_once(
+    client: TestClient, reader: dict, route: str
+) -> None:
+    body = dict(HOSTILE)
+    if route == "sample-size":
+        del body["n"]
+        body["mde"] = 0.1
+    started = time.perf_counter()
+    response = client.post(f"{URL}/{route}", headers=reader, json=body)
+    took = time.perf_counter() - started
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert {e["location"] for e in problem["errors"]} == {"body.mean.alpha", "body.mean.power"}
+    assert "greater than or equal to 0.000001" in problem["detail"]
+    assert "less than or equal to 0.9999" in problem["detail"]
+    assert took < 1.0, f"{took:.2f} s"
+
+
+def test_planner_slowest_allowed_plan_answers_quickly(client: TestClient, reader: dict) -> None:
+    started = time.perf_counter()
+    response = client.post(f"{URL}/mde", headers=reader, json=SLOWEST_ALLOWED)
+    took = time.perf_counter() - started
+    assert response.status_code == 200, response.text
+    assert response.json()["mde"] > 1000  # two units per arm, 19 comparisons at 5.3e-8
+    assert took < 1.0, f"{took:.2f} s"  # ~20 ms; generous for a loaded machine
+
+
+def test_planner_past_its_time_budget_is_422_with_the_reason(
+    session: Session, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLANNER_TIME_BUDGET_SECONDS", "1e-9")
+    get_settings.cache_clear()
+    try:
+        with TestClient(make_app(session)) as client:
+            response = client.post(f"{URL}/mde", headers=headers(keys["read"]),
+                                   json={"kind": "mean", "sd": 1, "n": 100})
+    finally:
+        monkeypatch.delenv("PLANNER_TIME_BUDGET_SECONDS")
+        get_settings.cache_clear()
+    assert response.status_code == 422, response.text
+    assert "within its 1e-09 s budget" in response.json()["detail"]
+
+
+def test_planner_busy_threads_and_full_queue_are_503_with_retry_after(
+    session: Session, keys: dict[str, str]
+) -> None:
+    """One planner thread, none may wait: while a call holds the thread, the next gets 503
+    (the database routes, on their own threads, still answer)."""
+    app = make_app(session, api_planner_threads=1, api_planner_max_queued=0)
+    release = threading.Event()
+    entered = threading.Event()
+
+    def hold() -> None:
+        entered.set()
+        release.wait(10)
+
+    with TestClient(app) as client:
+        pool = app.state.planner_pool
+
+        async def occupy() -> None:
+            await pool.run(hold)
+
+        holder = threading.Thread(target=client.portal.call, args=(occupy,))
+        holder.start()
+        try:
+            assert entered.wait(10)
+            busy = client.post(f"{URL}/mde", headers=headers(keys["read"]),
+                               json={"kind": "mean", "sd": 1, "n": 100})
+            metrics = client.get("/api/v1/metrics", headers=headers(keys["read"]))
+        finally:
+            release.set()
+            holder.join(10)
+        after = client.post(f"{URL}/mde", headers=headers(keys["read"]),
+                            json={"kind": "mean", "sd": 1, "n": 100})
+    assert busy.status_code == 503, busy.text
+    assert busy.headers["retry-after"] == "1"
+    assert busy.headers["content-type"].startswith("application/problem+json")
+    assert busy.json()["type"].endswith("overloaded")
+    assert "planner" in busy.json()["detail"]
+    assert metrics.status_code == 200
+    assert after.status_code == 200

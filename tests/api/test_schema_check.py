@@ -11,22 +11,22 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from core.config import Settings, get_settings
 from db.migrate import MIGRATE_COMMAND, SchemaNotCurrent, upgrade
-from db.session import get_engine
+from db.session import get_api_engine
 
 
 @pytest.fixture
 def app_database(own_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The process-wide engine points at the test's own (unmigrated) database."""
+    """The API's engine points at the test's own (unmigrated) database."""
     monkeypatch.setenv("DATABASE_URL", own_database)
     get_settings.cache_clear()
-    get_engine.cache_clear()
+    get_api_engine.cache_clear()
     try:
         yield own_database
     finally:
-        get_engine().dispose()
+        get_api_engine().dispose()
         monkeypatch.undo()
         get_settings.cache_clear()
-        get_engine.cache_clear()
+        get_api_engine.cache_clear()
 
 
 def test_schema_check_api_refuses_an_unmigrated_database_then_starts_once_migrated(

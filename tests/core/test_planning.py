@@ -15,6 +15,7 @@ References:
 from __future__ import annotations
 
 import math
+import time
 from datetime import date, timedelta
 
 import numpy as np
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from statsmodels.stats.power import TTestIndPower
 
 from core import catalogue, planning, registry
+from core.config import get_settings
 from core.demo_data import DEMO_TRUTH, generate_units
 from core.errors import InvalidInput, NotFound, PermissionDenied, RuleViolation
 from core.stats import duration_days
@@ -259,6 +261,36 @@ def test_planning_inputs_report_every_problem() -> None:
         planning.make_inputs(kind="mean", baseline=3, mde=0.1, daily_traffic=100)
     with pytest.raises(InvalidInput, match="mde"):
         planning.make_inputs(baseline=0.1, mde=0, daily_traffic=100)
+
+
+def test_planning_inputs_stay_in_the_range_a_real_plan_needs() -> None:
+    with pytest.raises(InvalidInput) as err:
+        inputs(alpha=1e-12, power=0.999999)
+    assert any(p.startswith("alpha:") and "1e-06" in p for p in err.value.problems)
+    assert any(p.startswith("power:") and "0.9999" in p for p in err.value.problems)
+    edge = inputs(kind="mean", baseline=0, sd=1, mde=None, relative=False,
+                  alpha=planning.MIN_ALPHA, power=planning.MAX_POWER,
+                  weights=(0.05,) * 20)
+    started = time.perf_counter()
+    plan = planning.plan_for_units(edge, n_control=2)  # the slowest plan still allowed
+    assert time.perf_counter() - started < 1.0  # ~10 ms; generous for a loaded machine
+    assert plan.mde_absolute is not None and plan.mde_absolute > 1000
+
+
+def test_planning_solve_past_the_time_budget_is_refused_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PLANNER_TIME_BUDGET_SECONDS", "1e-9")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(InvalidInput, match=r"within its 1e-09 s budget.*larger alpha"):
+            planning.plan_for_units(inputs(kind="mean", baseline=0, sd=1, mde=None,
+                                           relative=False), n_control=100)
+    finally:
+        monkeypatch.delenv("PLANNER_TIME_BUDGET_SECONDS")
+        get_settings.cache_clear()
+    assert planning.plan_for_units(inputs(kind="mean", baseline=0, sd=1, mde=None,
+                                          relative=False), n_control=100).mde_absolute
 
 
 def test_planning_refuses_a_plan_of_more_than_ten_years() -> None:

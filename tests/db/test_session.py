@@ -126,3 +126,49 @@ def test_postgres_connection_that_died_just_after_use_fails_once_then_is_replace
             assert _backend_pid(conn) != dead
     finally:
         engine.dispose()
+
+
+def test_postgres_api_engine_cancels_a_statement_past_its_timeout_and_keeps_the_connection(
+    postgres_url: str,
+) -> None:
+    engine = make_engine(postgres_url, timeout=0.5)
+    plain = make_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            pid = _backend_pid(conn)
+            started = time.monotonic()
+            with pytest.raises(DBAPIError, match="statement timeout") as failed:
+                conn.execute(text("SELECT pg_sleep(5)"))
+            assert time.monotonic() - started < 3.0  # 0.5 s, on a loaded machine
+            assert db.session.is_unavailable(failed.value)  # the API answers 503
+            conn.rollback()
+            assert _backend_pid(conn) == pid  # the server cancelled it: the connection lives
+        with plain.connect() as conn:  # the app's, the CLI's and the DAGs' engines: no limit
+            assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "0"
+    finally:
+        engine.dispose()
+        plain.dispose()
+
+
+def test_postgres_api_engine_closes_a_connection_its_server_does_not_answer(
+    postgres_url: str,
+) -> None:
+    """A server that cannot cancel (frozen; tests/api/test_faults.py freezes one) is stood in
+    for by one told not to: the watchdog closes the connection a second past the timeout."""
+    engine = make_engine(postgres_url, timeout=0.5)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SET statement_timeout = 0"))
+            dead = _backend_pid(conn)
+            started = time.monotonic()
+            with pytest.raises(DBAPIError, match="did not answer within 1.5 s") as failed:
+                conn.execute(text("SELECT pg_sleep(5)"))
+            took = time.monotonic() - started
+            assert db.session.is_unavailable(failed.value)
+            assert failed.value.connection_invalidated
+        assert 1.5 <= took < 4.0, took
+        with engine.connect() as conn:  # a new connection, bounded again
+            assert _backend_pid(conn) != dead
+            assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "500ms"
+    finally:
+        engine.dispose()
