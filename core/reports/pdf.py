@@ -1,4 +1,5 @@
-"""The report laid out as a PDF with fpdf2: title block, summary, risk flags, results, appendix.
+"""The report laid out as a PDF with fpdf2: title block, summary, learnings, risk flags, results,
+appendix.
 
 Text is set in DejaVu Sans, bundled with matplotlib, so any Unicode name renders without system
 fonts. :func:`render_pdf` turns a :class:`~core.reports.content.ReportContent` into bytes;
@@ -198,6 +199,12 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
         doc.para(sentence)
     doc.para(f"Recommendation: {content.recommendation_text}", style="B")
     doc.para(content.decision_text)
+
+    # ---- learnings (what the team wrote down when it completed the experiment)
+    if exp.learnings.strip() or exp.status == "completed":
+        doc.heading("Learnings", keep=12)
+        doc.para(exp.learnings.strip() or "No learnings were recorded when it was completed "
+                 "(an editor can add them in the Registry).")
 
     # ---- risk flags
     doc.heading("Risk flags")
