@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,9 @@ from core.analysis.verdict import STATE_LABELS, plan_notes, readout_note
 from core.reports.charts import cumulative_lift_png, forest_plot_png
 from core.reports.content import ReportContent, assemble_report
 from core.reports.risks import correction_name
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 
 @lru_cache
@@ -51,6 +54,15 @@ def emoji_font_file() -> Path | None:
     return next((path for path in EMOJI_FONT_FILES if path.is_file()), None)
 
 
+def _cmap(pdf: FPDF, key: str) -> dict[int, str]:
+    """The code points a loaded TrueType font has a glyph for."""
+    from fpdf.fonts import TTFFont
+
+    font = pdf.fonts[key]
+    assert isinstance(font, TTFFont)
+    return font.cmap
+
+
 class _Pdf:
     """A thin layout helper over fpdf2: headings, wrapped paragraphs, bullets, tables. Every text
     goes through :meth:`printable`, so no character is silently dropped."""
@@ -62,13 +74,13 @@ class _Pdf:
         pdf = FPDF(orientation="P", unit="mm", format="A4")
         for style, path in font_files().items():
             pdf.add_font("DejaVu", style, str(path))
-        self.covered: set[int] = set(pdf.fonts["dejavu"].cmap)
+        self.covered: set[int] = set(_cmap(pdf, "dejavu"))
         emoji_font = emoji_font_file() if emoji_font == "installed" else emoji_font
         if emoji_font is not None:
             pdf.add_font("Emoji", "", str(emoji_font))
             # one style: bold and italic text borrow it (exact_match=False)
             pdf.set_fallback_fonts(["Emoji"], exact_match=False)
-            self.covered |= set(pdf.fonts["emoji"].cmap)
+            self.covered |= set(_cmap(pdf, "emoji"))
         pdf.set_margins(15, 15, 15)
         pdf.set_auto_page_break(True, margin=15)
         pdf.set_title(title)
