@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,7 +117,7 @@ def _fts5(session: Session, words: list[str], status: str | None) -> list[Search
         .where(ExperimentMetric.experiment_id.in_([d[0] for d in docs]))
     ):
         links.setdefault(exp_id, []).append(name)
-    with sqlite3.connect(":memory:") as con:
+    with closing(sqlite3.connect(":memory:")) as con:
         con.execute("CREATE VIRTUAL TABLE docs USING fts5(name, hypothesis, learnings, metrics, "
                     "tokenize='porter unicode61')")
         con.executemany(

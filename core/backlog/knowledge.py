@@ -159,10 +159,10 @@ def completed_experiments(
     search_experiments`: PostgreSQL full-text search, SQLite FTS5), so a question such as "what
     did we learn about checkout" finds the checkout experiments.
     """
-    ranked: dict[int, int] | None = None
+    ranked: dict[int, float] | None = None
     if search is not None and search.strip():
         hits = search_repo.search_experiments(session, query=search, status="completed")
-        ranked = {hit.experiment_id: place for place, hit in enumerate(hits)}
+        ranked = {hit.experiment_id: hit.rank for hit in hits}
     predicted = state.rice_at_promotion(session)
     out = []
     for view in all_experiments(session, status="completed"):
@@ -176,7 +176,7 @@ def completed_experiments(
                              primary_result(session, experiment_id=view.id)))
     out.sort(key=lambda e: (e.ended or date.min, e.id), reverse=True)
     if ranked is not None:
-        out.sort(key=lambda e: ranked[e.id])  # stable: equal ranks stay newest first
+        out.sort(key=lambda e: -ranked[e.id])  # stable: equal ranks stay newest first
     return out
 
 

@@ -336,7 +336,7 @@ def _walkthrough(page: Any, writable_app: dict[str, Any], tmp_path: Path) -> Non
     toast = page.locator('[data-testid="stToast"]', has_text="broken.csv was rejected").first
     toast.wait_for()
     box, viewport = toast.bounding_box(), page.viewport_size
-    assert box and viewport and 0 <= box["y"] and box["y"] + box["height"] <= viewport["height"]
+    assert box and viewport and box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]
     assert "listed under Load data" in toast.inner_text()
     # nothing of the bad file loaded: the good file's 1,000 users per arm still show, and the
     # good file's "Loaded ..." message is gone (beside the rejection it read as this file's)
