@@ -9,6 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# The PDF reports draw emoji with Debian's Noto Color Emoji (core/reports/pdf.py).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-noto-color-emoji \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, so code changes reuse this cached layer.
 COPY requirements.txt ./
 RUN pip install -r requirements.txt

@@ -26,6 +26,7 @@ seed: migrate
 
 ## run: set up, migrate, seed the demo portfolio and start the app on http://localhost:8501
 run: seed
+	scripts/ensure-fonts.sh
 	$(VENV)/bin/streamlit run Home.py
 
 ## api: start the sidecar API on http://localhost:8000 (docs at /docs)
@@ -35,6 +36,7 @@ api: migrate
 ## test: lint (ruff, import contracts), then the whole suite on SQLite and PostgreSQL (started if none answers) and Spark (a JRE installed if missing)
 test: $(VENV)/.dev
 	scripts/ensure-chromium.sh
+	scripts/ensure-fonts.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	JAVA_HOME="$$(scripts/ensure-java.sh)" && export JAVA_HOME && \

@@ -276,13 +276,19 @@ def spreadsheet_safe(cell: Any) -> Any:
     return cell
 
 
+CSV_BOM = "\ufeff"
+"""UTF-8's byte-order mark, first in every CSV export (the file is then "utf-8-sig")."""
+
+
 def csv_text(
     header: Sequence[str], rows: Iterable[Sequence[Any]], *, lineterminator: str = "\r\n"
 ) -> str:
     """The CSV of ``rows`` under ``header``, every cell through :func:`spreadsheet_safe`: the one
     writer of every CSV export (the registry, audit, results and portfolio downloads of the
-    app and the API)."""
+    app and the API). It starts with a byte-order mark (:data:`CSV_BOM`): without one, Excel on
+    Windows reads UTF-8 as its local code page and garbles "🎁" or "−"."""
     out = io.StringIO()
+    out.write(CSV_BOM)
     writer = csv.writer(out, lineterminator=lineterminator)
     writer.writerow(header)
     writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)

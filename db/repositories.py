@@ -202,6 +202,16 @@ def experiment_id_by_name(session: Session, *, name: str) -> int | None:
     )
 
 
+def experiment_names(session: Session, *, experiment_ids: Sequence[int]) -> dict[int, str]:
+    """Id -> name of the experiments among ``experiment_ids`` that exist."""
+    wanted = sorted(set(experiment_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Experiment.id, Experiment.name).where(Experiment.id.in_(wanted)))
+    return {exp_id: name for exp_id, name in rows}
+
+
 def metric_ids_by_name(session: Session, *, names: list[str]) -> dict[str, int]:
     wanted = [n for n in names if n]
     if not wanted:

@@ -270,7 +270,9 @@ with backlog_tab:
 # ---------------------------------------------------------------- knowledge base
 with knowledge_tab:
     k1, k2, k3 = st.columns([2, 1, 1])
-    search = k1.text_input("Search name, hypothesis, learnings", key="kb_search")
+    search = k1.text_input("Search name, hypothesis, learnings, metrics", key="kb_search",
+                           help="Finds any of your words (a question works too: “what did we "
+                                "learn about checkout”), best match first.")
     by = k2.selectbox("Win rate by", list(knowledge.GROUPINGS), key="kb_by")
     calibrate_by = k3.selectbox("Calibrate by", list(knowledge.CALIBRATION_GROUPINGS),
                                 key="kb_cal_by")

@@ -30,6 +30,7 @@ can_write = actor.can("editor")
 VERDICT_BOXES = {"ship": st.success, "dont_ship": st.error, "investigate": st.warning,
                  "keep_running": st.info, "none": st.info}
 FLASH = "res_flash"  # session key: (experiment id, what the last data load brought)
+TOAST = "res_toast"  # session key: the same message, to pop up once after the rerun
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -219,6 +220,8 @@ flash = st.session_state.get(FLASH)
 flash_slot = st.empty()  # a later rejected load takes the message away
 if flash is not None and flash[0] == choice.id:
     flash_slot.success(flash[1])  # until the next load, or another experiment is opened
+if (toast := st.session_state.pop(TOAST, None)) is not None:
+    st.toast(toast, icon=":material/check_circle:", duration="long")
 elif flash is not None:
     del st.session_state[FLASH]
 
@@ -337,6 +340,7 @@ def _loaded(message: str) -> None:
     """Forget every cached read, leave the message for the rerun, and rerun to show the data."""
     clear_reads()
     st.session_state[FLASH] = (choice.id, message)
+    st.session_state[TOAST] = message  # shown once, in view, whatever the scroll position
     st.session_state["res_upload_round"] = st.session_state.get("res_upload_round", 0) + 1
     st.rerun()
 
@@ -438,6 +442,10 @@ with u1:
             st.session_state.pop(FLASH, None)
             st.error(f"**{upload.name} was rejected; nothing was loaded.**\n"
                      + "\n".join(f"- {p}" for p in exc.problems))
+            # the list is under the button, maybe below the fold: say so where the eye is
+            st.toast(f"**{upload.name} was rejected; nothing was loaded.** "
+                     f"{fmt.plural(len(exc.problems), 'problem')} listed under *Load data*, "
+                     "below the file.", icon=":material/error:", duration="infinite")
         else:
             _loaded(loaded_text(report, source=upload.name))
 with u2:

@@ -104,9 +104,16 @@ def cumulative_lift(points: Sequence[SeriesPoint], metric: str, *, alpha: float 
         fig.add_trace(go.Scatter(x=days, y=low, mode="lines", line={"width": 0}, fill="tonexty",
                                  fillcolor=_fade(colour), name=f"{treatment}: {band}",
                                  hoverinfo="skip", legendgroup=treatment))
+        # one day: the band has no width, so the interval is an error bar on the point
+        bar = None if len(set(days)) > 1 else {
+            "type": "data", "symmetric": False, "color": colour, "thickness": 2, "width": 8,
+            "array": [0.0 if h is None else h - float(p.lift or 0) for h, p in zip(high, pts,
+                                                                                  strict=True)],
+            "arrayminus": [0.0 if lo is None else float(p.lift or 0) - lo
+                           for lo, p in zip(low, pts, strict=True)]}
         fig.add_trace(go.Scatter(x=days, y=[p.lift for p in pts], mode="lines+markers",
                                  line={"color": colour}, name=f"{treatment}: lift",
-                                 legendgroup=treatment,
+                                 legendgroup=treatment, error_y=bar,
                                  customdata=[fmt.signed_percent(p.lift) for p in pts],
                                  hovertemplate="%{x|%Y-%m-%d}<br>lift %{customdata}"
                                                "<extra></extra>"))

@@ -90,7 +90,8 @@ def split_list(text: str) -> list[str]:
 def loaded_text(report: Any, *, source: str) -> str:
     """What a data load brought, in users and days: "Loaded 2,000 users (control 1,000,
     treatment 1,000) over 1 day (2026-12-02) from x.csv: checkout_conversion, refund_rate."
-    ``report`` is an ingestion report (units per variant, first and last day, metrics)."""
+    ``report`` is an ingestion report (units per variant, first and last day, metrics); its
+    notes follow (e.g. "Numbers were read with a decimal comma …")."""
     users = sum(report.units.values())
     split = ", ".join(f"{v} {fmt.count(n)}" for v, n in report.units.items())
     what = (f"{fmt.plural(users, 'user')} ({split})" if users else "pre-aggregated statistics")
@@ -102,4 +103,5 @@ def loaded_text(report: Any, *, source: str) -> str:
                 else f"{fmt.day(report.first_day)} → {fmt.day(report.last_day)}")
         when = f"over {fmt.plural(days, 'day')} ({span})"
     metrics = ", ".join(report.metrics)
-    return f"Loaded {what} {when} from {source}" + (f": {metrics}." if metrics else ".")
+    return (f"Loaded {what} {when} from {source}" + (f": {metrics}." if metrics else ".")
+            + "".join(f" {note}" for note in getattr(report, "notes", ())))

@@ -1,8 +1,8 @@
 """Institutional memory: what completed experiments taught, and how well their RICE held up.
 
 * The knowledge base lists completed experiments with their decision, learnings, tags and the
-  result of their primary metric; a full-text search matches every word of the query against
-  name, hypothesis and learnings (case-insensitive).
+  result of their primary metric; a full-text search finds those matching any significant word
+  of the query in name, hypothesis, learnings or metric names, most relevant first.
 * Win rate = share of completed experiments whose decision is ``ship``, by owner, tag or
   quarter of completion.
 * RICE calibration compares the Impact and Confidence predicted at prioritisation (as recorded
@@ -31,6 +31,7 @@ from core.errors import InvalidInput
 from core.registry.fields import ExperimentView
 from core.registry.listing import all_experiments
 from core.types import CALIBRATION_GROUPINGS, GROUPINGS
+from db import search_repository as search_repo
 from db import state_repository as state
 
 
@@ -144,11 +145,6 @@ def _learning(view: ExperimentView, predicted: dict[str, Any] | None,
     )
 
 
-def _matches(view: ExperimentView, words: list[str]) -> bool:
-    text = " ".join((view.name, view.hypothesis, view.learnings)).lower()
-    return all(w in text for w in words)
-
-
 def completed_experiments(
     session: Session,
     *,
@@ -158,9 +154,15 @@ def completed_experiments(
 ) -> list[Learning]:
     """Completed experiments, most recently completed first.
 
-    ``search`` keeps those whose name, hypothesis or learnings contain every word of it.
+    ``search`` keeps those matching any significant word of it in their name, hypothesis,
+    learnings or metric names, most relevant first (:func:`db.search_repository.
+    search_experiments`: PostgreSQL full-text search, SQLite FTS5), so a question such as "what
+    did we learn about checkout" finds the checkout experiments.
     """
-    words = [w for w in (search or "").lower().split() if w]
+    ranked: dict[int, float] | None = None
+    if search is not None and search.strip():
+        hits = search_repo.search_experiments(session, query=search, status="completed")
+        ranked = {hit.experiment_id: hit.rank for hit in hits}
     predicted = state.rice_at_promotion(session)
     out = []
     for view in all_experiments(session, status="completed"):
@@ -168,11 +170,13 @@ def completed_experiments(
             continue
         if tag and tag.strip().lower() not in {t.lower() for t in view.tags}:
             continue
-        if words and not _matches(view, words):
+        if ranked is not None and view.id not in ranked:
             continue
         out.append(_learning(view, predicted.get(view.id),
                              primary_result(session, experiment_id=view.id)))
     out.sort(key=lambda e: (e.ended or date.min, e.id), reverse=True)
+    if ranked is not None:
+        out.sort(key=lambda e: -ranked[e.id])  # stable: equal ranks stay newest first
     return out
 
 

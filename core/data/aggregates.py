@@ -34,6 +34,7 @@ from core.data.reading import (
     ExperimentContext,
     file_reader,
     quote,
+    reads_decimal_comma,
     unreadable,
 )
 from core.errors import InvalidInput
@@ -45,9 +46,10 @@ _OPTIONAL = (*COVARIATE_COLUMNS, *RATIO_COLUMNS, *SLICE_COLUMNS, *PROOF_COLUMNS)
 
 def read_aggregate_rows(
     con: duckdb.DuckDBPyConnection, path: Path, fmt: str, lower: dict[str, str]
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
     """The rows of a pre-aggregated file, every value as text (checked by
-    :func:`aggregate_records`)."""
+    :func:`aggregate_records`), and notes for the person loading it (numbers read with a
+    decimal comma)."""
     missing = [c for c in AGGREGATE_COLUMNS if c not in lower]
     if missing:
         raise InvalidInput(
@@ -66,9 +68,45 @@ def read_aggregate_rows(
             )
         select = ", ".join(f"CAST({quote(lower[c])} AS VARCHAR) AS {c}" for c in wanted)
         cursor = con.execute(f"SELECT {select} FROM {src}")
-        return [dict(zip(wanted, row, strict=True)) for row in cursor.fetchall()]
+        rows = [dict(zip(wanted, row, strict=True)) for row in cursor.fetchall()]
     except duckdb.Error as exc:
         raise unreadable(con, path, fmt, exc) from None
+    read = _read_decimal_commas(rows, path.name, first_row=2) if reads_decimal_comma(
+        path, fmt) else []
+    return rows, ((f"Numbers were read with a decimal comma (1,5 = 1.5) in {', '.join(read)}: "
+                   "the file is separated by ';'.",) if read else ())
+
+
+_NUMBER_COLUMNS = ("n", "sum", "sum_squares", *COVARIATE_COLUMNS, *RATIO_COLUMNS,
+                   *PROOF_COLUMNS)
+
+
+def _read_decimal_commas(rows: list[dict[str, Any]], name: str, *, first_row: int) -> list[str]:
+    """A ';'-separated file's numbers have a decimal comma: ``12,5`` becomes ``12.5`` in place;
+    returns the columns that had one. A column that also has numbers with a point only is
+    refused (is 1.234 one point two or twelve hundred?)."""
+    problems = []
+    read = []
+    for col in _NUMBER_COLUMNS:
+        texts = [(i, str(r[col]).strip()) for i, r in enumerate(rows) if r.get(col) is not None]
+        commas = [t for _i, t in texts if "," in t]
+        points = [(i, t) for i, t in texts if "." in t and "," not in t]
+        if commas and points:
+            shown = ", ".join(f"row {i + first_row} = {t!r}" for i, t in points[:3])
+            problems.append(
+                f"file: {name}: column {col} has {len(points)} numbers written with a point and "
+                f"{len(commas)} with a comma; the file is separated by ';', so its numbers are "
+                "read with a decimal comma, and a point could be a thousands separator: write "
+                f"every number with a decimal comma and no thousands separator, e.g. {shown}")
+            continue
+        if commas:
+            read.append(col)
+        for row in rows:
+            if isinstance(row.get(col), str):
+                row[col] = row[col].replace(",", ".")
+    if problems:
+        raise InvalidInput(problems)
+    return read
 
 
 def _number(value: Any) -> float | None:

@@ -149,10 +149,11 @@ def ingest_file(
             chosen = file_kind(kind, lower, path.name)
             if chosen == "aggregate":
                 report(0.1, "Reading pre-aggregated rows")
-                raw = read_aggregate_rows(con, path, fmt, lower)
+                raw, notes = read_aggregate_rows(con, path, fmt, lower)
                 agg = aggregate_records(
                     ctx, raw, label=path.name, first_row=2 if fmt == "csv" else 1
                 )
+                agg.notes = (*agg.notes, *notes)
                 source_kind: SourceKind = "aggregate_file"
             else:
                 agg = aggregate_user_file(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -291,7 +292,7 @@ def connect(memory_limit: str, threads: int | None) -> duckdb.DuckDBPyConnection
     return duckdb.connect(config=config)
 
 
-def _csv_delimiter(path: Path) -> str:
+def csv_delimiter(path: Path) -> str:
     """The separator of the header line: the most frequent of , ; tab |."""
     import gzip
 
@@ -301,6 +302,12 @@ def _csv_delimiter(path: Path) -> str:
     return max((",", ";", "\t", "|"), key=header.count)
 
 
+def reads_decimal_comma(path: Path, fmt: str) -> bool:
+    """Whether the file's numbers are read with a decimal comma (``1,5`` = 1.5): a CSV
+    separated by ``;``, as Excel saves one in a locale whose decimal mark is a comma."""
+    return fmt == "csv" and csv_delimiter(path) == ";"
+
+
 def file_reader(path: Path, fmt: str, *, all_varchar: bool = False) -> str:
     """DuckDB table function for the file. CSV: header on line 1, RFC 4180 quotes, the header's
     delimiter (DuckDB's sniffer is left to infer only column types)."""
@@ -308,7 +315,7 @@ def file_reader(path: Path, fmt: str, *, all_varchar: bool = False) -> str:
     if fmt == "parquet":
         return f"read_parquet({lit})"
     extra = ", all_varchar=true" if all_varchar else ""
-    delim = _sql_literal(_csv_delimiter(path))
+    delim = _sql_literal(csv_delimiter(path))
     return (f"read_csv({lit}, header=true, skip=0, delim={delim}, quote='\"', escape='\"'"
             f"{extra})")
 
@@ -346,6 +353,12 @@ _CSV_HINT = (
     " (save it as comma-separated UTF-8 text with a header row, each value that holds the "
     "delimiter or a line break in double quotes, and each double quote inside a value doubled)"
 )
+DECIMAL_COMMA_HINT = (
+    " (numbers written with a decimal comma, as Excel writes them in a European locale? Save "
+    "the file separated by ';' — its numbers are then read with a decimal comma — or write "
+    "them with a decimal point)"
+)
+"""Said where a comma-separated file's values look like numbers with a decimal comma."""
 _REJECT_WORDS: dict[str, str] = {
     "UNQUOTED VALUE": (
         "a double quote (\") opens or sits inside a value without being closed; quote the whole "
@@ -353,7 +366,7 @@ _REJECT_WORDS: dict[str, str] = {
     ),
     "TOO MANY COLUMNS": (
         "more values than the header's {n} columns; a value that holds the delimiter {d} must be "
-        "in double quotes"
+        "in double quotes{comma}"
     ),
     "MISSING COLUMNS": (
         "fewer values than the header's {n} columns; give every column a value (leave it empty "
@@ -367,11 +380,28 @@ _REJECT_WORDS: dict[str, str] = {
 }
 
 
+def _split_decimals(line: str | None, columns: int) -> bool:
+    """Whether a comma-separated line has too many values because numbers with a decimal comma
+    were split in two: joining as many adjacent integer, digits pairs ("12", "5") as it has
+    extra values would fit the header."""
+    if not line:
+        return False
+    fields = next(csv.reader([line]), [])
+    extra = len(fields) - columns
+    pairs = sum(1 for a, b in zip(fields, fields[1:], strict=False)
+                if _INTEGER.fullmatch(a.strip()) and _DIGITS.fullmatch(b.strip()))
+    return 0 < extra <= pairs
+
+
+_INTEGER = re.compile(r"[+-]?\d+")
+_DIGITS = re.compile(r"\d+")
+
+
 def csv_structure_problems(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     """Read a CSV strictly as text, keeping DuckDB's rejected lines, and describe each kind of
     malformed line once: its count, the first line numbers, and how to fix it. Empty when
     every line parses (the problem is elsewhere)."""
-    delim = _csv_delimiter(path)
+    delim = csv_delimiter(path)
     try:
         with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
             header = next(csv.reader([handle.readline()], delimiter=delim), [])
@@ -390,17 +420,20 @@ def csv_structure_problems(con: duckdb.DuckDBPyConnection, path: Path) -> list[s
         ).fetchall()
         kinds = con.execute(
             "SELECT error_type, count(DISTINCT line), list(DISTINCT line ORDER BY line)[1:3], "
-            "min(line) FROM eos_rejects GROUP BY error_type ORDER BY min(line)"
+            "min(line), arg_min(csv_line, line) "
+            "FROM eos_rejects GROUP BY error_type ORDER BY min(line)"
         ).fetchall()
     except duckdb.Error:
         return []
     name, shown = path.name, {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}[delim]
     problems = []
-    for kind, count, lines, _first in kinds:
+    for kind, count, lines, _first, first_line in kinds:
         where = ", ".join(str(n) for n in lines)
         more = f" (and {count - len(lines)} more)" if count > len(lines) else ""
         what = _REJECT_WORDS.get(str(kind), f"DuckDB reports {str(kind).lower()}").format(
-            n=len(header), d=shown)
+            n=len(header), d=shown,
+            comma=DECIMAL_COMMA_HINT if delim == "," and _split_decimals(first_line, len(header))
+            else "")
         label = "line" if count == 1 else f"{count} lines:"
         problems.append(f"file: {name} could not be read as CSV: {label} {where}{more}: {what}")
     return problems

@@ -22,6 +22,7 @@ hashes listed inside the aggregation): both cost more.
 from __future__ import annotations
 
 import math
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -49,6 +50,7 @@ from core.data.reading import (
     file_reader,
     is_numeric,
     quote,
+    reads_decimal_comma,
 )
 from core.errors import InvalidInput
 from core.stats import MetricStats
@@ -77,6 +79,8 @@ class _Plan:
     dimensions: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    decimal_comma: bool = False
+    """Text values are numbers with a decimal comma (a ';'-separated CSV)."""
 
     @property
     def metrics(self) -> list[str]:
@@ -145,18 +149,48 @@ def _plan(columns: dict[str, str], lower: dict[str, str], ctx: ExperimentContext
     return plan
 
 
-def _value(col: str, columns: dict[str, str]) -> str:
-    """The column read as a number: NULL where empty or not a number (counted separately)."""
+def _value(col: str, columns: dict[str, str], comma: bool = False) -> str:
+    """The column read as a number: NULL where empty or not a number (counted separately).
+    ``comma``: text is written with a decimal comma (``1,5``); a value with a point and a comma
+    (``1.234,5``) is then not a number."""
     q = quote(col)
     if is_numeric(columns[col]):
         return f"CAST({q} AS DOUBLE)"
-    return f"TRY_CAST(NULLIF(trim(CAST({q} AS VARCHAR)), '') AS DOUBLE)"
+    text = f"NULLIF(trim(CAST({q} AS VARCHAR)), '')"
+    if comma:
+        text = f"replace({text}, ',', '.')"
+    return f"TRY_CAST({text} AS DOUBLE)"
 
 
-def _not_a_number(col: str, columns: dict[str, str]) -> str:
+def _not_a_number(col: str, columns: dict[str, str], comma: bool = False) -> str:
     q = quote(col)
     return (f"(NULLIF(trim(CAST({q} AS VARCHAR)), '') IS NOT NULL AND "
-            f"{_value(col, columns)} IS NULL)")
+            f"{_value(col, columns, comma)} IS NULL)")
+
+
+def _comma_columns(plan: _Plan, columns: dict[str, str]) -> list[str]:
+    """The text columns read as numbers with a decimal comma (each once)."""
+    if not plan.decimal_comma:
+        return []
+    read = [*plan.values, *plan.pre_cols.values()]
+    return [c for c in dict.fromkeys(read) if not is_numeric(columns[c])]
+
+
+_DECIMAL_COMMA = re.compile(r"[+-]?(\d{1,3}(\.\d{3})+|\d+),\d+")
+_THOUSANDS_POINTS = re.compile(r"[+-]?\d{1,3}(\.\d{3})+,\d+")
+
+
+def _number_hint(values: list[str], plan: _Plan) -> str:
+    """Why values that look like numbers were not read, when their shape says it."""
+    shown = [v.strip() for v in values]
+    if plan.decimal_comma and any(_THOUSANDS_POINTS.fullmatch(v) for v in shown):
+        return ("; the file is read with decimal commas (it is separated by ';'): remove the "
+                "thousands separators (1.234,5 → 1234,5)")
+    if not plan.decimal_comma and any(_DECIMAL_COMMA.fullmatch(v) for v in shown):
+        return ("; they look like numbers with a decimal comma: save the file separated by "
+                "';' (Excel's CSV in a European locale), whose numbers are read with a decimal "
+                "comma, or write them with a decimal point")
+    return ""
 
 
 def _day_expr(plan: _Plan, columns: dict[str, str]) -> str:
@@ -189,23 +223,32 @@ def _scan_query(plan: _Plan, columns: dict[str, str], src: str) -> tuple[str, li
                    "AS empty_day")
     # Infinite and NaN values are not counted here: one of them makes its column's sum (or sum
     # of squares) non-finite, and only then does :func:`_nonfinite_counts` count them exactly.
+    comma = plan.decimal_comma
     for j, col in enumerate(plan.values):
-        x = _value(col, columns)
+        x = _value(col, columns, comma)
         agg += [f"count({x}) AS nn{j}", f"sum({x}) AS s{j}", f"sum({x} * {x}) AS ss{j}"]
-        agg.append(f"count_if({_not_a_number(col, columns)}) AS nan{j}"
+        agg.append(f"count_if({_not_a_number(col, columns, comma)}) AS nan{j}"
                    if not is_numeric(columns[col]) else f"0 AS nan{j}")
         if col in plan.binomial:
             agg.append(f"count_if({x} NOT IN (0, 1)) AS bin{j}")
         if col in plan.denominators:
             agg.append(f"count_if({x} < 0) AS neg{j}")
     for i, metric in enumerate(plan.pre_cols):
-        p_raw, x = plan.pre_cols[metric], _value(plan.metric_col[metric], columns)
-        p = f"coalesce({_value(p_raw, columns)}, 0)"
+        p_raw, x = plan.pre_cols[metric], _value(plan.metric_col[metric], columns, comma)
+        p = f"coalesce({_value(p_raw, columns, comma)}, 0)"
         agg += [f"sum({p}) AS px{i}", f"sum({p} * {p}) AS pxx{i}", f"sum({p} * {x}) AS pxy{i}"]
-        agg.append(f"count_if({_not_a_number(p_raw, columns)}) AS pnan{i}"
+        agg.append(f"count_if({_not_a_number(p_raw, columns, comma)}) AS pnan{i}"
                    if not is_numeric(columns[p_raw]) else f"0 AS pnan{i}")
     for i, (num, den) in enumerate(plan.ratio_cols.values()):
-        agg.append(f"sum({_value(num, columns)} * {_value(den, columns)}) AS nd{i}")
+        agg.append(f"sum({_value(num, columns, comma)} * {_value(den, columns, comma)}) "
+                   f"AS nd{i}")
+    for k, col in enumerate(_comma_columns(plan, columns)):
+        # values with a decimal comma, and numbers with a point only: both in one column is
+        # ambiguous (is 1.234 one point two or twelve hundred?)
+        text = f"CAST({quote(col)} AS VARCHAR)"
+        agg += [f"count_if(contains({text}, ',')) AS dc{k}",
+                f"count_if(NOT contains({text}, ',') AND contains({text}, '.') AND "
+                f"{_value(col, columns, comma)} IS NOT NULL) AS dp{k}"]
     body = f"(SELECT *, {', '.join(inner)} FROM {src})"
     if not keys:
         return f"SELECT {_V} AS v, {_D} AS d, {', '.join(agg)} FROM {body} GROUP BY ALL", keys
@@ -225,13 +268,22 @@ def _scan_query(plan: _Plan, columns: dict[str, str], src: str) -> tuple[str, li
     return query, keys
 
 
-def _examples(con: duckdb.DuckDBPyConnection, src: str, unit: str, col: str, where: str) -> str:
-    rows = con.execute(
+def _example_rows(con: duckdb.DuckDBPyConnection, src: str, unit: str, col: str,
+                  where: str) -> list[tuple[str, str | None]]:
+    """Up to :data:`EXAMPLES` (unit, value as text) pairs where ``where`` holds."""
+    return con.execute(
         f"SELECT CAST({unit} AS VARCHAR), CAST({col} AS VARCHAR) FROM {src} "
         f"WHERE {where} LIMIT {EXAMPLES}"
     ).fetchall()
+
+
+def _listed(rows: list[tuple[str, str | None]]) -> str:
     return ", ".join(f"unit {u} = {v!r}" if v is not None else f"unit {u} = empty"
                      for u, v in rows)
+
+
+def _examples(con: duckdb.DuckDBPyConnection, src: str, unit: str, col: str, where: str) -> str:
+    return _listed(_example_rows(con, src, unit, col, where))
 
 
 def _repeats(hashes: np.ndarray) -> int:
@@ -330,6 +382,7 @@ def aggregate_user_file(
     :class:`InvalidInput` listing every problem found."""
     name = path.name
     plan = _plan(columns, lower, ctx, name)
+    plan.decimal_comma = reads_decimal_comma(path, fmt)
     report(0.1, f"Aggregating {name}")
     unit = quote(plan.unit)
     alongside = _ProofAlongside.start(con, src, unit) if fmt == "parquet" else None
@@ -361,6 +414,11 @@ def aggregate_user_file(
     slice_units: dict[tuple[str, date, str, str], int] = {}
     dimensions = []
     notes = list(plan.notes)
+    read_with_comma = [col for k, col in enumerate(_comma_columns(plan, columns))
+                       if sum(int(g[f"dc{k}"] or 0) for g in whole)]
+    if read_with_comma:
+        notes.append(f"Numbers were read with a decimal comma (1,5 = 1.5) in "
+                     f"{', '.join(read_with_comma)}: the file is separated by ';'.")
     ignored = list(plan.ignored)
     for key, col in zip(keys, plan.dimensions, strict=True):
         rows = [g for g in groups if g[key] is not None]
@@ -511,12 +569,13 @@ def _nonfinite_counts(
     infinity or NaN through every addition), so only columns whose sums are not are counted,
     in one extra query that a clean file never runs."""
     counts = []
+    comma = plan.decimal_comma
     for j, col in enumerate(plan.values):
         if not _finite(groups, (f"s{j}", f"ss{j}")):
-            counts.append(f"count_if(NOT isfinite({_value(col, columns)})) AS inf{j}")
+            counts.append(f"count_if(NOT isfinite({_value(col, columns, comma)})) AS inf{j}")
     for i, metric in enumerate(plan.pre_cols):
         if not _finite(groups, (f"px{i}", f"pxx{i}", f"pxy{i}")):
-            p = f"coalesce({_value(plan.pre_cols[metric], columns)}, 0)"
+            p = f"coalesce({_value(plan.pre_cols[metric], columns, comma)}, 0)"
             counts.append(f"count_if(NOT isfinite({p})) AS pinf{i}")
     if not counts:
         return {}
@@ -584,13 +643,28 @@ def _problems(
                 f"date: {n} rows are dated after the experiment's last day {ctx.end} "
                 f"(latest {max(g['d'] for g in late)})"
             )
+    comma = plan.decimal_comma
+    for k, col in enumerate(_comma_columns(plan, columns)):
+        commas = sum(int(g[f"dc{k}"] or 0) for g in groups)
+        points = sum(int(g[f"dp{k}"] or 0) for g in groups)
+        if commas and points:
+            q = quote(col)
+            problems.append(
+                f"column {col}: {points} numbers are written with a point and {commas} with a "
+                "comma; the file is separated by ';', so its numbers are read with a decimal "
+                "comma, and a point could be a thousands separator (is 1.234 one point two or "
+                "twelve hundred?): write every number with a decimal comma and no thousands "
+                "separator, e.g. " + _examples(
+                    con, src, unit, q, f"NOT contains(CAST({q} AS VARCHAR), ',') AND "
+                    f"contains(CAST({q} AS VARCHAR), '.')"))
     for j, col in enumerate(plan.values):
         q = quote(col)
-        x = _value(col, columns)
+        x = _value(col, columns, comma)
         nan = sum(int(g[f"nan{j}"] or 0) for g in groups)
         if nan:
+            rows = _example_rows(con, src, unit, q, _not_a_number(col, columns, comma))
             problems.append(f"column {col}: {nan} non-numeric values, e.g. "
-                            + _examples(con, src, unit, q, _not_a_number(col, columns)))
+                            + _listed(rows) + _number_hint([v for _u, v in rows if v], plan))
         empty = total_rows - sum(int(g[f"nn{j}"]) for g in groups) - nan
         if empty:
             problems.append(
@@ -622,8 +696,9 @@ def _problems(
         col = plan.pre_cols[metric]
         nan = sum(int(g[f"pnan{i}"] or 0) for g in groups)
         if nan:
+            rows = _example_rows(con, src, unit, quote(col), _not_a_number(col, columns, comma))
             problems.append(f"column {col}: {nan} non-numeric values, e.g. "
-                            + _examples(con, src, unit, quote(col), _not_a_number(col, columns)))
+                            + _listed(rows) + _number_hint([v for _u, v in rows if v], plan))
         inf = infinite.get(f"pinf{i}", 0)
         if inf:
             problems.append(f"column {col}: {inf} infinite or NaN values")

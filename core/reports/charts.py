@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -80,6 +81,21 @@ def cumulative_lift_png(series: Sequence[SeriesPoint], metric: str, alpha: float
                         one_sided: bool = False) -> bytes | None:
     """Cumulative lift of the primary metric per treatment over time, with its two-sided band
     (PNG); ``one_sided`` (the metric is tested one-sided) says so in the axis label."""
+    fig = cumulative_figure(series, metric, alpha, one_sided)
+    if fig is None:
+        return None
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()
+
+
+def cumulative_figure(series: Sequence[SeriesPoint], metric: str, alpha: float,
+                      one_sided: bool = False) -> Figure | None:
+    """The cumulative lift's matplotlib figure (:func:`cumulative_lift_png` renders it), or None
+    without estimates. With one day of data a band has no width, so each treatment's interval
+    is an error bar and the axis spans that day and one either side (not the years matplotlib
+    picks around a single date)."""
+    import matplotlib.dates as mdates
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -89,26 +105,38 @@ def cumulative_lift_png(series: Sequence[SeriesPoint], metric: str, alpha: float
     fig = Figure(figsize=(7.2, 3.0), dpi=130)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    one_day = len({p.day for p in points}) == 1
     for treatment in dict.fromkeys(p.treatment for p in points):
         mine = [p for p in points if p.treatment == treatment]
         days = np.array([p.day for p in mine], dtype="datetime64[D]")
-        lifts = [p.lift * 100 if p.lift is not None else math.nan for p in mine]
-        ax.plot(days, lifts, marker=".", label=treatment)
-        low = [p.lift_ci_low * 100 if p.lift_ci_low is not None else math.nan for p in mine]
-        high = [p.lift_ci_high * 100 if p.lift_ci_high is not None else math.nan for p in mine]
-        ax.fill_between(days, low, high, alpha=0.15)
+        lifts = np.array([p.lift * 100 if p.lift is not None else math.nan for p in mine])
+        low = np.array([p.lift_ci_low * 100 if p.lift_ci_low is not None else math.nan
+                        for p in mine])
+        high = np.array([p.lift_ci_high * 100 if p.lift_ci_high is not None else math.nan
+                         for p in mine])
+        if one_day:
+            # an open end (None) has no bar on that side
+            below = np.nan_to_num(lifts - low, nan=0.0)
+            above = np.nan_to_num(high - lifts, nan=0.0)
+            ax.errorbar(days, lifts, yerr=np.vstack([below, above]), fmt="o", capsize=6,
+                        elinewidth=2, label=treatment)
+        else:
+            line, = ax.plot(days, lifts, marker=".", label=treatment)
+            ax.fill_between(days, low, high, alpha=0.15, color=line.get_color())
+    if one_day:
+        day = points[0].day
+        ax.set_xlim(day - timedelta(days=1), day + timedelta(days=1))  # type: ignore[arg-type]
+        ax.xaxis.set_major_locator(mdates.DayLocator())
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     ax.axhline(0, color="#24292f", linewidth=0.8, linestyle="--")
     sequential = points[0].sequential
     band = ("two-sided " if one_sided else "") + fmt.ci_label(alpha, sequential)
     ax.set_ylabel(f"Cumulative lift, % ({band})", fontsize=8)
-    ax.set_title(f"Cumulative lift of {metric} over time", fontsize=9)
+    title = f"Cumulative lift of {metric} over time"
+    ax.set_title(title + (" (one day of data so far)" if one_day else ""), fontsize=9)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()
-    out = io.BytesIO()
-    fig.savefig(out, format="png")
-    return out.getvalue()
-
-
+    return fig

@@ -1,7 +1,13 @@
-"""The report laid out as a PDF with fpdf2: title block, summary, risk flags, results, appendix.
+"""The report laid out as a PDF with fpdf2: title block, summary, learnings, risk flags, results,
+appendix.
 
 Text is set in DejaVu Sans, bundled with matplotlib, so any Unicode name renders without system
-fonts. :func:`render_pdf` turns a :class:`~core.reports.content.ReportContent` into bytes;
+fonts; emoji, which DejaVu lacks, fall back to Noto Color Emoji (Debian's
+``fonts-noto-color-emoji``, installed by ``scripts/ensure-fonts.sh`` and the Dockerfile). A
+character neither font has — any emoji when that font is not installed — prints as its Unicode
+name in brackets (🎁 → "[wrapped present]") rather than vanishing.
+
+:func:`render_pdf` turns a :class:`~core.reports.content.ReportContent` into bytes;
 :func:`build_report_pdf` assembles and renders one experiment's report without storing it.
 """
 
@@ -9,10 +15,12 @@ from __future__ import annotations
 
 import io
 import struct
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.orm import Session
 
@@ -22,6 +30,9 @@ from core.analysis.verdict import STATE_LABELS, plan_notes, readout_note
 from core.reports.charts import cumulative_lift_png, forest_plot_png
 from core.reports.content import ReportContent, assemble_report
 from core.reports.risks import correction_name
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 
 @lru_cache
@@ -34,21 +45,62 @@ def font_files() -> dict[str, Path]:
             "I": folder / "DejaVuSans-Oblique.ttf"}
 
 
-class _Pdf:
-    """A thin layout helper over fpdf2: headings, wrapped paragraphs, bullets, tables."""
+EMOJI_FONT_FILES = (Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"),)
+"""Where Debian's ``fonts-noto-color-emoji`` puts its font (fpdf2 draws its CBDT bitmaps)."""
 
-    def __init__(self, title: str) -> None:
+
+def emoji_font_file() -> Path | None:
+    """The installed emoji font, or None (emoji then print as their names)."""
+    return next((path for path in EMOJI_FONT_FILES if path.is_file()), None)
+
+
+def _cmap(pdf: FPDF, key: str) -> dict[int, str]:
+    """The code points a loaded TrueType font has a glyph for."""
+    from fpdf.fonts import TTFFont
+
+    font = pdf.fonts[key]
+    assert isinstance(font, TTFFont)
+    return font.cmap
+
+
+class _Pdf:
+    """A thin layout helper over fpdf2: headings, wrapped paragraphs, bullets, tables. Every text
+    goes through :meth:`printable`, so no character is silently dropped."""
+
+    def __init__(self, title: str, *,
+                 emoji_font: Path | None | Literal["installed"] = "installed") -> None:
         from fpdf import FPDF
 
         pdf = FPDF(orientation="P", unit="mm", format="A4")
         for style, path in font_files().items():
             pdf.add_font("DejaVu", style, str(path))
+        self.covered: set[int] = set(_cmap(pdf, "dejavu"))
+        emoji_font = emoji_font_file() if emoji_font == "installed" else emoji_font
+        if emoji_font is not None:
+            pdf.add_font("Emoji", "", str(emoji_font))
+            # one style: bold and italic text borrow it (exact_match=False)
+            pdf.set_fallback_fonts(["Emoji"], exact_match=False)
+            self.covered |= set(_cmap(pdf, "emoji"))
         pdf.set_margins(15, 15, 15)
         pdf.set_auto_page_break(True, margin=15)
         pdf.set_title(title)
         pdf.alias_nb_pages()
         self.pdf = pdf
         pdf.add_page()
+
+    def printable(self, text: str) -> str:
+        """``text`` with every character no loaded font has replaced by its Unicode name in
+        brackets ("[wrapped present]"); invisible format and combining marks without a glyph
+        (an emoji's variation selector) are left out."""
+        if all(ord(ch) in self.covered or ch.isspace() for ch in text):
+            return text
+        out = []
+        for ch in text:
+            if ord(ch) in self.covered or ch.isspace():
+                out.append(ch)
+            elif unicodedata.category(ch) not in ("Mn", "Me", "Cf", "Cc"):
+                out.append(f"[{unicodedata.name(ch, f'U+{ord(ch):04X}').lower()}]")
+        return "".join(out)
 
     def space_left(self) -> float:
         """Millimetres left above the bottom margin of the current page."""
@@ -64,15 +116,16 @@ class _Pdf:
             pdf.add_page()
         pdf.ln(2)
         pdf.set_font("DejaVu", "B", size)
-        pdf.multi_cell(0, size * 0.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+        pdf.multi_cell(0, size * 0.5, self.printable(text), new_x=XPos.LMARGIN,
+                       new_y=YPos.NEXT, align="L")
         pdf.ln(1)
 
     def para(self, text: str, size: float = 9.5, style: str = "") -> None:
         from fpdf.enums import XPos, YPos
 
         self.pdf.set_font("DejaVu", style, size)
-        self.pdf.multi_cell(0, size * 0.48, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT,
-                            align="L")
+        self.pdf.multi_cell(0, size * 0.48, self.printable(text), new_x=XPos.LMARGIN,
+                            new_y=YPos.NEXT, align="L")
         self.pdf.ln(1)
 
     def bullet(self, label: str, text: str, size: float = 9.5) -> None:
@@ -80,11 +133,12 @@ class _Pdf:
 
         pdf = self.pdf
         pdf.set_font("DejaVu", "B", size)
-        pdf.multi_cell(0, size * 0.48, f"• {label}", new_x=XPos.LMARGIN, new_y=YPos.NEXT,
-                       align="L")
+        pdf.multi_cell(0, size * 0.48, self.printable(f"• {label}"), new_x=XPos.LMARGIN,
+                       new_y=YPos.NEXT, align="L")
         pdf.set_font("DejaVu", "", size)
         pdf.set_x(pdf.l_margin + 4)
-        pdf.multi_cell(0, size * 0.48, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+        pdf.multi_cell(0, size * 0.48, self.printable(text), new_x=XPos.LMARGIN,
+                       new_y=YPos.NEXT, align="L")
         pdf.ln(0.8)
 
     def table(self, rows: Sequence[Sequence[str]], widths: Sequence[float],
@@ -98,7 +152,7 @@ class _Pdf:
             for row in rows:
                 cells = table.row()
                 for value in row:
-                    cells.cell(value)
+                    cells.cell(self.printable(value))
         self.pdf.ln(2)
 
     def image_height(self, png: bytes) -> float:
@@ -198,6 +252,12 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
         doc.para(sentence)
     doc.para(f"Recommendation: {content.recommendation_text}", style="B")
     doc.para(content.decision_text)
+
+    # ---- learnings (what the team wrote down when it completed the experiment)
+    if exp.learnings.strip() or exp.status == "completed":
+        doc.heading("Learnings", keep=12)
+        doc.para(exp.learnings.strip() or "No learnings were recorded when it was completed "
+                 "(an editor can add them in the Registry).")
 
     # ---- risk flags
     doc.heading("Risk flags")

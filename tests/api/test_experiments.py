@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -365,11 +366,14 @@ def test_experiments_audit_csv_export(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert "attachment" in response.headers["content-disposition"]
-    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert response.content.startswith(b"\xef\xbb\xbf")  # a BOM: Excel reads it as UTF-8
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     owner_rows = [r for r in rows if r["field"] == "owner"]
     assert [(r["action"], r["before"], r["after"], r["actor"]) for r in owner_rows] == [
         ("create", "", "maria", "api:writer"), ("update", "maria", "sam", "api:writer")
     ]
+    assert {r["experiment"] for r in rows} == {created["name"]}
+    assert all(datetime.fromisoformat(r["at"]).utcoffset() == timedelta(0) for r in rows)
 
 
 def test_experiments_audit_of_missing_experiment_is_404(
@@ -389,7 +393,8 @@ def test_experiments_audit_csv_neutralises_formulas(
     created = client.post(URL, json=body, headers=writer)
     assert created.status_code == 201, created.text
     response = client.get(f"{URL}/{created.json()['id']}/audit.csv", headers=writer)
-    rows = {r["field"]: r for r in csv.DictReader(io.StringIO(response.text))}
+    rows = {r["field"]: r for r in csv.DictReader(io.StringIO(response.content.decode(
+        "utf-8-sig")))}
     assert rows["name"]["after"] == '\'=HYPERLINK("http://evil.example","x")'
     assert rows["owner"]["after"] == "'@SUM(1+1)"
     assert rows["hypothesis"]["after"] == "'-2+3"

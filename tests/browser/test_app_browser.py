@@ -211,7 +211,8 @@ BAD_CSV = ("unit_id,variant,checkout_conversion,refund_rate\n"
            "a1,control,1,0\n"
            "a2,contrl,0,0\n"
            "a3,treatment,yes,0\n"
-           "a1,treatment,0,0\n")
+           "a1,treatment,0,0\n"
+           'a4,control,0,"0,5"\n')  # a decimal comma in a comma-separated file
 
 
 _WALK_ATTEMPTS = itertools.count(1)
@@ -330,6 +331,13 @@ def _walkthrough(page: Any, writable_app: dict[str, Any], tmp_path: Path) -> Non
     settle(page)
     text = main_text(page)
     assert "'yes'" in text and "contrl" in text and "a1" in text, text  # every problem at once
+    assert "they look like numbers with a decimal comma" in text, text
+    # the list is below the button, maybe below the fold: a toast says so in the viewport
+    toast = page.locator('[data-testid="stToast"]', has_text="broken.csv was rejected").first
+    toast.wait_for()
+    box, viewport = toast.bounding_box(), page.viewport_size
+    assert box and viewport and box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]
+    assert "listed under Load data" in toast.inner_text()
     # nothing of the bad file loaded: the good file's 1,000 users per arm still show, and the
     # good file's "Loaded ..." message is gone (beside the rejection it read as this file's)
     assert re.search(r"control \(50%\)\s+1,000\s+treatment \(50%\)\s+1,000", text), text

@@ -170,4 +170,11 @@ def test_format_spreadsheet_safe_quotes_formula_text_only(cell: object, exported
 
 def test_format_csv_text_writes_every_text_cell_safe() -> None:
     text = fmt.csv_text(("name", "lift"), [("=cmd", -0.5), ("ok", "-0.25")], lineterminator="\n")
-    assert text == "name,lift\n'=cmd,-0.5\nok,-0.25\n"
+    assert text == "\ufeffname,lift\n'=cmd,-0.5\nok,-0.25\n"
+
+
+def test_format_csv_text_starts_with_a_byte_order_mark_excel_reads_as_utf8() -> None:
+    """Excel on Windows reads a CSV without a BOM in its code page: "🎁" and "−" garble."""
+    data = fmt.csv_text(("name",), [("Gift 🎁 −5%",)]).encode("utf-8")
+    assert data.startswith(b"\xef\xbb\xbf")
+    assert data.decode("utf-8-sig") == "name\r\nGift 🎁 −5%\r\n"

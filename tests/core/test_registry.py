@@ -539,15 +539,49 @@ def test_registry_audit_exports_as_csv(session: Session, metrics: list[str]) -> 
     )
     rows = list(csv.DictReader(io.StringIO(
         registry.audit_csv(registry.audit_history(session, experiment_id=exp.id))
+        .removeprefix("\ufeff")
     )))
     owner_rows = [r for r in rows if r["field"] == "owner"]
     assert owner_rows[-1]["before"] == "maria" and owner_rows[-1]["after"] == "zoë"
     assert owner_rows[-1]["actor"] == EDITOR.name and owner_rows[-1]["action"] == "update"
     listing = list(csv.DictReader(io.StringIO(
-        registry.experiments_csv(registry.all_experiments(session))
+        registry.experiments_csv(registry.all_experiments(session)).removeprefix("\ufeff")
     )))
     assert listing[0]["name"] == "Green button"
-    assert listing[0]["variants"] == '["control:0.5", "green:0.5"]'
+    assert listing[0]["variants"] == "control:0.5; green:0.5"
+
+
+def test_registry_csv_exports_read_in_a_spreadsheet(session: Session, metrics: list[str]) -> None:
+    """A BOM (Excel reads UTF-8), lists as "a; b", the RICE score rounded, the learnings, and
+    an audit naming the experiment with timestamps carrying their UTC offset."""
+    import csv
+    import io
+    from datetime import datetime, timedelta
+
+    exp = registry.create_experiment(session, data=draft(
+        name="Gift wrap 🎁", tags=["checkout", "q3"], reach=44_000, impact=2, confidence=80,
+        effort=1.2, learnings="Wrapping lifted AOV −2% in DE."), actor=EDITOR)
+    text = registry.experiments_csv(registry.all_experiments(session))
+    assert text.encode("utf-8").startswith(b"\xef\xbb\xbf")
+    row = next(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert row["name"] == "Gift wrap 🎁"
+    assert row["tags"] == "checkout; q3" and row["guardrail_metrics"] == "latency"
+    assert row["rice_score"] == "58666.7"
+    assert row["learnings"] == "Wrapping lifted AOV −2% in DE."
+    from core.backlog import rice
+
+    rice.promote_idea(session, experiment_id=exp.id, expected_version=1, actor=EDITOR)
+    audit = registry.audit_csv(registry.audit_history(session))
+    assert audit.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(audit.removeprefix("\ufeff"))))
+    assert rows and {r["experiment"] for r in rows} == {"Gift wrap 🎁"}
+    assert {r["entity_id"] for r in rows} == {str(exp.id)}
+    assert all(datetime.fromisoformat(r["at"]).utcoffset() == timedelta(0) for r in rows)
+    after = {r["field"]: (r["before"], r["after"]) for r in rows}
+    assert after["tags"] == ("", "checkout; q3")
+    assert after["variants"] == ("", "name: control, weight: 0.5; name: green, weight: 0.5")
+    assert after["rice_at_promotion"] == (
+        "", "reach: 44000; impact: 2; confidence: 80; effort: 1.2; rice_score: 58666.7")
 
 
 # ----------------------------------------------------------------------------- limits
@@ -681,13 +715,14 @@ def test_registry_csv_exports_neutralise_formulas(session: Session, metrics: lis
         tags=["@tag", "-x"], prior_lift_mean=-0.25, prior_lift_sd=0.1,
     ), actor=EDITOR)
     listing = list(csv.DictReader(io.StringIO(
-        registry.experiments_csv(registry.all_experiments(session))
+        registry.experiments_csv(registry.all_experiments(session)).removeprefix("\ufeff")
     )))
     assert (listing[0]["name"], listing[0]["owner"], listing[0]["hypothesis"]) == (
         "'=1+2", "'+cmd|' /C calc'!A0", "'-2+3")
-    assert listing[0]["tags"] == '["@tag", "-x"]'  # a JSON list starts with "["
+    assert listing[0]["tags"] == "'@tag; -x"  # the joined list starts with "@"
     audit = list(csv.DictReader(io.StringIO(
         registry.audit_csv(registry.audit_history(session, experiment_id=exp.id))
+        .removeprefix("\ufeff")
     )))
     after = {r["field"]: r["after"] for r in audit}
     assert after["name"] == "'=1+2" and after["owner"] == "'+cmd|' /C calc'!A0"

@@ -142,6 +142,10 @@ def test_backlog_page_knowledge_base_search_and_calibration(demo_app: str) -> No
     frames = [d.value for d in at.dataframe]
     completed = next(f for f in frames if "Learnings" in f.columns)
     assert list(completed["Experiment"]) == ["One-page checkout"]
+    at.text_input(key="kb_search").input("What did we learn about checkout?").run()
+    frames = [d.value for d in at.dataframe]
+    completed = next(f for f in frames if "Learnings" in f.columns)
+    assert list(completed["Experiment"]) == ["One-page checkout", "Trust badges on cart"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["High-confidence ideas that won"] == "2/3"
     assert metrics["Win rate"] == "50%"

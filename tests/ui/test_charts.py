@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from datetime import date, timedelta
 
+import pandas as pd
+from pytest import approx
+
+from core.analysis.snapshot import SeriesPoint
 from core.format import TONE_COLOURS
-from ui.charts import OUTCOMES, PALETTE, calibration_points, rice_map
+from ui.charts import OUTCOMES, PALETTE, calibration_points, cumulative_lift, rice_map
 
 
 def test_rice_map_gives_owners_neutral_colours_never_green_or_red() -> None:
@@ -31,3 +35,19 @@ def test_calibration_points_colour_outcomes_by_tone() -> None:
     assert colours == {"significant win": TONE_COLOURS["good"],
                        "significant loss": TONE_COLOURS["bad"],
                        "not significant": TONE_COLOURS["inconclusive"]}
+
+
+def _point(day: date, lift: float) -> SeriesPoint:
+    return SeriesPoint(day=day, metric="m", treatment="treatment", control_n=1000,
+                       treatment_n=1000, diff=None, diff_ci_low=None, diff_ci_high=None,
+                       lift=lift, lift_ci_low=lift - 0.07, lift_ci_high=lift + 0.05,
+                       p_value=0.3, sequential=False)
+
+
+def test_cumulative_lift_of_one_day_shows_its_interval_as_an_error_bar() -> None:
+    fig = cumulative_lift([_point(date(2026, 12, 7), 0.02)], "m")
+    lift = next(t for t in fig.data if t.name == "treatment: lift")
+    assert lift.error_y.array == (approx(0.05),) and lift.error_y.arrayminus == (approx(0.07),)
+    days = [date(2026, 12, 1) + timedelta(days=i) for i in range(3)]
+    over_days = cumulative_lift([_point(d, 0.02) for d in days], "m")
+    assert next(t for t in over_days.data if t.name == "treatment: lift").error_y.array is None

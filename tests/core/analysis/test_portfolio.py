@@ -72,7 +72,7 @@ def test_portfolio_standings_give_every_running_then_completed_experiment_its_ve
 
 
 def test_portfolio_csv_lists_every_experiment(demo: Session) -> None:
-    rows = list(csv.DictReader(io.StringIO(portfolio.portfolio_csv(demo))))
+    rows = list(csv.DictReader(io.StringIO(portfolio.portfolio_csv(demo).removeprefix("\ufeff"))))
     assert {r["name"] for r in rows} == {e.name for e in registry.all_experiments(demo)}
     assert set(rows[0]) == set(portfolio.PORTFOLIO_CSV_COLUMNS)
     checkout = next(r for r in rows if r["name"] == "Checkout button colour")
@@ -114,7 +114,8 @@ def test_portfolio_csv_neutralises_formulas(session: Session, tmp_path: Path) ->
     formula_experiment(session, tmp_path)
     registry.create_experiment(session, data={"name": "-1+1", "owner": "+owner"},
                                actor=EDITOR)
-    rows = list(csv.DictReader(io.StringIO(portfolio.portfolio_csv(session))))
+    rows = list(csv.DictReader(io.StringIO(
+        portfolio.portfolio_csv(session).removeprefix("\ufeff"))))
     risky = next(r for r in rows if r["name"] == "'@risky")
     assert risky["treatment"] == "'=HYPERLINK(\"http://evil.example\")"
     assert float(risky["primary_lift"]) < 0 and risky["primary_lift"].startswith("-")

@@ -52,7 +52,7 @@ def test_views_table_and_csv_carry_cores_decisions(demo_session: Session) -> Non
     snap = results.compute_results(demo_session, experiment_id=exp.id)
     table = views.results_table(snap)
     assert [r["decision_state"] for r in table] == [c.decision_state for c in snap.comparisons]
-    parsed = list(csv.DictReader(io.StringIO(views.results_csv(snap))))
+    parsed = list(csv.DictReader(io.StringIO(views.results_csv(snap).removeprefix("\ufeff"))))
     assert tuple(parsed[0]) == views.TABLE_COLUMNS
     assert [r["metric"] for r in parsed] == ["retention_d7", "page_load_time_ms"]
     assert {r["decision_state"] for r in parsed} == {"srm_untrustworthy"}
@@ -60,7 +60,7 @@ def test_views_table_and_csv_carry_cores_decisions(demo_session: Session) -> Non
     assert {(r["lift"], r["p_value"], r["blocked"]) for r in parsed} == {("", "", "True")}
     clean = registry.get_experiment_by_name(demo_session, name="Checkout button colour")
     snap = results.compute_results(demo_session, experiment_id=clean.id)
-    parsed = list(csv.DictReader(io.StringIO(views.results_csv(snap))))
+    parsed = list(csv.DictReader(io.StringIO(views.results_csv(snap).removeprefix("\ufeff"))))
     assert float(parsed[0]["lift"]) == pytest.approx(snap.comparisons[0].lift, rel=1e-12)
     assert parsed[0]["blocked"] == "False"
 
@@ -86,7 +86,7 @@ def test_views_results_csv_neutralises_formulas(session: Session, tmp_path: Path
     its numbers, negative ones included, stay numbers."""
     exp = formula_experiment(session, tmp_path)
     snap = results.compute_results(session, experiment_id=exp)
-    parsed = list(csv.DictReader(io.StringIO(views.results_csv(snap))))
+    parsed = list(csv.DictReader(io.StringIO(views.results_csv(snap).removeprefix("\ufeff"))))
     assert {r["treatment"] for r in parsed} == {"'=HYPERLINK(\"http://evil.example\")"}
     conv = next(r for r in parsed if r["metric"] == "conv")
     assert conv["diff"].startswith("-") and float(conv["diff"]) < 0

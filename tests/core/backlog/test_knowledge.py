@@ -68,20 +68,45 @@ def test_knowledge_base_lists_completed_experiments_newest_first(demo: Session) 
     assert (one_page.ended, one_page.quarter) == (date(2026, 3, 15), "2026-Q1")
 
 
+ONE_PAGE, TRUST, DARK, ANNUAL = ("One-page checkout", "Trust badges on cart",
+                                 "Dark mode default", "Annual plan discount")
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("mobile ABANDONMENT", ["One-page checkout"]),  # both words, learnings + hypothesis
-        ("checkout", ["Trust badges on cart", "One-page checkout"]),  # hypothesis and name
-        ("dark mode", ["Dark mode default"]),
-        ("smaller discount", ["Annual plan discount"]),  # learnings only
-        ("checkout dark", []),
+        ("mobile ABANDONMENT", [ONE_PAGE]),  # learnings + hypothesis
+        ("checkout", [ONE_PAGE, TRUST]),  # in the name ranks above in the hypothesis
+        ("what did we learn about checkout", [ONE_PAGE, TRUST]),  # stop words dropped
+        ("dark mode", [DARK]),
+        ("smaller discount", [ANNUAL]),  # learnings only
+        ("abandoned", [ONE_PAGE]),  # stemmed: "abandonment"
+        ("check", [ONE_PAGE, TRUST]),  # the start of a word
+        ("revenue per user", [ANNUAL, DARK]),  # hypothesis + metric; "Users switched" below
+        ("what did we learn", []),  # no significant word
+        ("zebra", []),
     ],
 )
-def test_search_matches_every_word_in_name_hypothesis_or_learnings(
+def test_search_ranks_any_significant_word_in_name_hypothesis_learnings_or_metrics(
     demo: Session, query: str, expected: list[str]
 ) -> None:
+    """PostgreSQL full-text search and SQLite FTS5 (the `demo` fixture runs on both)."""
     assert [i.name for i in knowledge.completed_experiments(demo, search=query)] == expected
+
+
+def test_search_reads_metric_names_and_ors_the_words(demo: Session) -> None:
+    def found(query: str) -> list[str]:
+        return [i.name for i in knowledge.completed_experiments(demo, search=query)]
+
+    assert sorted(found("refund")) == [ANNUAL, ONE_PAGE]  # only in the guardrail refund_rate
+    assert found("session minutes")[0] == DARK  # its primary metric session_minutes
+    either = found("checkout dark")
+    assert either[0] == DARK  # "dark" in its name, hypothesis and learnings
+    assert sorted(either) == sorted([ONE_PAGE, TRUST, DARK])
+    assert found("checkout dark") == found("dark checkout")
+    # the other filters still apply to what the search found
+    assert [i.name for i in knowledge.completed_experiments(
+        demo, search="checkout", owner="dev.patel")] == [TRUST]
 
 
 def test_win_rates_by_owner_tag_and_quarter(demo: Session) -> None:

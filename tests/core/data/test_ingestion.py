@@ -422,7 +422,7 @@ def test_ingest_malformed_csv_line_is_named(session: Session, tmp_path: Path) ->
     exp = make_experiment(session)
     path = tmp_path / "broken.csv"
     path.write_text("unit_id,variant,date,conv\nu1,control,2026-03-03,1\n"
-                    "u2,treatment,2026-03-03,0,7,extra\n")
+                    "u2,treatment,2026-03-03,0,extra\n")
     with pytest.raises(InvalidInput) as err:
         ingest_file(session, path=path, experiment_id=exp, actor=EDITOR)
     assert err.value.problems == [

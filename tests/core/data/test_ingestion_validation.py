@@ -3,6 +3,7 @@ described line by line in plain words; each bad file writes nothing (SQLite and 
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -11,12 +12,12 @@ import pytest
 from sqlalchemy.orm import Session
 
 from core.data.ingestion import ingest_file
-from core.data.reading import MAX_PROBLEMS, file_reader
+from core.data.reading import DECIMAL_COMMA_HINT, MAX_PROBLEMS, file_reader
 from core.data.user_files import duplicate_units
 from core.errors import InvalidInput
 from db import metric_repository as mrepo
 from tests.conftest import EDITOR
-from tests.core.data.test_ingestion import ingest_count, make_experiment
+from tests.core.data.test_ingestion import ingest_count, make_experiment, stored
 
 FIVE_PROBLEMS = (
     "unit_id,variant,date,conv,revenue\n"
@@ -74,6 +75,7 @@ def test_ingest_validation_finds_every_problem_when_a_bad_value_follows_the_snif
     assert problems == [
         "file: big.csv could not be read as CSV: line 25001: more values than the header's 5 "
         "columns; a value that holds the delimiter ',' must be in double quotes"
+        + DECIMAL_COMMA_HINT  # "12,50 EUR" split the line in two adjacent integers
     ]
     lines[25_000] = "u24999x,control,2026-03-04,1,12.5"
     path.write_text("\n".join(lines) + "\n")
@@ -223,3 +225,104 @@ def test_ingest_parquet_file_without_rows_is_refused_and_its_unit_proof_stopped(
     problems = _reject(session, path)
     assert problems == ["file: empty.parquet has a header but no rows"]
     assert not [t for t in threading.enumerate() if t.name.startswith("eos-unit-proof")]
+
+
+# --------------------------------------------------------------------------- decimal commas
+EU_EXPORT = (  # what Excel saves as CSV in a German or French locale
+    "unit_id;variant;date;conv;revenue\n"
+    "u1;control;2026-03-03;1;12,5\n"
+    "u2;control;2026-03-03;0;0\n"
+    "u3;treatment;2026-03-03;1;7,25\n"
+    "u4;treatment;2026-03-03;0;-1,5\n"
+)
+
+
+def test_ingest_reads_decimal_commas_in_a_semicolon_separated_file_and_says_so(
+    session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "eu.csv"
+    path.write_text(EU_EXPORT)
+    exp = make_experiment(session)
+    report = ingest_file(session, path=path, experiment_id=exp, actor=EDITOR)
+    rows = stored(session, exp)
+    day = date(2026, 3, 3)
+    assert rows[("control", "revenue", day)][:3] == (2, 12.5, 12.5 ** 2)
+    assert rows[("treatment", "revenue", day)][:3] == (2, 5.75, 7.25 ** 2 + 1.5 ** 2)
+    assert report.notes == ("Numbers were read with a decimal comma (1,5 = 1.5) in revenue: "
+                            "the file is separated by ';'.",)
+
+
+def test_ingest_refuses_points_beside_decimal_commas_as_ambiguous(
+    session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text(EU_EXPORT + "u5;control;2026-03-03;0;1.234\n")  # 1.234 or 1234?
+    assert _reject(session, path) == [
+        "column revenue: 1 numbers are written with a point and 3 with a comma; the file is "
+        "separated by ';', so its numbers are read with a decimal comma, and a point could be "
+        "a thousands separator (is 1.234 one point two or twelve hundred?): write every number "
+        "with a decimal comma and no thousands separator, e.g. unit u5 = '1.234'"
+    ]
+
+
+def test_ingest_names_thousands_separators_in_a_decimal_comma_file(
+    session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "thousands.csv"
+    path.write_text(EU_EXPORT + "u5;control;2026-03-03;0;1.234,50\n")
+    assert _reject(session, path) == [
+        "column revenue: 1 non-numeric values, e.g. unit u5 = '1.234,50'; the file is read with "
+        "decimal commas (it is separated by ';'): remove the thousands separators "
+        "(1.234,5 → 1234,5)"
+    ]
+
+
+def test_ingest_hints_at_decimal_commas_splitting_a_comma_separated_line(
+    session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "split.csv"
+    path.write_text(EU_EXPORT.replace(";", ","))  # 12,5 is now two values
+    problems = _reject(session, path)
+    assert problems == [
+        "file: split.csv could not be read as CSV: 3 lines: 2, 4, 5: more values than the "
+        "header's 5 columns; a value that holds the delimiter ',' must be in double quotes"
+        + DECIMAL_COMMA_HINT
+    ]
+
+
+def test_ingest_hints_at_decimal_commas_in_a_comma_separated_file(
+    session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "quoted.csv"
+    path.write_text(EU_EXPORT.replace(";", ",").replace(",12,5", ',"12,5"')
+                    .replace(",7,25", ',"7,25"').replace(",-1,5", ',"-1,5"'))
+    assert _reject(session, path) == [
+        "column revenue: 3 non-numeric values, e.g. unit u1 = '12,5', unit u3 = '7,25', "
+        "unit u4 = '-1,5'; they look like numbers with a decimal comma: save the file "
+        "separated by ';' (Excel's CSV in a European locale), whose numbers are read with a "
+        "decimal comma, or write them with a decimal point"
+    ]
+
+
+def test_ingest_reads_decimal_commas_in_a_semicolon_separated_aggregate_file(
+    session: Session, tmp_path: Path
+) -> None:
+    rows = ("variant;date;metric;n;sum;sum_squares\n"
+            "control;2026-03-03;revenue;100;250,5;1200,25\n"
+            "treatment;2026-03-03;revenue;100;260;1300,75\n")
+    path = tmp_path / "daily.csv"
+    path.write_text(rows)
+    exp = make_experiment(session)
+    report = ingest_file(session, path=path, experiment_id=exp, actor=EDITOR)
+    day = date(2026, 3, 3)
+    assert stored(session, exp)[("control", "revenue", day)][:3] == (100, 250.5, 1200.25)
+    assert report.notes == ("Numbers were read with a decimal comma (1,5 = 1.5) in sum, "
+                            "sum_squares: the file is separated by ';'.",)
+    path.write_text(rows + "control;2026-03-04;revenue;100;1.250;1300\n")
+    problems = _reject(session, path, make_experiment(session, name="Other"))
+    assert problems == [
+        "file: daily.csv: column sum has 1 numbers written with a point and 1 with a comma; the "
+        "file is separated by ';', so its numbers are read with a decimal comma, and a point "
+        "could be a thousands separator: write every number with a decimal comma and no "
+        "thousands separator, e.g. row 4 = '1.250'"
+    ]

@@ -1,13 +1,20 @@
-"""The PDF's forest plot draws an open (one-sided) interval to the axis edge with an arrow head,
-never cut off at the estimate (core/reports/charts.py)."""
+"""The PDF's charts (core/reports/charts.py): the forest plot draws an open (one-sided) interval
+to the axis edge with an arrow head, never cut off at the estimate; the cumulative lift with one
+day of data spans that day, its interval an error bar."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
+import matplotlib.dates as mdates
+from matplotlib.container import ErrorbarContainer
+from numpy.testing import assert_allclose
 from sqlalchemy.orm import Session
 
 from core import registry
 from core.analysis.results import latest_snapshot
-from core.reports.charts import forest_figure
+from core.analysis.snapshot import SeriesPoint
+from core.reports.charts import cumulative_figure, forest_figure
 
 
 def test_forest_figure_runs_a_one_sided_interval_to_the_edge_with_an_arrow(
@@ -45,3 +52,36 @@ def test_forest_figure_runs_a_one_sided_interval_to_the_edge_with_an_arrow(
     (low, high), markers = drawn["checkout_conversion"]
     assert (low, high) == (primary.lift_ci_low * 100, primary.lift_ci_high * 100)
     assert markers == ["o"]
+
+
+def _point(day: date, lift: float, low: float, high: float) -> SeriesPoint:
+    return SeriesPoint(day=day, metric="checkout_conversion", treatment="treatment",
+                       control_n=1000, treatment_n=1000, diff=None, diff_ci_low=None,
+                       diff_ci_high=None, lift=lift, lift_ci_low=low, lift_ci_high=high,
+                       p_value=0.2, sequential=False)
+
+
+def test_cumulative_figure_with_one_day_spans_that_day_and_shows_its_interval() -> None:
+    day = date(2026, 12, 1)
+    fig = cumulative_figure([_point(day, 0.05, -0.02, 0.12)], "checkout_conversion", 0.05)
+    assert fig is not None
+    ax = fig.axes[0]
+    low, high = (mdates.num2date(x).date() for x in ax.get_xlim())
+    assert (low, high) == (day - timedelta(days=1), day + timedelta(days=1))  # not 2025-2029
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 1
+    segment = bars[0].lines[2][0].get_segments()[0]  # the interval, drawn as an error bar
+    assert_allclose(sorted(y for _x, y in segment), [-2.0, 12.0])
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert "2026-12-01" in labels
+
+
+def test_cumulative_figure_over_days_draws_the_band() -> None:
+    days = [date(2026, 12, 1) + timedelta(days=i) for i in range(5)]
+    fig = cumulative_figure([_point(d, 0.05, -0.02, 0.12) for d in days], "m", 0.05)
+    assert fig is not None
+    ax = fig.axes[0]
+    assert ax.collections  # the band (fill_between)
+    assert not [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    low, high = (mdates.num2date(x).date() for x in ax.get_xlim())
+    assert low <= days[0] and high >= days[-1] and (high - low).days < 10

@@ -1,4 +1,4 @@
-"""core.reports.pdf layout: headings stay with their content."""
+"""core.reports.pdf layout: headings stay with their content; emoji print (or are named)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 
 from pypdf import PdfReader
 
-from core.reports.pdf import _Pdf
+from core.reports.pdf import _Pdf, emoji_font_file
 
 
 def _pages(doc: _Pdf) -> list[str]:
@@ -57,3 +57,26 @@ def test_pdf_chart_that_does_not_fit_starts_a_page_with_its_heading() -> None:
     doc.image(png)
     pages = _pages(doc)
     assert len(pages) == 2 and "Charts" not in pages[0] and "Charts" in pages[1]
+
+
+def test_pdf_prints_emoji_with_the_installed_emoji_font() -> None:
+    font = emoji_font_file()
+    assert font is not None, "fonts-noto-color-emoji is missing: run scripts/ensure-fonts.sh"
+    doc = _Pdf("emoji")
+    doc.heading("Gift wrap 🎁 at checkout")
+    doc.para("Shipped 🚀 − no regressions ✓")
+    data = bytes(doc.pdf.output())
+    text = _pages(doc)[0]
+    assert "Gift wrap 🎁 at checkout" in text and "Shipped 🚀 − no regressions ✓" in text
+    kinds = {str(f.get_object().get("/Subtype")) for page in PdfReader(io.BytesIO(data)).pages
+             for f in page["/Resources"]["/Font"].values()}
+    assert "/Type3" in kinds, kinds  # the colour emoji, drawn from the font's bitmaps
+
+
+def test_pdf_without_an_emoji_font_names_each_emoji_instead_of_dropping_it() -> None:
+    doc = _Pdf("emoji", emoji_font=None)
+    doc.heading("Gift wrap 🎁 at checkout")
+    doc.table([("Name", "Value"), ("Idea", "Rocket 🚀 − ✓")], widths=(40, 60))
+    text = _pages(doc)[0]
+    assert "Gift wrap [wrapped present] at checkout" in text
+    assert "Rocket [rocket] − ✓" in text  # what DejaVu has stays as it is

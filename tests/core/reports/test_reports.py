@@ -240,6 +240,14 @@ def test_reports_render_unicode_and_wrap_long_text(session: Session) -> None:
     assert len(PdfReader(io.BytesIO(pdf)).pages) >= 3
 
 
+def test_reports_completed_experiment_shows_its_learnings(demo: Session) -> None:
+    _content, text = _report(demo, "One-page checkout")
+    assert "Learnings Removing the address step cut abandonment; mobile gained most." in text
+    exp = registry.get_experiment_by_name(demo, name="Mobile express checkout")
+    assert exp.status == "running"  # nothing learned yet: no section
+    assert "Learnings" not in _report(demo, exp.name)[1]
+
+
 def test_reports_running_experiment_without_data_has_no_recommendation(session: Session) -> None:
     exp = _experiment(session, "Report empty test", days=2)
     content = reports.assemble_report(session, experiment_id=exp.id, generated_by="t")
