@@ -22,7 +22,7 @@ from core.analysis.results import compute_results
 from core.artifacts import LocalArtifactStore, S3ArtifactStore
 from core.config import PROJECT_ROOT
 from core.data.ingestion import ingest_records
-from core.errors import PermissionDenied
+from core.errors import PermissionDenied, StorageUnavailable
 from db import repositories as repo
 from db.models import AuditEntry, ReportArtifact
 from tests.conftest import ADMIN, EDITOR, VIEWER
@@ -323,7 +323,7 @@ def test_reports_nothing_recorded_when_the_store_fails(session: Session, tmp_pat
     exp = _experiment(session, "Report failing store", days=2)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the store's folder should be")
-    with pytest.raises(OSError):
+    with pytest.raises(StorageUnavailable, match="ENOTDIR.*nothing was recorded"):
         reports.generate_report(session, experiment_id=exp.id, actor=EDITOR,
                                 store=LocalArtifactStore(blocker))
     assert reports.list_reports(session, experiment_id=exp.id) == []
