@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -20,6 +21,29 @@ from core.analysis.verdict import tone
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+
+_warming: threading.Thread | None = None
+_warming_lock = threading.Lock()
+
+
+def _import_matplotlib() -> None:
+    import matplotlib.dates  # noqa: F401
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
+
+
+def warm_up() -> threading.Thread:
+    """Import matplotlib (about 0.8 s cold) on a background thread, once per process, so the
+    first report a user asks for does not wait for it (the Reports page calls this when it
+    opens). Returns the thread; importing again later is free either way."""
+    global _warming
+    with _warming_lock:
+        if _warming is None:
+            _warming = threading.Thread(target=_import_matplotlib, name="matplotlib-warm-up",
+                                        daemon=True)
+            _warming.start()
+        return _warming
 
 
 def forest_plot_png(snapshot: ResultsSnapshot) -> bytes | None:

@@ -5,6 +5,7 @@ day of data spans that day, its interval an error bar."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import matplotlib.dates as mdates
 from matplotlib.container import ErrorbarContainer
@@ -85,3 +86,23 @@ def test_cumulative_figure_over_days_draws_the_band() -> None:
     assert not [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
     low, high = (mdates.num2date(x).date() for x in ax.get_xlim())
     assert low <= days[0] and high >= days[-1] and (high - low).days < 10
+
+
+def test_charts_warm_up_imports_matplotlib_once_in_the_background() -> None:
+    """The Reports page starts this when it opens: the first report does not wait for
+    matplotlib's cold import (issue 25). A fresh interpreter, so the import is really cold."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from core.reports import charts\n"
+        "assert 'matplotlib.figure' not in sys.modules\n"
+        "first = charts.warm_up()\n"
+        "assert charts.warm_up() is first and first.daemon\n"
+        "first.join(60)\n"
+        "assert 'matplotlib.figure' in sys.modules and not first.is_alive()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[3], timeout=120)
+    assert done.returncode == 0, done.stderr
