@@ -353,3 +353,59 @@ def test_migrations_0008_carries_the_tags_over_and_goes_again(own_database: str)
     assert "experiment_tags" not in _tables(own_database)
     upgrade(own_database)
     assert tag_rows() == [("A", "ui"), ("A", "zoë"), ("C", "pricing")]
+
+
+def test_migrations_0008_without_the_right_to_create_pg_trgm_completes_without_its_indexes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A role that may create tables but not extensions (no CREATE on the database) migrates
+    to the head: the trigram indexes are left out with a warning naming the remedy, and the
+    word search still answers (by a scan)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import ADMIN_URL, create_postgres_database, drop_postgres_database
+
+    url = create_postgres_database("experimentos_trgm")
+    if url is None:
+        pytest.skip("no PostgreSQL server answers")
+    role = f"experimentos_norights_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    owner = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        with owner.connect() as conn:
+            conn.execute(text(f'GRANT CREATE ON SCHEMA public TO "{role}"'))
+        as_role = make_url(url).set(username=role, password=None).render_as_string(
+            hide_password=False)
+        with caplog.at_level("WARNING", logger="alembic.runtime.migration"):
+            upgrade(as_role)
+        assert "pg_trgm could not be created" in caplog.text
+        assert "docs/operations.md" in caplog.text
+        with owner.connect() as conn:
+            assert conn.execute(text(
+                "SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%trgm'")).scalar() == 0
+            assert conn.execute(text(
+                "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_experiments_name'"
+            )).scalar() == 1
+            conn.execute(text(
+                "INSERT INTO experiments (name, owner, hypothesis, target_segment, status, "
+                "alpha, power, analysis_mode, correction, learnings, tags, version) VALUES "
+                "('Old', 'o', 'A needle here', '', 'proposed', 0.05, 0.8, 'fixed', 'holm', "
+                "'', '[]', 1)"))
+        from sqlalchemy.orm import Session
+
+        from db import repositories as repo
+
+        with Session(owner) as session:
+            total, rows = repo.list_experiments(session, search="NEEDLE")
+        assert total == 1 and len(rows) == 1
+    finally:
+        owner.dispose()
+        drop_postgres_database(url)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
