@@ -137,7 +137,7 @@ _LIKE_ESCAPE = "\\"
 @functools.lru_cache(maxsize=256)
 def _listing_statements(
     *, status: bool, owner: bool, tag: bool, search: bool, exclude_archived: bool, sort: str,
-    descending: bool,
+    descending: bool, sqlite: bool,
 ) -> tuple[Select[tuple[int]], Select[tuple[int, int, Any]]]:
     """The registry list's count and page queries for one combination of filters and sort,
     built once with bound parameters (SQLAlchemy's compiled cache then serves them). Each
@@ -157,13 +157,20 @@ def _listing_statements(
         pattern = bindparam("pattern")
         terms.append(or_(*(func.lower(column).like(pattern, escape=_LIKE_ESCAPE)
                            for column in (e.name, e.hypothesis, e.learnings))))
-    if exclude_archived:
-        terms.append(e.archived_at.is_(None))
     column = e[sort]
     order = (column.desc(), e.id.desc()) if descending else (column.asc(), e.id.asc())
     count = select(func.count()).select_from(_EXPERIMENTS).where(*terms)
-    page = (select(e.id, e.version, e.updated_at).where(*terms).order_by(*order)
-            .offset(bindparam("offset")).limit(bindparam("limit")))
+    page = select(e.id, e.version, e.updated_at).where(*terms)
+    if exclude_archived:
+        count = count.where(e.archived_at.is_(None))
+        # On SQLite the page must not read the archived_at index (the count should): its
+        # statistics take "IS NULL" for a selective equality, so it would read nearly every
+        # row through that index, then sort them all (183 ms at 100,000 experiments), where
+        # the sort key's index finds the page's 50 at once (0.2 ms). coalesce(x, x) is x to
+        # everyone but SQLite's planner; PostgreSQL's would misjudge it the other way.
+        page = page.where(func.coalesce(e.archived_at, e.archived_at).is_(None) if sqlite
+                          else e.archived_at.is_(None))
+    page = page.order_by(*order).offset(bindparam("offset")).limit(bindparam("limit"))
     return count, page
 
 
@@ -186,6 +193,7 @@ def list_experiments(
     count, page = _listing_statements(
         status=bool(status), owner=bool(owner), tag=bool(tag), search=bool(search),
         exclude_archived=not include_archived, sort=sort, descending=descending,
+        sqlite=session.get_bind().dialect.name == "sqlite",
     )
     params: dict[str, Any] = {"offset": offset, "limit": limit}
     if status:

@@ -32,6 +32,7 @@ CASES: list[tuple[dict[str, Any], str, bool, str, int]] = [
     ({"tag": "tag_3"}, "updated_at", True, "ix_experiment_tags_tag|pk_experiment_tags",
      ROWS // 40),
     ({"search": "needle"}, "updated_at", True, "_trgm", ROWS // 500),
+    ({"include_archived": False}, "updated_at", True, "ix_experiments_updated_at", ROWS),
 ]
 
 
