@@ -151,8 +151,13 @@ def _listing_statements(
     if owner:
         terms.append(func.lower(e.owner) == bindparam("owner"))
     if tag:
-        terms.append(e.id.in_(select(_TAGS.c.experiment_id)
-                              .where(_TAGS.c.tag == bindparam("tag"))))
+        tagged = select(_TAGS.c.experiment_id).where(_TAGS.c.tag == bindparam("tag"))
+        # PostgreSQL: "= ANY(ARRAY(...))" reads the tag's rows by primary key and sorts
+        # them (6.5 ms for 1,864 of 100,000 experiments); with "IN" its planner walks the
+        # sort key's index probing every row's tags instead (15 ms), as the count reads them
+        # anyway. SQLite reads the IN list by primary key already.
+        terms.append(e.id.in_(tagged) if sqlite
+                     else e.id == func.any(func.array(tagged.scalar_subquery())))
     if search:
         pattern = bindparam("pattern")
         terms.append(or_(*(func.lower(column).like(pattern, escape=_LIKE_ESCAPE)
