@@ -187,21 +187,26 @@ def _bare_sql(case: Case, postgres: bool) -> tuple[str, str, dict[str, Any]]:
         where.append(f"lower(e.owner) = {mark('owner')}")
         params["owner"] = f["owner"].lower()
     if f.get("tag"):
-        where.append(f"e.id IN (SELECT experiment_id FROM experiment_tags WHERE tag = "
-                     f"{mark('tag')})")
+        tagged = f"SELECT experiment_id FROM experiment_tags WHERE tag = {mark('tag')}"
+        where.append(f"e.id = ANY(ARRAY({tagged}))" if postgres else f"e.id IN ({tagged})")
         params["tag"] = f["tag"]
     if f.get("search"):
         where.append("(" + " OR ".join(
             f"lower(e.{c}) LIKE {mark('word')} ESCAPE '\\'"
             for c in ("name", "hypothesis", "learnings")) + ")")
         params["word"] = f"%{f['search'].lower()}%"
+    page_where = list(where)
     if f.get("include_archived") is False:
         where.append("e.archived_at IS NULL")
+        # as core sends it: SQLite's planner would read the archived_at index for the page
+        page_where.append("coalesce(e.archived_at, e.archived_at) IS NULL" if not postgres
+                          else "e.archived_at IS NULL")
     clause = f"WHERE {' AND '.join(where)}" if where else ""
+    page_clause = f"WHERE {' AND '.join(page_where)}" if page_where else ""
     direction = "DESC" if case.descending else "ASC"
     count = f"SELECT count(*) FROM experiments e {clause}"
     page = (f"SELECT e.*, m.name AS primary_metric FROM experiments e LEFT JOIN metrics m "
-            f"ON m.id = e.primary_metric_id {clause} ORDER BY e.{case.sort} {direction}, "
+            f"ON m.id = e.primary_metric_id {page_clause} ORDER BY e.{case.sort} {direction}, "
             f"e.id {direction} LIMIT {PAGE_SIZE}")
     return count, page, params
 
