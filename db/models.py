@@ -178,12 +178,28 @@ class Experiment(Base):
     metric_links: Mapped[list[ExperimentMetric]] = relationship(
         back_populates="experiment", cascade="all, delete-orphan", lazy="selectin"
     )
+    tag_rows: Mapped[list[ExperimentTag]] = relationship(
+        back_populates="experiment", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     # Optimistic concurrency: every UPDATE says "WHERE version = <the version read>"; the
     # registry service bumps the version once per change.
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
     __table_args__ = (
         Index("uq_experiments_name_lower", func.lower(name), unique=True),
+        # The registry list (db.repositories.list_experiments): one index per sort key, ties
+        # by id in the same direction, so a page of any sort is read in index order; the
+        # owner filter with the status filter and the default sort (newest change first); the
+        # "not archived" filter's count.
+        # The word search's trigram indexes are PostgreSQL's only (migration 0008).
+        Index("ix_experiments_updated_at", "updated_at", "id"),
+        Index("ix_experiments_created_at", "created_at", "id"),
+        Index("ix_experiments_name", "name", "id"),
+        Index("ix_experiments_owner", "owner", "id"),
+        Index("ix_experiments_status", "status", "id"),
+        Index("ix_experiments_rice_score", "rice_score", "id"),
+        Index("ix_experiments_owner_lower", func.lower(owner), status, updated_at, id),
+        Index("ix_experiments_archived_at", "archived_at"),
         CheckConstraint(
             "status IN ('proposed', 'running', 'completed', 'abandoned')", name="status"
         ),
@@ -230,6 +246,24 @@ class Variant(Base):
         UniqueConstraint("experiment_id", "name", name="uq_variants_experiment_name"),
         CheckConstraint("weight > 0 AND weight < 1", name="weight"),
     )
+
+
+class ExperimentTag(Base):
+    """One tag of an experiment, for the tag filter and the list of tags in use.
+
+    ``experiments.tags`` keeps the tags as written (their order); the registry writes both
+    (core.registry.lifecycle)."""
+
+    __tablename__ = "experiment_tags"
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(Text, primary_key=True)
+
+    experiment: Mapped[Experiment] = relationship(back_populates="tag_rows")
+
+    __table_args__ = (Index("ix_experiment_tags_tag", "tag", "experiment_id"),)
 
 
 class ExperimentMetric(Base):

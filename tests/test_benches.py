@@ -18,6 +18,7 @@ TINY: dict[str, list[str]] = {
                      "--requests", "200"],
     "bench_ingestion.py": ["--rows", "20000", "--scale-rows", "0", "--repeat", "1"],
     "bench_load.py": ["--tiny"],
+    "bench_registry.py": ["--tiny"],  # its answers: tests/bench/test_bench_registry.py
     "bench_report.py": ["--tiny"],
     "bench_results_page.py": ["--tiny"],
     "bench_stats.py": ["--tiny"],

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from api.body_cache import BodyCache
 from api.deps import (
     CONDITIONAL_HEADERS,
     ExperimentId,
@@ -44,7 +45,22 @@ def _tagged(response: Response, view: ExperimentView) -> ExperimentView:
     return view
 
 
-@router.get("", response_model=ExperimentPage, responses=responses(422))
+LIST_CACHE_BYTES = 16 * 1024 * 1024
+"""Serialized list pages each API process keeps (api.body_cache): a page of 50 is ~90 kB."""
+list_pages = BodyCache(LIST_CACHE_BYTES)
+"""Kept by the page's stamp (core.registry.PageIndex): ids, versions and updated_at of its
+experiments and the total. A live database never gives an id back, so a stamp never comes
+back with other content; tests that roll back clear it (tests/api/conftest.py)."""
+
+
+@router.get(
+    "",
+    response_model=ExperimentPage,
+    responses={**responses(422),
+               200: {"headers": CONDITIONAL_HEADERS},
+               304: {"description": "Not modified: the page named by If-None-Match is still "
+                                    "current (no body)."}},
+)
 def list_experiments(
     session: SessionDep,
     _actor: Reader,
@@ -61,9 +77,12 @@ def list_experiments(
     include_archived: bool = True,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> ExperimentPage:
-    """Experiments matching every filter given, sorted and paginated (pages count from 1)."""
-    result = registry.list_experiments(
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """Experiments matching every filter given, sorted and paginated (pages count from 1; ties
+    by id in the sort's direction). The ETag names the page's content: send it back as
+    If-None-Match for a 304 while no experiment on it (nor the total) has changed."""
+    index = registry.find_experiments(
         session,
         status=status,
         owner=owner,
@@ -75,13 +94,24 @@ def list_experiments(
         page=page,
         page_size=page_size,
     )
-    return ExperimentPage(
-        items=result.items,
-        total=result.total,
-        page=result.page,
-        page_size=result.page_size,
-        pages=result.pages,
-    )
+    etag = f'"{index.stamp}"'
+    unchanged = not_modified(etag, if_none_match)
+    if unchanged is not None:
+        return unchanged
+
+    def serialize() -> bytes:
+        result = registry.read_page(session, index)
+        return ExperimentPage(
+            items=result.items,  # type: ignore[arg-type]  # validated as ExperimentOut
+            total=result.total,
+            page=result.page,
+            page_size=result.page_size,
+            pages=result.pages,
+        ).model_dump_json().encode()
+
+    # Equal stamps name equal pages, so a kept body is served without reading the experiments.
+    body = list_pages.get_or_make(index.stamp, serialize)
+    return Response(body, media_type="application/json", headers=cache_headers(etag))
 
 
 @router.post(

@@ -27,7 +27,7 @@ from core.transactions import transaction
 from core.types import Decision, Status
 from db import repositories as repo
 from db import warehouse_repository as warehouse
-from db.models import Experiment, ExperimentMetric, Variant
+from db.models import Experiment, ExperimentMetric, ExperimentTag, Variant
 
 FROZEN_FIELDS: tuple[str, ...] = (
     "hypothesis",
@@ -138,7 +138,7 @@ def _plain(value: Any) -> Any:
 
 
 def _apply(session: Session, exp: Experiment, fields: ExperimentFields) -> None:
-    """Write validated fields onto the ORM object (metrics and variants included)."""
+    """Write validated fields onto the ORM object (metrics, variants and tag rows included)."""
     with session.no_autoflush:  # the experiment is not whole yet
         source = (None if fields.assignment_source is None else
                   warehouse.get_assignment_source(session, name=fields.assignment_source))
@@ -185,6 +185,12 @@ def _apply(session: Session, exp: Experiment, fields: ExperimentFields) -> None:
             variant.position = position
             keep.append(variant)
         exp.variants[:] = keep
+    wanted_tags = set(fields.tags)
+    if {row.tag for row in exp.tag_rows} != wanted_tags:
+        exp.tag_rows[:] = [row for row in exp.tag_rows if row.tag in wanted_tags]
+        kept = {row.tag for row in exp.tag_rows}
+        exp.tag_rows += [ExperimentTag(tag=tag) for tag in dict.fromkeys(fields.tags)
+                         if tag not in kept]
     exp.rice_score = rice_score(fields.reach, fields.impact, fields.confidence, fields.effort)
 
 

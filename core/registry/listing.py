@@ -3,6 +3,7 @@ status counts."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -69,6 +70,57 @@ def get_experiment_by_name(session: Session, *, name: str) -> ExperimentView:
     return get_experiment(session, experiment_id=experiment_id)
 
 
+@dataclass(frozen=True)
+class PageIndex:
+    """Which experiments one list page shows, each with the state it was read in."""
+
+    rows: list[repo.PageRow]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def stamp(self) -> str:
+        """Names the page's content: equal stamps, equal pages (every change of an
+        experiment moves its version or updated_at; metric and source names never change)."""
+        key = repr((self.total, self.page, self.page_size,
+                    [(r.id, r.version, r.updated_at.isoformat()) for r in self.rows]))
+        return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+
+def find_experiments(
+    session: Session,
+    *,
+    status: Status | None = None,
+    owner: str | None = None,
+    tag: str | None = None,
+    search: str | None = None,
+    include_archived: bool = True,
+    sort: str = "updated_at",
+    descending: bool = True,
+    page: int = 1,
+    page_size: int = 50,
+) -> PageIndex:
+    """The experiments matching every given filter, sorted, one page of them (pages count
+    from 1): two index-served queries, no experiment read yet (:func:`read_page`)."""
+    if sort not in SORT_FIELDS:
+        raise InvalidInput(f"sort: use one of {', '.join(SORT_FIELDS)} (got '{sort}')")
+    if page < 1 or not 1 <= page_size <= 500:
+        raise InvalidInput("page must be ≥ 1 and page_size between 1 and 500")
+    total, rows = repo.list_experiments(
+        session, status=status, owner=owner, tag=tag, search=search,
+        include_archived=include_archived, sort=sort, descending=descending,
+        offset=(page - 1) * page_size, limit=page_size,
+    )
+    return PageIndex(rows=rows, total=total, page=page, page_size=page_size)
+
+
+def read_page(session: Session, index: PageIndex) -> Page:
+    """The page's experiments as the app and API see them (three queries)."""
+    items = get_experiments(session, experiment_ids=[row.id for row in index.rows])
+    return Page(items=items, total=index.total, page=index.page, page_size=index.page_size)
+
+
 def list_experiments(
     session: Session,
     *,
@@ -82,18 +134,13 @@ def list_experiments(
     page: int = 1,
     page_size: int = 50,
 ) -> Page:
-    """Experiments matching every given filter, sorted and paginated (page counts from 1)."""
-    if sort not in SORT_FIELDS:
-        raise InvalidInput(f"sort: use one of {', '.join(SORT_FIELDS)} (got '{sort}')")
-    if page < 1 or not 1 <= page_size <= 500:
-        raise InvalidInput("page must be ≥ 1 and page_size between 1 and 500")
-    total, ids = repo.list_experiments(
+    """Experiments matching every given filter, sorted and paginated (page counts from 1);
+    ties go by id in the sort's direction."""
+    return read_page(session, find_experiments(
         session, status=status, owner=owner, tag=tag, search=search,
-        include_archived=include_archived, sort=sort, descending=descending,
-        offset=(page - 1) * page_size, limit=page_size,
-    )
-    items = get_experiments(session, experiment_ids=ids)
-    return Page(items=items, total=total, page=page, page_size=page_size)
+        include_archived=include_archived, sort=sort, descending=descending, page=page,
+        page_size=page_size,
+    ))
 
 
 def all_experiments(session: Session, *, status: Status | None = None) -> list[ExperimentView]:
@@ -106,10 +153,8 @@ def owners(session: Session) -> list[str]:
 
 
 def tags(session: Session) -> list[str]:
-    found: set[str] = set()
-    for row in repo.experiment_tag_lists(session):
-        found.update(row or [])
-    return sorted(found)
+    """Every tag some experiment has, in order."""
+    return repo.experiment_tags(session)
 
 
 def status_counts(session: Session) -> dict[str, int]:

@@ -470,3 +470,46 @@ def test_experiments_whole_numbers_may_be_written_as_floats(
                            headers={**writer, "Content-Type": "application/json"},
                            content=b'{"to_status": "running", "version": 2.0}')
     assert launched.status_code == 200, launched.text
+
+
+def test_experiments_list_is_kept_by_its_content_and_answers_304(
+    client: TestClient, writer: dict[str, str], session: Session, metrics: list[str]
+) -> None:
+    """A list page is named by its experiments' versions and the total: asked again it is
+    served kept (the count and the page query only, no experiment read) and with its ETag as
+    If-None-Match 304; a change to an experiment on it, or a new one, gives the new page."""
+    from sqlalchemy import event
+
+    for name in ("Alpha test", "Beta test"):
+        assert client.post(URL, json=draft(name=name), headers=writer).status_code == 201
+    statements: list[str] = []
+    connection = session.connection()
+
+    def capture(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        if statement.startswith("SELECT") and "api_keys" not in statement:  # not the key's
+            statements.append(statement)
+
+    event.listen(connection, "before_cursor_execute", capture)
+    try:
+        first = client.get(URL, headers=writer)
+        made = len(statements)
+        again = client.get(URL, headers=writer)
+        kept = len(statements) - made
+    finally:
+        event.remove(connection, "before_cursor_execute", capture)
+    assert first.status_code == again.status_code == 200
+    assert again.content == first.content
+    assert (made, kept) == (5, 2)  # count, page, then (first time only) the view's three
+    etag = first.headers["etag"]
+    assert again.headers["etag"] == etag and first.headers["cache-control"]
+    assert client.get(URL, headers={**writer, "If-None-Match": etag}).status_code == 304
+
+    alpha = next(e for e in first.json()["items"] if e["name"] == "Alpha test")
+    assert client.patch(f"{URL}/{alpha['id']}", json={"owner": "sam", "version": 1},
+                        headers=writer).status_code == 200
+    changed = client.get(URL, headers={**writer, "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert {e["name"]: e["owner"] for e in changed.json()["items"]}["Alpha test"] == "sam"
+    assert client.post(URL, json=draft(name="Gamma test"), headers=writer).status_code == 201
+    grown = client.get(URL, headers=writer).json()
+    assert grown["total"] == 3 and grown["items"][0]["name"] == "Gamma test"

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core import catalogue, registry
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RuleViolation
-from db.models import AuditEntry, Experiment, ExperimentMetric, Variant
+from db.models import AuditEntry, Experiment, ExperimentMetric, ExperimentTag, Variant
 from tests.conftest import ADMIN, EDITOR, VIEWER
 
 
@@ -728,3 +728,62 @@ def test_registry_csv_exports_neutralise_formulas(session: Session, metrics: lis
     assert after["name"] == "'=1+2" and after["owner"] == "'+cmd|' /C calc'!A0"
     assert after["target_segment"] == "'@A1"
     assert after["prior_lift_mean"] == "-0.25"
+
+
+def test_registry_keeps_tag_rows_with_the_tags(session: Session, metrics: list[str]) -> None:
+    """experiment_tags follows every change of an experiment's tags (the tag filter and the
+    list of tags read it), and the list of tags is every tag in use, once, in order."""
+    first = registry.create_experiment(session, data=draft(tags=["zoë", "ui", "zoë"]),
+                                       actor=EDITOR)
+    registry.create_experiment(session, data=draft(name="Other", tags=["pricing"]),
+                               actor=EDITOR)
+
+    def rows() -> set[str]:
+        return set(session.scalars(
+            select(ExperimentTag.tag).where(ExperimentTag.experiment_id == first.id)))
+
+    assert rows() == {"zoë", "ui"}
+    assert registry.tags(session) == sorted({"zoë", "ui", "pricing"})
+    assert [e.name for e in registry.list_experiments(session, tag="zoë").items] == [
+        "Green button"]
+    registry.update_experiment(session, experiment_id=first.id,
+                               changes={"tags": ["ui", "checkout"]}, expected_version=1,
+                               actor=EDITOR)
+    assert rows() == {"ui", "checkout"}
+    assert registry.tags(session) == ["checkout", "pricing", "ui"]
+    assert registry.list_experiments(session, tag="zoë").total == 0
+    registry.update_experiment(session, experiment_id=first.id, changes={"tags": []},
+                               expected_version=2, actor=EDITOR)
+    assert rows() == set()
+    assert registry.get_experiment(session, experiment_id=first.id).tags == []
+
+
+def test_registry_owners_are_each_owner_once_in_order(
+    session: Session, metrics: list[str]
+) -> None:
+    for i, owner in enumerate(["cy", "Ann", "bob", "cy", "ann"]):
+        registry.create_experiment(session, data=draft(name=f"E{i}", owner=owner),
+                                   actor=EDITOR)
+    expected = list(session.scalars(
+        select(Experiment.owner).distinct().order_by(Experiment.owner)))
+    assert registry.owners(session) == expected
+    assert sorted(registry.owners(session)) == sorted({"cy", "Ann", "bob", "ann"})
+
+
+def test_registry_descending_list_is_the_ascending_one_reversed(
+    session: Session, metrics: list[str]
+) -> None:
+    """Ties go by id in the sort's direction: a descending sort reverses the whole order
+    (so one index serves both directions)."""
+    for i in range(5):
+        registry.create_experiment(session, data=draft(name=f"E{i}", owner="same"),
+                                   actor=EDITOR)
+    for sort in registry.SORT_FIELDS:
+        up = [e.id for e in registry.list_experiments(session, sort=sort,
+                                                      descending=False).items]
+        down = [e.id for e in registry.list_experiments(session, sort=sort,
+                                                        descending=True).items]
+        assert down == up[::-1], sort
+    owner_up = [e.id for e in registry.list_experiments(session, sort="owner",
+                                                        descending=False).items]
+    assert owner_up == sorted(owner_up)

@@ -46,8 +46,10 @@ def test_migrations_match_the_models(own_database: str) -> None:
             MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
         )
     engine.dispose()
-    # Expression indexes cannot be reflected on every dialect; ignore only those.
-    diff = [d for d in diff if not (isinstance(d, tuple) and "name_lower" in str(d))]
+    # Expression indexes cannot be reflected on every dialect, and the word search's trigram
+    # indexes are PostgreSQL's only (migration 0008): ignore only those.
+    ignored = ("uq_experiments_name_lower", "ix_experiments_owner_lower", "_trgm")
+    diff = [d for d in diff if not (isinstance(d, tuple) and any(n in str(d) for n in ignored))]
     assert diff == []
 
 
@@ -314,3 +316,96 @@ def test_migrations_0007_warehouse_definitions_hold_their_rules_and_go_again(
         engine.dispose()
     upgrade(own_database)
     assert {"warehouse_connections", "warehouse_runs"} <= _tables(own_database)
+
+
+def test_migrations_0008_carries_the_tags_over_and_goes_again(own_database: str) -> None:
+    """The experiment_tags rows come from each experiment's tag list (duplicates once, a
+    non-list or empty one gives none); a downgrade drops the table and the indexes, and an
+    upgrade makes them again."""
+    from sqlalchemy import text
+
+    upgrade(own_database, "0007_warehouse")
+    engine = make_engine(own_database)
+    stored = {"A": '["ui", "zoë", "ui"]', "B": "[]", "C": '["pricing"]', "D": "null"}
+    with engine.begin() as conn:
+        for name, tags in stored.items():
+            conn.execute(text(
+                "INSERT INTO experiments (name, owner, hypothesis, target_segment, status, "
+                "alpha, power, analysis_mode, correction, learnings, tags, version) VALUES "
+                f"(:name, 'o', '', '', 'proposed', 0.05, 0.8, 'fixed', 'holm', '', "
+                f"{'CAST(:tags AS json)' if 'postgres' in own_database else ':tags'}, 1)"),
+                {"name": name, "tags": tags})
+    engine.dispose()
+
+    def tag_rows() -> list[tuple[str, str]]:
+        engine = make_engine(own_database)
+        try:
+            with engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(text(
+                    "SELECT e.name, t.tag FROM experiment_tags t JOIN experiments e "
+                    "ON e.id = t.experiment_id ORDER BY e.name, t.tag"))]
+        finally:
+            engine.dispose()
+
+    upgrade(own_database)
+    assert tag_rows() == [("A", "ui"), ("A", "zoë"), ("C", "pricing")]
+    downgrade(own_database, "0007_warehouse")
+    assert "experiment_tags" not in _tables(own_database)
+    upgrade(own_database)
+    assert tag_rows() == [("A", "ui"), ("A", "zoë"), ("C", "pricing")]
+
+
+def test_migrations_0008_without_the_right_to_create_pg_trgm_completes_without_its_indexes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A role that may create tables but not extensions (no CREATE on the database) migrates
+    to the head: the trigram indexes are left out with a warning naming the remedy, and the
+    word search still answers (by a scan)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import ADMIN_URL, create_postgres_database, drop_postgres_database
+
+    url = create_postgres_database("experimentos_trgm")
+    if url is None:
+        pytest.skip("no PostgreSQL server answers")
+    role = f"experimentos_norights_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    owner = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        with owner.connect() as conn:
+            conn.execute(text(f'GRANT CREATE ON SCHEMA public TO "{role}"'))
+        as_role = make_url(url).set(username=role, password=None).render_as_string(
+            hide_password=False)
+        with caplog.at_level("WARNING", logger="alembic.runtime.migration"):
+            upgrade(as_role)
+        assert "pg_trgm could not be created" in caplog.text
+        assert "docs/operations.md" in caplog.text
+        with owner.connect() as conn:
+            assert conn.execute(text(
+                "SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%trgm'")).scalar() == 0
+            assert conn.execute(text(
+                "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_experiments_name'"
+            )).scalar() == 1
+            conn.execute(text(
+                "INSERT INTO experiments (name, owner, hypothesis, target_segment, status, "
+                "alpha, power, analysis_mode, correction, learnings, tags, version) VALUES "
+                "('Old', 'o', 'A needle here', '', 'proposed', 0.05, 0.8, 'fixed', 'holm', "
+                "'', '[]', 1)"))
+        from sqlalchemy.orm import Session
+
+        from db import repositories as repo
+
+        with Session(owner) as session:
+            total, rows = repo.list_experiments(session, search="NEEDLE")
+        assert total == 1 and len(rows) == 1
+    finally:
+        owner.dispose()
+        drop_postgres_database(url)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
