@@ -123,6 +123,10 @@ class Experiment(Base):
     prior_lift_sd: Mapped[float | None] = mapped_column(
         comment="Bayesian readout: sd of that prior; NULL (both) = flat prior."
     )
+    plan_inputs: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="The Planner's inputs the planned sample size was sized from; NULL = not "
+        "recorded."
+    )
     planned_start: Mapped[date | None]
     planned_end: Mapped[date | None]
     actual_start: Mapped[date | None]

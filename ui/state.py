@@ -118,7 +118,9 @@ def url_selectbox(
 
     The URL wins over the remembered choice (a deep link, a reload, a link from another page);
     choosing another option rewrites the URL at once. Without the parameter the remembered
-    choice (else the first option) opens and is written into the URL, so a reload keeps it.
+    choice (else the first option) opens and the URL is left as it is: each write of the query
+    string adds a browser history entry (Streamlit's ``pushState``), so a page that wrote its
+    default on arrival took two presses of Back to leave (issue 23).
     A value the options do not hold (an id that is gone, archived, filtered out, or not a
     number) is never replaced by another option: the picker shows no choice, the URL keeps what
     it asked for, and the caller says why (e.g. with :func:`linked_experiment`) and shows
@@ -140,8 +142,6 @@ def url_selectbox(
         label, list(options), index=None, format_func=format_func, key=key,
         on_change=_to_url, **kwargs
     )
-    if chosen is not None:
-        set_query(**{param: chosen})
     return chosen
 
 
