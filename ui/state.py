@@ -122,7 +122,8 @@ def url_selectbox(
     string adds a browser history entry (Streamlit's ``pushState``), so a page that wrote its
     default on arrival took two presses of Back to leave (issue 23).
     A value the options do not hold (an id that is gone, archived, filtered out, or not a
-    number) is never replaced by another option: the picker shows no choice, the URL keeps what
+    number), and an option opened by default that is no longer among them, is never replaced
+    by another option: the picker shows no choice, the URL keeps what
     it asked for, and the caller says why (e.g. with :func:`linked_experiment`) and shows
     nothing it could act on. Options are compared as strings, so ids work.
     """
@@ -130,7 +131,12 @@ def url_selectbox(
     wanted = query_value(param)
     if wanted is not None:  # always: a widget skipped by an earlier run (st.stop) lost its state
         st.session_state[key] = by_text.get(wanted)
-    elif st.session_state.get(key) not in options:  # none yet, or an option that is gone
+    elif (gone := st.session_state.get(key)) is not None and gone not in options:
+        # the option open by default went (archived, launched out of the filter): no other one
+        # opens, and the URL names it now, so the page can say what became of it
+        st.session_state[key] = None
+        set_query(**{param: gone})
+    elif gone is None:  # nothing open yet: the first option
         st.session_state[key] = options[0] if options else None
 
     def _to_url() -> None:

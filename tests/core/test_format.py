@@ -171,3 +171,24 @@ def test_format_spreadsheet_safe_quotes_formula_text_only(cell: object, exported
 def test_format_csv_text_writes_every_text_cell_safe() -> None:
     text = fmt.csv_text(("name", "lift"), [("=cmd", -0.5), ("ok", "-0.25")], lineterminator="\n")
     assert text == "name,lift\n'=cmd,-0.5\nok,-0.25\n"
+
+
+def test_format_shared_decimals_give_an_estimate_and_its_interval_one_precision() -> None:
+    """Issue 23: the segment table read "+1.51" beside "[−0.2359, +3.256]"."""
+    d = fmt.shared_decimals(1.5061, -0.2359, 3.256)
+    assert d == 2
+    assert [fmt.signed_fixed(x, d) for x in (1.5061, -0.2359, 3.256)] == [
+        "+1.51", "−0.24", "+3.26"]
+    assert fmt.interval(-0.2359, 3.256, lambda x: fmt.signed_fixed(x, d)) == "[−0.24, +3.26]"
+    assert fmt.shared_decimals(1520.4, 1210.0, 1830.9) == 0
+    assert fmt.signed_fixed(1520.4, 0) == "+1,520"
+    assert fmt.signed_fixed(-0.0001, 2) == "0.00" and fmt.signed_fixed(None, 2) == fmt.MISSING
+    assert fmt.shared_decimals(None, 0.0) == 0
+
+
+def test_format_period_never_reads_dash_to_ongoing() -> None:
+    """Issue 23: "Actual: — to ongoing" for an experiment that has not started."""
+    assert fmt.period(None, None) == "not started"
+    assert fmt.period(None, None, none="no dates") == "no dates"
+    assert fmt.period(date(2026, 12, 1), None) == "2026-12-01 → running"
+    assert fmt.period(date(2026, 12, 1), date(2026, 12, 14)) == "2026-12-01 → 2026-12-14"

@@ -78,6 +78,29 @@ def test_state_url_selectbox_does_not_fall_back_when_the_open_option_goes() -> N
     assert at.query_params["experiment"] == "5"
 
 
+def test_state_url_selectbox_an_option_open_by_default_that_goes_opens_no_other() -> None:
+    """The first option opens without a URL parameter; when it goes (archived), the picker
+    shows no choice and the URL names it, so the page can say what became of it."""
+    def app() -> None:
+        import streamlit as st
+
+        from ui.state import url_selectbox
+
+        options = [3, 5, 8] if not st.session_state.get("gone") else [5, 8]
+        st.write(f"chosen={url_selectbox('Open idea', options, key='pick')}")
+        if st.button("Archive 3"):
+            st.session_state["gone"] = True
+            st.rerun()
+
+    at = AppTest.from_function(app).run()
+    assert at.selectbox[0].value == 3 and "experiment" not in at.query_params
+    at.button[0].click().run()
+    assert at.selectbox[0].value is None and at.markdown[0].value == "chosen=None"
+    assert at.query_params["experiment"] == "3"
+    at.run()
+    assert at.selectbox[0].value is None
+
+
 def _versions_app() -> None:
     from dataclasses import dataclass
 
