@@ -64,10 +64,10 @@ def load_draft(experiment_id: int) -> planning.PlanDraft | None:
             return None
 
 
+# Every input lives in the URL (?plan_mde_binomial_True=10, only what differs from its
+# default): a reload, or the link, brings the plan back (Streamlit replaces the URL's query
+# string for these, so typing adds no history entries).
 BOUND = {"bind": "query-params"}
-"""Every input lives in the URL (``?plan_mde_binomial_True=10``, only what differs from its
-default): a reload, or the link, brings the plan back (Streamlit replaces the URL's query
-string for these, so typing adds no history entries)."""
 
 st.title("Experiment planner")
 st.caption("How many users, how many days, and what effect you can hope to see.")
@@ -76,9 +76,9 @@ st.caption("How many users, how many days, and what effect you can hope to see."
 target_id = query_int()
 draft = load_draft(target_id) if target_id is not None else None
 start = draft.values if draft is not None else {}
+# Inputs keyed per experiment: each opens with its own defaults (its saved plan, else its
+# primary metric's baseline and its settings); the URL holds what was typed over them.
 plan_seed = f"_e{draft.experiment_id}" if draft is not None else ""
-"""Inputs keyed per experiment: each opens with its own defaults (its saved plan, else its
-primary metric's baseline and its settings); the URL holds what was typed over them."""
 if draft is not None:
     st.info(f"Planning '{draft.experiment_name}'. {draft.source}", icon=":material/science:")
 

@@ -68,9 +68,11 @@ def _segment_rows(seg: SegmentBreakdown) -> list[dict[str, Any]]:
     for c in seg.comparisons:
         points = c.kind == "binomial"
 
-        def diff_fmt(x: float | None, points: bool = points) -> str:
+        decimals = fmt.shared_decimals(c.diff, c.diff_ci_low, c.diff_ci_high)
+
+        def diff_fmt(x: float | None, points: bool = points, decimals: int = decimals) -> str:
             return (fmt.signed_percent(x, 2).replace("%", " pp") if points
-                    else fmt.signed_number(x))
+                    else fmt.signed_fixed(x, decimals))  # one precision for it and its CI
 
         rows.append({
             "Slice": c.value, "Metric": c.metric, "Treatment": c.treatment,
@@ -109,17 +111,27 @@ def _effect_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
             # a comparison without variation has no effect at all: "—" in the lift column
             on_lift = c.decision_on == "lift" and (c.lift is not None or bool(c.untestable))
             one_sided = c.alternative != "two-sided"
+            decimals = fmt.shared_decimals(c.diff, c.diff_ci_low, c.diff_ci_high)
+
+            def diff_fmt(x: float | None, decimals: int = decimals) -> str:
+                return fmt.signed_fixed(x, decimals)  # one precision for it and its interval
+
+            estimate = fmt.signed_percent(c.lift) if on_lift else diff_fmt(c.diff)
+            bounds = (fmt.interval(c.lift_ci_low, c.lift_ci_high, fmt.signed_percent,
+                                   open_ends=one_sided) if on_lift else
+                      fmt.interval(c.diff_ci_low, c.diff_ci_high, diff_fmt,
+                                   open_ends=one_sided))
+            p_value = fmt.pvalue(c.lift_p_value if on_lift else c.p_value)
+            adjusted = fmt.pvalue(c.adjusted_p_value)
+            # the estimate with its interval, and the p-value with its adjusted one, each in
+            # one cell: the table fits beside the sidebar at 1,024 px (issue 23)
             row |= {
                 "Control → treatment": (f"{fmt.metric_value(c.kind, c.control_mean)} → "
                                         f"{fmt.metric_value(c.kind, c.treatment_mean)}"),
-                "Lift" if on_lift else "Difference":
-                    fmt.signed_percent(c.lift) if on_lift else fmt.signed_number(c.diff),
-                ci: (fmt.interval(c.lift_ci_low, c.lift_ci_high, fmt.signed_percent,
-                                  open_ends=one_sided) if on_lift else
-                     fmt.interval(c.diff_ci_low, c.diff_ci_high, fmt.signed_number,
-                                  open_ends=one_sided)),
-                "p-value": fmt.pvalue(c.lift_p_value if on_lift else c.p_value),
-                "Adjusted p": fmt.pvalue(c.adjusted_p_value),
+                "Lift" if on_lift else "Difference": (
+                    estimate if bounds == fmt.MISSING else f"{estimate} {bounds}"),
+                P_COLUMN: (p_value if p_value == adjusted == fmt.MISSING
+                           else f"{p_value} ({adjusted})"),
             }
         row["Decision"] = STATE_LABELS.get(c.decision_state, fmt.label(c.decision_state))
         rows.append(row)
@@ -127,6 +139,8 @@ def _effect_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
     if "Lift" in frame and "Difference" in frame:  # mixed: one column, named for both
         frame["Lift"] = frame["Lift"].fillna(frame.pop("Difference"))
         frame = frame.rename(columns={"Lift": "Lift / difference"})
+    frame = frame.rename(columns={name: f"{name} ({ci})" for name in
+                                  ("Lift", "Difference", "Lift / difference")})
     return frame.fillna(fmt.MISSING).to_dict("records")
 
 
@@ -135,20 +149,24 @@ def _effect_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
 # not docstrings: Streamlit writes a page's bare string literals onto the page.)
 # With one treatment the Treatment column says nothing (each decision line names it) and is
 # left out; the Decision column takes its width, so "Cannot be tested: no variation" fits.
-EFFECT_WIDTHS = {"Metric": 140, "Treatment": 90, "Users": 115, "Control → treatment": 130,
-                 "Lift": 65, "Difference": 85, "Lift / difference": 95, "p-value": 65,
-                 "Adjusted p": 80, "Decision": 110}
+P_COLUMN = "p-value (adjusted)"
+EFFECT_WIDTHS = {"Metric": 125, "Treatment": 90, "Users": 105, "Control → treatment": 125,
+                 P_COLUMN: 110, "Decision": 115}
+# The estimate-with-interval column ("Lift (95% CI)" and the like) takes 165 px: "+13.4%
+# [+5.1%, +21.7%]". At 1,024 px with the sidebar open the main area holds about 750 px.
 
 
 # ... and of a segment table's columns, to fit 1400 px.
-SEGMENT_WIDTHS = {"Slice": 70, "Metric": 140, "Treatment": 90, "Users": 105,
-                  "Control → treatment": 130, "Difference": 100, "Lift": 60, "p (Holm)": 75,
-                  "p (BH)": 75, "Reads as": 115, "95% CI": 130}
+SEGMENT_WIDTHS = {"Slice": 70, "Metric": 130, "Treatment": 90, "Users": 105,
+                  "Control → treatment": 125, "Difference": 85, "Lift": 60, "p (Holm)": 70,
+                  "p (BH)": 70, "Reads as": 200, "95% CI": 130}
+# "Reads as" holds "cannot be tested: no variation" (it was cut at 115 px, issue 23).
 
 
 def _widths(columns: list[str], widths: dict[str, int]) -> dict[str, Any]:
     return {name: st.column_config.Column(width=widths.get(
-        name, 140 if "always-valid" in name else 120)) for name in columns}
+        name, 190 if "always-valid" in name else 165 if "(" in name else 120))
+        for name in columns}
 
 
 def _bayesian_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
@@ -267,7 +285,7 @@ if not table.empty:
     widths = EFFECT_WIDTHS
     if table["Treatment"].nunique() == 1:
         table = table.drop(columns="Treatment")
-        widths = {**widths, "Decision": widths["Decision"] + widths["Treatment"]}
+        widths = {**widths, "Decision": widths["Decision"] + 30}
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config=_widths(list(table.columns), widths))
     st.download_button("Download results (CSV)", views.results_csv(snapshot),

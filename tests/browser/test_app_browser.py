@@ -177,7 +177,7 @@ def test_app_browser_results_tables_read_for_people(app_url: str, demo_db_url: s
     assert "Ship" in text[:text.index("Decisions")]
     table = grid_text(page)
     _assert_numbers_for_people(table, "results table")
-    for header in ("Metric", "Lift", "p-value", "Decision"):
+    for header in ("Metric", "Lift (95% CI)", "p-value (adjusted)", "Decision"):
         assert header in table, (header, table)  # the last columns are on screen too
     assert "+13.4%" in table  # checkout_conversion's lift, as the decision text says
 
@@ -253,7 +253,7 @@ def _walkthrough(page: Any, writable_app: dict[str, Any], tmp_path: Path) -> Non
     name = "Walkthrough express checkout" + suffix
     open_page(page, "Registry")
     page.get_by_text("New experiment").first.click()
-    form = page.locator('[data-testid="stForm"]').filter(has_text="Create experiment").first
+    form = page.locator('[data-testid="stExpander"]').filter(has_text="Create experiment").first
     form.get_by_role("textbox", name="Name", exact=True).fill(name)
     form.locator('textarea[aria-label="Hypothesis"]').fill("A one-click checkout converts more.")
     pick_option(page, _combobox(form, "Primary metric"), "checkout_conversion", exact=True)

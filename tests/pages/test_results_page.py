@@ -11,6 +11,7 @@ import re
 from sqlalchemy import delete
 from streamlit.testing.v1 import AppTest
 
+from core import format as fmt
 from core import registry
 from core.analysis import results, views
 from core.analysis.snapshot import ResultsSnapshot
@@ -117,7 +118,15 @@ def test_results_page_shows_a_clear_winner_first_and_in_peoples_numbers(demo_app
     assert list(table["Metric"]) == ["checkout_conversion", "refund_rate", "revenue_per_user"]
     assert list(table["Decision"]) == _labels(at)
     first = snap.comparisons[0]
-    assert table["Lift"][0] == f"+{first.lift * 100:.1f}%"
+    # the lift with its interval in one cell, the p-value with its adjusted one (issue 23:
+    # the table fits at 1,024 px)
+    assert table["Lift (95% CI)"][0] == (
+        f"+{first.lift * 100:.1f}% [+{first.lift_ci_low * 100:.1f}%, "
+        f"+{first.lift_ci_high * 100:.1f}%]")
+    assert table["p-value (adjusted)"][0] == (
+        f"{fmt.pvalue(first.lift_p_value)} ({fmt.pvalue(first.adjusted_p_value)})")
+    assert list(table.columns) == ["Metric", "Users", "Control → treatment", "Lift (95% CI)",
+                                   "p-value (adjusted)", "Decision"]
     assert table["Users"][0] == f"{first.control_n:,} / {first.treatment_n:,}"
     assert table["Control → treatment"][0] == (  # conversion rates
         f"{first.control_mean * 100:.2f}% → {first.treatment_mean * 100:.2f}%")
@@ -202,8 +211,8 @@ def test_results_page_shows_the_plans_one_sided_test_and_guardrail_margin(demo_a
            "control)" in captions
     table = at.dataframe[0].value
     primary = table[table["Metric"] == "revenue_per_session"].iloc[0]
-    interval = primary[next(c for c in table.columns if c.endswith("CI"))]
-    assert interval.startswith("[") and interval.endswith(", +∞)")
+    interval = primary[next(c for c in table.columns if c.endswith("CI)"))]
+    assert " [" in interval and interval.endswith(", +∞)")
     at = _results("demo-viewer", "Search ranking v2")
     captions = " ".join(c.value for c in at.caption)
     assert "Guardrail page_load_time_ms: non-inferiority margin +2.0%" in captions
@@ -263,7 +272,8 @@ def test_results_page_shows_a_guardrail_improvement_and_a_metric_without_variati
     assert table.loc["revenue", "Control → treatment"] == "0 → 0"
     shown = table.loc["revenue"].drop(["Users", "Control → treatment", "Decision"])
     assert set(shown) == {"—"}  # no lift, interval, p-value or adjusted p
-    assert table.loc["refunds", "Lift"].startswith("−24.0%")
+    lift = next(c for c in table.columns if c.startswith("Lift"))
+    assert table.loc["refunds", lift].startswith("−24.0%")
     bayes = next(df.value for df in at.dataframe if "Chance to beat control" in df.value)
     assert "revenue" not in set(bayes["Metric"])
 
