@@ -197,21 +197,21 @@ with backlog_tab:
             for i in ideas
         ], index=pd.Index([i.id for i in ideas], name="id"))
         config = {
-            "Rank": st.column_config.NumberColumn("Rank", width=45),
-            "Idea": st.column_config.TextColumn("Idea", width=160),
+            "Rank": st.column_config.NumberColumn("Rank", width=40),
+            "Idea": st.column_config.TextColumn("Idea", width=145),
             "Owner": st.column_config.TextColumn("Owner", width=95),
             "Segment": st.column_config.TextColumn("Segment", width=115),
             "Testable": st.column_config.TextColumn("Testable", width=90),
             "Reach": st.column_config.NumberColumn("Reach", min_value=0, format="localized",
-                                                   width=80, help="Units affected per quarter"),
+                                                   width=72, help="Units affected per quarter"),
             "Impact": st.column_config.SelectboxColumn(
-                "Impact", options=list(IMPACT_LABELS), width=78,
+                "Impact", options=list(IMPACT_LABELS), width=66,
                 help="3 massive, 2 high, 1 medium, 0.5 low, 0.25 minimal"),
             "Confidence %": st.column_config.NumberColumn("Confidence %", min_value=0,
-                                                          max_value=100, width=100),
-            "Effort": st.column_config.NumberColumn("Effort", min_value=0.01, width=70,
+                                                          max_value=100, width=96),
+            "Effort": st.column_config.NumberColumn("Effort", min_value=0.01, width=62,
                                                     help="Person-weeks"),
-            "Score": st.column_config.NumberColumn("Score", format="localized", width=80),
+            "Score": st.column_config.NumberColumn("Score", format="localized", width=72),
             "Observed reach": st.column_config.NumberColumn(
                 "Observed reach", format="localized",
                 help="Units per quarter the segment showed in past experiments"),

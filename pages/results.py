@@ -144,19 +144,13 @@ def _effect_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
     return frame.fillna(fmt.MISSING).to_dict("records")
 
 
-# Pixel widths of the results table's columns (the interval's column: 120, 140 always-valid),
-# set because the grid's own sizing has cut values off ("1,000 / 1,0") at 1400 px. (Comments,
-# not docstrings: Streamlit writes a page's bare string literals onto the page.)
-# With one treatment the Treatment column says nothing (each decision line names it) and is
-# left out; the Decision column takes its width, so "Cannot be tested: no variation" fits.
+# The results table is a static table (its cells wrap to the page's width); with one
+# treatment the Treatment column says nothing (each decision line names it) and is left out.
+# (Comments, not docstrings: Streamlit writes a page's bare string literals onto the page.)
 P_COLUMN = "p-value (adjusted)"
-EFFECT_WIDTHS = {"Metric": 125, "Treatment": 90, "Users": 105, "Control → treatment": 125,
-                 P_COLUMN: 110, "Decision": 115}
-# The estimate-with-interval column ("Lift (95% CI)" and the like) takes 165 px: "+13.4%
-# [+5.1%, +21.7%]". At 1,024 px with the sidebar open the main area holds about 750 px.
 
 
-# ... and of a segment table's columns, to fit 1400 px.
+# Pixel widths of a segment table's columns (the grid's own sizing cut values off at 1,400 px).
 SEGMENT_WIDTHS = {"Slice": 70, "Metric": 130, "Treatment": 90, "Users": 105,
                   "Control → treatment": 125, "Difference": 85, "Lift": 60, "p (Holm)": 70,
                   "p (BH)": 70, "Reads as": 200, "95% CI": 130}
@@ -165,8 +159,7 @@ SEGMENT_WIDTHS = {"Slice": 70, "Metric": 130, "Treatment": 90, "Users": 105,
 
 def _widths(columns: list[str], widths: dict[str, int]) -> dict[str, Any]:
     return {name: st.column_config.Column(width=widths.get(
-        name, 190 if "always-valid" in name else 165 if "(" in name else 120))
-        for name in columns}
+        name, 140 if "always-valid" in name else 120)) for name in columns}
 
 
 def _bayesian_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
@@ -282,12 +275,11 @@ table = pd.DataFrame(_effect_rows(snapshot))
 if not table.empty:
     if blocked:
         st.caption("Lifts, differences and p-values hidden: sample ratio mismatch (see above).")
-    widths = EFFECT_WIDTHS
     if table["Treatment"].nunique() == 1:
         table = table.drop(columns="Treatment")
-        widths = {**widths, "Decision": widths["Decision"] + 30}
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config=_widths(list(table.columns), widths))
+    # a static table wraps its cells to the page's width, so no column is ever off screen
+    # (issue 23: at 1,024 px the grid hid the interval, p-values and the decision)
+    st.table(table, hide_index=True)
     st.download_button("Download results (CSV)", views.results_csv(snapshot),
                        f"results_{choice.id}.csv", "text/csv")
     bayes = _bayesian_rows(snapshot)

@@ -185,7 +185,7 @@ def test_data_sources_page_define_use_and_refresh(fresh_demo_app: str) -> None:
     assert not res.exception, res.exception
     flash = [s.value for s in res.success]
     assert any(f.startswith("Refreshed from the warehouse") and "excluded" in f for f in flash)
-    table = res.dataframe[0].value
+    table = res.table[0].value
     assert "discount_per_user_7d" in set(table["Metric"])
     runs = next(d.value for d in res.dataframe if "Rows returned" in d.value.columns)
     assert list(runs["Source"]) == ["exposures (assignment)", "discounts (fact)",

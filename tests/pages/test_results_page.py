@@ -70,7 +70,7 @@ def test_results_page_renders_every_experiment(demo_app: str) -> None:
         blocked = any("results blocked" in e.value for e in at.error)
         # forest, cumulative lift, daily units; only daily units when SRM blocks the effects
         assert len(at.get("plotly_chart")) == (1 if blocked else 3), options[i]
-        frame = at.dataframe[0].value
+        frame = at.table[0].value
         assert not RAW_COLUMNS & set(frame.columns), options[i]
         assert not frame.isna().any().any(), options[i]  # "—", never None / NaN
 
@@ -85,7 +85,7 @@ def test_results_page_blocks_the_srm_experiment(demo_app: str) -> None:
     shown = [md.value for md in at.markdown] + [c.value for c in at.caption] + \
         [i.value for i in at.info] + [w.value for w in at.warning]
     assert not [t for t in shown if SIGNED_PERCENT.search(t)], shown
-    frame = at.dataframe[0].value
+    frame = at.table[0].value
     # one treatment: its column says nothing (each decision line names it) and is left out
     assert list(frame.columns) == ["Metric", "Users", "Decision"]
     assert any("hidden" in c.value and "sample ratio mismatch" in c.value for c in at.caption)
@@ -114,7 +114,7 @@ def test_results_page_shows_a_clear_winner_first_and_in_peoples_numbers(demo_app
     assert _badges(at)[0][0] == "green"
     assert at.success[0].value.startswith("**Verdict: Ship**")
     assert snap.verdict is not None and snap.verdict.reason in at.success[0].value
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["Metric"]) == ["checkout_conversion", "refund_rate", "revenue_per_user"]
     assert list(table["Decision"]) == _labels(at)
     first = snap.comparisons[0]
@@ -209,7 +209,7 @@ def test_results_page_shows_the_plans_one_sided_test_and_guardrail_margin(demo_a
     captions = " ".join(c.value for c in at.caption)
     assert "Primary metric revenue_per_session: one-sided test, as planned (treatment > " \
            "control)" in captions
-    table = at.dataframe[0].value
+    table = at.table[0].value
     primary = table[table["Metric"] == "revenue_per_session"].iloc[0]
     interval = primary[next(c for c in table.columns if c.endswith("CI)"))]
     assert " [" in interval and interval.endswith(", +∞)")
@@ -267,7 +267,7 @@ def test_results_page_shows_a_guardrail_improvement_and_a_metric_without_variati
     assert "Guardrail refunds is significantly better (lower)" in lines
     assert "revenue cannot be tested: no variation: every unit has the value 0 in both arms" \
         in lines
-    table = at.dataframe[0].value.set_index("Metric")
+    table = at.table[0].value.set_index("Metric")
     assert table.loc["revenue", "Decision"] == "Cannot be tested: no variation"
     assert table.loc["revenue", "Control → treatment"] == "0 → 0"
     shown = table.loc["revenue"].drop(["Users", "Control → treatment", "Decision"])
