@@ -40,6 +40,8 @@ def test_rice_map_keeps_each_owners_colour_and_labels_every_bubble() -> None:
     assert colours(ideas[ideas["Owner"] == "maria"]) == {"maria": everyone["maria"]}  # filtered
     labels = {t.name: list(t.text) for t in rice_map(ideas, owners).data}
     assert labels == {"dev": ["Wishlist"], "li": ["Loyalty"], "maria": ["Social login"]}
+    # the legend sits under the plot: beside it, it squeezed the plot at 390 px (issue 23)
+    assert rice_map(ideas, owners).layout.legend.orientation == "h"
 
 
 def test_calibration_points_colour_outcomes_by_tone() -> None:
