@@ -291,7 +291,7 @@ if not table.empty:
                    "if it is in fact worse. It reads the data as one look, unadjusted, so it "
                    "can disagree with the decision above, which follows the plan; where it "
                    "does, the reason is given under the table.")
-        st.dataframe(pd.DataFrame(bayes), hide_index=True, width="stretch")
+        st.table(pd.DataFrame(bayes), hide_index=True)  # wraps: fits at 1,024 px
         differ = [(c, readout_note(c, snapshot)) for c in snapshot.comparisons]
         lines = [f"**{c.metric} · {c.treatment}:** {note}" for c, note in differ if note]
         if lines:

@@ -274,7 +274,7 @@ def test_results_page_shows_a_guardrail_improvement_and_a_metric_without_variati
     assert set(shown) == {"—"}  # no lift, interval, p-value or adjusted p
     lift = next(c for c in table.columns if c.startswith("Lift"))
     assert table.loc["refunds", lift].startswith("−24.0%")
-    bayes = next(df.value for df in at.dataframe if "Chance to beat control" in df.value)
+    bayes = next(df.value for df in at.table if "Chance to beat control" in df.value)
     assert "revenue" not in set(bayes["Metric"])
 
 
