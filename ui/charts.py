@@ -189,7 +189,7 @@ def rice_map(ideas: pd.DataFrame, owners: Sequence[str] | None = None) -> go.Fig
         ideas, x="Effort", y="Impact", size="Reach", color="Owner", hover_name="Idea",
         text="Idea",
         hover_data={"Score": ":,.0f", "Reach": ":,.0f", "Confidence %": True, "Rank": True},
-        size_max=60, title="RICE map: impact against effort (bubble size = reach)",
+        size_max=60, title="RICE map (bubble size = reach)",
         labels={"Effort": "Effort (person-weeks)"}, color_discrete_map=colours,
         category_orders={"Owner": sorted(colours)},
     )
