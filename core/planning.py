@@ -768,7 +768,7 @@ def plan_draft(session: Session, *, experiment_id: int) -> PlanDraft:
             stored = None
         if stored is not None:
             return PlanDraft(exp.id, exp.name, stored.model_dump(), names,
-                             f"The inputs of the plan saved onto '{exp.name}'.")
+                             "Its saved plan's inputs, as they were typed.")
     values: dict[str, Any] = {"alpha": exp.alpha, "power": exp.power,
                               "alternative": exp.alternative}
     if exp.mde is not None:

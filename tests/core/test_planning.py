@@ -530,7 +530,7 @@ def test_planning_save_plan_stores_its_inputs_and_sets_the_planned_dates(
     assert (saved.planned_start, saved.planned_end) == (
         today, today + timedelta(days=plan.days - 1))
     draft = planning.plan_draft(session, experiment_id=proposed.id)
-    assert draft.values == typed.model_dump() and "plan saved onto 'Green button'" in draft.source
+    assert draft.values == typed.model_dump() and "saved plan's inputs" in draft.source
     assert draft.variant_names == ("control", "green")
     # a planned start stays; the end follows the new plan
     longer = planning.plan_sample_size(typed.model_copy(update={"mde": 0.02}))

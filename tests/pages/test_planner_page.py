@@ -243,4 +243,5 @@ def test_planner_page_prefills_from_the_experiments_primary_metric_and_saved_pla
     again = open_page(again, "planner")
     assert again.number_input(key=f"plan_mean_{seed}").value == 40.0
     assert again.number_input(key=f"plan_sd_{seed}").value == 55.0
-    assert any("The inputs of the plan saved onto 'Social login'" in i.value for i in again.info)
+    assert any(i.value == "Planning 'Social login'. Its saved plan's inputs, as they were typed."
+               for i in again.info)
