@@ -24,7 +24,7 @@ page's bare SQL, plus the owners and tags lists.
    and, for tags, reading every experiment's tag list into Python as the code before did.
 4. The plans (EXPLAIN on PostgreSQL, EXPLAIN QUERY PLAN on SQLite) of the count and page
    queries core sends for four cases, then the same bare pages after dropping migration
-   0008's indexes, for comparison with what the code before had.
+   0009's indexes, for comparison with what the code before had.
 
 The machine's load average is printed: the figures are only comparable within one run.
 """
@@ -60,7 +60,7 @@ STATUSES = (("proposed", 0.40), ("running", 0.10), ("completed", 0.35), ("abando
 RATIO_TARGET = 3.0
 MS_TARGET = 20.0
 CHOICES_MS_TARGET = 10.0
-INDEXES_0008 = ("ix_experiments_updated_at", "ix_experiments_created_at", "ix_experiments_name",
+INDEXES_0009 = ("ix_experiments_updated_at", "ix_experiments_created_at", "ix_experiments_name",
                 "ix_experiments_owner", "ix_experiments_status", "ix_experiments_rice_score",
                 "ix_experiments_owner_lower", "ix_experiments_archived_at",
                 "ix_experiment_tags_tag",
@@ -377,9 +377,9 @@ def run(url: str, n: int, repeat: int) -> bool:
             for line in _explain(session, case, postgres):
                 print(f"    {line}")
 
-    print(f"\nthe same bare pages without migration 0008's indexes (load "
+    print(f"\nthe same bare pages without migration 0009's indexes (load "
           f"{os.getloadavg()[0]:.1f})")
-    for name in INDEXES_0008:
+    for name in INDEXES_0009:
         cursor.execute(f"DROP INDEX IF EXISTS {name}")
     cursor.execute("ANALYZE")
     for case in shown:

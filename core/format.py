@@ -133,6 +133,28 @@ def signed_number(x: float | None, sig: int = 4) -> str:
     return text if value < 0 or text == "0" else "+" + text
 
 
+def shared_decimals(*values: float | None, sig: int = 3) -> int:
+    """Decimals that give the largest finite ``|value|`` ``sig`` significant digits: one
+    precision for an estimate and its interval (``+1.51 [−0.24, +3.26]``, not
+    ``+1.51 [−0.2359, +3.256]``)."""
+    finite = [abs(v) for v in (_finite(x) for x in values) if v is not None and v != 0]
+    if not finite:
+        return 0
+    return max(0, sig - 1 - math.floor(math.log10(max(finite))))
+
+
+def signed_fixed(x: float | None, decimals: int) -> str:
+    """A signed number with a fixed number of decimals and thousands separators:
+    ``signed_fixed(1.5061, 2)`` → ``"+1.51"``, ``signed_fixed(-0.2359, 2)`` → ``"−0.24"``."""
+    value = _finite(x)
+    if value is None:
+        return MISSING
+    text = f"{value:+,.{decimals}f}"
+    if float(text.replace(",", "")) == 0:
+        text = f"{0:.{decimals}f}"
+    return _minus(text)
+
+
 def count(n: int | float | None) -> str:
     """A count of units, days or rows: ``12345`` → ``"12,345"``."""
     value = _finite(n)
@@ -235,6 +257,15 @@ def day(d: date | datetime | None) -> str:
     if isinstance(d, datetime):
         d = d.astimezone(UTC).date() if d.tzinfo else d.date()
     return d.isoformat()
+
+
+def period(start: date | datetime | None, end: date | datetime | None, *,
+           none: str = "not started") -> str:
+    """A span of days: ``"2026-12-01 → 2026-12-14"``, ``"2026-12-01 → running"`` without an
+    end, `none` without a start (never "— to ongoing")."""
+    if start is None:
+        return none if end is None else f"{MISSING} → {day(end)}"
+    return f"{day(start)} → {day(end) if end is not None else 'running'}"
 
 
 def timestamp(dt: datetime | date | None) -> str:

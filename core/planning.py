@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -246,6 +247,21 @@ def _variant_names(k: int) -> list[str]:
     if k == 2:
         return ["control", "treatment"]
     return ["control", *[f"treatment_{i}" for i in range(1, k)]]
+
+
+def name_arms(plan: Plan, names: Sequence[str]) -> Plan:
+    """The plan with its arms named as an experiment names its variants (control first); the
+    generic names stay when the numbers of arms differ."""
+    if len(names) != len(plan.variants):
+        return plan
+    return replace(plan, variants=tuple(replace(arm, name=name)
+                                        for arm, name in zip(plan.variants, names, strict=True)))
+
+
+def control_units(inputs: PlanInputs, smallest_arm: float) -> float:
+    """The control's units when the smallest arm has ``smallest_arm`` (a plan's
+    ``n_per_variant``, what the page calls users per variant)."""
+    return smallest_arm * inputs.weights[0] / min(inputs.weights)
 
 
 def duration(
@@ -512,14 +528,17 @@ class Curve:
 
 
 def power_curve(plan: Plan) -> Curve:
-    """Power against units per variant (control), for the plan's MDE, from the fewest that give
-    every arm 2 units to 2.5x the plan.
+    """Power against users per variant, for the plan's MDE, from the fewest that give every arm
+    2 units to 2.5x the plan. Users per variant are the smallest arm's, as the plan's
+    ``n_per_variant`` (the headline) counts them, so the plan's marker sits at its headline
+    number at any split.
 
     In the duration mode the curve is drawn for the MDE found (absent when none is detectable).
     """
     i = plan.inputs
+    smallest = min(i.weights) / i.weights[0]  # smallest arm's units per control unit
     if plan.mde_absolute is None:
-        return Curve((), (), "Users per variant", "Power", plan.n_control, None)
+        return Curve((), (), "Users per variant", "Power", float(plan.n_per_variant), None)
     low = float(math.ceil(round(max(2.0, 2.0 / i.ratio), 9)))  # 2 units in every arm
     top = max(2.5 * plan.n_control, 10.0 * low, 20.0)
     n = np.unique(np.round(np.linspace(low, top, CURVE_POINTS)))
@@ -528,8 +547,8 @@ def power_curve(plan: Plan) -> Curve:
         y = power_proportion(i.baseline, plan.mde_absolute, n, relative=False, **common)
     else:
         y = power_mean(i.sd, plan.mde_absolute, n, **common)
-    return Curve(tuple(float(v) for v in n), tuple(float(v) for v in y), "Users per variant",
-                 "Power", float(plan.n_control), float(plan.power))
+    return Curve(tuple(float(v) for v in n * smallest), tuple(float(v) for v in y),
+                 "Users per variant", "Power", float(plan.n_per_variant), float(plan.power))
 
 
 def mde_curve(plan: Plan) -> Curve:
@@ -638,7 +657,7 @@ def observed_baseline(session: Session, *, experiment_id: int, metric: str) -> O
         experiment_id=exp.id, experiment_name=exp.name, metric=metric, kind=kind, n=arm.n,
         mean=arm.mean, sd=arm.sd, days=days, daily_traffic=daily,
         description=(f"{metric} in the control of '{exp.name}': {value} over {arm.n:,} users; "
-                     f"{fmt.count(daily)} users a day over {days} days."),
+                     f"{fmt.count(daily)} users a day over {fmt.plural(days, 'day')}."),
     )
 
 
@@ -699,12 +718,18 @@ def save_plan(
     expected_version: int,
     actor: Actor,
     set_split: bool = False,
+    today: date | None = None,
 ) -> ExperimentView:
     """Write the plan (planned sample size per variant, relative MDE, alpha, power, analysis
     mode, and the test direction it was sized for) onto a proposed experiment via
     :func:`core.registry.update_experiment` (audited). The primary metric is then tested as
     sized: a one-sided plan needs fewer units, so the experiment's ``alternative`` is set to the
     plan's (the registry refuses a one-sided direction the primary metric calls worse).
+
+    The plan's inputs are stored with it (``plan_inputs``: baseline, sd, effect, split,
+    traffic; :func:`plan_draft` reads them back), and a plan with a duration sets the planned
+    dates: from the experiment's planned start, else ``today`` (default: the current UTC day),
+    to the last of its ``days`` days.
 
     A plan sized for another traffic split than the experiment's is refused
     (:func:`split_mismatch` says why) unless ``set_split``: then the experiment's variants
@@ -733,7 +758,12 @@ def save_plan(
         "power": round(plan.power, 4) if plan.mode == "power" else plan.inputs.power,
         "analysis_mode": analysis_mode,
         "alternative": plan.inputs.alternative,
+        "plan_inputs": plan.inputs.model_dump(mode="json"),
     }
+    if plan.days is not None:
+        start = exp.planned_start or today or datetime.now(UTC).date()
+        changes["planned_start"] = start
+        changes["planned_end"] = start + timedelta(days=plan.days - 1)
     if mismatch is not None:
         changes["variants"] = [{"name": v.name, "weight": w}
                                for v, w in zip(exp.variants, plan.inputs.weights, strict=True)]
@@ -741,3 +771,71 @@ def save_plan(
         session, experiment_id=experiment_id, changes=changes,
         expected_version=expected_version, actor=actor,
     )
+
+
+# --------------------------------------------------------------------------- prefilling
+
+
+@dataclass(frozen=True)
+class PlanDraft:
+    """What the Planner opens with for an experiment: the inputs of its saved plan, else its
+    primary metric's observed baseline with its own MDE, alpha, power, test and split; and in
+    words where the numbers come from."""
+
+    experiment_id: int
+    experiment_name: str
+    values: dict[str, Any]
+    """:class:`PlanInputs` fields (a subset: whatever is known)."""
+    variant_names: tuple[str, ...]
+    source: str
+
+
+def plan_draft(session: Session, *, experiment_id: int) -> PlanDraft:
+    """The Planner's starting inputs for an experiment (raises NotFound without it).
+
+    1. A saved plan's stored inputs (``plan_inputs``), as they were typed.
+    2. Else the experiment's own settings (MDE, alpha, power, test direction, split) and its
+       primary metric's baseline: its kind from the catalogue, its rate or mean and SD and the
+       daily traffic from the control arm's observed data — of this experiment, else of the
+       running or completed experiment that measured it most recently.
+    """
+    exp = get_experiment(session, experiment_id=experiment_id)
+    names = tuple(v.name for v in exp.variants)
+    if exp.plan_inputs:
+        try:
+            stored = make_inputs(**exp.plan_inputs)
+        except (InvalidInput, TypeError):
+            stored = None
+        if stored is not None:
+            return PlanDraft(exp.id, exp.name, stored.model_dump(), names,
+                             "Its saved plan's inputs, as they were typed.")
+    values: dict[str, Any] = {"alpha": exp.alpha, "power": exp.power,
+                              "alternative": exp.alternative}
+    if exp.mde is not None:
+        values |= {"mde": exp.mde, "relative": True}
+    if len(exp.variants) >= 2:
+        values["weights"] = tuple(v.weight for v in exp.variants)
+    metric = exp.primary_metric
+    if metric is None:
+        return PlanDraft(exp.id, exp.name, values, names,
+                         f"'{exp.name}' has no primary metric yet: type the baseline in.")
+    catalogue_metric = repo.get_metric_by_name(session, name=metric)
+    if catalogue_metric is not None:
+        values["kind"] = "binomial" if catalogue_metric.kind == "binomial" else "mean"
+    candidates = [exp.id] + [
+        e.id for status in ("running", "completed")
+        for e in sorted(all_experiments(session, status=status),  # type: ignore[arg-type]
+                        key=lambda e: e.actual_start or date.min, reverse=True)
+        if e.id != exp.id and metric in (e.primary_metric, *e.guardrail_metrics,
+                                         *e.secondary_metrics)]
+    for candidate in candidates:
+        try:
+            seen = observed_baseline(session, experiment_id=candidate, metric=metric)
+        except NotFound:
+            continue
+        values |= {"baseline": seen.mean, "daily_traffic": seen.daily_traffic or None}
+        if values.get("kind") == "mean":
+            values["sd"] = seen.sd
+        return PlanDraft(exp.id, exp.name, values, names, f"Baseline: {seen.description}")
+    return PlanDraft(exp.id, exp.name, values, names,
+                     f"No experiment has observed {metric} yet: type its baseline in.")

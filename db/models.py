@@ -123,6 +123,10 @@ class Experiment(Base):
     prior_lift_sd: Mapped[float | None] = mapped_column(
         comment="Bayesian readout: sd of that prior; NULL (both) = flat prior."
     )
+    plan_inputs: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="The Planner's inputs the planned sample size was sized from; NULL = not "
+        "recorded."
+    )
     planned_start: Mapped[date | None]
     planned_end: Mapped[date | None]
     actual_start: Mapped[date | None]
@@ -191,7 +195,7 @@ class Experiment(Base):
         # by id in the same direction, so a page of any sort is read in index order; the
         # owner filter with the status filter and the default sort (newest change first); the
         # "not archived" filter's count.
-        # The word search's trigram indexes are PostgreSQL's only (migration 0008).
+        # The word search's trigram indexes are PostgreSQL's only (migration 0009).
         Index("ix_experiments_updated_at", "updated_at", "id"),
         Index("ix_experiments_created_at", "created_at", "id"),
         Index("ix_experiments_name", "name", "id"),

@@ -141,7 +141,7 @@ def _listing_statements(
 ) -> tuple[Select[tuple[int]], Select[tuple[int, int, Any]]]:
     """The registry list's count and page queries for one combination of filters and sort,
     built once with bound parameters (SQLAlchemy's compiled cache then serves them). Each
-    WHERE term is one an index serves (migration 0008): the status and lower(owner) indexes,
+    WHERE term is one an index serves (migration 0009): the status and lower(owner) indexes,
     experiment_tags' tag index, and on PostgreSQL the trigram indexes of the searched
     columns; the sort key's index gives the order."""
     e = _EXPERIMENTS.c

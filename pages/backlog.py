@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core import catalogue
 from core import format as fmt
 from core.backlog import knowledge, rice
 from core.backlog.rice import IMPACT_LABELS
@@ -16,12 +17,13 @@ from ui.state import (
     clear_reads,
     db_session,
     experiment_link,
+    experiment_url,
     forget_choice,
     linked_experiment,
     set_query,
     url_selectbox,
 )
-from ui.widgets import run_action
+from ui.widgets import delta_style, empty_form, run_action, split_list
 
 actor = current_actor()
 can_write = actor.can("editor")
@@ -29,15 +31,28 @@ EDITOR_KEY = "backlog_editor"
 COLUMNS = {"reach": "Reach", "impact": "Impact", "confidence": "Confidence %", "effort": "Effort"}
 TESTABLE = {True: "yes", False: "NOT testable", None: "unknown"}
 SIGNIFICANT = {True: "yes", False: "no", None: "—"}
-# The grid's columns fit 1400 px with the sidebar; tags and observed reach are in the idea.
-SHOWN = ["Rank", "Idea", "Owner", "Segment", "Reach", "Impact", "Confidence %", "Effort", "Score",
-         "Testable"]
+# The grid's columns: the score and its four inputs first, so they fit beside the sidebar at
+# 1,024 px (issue 23: Confidence, Effort and Score were off screen); owner and segment (the
+# filters above) after them; tags and observed reach are in the idea.
+SHOWN = ["Rank", "Idea", "Score", "Reach", "Impact", "Confidence %", "Effort", "Testable",
+         "Owner", "Segment"]
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def load_ideas(owner: str | None, tag: str | None, segment: str | None) -> list[rice.Idea]:
     with db_session() as session:
         return rice.rank_ideas(session, owner=owner, tag=tag, segment=segment)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_metric_names() -> list[str]:
+    with db_session() as session:
+        return [m.name for m in catalogue.list_metrics(session)]
+
+
+NEW_IDEA_KEYS = ("bl_new_name", "bl_new_owner", "bl_new_hypothesis", "bl_new_segment",
+                 "bl_new_metric", "bl_new_tags", "bl_new_reach", "bl_new_impact",
+                 "bl_new_confidence", "bl_new_effort")
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -69,8 +84,11 @@ def not_shown() -> None:
         st.info(f"'{linked.name}' is hidden by the filters above: set them to “any” to see it.")
     elif gone.why == "promoted":
         st.info(gone.message)
+        l1, l2 = st.columns(2)
+        experiment_link("registry", gone.experiment_id, "Open the experiment in the Registry",
+                        container=l1, icon=":material/science:")
         experiment_link("planner", gone.experiment_id, "Plan it in the Planner",
-                        icon=":material/calculate:")
+                        container=l2, icon=":material/calculate:")
     elif gone.why == "launched":
         st.info(gone.message)
         experiment_link("registry", gone.experiment_id, "Open it in the Registry",
@@ -131,6 +149,39 @@ with backlog_tab:
         "Score = Reach (units per quarter) × Impact (3 massive … 0.25 minimal) × Confidence % "
         "/ Effort (person-weeks). Ideas are ranked by score across the whole backlog."
     )
+    if can_write:
+        with st.expander("Add idea"), st.form("bl_new_idea"):
+            n1, n2 = st.columns(2)
+            idea_name = n1.text_input("Idea", key="bl_new_name")
+            idea_owner = n2.text_input("Owner", value=actor.name, key="bl_new_owner")
+            idea_hypothesis = st.text_area("Hypothesis", key="bl_new_hypothesis", height=80)
+            n1, n2, n3 = st.columns(3)
+            idea_segment = n1.text_input("Segment", key="bl_new_segment")
+            idea_metric = n2.selectbox("Primary metric", load_metric_names(), index=None,
+                                       placeholder="Choose a metric", key="bl_new_metric")
+            idea_tags = n3.text_input("Tags (comma-separated)", key="bl_new_tags")
+            r1, r2, r3, r4 = st.columns(4)
+            idea_reach = r1.number_input("Reach (units per quarter)", min_value=0, step=1000,
+                                         value=None, key="bl_new_reach")
+            idea_impact = r2.selectbox("Impact", list(IMPACT_LABELS), index=None,
+                                       format_func=lambda v: f"{v:g} {IMPACT_LABELS[v]}",
+                                       placeholder="Choose", key="bl_new_impact")
+            idea_confidence = r3.number_input("Confidence (%)", min_value=0, max_value=100,
+                                              value=None, step=10, key="bl_new_confidence")
+            idea_effort = r4.number_input("Effort (person-weeks)", min_value=0.0, value=None,
+                                          step=0.5, format="%g", key="bl_new_effort")
+            if st.form_submit_button("Add idea", type="primary") and (added := call(
+                lambda s: rice.add_idea(s, actor=actor, data={
+                    "name": idea_name, "owner": idea_owner, "hypothesis": idea_hypothesis,
+                    "target_segment": idea_segment, "primary_metric": idea_metric,
+                    "tags": split_list(idea_tags), "reach": idea_reach, "impact": idea_impact,
+                    "confidence": idea_confidence, "effort": idea_effort}),
+                f"Idea '{idea_name.strip()}' added and ranked.",
+            )):
+                empty_form(*NEW_IDEA_KEYS)  # the next idea starts from an empty form
+                st.session_state.pop("bl_idea", None)
+                set_query(experiment=added.id)  # the new idea opens below
+                st.rerun()
     if not ideas:
         st.info("No backlog ideas match these filters.")
     else:
@@ -146,21 +197,21 @@ with backlog_tab:
             for i in ideas
         ], index=pd.Index([i.id for i in ideas], name="id"))
         config = {
-            "Rank": st.column_config.NumberColumn("Rank", width=45),
-            "Idea": st.column_config.TextColumn("Idea", width=165),
+            "Rank": st.column_config.NumberColumn("Rank", width=40),
+            "Idea": st.column_config.TextColumn("Idea", width=145),
             "Owner": st.column_config.TextColumn("Owner", width=95),
             "Segment": st.column_config.TextColumn("Segment", width=115),
             "Testable": st.column_config.TextColumn("Testable", width=90),
             "Reach": st.column_config.NumberColumn("Reach", min_value=0, format="localized",
-                                                   width=80, help="Units affected per quarter"),
+                                                   width=72, help="Units affected per quarter"),
             "Impact": st.column_config.SelectboxColumn(
-                "Impact", options=list(IMPACT_LABELS), width=78,
+                "Impact", options=list(IMPACT_LABELS), width=66,
                 help="3 massive, 2 high, 1 medium, 0.5 low, 0.25 minimal"),
             "Confidence %": st.column_config.NumberColumn("Confidence %", min_value=0,
-                                                          max_value=100, width=112),
-            "Effort": st.column_config.NumberColumn("Effort", min_value=0.01, width=70,
+                                                          max_value=100, width=96),
+            "Effort": st.column_config.NumberColumn("Effort", min_value=0.01, width=62,
                                                     help="Person-weeks"),
-            "Score": st.column_config.NumberColumn("Score", format="localized", width=80),
+            "Score": st.column_config.NumberColumn("Score", format="localized", width=72),
             "Observed reach": st.column_config.NumberColumn(
                 "Observed reach", format="localized",
                 help="Units per quarter the segment showed in past experiments"),
@@ -186,7 +237,7 @@ with backlog_tab:
 
         chart = table.dropna(subset=["Reach", "Impact", "Effort"])
         if not chart.empty:
-            figure = charts.rice_map(chart)
+            figure = charts.rice_map(chart, owners)  # every owner: colours stay put
             st.plotly_chart(figure, width="stretch")
 
         st.markdown("#### Idea")
@@ -221,7 +272,8 @@ with backlog_tab:
                 if a1.button("Promote to experiment", type="primary", key="bl_promote") and call(
                     lambda s: rice.promote_idea(s, experiment_id=seen.id,
                                                 expected_version=seen.version, actor=actor),
-                    f"'{exp.name}' promoted: plan it in the Planner, then launch it.",
+                    f"'{exp.name}' promoted: it is an experiment now (Registry), ready for "
+                    "the Planner.",
                 ):
                     st.rerun()
                 if a2.button("Archive", key="bl_archive") and call(
@@ -245,9 +297,14 @@ with backlog_tab:
         st.dataframe(pd.DataFrame([
             {"Experiment": v.name, "Owner": v.owner, "Primary metric": v.primary_metric,
              "Score": fmt.number(v.rice_score),
-             "Planned n/variant": fmt.count(v.planned_sample_size)}
+             "Planned n/variant": fmt.count(v.planned_sample_size),
+             "Registry": experiment_url("registry", v.id),
+             "Planner": experiment_url("planner", v.id)}
             for v in promoted
-        ]), hide_index=True, width="stretch")
+        ]), hide_index=True, width="stretch", column_config={
+            "Registry": st.column_config.LinkColumn("Registry", display_text="Open"),
+            "Planner": st.column_config.LinkColumn("Planner", display_text="Plan it"),
+        })
     with st.expander(f"Archived ideas ({len(archived)})"):
         st.dataframe(pd.DataFrame([
             {"Idea": v.name, "Owner": v.owner, "Score": fmt.number(v.rice_score),
@@ -312,7 +369,7 @@ with knowledge_tab:
         m2.metric("Mean predicted confidence", fmt.percent(o.mean_confidence, trim=True))
         m3.metric("Win rate", fmt.percent(o.win_rate, trim=True),
                   delta=f"{fmt.signed_percent(-o.overconfidence, digits=0)} vs confidence",
-                  delta_color="normal")
+                  **delta_style(-o.overconfidence))
         groups = pd.DataFrame([
             {calibrate_by.capitalize(): g.group, "Experiments": g.experiments,
              "Predicted confidence": g.mean_confidence, "Win rate": g.win_rate,

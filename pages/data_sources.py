@@ -18,7 +18,7 @@ from core.warehouse import catalog, sources
 from ui.auth import current_actor
 from ui.messages import plain
 from ui.state import clear_reads, db_session, experiment_link
-from ui.widgets import metric_formula, run_action, split_list
+from ui.widgets import empty_form, metric_formula, run_action, split_list
 
 AGGREGATION_LABELS = {
     "any": "any — 1 if the user has a row (a conversion)",
@@ -138,6 +138,7 @@ if is_admin:
                 lambda s: catalog.create_connection(s, actor=actor, data={
                     "name": c_name, "url": c_url, "allow_app_database": c_app}),
                 f"Connection '{c_name.strip()}' added.", "connections"):
+            empty_form("ds_conn_name", "ds_conn_url", "ds_conn_app")
             st.rerun()
     if connections:
         with st.expander("Change a connection's URL (admin)"), st.form("ds_edit_connection"):
@@ -148,6 +149,7 @@ if is_admin:
                     lambda s: catalog.update_connection(s, name=e_name, actor=actor,
                                                         changes={"url": e_url}),
                     f"Connection '{e_name}' saved.", "connections"):
+                empty_form("ds_conn_edit_url")
                 st.rerun()
 
 # ---------------------------------------------------------------- sources
@@ -255,6 +257,7 @@ with st.expander("New fact source"):
                         "columns": split_list(f_cols)}),
                     f"Fact source '{f_name.strip()}' added: look at it above.", "define"):
                 st.session_state[SHOW_NEXT] = f_name.strip()
+                empty_form("ds_fact_name", "ds_fact_sql", "ds_fact_columns")
                 st.rerun()
 
 with st.expander("New assignment source"):
@@ -276,6 +279,7 @@ with st.expander("New assignment source"):
                         "dimensions": split_list(a_dims)}),
                     f"Assignment source '{a_name.strip()}' added: look at it above.", "define"):
                 st.session_state[SHOW_NEXT] = a_name.strip()
+                empty_form("ds_assign_name", "ds_assign_sql", "ds_assign_dimensions")
                 st.rerun()
 
 with st.expander("New metric on a fact source"):
@@ -320,6 +324,10 @@ with st.expander("New metric on a fact source"):
                         f"Metric '{m_name.strip()}' added: use it in an experiment "
                         "below.", "define"):
                     st.session_state["ds_use_metrics"] = [m_name.strip()]
+                    empty_form("ds_metric_name", "ds_metric_aggregation", "ds_metric_value",
+                               "ds_metric_denominator", "ds_metric_window", "ds_metric_cuped",
+                               "ds_metric_unit", "ds_metric_direction",
+                               "ds_metric_description")
                     st.rerun()
 
 # ---------------------------------------------------------------- use in an experiment

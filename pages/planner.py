@@ -7,11 +7,18 @@ import streamlit as st
 
 from core import format as fmt
 from core import planning
-from core.errors import DomainError, InvalidInput
+from core.errors import DomainError, InvalidInput, NotFound
 from ui import charts
 from ui.auth import current_actor
 from ui.messages import plain
-from ui.state import as_shown, clear_reads, db_session, linked_experiment, url_selectbox
+from ui.state import (
+    as_shown,
+    clear_reads,
+    db_session,
+    linked_experiment,
+    query_int,
+    url_selectbox,
+)
 from ui.widgets import run_action
 
 actor = current_actor()
@@ -48,15 +55,40 @@ def load_proposed():  # type: ignore[no-untyped-def]
         return planning.plannable_experiments(session)
 
 
+@st.cache_data(ttl=30, show_spinner=False)
+def load_draft(experiment_id: int) -> planning.PlanDraft | None:
+    with db_session() as session:
+        try:
+            return planning.plan_draft(session, experiment_id=experiment_id)
+        except NotFound:
+            return None
+
+
+# Every input lives in the URL (?plan_mde_binomial_True=10, only what differs from its
+# default): a reload, or the link, brings the plan back (Streamlit replaces the URL's query
+# string for these, so typing adds no history entries).
+BOUND = {"bind": "query-params"}
+
 st.title("Experiment planner")
 st.caption("How many users, how many days, and what effect you can hope to see.")
 
+# ---------------------------------------------------------------- the experiment planned for
+target_id = query_int()
+draft = load_draft(target_id) if target_id is not None else None
+start = draft.values if draft is not None else {}
+# Inputs keyed per experiment: each opens with its own defaults (its saved plan, else its
+# primary metric's baseline and its settings); the URL holds what was typed over them.
+plan_seed = f"_e{draft.experiment_id}" if draft is not None else ""
+if draft is not None:
+    st.info(f"Planning '{draft.experiment_name}'. {draft.source}", icon=":material/science:")
+
 mode = MODES[st.radio("What do you want to find?", list(MODES), horizontal=True,
-                      key="plan_mode")]
+                      key="plan_mode", **BOUND)]
 
 # ---------------------------------------------------------------- the baseline
 observed = None
-from_data = st.toggle("Take the baseline from an existing experiment's data", key="plan_from_data")
+from_data = st.toggle("Take the baseline from an existing experiment's data",
+                      key="plan_from_data", **BOUND)
 if from_data:
     sources = load_sources()
     if not sources:
@@ -73,63 +105,88 @@ if from_data:
             observed = found
             st.info(f"Observed: {observed.description}")
 
-seed = f"{observed.experiment_id}_{observed.metric}" if observed else "typed"
+if observed is not None:
+    seed = f"{observed.experiment_id}_{observed.metric}"
+    base = {"kind": "binomial" if observed.kind == "binomial" else "mean",
+            "baseline": observed.mean, "sd": observed.sd,
+            "daily_traffic": observed.daily_traffic}
+else:
+    seed = f"e{draft.experiment_id}" if draft is not None else "typed"
+    base = start
 left, right = st.columns(2)
 with left:
     st.markdown("##### Metric")
     kind_labels = list(KINDS)
-    kind_index = 0 if observed is None or observed.kind == "binomial" else 1
+    kind_index = 0 if base.get("kind", "binomial") == "binomial" else 1
     kind = KINDS[st.radio("Metric type", kind_labels, index=kind_index, horizontal=True,
-                          disabled=observed is not None, key=f"plan_kind_{seed}")]
+                          disabled=observed is not None, key=f"plan_kind_{seed}", **BOUND)]
     sd = None
     if kind == "binomial":
+        rate = base.get("baseline") if base.get("kind", "binomial") == "binomial" else None
         baseline = st.number_input(
             "Baseline conversion rate (%)", min_value=0.01, max_value=99.99, step=0.5,
-            value=round(observed.mean * 100, 3) if observed else 10.0, format="%g",
-            key=f"plan_rate_{seed}") / 100
+            value=round(rate * 100, 3) if rate and 0 < rate < 1 else 10.0, format="%g",
+            key=f"plan_rate_{seed}", **BOUND) / 100
     else:
-        baseline = st.number_input("Baseline mean", value=float(observed.mean) if observed
-                                   else 12.0, format="%.4g", key=f"plan_mean_{seed}")
+        mean = base.get("baseline") if base.get("kind") == "mean" else None
+        baseline = st.number_input("Baseline mean", value=float(mean) if mean is not None
+                                   else 12.0, format="%.4g", key=f"plan_mean_{seed}", **BOUND)
         sd = st.number_input("Standard deviation per user", min_value=1e-9,
-                             value=float(observed.sd) if observed else 24.0, format="%.4g",
-                             key=f"plan_sd_{seed}")
+                             value=float(base["sd"]) if base.get("sd") else 24.0,
+                             format="%.4g", key=f"plan_sd_{seed}", **BOUND)
     relative = st.radio("Effect expressed as", ["Relative (%)", "Absolute"], horizontal=True,
-                        key="plan_relative") == "Relative (%)"
+                        index=0 if start.get("relative", True) else 1,
+                        key=f"plan_relative{plan_seed}", **BOUND) == "Relative (%)"
     if mode != "duration":
         unit = "%" if relative else ("percentage points" if kind == "binomial" else "units")
-        mde_value = st.number_input(f"Minimum detectable effect ({unit})", min_value=1e-6,
-                                    value=5.0 if relative or kind == "binomial" else 1.0,
-                                    format="%g", key=f"plan_mde_{kind}_{relative}")
-        mde = mde_value / 100 if relative or kind == "binomial" else mde_value
+        scale = 100 if relative or kind == "binomial" else 1
+        given = start.get("mde") if start.get("relative", True) == relative else None
+        mde_value = st.number_input(
+            f"Minimum detectable effect ({unit})", min_value=1e-6,
+            value=float(round(given * scale, 6)) if given else
+            (5.0 if relative or kind == "binomial" else 1.0),
+            format="%g", key=f"plan_mde_{kind}_{relative}{plan_seed}", **BOUND)
+        mde = mde_value / scale
     else:
         mde = 0.05  # not used: the duration mode solves for the effect
 with right:
     st.markdown("##### Test and traffic")
     t1, t2, t3 = st.columns(3)
-    alpha = t1.number_input("Alpha", min_value=0.001, max_value=0.2, value=0.05, step=0.01,
-                            format="%g", key="plan_alpha")
-    power = t2.number_input("Power", min_value=0.51, max_value=0.99, value=0.8, step=0.05,
-                            format="%g", key="plan_power")
-    alternative = SIDES[t3.selectbox("Test", list(SIDES), key="plan_sides")]
+    alpha = t1.number_input("Alpha", min_value=0.001, max_value=0.2, step=0.01, format="%g",
+                            value=float(start.get("alpha", 0.05)), key=f"plan_alpha{plan_seed}",
+                            **BOUND)
+    power = t2.number_input("Power", min_value=0.51, max_value=0.99, step=0.05, format="%g",
+                            value=float(start.get("power", 0.8)), key=f"plan_power{plan_seed}",
+                            **BOUND)
+    sides = list(SIDES.values()).index(start.get("alternative", "two-sided"))
+    alternative = SIDES[t3.selectbox("Test", list(SIDES), index=sides,
+                                     key=f"plan_sides{plan_seed}", **BOUND)]
     v1, v2 = st.columns(2)
+    start_weights = start.get("weights") or ()
     n_variants = int(v1.number_input("Variants (incl. control)", min_value=2, max_value=8,
-                                      value=2, step=1, key="plan_variants"))
+                                      value=max(2, len(start_weights)), step=1,
+                                      key=f"plan_variants{plan_seed}", **BOUND))
     equal = ", ".join([f"{100 / n_variants:.4g}"] * n_variants)
-    split_text = v2.text_input("Traffic split (%), control first", value=equal,
-                               key=f"plan_split_{n_variants}")
+    split_text = v2.text_input(
+        "Traffic split (%), control first", key=f"plan_split_{n_variants}{plan_seed}",
+        value=", ".join(f"{w * 100:.4g}" for w in start_weights)
+        if len(start_weights) == n_variants else equal, **BOUND)
     d1, d2 = st.columns(2)
     daily = d1.number_input("Daily eligible users", min_value=1.0, step=100.0, format="%.0f",
-                            value=float(round(observed.daily_traffic)) if observed else 4200.0,
-                            key=f"plan_daily_{seed}")
-    exposure = d2.slider("Exposure (%)", min_value=1, max_value=100, value=100,
-                         key="plan_exposure") / 100
+                            value=float(round(base["daily_traffic"]))
+                            if base.get("daily_traffic") else 4200.0,
+                            key=f"plan_daily_{seed}", **BOUND)
+    exposure = d2.slider("Exposure (%)", min_value=1, max_value=100,
+                         value=round(start.get("exposure", 1.0) * 100),
+                         key=f"plan_exposure{plan_seed}", **BOUND) / 100
     days = n_given = None
     if mode == "duration":
         days = int(st.number_input("Run for (days)", min_value=1, max_value=planning.MAX_DAYS,
-                                   value=14, key="plan_days"))
+                                   value=14, key="plan_days", **BOUND))
     elif mode == "power":
-        n_given = int(st.number_input("Users per variant", min_value=2, value=10_000, step=500,
-                                      key="plan_n"))
+        n_given = int(st.number_input(
+            "Users per variant", min_value=2, value=10_000, step=500, key="plan_n",
+            help="The smallest arm's users (at an uneven split the others have more)", **BOUND))
 
 try:
     weights = tuple(float(part) / 100 for part in split_text.split(",") if part.strip())
@@ -147,9 +204,12 @@ try:
     if mode == "duration":
         plan = planning.plan_for_duration(inputs, days=days or 1)
     elif mode == "power":
-        plan = planning.plan_for_sample(inputs, n_per_variant=n_given or 2)
+        plan = planning.plan_for_sample(
+            inputs, n_per_variant=planning.control_units(inputs, n_given or 2))
     else:
         plan = planning.plan_sample_size(inputs)
+    if draft is not None:  # the experiment's own variant names
+        plan = planning.name_arms(plan, draft.variant_names)
 except DomainError as exc:
     st.error("No plan for these inputs yet. Please fix:\n"
              + "\n".join(f"- {plain(p)}" for p in exc.problems))
@@ -158,7 +218,9 @@ except DomainError as exc:
 # ---------------------------------------------------------------- the answer
 st.divider()
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Users per variant", fmt.count(plan.n_per_variant))
+m1.metric("Users per variant", fmt.count(plan.n_per_variant),
+          help="Users in each arm; at an uneven split, in the smallest arm (the others have "
+          "more: see the table). The power curve counts them the same way.")
 m2.metric("Total users", fmt.count(plan.total))
 m3.metric("Duration", fmt.plural(plan.days, "day"))
 if mode == "duration":
@@ -166,7 +228,7 @@ if mode == "duration":
 else:
     m4.metric("Power", fmt.percent(plan.power, 1, trim=True))
 st.success(plan.summary)
-if n_variants > 2 or len(set(inputs.weights)) > 1:
+if n_variants > 2 or len(set(inputs.weights)) > 1 or draft is not None:
     st.dataframe(pd.DataFrame([{"Variant": v.name, "Share": fmt.percent(v.weight, 4, trim=True),
                                 "Users": fmt.count(v.units)} for v in plan.variants]),
                  hide_index=True)

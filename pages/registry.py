@@ -37,7 +37,7 @@ from ui.widgets import (
     split_list,
 )
 
-DECISION_LABELS = {"ship": "Ship", "dont_ship": "Don't ship", "iterate": "Iterate"}
+DECISION_LABELS = registry.DECISION_LABELS
 ALTERNATIVE_LABELS = {"two-sided": "Two-sided",
                       "greater": "One-sided: treatment higher (greater)",
                       "less": "One-sided: treatment lower (less)"}
@@ -85,19 +85,6 @@ def load_verdicts(ids: tuple[int, ...]) -> dict[int, ExperimentVerdict]:
             if snapshot is not None:
                 verdicts[experiment_id] = snapshot.verdict or experiment_verdict(snapshot)
         return verdicts
-
-
-def _value(v: object) -> str:
-    """An audited value for people: no None, no 96000.0, lists as comma-separated words."""
-    if v is None or v == "" or v == []:
-        return "—"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int | float):
-        return fmt.number(v)
-    if isinstance(v, list | tuple):
-        return ", ".join(_value(x) for x in v)
-    return str(v)
 
 
 def _percent(fraction: float | None) -> float | None:
@@ -224,30 +211,47 @@ p1, p2 = st.columns([1, 3])
 p1.number_input(
     f"Page (of {result.pages})", min_value=1, max_value=result.pages, step=1, key="reg_page"
 )
-p2.caption(f"{result.total} experiments match.")
+p2.caption(f"{fmt.plural(result.total, 'experiment')} match{'es' if result.total == 1 else ''}.")
 experiments_csv, audit_csv = load_exports()
 d1, d2 = st.columns(2)
 d1.download_button("Export experiments (CSV)", experiments_csv, "experiments.csv", "text/csv")
 d2.download_button("Export audit log (CSV)", audit_csv, "audit_log.csv", "text/csv")
 
 # ---------------------------------------------------------------- create
+NEW_DEFAULTS = {"new_name": "", "new_owner": actor.name, "new_hypothesis": "",
+                "new_segment": "", "new_primary": None, "new_guardrails": [],
+                "new_secondary": [], "new_variants": "control:0.5, treatment:0.5", "new_tags": "",
+                "new_alternative": "two-sided", "new_margins": ""}
+# The New experiment form's inputs. Each lives in the URL (?new_name=…, only what differs from
+# its default), so a reload keeps a draft; a created experiment empties the form.
 if can_write:
-    with st.expander("New experiment"), st.form("create_experiment", clear_on_submit=False):
+    if st.session_state.pop("reg_new_created", False):  # before the inputs are drawn again
+        st.session_state.update(NEW_DEFAULTS)
+    drafting = any(st.query_params.get(key) for key in NEW_DEFAULTS)
+    with st.expander("New experiment", expanded=drafting):
+        draft_input = {"bind": "query-params", "on_change": "ignore"}  # typed, not run
         c1, c2 = st.columns(2)
-        name = c1.text_input("Name", key="new_name")
-        new_owner = c2.text_input("Owner", value=actor.name, key="new_owner")
-        hypothesis = st.text_area("Hypothesis", key="new_hypothesis")
-        segment = c1.text_input("Target segment", key="new_segment")
-        primary = c2.selectbox("Primary metric", ["", *metric_names], key="new_primary")
-        guardrails = c1.multiselect("Guardrail metrics", metric_names, key="new_guardrails")
-        secondary = c2.multiselect("Secondary metrics", metric_names, key="new_secondary")
+        name = c1.text_input("Name", key="new_name", **draft_input)
+        new_owner = c2.text_input("Owner", value=actor.name, key="new_owner", **draft_input)
+        hypothesis = st.text_area("Hypothesis", key="new_hypothesis", **draft_input)
+        c1, c2 = st.columns(2)
+        segment = c1.text_input("Target segment", key="new_segment", **draft_input)
+        primary = c2.selectbox("Primary metric", metric_names, index=None,
+                               placeholder="Choose a metric", key="new_primary", **draft_input)
+        guardrails = c1.multiselect("Guardrail metrics", metric_names, key="new_guardrails",
+                                    **draft_input)
+        secondary = c2.multiselect("Secondary metrics", metric_names, key="new_secondary",
+                                   **draft_input)
         variants_text = c1.text_input("Variants (name:weight, control first)",
-                                      value="control:0.5, treatment:0.5", key="new_variants")
-        tags_text = c2.text_input("Tags (comma-separated)", key="new_tags")
+                                      value=NEW_DEFAULTS["new_variants"], key="new_variants",
+                                      **draft_input)
+        tags_text = c2.text_input("Tags (comma-separated)", key="new_tags", **draft_input)
         new_alternative = c1.selectbox("Primary metric test", list(ALTERNATIVE_LABELS),
-                                       format_func=ALTERNATIVE_LABELS.get, key="new_alternative")
-        new_margins = c2.text_input(MARGINS_LABEL, help=MARGINS_HELP, key="new_margins")
-        if st.form_submit_button("Create experiment", type="primary"):
+                                       format_func=ALTERNATIVE_LABELS.get,
+                                       key="new_alternative", **draft_input)
+        new_margins = c2.text_input(MARGINS_LABEL, help=MARGINS_HELP, key="new_margins",
+                                    **draft_input)
+        if st.button("Create experiment", type="primary", key="new_create"):
             created = call(
                 lambda s: registry.create_experiment(s, actor=actor, data={
                     "name": name, "owner": new_owner, "hypothesis": hypothesis,
@@ -261,6 +265,7 @@ if can_write:
             )
             if created:
                 st.session_state["reg_open"] = created.id
+                st.session_state["reg_new_created"] = True  # the next run empties the form
                 set_query(experiment=created.id)
                 st.rerun()
 
@@ -315,15 +320,17 @@ right.markdown(
     + ("flat" if exp.prior_lift_sd is None else
        f"normal({fmt.signed_percent(exp.prior_lift_mean)}, sd "
        f"{fmt.percent(exp.prior_lift_sd, 4, trim=True)})"))
-right.markdown(f"**Planned:** {fmt.day(exp.planned_start)} → {fmt.day(exp.planned_end)}")
-right.markdown(f"**Actual:** {fmt.day(exp.actual_start)} → {fmt.day(exp.actual_end)}")
+right.markdown(f"**Planned:** {fmt.period(exp.planned_start, exp.planned_end, none='no dates')}")
+right.markdown(f"**Actual:** {fmt.period(exp.actual_start, exp.actual_end)}")
 right.markdown(
     f"**RICE:** reach {fmt.number(exp.reach)} · impact {fmt.number(exp.impact)} · confidence "
     f"{fmt.percent(exp.confidence / 100 if exp.confidence is not None else None, trim=True)} · "
     f"effort {fmt.number(exp.effort)} → score {fmt.number(exp.rice_score)}")
 right.markdown(f"**Decision:** {DECISION_LABELS.get(exp.decision or '', '—')} · "
                f"**Tags:** {', '.join(exp.tags) or '—'}")
-right.markdown(f"**Results refresh:** every {exp.refresh_every_days or 1} day(s)")
+right.markdown("**Results refresh:** every "
+               + ("day" if (exp.refresh_every_days or 1) == 1
+                  else fmt.plural(exp.refresh_every_days, "day")))
 if exp.abandon_reason:
     right.markdown(f"**Abandoned because:** {exp.abandon_reason}")
 if exp.learnings:
@@ -452,8 +459,7 @@ st.markdown("#### Audit history")
 audit_rows = [
     {"When": fmt.timestamp(r.at), "Who": r.actor, "Action": r.action, "Reason": r.reason or "—",
      "Deviation": "yes" if r.is_deviation else "no",
-     "Changes": "; ".join(f"{fmt.label(k)}: {_value(v[0])} → {_value(v[1])}"
-                          for k, v in r.changes.items())}
+     "Changes": registry.change_text(r.changes)}
     for r in history
 ]
 st.dataframe(pd.DataFrame(audit_rows), hide_index=True, width="stretch", column_config={

@@ -76,9 +76,11 @@ def _segment_rows(seg: SegmentBreakdown) -> list[dict[str, Any]]:
     for c in seg.comparisons:
         points = c.kind == "binomial"
 
-        def diff_fmt(x: float | None, points: bool = points) -> str:
+        decimals = fmt.shared_decimals(c.diff, c.diff_ci_low, c.diff_ci_high)
+
+        def diff_fmt(x: float | None, points: bool = points, decimals: int = decimals) -> str:
             return (fmt.signed_percent(x, 2).replace("%", " pp") if points
-                    else fmt.signed_number(x))
+                    else fmt.signed_fixed(x, decimals))  # one precision for it and its CI
 
         rows.append({
             "Slice": c.value, "Metric": c.metric, "Treatment": c.treatment,
@@ -117,17 +119,27 @@ def _effect_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
             # a comparison without variation has no effect at all: "—" in the lift column
             on_lift = c.decision_on == "lift" and (c.lift is not None or bool(c.untestable))
             one_sided = c.alternative != "two-sided"
+            decimals = fmt.shared_decimals(c.diff, c.diff_ci_low, c.diff_ci_high)
+
+            def diff_fmt(x: float | None, decimals: int = decimals) -> str:
+                return fmt.signed_fixed(x, decimals)  # one precision for it and its interval
+
+            estimate = fmt.signed_percent(c.lift) if on_lift else diff_fmt(c.diff)
+            bounds = (fmt.interval(c.lift_ci_low, c.lift_ci_high, fmt.signed_percent,
+                                   open_ends=one_sided) if on_lift else
+                      fmt.interval(c.diff_ci_low, c.diff_ci_high, diff_fmt,
+                                   open_ends=one_sided))
+            p_value = fmt.pvalue(c.lift_p_value if on_lift else c.p_value)
+            adjusted = fmt.pvalue(c.adjusted_p_value)
+            # the estimate with its interval, and the p-value with its adjusted one, each in
+            # one cell: the table fits beside the sidebar at 1,024 px (issue 23)
             row |= {
                 "Control → treatment": (f"{fmt.metric_value(c.kind, c.control_mean)} → "
                                         f"{fmt.metric_value(c.kind, c.treatment_mean)}"),
-                "Lift" if on_lift else "Difference":
-                    fmt.signed_percent(c.lift) if on_lift else fmt.signed_number(c.diff),
-                ci: (fmt.interval(c.lift_ci_low, c.lift_ci_high, fmt.signed_percent,
-                                  open_ends=one_sided) if on_lift else
-                     fmt.interval(c.diff_ci_low, c.diff_ci_high, fmt.signed_number,
-                                  open_ends=one_sided)),
-                "p-value": fmt.pvalue(c.lift_p_value if on_lift else c.p_value),
-                "Adjusted p": fmt.pvalue(c.adjusted_p_value),
+                "Lift" if on_lift else "Difference": (
+                    estimate if bounds == fmt.MISSING else f"{estimate} {bounds}"),
+                P_COLUMN: (p_value if p_value == adjusted == fmt.MISSING
+                           else f"{p_value} ({adjusted})"),
             }
         row["Decision"] = STATE_LABELS.get(c.decision_state, fmt.label(c.decision_state))
         rows.append(row)
@@ -135,23 +147,22 @@ def _effect_rows(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
     if "Lift" in frame and "Difference" in frame:  # mixed: one column, named for both
         frame["Lift"] = frame["Lift"].fillna(frame.pop("Difference"))
         frame = frame.rename(columns={"Lift": "Lift / difference"})
+    frame = frame.rename(columns={name: f"{name} ({ci})" for name in
+                                  ("Lift", "Difference", "Lift / difference")})
     return frame.fillna(fmt.MISSING).to_dict("records")
 
 
-# Pixel widths of the results table's columns (the interval's column: 120, 140 always-valid),
-# set because the grid's own sizing has cut values off ("1,000 / 1,0") at 1400 px. (Comments,
-# not docstrings: Streamlit writes a page's bare string literals onto the page.)
-# With one treatment the Treatment column says nothing (each decision line names it) and is
-# left out; the Decision column takes its width, so "Cannot be tested: no variation" fits.
-EFFECT_WIDTHS = {"Metric": 140, "Treatment": 90, "Users": 115, "Control → treatment": 130,
-                 "Lift": 65, "Difference": 85, "Lift / difference": 95, "p-value": 65,
-                 "Adjusted p": 80, "Decision": 110}
+# The results table is a static table (its cells wrap to the page's width); with one
+# treatment the Treatment column says nothing (each decision line names it) and is left out.
+# (Comments, not docstrings: Streamlit writes a page's bare string literals onto the page.)
+P_COLUMN = "p-value (adjusted)"
 
 
-# ... and of a segment table's columns, to fit 1400 px.
-SEGMENT_WIDTHS = {"Slice": 70, "Metric": 140, "Treatment": 90, "Users": 105,
-                  "Control → treatment": 130, "Difference": 100, "Lift": 60, "p (Holm)": 75,
-                  "p (BH)": 75, "Reads as": 115, "95% CI": 130}
+# Pixel widths of a segment table's columns (the grid's own sizing cut values off at 1,400 px).
+SEGMENT_WIDTHS = {"Slice": 70, "Metric": 130, "Treatment": 90, "Users": 105,
+                  "Control → treatment": 125, "Difference": 85, "Lift": 60, "p (Holm)": 70,
+                  "p (BH)": 70, "Reads as": 200, "95% CI": 130}
+# "Reads as" holds "cannot be tested: no variation" (it was cut at 115 px, issue 23).
 
 
 def _widths(columns: list[str], widths: dict[str, int]) -> dict[str, Any]:
@@ -274,12 +285,11 @@ table = pd.DataFrame(_effect_rows(snapshot))
 if not table.empty:
     if blocked:
         st.caption("Lifts, differences and p-values hidden: sample ratio mismatch (see above).")
-    widths = EFFECT_WIDTHS
     if table["Treatment"].nunique() == 1:
         table = table.drop(columns="Treatment")
-        widths = {**widths, "Decision": widths["Decision"] + widths["Treatment"]}
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config=_widths(list(table.columns), widths))
+    # a static table wraps its cells to the page's width, so no column is ever off screen
+    # (issue 23: at 1,024 px the grid hid the interval, p-values and the decision)
+    st.table(table, hide_index=True)
     st.download_button("Download results (CSV)", views.results_csv(snapshot),
                        f"results_{choice.id}.csv", "text/csv")
     bayes = _bayesian_rows(snapshot)
@@ -291,7 +301,7 @@ if not table.empty:
                    "if it is in fact worse. It reads the data as one look, unadjusted, so it "
                    "can disagree with the decision above, which follows the plan; where it "
                    "does, the reason is given under the table.")
-        st.dataframe(pd.DataFrame(bayes), hide_index=True, width="stretch")
+        st.table(pd.DataFrame(bayes), hide_index=True)  # wraps: fits at 1,024 px
         differ = [(c, readout_note(c, snapshot)) for c in snapshot.comparisons]
         lines = [f"**{c.metric} · {c.treatment}:** {note}" for c, note in differ if note]
         if lines:

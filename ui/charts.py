@@ -32,6 +32,10 @@ PALETTE = ("#0969da", "#8250df", "#bf8700", "#1b7c83", "#953800", "#57606a")
 """Neutral series colours (no green, no red: those mean better and worse)."""
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "hovermode": "closest"}
 _DAY_MS = 86_400_000
+BOTTOM_LEGEND = {"legend": {"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
+                 "autosize": True}
+"""A legend under the plot, not beside it: at 390 px a legend on the right left the forest
+plot 60 px wide (issue 23)."""
 
 
 def _finite(x: float | None) -> float | None:
@@ -49,7 +53,7 @@ def forest_plot(rows: Sequence[MetricComparison]) -> go.Figure:
             continue
         fig.add_trace(go.Scatter(
             x=[r.lift for r in mine],
-            y=[f"{r.metric} · {r.treatment}" for r in mine],
+            y=[f"{r.metric}<br>{r.treatment}" for r in mine],  # narrow labels: a wide plot
             mode="markers",
             marker={"color": colour, "size": 10},
             name=TONE_LABELS[name],
@@ -68,8 +72,8 @@ def forest_plot(rows: Sequence[MetricComparison]) -> go.Figure:
     fig.update_xaxes(range=list(fmt.lift_axis(shown)))
     fig.update_layout(
         title="Relative lift with confidence intervals", xaxis_tickformat="+.0%",
-        height=max(260, 36 * len(shown) + 120), yaxis={"autorange": "reversed"},
-        legend_title_text="Effect", **_LAYOUT,
+        height=max(280, 44 * len(shown) + 140), yaxis={"autorange": "reversed"},
+        legend_title_text="Effect", **_LAYOUT, **BOTTOM_LEGEND,
     )
     return fig
 
@@ -119,7 +123,7 @@ def cumulative_lift(points: Sequence[SeriesPoint], metric: str, *, alpha: float 
                                                "<extra></extra>"))
     fig.add_hline(y=0, line_dash="dash", line_color="#57606a")
     fig.update_layout(title=f"Cumulative lift of {metric}", yaxis_tickformat="+.0%",
-                      height=380, **_LAYOUT)
+                      height=420, **_LAYOUT, **BOTTOM_LEGEND)
     _day_axis(fig, [p.day for p in mine])
     return fig
 
@@ -136,7 +140,8 @@ def daily_units(rows: Sequence[DailyUnits]) -> go.Figure:
                                  hovertemplate="%{x|%Y-%m-%d}<br>%{y:,} units<extra>"
                                                + variant + "</extra>"))
     fig.update_layout(title="Daily units per variant", yaxis_title="Units", height=320,
-                      yaxis_tickformat=",d", yaxis_rangemode="tozero", **_LAYOUT)
+                      yaxis_tickformat=",d", yaxis_rangemode="tozero", **_LAYOUT,
+                      **BOTTOM_LEGEND)
     _day_axis(fig, [r.day for r in rows])
     return fig
 
@@ -173,19 +178,33 @@ def _fade(hex_colour: str, alpha: float = 0.18) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def rice_map(ideas: pd.DataFrame) -> go.Figure:
-    """The backlog's ideas, impact against effort, bubble size = reach, one neutral colour per
-    owner (owners are neither good nor bad: no green, no red). ``ideas`` has the Backlog table's
-    columns (Idea, Owner, Reach, Impact, Confidence %, Effort, Score, Rank)."""
+def owner_colours(owners: Sequence[str]) -> dict[str, str]:
+    """One neutral colour per owner, by the owner's place in the sorted list of every owner: the
+    same owner keeps their colour whatever the filters show or the ranking does (plotly's own
+    colouring goes by order of appearance, so colours changed between renders)."""
+    return {owner: PALETTE[i % len(PALETTE)] for i, owner in enumerate(sorted(set(owners)))}
+
+
+def rice_map(ideas: pd.DataFrame, owners: Sequence[str] | None = None) -> go.Figure:
+    """The backlog's ideas, impact against effort, bubble size = reach, each bubble labelled with
+    its idea and coloured by owner (:func:`owner_colours` over `owners`, every owner of the
+    backlog; default: the ones shown). Neutral colours: owners are neither good nor bad, so no
+    green and no red. ``ideas`` has the Backlog table's columns (Idea, Owner, Reach, Impact,
+    Confidence %, Effort, Score, Rank)."""
+    colours = owner_colours(list(owners) if owners is not None else list(ideas["Owner"]))
     fig = px.scatter(
         ideas, x="Effort", y="Impact", size="Reach", color="Owner", hover_name="Idea",
+        text="Idea",
         hover_data={"Score": ":,.0f", "Reach": ":,.0f", "Confidence %": True, "Rank": True},
-        size_max=60, title="RICE map: impact against effort (bubble size = reach)",
-        labels={"Effort": "Effort (person-weeks)"}, color_discrete_sequence=list(PALETTE),
+        size_max=60, title="RICE map (bubble size = reach)",
+        labels={"Effort": "Effort (person-weeks)"}, color_discrete_map=colours,
+        category_orders={"Owner": sorted(colours)},
     )
+    fig.update_traces(textposition="top center", textfont={"size": 11},
+                      cliponaxis=False)
     fig.update_yaxes(tickvals=list(IMPACT_LABELS),
                      ticktext=[f"{v:g} {n}" for v, n in IMPACT_LABELS.items()])
-    fig.update_layout(**_LAYOUT)
+    fig.update_layout(**_LAYOUT, **BOTTOM_LEGEND)
     return fig
 
 
@@ -202,7 +221,7 @@ def calibration_bars(groups: pd.DataFrame, by: str) -> go.Figure:
                  title="Predicted confidence against realised win rate",
                  color_discrete_sequence=list(PALETTE))
     fig.update_yaxes(tickformat=".0%", range=[0, 1])
-    fig.update_layout(**_LAYOUT)
+    fig.update_layout(**_LAYOUT, **BOTTOM_LEGEND)
     return fig
 
 
@@ -217,5 +236,5 @@ def calibration_points(points: pd.DataFrame) -> go.Figure:
         category_orders={"Outcome": list(OUTCOMES.values())},
     )
     fig.update_yaxes(tickformat="+.0%")
-    fig.update_layout(**_LAYOUT)
+    fig.update_layout(**_LAYOUT, **BOTTOM_LEGEND)
     return fig

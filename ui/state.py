@@ -118,9 +118,12 @@ def url_selectbox(
 
     The URL wins over the remembered choice (a deep link, a reload, a link from another page);
     choosing another option rewrites the URL at once. Without the parameter the remembered
-    choice (else the first option) opens and is written into the URL, so a reload keeps it.
+    choice (else the first option) opens and the URL is left as it is: each write of the query
+    string adds a browser history entry (Streamlit's ``pushState``), so a page that wrote its
+    default on arrival took two presses of Back to leave (issue 23).
     A value the options do not hold (an id that is gone, archived, filtered out, or not a
-    number) is never replaced by another option: the picker shows no choice, the URL keeps what
+    number), and an option opened by default that is no longer among them, is never replaced
+    by another option: the picker shows no choice, the URL keeps what
     it asked for, and the caller says why (e.g. with :func:`linked_experiment`) and shows
     nothing it could act on. Options are compared as strings, so ids work.
     """
@@ -128,7 +131,12 @@ def url_selectbox(
     wanted = query_value(param)
     if wanted is not None:  # always: a widget skipped by an earlier run (st.stop) lost its state
         st.session_state[key] = by_text.get(wanted)
-    elif st.session_state.get(key) not in options:  # none yet, or an option that is gone
+    elif (gone := st.session_state.get(key)) is not None and gone not in options:
+        # the option open by default went (archived, launched out of the filter): no other one
+        # opens, and the URL names it now, so the page can say what became of it
+        st.session_state[key] = None
+        set_query(**{param: gone})
+    elif gone is None:  # nothing open yet: the first option
         st.session_state[key] = options[0] if options else None
 
     def _to_url() -> None:
@@ -140,8 +148,6 @@ def url_selectbox(
         label, list(options), index=None, format_func=format_func, key=key,
         on_change=_to_url, **kwargs
     )
-    if chosen is not None:
-        set_query(**{param: chosen})
     return chosen
 
 

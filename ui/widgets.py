@@ -105,3 +105,22 @@ def loaded_text(report: Any, *, source: str) -> str:
     metrics = ", ".join(report.metrics)
     return (f"Loaded {what} {when} from {source}" + (f": {metrics}." if metrics else ".")
             + "".join(f" {note}" for note in getattr(report, "notes", ())))
+
+
+def empty_form(*keys: str) -> None:
+    """After a form created something: forget its inputs, so the next run draws it empty for
+    the next one (issue 23: forms stayed filled). Call before ``st.rerun()``."""
+    for key in keys:
+        st.session_state.pop(key, None)
+
+
+def delta_style(change: float | None, *, higher_is_better: bool = True) -> dict[str, str]:
+    """``st.metric`` arrow and colour for a delta written with the typographic minus (U+2212),
+    which Streamlit's own sign check (an ASCII "-") reads as a gain: a shortfall showed a green
+    ↑ (issue 23). Down and red when `change` is worse, up and green when better, no arrow and
+    grey at 0 or None."""
+    if change is None or change == 0:
+        return {"delta_color": "gray", "delta_arrow": "off"}
+    up = change > 0
+    return {"delta_color": "green" if up == higher_is_better else "red",
+            "delta_arrow": "up" if up else "down"}

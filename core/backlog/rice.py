@@ -44,7 +44,7 @@ from core.auth import Actor
 from core.config import get_settings
 from core.errors import InvalidInput, RuleViolation
 from core.registry.fields import RICE_IMPACTS, ExperimentView, rice_score
-from core.registry.lifecycle import check_version, update_experiment
+from core.registry.lifecycle import check_version, create_experiment, update_experiment
 from core.registry.listing import all_experiments, get_experiment, load_experiment
 from core.stats import EMPTY_STATS, MetricStats
 from core.transactions import transaction
@@ -540,6 +540,18 @@ def _touch(exp: Experiment, expected_version: int) -> None:
     """Bump the version and timestamp so a concurrent write on the same version fails."""
     exp.updated_at = datetime.now(UTC)
     exp.version = expected_version + 1
+
+
+def add_idea(session: Session, *, data: Mapping[str, Any], actor: Actor) -> ExperimentView:
+    """A new backlog idea: a proposed experiment with its four RICE inputs (all required, on
+    the RICE scale), scored and ranked at once; created through
+    :func:`core.registry.create_experiment` (audited `create`). The rest (name, owner,
+    hypothesis, segment, primary metric, tags) is validated as any experiment's."""
+    actor.require("editor", "add backlog ideas")
+    problems = rice_problems(**{name: data.get(name) for name in RICE_FIELDS}, required=True)
+    if problems:
+        raise InvalidInput(problems)
+    return create_experiment(session, data=dict(data), actor=actor)
 
 
 def promote_idea(

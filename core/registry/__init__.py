@@ -25,8 +25,11 @@ Rules enforced here (and nowhere else):
 """
 
 from core.registry.audit import (
+    DECISION_LABELS,
     AuditRecord,
     audit_history,
+    audit_value,
+    change_text,
     plan_deviations,
 )
 from core.registry.export import (
@@ -169,8 +172,11 @@ __all__ = [
     "VariantSpec",
     "WholeNumber",
     "all_experiments",
+    "DECISION_LABELS",
     "audit_csv",
     "audit_history",
+    "audit_value",
+    "change_text",
     "check_version",
     "create_experiment",
     "drop_null_defaults",

@@ -255,6 +255,14 @@ _HINTS: dict[str, str] = {
 """What a valid value looks like, appended to pydantic's message for a field."""
 
 
+PlanInputsRecord = Annotated[
+    dict[str, Any] | None,
+    Field(description="The Planner's inputs the planned sample size was sized from "
+          "(core.planning.PlanInputs as JSON: kind, baseline, sd, mde, relative, alpha, power, "
+          "alternative, weights, daily_traffic, exposure); null = not recorded."),
+]
+
+
 class VariantSpec(BaseModel):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
@@ -293,6 +301,7 @@ class ExperimentFields(BaseModel):
     guardrail_margins: GuardrailMargins = Field(default_factory=dict)
     prior_lift_mean: PriorMean = None
     prior_lift_sd: PriorSd = None
+    plan_inputs: PlanInputsRecord = None
     planned_start: Day | None = None
     planned_end: Day | None = None
     reach: Reach = None
@@ -355,6 +364,7 @@ class ExperimentPatch(BaseModel):
     guardrail_margins: GuardrailMargins = _OPTIONAL
     prior_lift_mean: PriorMean = None
     prior_lift_sd: PriorSd = None
+    plan_inputs: PlanInputsRecord = None
     planned_start: Day | None = None
     planned_end: Day | None = None
     reach: Reach = None

@@ -373,7 +373,7 @@ def transition_experiment(
             final = decision or exp.decision
             if not final:
                 raise RuleViolation(
-                    f"'{exp.name}' needs a decision (ship, dont_ship or iterate) to complete."
+                    f"'{exp.name}' needs a decision (Ship, Don't ship or Iterate) to complete."
                 )
             if final != exp.decision:
                 changes["decision"] = [exp.decision, final]

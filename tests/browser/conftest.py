@@ -228,6 +228,14 @@ def grid_text(page: Any, index: int = 0) -> str:
         "t => [...t.querySelectorAll('th, td')].map(c => c.textContent).join(' | ')"))
 
 
+def table_text(page: Any, index: int = 0) -> str:
+    """The cells of a static table (``st.table``) joined by " | "."""
+    table = page.locator('[data-testid="stTable"]').nth(index)
+    table.locator("table").first.wait_for(state="attached")
+    return str(table.locator("table").first.evaluate(
+        "t => [...t.querySelectorAll('th, td')].map(c => c.textContent).join(' | ')"))
+
+
 def open_page(page: Any, title: str) -> None:
     """Click a page in the sidebar navigation and wait for it."""
     nav = page.locator('[data-testid="stSidebarNav"]')

@@ -8,8 +8,8 @@ on a seeded demo database, Playwright through Debian's Chromium).
   experiments render on Results.
 
 Each step saves a screenshot into ``screenshots/`` (git-ignored), named ``walk-NN-<step>.png``.
-Text inside a dataframe is drawn on a canvas: :func:`grid_text` reads the grid's accessibility
-table, which holds only the columns that fit on screen (so a cut-off column is missing there).
+The results table is a static table (``st.table``, whose cells wrap to the page's width):
+:func:`table_text` reads its cells.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from core import registry
 from db.session import make_engine, session_factory
 from tests.browser.conftest import (
     assert_no_exception,
-    grid_text,
     login,
     main_text,
     new_page,
@@ -34,6 +33,7 @@ from tests.browser.conftest import (
     pick_option,
     settle,
     shoot,
+    table_text,
 )
 from ui.navigation import PAGES
 
@@ -120,7 +120,7 @@ def test_app_browser_results_srm_hides_every_lift(app_url: str, demo_db_url: str
     assert not [t for t in titles if "lift" in t.lower()], titles
     assert "Daily units per variant" in titles  # the assignment counts are the evidence
     assert text.count("hidden") >= 1 and "sample ratio mismatch" in text.lower()
-    table = grid_text(page)
+    table = table_text(page)
     assert not SIGNED_PERCENT.search(table), table
 
 
@@ -175,9 +175,9 @@ def test_app_browser_results_tables_read_for_people(app_url: str, demo_db_url: s
     text = main_text(page)
     assert "Verdict" in text and text.index("Verdict") < text.index("Decisions")
     assert "Ship" in text[:text.index("Decisions")]
-    table = grid_text(page)
+    table = table_text(page)
     _assert_numbers_for_people(table, "results table")
-    for header in ("Metric", "Lift", "p-value", "Decision"):
+    for header in ("Metric", "Lift (95% CI)", "p-value (adjusted)", "Decision"):
         assert header in table, (header, table)  # the last columns are on screen too
     assert "+13.4%" in table  # checkout_conversion's lift, as the decision text says
 
@@ -198,7 +198,7 @@ def test_app_browser_results_ratio_and_dimension_experiments(app_url: str, demo_
         assert_no_exception(page, name)
         text = main_text(page)
         assert "Verdict" in text and metric in text and "Bayesian readout" in text, text[:1500]
-        _assert_numbers_for_people(grid_text(page), name)
+        _assert_numbers_for_people(table_text(page), name)
 
 
 # --------------------------------------------------------------------------- the walkthrough
@@ -254,7 +254,7 @@ def _walkthrough(page: Any, writable_app: dict[str, Any], tmp_path: Path) -> Non
     name = "Walkthrough express checkout" + suffix
     open_page(page, "Registry")
     page.get_by_text("New experiment").first.click()
-    form = page.locator('[data-testid="stForm"]').filter(has_text="Create experiment").first
+    form = page.locator('[data-testid="stExpander"]').filter(has_text="Create experiment").first
     form.get_by_role("textbox", name="Name", exact=True).fill(name)
     form.locator('textarea[aria-label="Hypothesis"]').fill("A one-click checkout converts more.")
     pick_option(page, _combobox(form, "Primary metric"), "checkout_conversion", exact=True)

@@ -255,7 +255,7 @@ def test_app_shell_browser_backlog_save_after_a_rerank_writes_no_stale_edit(
 
     # Rank 3 "Wishlist reminder emails": Reach 15000 -> 150000 lifts it to rank 2
     # (150000·1·0.5/2 = 37500 > Social login's 37333), so Social login moves to row 3.
-    _grid_type(page, row=2, column=4, text="150000",  # Rank, Idea, Owner, Segment, Reach
+    _grid_type(page, row=2, column=3, text="150000",  # Rank, Idea, Score, Reach
                idea="Wishlist reminder emails")
     settle(page)
     save = _main(page).get_by_role("button", name="Save score changes")

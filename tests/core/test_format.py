@@ -178,3 +178,24 @@ def test_format_csv_text_starts_with_a_byte_order_mark_excel_reads_as_utf8() -> 
     data = fmt.csv_text(("name",), [("Gift 🎁 −5%",)]).encode("utf-8")
     assert data.startswith(b"\xef\xbb\xbf")
     assert data.decode("utf-8-sig") == "name\r\nGift 🎁 −5%\r\n"
+
+
+def test_format_shared_decimals_give_an_estimate_and_its_interval_one_precision() -> None:
+    """Issue 23: the segment table read "+1.51" beside "[−0.2359, +3.256]"."""
+    d = fmt.shared_decimals(1.5061, -0.2359, 3.256)
+    assert d == 2
+    assert [fmt.signed_fixed(x, d) for x in (1.5061, -0.2359, 3.256)] == [
+        "+1.51", "−0.24", "+3.26"]
+    assert fmt.interval(-0.2359, 3.256, lambda x: fmt.signed_fixed(x, d)) == "[−0.24, +3.26]"
+    assert fmt.shared_decimals(1520.4, 1210.0, 1830.9) == 0
+    assert fmt.signed_fixed(1520.4, 0) == "+1,520"
+    assert fmt.signed_fixed(-0.0001, 2) == "0.00" and fmt.signed_fixed(None, 2) == fmt.MISSING
+    assert fmt.shared_decimals(None, 0.0) == 0
+
+
+def test_format_period_never_reads_dash_to_ongoing() -> None:
+    """Issue 23: "Actual: — to ongoing" for an experiment that has not started."""
+    assert fmt.period(None, None) == "not started"
+    assert fmt.period(None, None, none="no dates") == "no dates"
+    assert fmt.period(date(2026, 12, 1), None) == "2026-12-01 → running"
+    assert fmt.period(date(2026, 12, 1), date(2026, 12, 14)) == "2026-12-01 → 2026-12-14"

@@ -517,3 +517,82 @@ def test_planning_save_plan_can_set_the_experiments_split_to_the_plans(
     last = registry.audit_history(session, experiment_id=three_way.id)[-1]
     assert last.action == "update" and {"variants", "planned_sample_size"} <= set(last.changes)
     assert planning.split_mismatch(plan, saved) is None
+
+
+# --------------------------------------------------------------------------- issue 23, round 2
+
+
+def test_planning_power_curve_counts_users_as_the_headline_does() -> None:
+    """At 50/25/25 the control needs twice a treatment's users: the headline's users per
+    variant are the smallest arm's, and the power curve's x axis and marker count the same."""
+    plan = planning.plan_sample_size(inputs(mde=0.05, weights=(0.5, 0.25, 0.25)))
+    assert plan.n_control > plan.n_per_variant
+    curve = planning.power_curve(plan)
+    assert curve.marker_x == plan.n_per_variant and curve.x_label == "Users per variant"
+    assert_allclose(np.interp(plan.n_per_variant, curve.x, curve.y), 0.8, atol=0.01)
+    assert curve.x[0] == 2  # 2 users in the smallest arm
+    again = planning.plan_for_sample(  # "users per variant" typed in the power mode
+        plan.inputs, n_per_variant=planning.control_units(plan.inputs, plan.n_per_variant))
+    assert again.n_per_variant == plan.n_per_variant and again.power >= 0.8
+
+
+def test_planning_names_arms_as_the_experiments_variants() -> None:
+    plan = planning.plan_sample_size(inputs(weights=(0.34, 0.33, 0.33)))
+    assert [v.name for v in plan.variants] == ["control", "treatment_1", "treatment_2"]
+    named = planning.name_arms(plan, ["control", "short", "long"])
+    assert [v.name for v in named.variants] == ["control", "short", "long"]
+    assert [v.units for v in named.variants] == [v.units for v in plan.variants]
+    assert planning.name_arms(plan, ["control", "b"]) == plan  # another number of arms
+
+
+def test_planning_save_plan_stores_its_inputs_and_sets_the_planned_dates(
+    session: Session, proposed: registry.ExperimentView
+) -> None:
+    """Issue 23: the plan's inputs (baseline, sd, ...) are saved with it and read back by the
+    Planner; the planned dates follow the duration it computed, from today."""
+    typed = inputs(kind="mean", baseline=12.5, sd=30.0, mde=0.04, daily_traffic=2500,
+                   exposure=0.5)
+    plan = planning.plan_sample_size(typed)
+    today = date(2027, 3, 1)
+    saved = planning.save_plan(session, experiment_id=proposed.id, plan=plan,
+                               analysis_mode="fixed", expected_version=proposed.version,
+                               actor=EDITOR, today=today)
+    assert saved.plan_inputs is not None and saved.plan_inputs["sd"] == 30.0
+    assert planning.make_inputs(**saved.plan_inputs) == typed
+    assert (saved.planned_start, saved.planned_end) == (
+        today, today + timedelta(days=plan.days - 1))
+    draft = planning.plan_draft(session, experiment_id=proposed.id)
+    assert draft.values == typed.model_dump() and "saved plan's inputs" in draft.source
+    assert draft.variant_names == ("control", "green")
+    # a planned start stays; the end follows the new plan
+    longer = planning.plan_sample_size(typed.model_copy(update={"mde": 0.02}))
+    start = date(2027, 4, 1)
+    moved = registry.update_experiment(session, experiment_id=proposed.id,
+                                       changes={"planned_start": start},
+                                       expected_version=saved.version, actor=EDITOR)
+    again = planning.save_plan(session, experiment_id=proposed.id, plan=longer,
+                               analysis_mode="fixed", expected_version=moved.version,
+                               actor=EDITOR, today=today)
+    assert (again.planned_start, again.planned_end) == (
+        start, start + timedelta(days=longer.days - 1))
+
+
+def test_planning_draft_takes_the_primary_metrics_observed_baseline(
+    demo_session: Session
+) -> None:
+    """A proposed experiment without a saved plan opens on its primary metric's observed
+    control data (from an experiment that measured it), with its own MDE, alpha and split."""
+    social = registry.get_experiment_by_name(demo_session, name="Social login")
+    assert social.status == "proposed" and social.plan_inputs is None
+    draft = planning.plan_draft(demo_session, experiment_id=social.id)
+    source = next(s for s in planning.baseline_sources(demo_session)
+                  if social.primary_metric in s.metrics)
+    seen = planning.observed_baseline(demo_session, experiment_id=source.experiment_id,
+                                      metric=social.primary_metric)
+    assert draft.values["baseline"] == seen.mean
+    assert draft.values["daily_traffic"] == seen.daily_traffic
+    assert draft.values["alpha"] == social.alpha
+    assert draft.values["weights"] == tuple(v.weight for v in social.variants)
+    assert draft.source == f"Baseline: {seen.description}"
+    with pytest.raises(NotFound):
+        planning.plan_draft(demo_session, experiment_id=999_999)

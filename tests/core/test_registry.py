@@ -787,3 +787,20 @@ def test_registry_descending_list_is_the_ascending_one_reversed(
     owner_up = [e.id for e in registry.list_experiments(session, sort="owner",
                                                         descending=False).items]
     assert owner_up == sorted(owner_up)
+
+
+def test_registry_audit_values_read_for_people() -> None:
+    """Issue 23: the audit showed "Variants: — → {'name': 'control', …}" and "dont_ship"."""
+    variants = [{"name": "control", "weight": 0.5}, {"name": "green", "weight": 0.5}]
+    assert registry.change_text({"variants": [None, variants]}) == (
+        "Variants: — → control 50%, green 50%")
+    assert registry.change_text({"decision": [None, "dont_ship"], "reach": [None, 30000.0]}) == (
+        "Decision: — → Don't ship; Reach: — → 30,000")
+    assert registry.audit_value("guardrail_margins", {"page_load_time_ms": 0.02}) == (
+        "page_load_time_ms: 2%")
+    assert registry.audit_value("mde", 0.05) == "5%"
+    inputs = {"kind": "mean", "baseline": 12.5, "sd": 30.0, "weights": [0.5, 0.5],
+              "daily_traffic": None}
+    text = registry.audit_value("plan_inputs", inputs)
+    assert text == "kind mean, baseline 12.5, sd 30, weights 50%, 50%"
+    assert "{" not in text and "'" not in text

@@ -1,4 +1,4 @@
-"""The registry list's queries read indexes, not the whole table (migration 0008), on
+"""The registry list's queries read indexes, not the whole table (migration 0009), on
 PostgreSQL and SQLite, at enough rows that a planner would rather scan without them."""
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def test_migrations_match_the_models(own_database: str) -> None:
         )
     engine.dispose()
     # Expression indexes cannot be reflected on every dialect, and the word search's trigram
-    # indexes are PostgreSQL's only (migration 0008): ignore only those.
+    # indexes are PostgreSQL's only (migration 0009): ignore only those.
     ignored = ("uq_experiments_name_lower", "ix_experiments_owner_lower", "_trgm")
     diff = [d for d in diff if not (isinstance(d, tuple) and any(n in str(d) for n in ignored))]
     assert diff == []
@@ -318,13 +318,13 @@ def test_migrations_0007_warehouse_definitions_hold_their_rules_and_go_again(
     assert {"warehouse_connections", "warehouse_runs"} <= _tables(own_database)
 
 
-def test_migrations_0008_carries_the_tags_over_and_goes_again(own_database: str) -> None:
+def test_migrations_0009_carries_the_tags_over_and_goes_again(own_database: str) -> None:
     """The experiment_tags rows come from each experiment's tag list (duplicates once, a
     non-list or empty one gives none); a downgrade drops the table and the indexes, and an
     upgrade makes them again."""
     from sqlalchemy import text
 
-    upgrade(own_database, "0007_warehouse")
+    upgrade(own_database, "0008_slice_keys")
     engine = make_engine(own_database)
     stored = {"A": '["ui", "zoë", "ui"]', "B": "[]", "C": '["pricing"]', "D": "null"}
     with engine.begin() as conn:
@@ -349,13 +349,13 @@ def test_migrations_0008_carries_the_tags_over_and_goes_again(own_database: str)
 
     upgrade(own_database)
     assert tag_rows() == [("A", "ui"), ("A", "zoë"), ("C", "pricing")]
-    downgrade(own_database, "0007_warehouse")
+    downgrade(own_database, "0008_slice_keys")
     assert "experiment_tags" not in _tables(own_database)
     upgrade(own_database)
     assert tag_rows() == [("A", "ui"), ("A", "zoë"), ("C", "pricing")]
 
 
-def test_migrations_0008_without_the_right_to_create_pg_trgm_completes_without_its_indexes(
+def test_migrations_0009_without_the_right_to_create_pg_trgm_completes_without_its_indexes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A role that may create tables but not extensions (no CREATE on the database) migrates

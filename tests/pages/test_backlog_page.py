@@ -4,6 +4,7 @@ promote writes an audit entry, archive, a viewer sees no write controls, knowled
 from __future__ import annotations
 
 from sqlalchemy import select
+from streamlit.proto.Metric_pb2 import Metric as MetricProto
 from streamlit.testing.v1 import AppTest
 
 from core.backlog import rice
@@ -117,6 +118,44 @@ def test_backlog_page_promote_creates_audit_entry(fresh_demo_app: str) -> None:
                                                    AuditEntry.action == "promote")).one()
         assert entry.actor == "demo-editor"
         assert entry.changes["stage"] == ["backlog idea", "proposed experiment"]
+    # issue 23: the promoted idea links to its experiment (Registry and Planner)
+    links = {(p.label, p.proto.page) for p in at.get("page_link")}
+    assert {label for label, _ in links} >= {"Open the experiment in the Registry",
+                                             "Plan it in the Planner"}
+    promoted = next(d.value for d in at.dataframe if "Registry" in d.value.columns)
+    assert list(promoted["Registry"]) == [f"./registry?experiment={exp.id}"]
+    assert list(promoted["Planner"]) == [f"./planner?experiment={exp.id}"]
+
+
+def test_backlog_page_adds_an_idea_with_its_rice_inputs(fresh_demo_app: str) -> None:
+    """Issue 23: the Backlog had no "Add idea"; an idea with R/I/C/E is scored, ranked and
+    opened at once, and the form is empty for the next one. Bad RICE input is refused."""
+    at = open_page(login("demo-editor"), "backlog")
+    at.text_input(key="bl_new_name").input("Saved carts")
+    at.text_area(key="bl_new_hypothesis").input("Reminders bring carts back.")
+    at.selectbox(key="bl_new_metric").select("checkout_conversion")
+    at.number_input(key="bl_new_reach").set_value(40000)
+    at.selectbox(key="bl_new_impact").select(2.0)
+    at.number_input(key="bl_new_confidence").set_value(80)
+    at.number_input(key="bl_new_effort").set_value(2.0)
+    next(b for b in at.button if b.label == "Add idea").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    score = 40000 * 2 * 0.8 / 2  # 32,000: between Social login (37,333) and Wishlist (3,750)
+    assert _ranked(at) == [*DEMO_RANKING[:2], "Saved carts", *DEMO_RANKING[2:]]
+    assert at.dataframe[0].value.set_index("Idea").loc["Saved carts", "Score"] == score
+    with _db(fresh_demo_app) as s:
+        added = s.scalar(select(Experiment).where(Experiment.name == "Saved carts"))
+        assert added is not None and added.rice_score == score and added.status == "proposed"
+    assert at.selectbox(key="bl_idea").value == added.id  # the new idea opens
+    assert at.text_input(key="bl_new_name").value == ""  # the form is empty again
+    assert at.number_input(key="bl_new_reach").value is None
+    at.text_input(key="bl_new_name").input("No effort given")
+    at.number_input(key="bl_new_reach").set_value(100)
+    next(b for b in at.button if b.label == "Add idea").click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert "Nothing was saved" in errors and "effort" in errors.lower()
+    with _db(fresh_demo_app) as s:
+        assert s.scalar(select(Experiment).where(Experiment.name == "No effort given")) is None
 
 
 def test_backlog_page_archive_removes_the_idea(fresh_demo_app: str) -> None:
@@ -149,6 +188,12 @@ def test_backlog_page_knowledge_base_search_and_calibration(demo_app: str) -> No
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["High-confidence ideas that won"] == "2/3"
     assert metrics["Win rate"] == "50%"
+    # issue 23: a win rate below the confidence is a shortfall: a red ↓, not a green ↑
+    win_rate = next(m for m in at.metric if m.label == "Win rate")
+    assert win_rate.proto.delta.startswith("−") and win_rate.proto.delta.endswith(
+        "vs confidence")
+    assert (win_rate.proto.direction, win_rate.proto.color) == (
+        MetricProto.MetricDirection.DOWN, MetricProto.MetricColor.RED)
 
 
 def test_backlog_page_opens_the_deep_linked_idea(demo_app: str) -> None:

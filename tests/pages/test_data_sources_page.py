@@ -141,6 +141,8 @@ def test_data_sources_page_define_use_and_refresh(fresh_demo_app: str) -> None:
     assert not _errors(at) and not at.exception, (_errors(at), at.exception)
     assert "Fact source 'discounts' added: look at it above." in [s.value for s in at.success]
     assert at.selectbox(key="ds_source").value == "discounts"  # shown next
+    assert (at.text_input(key="ds_fact_name").value, at.text_area(key="ds_fact_sql").value,
+            at.text_input(key="ds_fact_columns").value) == ("", "", "")  # issue 23: emptied
     _button(at, "Preview 20 rows and check the columns").click().run()
     assert any("The columns of 'discounts' are as declared" in s.value for s in at.success)
 
@@ -158,6 +160,9 @@ def test_data_sources_page_define_use_and_refresh(fresh_demo_app: str) -> None:
                                                     "mean")
         assert catalog.get_fact_source(s, name="discounts").metrics == ("discount_per_user_7d",)
     assert at.multiselect(key="ds_use_metrics").value == ["discount_per_user_7d"]
+    assert at.text_input(key="ds_metric_name").value == ""  # issue 23: the form is emptied
+    assert at.selectbox(key="ds_metric_aggregation").value is None
+    assert at.text_input(key="ds_metric_unit").value == ""
 
     box = at.selectbox(key="ds_use_experiment")
     box.select_index(next(i for i, o in enumerate(box.options)
@@ -180,7 +185,7 @@ def test_data_sources_page_define_use_and_refresh(fresh_demo_app: str) -> None:
     assert not res.exception, res.exception
     flash = [s.value for s in res.success]
     assert any(f.startswith("Refreshed from the warehouse") and "excluded" in f for f in flash)
-    table = res.dataframe[0].value
+    table = res.table[0].value
     assert "discount_per_user_7d" in set(table["Metric"])
     runs = next(d.value for d in res.dataframe if "Rows returned" in d.value.columns)
     assert list(runs["Source"]) == ["exposures (assignment)", "discounts (fact)",

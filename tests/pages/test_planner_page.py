@@ -112,9 +112,10 @@ def test_planner_page_opens_the_deep_linked_experiment(demo_app: str) -> None:
     assert not at.exception
     assert at.selectbox(key="plan_target").value == exp_id
     assert any("Saves onto 'Simplified signup form'" in c.value for c in at.caption)
-    at.text_input(key="plan_split_2").set_value("70, 20").run()  # no answer: no save form
+    split = f"plan_split_2_e{exp_id}"  # the experiment's own inputs
+    at.text_input(key=split).set_value("70, 20").run()  # no answer: no save form
     assert not at.get("selectbox") or all(b.key != "plan_target" for b in at.selectbox)
-    at.text_input(key="plan_split_2").set_value("50, 50").run()
+    at.text_input(key=split).set_value("50, 50").run()
     assert at.selectbox(key="plan_target").value == exp_id  # still the deep-linked one
 
 
@@ -126,15 +127,16 @@ def test_planner_page_saves_a_plan_onto_a_proposed_experiment(fresh_demo_app: st
     next(b for b in at.button if b.label == "Save plan").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("Saved onto 'Simplified signup form'" in s.value for s in at.success)
-    expected = planning.plan_sample_size(
-        planning.make_inputs(baseline=0.10, mde=0.05, daily_traffic=4200))
     engine = make_engine(fresh_demo_app)
     with session_factory(engine)() as session:
         saved = registry.get_experiment_by_name(session, name="Simplified signup form")
         audit = registry.audit_history(session, experiment_id=saved.id)[-1]
     engine.dispose()
+    assert saved.plan_inputs is not None  # choosing it opened its own inputs, saved with it
+    expected = planning.plan_sample_size(planning.make_inputs(**saved.plan_inputs))
+    assert _metrics(at)["Users per variant"] == f"{expected.n_per_variant:,}"
     assert (saved.planned_sample_size, saved.mde, saved.analysis_mode) == (
-        expected.n_per_variant, 0.05, "sequential")
+        expected.n_per_variant, round(expected.mde_relative, 6), "sequential")
     assert audit.actor == "demo-editor" and "planned_sample_size" in audit.changes
 
 
@@ -159,8 +161,10 @@ def test_planner_page_offers_the_plans_split_instead_of_saving_it_onto_another(
     at = login("demo-editor")
     at.query_params["experiment"] = str(exp.id)
     at = open_page(at, "planner")
-    at.number_input(key="plan_variants").set_value(3).run()
-    at.text_input(key="plan_split_3").set_value("50, 25, 25").run()
+    assert at.number_input(key=f"plan_variants_e{exp.id}").value == 3  # the experiment's
+    assert at.text_input(key=f"plan_split_3_e{exp.id}").value == "34, 33, 33"
+    assert list(at.dataframe[0].value["Variant"]) == ["control", "a", "b"]
+    at.text_input(key=f"plan_split_3_e{exp.id}").set_value("50, 25, 25").run()
     assert at.selectbox(key="plan_target").value == exp.id
     warning = " ".join(w.value for w in at.warning)
     assert warning.startswith("This plan is sized for a 50/25/25 split, but 'Three-way copy' "
@@ -176,3 +180,68 @@ def test_planner_page_offers_the_plans_split_instead_of_saving_it_onto_another(
     engine.dispose()
     assert [v.weight for v in saved.variants] == [0.5, 0.25, 0.25]
     assert saved.planned_sample_size is not None and saved.version == exp.version + 1
+
+
+def test_planner_page_a_reload_keeps_what_was_typed(demo_app: str) -> None:
+    """Issue 23: every input lives in the URL (Streamlit's query-parameter binding), so the
+    same URL — a reload, or the link shared — opens the same plan."""
+    at = _planner()
+    at.radio(key="plan_mode").set_value("Power for a given sample size").run()
+    at.number_input(key="plan_mde_binomial_True").set_value(7.5).run()
+    at.number_input(key="plan_daily_typed").set_value(20000.0).run()
+    at.number_input(key="plan_n").set_value(6000).run()
+    typed = _metrics(at)
+    reloaded = login("demo-editor")
+    for key, value in {"plan_mode": "Power for a given sample size",
+                       "plan_mde_binomial_True": "7.5", "plan_daily_typed": "20000",
+                       "plan_n": "6000"}.items():
+        reloaded.query_params[key] = value
+    reloaded = open_page(reloaded, "planner")
+    assert not reloaded.exception, reloaded.exception
+    assert reloaded.number_input(key="plan_mde_binomial_True").value == 7.5
+    assert reloaded.number_input(key="plan_n").value == 6000
+    assert _metrics(reloaded) == typed and typed["Users per variant"] == "6,000"
+    assert "a 7.5% relative lift" in reloaded.success[0].value
+
+
+def test_planner_page_prefills_from_the_experiments_primary_metric_and_saved_plan(
+    fresh_demo_app: str
+) -> None:
+    """Issue 23: ``/planner?experiment=<id>`` opens on the experiment's primary metric (its
+    observed control baseline and traffic, its MDE, alpha and split); a saved plan's inputs
+    (a mean and its SD) come back with it, and saving sets the planned dates."""
+    engine = make_engine(fresh_demo_app)
+    with session_factory(engine)() as session:
+        social = registry.get_experiment_by_name(session, name="Social login")
+        draft = planning.plan_draft(session, experiment_id=social.id)
+    at = login("demo-editor")
+    at.query_params["experiment"] = str(social.id)
+    at = open_page(at, "planner")
+    assert not at.exception, at.exception
+    seed = f"e{social.id}"
+    assert at.number_input(key=f"plan_rate_{seed}").value == round(
+        draft.values["baseline"] * 100, 3)
+    assert at.number_input(key=f"plan_daily_{seed}").value == round(
+        draft.values["daily_traffic"])
+    assert any(i.value.startswith("Planning 'Social login'. Baseline: ") for i in at.info)
+    at.radio(key=f"plan_kind_{seed}").set_value("Continuous (a mean)").run()
+    at.number_input(key=f"plan_mean_{seed}").set_value(40.0).run()
+    at.number_input(key=f"plan_sd_{seed}").set_value(55.0).run()
+    next(b for b in at.button if b.label == "Save plan").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    with session_factory(engine)() as session:
+        saved = registry.get_experiment(session, experiment_id=social.id)
+    assert saved.plan_inputs is not None
+    assert (saved.plan_inputs["kind"], saved.plan_inputs["baseline"],
+            saved.plan_inputs["sd"]) == ("mean", 40.0, 55.0)
+    assert saved.planned_start is not None and saved.planned_end is not None
+    days = int(_metrics(at)["Duration"].split()[0].replace(",", ""))
+    assert (saved.planned_end - saved.planned_start).days == days - 1
+    engine.dispose()
+    again = login("demo-editor")  # another visit: the saved plan's inputs, not the metric's
+    again.query_params["experiment"] = str(social.id)
+    again = open_page(again, "planner")
+    assert again.number_input(key=f"plan_mean_{seed}").value == 40.0
+    assert again.number_input(key=f"plan_sd_{seed}").value == 55.0
+    assert any(i.value == "Planning 'Social login'. Its saved plan's inputs, as they were typed."
+               for i in again.info)

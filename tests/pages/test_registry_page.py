@@ -79,6 +79,38 @@ def test_registry_page_editor_creates_and_launches(fresh_demo_app: str) -> None:
     assert actions == ["create"]
 
 
+def test_registry_page_create_form_keeps_a_draft_in_the_url_and_empties_once_created(
+    fresh_demo_app: str
+) -> None:
+    """Issue 23: a reload (the same URL) brings the New experiment form's draft back, open;
+    Create experiment empties the form for the next one (it stayed filled)."""
+    at = login("demo-editor")
+    at.query_params.update({"new_name": "Sticky add-to-cart bar",
+                            "new_hypothesis": "A sticky bar keeps the CTA visible.",
+                            "new_primary": "add_to_cart_rate", "new_tags": "mobile, cart"})
+    at = open_page(at, "registry")
+    assert not at.exception, at.exception
+    assert at.text_input(key="new_name").value == "Sticky add-to-cart bar"
+    assert at.text_area(key="new_hypothesis").value == "A sticky bar keeps the CTA visible."
+    assert at.selectbox(key="new_primary").value == "add_to_cart_rate"
+    assert at.expander[0].label == "New experiment" and at.expander[0].proto.expanded
+    next(b for b in at.button if b.label == "Create experiment").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.subheader[0].value == "Sticky add-to-cart bar"
+    assert at.text_input(key="new_name").value == ""
+    assert at.text_area(key="new_hypothesis").value == ""
+    assert at.selectbox(key="new_primary").value is None
+    assert at.text_input(key="new_tags").value == ""
+    assert at.text_input(key="new_owner").value == "demo-editor"
+    assert at.text_input(key="new_variants").value == "control:0.5, treatment:0.5"
+    assert not any(key.startswith("new_") for key in at.query_params)
+    # issue 23: the detail and its audit read for people
+    text = " ".join(m.value for m in at.markdown)
+    assert "**Actual:** not started" in text and "**Planned:** no dates" in text
+    changes = " ".join(at.dataframe[-1].value["Changes"])
+    assert "control 50%, treatment 50%" in changes and "{'" not in changes
+
+
 def test_registry_page_shows_errors_for_bad_input(fresh_demo_app: str) -> None:
     at = open_page(login("demo-editor"), "registry")
     at.text_input(key="new_name").input("Checkout button colour")  # taken

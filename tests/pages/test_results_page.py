@@ -11,6 +11,7 @@ import re
 from sqlalchemy import delete
 from streamlit.testing.v1 import AppTest
 
+from core import format as fmt
 from core import registry
 from core.analysis import results, views
 from core.analysis.snapshot import ResultsSnapshot
@@ -69,7 +70,7 @@ def test_results_page_renders_every_experiment(demo_app: str) -> None:
         blocked = any("results blocked" in e.value for e in at.error)
         # forest, cumulative lift, daily units; only daily units when SRM blocks the effects
         assert len(at.get("plotly_chart")) == (1 if blocked else 3), options[i]
-        frame = at.dataframe[0].value
+        frame = at.table[0].value
         assert not RAW_COLUMNS & set(frame.columns), options[i]
         assert not frame.isna().any().any(), options[i]  # "—", never None / NaN
 
@@ -84,7 +85,7 @@ def test_results_page_blocks_the_srm_experiment(demo_app: str) -> None:
     shown = [md.value for md in at.markdown] + [c.value for c in at.caption] + \
         [i.value for i in at.info] + [w.value for w in at.warning]
     assert not [t for t in shown if SIGNED_PERCENT.search(t)], shown
-    frame = at.dataframe[0].value
+    frame = at.table[0].value
     # one treatment: its column says nothing (each decision line names it) and is left out
     assert list(frame.columns) == ["Metric", "Users", "Decision"]
     assert any("hidden" in c.value and "sample ratio mismatch" in c.value for c in at.caption)
@@ -113,11 +114,19 @@ def test_results_page_shows_a_clear_winner_first_and_in_peoples_numbers(demo_app
     assert _badges(at)[0][0] == "green"
     assert at.success[0].value.startswith("**Verdict: Ship**")
     assert snap.verdict is not None and snap.verdict.reason in at.success[0].value
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["Metric"]) == ["checkout_conversion", "refund_rate", "revenue_per_user"]
     assert list(table["Decision"]) == _labels(at)
     first = snap.comparisons[0]
-    assert table["Lift"][0] == f"+{first.lift * 100:.1f}%"
+    # the lift with its interval in one cell, the p-value with its adjusted one (issue 23:
+    # the table fits at 1,024 px)
+    assert table["Lift (95% CI)"][0] == (
+        f"+{first.lift * 100:.1f}% [+{first.lift_ci_low * 100:.1f}%, "
+        f"+{first.lift_ci_high * 100:.1f}%]")
+    assert table["p-value (adjusted)"][0] == (
+        f"{fmt.pvalue(first.lift_p_value)} ({fmt.pvalue(first.adjusted_p_value)})")
+    assert list(table.columns) == ["Metric", "Users", "Control → treatment", "Lift (95% CI)",
+                                   "p-value (adjusted)", "Decision"]
     assert table["Users"][0] == f"{first.control_n:,} / {first.treatment_n:,}"
     assert table["Control → treatment"][0] == (  # conversion rates
         f"{first.control_mean * 100:.2f}% → {first.treatment_mean * 100:.2f}%")
@@ -200,10 +209,10 @@ def test_results_page_shows_the_plans_one_sided_test_and_guardrail_margin(demo_a
     captions = " ".join(c.value for c in at.caption)
     assert "Primary metric revenue_per_session: one-sided test, as planned (treatment > " \
            "control)" in captions
-    table = at.dataframe[0].value
+    table = at.table[0].value
     primary = table[table["Metric"] == "revenue_per_session"].iloc[0]
-    interval = primary[next(c for c in table.columns if c.endswith("CI"))]
-    assert interval.startswith("[") and interval.endswith(", +∞)")
+    interval = primary[next(c for c in table.columns if c.endswith("CI)"))]
+    assert " [" in interval and interval.endswith(", +∞)")
     at = _results("demo-viewer", "Search ranking v2")
     captions = " ".join(c.value for c in at.caption)
     assert "Guardrail page_load_time_ms: non-inferiority margin +2.0%" in captions
@@ -258,13 +267,14 @@ def test_results_page_shows_a_guardrail_improvement_and_a_metric_without_variati
     assert "Guardrail refunds is significantly better (lower)" in lines
     assert "revenue cannot be tested: no variation: every unit has the value 0 in both arms" \
         in lines
-    table = at.dataframe[0].value.set_index("Metric")
+    table = at.table[0].value.set_index("Metric")
     assert table.loc["revenue", "Decision"] == "Cannot be tested: no variation"
     assert table.loc["revenue", "Control → treatment"] == "0 → 0"
     shown = table.loc["revenue"].drop(["Users", "Control → treatment", "Decision"])
     assert set(shown) == {"—"}  # no lift, interval, p-value or adjusted p
-    assert table.loc["refunds", "Lift"].startswith("−24.0%")
-    bayes = next(df.value for df in at.dataframe if "Chance to beat control" in df.value)
+    lift = next(c for c in table.columns if c.startswith("Lift"))
+    assert table.loc["refunds", lift].startswith("−24.0%")
+    bayes = next(df.value for df in at.table if "Chance to beat control" in df.value)
     assert "revenue" not in set(bayes["Metric"])
 
 

@@ -9,7 +9,14 @@ from pytest import approx
 
 from core.analysis.snapshot import SeriesPoint
 from core.format import TONE_COLOURS
-from ui.charts import OUTCOMES, PALETTE, calibration_points, cumulative_lift, rice_map
+from ui.charts import (
+    OUTCOMES,
+    PALETTE,
+    calibration_points,
+    cumulative_lift,
+    owner_colours,
+    rice_map,
+)
 
 
 def test_rice_map_gives_owners_neutral_colours_never_green_or_red() -> None:
@@ -23,6 +30,29 @@ def test_rice_map_gives_owners_neutral_colours_never_green_or_red() -> None:
     assert len(colours) == 5
     assert colours <= set(PALETTE)
     assert not colours & set(TONE_COLOURS.values())
+
+
+def test_rice_map_keeps_each_owners_colour_and_labels_every_bubble() -> None:
+    """Issue 23: the bubble colours changed between renders (plotly colours by order of
+    appearance) and the bubbles were unlabelled."""
+    ideas = pd.DataFrame({
+        "Idea": ["Social login", "Wishlist", "Loyalty"], "Owner": ["maria", "dev", "li"],
+        "Reach": [1e3, 2e3, 3e3], "Impact": [1, 2, 3], "Confidence %": [50] * 3,
+        "Effort": [1, 2, 3], "Score": [1] * 3, "Rank": [1, 2, 3],
+    })
+    owners = ["dev", "li", "maria", "zoe"]
+
+    def colours(frame: pd.DataFrame) -> dict[str, str]:
+        return {t.name: t.marker.color for t in rice_map(frame, owners).data}
+
+    everyone = colours(ideas)
+    assert everyone == {o: c for o, c in owner_colours(owners).items() if o != "zoe"}
+    assert colours(ideas.iloc[::-1]) == everyone  # re-ranked
+    assert colours(ideas[ideas["Owner"] == "maria"]) == {"maria": everyone["maria"]}  # filtered
+    labels = {t.name: list(t.text) for t in rice_map(ideas, owners).data}
+    assert labels == {"dev": ["Wishlist"], "li": ["Loyalty"], "maria": ["Social login"]}
+    # the legend sits under the plot: beside it, it squeezed the plot at 390 px (issue 23)
+    assert rice_map(ideas, owners).layout.legend.orientation == "h"
 
 
 def test_calibration_points_colour_outcomes_by_tone() -> None:

@@ -27,10 +27,14 @@ def test_state_url_selectbox_opens_the_deep_linked_option() -> None:
     assert at.query_params["experiment"] == "5"
 
 
-def test_state_url_selectbox_writes_the_default_and_a_new_choice_into_the_url() -> None:
+def test_state_url_selectbox_leaves_the_url_for_the_default_and_writes_a_choice() -> None:
+    """Issue 23: opening a page writes nothing into the URL (each write is a history entry,
+    and Back then needed two presses to leave the page); a choice is written."""
     at = AppTest.from_function(_app).run()
     assert at.selectbox[0].value == 3
-    assert at.query_params["experiment"] == "3"
+    assert "experiment" not in at.query_params
+    at.run()
+    assert "experiment" not in at.query_params
     at.selectbox[0].select(8).run()
     assert at.selectbox[0].value == 8
     assert at.query_params["experiment"] == "8"
@@ -72,6 +76,29 @@ def test_state_url_selectbox_does_not_fall_back_when_the_open_option_goes() -> N
     at.button[0].click().run()
     assert at.selectbox[0].value is None and at.markdown[0].value == "chosen=None"
     assert at.query_params["experiment"] == "5"
+
+
+def test_state_url_selectbox_an_option_open_by_default_that_goes_opens_no_other() -> None:
+    """The first option opens without a URL parameter; when it goes (archived), the picker
+    shows no choice and the URL names it, so the page can say what became of it."""
+    def app() -> None:
+        import streamlit as st
+
+        from ui.state import url_selectbox
+
+        options = [3, 5, 8] if not st.session_state.get("gone") else [5, 8]
+        st.write(f"chosen={url_selectbox('Open idea', options, key='pick')}")
+        if st.button("Archive 3"):
+            st.session_state["gone"] = True
+            st.rerun()
+
+    at = AppTest.from_function(app).run()
+    assert at.selectbox[0].value == 3 and "experiment" not in at.query_params
+    at.button[0].click().run()
+    assert at.selectbox[0].value is None and at.markdown[0].value == "chosen=None"
+    assert at.query_params["experiment"] == "3"
+    at.run()
+    assert at.selectbox[0].value is None
 
 
 def _versions_app() -> None:
@@ -136,7 +163,7 @@ def test_state_set_query_removes_a_parameter_and_keeps_the_others() -> None:
     assert at.query_params["tab"] == "knowledge"
     next(b for b in at.button if b.label == "Clear tab").click().run()
     assert "tab" not in at.query_params
-    assert at.query_params["experiment"] == "3"
+    assert "experiment" not in at.query_params
 
 
 def test_state_url_selectbox_clearing_the_picker_keeps_the_open_option() -> None:
