@@ -479,13 +479,13 @@ def _refresh_warehouse(args: argparse.Namespace) -> int:
               else "nothing changed")
     print(f"'{report.experiment_name}' from '{report.assignment_source}': {report.units:,} "
           f"units, {report.multi_variant_units} in more than one variant (excluded); exposure "
-          f"days recomputed: {days or 'none'}; {report.rows_read} rows returned; {stored} "
+          f"days recomputed: {days or 'none'}; {report.rows_read:,} rows returned; {stored} "
           f"({report.seconds:.1f} s); snapshot {snapshot.snapshot_id}.")
     for note in report.notes:
         print(note)
     for run in report.runs:
         scanned = "" if run.rows_scanned is None else f", {run.rows_scanned:,} rows scanned"
-        print(f"  {run.role} source '{run.source}': {run.rows_returned} rows returned"
+        print(f"  {run.role} source '{run.source}': {run.rows_returned:,} rows returned"
               f"{scanned}, {run.seconds:.2f} s")
         if args.show_sql and run.sql:
             print(run.sql)

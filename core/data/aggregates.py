@@ -63,7 +63,7 @@ def read_aggregate_rows(
         count = con.execute(f"SELECT count(*) FROM {src}").fetchone()[0]  # type: ignore[index]
         if count > MAX_AGGREGATE_ROWS:
             raise InvalidInput(
-                f"file: {path.name} has {count} rows, too many for a pre-aggregated file (one "
+                f"file: {path.name} has {count:,} rows, too many for a pre-aggregated file (one "
                 "row per variant, day and metric); load unit-level data as a user-level file"
             )
         select = ", ".join(f"CAST({quote(lower[c])} AS VARCHAR) AS {c}" for c in wanted)

@@ -357,7 +357,7 @@ def _duplicate_problem(
     crossed = [r for r in rows if len(r[1]) > 1]
     listed = "; ".join(
         f"unit {u} in {' and '.join(sorted(str(v) for v in vs))}" if len(vs) > 1
-        else f"unit {u} on {c} rows" for u, vs, c in rows
+        else f"unit {u} on {c:,} rows" for u, vs, c in rows
     )
     what = "appear in two variants" if crossed else "appear on more than one row"
     return (
@@ -606,13 +606,13 @@ def _problems(
         elif g["v"] not in known:
             unknown[g["v"]] = unknown.get(g["v"], 0) + int(g["rows"])
     if unknown:
-        listed = ", ".join(f"'{v}' ({n} rows)" for v, n in sorted(unknown.items()))
+        listed = ", ".join(f"'{v}' ({n:,} rows)" for v, n in sorted(unknown.items()))
         problems.append(
             f"variant: unknown variant(s) {listed}; the experiment's variants are "
             f"{', '.join(ctx.variants)}"
         )
     if null_units:
-        problems.append(f"unit_id: {null_units} rows have an empty unit_id")
+        problems.append(f"unit_id: {null_units:,} rows have an empty unit_id")
     if dupes:
         problems.append(_duplicate_problem(con, src, unit, variant, dupes))
     if plan.date:
@@ -623,24 +623,24 @@ def _problems(
             where = (f"{_day_expr(plan, columns)} IS NULL AND "
                      f"NULLIF(trim(CAST({q} AS VARCHAR)), '') IS NOT NULL")
             problems.append(
-                f"date: {bad_days} rows have an unreadable date (use YYYY-MM-DD), e.g. "
+                f"date: {bad_days:,} rows have an unreadable date (use YYYY-MM-DD), e.g. "
                 + _examples(con, src, unit, q, where)
             )
         if empty_days:
-            problems.append(f"date: {empty_days} rows have an empty date, e.g. "
+            problems.append(f"date: {empty_days:,} rows have an empty date, e.g. "
                             + _examples(con, src, unit, q, f"{q} IS NULL"))
         early = [g for g in groups if g["d"] is not None and g["d"] < ctx.start]
         late = [g for g in groups if g["d"] is not None and g["d"] > ctx.end]
         if early:
             n = sum(int(g["rows"]) for g in early)
             problems.append(
-                f"date: {n} rows are dated before '{ctx.name}' started on {ctx.start} "
+                f"date: {n:,} rows are dated before '{ctx.name}' started on {ctx.start} "
                 f"(earliest {min(g['d'] for g in early)})"
             )
         if late:
             n = sum(int(g["rows"]) for g in late)
             problems.append(
-                f"date: {n} rows are dated after the experiment's last day {ctx.end} "
+                f"date: {n:,} rows are dated after the experiment's last day {ctx.end} "
                 f"(latest {max(g['d'] for g in late)})"
             )
     comma = plan.decimal_comma
@@ -668,7 +668,7 @@ def _problems(
         empty = total_rows - sum(int(g[f"nn{j}"]) for g in groups) - nan
         if empty:
             problems.append(
-                f"column {col}: {empty} rows are empty (every unit needs a value; use 0 for "
+                f"column {col}: {empty:,} rows are empty (every unit needs a value; use 0 for "
                 f"none), e.g. " + _examples(con, src, unit, q,
                                             f"NULLIF(trim(CAST({q} AS VARCHAR)), '') IS NULL")
             )

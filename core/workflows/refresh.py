@@ -380,7 +380,7 @@ def warehouse_notes(report: WarehouseRefreshReport) -> tuple[str, ...]:
     days = ", ".join(f"{fact} from {first}" for fact, first in sorted(report.open_from.items()))
     stored = (f"{report.stats_rows_written} daily rows stored" if report.changed
               else "nothing changed")
-    return (f"warehouse ({report.assignment_source}): {report.units} units; exposure days "
+    return (f"warehouse ({report.assignment_source}): {report.units:,} units; exposure days "
             f"recomputed: {days or 'none'}; {stored}", *report.notes)
 
 

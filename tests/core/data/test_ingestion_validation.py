@@ -326,3 +326,17 @@ def test_ingest_reads_decimal_commas_in_a_semicolon_separated_aggregate_file(
         "could be a thousands separator: write every number with a decimal comma and no "
         "thousands separator, e.g. row 4 = '1.250'"
     ]
+
+
+def test_ingest_validation_counts_read_with_thousands_separators(
+    session: Session, tmp_path: Path
+) -> None:
+    """Issue 23: a rejection read "25726 rows"; counts carry thousands separators."""
+    lines = ["unit_id,variant,date,conv,revenue"]
+    lines += [",control,2026-03-04,0,1" for _ in range(1_200)]
+    lines += [f"u{i},control,2026-05-01,0,1" for i in range(1_500)]
+    path = tmp_path / "counts.csv"
+    path.write_text("\n".join(lines) + "\n")
+    problems = _reject(session, path)
+    assert "unit_id: 1,200 rows have an empty unit_id" in problems
+    assert any(p.startswith("date: 1,500 rows are dated after") for p in problems), problems
