@@ -138,7 +138,7 @@ _LIKE_ESCAPE = "\\"
 def _listing_statements(
     *, status: bool, owner: bool, tag: bool, search: bool, exclude_archived: bool, sort: str,
     descending: bool, sqlite: bool,
-) -> tuple[Select[tuple[int]], Select[tuple[int, int, Any]]]:
+) -> tuple[Select[int], Select[int, int, Any]]:
     """The registry list's count and page queries for one combination of filters and sort,
     built once with bound parameters (SQLAlchemy's compiled cache then serves them). Each
     WHERE term is one an index serves (migration 0009): the status and lower(owner) indexes,
@@ -159,7 +159,7 @@ def _listing_statements(
         terms.append(e.id.in_(tagged) if sqlite
                      else e.id == func.any(func.array(tagged.scalar_subquery())))
     if search:
-        pattern = bindparam("pattern")
+        pattern: Any = bindparam("pattern")
         terms.append(or_(*(func.lower(column).like(pattern, escape=_LIKE_ESCAPE)
                            for column in (e.name, e.hypothesis, e.learnings))))
     column = e[sort]

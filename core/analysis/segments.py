@@ -261,7 +261,7 @@ def segment_results(
     for row in stats:
         stats_of[row.dimension].append(row)
     assigned_of: dict[str, list[Any]] = defaultdict(list)
-    for row in assigned:
-        assigned_of[row.dimension].append(row)
+    for units in assigned:
+        assigned_of[units.dimension].append(units)
     return [breakdown(setup, name, rows, assigned_of[name], top_n=top_n)
             for name, rows in stats_of.items()]

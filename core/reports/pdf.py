@@ -33,6 +33,7 @@ from core.reports.risks import correction_name
 
 if TYPE_CHECKING:
     from fpdf import FPDF
+    from fpdf.fonts import TTFFont
 
 
 @lru_cache
@@ -54,6 +55,41 @@ def emoji_font_file() -> Path | None:
     return next((path for path in EMOJI_FONT_FILES if path.is_file()), None)
 
 
+@lru_cache(maxsize=8)
+def _parsed_font(path: Path, family: str, style: str) -> TTFFont:
+    """fpdf2's reading of a font file (its widths, code points and glyph ids), once per
+    process: reading DejaVu's three files again for every report cost more than the rest of
+    the layout (issue 25)."""
+    from fpdf import FPDF
+    from fpdf.fonts import TTFFont
+
+    scratch = FPDF()
+    scratch.add_font(family, style, str(path))
+    font = scratch.fonts[f"{family.lower()}{style}"]
+    assert isinstance(font, TTFFont)
+    return font
+
+
+def add_font(pdf: FPDF, family: str, style: str, path: Path) -> None:
+    """``pdf.add_font(family, style, path)`` from the process's parse of the file: what fpdf2
+    reads from the file is shared (it never changes), what a document changes is its own — the
+    font's number in the document, the glyphs it uses (its subset) and the fontTools font,
+    which writing the PDF subsets in place, opened lazily (fpdf2 2.8's ``TTFFont``)."""
+    from copy import copy
+
+    from fontTools import ttLib
+    from fpdf.fonts import SubsetMap
+
+    font = copy(_parsed_font(path, family, style))
+    font.i = len(pdf.fonts) + 1
+    font.ttfont = ttLib.TTFont(path, recalcTimestamp=False, lazy=True)
+    font._hbfont = None
+    font.missing_glyphs = []
+    font.biggest_size_pt = 0
+    font.subset = SubsetMap(font)
+    pdf.fonts[font.fontkey] = font
+
+
 def _cmap(pdf: FPDF, key: str) -> dict[int, str]:
     """The code points a loaded TrueType font has a glyph for."""
     from fpdf.fonts import TTFFont
@@ -73,14 +109,11 @@ class _Pdf:
 
         pdf = FPDF(orientation="P", unit="mm", format="A4")
         for style, path in font_files().items():
-            pdf.add_font("DejaVu", style, str(path))
+            add_font(pdf, "DejaVu", style, path)
         self.covered: set[int] = set(_cmap(pdf, "dejavu"))
-        emoji_font = emoji_font_file() if emoji_font == "installed" else emoji_font
-        if emoji_font is not None:
-            pdf.add_font("Emoji", "", str(emoji_font))
-            # one style: bold and italic text borrow it (exact_match=False)
-            pdf.set_fallback_fonts(["Emoji"], exact_match=False)
-            self.covered |= set(_cmap(pdf, "emoji"))
+        # The emoji font (11 MB) is loaded at the first character DejaVu lacks: a report
+        # without one pays neither its parsing nor fpdf2's per-character fallback look-ups.
+        self._emoji_font = emoji_font_file() if emoji_font == "installed" else emoji_font
         pdf.set_margins(15, 15, 15)
         pdf.set_auto_page_break(True, margin=15)
         pdf.set_title(title)
@@ -94,6 +127,13 @@ class _Pdf:
         (an emoji's variation selector) are left out."""
         if all(ord(ch) in self.covered or ch.isspace() for ch in text):
             return text
+        if self._emoji_font is not None:
+            self.pdf.add_font("Emoji", "", str(self._emoji_font))
+            # one style: bold and italic text borrow it (exact_match=False)
+            self.pdf.set_fallback_fonts(["Emoji"], exact_match=False)
+            self.covered |= set(_cmap(self.pdf, "emoji"))
+            self._emoji_font = None
+            return self.printable(text)
         out = []
         for ch in text:
             if ord(ch) in self.covered or ch.isspace():

@@ -80,3 +80,35 @@ def test_pdf_without_an_emoji_font_names_each_emoji_instead_of_dropping_it() -> 
     text = _pages(doc)[0]
     assert "Gift wrap [wrapped present] at checkout" in text
     assert "Rocket [rocket] − ✓" in text  # what DejaVu has stays as it is
+
+
+def test_pdf_loads_the_emoji_font_only_for_a_text_that_needs_it() -> None:
+    """Parsing the 11 MB emoji font and fpdf2's fallback look-ups cost every report (issue 25);
+    a report whose every character DejaVu has loads only DejaVu."""
+    assert emoji_font_file() is not None, "run scripts/ensure-fonts.sh"
+    doc = _Pdf("plain")
+    doc.heading("Checkout − lift +4.1% ✓ [−0.5%, +8.7%]")
+    assert "emoji" not in doc.pdf.fonts and not doc.pdf._fallback_font_ids
+    doc.para("Gift wrap 🎁")
+    assert "emoji" in doc.pdf.fonts
+    assert "Gift wrap 🎁" in _pages(doc)[0]
+
+
+def test_pdf_documents_share_the_parsed_fonts_but_each_embeds_its_own_glyphs() -> None:
+    """DejaVu is read once per process (issue 25): each document still writes a font subset of
+    its own characters, so a later document's text is whole and an earlier one's unchanged."""
+    first = _Pdf("first", emoji_font=None)
+    first.para("Alpha bravo ✓")
+    first_bytes = bytes(first.pdf.output())
+    second = _Pdf("second", emoji_font=None)
+    second.heading("Zulu yankee xray − ∞")
+    second.para("Quebec ≤ 42")
+    assert first.pdf.fonts["dejavu"] is not second.pdf.fonts["dejavu"]
+    assert first.pdf.fonts["dejavu"].cw is second.pdf.fonts["dejavu"].cw  # read once
+    text = _pages(second)[0]
+    assert "Zulu yankee xray − ∞" in text and "Quebec ≤ 42" in text
+    again = PdfReader(io.BytesIO(first_bytes)).pages[0].extract_text()
+    assert "Alpha bravo ✓" in again
+    third = _Pdf("third", emoji_font=None)
+    third.para("Alpha bravo ✓")
+    assert bytes(third.pdf.output()).count(b"/FontFile2") == first_bytes.count(b"/FontFile2")
