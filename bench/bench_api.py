@@ -409,8 +409,11 @@ def _measure(use_wrk: bool, base: str, label: str, path: str, headers: dict[str,
 
 
 def main() -> None:
+    global WARM_UP_SECONDS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per endpoint")
+    parser.add_argument("--warm-up", type=float, default=WARM_UP_SECONDS,
+                        help="unmeasured seconds before each endpoint's measure")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--stress-seconds", type=float, default=20.0,
                         help="time of the stress run per endpoint (0: none)")
@@ -430,6 +433,7 @@ def main() -> None:
                         help="measure GET /api/v1/metrics under hostile planner calls instead")
     parser.add_argument("--flood-concurrency", type=int, default=50)
     args = parser.parse_args()
+    WARM_UP_SECONDS = args.warm_up
     if not 0 < args.seconds <= 120 or not 0 < args.concurrency <= 1024:
         parser.error("use 0 < --seconds <= 120 and 0 < --concurrency <= 1024")
     if not 0 <= args.stress_seconds <= 120 or not 0 < args.stress_concurrency <= 1024:

@@ -13,7 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY: dict[str, list[str]] = {
-    "bench_api.py": ["--seconds", "1", "--concurrency", "2", "--stress-seconds", "1",
+    "bench_api.py": ["--seconds", "1", "--warm-up", "0.2", "--concurrency", "2",
+                     "--stress-seconds", "1",
                      "--stress-concurrency", "8", "--workers", "1", "--generator", "httpx",
                      "--requests", "200"],
     "bench_ingestion.py": ["--rows", "20000", "--scale-rows", "0", "--repeat", "1"],
