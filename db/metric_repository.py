@@ -8,12 +8,25 @@ keyed on the unique constraints of the tables: loading a day again replaces it.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Text, bindparam, case, cast, delete, distinct, func, select
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    case,
+    cast,
+    delete,
+    distinct,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -102,14 +115,30 @@ def dialect_insert(session: Session, table: Any) -> Any:
 
 
 def _upsert(session: Session, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
-    """One cached statement, executed for many rows (insertmanyvalues batches on PostgreSQL)."""
+    """Insert or replace ``rows`` on ``keys``. SQLite: one statement executed for every row
+    (in process, cheap). PostgreSQL: the rows are copied (``COPY``) into a temporary table
+    dropped at commit, then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` — psycopg2
+    sent an ``ON CONFLICT`` statement per row, and multi-row VALUES cost more to compile than
+    to run (5,400 daily rows: 1.3 s either way, against 0.08 s in the server)."""
     if not rows:
         return
     stmt = dialect_insert(session, table)
-    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    updates["loaded_at"] = func.now()
-    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates)
-    session.execute(stmt, rows)
+    columns = list(rows[0])
+    updates = [c for c in columns if c not in keys]
+    if session.get_bind().dialect.name != "postgresql":
+        set_ = {c: stmt.excluded[c] for c in updates} | {"loaded_at": func.now()}
+        session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=set_), rows)
+        return
+    staging = Table(f"_eos_{table.name}_{uuid.uuid4().hex[:12]}", MetaData(),
+                    *(Column(c.name, c.type) for c in table.columns if c.name in columns),
+                    prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+    staging.create(session.connection())
+    _bulk_insert(session, staging, columns, [tuple(r[c] for c in columns) for r in rows])
+    names = ", ".join(f'"{c}"' for c in columns)
+    sets = ", ".join([*(f'"{c}" = EXCLUDED."{c}"' for c in updates), '"loaded_at" = now()'])
+    session.connection().exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{staging.name}" '
+        f'ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {sets}')
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
