@@ -103,3 +103,23 @@ def test_trust2_browser_back_takes_one_press_and_a_reload_keeps_what_was_typed(
     assert form().locator('textarea[aria-label="Hypothesis"]').input_value() == (
         "Typed, then the tab was reloaded.")
     _shot(page, "12b-registry-draft-after-reload")
+
+
+def test_trust2_browser_results_table_shows_every_column_at_1024_px(
+    app_url: str, browser: Any
+) -> None:
+    """10. At 1,024 px the Results table hid its interval, p-values and Decision off to the
+    right (an interactive grid wider than the page); each header now lies inside the page."""
+    page = new_page(browser)
+    page.set_viewport_size({"width": 1024, "height": 900})
+    login(page, app_url)
+    open_page(page, "Results")
+    page.get_by_text("Decisions").first.wait_for()
+    table = page.locator('[data-testid="stTable"]').first
+    table.wait_for()
+    for header in ("Metric", "Lift", "p-value (adjusted)", "Decision"):
+        cell = table.locator("th", has_text=header).first
+        box = cell.bounding_box()
+        assert box is not None, header
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 1024, (header, box)
+    _shot(page, "10-results-1024")
