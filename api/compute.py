@@ -12,7 +12,6 @@ bounded in time too (PLANNER_TIME_BUDGET_SECONDS, core.planning: 422 with the re
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable
 from typing import Annotated, ParamSpec, TypeVar
@@ -21,7 +20,7 @@ import anyio
 import anyio.to_thread
 from fastapi import Depends, Request
 
-from api.errors import Overloaded
+from api.deps import DatabaseGate
 from core.config import Settings
 
 P = ParamSpec("P")
@@ -29,16 +28,16 @@ T = TypeVar("T")
 
 
 class ComputePool:
-    """Runs CPU-only work on at most `threads` threads of its own (module docstring)."""
+    """Runs CPU-only work on at most `threads` threads of its own (module docstring): a call
+    takes a slot of a :class:`api.deps.DatabaseGate` sized to the threads (the same bounded
+    wait and 503 as a database slot), then runs on a thread limiter of that size."""
 
     def __init__(self, threads: int, *, timeout: float, max_queued: int, what: str) -> None:
-        self._slots = anyio.CapacityLimiter(threads)
+        self.gate = DatabaseGate(threads, timeout=timeout, max_queued=max_queued,
+                                 waits_for=f"a {what} thread")
         # A second limiter of the same size for the threads themselves: a call holds a slot
         # before it asks for one, so it never waits here, and never takes one of API_THREADS.
         self._threads = anyio.CapacityLimiter(threads)
-        self.timeout = timeout
-        self.max_queued = max_queued
-        self.what = what
 
     @classmethod
     def planner(cls, settings: Settings) -> ComputePool:
@@ -48,27 +47,13 @@ class ComputePool:
     async def run(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``func(*args, **kwargs)`` on one of the pool's threads; :class:`Overloaded` when
         none comes free in time or too many calls already wait."""
-        token = object()
-        acquired = False
-        if self._slots.available_tokens >= 1:  # the common case: no cancel scope, no wait
-            with contextlib.suppress(anyio.WouldBlock):
-                self._slots.acquire_on_behalf_of_nowait(token)
-                acquired = True
-        if not acquired:
-            if self._slots.statistics().tasks_waiting >= self.max_queued:
-                raise Overloaded(f"{self.max_queued} {self.what} requests already wait in "
-                                 "this process")
-            with anyio.move_on_after(self.timeout):
-                await self._slots.acquire_on_behalf_of(token)
-                acquired = True
-            if not acquired:
-                raise Overloaded(f"no {self.what} thread came free within {self.timeout:g} s")
+        token = await self.gate.enter()
         try:
             return await anyio.to_thread.run_sync(
                 functools.partial(func, *args, **kwargs), limiter=self._threads
             )
         finally:
-            self._slots.release_on_behalf_of(token)
+            self.gate.leave(token)
 
 
 async def planner_pool(request: Request) -> ComputePool:

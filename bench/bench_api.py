@@ -59,6 +59,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import math
 import multiprocessing
 import os
 import re
@@ -75,8 +77,11 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, ROOT / "bench"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from throwaway import postgres_database  # noqa: E402
 
 HOST = "127.0.0.1"
 SHOWCASE = "Checkout button colour"
@@ -224,7 +229,9 @@ def _wrk(base: str, label: str, path: str, headers: dict[str, str], *, concurren
     header_args = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
 
     def run(duration: float, latency: bool) -> str:
-        command = ["wrk", "-c", str(concurrency), "-t", str(threads), "-d", f"{duration:g}s",
+        # wrk takes whole seconds only
+        command = ["wrk", "-c", str(concurrency), "-t", str(threads),
+                   "-d", f"{max(1, math.ceil(duration))}s",
                    "--timeout", f"{timeout:g}s", *header_args,
                    *(["--latency"] if latency else []), base + path]
         done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60,
@@ -350,33 +357,6 @@ def planner_flood(base: str, headers: dict[str, str], *, concurrency: int, secon
 # --------------------------------------------------------------------------- main
 
 
-def _postgres_database(admin_url: str) -> str:
-    """Create an empty, uniquely named database on the server of `admin_url`; its URL."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"experimentos_bench_api_{os.getpid()}_{int(time.time())}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_postgres_database(admin_url: str, url: str) -> None:
-    """Drop the throwaway database and the demo warehouse file its seeding wrote."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from core.config import demo_warehouse_file
-
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
-    demo_warehouse_file(url).unlink(missing_ok=True)
-
-
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU of process `pid` and its children (the uvicorn workers), from /proc;
     NaN where there is no /proc."""
@@ -445,7 +425,8 @@ def main() -> None:
     use_wrk = wrk is not None and args.generator != "httpx"
 
     folder = Path(tempfile.mkdtemp(prefix="experimentos-bench-api-"))
-    url = (_postgres_database(args.postgres) if args.postgres
+    throwaway = contextlib.ExitStack()
+    url = (throwaway.enter_context(postgres_database(args.postgres, "api")) if args.postgres
            else args.database_url or f"sqlite:///{folder / 'bench.db'}")
     load_before = os.getloadavg()
     try:
@@ -503,7 +484,10 @@ def main() -> None:
             _stop(server)
     finally:
         if args.postgres:
-            _drop_postgres_database(args.postgres, url)
+            from core.config import demo_warehouse_file
+
+            throwaway.close()
+            demo_warehouse_file(url).unlink(missing_ok=True)  # the seeding's demo warehouse
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     load_after = os.getloadavg()

@@ -23,6 +23,7 @@ checkout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -36,30 +37,9 @@ for path in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(path))
 
 from bench_results_page import FULL, TINY, Shape, create_bench_experiment, write_bench_file  # noqa: E402
+from throwaway import postgres_database  # noqa: E402
 
 TARGET_RATIO = 1.0
-
-
-def _postgres_database(admin_url: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"experimentos_bench_load_{os.getpid()}_{int(time.time())}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_postgres_database(admin_url: str, url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def measure(url: str, folder: Path, shape: Shape, repeat: int) -> tuple[list[float], list[float]]:
@@ -122,16 +102,13 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="experimentos_bench_") as tmp:
         folder = Path(tmp)
         os.environ.setdefault("SPOOL_DIR", str(folder / "spool"))
-        targets = [("SQLite", f"sqlite:///{folder / 'load.db'}", None)]
-        if args.postgres:
-            targets.append(("PostgreSQL", _postgres_database(args.postgres), args.postgres))
-        for label, url, admin in targets:
+        targets = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
+        for label, admin in targets:
             print(f"{label}:")
-            try:
+            with contextlib.ExitStack() as throwaway:
+                url = (throwaway.enter_context(postgres_database(admin, "load")) if admin
+                       else f"sqlite:///{folder / 'load.db'}")
                 reads, writes = measure(url, folder, shape, repeat)
-            finally:
-                if admin is not None:
-                    _drop_postgres_database(admin, url)
             ratio = min(writes) / min(reads)
             print(f"  read      file checks + DuckDB aggregation   {_ms(reads)}")
             print(f"  write     rows stored + commit               {_ms(writes)}")

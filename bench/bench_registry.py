@@ -49,8 +49,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, ROOT / "bench"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from throwaway import postgres_database  # noqa: E402
 
 PAGE_SIZE = 50
 OWNERS = 250
@@ -391,29 +394,6 @@ def run(url: str, n: int, repeat: int) -> bool:
     return met
 
 
-def _postgres_database(admin_url: str) -> str:
-    """Create an empty, uniquely named database on the server of `admin_url`; its URL."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"experimentos_bench_registry_{os.getpid()}_{int(time.time())}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_postgres_database(admin_url: str, url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
@@ -434,11 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         met &= run(f"sqlite:///{folder / 'registry.db'}", n, repeat)
         if args.postgres:
-            url = _postgres_database(args.postgres)
-            try:
+            with postgres_database(args.postgres, "registry") as url:
                 met &= run(url, n, repeat)
-            finally:
-                _drop_postgres_database(args.postgres, url)
     finally:
         if args.keep:
             print(f"SQLite database kept in {folder}")
