@@ -65,3 +65,7 @@ PriorKind = Literal["flat", "gaussian"]
 """The prior on the relative lift used by :func:`core.stats.bayesian_readout`."""
 TEST_METHODS: tuple[str, ...] = get_args(TestMethod)
 PRIOR_KINDS: tuple[str, ...] = get_args(PriorKind)
+
+ShrinkageMethod = Literal["dersimonian_laird", "paule_mandel"]
+"""How core.stats.shrinkage estimates the portfolio's between-experiment variance tau^2."""
+SHRINKAGE_METHODS: tuple[str, ...] = get_args(ShrinkageMethod)
