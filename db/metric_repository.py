@@ -215,6 +215,18 @@ class QuantileStatRow:
     stats: QuantileStats
 
 
+def replace_quantile_stats(
+    session: Session, *, experiment_id: int, metric_ids: Sequence[int],
+    rows: Sequence[QuantileStatRow], source: str,
+) -> int:
+    """Remove the quantile statistics of ``metric_ids`` and store ``rows`` (a load carrying
+    a quantile metric defines it whole: an arm it has no record for keeps none)."""
+    session.execute(delete(MetricQuantileStat).where(
+        MetricQuantileStat.experiment_id == experiment_id,
+        MetricQuantileStat.metric_id.in_(list(metric_ids))))
+    return upsert_quantile_stats(session, experiment_id=experiment_id, rows=rows, source=source)
+
+
 def upsert_quantile_stats(
     session: Session, *, experiment_id: int, rows: Sequence[QuantileStatRow], source: str
 ) -> int:

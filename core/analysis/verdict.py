@@ -80,6 +80,7 @@ METHOD_NAMES = {
     "welch": "Welch t-test", "welch_cuped": "Welch t-test on CUPED-adjusted means",
     "wald_z": "Wald z-test", "mover_cp": "small-count MOVER test (Clopper–Pearson limits)",
     "delta_ratio": "delta-method z-test for a ratio",
+    "quantile_woodruff": "z-test of quantiles with order-statistic (Woodruff) standard errors",
     "fisher_exact": "Fisher's exact test",  # the small-count test of snapshots before version 5
 }
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
