@@ -81,3 +81,15 @@ def test_results_quantile_metric_is_not_tested_as_of_an_earlier_day_nor_day_by_d
     assert past.test == "" and past.p_value is None
     assert QUANTILES_NOT_AS_OF in past.reason
     assert [p for p in cumulative_series(session, experiment_id=exp, metric="p90_load_ms")] == []
+
+
+def test_segments_leave_a_quantile_metric_out(session: Session, tmp_path: Path) -> None:
+    from core.analysis.segments import segment_results
+
+    exp = quantile_experiment(session)
+    cols = quantile_units(1000, 1000)
+    cols["platform"] = np.array(["web", "ios"] * 1000, dtype=object)
+    ingest_file(session, path=write_parquet(tmp_path / "q.parquet", cols), experiment_id=exp,
+                actor=EDITOR)
+    (platform,) = segment_results(session, experiment_id=exp)
+    assert {c.metric for c in platform.comparisons} == {"conv"}
