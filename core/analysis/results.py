@@ -621,6 +621,8 @@ def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: Exp
                 "untested": None, "untestable": "no_variation", "no_variation": flat,
                 "decision_on": "lift", "p_decide": None, "p_ni": None, "better": None,
                 "better_alternative": None, "p_better": None}
+    tested: dict[str, Any] | None
+    untested: str | None
     if isinstance(quantiles, str):
         tested, untested, quantiles = None, quantiles, None
     else:

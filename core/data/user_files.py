@@ -476,7 +476,9 @@ def _quantiles(
         for metric, col in wanted:
             key = (str(g["v"]), metric)
             counts[key] = counts.get(key, 0) + int(g[f"nn{index[col]}"])
-    notes, selects, order = [], [], []
+    notes: list[str] = []
+    selects: list[str] = []
+    order: list[tuple[str, str, int, float]] = []
     for (variant, metric), n in sorted(counts.items()):
         p = ctx.metrics[metric].quantile_p
         assert p is not None
