@@ -400,6 +400,9 @@ class MetricOut(BaseModel):
     denominator_column: str | None = None
     window_days: int | None = None
     cuped_days: int | None = None
+    quantile_p: float | None = Field(
+        default=None, description="Quantile metrics: the level p of the per-unit value's "
+        "quantile (0.9 = p90); null for other kinds.")
 
 
 # --------------------------------------------------------------------------- warehouse

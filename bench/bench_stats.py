@@ -9,7 +9,7 @@ tests/test_benches.py runs it so a broken bench fails CI)
 (b) Analysis: sufficient statistics + Welch test on 2 x 5,000,000 raw floats vs a bare numpy
     ``mean`` + ``var(ddof=1)`` pass over the same arrays. Target: <= 1.5x the bare pass.
 (c) Per call: each two-sample test from sufficient statistics (Welch, Welch sequential,
-    proportion on the Wald path and on the small-count MOVER path, ratio, CUPED) and the
+    proportion on the Wald path and on the small-count MOVER path, ratio, quantile, CUPED) and the
     Bayesian readout, vs scipy ``stats.ttest_ind_from_stats`` per call (the baseline, timed in
     the same run), and the small-count path also vs scipy's exact (Clopper–Pearson) limits of
     both arms, ``binomtest(x, n).proportion_ci()`` twice, which it builds on. Target: < 40 us
@@ -39,6 +39,8 @@ from core.stats import (  # noqa: E402
     covariate_stats,
     power_proportion,
     proportion_ztest,
+    quantile_stats,
+    quantile_test,
     ratio_stats,
     ratio_test,
     sample_size_proportion,
@@ -160,6 +162,8 @@ def bench_per_call() -> None:
     c, t = SufficientStats(2000, 20000.0, 232000.0), SufficientStats(2100, 21420.0, 250000.0)
     rc = ratio_stats(rng.gamma(2.0, 1.0, 1000) * 2, 1.0 + rng.poisson(1.0, 1000))
     rt = ratio_stats(rng.gamma(2.1, 1.0, 1000) * 2, 1.0 + rng.poisson(1.0, 1000))
+    qc = quantile_stats(rng.lognormal(6.0, 0.6, 2000), 0.9)
+    qt = quantile_stats(rng.lognormal(6.05, 0.6, 2100), 0.9)
     cc = covariate_stats(rng.normal(size=1000), rng.normal(size=1000))
     ct = covariate_stats(rng.normal(size=1000), rng.normal(size=1000))
     cases: list[tuple[str, Callable[[], object], int]] = [
@@ -170,6 +174,7 @@ def bench_per_call() -> None:
         ("proportion_ztest (Wald path)", lambda: proportion_ztest(1000, 10000, 1085, 10000),
          20000),
         ("ratio_test", lambda: ratio_test(rc, rt), 20000),
+        ("quantile_test (p90)", lambda: quantile_test(qc, qt), 20000),
         ("welch_ttest_cuped (2 tests)", lambda: welch_ttest_cuped(cc, ct), 10000),
         ("bayesian_readout", lambda: bayesian_readout(0.02, 0.01), 20000),
         ("proportion_ztest (MOVER, 3/40 vs 9/40)", lambda: proportion_ztest(3, 40, 9, 40),

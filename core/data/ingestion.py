@@ -82,7 +82,7 @@ def experiment_context(session: Session, *, experiment_id: int) -> ExperimentCon
     links = [(exp.primary_metric, "primary")] if exp.primary_metric is not None else []
     for m, role in [*links, *((link.metric, link.role) for link in exp.metric_links)]:
         metrics.setdefault(m.name, MetricInfo(m.id, m.name, m.kind, role, m.higher_is_better,
-                                              m.numerator, m.denominator))
+                                              m.numerator, m.denominator, m.quantile_p))
     return ExperimentContext(
         id=exp.id,
         name=exp.name,

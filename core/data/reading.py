@@ -26,6 +26,7 @@ import duckdb
 from core import spool
 from core.errors import InvalidInput, UploadTooLarge
 from core.stats.metric_stats import COVARIATE_SUMS, RATIO_SUMS, MetricStats
+from core.stats.quantile import QuantileStats
 from core.types import FileKind
 
 ProgressCallback = Callable[[float, str], None]
@@ -75,6 +76,8 @@ class MetricInfo:
     numerator: str | None = None
     """A ratio metric's numerator column (per-unit values summed over units)."""
     denominator: str | None = None
+    quantile_p: float | None = None
+    """A quantile metric's level p (0.9 = p90)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,11 @@ class Aggregated:
     dimensions: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     """Plain-language remarks for the person loading (e.g. a column not used as a dimension)."""
+    quantiles: dict[tuple[str, str], QuantileStats] = field(default_factory=dict)
+    """A quantile metric's statistics per (variant, metric) over the input's units."""
+    quantile_metrics: tuple[str, ...] = ()
+    """The quantile metrics the input carries: their stored quantile statistics are replaced
+    by :attr:`quantiles` (an arm with too few units for its interval has none)."""
 
 
 def capped(problems: list[str]) -> list[str]:
