@@ -603,8 +603,9 @@ def _t_power(
     ncp = effect * np.sqrt(n / (1.0 + 1.0 / r))
     qu = special.stdtrit(df, 1.0 - a / tails)
     qu, df, ncp = np.broadcast_arrays(qu, df, ncp)
-    # scipy.stats.nct (Boost) rather than special.nctdtr, which loses accuracy at small df, up
-    # to NCP_QUADRATURE; beyond it Boost is slow and the integral is exact. Boost still
+    # scipy.stats.nct (Boost; special.nctdtr, the fast path's, is the same Boost function in
+    # the pinned scipy, where older ones used cdflib, inaccurate at small df) up to
+    # NCP_QUADRATURE; beyond it Boost is slow and the integral is exact. Boost still
     # returns nan in corners; there the normal approximation of that tail is used - such
     # tails are ~0 (far) or ~1 (near) anyway.
     z = special.ndtri(1.0 - a / tails)
