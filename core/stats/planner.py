@@ -327,6 +327,20 @@ def _fast_sample_size_mean(effect: float, alpha: Any, power: Any, alternative: s
     return None
 
 
+def _fast_power_mean(sd: Any, mde: Any, n: Any, baseline_mean: Any, relative: bool, alpha: Any,
+                     alternative: str, ratio: Any, variants: Any, r_squared: Any
+                     ) -> float | None:
+    """:func:`power_mean` at one point."""
+    effect = _fast_mean_effect(sd, mde, baseline_mean, relative, r_squared)
+    common = _fast_common(alpha, None, alternative, ratio, variants)
+    if effect is None or common is None or type(n) not in _PLAIN or not (
+            2.0 <= n < math.inf and n * ratio >= 2.0):
+        return None
+    tails, a = common
+    return _fast_t_power(float(n), effect, float(ratio), a / tails,
+                         float(special.ndtri(1.0 - a / tails)), tails)
+
+
 def _fast_excess(u: float, effect: float, ratio: float, a_tail: float, z: float, tails: int,
                  power: float) -> float | None:
     p = _fast_t_power(u * u, effect, ratio, a_tail, z, tails)
@@ -788,15 +802,10 @@ def power_mean(
     Formula: noncentral t with the Welch-Satterthwaite df (R ``power.t.test(type =
     "two.sample", strict = TRUE)`` at equal arms), see :func:`sample_size_mean`.
     """
-    fast = _fast_mean_effect(sd, mde, baseline_mean, relative, r_squared)
-    common = _fast_common(alpha, None, alternative, ratio, variants)
-    if fast is not None and common is not None and type(n) in _PLAIN and (
-            2.0 <= n < math.inf and n * ratio >= 2.0):
-        tails, a = common
-        one = _fast_t_power(float(n), fast, float(ratio), a / tails,
-                            float(special.ndtri(1.0 - a / tails)), tails)
-        if one is not None:
-            return one
+    one = _fast_power_mean(sd, mde, n, baseline_mean, relative, alpha, alternative, ratio,
+                           variants, r_squared)
+    if one is not None:
+        return one
     tails = _tails(alternative)
     r = _check_ratio(ratio)
     a = _alpha_per_comparison(alpha, variants)
