@@ -260,13 +260,48 @@ def _fast_t_power(n: float, effect: float, ratio: float, a_tail: float, z: float
     ncp = effect * math.sqrt(n / (1.0 + 1.0 / ratio))
     if not ncp < NCP_QUADRATURE:
         return None
-    q = float(special.stdtrit(df, 1.0 - a_tail))
-    if tails == 1:
-        power = 1.0 - float(special.nctdtr(df, ncp, q))
-        return power if math.isfinite(power) else _phi_cdf(ncp - z)
-    below_q, far = special.nctdtr(df, ncp, np.array([q, -q])).tolist()  # one call, both tails
-    power = 1.0 - below_q if math.isfinite(below_q) else _phi_cdf(ncp - z)
-    return power + (far if math.isfinite(far) else _phi_cdf(-ncp - z))
+    return _nct_power(df, float(special.stdtrit(df, 1.0 - a_tail)), ncp, z, tails)
+
+
+def _secant_root(f: Callable[[float], float | None], lo: float, hi: float, x0: float,
+                 f0: float, x1: float, *, floor_unknown: bool = False) -> float | None:
+    """Root of an increasing f on [lo, hi] (hi may be inf) with f(lo) < 0 <= f(hi), from x0
+    (f0 = f(x0), inside) and a first step x1: secant steps kept inside the bracket the signs
+    give (bisection, or doubling while it is open above). With ``floor_unknown`` f(lo) is not
+    known to be < 0: the first step below ``lo`` evaluates it, and ``lo`` is the answer where
+    f(lo) >= 0 (the at-least-2-units floor). None where f gives None or it does not settle."""
+    if not lo <= x0 <= hi:
+        return None
+    floor = lo
+    if f0 < 0:
+        lo = x0
+    else:
+        hi = x0
+    for _ in range(MAX_SOLVER_STEPS):
+        _check_budget()
+        if floor_unknown and x1 <= floor:
+            at_floor = f(floor)
+            if at_floor is None or at_floor >= 0:
+                return None if at_floor is None else floor
+            floor_unknown = False
+        if not lo < x1 < hi:
+            x1 = 0.5 * (lo + hi) if hi < math.inf else 2.0 * max(lo, x0)
+        f1 = f(x1)
+        if f1 is None:
+            return None
+        if abs(f1) <= 1e-14:
+            return x1
+        if f1 < 0:
+            lo = x1
+        else:
+            hi = x1
+        new = x1 - f1 * (x1 - x0) / (f1 - f0) if f1 != f0 else 0.5 * (lo + hi)
+        if abs(new - x1) <= 1e-13 * abs(x1):
+            return new if lo < new < hi else x1
+        if hi - lo <= 1e-13 * abs(lo):
+            return x1
+        x0, f0, x1 = x1, f1, new
+    return None
 
 
 def _fast_sample_size_mean(effect: float, alpha: Any, power: Any, alternative: str,
@@ -275,8 +310,8 @@ def _fast_sample_size_mean(effect: float, alpha: Any, power: Any, alternative: s
 
     Solved for u = sqrt(n) from a start near the root: the normal approximation with the
     t-correction z^2 / (2 (1 + r)) units (Guenther 1981: z^2 / 4 per arm at equal arms), one
-    Newton step with the normal slope, then secant steps kept inside the bracket the signs
-    give (bisection otherwise): two to four evaluations of the exact power."""
+    Newton step with the normal slope, then :func:`_secant_root` on the exact power: three
+    evaluations typically."""
     common = _fast_common(alpha, power, alternative, ratio, variants)
     if common is None or not 0.0 < effect < math.inf:
         return None
@@ -287,44 +322,102 @@ def _fast_sample_size_mean(effect: float, alpha: Any, power: Any, alternative: s
     u_min = math.sqrt(max(2.0, 2.0 / ratio))
     u_z = (z + float(special.ndtri(power))) * c / effect
     x0 = max(math.sqrt(u_z * u_z + z * z / (2.0 * (1.0 + ratio))), u_min)
-    f0 = _fast_excess(x0, effect, ratio, a_tail, z, tails, power)
-    if f0 is None:
+    if not x0 < math.inf:
         return None
-    lo, hi = u_min, math.inf
-    if f0 >= 0:
-        if x0 == u_min:
-            return x0 * x0
-        hi = x0
-    else:
-        lo = x0
-    floor_known = x0 == u_min  # whether f(u_min) < 0 is known
+
+    def excess(u: float) -> float | None:
+        p = _fast_t_power(u * u, effect, ratio, a_tail, z, tails)
+        return None if p is None else p - power
+
+    f0 = excess(x0)
+    if f0 is None or (f0 >= 0 and x0 == u_min):
+        return None if f0 is None else x0 * x0
     slope = effect / c * _phi_pdf(effect * x0 / c - z)
     x1 = x0 - f0 / slope if slope > 0 else 2.0 * x0
-    for _ in range(MAX_SOLVER_STEPS):
-        _check_budget()
-        if x1 <= u_min and not floor_known:
-            at_floor = _fast_excess(u_min, effect, ratio, a_tail, z, tails, power)
-            if at_floor is None or at_floor >= 0:
-                return None if at_floor is None else u_min * u_min
-            floor_known = True
-        if not lo < x1 < hi:
-            x1 = 0.5 * (lo + hi) if hi < math.inf else 2.0 * max(lo, x0)
-        f1 = _fast_excess(x1, effect, ratio, a_tail, z, tails, power)
-        if f1 is None:
-            return None
-        if abs(f1) <= 1e-14:
-            return x1 * x1
-        if f1 < 0:
-            lo = x1
-        else:
-            hi = x1
-        new = x1 - f1 * (x1 - x0) / (f1 - f0) if f1 != f0 else 0.5 * (lo + hi)
-        if abs(new - x1) <= 1e-13 * x1:
-            return new * new if lo < new < hi else x1 * x1
-        if hi - lo <= 1e-13 * lo:
-            return x1 * x1
-        x0, f0, x1 = x1, f1, new
-    return None
+    u = _secant_root(excess, u_min, math.inf, x0, f0, x1, floor_unknown=x0 > u_min)
+    return None if u is None else u * u
+
+
+def _fast_mde_mean(sd: Any, n: Any, alpha: Any, power: Any, alternative: str, ratio: Any,
+                   variants: Any, r_squared: Any) -> float | None:
+    """:func:`mde_mean` for one plan: n fixes df and the critical value q, so the root is in
+    the noncentrality alone; from the t-adjusted normal start ncp = q + z_power
+    sqrt(1 + q^2 / (2 df)), one Newton step with that approximation's slope, then
+    :func:`_secant_root` on the exact power."""
+    common = _fast_common(alpha, power, alternative, ratio, variants)
+    if common is None or not _plain(sd, n, r_squared) or not (
+            0.0 < sd < math.inf and 0.0 <= r_squared < 1.0 and 2.0 <= n < 1e75
+            and n * ratio >= 2.0):
+        return None
+    tails, a = common
+    a_tail = a / tails
+    nt = ratio * n
+    df = (1.0 / n + 1.0 / nt) ** 2 / (1.0 / (n * n * (n - 1.0)) + 1.0 / (nt * nt * (nt - 1.0)))
+    q = float(special.stdtrit(df, 1.0 - a_tail))
+    z = float(special.ndtri(1.0 - a_tail))
+
+    def excess(ncp: float) -> float | None:
+        p = _nct_power(df, q, ncp, z, tails)
+        return None if p is None else p - power
+
+    spread = math.sqrt(1.0 + q * q / (2.0 * df))
+    x0 = q + float(special.ndtri(power)) * spread
+    if not x0 > 0:  # a low power at a small df: the approximation has no positive root
+        x0 = q
+    f0 = excess(x0)
+    if f0 is None:
+        return None
+    slope = _phi_pdf((x0 - q) / spread) / spread
+    x1 = x0 - f0 / slope if slope > 0 else 2.0 * x0
+    ncp = _secant_root(excess, 0.0, math.inf, x0, f0, x1)
+    if ncp is None:
+        return None
+    return ncp / math.sqrt(n / (1.0 + 1.0 / ratio)) * sd * math.sqrt(1.0 - r_squared)
+
+
+def _fast_mde_proportion(baseline: Any, n: Any, alpha: Any, power: Any, alternative: str,
+                         ratio: Any, variants: Any) -> float | None:
+    """:func:`mde_proportion` for one plan: the same root in d on (0, hi), by
+    :func:`_secant_root` from the normal start with the control's variance on both arms;
+    NaN where even the largest change misses the power."""
+    common = _fast_common(alpha, power, alternative, ratio, variants)
+    if common is None or not _plain(baseline, n) or not (
+            0.0 < baseline < 1.0 and 2.0 <= n < math.inf and n * ratio >= 2.0):
+        return None
+    tails, a = common
+    sign = -1.0 if alternative == "less" else 1.0
+    hi = (baseline if alternative == "less" else 1.0 - baseline) * (1.0 - 1e-12)
+    z = float(special.ndtri(1.0 - a / tails))
+    u = math.sqrt(n)
+    q1 = baseline * (1.0 - baseline)
+
+    def excess(d: float) -> float:
+        p2 = baseline + sign * d
+        ncp = u * d / math.sqrt(q1 + p2 * (1.0 - p2) / ratio)
+        return _phi_cdf(ncp - z) + (_phi_cdf(-ncp - z) if tails == 2 else 0.0) - power
+
+    f_hi = excess(hi)
+    if f_hi < 0:
+        return math.nan
+    x0 = min((z + float(special.ndtri(power))) * math.sqrt(q1 * (1.0 + 1.0 / ratio)) / u,
+             0.5 * hi)
+    f0 = excess(x0)
+    x1 = 0.5 * x0 if f0 >= 0 else 0.5 * (x0 + hi)  # a step into the bracket the sign gives
+    return _secant_root(excess, 0.0, hi, x0, f0, x1)
+
+
+def _nct_power(df: float, q: float, ncp: float, z: float, tails: int) -> float | None:
+    """P(T' > q) (+ P(T' < -q) when two-sided), T' noncentral t (df, ncp), by Boost
+    (``special.nctdtr``; one call for both tails), as :func:`_t_power`: the normal
+    approximation where Boost gives nan, None where the quadrature would be used."""
+    if not ncp < NCP_QUADRATURE:
+        return None
+    if tails == 1:
+        power = 1.0 - float(special.nctdtr(df, ncp, q))
+        return power if math.isfinite(power) else _phi_cdf(ncp - z)
+    below_q, far = special.nctdtr(df, ncp, np.array([q, -q])).tolist()  # one call, both tails
+    power = 1.0 - below_q if math.isfinite(below_q) else _phi_cdf(ncp - z)
+    return power + (far if math.isfinite(far) else _phi_cdf(-ncp - z))
 
 
 def _fast_power_mean(sd: Any, mde: Any, n: Any, baseline_mean: Any, relative: bool, alpha: Any,
@@ -339,12 +432,6 @@ def _fast_power_mean(sd: Any, mde: Any, n: Any, baseline_mean: Any, relative: bo
     tails, a = common
     return _fast_t_power(float(n), effect, float(ratio), a / tails,
                          float(special.ndtri(1.0 - a / tails)), tails)
-
-
-def _fast_excess(u: float, effect: float, ratio: float, a_tail: float, z: float, tails: int,
-                 power: float) -> float | None:
-    p = _fast_t_power(u * u, effect, ratio, a_tail, z, tails)
-    return None if p is None else p - power
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,8 +613,12 @@ def mde_proportion(
 
     Formula: root in p2 of the unpooled Wald z-test's power equation (Chow, Shao & Wang 2008,
     section 4.2; see :func:`sample_size_proportion`), found by vectorised bisection on (p1, 1)
-    - or (0, p1) for "less" - to 1e-12.
+    - or (0, p1) for "less" - to 1e-12 (one plan: :func:`_fast_mde_proportion`, the same
+    root by secant steps).
     """
+    one = _fast_mde_proportion(baseline, n, alpha, power, alternative, ratio, variants)
+    if one is not None:
+        return one
     tails = _tails(alternative)
     v.check_probability_open(baseline, "baseline", " (a conversion rate such as 0.05)")
     v.check_power(power)
@@ -842,8 +933,11 @@ def mde_mean(
     "two.sample", strict = TRUE)`` at equal arms), by safeguarded Newton from the normal
     approximation
     delta = (z_{1-alpha/2} + z_power) sd sqrt(1/n + 1/(r n)); with ``r_squared`` the sd is
-    sd sqrt(1 - R^2) (see :func:`sample_size_mean`).
+    sd sqrt(1 - R^2) (see :func:`sample_size_mean`). One plan: :func:`_fast_mde_mean`.
     """
+    one = _fast_mde_mean(sd, n, alpha, power, alternative, ratio, variants, r_squared)
+    if one is not None:
+        return one
     tails = _tails(alternative)
     v.check_positive(sd, "sd", " (the metric's standard deviation per unit)")
     sd_factor = _check_r_squared(r_squared)

@@ -22,6 +22,7 @@ from statsmodels.stats.power import NormalIndPower, TTestIndPower
 
 from core.stats import (
     mde_mean,
+    mde_proportion,
     planner,
     power_mean,
     power_proportion,
@@ -119,6 +120,43 @@ def test_planner_single_call_agrees_with_the_vectorised_path_everywhere() -> Non
         assert_allclose(power_proportion(baseline, mde, n, **no_power),
                         power_proportion(np.array([baseline]), mde, n, **no_power)[0],
                         rtol=0, atol=1e-14)
+        assert_allclose(mde_mean(2.5, n, r_squared=r2, **common),
+                        mde_mean(np.array([2.5]), n, r_squared=r2, **common)[0], rtol=1e-10)
+        one = mde_proportion(baseline, n, **common)
+        many = mde_proportion(np.array([baseline]), n, **common)[0]
+        assert (math.isnan(one) and math.isnan(many)) or abs(one / many - 1) < 1e-10
+
+
+@pytest.mark.parametrize(("n", "alpha", "power", "alternative"), [
+    (500.0, 0.05, 0.8, "two-sided"), (9043.0, 0.01, 0.9, "two-sided"), (3.0, 0.05, 0.8,
+                                                                         "two-sided"),
+    (40.0, 0.1, 0.95, "greater"),
+])
+def test_planner_single_mde_matches_statsmodels_power(
+    n: float, alpha: float, power: float, alternative: str
+) -> None:
+    """statsmodels' power at our MDE is the target (its effect-size solve stops ~1e-6 short, so
+    it is compared at that tolerance): TTestIndPower for means, NormalIndPower at the Wald
+    effect size of the rate found for proportions."""
+    sm_alt = "two-sided" if alternative == "two-sided" else "larger"
+    delta = mde_mean(3.0, n, alpha=alpha, power=power, alternative=alternative)
+    assert isinstance(delta, float)
+    assert_allclose(TTestIndPower().power(effect_size=delta / 3.0, nobs1=n, alpha=alpha,
+                                          alternative=sm_alt), power, rtol=0, atol=1e-12)
+    assert_allclose(delta / 3.0, TTestIndPower().solve_power(
+        nobs1=n, alpha=alpha, power=power, alternative=sm_alt), rtol=1e-5)
+    d = mde_proportion(0.2, n * 10, alpha=alpha, power=power, alternative=alternative)
+    p2 = 0.2 + d
+    effect = d * math.sqrt(2) / math.sqrt(0.2 * 0.8 + p2 * (1 - p2))
+    assert_allclose(NormalIndPower().power(effect_size=effect, nobs1=n * 10, alpha=alpha,
+                                           alternative=sm_alt), power, rtol=0, atol=1e-12)
+
+
+def test_planner_single_mde_proportion_unreachable_is_nan() -> None:
+    """Two units a variant detect no change in a 50% rate at 99% power: NaN, as the
+    vectorised path says."""
+    assert math.isnan(mde_proportion(0.5, 2.0, power=0.99))
+    assert math.isnan(mde_proportion(np.array([0.5]), 2.0, power=0.99)[0])
 
 
 def test_planner_single_call_uses_no_scipy_stats_distribution(
@@ -133,6 +171,7 @@ def test_planner_single_call_uses_no_scipy_stats_distribution(
     monkeypatch.setattr(stats.nct, "cdf", refuse)
     assert sample_size_mean(1.0, 0.2) == 394  # R power.t.test(delta=0.2, power=0.8): 393.4
     assert 0.79 < power_mean(1.0, 0.2, 394) < 0.81
+    assert 0.19 < mde_mean(1.0, 394) < 0.21
 
 
 def test_planner_single_call_bad_input_gets_the_vectorised_message() -> None:
