@@ -7,7 +7,8 @@ tests/test_benches.py runs it so a broken bench fails CI)
     ``core.stats.sample_size_proportion`` and ``sample_size_mean`` on scalars (their fast path)
     vs statsmodels ``NormalIndPower`` / ``TTestIndPower`` ``solve_power`` for the same test
     (the Wald effect size d sqrt(1 + 1/r) / sqrt(p1 q1 + p2 q2 / r); delta / sd), both timed in
-    this run. Target: >= 50x faster, the same whole units.
+    this run, and their MDE for a sample (``mde_proportion``, ``mde_mean``) vs ``solve_power``
+    for the effect size. Target: >= 50x faster, the same whole units.
 (a') Planner, curves: a 1,000-point sample-size curve in one vectorised call vs statsmodels
     ``solve_power`` called once per point, for proportions (target: >= 100x faster) and means.
 (b) Analysis: sufficient statistics + Welch test on 2 x 5,000,000 raw floats vs a bare numpy
@@ -43,6 +44,8 @@ from core.stats import (  # noqa: E402
     SufficientStats,
     bayesian_readout,
     covariate_stats,
+    mde_mean,
+    mde_proportion,
     proportion_ztest,
     ratio_stats,
     ratio_test,
@@ -76,40 +79,57 @@ def _wald_effect_size(baseline: float, p2: Any, ratio: float = 1.0) -> Any:
 
 
 def bench_planner_single() -> None:
-    """One plan per call, the planner's everyday use (the Planner page, the API)."""
+    """One plan per call, the planner's everyday use (the Planner page, the API): the sample
+    size for an effect, and the MDE for a sample (the page's fixed-duration mode)."""
     from statsmodels.stats.power import NormalIndPower, TTestIndPower
 
     baseline, rel = 0.10, 0.10
     es_prop = float(_wald_effect_size(baseline, baseline * (1 + rel)))
-    sd, delta = 24.0, 1.0
-    cases: list[tuple[str, Callable[[], Any], Callable[[], Any], int, int]] = [
-        ("proportions (10% baseline, +10% relative)",
+    sd, delta, n_mean, n_prop = 24.0, 1.0, 9043.0, 14749.0
+    # (name, ours, statsmodels, calls timed each, what to compare: ours and statsmodels as
+    # the same number - n, or the effect size delta / sd, or the Wald effect size)
+    cases: list[tuple[str, Callable[[], Any], Callable[[], Any], tuple[int, int],
+                      Callable[[], float]]] = [
+        ("sample size, proportions (10%, +10% relative)",
          lambda: sample_size_proportion(baseline, rel, round_up=False),
          lambda: NormalIndPower().solve_power(effect_size=es_prop, alpha=0.05, power=0.8,
                                               ratio=1.0),
-         20000, 300),
-        ("means (sd 24, delta 1)",
+         (20000, 300), lambda: sample_size_proportion(baseline, rel, round_up=False)),
+        ("sample size, means (sd 24, delta 1)",
          lambda: sample_size_mean(sd, delta, round_up=False),
          lambda: TTestIndPower().solve_power(effect_size=delta / sd, alpha=0.05, power=0.8,
                                              ratio=1.0),
-         10000, 300),
+         (10000, 300), lambda: sample_size_mean(sd, delta, round_up=False)),
+        (f"MDE, proportions (10%, n {n_prop:,.0f})",
+         lambda: mde_proportion(baseline, n_prop),
+         lambda: NormalIndPower().solve_power(nobs1=n_prop, alpha=0.05, power=0.8, ratio=1.0),
+         (20000, 300),
+         lambda: float(_wald_effect_size(baseline, baseline + mde_proportion(baseline, n_prop)))),
+        (f"MDE, means (sd 24, n {n_mean:,.0f})",
+         lambda: mde_mean(sd, n_mean),
+         lambda: TTestIndPower().solve_power(nobs1=n_mean, alpha=0.05, power=0.8, ratio=1.0),
+         (10000, 300), lambda: mde_mean(sd, n_mean) / sd),
     ]
     load = os.getloadavg()
-    print("(a) planner, one plan per call: sample size (two-sided, alpha 0.05, power 0.8, equal "
-          "arms), CPU time per call")
+    print("(a) planner, one plan per call (two-sided, alpha 0.05, power 0.8, equal arms), CPU "
+          "time per call")
     print(f"    load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} "
           "cores; baseline statsmodels solve_power for the same test, timed in this run")
-    for name, ours, theirs, n_ours, n_theirs in cases:
+    for name, ours, theirs, (n_ours, n_theirs), comparable in cases:
         ours()
         theirs()
         us_ours = per_call_us(ours, n_ours)
         us_theirs = per_call_us(theirs, n_theirs)
-        n_a, n_b = float(ours()), float(theirs())
-        same = math.ceil(round(n_a, 9)) == math.ceil(round(n_b, 9))
-        print(f"    {name:42s}: {us_ours:7.1f} us/call vs statsmodels {us_theirs:8.1f} us/call: "
+        a, b = float(comparable()), float(theirs())
+        print(f"    {name:46s}: {us_ours:7.1f} us/call vs statsmodels {us_theirs:8.1f} us/call: "
               f"{us_theirs / us_ours:6.1f}x  (target >= 50x)")
-        print(f"      n = {n_a:.9f} vs statsmodels {n_b:.9f} (relative difference "
-              f"{abs(n_a / n_b - 1):.1e}; whole units {'equal' if same else 'DIFFER'})")
+        if name.startswith("sample size"):
+            same = math.ceil(round(a, 9)) == math.ceil(round(b, 9))
+            print(f"      n = {a:.9f} vs statsmodels {b:.9f} (relative difference "
+                  f"{abs(a / b - 1):.1e}; whole units {'equal' if same else 'DIFFER'})")
+        else:
+            print(f"      effect size {a:.9f} vs statsmodels {b:.9f} (relative difference "
+                  f"{abs(a / b - 1):.1e}; statsmodels' effect-size solve stops ~1e-6 short)")
 
 
 def bench_planner(points: int = 1000) -> None:
