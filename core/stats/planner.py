@@ -153,6 +153,16 @@ def _plain(*args: Any) -> bool:
     return all(type(x) in _PLAIN for x in args)
 
 
+def _try_fast(fast: Callable[..., float | None], *args: Any) -> float | None:
+    """``fast(*args)``, or None where plain floats under- or overflow (a 5e-324 baseline, an
+    effect of 1e-300): numpy's inf and nan carry those corners through the vectorised path,
+    which answers them, or refuses them in words."""
+    try:
+        return fast(*args)
+    except ArithmeticError:
+        return None
+
+
 def _phi_cdf(x: float) -> float:
     """Standard normal cdf, Phi(x) = erfc(-x / sqrt 2) / 2 (as scipy.special.ndtr)."""
     return 0.5 * math.erfc(-x / _SQRT2)
@@ -517,8 +527,8 @@ def sample_size_proportion(
     ``power.prop.test`` sizes the pooled-variance test instead, which the engine does not run:
     at unequal splits its n misses the planned power.)
     """
-    one = _fast_sample_size_proportion(baseline, mde, relative, alpha, power, alternative,
-                                       ratio, variants)
+    one = _try_fast(_fast_sample_size_proportion, baseline, mde, relative, alpha, power,
+                    alternative, ratio, variants)
     if one is not None:
         return math.ceil(round(one, 9)) if round_up else one
     tails = _tails(alternative)
@@ -574,7 +584,8 @@ def power_proportion(
     Formula: Chow, Shao & Wang (2008) section 4.2, the unpooled Wald z-test, as in
     :func:`sample_size_proportion`.
     """
-    one = _fast_power_proportion(baseline, mde, n, relative, alpha, alternative, ratio, variants)
+    one = _try_fast(_fast_power_proportion, baseline, mde, n, relative, alpha, alternative,
+                    ratio, variants)
     if one is not None:
         return one
     tails = _tails(alternative)
@@ -616,7 +627,8 @@ def mde_proportion(
     - or (0, p1) for "less" - to 1e-12 (one plan: :func:`_fast_mde_proportion`, the same
     root by secant steps).
     """
-    one = _fast_mde_proportion(baseline, n, alpha, power, alternative, ratio, variants)
+    one = _try_fast(_fast_mde_proportion, baseline, n, alpha, power, alternative, ratio,
+                    variants)
     if one is not None:
         return one
     tails = _tails(alternative)
@@ -837,9 +849,10 @@ def sample_size_mean(
     In the normal approximation n = (z_{1-alpha/2} + z_power)^2 (1 + 1/r) sd^2 (1 - R^2) /
     delta^2.
     """
-    fast = _fast_mean_effect(sd, mde, baseline_mean, relative, r_squared)
-    if fast is not None:
-        one = _fast_sample_size_mean(fast, alpha, power, alternative, ratio, variants)
+    one_effect = _try_fast(_fast_mean_effect, sd, mde, baseline_mean, relative, r_squared)
+    if one_effect is not None:
+        one = _try_fast(_fast_sample_size_mean, one_effect, alpha, power, alternative, ratio,
+                        variants)
         if one is not None:
             return math.ceil(round(one, 9)) if round_up else one
     tails = _tails(alternative)
@@ -893,8 +906,8 @@ def power_mean(
     Formula: noncentral t with the Welch-Satterthwaite df (R ``power.t.test(type =
     "two.sample", strict = TRUE)`` at equal arms), see :func:`sample_size_mean`.
     """
-    one = _fast_power_mean(sd, mde, n, baseline_mean, relative, alpha, alternative, ratio,
-                           variants, r_squared)
+    one = _try_fast(_fast_power_mean, sd, mde, n, baseline_mean, relative, alpha, alternative,
+                    ratio, variants, r_squared)
     if one is not None:
         return one
     tails = _tails(alternative)
@@ -935,7 +948,8 @@ def mde_mean(
     delta = (z_{1-alpha/2} + z_power) sd sqrt(1/n + 1/(r n)); with ``r_squared`` the sd is
     sd sqrt(1 - R^2) (see :func:`sample_size_mean`). One plan: :func:`_fast_mde_mean`.
     """
-    one = _fast_mde_mean(sd, n, alpha, power, alternative, ratio, variants, r_squared)
+    one = _try_fast(_fast_mde_mean, sd, n, alpha, power, alternative, ratio, variants,
+                    r_squared)
     if one is not None:
         return one
     tails = _tails(alternative)

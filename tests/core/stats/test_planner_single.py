@@ -243,3 +243,13 @@ def test_planner_fast_helpers_decline_what_they_do_not_take() -> None:
     assert planner._fast_common(0.05, 0.02, "two-sided", 1.0, 3) is None  # power <= 0.05 / 2
     assert planner._fast_mean_effect(1.0, 0.2, None, True, 0.0) is None  # relative, no baseline
     assert planner._fast_mean_effect(np.array(1.0), 0.2, None, False, 0.0) is None
+
+
+def test_planner_single_call_underflow_corners_answer_as_the_vectorised_path() -> None:
+    """Plain floats raise where numpy returns inf (schemathesis found a 5e-324 baseline and
+    mde: ZeroDivisionError, a 500): such corners take the vectorised path."""
+    with np.errstate(all="ignore"):
+        assert sample_size_proportion(5e-324, 5e-324, round_up=False) == math.inf
+        assert sample_size_mean(1.0, 5e-324, round_up=False) == math.inf
+        assert sample_size_mean(5e-324, 1.0, r_squared=0.999999, round_up=False) == float(
+            sample_size_mean(np.array([5e-324]), 1.0, r_squared=0.999999, round_up=False)[0])
