@@ -179,7 +179,8 @@ def _fast_common(alpha: Any, power: Any, alternative: str, ratio: Any, variants:
                  ) -> tuple[int, float] | None:
     """(tails, alpha per comparison) when these are plain values in range, else None;
     ``power`` None for the power functions (nothing to check)."""
-    if alternative not in _TAILS or not _plain(alpha, ratio, variants):
+    if not isinstance(alternative, str) or alternative not in _TAILS or not _plain(
+            alpha, ratio, variants):
         return None
     if not (0.0 < alpha < 1.0 and 0.0 < ratio < math.inf):
         return None
