@@ -592,6 +592,11 @@ class _Binomial(_PlanBase):
 class _Mean(_PlanBase):
     kind: Literal["mean"]
     sd: float = Field(gt=0, le=1e12, description="Standard deviation of the metric per unit.")
+    r_squared: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="Expected variance reduction, in [0, 1): the share of the metric's variance "
+        "a pre-experiment covariate explains (CUPED); the test runs on sd² (1 − R²).",
+    )
 
 
 class _MeanEffect(_Mean):

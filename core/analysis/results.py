@@ -797,6 +797,44 @@ def latest_snapshot(session: Session, *, experiment_id: int) -> ResultsSnapshot 
     return None if row is None else _from_row(row)
 
 
+@dataclass(frozen=True)
+class AchievedVarianceReduction:
+    """The variance reduction CUPED achieved on a metric in an experiment's latest results: the
+    expected R² of a plan for the next experiment on that metric (``PlanInputs.r_squared``)."""
+
+    experiment_id: int
+    experiment_name: str
+    metric: str
+    r_squared: float
+    """1 - Var(adjusted diff) / Var(unadjusted diff), the smallest over the treatments (the
+    conservative plan), floored at 0."""
+    description: str
+
+
+def achieved_variance_reduction(
+    session: Session, *, experiment_id: int, metric: str
+) -> AchievedVarianceReduction | None:
+    """What CUPED achieved on ``metric`` in the experiment's newest stored results, or None when
+    they have no CUPED comparison of it (no snapshot, not a mean metric, no covariate)."""
+    snapshot = latest_snapshot(session, experiment_id=experiment_id)
+    if snapshot is None:
+        return None
+    achieved = [c.variance_reduction for c in snapshot.rows(metric=metric)
+                if c.cuped and c.variance_reduction is not None
+                and math.isfinite(c.variance_reduction)]
+    if not achieved or min(achieved) >= 1:  # 1: a degenerate covariate, nothing to plan on
+        return None
+    r_squared = max(min(achieved), 0.0)
+    arms = "" if len(achieved) == 1 else f" (the smallest over its {len(achieved)} treatments)"
+    return AchievedVarianceReduction(
+        experiment_id=experiment_id, experiment_name=snapshot.experiment_name, metric=metric,
+        r_squared=r_squared,
+        description=(f"CUPED removed {fmt.percent(r_squared, sig=3)} of the variance of {metric} "
+                     f"in '{snapshot.experiment_name}'{arms}, results of "
+                     f"{snapshot.computed_at:%Y-%m-%d}: R² = {r_squared:.3g}."),
+    )
+
+
 def latest_snapshot_json(session: Session, *, experiment_id: int) -> bytes | None:
     """The newest stored snapshot as JSON (:data:`SNAPSHOT_JSON`), or None; NotFound without
     the experiment.
