@@ -59,7 +59,9 @@ GROUPINGS: tuple[str, ...] = get_args(Grouping)
 CALIBRATION_GROUPINGS: tuple[str, ...] = get_args(CalibrationGrouping)
 AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 
-TestMethod = Literal["welch", "welch_cuped", "wald_z", "mover_cp", "delta_ratio"]
+TestMethod = Literal["welch", "welch_cuped", "wald_z", "mover_cp", "delta_ratio",
+                     "regression_adjusted", "ratio_regression_adjusted", "post_stratified",
+                     "ratio_post_stratified"]
 """How a two-sample result was computed (the ``method`` field of every core.stats test result)."""
 PriorKind = Literal["flat", "gaussian"]
 """The prior on the relative lift used by :func:`core.stats.bayesian_readout`."""

@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.stats.metric_stats import COVARIATE_SUMS, RATIO_SUMS, MetricStats
-from core.stats.metric_stats import FIELDS as STAT_FIELDS
+from core.stats.metric_stats import SUM_FIELDS as STAT_FIELDS
 from db.models import (
     AssignmentDailyCount,
     AssignmentSliceDailyCount,
