@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -378,7 +379,8 @@ class MetricDailyStat(Base):
     ``cov_*`` sums are set when a pre-period covariate was given (CUPED): ``cov_sum`` and
     ``cov_sum_squares`` of the covariate x, ``cov_sum_products`` of x * y. For a ratio metric
     ``sum``/``sum_squares`` are the numerator's and the ``sum_den*``/``sum_num_den`` columns the
-    denominator's sums and the sum of numerator x denominator.
+    denominator's sums and the sum of numerator x denominator. ``covariate_sums`` holds the
+    cross-products of several covariates for regression adjustment (a JSON object).
     """
 
     __tablename__ = "metric_daily_stats"
@@ -397,6 +399,10 @@ class MetricDailyStat(Base):
     sum_den: Mapped[float | None]
     sum_den_squares: Mapped[float | None]
     sum_num_den: Mapped[float | None]
+    covariate_sums: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True),
+        comment="Regression adjustment: cross-products of several covariates "
+        "(core.stats.covariates.CovariateSums as JSON); NULL = none.")
     source: Mapped[str] = mapped_column(String(200), comment="Where the numbers came from.")
     loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
 

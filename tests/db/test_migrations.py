@@ -409,3 +409,26 @@ def test_migrations_0009_without_the_right_to_create_pg_trgm_completes_without_i
         with admin.connect() as conn:
             conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
+
+
+def test_migrations_0011_adds_the_covariate_vector_column_and_goes_again(
+        own_database: str) -> None:
+    """metric_daily_stats.covariate_sums: absent at 0010, a nullable column at the head, gone
+    after a downgrade to 0010 and back after an upgrade."""
+
+    def columns() -> dict[str, bool]:
+        engine = make_engine(own_database)
+        try:
+            return {c["name"]: c["nullable"]
+                    for c in inspect(engine).get_columns("metric_daily_stats")}
+        finally:
+            engine.dispose()
+
+    upgrade(own_database, "0010_plan_inputs")
+    assert "covariate_sums" not in columns()
+    upgrade(own_database)
+    assert columns()["covariate_sums"] is True
+    downgrade(own_database, "0010_plan_inputs")
+    assert "covariate_sums" not in columns()
+    upgrade(own_database)
+    assert columns()["covariate_sums"] is True
