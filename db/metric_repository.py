@@ -270,7 +270,8 @@ def daily_stats(
     query = query.order_by(
         MetricDailyStat.day, MetricDailyStat.metric_id, MetricDailyStat.variant_id
     )
-    return [DailyStatRow(vid, mid, day, MetricStats(*sums, covariates=_covariates(vec)))
+    return [DailyStatRow(vid, mid, day, MetricStats(
+                **dict(zip(STAT_FIELDS, sums, strict=True)), covariates=_covariates(vec)))
             for vid, mid, day, vec, *sums in session.execute(query)]
 
 
@@ -291,7 +292,7 @@ def _lacking(table: Any, column: str) -> Any:
     return func.sum(case((table.c[column].is_(None) & (table.c.n > 0), 1), else_=0))
 
 
-def _parts(names: tuple[str, ...], sums: Sequence[Any], lacking: int) -> dict[str, float | None]:
+def _parts(names: tuple[str, ...], sums: Sequence[Any], lacking: int) -> dict[str, Any]:
     known = not lacking and None not in sums
     return {name: float(x) if known else None for name, x in zip(names, sums, strict=True)}
 

@@ -128,6 +128,9 @@ class Experiment(Base):
         comment="The Planner's inputs the planned sample size was sized from; NULL = not "
         "recorded."
     )
+    post_stratify_on: Mapped[str | None] = mapped_column(
+        String(200), comment="Plan: the pre-exposure dimension the results post-stratify on "
+        "(a dimension column of the metric data); NULL = none.")
     planned_start: Mapped[date | None]
     planned_end: Mapped[date | None]
     actual_start: Mapped[date | None]

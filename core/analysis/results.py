@@ -56,6 +56,7 @@ from core.analysis.verdict import (
     NO_VARIATION_TEXT,
     AnalysisContext,
     MetricEvidence,
+    adjustment_note,
     experiment_verdict,
     metric_decision,
     srm_reason,
@@ -71,8 +72,10 @@ from core.stats import (
     SufficientStats,
     adjust_pvalues,
     bayesian_readout,
+    post_stratified_test,
     proportion_ztest_from_stats,
     ratio_test,
+    regression_adjusted_test,
     srm_test,
     welch_ttest_cuped,
     welch_ttest_from_stats,
@@ -118,6 +121,8 @@ class ExperimentSetup:
     """The primary metric's test direction in the plan."""
     prior: tuple[float, float] | None = None
     """The plan's Gaussian prior on the relative lift (mean, sd); None = flat."""
+    post_stratify_on: str | None = None
+    """The plan's post-stratification dimension (a dimension of the metric data); None = none."""
 
 
 def experiment_setup(session: Session, experiment_id: int) -> ExperimentSetup:
@@ -149,6 +154,7 @@ def experiment_setup(session: Session, experiment_id: int) -> ExperimentSetup:
         alternative=exp.alternative,  # type: ignore[arg-type]
         prior=(None if exp.prior_lift_mean is None or exp.prior_lift_sd is None
                else (exp.prior_lift_mean, exp.prior_lift_sd)),
+        post_stratify_on=exp.post_stratify_on,
     )
 
 
@@ -157,8 +163,18 @@ def _round(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.12g}")
 
 
+def _rounded(value: Any) -> Any:
+    """:func:`_round` through the nested tuples of a key (the covariate vector part)."""
+    if isinstance(value, float):
+        return _round(value)
+    if isinstance(value, tuple):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def _fingerprint(
-    setup: ExperimentSetup, as_of: date | None, totals: list[StatTotal], assigned: list[Any]
+    setup: ExperimentSetup, as_of: date | None, totals: list[StatTotal], assigned: list[Any],
+    strata: Strata | None = None,
 ) -> str:
     """What the results are computed from: the setup, the day, every arm's sums with the span
     of days they cover, and the assignment counts per day. Equal fingerprints, equal results
@@ -169,16 +185,21 @@ def _fingerprint(
             "mode": setup.mode, "correction": setup.correction, "alpha": setup.alpha,
             "planned": setup.planned, "variants": setup.variants,
             "alternative": setup.alternative, "prior": setup.prior,
+            "post_stratify_on": setup.post_stratify_on,
             "metrics": [asdict(m) for m in setup.metrics],
         },
         "as_of": as_of.isoformat() if as_of else None,
         "totals": [
             [r.variant_id, r.metric_id, r.first_day.isoformat(), r.last_day.isoformat(),
-             *(_round(v) if isinstance(v, float) else v for v in r.stats.key())]
+             *(_rounded(v) for v in r.stats.key())]
             for r in totals
         ],
         "assignments": [[a.variant_id, a.day.isoformat(), a.units] for a in assigned],
     }
+    if strata:
+        payload["strata"] = [[mid, vid, value, *(_rounded(v) for v in stats.key())]
+                             for (mid, vid), cells in sorted(strata.items())
+                             for value, stats in sorted(cells.items())]
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -271,6 +292,7 @@ def compare_arms(
     sequential: bool,
     tuning_n: float | None,
     margin: float = 0.0,
+    strata: ArmStrata | None = None,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """Run the engine's test for a metric of ``kind`` on two arms' pooled sums: (numbers, None),
     or (None, why not) when an arm has fewer than 2 units, the metric has no variation
@@ -286,9 +308,23 @@ def compare_arms(
         return None, SEQUENTIAL_WITHOUT_PLAN
     try:
         return _run_test(kind, control, treatment, alpha=alpha, alternative=alternative,
-                         sequential=sequential, tuning_n=tuning_n, margin=margin), None
+                         sequential=sequential, tuning_n=tuning_n, margin=margin,
+                         strata=strata), None
     except InsufficientDataError as exc:
         return None, str(exc)
+
+
+ArmStrata = tuple[dict[str, MetricStats], dict[str, MetricStats]]
+"""Control's and treatment's sums per value of the post-stratification dimension."""
+
+
+def _stratifiable(kind: str, strata: ArmStrata) -> bool:
+    """Two or more values, and (a ratio metric) every cell with its denominator sums."""
+    values = {*strata[0], *strata[1]}
+    if len(values) < 2:
+        return False
+    cells = [s for arm in strata for s in arm.values() if s.n > 0]
+    return kind != "ratio" or all(s.has_ratio for s in cells)
 
 
 def _run_test(
@@ -301,12 +337,30 @@ def _run_test(
     sequential: bool,
     tuning_n: float | None,
     margin: float = 0.0,
+    strata: ArmStrata | None = None,
 ) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"alpha": alpha, "alternative": alternative,
                               "sequential": sequential, "tuning_n": tuning_n, "margin": margin}
     cuped, reduction = False, None
-    res: Any
-    if kind == "binomial":
+    res: Any = None
+    if control.covariates is not None and treatment.covariates is not None:
+        try:  # several covariates (Lin 2013), any kind of metric
+            res = regression_adjusted_test(control, treatment, **kwargs)
+            cuped, reduction = True, res.variance_reduction
+        except InsufficientDataError:
+            res = None  # fewer units than covariates + 2 in an arm: the plain test below
+    single = kind == "mean" and control.covariate is not None and treatment.covariate is not None
+    if res is None and not single and strata is not None and _stratifiable(kind, strata):
+        # the plan's post-stratification dimension (Miratrix, Sekhon & Yu 2013), for a metric
+        # without covariates (a covariate, e.g. the metric's own pre-period, adjusts it)
+        try:
+            res = post_stratified_test(*strata, **kwargs)
+            cuped, reduction = False, res.variance_reduction
+        except InsufficientDataError:
+            res = None
+    if res is not None:
+        pass
+    elif kind == "binomial":
         res = proportion_ztest_from_stats(
             SufficientStats(control.n, round(control.sum), round(control.sum)),
             SufficientStats(treatment.n, round(treatment.sum), round(treatment.sum)),
@@ -338,6 +392,7 @@ def _run_test(
         "test": res.method,
         "cuped": cuped,
         "variance_reduction": _num(reduction),
+        "adjustment": adjustment_note(res.method, _num(reduction)),
         "_lift_se": _num(res.lift_se),
     }
 
@@ -406,7 +461,24 @@ def compute_results(
     # The arms' sums are added up in the database: the results never read a single day.
     totals = mrepo.stat_totals(session, experiment_id=experiment_id, through=as_of)
     assigned = mrepo.assignments(session, experiment_id=experiment_id, through=as_of)
-    return _compute(setup, as_of, totals, assigned, computed_at=datetime.now(UTC))
+    strata = _strata(session, setup, as_of)
+    return _compute(setup, as_of, totals, assigned, computed_at=datetime.now(UTC),
+                    strata=strata)
+
+
+Strata = dict[tuple[int, int], dict[str, MetricStats]]
+"""(metric id, variant id) -> dimension value -> the arm's sums over the units with it."""
+
+
+def _strata(session: Session, setup: ExperimentSetup, as_of: date | None) -> Strata | None:
+    """The per-value sums of the plan's post-stratification dimension; None without one."""
+    if setup.post_stratify_on is None:
+        return None
+    out: Strata = {}
+    for r in mrepo.slice_stat_totals(session, experiment_id=setup.id, through=as_of,
+                                     dimension=setup.post_stratify_on):
+        out.setdefault((r.metric_id, r.variant_id), {})[r.value] = r.stats
+    return out
 
 
 def _compute(
@@ -416,8 +488,9 @@ def _compute(
     assigned: list[Any],
     *,
     computed_at: datetime,
+    strata: Strata | None = None,
 ) -> ResultsSnapshot:
-    fingerprint = _fingerprint(setup, as_of, totals, assigned)
+    fingerprint = _fingerprint(setup, as_of, totals, assigned, strata)
     alpha = setup.alpha
     days = sorted({d for r in totals for d in (r.first_day, r.last_day)}
                   | {a.day for a in assigned})
@@ -445,8 +518,12 @@ def _compute(
         control_id, control_name, _w = setup.variants[0]
         for m in setup.metrics:
             for vid, name, _w2 in setup.variants[1:]:
+                cells = None
+                if strata and (m.id, control_id) in strata and (m.id, vid) in strata:
+                    cells = (strata[(m.id, control_id)], strata[(m.id, vid)])
                 drafts.append(_draft(m, arms.get((m.id, control_id), EMPTY_STATS),
-                                     arms.get((m.id, vid), EMPTY_STATS), setup=setup,
+                                     arms.get((m.id, vid), EMPTY_STATS), strata=cells,
+                                     setup=setup,
                                      control=control_name, treatment=name, plan_met=plan_met,
                                      tuning=tuning))
 
@@ -514,7 +591,7 @@ _UNTESTED: dict[str, Any] = {
     "control_mean": None, "treatment_mean": None, "diff": None, "diff_ci_low": None,
     "diff_ci_high": None, "lift": None, "lift_ci_low": None, "lift_ci_high": None,
     "p_value": None, "lift_p_value": None, "test": "", "cuped": False,
-    "variance_reduction": None,
+    "variance_reduction": None, "adjustment": None,
 }
 
 
@@ -541,7 +618,8 @@ def _alternative(m: SetupMetric, setup: ExperimentSetup) -> Alternative:
     return setup.alternative if m.role == "primary" else "two-sided"
 
 
-def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: ExperimentSetup,
+def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *,
+           strata: ArmStrata | None = None, setup: ExperimentSetup,
            control: str, treatment: str, plan_met: bool, tuning: float | None
            ) -> dict[str, Any]:
     """One metric x treatment tested: the plan's test (guardrails: one-sided harm, plus the
@@ -558,7 +636,7 @@ def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: Exp
                 "better_alternative": None, "p_better": None}
     tested, untested = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha,
                                     alternative=alternative, sequential=sequential,
-                                    tuning_n=tuning if sequential else None)
+                                    tuning_n=tuning if sequential else None, strata=strata)
     decision_on = "lift" if tested is not None and tested["lift"] is not None else "diff"
     p_decide = None
     if tested is not None:
@@ -569,7 +647,7 @@ def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: Exp
         # H0: worse by at least the margin; rejecting it shows non-inferiority.
         ni, _why = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=good,
                                 sequential=sequential, tuning_n=tuning if sequential else None,
-                                margin=m.margin)
+                                margin=m.margin, strata=strata)
         if ni is not None:
             p_ni = ni["lift_p_value"] if decision_on == "lift" else ni["p_value"]
     if guard and tested is not None:
@@ -577,7 +655,7 @@ def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: Exp
         # harm test, so as valid at this look).
         better, _why = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=good,
                                     sequential=sequential,
-                                    tuning_n=tuning if sequential else None)
+                                    tuning_n=tuning if sequential else None, strata=strata)
         if better is not None:
             p_better = better["lift_p_value"] if decision_on == "lift" else better["p_value"]
     none: Untestable | None = None

@@ -45,7 +45,8 @@ sum_h w_h^2 (s2_ch/n_ch + s2_th/n_th) (conditional on the stratum sizes). For a 
 the weights are the stratum's share of the denominator pooled across arms, w_h = (D_ch +
 D_th) / D, so that sum_h w_h R_h estimates the whole population's ratio, and each stratum's
 ratio variance is the delta method's. A stratum with fewer than 2 units in an arm (or no
-denominator) cannot be estimated on its own and is merged into the largest stratum
+denominator, or no variance) cannot be estimated on its own and is merged into the largest
+stratum
 (GrowthBook gbstats ``EffectMomentsPostStratification.combine_cells_for_analysis`` does the
 same). GrowthBook's unconditional variance adds the multinomial term
 (sum_h w_h d_h^2 - (sum_h w_h d_h)^2) / N for the stratum effects d_h.
@@ -346,10 +347,12 @@ def _arm_value(s: MetricStats) -> tuple[float, float]:
 
 
 def _viable(c: MetricStats, t: MetricStats) -> bool:
+    """A stratum estimable on its own: 2+ units, a positive denominator (ratio) and variance
+    in each arm (a stratum without conversions in an arm would claim a zero variance)."""
     ok = c.n >= 2 and t.n >= 2
     if ok and c.has_ratio:
         ok = bool(c.sum_den and c.sum_den > 0 and t.sum_den and t.sum_den > 0)
-    return ok
+    return ok and _arm_value(c)[1] > 0 and _arm_value(t)[1] > 0
 
 
 def post_strata(control: Mapping[str, MetricStats], treatment: Mapping[str, MetricStats]
@@ -363,7 +366,7 @@ def post_strata(control: Mapping[str, MetricStats], treatment: Mapping[str, Metr
 
     Returns:
         The strata, the largest first; those with fewer than 2 units in an arm (or a zero
-        denominator) merged into the largest.
+        denominator, or no variance) merged into the largest.
     """
     values = list(dict.fromkeys([*control, *treatment]))
     if not values:
@@ -397,7 +400,8 @@ def post_strata(control: Mapping[str, MetricStats], treatment: Mapping[str, Metr
             merged[0] = (h0 + cell[0], c0 + cell[1], t0 + cell[2])
     if not _viable(merged[0][1], merged[0][2]):
         raise v.InsufficientDataError(
-            "post-stratification needs at least 2 units (and a positive denominator) per arm")
+            "post-stratification needs at least 2 units, a positive denominator (ratio "
+            "metrics) and some variation per arm")
     total = sum(size(cell) for cell in merged)
     out = []
     for cell in merged:

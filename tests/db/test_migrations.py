@@ -413,22 +413,27 @@ def test_migrations_0009_without_the_right_to_create_pg_trgm_completes_without_i
 
 def test_migrations_0011_adds_the_covariate_vector_column_and_goes_again(
         own_database: str) -> None:
-    """metric_daily_stats.covariate_sums: absent at 0010, a nullable column at the head, gone
-    after a downgrade to 0010 and back after an upgrade."""
+    """metric_daily_stats.covariate_sums and experiments.post_stratify_on: absent at 0010,
+    nullable columns at the head, gone after a downgrade to 0010 and back after an upgrade."""
 
     def columns() -> dict[str, bool]:
         engine = make_engine(own_database)
         try:
-            return {c["name"]: c["nullable"]
-                    for c in inspect(engine).get_columns("metric_daily_stats")}
+            found = {}
+            for table, column in (("metric_daily_stats", "covariate_sums"),
+                                  ("experiments", "post_stratify_on")):
+                for c in inspect(engine).get_columns(table):
+                    if c["name"] == column:
+                        found[column] = c["nullable"]
+            return found
         finally:
             engine.dispose()
 
     upgrade(own_database, "0010_plan_inputs")
-    assert "covariate_sums" not in columns()
+    assert columns() == {}
     upgrade(own_database)
-    assert columns()["covariate_sums"] is True
+    assert columns() == {"covariate_sums": True, "post_stratify_on": True}
     downgrade(own_database, "0010_plan_inputs")
-    assert "covariate_sums" not in columns()
+    assert columns() == {}
     upgrade(own_database)
-    assert columns()["covariate_sums"] is True
+    assert columns() == {"covariate_sums": True, "post_stratify_on": True}
