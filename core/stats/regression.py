@@ -46,8 +46,7 @@ the weights are the stratum's share of the denominator pooled across arms, w_h =
 D_th) / D, so that sum_h w_h R_h estimates the whole population's ratio, and each stratum's
 ratio variance is the delta method's. A stratum with fewer than 2 units in an arm (or no
 denominator, or no variance) cannot be estimated on its own and is merged into the largest
-stratum
-(GrowthBook gbstats ``EffectMomentsPostStratification.combine_cells_for_analysis`` does the
+stratum (GrowthBook gbstats ``EffectMomentsPostStratification.combine_cells_for_analysis`` does the
 same). GrowthBook's unconditional variance adds the multinomial term
 (sum_h w_h d_h^2 - (sum_h w_h d_h)^2) / N for the stratum effects d_h.
 
