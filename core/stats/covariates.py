@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -71,12 +72,12 @@ class CovariateSums:
         """The number of covariates."""
         return len(self.names)
 
-    @property
+    @cached_property
     def x(self) -> npt.NDArray[np.float64]:
         """sum x_j as a vector (k,)."""
         return np.asarray(self.sum_x, dtype=np.float64)
 
-    @property
+    @cached_property
     def xx(self) -> npt.NDArray[np.float64]:
         """X'X, the k x k symmetric matrix of sum x_j x_l."""
         k = len(self.names)
@@ -84,12 +85,12 @@ class CovariateSums:
         m[np.triu_indices(k)] = self.sum_xx
         return m + np.triu(m, 1).T
 
-    @property
+    @cached_property
     def xy(self) -> npt.NDArray[np.float64]:
         """sum x_j y as a vector (k,)."""
         return np.asarray(self.sum_xy, dtype=np.float64)
 
-    @property
+    @cached_property
     def xden(self) -> npt.NDArray[np.float64] | None:
         """sum x_j den as a vector (k,); None unless a ratio metric's."""
         return None if self.sum_xden is None else np.asarray(self.sum_xden, dtype=np.float64)

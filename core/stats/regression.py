@@ -150,17 +150,31 @@ class RegressionAdjustment:
 
 def _solve(sxx: npt.NDArray[np.float64], sxy: npt.NDArray[np.float64]
            ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int]:
-    """(pseudo-inverse of Sxx, slopes, rank): a covariate constant within the arm gets slope 0."""
+    """(inverse of Sxx, slopes, rank), on the covariates scaled to unit sums of squares: a
+    Cholesky solve when Sxx is well conditioned, else the pseudo-inverse (a covariate
+    constant within the arm, or collinear ones, get no slope of their own)."""
     scale = np.sqrt(np.clip(np.diag(sxx), 0.0, None))
     keep = scale > 1e-12 * max(float(scale.max(initial=0.0)), 1.0)
-    inv = np.zeros_like(sxx)
-    if keep.any():
-        sub = sxx[np.ix_(keep, keep)] / np.outer(scale[keep], scale[keep])
+    if not keep.any():
+        return np.zeros_like(sxx), np.zeros_like(sxy), 0
+    whole = bool(keep.all())
+    s = scale if whole else scale[keep]
+    sub = (sxx if whole else sxx[np.ix_(keep, keep)]) / np.outer(s, s)
+    try:
+        factor = np.linalg.cholesky(sub)
+        if float(np.diag(factor).min()) < 1e-6:
+            raise np.linalg.LinAlgError("near-collinear covariates")
+        sub_inv = np.linalg.inv(sub)
+        rank = int(keep.sum())
+    except np.linalg.LinAlgError:
         sub_inv = np.linalg.pinv(sub, rcond=1e-10, hermitian=True)
-        inv[np.ix_(keep, keep)] = sub_inv / np.outer(scale[keep], scale[keep])
-        rank = int(np.linalg.matrix_rank(sub, tol=1e-10))
+        rank = int(np.linalg.matrix_rank(sub, tol=1e-10, hermitian=True))
+    sub_inv = sub_inv / np.outer(s, s)
+    if whole:
+        inv = sub_inv
     else:
-        rank = 0
+        inv = np.zeros_like(sxx)
+        inv[np.ix_(keep, keep)] = sub_inv
     return inv, inv @ sxy, rank
 
 
@@ -336,13 +350,19 @@ class Stratum:
 
 
 def _arm_value(s: MetricStats) -> tuple[float, float]:
-    """(mean or ratio, variance of it) of one arm's sums."""
-    if s.has_ratio:
-        r = s.ratio
-        assert r is not None
-        return r.ratio, r.ratio_variance
-    suff = s.sufficient
-    return suff.mean, suff.variance / s.n
+    """(mean or ratio, variance of it) of one arm's sums (n >= 2; a ratio's sum_den > 0): the
+    sample mean with s^2/n, or the ratio with the delta method's variance (as
+    :attr:`core.stats.ratio.RatioStats.ratio_variance`)."""
+    n = s.n
+    syy = max(s.sum_squares - s.sum * s.sum / n, 0.0)
+    if s.sum_den is not None:
+        assert s.sum_den_squares is not None and s.sum_num_den is not None
+        r = s.sum / s.sum_den
+        sdd = max(s.sum_den_squares - s.sum_den * s.sum_den / n, 0.0)
+        snd = s.sum_num_den - s.sum * s.sum_den / n
+        dbar = s.sum_den / n
+        return r, max(syy - 2.0 * r * snd + r * r * sdd, 0.0) / (n - 1) / (n * dbar * dbar)
+    return s.sum / n, syy / (n - 1) / n
 
 
 def _viable(c: MetricStats, t: MetricStats) -> bool:
