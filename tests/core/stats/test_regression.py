@@ -313,3 +313,22 @@ def test_covariate_sums_pool_and_key():
         _ = whole.covariates + CovariateSums(("a", "c"), (0, 0), (0, 0, 0), (0, 0))
     with pytest.raises(ValueError, match="sum_xx needs 3"):
         CovariateSums(("a", "b"), (0, 0), (0, 0), (0, 0))
+
+
+def test_collinear_covariates_give_the_fit_of_one_of_them():
+    """Two copies of one covariate: the pseudo-inverse path; the fitted means and their
+    variances equal the one-covariate fit except for the residual degrees of freedom."""
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(300, 1))
+    y = 2 * x[:, 0] + rng.normal(size=300)
+    xt = rng.normal(size=(320, 1))
+    yt = 2 * xt[:, 0] + 0.3 + rng.normal(size=320)
+    one = regression_adjust(unit_metric_stats(y, covariates=x, names=("a",)),
+                            unit_metric_stats(yt, covariates=xt, names=("a",)))
+    two = regression_adjust(
+        unit_metric_stats(y, covariates=np.hstack([x, x]), names=("a", "b")),
+        unit_metric_stats(yt, covariates=np.hstack([xt, xt]), names=("a", "b")))
+    assert_allclose(two.control_mean, one.control_mean, rtol=1e-9)
+    assert_allclose(two.treatment_mean, one.treatment_mean, rtol=1e-9)
+    assert two.df_control == one.df_control
+    assert_allclose(two.control_var, one.control_var, rtol=1e-8)
