@@ -57,7 +57,7 @@ unadjusted test being the plain test on the same arms (Welch's, or the delta met
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -430,6 +430,28 @@ def post_strata(control: Mapping[str, MetricStats], treatment: Mapping[str, Metr
     return tuple(out)
 
 
+def _pool(cells: Iterable[MetricStats]) -> MetricStats:
+    """The arm's sums over every stratum (``sum(cells, EMPTY)`` without a record per step);
+    the ratio part when every stratum with units carries it."""
+    n = 0
+    total = squares = den = den_squares = num_den = 0.0
+    ratio = True
+    for s in cells:
+        n += s.n
+        total += s.sum
+        squares += s.sum_squares
+        if s.sum_den is None or s.sum_den_squares is None or s.sum_num_den is None:
+            ratio = ratio and s.n == 0
+        else:
+            den += s.sum_den
+            den_squares += s.sum_den_squares
+            num_den += s.sum_num_den
+    if ratio and den != 0.0:
+        return MetricStats(n, total, squares, sum_den=den, sum_den_squares=den_squares,
+                           sum_num_den=num_den)
+    return MetricStats(n, total, squares)
+
+
 def post_stratified_test(
     control: Mapping[str, MetricStats],
     treatment: Mapping[str, MetricStats],
@@ -458,9 +480,7 @@ def post_stratified_test(
     mt = float(w @ [s.treatment_mean for s in strata])
     vc = float((w * w) @ [s.control_var for s in strata])
     vt = float((w * w) @ [s.treatment_var for s in strata])
-    empty = MetricStats(0, 0.0, 0.0)
-    pooled_c = sum(control.values(), empty)
-    pooled_t = sum(treatment.values(), empty)
+    pooled_c, pooled_t = _pool(control.values()), _pool(treatment.values())
     uc, uvc = _arm_value(pooled_c)
     ut, uvt = _arm_value(pooled_t)
     ratio = pooled_c.has_ratio
