@@ -318,6 +318,16 @@ ArmStrata = tuple[dict[str, MetricStats], dict[str, MetricStats]]
 """Control's and treatment's sums per value of the post-stratification dimension."""
 
 
+def _adjustable(kind: str, control: MetricStats, treatment: MetricStats) -> bool:
+    """Both arms carry the same covariates (loads with different ``cov_*`` columns are not
+    pooled into one regression), and a ratio metric its ratio sums."""
+    c, t = control.covariates, treatment.covariates
+    if c is None or t is None or c.names != t.names:
+        return False
+    ratio = kind == "ratio"
+    return control.has_ratio == ratio and treatment.has_ratio == ratio
+
+
 def _stratifiable(kind: str, strata: ArmStrata) -> bool:
     """Two or more values, and (a ratio metric) every cell with its denominator sums."""
     values = {*strata[0], *strata[1]}
@@ -343,7 +353,7 @@ def _run_test(
                               "sequential": sequential, "tuning_n": tuning_n, "margin": margin}
     cuped, reduction = False, None
     res: Any = None
-    if control.covariates is not None and treatment.covariates is not None:
+    if _adjustable(kind, control, treatment):
         try:  # several covariates (Lin 2013), any kind of metric
             res = regression_adjusted_test(control, treatment, **kwargs)
             cuped, reduction = True, res.variance_reduction

@@ -136,3 +136,21 @@ def test_results_post_stratify_on_the_plans_dimension(session: Session, tmp_path
     # revenue carries its _pre covariate only: single-covariate CUPED, unchanged
     rev = next(c for c in snap.comparisons if c.metric == "revenue")
     assert rev.test == "welch_cuped"
+
+
+def test_arms_with_different_covariates_fall_back_to_the_plain_test() -> None:
+    """Control loaded with one set of cov_* columns, treatment with another: no common
+    regression, so the metric gets the plain Welch test instead of an error."""
+    from core.analysis.results import compare_arms
+    from core.stats import unit_metric_stats, welch_ttest_from_stats
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(100, 1))
+    c = unit_metric_stats(x[:, 0] + rng.normal(size=100), covariates=x, names=("cov_a",))
+    t = unit_metric_stats(x[:, 0] + rng.normal(size=100), covariates=x, names=("cov_b",))
+    tested, why = compare_arms("mean", c, t, alpha=0.05, alternative="two-sided",
+                               sequential=False, tuning_n=None)
+    assert why is None and tested is not None
+    assert tested["test"] == "welch" and tested["adjustment"] is None
+    ref = welch_ttest_from_stats(c.sufficient, t.sufficient)
+    assert_allclose(tested["p_value"], ref.p_value, rtol=1e-12)
