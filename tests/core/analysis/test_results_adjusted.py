@@ -154,3 +154,4 @@ def test_arms_with_different_covariates_fall_back_to_the_plain_test() -> None:
     assert tested["test"] == "welch" and tested["adjustment"] is None
     ref = welch_ttest_from_stats(c.sufficient, t.sufficient)
     assert_allclose(tested["p_value"], ref.p_value, rtol=1e-12)
+
