@@ -23,6 +23,10 @@ tests/test_benches.py runs it so a broken bench fails CI)
     costs about 40 us, and the p-value's root search needs several). Times are CPU time of this
     process (time.process_time), which waiting for a core on a busy machine does not inflate;
     the load average is printed alongside.
+(d) Adjusted tests against the plain test each adjusts, timed in the same run: regression
+    adjustment on 3 covariates (Lin 2013) vs ``welch_ttest_from_stats``, its ratio version vs
+    ``ratio_test``, post-stratification on 4 strata vs ``welch_ttest_from_stats``. Target:
+    <= 3x the plain test (issue 26).
 """
 
 from __future__ import annotations
@@ -249,6 +253,43 @@ def bench_per_call() -> None:
                   f"{us / ref:5.2f}x")
 
 
+def bench_adjusted() -> None:
+    from core.stats import (
+        post_stratified_test,
+        regression_adjusted_test,
+        unit_metric_stats,
+    )
+
+    rng = np.random.default_rng(11)
+    names = ("pre", "tenure", "age")
+
+    def arm(n: int, ratio: bool = False) -> object:
+        x = rng.normal(size=(n, 3))
+        y = x @ [1.0, 0.5, -0.3] + rng.normal(size=n)
+        den = 1.0 + rng.poisson(1.0, n) if ratio else None
+        return unit_metric_stats(y + (5.0 if ratio else 0.0), denominators=den, covariates=x,
+                                 names=names)
+
+    mc, mt, rc_, rt_ = arm(2000), arm(2100), arm(2000, True), arm(2100, True)
+    strata_c = {h: unit_metric_stats(rng.normal(size=500) + i) for i, h in enumerate("abcd")}
+    strata_t = {h: unit_metric_stats(rng.normal(size=500) + i) for i, h in enumerate("abcd")}
+    plain_c, plain_t = mc.sufficient, mt.sufficient  # type: ignore[attr-defined]
+    plain_rc, plain_rt = rc_.ratio, rt_.ratio  # type: ignore[attr-defined]
+    welch = per_call_us(lambda: welch_ttest_from_stats(plain_c, plain_t), 10000)
+    ratio = per_call_us(lambda: ratio_test(plain_rc, plain_rt), 10000)
+    print("(d) adjusted tests against the plain test each adjusts (target <= 3x)")
+    for name, fn, base, label in (
+            ("regression_adjusted_test (3 covariates)",
+             lambda: regression_adjusted_test(mc, mt), welch, "welch_ttest_from_stats"),
+            ("regression_adjusted_test (ratio, 3 cov.)",
+             lambda: regression_adjusted_test(rc_, rt_), ratio, "ratio_test"),
+            ("post_stratified_test (4 strata)",
+             lambda: post_stratified_test(strata_c, strata_t), welch,
+             "welch_ttest_from_stats")):
+        us = per_call_us(fn, 3000)
+        print(f"    {name:42s}: {us:8.1f} us/call  {us / base:5.2f}x {label} ({base:.1f} us)")
+
+
 if __name__ == "__main__":
     bench_planner_single()
     print()
@@ -257,3 +298,5 @@ if __name__ == "__main__":
     bench_analysis(50_000 if TINY else 5_000_000)
     print()
     bench_per_call()
+    print()
+    bench_adjusted()

@@ -62,6 +62,8 @@ AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 
 TestMethod = Literal[
     "welch", "welch_cuped", "wald_z", "mover_cp", "delta_ratio", "quantile_woodruff",
+    "regression_adjusted", "ratio_regression_adjusted", "post_stratified",
+    "ratio_post_stratified",
 ]
 """How a two-sample result was computed (the ``method`` field of every core.stats test result)."""
 PriorKind = Literal["flat", "gaussian"]

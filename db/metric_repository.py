@@ -8,9 +8,10 @@ keyed on the unique constraints of the tables: loading a day again replaces it.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -30,8 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.stats.covariates import CovariateSums
 from core.stats.metric_stats import COVARIATE_SUMS, RATIO_SUMS, MetricStats
-from core.stats.metric_stats import FIELDS as STAT_FIELDS
+from core.stats.metric_stats import SUM_FIELDS as STAT_FIELDS
 from core.stats.quantile import QUANTILE_FIELDS, QuantileStats
 from db.models import (
     AssignmentDailyCount,
@@ -102,6 +104,18 @@ def _stat_columns(stats: MetricStats, names: tuple[str, ...] = STAT_FIELDS) -> d
     return {_COLUMN_OF[name]: getattr(stats, name) for name in names}
 
 
+def _covariate_json(stats: MetricStats) -> dict[str, Any] | None:
+    """The ``covariate_sums`` column of a record (None without the part)."""
+    return None if stats.covariates is None else stats.covariates.to_json()
+
+
+def _covariates(value: Any) -> CovariateSums | None:
+    """The record's covariate part from the stored column (JSON text on some drivers)."""
+    if value is None:
+        return None
+    return CovariateSums.from_json(json.loads(value) if isinstance(value, str) else value)
+
+
 def _selected(table: Any, names: tuple[str, ...] = STAT_FIELDS) -> list[Any]:
     return [table.c[_COLUMN_OF[name]] for name in names]
 
@@ -154,6 +168,8 @@ def _copy_field(value: Any) -> str:
         return repr(value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, dict):
+        return json.dumps(value).translate(_COPY_ESCAPES)
     return str(value).translate(_COPY_ESCAPES)
 
 
@@ -198,7 +214,8 @@ def upsert_daily_stats(
         ["experiment_id", "variant_id", "metric_id", "day"],
         [
             {"experiment_id": experiment_id, "variant_id": r.variant_id,
-             "metric_id": r.metric_id, "day": r.day, **_stat_columns(r.stats), "source": source}
+             "metric_id": r.metric_id, "day": r.day, **_stat_columns(r.stats),
+             "covariate_sums": _covariate_json(r.stats), "source": source}
             for r in rows
         ],
     )
@@ -299,15 +316,16 @@ def daily_stats(
     """Every stored daily-stat row of an experiment (up to `through`), ordered by day."""
     query = select(
         MetricDailyStat.variant_id, MetricDailyStat.metric_id, MetricDailyStat.day,
-        *_selected(MetricDailyStat.__table__),
+        MetricDailyStat.covariate_sums, *_selected(MetricDailyStat.__table__),
     ).where(MetricDailyStat.experiment_id == experiment_id)
     if through is not None:
         query = query.where(MetricDailyStat.day <= through)
     query = query.order_by(
         MetricDailyStat.day, MetricDailyStat.metric_id, MetricDailyStat.variant_id
     )
-    return [DailyStatRow(vid, mid, day, MetricStats(*sums))
-            for vid, mid, day, *sums in session.execute(query)]
+    return [DailyStatRow(vid, mid, day, MetricStats(
+                **dict(zip(STAT_FIELDS, sums, strict=True)), covariates=_covariates(vec)))
+            for vid, mid, day, vec, *sums in session.execute(query)]
 
 
 @dataclass(frozen=True)
@@ -327,7 +345,7 @@ def _lacking(table: Any, column: str) -> Any:
     return func.sum(case((table.c[column].is_(None) & (table.c.n > 0), 1), else_=0))
 
 
-def _parts(names: tuple[str, ...], sums: Sequence[Any], lacking: int) -> dict[str, float | None]:
+def _parts(names: tuple[str, ...], sums: Sequence[Any], lacking: int) -> dict[str, Any]:
     known = not lacking and None not in sums
     return {name: float(x) if known else None for name, x in zip(names, sums, strict=True)}
 
@@ -347,19 +365,55 @@ def stat_totals(
         func.sum(t.c.sum), func.sum(t.c.sum_squares),
         *(func.sum(t.c[c]) for c in cov), _lacking(t, cov[0]),
         *(func.sum(t.c[c]) for c in ratio), _lacking(t, ratio[0]),
+        _lacking(t, "covariate_sums"),
+        func.sum(case((t.c.covariate_sums.is_not(None), 1), else_=0)),
     ).where(t.c.experiment_id == experiment_id)
     if through is not None:
         query = query.where(t.c.day <= through)
     keys = (t.c.variant_id, t.c.metric_id)
     query = query.group_by(*keys).order_by(*keys)
     out = []
+    pooled: list[tuple[int, int]] = []
     for vid, mid, first, last, n, total, squares, *rest in session.execute(query):
         cov_sums, cov_lacking = rest[:3], rest[3]
         ratio_sums, ratio_lacking = rest[4:7], rest[7]
+        vec_lacking, vec_given = rest[8], rest[9]
+        if not vec_lacking and vec_given:
+            pooled.append((vid, mid))
         out.append(StatTotal(vid, mid, _as_date(first), _as_date(last), MetricStats(
             int(n), float(total), float(squares),
             **_parts(COVARIATE_SUMS, cov_sums, cov_lacking),
             **_parts(RATIO_SUMS, ratio_sums, ratio_lacking))))
+    if pooled:
+        vectors = _covariate_totals(session, experiment_id, through, set(pooled))
+        out = [replace(r, stats=replace(r.stats, covariates=vectors[(r.variant_id,
+                                                                      r.metric_id)]))
+               if (r.variant_id, r.metric_id) in vectors else r for r in out]
+    return out
+
+
+def _covariate_totals(session: Session, experiment_id: int, through: date | None,
+                      wanted: set[tuple[int, int]]) -> dict[tuple[int, int], CovariateSums]:
+    """The covariate vectors of ``wanted`` (variant, metric) pairs pooled over the days with
+    ``+`` (a JSON column is not summed in SQL); only pairs whose every day with units has one
+    are asked for."""
+    t = MetricDailyStat.__table__
+    query = select(t.c.variant_id, t.c.metric_id, t.c.covariate_sums).where(
+        t.c.experiment_id == experiment_id, t.c.covariate_sums.is_not(None))
+    if through is not None:
+        query = query.where(t.c.day <= through)
+    out: dict[tuple[int, int], CovariateSums] = {}
+    mixed: set[tuple[int, int]] = set()
+    for vid, mid, value in session.execute(query.order_by(t.c.day)):
+        key = (vid, mid)
+        vec = _covariates(value)
+        if key not in wanted or vec is None or key in mixed:
+            continue
+        if key in out and out[key].names != vec.names:
+            mixed.add(key)  # days loaded with different covariates: no common regression
+            del out[key]
+            continue
+        out[key] = out[key] + vec if key in out else vec
     return out
 
 

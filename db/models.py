@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -138,6 +139,9 @@ class Experiment(Base):
         comment="The Planner's inputs the planned sample size was sized from; NULL = not "
         "recorded."
     )
+    post_stratify_on: Mapped[str | None] = mapped_column(
+        String(200), comment="Plan: the pre-exposure dimension the results post-stratify on "
+        "(a dimension column of the metric data); NULL = none.")
     planned_start: Mapped[date | None]
     planned_end: Mapped[date | None]
     actual_start: Mapped[date | None]
@@ -389,7 +393,8 @@ class MetricDailyStat(Base):
     ``cov_*`` sums are set when a pre-period covariate was given (CUPED): ``cov_sum`` and
     ``cov_sum_squares`` of the covariate x, ``cov_sum_products`` of x * y. For a ratio metric
     ``sum``/``sum_squares`` are the numerator's and the ``sum_den*``/``sum_num_den`` columns the
-    denominator's sums and the sum of numerator x denominator.
+    denominator's sums and the sum of numerator x denominator. ``covariate_sums`` holds the
+    cross-products of several covariates for regression adjustment (a JSON object).
     """
 
     __tablename__ = "metric_daily_stats"
@@ -408,6 +413,10 @@ class MetricDailyStat(Base):
     sum_den: Mapped[float | None]
     sum_den_squares: Mapped[float | None]
     sum_num_den: Mapped[float | None]
+    covariate_sums: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True),
+        comment="Regression adjustment: cross-products of several covariates "
+        "(core.stats.covariates.CovariateSums as JSON); NULL = none.")
     source: Mapped[str] = mapped_column(String(200), comment="Where the numbers came from.")
     loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
 

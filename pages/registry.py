@@ -319,7 +319,8 @@ right.markdown(
     f"{format_margins(exp.guardrail_margins) or 'none (harm test only)'} · **Bayesian prior:** "
     + ("flat" if exp.prior_lift_sd is None else
        f"normal({fmt.signed_percent(exp.prior_lift_mean)}, sd "
-       f"{fmt.percent(exp.prior_lift_sd, 4, trim=True)})"))
+       f"{fmt.percent(exp.prior_lift_sd, 4, trim=True)})")
+    + (f" · **Post-stratified on:** {exp.post_stratify_on}" if exp.post_stratify_on else ""))
 right.markdown(f"**Planned:** {fmt.period(exp.planned_start, exp.planned_end, none='no dates')}")
 right.markdown(f"**Actual:** {fmt.period(exp.actual_start, exp.actual_end)}")
 right.markdown(
@@ -435,6 +436,10 @@ if can_write:
                 "Bayesian prior: sd of the lift (%, empty = flat prior)",
                 value=_percent(draft.prior_lift_sd), format="%g",
                 key=f"edit_prior_sd_{draft.id}_{draft.version}")),
+            "post_stratify_on": e1.text_input(
+                "Post-stratify on (a dimension column of the data; empty = none)",
+                draft.post_stratify_on or "",
+                key=f"edit_post_stratify_{draft.id}_{draft.version}").strip() or None,
             "planned_start": e1.date_input("Planned start", draft.planned_start),
             "planned_end": e2.date_input("Planned end", draft.planned_end),
             "refresh_every_days": e2.number_input(

@@ -16,7 +16,7 @@ from core import format as fmt
 from core.analysis import results, views
 from core.analysis.segments import SegmentBreakdown, segment_results
 from core.analysis.snapshot import MetricComparison, ResultsSnapshot
-from core.analysis.verdict import STATE_LABELS, plan_notes, readout_note, tone
+from core.analysis.verdict import STATE_LABELS, plan_notes, readout_note, tone, variance_notes
 from core.errors import DomainError
 from core.warehouse.refresh import WarehouseRunView, latest_runs
 from core.workflows import loads
@@ -290,6 +290,9 @@ if not table.empty:
     # a static table wraps its cells to the page's width, so no column is ever off screen
     # (issue 23: at 1,024 px the grid hid the interval, p-values and the decision)
     st.table(table, hide_index=True)
+    reductions = variance_notes(snapshot)
+    if reductions:
+        st.caption("**Variance reduction:** " + " · ".join(reductions))
     st.download_button("Download results (CSV)", views.results_csv(snapshot),
                        f"results_{choice.id}.csv", "text/csv")
     bayes = _bayesian_rows(snapshot)

@@ -61,6 +61,7 @@ from core.analysis.verdict import (
     NO_VARIATION_TEXT,
     AnalysisContext,
     MetricEvidence,
+    adjustment_note,
     experiment_verdict,
     metric_decision,
     srm_reason,
@@ -77,9 +78,11 @@ from core.stats import (
     SufficientStats,
     adjust_pvalues,
     bayesian_readout,
+    post_stratified_test,
     proportion_ztest_from_stats,
     quantile_test,
     ratio_test,
+    regression_adjusted_test,
     srm_test,
     welch_ttest_cuped,
     welch_ttest_from_stats,
@@ -125,6 +128,8 @@ class ExperimentSetup:
     """The primary metric's test direction in the plan."""
     prior: tuple[float, float] | None = None
     """The plan's Gaussian prior on the relative lift (mean, sd); None = flat."""
+    post_stratify_on: str | None = None
+    """The plan's post-stratification dimension (a dimension of the metric data); None = none."""
 
 
 def experiment_setup(session: Session, experiment_id: int) -> ExperimentSetup:
@@ -156,6 +161,7 @@ def experiment_setup(session: Session, experiment_id: int) -> ExperimentSetup:
         alternative=exp.alternative,  # type: ignore[arg-type]
         prior=(None if exp.prior_lift_mean is None or exp.prior_lift_sd is None
                else (exp.prior_lift_mean, exp.prior_lift_sd)),
+        post_stratify_on=exp.post_stratify_on,
     )
 
 
@@ -171,11 +177,19 @@ QUANTILES_NOT_AS_OF = (
     "days), so it is not tested as of a day before its last day of data")
 NO_QUANTILES = ("no quantile statistics are stored for an arm of this quantile metric: load a "
                 "user-level file with its per-unit values")
+def _rounded(value: Any) -> Any:
+    """:func:`_round` through the nested tuples of a key (the covariate vector part)."""
+    if isinstance(value, float):
+        return _round(value)
+    if isinstance(value, tuple):
+        return [_rounded(v) for v in value]
+    return value
 
 
 def _fingerprint(
     setup: ExperimentSetup, as_of: date | None, totals: list[StatTotal], assigned: list[Any],
     quantiles: Quantiles | None = None,
+    strata: Strata | None = None,
 ) -> str:
     """What the results are computed from: the setup, the day, every arm's sums with the span
     of days they cover, and the assignment counts per day. Equal fingerprints, equal results
@@ -186,12 +200,13 @@ def _fingerprint(
             "mode": setup.mode, "correction": setup.correction, "alpha": setup.alpha,
             "planned": setup.planned, "variants": setup.variants,
             "alternative": setup.alternative, "prior": setup.prior,
+            "post_stratify_on": setup.post_stratify_on,
             "metrics": [asdict(m) for m in setup.metrics],
         },
         "as_of": as_of.isoformat() if as_of else None,
         "totals": [
             [r.variant_id, r.metric_id, r.first_day.isoformat(), r.last_day.isoformat(),
-             *(_round(v) if isinstance(v, float) else v for v in r.stats.key())]
+             *(_rounded(v) for v in r.stats.key())]
             for r in totals
         ],
         "assignments": [[a.variant_id, a.day.isoformat(), a.units] for a in assigned],
@@ -200,6 +215,10 @@ def _fingerprint(
         payload["quantiles"] = [[mid, vid, *(_round(v) if isinstance(v, float) else v
                                              for v in q.key())]
                                 for (mid, vid), q in sorted(quantiles.items())]
+    if strata:
+        payload["strata"] = [[mid, vid, value, *(_rounded(v) for v in stats.key())]
+                             for (mid, vid), cells in sorted(strata.items())
+                             for value, stats in sorted(cells.items())]
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -293,6 +312,7 @@ def compare_arms(
     tuning_n: float | None,
     margin: float = 0.0,
     quantiles: tuple[QuantileStats | None, QuantileStats | None] | None = None,
+    strata: ArmStrata | None = None,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """Run the engine's test for a metric of ``kind`` on two arms' pooled sums: (numbers, None),
     or (None, why not) when an arm has fewer than 2 units, the metric has no variation
@@ -309,9 +329,35 @@ def compare_arms(
     try:
         return _run_test(kind, control, treatment, alpha=alpha, alternative=alternative,
                          sequential=sequential, tuning_n=tuning_n, margin=margin,
-                         quantiles=quantiles), None
+                         quantiles=quantiles, strata=strata), None
     except InsufficientDataError as exc:
         return None, str(exc)
+
+
+ArmStrata = tuple[dict[str, MetricStats], dict[str, MetricStats]]
+"""Control's and treatment's sums per value of the post-stratification dimension."""
+
+
+def _adjustable(kind: str, control: MetricStats, treatment: MetricStats) -> bool:
+    """Both arms carry the same covariates (loads with different ``cov_*`` columns are not
+    pooled into one regression), and a ratio metric its ratio sums."""
+    c, t = control.covariates, treatment.covariates
+    if kind == "quantile" or c is None or t is None or c.names != t.names:
+        return False  # a quantile metric's sums are not what it tests
+    ratio = kind == "ratio"
+    return control.has_ratio == ratio and treatment.has_ratio == ratio
+
+
+def _stratifiable(kind: str, strata: ArmStrata) -> bool:
+    """Two or more values, and (a ratio metric) every cell with its denominator sums; never a
+    quantile metric (its test is on the quantiles, not on sums)."""
+    if kind == "quantile":
+        return False
+    values = {*strata[0], *strata[1]}
+    if len(values) < 2:
+        return False
+    cells = [s for arm in strata for s in arm.values() if s.n > 0]
+    return kind != "ratio" or all(s.has_ratio for s in cells)
 
 
 def _run_test(
@@ -325,12 +371,30 @@ def _run_test(
     tuning_n: float | None,
     margin: float = 0.0,
     quantiles: tuple[QuantileStats | None, QuantileStats | None] | None = None,
+    strata: ArmStrata | None = None,
 ) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"alpha": alpha, "alternative": alternative,
                               "sequential": sequential, "tuning_n": tuning_n, "margin": margin}
     cuped, reduction = False, None
-    res: Any
-    if kind == "binomial":
+    res: Any = None
+    if _adjustable(kind, control, treatment):
+        try:  # several covariates (Lin 2013), any kind of metric
+            res = regression_adjusted_test(control, treatment, **kwargs)
+            cuped, reduction = True, res.variance_reduction
+        except InsufficientDataError:
+            res = None  # fewer units than covariates + 2 in an arm: the plain test below
+    single = kind == "mean" and control.covariate is not None and treatment.covariate is not None
+    if res is None and not single and strata is not None and _stratifiable(kind, strata):
+        # the plan's post-stratification dimension (Miratrix, Sekhon & Yu 2013), for a metric
+        # without covariates (a covariate, e.g. the metric's own pre-period, adjusts it)
+        try:
+            res = post_stratified_test(*strata, **kwargs)
+            cuped, reduction = False, res.variance_reduction
+        except InsufficientDataError:
+            res = None
+    if res is not None:
+        pass
+    elif kind == "binomial":
         res = proportion_ztest_from_stats(
             SufficientStats(control.n, round(control.sum), round(control.sum)),
             SufficientStats(treatment.n, round(treatment.sum), round(treatment.sum)),
@@ -367,6 +431,7 @@ def _run_test(
         "test": res.method,
         "cuped": cuped,
         "variance_reduction": _num(reduction),
+        "adjustment": adjustment_note(res.method, _num(reduction)),
         "_lift_se": _num(res.lift_se),
     }
 
@@ -436,8 +501,9 @@ def compute_results(
     totals = mrepo.stat_totals(session, experiment_id=experiment_id, through=as_of)
     assigned = mrepo.assignments(session, experiment_id=experiment_id, through=as_of)
     quantiles, cut = _quantiles(session, setup, as_of)
+    strata = _strata(session, setup, as_of)
     return _compute(setup, as_of, totals, assigned, computed_at=datetime.now(UTC),
-                    quantiles=quantiles, cut=cut)
+                    quantiles=quantiles, cut=cut, strata=strata)
 
 
 def _quantiles(session: Session, setup: ExperimentSetup, as_of: date | None
@@ -457,6 +523,21 @@ def _quantiles(session: Session, setup: ExperimentSetup, as_of: date | None
     return found, frozenset(cut)
 
 
+Strata = dict[tuple[int, int], dict[str, MetricStats]]
+"""(metric id, variant id) -> dimension value -> the arm's sums over the units with it."""
+
+
+def _strata(session: Session, setup: ExperimentSetup, as_of: date | None) -> Strata | None:
+    """The per-value sums of the plan's post-stratification dimension; None without one."""
+    if setup.post_stratify_on is None:
+        return None
+    out: Strata = {}
+    for r in mrepo.slice_stat_totals(session, experiment_id=setup.id, through=as_of,
+                                     dimension=setup.post_stratify_on):
+        out.setdefault((r.metric_id, r.variant_id), {})[r.value] = r.stats
+    return out
+
+
 def _compute(
     setup: ExperimentSetup,
     as_of: date | None,
@@ -466,8 +547,9 @@ def _compute(
     computed_at: datetime,
     quantiles: Quantiles | None = None,
     cut: frozenset[int] = frozenset(),
+    strata: Strata | None = None,
 ) -> ResultsSnapshot:
-    fingerprint = _fingerprint(setup, as_of, totals, assigned, quantiles)
+    fingerprint = _fingerprint(setup, as_of, totals, assigned, quantiles=quantiles, strata=strata)
     alpha = setup.alpha
     days = sorted({d for r in totals for d in (r.first_day, r.last_day)}
                   | {a.day for a in assigned})
@@ -495,8 +577,12 @@ def _compute(
         control_id, control_name, _w = setup.variants[0]
         for m in setup.metrics:
             for vid, name, _w2 in setup.variants[1:]:
+                cells = None
+                if strata and (m.id, control_id) in strata and (m.id, vid) in strata:
+                    cells = (strata[(m.id, control_id)], strata[(m.id, vid)])
                 drafts.append(_draft(m, arms.get((m.id, control_id), EMPTY_STATS),
-                                     arms.get((m.id, vid), EMPTY_STATS), setup=setup,
+                                     arms.get((m.id, vid), EMPTY_STATS), strata=cells,
+                                     setup=setup,
                                      control=control_name, treatment=name, plan_met=plan_met,
                                      tuning=tuning, quantiles=_arm_quantiles(
                                          m, quantiles, control_id, vid, cut)))
@@ -565,7 +651,7 @@ _UNTESTED: dict[str, Any] = {
     "control_mean": None, "treatment_mean": None, "diff": None, "diff_ci_low": None,
     "diff_ci_high": None, "lift": None, "lift_ci_low": None, "lift_ci_high": None,
     "p_value": None, "lift_p_value": None, "test": "", "cuped": False,
-    "variance_reduction": None,
+    "variance_reduction": None, "adjustment": None,
 }
 
 
@@ -607,6 +693,7 @@ def _alternative(m: SetupMetric, setup: ExperimentSetup) -> Alternative:
 def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: ExperimentSetup,
            control: str, treatment: str, plan_met: bool, tuning: float | None,
            quantiles: tuple[QuantileStats | None, QuantileStats | None] | str | None = None,
+           strata: ArmStrata | None = None,
            ) -> dict[str, Any]:
     """One metric x treatment tested: the plan's test (guardrails: one-sided harm, plus the
     non-inferiority test when the plan states a margin), and the p-value decided on. A
@@ -629,7 +716,7 @@ def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: Exp
         tested, untested = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha,
                                         alternative=alternative, sequential=sequential,
                                         tuning_n=tuning if sequential else None,
-                                        quantiles=quantiles)
+                                        quantiles=quantiles, strata=strata)
     decision_on = "lift" if tested is not None and tested["lift"] is not None else "diff"
     p_decide = None
     if tested is not None:
@@ -640,7 +727,7 @@ def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: Exp
         # H0: worse by at least the margin; rejecting it shows non-inferiority.
         ni, _why = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=good,
                                 sequential=sequential, tuning_n=tuning if sequential else None,
-                                margin=m.margin, quantiles=quantiles)
+                                margin=m.margin, quantiles=quantiles, strata=strata)
         if ni is not None:
             p_ni = ni["lift_p_value"] if decision_on == "lift" else ni["p_value"]
     if guard and tested is not None:
@@ -649,7 +736,7 @@ def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: Exp
         better, _why = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=good,
                                     sequential=sequential,
                                     tuning_n=tuning if sequential else None,
-                                    quantiles=quantiles)
+                                    quantiles=quantiles, strata=strata)
         if better is not None:
             p_better = better["lift_p_value"] if decision_on == "lift" else better["p_value"]
     none: Untestable | None = None

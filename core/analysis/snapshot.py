@@ -102,6 +102,8 @@ class MetricComparison:
     bayesian: BayesianReadout | None = None
     """Posterior of the relative lift (the plan's prior, flat by default), beside the
     frequentist result."""
+    adjustment: str | None = None
+    """The variance reduction of an adjusted test, e.g. "CUPED: −38% variance" (None: none)."""
     blocked: bool = False
     """Effects withheld (the SRM check failed): every field of EFFECT_FIELDS is None."""
     blocked_reason: str | None = None

@@ -81,8 +81,31 @@ METHOD_NAMES = {
     "wald_z": "Wald z-test", "mover_cp": "small-count MOVER test (Clopper–Pearson limits)",
     "delta_ratio": "delta-method z-test for a ratio",
     "quantile_woodruff": "z-test of quantiles with order-statistic (Woodruff) standard errors",
+    "regression_adjusted": "t-test on regression-adjusted means (Lin 2013, several covariates)",
+    "ratio_regression_adjusted": "delta-method z-test on a regression-adjusted ratio (Lin 2013)",
+    "post_stratified": "post-stratified z-test (Miratrix, Sekhon & Yu 2013)",
+    "ratio_post_stratified": "post-stratified delta-method z-test for a ratio",
     "fisher_exact": "Fisher's exact test",  # the small-count test of snapshots before version 5
 }
+ADJUSTMENT_NAMES = {
+    "welch_cuped": "CUPED", "regression_adjusted": "CUPED",
+    "ratio_regression_adjusted": "CUPED", "post_stratified": "Post-stratified",
+    "ratio_post_stratified": "Post-stratified",
+}
+"""What a variance-reducing test is called where its reduction is shown."""
+
+
+def adjustment_note(method: str, variance_reduction: float | None) -> str | None:
+    """"CUPED: −38% variance": the variance of the difference the adjustment removed (a rise
+    shows as +), for the Results page, the API and the PDF; None for an unadjusted test."""
+    name = ADJUSTMENT_NAMES.get(method)
+    if name is None or variance_reduction is None:
+        return None
+    change = -variance_reduction
+    sign = "−" if change < 0 else "+"
+    return f"{name}: {sign}{abs(change):.0%} variance"
+
+
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 NO_VARIATION_TEXT = "cannot be tested: no variation"
 """How a comparison without variation reads, on the page, in the API's reason and the PDF."""
@@ -263,6 +286,15 @@ def margin_text(margin: float, higher_is_better: bool) -> str:
     """A guardrail's non-inferiority margin as the worst lift it allows: "−1.0%" (higher is
     better) or "+1.0%" (lower is better)."""
     return fmt.signed_percent(-margin if higher_is_better else margin)
+
+
+def variance_notes(snapshot: ResultsSnapshot) -> list[str]:
+    """Per adjusted metric (and treatment, when there are several) the variance its
+    adjustment removed, e.g. "revenue: CUPED: −38% variance", for the Results page and the
+    PDF (the API carries ``adjustment`` and ``variance_reduction`` on each comparison)."""
+    several = len({row.treatment for row in snapshot.comparisons}) > 1
+    return [f"{row.metric}{f' ({row.treatment})' if several else ''}: {row.adjustment}"
+            for row in snapshot.comparisons if row.adjustment and not row.blocked]
 
 
 def plan_notes(snapshot: ResultsSnapshot) -> list[str]:

@@ -216,9 +216,16 @@ def write_records(
     return write(session, ctx, agg, kind=kind, label=label, actor=actor, started=started)
 
 
-def _close(a: float | None, b: float | None) -> bool:
+def _close(a: Any, b: Any) -> bool:
+    """Two sums (or nested tuples of them, names included: the covariate vector part of a
+    key) equal to :data:`FLOAT_TOLERANCE`."""
     if a is None or b is None:
         return a is None and b is None
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        return (isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b)
+                and all(_close(x, y) for x, y in zip(a, b, strict=True)))
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
     return math.isclose(a, b, rel_tol=FLOAT_TOLERANCE, abs_tol=FLOAT_TOLERANCE)
 
 

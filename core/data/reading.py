@@ -35,6 +35,12 @@ ProgressCallback = Callable[[float, str], None]
 DUCKDB_MEMORY_LIMIT = "1GB"
 """DuckDB's working-memory cap for file aggregation; beyond it DuckDB spills to a temp folder."""
 PRE_SUFFIX = "_pre"
+COVARIATE_PREFIX = "cov_"
+"""User-level files: a numeric column named ``cov_<name>`` is a pre-exposure unit attribute
+(tenure, age, last month's spend); with one or more of them every metric is regression-adjusted
+on them and on its own ``<column>_pre`` (core.stats.regression)."""
+MAX_COVARIATES = 10
+"""At most this many covariates per metric (the cross-products grow as k squared)."""
 AGGREGATE_COLUMNS = ("variant", "date", "metric", "n", "sum", "sum_squares")
 COVARIATE_COLUMNS = COVARIATE_SUMS
 """Aggregate columns of a CUPED covariate x: its sum, sum of squares and the sum of x * y."""

@@ -34,8 +34,10 @@ import numpy as np
 
 from core import spool
 from core.data.reading import (
+    COVARIATE_PREFIX,
     EMPTY_DIMENSION_VALUE,
     EXAMPLES,
+    MAX_COVARIATES,
     MAX_DIMENSION_VALUE_LENGTH,
     MAX_DIMENSION_VALUES,
     MAX_DIMENSIONS,
@@ -53,7 +55,13 @@ from core.data.reading import (
     reads_decimal_comma,
 )
 from core.errors import InvalidInput
-from core.stats import InsufficientDataError, MetricStats, QuantileStats, quantile_levels
+from core.stats import (
+    CovariateSums,
+    InsufficientDataError,
+    MetricStats,
+    QuantileStats,
+    quantile_levels,
+)
 
 PARTITION_UNITS = 16_000_000
 """Up to this many rows the unit proof sorts the ids' hashes in memory (8 bytes a row, 128 MB at
@@ -76,6 +84,11 @@ class _Plan:
     metric_col: dict[str, str] = field(default_factory=dict)
     ratio_cols: dict[str, tuple[str, str]] = field(default_factory=dict)
     pre_cols: dict[str, str] = field(default_factory=dict)
+    covariates: list[str] = field(default_factory=list)
+    """``cov_*`` columns: unit attributes every metric is regression-adjusted on."""
+    vector_cols: dict[str, list[str]] = field(default_factory=dict)
+    """Metric -> the columns of its covariate vector (its own pre-period ones, then
+    :attr:`covariates`); only when the file has ``cov_*`` columns."""
     dimensions: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -133,7 +146,23 @@ def _plan(columns: dict[str, str], lower: dict[str, str], ctx: ExperimentContext
             if col not in plan.values:
                 plan.values.append(col)
         plan.denominators.add(den)
-    used = {plan.unit, plan.variant, plan.date, *plan.values, *plan.pre_cols.values()}
+    plan.covariates = [c for c in columns if c.lower().startswith(COVARIATE_PREFIX)
+                       and len(c) > len(COVARIATE_PREFIX)]
+    if plan.covariates:
+        for metric in plan.metrics:
+            if metric in plan.ratio_cols:
+                own = [lower[(c + PRE_SUFFIX).lower()] for c in plan.ratio_cols[metric]
+                       if (c + PRE_SUFFIX).lower() in lower]
+            else:
+                pre = lower.get((metric + PRE_SUFFIX).lower())
+                own = [pre] if pre else []
+            plan.vector_cols[metric] = [*own, *plan.covariates]
+        widest = max(len(v) for v in plan.vector_cols.values())
+        if widest > MAX_COVARIATES:
+            raise InvalidInput(f"file: {name} gives {widest} covariates for a metric; at most "
+                               f"{MAX_COVARIATES} (its own _pre columns and the cov_ columns)")
+    used = {plan.unit, plan.variant, plan.date, *plan.values, *plan.pre_cols.values(),
+            *plan.covariates, *(c for cols in plan.vector_cols.values() for c in cols)}
     for col, kind in columns.items():
         if col in used:
             continue
@@ -172,7 +201,8 @@ def _comma_columns(plan: _Plan, columns: dict[str, str]) -> list[str]:
     """The text columns read as numbers with a decimal comma (each once)."""
     if not plan.decimal_comma:
         return []
-    read = [*plan.values, *plan.pre_cols.values()]
+    read = [*plan.values, *plan.pre_cols.values(), *plan.covariates,
+            *(c for cols in plan.vector_cols.values() for c in cols)]
     return [c for c in dict.fromkeys(read) if not is_numeric(columns[c])]
 
 
@@ -242,6 +272,7 @@ def _scan_query(plan: _Plan, columns: dict[str, str], src: str) -> tuple[str, li
     for i, (num, den) in enumerate(plan.ratio_cols.values()):
         agg.append(f"sum({_value(num, columns, comma)} * {_value(den, columns, comma)}) "
                    f"AS nd{i}")
+    agg += _vector_sums(plan, columns)
     for k, col in enumerate(_comma_columns(plan, columns)):
         # values with a decimal comma, and numbers with a point only: both in one column is
         # ambiguous (is 1.234 one point two or twelve hundred?)
@@ -364,6 +395,48 @@ def _duplicate_problem(
         f"unit_id: {dupes} extra rows: units {what} (each unit belongs to exactly one variant "
         f"and has one row), e.g. {listed}"
     )
+
+
+def _vector_sums(plan: _Plan, columns: dict[str, str]) -> list[str]:
+    """The cross-products of every metric's covariate vector (:class:`CovariateSums`): per
+    metric i and covariates j <= l, sum x_j (``vi_x<j>``), sum x_j x_l (``vi_xx<j>_<l>``),
+    sum x_j y (``vi_xy<j>``) and, for a ratio, sum x_j den (``vi_xd<j>``); an empty covariate
+    counts as 0 (as a pre-period column's), a non-numeric one is a problem (``cnan<c>``)."""
+    comma = plan.decimal_comma
+    agg = []
+    for c, col in enumerate(plan.covariates):
+        agg.append(f"count_if({_not_a_number(col, columns, comma)}) AS cnan{c}"
+                   if not is_numeric(columns[col]) else f"0 AS cnan{c}")
+    for i, metric in enumerate(plan.vector_cols):
+        if metric in plan.ratio_cols:
+            num, den = plan.ratio_cols[metric]
+            y, d = _value(num, columns, comma), _value(den, columns, comma)
+        else:
+            y, d = _value(plan.metric_col[metric], columns, comma), None
+        # only the units the metric counts (n = count(y)) enter its covariate sums
+        xs = [f"(CASE WHEN {y} IS NOT NULL THEN coalesce({_value(col, columns, comma)}, 0) END)"
+              for col in plan.vector_cols[metric]]
+        for j, x in enumerate(xs):
+            agg += [f"sum({x}) AS v{i}_x{j}", f"sum({x} * {y}) AS v{i}_xy{j}"]
+            agg += [f"sum({x} * {xs[m]}) AS v{i}_xx{j}_{m}" for m in range(j, len(xs))]
+            if d is not None:
+                agg.append(f"sum({x} * {d}) AS v{i}_xd{j}")
+    return agg
+
+
+def _vector(plan: _Plan, metric: str, i: int, g: dict[str, Any]) -> CovariateSums:
+    """Metric ``metric``'s (the i-th vector) :class:`CovariateSums` from a scan group."""
+    cols = plan.vector_cols[metric]
+    k = len(cols)
+
+    def num(name: str) -> float:
+        return float(g[name] or 0.0)
+
+    return CovariateSums(
+        tuple(cols), tuple(num(f"v{i}_x{j}") for j in range(k)),
+        tuple(num(f"v{i}_xx{j}_{m}") for j in range(k) for m in range(j, k)),
+        tuple(num(f"v{i}_xy{j}") for j in range(k)),
+        tuple(num(f"v{i}_xd{j}") for j in range(k)) if metric in plan.ratio_cols else None)
 
 
 def aggregate_user_file(
@@ -586,6 +659,7 @@ def _cells(
     dim, key = dimension if dimension else (None, None)
     index = {col: j for j, col in enumerate(plan.values)}
     pre_index = {m: i for i, m in enumerate(plan.pre_cols)}
+    vector_index = {m: i for i, m in enumerate(plan.vector_cols)}
     cells: list[Cell] = []
     assignments: dict[tuple[str, date], int] = {}
     for g in groups:
@@ -598,15 +672,19 @@ def _cells(
             if metric in pre_index and dim is None:
                 i = pre_index[metric]
                 cov = (float(g[f"px{i}"]), float(g[f"pxx{i}"]), float(g[f"pxy{i}"]))
+            vec = (_vector(plan, metric, vector_index[metric], g)
+                   if metric in vector_index and dim is None else None)
             stats = MetricStats(int(g[f"nn{j}"]), float(g[f"s{j}"] or 0.0),
-                                float(g[f"ss{j}"] or 0.0), *cov)
+                                float(g[f"ss{j}"] or 0.0), *cov, covariates=vec)
             cells.append(Cell(g["v"], d, metric, stats, dimension=dim, value=value))
         for i, (metric, (num, den)) in enumerate(plan.ratio_cols.items()):
             a, b = index[num], index[den]
             stats = MetricStats(
                 int(g[f"nn{a}"]), float(g[f"s{a}"] or 0.0), float(g[f"ss{a}"] or 0.0),
                 sum_den=float(g[f"s{b}"] or 0.0), sum_den_squares=float(g[f"ss{b}"] or 0.0),
-                sum_num_den=float(g[f"nd{i}"] or 0.0))
+                sum_num_den=float(g[f"nd{i}"] or 0.0),
+                covariates=(_vector(plan, metric, vector_index[metric], g)
+                            if metric in vector_index and dim is None else None))
             cells.append(Cell(g["v"], d, metric, stats, dimension=dim, value=value))
     return cells, assignments
 
@@ -760,4 +838,15 @@ def _problems(
         inf = infinite.get(f"pinf{i}", 0)
         if inf:
             problems.append(f"column {col}: {inf} infinite or NaN values")
+    for c, col in enumerate(plan.covariates):
+        nan = sum(int(g[f"cnan{c}"] or 0) for g in groups)
+        if nan:
+            rows = _example_rows(con, src, unit, quote(col), _not_a_number(col, columns, comma))
+            problems.append(f"column {col}: {nan} non-numeric values, e.g. "
+                            + _listed(rows) + _number_hint([v for _u, v in rows if v], plan))
+    for i, metric in enumerate(plan.vector_cols):
+        sums = [k for k in groups[0] if k.startswith(f"v{i}_")] if groups else []
+        if not _finite(groups, tuple(sums)):
+            problems.append(f"metric {metric}: its covariates "
+                            f"({', '.join(plan.vector_cols[metric])}) hold infinite or NaN values")
     return problems

@@ -247,12 +247,23 @@ _HINTS: dict[str, str] = {
     f"{PRIOR_MEAN_RANGE[1]:g} (0.02 = +2%), or nothing for the flat prior",
     "prior_lift_sd": f"a number > 0 and at most {MAX_PRIOR_SD:g} (0.05 = 5%), or nothing for "
     "the flat prior",
+    "post_stratify_on": "the name of a dimension column of the metric data (1 to 200 "
+    "characters), or nothing",
     "assignment_source": f"the name of an assignment source (at most {MAX_SOURCE_NAME_LENGTH} "
     "characters), or nothing",
     "experiment_key": f"the experiment's key in its assignment source, 1 to "
     f"{MAX_EXPERIMENT_KEY_LENGTH} characters",
 }
 """What a valid value looks like, appended to pydantic's message for a field."""
+
+
+PostStratifyOn = Annotated[
+    str | None,
+    Field(min_length=1, max_length=200,
+          description="Post-stratify the results on this pre-exposure dimension (a dimension "
+          "column of the metric data, e.g. platform or country, fixed before exposure); "
+          "null = none. Metrics with covariates are regression-adjusted instead."),
+]
 
 
 PlanInputsRecord = Annotated[
@@ -301,6 +312,7 @@ class ExperimentFields(BaseModel):
     guardrail_margins: GuardrailMargins = Field(default_factory=dict)
     prior_lift_mean: PriorMean = None
     prior_lift_sd: PriorSd = None
+    post_stratify_on: PostStratifyOn = None
     plan_inputs: PlanInputsRecord = None
     planned_start: Day | None = None
     planned_end: Day | None = None
@@ -364,6 +376,7 @@ class ExperimentPatch(BaseModel):
     guardrail_margins: GuardrailMargins = _OPTIONAL
     prior_lift_mean: PriorMean = None
     prior_lift_sd: PriorSd = None
+    post_stratify_on: PostStratifyOn = None
     plan_inputs: PlanInputsRecord = None
     planned_start: Day | None = None
     planned_end: Day | None = None

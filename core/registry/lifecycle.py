@@ -44,6 +44,7 @@ FROZEN_FIELDS: tuple[str, ...] = (
     "guardrail_margins",
     "prior_lift_mean",
     "prior_lift_sd",
+    "post_stratify_on",
     "assignment_source",
     "experiment_key",
 )

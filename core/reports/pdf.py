@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from core import format as fmt
 from core.analysis.snapshot import ResultsSnapshot
-from core.analysis.verdict import STATE_LABELS, plan_notes, readout_note
+from core.analysis.verdict import STATE_LABELS, plan_notes, readout_note, variance_notes
 from core.reports.charts import cumulative_lift_png, forest_plot_png
 from core.reports.content import ReportContent, assemble_report
 from core.reports.risks import correction_name
@@ -339,6 +339,9 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
         doc.table(rows, widths=(30, 27, 22, 22, 15, 27, 15, 22))
         for note in plan_notes(snapshot):
             doc.para(f"Plan: {note}", size=8)
+        reductions = variance_notes(snapshot)
+        if reductions and not blocked:
+            doc.para("Variance reduction: " + "; ".join(reductions) + ".", size=8)
         units = ", ".join(f"{v.name} {v.units:,}" for v in snapshot.variants)
         doc.para(f"Units: {units}. Data through {fmt.timestamp(snapshot.data_through)}.", size=8)
         if blocked:

@@ -2,12 +2,14 @@
 
 Tests (fixed-horizon or always-valid sequential) for means (Welch, CUPED), proportions (Wald z;
 MOVER intervals from exact Clopper–Pearson limits for small counts), ratio metrics (delta
-method) and quantile metrics (the order-statistic interval, :class:`QuantileStats`); a Bayesian
-readout of the relative lift; sufficient statistics (:class:`MetricStats` is the one record of
-a metric's sums that the rest of ExperimentOS stores and reads; :class:`QuantileStats` its
-sibling for quantiles, which do not add up), the planner, sample-ratio-mismatch checks,
-multiple-comparison corrections and the top-N grouping of segment slices. Imports only numpy,
-scipy, the standard library and :mod:`core.types`.
+method) and quantile metrics (the order-statistic interval, :class:`QuantileStats`);
+regression adjustment on several covariates (Lin 2013) and post-stratification (Miratrix
+et al. 2013) for means, proportions and ratios; a Bayesian readout of the relative lift;
+sufficient statistics (:class:`MetricStats` is the one record of a metric's sums that the
+rest of ExperimentOS stores and reads; :class:`QuantileStats` its sibling for quantiles,
+which do not add up), the planner, sample-ratio-mismatch checks, multiple-comparison
+corrections and the top-N grouping of segment slices. Imports only numpy, scipy, the
+standard library and :mod:`core.types`.
 
 Every two-sample result (WelchTestResult, CupedTestResult, ProportionTestResult,
 RatioTestResult, QuantileTestResult) is a :class:`TwoSampleResult`: ``control_mean``,
@@ -24,13 +26,14 @@ from core.stats import sequential
 from core.stats._validation import InsufficientDataError
 from core.stats.bayesian import BayesianReadout, bayesian_readout, bayesian_readout_from_result
 from core.stats.corrections import adjust_pvalues
+from core.stats.covariates import CovariateSums, covariate_sums
 from core.stats.cuped import (
     CupedAdjustment,
     CupedTestResult,
     cuped_adjust,
     welch_ttest_cuped,
 )
-from core.stats.metric_stats import EMPTY_STATS, MetricStats
+from core.stats.metric_stats import EMPTY_STATS, MetricStats, unit_metric_stats
 from core.stats.planner import (
     BudgetExceeded,
     duration_days,
@@ -56,6 +59,14 @@ from core.stats.quantile import (
     quantile_test,
 )
 from core.stats.ratio import RatioStats, RatioTestResult, ratio_stats, ratio_test
+from core.stats.regression import (
+    AdjustedTestResult,
+    RegressionAdjustment,
+    post_strata,
+    post_stratified_test,
+    regression_adjust,
+    regression_adjusted_test,
+)
 from core.stats.segments import OTHER, top_n_groups
 from core.stats.srm import SrmResult, srm_test
 from core.stats.sufficient import (
@@ -68,6 +79,15 @@ from core.stats.two_sample import TwoSampleResult
 from core.stats.welch import WelchTestResult, welch_ttest, welch_ttest_from_stats
 
 __all__ = [
+    "AdjustedTestResult",
+    "CovariateSums",
+    "RegressionAdjustment",
+    "covariate_sums",
+    "post_strata",
+    "post_stratified_test",
+    "regression_adjust",
+    "regression_adjusted_test",
+    "unit_metric_stats",
     "EMPTY_STATS",
     "EXACT_BELOW",
     "OTHER",

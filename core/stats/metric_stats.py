@@ -13,7 +13,12 @@ leave a sum out.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from core.stats.covariates import CovariateSums, covariate_sums
 from core.stats.ratio import RatioStats
 from core.stats.sufficient import CovariateStats, SufficientStats
 
@@ -44,6 +49,7 @@ class MetricStats:
     sum_den: float | None = None
     sum_den_squares: float | None = None
     sum_num_den: float | None = None
+    covariates: CovariateSums | None = None
 
     def __post_init__(self) -> None:
         for part, names in (("covariate", COVARIATE_SUMS), ("ratio", RATIO_SUMS)):
@@ -51,6 +57,14 @@ class MetricStats:
             if any(given) and not all(given):
                 raise ValueError(
                     f"MetricStats: give all of {', '.join(names)} or none (the {part} sums)")
+        c = self.covariates
+        if c is not None:
+            if not isinstance(c, CovariateSums):
+                raise ValueError(f"MetricStats: covariates must be a CovariateSums "
+                                 f"(got {type(c).__name__})")
+            if (c.sum_xden is not None) != self.has_ratio:
+                raise ValueError("MetricStats: a ratio metric's covariate sums need sum_xden "
+                                 "(sum x_j * denominator), and only a ratio metric's have it")
 
     @property
     def has_covariate(self) -> bool:
@@ -59,6 +73,11 @@ class MetricStats:
     @property
     def has_ratio(self) -> bool:
         return self.sum_den is not None
+
+    @property
+    def has_covariates(self) -> bool:
+        """True when the multi-covariate cross-products are carried."""
+        return self.covariates is not None
 
     @property
     def sufficient(self) -> SufficientStats:
@@ -83,19 +102,25 @@ class MetricStats:
 
     def key(self) -> tuple[int | float | None, ...]:
         """Every field, in declaration order: what fingerprints and comparisons are built on."""
-        return tuple(getattr(self, name) for name in FIELDS)
+        return tuple(getattr(self, name) for name in SUM_FIELDS) + (
+            None if self.covariates is None else self.covariates.key(),)
 
     def __add__(self, other: MetricStats) -> MetricStats:
         if not isinstance(other, MetricStats):
             return NotImplemented
         cov = _pooled(self, other, COVARIATE_SUMS)
         den = _pooled(self, other, RATIO_SUMS)
+        vec = _pooled_covariates(self, other)
         return MetricStats(self.n + other.n, self.sum + other.sum,
-                           self.sum_squares + other.sum_squares, *cov, *den)
+                           self.sum_squares + other.sum_squares,
+                           **dict(zip(COVARIATE_SUMS + RATIO_SUMS, cov + den, strict=True)),
+                           covariates=vec)
 
 
 FIELDS = tuple(f.name for f in fields(MetricStats))
 """The names of every :class:`MetricStats` field, in order (:meth:`MetricStats.key`)."""
+SUM_FIELDS = tuple(name for name in FIELDS if name != "covariates")
+"""The scalar sums (a column each in the stats tables); ``covariates`` is a vector part."""
 EMPTY_STATS = MetricStats(0, 0.0, 0.0)
 """No units: the start of a pool (``EMPTY_STATS + s == s``, parts included)."""
 
@@ -113,3 +138,45 @@ def _pooled(a: MetricStats, b: MetricStats, names: tuple[str, ...]
     if b.n == 0 and None in right:
         return left
     return (None,) * len(names)
+
+
+def _pooled_covariates(a: MetricStats, b: MetricStats) -> CovariateSums | None:
+    """The covariate vector part of ``a + b``, by the rule of :func:`_pooled`."""
+    if a.covariates is not None and b.covariates is not None:
+        return a.covariates + b.covariates
+    if a.n == 0 and a.covariates is None:
+        return b.covariates
+    if b.n == 0 and b.covariates is None:
+        return a.covariates
+    return None
+
+
+def unit_metric_stats(values: npt.ArrayLike, *, denominators: npt.ArrayLike | None = None,
+                      covariates: npt.ArrayLike | None = None,
+                      names: tuple[str, ...] | list[str] = ()) -> MetricStats:
+    """Summarise units' values into a :class:`MetricStats`.
+
+    Args:
+        values: (n,) the metric per unit (a ratio metric's numerator; 0/1 for a proportion).
+        denominators: (n,) a ratio metric's denominators, or None.
+        covariates: (n, k) pre-exposure covariates, one row per unit, or None.
+        names: the k covariate names (with ``covariates``).
+
+    Returns:
+        The record with ``n``, the sums, the ratio part with ``denominators`` and the
+        :class:`CovariateSums` part with ``covariates``.
+    """
+    y = np.asarray(values, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(y)):
+        raise ValueError("values contain NaN or infinity: drop or impute them first")
+    ratio: dict[str, Any] = {}
+    if denominators is not None:
+        d = np.asarray(denominators, dtype=np.float64).ravel()
+        if d.size != y.size or not np.all(np.isfinite(d)):
+            raise ValueError(f"denominators need one finite value per unit ({y.size})")
+        ratio = dict(zip(RATIO_SUMS, (float(d.sum()), float(d @ d), float(d @ y)), strict=True))
+    vec = None
+    if covariates is not None:
+        vec = covariate_sums(covariates, y, names,
+                             None if denominators is None else denominators)
+    return MetricStats(int(y.size), float(y.sum()), float(y @ y), **ratio, covariates=vec)

@@ -64,6 +64,30 @@ def test_data_upload_then_results(
                       headers=writer).status_code == 404
 
 
+def test_results_api_carries_the_variance_reduction_of_a_regression_adjusted_metric(
+    client: TestClient, writer: dict[str, str], running: int
+) -> None:
+    """A user-level file with a unit attribute (cov_tenure): latency is regression-adjusted
+    on it and the snapshot's comparison says how much variance that removed."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    rows = ["unit_id,variant,conversion,latency,cov_tenure"]
+    for i in range(400):
+        variant = "control" if i % 2 else "green"
+        tenure = rng.gamma(2.0, 5.0)
+        rows.append(f"u{i},{variant},{int(rng.random() < 0.2)},"
+                    f"{200 + 5 * tenure + rng.normal(0, 10):.2f},{tenure:.2f}")
+    upload = client.post(f"{URL}/{running}/data", headers=writer, files={
+        "file": ("units.csv", ("\n".join(rows) + "\n").encode(), "text/csv")})
+    assert upload.status_code == 200, upload.text
+    snapshot = client.post(f"{URL}/{running}/results/refresh", headers=writer).json()
+    latency = next(c for c in snapshot["comparisons"] if c["metric"] == "latency")
+    assert latency["test"] == "regression_adjusted"
+    assert latency["variance_reduction"] > 0.5
+    assert latency["adjustment"] == f"CUPED: −{latency['variance_reduction']:.0%} variance"
+
+
 def test_data_upload_leaves_a_fresh_results_snapshot_like_the_page(
     client: TestClient, session: Session, writer: dict[str, str], running: int
 ) -> None:

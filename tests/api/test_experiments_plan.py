@@ -12,7 +12,7 @@ from tests.api.conftest import draft
 from tests.api.test_experiments import URL, counts
 
 PLAN = {"alternative": "greater", "guardrail_margins": {"latency": 0.015},
-        "prior_lift_mean": 0.01, "prior_lift_sd": 0.05}
+        "prior_lift_mean": 0.01, "prior_lift_sd": 0.05, "post_stratify_on": "platform"}
 
 
 def test_experiments_plan_settings_round_trip(

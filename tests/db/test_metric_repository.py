@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from core.stats import EMPTY_STATS, MetricStats
+from core.stats import EMPTY_STATS, CovariateSums, MetricStats
 from db import metric_repository as mrepo
 from db.models import Experiment
 from tests.core.data.test_ingestion import make_experiment
@@ -202,3 +202,31 @@ def test_upsert_quantile_stats_replaces_on_the_same_key_and_refuses_bad_rows(
                                        n=10, p=0.5, quantile=1.0, lower=2.0, upper=3.0,
                                        n_star=10, source="bad"))
         session.flush()
+
+
+def test_covariate_vector_round_trips_and_totals_pool_it_like_plus(session: Session) -> None:
+    """The multi-covariate part (migration 0012's JSON column) is stored, read back and pooled
+    over the days as ``MetricStats.__add__`` does; a day with units but without it drops it."""
+    exp, control, metric = _ids(session)
+    treatment = session.get(Experiment, exp).variants[1].id  # type: ignore[union-attr]
+    names = ("revenue_pre", "tenure")
+    vec = CovariateSums(names, (3.0, 40.0), (5.0, 7.5, 90.0), (2.5, 11.0))
+    with_vec = MetricStats(40, 12.5, 9.25, covariates=vec)
+    rows = [
+        mrepo.DailyStatRow(control, metric, DAY, with_vec),
+        mrepo.DailyStatRow(control, metric, DAY + timedelta(days=1), with_vec),
+        mrepo.DailyStatRow(treatment, metric, DAY, with_vec),
+        mrepo.DailyStatRow(treatment, metric, DAY + timedelta(days=1),
+                           MetricStats(30, 3.0, 1.0)),
+    ]
+    mrepo.upsert_daily_stats(session, experiment_id=exp, rows=rows, source="t")
+    daily = mrepo.daily_stats(session, experiment_id=exp)
+    assert [r.stats for r in daily] == [r.stats for r in sorted(
+        rows, key=lambda r: (r.day, r.metric_id, r.variant_id))]
+    whole = {t.variant_id: t.stats for t in mrepo.stat_totals(session, experiment_id=exp)}
+    assert whole[control] == with_vec + with_vec
+    assert whole[control].covariates == vec + vec
+    assert whole[treatment].covariates is None
+    only_first = {t.variant_id: t.stats
+                  for t in mrepo.stat_totals(session, experiment_id=exp, through=DAY)}
+    assert only_first[treatment].covariates == vec

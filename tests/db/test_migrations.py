@@ -447,3 +447,31 @@ def test_migrations_0011_quantile_metrics_hold_their_rules_and_go_again(
     engine.dispose()
     upgrade(own_database)
     assert "metric_quantile_stats" in _tables(own_database)
+
+
+def test_migrations_0012_adds_the_covariate_vector_column_and_goes_again(
+        own_database: str) -> None:
+    """metric_daily_stats.covariate_sums and experiments.post_stratify_on: absent at 0011,
+    nullable columns at the head, gone after a downgrade to 0010 and back after an upgrade."""
+
+    def columns() -> dict[str, bool]:
+        engine = make_engine(own_database)
+        try:
+            found = {}
+            for table, column in (("metric_daily_stats", "covariate_sums"),
+                                  ("experiments", "post_stratify_on")):
+                for c in inspect(engine).get_columns(table):
+                    if c["name"] == column:
+                        found[column] = c["nullable"]
+            return found
+        finally:
+            engine.dispose()
+
+    upgrade(own_database, "0011_quantile_metrics")
+    assert columns() == {}
+    upgrade(own_database)
+    assert columns() == {"covariate_sums": True, "post_stratify_on": True}
+    downgrade(own_database, "0011_quantile_metrics")
+    assert columns() == {}
+    upgrade(own_database)
+    assert columns() == {"covariate_sums": True, "post_stratify_on": True}

@@ -130,6 +130,11 @@ def test_results_page_shows_a_clear_winner_first_and_in_peoples_numbers(demo_app
     assert table["Users"][0] == f"{first.control_n:,} / {first.treatment_n:,}"
     assert table["Control → treatment"][0] == (  # conversion rates
         f"{first.control_mean * 100:.2f}% → {first.treatment_mean * 100:.2f}%")
+    # its data carries unit attributes (cov_*): each metric's variance reduction under the table
+    rev = next(c for c in snap.comparisons if c.metric == "revenue_per_user")
+    assert rev.adjustment is not None and rev.adjustment.startswith("CUPED: −")
+    caption = next(c.value for c in at.caption if c.value.startswith("**Variance reduction:**"))
+    assert f"revenue_per_user: {rev.adjustment}" in caption
 
 
 def test_results_page_opens_the_deep_linked_experiment(demo_app: str) -> None:

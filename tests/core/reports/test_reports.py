@@ -430,10 +430,13 @@ def test_reports_state_the_plans_one_sided_test_and_guardrail_margin(demo: Sessi
 def test_reports_methods_name_every_test_in_words(demo: Session) -> None:
     # the methods section used a map of its own whose keys ("z") no test has: "wald_z" and
     # "delta_ratio" reached the PDF raw
-    raw = ("wald_z", "delta_ratio", "welch_cuped", "mover_cp", "fisher_exact")
+    raw = ("wald_z", "delta_ratio", "welch_cuped", "mover_cp", "fisher_exact",
+           "regression_adjusted")
     for name, words in [("Infinite scroll on search", "delta-method z-test for a ratio"),
-                        ("Checkout button colour", "Wald z-test"),
-                        ("Checkout button colour", "Welch t-test on CUPED-adjusted means")]:
+                        ("Trust badges on cart", "Wald z-test"),
+                        ("Annual plan discount", "Welch t-test on CUPED-adjusted means"),
+                        ("Checkout button colour",
+                         "t-test on regression-adjusted means (Lin 2013, several covariates)")]:
         _content, text = _report(demo, name)
         methods = text[text.index("Methods"):]
         assert words in methods, methods[:600]
@@ -509,3 +512,19 @@ def test_reports_quantile_metric_shows_its_quantiles_lift_and_method(
     assert f"{fmt.number(ref.control_mean)} (n=2,000)" in text
     assert fmt.signed_percent(ref.lift) in text
     assert "Quantile metric p90_load_ms" in text and "Woodruff 1952" in text
+
+
+def test_reports_show_the_variance_reduction_of_each_adjusted_metric(demo: Session) -> None:
+    """Checkout button colour's data carries unit attributes (cov_tenure_months,
+    cov_sessions_last_30d): every metric is regression-adjusted, and the PDF shows the variance
+    each adjustment removed ("CUPED: −34% variance" for revenue, with its pre-period too)."""
+    content, text = _report(demo, "Checkout button colour")
+    assert content.snapshot is not None
+    rows = {c.metric: c for c in content.snapshot.comparisons}
+    rev = rows["revenue_per_user"]
+    assert rev.test == "regression_adjusted"
+    assert rev.variance_reduction is not None and rev.variance_reduction > 0.25
+    assert rev.adjustment == f"CUPED: −{rev.variance_reduction:.0%} variance"
+    flat = " ".join(text.split())
+    assert "Variance reduction: " in flat
+    assert f"revenue_per_user: {rev.adjustment}" in flat

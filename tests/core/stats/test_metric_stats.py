@@ -16,7 +16,8 @@ from core.stats import (
     ratio_stats,
     sufficient_stats,
 )
-from core.stats.metric_stats import COVARIATE_SUMS, FIELDS, RATIO_SUMS
+from core.stats.covariates import CovariateSums
+from core.stats.metric_stats import COVARIATE_SUMS, FIELDS, RATIO_SUMS, SUM_FIELDS
 
 RNG = np.random.default_rng(20)
 
@@ -33,10 +34,15 @@ def _record(y: np.ndarray, x: np.ndarray | None = None, den: np.ndarray | None =
 def test_metric_stats_key_holds_every_field_so_a_fingerprint_misses_none() -> None:
     assert tuple(f.name for f in fields(MetricStats)) == FIELDS
     assert set(FIELDS) >= {"n", "sum", "sum_squares", *COVARIATE_SUMS, *RATIO_SUMS}
+    assert (*SUM_FIELDS, "covariates") == FIELDS
     base = MetricStats(10, 5.0, 9.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
-    for i, name in enumerate(FIELDS):
+    for i, name in enumerate(SUM_FIELDS):
         changed = replace(base, **{name: getattr(base, name) + 1})
         assert changed.key() != base.key() and changed.key()[i] == base.key()[i] + 1
+    vec = CovariateSums(("pre",), (1.0,), (2.0,), (3.0,), (4.0,))
+    with_vec = replace(base, covariates=vec)
+    assert with_vec.key() != base.key() and with_vec.key()[-1] == vec.key()
+    assert replace(base, covariates=replace(vec, sum_xden=(5.0,))).key() != with_vec.key()
 
 
 def test_metric_stats_add_pools_the_units_like_numpy() -> None:
