@@ -46,8 +46,20 @@ from core.stats.proportion import (
     proportion_ztest_from_stats,
 )
 from core.stats.ratio import RatioStats, RatioTestResult, ratio_stats, ratio_test
-from core.stats.segments import OTHER, top_n_groups
-from core.stats.srm import SrmResult, srm_test
+from core.stats.segments import (
+    OTHER,
+    EffectDifferenceResult,
+    effect_difference_test,
+    top_n_groups,
+)
+from core.stats.srm import (
+    DEFAULT_CONCENTRATION,
+    SequentialSrmResult,
+    SrmResult,
+    dirichlet_multinomial_log_bayes_factor,
+    sequential_srm_test,
+    srm_test,
+)
 from core.stats.sufficient import (
     CovariateStats,
     SufficientStats,
@@ -58,6 +70,7 @@ from core.stats.two_sample import TwoSampleResult
 from core.stats.welch import WelchTestResult, welch_ttest, welch_ttest_from_stats
 
 __all__ = [
+    "DEFAULT_CONCENTRATION",
     "EMPTY_STATS",
     "EXACT_BELOW",
     "OTHER",
@@ -66,11 +79,13 @@ __all__ = [
     "CovariateStats",
     "CupedAdjustment",
     "CupedTestResult",
+    "EffectDifferenceResult",
     "InsufficientDataError",
     "MetricStats",
     "ProportionTestResult",
     "RatioStats",
     "RatioTestResult",
+    "SequentialSrmResult",
     "SrmResult",
     "SufficientStats",
     "TwoSampleResult",
@@ -80,7 +95,9 @@ __all__ = [
     "bayesian_readout_from_result",
     "covariate_stats",
     "cuped_adjust",
+    "dirichlet_multinomial_log_bayes_factor",
     "duration_days",
+    "effect_difference_test",
     "mde_mean",
     "mde_proportion",
     "power_mean",
@@ -92,6 +109,7 @@ __all__ = [
     "sample_size_mean",
     "sample_size_proportion",
     "sequential",
+    "sequential_srm_test",
     "srm_test",
     "sufficient_stats",
     "time_budget",
