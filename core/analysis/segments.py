@@ -350,7 +350,8 @@ def scan(
 ) -> SegmentScan:
     """Each slice of each breakdown against its complement in the same dimension (module
     docstring of :func:`segment_scan`). Pure: ``stats_of`` maps a dimension to its rows like
-    ``SliceStatRow``; slices whose SRM check failed are left out."""
+    ``SliceStatRow``; slices whose SRM check failed are left out, of the slices and of the
+    complements."""
     drafts: list[dict[str, Any]] = []
     if len(setup.variants) >= 2:
         control_id = setup.variants[0][0]
@@ -360,15 +361,16 @@ def scan(
             for r in stats_of.get(b.dimension, ()):
                 key = (group_of.get(r.value, OTHER), r.metric_id, r.variant_id)
                 arms[key] = arms.get(key, EMPTY_STATS) + r.stats
+            # a slice whose assignment is broken is in neither side of any comparison
             usable = [s for s in b.slices if not s.srm_flagged]
             # with two slices, each against the other is one test: scan it once
-            scanned = usable[:1] if len(b.slices) == 2 else usable
+            scanned = usable[:1] if len(usable) == 2 else usable
             for s in scanned:
                 for m in setup.metrics:
                     for vid, name, _w in setup.variants[1:]:
                         pair = []
                         for inside in (True, False):
-                            groups = [g.value for g in b.slices
+                            groups = [g.value for g in usable
                                       if (g.value == s.value) == inside]
                             c = sum((arms.get((g, m.id, control_id), EMPTY_STATS)
                                      for g in groups), EMPTY_STATS)
