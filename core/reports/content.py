@@ -285,7 +285,8 @@ def assemble_report(
         segments = tuple(segment_results(session, experiment_id=experiment_id,
                                          as_of=snapshot.as_of))
         scan = segment_scan(session, experiment_id=experiment_id, as_of=snapshot.as_of)
-    checks_list.append(srm_by_value_check(segments))
+    if segments:  # SRM per dimension value: only where the data carries dimensions
+        checks_list.append(srm_by_value_check(segments))
     checks: dict[str, RiskCheck] = {c.code: c for c in checks_list}
     primary: tuple[str, ...]
     if snapshot_or_none is None:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from scipy import stats
+from scipy import special
 
 OTHER = "(other)"
 
@@ -104,7 +104,7 @@ def effect_difference_test(
     diff = float(slice_effect) - float(rest_effect)
     se = math.sqrt(float(slice_se) ** 2 + float(rest_se) ** 2)
     z = diff / se
-    p = float(2.0 * stats.norm.sf(abs(z)))
-    half = float(stats.norm.ppf(1.0 - alpha / 2.0)) * se
+    p = math.erfc(abs(z) / math.sqrt(2.0))  # = 2 * (1 - Phi(|z|))
+    half = float(special.ndtri(1.0 - alpha / 2.0)) * se
     return EffectDifferenceResult(float(slice_effect), float(rest_effect), diff, se, z, p,
                                   diff - half, diff + half, float(alpha))

@@ -178,8 +178,11 @@ def sequential_srm_test(
     if rows.ndim != 2 or rows.shape[0] < 1:
         raise ValueError("cumulative_counts must be one row of counts per check "
                          f"(got shape {rows.shape})")
-    for row in rows:
-        _counts(row)
+    if rows.shape[1] < 2:
+        raise ValueError(f"counts needs one entry per variant, at least 2 (got {rows.shape[1]})")
+    if not np.all(np.isfinite(rows)) or np.any(rows < 0) or np.any(rows != np.round(rows)):
+        raise ValueError("cumulative_counts must be non-negative whole numbers "
+                         f"(got {cumulative_counts!r})")
     if np.any(np.diff(rows, axis=0) < 0):
         raise ValueError("cumulative_counts must not decrease from one check to the next "
                          "(give running totals, not daily counts)")
