@@ -194,6 +194,16 @@ def _data_sources(session: Session, exp: ExperimentView, loads: Sequence[IngestL
 def _methods(snapshot: ResultsSnapshot | None) -> list[str]:
     out = ["Sample ratio mismatch: chi-square goodness-of-fit test of assignment counts against "
            "the planned split; flagged at p < 0.001."]
+    if snapshot is not None and snapshot.srm is not None and \
+            snapshot.srm.decided_by == "sequential":
+        out = ["Sample ratio mismatch: sequential Dirichlet-multinomial test (Lindon & Malek "
+               "2022) on the running daily assignment counts, anytime-valid so it may be read "
+               "every day; flagged at p < 0.001. The chi-square goodness-of-fit p-value is "
+               "quoted for reference. Per dimension value: the same test, Holm-adjusted over "
+               "the dimension's values.",
+               "Segment scan: each slice's effect against the effect in the rest of the "
+               "experiment (z test of interaction, Altman & Bland 2003), Holm across all "
+               "slices; worth a look, never a ship decision."]
     if snapshot is not None and snapshot.comparisons:
         tests = sorted({c.test for c in snapshot.comparisons if c.test})
         out.append("Tests: " + "; ".join(METHOD_NAMES.get(t, t) for t in tests) + ".")

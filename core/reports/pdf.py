@@ -292,7 +292,7 @@ def _scan_table(doc: _Pdf, content: ReportContent) -> None:
                      shown(f.kind, f.difference),
                      fmt.interval(f.ci_low, f.ci_high, lambda x, k=f.kind: shown(k, x)),
                      fmt.pvalue(f.adjusted_p_value)))
-    doc.table(rows, widths=(30, 26, 18, 18, 18, 18, 36, 16))
+    doc.table(rows, widths=(28, 33, 18, 17, 17, 17, 34, 16))
 
 
 def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:

@@ -88,15 +88,18 @@ def srm_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
     srm = snapshot.srm
     observed = ", ".join(f"{v} {n:,}" for v, n in zip(srm.variants, srm.observed, strict=True))
     split = "/".join(f"{fmt.percent(w, 0)}" for w in srm.weights)
-    if srm.decided_by == "sequential" and srm.sequential_p_value is not None:
-        tests = (f"sequential SRM p = {srm.sequential_p_value:.2g}, valid at every daily check "
-                 f"(decides); chi-square p = {srm.p_value:.2g}")
+    sequential = srm.decided_by == "sequential" and srm.sequential_p_value is not None
+    decided = srm.sequential_p_value if sequential else srm.p_value
+    below = f" < {srm.threshold:g}" if srm.flagged else ""
+    if sequential:
+        tests = (f"sequential SRM p = {decided:.2g}{below}, valid at every daily check; "
+                 f"chi-square p = {srm.p_value:.2g}, for reference")
     else:
-        tests = f"chi-square p = {srm.p_value:.2g}"
+        tests = f"chi-square p = {srm.p_value:.2g}{below}"
     if srm.flagged:
         return _check("srm", "flagged", (
-            f"Assignments ({observed}) do not match the planned {split} split ({tests} < "
-            f"{srm.threshold:g}): randomisation or logging is broken."))
+            f"Assignments ({observed}) do not match the planned {split} split ({tests}): "
+            "randomisation or logging is broken."))
     return _check("srm", "passed", (
         f"Assignments ({observed}) match the planned {split} split ({tests})."))
 
