@@ -50,7 +50,7 @@ from core.stats import (
     srm_test,
     top_n_groups,
 )
-from core.types import MetricKind, Untestable
+from core.types import Correction, MetricKind, Untestable
 
 TOP_N = 10
 """Dimension values shown on their own; the rest are pooled as "(other)"."""
@@ -294,7 +294,7 @@ WORTH_A_LOOK = (
     "experiment after a Holm correction across every slice of every dimension. A slice was "
     "not the plan; confirm a difference with an experiment designed for it."
 )
-SCAN_CORRECTION = "holm"
+SCAN_CORRECTION: Correction = "holm"
 """The scan's correction across all slices of all dimensions: Holm (family-wise), valid however
 the slices of different dimensions overlap."""
 
