@@ -705,9 +705,19 @@ class SegmentSliceOut(BaseModel):
     units: int = Field(description="Units assigned in the slice, all variants.")
     srm_p_value: float | None = Field(
         description="The slice's own SRM check (chi-square of its assignment counts against "
-        "the planned split); null with fewer than 2 variants or no units."
+        "the planned split), shown for reference, not decided on; null with fewer than 2 "
+        "variants or no units."
     )
-    srm_flagged: bool = Field(description="SRM p < 0.001: the slice's effects are withheld.")
+    srm_flagged: bool = Field(
+        description="SRM per dimension value: `srm_adjusted_p_value` < 0.001, the slice's "
+        "assignment is broken and its effects are withheld.")
+    srm_sequential_p_value: float | None = Field(
+        default=None, description="Anytime-valid SRM p-value of the slice's counts "
+        "(Dirichlet-multinomial Bayes factor, Lindon & Malek 2022): valid however often it is "
+        "read.")
+    srm_adjusted_p_value: float | None = Field(
+        default=None, description="`srm_sequential_p_value` Holm-adjusted over the "
+        "dimension's values: the p-value the flag is decided on.")
 
 
 class SegmentComparisonOut(BaseModel):
@@ -769,6 +779,50 @@ class SegmentsOut(BaseModel):
     experiment_id: int
     exploratory: str = Field(description="The exploratory label to show with the slices.")
     breakdowns: list[SegmentBreakdownOut]
+
+
+class ScanFindingOut(BaseModel):
+    """One slice, one metric, one treatment: its effect against the effect in the rest of the
+    experiment (exploratory: worth a look, never a ship decision)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    dimension: str
+    value: str = Field(description="The slice (a dimension value or `(other)`).")
+    metric: str
+    kind: MetricKind
+    treatment: str
+    slice_units: int = Field(description="Units in the slice, control and treatment.")
+    rest_units: int = Field(description="Units outside the slice (its complement).")
+    slice_effect: float = Field(description="Treatment minus control inside the slice.")
+    rest_effect: float = Field(description="Treatment minus control over every other unit.")
+    difference: float = Field(description="slice_effect - rest_effect.")
+    ci_low: float = Field(description="Two-sided (1 - alpha) interval of the difference, "
+                          "not adjusted for the number of slices.")
+    ci_high: float
+    p_value: float = Field(description="Two-sided p-value of the difference (z test of "
+                           "interaction, Altman & Bland 2003).")
+    adjusted_p_value: float = Field(description="`p_value` Holm-adjusted across every slice "
+                                    "of every dimension, metric and treatment.")
+    worth_a_look: bool = Field(
+        description="adjusted_p_value < alpha: the slice's effect differs from the rest's. "
+        "Worth a look, NOT a ship decision: a slice was not the plan.")
+
+
+class SegmentScanOut(BaseModel):
+    """Automatic segment scan: every slice of every dimension against the rest of the
+    experiment, Holm-corrected across all of them. Worth a look, never a ship decision."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    experiment_id: int
+    alpha: float
+    correction: str = Field(description="Always `holm` (family-wise, across all slices).")
+    tested: int = Field(description="Comparisons in the correction's family.")
+    note: str = Field(description="The wording to show with the scan: worth a look, not a "
+                      "ship decision.")
+    findings: list[ScanFindingOut] = Field(
+        description="Every tested comparison, those worth a look first.")
 
 
 # --------------------------------------------------------------------------- reports

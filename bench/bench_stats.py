@@ -290,6 +290,26 @@ def bench_adjusted() -> None:
         print(f"    {name:42s}: {us:8.1f} us/call  {us / base:5.2f}x {label} ({base:.1f} us)")
 
 
+def bench_srm_and_scan() -> None:
+    """(e) The sequential SRM test on 30 daily running totals vs the chi-square ``srm_test`` of
+    the totals, and the segment scan's interaction test vs the Welch test it combines. Target:
+    each <= 3x the plain test."""
+    from core.stats import effect_difference_test, sequential_srm_test, srm_test
+
+    rows = np.column_stack([np.arange(1, 31) * 500, np.arange(1, 31) * 505])
+    plain = per_call_us(lambda: srm_test([15000, 15150], [0.5, 0.5]), 5000)
+    seq = per_call_us(lambda: sequential_srm_test(rows, [0.5, 0.5]), 5000)
+    welch = per_call_us(lambda: welch_ttest(10.0, 4.0, 2000, 10.2, 4.1, 2100), 20000)
+    inter = per_call_us(lambda: effect_difference_test(0.2, 0.12, 0.05, 0.06), 20000)
+    print("(e) SRM and segment scan, per call (CPU time)")
+    print(f"    srm_test (chi-square of the totals)      : {plain:8.1f} us/call")
+    print(f"    sequential_srm_test (30 daily checks)    : {seq:8.1f} us/call  "
+          f"{seq / plain:5.2f}x chi-square  (target <= 3x)")
+    print(f"    welch_ttest (one side of a scan pair)    : {welch:8.1f} us/call")
+    print(f"    effect_difference_test (scan, per slice) : {inter:8.1f} us/call  "
+          f"{inter / welch:5.2f}x Welch  (target <= 3x; a scan runs 2 Welch tests + this)")
+
+
 if __name__ == "__main__":
     bench_planner_single()
     print()
@@ -300,3 +320,5 @@ if __name__ == "__main__":
     bench_per_call()
     print()
     bench_adjusted()
+    print()
+    bench_srm_and_scan()

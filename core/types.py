@@ -32,7 +32,7 @@ FileKind = Literal["auto", "user", "aggregate"]
 PlanMode = Literal["sample_size", "duration", "power"]
 RiskCode = Literal[
     "srm", "underpowered", "read_early", "plan_deviation", "multiple_comparisons",
-    "guardrail_breach", "drift", "multiple_exposures",
+    "guardrail_breach", "drift", "multiple_exposures", "srm_by_value",
 ]
 CheckStatus = Literal["flagged", "passed", "not_checked"]
 Recommendation = Literal["ship", "dont_ship", "keep_running", "investigate", "none"]

@@ -14,7 +14,7 @@ import streamlit as st
 
 from core import format as fmt
 from core.analysis import results, views
-from core.analysis.segments import SegmentBreakdown, segment_results
+from core.analysis.segments import SegmentBreakdown, SegmentScan, segment_results, segment_scan
 from core.analysis.snapshot import MetricComparison, ResultsSnapshot
 from core.analysis.verdict import STATE_LABELS, plan_notes, readout_note, tone, variance_notes
 from core.errors import DomainError
@@ -22,6 +22,7 @@ from core.warehouse.refresh import WarehouseRunView, latest_runs
 from core.workflows import loads
 from ui import charts
 from ui.auth import current_actor
+from ui.segment_scan import scan_rows, srm_caption, srm_value
 from ui.state import clear_reads, db_session, experiment_link, linked_experiment, url_selectbox
 from ui.widgets import loaded_text
 
@@ -66,6 +67,12 @@ def load_warehouse_runs(experiment_id: int) -> list[WarehouseRunView]:
 def load_segments(experiment_id: int) -> list[SegmentBreakdown]:
     with db_session() as session:
         return segment_results(session, experiment_id=experiment_id)
+
+
+@st.cache_data(ttl=60, show_spinner="Scanning segments…")
+def load_scan(experiment_id: int) -> SegmentScan:
+    with db_session() as session:
+        return segment_scan(session, experiment_id=experiment_id)
 
 
 def _segment_rows(seg: SegmentBreakdown) -> list[dict[str, Any]]:
@@ -260,11 +267,13 @@ if blocked:
                                                             strict=True))
     st.error(
         f"**Sample ratio mismatch — results blocked.** Assignments ({split}) do not match the "
-        f"planned split (chi-square p = {srm.p_value:.2g} < {srm.threshold:g}). Randomisation "
+        f"planned split ({srm_value(srm)}). Randomisation "
         "or logging is broken; no metric below can be trusted until the cause is fixed, so "
         "every effect is hidden.",
         icon=":material/block:",
     )
+if snapshot.srm is not None and snapshot.data_through is not None:
+    st.caption(srm_caption(snapshot.srm))
 if snapshot.progress is not None:
     st.progress(min(snapshot.progress, 1.0),
                 text=f"Progress toward the planned sample: {fmt.percent(snapshot.progress, 0)} "
@@ -332,13 +341,24 @@ segments = [] if blocked or snapshot.data_through is None else load_segments(cho
 if segments:
     st.subheader("Segments (exploratory)")
     st.caption(segments[0].exploratory + f" Up to {segments[0].top_n} values per dimension; "
-               "the rest are pooled as “(other)”. Each slice has its own SRM check.")
+               "the rest are pooled as “(other)”. Each slice has its own SRM check: the "
+               "sequential test, Holm-adjusted over the dimension's values.")
+    scan = load_scan(choice.id)
+    st.markdown("##### Worth a look (automatic segment scan)")
+    st.caption(scan.note + f" Each slice's effect is tested against the effect in the rest of "
+               f"the experiment; {scan.tested} comparisons, Holm-corrected together.")
+    look = scan_rows(scan)
+    if look:
+        st.dataframe(pd.DataFrame(look), hide_index=True, width="stretch")
+    else:
+        st.caption("No slice's effect differs from the rest's after the correction.")
     tabs = st.tabs([f"By {s.dimension}" for s in segments])
     for tab, seg in zip(tabs, segments, strict=True):
         with tab:
             flagged = [s.value for s in seg.slices if s.srm_flagged]
             if flagged:
-                st.warning(f"Sample ratio mismatch within {', '.join(flagged)}: those slices' "
+                st.warning(f"Sample ratio mismatch within {', '.join(flagged)} (sequential "
+                           "test, Holm-adjusted over the dimension's values): those slices' "
                            "effects are withheld.")
             frame = pd.DataFrame(_segment_rows(seg))
             if "Treatment" in frame and frame["Treatment"].nunique() == 1:  # says nothing

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import ExperimentId, Reader, SessionDep
 from api.errors import responses
-from api.schemas import SafeText, SegmentBreakdownOut, SegmentsOut
+from api.schemas import SafeText, SegmentBreakdownOut, SegmentScanOut, SegmentsOut
 from core.analysis import results, segments
 from core.registry import Day
 
@@ -49,3 +49,31 @@ def segment_results(
         exploratory=segments.EXPLORATORY,
         breakdowns=[SegmentBreakdownOut.model_validate(b) for b in found],
     )
+
+
+@router.get("/scan", response_model=SegmentScanOut, responses=responses(404, 422))
+def segment_scan(
+    experiment_id: ExperimentId,
+    session: SessionDep,
+    _actor: Reader,
+    top_n: Annotated[
+        int, Query(ge=1, le=100, description="Values scanned on their own per dimension; the "
+                   "rest are pooled as `(other)`.")
+    ] = segments.TOP_N,
+    as_of: Annotated[
+        Day | None,
+        Query(description="Last day of data used (YYYY-MM-DD): from the experiment's start to "
+              "today (UTC); 422 outside that range. Default: all data."),
+    ] = None,
+) -> SegmentScanOut:
+    """Automatic segment scan: each slice of each dimension (top-N values plus `(other)`)
+    against the rest of the experiment, per metric and treatment: is the effect inside the
+    slice different from the effect over every other unit? Holm-corrected across every slice
+    of every dimension; `worth_a_look` below alpha. Worth a look, never a ship decision:
+    never stored, never read by the verdict. Slices failing their SRM check are left out."""
+    results.check_as_of(session, experiment_id=experiment_id, as_of=as_of)
+    found = segments.segment_scan(session, experiment_id=experiment_id, as_of=as_of,
+                                  top_n=top_n)
+    return SegmentScanOut(experiment_id=experiment_id, alpha=found.alpha,
+                          correction=found.correction, tested=found.tested, note=found.note,
+                          findings=[f for f in found.findings])  # type: ignore[misc]

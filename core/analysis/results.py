@@ -2,7 +2,10 @@
 
 For an experiment at a point in time (``as_of``, default all data) this computes
 
-* the sample-ratio-mismatch check on assignment counts (:func:`core.stats.srm_test`);
+* the sample-ratio-mismatch check on assignment counts: the sequential, anytime-valid test
+  (:func:`core.stats.sequential_srm_test`, on the running daily totals) decides, so checking it
+  every day does not inflate false alarms; the chi-square test (:func:`core.stats.srm_test`) of
+  the totals is shown beside it;
 * every metric x every treatment against the control: Welch's t-test for mean metrics (on
   CUPED-adjusted means when every stored day carries pre-period covariate sums), the two-proportion
   z-test for binomial metrics — always-valid (sequential) versions in sequential mode, tuned to the
@@ -83,6 +86,7 @@ from core.stats import (
     quantile_test,
     ratio_test,
     regression_adjusted_test,
+    sequential_srm_test,
     srm_test,
     welch_ttest_cuped,
     welch_ttest_from_stats,
@@ -433,6 +437,7 @@ def _run_test(
         "variance_reduction": _num(reduction),
         "adjustment": adjustment_note(res.method, _num(reduction)),
         "_lift_se": _num(res.lift_se),
+        "_diff_se": _num(res.diff_se),
     }
 
 
@@ -474,18 +479,47 @@ def _units(setup: ExperimentSetup, arms: dict[tuple[int, int], MetricStats], ass
     return units
 
 
-def _srm(setup: ExperimentSetup, units: dict[int, int]) -> SrmCheck | None:
-    """Chi-square check of the units against the planned weights; None without units."""
+def daily_cumulative_counts(setup: ExperimentSetup, assigned: list[Any]) -> list[list[int]]:
+    """Running totals of the assignment counts, one row per day with assignments, one column
+    per variant (setup order): the checks the sequential SRM test reads."""
+    by_day: dict[date, dict[int, int]] = defaultdict(dict)
+    for a in assigned:
+        by_day[a.day][a.variant_id] = by_day[a.day].get(a.variant_id, 0) + a.units
+    running = [0] * len(setup.variants)
+    rows: list[list[int]] = []
+    for day in sorted(by_day):
+        for i, (vid, _n, _w) in enumerate(setup.variants):
+            running[i] += by_day[day].get(vid, 0)
+        rows.append(list(running))
+    return rows
+
+
+def _srm(setup: ExperimentSetup, units: dict[int, int], assigned: list[Any] | None = None
+         ) -> SrmCheck | None:
+    """SRM check of the units against the planned weights; None without units.
+
+    The decision (``flagged``) is the sequential, anytime-valid test
+    (:func:`core.stats.sequential_srm_test`) on the running daily totals of ``assigned`` (on
+    the totals alone when no assignment counts are stored: one check, still valid); the
+    chi-square test of the totals is kept beside it (``p_value``, ``chi_square_flagged``)."""
     if len(setup.variants) < 2 or sum(units.values()) == 0:
         return None
     counts = [units.get(vid, 0) for vid, _n, _w in setup.variants]
     weights = [w for _id, _n, w in setup.variants]
     total_w = sum(weights)
-    r = srm_test(counts, [w / total_w for w in weights], threshold=SRM_THRESHOLD)
+    planned = [w / total_w for w in weights]
+    r = srm_test(counts, planned, threshold=SRM_THRESHOLD)
+    rows = daily_cumulative_counts(setup, assigned or [])
+    if not rows or rows[-1] != counts:
+        rows = [counts]
+    seq = sequential_srm_test(rows, planned, threshold=SRM_THRESHOLD)
     return SrmCheck(
         variants=tuple(n for _id, n, _w in setup.variants),
         observed=r.observed, expected=r.expected, weights=tuple(weights),
-        statistic=r.statistic, p_value=r.p_value, flagged=r.flagged, threshold=r.threshold,
+        statistic=r.statistic, p_value=r.p_value, flagged=seq.flagged, threshold=r.threshold,
+        decided_by="sequential", sequential_p_value=seq.p_value,
+        log_bayes_factor=seq.log_bayes_factor, checks=len(rows),
+        chi_square_flagged=r.flagged,
     )
 
 
@@ -568,7 +602,7 @@ def _compute(
     plan_met = progress is None or progress >= 1.0
     smallest = min((v.units for v in variants), default=0)
 
-    srm = _srm(setup, units)
+    srm = _srm(setup, units, assigned)
 
     sequential_mode = setup.mode == "sequential"
     tuning = float(planned) if planned else None
@@ -974,7 +1008,7 @@ def cumulative_series(
     setup = experiment_setup(session, experiment_id)
     stats = mrepo.daily_stats(session, experiment_id=experiment_id, through=as_of)
     assigned = mrepo.assignments(session, experiment_id=experiment_id, through=as_of)
-    srm = _srm(setup, _units(setup, _cumulate(stats), assigned))
+    srm = _srm(setup, _units(setup, _cumulate(stats), assigned), assigned)
     blocked_reason = srm_reason(srm) if srm is not None and srm.flagged else None
     sequential = setup.mode == "sequential"
     tuning = float(setup.planned) if sequential and setup.planned else None

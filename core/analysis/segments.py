@@ -6,8 +6,10 @@ assignment counts, stored at ingestion, see :mod:`db.metric_repository`):
 
 * values are grouped into the ``top_n`` largest by units (default :data:`TOP_N` = 10) plus
   ``"(other)"`` pooling the rest (:func:`core.stats.top_n_groups`);
-* per slice: the SRM check of its assignment counts against the planned split
-  (:func:`core.stats.srm_test`, p < 0.001 flags); a flagged slice has its effects withheld;
+* per slice: the SRM check of its assignment counts against the planned split: the sequential,
+  anytime-valid test (:func:`core.stats.sequential_srm_test`, valid however often the page is
+  read) Holm-adjusted over the dimension's slices, flagged when the adjusted p < 0.001 (the
+  chi-square p-value is shown beside it); a flagged slice has its effects withheld;
 * per slice x metric x treatment: the fixed-horizon, two-sided test of :mod:`core.stats` for the
   metric's kind (Wald z / small-count MOVER, Welch, delta-method ratio), whatever the experiment's
   mode: the slices are read once, as a description, never as a stopping rule (quantile
@@ -30,7 +32,7 @@ assignment counts, stored at ingestion, see :mod:`db.metric_repository`):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -44,10 +46,12 @@ from core.stats import (
     OTHER,
     MetricStats,
     adjust_pvalues,
+    effect_difference_test,
+    sequential_srm_test,
     srm_test,
     top_n_groups,
 )
-from core.types import MetricKind, Untestable
+from core.types import Correction, MetricKind, Untestable
 
 TOP_N = 10
 """Dimension values shown on their own; the rest are pooled as "(other)"."""
@@ -100,7 +104,13 @@ class SegmentSlice:
     """The dimension values in the slice (several for "(other)")."""
     units: int
     srm_p_value: float | None
+    """Chi-square p-value of the slice's assignment counts (shown, not decided on)."""
     srm_flagged: bool
+    """``srm_adjusted_p_value`` < 0.001: the slice's assignment is broken."""
+    srm_sequential_p_value: float | None = None
+    """Anytime-valid p-value of the slice's counts (:func:`core.stats.sequential_srm_test`)."""
+    srm_adjusted_p_value: float | None = None
+    """``srm_sequential_p_value`` Holm-adjusted over the dimension's slices."""
 
 
 @dataclass(frozen=True)
@@ -154,17 +164,27 @@ def breakdown(
     order = sorted(by_group, key=lambda g: (g == OTHER, -sum(
         sum(units[v].values()) for v in by_group[g]), g))
     srm_of: dict[str, tuple[float | None, bool]] = {}
+    checked: list[tuple[str, list[int], float, float]] = []
     for group in order:
         counts = [sum(units[v].get(vid, 0) for v in by_group[group])
                   for vid, _n, _w in setup.variants]
-        p, flagged = None, False
         if len(counts) >= 2 and sum(counts) > 0:
-            r = srm_test(counts, [w / total_w for w in weights],
-                         threshold=_results.SRM_THRESHOLD)
-            p, flagged = float(r.p_value), bool(r.flagged)
-        srm_of[group] = (p, flagged)
+            planned = [w / total_w for w in weights]
+            chi = srm_test(counts, planned, threshold=_results.SRM_THRESHOLD)
+            seq = sequential_srm_test(counts, planned, threshold=_results.SRM_THRESHOLD)
+            checked.append((group, counts, float(chi.p_value), float(seq.p_value)))
+    # SRM per value: the sequential p-values, Holm-adjusted over the dimension's slices.
+    adjusted_srm = adjust_pvalues([c[3] for c in checked], "holm")
+    srm_by_group = {c[0]: (c[2], c[3], float(a)) for c, a in
+                    zip(checked, adjusted_srm, strict=True)}
+    for group in order:
+        counts = [sum(units[v].get(vid, 0) for v in by_group[group])
+                  for vid, _n, _w in setup.variants]
+        chi_p, seq_p, adj_p = srm_by_group.get(group, (None, None, None))
+        flagged = adj_p is not None and adj_p < _results.SRM_THRESHOLD
+        srm_of[group] = (chi_p, flagged)
         slices.append(SegmentSlice(dimension, group, tuple(sorted(by_group[group])),
-                                   sum(counts), p, flagged))
+                                   sum(counts), chi_p, flagged, seq_p, adj_p))
 
     arms: dict[tuple[str, int, int], MetricStats] = {}
     for r in stats:
@@ -267,3 +287,155 @@ def segment_results(
         assigned_of[units.dimension].append(units)
     return [breakdown(setup, name, rows, assigned_of[name], top_n=top_n)
             for name, rows in stats_of.items()]
+
+
+# --------------------------------------------------------------------------- segment scan
+
+WORTH_A_LOOK = (
+    "Worth a look, not a ship decision: these slices' effects differ from the rest of the "
+    "experiment after a Holm correction across every slice of every dimension. A slice was "
+    "not the plan; confirm a difference with an experiment designed for it."
+)
+SCAN_CORRECTION: Correction = "holm"
+"""The scan's correction across all slices of all dimensions: Holm (family-wise), valid however
+the slices of different dimensions overlap."""
+
+
+@dataclass(frozen=True)
+class ScanFinding:
+    """One slice, one metric, one treatment: its effect against the effect in the rest."""
+
+    dimension: str
+    value: str
+    metric: str
+    kind: MetricKind
+    treatment: str
+    slice_units: int
+    rest_units: int
+    slice_effect: float
+    """Treatment minus control inside the slice."""
+    rest_effect: float
+    """Treatment minus control over every other unit (the complement)."""
+    difference: float
+    """slice_effect - rest_effect."""
+    ci_low: float
+    ci_high: float
+    p_value: float
+    adjusted_p_value: float
+    """``p_value`` Holm-adjusted across every tested slice of every dimension."""
+    worth_a_look: bool
+    """adjusted_p_value < alpha: the slice's effect differs from the rest's; never a ship
+    decision."""
+
+
+@dataclass(frozen=True)
+class SegmentScan:
+    """Every slice of every dimension tested against the rest of the experiment."""
+
+    alpha: float
+    correction: str
+    tested: int
+    """Comparisons in the correction's family."""
+    findings: tuple[ScanFinding, ...]
+    """Every tested comparison, the ones worth a look first (smallest adjusted p first)."""
+    note: str = WORTH_A_LOOK
+
+    @property
+    def worth_a_look(self) -> tuple[ScanFinding, ...]:
+        return tuple(f for f in self.findings if f.worth_a_look)
+
+
+def scan(
+    setup: Any,
+    breakdowns: Sequence[SegmentBreakdown],
+    stats_of: Mapping[str, Sequence[Any]],
+) -> SegmentScan:
+    """Each slice of each breakdown against its complement in the same dimension (module
+    docstring of :func:`segment_scan`). Pure: ``stats_of`` maps a dimension to its rows like
+    ``SliceStatRow``; slices whose SRM check failed are left out, of the slices and of the
+    complements."""
+    drafts: list[dict[str, Any]] = []
+    if len(setup.variants) >= 2:
+        control_id = setup.variants[0][0]
+        for b in breakdowns:
+            group_of = {m: s.value for s in b.slices for m in s.members}
+            arms: dict[tuple[str, int, int], MetricStats] = {}
+            for r in stats_of.get(b.dimension, ()):
+                key = (group_of.get(r.value, OTHER), r.metric_id, r.variant_id)
+                arms[key] = arms.get(key, EMPTY_STATS) + r.stats
+            # a slice whose assignment is broken is in neither side of any comparison
+            usable = [s for s in b.slices if not s.srm_flagged]
+            # with two slices, each against the other is one test: scan it once
+            scanned = usable[:1] if len(usable) == 2 else usable
+            for s in scanned:
+                for m in setup.metrics:
+                    for vid, name, _w in setup.variants[1:]:
+                        pair = []
+                        for inside in (True, False):
+                            groups = [g.value for g in usable
+                                      if (g.value == s.value) == inside]
+                            c = sum((arms.get((g, m.id, control_id), EMPTY_STATS)
+                                     for g in groups), EMPTY_STATS)
+                            t = sum((arms.get((g, m.id, vid), EMPTY_STATS) for g in groups),
+                                    EMPTY_STATS)
+                            tested, _why = _results.compare_arms(
+                                m.kind, c, t, alpha=setup.alpha, alternative="two-sided",
+                                sequential=False, tuning_n=None)
+                            pair.append((tested, c.n + t.n))
+                        (ins, n_in), (out, n_out) = pair
+                        if (ins is None or out is None or not ins.get("_diff_se")
+                                or not out.get("_diff_se") or ins["diff"] is None
+                                or out["diff"] is None):
+                            continue
+                        res = effect_difference_test(ins["diff"], ins["_diff_se"], out["diff"],
+                                                     out["_diff_se"], alpha=setup.alpha)
+                        drafts.append({"dimension": b.dimension, "value": s.value, "m": m,
+                                       "treatment": name, "n_in": n_in, "n_out": n_out,
+                                       "res": res})
+    adjusted = adjust_pvalues([d["res"].p_value for d in drafts], SCAN_CORRECTION)
+    findings = [
+        ScanFinding(
+            dimension=d["dimension"], value=d["value"], metric=d["m"].name, kind=d["m"].kind,
+            treatment=d["treatment"], slice_units=d["n_in"], rest_units=d["n_out"],
+            slice_effect=d["res"].slice_effect, rest_effect=d["res"].rest_effect,
+            difference=d["res"].difference, ci_low=d["res"].ci_low, ci_high=d["res"].ci_high,
+            p_value=d["res"].p_value, adjusted_p_value=float(a),
+            worth_a_look=bool(a < setup.alpha))
+        for d, a in zip(drafts, adjusted, strict=True)
+    ]
+    findings.sort(key=lambda f: (not f.worth_a_look, f.adjusted_p_value, f.dimension, f.value))
+    return SegmentScan(alpha=setup.alpha, correction=SCAN_CORRECTION, tested=len(findings),
+                       findings=tuple(findings))
+
+
+def segment_scan(
+    session: Session,
+    *,
+    experiment_id: int,
+    as_of: date | None = None,
+    top_n: int = TOP_N,
+) -> SegmentScan:
+    """Automatic segment scan: every slice of every dimension the data carries (the top-N
+    values plus "(other)", as :func:`segment_results` groups them) against the rest of the
+    experiment. Per slice x metric x treatment, the test of interaction
+    (:func:`core.stats.effect_difference_test`): is the treatment effect inside the slice
+    different from the effect over every other unit (the complement, pooled with ``+``)?
+    Holm-corrected across every slice of every dimension; ``worth_a_look`` below alpha.
+    Exploratory: never read by the verdict, never a ship decision."""
+    from db import metric_repository as mrepo
+
+    if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
+        raise ValueError(f"top_n must be a whole number >= 1 (got {top_n!r})")
+    setup = _results.experiment_setup(session, experiment_id)
+    stats = mrepo.slice_stat_totals(session, experiment_id=experiment_id, through=as_of)
+    assigned = mrepo.slice_assignment_totals(session, experiment_id=experiment_id,
+                                             through=as_of)
+    stats_of: dict[str, list[Any]] = defaultdict(list)
+    for row in stats:
+        stats_of[row.dimension].append(row)
+    assigned_of: dict[str, list[Any]] = defaultdict(list)
+    for units in assigned:
+        assigned_of[units.dimension].append(units)
+    breakdowns = [breakdown(setup, name, rows, assigned_of[name], top_n=top_n)
+                  for name, rows in stats_of.items()]
+    return scan(setup, breakdowns, stats_of)

@@ -24,7 +24,7 @@ from core.types import (
     VerdictBasis,
 )
 
-RESULTS_VERSION = 5
+RESULTS_VERSION = 6
 """Bump when the computation changes, so the fingerprint of unchanged data changes too."""
 
 
@@ -33,7 +33,11 @@ RESULTS_VERSION = 5
 
 @dataclass(frozen=True)
 class SrmCheck:
-    """Chi-square check of assignment counts against the planned split (p < 0.001 flags)."""
+    """SRM check of assignment counts against the planned split.
+
+    ``statistic`` and ``p_value`` are the chi-square test of the totals; ``flagged`` is the
+    decision: the sequential test's p-value < ``threshold`` when ``decided_by`` is
+    "sequential" (snapshots computed since RESULTS_VERSION 6), the chi-square's before."""
 
     variants: tuple[str, ...]
     observed: tuple[int, ...]
@@ -43,6 +47,17 @@ class SrmCheck:
     p_value: float
     flagged: bool
     threshold: float
+    decided_by: Literal["chi_square", "sequential"] = "chi_square"
+    """Which test ``flagged`` comes from."""
+    sequential_p_value: float | None = None
+    """Anytime-valid p-value (1 / running max of the Dirichlet-multinomial Bayes factor over
+    the daily checks, Lindon & Malek 2022); valid however often it is looked at."""
+    log_bayes_factor: float | None = None
+    """Log Bayes factor of a mismatch at the last check."""
+    checks: int | None = None
+    """Days (running totals) the sequential test read."""
+    chi_square_flagged: bool | None = None
+    """Chi-square p < threshold: what a single fixed-horizon check says (not the decision)."""
 
 
 @dataclass(frozen=True)

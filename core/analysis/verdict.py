@@ -183,6 +183,10 @@ def _srm_facts(srm: SrmCheck) -> str:
     observed = ", ".join(f"{v} {fmt.count(n)}" for v, n in zip(srm.variants, srm.observed,
                                                                strict=True))
     expected = ", ".join(fmt.count(e) for e in srm.expected)
+    if srm.decided_by == "sequential" and srm.sequential_p_value is not None:
+        return (f"assignments ({observed}) differ from the planned split (expected {expected}; "
+                f"sequential SRM p = {srm.sequential_p_value:.2g}, valid at every daily "
+                f"check; chi-square p = {srm.p_value:.2g})")
     return (f"assignments ({observed}) differ from the planned split (expected {expected}; "
             f"chi-square p = {srm.p_value:.2g})")
 

@@ -16,7 +16,10 @@ The portfolio CSV lives with the portfolio (:mod:`core.portfolio`).
 
 Risk checks (:data:`RISK_CHECKS`), each flagged / passed / not checked with a one-line reason:
 
-* ``srm`` — the results' chi-square test of assignments against the planned split (p < 0.001).
+* ``srm`` — the results' SRM check of assignments against the planned split: the sequential,
+  anytime-valid test decides (p < 0.001), the chi-square p-value is quoted beside it.
+* ``srm_by_value`` — the same sequential test per dimension value, Holm-adjusted over each
+  dimension's values (adjusted p < 0.001).
 * ``underpowered`` — the smallest variant is below the planned sample (not raised for a
   sequential test that already reached significance), or, for a primary result that is not
   significant, the MDE achievable with the observed baseline and sample (the planner's

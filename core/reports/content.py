@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core import format as fmt
 from core.analysis import results as results_service
-from core.analysis.segments import SegmentBreakdown, segment_results
+from core.analysis.segments import SegmentBreakdown, SegmentScan, segment_results, segment_scan
 from core.analysis.snapshot import (
     ExperimentVerdict,
     MetricComparison,
@@ -38,6 +38,7 @@ from core.reports.risks import (
     guardrail_check,
     multiple_comparisons_check,
     read_early_check,
+    srm_by_value_check,
     srm_check,
     underpowered_check,
 )
@@ -76,6 +77,8 @@ class ReportContent:
     methods: tuple[str, ...] = field(default_factory=tuple)
     segments: tuple[SegmentBreakdown, ...] = ()
     """Exploratory results per dimension value (never part of the recommendation)."""
+    scan: SegmentScan | None = None
+    """The automatic segment scan: slices worth a look, never a ship decision."""
     verdict: ExperimentVerdict | None = None
     """The experiment's verdict (the same one the Results page, API and CSV show)."""
 
@@ -191,6 +194,16 @@ def _data_sources(session: Session, exp: ExperimentView, loads: Sequence[IngestL
 def _methods(snapshot: ResultsSnapshot | None) -> list[str]:
     out = ["Sample ratio mismatch: chi-square goodness-of-fit test of assignment counts against "
            "the planned split; flagged at p < 0.001."]
+    if snapshot is not None and snapshot.srm is not None and \
+            snapshot.srm.decided_by == "sequential":
+        out = ["Sample ratio mismatch: sequential Dirichlet-multinomial test (Lindon & Malek "
+               "2022) on the running daily assignment counts, anytime-valid so it may be read "
+               "every day; flagged at p < 0.001. The chi-square goodness-of-fit p-value is "
+               "quoted for reference. Per dimension value: the same test, Holm-adjusted over "
+               "the dimension's values.",
+               "Segment scan: each slice's effect against the effect in the rest of the "
+               "experiment (z test of interaction, Altman & Bland 2003), Holm across all "
+               "slices; worth a look, never a ship decision."]
     if snapshot is not None and snapshot.comparisons:
         tests = sorted({c.test for c in snapshot.comparisons if c.test})
         out.append("Tests: " + "; ".join(METHOD_NAMES.get(t, t) for t in tests) + ".")
@@ -276,6 +289,14 @@ def assemble_report(
         drift_check(exp, kind, by_day),
         exposure_check(sources, has_data),
     ]
+    segments: tuple[SegmentBreakdown, ...] = ()
+    scan: SegmentScan | None = None
+    if has_data:
+        segments = tuple(segment_results(session, experiment_id=experiment_id,
+                                         as_of=snapshot.as_of))
+        scan = segment_scan(session, experiment_id=experiment_id, as_of=snapshot.as_of)
+    if segments:  # SRM per dimension value: only where the data carries dimensions
+        checks_list.append(srm_by_value_check(segments))
     checks: dict[str, RiskCheck] = {c.code: c for c in checks_list}
     primary: tuple[str, ...]
     if snapshot_or_none is None:
@@ -292,10 +313,6 @@ def assemble_report(
         series = tuple(results_service.cumulative_series(
             session, experiment_id=experiment_id, metric=exp.primary_metric,
             as_of=snapshot.as_of or snapshot.data_through))
-    segments: tuple[SegmentBreakdown, ...] = ()
-    if has_data:
-        segments = tuple(segment_results(session, experiment_id=experiment_id,
-                                         as_of=snapshot.as_of))
     return ReportContent(
         experiment=exp,
         generated_at=now,
@@ -316,5 +333,6 @@ def assemble_report(
         data_sources=tuple(_data_sources(session, exp, loads, snapshot_or_none, source, stale)),
         methods=tuple(_methods(snapshot_or_none)),
         segments=segments,
+        scan=scan,
     )
 

@@ -266,6 +266,35 @@ def _segment_tables(doc: _Pdf, content: ReportContent, snapshot: ResultsSnapshot
         doc.table(rows, widths=(22, 19, 26, 26, 19, 36, 16, 16))
 
 
+def _scan_table(doc: _Pdf, content: ReportContent) -> None:
+    """The automatic segment scan's slices worth a look: never a ship decision."""
+    scan = content.scan
+    if scan is None or not scan.tested:
+        return
+    doc.heading("Worth a look: automatic segment scan (not a ship decision)", size=10.5,
+                keep=25)
+    doc.para(scan.note + f" {scan.tested} slice comparisons, each slice's effect against the "
+             "effect in the rest of the experiment.", size=8, style="I")
+    look = scan.worth_a_look
+    if not look:
+        doc.para("No slice's effect differs from the rest's after the correction.", size=8)
+        return
+
+    def shown(kind: str, x: float | None) -> str:
+        return (fmt.signed_percent(x, 2).replace("%", " pp") if kind == "binomial"
+                else fmt.signed_number(x))
+
+    rows = [("Slice", "Metric", "Variant", "In slice", "In the rest", "Slice - rest",
+             fmt.ci_label(scan.alpha), "Holm p")]
+    for f in look:
+        rows.append((f"{f.dimension} = {f.value}", f.metric, f.treatment,
+                     shown(f.kind, f.slice_effect), shown(f.kind, f.rest_effect),
+                     shown(f.kind, f.difference),
+                     fmt.interval(f.ci_low, f.ci_high, lambda x, k=f.kind: shown(k, x)),
+                     fmt.pvalue(f.adjusted_p_value)))
+    doc.table(rows, widths=(28, 33, 18, 17, 17, 17, 34, 16))
+
+
 def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
     """The report as PDF bytes (``charts=False`` leaves the two images out)."""
     exp = content.experiment
@@ -350,6 +379,7 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
         else:
             _bayesian_table(doc, snapshot)
             _segment_tables(doc, content, snapshot)
+            _scan_table(doc, content)
         if charts and not blocked:
             forest = forest_plot_png(snapshot)
             doc.heading("Charts", size=11, keep=doc.image_height(forest) if forest else 25)

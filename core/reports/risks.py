@@ -17,6 +17,7 @@ from datetime import date
 from scipy.stats import norm
 
 from core import format as fmt
+from core.analysis.segments import SegmentBreakdown
 from core.analysis.snapshot import MetricComparison, ResultsSnapshot
 from core.registry.audit import AuditRecord
 from core.registry.fields import ExperimentView
@@ -39,6 +40,7 @@ RISK_CHECKS: dict[str, str] = {
     "guardrail_breach": "Guardrail breach",
     "drift": "Effect drifting over time",
     "multiple_exposures": "Multiple exposures",
+    "srm_by_value": "Sample ratio mismatch within a dimension value",
 }
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 MDE_TOLERANCE = 1.10
@@ -86,12 +88,40 @@ def srm_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
     srm = snapshot.srm
     observed = ", ".join(f"{v} {n:,}" for v, n in zip(srm.variants, srm.observed, strict=True))
     split = "/".join(f"{fmt.percent(w, 0)}" for w in srm.weights)
+    sequential = srm.decided_by == "sequential" and srm.sequential_p_value is not None
+    decided = srm.sequential_p_value if sequential else srm.p_value
+    below = f" < {srm.threshold:g}" if srm.flagged else ""
+    if sequential:
+        tests = (f"sequential SRM p = {decided:.2g}{below}, valid at every daily check; "
+                 f"chi-square p = {srm.p_value:.2g}, for reference")
+    else:
+        tests = f"chi-square p = {srm.p_value:.2g}{below}"
     if srm.flagged:
         return _check("srm", "flagged", (
-            f"Assignments ({observed}) do not match the planned {split} split (chi-square "
-            f"p = {srm.p_value:.2g} < {srm.threshold:g}): randomisation or logging is broken."))
+            f"Assignments ({observed}) do not match the planned {split} split ({tests}): "
+            "randomisation or logging is broken."))
     return _check("srm", "passed", (
-        f"Assignments ({observed}) match the planned {split} split (p = {srm.p_value:.2g})."))
+        f"Assignments ({observed}) match the planned {split} split ({tests})."))
+
+
+def srm_by_value_check(segments: Sequence[SegmentBreakdown]) -> RiskCheck:
+    """SRM per dimension value: each slice's sequential SRM p-value, Holm-adjusted over its
+    dimension's values (:func:`core.analysis.segments.breakdown`), flagged below 0.001."""
+    slices = [s for seg in segments for s in seg.slices if s.srm_adjusted_p_value is not None]
+    if not slices:
+        return _check("srm_by_value", "not_checked", "No assignment counts per dimension value.")
+    flagged = [s for s in slices if s.srm_flagged]
+    dims = sorted({s.dimension for s in slices})
+    if flagged:
+        where = "; ".join(f"{s.dimension} = {s.value} (Holm-adjusted sequential p = "
+                          f"{s.srm_adjusted_p_value:.2g})" for s in flagged)
+        return _check("srm_by_value", "flagged", (
+            f"Assignments within {where} do not match the planned split: those slices' effects "
+            "are withheld; the cause (a value logged differently per variant, a redirect on "
+            "one platform) may affect the whole experiment."))
+    return _check("srm_by_value", "passed", (
+        f"Every value of {', '.join(dims)} ({len(slices)} slices) matches the planned split "
+        "(sequential SRM test per value, Holm-adjusted over each dimension's values)."))
 
 
 def _achieved_mde(kind: str, control: MetricStats, treatment_n: int, *, alpha: float, power: float,

@@ -67,8 +67,20 @@ from core.stats.regression import (
     regression_adjust,
     regression_adjusted_test,
 )
-from core.stats.segments import OTHER, top_n_groups
-from core.stats.srm import SrmResult, srm_test
+from core.stats.segments import (
+    OTHER,
+    EffectDifferenceResult,
+    effect_difference_test,
+    top_n_groups,
+)
+from core.stats.srm import (
+    DEFAULT_CONCENTRATION,
+    SequentialSrmResult,
+    SrmResult,
+    dirichlet_multinomial_log_bayes_factor,
+    sequential_srm_test,
+    srm_test,
+)
 from core.stats.sufficient import (
     CovariateStats,
     SufficientStats,
@@ -88,6 +100,7 @@ __all__ = [
     "regression_adjust",
     "regression_adjusted_test",
     "unit_metric_stats",
+    "DEFAULT_CONCENTRATION",
     "EMPTY_STATS",
     "EXACT_BELOW",
     "OTHER",
@@ -96,6 +109,7 @@ __all__ = [
     "CovariateStats",
     "CupedAdjustment",
     "CupedTestResult",
+    "EffectDifferenceResult",
     "InsufficientDataError",
     "MetricStats",
     "ProportionTestResult",
@@ -103,6 +117,7 @@ __all__ = [
     "QuantileTestResult",
     "RatioStats",
     "RatioTestResult",
+    "SequentialSrmResult",
     "SrmResult",
     "SufficientStats",
     "TwoSampleResult",
@@ -112,7 +127,9 @@ __all__ = [
     "bayesian_readout_from_result",
     "covariate_stats",
     "cuped_adjust",
+    "dirichlet_multinomial_log_bayes_factor",
     "duration_days",
+    "effect_difference_test",
     "mde_mean",
     "mde_proportion",
     "power_mean",
@@ -127,6 +144,7 @@ __all__ = [
     "sample_size_mean",
     "sample_size_proportion",
     "sequential",
+    "sequential_srm_test",
     "srm_test",
     "sufficient_stats",
     "time_budget",

@@ -80,6 +80,7 @@ def test_results_page_blocks_the_srm_experiment(demo_app: str) -> None:
     banner = [e.value for e in at.error]
     assert len(banner) == 1 and "Sample ratio mismatch — results blocked" in banner[0]
     assert "control 6,000" in banner[0] and "treatment 6,600" in banner[0]
+    assert "sequential SRM p = " in banner[0] and "chi-square p = " in banner[0]
     assert set(_labels(at)) == {STATE_LABELS["srm_untrustworthy"]}
     assert _labels(at) == _core_labels(demo_app, "Onboarding checklist")
     shown = [md.value for md in at.markdown] + [c.value for c in at.caption] + \
@@ -202,6 +203,14 @@ def test_results_page_shows_segments_as_exploratory_with_corrected_p(demo_app: s
     assert ios["Reads as"].tolist() == ["significant"]  # the planted +25% on ios
     web = platform[(platform["Slice"] == "web") & (platform["Metric"] == "checkout_conversion")]
     assert web["Reads as"].tolist() == ["not significant"]  # no effect planted on web
+    # the automatic scan: web's effect (none planted) differs from the rest's, worth a look
+    assert any("Worth a look (automatic segment scan)" in m.value for m in at.markdown)
+    assert any("Worth a look, not a ship decision" in c.value for c in at.caption)
+    scan = next(df.value for df in at.dataframe if "Slice − rest" in df.value.columns)
+    web_row = scan[(scan["Value"] == "web") & (scan["Metric"] == "checkout_conversion")]
+    assert web_row["Reads as"].tolist() == ["worth a look"]
+    # the SRM line names the sequential test as the decision, the chi-square for reference
+    assert any("sequential p = " in c.value and "reference only" in c.value for c in at.caption)
     # An experiment without dimension data shows no segment section.
     plain = _results("demo-viewer", "Checkout button colour")
     assert not any(s.value == "Segments (exploratory)" for s in plain.subheader)

@@ -30,6 +30,7 @@ from core.analysis.snapshot import EFFECT_FIELDS, RESULTS_VERSION, ResultsSnapsh
 from core.analysis.verdict import experiment_verdict
 from core.data.ingestion import ingest_file
 from core.errors import InvalidInput, PermissionDenied
+from core.stats import sequential_srm_test
 from core.types import DECISION_STATES
 from db import metric_repository as mrepo
 from tests.conftest import EDITOR, VIEWER
@@ -185,17 +186,43 @@ def test_results_fixed_horizon_below_plan_is_too_early_never_significant(
     assert {c.decision_state for c in snap.comparisons} == {"too_early"}
 
 
+def test_results_srm_decision_is_sequential_not_the_daily_chi_square(
+    session: Session, tmp_path: Path
+) -> None:
+    # 400 vs 500 on a 50/50 plan: the chi-square of the totals is just under 0.001, but read
+    # every day it would raise false alarms; the anytime-valid test does not flag it.
+    exp = make_experiment(session, planned=100)
+    cols = make_units(500)
+    keep = np.ones(cols["variant"].size, dtype=bool)
+    keep[:100] = False
+    load(session, tmp_path, exp, {k: v[keep] for k, v in cols.items()})
+    snap = compute_results(session, experiment_id=exp)
+    assert snap.srm is not None and snap.srm.chi_square_flagged
+    assert snap.srm.p_value < 0.001 and snap.srm.sequential_p_value is not None
+    assert snap.srm.sequential_p_value >= 0.001 and not snap.srm.flagged
+    assert not any(c.decision_state == "srm_untrustworthy" for c in snap.comparisons)
+
+
 def test_results_srm_overrides_significance(session: Session, tmp_path: Path) -> None:
     exp = make_experiment(session, planned=100)
     cols = make_units(500, lift={"treatment": 0.8})
     keep = np.ones(cols["variant"].size, dtype=bool)
-    keep[:100] = False  # drop 100 control units: 400 vs 500 on a 50/50 plan
+    keep[:200] = False  # drop 200 control units: 300 vs 500 on a 50/50 plan
     load(session, tmp_path, exp, {k: v[keep] for k, v in cols.items()})
     snap = compute_results(session, experiment_id=exp)
     assert snap.srm is not None and snap.srm.flagged
-    assert snap.srm.observed == (400, 500) and snap.srm.expected == (450.0, 450.0)
-    chi2 = stats.chisquare([400, 500], [450, 450])
+    assert snap.srm.observed == (300, 500) and snap.srm.expected == (400.0, 400.0)
+    chi2 = stats.chisquare([300, 500], [400, 400])
     assert_allclose(snap.srm.p_value, chi2.pvalue, rtol=1e-10)
+    # the decision is the sequential test's, on the running daily totals (Lindon & Malek 2022)
+    assert snap.srm.decided_by == "sequential" and snap.srm.chi_square_flagged
+    days = sorted(set(cols["date"][keep]))
+    running = [[int(np.sum(keep & (cols["variant"] == v) & (cols["date"] <= d)))
+                for v in ("control", "treatment")] for d in days]
+    seq = sequential_srm_test(running, [0.5, 0.5])
+    assert snap.srm.checks == len(days)
+    assert_allclose(snap.srm.sequential_p_value, seq.p_value, rtol=1e-10)
+    assert snap.srm.sequential_p_value < 0.001
     assert {c.decision_state for c in snap.comparisons} == {"srm_untrustworthy"}
     assert "Sample ratio mismatch" in row(snap, "conv").reason
     # SRM blocks every lift: effects withheld (None) with the reason, arm sizes and means kept.
@@ -474,11 +501,14 @@ def test_results_snapshot_stored_before_srm_blocking_is_withheld_on_read(
     exp = make_experiment(session, planned=100)
     cols = make_units(500, lift={"treatment": 0.8})
     keep = np.ones(cols["variant"].size, dtype=bool)
-    keep[:100] = False
+    keep[:200] = False
     load(session, tmp_path, exp, {k: v[keep] for k, v in cols.items()})
     snap = compute_results(session, experiment_id=exp)
     old = snap.to_dict()
     old["version"], old["verdict"] = 1, None
+    for key in ("decided_by", "sequential_p_value", "log_bayes_factor", "checks",
+                "chi_square_flagged"):  # version 1 had the chi-square check only
+        del old["srm"][key]
     for c in old["comparisons"]:  # as version 1 stored it: numbers shown, no flag
         del c["blocked"], c["blocked_reason"]
         c["lift"], c["p_value"] = 0.5, 1e-9

@@ -100,6 +100,8 @@ def test_reports_flag_sample_ratio_mismatch(demo: Session) -> None:
     assert content.recommendation == "investigate"
     assert "⚠ Sample ratio mismatch" in text
     assert "control 6,000, treatment 6,600" in text and "50%/50%" in text
+    # the flag is the sequential test's (valid at every daily check), the chi-square beside it
+    assert "sequential SRM p = " in text and "chi-square p = " in text
     assert "the effect is withheld: it cannot be trusted because of the sample ratio" in text
     # No lift, interval or p-value of the blocked experiment reaches the PDF, nor a chart.
     exp = registry.get_experiment_by_name(demo, name="Onboarding checklist")
@@ -528,3 +530,31 @@ def test_reports_show_the_variance_reduction_of_each_adjusted_metric(demo: Sessi
     flat = " ".join(text.split())
     assert "Variance reduction: " in flat
     assert f"revenue_per_user: {rev.adjustment}" in flat
+
+
+def test_reports_show_the_segment_scan_as_worth_a_look_and_srm_per_value(demo: Session) -> None:
+    content, text = _report(demo, "Mobile express checkout")
+    assert content.scan is not None and content.scan.tested > 0
+    look = {(f.dimension, f.value, f.metric) for f in content.scan.worth_a_look}
+    # the demo's effect lives on ios and android, none on web: web differs from the rest
+    assert ("platform", "web", "checkout_conversion") in look
+    assert "Worth a look: automatic segment scan (not a ship decision)" in text
+    assert "platform = web" in text and "Holm" in text
+    assert content.recommendation == _report(demo, "Mobile express checkout")[0].recommendation
+    by_value = next(c for c in content.checks if c.code == "srm_by_value")
+    assert by_value.status == "passed" and "platform" in by_value.explanation
+    plain, plain_text = _report(demo, "Checkout button colour")
+    assert "srm_by_value" not in {c.code for c in plain.checks}
+    assert "Worth a look" not in plain_text
+
+
+def test_reports_srm_by_value_flags_a_broken_slice() -> None:
+    from core.analysis.segments import SegmentBreakdown, SegmentSlice
+    from core.reports.risks import srm_by_value_check
+
+    slices = (SegmentSlice("country", "DE", ("DE",), 4600, 1e-9, True, 2e-6, 4e-6),
+              SegmentSlice("country", "FR", ("FR",), 4000, 0.8, False, 1.0, 1.0))
+    seg = SegmentBreakdown("country", 10, "holm", 0.05, slices, ())
+    check = srm_by_value_check([seg])
+    assert check.status == "flagged" and "country = DE" in check.explanation
+    assert srm_by_value_check([]).status == "not_checked"
