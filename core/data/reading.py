@@ -25,6 +25,7 @@ import duckdb
 
 from core import spool
 from core.errors import InvalidInput, UploadTooLarge
+from core.stats.capping import AppliedCap, CapRule
 from core.stats.metric_stats import COVARIATE_SUMS, RATIO_SUMS, MetricStats
 from core.types import FileKind
 
@@ -75,6 +76,9 @@ class MetricInfo:
     numerator: str | None = None
     """A ratio metric's numerator column (per-unit values summed over units)."""
     denominator: str | None = None
+    cap: CapRule | None = None
+    """The plan's capping rule (core.stats.capping): per-unit values above the cap count as
+    it before the sums are taken; None = not capped."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,8 @@ class Aggregated:
     dimensions: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     """Plain-language remarks for the person loading (e.g. a column not used as a dimension)."""
+    caps: dict[str, AppliedCap] = field(default_factory=dict)
+    """The cap applied to each capped metric's per-unit values, by metric name."""
 
 
 def capped(problems: list[str]) -> list[str]:

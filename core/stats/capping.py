@@ -92,3 +92,24 @@ def cap_value(rule: CapRule, values: npt.ArrayLike | None = None) -> float:
 def capped(values: npt.ArrayLike, cap: float) -> npt.NDArray[np.float64]:
     """Each value above ``cap`` replaced by ``cap`` (``min(value, cap)``, as SQL's LEAST)."""
     return np.minimum(np.asarray(values, dtype=float), float(cap))
+
+
+@dataclass(frozen=True)
+class AppliedCap:
+    """The cap a load applied to a metric: ``cap`` on the per-unit value (a ratio metric's
+    numerator), ``denominator_cap`` on a ratio metric's per-unit denominator, over ``units``
+    units."""
+
+    cap: float
+    denominator_cap: float | None = None
+    units: int = 0
+
+    def describe(self, rule: CapRule) -> str:
+        """``capped at p99 (value 123.4)``, ``capped at 500`` — the words shown beside the
+        metric."""
+        if rule.kind == "fixed":
+            return f"capped at {rule.value:g}"
+        value = f"value {self.cap:.6g}"
+        if self.denominator_cap is not None:
+            value += f"; denominator {self.denominator_cap:.6g}"
+        return f"capped at {rule.label} ({value})"
