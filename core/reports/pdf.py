@@ -339,6 +339,10 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
         doc.table(rows, widths=(30, 27, 22, 22, 15, 27, 15, 22))
         for note in plan_notes(snapshot):
             doc.para(f"Plan: {note}", size=8)
+        capped = {r.metric: r.capping for r in snapshot.comparisons if r.capping}
+        for metric, capping in capped.items():
+            doc.para(f"{metric}: per-unit values {capping} before the sums (the plan's "
+                     "capping, frozen at launch).", size=8)
         units = ", ".join(f"{v.name} {v.units:,}" for v in snapshot.variants)
         doc.para(f"Units: {units}. Data through {fmt.timestamp(snapshot.data_through)}.", size=8)
         if blocked:
