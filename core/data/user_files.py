@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -226,29 +226,35 @@ def _caps(con: duckdb.DuckDBPyConnection, src: str, columns: dict[str, str], pla
           ctx: ExperimentContext) -> dict[str, AppliedCap]:
     """Each capped metric's cap: a fixed rule's value, or the percentile of every unit's value
     in the file pooled across the variants, by DuckDB's ``quantile_cont`` (linear
-    interpolation, Hyndman & Fan type 7: core.stats.capping.pooled_percentile). Units whose
-    value is empty or not a number are left out here and reported by the scan."""
+    interpolation, Hyndman & Fan type 7: core.stats.capping.pooled_percentile), in one query
+    that only runs for a percentile. Units whose value is empty or not a number are left out
+    here and reported by the scan. ``units`` is set once the scan has counted them."""
     comma = plan.decimal_comma
     wanted = [m for m in plan.metrics if ctx.metrics[m].cap is not None]
-    if not wanted:
-        return {}
-    parts = ["count(*) AS units"]
+    parts = []
     for k, metric in enumerate(wanted):
         rule = ctx.metrics[metric].cap
         assert rule is not None
         cols = plan.ratio_cols.get(metric) or (plan.metric_col[metric],)
         for side, col in zip(("n", "d"), cols, strict=False):
-            x = _value(col, columns, comma)
-            parts.append(f"quantile_cont({x}, {rule.value!r}) AS {side}{k}"
-                         if rule.kind == "percentile" else f"{rule.value!r} AS {side}{k}")
-    row = _fetch(con, f"SELECT {', '.join(parts)} FROM {src}")[0]
+            parts.append(f"{rule.value!r} AS {side}{k}" if rule.kind == "fixed" else
+                         f"quantile_cont({_value(col, columns, comma)}, {rule.value!r}) "
+                         f"AS {side}{k}")
+    if not any(ctx.metrics[m].cap.kind == "percentile" for m in wanted):  # type: ignore[union-attr]
+        row: dict[str, Any] = {}
+        for k, metric in enumerate(wanted):
+            value = ctx.metrics[metric].cap.value  # type: ignore[union-attr]
+            row[f"n{k}"] = value
+            if metric in plan.ratio_cols:
+                row[f"d{k}"] = value
+    else:
+        row = _fetch(con, f"SELECT {', '.join(parts)} FROM {src}")[0]
     caps = {}
     for k, metric in enumerate(wanted):
         num, den = row[f"n{k}"], row.get(f"d{k}")
         if num is None or (metric in plan.ratio_cols and den is None):
             continue  # no readable value at all: the scan reports the column
-        caps[metric] = AppliedCap(float(num), None if den is None else float(den),
-                                  int(row["units"]))
+        caps[metric] = AppliedCap(float(num), None if den is None else float(den))
     return caps
 
 
@@ -458,6 +464,7 @@ def aggregate_user_file(
             alongside.close()
     problems = _problems(con, src, plan, columns, ctx, whole, total_rows, dupes,
                          total_rows - with_unit)
+    plan.caps = {m: replace(cap, units=total_rows) for m, cap in plan.caps.items()}
     if problems:
         raise InvalidInput(capped(problems))
 
