@@ -38,3 +38,24 @@ def test_demo_carousel_caps_revenue_at_the_pooled_p99(demo_session: Session) -> 
     shown = {c.capping for c in snap.comparisons if c.metric == "revenue_per_user"}
     assert shown == {f"capped at p99 (value {cap:.6g})"}
     assert all(c.capping is None for c in snap.comparisons if c.metric != "revenue_per_user")
+
+
+def test_demo_carousel_report_states_the_cap(demo_session: Session) -> None:
+    """The PDF says, beside the results table and in its methods, what was capped and at what."""
+    import io
+    import re
+
+    from pypdf import PdfReader
+
+    from core import reports
+
+    exp_id = repo.experiment_id_by_name(demo_session, name=NAME)
+    assert exp_id is not None
+    content = reports.assemble_report(demo_session, experiment_id=exp_id, generated_by="t")
+    assert any(m.startswith("Capping (winsorisation)") and "revenue_per_user capped at p99 "
+               "(value " in m for m in content.methods)
+    pdf = reports.render_pdf(content, charts=False)
+    text = re.sub(r"\s+", " ", " ".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages))
+    assert re.search(r"revenue_per_user: per-unit values capped at p99 \(value [0-9.]+\) before "
+                     r"the sums", text), text[:2000]
