@@ -614,10 +614,10 @@ def _cells(
             if metric in pre_index and dim is None:
                 i = pre_index[metric]
                 cov = (float(g[f"px{i}"]), float(g[f"pxx{i}"]), float(g[f"pxy{i}"]))
-            s, ss = (f"s{j}", f"ss{j}") if metric not in cap_index else (
+            total, squares = (f"s{j}", f"ss{j}") if metric not in cap_index else (
                 f"cs{cap_index[metric]}", f"css{cap_index[metric]}")
-            stats = MetricStats(int(g[f"nn{j}"]), float(g[s] or 0.0), float(g[ss] or 0.0),
-                                *cov)
+            stats = MetricStats(int(g[f"nn{j}"]), float(g[total] or 0.0),
+                                float(g[squares] or 0.0), *cov)
             cells.append(Cell(g["v"], d, metric, stats, dimension=dim, value=value))
         for i, (metric, (num, den)) in enumerate(plan.ratio_cols.items()):
             a, b = index[num], index[den]
