@@ -106,15 +106,17 @@ async def gated_session(gate: DatabaseGate, *, write: bool) -> AsyncIterator[Ses
         try:
             yield session
         finally:
-            if session.in_transaction():
-                # Closing gives the connection back (IO): in a thread, shielded so a client
-                # that hangs up cannot leave it checked out.
+            if write and session.in_transaction():
+                # Closing may roll back on the server (IO): in a thread, shielded so a client
+                # that hangs up cannot leave the connection checked out. A read session's
+                # close sends nothing (PostgreSQL reads run in autocommit, SQLite's rollback
+                # of a read is local), so it closes here: one thread hop fewer per read.
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(
                         session.close, limiter=anyio.CapacityLimiter(1)
                     )
             else:
-                session.close()  # nothing checked out: no IO
+                session.close()
     finally:
         gate.leave(token)
 

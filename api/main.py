@@ -27,6 +27,7 @@ from api.routers import (
     data,
     experiments,
     health,
+    knowledge,
     metrics,
     planner,
     reports,
@@ -105,8 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix=API_PREFIX, responses=responses(400, 401, 503))
-    for module in (experiments, data, results, segments, metrics, planner, backlog, reports,
-                   warehouse):
+    for module in (experiments, data, results, segments, metrics, planner, backlog, knowledge,
+                   reports, warehouse):
         v1.include_router(module.router)
     app.include_router(v1)
     app.add_middleware(

@@ -8,6 +8,7 @@ refuses unknown fields, non-finite numbers and unsafe text, and updates name the
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -22,6 +23,7 @@ from pydantic import (
 )
 
 from core import planning
+from core.backlog.knowledge import SHRUNK_LABEL, KnowledgeBase, Learning, ProgrammeImpact
 from core.backlog.rice import Testability
 from core.catalogue import MetricFields
 from core.registry import (
@@ -276,6 +278,92 @@ class IdeaOut(BaseModel):
     )
 
 
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+class LearningOut(BaseModel):
+    """A completed experiment in the knowledge base: its primary-metric lift raw and shrunk."""
+
+    id: int
+    name: str
+    owner: str
+    decision: Decision | None
+    completed: date | None
+    tags: list[str]
+    learnings: str
+    primary_metric: str | None
+    lift: float | None = Field(description="Raw relative lift of the primary metric.")
+    lift_se: float | None = Field(description="Its standard error (delta method).")
+    lift_shrunk: float | None = Field(
+        description=f"The lift {SHRUNK_LABEL} across the portfolio; see programme_impact.")
+    lift_shrunk_sd: float | None
+    shrinkage_weight: float | None = Field(
+        description="Weight on the experiment's own estimate, tau^2 / (tau^2 + se^2).")
+    p_value: float | None
+    significant: bool | None
+    result_state: str | None
+
+    @classmethod
+    def of(cls, item: Learning, impact: ProgrammeImpact) -> LearningOut:
+        r, x = item.result, impact.lift_of(item.id)
+        return cls(
+            id=item.id, name=item.name, owner=item.owner, decision=item.decision,  # type: ignore[arg-type]
+            completed=item.ended, tags=list(item.tags), learnings=item.learnings,
+            primary_metric=r.metric if r else None, lift=_finite(r.lift) if r else None,
+            lift_se=_finite(r.lift_se) if r else None,
+            lift_shrunk=x.shrunk_lift if x else None, lift_shrunk_sd=x.shrunk_sd if x else None,
+            shrinkage_weight=x.weight if x else None,
+            p_value=_finite(r.p_value) if r else None,
+            significant=r.significant if r else None,
+            result_state=r.decision_state if r else None,
+        )
+
+
+class ProgrammeImpactOut(BaseModel):
+    """The shipped experiments' summed primary-metric improvement, raw and shrunk."""
+
+    method: str
+    applied: bool
+    reason: str | None = Field(description="Why nothing was shrunk (too few experiments).")
+    summary: str
+    population: int = Field(description="Completed experiments the prior is estimated from.")
+    without_result: int
+    prior_mean: float | None = Field(description="Portfolio mean improvement (mu).")
+    tau: float | None = Field(description="Spread of true improvements between experiments.")
+    shipped: int
+    raw_sum: float
+    raw_sum_se: float | None
+    shrunk_sum: float
+    shrunk_sum_sd: float | None
+    raw_mean: float | None
+    shrunk_mean: float | None
+
+    @classmethod
+    def of(cls, impact: ProgrammeImpact) -> ProgrammeImpactOut:
+        s, t = impact.shrinkage, impact.shipped
+        return cls(
+            method=impact.method, applied=s.applied, reason=s.reason, summary=impact.summary,
+            population=impact.population, without_result=impact.without_result,
+            prior_mean=_finite(s.prior_mean), tau=_finite(s.tau), shipped=t.count,
+            raw_sum=t.raw_sum, raw_sum_se=_finite(t.raw_sum_se), shrunk_sum=t.shrunk_sum,
+            shrunk_sum_sd=_finite(t.shrunk_sum_sd), raw_mean=_finite(t.raw_mean),
+            shrunk_mean=_finite(t.shrunk_mean),
+        )
+
+
+class KnowledgeOut(BaseModel):
+    """The knowledge base: matching completed experiments and the programme impact."""
+
+    experiments: list[LearningOut]
+    programme_impact: ProgrammeImpactOut
+
+    @classmethod
+    def of(cls, kb: KnowledgeBase) -> KnowledgeOut:
+        return cls(experiments=[LearningOut.of(e, kb.impact) for e in kb.experiments],
+                   programme_impact=ProgrammeImpactOut.of(kb.impact))
+
+
 # --------------------------------------------------------------------------- metrics
 
 
@@ -312,6 +400,9 @@ class MetricOut(BaseModel):
     denominator_column: str | None = None
     window_days: int | None = None
     cuped_days: int | None = None
+    quantile_p: float | None = Field(
+        default=None, description="Quantile metrics: the level p of the per-unit value's "
+        "quantile (0.9 = p90); null for other kinds.")
 
 
 # --------------------------------------------------------------------------- warehouse
@@ -501,6 +592,11 @@ class _Binomial(_PlanBase):
 class _Mean(_PlanBase):
     kind: Literal["mean"]
     sd: float = Field(gt=0, le=1e12, description="Standard deviation of the metric per unit.")
+    r_squared: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="Expected variance reduction, in [0, 1): the share of the metric's variance "
+        "a pre-experiment covariate explains (CUPED); the test runs on sd² (1 − R²).",
+    )
 
 
 class _MeanEffect(_Mean):

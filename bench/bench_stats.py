@@ -3,13 +3,18 @@
 Run: ``python bench/bench_stats.py`` (``--tiny``: every part at a small size, in seconds;
 tests/test_benches.py runs it so a broken bench fails CI)
 
-(a) Planner: a 1,000-point sample-size curve in one vectorised call of
-    ``core.stats.sample_size_proportion`` vs statsmodels ``NormalIndPower().solve_power`` called
-    once per point (Cohen's h effect size). Target: >= 100x faster, answers within 1%.
+(a) Planner, one plan per call (what the Planner page and the API ask for): CPU time of
+    ``core.stats.sample_size_proportion`` and ``sample_size_mean`` on scalars (their fast path)
+    vs statsmodels ``NormalIndPower`` / ``TTestIndPower`` ``solve_power`` for the same test
+    (the Wald effect size d sqrt(1 + 1/r) / sqrt(p1 q1 + p2 q2 / r); delta / sd), both timed in
+    this run, and their MDE for a sample (``mde_proportion``, ``mde_mean``) vs ``solve_power``
+    for the effect size. Target: >= 50x faster, the same whole units.
+(a') Planner, curves: a 1,000-point sample-size curve in one vectorised call vs statsmodels
+    ``solve_power`` called once per point, for proportions (target: >= 100x faster) and means.
 (b) Analysis: sufficient statistics + Welch test on 2 x 5,000,000 raw floats vs a bare numpy
     ``mean`` + ``var(ddof=1)`` pass over the same arrays. Target: <= 1.5x the bare pass.
 (c) Per call: each two-sample test from sufficient statistics (Welch, Welch sequential,
-    proportion on the Wald path and on the small-count MOVER path, ratio, CUPED) and the
+    proportion on the Wald path and on the small-count MOVER path, ratio, quantile, CUPED) and the
     Bayesian readout, vs scipy ``stats.ttest_ind_from_stats`` per call (the baseline, timed in
     the same run), and the small-count path also vs scipy's exact (Clopper–Pearson) limits of
     both arms, ``binomtest(x, n).proportion_ci()`` twice, which it builds on. Target: < 40 us
@@ -22,12 +27,14 @@ tests/test_benches.py runs it so a broken bench fails CI)
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
 import timeit
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,10 +44,14 @@ from core.stats import (  # noqa: E402
     SufficientStats,
     bayesian_readout,
     covariate_stats,
-    power_proportion,
+    mde_mean,
+    mde_proportion,
     proportion_ztest,
+    quantile_stats,
+    quantile_test,
     ratio_stats,
     ratio_test,
+    sample_size_mean,
     sample_size_proportion,
     sufficient_stats,
     welch_ttest,
@@ -62,62 +73,94 @@ def best_of(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
+def _wald_effect_size(baseline: float, p2: Any, ratio: float = 1.0) -> Any:
+    """The effect size for which statsmodels ``NormalIndPower`` solves the engine's unpooled
+    Wald z-test: d sqrt(1 + 1/r) / sqrt(p1 q1 + p2 q2 / r) (the same power equation)."""
+    return (p2 - baseline) * np.sqrt(1 + 1 / ratio) / np.sqrt(
+        baseline * (1 - baseline) + p2 * (1 - p2) / ratio)
+
+
+def bench_planner_single() -> None:
+    """One plan per call, the planner's everyday use (the Planner page, the API): the sample
+    size for an effect, and the MDE for a sample (the page's fixed-duration mode)."""
+    from statsmodels.stats.power import NormalIndPower, TTestIndPower
+
+    baseline, rel = 0.10, 0.10
+    es_prop = float(_wald_effect_size(baseline, baseline * (1 + rel)))
+    sd, delta, n_mean, n_prop = 24.0, 1.0, 9043.0, 14749.0
+    # (name, ours, statsmodels, calls timed each, what to compare: ours and statsmodels as
+    # the same number - n, or the effect size delta / sd, or the Wald effect size)
+    cases: list[tuple[str, Callable[[], Any], Callable[[], Any], tuple[int, int],
+                      Callable[[], float]]] = [
+        ("sample size, proportions (10%, +10% relative)",
+         lambda: sample_size_proportion(baseline, rel, round_up=False),
+         lambda: NormalIndPower().solve_power(effect_size=es_prop, alpha=0.05, power=0.8,
+                                              ratio=1.0),
+         (20000, 300), lambda: sample_size_proportion(baseline, rel, round_up=False)),
+        ("sample size, means (sd 24, delta 1)",
+         lambda: sample_size_mean(sd, delta, round_up=False),
+         lambda: TTestIndPower().solve_power(effect_size=delta / sd, alpha=0.05, power=0.8,
+                                             ratio=1.0),
+         (10000, 300), lambda: sample_size_mean(sd, delta, round_up=False)),
+        (f"MDE, proportions (10%, n {n_prop:,.0f})",
+         lambda: mde_proportion(baseline, n_prop),
+         lambda: NormalIndPower().solve_power(nobs1=n_prop, alpha=0.05, power=0.8, ratio=1.0),
+         (20000, 300),
+         lambda: float(_wald_effect_size(baseline, baseline + mde_proportion(baseline, n_prop)))),
+        (f"MDE, means (sd 24, n {n_mean:,.0f})",
+         lambda: mde_mean(sd, n_mean),
+         lambda: TTestIndPower().solve_power(nobs1=n_mean, alpha=0.05, power=0.8, ratio=1.0),
+         (10000, 300), lambda: mde_mean(sd, n_mean) / sd),
+    ]
+    load = os.getloadavg()
+    print("(a) planner, one plan per call (two-sided, alpha 0.05, power 0.8, equal arms), CPU "
+          "time per call")
+    print(f"    load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} "
+          "cores; baseline statsmodels solve_power for the same test, timed in this run")
+    for name, ours, theirs, (n_ours, n_theirs), comparable in cases:
+        ours()
+        theirs()
+        us_ours = per_call_us(ours, n_ours)
+        us_theirs = per_call_us(theirs, n_theirs)
+        a, b = float(comparable()), float(theirs())
+        print(f"    {name:46s}: {us_ours:7.1f} us/call vs statsmodels {us_theirs:8.1f} us/call: "
+              f"{us_theirs / us_ours:6.1f}x  (target >= 50x)")
+        if name.startswith("sample size"):
+            same = math.ceil(round(a, 9)) == math.ceil(round(b, 9))
+            print(f"      n = {a:.9f} vs statsmodels {b:.9f} (relative difference "
+                  f"{abs(a / b - 1):.1e}; whole units {'equal' if same else 'DIFFER'})")
+        else:
+            print(f"      effect size {a:.9f} vs statsmodels {b:.9f} (relative difference "
+                  f"{abs(a / b - 1):.1e}; statsmodels' effect-size solve stops ~1e-6 short)")
+
+
 def bench_planner(points: int = 1000) -> None:
-    from statsmodels.stats.power import NormalIndPower
+    """A curve in one vectorised call (the Planner's plots) against statsmodels per point."""
+    from statsmodels.stats.power import NormalIndPower, TTestIndPower
 
     baseline = 0.10
     rel_mde = np.linspace(0.02, 0.30, points)
-    p2 = baseline * (1 + rel_mde)
-    cohens_h = 2 * np.arcsin(np.sqrt(p2)) - 2 * np.arcsin(np.sqrt(baseline))
-    solver = NormalIndPower()
-
-    def ours() -> np.ndarray:
-        return sample_size_proportion(baseline, rel_mde, round_up=False)
-
-    def theirs() -> list[float]:
-        return [
-            solver.solve_power(effect_size=h, alpha=0.05, power=0.8, ratio=1.0) for h in cohens_h
-        ]
-
-    t_ours = best_of(ours, 5)
-    t_theirs = best_of(theirs, 1)
-    n_ours = ours()
-    n_theirs = np.array(theirs())
-    rel = np.abs(n_ours / n_theirs - 1)
-    # like with like: statsmodels' own pooled-null / unpooled-alternative power function
-    # (power_proportions_2indep) evaluated at our n must give back the target power
-    from statsmodels.stats.proportion import power_proportions_2indep
-
-    check = power_proportions_2indep(
-        p2 - baseline, baseline, n_ours, alpha=0.05, return_results=False
-    )
-    ours_power = power_proportion(baseline, rel_mde, n_ours)
-
-    print(f"(a) planner: {points:,}-point sample-size curve (baseline 10%, relative MDE "
-          "2%..30%)")
-    print(
-        f"    core.stats vectorised call : {t_ours * 1e3:9.3f} ms total, "
-        f"{t_ours / points * 1e6:9.3f} us/point"
-    )
-    print(
-        f"    statsmodels NormalIndPower : {t_theirs * 1e3:9.3f} ms total, "
-        f"{t_theirs / points * 1e6:9.3f} us/point (solve_power per point)"
-    )
-    print(f"    speed-up                   : {t_theirs / t_ours:9.1f}x  (target >= 100x)")
-    print(
-        f"    max relative difference in n vs Cohen's h: {rel.max():.4%} (median "
-        f"{np.median(rel):.4%}); target within 1%"
-    )
-    print(
-        "      formulas differ: ours is R power.prop.test (pooled SE under H0, unpooled under H1,"
-    )
-    print("      both tails); NormalIndPower uses the arcsine (Cohen's h) variance-stabilised")
-    print("      effect with unit variance, which agrees to second order in the effect size.")
-    print(
-        f"    like-for-like: statsmodels power_proportions_2indep at our n -> power in "
-        f"[{check.min():.9f}, {check.max():.9f}] (target 0.8; two-sided incl. far tail);"
-    )
-    print(f"      max |ours - statsmodels| power = {np.max(np.abs(ours_power - check)):.2e}")
+    effect = _wald_effect_size(baseline, baseline * (1 + rel_mde))
+    delta = np.linspace(0.05, 0.5, points)
+    cases: list[tuple[str, Callable[[], Any], Callable[[], list[float]], str]] = [
+        ("proportions (baseline 10%, relative MDE 2%..30%)",
+         lambda: sample_size_proportion(baseline, rel_mde, round_up=False),
+         lambda: [NormalIndPower().solve_power(effect_size=e, alpha=0.05, power=0.8, ratio=1.0)
+                  for e in effect], "(target >= 100x)"),
+        ("means (sd 1, delta 0.05..0.5)",
+         lambda: sample_size_mean(1.0, delta, round_up=False),
+         lambda: [TTestIndPower().solve_power(effect_size=d, alpha=0.05, power=0.8, ratio=1.0)
+                  for d in delta], "(no target)"),
+    ]
+    print(f"(a') planner, a {points:,}-point sample-size curve in one vectorised call vs "
+          "statsmodels solve_power per point (wall time)")
+    for name, ours, theirs, target in cases:
+        t_ours = best_of(ours, 5)
+        t_theirs = best_of(theirs, 1)
+        rel = np.abs(np.asarray(ours()) / np.array(theirs()) - 1)
+        print(f"    {name:48s}: {t_ours / points * 1e6:8.3f} us/point vs statsmodels "
+              f"{t_theirs / points * 1e6:9.1f} us/point: {t_theirs / t_ours:8.1f}x {target}; "
+              f"max relative difference in n {rel.max():.1e}")
 
 
 def bench_analysis(size: int = 5_000_000) -> None:
@@ -160,6 +203,8 @@ def bench_per_call() -> None:
     c, t = SufficientStats(2000, 20000.0, 232000.0), SufficientStats(2100, 21420.0, 250000.0)
     rc = ratio_stats(rng.gamma(2.0, 1.0, 1000) * 2, 1.0 + rng.poisson(1.0, 1000))
     rt = ratio_stats(rng.gamma(2.1, 1.0, 1000) * 2, 1.0 + rng.poisson(1.0, 1000))
+    qc = quantile_stats(rng.lognormal(6.0, 0.6, 2000), 0.9)
+    qt = quantile_stats(rng.lognormal(6.05, 0.6, 2100), 0.9)
     cc = covariate_stats(rng.normal(size=1000), rng.normal(size=1000))
     ct = covariate_stats(rng.normal(size=1000), rng.normal(size=1000))
     cases: list[tuple[str, Callable[[], object], int]] = [
@@ -170,6 +215,7 @@ def bench_per_call() -> None:
         ("proportion_ztest (Wald path)", lambda: proportion_ztest(1000, 10000, 1085, 10000),
          20000),
         ("ratio_test", lambda: ratio_test(rc, rt), 20000),
+        ("quantile_test (p90)", lambda: quantile_test(qc, qt), 20000),
         ("welch_ttest_cuped (2 tests)", lambda: welch_ttest_cuped(cc, ct), 10000),
         ("bayesian_readout", lambda: bayesian_readout(0.02, 0.01), 20000),
         ("proportion_ztest (MOVER, 3/40 vs 9/40)", lambda: proportion_ztest(3, 40, 9, 40),
@@ -204,6 +250,8 @@ def bench_per_call() -> None:
 
 
 if __name__ == "__main__":
+    bench_planner_single()
+    print()
     bench_planner(50 if TINY else 1000)
     print()
     bench_analysis(50_000 if TINY else 5_000_000)

@@ -4,7 +4,10 @@ A metric is ``binomial`` (0/1 per unit: conversion), ``mean`` (a number per unit
 ``ratio``: the sum over units of a ``numerator`` column divided by the sum of a ``denominator``
 column (revenue per session = revenue / sessions), analysed per unit with the delta method. A
 ratio metric names those two per-unit columns (lower_snake_case, different); a user-level file
-carries them under those names, and aggregated inputs give the denominator's sums.
+carries them under those names, and aggregated inputs give the denominator's sums. A
+``quantile`` metric compares the ``quantile_p``-quantile of a per-unit value between arms
+(p90 page load time: ``quantile_p`` = 0.9; :mod:`core.stats.quantile`); a user-level file
+carries the value under the metric's name.
 
 A metric may instead be computed in the warehouse from a ``fact_source``
 (:mod:`core.warehouse.catalog`): per unit, an ``aggregation`` of the fact source's
@@ -66,8 +69,12 @@ class MetricFields(BaseModel):
         min_length=1, max_length=MAX_METRIC_NAME_LENGTH, pattern=r"^[a-z][a-z0-9_]*$"
     )
     kind: MetricKind | None = Field(
-        default=None, description="binomial, mean or ratio; a warehouse metric's follows from "
-        "its aggregation (sum, count: mean; any: binomial; mean, ratio: ratio)")
+        default=None, description="binomial, mean, ratio or quantile; a warehouse metric's "
+        "follows from its aggregation (sum, count: mean; any: binomial; mean, ratio: ratio)")
+    quantile_p: float | None = Field(
+        default=None, gt=0, lt=1, allow_inf_nan=False,
+        description="Quantile metrics: the level p of the per-unit value's quantile, strictly "
+        "between 0 and 1 (0.9 for p90).")
     unit: SafeStr = Field(default="", max_length=32)
     higher_is_better: bool = Field(default=True, strict=True)
     description: SafeStr = Field(default="", max_length=MAX_DESCRIPTION_LENGTH)
@@ -103,8 +110,13 @@ class MetricFields(BaseModel):
                 self.kind = KIND_OF_AGGREGATION[self.aggregation]
             return self
         if self.kind is None:
-            raise ValueError("kind: give binomial, mean or ratio (or, for a metric computed "
-                             "in the warehouse, a fact_source and an aggregation)")
+            raise ValueError("kind: give binomial, mean, ratio or quantile (or, for a metric "
+                             "computed in the warehouse, a fact_source and an aggregation)")
+        if (self.kind == "quantile") != (self.quantile_p is not None):
+            raise ValueError(
+                "a quantile metric needs quantile_p, the level of its quantile strictly between "
+                "0 and 1 (e.g. 0.9 for p90)" if self.kind == "quantile" else
+                f"only quantile metrics take quantile_p (this one is {self.kind})")
         if self.kind == "ratio":
             if not self.numerator or not self.denominator:
                 raise ValueError("a ratio metric needs a numerator and a denominator column "
@@ -136,7 +148,10 @@ def warehouse_problems(fields: MetricFields) -> list[str]:
         return [f"aggregation: a metric on a fact source says how it aggregates per unit: "
                 f"{', '.join(AGGREGATIONS)}"]
     expected = KIND_OF_AGGREGATION[agg]
-    if fields.kind != expected:
+    if fields.quantile_p is not None or fields.kind == "quantile":
+        problems.append("kind: quantile metrics are loaded from user-level files for now; a "
+                        "fact source's metric aggregates with sum, count, any, mean or ratio")
+    elif fields.kind != expected:
         problems.append(
             f"kind: a {agg} metric is {expected} (sum and count: mean; any: binomial; mean "
             f"and ratio: ratio); leave kind out or give {expected}")
@@ -195,6 +210,8 @@ class MetricView:
     denominator_column: str | None = None
     window_days: int | None = None
     cuped_days: int | None = None
+    quantile_p: float | None = None
+    """Quantile metrics: the level p (0.9 = p90)."""
 
 
 def _view(m: Metric, fact_source: str | None = None) -> MetricView:
@@ -213,6 +230,7 @@ def _view(m: Metric, fact_source: str | None = None) -> MetricView:
         denominator_column=m.denominator_column,
         window_days=m.window_days,
         cuped_days=m.cuped_days,
+        quantile_p=m.quantile_p,
     )
 
 

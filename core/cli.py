@@ -379,7 +379,7 @@ def _add_fact_source(args: argparse.Namespace) -> int:
 
 def _add_metric_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", required=True, help="lower_snake_case, e.g. checkout_conversion")
-    p.add_argument("--kind", choices=["binomial", "mean", "ratio"],
+    p.add_argument("--kind", choices=["binomial", "mean", "ratio", "quantile"],
                    help="required for a metric loaded from files or SQL; a warehouse metric's "
                         "follows from --aggregation")
     p.add_argument("--unit", default="", help="e.g. EUR, %%, ms")
@@ -388,6 +388,9 @@ def _add_metric_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--description", default="")
     p.add_argument("--numerator", help="file ratio metrics: the per-unit column above the line")
     p.add_argument("--denominator", help="file ratio metrics: the per-unit column below it")
+    p.add_argument("--quantile-p", type=float,
+                   help="quantile metrics: the level of the per-unit value's quantile, "
+                        "strictly between 0 and 1 (0.9 for p90)")
     p.add_argument("--fact-source", help="warehouse metrics: the fact source it is computed from")
     p.add_argument("--aggregation", choices=["sum", "count", "any", "mean", "ratio"],
                    help="warehouse metrics: per unit, sum | count of rows | any row (0/1) | "
@@ -412,6 +415,7 @@ def _add_metric(args: argparse.Namespace) -> int:
         "fact_source": args.fact_source, "aggregation": args.aggregation,
         "value_column": args.column, "denominator_column": args.denominator_column,
         "window_days": args.window_days, "cuped_days": args.cuped_days,
+        "quantile_p": args.quantile_p,
     }
     data = {"name": args.name, "unit": args.unit, "higher_is_better": not args.lower_is_better,
             "description": args.description,

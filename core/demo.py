@@ -1,6 +1,7 @@
 """The demo portfolio: a metrics catalogue, experiments in every status, and backlog ideas.
 
-Two plans show the non-default tests: "Infinite scroll on search" tests its primary one-sided
+"Infinite scroll on search" also guards the p90 page load time (a quantile metric). Two plans
+show the non-default tests: "Infinite scroll on search" tests its primary one-sided
 (revenue per session up, ``alternative="greater"``), and "Search ranking v2" gives its page-load
 guardrail a 2% non-inferiority margin.
 
@@ -46,6 +47,10 @@ METRICS: list[dict[str, Any]] = [
      "denominator": "sessions",
      "description": "Revenue per session: total revenue over total sessions of the exposed "
                     "users (a ratio metric, analysed per user with the delta method)."},
+    {"name": "p90_page_load_ms", "kind": "quantile", "quantile_p": 0.9, "unit": "ms",
+     "higher_is_better": False,
+     "description": "90th percentile over users of each user's page load time: the slow tail "
+                    "a mean hides (a quantile metric, order-statistic interval)."},
 ]
 
 AB = [{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}]
@@ -125,7 +130,8 @@ def _experiments(today: date) -> list[dict[str, Any]]:
             "hypothesis": "Loading more results as the user scrolls keeps sessions going and "
             "raises revenue per session by at least 4%.",
             "target_segment": "Search users", "primary_metric": "revenue_per_session",
-            "alternative": "greater", "guardrail_metrics": ["page_load_time_ms"], "variants": AB,
+            "alternative": "greater",
+            "guardrail_metrics": ["page_load_time_ms", "p90_page_load_ms"], "variants": AB,
             "planned_sample_size": 6000, "mde": 0.05, "planned_start": d(-14),
             "planned_end": d(7), "reach": 90000, "impact": 1, "confidence": 50, "effort": 2,
             "tags": ["search", "revenue"]}},

@@ -11,7 +11,8 @@ ranking v2), a sample ratio mismatch (Onboarding checklist: 52/48 on a 50/50 pla
 regression (Free shipping threshold: refund rate +40%), one short of its plan (Pricing page
 redesign: 40%), a sequential three-arm test with one clear winner (Recommendations carousel), and
 the completed experiments (for predicted-vs-realised comparisons), a ratio metric (Infinite
-scroll on search: revenue per session +6%, sessions per user unchanged) and an effect that lives
+scroll on search: revenue per session +6%, sessions per user unchanged; its p90 page load time,
+a quantile metric, unchanged) and an effect that lives
 in one segment (Mobile express checkout: checkout conversion +25% on ios and android, none on
 web; its data carries the dimension columns ``platform`` and ``country``).
 """
@@ -85,6 +86,8 @@ _CONV = MetricModel("binomial", 0.10)
 _REFUND = MetricModel("binomial", 0.03)
 _REVENUE = MetricModel("mean", 12.0, cv=2.0, pre_correlation=0.6)
 _LOAD = MetricModel("mean", 1200.0, cv=0.25)
+_LOAD_TAIL = MetricModel("quantile", 1200.0, cv=0.6)
+"""A quantile metric's per-unit value, drawn as a lognormal mean metric's (its p90 is tested)."""
 _SESSION = MetricModel("mean", 6.0, cv=0.8, pre_correlation=0.5)
 _ORDERS = MetricModel("mean", 1.2, distribution="poisson")
 
@@ -147,7 +150,7 @@ DEMO_TRUTH: dict[str, DemoTruth] = {
         units={"control": 6_000, "treatment": 6_000},
         metrics={"revenue_per_session": MetricModel("ratio", 4.0, cv=1.2, numerator="revenue",
                                                     denominator="sessions"),
-                 "page_load_time_ms": _LOAD},
+                 "page_load_time_ms": _LOAD, "p90_page_load_ms": _LOAD_TAIL},
         effects={("revenue_per_session", "treatment"): 0.06},
     ),
     "Mobile express checkout": DemoTruth(

@@ -95,7 +95,9 @@ class PlanInputs(BaseModel):
     ``relative`` (0.05 = +5%), else absolute (rate points or metric units); the modes that solve
     for the effect leave it out. ``weights`` is the traffic split, control first, summing to 1.
     ``daily_traffic`` is the eligible users a day (without it a plan has no duration);
-    ``exposure`` is the share of them enrolled.
+    ``exposure`` is the share of them enrolled. ``r_squared`` is the expected variance
+    reduction of a mean metric, in [0, 1): the share of its variance a pre-experiment covariate
+    explains (CUPED), so the test runs on sd^2 (1 - R^2) (:func:`core.stats.sample_size_mean`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -111,6 +113,16 @@ class PlanInputs(BaseModel):
     weights: tuple[float, ...] = (0.5, 0.5)
     daily_traffic: float | None = Field(default=None, gt=0)
     exposure: float = Field(default=1.0, gt=0, le=1)
+    r_squared: float = 0.0
+
+    @field_validator("r_squared")
+    @classmethod
+    def _r_squared_in_range(cls, r_squared: float) -> float:
+        if not 0 <= r_squared < 1:
+            raise ValueError(f"give the expected variance reduction (R²) as a share from 0 up "
+                             f"to (not including) 1, e.g. 0.3 when CUPED removes 30% of the "
+                             f"variance; it is {r_squared:g}")
+        return r_squared
 
     @field_validator("alpha")
     @classmethod
@@ -150,6 +162,9 @@ class PlanInputs(BaseModel):
                             f"100% (it is {fmt.percent(self.baseline, 4, trim=True)})")
         if self.kind == "mean" and self.sd is None:
             problems.append("sd: a mean metric needs its standard deviation per unit")
+        if self.kind == "binomial" and self.r_squared > 0:
+            problems.append("r_squared: variance reduction (CUPED) applies to mean metrics; "
+                            "plan a conversion rate with 0")
         if self.kind == "mean" and self.relative and self.baseline == 0:
             problems.append("baseline: a relative MDE needs a non-zero baseline mean")
         if len(self.weights) < 2 or any(w <= 0 for w in self.weights):
@@ -325,7 +340,8 @@ def _n_control(inputs: PlanInputs) -> int:
                                            round_up=False, **common)
             else:
                 n = sample_size_mean(inputs.sd, mde, baseline_mean=inputs.baseline,
-                                     relative=inputs.relative, round_up=False, **common)
+                                     relative=inputs.relative, round_up=False,
+                                     r_squared=inputs.r_squared, **common)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     if not math.isfinite(n) or n > MAX_UNITS:
@@ -342,7 +358,8 @@ def _power(inputs: PlanInputs, n_control: float, mde_absolute: float) -> float:
         if inputs.kind == "binomial":
             return float(power_proportion(inputs.baseline, mde_absolute, n_control,
                                           relative=False, **common))
-        return float(power_mean(inputs.sd, mde_absolute, n_control, **common))
+        return float(power_mean(inputs.sd, mde_absolute, n_control, r_squared=inputs.r_squared,
+                                **common))
 
 
 def _mde(inputs: PlanInputs, n_control: float | np.ndarray) -> float | np.ndarray:
@@ -351,7 +368,7 @@ def _mde(inputs: PlanInputs, n_control: float | np.ndarray) -> float | np.ndarra
     with _budget():
         if inputs.kind == "binomial":
             return mde_proportion(inputs.baseline, n_control, **common)
-        return mde_mean(inputs.sd, n_control, **common)
+        return mde_mean(inputs.sd, n_control, r_squared=inputs.r_squared, **common)
 
 
 def _budget() -> Any:
@@ -390,7 +407,9 @@ def _tail(inputs: PlanInputs) -> str:
     sided = "two-sided" if inputs.alternative == "two-sided" else "one-sided"
     k = inputs.variants - 1
     arms = "" if k == 1 else f", {k} treatments each at alpha {inputs.alpha / k:.3g}"
-    return f"{sided}, alpha {inputs.alpha:g}{arms}"
+    cuped = ("" if inputs.r_squared == 0 else
+             f", CUPED removing {fmt.percent(inputs.r_squared, sig=3)} of the variance")
+    return f"{sided}, alpha {inputs.alpha:g}{arms}{cuped}"
 
 
 def _days(days: int) -> str:
@@ -546,7 +565,7 @@ def power_curve(plan: Plan) -> Curve:
     if i.kind == "binomial":
         y = power_proportion(i.baseline, plan.mde_absolute, n, relative=False, **common)
     else:
-        y = power_mean(i.sd, plan.mde_absolute, n, **common)
+        y = power_mean(i.sd, plan.mde_absolute, n, r_squared=i.r_squared, **common)
     return Curve(tuple(float(v) for v in n * smallest), tuple(float(v) for v in y),
                  "Users per variant", "Power", float(plan.n_per_variant), float(plan.power))
 
@@ -727,9 +746,9 @@ def save_plan(
     plan's (the registry refuses a one-sided direction the primary metric calls worse).
 
     The plan's inputs are stored with it (``plan_inputs``: baseline, sd, effect, split,
-    traffic; :func:`plan_draft` reads them back), and a plan with a duration sets the planned
-    dates: from the experiment's planned start, else ``today`` (default: the current UTC day),
-    to the last of its ``days`` days.
+    traffic, expected variance reduction; :func:`plan_draft` reads them back), and a plan with
+    a duration sets the planned dates: from the experiment's planned start, else ``today``
+    (default: the current UTC day), to the last of its ``days`` days.
 
     A plan sized for another traffic split than the experiment's is refused
     (:func:`split_mismatch` says why) unless ``set_split``: then the experiment's variants

@@ -6,9 +6,10 @@ Alternative = Literal["two-sided", "greater", "less"]
 """``"greater"`` means treatment > control."""
 
 Status = Literal["proposed", "running", "completed", "abandoned"]
-MetricKind = Literal["binomial", "mean", "ratio"]
+MetricKind = Literal["binomial", "mean", "ratio", "quantile"]
 """``ratio``: sum of a numerator column over sum of a denominator column (e.g. revenue per
-session), analysed per unit with the delta method."""
+session), analysed per unit with the delta method. ``quantile``: the p-quantile of a per-unit
+value (e.g. p90 page load time; the metric's ``quantile_p``), core.stats.quantile."""
 AnalysisMode = Literal["fixed", "sequential"]
 Decision = Literal["ship", "dont_ship", "iterate"]
 Role = Literal["viewer", "editor", "admin"]
@@ -62,9 +63,15 @@ GROUPINGS: tuple[str, ...] = get_args(Grouping)
 CALIBRATION_GROUPINGS: tuple[str, ...] = get_args(CalibrationGrouping)
 AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 
-TestMethod = Literal["welch", "welch_cuped", "wald_z", "mover_cp", "delta_ratio"]
+TestMethod = Literal[
+    "welch", "welch_cuped", "wald_z", "mover_cp", "delta_ratio", "quantile_woodruff",
+]
 """How a two-sample result was computed (the ``method`` field of every core.stats test result)."""
 PriorKind = Literal["flat", "gaussian"]
 """The prior on the relative lift used by :func:`core.stats.bayesian_readout`."""
 TEST_METHODS: tuple[str, ...] = get_args(TestMethod)
 PRIOR_KINDS: tuple[str, ...] = get_args(PriorKind)
+
+ShrinkageMethod = Literal["dersimonian_laird", "paule_mandel"]
+"""How core.stats.shrinkage estimates the portfolio's between-experiment variance tau^2."""
+SHRINKAGE_METHODS: tuple[str, ...] = get_args(ShrinkageMethod)

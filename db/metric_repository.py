@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from core.stats.capping import AppliedCap
 from core.stats.metric_stats import COVARIATE_SUMS, RATIO_SUMS, MetricStats
 from core.stats.metric_stats import FIELDS as STAT_FIELDS
+from core.stats.quantile import QUANTILE_FIELDS, QuantileStats
 from db.models import (
     AppliedCap as AppliedCapRow,
 )
@@ -42,6 +43,7 @@ from db.models import (
     Experiment,
     Metric,
     MetricDailyStat,
+    MetricQuantileStat,
     MetricSliceDailyStat,
     MetricSource,
     ResultSnapshot,
@@ -205,6 +207,57 @@ def upsert_daily_stats(
         ],
     )
     return len(rows)
+
+
+@dataclass(frozen=True)
+class QuantileStatRow:
+    """One stored row of :class:`MetricQuantileStat`: a quantile metric's statistics in one
+    variant over all its units."""
+
+    variant_id: int
+    metric_id: int
+    stats: QuantileStats
+
+
+def replace_quantile_stats(
+    session: Session, *, experiment_id: int, metric_ids: Sequence[int],
+    rows: Sequence[QuantileStatRow], source: str,
+) -> int:
+    """Remove the quantile statistics of ``metric_ids`` and store ``rows`` (a load carrying
+    a quantile metric defines it whole: an arm it has no record for keeps none)."""
+    session.execute(delete(MetricQuantileStat).where(
+        MetricQuantileStat.experiment_id == experiment_id,
+        MetricQuantileStat.metric_id.in_(list(metric_ids))))
+    return upsert_quantile_stats(session, experiment_id=experiment_id, rows=rows, source=source)
+
+
+def upsert_quantile_stats(
+    session: Session, *, experiment_id: int, rows: Sequence[QuantileStatRow], source: str
+) -> int:
+    """Insert or replace quantile statistics keyed on (experiment, variant, metric)."""
+    _upsert(
+        session,
+        MetricQuantileStat.__table__,
+        ["experiment_id", "variant_id", "metric_id"],
+        [
+            {"experiment_id": experiment_id, "variant_id": r.variant_id,
+             "metric_id": r.metric_id,
+             **{name: getattr(r.stats, name) for name in QUANTILE_FIELDS}, "source": source}
+            for r in rows
+        ],
+    )
+    return len(rows)
+
+
+def quantile_stats(session: Session, *, experiment_id: int) -> list[QuantileStatRow]:
+    """Every stored quantile-statistics row of an experiment, by metric and variant."""
+    table = MetricQuantileStat.__table__
+    query = (select(table.c.variant_id, table.c.metric_id,
+                    *(table.c[name] for name in QUANTILE_FIELDS))
+             .where(table.c.experiment_id == experiment_id)
+             .order_by(table.c.metric_id, table.c.variant_id))
+    return [QuantileStatRow(vid, mid, QuantileStats(*fields))
+            for vid, mid, *fields in session.execute(query)]
 
 
 def upsert_assignments(

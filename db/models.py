@@ -47,6 +47,12 @@ column, a ratio has a denominator column (and nothing else has), windows are who
 CUPED's pre-period only for sum, count and any."""
 
 
+METRIC_KIND = "kind IN ('binomial', 'mean', 'ratio', 'quantile')"
+METRIC_QUANTILE = ("(kind = 'quantile') = (quantile_p IS NOT NULL) AND "
+                   "(quantile_p IS NULL OR quantile_p > 0 AND quantile_p < 1)")
+"""A quantile metric, and only it, has its level p, strictly between 0 and 1."""
+
+
 class Metric(Base):
     __tablename__ = "metrics"
 
@@ -85,9 +91,14 @@ class Metric(Base):
         comment="Warehouse metrics: days before first exposure aggregated as the CUPED "
         "covariate; NULL = no CUPED."
     )
+    quantile_p: Mapped[float | None] = mapped_column(
+        comment="Quantile metrics: the level p in (0, 1) of the per-unit value's quantile "
+        "(0.9 = p90)."
+    )
 
     __table_args__ = (
-        CheckConstraint("kind IN ('binomial', 'mean', 'ratio')", name="kind"),
+        CheckConstraint(METRIC_KIND, name="kind"),
+        CheckConstraint(METRIC_QUANTILE, name="quantile_p"),
         CheckConstraint(METRIC_RATIO_COLUMNS, name="ratio_columns"),
         CheckConstraint(METRIC_AGGREGATION, name="aggregation"),
         CheckConstraint(METRIC_WAREHOUSE_COLUMNS, name="warehouse_columns"),
@@ -431,6 +442,35 @@ class AppliedCap(Base):
     units: Mapped[int] = mapped_column(comment="Units the cap was computed over.")
     source: Mapped[str] = mapped_column(String(200), comment="The load that computed it.")
     loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class MetricQuantileStat(Base):
+    """One arm's statistics of a quantile metric over all its units
+    (:class:`core.stats.QuantileStats`): quantiles do not add up over days, so there is one
+    row per (experiment, variant, metric), replaced by each load that carries the metric."""
+
+    __tablename__ = "metric_quantile_stats"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    metric_id: Mapped[int] = mapped_column(ForeignKey("metrics.id", ondelete="CASCADE"))
+    n: Mapped[int]
+    p: Mapped[float]
+    quantile: Mapped[float]
+    lower: Mapped[float] = mapped_column(comment="The quantile at p - z sqrt(p (1-p) / n_star).")
+    upper: Mapped[float] = mapped_column(comment="The quantile at p + z sqrt(p (1-p) / n_star).")
+    n_star: Mapped[int] = mapped_column(comment="The count the bounds' levels were set for.")
+    source: Mapped[str] = mapped_column(String(200), comment="Where the numbers came from.")
+    loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "variant_id", "metric_id",
+                         name="uq_metric_quantile_stats_key"),
+        CheckConstraint("n >= 1 AND n_star >= 1", name="n"),
+        CheckConstraint("p > 0 AND p < 1", name="p"),
+        CheckConstraint("lower <= quantile AND quantile <= upper", name="bounds"),
+    )
 
 
 class AssignmentDailyCount(Base):

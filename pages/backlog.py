@@ -31,6 +31,7 @@ EDITOR_KEY = "backlog_editor"
 COLUMNS = {"reach": "Reach", "impact": "Impact", "confidence": "Confidence %", "effort": "Effort"}
 TESTABLE = {True: "yes", False: "NOT testable", None: "unknown"}
 SIGNIFICANT = {True: "yes", False: "no", None: "—"}
+SHRUNK_COLUMN = f"Lift, {knowledge.SHRUNK_LABEL}"
 # The grid's columns: the score and its four inputs first, so they fit beside the sidebar at
 # 1,024 px (issue 23: Confidence, Effort and Score were off screen); owner and segment (the
 # filters above) after them; tags and observed reach are in the idea.
@@ -100,12 +101,12 @@ def not_shown() -> None:
 @st.cache_data(ttl=30, show_spinner=False)
 def load_knowledge(search: str, by: str, calibrate_by: str):  # type: ignore[no-untyped-def]
     with db_session() as session:
-        everything = knowledge.completed_experiments(session)
-        found = knowledge.completed_experiments(session, search=search) if search else everything
+        kb = knowledge.knowledge_base(session, search=search)
         return (
-            found,
-            knowledge.win_rates(session, by=by, items=everything),
-            knowledge.calibration(session, by=calibrate_by, items=everything),
+            kb.experiments,
+            knowledge.win_rates(session, by=by, items=kb.everything),
+            knowledge.calibration(session, by=calibrate_by, items=kb.everything,
+                                  impact=kb.impact),
         )
 
 
@@ -335,6 +336,8 @@ with knowledge_tab:
                                 key="kb_cal_by")
     found, rates, cal = load_knowledge(search.strip(), by, calibrate_by)
 
+    impact = cal.impact
+    assert impact is not None  # calibration always carries the shrinkage it used
     st.markdown("#### Completed experiments")
     if not found:
         st.info("No completed experiment matches." if search else "Nothing completed yet.")
@@ -343,13 +346,37 @@ with knowledge_tab:
             {"Experiment": e.name, "Owner": e.owner, "Completed": fmt.day(e.ended),
              "Decision": fmt.label(e.decision) if e.decision else "—",
              "Primary metric": e.result.metric if e.result else "—",
-             "Lift": fmt.signed_percent(e.result.lift if e.result else None),
+             "Lift (raw)": fmt.signed_percent(e.result.lift if e.result else None),
+             SHRUNK_COLUMN: fmt.signed_percent(x.shrunk_lift if x else None),
              "p-value": fmt.pvalue(e.result.p_value if e.result else None),
              "Significant": SIGNIFICANT[e.result.significant if e.result else None],
              "Result state": fmt.label(e.result.decision_state) if e.result else "No data",
              "Tags": ", ".join(e.tags), "Learnings": e.learnings}
-            for e in found
+            for e in found for x in [impact.lift_of(e.id)]
         ]), hide_index=True, width="stretch")
+        st.download_button("Export the knowledge base (CSV)",
+                           knowledge.knowledge_csv(found, impact), "knowledge_base.csv",
+                           "text/csv", key="kb_export")
+
+    st.markdown("#### Programme impact")
+    shipped = impact.shipped
+    if shipped.count == 0:
+        st.info("No shipped experiment has a primary-metric result yet.")
+    else:
+        p1, p2, p3 = st.columns(3)
+        p1.metric("Shipped experiments with a result", shipped.count)
+        p2.metric("Summed lift (raw)", fmt.signed_percent(shipped.raw_sum),
+                  help=f"± {fmt.percent(shipped.raw_sum_se)} (standard error); mean "
+                       f"{fmt.signed_percent(shipped.raw_mean)} per experiment")
+        p3.metric(f"Summed lift, {knowledge.SHRUNK_LABEL}",
+                  fmt.signed_percent(shipped.shrunk_sum),
+                  help=f"± {fmt.percent(shipped.shrunk_sum_sd)} (posterior SD); mean "
+                       f"{fmt.signed_percent(shipped.shrunk_mean)} per experiment")
+        st.caption("Each shipped experiment's primary-metric lift in its good direction, "
+                   f"summed. {impact.summary}")
+    if impact.without_result:
+        st.caption(f"{impact.without_result} completed experiment(s) without a primary-metric "
+                   "lift and its standard error are left out of the shrinkage.")
 
     st.markdown(f"#### Win rate by {by}")
     st.dataframe(pd.DataFrame([
@@ -375,13 +402,16 @@ with knowledge_tab:
              "Predicted confidence": g.mean_confidence, "Win rate": g.win_rate,
              "High-confidence won": f"{g.high_confidence_won}/{g.high_confidence}",
              "Significant wins": f"{g.significant_wins}/{g.with_result}",
-             "Mean realised lift": g.mean_lift}
+             "Mean realised lift, shrunk": g.mean_shrunk_lift,
+             "Mean realised lift (raw)": g.mean_lift}
             for g in cal.groups
         ])
         st.dataframe(groups, hide_index=True, width="stretch", column_config={
             "Predicted confidence": st.column_config.NumberColumn(format="percent"),
             "Win rate": st.column_config.NumberColumn(format="percent"),
-            "Mean realised lift": st.column_config.NumberColumn(format="percent"),
+            "Mean realised lift, shrunk": st.column_config.NumberColumn(
+                format="percent", help=f"Lift {knowledge.SHRUNK_LABEL}: see Programme impact"),
+            "Mean realised lift (raw)": st.column_config.NumberColumn(format="percent"),
         })
         bars = groups.melt(id_vars=[calibrate_by.capitalize()],
                            value_vars=["Predicted confidence", "Win rate"],
@@ -389,11 +419,12 @@ with knowledge_tab:
         st.plotly_chart(charts.calibration_bars(bars, calibrate_by.capitalize()), width="stretch")
         points = pd.DataFrame([
             {"Experiment": p.name, "Owner": p.owner, "Predicted impact": p.impact,
-             "Confidence %": p.confidence, "Realised lift": p.lift,
+             "Confidence %": p.confidence, "Realised lift": p.shrunk_lift,
+             "Raw lift": p.lift,
              "Outcome": charts.OUTCOMES[("good" if p.significant_win else "inconclusive"
                                          if p.significant is False else "bad")],
              "Decision": p.decision}
-            for p in cal.points if p.lift is not None
+            for p in cal.points if p.shrunk_lift is not None
         ])
         if points.empty:
             st.caption("No completed experiment has primary-metric results yet: the "

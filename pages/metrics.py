@@ -17,7 +17,7 @@ from ui.state import clear_reads, db_session, query_value, set_query, url_select
 from ui.widgets import metric_formula, run_action
 
 KIND_LABELS = {"binomial": "Conversion rate (yes/no per user)", "mean": "Mean per user",
-               "ratio": "Ratio of two sums"}
+               "ratio": "Ratio of two sums", "quantile": "Quantile per user (p50, p90, p99)"}
 DIRECTION = {True: "Higher is better", False: "Lower is better"}
 
 actor = current_actor()
@@ -55,6 +55,8 @@ def definition(m: catalogue.MetricView) -> str:
         return f"Warehouse: {metric_formula(m)} on {m.fact_source}{window}"
     if m.kind == "ratio":
         return f"Ratio: {m.numerator} / {m.denominator}"
+    if m.kind == "quantile" and m.quantile_p is not None:
+        return f"Quantile: p{m.quantile_p * 100:g} per user"
     return kind_label(m.kind)
 
 
@@ -110,9 +112,13 @@ with st.expander("New metric"), st.form("create_metric", clear_on_submit=False):
                               key="met_new_numerator")
     denominator = c2.text_input("Denominator column (ratio only, e.g. sessions)",
                                 key="met_new_denominator")
+    level = c1.number_input("Quantile level p (quantile only, e.g. 0.9 for p90)", 0.01, 0.99,
+                            0.9, 0.01, key="met_new_quantile_p")
     st.caption("A ratio metric is the sum of its numerator column over an arm's units divided "
                "by the sum of its denominator column (revenue per session = revenue / "
-               "sessions); a data file carries both columns under these names.")
+               "sessions); a data file carries both columns under these names. A quantile "
+               "metric compares the p-quantile of each user's value between the arms (p90 "
+               "page load time); a user-level file carries the value under the metric's name.")
     description = st.text_area("Description: what is counted, for whom, over which window",
                                key="met_new_description")
     if st.form_submit_button("Add metric", type="primary"):
@@ -121,7 +127,9 @@ with st.expander("New metric"), st.form("create_metric", clear_on_submit=False):
         elif call(lambda s: catalogue.create_metric(s, actor=actor, data={
                 "name": name, "kind": kind, "unit": unit, "higher_is_better": higher,
                 "description": description, "numerator": column(numerator),
-                "denominator": column(denominator)}), f"Metric '{name.strip()}' added"):
+                "denominator": column(denominator),
+                "quantile_p": level if kind == "quantile" else None}),
+                f"Metric '{name.strip()}' added"):
             st.session_state["met_open"] = name.strip()
             set_query(metric=name.strip())
             for key in [k for k in st.session_state if str(k).startswith("met_new_")]:

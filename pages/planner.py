@@ -7,6 +7,7 @@ import streamlit as st
 
 from core import format as fmt
 from core import planning
+from core.analysis import results
 from core.errors import DomainError, InvalidInput, NotFound
 from ui import charts
 from ui.auth import current_actor
@@ -47,6 +48,13 @@ def load_observed(experiment_id: int, metric: str) -> planning.ObservedBaseline 
             return planning.observed_baseline(session, experiment_id=experiment_id, metric=metric)
         except DomainError as exc:
             return exc.message
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_achieved(experiment_id: int, metric: str) -> results.AchievedVarianceReduction | None:
+    with db_session() as session:
+        return results.achieved_variance_reduction(session, experiment_id=experiment_id,
+                                                   metric=metric)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -121,6 +129,7 @@ with left:
     kind = KINDS[st.radio("Metric type", kind_labels, index=kind_index, horizontal=True,
                           disabled=observed is not None, key=f"plan_kind_{seed}", **BOUND)]
     sd = None
+    r_squared = 0.0
     if kind == "binomial":
         rate = base.get("baseline") if base.get("kind", "binomial") == "binomial" else None
         baseline = st.number_input(
@@ -134,6 +143,20 @@ with left:
         sd = st.number_input("Standard deviation per user", min_value=1e-9,
                              value=float(base["sd"]) if base.get("sd") else 24.0,
                              format="%.4g", key=f"plan_sd_{seed}", **BOUND)
+        achieved = (load_achieved(observed.experiment_id, observed.metric)
+                    if observed is not None else None)
+        if achieved is not None and st.toggle(
+                f"Take the variance reduction CUPED achieved there (R² = "
+                f"{achieved.r_squared:.3g})", key=f"plan_r2_from_{seed}", **BOUND):
+            r_squared = achieved.r_squared
+            st.caption(achieved.description)
+        else:
+            r_squared = st.number_input(
+                "Expected variance reduction (R²)", min_value=0.0, max_value=0.99, step=0.05,
+                value=float(start.get("r_squared", 0.0)), format="%g", key=f"plan_r2_{seed}",
+                help="The share of the metric's variance a pre-experiment covariate explains "
+                "(CUPED): the plan sizes the test on SD² × (1 − R²). 0 plans without it.",
+                **BOUND)
     relative = st.radio("Effect expressed as", ["Relative (%)", "Absolute"], horizontal=True,
                         index=0 if start.get("relative", True) else 1,
                         key=f"plan_relative{plan_seed}", **BOUND) == "Relative (%)"
@@ -196,7 +219,7 @@ try:
     inputs = planning.make_inputs(
         kind=kind, baseline=baseline, sd=sd, mde=mde, relative=relative, alpha=alpha,
         power=power, alternative=alternative, weights=weights, daily_traffic=daily,
-        exposure=exposure,
+        exposure=exposure, r_squared=r_squared,
     )
     if len(inputs.weights) != n_variants:
         raise InvalidInput(

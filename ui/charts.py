@@ -227,11 +227,15 @@ def calibration_bars(groups: pd.DataFrame, by: str) -> go.Figure:
 
 def calibration_points(points: pd.DataFrame) -> go.Figure:
     """Predicted impact against realised lift per completed experiment, coloured by outcome:
-    green = significant win, red = significant loss, grey = not significant."""
+    green = significant win, red = significant loss, grey = not significant. The realised lift
+    is the shrunk one (empirical Bayes); hovering shows the raw lift ("Raw lift")."""
     fig = px.scatter(
         points, x="Predicted impact", y="Realised lift", color="Outcome",
-        size="Confidence %", hover_name="Experiment", hover_data=["Owner", "Decision"],
-        title="Predicted impact against realised lift of the primary metric",
+        size="Confidence %", hover_name="Experiment",
+        hover_data={"Owner": True, "Decision": True, "Raw lift": ":+.1%",
+                    "Realised lift": ":+.1%"},
+        title="Predicted impact against realised lift of the primary metric "
+              "(shrunk, empirical Bayes)",
         color_discrete_map={OUTCOMES[t]: fmt.TONE_COLOURS[t] for t in OUTCOMES},
         category_orders={"Outcome": list(OUTCOMES.values())},
     )

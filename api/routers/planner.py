@@ -42,6 +42,7 @@ def _inputs(body: SampleSizeRequest | PowerRequest | MdeRequest) -> planning.Pla
         effect = {} if isinstance(body, BinomialMde) else {"mde": body.mde,
                                                            "relative": body.relative}
         return planning.make_inputs(kind="binomial", baseline=body.baseline, **effect, **common)
+    common["r_squared"] = body.r_squared
     if isinstance(body, MeanMde):
         return planning.make_inputs(kind="mean", baseline=0.0, sd=body.sd, relative=False,
                                     **common)

@@ -7,6 +7,11 @@ For an experiment at a point in time (``as_of``, default all data) this computes
   CUPED-adjusted means when every stored day carries pre-period covariate sums), the two-proportion
   z-test for binomial metrics — always-valid (sequential) versions in sequential mode, tuned to the
   planned sample size;
+* quantile metrics (p90 load time): the difference and relative difference of the arms'
+  p-quantiles with the order-statistic interval (:func:`core.stats.quantile_test`), from the
+  stored :class:`core.stats.QuantileStats` of each arm (all units loaded: quantiles do not add
+  up over days, so they are not tested as of a day before the metric's last day of data, nor
+  day by day in the cumulative series);
 * comparisons that cannot be tested at all are marked ``not_testable``: a metric with no
   variation (every unit has the same value in both arms: no conversion anywhere, every unit
   converted, or a constant) has no variance to test with; it shows no effect or p-value and
@@ -68,10 +73,12 @@ from core.stats import (
     BayesianReadout,
     InsufficientDataError,
     MetricStats,
+    QuantileStats,
     SufficientStats,
     adjust_pvalues,
     bayesian_readout,
     proportion_ztest_from_stats,
+    quantile_test,
     ratio_test,
     srm_test,
     welch_ttest_cuped,
@@ -182,8 +189,18 @@ def _round(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.12g}")
 
 
+Quantiles = dict[tuple[int, int], QuantileStats]
+"""Quantile metrics' stored statistics by (metric id, variant id)."""
+QUANTILES_NOT_AS_OF = (
+    "a quantile metric's statistics cover every unit loaded (quantiles do not add up over "
+    "days), so it is not tested as of a day before its last day of data")
+NO_QUANTILES = ("no quantile statistics are stored for an arm of this quantile metric: load a "
+                "user-level file with its per-unit values")
+
+
 def _fingerprint(
-    setup: ExperimentSetup, as_of: date | None, totals: list[StatTotal], assigned: list[Any]
+    setup: ExperimentSetup, as_of: date | None, totals: list[StatTotal], assigned: list[Any],
+    quantiles: Quantiles | None = None,
 ) -> str:
     """What the results are computed from: the setup, the day, every arm's sums with the span
     of days they cover, and the assignment counts per day. Equal fingerprints, equal results
@@ -204,6 +221,10 @@ def _fingerprint(
         ],
         "assignments": [[a.variant_id, a.day.isoformat(), a.units] for a in assigned],
     }
+    if quantiles:  # only then, so the fingerprints of experiments without any stay as they were
+        payload["quantiles"] = [[mid, vid, *(_round(v) if isinstance(v, float) else v
+                                             for v in q.key())]
+                                for (mid, vid), q in sorted(quantiles.items())]
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -296,12 +317,13 @@ def compare_arms(
     sequential: bool,
     tuning_n: float | None,
     margin: float = 0.0,
+    quantiles: tuple[QuantileStats | None, QuantileStats | None] | None = None,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """Run the engine's test for a metric of ``kind`` on two arms' pooled sums: (numbers, None),
     or (None, why not) when an arm has fewer than 2 units, the metric has no variation
     (:func:`no_variation`: no test exists), a sequential test has no planned sample size to
     tune to, or the engine needs more data (:class:`core.stats.InsufficientDataError`, its
-    message)."""
+    message). A quantile metric is tested on ``quantiles`` (control's, treatment's)."""
     if control.n < 2 or treatment.n < 2:
         return None, None
     flat = no_variation(kind, control, treatment)
@@ -311,7 +333,8 @@ def compare_arms(
         return None, SEQUENTIAL_WITHOUT_PLAN
     try:
         return _run_test(kind, control, treatment, alpha=alpha, alternative=alternative,
-                         sequential=sequential, tuning_n=tuning_n, margin=margin), None
+                         sequential=sequential, tuning_n=tuning_n, margin=margin,
+                         quantiles=quantiles), None
     except InsufficientDataError as exc:
         return None, str(exc)
 
@@ -326,6 +349,7 @@ def _run_test(
     sequential: bool,
     tuning_n: float | None,
     margin: float = 0.0,
+    quantiles: tuple[QuantileStats | None, QuantileStats | None] | None = None,
 ) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"alpha": alpha, "alternative": alternative,
                               "sequential": sequential, "tuning_n": tuning_n, "margin": margin}
@@ -344,6 +368,11 @@ def _run_test(
                 "the stored data of this ratio metric has no denominator sums (sum_den, "
                 "sum_den_squares, sum_num_den): load its data again")
         res = ratio_test(c_ratio, t_ratio, **kwargs)
+    elif kind == "quantile":
+        c_q, t_q = quantiles or (None, None)
+        if c_q is None or t_q is None:
+            raise InsufficientDataError(NO_QUANTILES)
+        res = quantile_test(c_q, t_q, **kwargs)
     elif (c_cov := control.covariate) is not None and (t_cov := treatment.covariate) is not None:
         cr = welch_ttest_cuped(c_cov, t_cov, **kwargs)
         res, cuped, reduction = cr, True, cr.variance_reduction
@@ -431,7 +460,26 @@ def compute_results(
     # The arms' sums are added up in the database: the results never read a single day.
     totals = mrepo.stat_totals(session, experiment_id=experiment_id, through=as_of)
     assigned = mrepo.assignments(session, experiment_id=experiment_id, through=as_of)
-    return _compute(setup, as_of, totals, assigned, computed_at=datetime.now(UTC))
+    quantiles, cut = _quantiles(session, setup, as_of)
+    return _compute(setup, as_of, totals, assigned, computed_at=datetime.now(UTC),
+                    quantiles=quantiles, cut=cut)
+
+
+def _quantiles(session: Session, setup: ExperimentSetup, as_of: date | None
+               ) -> tuple[Quantiles, frozenset[int]]:
+    """The quantile metrics' stored statistics, and the ids of those whose data runs past
+    ``as_of`` (their statistics cover later units too, so they are not tested as of it)."""
+    ids = {m.id for m in setup.metrics if m.kind == "quantile"}
+    if not ids:
+        return {}, frozenset()
+    cut: set[int] = set()
+    if as_of is not None:
+        cut = {r.metric_id for r in mrepo.stat_totals(session, experiment_id=setup.id)
+               if r.metric_id in ids and r.last_day > as_of}
+    found = {(r.metric_id, r.variant_id): r.stats
+             for r in mrepo.quantile_stats(session, experiment_id=setup.id)
+             if r.metric_id in ids and r.metric_id not in cut}
+    return found, frozenset(cut)
 
 
 def _compute(
@@ -441,8 +489,10 @@ def _compute(
     assigned: list[Any],
     *,
     computed_at: datetime,
+    quantiles: Quantiles | None = None,
+    cut: frozenset[int] = frozenset(),
 ) -> ResultsSnapshot:
-    fingerprint = _fingerprint(setup, as_of, totals, assigned)
+    fingerprint = _fingerprint(setup, as_of, totals, assigned, quantiles)
     alpha = setup.alpha
     days = sorted({d for r in totals for d in (r.first_day, r.last_day)}
                   | {a.day for a in assigned})
@@ -473,7 +523,8 @@ def _compute(
                 drafts.append(_draft(m, arms.get((m.id, control_id), EMPTY_STATS),
                                      arms.get((m.id, vid), EMPTY_STATS), setup=setup,
                                      control=control_name, treatment=name, plan_met=plan_met,
-                                     tuning=tuning))
+                                     tuning=tuning, quantiles=_arm_quantiles(
+                                         m, quantiles, control_id, vid, cut)))
 
     _adjust(drafts, ("primary", "secondary"), "p_decide", "adjusted", setup.correction)
     _adjust(drafts, ("guardrail",), "p_decide", "adjusted", setup.correction)
@@ -560,6 +611,18 @@ def _untested(kind: str, d: dict[str, Any]) -> dict[str, Any]:
             "treatment_mean": _arm_value(kind, d["t"])}
 
 
+def _arm_quantiles(m: SetupMetric, quantiles: Quantiles | None, control_id: int,
+                   treatment_id: int, cut: frozenset[int]
+                   ) -> tuple[QuantileStats | None, QuantileStats | None] | str | None:
+    """A quantile metric's (control, treatment) statistics, or why there are none to test."""
+    if m.kind != "quantile":
+        return None
+    if m.id in cut:
+        return QUANTILES_NOT_AS_OF
+    found = quantiles or {}
+    return found.get((m.id, control_id)), found.get((m.id, treatment_id))
+
+
 def _alternative(m: SetupMetric, setup: ExperimentSetup) -> Alternative:
     if m.role == "guardrail":
         return _harm_alternative(m.higher_is_better)
@@ -567,10 +630,12 @@ def _alternative(m: SetupMetric, setup: ExperimentSetup) -> Alternative:
 
 
 def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: ExperimentSetup,
-           control: str, treatment: str, plan_met: bool, tuning: float | None
+           control: str, treatment: str, plan_met: bool, tuning: float | None,
+           quantiles: tuple[QuantileStats | None, QuantileStats | None] | str | None = None,
            ) -> dict[str, Any]:
     """One metric x treatment tested: the plan's test (guardrails: one-sided harm, plus the
-    non-inferiority test when the plan states a margin), and the p-value decided on."""
+    non-inferiority test when the plan states a margin), and the p-value decided on. A
+    quantile metric's ``quantiles`` are its arms' statistics, or why it is not tested."""
     guard = m.role == "guardrail"
     alternative = _alternative(m, setup)
     sequential = setup.mode == "sequential" or (guard and not plan_met)
@@ -581,9 +646,15 @@ def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: Exp
                 "untested": None, "untestable": "no_variation", "no_variation": flat,
                 "decision_on": "lift", "p_decide": None, "p_ni": None, "better": None,
                 "better_alternative": None, "p_better": None}
-    tested, untested = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha,
-                                    alternative=alternative, sequential=sequential,
-                                    tuning_n=tuning if sequential else None)
+    tested: dict[str, Any] | None
+    untested: str | None
+    if isinstance(quantiles, str):
+        tested, untested, quantiles = None, quantiles, None
+    else:
+        tested, untested = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha,
+                                        alternative=alternative, sequential=sequential,
+                                        tuning_n=tuning if sequential else None,
+                                        quantiles=quantiles)
     decision_on = "lift" if tested is not None and tested["lift"] is not None else "diff"
     p_decide = None
     if tested is not None:
@@ -594,7 +665,7 @@ def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: Exp
         # H0: worse by at least the margin; rejecting it shows non-inferiority.
         ni, _why = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=good,
                                 sequential=sequential, tuning_n=tuning if sequential else None,
-                                margin=m.margin)
+                                margin=m.margin, quantiles=quantiles)
         if ni is not None:
             p_ni = ni["lift_p_value"] if decision_on == "lift" else ni["p_value"]
     if guard and tested is not None:
@@ -602,7 +673,8 @@ def _draft(m: SetupMetric, c_arm: MetricStats, t_arm: MetricStats, *, setup: Exp
         # harm test, so as valid at this look).
         better, _why = compare_arms(m.kind, c_arm, t_arm, alpha=setup.alpha, alternative=good,
                                     sequential=sequential,
-                                    tuning_n=tuning if sequential else None)
+                                    tuning_n=tuning if sequential else None,
+                                    quantiles=quantiles)
         if better is not None:
             p_better = better["lift_p_value"] if decision_on == "lift" else better["p_value"]
     none: Untestable | None = None
@@ -748,6 +820,44 @@ def latest_snapshot(session: Session, *, experiment_id: int) -> ResultsSnapshot 
     """The newest stored snapshot (what the API serves without recomputing), or None."""
     row = mrepo.latest_snapshot(session, experiment_id=experiment_id)
     return None if row is None else _from_row(row)
+
+
+@dataclass(frozen=True)
+class AchievedVarianceReduction:
+    """The variance reduction CUPED achieved on a metric in an experiment's latest results: the
+    expected R² of a plan for the next experiment on that metric (``PlanInputs.r_squared``)."""
+
+    experiment_id: int
+    experiment_name: str
+    metric: str
+    r_squared: float
+    """1 - Var(adjusted diff) / Var(unadjusted diff), the smallest over the treatments (the
+    conservative plan), floored at 0."""
+    description: str
+
+
+def achieved_variance_reduction(
+    session: Session, *, experiment_id: int, metric: str
+) -> AchievedVarianceReduction | None:
+    """What CUPED achieved on ``metric`` in the experiment's newest stored results, or None when
+    they have no CUPED comparison of it (no snapshot, not a mean metric, no covariate)."""
+    snapshot = latest_snapshot(session, experiment_id=experiment_id)
+    if snapshot is None:
+        return None
+    achieved = [c.variance_reduction for c in snapshot.rows(metric=metric)
+                if c.cuped and c.variance_reduction is not None
+                and math.isfinite(c.variance_reduction)]
+    if not achieved or min(achieved) >= 1:  # 1: a degenerate covariate, nothing to plan on
+        return None
+    r_squared = max(min(achieved), 0.0)
+    arms = "" if len(achieved) == 1 else f" (the smallest over its {len(achieved)} treatments)"
+    return AchievedVarianceReduction(
+        experiment_id=experiment_id, experiment_name=snapshot.experiment_name, metric=metric,
+        r_squared=r_squared,
+        description=(f"CUPED removed {fmt.percent(r_squared, sig=3)} of the variance of {metric} "
+                     f"in '{snapshot.experiment_name}'{arms}, results of "
+                     f"{snapshot.computed_at:%Y-%m-%d}: R² = {r_squared:.3g}."),
+    )
 
 
 def latest_snapshot_json(session: Session, *, experiment_id: int) -> bytes | None:

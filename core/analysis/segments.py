@@ -10,7 +10,8 @@ assignment counts, stored at ingestion, see :mod:`db.metric_repository`):
   (:func:`core.stats.srm_test`, p < 0.001 flags); a flagged slice has its effects withheld;
 * per slice x metric x treatment: the fixed-horizon, two-sided test of :mod:`core.stats` for the
   metric's kind (Wald z / small-count MOVER, Welch, delta-method ratio), whatever the experiment's
-  mode: the slices are read once, as a description, never as a stopping rule;
+  mode: the slices are read once, as a description, never as a stopping rule (quantile
+  metrics are left out: their quantiles are stored per arm, not per slice);
 * a slice comparison whose metric has no variation (every unit alike in both arms, e.g. no
   conversion in a small country) is not tested ("cannot be tested: no variation",
   ``untestable``) and is no member of the correction;
@@ -173,7 +174,8 @@ def breakdown(
     if len(setup.variants) >= 2:
         control_id = setup.variants[0][0]
         for group in order:
-            for m in setup.metrics:
+            # a quantile metric's slices would need quantiles per slice, which are not stored
+            for m in (m for m in setup.metrics if m.kind != "quantile"):
                 for vid, name, _w in setup.variants[1:]:
                     c = arms.get((group, m.id, control_id), EMPTY_STATS)
                     t = arms.get((group, m.id, vid), EMPTY_STATS)

@@ -84,7 +84,8 @@ class MetricComparison:
     test: str
     """The method (:data:`core.types.TestMethod`): "welch", "welch_cuped", "wald_z",
     "mover_cp" (small or lopsided counts; "fisher_exact" in snapshots before version 5) or
-    "delta_ratio"; "" when not tested."""
+    "delta_ratio" or "quantile_woodruff" (a quantile metric: ``control_mean`` and
+    ``treatment_mean`` are then the arms' quantiles); "" when not tested."""
     sequential: bool
     cuped: bool
     variance_reduction: float | None

@@ -80,6 +80,7 @@ METHOD_NAMES = {
     "welch": "Welch t-test", "welch_cuped": "Welch t-test on CUPED-adjusted means",
     "wald_z": "Wald z-test", "mover_cp": "small-count MOVER test (Clopper–Pearson limits)",
     "delta_ratio": "delta-method z-test for a ratio",
+    "quantile_woodruff": "z-test of quantiles with order-statistic (Woodruff) standard errors",
     "fisher_exact": "Fisher's exact test",  # the small-count test of snapshots before version 5
 }
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
@@ -266,8 +267,8 @@ def margin_text(margin: float, higher_is_better: bool) -> str:
 
 def plan_notes(snapshot: ResultsSnapshot) -> list[str]:
     """The plan's tests that are not the default, in words for the Results page and the PDF: a
-    one-sided primary test (its interval open at the far end) and each guardrail's
-    non-inferiority margin."""
+    one-sided primary test (its interval open at the far end), each guardrail's
+    non-inferiority margin, and what a quantile metric's numbers are."""
     notes: list[str] = []
     seen: set[str] = set()
     ci = fmt.ci_label(snapshot.alpha, snapshot.analysis_mode == "sequential")
@@ -281,6 +282,13 @@ def plan_notes(snapshot: ResultsSnapshot) -> list[str]:
             notes.append(
                 f"Primary metric {row.metric}: one-sided test, as planned (treatment "
                 f"{'>' if greater else '<'} control); its {ci} is one-sided too, open at {end}.")
+        elif row.kind == "quantile":
+            seen.add(row.metric)
+            notes.append(
+                f"Quantile metric {row.metric}: control → treatment are the arms' quantiles "
+                "of the per-user value (not means); the difference's interval comes from the "
+                "order-statistic interval of each arm's quantile (Woodruff 1952), the lift's "
+                "from Fieller's.")
         elif row.role == "guardrail" and row.margin:
             seen.add(row.metric)
             worse = "lower" if row.higher_is_better else "higher"

@@ -7,7 +7,16 @@
   quarter of completion.
 * RICE calibration compares the Impact and Confidence predicted at prioritisation (as recorded
   when the idea was promoted, else the experiment's current inputs) with the realised lift of
-  the primary metric and its significance.
+  the primary metric and its significance; the realised lift it averages is the shrunk one
+  (below), with the raw one beside it.
+* Programme impact without the winner's curse: every completed experiment's primary-metric lift
+  is shrunk by normal-normal empirical Bayes across the whole portfolio
+  (:func:`core.stats.shrinkage.shrink_estimates`, tau^2 by DerSimonian–Laird), and the shipped
+  experiments' lifts are summed raw and shrunk. The prior is estimated from ALL completed
+  experiments with a result (shipped or not), never from the winners alone: shrinking corrects
+  the selection only when the population was not selected. Lifts are pooled in each metric's
+  good direction (a fall of a lower-is-better metric counts as an improvement) and turned back
+  to the metric's own sign for display.
 
 The primary-metric result comes from :mod:`core.analysis.results` (the latest stored snapshot, else
 computed on the spot without storing): the realised lift, its (adjusted) p-value, and whether
@@ -21,15 +30,24 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from statistics import NormalDist
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core import format as fmt
 from core.analysis import results
+from core.analysis.snapshot import MetricComparison
 from core.backlog.rice import HIGH_CONFIDENCE, RICE_FIELDS
 from core.errors import InvalidInput
 from core.registry.fields import ExperimentView
 from core.registry.listing import all_experiments
+from core.stats.shrinkage import (
+    EmpiricalBayesShrinkage,
+    ShrunkTotal,
+    shrink_estimates,
+    shrunk_total,
+)
 from core.types import CALIBRATION_GROUPINGS, GROUPINGS
 from db import search_repository as search_repo
 from db import state_repository as state
@@ -57,6 +75,9 @@ class PrimaryResult:
     decision_state: str
     alpha: float
     source: str
+    lift_se: float | None = None
+    """Standard error of the lift (delta method; :func:`lift_standard_error`); None when the
+    stored result does not give it."""
 
     @property
     def improved(self) -> bool:
@@ -99,6 +120,30 @@ class Learning:
 # --------------------------------------------------------------------------- results
 
 
+def lift_standard_error(comparison: MetricComparison, *, alpha: float) -> float | None:
+    """The delta-method standard error of a stored comparison's relative lift, or None.
+
+    Read from its Bayesian readout, which the results compute from exactly that SE: with the
+    flat prior the posterior SD is the SE; with a Gaussian prior of SD p the posterior
+    precision is 1/SE^2 + 1/p^2, solved for SE. Without a readout (snapshots older than it),
+    a two-sided fixed-horizon lift interval at ``alpha`` (the snapshot's) gives
+    SE = width / (2 z_{1-alpha/2}) (Fieller's
+    interval is nearly symmetric when the control mean is well measured); a one-sided or
+    sequential interval gives none.
+    """
+    b = comparison.bayesian
+    if b is not None and b.posterior_sd > 0 and math.isfinite(b.posterior_sd):
+        if b.prior == "flat" or b.prior_sd is None:
+            return float(b.posterior_sd)
+        precision = 1.0 / b.posterior_sd ** 2 - 1.0 / b.prior_sd ** 2
+        return 1.0 / math.sqrt(precision) if precision > 0 else None
+    lo, hi = comparison.lift_ci_low, comparison.lift_ci_high
+    if (comparison.sequential or comparison.alternative != "two-sided" or lo is None
+            or hi is None or not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo):
+        return None
+    return (hi - lo) / (2.0 * NormalDist().inv_cdf(1 - alpha / 2))
+
+
 def primary_result(session: Session, *, experiment_id: int) -> PrimaryResult | None:
     """The primary metric's realised lift and significance; None when it has no data.
 
@@ -128,6 +173,7 @@ def primary_result(session: Session, *, experiment_id: int) -> PrimaryResult | N
         alpha=snapshot.alpha,
         source=(f"snapshot of {snapshot.computed_at:%Y-%m-%d %H:%M}" if stored
                 else "computed from the stored data (no snapshot yet)"),
+        lift_se=lift_standard_error(best, alpha=snapshot.alpha),
     )
 
 
@@ -224,6 +270,148 @@ def win_rates(session: Session, *, by: str = "owner",
     return [WinRate(g, c, s) for g, (c, s) in sorted(counts.items(), key=lambda kv: kv[0])]
 
 
+# --------------------------------------------------------------------------- programme impact
+
+SHRUNK_LABEL = "shrunk (empirical Bayes)"
+
+
+@dataclass(frozen=True)
+class ShrunkLift:
+    """One completed experiment's primary-metric lift, raw and shrunk across the portfolio."""
+
+    experiment_id: int
+    lift: float
+    lift_se: float
+    shrunk_lift: float
+    """Posterior mean of the lift, in the metric's own sign (as ``lift``)."""
+    shrunk_sd: float
+    weight: float
+    """Weight on the experiment's own estimate (1: not shrunk, 0: all the portfolio's mean)."""
+
+
+@dataclass(frozen=True)
+class ProgrammeImpact:
+    """The shipped experiments' summed primary-metric improvement, raw and shrunk.
+
+    Improvements are lifts in the metric's good direction (module docstring); the shrinkage is
+    estimated over every completed experiment with a lift and its standard error.
+    """
+
+    shrinkage: EmpiricalBayesShrinkage
+    """Over the population, on the improvement scale."""
+    lifts: tuple[ShrunkLift, ...]
+    shipped: ShrunkTotal
+    """Sum and mean over the shipped experiments (decision ``ship``) with a result."""
+    without_result: int
+    """Completed experiments left out: no primary-metric lift or no standard error."""
+
+    @property
+    def method(self) -> str:
+        return f"{SHRUNK_LABEL}: {self.shrinkage.method_name}"
+
+    @property
+    def population(self) -> int:
+        return self.shrinkage.k
+
+    def lift_of(self, experiment_id: int) -> ShrunkLift | None:
+        return next((x for x in self.lifts if x.experiment_id == experiment_id), None)
+
+    @property
+    def summary(self) -> str:
+        """The method and its estimates in one sentence, for a caption or a report."""
+        s = self.shrinkage
+        if not s.applied:
+            return f"{s.reason}."
+        return (
+            f"Shrunk lift ({s.method_name}): each completed experiment's "
+            f"primary-metric lift is pulled toward the portfolio mean "
+            f"{fmt.signed_percent(s.prior_mean)} with weight τ²/(τ²+SE²), τ = "
+            f"{fmt.percent(s.tau, 2)} being the spread of true lifts between experiments, "
+            f"estimated over all {s.k} completed experiments with a result, shipped or not; "
+            f"for the shipped winners this corrects the winner's curse of their raw figures."
+        )
+
+
+def programme_impact(session: Session, *, items: list[Learning] | None = None
+                     ) -> ProgrammeImpact:
+    """Shrink every completed experiment's primary-metric lift across the portfolio and sum the
+    shipped ones, raw and shrunk (module docstring).
+
+    ``items`` must be the whole population (by default every completed experiment), not a
+    search's or a filter's selection: the prior is estimated from what is given.
+    """
+    items = completed_experiments(session) if items is None else items
+    used = [(i, i.result) for i in items
+            if i.result is not None and i.result.lift_se is not None and i.result.lift_se > 0]
+    signs = [1.0 if r.higher_is_better else -1.0 for _, r in used]
+    shrinkage = shrink_estimates([sign * r.lift for sign, (_, r) in zip(signs, used, strict=True)],
+                                 [r.lift_se for _, r in used if r.lift_se is not None])
+    lifts = tuple(
+        ShrunkLift(experiment_id=item.id, lift=r.lift, lift_se=float(r.lift_se or 0.0),
+                   shrunk_lift=sign * shrinkage.shrunk[n], shrunk_sd=shrinkage.posterior_sd[n],
+                   weight=shrinkage.weights[n])
+        for n, (sign, (item, r)) in enumerate(zip(signs, used, strict=True))
+    )
+    return ProgrammeImpact(
+        shrinkage=shrinkage, lifts=lifts,
+        shipped=shrunk_total(shrinkage, [item.won for item, _ in used]),
+        without_result=len(items) - len(used),
+    )
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """The completed experiments a search found, with the portfolio's programme impact."""
+
+    experiments: list[Learning]
+    """Those matching the search and filters (:func:`completed_experiments`)."""
+    everything: list[Learning]
+    """Every completed experiment: the population the shrinkage is estimated from."""
+    impact: ProgrammeImpact
+
+
+def knowledge_base(
+    session: Session,
+    *,
+    search: str | None = None,
+    owner: str | None = None,
+    tag: str | None = None,
+) -> KnowledgeBase:
+    """The knowledge base as the page, the API and the CSV show it: the matching completed
+    experiments, and the programme impact shrunk over every completed one (whatever matched)."""
+    everything = completed_experiments(session)
+    filtered = bool((search and search.strip()) or owner or tag)
+    found = (completed_experiments(session, search=search, owner=owner, tag=tag) if filtered
+             else everything)
+    return KnowledgeBase(found, everything, programme_impact(session, items=everything))
+
+
+KNOWLEDGE_CSV_COLUMNS = (
+    "id", "name", "owner", "completed", "decision", "primary_metric", "treatment", "lift",
+    "lift_se", "lift_shrunk", "lift_shrunk_sd", "shrinkage_weight", "p_value", "significant",
+    "result_state", "tags", "learnings",
+)
+
+
+def knowledge_csv(items: list[Learning], impact: ProgrammeImpact) -> str:
+    """The knowledge base as CSV: each experiment's raw lift beside its shrunk one
+    (``lift_shrunk``, :func:`programme_impact`; empty when it has no result)."""
+    lines: list[list[object]] = []
+    for e in items:
+        r, x = e.result, impact.lift_of(e.id)
+        lines.append([
+            e.id, e.name, e.owner, e.ended.isoformat() if e.ended else "", e.decision or "",
+            r.metric if r else "", r.treatment if r else "",
+            fmt.csv_number(r.lift if r else None), fmt.csv_number(r.lift_se if r else None),
+            fmt.csv_number(x.shrunk_lift if x else None),
+            fmt.csv_number(x.shrunk_sd if x else None), fmt.csv_number(x.weight if x else None),
+            fmt.csv_number(r.p_value if r else None),
+            "" if r is None else str(r.significant).lower(),
+            r.decision_state if r else "", ";".join(e.tags), e.learnings,
+        ])
+    return fmt.csv_text(KNOWLEDGE_CSV_COLUMNS, lines)
+
+
 # --------------------------------------------------------------------------- calibration
 
 
@@ -243,6 +431,8 @@ class CalibrationPoint:
     p_value: float | None
     significant: bool | None
     significant_win: bool | None
+    shrunk_lift: float | None = None
+    """The lift shrunk across the portfolio (:func:`programme_impact`); what calibration uses."""
 
 
 @dataclass(frozen=True)
@@ -260,7 +450,9 @@ class CalibrationGroup:
     with_result: int
     significant_wins: int
     mean_lift: float | None
-    """Mean realised relative lift over the experiments with a result."""
+    """Mean raw realised relative lift over the experiments with a result."""
+    mean_shrunk_lift: float | None = None
+    """Mean realised lift shrunk across the portfolio (empirical Bayes), over those with one."""
 
     @property
     def high_confidence_win_share(self) -> float:
@@ -279,11 +471,14 @@ class Calibration:
     overall: CalibrationGroup | None
     unscored: int
     """Completed experiments left out because Impact or Confidence was never given."""
+    impact: ProgrammeImpact | None = None
+    """The shrinkage the points' ``shrunk_lift`` comes from."""
 
 
 def _group(name: str, points: list[CalibrationPoint]) -> CalibrationGroup:
     high = [p for p in points if p.confidence >= HIGH_CONFIDENCE]
     with_result = [p for p in points if p.lift is not None]
+    shrunk = [p.shrunk_lift for p in points if p.shrunk_lift is not None]
     return CalibrationGroup(
         group=name,
         experiments=len(points),
@@ -295,14 +490,22 @@ def _group(name: str, points: list[CalibrationPoint]) -> CalibrationGroup:
         significant_wins=sum(bool(p.significant_win) for p in with_result),
         mean_lift=(sum(p.lift for p in with_result if p.lift is not None) / len(with_result)
                    if with_result else None),
+        mean_shrunk_lift=(sum(shrunk) / len(shrunk) if shrunk else None),
     )
 
 
 def calibration(session: Session, *, by: str = "owner",
-                items: list[Learning] | None = None) -> Calibration:
-    """RICE calibration of completed experiments, overall and per owner or tag."""
+                items: list[Learning] | None = None,
+                impact: ProgrammeImpact | None = None) -> Calibration:
+    """RICE calibration of completed experiments, overall and per owner or tag.
+
+    The realised lift is shrunk across the portfolio (``impact``, by default
+    :func:`programme_impact` over ``items``, which must then be every completed experiment);
+    the raw lift stays beside it.
+    """
     _check_grouping(by, CALIBRATION_GROUPINGS)
     items = completed_experiments(session) if items is None else items
+    impact = programme_impact(session, items=items) if impact is None else impact
     points: list[CalibrationPoint] = []
     unscored = 0
     for item in items:
@@ -317,6 +520,7 @@ def calibration(session: Session, *, by: str = "owner",
             lift=r.lift if r else None, p_value=r.p_value if r else None,
             significant=r.significant if r else None,
             significant_win=r.significant_win if r else None,
+            shrunk_lift=shrunk.shrunk_lift if (shrunk := impact.lift_of(item.id)) else None,
         ))
     by_group: dict[str, list[CalibrationPoint]] = {}
     for p in points:
@@ -328,4 +532,5 @@ def calibration(session: Session, *, by: str = "owner",
         groups=[_group(g, ps) for g, ps in sorted(by_group.items())],
         overall=_group("all", points) if points else None,
         unscored=unscored,
+        impact=impact,
     )

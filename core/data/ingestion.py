@@ -85,7 +85,8 @@ def experiment_context(session: Session, *, experiment_id: int) -> ExperimentCon
             for name, rule in (exp.capping or {}).items()}
     for m, role in [*links, *((link.metric, link.role) for link in exp.metric_links)]:
         metrics.setdefault(m.name, MetricInfo(m.id, m.name, m.kind, role, m.higher_is_better,
-                                              m.numerator, m.denominator, caps.get(m.name)))
+                                              m.numerator, m.denominator, m.quantile_p,
+                                              caps.get(m.name)))
     return ExperimentContext(
         id=exp.id,
         name=exp.name,

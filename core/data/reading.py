@@ -27,6 +27,7 @@ from core import spool
 from core.errors import InvalidInput, UploadTooLarge
 from core.stats.capping import AppliedCap, CapRule
 from core.stats.metric_stats import COVARIATE_SUMS, RATIO_SUMS, MetricStats
+from core.stats.quantile import QuantileStats
 from core.types import FileKind
 
 ProgressCallback = Callable[[float, str], None]
@@ -76,6 +77,8 @@ class MetricInfo:
     numerator: str | None = None
     """A ratio metric's numerator column (per-unit values summed over units)."""
     denominator: str | None = None
+    quantile_p: float | None = None
+    """A quantile metric's level p (0.9 = p90)."""
     cap: CapRule | None = None
     """The plan's capping rule (core.stats.capping): per-unit values above the cap count as
     it before the sums are taken; None = not capped."""
@@ -123,6 +126,11 @@ class Aggregated:
     dimensions: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     """Plain-language remarks for the person loading (e.g. a column not used as a dimension)."""
+    quantiles: dict[tuple[str, str], QuantileStats] = field(default_factory=dict)
+    """A quantile metric's statistics per (variant, metric) over the input's units."""
+    quantile_metrics: tuple[str, ...] = ()
+    """The quantile metrics the input carries: their stored quantile statistics are replaced
+    by :attr:`quantiles` (an arm with too few units for its interval has none)."""
     caps: dict[str, AppliedCap] = field(default_factory=dict)
     """The cap applied to each capped metric's per-unit values, by metric name."""
 

@@ -53,7 +53,7 @@ from core.data.reading import (
     reads_decimal_comma,
 )
 from core.errors import InvalidInput
-from core.stats import MetricStats
+from core.stats import InsufficientDataError, MetricStats, QuantileStats, quantile_levels
 from core.stats.capping import AppliedCap
 
 PARTITION_UNITS = 16_000_000
@@ -475,10 +475,11 @@ def aggregate_user_file(
             "date column, so pass the day its data belongs to"
         )
     cells, assignments = _cells(plan, ctx, whole, on_day, None)
+    quantiles, quantile_notes = _quantiles(con, src, plan, columns, ctx, whole)
     slices: list[Cell] = []
     slice_units: dict[tuple[str, date, str, str], int] = {}
     dimensions = []
-    notes = list(plan.notes)
+    notes = [*plan.notes, *quantile_notes]
     read_with_comma = [col for k, col in enumerate(_comma_columns(plan, columns))
                        if sum(int(g[f"dc{k}"] or 0) for g in whole)]
     if read_with_comma:
@@ -518,7 +519,64 @@ def aggregate_user_file(
         dimensions=tuple(dimensions),
         notes=tuple(notes),
         caps=dict(plan.caps),
+        quantiles=quantiles,
+        quantile_metrics=tuple(m for m in plan.metric_col if ctx.metrics[m].kind == "quantile"),
     )
+
+
+def _quantiles(
+    con: duckdb.DuckDBPyConnection,
+    src: str,
+    plan: _Plan,
+    columns: dict[str, str],
+    ctx: ExperimentContext,
+    whole: list[dict[str, Any]],
+) -> tuple[dict[tuple[str, str], QuantileStats], list[str]]:
+    """Each quantile metric's :class:`QuantileStats` per variant over the file's units, in one
+    more scan: ``quantile_disc`` (the smallest value x with F_n(x) >= level, numpy's
+    "inverted_cdf") at p and at :func:`core.stats.quantile_levels` (p, n) for the arm's n,
+    read from the aggregation's counts. An arm too small for its interval gets no record and a
+    note."""
+    wanted = [(m, col) for m, col in plan.metric_col.items() if ctx.metrics[m].kind == "quantile"]
+    if not wanted:
+        return {}, []
+    index = {col: j for j, col in enumerate(plan.values)}
+    counts: dict[tuple[str, str], int] = {}
+    for g in whole:
+        for metric, col in wanted:
+            key = (str(g["v"]), metric)
+            counts[key] = counts.get(key, 0) + int(g[f"nn{index[col]}"])
+    notes: list[str] = []
+    selects: list[str] = []
+    order: list[tuple[str, str, int, float]] = []
+    for (variant, metric), n in sorted(counts.items()):
+        p = ctx.metrics[metric].quantile_p
+        assert p is not None
+        try:
+            low, high = quantile_levels(p, n)
+        except InsufficientDataError as exc:
+            notes.append(f"{metric}: no quantile for {variant}: {exc}")
+            continue
+        x = f"x{index[plan.metric_col[metric]]}"
+        selects.append(f"quantile_disc({x}, [{low!r}, {p!r}, {high!r}]) FILTER (WHERE {_V} = "
+                       f"'{variant.replace(chr(39), chr(39) * 2)}') AS q{len(order)}")
+        order.append((variant, metric, n, p))
+    if not selects:
+        return {}, notes
+    comma = plan.decimal_comma
+    inner = ", ".join([f"CAST({quote(plan.variant)} AS VARCHAR) AS {_V}", *(
+        f"{_value(col, columns, comma)} AS x{index[col]}" for col in dict.fromkeys(
+            c for _m, c in wanted))])
+    row = con.execute(f"SELECT {', '.join(selects)} FROM (SELECT {inner} FROM {src})").fetchone()
+    assert row is not None
+    out = {}
+    for (variant, metric, n, p), (low, q, high) in zip(order, row, strict=True):
+        out[(variant, metric)] = QuantileStats(n, p, float(q), float(low), float(high))
+    for metric in dict.fromkeys(m for _v, m, _n, _p in order):
+        notes.append(f"{metric}: its quantile is computed over this file's units; quantiles "
+                     "do not add up across loads, so the latest file with this metric must "
+                     "hold all of its units")
+    return out, notes
 
 
 def _aggregate(

@@ -1,5 +1,6 @@
 """Writing metric data: the validated output of :mod:`core.data.reading` stored as daily
-sufficient statistics and assignment counts, with its row in the ``ingest_loads`` ledger and an
+sufficient statistics and assignment counts (and a quantile metric's
+statistics over the input's units), with its row in the ``ingest_loads`` ledger and an
 audit entry.
 
 Writes are idempotent upserts keyed on (experiment, variant, metric, day) and (experiment,
@@ -73,6 +74,13 @@ def write(
     ]
     source = f"{kind}:{label}"[:200]
     written = mrepo.upsert_daily_stats(session, experiment_id=ctx.id, rows=rows, source=source)
+    if agg.quantile_metrics:
+        mrepo.replace_quantile_stats(
+            session, experiment_id=ctx.id,
+            metric_ids=[ctx.metrics[m].id for m in agg.quantile_metrics],
+            rows=[mrepo.QuantileStatRow(ctx.variants[v], ctx.metrics[m].id, q)
+                  for (v, m), q in sorted(agg.quantiles.items())],
+            source=source)
     mrepo.upsert_assignments(
         session,
         experiment_id=ctx.id,

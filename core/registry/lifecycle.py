@@ -142,6 +142,10 @@ def _capping_problems(fields: ExperimentFields, named: list[str], session: Sessi
                 f"capping: {name} is a proportion (binomial) metric: each unit counts 0 or 1, "
                 "so there is nothing to cap; remove its cap (only mean and ratio metrics are "
                 "capped)")
+        elif metric is not None and metric.kind not in ("mean", "ratio"):
+            problems.append(
+                f"capping: {name} is a {metric.kind} metric: only mean and ratio metrics are "
+                "capped (a quantile is not moved by the values beyond it); remove its cap")
     return problems
 
 

@@ -97,7 +97,7 @@ def srm_check(snapshot: ResultsSnapshot | None) -> RiskCheck:
 def _achieved_mde(kind: str, control: MetricStats, treatment_n: int, *, alpha: float, power: float,
                   variants: int) -> float | None:
     """Relative MDE reachable with the achieved control n and the observed control baseline."""
-    if control.n < 2 or treatment_n < 2:
+    if control.n < 2 or treatment_n < 2 or kind == "quantile":  # sums say nothing of quantiles
         return None
     mean = control.sum / control.n
     ratio = treatment_n / control.n
@@ -244,6 +244,10 @@ def drift_check(
     exp: ExperimentView, kind: str | None, by_day: dict[date, dict[str, MetricStats]],
 ) -> RiskCheck:
     days = sorted(by_day)
+    if kind == "quantile":
+        return _check("drift", "not_checked",
+                      "The primary metric is a quantile: quantiles do not add up over days, so "
+                      "there are no half-period estimates to compare.")
     if kind is None or len(days) < DRIFT_MIN_DAYS or len(exp.variants) < 2:
         return _check("drift", "not_checked",
                       f"Needs at least {DRIFT_MIN_DAYS} days of primary-metric data.")

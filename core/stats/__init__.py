@@ -1,14 +1,17 @@
 """ExperimentOS statistical engine: pure numpy/scipy, no IO.
 
 Tests (fixed-horizon or always-valid sequential) for means (Welch, CUPED), proportions (Wald z;
-MOVER intervals from exact Clopper–Pearson limits for small counts) and ratio metrics (delta
-method); a Bayesian readout of the relative lift; sufficient statistics (:class:`MetricStats`
-is the one record of a metric's sums that the rest of ExperimentOS stores and reads), the
-planner, sample-ratio-mismatch checks, multiple-comparison corrections and the top-N grouping
-of segment slices. Imports only numpy, scipy, the standard library and :mod:`core.types`.
+MOVER intervals from exact Clopper–Pearson limits for small counts), ratio metrics (delta
+method) and quantile metrics (the order-statistic interval, :class:`QuantileStats`); a Bayesian
+readout of the relative lift; sufficient statistics (:class:`MetricStats` is the one record of
+a metric's sums that the rest of ExperimentOS stores and reads; :class:`QuantileStats` its
+sibling for quantiles, which do not add up), the planner, sample-ratio-mismatch checks,
+multiple-comparison corrections and the top-N grouping of segment slices. Imports only numpy,
+scipy, the standard library and :mod:`core.types`.
 
 Every two-sample result (WelchTestResult, CupedTestResult, ProportionTestResult,
-RatioTestResult) is a :class:`TwoSampleResult`: ``control_mean``, ``treatment_mean``, ``n_c``,
+RatioTestResult, QuantileTestResult) is a :class:`TwoSampleResult`: ``control_mean``,
+``treatment_mean``, ``n_c``,
 ``n_t``, ``diff``, ``diff_se``, ``diff_ci_low``, ``diff_ci_high``, ``p_value``, ``significant``
 (difference), ``lift``, ``lift_se``, ``lift_ci_low``, ``lift_ci_high``, ``lift_p_value``,
 ``lift_significant`` (relative lift), ``statistic``, ``alpha``, ``alternative``, ``sequential``,
@@ -45,6 +48,13 @@ from core.stats.proportion import (
     proportion_ztest,
     proportion_ztest_from_stats,
 )
+from core.stats.quantile import (
+    QuantileStats,
+    QuantileTestResult,
+    quantile_levels,
+    quantile_stats,
+    quantile_test,
+)
 from core.stats.ratio import RatioStats, RatioTestResult, ratio_stats, ratio_test
 from core.stats.segments import OTHER, top_n_groups
 from core.stats.srm import SrmResult, srm_test
@@ -69,6 +79,8 @@ __all__ = [
     "InsufficientDataError",
     "MetricStats",
     "ProportionTestResult",
+    "QuantileStats",
+    "QuantileTestResult",
     "RatioStats",
     "RatioTestResult",
     "SrmResult",
@@ -87,6 +99,9 @@ __all__ = [
     "power_proportion",
     "proportion_ztest",
     "proportion_ztest_from_stats",
+    "quantile_levels",
+    "quantile_stats",
+    "quantile_test",
     "ratio_stats",
     "ratio_test",
     "sample_size_mean",

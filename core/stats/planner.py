@@ -20,6 +20,7 @@ Conventions shared by all functions:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -135,6 +136,316 @@ def _check_plan_n(n: Any, ratio: FloatArray) -> FloatArray:
 
 
 # ---------------------------------------------------------------------------------------------
+# Scalar fast path: one plan, not a curve. Plain Python floats and scipy.special ufuncs on
+# scalars, no arrays and no scipy.stats distribution objects (their argument checks alone cost
+# tens of microseconds a call). Each returns None for any input it does not take (arrays,
+# out-of-range values, a noncentrality the Boost series is slow at): the vectorised path then
+# answers, or raises the error that says what to fix, so every message lives in one place.
+# ---------------------------------------------------------------------------------------------
+
+_PLAIN = (float, int, np.float64)
+"""Exact types the fast path takes (bool, a subclass of int, is not one of them)."""
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _plain(*args: Any) -> bool:
+    return all(type(x) in _PLAIN for x in args)
+
+
+def _try_fast(fast: Callable[..., float | None], *args: Any) -> float | None:
+    """``fast(*args)``, or None where plain floats under- or overflow (a 5e-324 baseline, an
+    effect of 1e-300): numpy's inf and nan carry those corners through the vectorised path,
+    which answers them, or refuses them in words."""
+    try:
+        return fast(*args)
+    except ArithmeticError:
+        return None
+
+
+def _phi_cdf(x: float) -> float:
+    """Standard normal cdf, Phi(x) = erfc(-x / sqrt 2) / 2 (as scipy.special.ndtr)."""
+    return 0.5 * math.erfc(-x / _SQRT2)
+
+
+def _phi_pdf(x: float) -> float:
+    return _INV_SQRT_2PI * math.exp(-0.5 * x * x)
+
+
+_TAILS = {"two-sided": 2, "greater": 1, "less": 1}
+
+
+def _fast_common(alpha: Any, power: Any, alternative: str, ratio: Any, variants: Any
+                 ) -> tuple[int, float] | None:
+    """(tails, alpha per comparison) when these are plain values in range, else None;
+    ``power`` None for the power functions (nothing to check)."""
+    if not isinstance(alternative, str) or alternative not in _TAILS or not _plain(
+            alpha, ratio, variants):
+        return None
+    if not (0.0 < alpha < 1.0 and 0.0 < ratio < math.inf):
+        return None
+    if not (2 <= variants < math.inf and float(variants).is_integer()):
+        return None
+    a = alpha / (variants - 1.0)
+    if power is not None and not (type(power) in _PLAIN and a < power < 1.0):
+        return None
+    return _TAILS[alternative], a
+
+
+def _fast_sample_size_proportion(baseline: Any, mde: Any, relative: bool, alpha: Any,
+                                 power: Any, alternative: str, ratio: Any, variants: Any
+                                 ) -> float | None:
+    """:func:`sample_size_proportion` for one plan (the same equation, the same root)."""
+    common = _fast_common(alpha, power, alternative, ratio, variants)
+    if common is None or not _plain(baseline, mde) or not (0.0 < baseline < 1.0
+                                                           and 0.0 < mde < math.inf):
+        return None
+    tails, a = common
+    delta = mde * baseline if relative else mde
+    p2 = baseline - delta if alternative == "less" else baseline + delta
+    if not 0.0 < p2 < 1.0:
+        return None
+    d = abs(p2 - baseline)
+    s = math.sqrt(baseline * (1.0 - baseline) + p2 * (1.0 - p2) / ratio)
+    z = float(special.ndtri(1.0 - a / tails))
+    u_min = math.sqrt(max(2.0, 2.0 / ratio))
+    u = (z + float(special.ndtri(power))) * s / d  # exact when one-sided
+    if tails == 1 or u <= u_min:
+        return max(u, u_min) ** 2
+    # two-sided: power(u) = Phi(u k - z) + Phi(-u k - z), k = d / s, is increasing in u > 0;
+    # the one-sided root u is an upper bracket (the far tail only adds), u_min a lower one
+    # unless it already reaches the power
+    k = d / s
+
+    def excess(u: float) -> float:
+        return _phi_cdf(u * k - z) + _phi_cdf(-u * k - z) - power
+
+    if excess(u_min) >= 0:
+        return u_min * u_min
+    lo, hi = u_min, u
+    for _ in range(MAX_SOLVER_STEPS):
+        _check_budget()
+        fx = excess(u)
+        if fx < 0:
+            lo = u
+        else:
+            hi = u
+        slope = k * (_phi_pdf(u * k - z) - _phi_pdf(-u * k - z))
+        step = fx / slope if slope > 0 else math.inf
+        new = u - step
+        if not lo < new < hi:
+            new = 0.5 * (lo + hi)
+        if abs(fx) <= 1e-14 or abs(new - u) <= 1e-13 * u:
+            return new * new if abs(fx) > 1e-14 else u * u
+        u = new
+    return None
+
+
+def _fast_power_proportion(baseline: Any, mde: Any, n: Any, relative: bool, alpha: Any,
+                           alternative: str, ratio: Any, variants: Any) -> float | None:
+    """:func:`power_proportion` at one point."""
+    common = _fast_common(alpha, None, alternative, ratio, variants)
+    if common is None or not _plain(baseline, mde, n) or not (
+            0.0 < baseline < 1.0 and 0.0 < mde < math.inf and 2.0 <= n < math.inf
+            and n * ratio >= 2.0):
+        return None
+    tails, a = common
+    delta = mde * baseline if relative else mde
+    p2 = baseline - delta if alternative == "less" else baseline + delta
+    if not 0.0 < p2 < 1.0:
+        return None
+    ncp = math.sqrt(n) * abs(p2 - baseline) / math.sqrt(
+        baseline * (1.0 - baseline) + p2 * (1.0 - p2) / ratio)
+    z = float(special.ndtri(1.0 - a / tails))
+    return _phi_cdf(ncp - z) + (_phi_cdf(-ncp - z) if tails == 2 else 0.0)
+
+
+def _fast_t_power(n: float, effect: float, ratio: float, a_tail: float, z: float, tails: int
+                  ) -> float | None:
+    """:func:`_t_power` at one point; None where it would use the quadrature, or where n is
+    so large that the df's terms underflow (no finite plan lies there)."""
+    if not n < 1e75:
+        return None
+    nt = ratio * n
+    df = (1.0 / n + 1.0 / nt) ** 2 / (1.0 / (n * n * (n - 1.0)) + 1.0 / (nt * nt * (nt - 1.0)))
+    ncp = effect * math.sqrt(n / (1.0 + 1.0 / ratio))
+    if not ncp < NCP_QUADRATURE:
+        return None
+    return _nct_power(df, float(special.stdtrit(df, 1.0 - a_tail)), ncp, z, tails)
+
+
+def _secant_root(f: Callable[[float], float | None], lo: float, hi: float, x0: float,
+                 f0: float, x1: float, *, floor_unknown: bool = False) -> float | None:
+    """Root of an increasing f on [lo, hi] (hi may be inf) with f(lo) < 0 <= f(hi), from x0
+    (f0 = f(x0), inside) and a first step x1: secant steps kept inside the bracket the signs
+    give (bisection, or doubling while it is open above). With ``floor_unknown`` f(lo) is not
+    known to be < 0: the first step below ``lo`` evaluates it, and ``lo`` is the answer where
+    f(lo) >= 0 (the at-least-2-units floor). None where f gives None or it does not settle."""
+    if not lo <= x0 <= hi:
+        return None
+    floor = lo
+    if f0 < 0:
+        lo = x0
+    else:
+        hi = x0
+    for _ in range(MAX_SOLVER_STEPS):
+        _check_budget()
+        if floor_unknown and x1 <= floor:
+            at_floor = f(floor)
+            if at_floor is None or at_floor >= 0:
+                return None if at_floor is None else floor
+            floor_unknown = False
+        if not lo < x1 < hi:
+            x1 = 0.5 * (lo + hi) if hi < math.inf else 2.0 * max(lo, x0)
+        f1 = f(x1)
+        if f1 is None:
+            return None
+        if abs(f1) <= 1e-14:
+            return x1
+        if f1 < 0:
+            lo = x1
+        else:
+            hi = x1
+        new = x1 - f1 * (x1 - x0) / (f1 - f0) if f1 != f0 else 0.5 * (lo + hi)
+        if abs(new - x1) <= 1e-13 * abs(x1):
+            return new if lo < new < hi else x1
+        if hi - lo <= 1e-13 * abs(lo):
+            return x1
+        x0, f0, x1 = x1, f1, new
+    return None
+
+
+def _fast_sample_size_mean(effect: float, alpha: Any, power: Any, alternative: str,
+                           ratio: Any, variants: Any) -> float | None:
+    """:func:`sample_size_mean` for one plan, ``effect`` = delta / (sd sqrt(1 - R^2)).
+
+    Solved for u = sqrt(n) from a start near the root: the normal approximation with the
+    t-correction z^2 / (2 (1 + r)) units (Guenther 1981: z^2 / 4 per arm at equal arms), one
+    Newton step with the normal slope, then :func:`_secant_root` on the exact power: three
+    evaluations typically."""
+    common = _fast_common(alpha, power, alternative, ratio, variants)
+    if common is None or not 0.0 < effect < math.inf:
+        return None
+    tails, a = common
+    a_tail = a / tails
+    z = float(special.ndtri(1.0 - a_tail))
+    c = math.sqrt(1.0 + 1.0 / ratio)
+    u_min = math.sqrt(max(2.0, 2.0 / ratio))
+    u_z = (z + float(special.ndtri(power))) * c / effect
+    x0 = max(math.sqrt(u_z * u_z + z * z / (2.0 * (1.0 + ratio))), u_min)
+    if not x0 < math.inf:
+        return None
+
+    def excess(u: float) -> float | None:
+        p = _fast_t_power(u * u, effect, ratio, a_tail, z, tails)
+        return None if p is None else p - power
+
+    f0 = excess(x0)
+    if f0 is None or (f0 >= 0 and x0 == u_min):
+        return None if f0 is None else x0 * x0
+    slope = effect / c * _phi_pdf(effect * x0 / c - z)
+    x1 = x0 - f0 / slope if slope > 0 else 2.0 * x0
+    u = _secant_root(excess, u_min, math.inf, x0, f0, x1, floor_unknown=x0 > u_min)
+    return None if u is None else u * u
+
+
+def _fast_mde_mean(sd: Any, n: Any, alpha: Any, power: Any, alternative: str, ratio: Any,
+                   variants: Any, r_squared: Any) -> float | None:
+    """:func:`mde_mean` for one plan: n fixes df and the critical value q, so the root is in
+    the noncentrality alone; from the t-adjusted normal start ncp = q + z_power
+    sqrt(1 + q^2 / (2 df)), one Newton step with that approximation's slope, then
+    :func:`_secant_root` on the exact power."""
+    common = _fast_common(alpha, power, alternative, ratio, variants)
+    if common is None or not _plain(sd, n, r_squared) or not (
+            0.0 < sd < math.inf and 0.0 <= r_squared < 1.0 and 2.0 <= n < 1e75
+            and n * ratio >= 2.0):
+        return None
+    tails, a = common
+    a_tail = a / tails
+    nt = ratio * n
+    df = (1.0 / n + 1.0 / nt) ** 2 / (1.0 / (n * n * (n - 1.0)) + 1.0 / (nt * nt * (nt - 1.0)))
+    q = float(special.stdtrit(df, 1.0 - a_tail))
+    z = float(special.ndtri(1.0 - a_tail))
+
+    def excess(ncp: float) -> float | None:
+        p = _nct_power(df, q, ncp, z, tails)
+        return None if p is None else p - power
+
+    spread = math.sqrt(1.0 + q * q / (2.0 * df))
+    x0 = q + float(special.ndtri(power)) * spread
+    if not x0 > 0:  # a low power at a small df: the approximation has no positive root
+        x0 = q
+    f0 = excess(x0)
+    if f0 is None:
+        return None
+    slope = _phi_pdf((x0 - q) / spread) / spread
+    x1 = x0 - f0 / slope if slope > 0 else 2.0 * x0
+    ncp = _secant_root(excess, 0.0, math.inf, x0, f0, x1)
+    if ncp is None:
+        return None
+    return ncp / math.sqrt(n / (1.0 + 1.0 / ratio)) * sd * math.sqrt(1.0 - r_squared)
+
+
+def _fast_mde_proportion(baseline: Any, n: Any, alpha: Any, power: Any, alternative: str,
+                         ratio: Any, variants: Any) -> float | None:
+    """:func:`mde_proportion` for one plan: the same root in d on (0, hi), by
+    :func:`_secant_root` from the normal start with the control's variance on both arms;
+    NaN where even the largest change misses the power."""
+    common = _fast_common(alpha, power, alternative, ratio, variants)
+    if common is None or not _plain(baseline, n) or not (
+            0.0 < baseline < 1.0 and 2.0 <= n < math.inf and n * ratio >= 2.0):
+        return None
+    tails, a = common
+    sign = -1.0 if alternative == "less" else 1.0
+    hi = (baseline if alternative == "less" else 1.0 - baseline) * (1.0 - 1e-12)
+    z = float(special.ndtri(1.0 - a / tails))
+    u = math.sqrt(n)
+    q1 = baseline * (1.0 - baseline)
+
+    def excess(d: float) -> float:
+        p2 = baseline + sign * d
+        ncp = u * d / math.sqrt(q1 + p2 * (1.0 - p2) / ratio)
+        return _phi_cdf(ncp - z) + (_phi_cdf(-ncp - z) if tails == 2 else 0.0) - power
+
+    f_hi = excess(hi)
+    if f_hi < 0:
+        return math.nan
+    x0 = min((z + float(special.ndtri(power))) * math.sqrt(q1 * (1.0 + 1.0 / ratio)) / u,
+             0.5 * hi)
+    f0 = excess(x0)
+    x1 = 0.5 * x0 if f0 >= 0 else 0.5 * (x0 + hi)  # a step into the bracket the sign gives
+    return _secant_root(excess, 0.0, hi, x0, f0, x1)
+
+
+def _nct_power(df: float, q: float, ncp: float, z: float, tails: int) -> float | None:
+    """P(T' > q) (+ P(T' < -q) when two-sided), T' noncentral t (df, ncp), by Boost
+    (``special.nctdtr``; one call for both tails), as :func:`_t_power`: the normal
+    approximation where Boost gives nan, None where the quadrature would be used."""
+    if not ncp < NCP_QUADRATURE:
+        return None
+    if tails == 1:
+        power = 1.0 - float(special.nctdtr(df, ncp, q))
+        return power if math.isfinite(power) else _phi_cdf(ncp - z)
+    below_q, far = special.nctdtr(df, ncp, np.array([q, -q])).tolist()  # one call, both tails
+    power = 1.0 - below_q if math.isfinite(below_q) else _phi_cdf(ncp - z)
+    return power + (far if math.isfinite(far) else _phi_cdf(-ncp - z))
+
+
+def _fast_power_mean(sd: Any, mde: Any, n: Any, baseline_mean: Any, relative: bool, alpha: Any,
+                     alternative: str, ratio: Any, variants: Any, r_squared: Any
+                     ) -> float | None:
+    """:func:`power_mean` at one point."""
+    effect = _fast_mean_effect(sd, mde, baseline_mean, relative, r_squared)
+    common = _fast_common(alpha, None, alternative, ratio, variants)
+    if effect is None or common is None or type(n) not in _PLAIN or not (
+            2.0 <= n < math.inf and n * ratio >= 2.0):
+        return None
+    tails, a = common
+    return _fast_t_power(float(n), effect, float(ratio), a / tails,
+                         float(special.ndtri(1.0 - a / tails)), tails)
+
+
+# ---------------------------------------------------------------------------------------------
 # Proportions: the unpooled Wald z-test the engine runs (Chow, Shao & Wang 2008, section 4.2).
 # ---------------------------------------------------------------------------------------------
 
@@ -217,6 +528,10 @@ def sample_size_proportion(
     ``power.prop.test`` sizes the pooled-variance test instead, which the engine does not run:
     at unequal splits its n misses the planned power.)
     """
+    one = _try_fast(_fast_sample_size_proportion, baseline, mde, relative, alpha, power,
+                    alternative, ratio, variants)
+    if one is not None:
+        return math.ceil(round(one, 9)) if round_up else one
     tails = _tails(alternative)
     v.check_power(power)
     r = _check_ratio(ratio)
@@ -270,6 +585,10 @@ def power_proportion(
     Formula: Chow, Shao & Wang (2008) section 4.2, the unpooled Wald z-test, as in
     :func:`sample_size_proportion`.
     """
+    one = _try_fast(_fast_power_proportion, baseline, mde, n, relative, alpha, alternative,
+                    ratio, variants)
+    if one is not None:
+        return one
     tails = _tails(alternative)
     r = _check_ratio(ratio)
     a = _alpha_per_comparison(alpha, variants)
@@ -306,8 +625,13 @@ def mde_proportion(
 
     Formula: root in p2 of the unpooled Wald z-test's power equation (Chow, Shao & Wang 2008,
     section 4.2; see :func:`sample_size_proportion`), found by vectorised bisection on (p1, 1)
-    - or (0, p1) for "less" - to 1e-12.
+    - or (0, p1) for "less" - to 1e-12 (one plan: :func:`_fast_mde_proportion`, the same
+    root by secant steps).
     """
+    one = _try_fast(_fast_mde_proportion, baseline, n, alpha, power, alternative, ratio,
+                    variants)
+    if one is not None:
+        return one
     tails = _tails(alternative)
     v.check_probability_open(baseline, "baseline", " (a conversion rate such as 0.05)")
     v.check_power(power)
@@ -357,6 +681,32 @@ def _mean_delta(sd: Any, mde: Any, baseline_mean: Any, relative: bool) -> FloatA
     return _as_float(mde)
 
 
+def _check_r_squared(r_squared: Any) -> FloatArray:
+    """sqrt(1 - R^2): the factor on the sd of a metric whose variance a pre-experiment covariate
+    explains in share R^2 (CUPED leaves sd^2 (1 - R^2); Deng et al. 2013)."""
+    r2 = _as_float(r_squared)
+    if not np.all((r2 >= 0) & (r2 < 1)):
+        raise ValueError(
+            f"r_squared must lie in [0, 1) (got {r_squared!r}): the share of the metric's "
+            "variance the pre-experiment covariate explains (CUPED's variance reduction, e.g. "
+            "0.3); 0 plans without variance reduction"
+        )
+    return np.asarray(np.sqrt(1.0 - r2))
+
+
+def _fast_mean_effect(sd: Any, mde: Any, baseline_mean: Any, relative: bool, r_squared: Any
+                      ) -> float | None:
+    """delta / (sd sqrt(1 - R^2)) for plain, valid scalars; None otherwise."""
+    if not _plain(sd, mde, r_squared) or not (0.0 < sd < math.inf and 0.0 < mde < math.inf
+                                              and 0.0 <= r_squared < 1.0):
+        return None
+    if relative:
+        if not _plain(baseline_mean) or not (0.0 < abs(baseline_mean) < math.inf):
+            return None
+        mde = mde * abs(baseline_mean)
+    return mde / (sd * math.sqrt(1.0 - r_squared))
+
+
 def _t_power(
     n: FloatArray, effect: FloatArray, r: FloatArray, a: FloatArray, tails: int
 ) -> FloatArray:
@@ -371,8 +721,9 @@ def _t_power(
     ncp = effect * np.sqrt(n / (1.0 + 1.0 / r))
     qu = special.stdtrit(df, 1.0 - a / tails)
     qu, df, ncp = np.broadcast_arrays(qu, df, ncp)
-    # scipy.stats.nct (Boost) rather than special.nctdtr, which loses accuracy at small df, up
-    # to NCP_QUADRATURE; beyond it Boost is slow and the integral is exact. Boost still
+    # scipy.stats.nct (Boost; special.nctdtr, the fast path's, is the same Boost function in
+    # the pinned scipy, where older ones used cdflib, inaccurate at small df) up to
+    # NCP_QUADRATURE; beyond it Boost is slow and the integral is exact. Boost still
     # returns nan in corners; there the normal approximation of that tail is used - such
     # tails are ~0 (far) or ~1 (near) anyway.
     z = special.ndtri(1.0 - a / tails)
@@ -460,6 +811,7 @@ def sample_size_mean(
     ratio: Any = 1.0,
     variants: Any = 2,
     round_up: bool = True,
+    r_squared: Any = 0.0,
 ) -> Any:
     """Units per variant (the control's) to detect a change in a mean metric (Welch's t-test).
 
@@ -471,6 +823,9 @@ def sample_size_mean(
         relative: whether ``mde`` is relative to ``baseline_mean``.
         alpha, power, alternative, ratio, variants, round_up: as in
             :func:`sample_size_proportion`.
+        r_squared: expected variance reduction, in [0, 1): the share of the metric's variance
+            a pre-experiment covariate explains (CUPED: 1 - Var(adjusted)/Var(raw), as a past
+            experiment's results report it). The test then runs on sd^2 (1 - R^2). Default 0.
 
     Returns:
         Control-arm sample size (int or int64 array; float when ``round_up=False``).
@@ -485,8 +840,22 @@ def sample_size_mean(
     Welch's test (seeded simulation in ``tests/core/stats/test_planner_simulations.py``).
     Solved for sqrt(n) by safeguarded Newton (numerical derivative, bisection fallback) from the
     normal-approximation start n = (z_{1-alpha/2} + z_power)^2 (1 + 1/r) (sd / delta)^2; never
-    below 2 units per arm.
+    below 2 units per arm. One plan (plain scalars) is solved without arrays
+    (:func:`_fast_sample_size_mean`), to the same root.
+
+    Variance reduction: with ``r_squared`` = R^2, sd is replaced by sd sqrt(1 - R^2), the
+    standard deviation of the CUPED-adjusted metric Y - theta (X - mean X) at the optimal theta
+    (Deng, Xu, Kohavi & Walker 2013, "Improving the Sensitivity of Online Controlled
+    Experiments by Utilizing Pre-Experiment Data", WSDM, section 3.2: Var = sd^2 (1 - rho^2)).
+    In the normal approximation n = (z_{1-alpha/2} + z_power)^2 (1 + 1/r) sd^2 (1 - R^2) /
+    delta^2.
     """
+    one_effect = _try_fast(_fast_mean_effect, sd, mde, baseline_mean, relative, r_squared)
+    if one_effect is not None:
+        one = _try_fast(_fast_sample_size_mean, one_effect, alpha, power, alternative, ratio,
+                        variants)
+        if one is not None:
+            return math.ceil(round(one, 9)) if round_up else one
     tails = _tails(alternative)
     v.check_power(power)
     r = _check_ratio(ratio)
@@ -496,8 +865,9 @@ def sample_size_mean(
         raise ValueError(
             f"power ({power!r}) must exceed alpha ({alpha!r}): no sample size reaches it"
         )
-    scalar = _all_scalar(sd, mde, baseline_mean, alpha, power, ratio, variants)
-    effect = _mean_delta(sd, mde, baseline_mean, relative) / _as_float(sd)
+    scalar = _all_scalar(sd, mde, baseline_mean, alpha, power, ratio, variants, r_squared)
+    effect = _mean_delta(sd, mde, baseline_mean, relative) / (
+        _as_float(sd) * _check_r_squared(r_squared))
     effect, r, a, pw = np.broadcast_arrays(effect, r, a, pw)
     # both arms need at least 2 units (R's power.t.test searches n in [2, 1e7])
     u_min = np.sqrt(np.maximum(2.0, 2.0 / r))
@@ -522,11 +892,12 @@ def power_mean(
     alternative: Alternative = "two-sided",
     ratio: Any = 1.0,
     variants: Any = 2,
+    r_squared: Any = 0.0,
 ) -> Any:
     """Power of Welch's two-sample t-test with ``n`` control units (``ratio * n`` treated).
 
     Args:
-        sd, mde, baseline_mean, relative, alpha, alternative, ratio, variants: as in
+        sd, mde, baseline_mean, relative, alpha, alternative, ratio, variants, r_squared: as in
             :func:`sample_size_mean`.
         n: control units, >= 2.
 
@@ -536,12 +907,17 @@ def power_mean(
     Formula: noncentral t with the Welch-Satterthwaite df (R ``power.t.test(type =
     "two.sample", strict = TRUE)`` at equal arms), see :func:`sample_size_mean`.
     """
+    one = _try_fast(_fast_power_mean, sd, mde, n, baseline_mean, relative, alpha, alternative,
+                    ratio, variants, r_squared)
+    if one is not None:
+        return one
     tails = _tails(alternative)
     r = _check_ratio(ratio)
     a = _alpha_per_comparison(alpha, variants)
     nn = _check_plan_n(n, r)
-    scalar = _all_scalar(sd, mde, n, baseline_mean, alpha, ratio, variants)
-    effect = _mean_delta(sd, mde, baseline_mean, relative) / _as_float(sd)
+    scalar = _all_scalar(sd, mde, n, baseline_mean, alpha, ratio, variants, r_squared)
+    effect = _mean_delta(sd, mde, baseline_mean, relative) / (
+        _as_float(sd) * _check_r_squared(r_squared))
     return _out_float(_t_power(nn, effect, r, a, tails), scalar)
 
 
@@ -554,13 +930,14 @@ def mde_mean(
     alternative: Alternative = "two-sided",
     ratio: Any = 1.0,
     variants: Any = 2,
+    r_squared: Any = 0.0,
 ) -> Any:
     """Smallest ABSOLUTE difference in means detectable with ``n`` control units.
 
     Args:
         sd: standard deviation of the metric per unit, > 0.
         n: control units, >= 2.
-        alpha, power, alternative, ratio, variants: as in :func:`sample_size_mean`.
+        alpha, power, alternative, ratio, variants, r_squared: as in :func:`sample_size_mean`.
 
     Returns:
         The ABSOLUTE minimum detectable effect, in the metric's units (divide by the baseline
@@ -569,10 +946,16 @@ def mde_mean(
     Formula: root in delta of :func:`power_mean`'s equation (Welch df; R ``power.t.test(type =
     "two.sample", strict = TRUE)`` at equal arms), by safeguarded Newton from the normal
     approximation
-    delta = (z_{1-alpha/2} + z_power) sd sqrt(1/n + 1/(r n)).
+    delta = (z_{1-alpha/2} + z_power) sd sqrt(1/n + 1/(r n)); with ``r_squared`` the sd is
+    sd sqrt(1 - R^2) (see :func:`sample_size_mean`). One plan: :func:`_fast_mde_mean`.
     """
+    one = _try_fast(_fast_mde_mean, sd, n, alpha, power, alternative, ratio, variants,
+                    r_squared)
+    if one is not None:
+        return one
     tails = _tails(alternative)
     v.check_positive(sd, "sd", " (the metric's standard deviation per unit)")
+    sd_factor = _check_r_squared(r_squared)
     v.check_power(power)
     r = _check_ratio(ratio)
     a = _alpha_per_comparison(alpha, variants)
@@ -582,8 +965,8 @@ def mde_mean(
         raise ValueError(
             f"power ({power!r}) must exceed alpha ({alpha!r}): no effect size reaches it"
         )
-    scalar = _all_scalar(sd, n, alpha, power, ratio, variants)
-    sd_a, nn, r, a, pw = np.broadcast_arrays(_as_float(sd), nn, r, a, pw)
+    scalar = _all_scalar(sd, n, alpha, power, ratio, variants, r_squared)
+    sd_a, nn, r, a, pw = np.broadcast_arrays(_as_float(sd) * sd_factor, nn, r, a, pw)
     e0 = _z_start(a, pw, tails) * np.sqrt((1.0 + 1.0 / r) / nn)
 
     def excess_power(e: FloatArray) -> FloatArray:

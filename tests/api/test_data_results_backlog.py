@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 from core.analysis import results
 from core.analysis.snapshot import ResultsSnapshot
+from core.backlog import knowledge
 from core.data.metric_sources import set_metric_source
+from core.demo import seed_demo
 from db import metric_repository as mrepo
 from db.models import MetricDailyStat
 from tests.api.conftest import draft, headers, make_app
@@ -266,6 +268,40 @@ def test_backlog_create_rank_rescore_promote(
     assert again.status_code == 409 and "already promoted" in again.json()["detail"]
     assert [i["experiment"]["name"] for i in client.get(
         "/api/v1/backlog", headers=writer).json()] == ["Big idea"]
+
+
+def test_backlog_knowledge_serves_raw_and_shrunk_lifts_like_the_service(
+    client: TestClient, session: Session, keys: dict[str, str]
+) -> None:
+    """The knowledge base route returns the service's numbers (core.backlog.knowledge):
+    each lift raw and shrunk by empirical Bayes, and the programme impact, for any search."""
+    seed_demo(session)
+    kb = knowledge.knowledge_base(session)
+    response = client.get("/api/v1/knowledge", headers=headers(keys["read"]))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["experiments"]) == 4
+    for row in body["experiments"]:
+        x = kb.impact.lift_of(row["id"])
+        assert x is not None
+        assert row["lift"] == pytest.approx(x.lift, rel=1e-12)
+        assert row["lift_shrunk"] == pytest.approx(x.shrunk_lift, rel=1e-12)
+        assert row["lift_se"] == pytest.approx(x.lift_se, rel=1e-12)
+        assert 0 < row["shrinkage_weight"] < 1
+    impact = body["programme_impact"]
+    assert impact["applied"] is True and impact["reason"] is None
+    assert "empirical Bayes" in impact["method"] and "DerSimonian–Laird" in impact["method"]
+    assert impact["population"] == 4 and impact["shipped"] == 2
+    assert impact["raw_sum"] == pytest.approx(kb.impact.shipped.raw_sum, rel=1e-12)
+    assert impact["shrunk_sum"] == pytest.approx(kb.impact.shipped.shrunk_sum, rel=1e-12)
+    assert impact["shrunk_sum"] < impact["raw_sum"]
+    assert impact["tau"] == pytest.approx(kb.impact.shrinkage.tau, rel=1e-12)
+    # a search narrows the list, never the population the shrinkage is estimated from
+    found = client.get("/api/v1/knowledge", params={"search": "dark mode"},
+                       headers=headers(keys["read"])).json()
+    assert [e["name"] for e in found["experiments"]] == ["Dark mode default"]
+    assert found["programme_impact"] == impact
+    assert client.get("/api/v1/knowledge").status_code == 401
 
 
 @pytest.mark.parametrize(

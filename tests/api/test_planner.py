@@ -60,6 +60,39 @@ def test_planner_power_mde_and_duration(client: TestClient, reader: dict) -> Non
                                                        weights=[0.5, 0.25, 0.25])}
 
 
+def test_planner_mean_plans_take_the_expected_variance_reduction(
+    client: TestClient, reader: dict
+) -> None:
+    """`r_squared` (default 0) plans on sd^2 (1 - R^2): statsmodels TTestIndPower at effect size
+    delta / (sd sqrt(1 - R^2)) (Deng et al. 2013), on SQLite and PostgreSQL alike."""
+    from statsmodels.stats.power import TTestIndPower
+
+    body = {"kind": "mean", "sd": 10, "mde": 1}
+    plain = client.post(f"{URL}/sample-size", headers=reader, json=body)
+    reduced = client.post(f"{URL}/sample-size", headers=reader, json=body | {"r_squared": 0.4})
+    assert plain.status_code == reduced.status_code == 200, reduced.text
+    effect = 1 / (10 * math.sqrt(1 - 0.4))
+    reference = TTestIndPower().solve_power(effect_size=effect, alpha=0.05, power=0.8)
+    assert reduced.json()["sample_size"] == math.ceil(reference)
+    assert plain.json()["sample_size"] == math.ceil(
+        TTestIndPower().solve_power(effect_size=0.1, alpha=0.05, power=0.8))
+    power = client.post(f"{URL}/power", headers=reader,
+                        json=body | {"n": 500, "r_squared": 0.4}).json()["power"]
+    assert power == pytest.approx(TTestIndPower().power(effect_size=effect, nobs1=500,
+                                                        alpha=0.05), rel=1e-10)
+    mde = client.post(f"{URL}/mde", headers=reader,
+                      json={"kind": "mean", "sd": 10, "n": 500, "r_squared": 0.4}).json()["mde"]
+    assert TTestIndPower().power(effect_size=mde / (10 * math.sqrt(0.6)), nobs1=500,
+                                 alpha=0.05) == pytest.approx(0.8, abs=1e-10)
+    for bad in (1, 1.2, -0.1):
+        refused = client.post(f"{URL}/sample-size", headers=reader,
+                              json=body | {"r_squared": bad})
+        assert refused.status_code == 422 and "body.mean.r_squared" in refused.text
+    rate = client.post(f"{URL}/sample-size", headers=reader,
+                       json={"kind": "binomial", "baseline": 0.05, "mde": 0.1, "r_squared": 0.3})
+    assert rate.status_code == 422 and "r_squared" in rate.text  # means only
+
+
 @pytest.mark.parametrize(
     ("path", "body", "words"),
     [("sample-size", {"kind": "binomial", "baseline": 1.5, "mde": 0.1}, "baseline"),

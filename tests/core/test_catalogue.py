@@ -201,7 +201,7 @@ def test_catalogue_warehouse_metric_refuses_every_broken_rule_at_once(
     with pytest.raises(InvalidInput, match="aggregation: a metric on a fact source says"):
         catalogue.create_metric(session, data={"name": "spend", "kind": "mean",
                                                "fact_source": orders}, actor=EDITOR)
-    with pytest.raises(InvalidInput, match="kind: give binomial, mean or ratio"):
+    with pytest.raises(InvalidInput, match="kind: give binomial, mean, ratio or quantile"):
         catalogue.create_metric(session, data={"name": "spend"}, actor=EDITOR)
     with pytest.raises(InvalidInput, match="window_days"):
         catalogue.create_metric(session, data={
@@ -234,3 +234,19 @@ def test_catalogue_warehouse_metric_window_and_columns_may_change(
     with pytest.raises(InvalidInput):
         catalogue.update_metric(session, name="spend", actor=EDITOR,
                                 changes={"aggregation": "count"})
+
+
+def test_catalogue_quantile_metric_needs_its_level_in_the_open_unit_interval(
+        session: Session) -> None:
+    made = catalogue.create_metric(
+        session, data={"name": "p90_load_ms", "kind": "quantile", "quantile_p": 0.9,
+                       "unit": "ms", "higher_is_better": False}, actor=EDITOR)
+    assert (made.kind, made.quantile_p) == ("quantile", 0.9)
+    assert catalogue.get_metric(session, name="p90_load_ms").quantile_p == 0.9
+    for bad, says in (({"kind": "quantile"}, "needs quantile_p"),
+                      ({"kind": "quantile", "quantile_p": 1.0}, "quantile_p"),
+                      ({"kind": "quantile", "quantile_p": 0}, "quantile_p"),
+                      ({"kind": "mean", "quantile_p": 0.5}, "only quantile metrics")):
+        with pytest.raises(InvalidInput, match=says):
+            catalogue.create_metric(session, data={"name": "p_bad", **bad}, actor=EDITOR)
+    assert [m.name for m in catalogue.list_metrics(session) if m.name == "p_bad"] == []

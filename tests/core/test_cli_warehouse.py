@@ -94,3 +94,11 @@ def test_cli_warehouse_define_attach_and_refresh(run: Run, tmp_path: Path) -> No
     assert "/* ExperimentOS experiment" in out  # the SQL that ran
     code, out, err = run("refresh-warehouse", "--experiment", "Checkout v2", "--full")
     assert code == 0 and "nothing changed" in out, err
+
+
+def test_cli_add_metric_quantile_takes_its_level(run: Run) -> None:
+    code, out, err = run("add-metric", "--name", "p90_load_ms", "--kind", "quantile",
+                         "--quantile-p", "0.9", "--unit", "ms", "--lower-is-better")
+    assert code == 0 and "'p90_load_ms' (quantile) added" in out, err
+    code, out, err = run("add-metric", "--name", "p_bad", "--kind", "quantile")
+    assert code == 2 and "quantile_p" in err

@@ -262,3 +262,24 @@ def test_demo_plans_show_a_one_sided_primary_and_a_guardrail_margin(demo: Sessio
     assert load.margin == 0.02 and load.noninferiority_p_value is not None
     assert load.noninferiority_p_value < 0.05
     assert load.decision_state == "not_significant" and "non-inferior" in load.reason
+
+
+def test_demo_quantile_metric_stores_the_p90_of_its_generated_units(demo: Session) -> None:
+    """Infinite scroll on search guards p90_page_load_ms: each arm's stored QuantileStats equal
+    core.stats.quantile_stats over the generated units (numpy inverted-CDF quantiles), and the
+    results test it with the order-statistic interval, covering the true lift of 0."""
+    from core.stats import quantile_stats
+
+    name = "Infinite scroll on search"
+    exp = registry.get_experiment_by_name(demo, name=name)
+    last = max(r.day for r in mrepo.daily_stats(demo, experiment_id=exp.id))
+    cols = generate_units(name, DEMO_TRUTH[name], start=exp.actual_start, last=last)
+    names = _variants(demo, exp.id)
+    stored = {names[r.variant_id]: r.stats
+              for r in mrepo.quantile_stats(demo, experiment_id=exp.id)}
+    for v, got in stored.items():
+        assert got == quantile_stats(cols["p90_page_load_ms"][cols["variant"] == v], 0.9)
+    assert set(stored) == {"control", "treatment"}
+    p90 = row(results(demo, name), "p90_page_load_ms")
+    assert (p90.kind, p90.test, p90.role) == ("quantile", "quantile_woodruff", "guardrail")
+    assert p90.lift_ci_low < 0.0 and p90.decision_state != "guardrail_breach"

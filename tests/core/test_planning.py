@@ -107,6 +107,35 @@ def test_planning_mean_sample_size_matches_statsmodels(
     assert plan.n_per_variant == min(v.units for v in plan.variants)
 
 
+@pytest.mark.parametrize("r_squared", [0.0, 0.25, 0.6])
+def test_planning_expected_variance_reduction_matches_statsmodels(r_squared: float) -> None:
+    """statsmodels TTestIndPower at effect size delta / (sd sqrt(1 - R^2)): CUPED's adjusted
+    metric has variance sd^2 (1 - R^2) (Deng et al. 2013). Power and MDE modes agree."""
+    sd, delta = 5.0, 1.0
+    typed = inputs(kind="mean", baseline=12.0, sd=sd, mde=delta, relative=False,
+                   r_squared=r_squared)
+    plan = planning.plan_sample_size(typed)
+    effect = delta / (sd * math.sqrt(1 - r_squared))
+    reference = TTestIndPower().solve_power(effect_size=effect, alpha=0.05, power=0.8)
+    assert plan.n_control == math.ceil(reference - 1e-6)
+    power = planning.plan_for_sample(typed, n_per_variant=plan.n_control).power
+    assert_allclose(power, TTestIndPower().power(effect_size=effect, nobs1=plan.n_control,
+                                                 alpha=0.05), rtol=1e-10)
+    found = planning.plan_for_units(typed, n_control=plan.n_control).mde_absolute
+    assert found is not None and found <= delta
+    assert_allclose(TTestIndPower().power(effect_size=found / (sd * math.sqrt(1 - r_squared)),
+                                          nobs1=plan.n_control, alpha=0.05), 0.8, atol=1e-10)
+    assert ("CUPED removing" in plan.summary) == (r_squared > 0)
+
+
+def test_planning_expected_variance_reduction_is_validated() -> None:
+    for bad in (-0.1, 1.0, 2.0):
+        with pytest.raises(InvalidInput, match="r_squared: give the expected variance"):
+            inputs(kind="mean", baseline=12.0, sd=5.0, r_squared=bad)
+    with pytest.raises(InvalidInput, match="r_squared: variance reduction .* mean metrics"):
+        inputs(r_squared=0.3)  # a conversion rate
+
+
 def test_planning_duration_uses_traffic_exposure_and_the_control_share() -> None:
     plan = planning.plan_sample_size(inputs(daily_traffic=1000, exposure=0.5))
     # equal split: the same answer as core.stats.duration_days
@@ -551,13 +580,14 @@ def test_planning_save_plan_stores_its_inputs_and_sets_the_planned_dates(
     """Issue 23: the plan's inputs (baseline, sd, ...) are saved with it and read back by the
     Planner; the planned dates follow the duration it computed, from today."""
     typed = inputs(kind="mean", baseline=12.5, sd=30.0, mde=0.04, daily_traffic=2500,
-                   exposure=0.5)
+                   exposure=0.5, r_squared=0.35)
     plan = planning.plan_sample_size(typed)
     today = date(2027, 3, 1)
     saved = planning.save_plan(session, experiment_id=proposed.id, plan=plan,
                                analysis_mode="fixed", expected_version=proposed.version,
                                actor=EDITOR, today=today)
     assert saved.plan_inputs is not None and saved.plan_inputs["sd"] == 30.0
+    assert saved.plan_inputs["r_squared"] == 0.35  # the expected variance reduction too
     assert planning.make_inputs(**saved.plan_inputs) == typed
     assert (saved.planned_start, saved.planned_end) == (
         today, today + timedelta(days=plan.days - 1))

@@ -180,3 +180,25 @@ def test_stat_totals_in_sql_equal_pooling_the_days_with_plus(session: Session) -
     whole = {t.variant_id: t.stats for t in mrepo.stat_totals(session, experiment_id=exp)}
     assert whole[control] == MetricStats(80, 25.0, 18.5, sum_x=6.0, sum_x2=10.0, sum_xy=5.0)
     assert whole[treatment] == _approx(MetricStats(70, 12.8, 9.25))  # a day lacks the ratio
+
+
+def test_upsert_quantile_stats_replaces_on_the_same_key_and_refuses_bad_rows(
+        session: Session) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from core.stats import QuantileStats
+    from db.models import MetricQuantileStat
+
+    exp, variant, metric = _ids(session)
+    first = mrepo.QuantileStatRow(variant, metric, QuantileStats(1000, 0.9, 800.0, 780.0, 825.0))
+    mrepo.upsert_quantile_stats(session, experiment_id=exp, rows=[first], source="t")
+    again = mrepo.QuantileStatRow(
+        variant, metric, QuantileStats(1500, 0.9, 790.5, 771.0, 812.25, n_star=1200))
+    mrepo.upsert_quantile_stats(session, experiment_id=exp, rows=[again], source="t2")
+    assert mrepo.quantile_stats(session, experiment_id=exp) == [again]
+    other = session.get(Experiment, exp).variants[1].id  # type: ignore[union-attr]
+    with pytest.raises(IntegrityError, match="bounds"), session.begin_nested():
+        session.add(MetricQuantileStat(experiment_id=exp, variant_id=other, metric_id=metric,
+                                       n=10, p=0.5, quantile=1.0, lower=2.0, upper=3.0,
+                                       n_star=10, source="bad"))
+        session.flush()

@@ -1,4 +1,4 @@
-"""Migration 0011_capping on SQLite and PostgreSQL: an experiment stored before it reads with no
+"""Migration 0012_capping on SQLite and PostgreSQL: an experiment stored before it reads with no
 capping; the down-migration removes the column and the table, and the up-migration adds them
 again."""
 
@@ -11,10 +11,10 @@ from db.migrate import downgrade, upgrade
 from db.session import make_engine, session_factory
 
 
-def test_migration_0011_old_experiments_are_uncapped_and_it_goes_again(
+def test_migration_0012_old_experiments_are_uncapped_and_it_goes_again(
     own_database: str,
 ) -> None:
-    upgrade(own_database, "0010_plan_inputs")
+    upgrade(own_database, "0011_quantile_metrics")
     engine = make_engine(own_database)
     with engine.begin() as conn:
         conn.execute(text(
@@ -33,7 +33,7 @@ def test_migration_0011_old_experiments_are_uncapped_and_it_goes_again(
         assert "applied_caps" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
-    downgrade(own_database, "0010_plan_inputs")
+    downgrade(own_database, "0011_quantile_metrics")
     engine = make_engine(own_database)
     try:
         inspector = inspect(engine)

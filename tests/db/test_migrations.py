@@ -409,3 +409,41 @@ def test_migrations_0009_without_the_right_to_create_pg_trgm_completes_without_i
         with admin.connect() as conn:
             conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
+
+
+def test_migrations_0011_quantile_metrics_hold_their_rules_and_go_again(
+        own_database: str) -> None:
+    """A metric stored at 0010 keeps working; at 0011 a quantile metric needs its level p in
+    (0, 1) and only it has one; a downgrade drops the quantile metrics, the column and the
+    table, and an upgrade makes them again."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    upgrade(own_database, "0010_plan_inputs")
+    engine = make_engine(own_database)
+    insert = ("INSERT INTO metrics (name, kind, unit, higher_is_better, description{extra}) "
+              "VALUES (:name, :kind, '', false, ''{values})")
+    with engine.begin() as conn:
+        conn.execute(text(insert.format(extra="", values="")), {"name": "load", "kind": "mean"})
+    engine.dispose()
+    upgrade(own_database)
+    engine = make_engine(own_database)
+    with_p = insert.format(extra=", quantile_p", values=", :p")
+    with engine.begin() as conn:
+        conn.execute(text(with_p), {"name": "p90", "kind": "quantile", "p": 0.9})
+    for name, kind, p in (("p1", "quantile", 1.0), ("p0", "quantile", None),
+                          ("m", "mean", 0.5), ("p_neg", "quantile", -0.1)):
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(with_p), {"name": name, "kind": kind, "p": p})
+    with engine.connect() as conn:
+        assert sorted(conn.execute(text("SELECT name, kind, quantile_p FROM metrics"))) == [
+            ("load", "mean", None), ("p90", "quantile", 0.9)]
+    engine.dispose()
+    downgrade(own_database, "0010_plan_inputs")
+    assert "metric_quantile_stats" not in _tables(own_database)
+    engine = make_engine(own_database)
+    with engine.connect() as conn:
+        assert [r[0] for r in conn.execute(text("SELECT name FROM metrics"))] == ["load"]
+    engine.dispose()
+    upgrade(own_database)
+    assert "metric_quantile_stats" in _tables(own_database)

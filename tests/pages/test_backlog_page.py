@@ -7,7 +7,8 @@ from sqlalchemy import select
 from streamlit.proto.Metric_pb2 import Metric as MetricProto
 from streamlit.testing.v1 import AppTest
 
-from core.backlog import rice
+from core import format as fmt
+from core.backlog import knowledge, rice
 from db.models import AuditEntry, Experiment
 from db.session import make_engine, session_factory
 from tests.apptest import login, open_page
@@ -194,6 +195,35 @@ def test_backlog_page_knowledge_base_search_and_calibration(demo_app: str) -> No
         "vs confidence")
     assert (win_rate.proto.direction, win_rate.proto.color) == (
         MetricProto.MetricDirection.DOWN, MetricProto.MetricColor.RED)
+
+
+def test_backlog_page_knowledge_base_shows_raw_and_shrunk_lifts(demo_app: str) -> None:
+    """The list, the programme impact and the CSV show each lift raw and shrunk (empirical
+    Bayes), the same numbers as the service (core.backlog.knowledge.knowledge_base)."""
+    with _db(demo_app) as s:
+        kb = knowledge.knowledge_base(s)
+    at = open_page(login("demo-viewer"), "backlog")
+    assert not at.exception, at.exception
+    completed = next(d.value for d in at.dataframe if "Learnings" in d.value.columns)
+    lifts = [c for c in completed.columns if c.startswith("Lift")]
+    assert lifts == ["Lift (raw)", "Lift, shrunk (empirical Bayes)"]
+    for e in kb.experiments:
+        x = kb.impact.lift_of(e.id)
+        assert x is not None
+        row = completed[completed["Experiment"] == e.name].iloc[0]
+        assert row["Lift, shrunk (empirical Bayes)"] == fmt.signed_percent(x.shrunk_lift)
+        assert row["Lift (raw)"] == fmt.signed_percent(x.lift)
+    metrics = {m.label: m.value for m in at.metric}
+    shipped = kb.impact.shipped
+    assert metrics["Shipped experiments with a result"] == "2"
+    assert metrics["Summed lift (raw)"] == fmt.signed_percent(shipped.raw_sum)
+    assert metrics["Summed lift, shrunk (empirical Bayes)"] == fmt.signed_percent(
+        shipped.shrunk_sum)
+    assert shipped.shrunk_sum < shipped.raw_sum
+    assert any("DerSimonian–Laird" in c.value and "winner's curse" in c.value
+               for c in at.caption)
+    groups = next(d.value for d in at.dataframe if "Mean realised lift, shrunk" in d.value.columns)
+    assert "Mean realised lift (raw)" in groups.columns
 
 
 def test_backlog_page_opens_the_deep_linked_idea(demo_app: str) -> None:

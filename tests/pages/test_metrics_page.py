@@ -198,3 +198,19 @@ def test_metrics_page_ratio_columns_change_only_until_data_is_stored(
     _button(at, "Save metric").click().run()
     assert any("Denominator: write the column's name in lower_snake_case" in e.value
                for e in at.error)
+
+
+def test_metrics_page_editor_adds_a_quantile_metric_with_its_level(fresh_demo_app: str) -> None:
+    at = open_page(login("demo-editor"), "metrics")
+    at.text_input(key="met_new_name").input("p99_checkout_ms")
+    at.selectbox(key="met_new_kind").select("quantile")
+    at.number_input(key="met_new_quantile_p").set_value(0.99)
+    at.radio(key="met_new_direction").set_value(False)
+    _button(at, "Add metric").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    assert table[table["Name"] == "p99_checkout_ms"].iloc[0]["Kind"] == "Quantile: p99 per user"
+    with _db(fresh_demo_app) as s:
+        m = s.scalars(select(Metric).where(Metric.name == "p99_checkout_ms")).one()
+        assert (m.kind, m.quantile_p) == ("quantile", 0.99)

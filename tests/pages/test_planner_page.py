@@ -6,6 +6,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from core import planning, registry
+from core.analysis import results
 from db.session import make_engine, session_factory
 from tests.apptest import login, open_page
 from tests.conftest import EDITOR
@@ -80,6 +81,50 @@ def test_planner_page_takes_the_baseline_from_observed_data(demo_app: str) -> No
     labels = {n.label for n in at.number_input}
     assert {"Baseline mean", "Standard deviation per user"} <= labels
     assert at.success  # a plan computed from the observed mean and SD
+
+
+def test_planner_page_expected_variance_reduction_shrinks_the_plan(demo_app: str) -> None:
+    """A typed R² is the service's plan with ``r_squared`` (the sd becomes sd sqrt(1 - R²))."""
+    at = _planner()
+    at.radio(key="plan_kind_typed").set_value("Continuous (a mean)").run()
+    without = _metrics(at)
+    at.number_input(key="plan_r2_typed").set_value(0.4).run()
+    assert not at.exception, at.exception
+    expected = planning.plan_sample_size(planning.make_inputs(
+        kind="mean", baseline=12.0, sd=24.0, mde=0.05, daily_traffic=4200, r_squared=0.4))
+    assert _metrics(at)["Users per variant"] == f"{expected.n_per_variant:,}"
+    assert expected.n_per_variant < int(without["Users per variant"].replace(",", ""))
+    assert at.success[0].value == expected.summary
+    assert "CUPED removing 40% of the variance" in expected.summary
+
+
+def test_planner_page_takes_r_squared_from_a_past_cuped_result(demo_app: str) -> None:
+    """With the baseline from an experiment's data, the variance reduction CUPED achieved on
+    that metric there (its stored results) can be taken as the plan's R²."""
+    engine = make_engine(demo_app)
+    with session_factory(engine)() as session:
+        exp = registry.get_experiment_by_name(session, name="Annual plan discount")
+        achieved = results.achieved_variance_reduction(session, experiment_id=exp.id,
+                                                       metric="revenue_per_user")
+        seen = planning.observed_baseline(session, experiment_id=exp.id,
+                                          metric="revenue_per_user")
+    engine.dispose()
+    assert achieved is not None and 0 < achieved.r_squared < 1
+    at = _planner()
+    at.toggle(key="plan_from_data").set_value(True).run()
+    source = at.selectbox(key="plan_source")
+    source.select_index(source.options.index("Annual plan discount")).run()
+    at.selectbox(key="plan_source_metric").set_value("revenue_per_user").run()
+    seed = f"{exp.id}_revenue_per_user"
+    assert at.number_input(key=f"plan_r2_{seed}").value == 0.0
+    at.toggle(key=f"plan_r2_from_{seed}").set_value(True).run()
+    assert not at.exception, at.exception
+    assert any(c.value == achieved.description for c in at.caption)
+    expected = planning.plan_sample_size(planning.make_inputs(
+        kind="mean", baseline=seen.mean, sd=seen.sd, mde=0.05,
+        daily_traffic=float(round(seen.daily_traffic)), r_squared=achieved.r_squared))
+    assert _metrics(at)["Users per variant"] == f"{expected.n_per_variant:,}"
+    assert at.success[0].value == expected.summary
 
 
 def test_planner_page_explains_bad_inputs(demo_app: str) -> None:
@@ -227,13 +272,19 @@ def test_planner_page_prefills_from_the_experiments_primary_metric_and_saved_pla
     at.radio(key=f"plan_kind_{seed}").set_value("Continuous (a mean)").run()
     at.number_input(key=f"plan_mean_{seed}").set_value(40.0).run()
     at.number_input(key=f"plan_sd_{seed}").set_value(55.0).run()
+    at.number_input(key=f"plan_r2_{seed}").set_value(0.3).run()
     next(b for b in at.button if b.label == "Save plan").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     with session_factory(engine)() as session:
         saved = registry.get_experiment(session, experiment_id=social.id)
     assert saved.plan_inputs is not None
     assert (saved.plan_inputs["kind"], saved.plan_inputs["baseline"],
-            saved.plan_inputs["sd"]) == ("mean", 40.0, 55.0)
+            saved.plan_inputs["sd"], saved.plan_inputs["r_squared"]) == ("mean", 40.0, 55.0, 0.3)
+    reopened = login("demo-editor")
+    reopened.query_params["experiment"] = str(social.id)
+    reopened = open_page(reopened, "planner")  # the saved plan's R² comes back with it
+    assert reopened.number_input(key=f"plan_r2_{seed}").value == 0.3
+    assert _metrics(reopened)["Users per variant"] == _metrics(at)["Users per variant"]
     assert saved.planned_start is not None and saved.planned_end is not None
     days = int(_metrics(at)["Duration"].split()[0].replace(",", ""))
     assert (saved.planned_end - saved.planned_start).days == days - 1

@@ -303,3 +303,24 @@ def test_results_page_says_why_it_shows_no_results_for_a_link(demo_app: str) -> 
         assert at.query_params["experiment"] == value
         assert any(said in m.value for m in [*at.info, *at.warning]), value
         assert not _badges(at) and not at.dataframe and not at.subheader, value
+
+
+def test_results_page_shows_a_quantile_metric_with_its_quantiles_and_lift(demo_app: str) -> None:
+    """Infinite scroll on search guards p90_page_load_ms (a quantile metric): its row shows the
+    arms' p90s and the lift with its interval as core computes them, and a note says what the
+    numbers are."""
+    name = "Infinite scroll on search"
+    at = _results("demo-viewer", name)
+    assert not at.exception, at.exception
+    core_row = next(c for c in _core(demo_app, name).comparisons
+                    if c.metric == "p90_page_load_ms")
+    assert core_row.test == "quantile_woodruff"
+    table = at.table[0].value
+    row = table[table["Metric"] == "p90_page_load_ms"].iloc[0]
+    assert row["Control → treatment"] == (f"{fmt.number(core_row.control_mean)} → "
+                                          f"{fmt.number(core_row.treatment_mean)}")
+    shown = row[next(c for c in table.columns if c.startswith("Lift"))]
+    assert shown.startswith(fmt.signed_percent(core_row.lift) + " [")
+    captions = " ".join(c.value for c in at.caption)
+    assert "Quantile metric p90_page_load_ms: control → treatment are the arms' quantiles" in (
+        captions)

@@ -59,6 +59,7 @@ def test_calibration_points_colour_outcomes_by_tone() -> None:
     points = pd.DataFrame({
         "Experiment": ["w", "l", "n"], "Owner": ["o"] * 3, "Decision": ["ship"] * 3,
         "Predicted impact": [1, 2, 3], "Confidence %": [50] * 3, "Realised lift": [0.1, -0.1, 0],
+        "Raw lift": [0.15, -0.12, 0.01],
         "Outcome": [OUTCOMES["good"], OUTCOMES["bad"], OUTCOMES["inconclusive"]],
     })
     colours = {trace.name: trace.marker.color for trace in calibration_points(points).data}

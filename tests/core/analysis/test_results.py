@@ -18,6 +18,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep
 from statsmodels.stats.proportion import test_proportions_2indep as sm_test_proportions_2indep
 
 from core.analysis.results import (
+    achieved_variance_reduction,
     compute_results,
     cumulative_series,
     latest_snapshot,
@@ -285,6 +286,36 @@ def test_results_without_data_are_too_early(session: Session) -> None:
     assert snap.srm is None and snap.data_through is None
     assert {c.decision_state for c in snap.comparisons} == {"too_early"}
     assert row(snap, "conv").reason == "No data for conv yet."
+
+
+def test_results_achieved_variance_reduction_is_cupeds_on_the_unit_data(
+    session: Session, tmp_path: Path
+) -> None:
+    """The R² a plan can take from past results: 1 - Var(adjusted diff) / Var(raw diff) of the
+    stored CUPED comparison, recomputed here from the unit values with numpy (pooled theta,
+    Welch variances; Deng et al. 2013); None without stored results or for a rate."""
+    exp = make_experiment(session, planned=300)
+    cols = make_units(400, lift={"treatment": 0.4})
+    load(session, tmp_path, exp, cols)
+    assert achieved_variance_reduction(session, experiment_id=exp, metric="revenue") is None
+    refresh_results(session, experiment_id=exp, actor=EDITOR)
+    got = achieved_variance_reduction(session, experiment_id=exp, metric="revenue")
+    y_c, y_t = arms(cols, "revenue")
+    x_c, x_t = arms(cols, "revenue_pre")
+    sxy = ((x_c - x_c.mean()) * (y_c - y_c.mean())).sum() + (
+        (x_t - x_t.mean()) * (y_t - y_t.mean())).sum()
+    sxx = ((x_c - x_c.mean()) ** 2).sum() + ((x_t - x_t.mean()) ** 2).sum()
+    theta = sxy / sxx
+    adj_c, adj_t = y_c - theta * x_c, y_t - theta * x_t
+
+    def var_diff(c: np.ndarray, t: np.ndarray) -> float:
+        return float(c.var(ddof=1) / c.size + t.var(ddof=1) / t.size)
+
+    expected = 1 - var_diff(adj_c, adj_t) / var_diff(y_c, y_t)
+    assert got is not None and 0.3 < got.r_squared < 1
+    assert_allclose(got.r_squared, expected, rtol=1e-9)
+    assert got.metric == "revenue" and "CUPED removed" in got.description
+    assert achieved_variance_reduction(session, experiment_id=exp, metric="conv") is None
 
 
 def test_results_refresh_stores_once_per_fingerprint_and_keeps_history(

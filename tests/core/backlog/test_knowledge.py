@@ -3,13 +3,17 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 
+import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.orm import Session
+from statsmodels.stats.meta_analysis import combine_effects
 from statsmodels.stats.proportion import test_proportions_2indep as sm_test_proportions_2indep
 
 from core import registry
@@ -17,6 +21,7 @@ from core.analysis import results
 from core.backlog import knowledge, rice
 from core.demo import seed_demo
 from core.errors import InvalidInput
+from core.stats import bayesian_readout
 from db import repositories as repo
 from db.models import AuditEntry, MetricDailyStat, ResultSnapshot
 from tests.conftest import EDITOR
@@ -240,3 +245,121 @@ def test_calibration_uses_the_prediction_recorded_at_promotion(demo: Session) ->
     assert (point.impact, point.confidence, point.won) == (2.0, 80.0, True)
     overall = knowledge.calibration(demo).overall
     assert overall is not None and (overall.high_confidence, overall.high_confidence_won) == (4, 3)
+
+
+# --------------------------------------------------------------------------- programme impact
+
+
+def test_programme_impact_shrinks_the_demo_lifts_as_statsmodels_pools_them(demo: Session) -> None:
+    """Reference: statsmodels' ``combine_effects`` (DerSimonian–Laird) on the lifts and SEs
+    the knowledge base reads, in each metric's good direction, and the closed form
+    w y + (1 - w) mu for each shrunk lift."""
+    items = knowledge.completed_experiments(demo)
+    impact = knowledge.programme_impact(demo, items=items)
+    with_result = [i for i in items if i.result is not None and i.result.lift_se]
+    assert len(with_result) == impact.population == 4 and impact.without_result == 0
+    signs = np.array([1.0 if i.result.higher_is_better else -1.0  # type: ignore[union-attr]
+                      for i in with_result])
+    y = signs * np.array([i.result.lift for i in with_result])  # type: ignore[union-attr]
+    se = np.array([i.result.lift_se for i in with_result])  # type: ignore[union-attr]
+    ref = combine_effects(y, se**2, method_re="dl")
+    s = impact.shrinkage
+    assert s.applied and s.method == "dersimonian_laird"
+    assert ref.tau2 > 0  # the demo's four experiments differ by more than their noise
+    assert_allclose(s.tau2, ref.tau2, rtol=1e-10)
+    assert_allclose(s.prior_mean, ref.mean_effect_re, rtol=1e-10)
+    w = ref.tau2 / (ref.tau2 + se**2)
+    expected = signs * (w * y + (1 - w) * ref.mean_effect_re)
+    assert_allclose([impact.lift_of(i.id).shrunk_lift for i in with_result],  # type: ignore[union-attr]
+                    expected, rtol=1e-10)
+    # the two shipped winners (One-page checkout, Trust badges) lose part of their lift
+    shipped = [i for i in with_result if i.won]
+    assert {i.name for i in shipped} == {ONE_PAGE, TRUST}
+    for item in shipped:
+        x = impact.lift_of(item.id)
+        assert x is not None and 0 < x.shrunk_lift < x.lift and 0 < x.weight < 1
+    assert impact.shipped.count == 2
+    assert_allclose(impact.shipped.raw_sum, sum(i.result.lift for i in shipped),  # type: ignore[union-attr]
+                    rtol=1e-12)
+    assert impact.shipped.shrunk_sum < 0.9 * impact.shipped.raw_sum  # a non-trivial shrinkage
+    assert "DerSimonian–Laird" in impact.method and "empirical Bayes" in impact.method
+    assert "over all 4 completed experiments" in impact.summary
+
+
+def test_primary_result_lift_se_is_the_delta_method_se(demo: Session) -> None:
+    """Reference: Var(lift) = Var(p_t)/p_c^2 + p_t^2 Var(p_c)/p_c^4 with Var(p) = p(1-p)/n
+    (delta method, GrowthBook "Statistical Details"), from the arms' counts."""
+    exp_id = _add_primary_data(demo, "One-page checkout", (8_500, 850), (8_500, 960))
+    (n_c, x_c), (n_t, x_t) = _arm_totals(demo, exp_id)
+    result = knowledge.primary_result(demo, experiment_id=exp_id)
+    assert result is not None and result.lift_se is not None
+    p_c, p_t = x_c / n_c, x_t / n_t
+    expected = np.sqrt(p_t * (1 - p_t) / n_t / p_c**2 + p_t**2 * p_c * (1 - p_c) / n_c / p_c**4)
+    assert_allclose(result.lift_se, expected, rtol=1e-9)
+
+
+def test_lift_standard_error_undoes_a_gaussian_prior_and_falls_back_to_the_interval(
+    demo: Session
+) -> None:
+    exp_id = registry.get_experiment_by_name(demo, name=ONE_PAGE).id
+    snapshot = results.latest_snapshot(demo, experiment_id=exp_id)
+    assert snapshot is not None
+    row = snapshot.rows(role="primary")[0]
+    assert row.lift is not None and row.bayesian is not None
+    flat_se = knowledge.lift_standard_error(row, alpha=snapshot.alpha)
+    assert flat_se == row.bayesian.posterior_sd
+    # a plan with a Gaussian prior: the posterior SD is smaller; the SE is recovered exactly
+    informed = replace(row, bayesian=bayesian_readout(row.lift, flat_se, prior_mean=0.0,
+                                                      prior_sd=0.05))
+    assert informed.bayesian is not None and informed.bayesian.posterior_sd < flat_se
+    assert_allclose(knowledge.lift_standard_error(informed, alpha=0.05), flat_se, rtol=1e-12)
+    # no readout (an old snapshot): half the two-sided interval's width over z_{0.975}; Fieller's
+    # interval is slightly skewed, so it matches the delta-method SE to a few percent
+    no_readout = replace(row, bayesian=None)
+    assert_allclose(knowledge.lift_standard_error(no_readout, alpha=snapshot.alpha), flat_se,
+                    rtol=0.05)
+    assert knowledge.lift_standard_error(replace(no_readout, sequential=True), alpha=0.05) is None
+    assert knowledge.lift_standard_error(
+        replace(no_readout, alternative="greater", lift_ci_high=math.inf), alpha=0.05) is None
+
+
+def test_knowledge_base_search_shrinks_over_the_whole_portfolio(demo: Session) -> None:
+    whole = knowledge.knowledge_base(demo)
+    found = knowledge.knowledge_base(demo, search="dark mode")
+    assert [e.name for e in found.experiments] == [DARK]
+    assert found.impact.population == 4 and len(found.everything) == 4
+    dark = found.experiments[0].id
+    assert found.impact.lift_of(dark) == whole.impact.lift_of(dark)
+    csv = knowledge.knowledge_csv(found.experiments, found.impact)
+    header, row = csv.lstrip("\ufeff").splitlines()[:2]
+    assert header.split(",")[7:12] == ["lift", "lift_se", "lift_shrunk", "lift_shrunk_sd",
+                                       "shrinkage_weight"]
+    x = found.impact.lift_of(dark)
+    assert x is not None
+    assert row.split(",")[9] == f"{x.shrunk_lift:.6g}"
+
+
+def test_calibration_uses_the_shrunk_lifts_beside_the_raw(demo: Session) -> None:
+    items = knowledge.completed_experiments(demo)
+    impact = knowledge.programme_impact(demo, items=items)
+    cal = knowledge.calibration(demo, items=items)
+    assert cal.impact == impact
+    for point in cal.points:
+        x = impact.lift_of(point.id)
+        assert x is not None and point.shrunk_lift == x.shrunk_lift and point.lift == x.lift
+    assert cal.overall is not None and cal.overall.mean_shrunk_lift is not None
+    assert_allclose(cal.overall.mean_shrunk_lift, np.mean([x.shrunk_lift for x in impact.lifts]),
+                    rtol=1e-12)
+    assert cal.overall.mean_lift != cal.overall.mean_shrunk_lift
+
+
+def test_programme_impact_with_two_experiments_shrinks_nothing_and_says_why(
+    demo: Session
+) -> None:
+    items = knowledge.completed_experiments(demo)[:2]
+    impact = knowledge.programme_impact(demo, items=items)
+    assert not impact.shrinkage.applied
+    assert "at least 3" in impact.summary and "raw lifts are shown" in impact.summary
+    for x in impact.lifts:
+        assert x.shrunk_lift == x.lift and x.weight == 1.0
+    assert impact.shipped.shrunk_sum == impact.shipped.raw_sum

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core import catalogue, registry, reports
+from core import format as fmt
 from core.analysis.results import compute_results
 from core.artifacts import LocalArtifactStore, S3ArtifactStore
 from core.config import PROJECT_ROOT
@@ -485,3 +486,26 @@ def test_reports_show_no_variation_and_a_guardrail_improvement(session: Session)
     # the improvement test's interval, open at the far (worse) end, and its state
     assert re.search(r"refunds \(guardrail\) treatment vs control 5\.00% \(n=10,000\) 3\.80% "
                      r"\(n=10,000\) −24\.0% \(−∞, −\d+\.\d%\] \S+ Significant ", text)
+
+
+def test_reports_quantile_metric_shows_its_quantiles_lift_and_method(
+        session: Session, tmp_path: Path) -> None:
+    from core.data.ingestion import ingest_file
+    from core.stats import quantile_stats, quantile_test
+    from tests.conftest import EDITOR
+    from tests.core.data.test_ingestion import write_parquet
+    from tests.core.data.test_ingestion_quantile import quantile_experiment, quantile_units
+
+    exp = quantile_experiment(session, name="Faster pages")
+    cols = quantile_units(2000, 2000, slower=1.1)
+    ingest_file(session, path=write_parquet(tmp_path / "q.parquet", cols), experiment_id=exp,
+                actor=EDITOR)
+    content = reports.assemble_report(session, experiment_id=exp, generated_by="t", now=NOW)
+    text = _text(reports.render_pdf(content, charts=False))
+    x, arm = cols["p90_load_ms"].astype(float), cols["variant"]
+    ref = quantile_test(quantile_stats(x[arm == "control"], 0.9),
+                        quantile_stats(x[arm == "treatment"], 0.9), alternative="greater")
+    assert "p90_load_ms (guardrail)" in text
+    assert f"{fmt.number(ref.control_mean)} (n=2,000)" in text
+    assert fmt.signed_percent(ref.lift) in text
+    assert "Quantile metric p90_load_ms" in text and "Woodruff 1952" in text

@@ -4,8 +4,8 @@ metric)
 
 Existing experiments keep every value; their capping is NULL (no metric capped).
 
-Revision ID: 0011_capping
-Revises: 0010_plan_inputs
+Revision ID: 0012_capping
+Revises: 0011_quantile_metrics
 Create Date: 2026-12-07 11:00:00.000000
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0011_capping'
-down_revision: str | None = '0010_plan_inputs'
+revision: str = '0012_capping'
+down_revision: str | None = '0011_quantile_metrics'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
