@@ -22,13 +22,15 @@ def metrics(session: Session) -> list[str]:
     for data in ({"name": "conversion", "kind": "binomial"}, {"name": "revenue", "kind": "mean"},
                  {"name": "latency", "kind": "mean", "higher_is_better": False},
                  {"name": "revenue_per_session", "kind": "ratio", "numerator": "revenue",
-                  "denominator": "sessions"}):
+                  "denominator": "sessions"},
+                 {"name": "p90_latency", "kind": "quantile", "quantile_p": 0.9}):
         catalogue.create_metric(session, data=data, actor=EDITOR)
     return ["conversion", "revenue", "latency", "revenue_per_session"]
 
 
 def capped(**capping: Any) -> dict[str, Any]:
-    return draft(guardrail_metrics=[], secondary_metrics=["revenue", "revenue_per_session"],
+    return draft(guardrail_metrics=[],
+                 secondary_metrics=["revenue", "revenue_per_session", "p90_latency"],
                  capping=capping)
 
 
@@ -55,6 +57,7 @@ def test_registry_capping_defaults_to_none(session: Session, metrics: list[str])
 @pytest.mark.parametrize(("capping", "message"), [
     ({"conversion": P99}, "capping: conversion is a proportion (binomial) metric"),
     ({"latency": P99}, "capping: latency is not a metric of this experiment"),
+    ({"p90_latency": P99}, "capping: p90_latency is a quantile metric: only mean and ratio"),
     ({"revenue": {"kind": "percentile", "value": 0.5}}, "capping.revenue: a percentile cap is "
                                                         "a fraction strictly between 0.5 and 1"),
     ({"revenue": {"kind": "percentile", "value": 1.0}}, "strictly between 0.5 and 1"),
