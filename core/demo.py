@@ -119,6 +119,9 @@ def _experiments(today: date) -> list[dict[str, Any]]:
                          {"name": "carousel_top", "weight": 0.33},
                          {"name": "carousel_bottom", "weight": 0.33}],
             "planned_sample_size": 10000, "mde": 0.05, "analysis_mode": "sequential",
+            # revenue per user has a long right tail: each user's revenue counts at most the
+            # 99th percentile of every user's, pooled across the arms (docs/statistics.md)
+            "capping": {"revenue_per_user": {"kind": "percentile", "value": 0.99}},
             "planned_start": d(-14), "planned_end": d(14),
             "reach": 150000, "impact": 1, "confidence": 50, "effort": 5,
             "tags": ["recommendations", "revenue"]}},

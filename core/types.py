@@ -26,6 +26,9 @@ to test with."""
 ApiScope = Literal["read", "write", "admin"]
 MetricRole = Literal["primary", "guardrail", "secondary"]
 SourceKind = Literal["user_file", "aggregate_file", "sql", "warehouse"]
+CapKind = Literal["fixed", "percentile"]
+"""How a mean or ratio metric's per-unit values are capped (winsorised) before summing: at a
+``fixed`` value, or at a ``percentile`` of every unit's value pooled across the variants."""
 Aggregation = Literal["sum", "count", "any", "mean", "ratio"]
 """How a warehouse metric aggregates its fact column per unit (core.warehouse.definitions)."""
 FileKind = Literal["auto", "user", "aggregate"]

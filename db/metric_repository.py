@@ -31,10 +31,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.stats.capping import AppliedCap
 from core.stats.covariates import CovariateSums
 from core.stats.metric_stats import COVARIATE_SUMS, RATIO_SUMS, MetricStats
 from core.stats.metric_stats import SUM_FIELDS as STAT_FIELDS
 from core.stats.quantile import QUANTILE_FIELDS, QuantileStats
+from db.models import (
+    AppliedCap as AppliedCapRow,
+)
 from db.models import (
     AssignmentDailyCount,
     AssignmentSliceDailyCount,
@@ -301,6 +305,26 @@ def delete_daily_stats(
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def save_applied_caps(
+    session: Session, *, experiment_id: int, caps: dict[int, AppliedCap], source: str
+) -> None:
+    """Record the cap each capped metric's load applied (metric id -> cap), replacing the
+    previous load's."""
+    _upsert(session, AppliedCapRow.__table__, ["experiment_id", "metric_id"], [
+        {"experiment_id": experiment_id, "metric_id": metric_id, "cap": cap.cap,
+         "denominator_cap": cap.denominator_cap, "units": cap.units, "source": source[:200]}
+        for metric_id, cap in sorted(caps.items())
+    ])
+
+
+def applied_caps(session: Session, *, experiment_id: int) -> dict[int, AppliedCap]:
+    """The cap the latest load applied to each capped metric of the experiment, by metric id."""
+    rows = session.execute(
+        select(AppliedCapRow.metric_id, AppliedCapRow.cap, AppliedCapRow.denominator_cap,
+               AppliedCapRow.units).where(AppliedCapRow.experiment_id == experiment_id))
+    return {r.metric_id: AppliedCap(r.cap, r.denominator_cap, r.units) for r in rows}
 
 
 def delete_assignments(session: Session, *, experiment_id: int) -> int:

@@ -142,6 +142,10 @@ class Experiment(Base):
     post_stratify_on: Mapped[str | None] = mapped_column(
         String(200), comment="Plan: the pre-exposure dimension the results post-stratify on "
         "(a dimension column of the metric data); NULL = none.")
+    capping: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="Capping rule per mean or ratio metric, {metric: {kind: fixed|percentile, "
+        "value}}; NULL = no metric capped."
+    )
     planned_start: Mapped[date | None]
     planned_end: Mapped[date | None]
     actual_start: Mapped[date | None]
@@ -427,6 +431,26 @@ class MetricDailyStat(Base):
         CheckConstraint("n >= 0", name="n"),
         CheckConstraint("sum_squares >= 0", name="sum_squares"),
     )
+
+
+class AppliedCap(Base):
+    """The cap a load applied to one metric of one experiment (its plan's capping rule made a
+    number): the fixed value, or the pooled percentile of every unit's value computed by the
+    engine that read the units; a ratio metric's denominator has its own. Replaced by each load
+    of unit-level data for the metric."""
+
+    __tablename__ = "applied_caps"
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
+    metric_id: Mapped[int] = mapped_column(
+        ForeignKey("metrics.id", ondelete="CASCADE"), primary_key=True)
+    cap: Mapped[float] = mapped_column(comment="Per-unit values above it counted as it.")
+    denominator_cap: Mapped[float | None] = mapped_column(
+        comment="A ratio metric's cap of the per-unit denominator.")
+    units: Mapped[int] = mapped_column(comment="Units the cap was computed over.")
+    source: Mapped[str] = mapped_column(String(200), comment="The load that computed it.")
+    loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class MetricQuantileStat(Base):

@@ -29,8 +29,10 @@ from ui.state import (
     url_selectbox,
 )
 from ui.widgets import (
+    format_capping,
     format_margins,
     format_variants,
+    parse_capping,
     parse_margins,
     parse_variants,
     run_action,
@@ -45,6 +47,10 @@ MARGINS_LABEL = "Guardrail non-inferiority margins (guardrail: % worse allowed)"
 MARGINS_HELP = ("e.g. page_load_time_ms: 2%. A guardrail with a margin must be shown not worse "
                 "by that much, else it reads inconclusive; without one it only gets the harm "
                 "test.")
+CAPPING_LABEL = "Capping of mean and ratio metrics (metric: p99 or a fixed value)"
+CAPPING_HELP = ("e.g. revenue_per_user: p99, basket_value: 500. Each unit's value above the cap "
+                "counts as the cap before the sums; p99 is the 99th percentile of every unit, "
+                "pooled across the variants. Frozen at launch.")
 
 actor = current_actor()
 can_write = actor.can("editor")
@@ -316,7 +322,8 @@ right.markdown(
 )
 right.markdown(
     f"**Primary test:** {ALTERNATIVE_LABELS[exp.alternative].lower()} · **Guardrail margins:** "
-    f"{format_margins(exp.guardrail_margins) or 'none (harm test only)'} · **Bayesian prior:** "
+    f"{format_margins(exp.guardrail_margins) or 'none (harm test only)'} · **Capping:** "
+    f"{format_capping(exp.capping) or 'none'} · **Bayesian prior:** "
     + ("flat" if exp.prior_lift_sd is None else
        f"normal({fmt.signed_percent(exp.prior_lift_mean)}, sd "
        f"{fmt.percent(exp.prior_lift_sd, 4, trim=True)})")
@@ -428,6 +435,9 @@ if can_write:
             "guardrail_margins": parse_margins(e2.text_input(
                 MARGINS_LABEL, format_margins(draft.guardrail_margins), help=MARGINS_HELP,
                 key=f"edit_margins_{draft.id}_{draft.version}")),
+            "capping": parse_capping(e1.text_input(
+                CAPPING_LABEL, format_capping(draft.capping), help=CAPPING_HELP,
+                key=f"edit_capping_{draft.id}_{draft.version}")),
             "prior_lift_mean": _fraction(e1.number_input(
                 "Bayesian prior: mean lift (%, empty = flat prior)",
                 value=_percent(draft.prior_lift_mean), format="%g",

@@ -200,7 +200,8 @@ def _decision_line(c: MetricComparison) -> str:
     colour = "red" if c.blocked or c.decision_state == "srm_untrustworthy" else \
         charts.TONE_BADGES[tone(c)]
     badge = f":{colour}-badge[{STATE_LABELS.get(c.decision_state, c.decision_state)}]"
-    return (f"**{c.metric}** ({c.role}) · {c.treatment} vs {c.control} {badge}  \n"
+    capped = f" · {c.capping}" if c.capping else ""
+    return (f"**{c.metric}** ({c.role}{capped}) · {c.treatment} vs {c.control} {badge}  \n"
             f"{c.reason}")
 
 

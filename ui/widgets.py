@@ -61,6 +61,29 @@ def parse_margins(text: str) -> dict[str, float]:
     return margins
 
 
+def parse_capping(text: str) -> dict[str, dict[str, Any]]:
+    """Read 'revenue_per_user: p99, basket_value: 500' into the plan's capping: ``pNN`` is the
+    pooled NN-th percentile (p99.5 = 0.995), a plain number a fixed cap; an unreadable number
+    becomes NaN, which the service refuses naming the metric (validation is the service's)."""
+    capping: dict[str, dict[str, Any]] = {}
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        name, _, value = part.partition(":")
+        value = value.strip().lower()
+        kind = "percentile" if value.startswith("p") else "fixed"
+        try:
+            number = float(value.removeprefix("p"))
+        except ValueError:
+            number = float("nan")
+        capping[name.strip()] = {"kind": kind, "value": round(number / 100, 12)
+                                 if kind == "percentile" else number}
+    return capping
+
+
+def format_capping(capping: dict[str, Any]) -> str:
+    """The plan's capping as the user types it: 'revenue_per_user: p99, basket_value: 500'."""
+    return ", ".join(f"{name}: {spec.rule.label}" for name, spec in capping.items())
+
+
 def format_margins(margins: dict[str, float]) -> str:
     """Guardrail margins as the user types them: 'page_load_time_ms: 2%'."""
     return ", ".join(f"{name}: {fmt.percent(m, 6, trim=True)}" for name, m in margins.items())

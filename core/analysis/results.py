@@ -91,6 +91,7 @@ from core.stats import (
     welch_ttest_cuped,
     welch_ttest_from_stats,
 )
+from core.stats.capping import AppliedCap, CapRule
 from core.transactions import transaction
 from core.types import Alternative, MetricKind, Untestable
 from db import metric_repository as mrepo
@@ -114,6 +115,8 @@ class SetupMetric:
     role: str
     higher_is_better: bool
     margin: float | None = None
+    capping: str | None = None
+    """The plan's capping and the cap applied ("capped at p99 (value 123.4)"); None: none."""
 
 
 @dataclass(frozen=True)
@@ -139,10 +142,13 @@ class ExperimentSetup:
 def experiment_setup(session: Session, experiment_id: int) -> ExperimentSetup:
     """The experiment's :class:`ExperimentSetup`; NotFound without it."""
     exp = load_experiment(session, experiment_id=experiment_id)
+    capping = capping_labels(exp.capping, mrepo.applied_caps(
+        session, experiment_id=experiment_id) if exp.capping else {}, exp)
     metrics: list[SetupMetric] = []
     if exp.primary_metric is not None:
         m = exp.primary_metric
-        metrics.append(SetupMetric(m.id, m.name, m.kind, "primary", m.higher_is_better))  # type: ignore[arg-type]
+        metrics.append(SetupMetric(m.id, m.name, m.kind, "primary", m.higher_is_better,  # type: ignore[arg-type]
+                                   capping=capping.get(m.id)))
     seen = {m.id for m in metrics}
     links = sorted(exp.metric_links, key=lambda link: (ROLE_ORDER.index(link.role),
                                                        link.metric.name))
@@ -151,7 +157,7 @@ def experiment_setup(session: Session, experiment_id: int) -> ExperimentSetup:
             m = link.metric
             margin = link.margin if link.role == "guardrail" else None
             metrics.append(SetupMetric(m.id, m.name, m.kind, link.role, m.higher_is_better,  # type: ignore[arg-type]
-                                   margin))
+                                   margin, capping.get(m.id)))
             seen.add(m.id)
     return ExperimentSetup(
         id=exp.id,
@@ -167,6 +173,25 @@ def experiment_setup(session: Session, experiment_id: int) -> ExperimentSetup:
                else (exp.prior_lift_mean, exp.prior_lift_sd)),
         post_stratify_on=exp.post_stratify_on,
     )
+
+
+def capping_labels(plan: dict[str, Any] | None, applied: dict[int, AppliedCap],
+                   exp: Any) -> dict[int, str]:
+    """Per capped metric id, what the results say beside it: "capped at p99 (value 123.4)", or
+    "capped at p99 (no data loaded yet)" before a load computed the cap."""
+    ids = {m.name: m.id for m in ([exp.primary_metric] if exp.primary_metric else [])}
+    ids |= {link.metric.name: link.metric.id for link in exp.metric_links}
+    out = {}
+    for name, rule in (plan or {}).items():
+        if name not in ids:
+            continue
+        cap_rule = CapRule(rule["kind"], rule["value"])
+        found = applied.get(ids[name])
+        out[ids[name]] = (found.describe(cap_rule) if found is not None
+                          else AppliedCap(cap_rule.value).describe(cap_rule)
+                          if cap_rule.kind == "fixed"
+                          else f"capped at {cap_rule.label} (no data loaded yet)")
+    return out
 
 
 def _round(value: float | None) -> float | None:
@@ -653,7 +678,7 @@ def _compute(
             noninferiority_p_value=d.get("adjusted_ni"),
             bayesian=_bayesian(tested, alpha=alpha, higher_is_better=metric.higher_is_better,
                                prior=setup.prior),
-            untestable=d["untestable"],
+            untestable=d["untestable"], capping=metric.capping,
             **base,
         ))
 

@@ -126,6 +126,9 @@ class MetricComparison:
     """Why no test exists (``decision_state`` "not_testable"): "no_variation" when every unit
     has the same value in both arms. Its effects, p-values and Bayesian readout are then None,
     and it is left out of the multiple-testing correction."""
+    capping: str | None = None
+    """The plan's capping of the metric's per-unit values and the cap the data was loaded with,
+    e.g. "capped at p99 (value 123.4)" (core.stats.capping); None = not capped."""
 
 
 EFFECT_FIELDS = (

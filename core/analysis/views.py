@@ -68,6 +68,7 @@ TABLE_COLUMNS = (
     "metric", "role", "kind", "treatment", "control_n", "treatment_n", "control_value",
     "treatment_value", "diff", "diff_ci_low", "diff_ci_high", "lift", "lift_ci_low",
     "lift_ci_high", "p_value", "adjusted_p_value", "test", "decision_state", "reason", "blocked",
+    "capping",
 )
 
 
@@ -83,6 +84,7 @@ def results_table(snapshot: ResultsSnapshot) -> list[dict[str, Any]]:
             "lift": c.lift, "lift_ci_low": c.lift_ci_low, "lift_ci_high": c.lift_ci_high,
             "p_value": c.p_value, "adjusted_p_value": c.adjusted_p_value, "test": c.test,
             "decision_state": c.decision_state, "reason": c.reason, "blocked": c.blocked,
+            "capping": c.capping,
         }
         for c in snapshot.comparisons
     ]

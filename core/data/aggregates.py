@@ -39,6 +39,7 @@ from core.data.reading import (
 )
 from core.errors import InvalidInput
 from core.stats import MetricStats, SufficientStats
+from core.stats.capping import AppliedCap
 
 MAX_DIMENSION_NAME_LENGTH = 64
 _OPTIONAL = (*COVARIATE_COLUMNS, *RATIO_COLUMNS, *SLICE_COLUMNS, *PROOF_COLUMNS)
@@ -175,12 +176,16 @@ def _getter(nums: dict[str, float | None]) -> Any:
 
 
 def aggregate_records(
-    ctx: ExperimentContext, rows: list[dict[str, Any]], *, label: str, first_row: int = 1
+    ctx: ExperimentContext, rows: list[dict[str, Any]], *, label: str, first_row: int = 1,
+    caps: dict[str, AppliedCap] | None = None,
 ) -> Aggregated:
     """Validate per-variant, per-day, per-metric rows (file or SQL) into cells.
 
     ``rows`` hold the columns of the module docstring (``day`` may stand for ``date``);
-    ``first_row`` numbers the first row in messages (2 for a CSV with a header).
+    ``first_row`` numbers the first row in messages (2 for a CSV with a header). ``caps``: the
+    caps the source applied to capped metrics' per-unit values before summing (the warehouse
+    refresh); a metric the plan caps is refused without one, since its rows were summed from
+    values nobody capped.
     """
     if not rows:
         raise InvalidInput(f"{label}: no rows (expected one row per variant, day and metric)")
@@ -191,6 +196,7 @@ def aggregate_records(
     values: dict[str, set[str]] = {}
     bad_rows = 0
     duplicates = 0
+    uncapped: set[str] = set()
     for offset, raw in enumerate(rows):
         where = f"row {offset + first_row}"
         row = {str(k).lower(): v for k, v in raw.items()}
@@ -210,6 +216,9 @@ def aggregate_records(
                 f"metric '{metric}' is not a metric of '{ctx.name}' "
                 f"({', '.join(ctx.metrics) or 'none'})"
             )
+        elif info.cap is not None and metric not in (caps or {}):
+            uncapped.add(info.name)
+            continue
         day = parse_day(row.get("date"))
         if day is None:
             row_problems.append(f"date {row.get('date')!r} is not a date (use YYYY-MM-DD)")
@@ -305,6 +314,14 @@ def aggregate_records(
                 f"{MAX_DIMENSION_VALUES} a dimension may have; group the rare ones (e.g. "
                 "'other') before loading"
             )
+    for name in sorted(uncapped):
+        rule = ctx.metrics[name].cap
+        assert rule is not None
+        problems.append(
+            f"{label}: metric {name} is capped at {rule.label} in the plan of '{ctx.name}', "
+            "and rows already summed cannot be capped (the cap applies to each unit's value "
+            "before the sums): load it from unit-level data, a user-level file or a metric "
+            "computed in the warehouse, which apply the cap")
     if duplicates:
         problems.append(
             f"{label}: unit_id: the source counted {duplicates} extra rows of units that appear "
@@ -333,4 +350,5 @@ def aggregate_records(
         slices=slices,
         slice_assignments=slice_units,
         dimensions=tuple(sorted(values)),
+        caps=dict(caps or {}),
     )

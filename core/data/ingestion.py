@@ -44,6 +44,7 @@ from core.data.writing import IngestionReport, write
 from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry.listing import load_experiment
 from core.stats import MetricStats
+from core.stats.capping import AppliedCap, CapRule
 from core.transactions import transaction
 from core.types import FileKind, SourceKind
 from db import metric_repository as mrepo
@@ -80,9 +81,12 @@ def experiment_context(session: Session, *, experiment_id: int) -> ExperimentCon
     end = exp.actual_end or max(today, exp.actual_start)
     metrics: dict[str, MetricInfo] = {}
     links = [(exp.primary_metric, "primary")] if exp.primary_metric is not None else []
+    caps = {name: CapRule(rule["kind"], rule["value"])
+            for name, rule in (exp.capping or {}).items()}
     for m, role in [*links, *((link.metric, link.role) for link in exp.metric_links)]:
         metrics.setdefault(m.name, MetricInfo(m.id, m.name, m.kind, role, m.higher_is_better,
-                                              m.numerator, m.denominator, m.quantile_p))
+                                              m.numerator, m.denominator, m.quantile_p,
+                                              caps.get(m.name)))
     return ExperimentContext(
         id=exp.id,
         name=exp.name,
@@ -165,6 +169,15 @@ def ingest_file(
             con.close()
         if for_day is not None:
             check_one_day(agg, for_day, path.name)
+            pooled = [m for m in agg.caps if (rule := ctx.metrics[m].cap) is not None
+                      and rule.kind == "percentile"]
+            if pooled:
+                raise InvalidInput(
+                    f"file: {path.name} is one day's drop, and {', '.join(pooled)} "
+                    f"{'is' if len(pooled) == 1 else 'are'} capped at a percentile of every "
+                    f"unit of '{ctx.name}', pooled across the variants: one day's units cannot "
+                    "give it. Load a full snapshot (a user-level file with every unit), or "
+                    "use a fixed cap in the plan before launch")
         report(0.9, "Writing daily statistics")
         result = write(session, ctx, agg, kind=source_kind, label=label or path.name,
                         actor=actor, started=started, sha256=sha256)
@@ -203,15 +216,17 @@ def write_records(
     kind: SourceKind,
     label: str,
     progress: ProgressCallback | None = None,
+    caps: dict[str, AppliedCap] | None = None,
 ) -> IngestionReport:
     """:func:`ingest_records` in the caller's transaction, for a service that writes more in
-    the same one (the warehouse refresh records its queries with its data)."""
+    the same one (the warehouse refresh records its queries with its data, and the caps it
+    applied to capped metrics: ``caps``)."""
     actor.require("editor", "load metric data")
     report = progress or no_progress
     started = time.perf_counter()
     ctx = experiment_context(session, experiment_id=experiment_id)
     report(0.6, "Checking the aggregated rows")
-    agg = aggregate_records(ctx, rows, label=label)
+    agg = aggregate_records(ctx, rows, label=label, caps=caps)
     report(0.9, "Writing daily statistics")
     return write(session, ctx, agg, kind=kind, label=label, actor=actor, started=started)
 
@@ -237,13 +252,14 @@ def same_as_stored(
     first: date,
     last: date,
     label: str = "sql source",
+    caps: dict[str, AppliedCap] | None = None,
 ) -> bool:
     """Whether per-variant, per-day rows (as :func:`ingest_records` takes them) equal the
     stored daily stats and assignments of the days ``first``..``last``: loading them would
     change nothing (sums compared to :data:`FLOAT_TOLERANCE`). Bad rows raise InvalidInput
     naming ``label``."""
     ctx = experiment_context(session, experiment_id=experiment_id)
-    agg = aggregate_records(ctx, rows, label=label)
+    agg = aggregate_records(ctx, rows, label=label, caps=caps)
     metric_ids = {ctx.metrics[m].id for m in agg.metrics}
 
     def close(a: MetricStats, b: MetricStats) -> bool:

@@ -25,6 +25,7 @@ import duckdb
 
 from core import spool
 from core.errors import InvalidInput, UploadTooLarge
+from core.stats.capping import AppliedCap, CapRule
 from core.stats.metric_stats import COVARIATE_SUMS, RATIO_SUMS, MetricStats
 from core.stats.quantile import QuantileStats
 from core.types import FileKind
@@ -84,6 +85,9 @@ class MetricInfo:
     denominator: str | None = None
     quantile_p: float | None = None
     """A quantile metric's level p (0.9 = p90)."""
+    cap: CapRule | None = None
+    """The plan's capping rule (core.stats.capping): per-unit values above the cap count as
+    it before the sums are taken; None = not capped."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ class Aggregated:
     quantile_metrics: tuple[str, ...] = ()
     """The quantile metrics the input carries: their stored quantile statistics are replaced
     by :attr:`quantiles` (an arm with too few units for its interval has none)."""
+    caps: dict[str, AppliedCap] = field(default_factory=dict)
+    """The cap applied to each capped metric's per-unit values, by metric name."""
 
 
 def capped(problems: list[str]) -> list[str]:

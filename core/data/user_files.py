@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ from core.stats import (
     QuantileStats,
     quantile_levels,
 )
+from core.stats.capping import AppliedCap
 
 PARTITION_UNITS = 16_000_000
 """Up to this many rows the unit proof sorts the ids' hashes in memory (8 bytes a row, 128 MB at
@@ -94,6 +95,8 @@ class _Plan:
     notes: list[str] = field(default_factory=list)
     decimal_comma: bool = False
     """Text values are numbers with a decimal comma (a ';'-separated CSV)."""
+    caps: dict[str, AppliedCap] = field(default_factory=dict)
+    """The capped metrics' caps (core.stats.capping), set once the percentiles are known."""
 
     @property
     def metrics(self) -> list[str]:
@@ -231,6 +234,60 @@ def _day_expr(plan: _Plan, columns: dict[str, str]) -> str:
     return f"TRY_CAST(NULLIF(trim(CAST({quote(plan.date)} AS VARCHAR)), '') AS DATE)"
 
 
+def _capped_values(plan: _Plan, columns: dict[str, str], metric: str) -> tuple[str, str | None]:
+    """A metric's per-unit value read as a number (a ratio metric's numerator), and a ratio
+    metric's denominator, each ``least(value, cap)`` when the metric is capped."""
+    comma = plan.decimal_comma
+    if metric in plan.ratio_cols:
+        num_col, den_col = plan.ratio_cols[metric]
+        num, den = _value(num_col, columns, comma), _value(den_col, columns, comma)
+    else:
+        num, den = _value(plan.metric_col[metric], columns, comma), None
+    cap = plan.caps.get(metric)
+    if cap is None:
+        return num, den
+    num = f"least({num}, {cap.cap!r})"
+    if den is not None and cap.denominator_cap is not None:
+        den = f"least({den}, {cap.denominator_cap!r})"
+    return num, den
+
+
+def _caps(con: duckdb.DuckDBPyConnection, src: str, columns: dict[str, str], plan: _Plan,
+          ctx: ExperimentContext) -> dict[str, AppliedCap]:
+    """Each capped metric's cap: a fixed rule's value, or the percentile of every unit's value
+    in the file pooled across the variants, by DuckDB's ``quantile_cont`` (linear
+    interpolation, Hyndman & Fan type 7: core.stats.capping.pooled_percentile), in one query
+    that only runs for a percentile. Units whose value is empty or not a number are left out
+    here and reported by the scan. ``units`` is set once the scan has counted them."""
+    comma = plan.decimal_comma
+    wanted = [m for m in plan.metrics if ctx.metrics[m].cap is not None]
+    parts = []
+    for k, metric in enumerate(wanted):
+        rule = ctx.metrics[metric].cap
+        assert rule is not None
+        cols = plan.ratio_cols.get(metric) or (plan.metric_col[metric],)
+        for side, col in zip(("n", "d"), cols, strict=False):
+            parts.append(f"{rule.value!r} AS {side}{k}" if rule.kind == "fixed" else
+                         f"quantile_cont({_value(col, columns, comma)}, {rule.value!r}) "
+                         f"AS {side}{k}")
+    if not any(ctx.metrics[m].cap.kind == "percentile" for m in wanted):  # type: ignore[union-attr]
+        row: dict[str, Any] = {}
+        for k, metric in enumerate(wanted):
+            value = ctx.metrics[metric].cap.value  # type: ignore[union-attr]
+            row[f"n{k}"] = value
+            if metric in plan.ratio_cols:
+                row[f"d{k}"] = value
+    else:
+        row = _fetch(con, f"SELECT {', '.join(parts)} FROM {src}")[0]
+    caps = {}
+    for k, metric in enumerate(wanted):
+        num, den = row[f"n{k}"], row.get(f"d{k}")
+        if num is None or (metric in plan.ratio_cols and den is None):
+            continue  # no readable value at all: the scan reports the column
+        caps[metric] = AppliedCap(float(num), None if den is None else float(den))
+    return caps
+
+
 def _scan_query(plan: _Plan, columns: dict[str, str], src: str) -> tuple[str, list[str]]:
     """The one aggregation query, and the names of its dimension key columns."""
     keys = [f"__eos_k{i}" for i in range(len(plan.dimensions))]
@@ -263,15 +320,22 @@ def _scan_query(plan: _Plan, columns: dict[str, str], src: str) -> tuple[str, li
             agg.append(f"count_if({x} NOT IN (0, 1)) AS bin{j}")
         if col in plan.denominators:
             agg.append(f"count_if({x} < 0) AS neg{j}")
+    for k, metric in enumerate(plan.caps):
+        num, den = _capped_values(plan, columns, metric)
+        agg += [f"sum({num}) AS cs{k}", f"sum({num} * {num}) AS css{k}"]
+        if den is not None:
+            agg += [f"sum({den}) AS cds{k}", f"sum({den} * {den}) AS cdss{k}"]
     for i, metric in enumerate(plan.pre_cols):
-        p_raw, x = plan.pre_cols[metric], _value(plan.metric_col[metric], columns, comma)
+        p_raw, x = plan.pre_cols[metric], _capped_values(plan, columns, metric)[0]
         p = f"coalesce({_value(p_raw, columns, comma)}, 0)"
+        if metric in plan.caps:  # the covariate is capped at the metric's cap (GrowthBook)
+            p = f"least({p}, {plan.caps[metric].cap!r})"
         agg += [f"sum({p}) AS px{i}", f"sum({p} * {p}) AS pxx{i}", f"sum({p} * {x}) AS pxy{i}"]
         agg.append(f"count_if({_not_a_number(p_raw, columns, comma)}) AS pnan{i}"
                    if not is_numeric(columns[p_raw]) else f"0 AS pnan{i}")
-    for i, (num, den) in enumerate(plan.ratio_cols.values()):
-        agg.append(f"sum({_value(num, columns, comma)} * {_value(den, columns, comma)}) "
-                   f"AS nd{i}")
+    for i, metric in enumerate(plan.ratio_cols):
+        num, den = _capped_values(plan, columns, metric)
+        agg.append(f"sum({num} * {den}) AS nd{i}")
     agg += _vector_sums(plan, columns)
     for k, col in enumerate(_comma_columns(plan, columns)):
         # values with a decimal comma, and numbers with a point only: both in one column is
@@ -408,11 +472,8 @@ def _vector_sums(plan: _Plan, columns: dict[str, str]) -> list[str]:
         agg.append(f"count_if({_not_a_number(col, columns, comma)}) AS cnan{c}"
                    if not is_numeric(columns[col]) else f"0 AS cnan{c}")
     for i, metric in enumerate(plan.vector_cols):
-        if metric in plan.ratio_cols:
-            num, den = plan.ratio_cols[metric]
-            y, d = _value(num, columns, comma), _value(den, columns, comma)
-        else:
-            y, d = _value(plan.metric_col[metric], columns, comma), None
+        # the outcome as the metric's sums count it: capped when the plan caps the metric
+        y, d = _capped_values(plan, columns, metric)
         # only the units the metric counts (n = count(y)) enter its covariate sums
         xs = [f"(CASE WHEN {y} IS NOT NULL THEN coalesce({_value(col, columns, comma)}, 0) END)"
               for col in plan.vector_cols[metric]]
@@ -460,7 +521,7 @@ def aggregate_user_file(
     unit = quote(plan.unit)
     alongside = _ProofAlongside.start(con, src, unit) if fmt == "parquet" else None
     try:
-        groups, src, columns, keys = _aggregate(con, path, fmt, src, columns, plan)
+        groups, src, columns, keys = _aggregate(con, path, fmt, src, columns, plan, ctx)
         whole = [g for g in groups if all(g[k] is None for k in keys)]
         total_rows = sum(int(g["rows"]) for g in whole)
         if total_rows == 0:
@@ -473,6 +534,7 @@ def aggregate_user_file(
             alongside.close()
     problems = _problems(con, src, plan, columns, ctx, whole, total_rows, dupes,
                          total_rows - with_unit)
+    plan.caps = {m: replace(cap, units=total_rows) for m, cap in plan.caps.items()}
     if problems:
         raise InvalidInput(capped(problems))
 
@@ -493,6 +555,10 @@ def aggregate_user_file(
     if read_with_comma:
         notes.append(f"Numbers were read with a decimal comma (1,5 = 1.5) in "
                      f"{', '.join(read_with_comma)}: the file is separated by ';'.")
+    for metric, cap in plan.caps.items():
+        rule = ctx.metrics[metric].cap
+        assert rule is not None
+        notes.append(f"{metric}: per-unit values {cap.describe(rule)}, as the plan says.")
     ignored = list(plan.ignored)
     for key, col in zip(keys, plan.dimensions, strict=True):
         rows = [g for g in groups if g[key] is not None]
@@ -522,6 +588,7 @@ def aggregate_user_file(
         slice_assignments=slice_units,
         dimensions=tuple(dimensions),
         notes=tuple(notes),
+        caps=dict(plan.caps),
         quantiles=quantiles,
         quantile_metrics=tuple(m for m in plan.metric_col if ctx.metrics[m].kind == "quantile"),
     )
@@ -589,12 +656,14 @@ def _aggregate(
     src: str,
     columns: dict[str, str],
     plan: _Plan,
+    ctx: ExperimentContext,
 ) -> tuple[list[dict[str, Any]], str, dict[str, str], list[str]]:
     """The scan's groups, and the source, column types and dimension keys they were read with
     (a CSV whose types DuckDB guessed wrong is read again as text)."""
     name = path.name
-    query, keys = _scan_query(plan, columns, src)
     try:
+        plan.caps = _caps(con, src, columns, plan, ctx)
+        query, keys = _scan_query(plan, columns, src)
         return _fetch(con, query), src, columns, keys
     except duckdb.Error as exc:
         if fmt != "csv":
@@ -606,8 +675,9 @@ def _aggregate(
     # text, so each bad value is counted with the others.
     src = file_reader(path, fmt, all_varchar=True)
     columns = {c: "VARCHAR" for c in columns}
-    query, keys = _scan_query(plan, columns, src)
     try:
+        plan.caps = _caps(con, src, columns, plan, ctx)
+        query, keys = _scan_query(plan, columns, src)
         return _fetch(con, query), src, columns, keys
     except duckdb.Error as again:
         raise InvalidInput(f"file: {name} could not be read: {duck_problem(again)}") from None
@@ -660,6 +730,7 @@ def _cells(
     index = {col: j for j, col in enumerate(plan.values)}
     pre_index = {m: i for i, m in enumerate(plan.pre_cols)}
     vector_index = {m: i for i, m in enumerate(plan.vector_cols)}
+    cap_index = {m: k for k, m in enumerate(plan.caps)}
     cells: list[Cell] = []
     assignments: dict[tuple[str, date], int] = {}
     for g in groups:
@@ -672,19 +743,25 @@ def _cells(
             if metric in pre_index and dim is None:
                 i = pre_index[metric]
                 cov = (float(g[f"px{i}"]), float(g[f"pxx{i}"]), float(g[f"pxy{i}"]))
-            vec = (_vector(plan, metric, vector_index[metric], g)
-                   if metric in vector_index and dim is None else None)
-            stats = MetricStats(int(g[f"nn{j}"]), float(g[f"s{j}"] or 0.0),
-                                float(g[f"ss{j}"] or 0.0), *cov, covariates=vec)
+            total, squares = (f"s{j}", f"ss{j}") if metric not in cap_index else (
+                f"cs{cap_index[metric]}", f"css{cap_index[metric]}")
+            stats = MetricStats(int(g[f"nn{j}"]), float(g[total] or 0.0),
+                                float(g[squares] or 0.0), *cov,
+                                covariates=(_vector(plan, metric, vector_index[metric], g)
+                                            if metric in vector_index and dim is None else None))
             cells.append(Cell(g["v"], d, metric, stats, dimension=dim, value=value))
         for i, (metric, (num, den)) in enumerate(plan.ratio_cols.items()):
             a, b = index[num], index[den]
-            stats = MetricStats(
-                int(g[f"nn{a}"]), float(g[f"s{a}"] or 0.0), float(g[f"ss{a}"] or 0.0),
-                sum_den=float(g[f"s{b}"] or 0.0), sum_den_squares=float(g[f"ss{b}"] or 0.0),
-                sum_num_den=float(g[f"nd{i}"] or 0.0),
-                covariates=(_vector(plan, metric, vector_index[metric], g)
-                            if metric in vector_index and dim is None else None))
+            names = (f"s{a}", f"ss{a}", f"s{b}", f"ss{b}")
+            if metric in cap_index:
+                k = cap_index[metric]
+                names = (f"cs{k}", f"css{k}", f"cds{k}", f"cdss{k}")
+            s, ss, sd, sdd = (float(g[name] or 0.0) for name in names)
+            stats = MetricStats(int(g[f"nn{a}"]), s, ss, sum_den=sd, sum_den_squares=sdd,
+                                sum_num_den=float(g[f"nd{i}"] or 0.0),
+                                covariates=(_vector(plan, metric, vector_index[metric], g)
+                                            if metric in vector_index and dim is None
+                                            else None))
             cells.append(Cell(g["v"], d, metric, stats, dimension=dim, value=value))
     return cells, assignments
 

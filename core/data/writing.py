@@ -110,6 +110,10 @@ def write(
             for (v, d, dim, val), u in sorted(agg.slice_assignments.items())
         ],
     )
+    if agg.caps:
+        mrepo.save_applied_caps(
+            session, experiment_id=ctx.id, source=source,
+            caps={ctx.metrics[name].id: cap for name, cap in agg.caps.items()})
     units: dict[str, int] = {v: 0 for v in ctx.variants}
     for (v, _d), u in agg.assignments.items():
         units[v] += u

@@ -17,9 +17,11 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
-from core.types import Alternative, AnalysisMode, Correction, Decision, Status
+from core.stats.capping import CapRule
+from core.types import Alternative, AnalysisMode, CapKind, Correction, Decision, Status
 from db.repositories import ViewRow
 
 RICE_IMPACTS: tuple[float, ...] = (3.0, 2.0, 1.0, 0.5, 0.25)
@@ -249,6 +251,8 @@ _HINTS: dict[str, str] = {
     "the flat prior",
     "post_stratify_on": "the name of a dimension column of the metric data (1 to 200 "
     "characters), or nothing",
+    "capping": "per mean or ratio metric of the experiment, {\"kind\": \"fixed\", \"value\": "
+    "a cap > 0} or {\"kind\": \"percentile\", \"value\": p between 0.5 and 1, e.g. 0.99}",
     "assignment_source": f"the name of an assignment source (at most {MAX_SOURCE_NAME_LENGTH} "
     "characters), or nothing",
     "experiment_key": f"the experiment's key in its assignment source, 1 to "
@@ -272,6 +276,41 @@ PlanInputsRecord = Annotated[
           "(core.planning.PlanInputs as JSON: kind, baseline, sd, mde, relative, alpha, power, "
           "alternative, weights, daily_traffic, exposure); null = not recorded."),
 ]
+
+
+class CapSpec(BaseModel):
+    """A metric's capping rule in the plan (core.stats.capping.CapRule): ``fixed`` with the cap
+    (finite, > 0), or ``percentile`` with p (0.5 < p < 1) of every unit's value pooled across
+    the variants."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    kind: CapKind = Field(description="fixed: cap at value; percentile: cap at the pooled "
+                          "percentile value (0.99 = p99) of every unit's value.")
+    value: float = Field(strict=True, description="The fixed cap (> 0), or p (0.5 < p < 1).")
+
+    @model_validator(mode="after")
+    def _rule(self) -> CapSpec:
+        self.rule  # noqa: B018 - CapRule's checks, worded for people
+        return self
+
+    @property
+    def rule(self) -> CapRule:
+        return CapRule(self.kind, self.value)
+
+
+Capping = Annotated[
+    dict[MetricRef, CapSpec],
+    Field(max_length=2 * MAX_METRICS + 1,
+          description="Mean or ratio metric name -> its capping rule (each a metric of this "
+          "experiment): per-unit values above the cap count as the cap before the sums are "
+          "taken; a ratio metric's numerator and denominator are capped each on its own. "
+          "Frozen at launch."),
+]
+
+
+def _no_capping(value: Any) -> Any:
+    return {} if value is None else value
 
 
 class VariantSpec(BaseModel):
@@ -314,6 +353,7 @@ class ExperimentFields(BaseModel):
     prior_lift_sd: PriorSd = None
     post_stratify_on: PostStratifyOn = None
     plan_inputs: PlanInputsRecord = None
+    capping: Annotated[Capping, BeforeValidator(_no_capping)] = Field(default_factory=dict)
     planned_start: Day | None = None
     planned_end: Day | None = None
     reach: Reach = None
@@ -378,6 +418,7 @@ class ExperimentPatch(BaseModel):
     prior_lift_sd: PriorSd = None
     post_stratify_on: PostStratifyOn = None
     plan_inputs: PlanInputsRecord = None
+    capping: Capping = _OPTIONAL
     planned_start: Day | None = None
     planned_end: Day | None = None
     reach: Reach = None

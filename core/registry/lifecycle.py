@@ -47,9 +47,13 @@ FROZEN_FIELDS: tuple[str, ...] = (
     "post_stratify_on",
     "assignment_source",
     "experiment_key",
+    "capping",
 )
 """The analysis plan: frozen when an experiment is launched (who was exposed, in the
 warehouse, is part of it: the assignment source and the experiment's key there)."""
+LOCKED_AT_LAUNCH: tuple[str, ...] = ("capping",)
+"""Plan fields no reason can change after launch: the sums stored from the first load on were
+computed under them."""
 
 ALLOWED_MOVES: dict[str, tuple[str, ...]] = {
     "proposed": ("running", "abandoned"),
@@ -109,6 +113,7 @@ def _check_rules(fields: ExperimentFields, session: Session) -> list[str]:
             f"assignment_source: there is no assignment source named "
             f"'{fields.assignment_source}' (define it first: python -m core.cli "
             "add-assignment-source, or the Data sources page)")
+    problems += _capping_problems(fields, named, session)
     if fields.alternative != "two-sided" and fields.primary_metric in known:
         primary = repo.get_metric_by_name(session, name=fields.primary_metric or "")
         higher = primary is None or primary.higher_is_better
@@ -123,6 +128,28 @@ def _check_rules(fields: ExperimentFields, session: Session) -> list[str]:
     return problems
 
 
+def _capping_problems(fields: ExperimentFields, named: list[str], session: Session) -> list[str]:
+    """A cap belongs to a mean or ratio metric of this experiment."""
+    problems = []
+    for name in fields.capping:
+        if name not in named:
+            problems.append(
+                f"capping: {name} is not a metric of this experiment: add it to the primary, "
+                "guardrail or secondary metrics, or remove its cap")
+            continue
+        metric = repo.get_metric_by_name(session, name=name)
+        if metric is not None and metric.kind == "binomial":
+            problems.append(
+                f"capping: {name} is a proportion (binomial) metric: each unit counts 0 or 1, "
+                "so there is nothing to cap; remove its cap (only mean and ratio metrics are "
+                "capped)")
+        elif metric is not None and metric.kind not in ("mean", "ratio"):
+            problems.append(
+                f"capping: {name} is a {metric.kind} metric: only mean and ratio metrics are "
+                "capped (a quantile is not moved by the values beyond it); remove its cap")
+    return problems
+
+
 def _fields_of(view: ExperimentView) -> dict[str, Any]:
     return view.model_dump(include=set(ExperimentFields.model_fields))
 
@@ -133,6 +160,8 @@ def _plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, list):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, BaseModel):
         return value.model_dump()
     return value
@@ -151,9 +180,12 @@ def _apply(session: Session, exp: Experiment, fields: ExperimentFields) -> None:
         "secondary_metrics",
         "guardrail_margins",
         "variants",
+        "capping",
     }
     for name in scalar:
         setattr(exp, name, getattr(fields, name))
+    exp.capping = ({name: spec.model_dump() for name, spec in fields.capping.items()}
+                   or None)
     ids = repo.metric_ids_by_name(
         session,
         names=[fields.primary_metric or ""] + fields.guardrail_metrics + fields.secondary_metrics,
@@ -296,6 +328,13 @@ def update_experiment(
                     f"'{exp.name}' is {exp.status}: only {', '.join(EDITABLE_WHEN_CLOSED)} "
                     f"can still change (you changed {', '.join(locked)})."
                 )
+        locked = sorted(set(changed) & set(LOCKED_AT_LAUNCH)) if exp.status != "proposed" else []
+        if locked:
+            raise RuleViolation(
+                f"'{exp.name}' is {exp.status}: its capping was frozen at launch and cannot "
+                "change, even with a reason: the daily sums stored since launch were capped "
+                "by that rule, and a new rule would mix two definitions of the metric. To "
+                "analyse another cap, register a new experiment.")
         deviation = sorted(set(changed) & set(FROZEN_FIELDS)) if exp.frozen_plan else []
         if deviation and not (reason and reason.strip()):
             raise RuleViolation(

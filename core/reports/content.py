@@ -215,6 +215,13 @@ def _methods(snapshot: ResultsSnapshot | None) -> list[str]:
         out.append("Bayesian readout: normal posterior of the relative lift (flat prior, or "
                    "the plan's Gaussian prior), read as one look and unadjusted, beside the "
                    "decision, never instead of it.")
+        capped = {c.metric: c.capping for c in snapshot.comparisons if c.capping}
+        if capped:
+            out.append("Capping (winsorisation): each unit's value above the cap counts as the "
+                       "cap before the sums (a ratio's numerator and denominator each); a "
+                       "percentile cap is computed over every unit, pooled across the variants "
+                       "(GrowthBook 'Capping'; Kohavi, Tang & Xu 2020, ch. 22): " + "; ".join(
+                           f"{m} {text}" for m, text in capped.items()) + ".")
         flat = sorted({c.metric for c in snapshot.comparisons if c.untestable})
         if flat:
             out.append(f"Not tested: {', '.join(flat)} (no variation: every unit has the same "

@@ -368,6 +368,10 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
         doc.table(rows, widths=(30, 27, 22, 22, 15, 27, 15, 22))
         for note in plan_notes(snapshot):
             doc.para(f"Plan: {note}", size=8)
+        capped = {r.metric: r.capping for r in snapshot.comparisons if r.capping}
+        for metric, capping in capped.items():
+            doc.para(f"{metric}: per-unit values {capping} before the sums (the plan's "
+                     "capping, frozen at launch).", size=8)
         reductions = variance_notes(snapshot)
         if reductions and not blocked:
             doc.para("Variance reduction: " + "; ".join(reductions) + ".", size=8)

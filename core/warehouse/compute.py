@@ -24,6 +24,7 @@ import ibis.expr.datatypes as dt
 import pandas as pd
 
 from core.errors import InvalidInput, WarehouseUnavailable
+from core.stats.capping import AppliedCap
 from core.stats.metric_stats import COVARIATE_SUMS
 from core.warehouse import engines, queries
 from core.warehouse.definitions import (
@@ -137,9 +138,13 @@ def final_through(spec: ExperimentSpec, metrics: Sequence[WarehouseMetric], *, t
 
     A unit first exposed on day d has facts up to min(d + 1 + window, end + 1) (midnights);
     with ``late_data_days`` for late arrivals, day d is final once that bound plus the
-    allowance is no later than ``today``. Without a window, only the end bounds it."""
+    allowance is no later than ``today``. Without a window, only the end bounds it; a metric
+    capped at a percentile of every unit (core.stats.capping) is recomputed from the first day
+    until the end: its cap moves with every new unit."""
     if spec.end + timedelta(days=1 + late_data_days) <= today:
         return spec.end
+    if any(m.cap is not None and m.cap.kind == "percentile" for m in metrics):
+        return None
     windows = [m.window_days for m in metrics if m.window_days is not None]
     if len(windows) < len(metrics) or not windows:
         return None
@@ -336,6 +341,7 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
             sql = compiled.result()
 
             records: list[dict[str, object]] = []
+            caps: dict[str, AppliedCap] = {}
             finals: dict[str, date | None] = {}
             keys: dict[str, str] = {}
             for name, metrics in grouped.items():
@@ -359,6 +365,7 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
                         f"units are later than now ({now:%Y-%m-%d %H:%M} UTC); timestamps must be "
                         "in UTC and not in the future")
                 records += to_records(frame, metrics, spec.assignment.dimensions)
+                caps.update(applied_caps(frame, metrics))
     notes = []
     if exposure.multi_variant_units:
         notes.append(
@@ -367,7 +374,7 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
             f"refresh refuses above {limits.multi_variant_threshold:.2%})")
     return WarehouseResult(records=records, queries=tuple(run.runs), exposure=exposure,
                            open_from=opened, final_through=finals, definition_keys=keys,
-                           notes=tuple(notes))
+                           notes=tuple(notes), caps=caps)
 
 
 def _stored_before(stored: StoredDays | None, start: date, since: date
@@ -491,6 +498,24 @@ def _day(value: Any) -> date:
     return pd.Timestamp(value).date()
 
 
+def applied_caps(frame: pd.DataFrame,
+                 metrics: Sequence[WarehouseMetric]) -> dict[str, AppliedCap]:
+    """The cap each capped metric's query applied (the same on every row), over the units the
+    rows count."""
+    if frame.empty:
+        return {}
+    units = int(pd.to_numeric(frame["n"]).sum())
+    out = {}
+    for i, m in enumerate(metrics):
+        if m.cap is None:
+            continue
+        den = frame.get(f"m{i}_den_cap")
+        out[m.name] = AppliedCap(float(pd.to_numeric(frame[f"m{i}_cap"]).max()),
+                                 None if den is None else float(pd.to_numeric(den).max()),
+                                 units)
+    return out
+
+
 def to_records(frame: pd.DataFrame, metrics: Sequence[WarehouseMetric],
                dimensions: Sequence[str]) -> list[dict[str, object]]:
     """The store's rows from one fact query's result: totals per variant and day, and per
@@ -499,7 +524,8 @@ def to_records(frame: pd.DataFrame, metrics: Sequence[WarehouseMetric],
         return []
     frame = frame.copy()
     frame["day"] = [_day(v) for v in frame["day"]]
-    value_columns = [c for c in frame.columns if c == "n" or c.startswith("m")]
+    value_columns = [c for c in frame.columns
+                     if c == "n" or c.startswith("m") and not c.endswith("_cap")]
     for c in value_columns:
         frame[c] = pd.to_numeric(frame[c]).astype("float64")
     out: list[dict[str, object]] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from core.stats.capping import AppliedCap, CapRule
 from core.types import Aggregation
 
 ASSIGNMENT_COLUMNS: tuple[str, ...] = ("unit_id", "timestamp", "experiment_key", "variant")
@@ -72,7 +73,10 @@ class WarehouseMetric:
     ``window_days``: facts from the unit's first exposure up to that many days after it
     (None: up to the end of the analysis day). ``cuped_days``: the covariate for CUPED is the
     same per-unit aggregate over the that many days before first exposure (sum, count and
-    any only).
+    any only). ``cap``: the experiment's capping rule for the metric (sum, count, mean and
+    ratio): each unit's value (a ratio's numerator and denominator each, the CUPED covariate
+    at the value's cap) counts at most the cap, a fixed value or the percentile of every kept
+    unit's value pooled across the variants (core.stats.capping).
     """
 
     name: str
@@ -82,6 +86,7 @@ class WarehouseMetric:
     denominator: str | None = None
     window_days: int | None = None
     cuped_days: int | None = None
+    cap: CapRule | None = None
 
 
 @dataclass(frozen=True)
@@ -165,3 +170,5 @@ class WarehouseResult:
     source, the experiment key and variants, its metrics' definitions): a stored
     ``final_through`` only holds while the key is unchanged."""
     notes: tuple[str, ...] = ()
+    caps: dict[str, AppliedCap] = field(default_factory=dict)
+    """The cap applied to each capped metric (by name) in this refresh."""

@@ -230,6 +230,7 @@ def fact_statistics(
     kept = kept.left_join(per_unit, kept.unit_id == per_unit.span_unit)
     filled = {k: kept[k].fill_null(0) for k in values}
     table = kept.select("variant", *dims, day=kept.first_seen.date(), **filled)
+    table = capped(table, metrics)
     stats: dict[str, Any] = {"n": _.count(), "future_facts": table.future_facts.sum()}
     for i, m in enumerate(metrics):
         v = table[f"v{i}"]
@@ -245,4 +246,38 @@ def fact_statistics(
             stats[f"m{i}_sum_x"] = x.sum()
             stats[f"m{i}_sum_x2"] = (x * x).sum()
             stats[f"m{i}_sum_xy"] = (x * v).sum()
+        if m.cap is not None:
+            stats[f"m{i}_cap"] = table[f"c{i}"].max()
+            if f"cd{i}" in table.columns:
+                stats[f"m{i}_den_cap"] = table[f"cd{i}"].max()
     return table.group_by(["variant", "day", *dims]).aggregate(**stats)
+
+
+def capped(table: ibis.Table, metrics: Sequence[WarehouseMetric]) -> ibis.Table:
+    """Each capped metric's per-unit value ``v<i>`` (a ratio's denominator ``d<i>``, the
+    covariate ``x<i>`` at the value's cap) replaced by ``least(value, cap)``, with the cap in
+    ``c<i>`` (``cd<i>``: the denominator's). A percentile cap is the ``quantile`` of every row
+    of ``table`` (every kept unit, pooled across the variants), which Ibis compiles to
+    DuckDB's ``quantile_cont``, PostgreSQL's ``percentile_cont`` and Spark's ``percentile``:
+    the same linear interpolation (core.stats.capping.pooled_percentile)."""
+    caps: dict[str, Any] = {}
+    for i, m in enumerate(metrics):
+        if m.cap is None:
+            continue
+        parts = [("v", "c")] + ([("d", "cd")] if f"d{i}" in table.columns else [])
+        for value, cap in parts:
+            caps[f"{cap}{i}"] = (
+                ibis.literal(float(m.cap.value), "float64") if m.cap.kind == "fixed"
+                else table[f"{value}{i}"].cast("float64").quantile(m.cap.value).as_scalar())
+    if not caps:
+        return table
+    table = table.mutate(**caps)
+    replaced: dict[str, Any] = {}
+    for i, m in enumerate(metrics):
+        if m.cap is None:
+            continue
+        for value, cap in (("v", "c"), ("d", "cd"), ("x", "c")):
+            if f"{value}{i}" in table.columns:
+                replaced[f"{value}{i}"] = ibis.least(
+                    table[f"{value}{i}"].cast("float64"), table[f"{cap}{i}"])
+    return table.mutate(**replaced)

@@ -28,6 +28,7 @@ from core.auth import Actor
 from core.data.ingestion import same_as_stored, write_records
 from core.errors import RuleViolation
 from core.registry.listing import load_experiment, require_experiment
+from core.stats.capping import CapRule
 from core.transactions import transaction
 from core.warehouse import compute as engine
 from core.warehouse.catalog import connection_definition, warehouse_limits
@@ -152,7 +153,9 @@ def build_spec(session: Session, experiment_id: int, *, today: date | None = Non
                 name=m.name, fact_source=facts[m.fact_source_id].name,
                 aggregation=m.aggregation,  # type: ignore[arg-type]
                 column=m.value_column, denominator=m.denominator_column,
-                window_days=m.window_days, cuped_days=m.cuped_days)
+                window_days=m.window_days, cuped_days=m.cuped_days,
+                cap=None if (rule := (exp.capping or {}).get(m.name)) is None
+                else CapRule(rule["kind"], rule["value"]))
             for m in metrics if m.fact_source_id is not None),
         label=f"experiment {exp.id} '{exp.name}'",
     )
@@ -284,12 +287,15 @@ def refresh_from_warehouse(
         for fact, records in _by_fact_source(spec, result.records).items():
             label = f"warehouse refresh of '{name}', fact source {fact}"
             days = [d for r in records if isinstance(d := r.get("day"), date)]
+            caps = {m: cap for m, cap in result.caps.items()
+                    if any(r["metric"] == m for r in records)}
             if days and same_as_stored(session, experiment_id=experiment_id, rows=records,
-                                       first=min(days), last=max(days), label=label):
+                                       first=min(days), last=max(days), label=label,
+                                       caps=caps):
                 continue
             written += write_records(session, experiment_id=experiment_id, rows=records,
-                                     actor=actor, kind="warehouse",
-                                     label=label).stats_rows_written
+                                     actor=actor, kind="warehouse", label=label,
+                                     caps=caps).stats_rows_written
             changed_for.append(fact)
         warehouse.record_warehouse_runs(
             session, experiment_id=experiment_id, runs=_run_rows(spec, result, actor),
