@@ -30,8 +30,8 @@ def srm_caption(srm: SrmCheck) -> str:
 def srm_value(srm: SrmCheck) -> str:
     """The p-value a flagged check was decided on, with its name."""
     if srm.decided_by == "sequential" and srm.sequential_p_value is not None:
-        return (f"sequential SRM p = {fmt.pvalue(srm.sequential_p_value)} < {srm.threshold:g}, "
-                f"valid at every daily check; chi-square p = {fmt.pvalue(srm.p_value)}")
+        return (f"sequential SRM p = {srm.sequential_p_value:.2g} < {srm.threshold:g}, "
+                f"valid at every daily check; chi-square p = {srm.p_value:.2g}")
     return f"chi-square p = {srm.p_value:.2g} < {srm.threshold:g}"
 
 

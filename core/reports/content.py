@@ -220,7 +220,7 @@ def _methods(snapshot: ResultsSnapshot | None) -> list[str]:
             out.append("Capping (winsorisation): each unit's value above the cap counts as the "
                        "cap before the sums (a ratio's numerator and denominator each); a "
                        "percentile cap is computed over every unit, pooled across the variants "
-                       "(GrowthBook 'Capping'; Kohavi, Tang & Xu 2020, ch. 22): " + "; ".join(
+                       "(GrowthBook 'Capping'; Kohavi, Tang & Xu 2020): " + "; ".join(
                            f"{m} {text}" for m, text in capped.items()) + ".")
         flat = sorted({c.metric for c in snapshot.comparisons if c.untestable})
         if flat:

@@ -6,7 +6,7 @@ or below it (negative ones included) are unchanged. The cap is either a ``fixed`
 ``percentile`` p of the values of every unit of the experiment, pooled across the variants, so
 that the rule does not depend on which arm a unit is in (GrowthBook "Capping": absolute and
 percentile capping, docs/app/metrics.mdx; Kohavi, Tang & Xu 2020, *Trustworthy Online
-Controlled Experiments*, ch. 22, on winsorising outliers to reduce variance).
+Controlled Experiments*, on winsorising outliers to reduce variance).
 
 The percentile is the linear interpolation between order statistics that DuckDB's
 ``quantile_cont``, PostgreSQL's ``percentile_cont`` and Spark's ``percentile`` compute: with
