@@ -20,6 +20,7 @@ from core import registry
 from core.warehouse import catalog
 from db.session import make_engine, session_factory
 from tests.browser.conftest import (
+    PAGE_TIMEOUT_MS,
     assert_no_exception,
     grid_text,
     login,
@@ -100,6 +101,9 @@ def _walk(page: Any, app: dict[str, Any]) -> None:
     # ---- the page: connection, sources, metrics, who uses them
     login(page, url, "demo-editor")
     open_page(page, "Data sources")
+    # a busy machine can show the page's first lines before its run is flagged as running:
+    # wait for the last section (a TimeoutError if it never comes, retried as such)
+    page.get_by_text("Metrics on fact sources").first.wait_for(timeout=PAGE_TIMEOUT_MS)
     text = main_text(page)
     assert "Connections" in text and "Metrics on fact sources" in text, text[:2000]
     assert "demo_warehouse" in grid_text(page, 0)
