@@ -59,15 +59,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
-import numpy as np
-import numpy.typing as npt
-
-from core.stats import _effects
 from core.stats import _validation as v
 from core.stats.metric_stats import MetricStats
-from core.stats.two_sample import TwoSampleResult, inferred
+from core.stats.two_sample import TwoSampleResult, compared
 from core.types import Alternative, TestMethod
 
 Slopes = Literal["per_arm", "pooled"]
@@ -75,15 +71,14 @@ Slopes = Literal["per_arm", "pooled"]
 SLOPES: tuple[str, ...] = ("per_arm", "pooled")
 
 
-@dataclass(frozen=True)
-class _Arm:
+class _Arm(NamedTuple):
     """One arm's centred moments of the outcome (y, or a ratio's linearisation l)."""
 
     n: int
     level: float          # ybar, or the arm's ratio R_a
-    xbar: npt.NDArray[np.float64]
-    sxx: npt.NDArray[np.float64]
-    sxy: npt.NDArray[np.float64]
+    xbar: list[float]
+    sxx: list[list[float]]
+    sxy: list[float]
     syy: float
 
 
@@ -92,27 +87,36 @@ def _arm(s: MetricStats, name: str) -> _Arm:
     if c is None:
         raise ValueError(f"{name} carries no covariate sums (MetricStats.covariates): load the "
                          "metric with its covariates, or use the unadjusted test")
-    n = s.n
-    xbar = c.x / n
-    sxx = c.xx - n * np.outer(xbar, xbar)
-    if s.has_ratio:
-        assert s.sum_den is not None and s.sum_den_squares is not None
-        assert s.sum_num_den is not None and c.xden is not None
-        if not s.sum_den > 0:
-            raise ValueError(f"{name}.sum_den must be positive (got {s.sum_den!r}): a ratio "
+    # (CovariateSums has checked the lengths: the zips below need no strict=)
+    n, total = s.n, s.sum
+    xbar = [x / n for x in c.sum_x]
+    k = len(xbar)
+    sxx = [[0.0] * k for _ in range(k)]
+    packed, p = c.sum_xx, 0          # the upper triangle, row by row
+    for i in range(k):
+        row, mi = sxx[i], n * xbar[i]
+        for j in range(i, k):
+            row[j] = sxx[j][i] = packed[p] - mi * xbar[j]
+            p += 1
+    den = s.sum_den
+    if den is not None:
+        assert s.sum_den_squares is not None and s.sum_num_den is not None
+        assert c.sum_xden is not None
+        if not den > 0:
+            raise ValueError(f"{name}.sum_den must be positive (got {den!r}): a ratio "
                              "metric needs a positive denominator total")
-        r = s.sum / s.sum_den
-        dbar = s.sum_den / n
-        snn = s.sum_squares - s.sum * s.sum / n
-        sdd = s.sum_den_squares - s.sum_den * s.sum_den / n
-        snd = s.sum_num_den - s.sum * s.sum_den / n
-        sxn = c.xy - xbar * s.sum
-        sxd = c.xden - xbar * s.sum_den
-        return _Arm(n, r, xbar, sxx, (sxn - r * sxd) / dbar,
+        r = total / den
+        dbar = den / n
+        snn = s.sum_squares - total * total / n
+        sdd = s.sum_den_squares - den * den / n
+        snd = s.sum_num_den - total * den / n
+        sxl = [((xy - m * total) - r * (xd - m * den)) / dbar
+               for xy, xd, m in zip(c.sum_xy, c.sum_xden, xbar)]  # noqa: B905
+        return _Arm(n, r, xbar, sxx, sxl,
                     max(snn - 2 * r * snd + r * r * sdd, 0.0) / (dbar * dbar))
-    ybar = s.sum / n
-    return _Arm(n, ybar, xbar, sxx, c.xy - xbar * s.sum,
-                max(s.sum_squares - s.sum * ybar, 0.0))
+    ybar = total / n
+    return _Arm(n, ybar, xbar, sxx, [xy - m * total for xy, m in zip(c.sum_xy, xbar)],  # noqa: B905
+                max(s.sum_squares - total * ybar, 0.0))
 
 
 @dataclass(frozen=True)
@@ -148,34 +152,134 @@ class RegressionAdjustment:
         return 1.0 - after / before if before > 0 else 0.0
 
 
-def _solve(sxx: npt.NDArray[np.float64], sxy: npt.NDArray[np.float64]
-           ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int]:
-    """(inverse of Sxx, slopes, rank), on the covariates scaled to unit sums of squares: a
-    Cholesky solve when Sxx is well conditioned, else the pseudo-inverse (a covariate
-    constant within the arm, or collinear ones, get no slope of their own)."""
-    scale = np.sqrt(np.clip(np.diag(sxx), 0.0, None))
-    keep = scale > 1e-12 * max(float(scale.max(initial=0.0)), 1.0)
-    if not keep.any():
-        return np.zeros_like(sxx), np.zeros_like(sxy), 0
-    whole = bool(keep.all())
-    s = scale if whole else scale[keep]
-    sub = (sxx if whole else sxx[np.ix_(keep, keep)]) / np.outer(s, s)
-    try:
-        factor = np.linalg.cholesky(sub)
-        if float(np.diag(factor).min()) < 1e-6:
-            raise np.linalg.LinAlgError("near-collinear covariates")
-        sub_inv = np.linalg.inv(sub)
-        rank = int(keep.sum())
-    except np.linalg.LinAlgError:
-        sub_inv = np.linalg.pinv(sub, rcond=1e-10, hermitian=True)
-        rank = int(np.linalg.matrix_rank(sub, tol=1e-10, hermitian=True))
-    sub_inv = sub_inv / np.outer(s, s)
-    if whole:
-        inv = sub_inv
+ALIASED = 1e-10
+"""A covariate whose within-arm sum of squares left after the earlier covariates is below this
+share of its own (1 - R^2 < 1e-10: constant in the arm, or a linear combination of the others)
+gets no slope and is not counted in the rank; R's ``lm`` likewise leaves aliased columns out."""
+
+
+def _least_squares(sxx: list[list[float]], sxy: list[float], d: list[float]
+                   ) -> tuple[list[float], float, float, int]:
+    """(b = Sxx^- Sxy, Sxy' b, d' Sxx^- d, rank) from Sxx = L D L' (L unit lower triangular,
+    D the pivots; Golub & Van Loan, "Matrix Computations", 4th ed., 4.1.2), an aliased
+    covariate (:data:`ALIASED`) getting pivot 0 and no column of L, so that Sxx^- is the
+    generalised inverse that leaves it out. Plain floats and loops: with a handful of
+    covariates numpy's per-call overhead costs more than the arithmetic (bench_stats, (d))."""
+    k = len(sxy)
+    tiny = 1e-24 * max(1.0, max([sxx[j][j] for j in range(k)]))
+    low: list[list[float]] = []
+    piv: list[float] = []
+    z: list[float] = []
+    e: list[float] = []
+    b = [0.0] * k
+    explained = quad = 0.0
+    rank = 0
+    for j in range(k):
+        row = sxx[j]
+        ajj = row[j]
+        lj = [0.0] * k           # row j of L, then L z = Sxy and L e = d forward
+        dj, zj, ej = ajj, sxy[j], d[j]
+        for m in range(j):
+            pm = piv[m]
+            if pm:
+                lm_row = low[m]
+                s = row[m]
+                for r in range(m):
+                    s -= lj[r] * lm_row[r] * piv[r]
+                lm = s / pm
+                lj[m] = lm
+                dj -= lm * lm * pm
+                zj -= lm * z[m]
+                ej -= lm * e[m]
+        low.append(lj)
+        z.append(zj)
+        e.append(ej)
+        if ajj <= tiny or dj < ALIASED * ajj:
+            piv.append(0.0)
+            continue
+        piv.append(dj)
+        rank += 1
+        explained += zj * zj / dj
+        quad += ej * ej / dj
+    for j in range(k - 1, -1, -1):   # L' b = D^-1 z backward; aliased: b_j = 0
+        if piv[j]:
+            w = z[j] / piv[j]
+            for i in range(j + 1, k):
+                w -= low[i][j] * b[i]
+            b[j] = w
+    return b, explained, quad, rank
+
+
+def _dot(u: list[float], v: list[float]) -> float:
+    total = 0.0
+    for a, b in zip(u, v, strict=True):
+        total += a * b
+    return total
+
+
+class _Adjusted(NamedTuple):
+    """Both arms' adjusted means, their variances, residual df and slopes, and the arms."""
+
+    mc: float
+    vc: float
+    dfc: int
+    bc: list[float]
+    mt: float
+    vt: float
+    dft: int
+    bt: list[float]
+    c: _Arm
+    t: _Arm
+
+
+def _per_arm(a: _Arm, xbar: list[float]) -> tuple[float, float, int, list[float]]:
+    """Lin: the arm's own slopes; (adjusted mean at ``xbar``, its variance, residual df,
+    slopes)."""
+    d = [u - w for u, w in zip(xbar, a.xbar)]  # noqa: B905 (k each)
+    b, explained, quad, rank = _least_squares(a.sxx, a.sxy, d)
+    df = a.n - 1 - rank
+    var = max(a.syy - explained, 0.0) / df * (1.0 / a.n + quad)
+    return a.level + _dot(b, d), var, df, b
+
+
+def _pooled(a: _Arm, xbar: list[float], b: list[float]) -> tuple[float, float, int, list[float]]:
+    """One slope vector ``b`` for both arms, treated as known (CUPED)."""
+    d = [u - w for u, w in zip(xbar, a.xbar)]  # noqa: B905 (k each)
+    resid = a.syy - 2.0 * _dot(b, a.sxy) + _dot(b, [_dot(row, b) for row in a.sxx])
+    return a.level + _dot(b, d), max(resid, 0.0) / (a.n - 1) / a.n, a.n - 1, b
+
+
+def _adjusted(control: MetricStats, treatment: MetricStats, slopes: Slopes) -> _Adjusted:
+    if slopes not in SLOPES:
+        raise ValueError(f"slopes must be 'per_arm' or 'pooled' (got {slopes!r})")
+    if not isinstance(control, MetricStats) or not isinstance(treatment, MetricStats):
+        bad, s = ("control", control) if not isinstance(control, MetricStats) else (
+            "treatment", treatment)
+        raise TypeError(f"{bad} must be a MetricStats (got {type(s).__name__})")
+    if control.has_ratio != treatment.has_ratio:
+        raise ValueError("control and treatment must both be ratio sums or both mean sums")
+    if control.covariates is not None and treatment.covariates is not None and (
+            control.covariates.names != treatment.covariates.names):
+        raise ValueError(f"the arms carry different covariates ({control.covariates.names!r} "
+                         f"and {treatment.covariates.names!r})")
+    c, t = _arm(control, "control"), _arm(treatment, "treatment")
+    k = len(c.xbar)
+    if min(c.n, t.n) < k + 2:
+        name, n = ("control", c.n) if c.n < k + 2 else ("treatment", t.n)
+        raise v.InsufficientDataError(
+            f"{name} has n={n}: regression adjustment on {k} covariate(s) needs at least "
+            f"{k + 2} units per arm")
+    total = c.n + t.n
+    xbar = [(u * c.n + w * t.n) / total for u, w in zip(c.xbar, t.xbar)]  # noqa: B905
+    if slopes == "pooled":
+        b = _least_squares(
+            [[u + w for u, w in zip(ru, rw, strict=True)]
+             for ru, rw in zip(c.sxx, t.sxx, strict=True)],
+            [u + w for u, w in zip(c.sxy, t.sxy, strict=True)], [0.0] * k)[0]
+        (mc, vc, dfc, bc), (mt, vt, dft, bt) = _pooled(c, xbar, b), _pooled(t, xbar, b)
     else:
-        inv = np.zeros_like(sxx)
-        inv[np.ix_(keep, keep)] = sub_inv
-    return inv, inv @ sxy, rank
+        (mc, vc, dfc, bc), (mt, vt, dft, bt) = _per_arm(c, xbar), _per_arm(t, xbar)
+    return _Adjusted(mc, vc, dfc, bc, mt, vt, dft, bt, c, t)
 
 
 def regression_adjust(control: MetricStats, treatment: MetricStats, *,
@@ -193,54 +297,17 @@ def regression_adjust(control: MetricStats, treatment: MetricStats, *,
         :class:`RegressionAdjustment` with the adjusted means m_a = ybar_a + b_a'(xbar -
         xbar_a) at the pooled covariate mean and Var(m_a) from the per-arm residual variance.
     """
-    if slopes not in SLOPES:
-        raise ValueError(f"slopes must be 'per_arm' or 'pooled' (got {slopes!r})")
-    for name, s in (("control", control), ("treatment", treatment)):
-        if not isinstance(s, MetricStats):
-            raise TypeError(f"{name} must be a MetricStats (got {type(s).__name__})")
-    if control.has_ratio != treatment.has_ratio:
-        raise ValueError("control and treatment must both be ratio sums or both mean sums")
-    if control.covariates is not None and treatment.covariates is not None and (
-            control.covariates.names != treatment.covariates.names):
-        raise ValueError(f"the arms carry different covariates ({control.covariates.names!r} "
-                         f"and {treatment.covariates.names!r})")
-    c, t = _arm(control, "control"), _arm(treatment, "treatment")
+    a = _adjusted(control, treatment, slopes)
+    c, t = a.c, a.t
     assert control.covariates is not None
-    k = control.covariates.k
-    for name, a in (("control", c), ("treatment", t)):
-        if a.n < k + 2:
-            raise v.InsufficientDataError(
-                f"{name} has n={a.n}: regression adjustment on {k} covariate(s) needs at least "
-                f"{k + 2} units per arm")
-    xbar = (c.xbar * c.n + t.xbar * t.n) / (c.n + t.n)
-
-    def fit(a: _Arm, inv: npt.NDArray[np.float64], b: npt.NDArray[np.float64], rank: int
-            ) -> tuple[float, float, int]:
-        d = xbar - a.xbar
-        mean = a.level + float(b @ d)
-        if slopes == "pooled":
-            resid = a.syy - 2.0 * float(b @ a.sxy) + float(b @ a.sxx @ b)
-            return mean, max(resid, 0.0) / (a.n - 1) / a.n, a.n - 1
-        df = a.n - 1 - rank
-        s2 = max(a.syy - float(a.sxy @ b), 0.0) / df
-        return mean, s2 * (1.0 / a.n + float(d @ inv @ d)), df
-
-    if slopes == "pooled":
-        inv, b, rank = _solve(c.sxx + t.sxx, c.sxy + t.sxy)
-        (mc, vc, dfc), (mt, vt, dft) = fit(c, inv, b, rank), fit(t, inv, b, rank)
-        bc = bt = b
-    else:
-        inv_c, bc, rank_c = _solve(c.sxx, c.sxy)
-        inv_t, bt, rank_t = _solve(t.sxx, t.sxy)
-        (mc, vc, dfc), (mt, vt, dft) = fit(c, inv_c, bc, rank_c), fit(t, inv_t, bt, rank_t)
     return RegressionAdjustment(
-        names=control.covariates.names, slopes=slopes, control_mean=mc, treatment_mean=mt,
-        control_var=vc, treatment_var=vt, control_unadjusted_mean=c.level,
+        names=control.covariates.names, slopes=slopes, control_mean=a.mc, treatment_mean=a.mt,
+        control_var=a.vc, treatment_var=a.vt, control_unadjusted_mean=c.level,
         treatment_unadjusted_mean=t.level,
         control_unadjusted_var=c.syy / (c.n - 1) / c.n,
         treatment_unadjusted_var=t.syy / (t.n - 1) / t.n,
-        control_slopes=tuple(bc.tolist()), treatment_slopes=tuple(bt.tolist()),
-        df_control=dfc, df_treatment=dft)
+        control_slopes=tuple(a.bc), treatment_slopes=tuple(a.bt),
+        df_control=a.dfc, df_treatment=a.dft)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,27 +339,15 @@ def _test(mc: float, vc: float, mt: float, vt: float, df: float, n_c: int, n_t: 
           unadjusted: tuple[float, float], names: tuple[str, ...], method: TestMethod,
           alpha: float, alternative: Alternative, sequential: bool, tuning_n: float | None,
           margin: float) -> AdjustedTestResult:
-    v.check_alpha(alpha)
-    v.check_alternative(alternative)
-    tuning = _effects.check_tuning_n(tuning_n, sequential)
-    margin = _effects.check_margin(margin, alternative)
-    alpha = float(alpha)
-    diff = mt - mc
-    diff_se = math.sqrt(vc + vt)
-    lift, lift_se = _effects.lift_and_se(mc, vc, mt, vt)
-    _effects.check_computable(diff, diff_se)
-    i = _effects.infer(diff, diff_se, math.inf if sequential else df, lift, lift_se, mc,
-                       float(n_c + n_t), alpha=alpha, alternative=alternative, margin=margin,
-                       sequential=bool(sequential), tuning_n=tuning, treatment_mean=mt,
-                       var_control_mean=vc, var_treatment_mean=vt)
+    fields = compared(mc, vc, mt, vt, n_c, n_t, df=math.inf if sequential else df,
+                      alpha=alpha, alternative=alternative, sequential=sequential,
+                      tuning_n=tuning_n, margin=margin)
     u_diff, u_se = unadjusted
     reduction = 1.0 - (vc + vt) / (u_se * u_se) if u_se > 0 else 0.0
     return AdjustedTestResult(
-        control_mean=mc, treatment_mean=mt, n_c=n_c, n_t=n_t, diff=diff, diff_se=diff_se,
-        lift=lift, lift_se=lift_se, alpha=alpha, alternative=alternative,
-        sequential=bool(sequential), tuning_n=tuning, margin=margin, unadjusted_diff=u_diff,
-        unadjusted_diff_se=u_se, variance_reduction=reduction, covariates=names,
-        df=math.inf if sequential else df, method=method, **inferred(i, alpha))
+        **fields, unadjusted_diff=u_diff, unadjusted_diff_se=u_se,
+        variance_reduction=reduction, covariates=names,
+        df=math.inf if sequential else df, method=method)
 
 
 def regression_adjusted_test(
@@ -320,14 +375,15 @@ def regression_adjusted_test(
         per-arm residual degrees of freedom; ratio metrics: z (as the delta method's test);
         lift = m_t / m_c - 1 with Fieller's interval.
     """
-    a = regression_adjust(control, treatment, slopes=slopes)
+    a = _adjusted(control, treatment, slopes)
+    c, t = a.c, a.t
     ratio = control.has_ratio
-    df = math.inf if ratio else _satterthwaite(a.control_var, a.df_control, a.treatment_var,
-                                               a.df_treatment)
-    unadjusted = (a.treatment_unadjusted_mean - a.control_unadjusted_mean,
-                  math.sqrt(a.control_unadjusted_var + a.treatment_unadjusted_var))
-    return _test(a.control_mean, a.control_var, a.treatment_mean, a.treatment_var, df,
-                 control.n, treatment.n, unadjusted=unadjusted, names=a.names,
+    df = math.inf if ratio else _satterthwaite(a.vc, a.dfc, a.vt, a.dft)
+    unadjusted = (t.level - c.level,
+                  math.sqrt(c.syy / (c.n - 1) / c.n + t.syy / (t.n - 1) / t.n))
+    assert control.covariates is not None
+    return _test(a.mc, a.vc, a.mt, a.vt, df,
+                 control.n, treatment.n, unadjusted=unadjusted, names=control.covariates.names,
                  method="ratio_regression_adjusted" if ratio else "regression_adjusted",
                  alpha=alpha, alternative=alternative, sequential=sequential,
                  tuning_n=tuning_n, margin=margin)
@@ -475,11 +531,13 @@ def post_stratified_test(
         ``unadjusted_*`` from the arms' pooled sums; ``covariates`` the strata's names.
     """
     strata = post_strata(control, treatment)
-    w = np.array([s.weight for s in strata])
-    mc = float(w @ [s.control_mean for s in strata])
-    mt = float(w @ [s.treatment_mean for s in strata])
-    vc = float((w * w) @ [s.control_var for s in strata])
-    vt = float((w * w) @ [s.treatment_var for s in strata])
+    mc = mt = vc = vt = 0.0
+    for s in strata:
+        w = s.weight
+        mc += w * s.control_mean
+        mt += w * s.treatment_mean
+        vc += w * w * s.control_var
+        vt += w * w * s.treatment_var
     pooled_c, pooled_t = _pool(control.values()), _pool(treatment.values())
     uc, uvc = _arm_value(pooled_c)
     ut, uvt = _arm_value(pooled_t)

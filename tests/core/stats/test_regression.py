@@ -332,3 +332,46 @@ def test_collinear_covariates_give_the_fit_of_one_of_them():
     assert_allclose(two.treatment_mean, one.treatment_mean, rtol=1e-9)
     assert two.df_control == one.df_control
     assert_allclose(two.control_var, one.control_var, rtol=1e-8)
+
+
+def test_covariates_on_very_different_scales_match_per_arm_ols():
+    """Revenue in cents beside a 0/1 flag and a rate: the LDL' factorisation (unscaled, with
+    a relative aliasing rule) gives statsmodels' per-arm OLS at the pooled mean to 1e-9."""
+    rng = np.random.default_rng(31)
+
+    def arm(n):
+        x = np.column_stack([rng.gamma(2.0, 5e5, n), rng.random(n) < 0.3,
+                             rng.normal(size=n) * 1e-3, rng.normal(size=n)])
+        y = 2e-6 * x[:, 0] + x[:, 1] + 300 * x[:, 2] + rng.normal(size=n)
+        return x, y
+
+    (xc, yc), (xt, yt) = arm(500), arm(600)
+    names = ("cents", "flag", "rate", "z")
+    a = regression_adjust(unit_metric_stats(yc, covariates=xc, names=names),
+                          unit_metric_stats(yt, covariates=xt, names=names))
+    xbar = np.vstack([xc, xt]).mean(axis=0)
+    for x, y, mean, var, slopes in ((xc, yc, a.control_mean, a.control_var, a.control_slopes),
+                                    (xt, yt, a.treatment_mean, a.treatment_var,
+                                     a.treatment_slopes)):
+        fit = sm.OLS(y, sm.add_constant(x - xbar)).fit()
+        assert_allclose(mean, fit.params[0], rtol=1e-9)
+        assert_allclose(np.sqrt(var), fit.bse[0], rtol=1e-9)
+        assert_allclose(slopes, fit.params[1:], rtol=1e-7)
+
+
+def test_a_covariate_within_1e_10_of_the_others_is_aliased():
+    """x3 = x1 + x2 + noise at 1e-7 of their scale (1 - R^2 ~ 1e-14 < ALIASED): left out, the
+    fit equals the one on x1 and x2 alone (as R's lm drops an aliased column)."""
+    rng = np.random.default_rng(32)
+    x = rng.normal(size=(400, 2))
+    y = x @ [1.0, -0.5] + rng.normal(size=400)
+    three = np.column_stack([x, x.sum(axis=1) + rng.normal(size=400) * 1e-7])
+    two = regression_adjust(unit_metric_stats(y, covariates=x, names=("a", "b")),
+                            unit_metric_stats(y[::-1], covariates=x[::-1], names=("a", "b")))
+    both = regression_adjust(
+        unit_metric_stats(y, covariates=three, names=("a", "b", "c")),
+        unit_metric_stats(y[::-1], covariates=three[::-1], names=("a", "b", "c")))
+    assert both.control_slopes[2] == 0.0
+    assert both.df_control == two.df_control
+    assert_allclose(both.control_slopes[:2], two.control_slopes, rtol=1e-9)
+    assert_allclose(both.control_var, two.control_var, rtol=1e-9)
