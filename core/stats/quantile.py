@@ -43,7 +43,7 @@ from scipy import special
 
 from core.stats import _effects
 from core.stats import _validation as v
-from core.stats.two_sample import TwoSampleResult, inferred
+from core.stats.two_sample import TwoSampleResult, compared
 from core.types import Alternative, TestMethod
 
 BOUND_Z = float(special.ndtri(0.975))
@@ -224,25 +224,8 @@ def quantile_test(
     if control.p != treatment.p:
         raise ValueError(f"control and treatment must be at the same level p (got "
                          f"{control.p!r} and {treatment.p!r})")
-    v.check_alpha(alpha)
-    v.check_alternative(alternative)
-    tuning = _effects.check_tuning_n(tuning_n, sequential)
-    margin = _effects.check_margin(margin, alternative)
-    alpha = float(alpha)
-    q_c, q_t = control.quantile, treatment.quantile
-    var_c, var_t = control.variance, treatment.variance
-    diff = q_t - q_c
-    diff_se = math.sqrt(var_c + var_t)
-    lift, lift_se = _effects.lift_and_se(q_c, var_c, q_t, var_t)
-    _effects.check_computable(diff, diff_se)
-    i = _effects.infer(
-        diff, diff_se, math.inf, lift, lift_se, q_c, float(control.n + treatment.n),
-        alpha=alpha, alternative=alternative, margin=margin, sequential=bool(sequential),
-        tuning_n=tuning, treatment_mean=q_t, var_control_mean=var_c, var_treatment_mean=var_t,
-    )
     return QuantileTestResult(
-        control_mean=q_c, treatment_mean=q_t, n_c=control.n, n_t=treatment.n, diff=diff,
-        diff_se=diff_se, lift=lift, lift_se=lift_se, alpha=alpha, alternative=alternative,
-        sequential=bool(sequential), tuning_n=tuning, margin=margin, p=control.p,
-        control_se=control.se, treatment_se=treatment.se, **inferred(i, alpha),
-    )
+        **compared(control.quantile, control.variance, treatment.quantile, treatment.variance,
+                   control.n, treatment.n, df=math.inf, alpha=alpha, alternative=alternative,
+                   sequential=sequential, tuning_n=tuning_n, margin=margin),
+        p=control.p, control_se=control.se, treatment_se=treatment.se)

@@ -21,10 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from core.stats import _effects
-from core.stats import _validation as v
 from core.stats.sufficient import centered, check_n_nonneg, check_sums
-from core.stats.two_sample import TwoSampleResult, inferred
+from core.stats.two_sample import TwoSampleResult, compared
 from core.types import Alternative, TestMethod
 
 
@@ -187,24 +185,7 @@ def ratio_test(
                 f"{name}.sum_den must be positive (got {s.sum_den!r}): a ratio metric needs a "
                 f"positive denominator total, e.g. at least one session"
             )
-    v.check_alpha(alpha)
-    v.check_alternative(alternative)
-    tuning = _effects.check_tuning_n(tuning_n, sequential)
-    margin = _effects.check_margin(margin, alternative)
-    alpha = float(alpha)
-    r_c, r_t = control.ratio, treatment.ratio
-    vm_c, vm_t = control.ratio_variance, treatment.ratio_variance
-    diff = r_t - r_c
-    diff_se = math.sqrt(vm_c + vm_t)
-    lift, lift_se = _effects.lift_and_se(r_c, vm_c, r_t, vm_t)
-    _effects.check_computable(diff, diff_se)
-    i = _effects.infer(
-        diff, diff_se, math.inf, lift, lift_se, r_c, float(control.n + treatment.n),
-        alpha=alpha, alternative=alternative, margin=margin, sequential=bool(sequential),
-        tuning_n=tuning, treatment_mean=r_t, var_control_mean=vm_c, var_treatment_mean=vm_t,
-    )
-    return RatioTestResult(
-        control_mean=r_c, treatment_mean=r_t, n_c=control.n, n_t=treatment.n, diff=diff,
-        diff_se=diff_se, lift=lift, lift_se=lift_se, alpha=alpha, alternative=alternative,
-        sequential=bool(sequential), tuning_n=tuning, margin=margin, **inferred(i, alpha),
-    )
+    return RatioTestResult(**compared(
+        control.ratio, control.ratio_variance, treatment.ratio, treatment.ratio_variance,
+        control.n, treatment.n, df=math.inf, alpha=alpha, alternative=alternative,
+        sequential=sequential, tuning_n=tuning_n, margin=margin))

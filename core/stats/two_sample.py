@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from core.stats import _effects
+from core.stats import _validation as v
 from core.stats._effects import Inference
 from core.types import Alternative, TestMethod
 
@@ -63,3 +66,31 @@ def inferred(i: Inference, alpha: float) -> dict[str, Any]:
         "lift_p_value": i.lift_p_value, "lift_significant": bool(i.lift_p_value < alpha),
         "diff_null": i.diff_null, "lift_null": i.lift_null,
     }
+
+
+def compared(mean_c: float, var_c: float, mean_t: float, var_t: float, n_c: int, n_t: int, *,
+             df: float, alpha: float, alternative: Alternative, sequential: bool,
+             tuning_n: float | None, margin: float) -> dict[str, Any]:
+    """Every :class:`TwoSampleResult` field but ``method`` for two independent estimates
+    ``mean_c``, ``mean_t`` with variances ``var_c``, ``var_t`` (of the estimates, not per
+    unit) from ``n_c`` and ``n_t`` units: diff = mean_t - mean_c with SE sqrt(var_c + var_t),
+    a t reference on ``df`` degrees of freedom (inf: normal), the lift with Fieller's interval
+    (:func:`core.stats._effects.infer`). Welch's, the ratio, quantile and adjusted tests share
+    it; ``alpha``, ``alternative``, ``tuning_n`` and ``margin`` are checked first."""
+    v.check_alpha(alpha)
+    v.check_alternative(alternative)
+    tuning = _effects.check_tuning_n(tuning_n, sequential)
+    margin = _effects.check_margin(margin, alternative)
+    alpha = float(alpha)
+    diff = mean_t - mean_c
+    diff_se = math.sqrt(var_c + var_t)
+    lift, lift_se = _effects.lift_and_se(mean_c, var_c, mean_t, var_t)
+    _effects.check_computable(diff, diff_se)
+    i = _effects.infer(
+        diff, diff_se, df, lift, lift_se, mean_c, float(n_c + n_t), alpha=alpha,
+        alternative=alternative, margin=margin, sequential=bool(sequential), tuning_n=tuning,
+        treatment_mean=mean_t, var_control_mean=var_c, var_treatment_mean=var_t)
+    return {"control_mean": mean_c, "treatment_mean": mean_t, "n_c": n_c, "n_t": n_t,
+            "diff": diff, "diff_se": diff_se, "lift": lift, "lift_se": lift_se, "alpha": alpha,
+            "alternative": alternative, "sequential": bool(sequential), "tuning_n": tuning,
+            "margin": margin, **inferred(i, alpha)}

@@ -6,10 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from core.stats import _effects
 from core.stats import _validation as v
 from core.stats.sufficient import SufficientStats
-from core.stats.two_sample import TwoSampleResult, inferred
+from core.stats.two_sample import TwoSampleResult, compared
 from core.types import Alternative, TestMethod
 
 
@@ -97,45 +96,15 @@ def welch_ttest(
     v.check_finite(mean_t, "mean_t")
     v.check_sd(sd_c, "sd_c")
     v.check_sd(sd_t, "sd_t")
-    v.check_alpha(alpha)
-    v.check_alternative(alternative)
-    tuning = _effects.check_tuning_n(tuning_n, sequential)
-    margin = _effects.check_margin(margin, alternative)
     n_c, n_t = int(n_c), int(n_t)
     mean_c, mean_t, sd_c, sd_t = float(mean_c), float(mean_t), float(sd_c), float(sd_t)
-    alpha = float(alpha)
-
     var_c, var_t = sd_c * sd_c, sd_t * sd_t
-    vm_c, vm_t = var_c / n_c, var_t / n_t
-    diff = mean_t - mean_c
-    diff_se = math.sqrt(vm_c + vm_t)
-    lift, lift_se = _effects.lift_and_se(mean_c, vm_c, mean_t, vm_t)
-    _effects.check_computable(diff, diff_se)
     df = welch_df(var_c, n_c, var_t, n_t)
-    i = _effects.infer(
-        diff, diff_se, df, lift, lift_se, mean_c, float(n_c + n_t), alpha=alpha,
-        alternative=alternative, margin=margin, sequential=bool(sequential), tuning_n=tuning,
-        treatment_mean=mean_t, var_control_mean=vm_c, var_treatment_mean=vm_t,
-    )
     return WelchTestResult(
-        control_mean=mean_c,
-        treatment_mean=mean_t,
-        control_sd=sd_c,
-        treatment_sd=sd_t,
-        n_c=n_c,
-        n_t=n_t,
-        diff=diff,
-        diff_se=diff_se,
-        lift=lift,
-        lift_se=lift_se,
-        df=df,
-        alpha=alpha,
-        alternative=alternative,
-        sequential=bool(sequential),
-        tuning_n=tuning,
-        margin=margin,
-        **inferred(i, alpha),
-    )
+        **compared(mean_c, var_c / n_c, mean_t, var_t / n_t, n_c, n_t, df=df, alpha=alpha,
+                   alternative=alternative, sequential=sequential, tuning_n=tuning_n,
+                   margin=margin),
+        control_sd=sd_c, treatment_sd=sd_t, df=df)
 
 
 def welch_ttest_from_stats(
