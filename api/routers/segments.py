@@ -12,6 +12,16 @@ from api.schemas import SafeText, SegmentBreakdownOut, SegmentScanOut, SegmentsO
 from core.analysis import results, segments
 from core.registry import Day
 
+AsOf = Annotated[
+    Day | None,
+    Query(description="Last day of data used (YYYY-MM-DD): from the experiment's start to "
+          "today (UTC); 422 outside that range. Default: all data."),
+]
+TopN = Annotated[
+    int, Query(ge=1, le=100, description="Values taken on their own per dimension; the rest "
+               "are pooled as `(other)`.")
+]
+
 router = APIRouter(prefix="/experiments/{experiment_id}/segments", tags=["results"])
 
 
@@ -25,15 +35,8 @@ def segment_results(
         Query(max_length=100, description="Only this dimension (e.g. `country`); 404 when "
               "the experiment's data does not carry it. Default: every dimension."),
     ] = None,
-    top_n: Annotated[
-        int, Query(ge=1, le=100, description="Values shown on their own per dimension; the "
-                   "rest are pooled as `(other)`.")
-    ] = segments.TOP_N,
-    as_of: Annotated[
-        Day | None,
-        Query(description="Last day of data used (YYYY-MM-DD): from the experiment's start to "
-              "today (UTC); 422 outside that range. Default: all data."),
-    ] = None,
+    top_n: TopN = segments.TOP_N,
+    as_of: AsOf = None,
 ) -> SegmentsOut:
     """Per dimension the experiment's data carries (country, platform, ...): its top-N slices
     plus `(other)`, each with its own SRM check, and per slice × metric × treatment the
@@ -56,15 +59,8 @@ def segment_scan(
     experiment_id: ExperimentId,
     session: SessionDep,
     _actor: Reader,
-    top_n: Annotated[
-        int, Query(ge=1, le=100, description="Values scanned on their own per dimension; the "
-                   "rest are pooled as `(other)`.")
-    ] = segments.TOP_N,
-    as_of: Annotated[
-        Day | None,
-        Query(description="Last day of data used (YYYY-MM-DD): from the experiment's start to "
-              "today (UTC); 422 outside that range. Default: all data."),
-    ] = None,
+    top_n: TopN = segments.TOP_N,
+    as_of: AsOf = None,
 ) -> SegmentScanOut:
     """Automatic segment scan: each slice of each dimension (top-N values plus `(other)`)
     against the rest of the experiment, per metric and treatment: is the effect inside the
