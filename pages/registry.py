@@ -44,6 +44,10 @@ ALTERNATIVE_LABELS = {"two-sided": "Two-sided",
                       "greater": "One-sided: treatment higher (greater)",
                       "less": "One-sided: treatment lower (less)"}
 MARGINS_LABEL = "Guardrail non-inferiority margins (guardrail: % worse allowed)"
+POST_STRATIFY_LABEL = "Post-stratify on (a dimension column of the data; empty = none)"
+POST_STRATIFY_HELP = ("e.g. platform: the results weigh each platform's difference by its "
+                      "share of units, which removes the variance the platforms' different "
+                      "levels add. Declare it before the data comes in; frozen at launch.")
 MARGINS_HELP = ("e.g. page_load_time_ms: 2%. A guardrail with a margin must be shown not worse "
                 "by that much, else it reads inconclusive; without one it only gets the harm "
                 "test.")
@@ -227,7 +231,7 @@ d2.download_button("Export audit log (CSV)", audit_csv, "audit_log.csv", "text/c
 NEW_DEFAULTS = {"new_name": "", "new_owner": actor.name, "new_hypothesis": "",
                 "new_segment": "", "new_primary": None, "new_guardrails": [],
                 "new_secondary": [], "new_variants": "control:0.5, treatment:0.5", "new_tags": "",
-                "new_alternative": "two-sided", "new_margins": ""}
+                "new_alternative": "two-sided", "new_margins": "", "new_post_stratify": ""}
 # The New experiment form's inputs. Each lives in the URL (?new_name=…, only what differs from
 # its default), so a reload keeps a draft; a created experiment empties the form.
 if can_write:
@@ -257,6 +261,8 @@ if can_write:
                                        key="new_alternative", **draft_input)
         new_margins = c2.text_input(MARGINS_LABEL, help=MARGINS_HELP, key="new_margins",
                                     **draft_input)
+        new_strata = c1.text_input(POST_STRATIFY_LABEL, help=POST_STRATIFY_HELP,
+                                   key="new_post_stratify", **draft_input)
         if st.button("Create experiment", type="primary", key="new_create"):
             created = call(
                 lambda s: registry.create_experiment(s, actor=actor, data={
@@ -266,6 +272,7 @@ if can_write:
                     "variants": parse_variants(variants_text), "tags": split_list(tags_text),
                     "alternative": new_alternative,
                     "guardrail_margins": parse_margins(new_margins),
+                    "post_stratify_on": new_strata.strip() or None,
                 }),
                 "Experiment created",
             )
@@ -447,8 +454,7 @@ if can_write:
                 value=_percent(draft.prior_lift_sd), format="%g",
                 key=f"edit_prior_sd_{draft.id}_{draft.version}")),
             "post_stratify_on": e1.text_input(
-                "Post-stratify on (a dimension column of the data; empty = none)",
-                draft.post_stratify_on or "",
+                POST_STRATIFY_LABEL, draft.post_stratify_on or "", help=POST_STRATIFY_HELP,
                 key=f"edit_post_stratify_{draft.id}_{draft.version}").strip() or None,
             "planned_start": e1.date_input("Planned start", draft.planned_start),
             "planned_end": e2.date_input("Planned end", draft.planned_end),

@@ -162,8 +162,8 @@ def test_registry_page_numbers_read_for_people(demo_app: str) -> None:
 
 
 def test_registry_page_editor_sets_the_plan_tests(fresh_demo_app: str) -> None:
-    """The create form sets a one-sided primary test and a guardrail margin typed as a
-    percentage; the edit form reads them back as typed, sets the Gaussian prior, and shows a
+    """The create form sets a one-sided primary test, a guardrail margin typed as a
+    percentage and the post-stratification dimension; the edit form reads them back as typed, sets the Gaussian prior, and shows a
     bad margin's message without saving anything."""
     at = open_page(login("demo-editor"), "registry")
     at.text_input(key="new_name").input("Sticky add-to-cart bar")
@@ -172,16 +172,19 @@ def test_registry_page_editor_sets_the_plan_tests(fresh_demo_app: str) -> None:
     at.multiselect(key="new_guardrails").select("page_load_time_ms")
     at.selectbox(key="new_alternative").select("greater")
     at.text_input(key="new_margins").input("page_load_time_ms: 2.5%")
+    at.text_input(key="new_post_stratify").input(" platform ")
     next(b for b in at.button if b.label == "Create experiment").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     text = " ".join(m.value for m in at.markdown)
     assert "one-sided: treatment higher (greater)" in text
     assert "page_load_time_ms: 2.5%" in text and "Bayesian prior:** flat" in text
+    assert "Post-stratified on:** platform" in text
     engine = make_engine(fresh_demo_app)
     with session_factory(engine)() as s:
         exp = s.scalar(select(Experiment).where(Experiment.name == "Sticky add-to-cart bar"))
         assert exp is not None and exp.alternative == "greater"
+        assert exp.post_stratify_on == "platform"
         assert {link.metric.name: link.margin for link in exp.metric_links} == {
             "page_load_time_ms": 0.025}
         exp_id, version = exp.id, exp.version
