@@ -163,8 +163,8 @@ def test_registry_page_numbers_read_for_people(demo_app: str) -> None:
 
 def test_registry_page_editor_sets_the_plan_tests(fresh_demo_app: str) -> None:
     """The create form sets a one-sided primary test, a guardrail margin typed as a
-    percentage and the post-stratification dimension; the edit form reads them back as typed, sets the Gaussian prior, and shows a
-    bad margin's message without saving anything."""
+    percentage and the post-stratification dimension; the edit form reads them back as typed,
+    sets the Gaussian prior, and shows a bad margin's message without saving anything."""
     at = open_page(login("demo-editor"), "registry")
     at.text_input(key="new_name").input("Sticky add-to-cart bar")
     at.text_area(key="new_hypothesis").input("A sticky bar keeps the CTA visible on mobile.")
