@@ -13,6 +13,7 @@ naming its row number, and nothing is kept unless all rows are good.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from core.data.reading import (
     unreadable,
 )
 from core.errors import InvalidInput
-from core.stats import MetricStats, SufficientStats
+from core.stats import MetricStats, QuantileStats, SufficientStats
 from core.stats.capping import AppliedCap
 
 MAX_DIMENSION_NAME_LENGTH = 64
@@ -171,6 +172,30 @@ def _ratio_problems(n: float, nums: dict[str, float | None], row: dict[str, Any]
     return out
 
 
+def _given_quantile_problems(ctx: ExperimentContext,
+                             quantiles: Mapping[tuple[str, str], QuantileStats],
+                             metrics: Sequence[str], label: str) -> list[str]:
+    """A source's own quantile statistics (the warehouse refresh's): for quantile metrics of
+    the experiment that it defines, of its variants, at each metric's level."""
+    out = []
+    for name in metrics:
+        info = ctx.metrics.get(name)
+        if info is None or info.kind != "quantile":
+            out.append(f"{label}: {name} is not a quantile metric of '{ctx.name}'")
+    for (variant, name), q in sorted(quantiles.items()):
+        info = ctx.metrics.get(name)
+        if variant not in ctx.variants:
+            out.append(f"{label}: {name}: unknown variant '{variant}' (expected "
+                       f"{', '.join(ctx.variants)})")
+        elif name not in metrics:
+            out.append(f"{label}: {name}: quantile statistics for a metric the load does not "
+                       "define")
+        elif info is not None and info.quantile_p != q.p:
+            out.append(f"{label}: {name}: quantile statistics at p = {q.p:g}, but its level "
+                       f"is {info.quantile_p:g}")
+    return out
+
+
 def _getter(nums: dict[str, float | None]) -> Any:
     return lambda k: float(nums[k])  # type: ignore[arg-type]
 
@@ -178,6 +203,8 @@ def _getter(nums: dict[str, float | None]) -> Any:
 def aggregate_records(
     ctx: ExperimentContext, rows: list[dict[str, Any]], *, label: str, first_row: int = 1,
     caps: dict[str, AppliedCap] | None = None,
+    quantiles: Mapping[tuple[str, str], QuantileStats] | None = None,
+    quantile_metrics: Sequence[str] = (),
 ) -> Aggregated:
     """Validate per-variant, per-day, per-metric rows (file or SQL) into cells.
 
@@ -185,7 +212,9 @@ def aggregate_records(
     ``first_row`` numbers the first row in messages (2 for a CSV with a header). ``caps``: the
     caps the source applied to capped metrics' per-unit values before summing (the warehouse
     refresh); a metric the plan caps is refused without one, since its rows were summed from
-    values nobody capped.
+    values nobody capped. ``quantiles``: quantile statistics the source computed itself, by
+    (variant, metric), for the ``quantile_metrics`` it defines whole (the warehouse refresh;
+    an arm it has none for keeps none).
     """
     if not rows:
         raise InvalidInput(f"{label}: no rows (expected one row per variant, day and metric)")
@@ -331,6 +360,7 @@ def aggregate_records(
     if bad_rows > MAX_PROBLEMS:
         problems.append(f"{label}: ... and {bad_rows - MAX_PROBLEMS} more bad rows; fix these "
                         "and retry")
+    problems += _given_quantile_problems(ctx, quantiles or {}, quantile_metrics, label)
     if problems:
         raise InvalidInput(problems)
     assignments: dict[tuple[str, date], int] = {}
@@ -351,4 +381,6 @@ def aggregate_records(
         slice_assignments=slice_units,
         dimensions=tuple(sorted(values)),
         caps=dict(caps or {}),
+        quantiles=dict(quantiles or {}),
+        quantile_metrics=tuple(quantile_metrics),
     )
