@@ -662,7 +662,9 @@ def compiled_sql(spec: ExperimentSpec, dialect: str, *, open_from: Mapping[str, 
     trino, …) without connecting, labelled and capped as :func:`compute` runs it: the
     sources' columns are taken as declared (unit_id text, timestamp, experiment_key and
     variant and dimensions text, fact columns float64) and their SQL is read in that dialect.
-    For golden files and for reading before connecting."""
+    For golden files and for reading before connecting. A quantile metric's second query
+    (:func:`queries.order_statistics`) is not among them: its ranks need the counts the first
+    one returns."""
     limits = limits or Limits()
     import ibis
 
