@@ -15,7 +15,9 @@ A metric may instead be computed in the warehouse from a ``fact_source``
 ``ratio`` of two columns, the second ``denominator_column``), over ``window_days`` after the
 unit's first exposure (none: up to the analysis day), with a CUPED covariate over the
 ``cuped_days`` before it (sum, count and any only). Its kind follows from the aggregation
-(:data:`KIND_OF_AGGREGATION`), so it may be left out."""
+(:data:`KIND_OF_AGGREGATION`), so it may be left out; a warehouse ``quantile`` metric gives
+its ``quantile_p`` with a ``sum`` or ``count`` aggregation (the p90 of each unit's summed
+load time), and each refresh reads that per-unit value's quantile over every unit."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from core.registry.fields import (
     validation_problems,
 )
 from core.transactions import transaction
-from core.types import AGGREGATIONS, Aggregation, MetricKind
+from core.types import AGGREGATIONS, QUANTILE_AGGREGATIONS, Aggregation, MetricKind
 from db import metric_repository as mrepo
 from db import repositories as repo
 from db import warehouse_repository as warehouse
@@ -70,7 +72,8 @@ class MetricFields(BaseModel):
     )
     kind: MetricKind | None = Field(
         default=None, description="binomial, mean, ratio or quantile; a warehouse metric's "
-        "follows from its aggregation (sum, count: mean; any: binomial; mean, ratio: ratio)")
+        "follows from its aggregation (sum, count: mean; any: binomial; mean, ratio: ratio) "
+        "or is quantile when it gives quantile_p (sum and count only)")
     quantile_p: float | None = Field(
         default=None, gt=0, lt=1, allow_inf_nan=False,
         description="Quantile metrics: the level p of the per-unit value's quantile, strictly "
@@ -106,7 +109,9 @@ class MetricFields(BaseModel):
     def _ratio_columns(self) -> MetricFields:
         if self.fact_source is not None or self.aggregation is not None:
             # A warehouse metric: its rules need the fact source (warehouse_problems).
-            if self.kind is None and self.aggregation is not None:
+            if self.kind is None and self.quantile_p is not None:
+                self.kind = "quantile"
+            elif self.kind is None and self.aggregation is not None:
                 self.kind = KIND_OF_AGGREGATION[self.aggregation]
             return self
         if self.kind is None:
@@ -149,8 +154,7 @@ def warehouse_problems(fields: MetricFields) -> list[str]:
                 f"{', '.join(AGGREGATIONS)}"]
     expected = KIND_OF_AGGREGATION[agg]
     if fields.quantile_p is not None or fields.kind == "quantile":
-        problems.append("kind: quantile metrics are loaded from user-level files for now; a "
-                        "fact source's metric aggregates with sum, count, any, mean or ratio")
+        problems += _warehouse_quantile_problems(fields, agg)
     elif fields.kind != expected:
         problems.append(
             f"kind: a {agg} metric is {expected} (sum and count: mean; any: binomial; mean "
@@ -175,6 +179,26 @@ def warehouse_problems(fields: MetricFields) -> list[str]:
         problems.append(
             f"cuped_days: CUPED applies to sum, count and any metrics; a {agg} metric is a "
             "ratio, analysed with the delta method: leave cuped_days out")
+    return problems
+
+
+def _warehouse_quantile_problems(fields: MetricFields, agg: str) -> list[str]:
+    """A warehouse quantile metric: kind quantile, its level, a per-unit sum or count."""
+    problems = []
+    if fields.kind != "quantile":
+        problems.append(f"kind: only quantile metrics take quantile_p (this one is "
+                        f"{fields.kind}); give kind quantile, or leave quantile_p out")
+    elif fields.quantile_p is None:
+        problems.append("quantile_p: a quantile metric needs the level of its quantile, "
+                        "strictly between 0 and 1 (e.g. 0.9 for p90)")
+    if agg not in QUANTILE_AGGREGATIONS:
+        problems.append(
+            f"aggregation: a quantile metric takes the quantile of each unit's "
+            f"{' or '.join(QUANTILE_AGGREGATIONS)} of the fact source (e.g. sum of load_ms), "
+            f"not of {agg}")
+    if fields.cuped_days is not None:
+        problems.append("cuped_days: a quantile metric is never CUPED-adjusted (its test is "
+                        "on order statistics): leave cuped_days out")
     return problems
 
 
@@ -381,7 +405,8 @@ def _check_warehouse_edit(session: Session, metric: Metric, changed: dict) -> No
     current = {k: getattr(metric, k) for k in _WAREHOUSE_EDITS}
     fields = MetricFields.model_construct(
         name=metric.name, kind=metric.kind, numerator=None, denominator=None,
-        fact_source=source.name, aggregation=metric.aggregation, **{**current, **changed})
+        quantile_p=metric.quantile_p, fact_source=source.name, aggregation=metric.aggregation,
+        **{**current, **changed})
     problems = warehouse_problems(fields) + _source_problems(fields, source)
     if problems:
         raise InvalidInput(problems)

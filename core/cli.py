@@ -389,8 +389,9 @@ def _add_metric_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--numerator", help="file ratio metrics: the per-unit column above the line")
     p.add_argument("--denominator", help="file ratio metrics: the per-unit column below it")
     p.add_argument("--quantile-p", type=float,
-                   help="quantile metrics: the level of the per-unit value's quantile, "
-                        "strictly between 0 and 1 (0.9 for p90)")
+                   help="quantile metrics (from files, or a warehouse sum or count metric): "
+                        "the level of the per-unit value's quantile, strictly between 0 and 1 "
+                        "(0.9 for p90)")
     p.add_argument("--fact-source", help="warehouse metrics: the fact source it is computed from")
     p.add_argument("--aggregation", choices=["sum", "count", "any", "mean", "ratio"],
                    help="warehouse metrics: per unit, sum | count of rows | any row (0/1) | "

@@ -1,8 +1,8 @@
 """The demo's warehouse: a DuckDB file beside the app database with synthetic exposures,
 orders and sessions (:mod:`core.warehouse.synthetic`), described in the app once — a
-connection, an assignment source, two fact sources and three metrics on them — and three
-running experiments fed from it, refreshed from the warehouse at seeding so their results
-show.
+connection, an assignment source, two fact sources and four metrics on them (one a quantile
+metric: the p90 of each user's page views) — and three running experiments fed from it,
+refreshed from the warehouse at seeding so their results show.
 
 The truths (:data:`DEMO_WAREHOUSE_EXPERIMENTS`): "One-tap reorder" raises the daily order rate
 by 15% (conversion and revenue per user up, revenue per session up); "Search filters v2" is a
@@ -83,6 +83,11 @@ METRICS: tuple[dict[str, Any], ...] = (
      "description": "Revenue over sessions of the exposed users within 7 days of first "
                     "exposure: a ratio, analysed per user with the delta method (computed in "
                     "the warehouse)."},
+    {"name": "p90_page_views_7d", "unit": "views", "fact_source": "sessions",
+     "aggregation": "sum", "value_column": "page_views", "window_days": 7, "quantile_p": 0.9,
+     "description": "The 90th percentile of page views per exposed user within 7 days of "
+                    "first exposure: a quantile metric with the order-statistic interval, read "
+                    "over every user at each refresh (computed in the warehouse)."},
 )
 DEMO_WAREHOUSE_EXPERIMENTS: tuple[SyntheticExperiment, ...] = (
     SyntheticExperiment("one_tap_reorder", ("control", "treatment"), first_day=0, days=14,
@@ -129,7 +134,8 @@ def _plans() -> list[_Plan]:
             "hypothesis": "Offering a bundle at checkout raises revenue per session; a "
             "discounted bundle and an upsell bundle are tried.",
             "target_segment": "Shoppers at checkout", "primary_metric": "rev_per_session_7d",
-            "secondary_metrics": ["revenue_per_user_7d", "conversion_7d"],
+            "secondary_metrics": ["revenue_per_user_7d", "conversion_7d",
+                                  "p90_page_views_7d"],
             "variants": ab(bundles.variants), "planned_sample_size": 4000, "mde": 0.05,
             "tags": ["warehouse", "revenue"]}),
     ]

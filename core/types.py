@@ -62,6 +62,8 @@ API_SCOPES: tuple[str, ...] = get_args(ApiScope)
 GROUPINGS: tuple[str, ...] = get_args(Grouping)
 CALIBRATION_GROUPINGS: tuple[str, ...] = get_args(CalibrationGrouping)
 AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
+QUANTILE_AGGREGATIONS: tuple[str, ...] = ("sum", "count")
+"""The aggregations whose per-unit value a warehouse quantile metric takes the quantile of."""
 
 TestMethod = Literal[
     "welch", "welch_cuped", "wald_z", "mover_cp", "delta_ratio", "quantile_woodruff",

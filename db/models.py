@@ -28,13 +28,13 @@ METRIC_RATIO_COLUMNS = (
 computed from a fact source names its fact columns instead (value_column, denominator_column)."""
 METRIC_AGGREGATION = (
     "(aggregation IS NULL) = (fact_source_id IS NULL) AND (aggregation IS NULL OR "
-    "aggregation IN ('sum', 'count') AND kind = 'mean' OR "
+    "aggregation IN ('sum', 'count') AND kind IN ('mean', 'quantile') OR "
     "aggregation = 'any' AND kind = 'binomial' OR "
     "aggregation IN ('mean', 'ratio') AND kind = 'ratio')"
 )
 """A fact source's metric has an aggregation, and its kind follows from it (core.catalogue
-.KIND_OF_AGGREGATION): sum and count are means per unit, any a conversion, mean and ratio
-ratios of sums."""
+.KIND_OF_AGGREGATION): sum and count are means per unit (or, with a quantile_p, the per-unit
+value of a quantile metric), any a conversion, mean and ratio ratios of sums."""
 METRIC_WAREHOUSE_COLUMNS = (
     "(fact_source_id IS NOT NULL OR value_column IS NULL AND denominator_column IS NULL AND "
     "window_days IS NULL AND cuped_days IS NULL) AND "

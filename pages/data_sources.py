@@ -226,7 +226,7 @@ if warehouse_metrics:
          "Window": (f"{fmt.plural(m.window_days, 'day')} after first exposure"
                     if m.window_days else "to the analysis day"),
          "CUPED": (f"{fmt.plural(m.cuped_days, 'day')} before" if m.cuped_days else "—"),
-         "Kind": m.kind}
+         "Kind": m.kind if m.quantile_p is None else f"quantile (p = {m.quantile_p:g})"}
         for m in warehouse_metrics
     ]), hide_index=True, width="stretch")
 
@@ -307,7 +307,11 @@ with st.expander("New metric on a fact source"):
             m_cuped = m2.number_input("CUPED: days before first exposure (0 = no CUPED; sum, "
                                       "count and any)", min_value=0, max_value=365, value=0,
                                       key="ds_metric_cuped")
-            m_unit = m1.text_input("Unit (optional, e.g. USD, %)", key="ds_metric_unit")
+            m_quantile = m1.number_input(
+                "Quantile metric: the level p of the per-user value's quantile (0 = not one; "
+                "0.9 = p90; sum and count)", min_value=0.0, max_value=0.999, value=0.0,
+                step=0.05, format="%.3f", key="ds_metric_quantile")
+            m_unit = m2.text_input("Unit (optional, e.g. USD, %)", key="ds_metric_unit")
             m_higher = m2.radio("Direction", [True, False], horizontal=True,
                                 format_func=lambda h: "Higher is better" if h else
                                 "Lower is better", key="ds_metric_direction")
@@ -319,14 +323,15 @@ with st.expander("New metric on a fact source"):
                         "name": m_name, "fact_source": m_fact, "aggregation": m_agg,
                         "value_column": m_value, "denominator_column": m_den,
                         "window_days": days(m_window), "cuped_days": days(m_cuped),
-                        "unit": m_unit, "higher_is_better": m_higher,
+                        "quantile_p": m_quantile or None, "unit": m_unit,
+                        "higher_is_better": m_higher,
                         "description": m_description}),
                         f"Metric '{m_name.strip()}' added: use it in an experiment "
                         "below.", "define"):
                     st.session_state["ds_use_metrics"] = [m_name.strip()]
                     empty_form("ds_metric_name", "ds_metric_aggregation", "ds_metric_value",
                                "ds_metric_denominator", "ds_metric_window", "ds_metric_cuped",
-                               "ds_metric_unit", "ds_metric_direction",
+                               "ds_metric_quantile", "ds_metric_unit", "ds_metric_direction",
                                "ds_metric_description")
                     st.rerun()
 

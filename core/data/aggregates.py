@@ -6,13 +6,18 @@ metric's denominator sums and numerator x denominator products; then ``sum``/``s
 the numerator's), and ``dimension, dimension_value`` (the row describes the units of one value of
 a dimension, e.g. country = DE; both empty: the whole arm), and ``duplicate_units`` (the source's
 own count of rows beyond the first of each unit: the warehouse's uniqueness proof; non-zero
-refuses the load). Every bad row is reported (capped),
+refuses the load). A quantile metric's arm is one row without a date, sum or sum_squares: ``n``
+(the arm's units) and ``quantile_p, quantile, quantile_lower, quantile_upper`` [,
+``quantile_n_star``] (:data:`~core.data.reading.QUANTILE_COLUMNS`, a
+:class:`~core.stats.quantile.QuantileStats`); its rows with a date are the per-unit value's
+daily sums, as for a mean metric. Every bad row is reported (capped),
 naming its row number, and nothing is kept unless all rows are good.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -27,22 +32,31 @@ from core.data.reading import (
     MAX_DIMENSION_VALUES,
     MAX_PROBLEMS,
     PROOF_COLUMNS,
+    QUANTILE_COLUMNS,
     RATIO_COLUMNS,
     SLICE_COLUMNS,
     Aggregated,
     Cell,
     ExperimentContext,
+    MetricInfo,
     file_reader,
     quote,
     reads_decimal_comma,
     unreadable,
 )
 from core.errors import InvalidInput
-from core.stats import MetricStats, SufficientStats
+from core.stats import (
+    InsufficientDataError,
+    MetricStats,
+    QuantileStats,
+    SufficientStats,
+    quantile_levels,
+)
 from core.stats.capping import AppliedCap
 
 MAX_DIMENSION_NAME_LENGTH = 64
-_OPTIONAL = (*COVARIATE_COLUMNS, *RATIO_COLUMNS, *SLICE_COLUMNS, *PROOF_COLUMNS)
+_OPTIONAL = (*COVARIATE_COLUMNS, *RATIO_COLUMNS, *SLICE_COLUMNS, *PROOF_COLUMNS,
+             *QUANTILE_COLUMNS)
 
 
 def read_aggregate_rows(
@@ -79,7 +93,7 @@ def read_aggregate_rows(
 
 
 _NUMBER_COLUMNS = ("n", "sum", "sum_squares", *COVARIATE_COLUMNS, *RATIO_COLUMNS,
-                   *PROOF_COLUMNS)
+                   *PROOF_COLUMNS, *QUANTILE_COLUMNS)
 
 
 def _read_decimal_commas(rows: list[dict[str, Any]], name: str, *, first_row: int) -> list[str]:
@@ -171,6 +185,93 @@ def _ratio_problems(n: float, nums: dict[str, float | None], row: dict[str, Any]
     return out
 
 
+def _whole(value: float | None, least: int) -> bool:
+    return value is not None and math.isfinite(value) and value.is_integer() and value >= least
+
+
+def _quantile_row(info: MetricInfo | None, row: dict[str, Any]
+                  ) -> tuple[list[str], QuantileStats | None]:
+    """A quantile metric's row for one arm (module docstring): its problems, or its
+    statistics. ``info`` None: the metric is unknown (reported by the caller)."""
+    if info is None:
+        return [], None
+    if info.kind != "quantile":
+        return [f"{', '.join(QUANTILE_COLUMNS)} belong to quantile metrics only ({info.name} "
+                f"is {info.kind})"], None
+    out = []
+    if _text(row.get("date")) is not None:
+        out.append("a quantile row covers every unit of the arm, not one day: leave its date "
+                   "empty (the metric's daily sums go on rows with a date)")
+    if any(_text(row.get(k)) is not None for k in ("sum", "sum_squares")):
+        out.append("a quantile row takes no sum or sum_squares (give them on the metric's rows "
+                   "with a date)")
+    if _text(row.get("dimension")) is not None or _text(row.get("dimension_value")) is not None:
+        out.append("quantiles are stored per arm, not per dimension value: leave dimension and "
+                   "dimension_value empty")
+    nums = {k: _number(row.get(k)) for k in ("n", *QUANTILE_COLUMNS)}
+    empty = [k for k in QUANTILE_COLUMNS[:4] if nums[k] is None]
+    if empty:
+        out.append(f"give {', '.join(QUANTILE_COLUMNS[:4])} together ({', '.join(empty)} "
+                   f"{'is' if len(empty) == 1 else 'are'} empty)")
+    out += [f"{k} {row.get(k)!r} is not a number" for k in ("n", *QUANTILE_COLUMNS)
+            if nums[k] is not None and not math.isfinite(nums[k])]  # type: ignore[arg-type]
+    if out:
+        return out, None
+    n, p, n_star = nums["n"], nums["quantile_p"], nums["quantile_n_star"]
+    assert p is not None and info.quantile_p is not None
+    if not _whole(n, 1):
+        out.append(f"n {row.get('n')!r} is not a whole number of units >= 1 (the arm's units)")
+    elif n_star is not None and not (_whole(n_star, 1) and n_star <= n):  # type: ignore[operator]
+        out.append(f"quantile_n_star {row.get('quantile_n_star')!r} is not a whole number from "
+                   f"1 to n ({row.get('n')}): the count the bounds' levels were computed for")
+    if not 0.0 < p < 1.0:
+        out.append(f"quantile_p {row.get('quantile_p')!r} is not strictly between 0 and 1")
+    elif not math.isclose(p, info.quantile_p, rel_tol=1e-12, abs_tol=1e-15):
+        out.append(f"quantile_p {row.get('quantile_p')!r} is not the level of {info.name} "
+                   f"({info.quantile_p:g}): give its {info.quantile_p:g}-quantile")
+    if out:
+        return out, None
+    assert n is not None
+    units, star = int(n), int(n_star if n_star is not None else n)
+    try:
+        quantile_levels(info.quantile_p, star)
+    except InsufficientDataError as exc:
+        return [f"{exc}: drop this row (the arm is tested once it has enough units)"], None
+    try:
+        stats = QuantileStats(units, info.quantile_p, float(nums["quantile"]),  # type: ignore[arg-type]
+                              float(nums["quantile_lower"]),  # type: ignore[arg-type]
+                              float(nums["quantile_upper"]), star)  # type: ignore[arg-type]
+    except ValueError as exc:
+        message = str(exc).removeprefix("QuantileStats: ")
+        return [message.replace("lower <= quantile <= upper",
+                                "quantile_lower <= quantile <= quantile_upper")], None
+    return [], stats
+
+
+def _given_quantile_problems(ctx: ExperimentContext,
+                             quantiles: Mapping[tuple[str, str], QuantileStats],
+                             metrics: Sequence[str], label: str) -> list[str]:
+    """A source's own quantile statistics (the warehouse refresh's): for quantile metrics of
+    the experiment that it defines, of its variants, at each metric's level."""
+    out = []
+    for name in metrics:
+        info = ctx.metrics.get(name)
+        if info is None or info.kind != "quantile":
+            out.append(f"{label}: {name} is not a quantile metric of '{ctx.name}'")
+    for (variant, name), q in sorted(quantiles.items()):
+        info = ctx.metrics.get(name)
+        if variant not in ctx.variants:
+            out.append(f"{label}: {name}: unknown variant '{variant}' (expected "
+                       f"{', '.join(ctx.variants)})")
+        elif name not in metrics:
+            out.append(f"{label}: {name}: quantile statistics for a metric the load does not "
+                       "define")
+        elif info is not None and info.quantile_p != q.p:
+            out.append(f"{label}: {name}: quantile statistics at p = {q.p:g}, but its level "
+                       f"is {info.quantile_p:g}")
+    return out
+
+
 def _getter(nums: dict[str, float | None]) -> Any:
     return lambda k: float(nums[k])  # type: ignore[arg-type]
 
@@ -178,6 +279,8 @@ def _getter(nums: dict[str, float | None]) -> Any:
 def aggregate_records(
     ctx: ExperimentContext, rows: list[dict[str, Any]], *, label: str, first_row: int = 1,
     caps: dict[str, AppliedCap] | None = None,
+    quantiles: Mapping[tuple[str, str], QuantileStats] | None = None,
+    quantile_metrics: Sequence[str] = (),
 ) -> Aggregated:
     """Validate per-variant, per-day, per-metric rows (file or SQL) into cells.
 
@@ -185,7 +288,10 @@ def aggregate_records(
     ``first_row`` numbers the first row in messages (2 for a CSV with a header). ``caps``: the
     caps the source applied to capped metrics' per-unit values before summing (the warehouse
     refresh); a metric the plan caps is refused without one, since its rows were summed from
-    values nobody capped.
+    values nobody capped. ``quantiles``: quantile statistics the source computed itself, by
+    (variant, metric), for the ``quantile_metrics`` it defines whole (the warehouse refresh;
+    an arm it has none for keeps none); a quantile metric with rows of its own (module
+    docstring) is defined whole by them.
     """
     if not rows:
         raise InvalidInput(f"{label}: no rows (expected one row per variant, day and metric)")
@@ -197,6 +303,8 @@ def aggregate_records(
     bad_rows = 0
     duplicates = 0
     uncapped: set[str] = set()
+    quantile_rows: dict[tuple[str, str], int] = {}
+    read_quantiles: dict[tuple[str, str], QuantileStats] = {}
     for offset, raw in enumerate(rows):
         where = f"row {offset + first_row}"
         row = {str(k).lower(): v for k, v in raw.items()}
@@ -218,6 +326,22 @@ def aggregate_records(
             )
         elif info.cap is not None and metric not in (caps or {}):
             uncapped.add(info.name)
+            continue
+        if any(_text(row.get(k)) is not None for k in QUANTILE_COLUMNS):
+            wrong, arm = _quantile_row(info, row)
+            row_problems += wrong
+            if not row_problems:
+                assert variant is not None and metric is not None and arm is not None
+                if (variant, metric) in quantile_rows:
+                    row_problems.append(f"repeats the {metric} quantile row of {variant} (row "
+                                        f"{quantile_rows[(variant, metric)] + first_row})")
+                else:
+                    quantile_rows[(variant, metric)] = offset
+                    read_quantiles[(variant, metric)] = arm
+            if row_problems:
+                bad_rows += 1
+                if len(problems) < MAX_PROBLEMS:
+                    problems.append(f"{label} {where}: " + "; ".join(row_problems))
             continue
         day = parse_day(row.get("date"))
         if day is None:
@@ -331,8 +455,10 @@ def aggregate_records(
     if bad_rows > MAX_PROBLEMS:
         problems.append(f"{label}: ... and {bad_rows - MAX_PROBLEMS} more bad rows; fix these "
                         "and retry")
+    problems += _given_quantile_problems(ctx, quantiles or {}, quantile_metrics, label)
     if problems:
         raise InvalidInput(problems)
+    from_rows = tuple(dict.fromkeys(m for _v, m in read_quantiles))
     assignments: dict[tuple[str, date], int] = {}
     for c in cells:
         key2 = (c.variant, c.day)
@@ -342,6 +468,7 @@ def aggregate_records(
         assert c.dimension is not None and c.value is not None
         key4 = (c.variant, c.day, c.dimension, c.value)
         slice_units[key4] = max(slice_units.get(key4, 0), c.stats.n)
+    defined = tuple(dict.fromkeys([*quantile_metrics, *from_rows]))
     return Aggregated(
         cells=cells,
         assignments=assignments,
@@ -351,4 +478,9 @@ def aggregate_records(
         slice_assignments=slice_units,
         dimensions=tuple(sorted(values)),
         caps=dict(caps or {}),
+        quantiles={**dict(quantiles or {}), **read_quantiles},
+        quantile_metrics=defined,
+        notes=tuple(f"{m}: its quantile rows replace the stored statistics of every arm: "
+                    "quantiles do not add up across loads, so each row must cover all of its "
+                    "arm's units" for m in from_rows),
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from core.data.user_files import aggregate_user_file
 from core.data.writing import IngestionReport, write
 from core.errors import InvalidInput, NotFound, RuleViolation
 from core.registry.listing import load_experiment
-from core.stats import MetricStats
+from core.stats import MetricStats, QuantileStats
 from core.stats.capping import AppliedCap, CapRule
 from core.transactions import transaction
 from core.types import FileKind, SourceKind
@@ -217,16 +218,20 @@ def write_records(
     label: str,
     progress: ProgressCallback | None = None,
     caps: dict[str, AppliedCap] | None = None,
+    quantiles: Mapping[tuple[str, str], QuantileStats] | None = None,
+    quantile_metrics: Sequence[str] = (),
 ) -> IngestionReport:
     """:func:`ingest_records` in the caller's transaction, for a service that writes more in
-    the same one (the warehouse refresh records its queries with its data, and the caps it
-    applied to capped metrics: ``caps``)."""
+    the same one (the warehouse refresh records its queries with its data, the caps it
+    applied to capped metrics: ``caps``, and the ``quantiles`` by (variant, metric) it read
+    for its ``quantile_metrics``: core.data.aggregates.aggregate_records)."""
     actor.require("editor", "load metric data")
     report = progress or no_progress
     started = time.perf_counter()
     ctx = experiment_context(session, experiment_id=experiment_id)
     report(0.6, "Checking the aggregated rows")
-    agg = aggregate_records(ctx, rows, label=label, caps=caps)
+    agg = aggregate_records(ctx, rows, label=label, caps=caps, quantiles=quantiles,
+                            quantile_metrics=quantile_metrics)
     report(0.9, "Writing daily statistics")
     return write(session, ctx, agg, kind=kind, label=label, actor=actor, started=started)
 
@@ -253,17 +258,31 @@ def same_as_stored(
     last: date,
     label: str = "sql source",
     caps: dict[str, AppliedCap] | None = None,
+    quantiles: Mapping[tuple[str, str], QuantileStats] | None = None,
+    quantile_metrics: Sequence[str] = (),
 ) -> bool:
     """Whether per-variant, per-day rows (as :func:`ingest_records` takes them) equal the
-    stored daily stats and assignments of the days ``first``..``last``: loading them would
-    change nothing (sums compared to :data:`FLOAT_TOLERANCE`). Bad rows raise InvalidInput
-    naming ``label``."""
+    stored daily stats and assignments of the days ``first``..``last``, and the quantile
+    metrics' statistics the stored ones: loading them would change nothing (sums compared
+    to :data:`FLOAT_TOLERANCE`). Bad rows raise InvalidInput naming ``label``."""
     ctx = experiment_context(session, experiment_id=experiment_id)
-    agg = aggregate_records(ctx, rows, label=label, caps=caps)
+    agg = aggregate_records(ctx, rows, label=label, caps=caps, quantiles=quantiles,
+                            quantile_metrics=quantile_metrics)
     metric_ids = {ctx.metrics[m].id for m in agg.metrics}
 
-    def close(a: MetricStats, b: MetricStats) -> bool:
+    def close(a: MetricStats | QuantileStats, b: MetricStats | QuantileStats) -> bool:
         return all(_close(x, y) for x, y in zip(a.key(), b.key(), strict=True))
+
+    if agg.quantile_metrics:
+        defined = {ctx.metrics[m].id for m in agg.quantile_metrics}
+        held_quantiles = {(r.variant_id, r.metric_id): r.stats
+                          for r in mrepo.quantile_stats(session, experiment_id=experiment_id)
+                          if r.metric_id in defined}
+        fresh_quantiles = {(ctx.variants[v], ctx.metrics[m].id): q
+                           for (v, m), q in agg.quantiles.items()}
+        if fresh_quantiles.keys() != held_quantiles.keys() or not all(
+                close(q, held_quantiles[k]) for k, q in fresh_quantiles.items()):
+            return False
 
     fresh = {(ctx.variants[c.variant], ctx.metrics[c.metric].id, c.day): c.stats
              for c in agg.cells}

@@ -52,6 +52,11 @@ PROOF_COLUMNS = ("duplicate_units",)
 """Optional aggregate column: rows beyond the first of each unit, as the source counted them
 (the warehouse's "each unit once, in one variant" proof); any non-zero value refuses the load."""
 SLICE_COLUMNS = ("dimension", "dimension_value")
+QUANTILE_COLUMNS = ("quantile_p", "quantile", "quantile_lower", "quantile_upper",
+                    "quantile_n_star")
+"""Aggregate columns of a quantile metric's row for one arm over all its units (no date): its
+level p, the sample p-quantile, the quantiles at p -/+ z sqrt(p (1 - p) / n_star) and n_star
+(optional, default n): :class:`~core.stats.quantile.QuantileStats`."""
 """Aggregate columns naming the segment a row describes (both empty: the whole arm)."""
 MAX_AGGREGATE_ROWS = 1_000_000
 """A pre-aggregated input larger than this is almost surely a user-level file by mistake."""

@@ -119,9 +119,11 @@ def write(
         units[v] += u
     cuped = tuple(dict.fromkeys(c.metric for c in agg.cells if c.stats.has_covariate))
     first, last = (days[0], days[-1]) if days else (None, None)
+    # A pre-aggregated input may carry a quantile metric's arms without its daily sums.
+    loaded = tuple(dict.fromkeys([*agg.metrics, *agg.quantile_metrics]))
     state.record_ingest_load(
         session, experiment_id=ctx.id, key=label, kind=kind, sha256=sha256, first_day=first,
-        last_day=last, metrics=agg.metrics, rows_read=agg.rows_read, rows_written=written,
+        last_day=last, metrics=loaded, rows_read=agg.rows_read, rows_written=written,
         loaded_by=actor.name,
     )
     repo.add_audit(
@@ -133,7 +135,7 @@ def write(
         changes={
             "source": [None, source],
             "days": [None, f"{first}..{last}"],
-            "metrics": [None, list(agg.metrics)],
+            "metrics": [None, list(loaded)],
             "rows_written": [None, written],
             **({"dimensions": [None, list(agg.dimensions)]} if agg.dimensions else {}),
             **({"sha256": [None, sha256]} if sha256 else {}),
@@ -147,7 +149,7 @@ def write(
         rows_read=agg.rows_read,
         first_day=first,
         last_day=last,
-        metrics=agg.metrics,
+        metrics=loaded,
         cuped_metrics=cuped,
         units=units,
         stats_rows_written=written,

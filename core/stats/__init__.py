@@ -54,6 +54,7 @@ from core.stats.proportion import (
 from core.stats.quantile import (
     QuantileStats,
     QuantileTestResult,
+    order_statistic_index,
     quantile_levels,
     quantile_stats,
     quantile_test,
@@ -132,6 +133,7 @@ __all__ = [
     "effect_difference_test",
     "mde_mean",
     "mde_proportion",
+    "order_statistic_index",
     "power_mean",
     "power_proportion",
     "proportion_ztest",

@@ -78,6 +78,31 @@ def quantile_levels(p: float, n_star: int) -> tuple[float, float]:
     return low, high
 
 
+def order_statistic_index(level: float, n: int) -> int:
+    """Where the sample quantile at ``level`` sits among n sorted values: its 0-based index.
+
+    The inverse of the empirical distribution function (module docstring) is the k-th smallest
+    value with k = ceil(n level), i.e. the index ceil(n level) - 1, computed in floating point
+    exactly as numpy's ``method="inverted_cdf"`` does (``_inverted_cdf``: the virtual index
+    n level - 1, rounded up unless it is whole). An engine without a discrete quantile
+    function reads the value at this index with ``row_number()`` (core.warehouse.queries).
+
+    Args:
+        level: in (0, 1): p, or one of :func:`quantile_levels`.
+        n: the number of values, >= 1.
+
+    Returns:
+        An index in 0 .. n - 1.
+    """
+    v.check_probability_open(level, "level", " (a quantile's level, e.g. 0.9)")
+    if not (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1):
+        raise ValueError(f"n must be a whole number of values >= 1 (got {n!r})")
+    virtual = int(n) * float(level) - 1.0
+    below = math.floor(virtual)
+    index = below if virtual == below else below + 1
+    return min(max(index, 0), int(n) - 1)
+
+
 @dataclass(frozen=True)
 class QuantileStats:
     """One arm of a quantile metric: what a warehouse returns for it (module docstring).

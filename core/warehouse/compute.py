@@ -24,8 +24,10 @@ import ibis.expr.datatypes as dt
 import pandas as pd
 
 from core.errors import InvalidInput, WarehouseUnavailable
+from core.stats import InsufficientDataError, QuantileStats, order_statistic_index, quantile_levels
 from core.stats.capping import AppliedCap
 from core.stats.metric_stats import COVARIATE_SUMS
+from core.types import QUANTILE_AGGREGATIONS
 from core.warehouse import engines, queries
 from core.warehouse.definitions import (
     ASSIGNMENT_COLUMNS,
@@ -87,6 +89,27 @@ def definition_problems(spec: ExperimentSpec) -> list[str]:
             value = getattr(m, attr)
             if value is not None and value <= 0:
                 problems.append(f"{where}: {attr} must be a positive number of days")
+        if m.quantile_p is not None:
+            problems += _quantile_problems(m, where)
+    return problems
+
+
+def _quantile_problems(m: WarehouseMetric, where: str) -> list[str]:
+    """A quantile metric takes the quantile of a per-unit sum or count, uncapped, no CUPED."""
+    assert m.quantile_p is not None
+    problems = []
+    if m.aggregation not in QUANTILE_AGGREGATIONS:
+        problems.append(f"{where}: a quantile metric takes the quantile of a per-unit "
+                        f"{' or '.join(QUANTILE_AGGREGATIONS)}, not of {m.aggregation}")
+    if not 0.0 < m.quantile_p < 1.0:
+        problems.append(f"{where}: quantile_p must be strictly between 0 and 1 (got "
+                        f"{m.quantile_p!r})")
+    if m.cuped_days:
+        problems.append(f"{where}: a quantile metric is never CUPED-adjusted: leave cuped_days "
+                        "out")
+    if m.cap is not None:
+        problems.append(f"{where}: a quantile metric is never capped (a quantile is not moved "
+                        "by the values beyond it)")
     return problems
 
 
@@ -140,10 +163,12 @@ def final_through(spec: ExperimentSpec, metrics: Sequence[WarehouseMetric], *, t
     with ``late_data_days`` for late arrivals, day d is final once that bound plus the
     allowance is no later than ``today``. Without a window, only the end bounds it; a metric
     capped at a percentile of every unit (core.stats.capping) is recomputed from the first day
-    until the end: its cap moves with every new unit."""
+    until the end: its cap moves with every new unit; so is a quantile metric (quantiles do not
+    add up over days: every unit's value is read again)."""
     if spec.end + timedelta(days=1 + late_data_days) <= today:
         return spec.end
-    if any(m.cap is not None and m.cap.kind == "percentile" for m in metrics):
+    if any(m.cap is not None and m.cap.kind == "percentile" or m.quantile_p is not None
+           for m in metrics):
         return None
     windows = [m.window_days for m in metrics if m.window_days is not None]
     if len(windows) < len(metrics) or not windows:
@@ -302,6 +327,9 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
         raise InvalidInput(problems)
 
     opened = {name: max(open_from.get(name, spec.start), spec.start) for name in grouped}
+    for name, metrics in grouped.items():
+        if opened[name] <= spec.end and any(m.quantile_p is not None for m in metrics):
+            opened[name] = spec.start  # a quantile reads every unit (final_through)
     # The earliest open exposure day; the days before it are final for every fact source.
     since = min(opened.values(), default=spec.start)
     earlier = _stored_before(stored, spec.start, since)
@@ -344,6 +372,9 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
             caps: dict[str, AppliedCap] = {}
             finals: dict[str, date | None] = {}
             keys: dict[str, str] = {}
+            quantiles: dict[tuple[str, str], QuantileStats] = {}
+            quantile_notes: list[str] = []
+            computed: list[str] = []
             for name, metrics in grouped.items():
                 first = opened[name]
                 finals[name] = final_through(spec, metrics, today=today,
@@ -366,15 +397,84 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
                         "in UTC and not in the future")
                 records += to_records(frame, metrics, spec.assignment.dimensions)
                 caps.update(applied_caps(frame, metrics))
+                found, said = _quantiles(run, units, fact_tables[name], facts_by_name[name],
+                                         metrics, frame, now)
+                quantiles.update(found)
+                quantile_notes += said
+                computed += [m.name for m in metrics if m.quantile_p is not None]
     notes = []
     if exposure.multi_variant_units:
         notes.append(
             f"{exposure.multi_variant_units} unit(s) were seen in more than one variant and are "
             f"excluded ({exposure.multi_variant_units / _all_units(exposure):.2%} of units; the "
             f"refresh refuses above {limits.multi_variant_threshold:.2%})")
+    notes += quantile_notes
     return WarehouseResult(records=records, queries=tuple(run.runs), exposure=exposure,
                            open_from=opened, final_through=finals, definition_keys=keys,
-                           notes=tuple(notes), caps=caps)
+                           notes=tuple(notes), caps=caps, quantiles=quantiles,
+                           quantile_metrics=tuple(computed))
+
+
+def _quantiles(run: _Runner, units: ibis.Table, facts: ibis.Table, fact: FactSource,
+               metrics: Sequence[WarehouseMetric], frame: pd.DataFrame, now: datetime
+               ) -> tuple[dict[tuple[str, str], QuantileStats], list[str]]:
+    """The fact source's quantile metrics' :class:`QuantileStats` per variant, over every unit
+    kept since the start, by one more query (:func:`queries.order_statistics`).
+
+    The levels need each variant's units first: the fact source's statistics query has
+    just counted them (``frame``'s ``n``, summed per variant). From those counts,
+    :func:`core.stats.quantile_levels` gives p's order-statistic levels and
+    :func:`core.stats.order_statistic_index` the rank each of the three values sits at; the
+    query returns the per-unit values at those ranks. On DuckDB and PostgreSQL both queries
+    read the refresh's kept units table, so they count the same units. An arm too small for
+    its interval gets no record and a note, as in a user-level file."""
+    wanted = [m for m in metrics if m.quantile_p is not None]
+    if not wanted:
+        return {}, []
+    counts: dict[str, int] = {}
+    if len(frame):
+        n = pd.to_numeric(frame["n"])
+        for variant, units_n in n.groupby(frame["variant"].astype(str)).sum().items():
+            counts[str(variant)] = int(units_n)
+    notes: list[str] = []
+    ranks: dict[int, dict[str, list[int]]] = {}
+    levels: dict[tuple[int, str], tuple[int, float]] = {}
+    for i, m in enumerate(wanted):
+        assert m.quantile_p is not None
+        for variant, n_units in sorted(counts.items()):
+            try:
+                low, high = quantile_levels(m.quantile_p, n_units)
+            except InsufficientDataError as exc:
+                notes.append(f"{m.name}: no quantile for {variant}: {exc}")
+                continue
+            ranks.setdefault(i, {})[variant] = [
+                order_statistic_index(level, n_units) for level in (low, m.quantile_p, high)]
+            levels[(i, variant)] = (n_units, m.quantile_p)
+    if not ranks:
+        return {}, notes
+    table = queries.unit_table(units, facts, spec=run.spec, fact=fact, metrics=wanted,
+                               open_from=run.spec.start, now=now)
+    got = run(queries.order_statistics(table, ranks), f"fact source '{fact.name}'",
+              f"fact source '{fact.name}', quantiles at their order statistics",
+              name=fact.name)
+    variants = got["variant"].astype(str)
+    out: dict[tuple[str, str], QuantileStats] = {}
+    for (i, variant), (n_units, p) in levels.items():
+        here = got[variants == variant]
+        at = pd.to_numeric(here[f"r{i}"])
+        values = []
+        for rank in ranks[i][variant]:
+            hit = here[f"v{i}"][at == rank]
+            if hit.empty:
+                break
+            values.append(float(hit.iloc[0]))
+        if len(values) < 3:
+            notes.append(f"{wanted[i].name}: no quantile for {variant}: its units changed "
+                         "between the refresh's queries (facts still arriving); refresh again")
+            continue
+        low_value, q, high_value = values
+        out[(variant, wanted[i].name)] = QuantileStats(n_units, p, q, low_value, high_value)
+    return out, notes
 
 
 def _stored_before(stored: StoredDays | None, start: date, since: date
@@ -562,7 +662,9 @@ def compiled_sql(spec: ExperimentSpec, dialect: str, *, open_from: Mapping[str, 
     trino, …) without connecting, labelled and capped as :func:`compute` runs it: the
     sources' columns are taken as declared (unit_id text, timestamp, experiment_key and
     variant and dimensions text, fact columns float64) and their SQL is read in that dialect.
-    For golden files and for reading before connecting."""
+    For golden files and for reading before connecting. A quantile metric's second query
+    (:func:`queries.order_statistics`) is not among them: its ranks need the counts the first
+    one returns."""
     limits = limits or Limits()
     import ibis
 

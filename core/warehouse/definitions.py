@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from core.stats.capping import AppliedCap, CapRule
+from core.stats.quantile import QuantileStats
 from core.types import Aggregation
 
 ASSIGNMENT_COLUMNS: tuple[str, ...] = ("unit_id", "timestamp", "experiment_key", "variant")
@@ -76,7 +77,10 @@ class WarehouseMetric:
     any only). ``cap``: the experiment's capping rule for the metric (sum, count, mean and
     ratio): each unit's value (a ratio's numerator and denominator each, the CUPED covariate
     at the value's cap) counts at most the cap, a fixed value or the percentile of every kept
-    unit's value pooled across the variants (core.stats.capping).
+    unit's value pooled across the variants (core.stats.capping). ``quantile_p``: a quantile
+    metric (sum or count only): besides the daily sums of its per-unit value, the refresh
+    reads that value's p-quantile and the order-statistic bounds per variant over every
+    kept unit (core.stats.quantile; never CUPED or capped).
     """
 
     name: str
@@ -87,6 +91,7 @@ class WarehouseMetric:
     window_days: int | None = None
     cuped_days: int | None = None
     cap: CapRule | None = None
+    quantile_p: float | None = None
 
 
 @dataclass(frozen=True)
@@ -172,3 +177,9 @@ class WarehouseResult:
     notes: tuple[str, ...] = ()
     caps: dict[str, AppliedCap] = field(default_factory=dict)
     """The cap applied to each capped metric (by name) in this refresh."""
+    quantiles: dict[tuple[str, str], QuantileStats] = field(default_factory=dict)
+    """Each quantile metric's statistics by (variant, metric name), over every unit kept
+    since the start (an arm too small for its interval has none, and a note)."""
+    quantile_metrics: tuple[str, ...] = ()
+    """The quantile metrics this refresh computed: their stored statistics are replaced by
+    :attr:`quantiles` (none when their fact source was final and did not run)."""

@@ -16,7 +16,10 @@ For one experiment (an :class:`~core.warehouse.definitions.ExperimentSpec`):
   unit (units without facts count 0), then per variant × first-exposure day × dimension
   values the sufficient statistics the app stores. Its columns are ``variant, day,
   <dimensions>, n, future_facts`` and ``m<i>_<statistic>`` for the i-th metric
-  (:data:`STATISTICS`).
+  (:data:`STATISTICS`);
+* :func:`order_statistics`: for a fact source's quantile metrics, the per-unit values at the
+  ranks of their quantiles and order-statistic bounds per variant (the ranks follow from each
+  variant's units, which the statistics above count first).
 
 User SQL is never spliced into strings: each source is wrapped with the backend's ``sql()``,
 which parses it and makes it a subquery of the expression.
@@ -24,7 +27,9 @@ which parses it and makes it a subquery of the expression.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import operator
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -177,7 +182,7 @@ def _denominator(metric: WarehouseMetric, rows: ibis.Table, inside: Any) -> Any:
     return ibis.ifelse(inside, rows[metric.denominator].cast("float64"), 0.0).sum()
 
 
-def fact_statistics(
+def unit_table(
     units: ibis.Table,
     facts: ibis.Table,
     *,
@@ -187,8 +192,11 @@ def fact_statistics(
     open_from: date,
     now: datetime,
 ) -> ibis.Table:
-    """The per-variant, per-day (per-dimension-value) statistics of every metric of one fact
-    source, for the units first exposed from ``open_from`` on (module docstring)."""
+    """One row per unit kept (in one variant, first exposed from ``open_from`` to the
+    analysis day): ``variant, <dimensions>, day, future_facts`` and each metric's per-unit
+    value ``v<i>`` (``d<i>``: a ratio's denominator, ``x<i>``: the CUPED covariate), capped
+    where the plan caps it. :func:`fact_statistics` sums it; :func:`order_statistics` reads
+    quantiles from it."""
     dims = list(spec.assignment.dimensions)
     end = midnight(spec.end + timedelta(days=1))
     start = midnight(open_from)
@@ -230,7 +238,24 @@ def fact_statistics(
     kept = kept.left_join(per_unit, kept.unit_id == per_unit.span_unit)
     filled = {k: kept[k].fill_null(0) for k in values}
     table = kept.select("variant", *dims, day=kept.first_seen.date(), **filled)
-    table = capped(table, metrics)
+    return capped(table, metrics)
+
+
+def fact_statistics(
+    units: ibis.Table,
+    facts: ibis.Table,
+    *,
+    spec: ExperimentSpec,
+    fact: FactSource,
+    metrics: Sequence[WarehouseMetric],
+    open_from: date,
+    now: datetime,
+) -> ibis.Table:
+    """The per-variant, per-day (per-dimension-value) statistics of every metric of one fact
+    source, for the units first exposed from ``open_from`` on (module docstring)."""
+    dims = list(spec.assignment.dimensions)
+    table = unit_table(units, facts, spec=spec, fact=fact, metrics=metrics,
+                       open_from=open_from, now=now)
     stats: dict[str, Any] = {"n": _.count(), "future_facts": table.future_facts.sum()}
     for i, m in enumerate(metrics):
         v = table[f"v{i}"]
@@ -251,6 +276,28 @@ def fact_statistics(
             if f"cd{i}" in table.columns:
                 stats[f"m{i}_den_cap"] = table[f"cd{i}"].max()
     return table.group_by(["variant", "day", *dims]).aggregate(**stats)
+
+
+def order_statistics(table: ibis.Table,
+                     ranks: Mapping[int, Mapping[str, Sequence[int]]]) -> ibis.Table:
+    """Quantile metrics' per-unit values at given ranks: for each metric index i of ``ranks``
+    and each of its variants, the rows of ``table`` (:func:`unit_table`) whose 0-based rank
+    among the variant's values ``v<i>`` in ascending order is one of ``ranks[i][variant]``
+    (:func:`core.stats.quantile.order_statistic_index`); columns ``variant`` and, per metric,
+    ``r<i>`` (the rank) and ``v<i>`` (float64). A discrete quantile, the value at a rank, by
+    ``row_number()``, which every engine has; Ibis's ``quantile`` would interpolate (DuckDB's
+    quantile_cont), where a user-level file's quantile is DuckDB's quantile_disc (numpy's
+    inverted_cdf): both paths give the same numbers. Ties take consecutive ranks, so the value
+    at a rank is the same whichever tied unit holds it."""
+    ranked = table.select(
+        "variant",
+        **{f"v{i}": table[f"v{i}"].cast("float64") for i in ranks},
+        **{f"r{i}": ibis.row_number().over(group_by=table.variant, order_by=table[f"v{i}"])
+           for i in ranks},
+    )
+    wanted = [(ranked.variant == variant) & ranked[f"r{i}"].isin(sorted(set(at)))
+              for i, by_variant in ranks.items() for variant, at in by_variant.items() if at]
+    return ranked.filter(functools.reduce(operator.or_, wanted))
 
 
 def capped(table: ibis.Table, metrics: Sequence[WarehouseMetric]) -> ibis.Table:

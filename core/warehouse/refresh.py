@@ -154,6 +154,7 @@ def build_spec(session: Session, experiment_id: int, *, today: date | None = Non
                 aggregation=m.aggregation,  # type: ignore[arg-type]
                 column=m.value_column, denominator=m.denominator_column,
                 window_days=m.window_days, cuped_days=m.cuped_days,
+                quantile_p=m.quantile_p,
                 cap=None if (rule := (exp.capping or {}).get(m.name)) is None
                 else CapRule(rule["kind"], rule["value"]))
             for m in metrics if m.fact_source_id is not None),
@@ -283,19 +284,25 @@ def refresh_from_warehouse(
                             now=now, backend=backend, exposure_days=counted)
     written = 0
     changed_for: list[str] = []
+    fact_of = {m.name: m.fact_source for m in spec.metrics}
     with transaction(session):
         for fact, records in _by_fact_source(spec, result.records).items():
             label = f"warehouse refresh of '{name}', fact source {fact}"
             days = [d for r in records if isinstance(d := r.get("day"), date)]
             caps = {m: cap for m, cap in result.caps.items()
                     if any(r["metric"] == m for r in records)}
+            # Its quantile metrics' statistics over every unit, stored as a file's are.
+            defined = [m for m in result.quantile_metrics if fact_of[m] == fact]
+            quantiles = {k: q for k, q in result.quantiles.items() if k[1] in defined}
             if days and same_as_stored(session, experiment_id=experiment_id, rows=records,
                                        first=min(days), last=max(days), label=label,
-                                       caps=caps):
+                                       caps=caps, quantiles=quantiles,
+                                       quantile_metrics=defined):
                 continue
             written += write_records(session, experiment_id=experiment_id, rows=records,
                                      actor=actor, kind="warehouse", label=label,
-                                     caps=caps).stats_rows_written
+                                     caps=caps, quantiles=quantiles,
+                                     quantile_metrics=defined).stats_rows_written
             changed_for.append(fact)
         warehouse.record_warehouse_runs(
             session, experiment_id=experiment_id, runs=_run_rows(spec, result, actor),

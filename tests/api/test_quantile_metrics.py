@@ -53,3 +53,40 @@ def test_api_quantile_metric_upload_then_results(
                         quantile_stats(x[arm == "treatment"], 0.9), alternative="greater")
     assert_allclose([row["lift"], row["lift_ci_low"], row["p_value"]],
                     [ref.lift, ref.lift_ci_low, ref.p_value], rtol=1e-9)
+
+
+def test_api_warehouse_quantile_metric_create_refresh_and_results(
+        client: TestClient, session: Session, keys: dict[str, str], tmp_path: Path) -> None:
+    """POST /metrics takes a fact source's quantile metric (kind inferred from quantile_p); a
+    warehouse refresh stores its arms and the results test them with core.stats.quantile_test
+    on those stored arms (the same table a file fills)."""
+    from core.registry.listing import load_experiment
+    from db import metric_repository as mrepo
+    from tests.core.warehouse import duckdb_warehouse as wh
+
+    path = tmp_path / "shop.duckdb"
+    wh.write_warehouse(path, *wh.tables())
+    wh.define(session, path, name="Setup")
+    writer = headers(keys["write"])
+    made = client.post(f"{URL}/metrics", headers=writer, json={
+        "name": "wh_revenue_p90", "fact_source": "orders", "aggregation": "sum",
+        "value_column": "revenue", "window_days": 7, "quantile_p": 0.9})
+    assert made.status_code == 201, made.text
+    assert (made.json()["kind"], made.json()["quantile_p"]) == ("quantile", 0.9)
+    refused = client.post(f"{URL}/metrics", headers=writer, json={
+        "name": "wh_buyers_p90", "fact_source": "orders", "aggregation": "any",
+        "quantile_p": 0.9})
+    assert refused.status_code == 422 and "sum or count" in refused.text
+    exp = wh.define(session, path, name="Quantile checkout", secondaries=("wh_revenue_p90",))
+    refreshed = client.post(f"{URL}/experiments/{exp}/warehouse/refresh", headers=writer)
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["final_through"] == {"orders": None}
+    snapshot = client.post(f"{URL}/experiments/{exp}/results/refresh", headers=writer).json()
+    row = next(c for c in snapshot["comparisons"] if c["metric"] == "wh_revenue_p90")
+    names = {v.id: v.name for v in load_experiment(session, experiment_id=exp).variants}
+    arms = {names[r.variant_id]: r.stats for r in mrepo.quantile_stats(session,
+                                                                       experiment_id=exp)}
+    ref = quantile_test(arms["control"], arms["treatment"])
+    assert (row["kind"], row["test"]) == ("quantile", "quantile_woodruff")
+    assert_allclose([row["control_mean"], row["diff"], row["p_value"]],
+                    [ref.control_mean, ref.diff, ref.p_value], rtol=1e-12)

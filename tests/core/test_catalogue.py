@@ -210,6 +210,49 @@ def test_catalogue_warehouse_metric_refuses_every_broken_rule_at_once(
     assert len(catalogue.list_metrics(session)) == before
 
 
+def test_catalogue_warehouse_quantile_metric_of_a_per_unit_sum_or_count(
+    session: Session, orders: str
+) -> None:
+    """quantile_p on a fact source's sum or count makes a quantile metric (kind inferred);
+    another aggregation, CUPED or a kind that is not quantile is refused, all at once."""
+    p90 = catalogue.create_metric(session, data={
+        "name": "p90_spend", "fact_source": orders, "aggregation": "sum",
+        "value_column": "revenue", "window_days": 7, "quantile_p": 0.9}, actor=EDITOR)
+    assert (p90.kind, p90.quantile_p, p90.aggregation, p90.fact_source) == (
+        "quantile", 0.9, "sum", orders)
+    p50 = catalogue.create_metric(session, data={
+        "name": "p50_orders", "kind": "quantile", "fact_source": orders, "aggregation": "count",
+        "quantile_p": 0.5}, actor=EDITOR)
+    assert (p50.kind, p50.quantile_p) == ("quantile", 0.5)
+    assert _audits(session, p90.id)[0].changes["quantile_p"] == [None, 0.9]
+    with pytest.raises(InvalidInput) as excinfo:
+        catalogue.create_metric(session, data={
+            "name": "p90_aov", "fact_source": orders, "aggregation": "mean",
+            "value_column": "revenue", "quantile_p": 0.9, "cuped_days": 7}, actor=EDITOR)
+    assert excinfo.value.problems == [
+        "aggregation: a quantile metric takes the quantile of each unit's sum or count of the "
+        "fact source (e.g. sum of load_ms), not of mean",
+        "cuped_days: a quantile metric is never CUPED-adjusted (its test is on order "
+        "statistics): leave cuped_days out",
+        "cuped_days: CUPED applies to sum, count and any metrics; a mean metric is a ratio, "
+        "analysed with the delta method: leave cuped_days out"]
+    with pytest.raises(InvalidInput, match="kind: only quantile metrics take quantile_p"):
+        catalogue.create_metric(session, data={
+            "name": "p90_x", "kind": "mean", "fact_source": orders, "aggregation": "sum",
+            "value_column": "revenue", "quantile_p": 0.9}, actor=EDITOR)
+    with pytest.raises(InvalidInput, match="quantile_p: a quantile metric needs the level"):
+        catalogue.create_metric(session, data={
+            "name": "p90_x", "kind": "quantile", "fact_source": orders, "aggregation": "sum",
+            "value_column": "revenue"}, actor=EDITOR)
+    # Its window and column may change; the rules hold on edit too.
+    edited = catalogue.update_metric(session, name="p90_spend", actor=EDITOR,
+                                     changes={"window_days": 3, "value_column": "items"})
+    assert (edited.kind, edited.quantile_p, edited.window_days) == ("quantile", 0.9, 3)
+    with pytest.raises(InvalidInput, match="cuped_days: a quantile metric is never"):
+        catalogue.update_metric(session, name="p90_spend", actor=EDITOR,
+                                changes={"cuped_days": 7})
+
+
 def test_catalogue_warehouse_metric_window_and_columns_may_change(
     session: Session, orders: str
 ) -> None:

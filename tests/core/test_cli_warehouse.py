@@ -66,6 +66,9 @@ def test_cli_warehouse_define_attach_and_refresh(run: Run, tmp_path: Path) -> No
     code, out, err = run("add-metric", "--name", "refunds", "--kind", "mean",
                          "--lower-is-better")
     assert code == 0 and "loaded from files or SQL" in out, err
+    code, out, err = run("add-metric", "--name", "spend_p90", "--fact-source", "orders",
+                         "--aggregation", "sum", "--column", "revenue", "--quantile-p", "0.9")
+    assert code == 0 and "'spend_p90' (quantile) added, computed from fact source" in out, err
 
     with cli._session() as session:
         view = registry.create_experiment(session, data={

@@ -1,8 +1,8 @@
 """The demo warehouse (`core.demo_warehouse`), end to end on SQLite: `seed_demo` writes the DuckDB
 file beside the app database, describes it in the app (a connection, an assignment source, two
-fact sources, three metrics) and refreshes three experiments from it, whose results recover the
-known effects; the file holds late facts and units in two variants; seeding again changes
-nothing, and a deleted file comes back the same."""
+fact sources, four metrics, one a quantile metric) and refreshes three experiments from it,
+whose results recover the known effects; the file holds late facts and units in two variants;
+seeding again changes nothing, and a deleted file comes back the same."""
 
 from __future__ import annotations
 
@@ -112,7 +112,9 @@ def test_demo_warehouse_definitions_and_experiments(demo: Session) -> None:
         "conversion_7d": ("any", None, None, 7, None, "binomial"),
         "revenue_per_user_7d": ("sum", "revenue", None, 7, 14, "mean"),
         "rev_per_session_7d": ("ratio", "revenue", "session_count", 7, None, "ratio"),
+        "p90_page_views_7d": ("sum", "page_views", None, 7, None, "quantile"),
     }
+    assert metrics["p90_page_views_7d"].quantile_p == 0.9
     origin = TODAY - timedelta(days=WAREHOUSE_DAYS)
     for synthetic, (name, key) in zip(DEMO_WAREHOUSE_EXPERIMENTS, EXPERIMENTS.items(),
                                       strict=True):
@@ -143,6 +145,14 @@ def test_demo_warehouse_results_recover_the_known_effects(demo: Session) -> None
     upsell = _row(demo, "Product bundles", "rev_per_session_7d", "upsell")
     assert upsell.lift < 0
     assert _row(demo, "Product bundles", "conversion_7d", "upsell").lift > 0
+    # ... and the p90 of page views per user, a quantile read in the warehouse, rises with
+    # the upsell's sessions (core.stats.quantile_test on the stored arms).
+    p90 = _row(demo, "Product bundles", "p90_page_views_7d", "upsell")
+    assert (p90.kind, p90.test, p90.decision_state) == ("quantile", "quantile_woodruff",
+                                                        "significant")
+    assert p90.treatment_mean > p90.control_mean
+    assert _row(demo, "Product bundles", "p90_page_views_7d", "discounted").test == \
+        "quantile_woodruff"
 
 
 def test_demo_warehouse_seeding_again_changes_nothing(demo: Session) -> None:

@@ -59,6 +59,8 @@ def test_data_sources_page_lists_the_demo_warehouse_for_a_viewer(demo_app: str) 
         "sum(revenue) / sum(session_count)"
     assert by_metric.loc["revenue_per_user_7d", "CUPED"] == "14 days before"
     assert by_metric.loc["conversion_7d", "Window"] == "7 days after first exposure"
+    assert by_metric.loc["p90_page_views_7d", "Kind"] == "quantile (p = 0.9)"
+    assert by_metric.loc["p90_page_views_7d", "Per user"] == "sum(page_views)"
     assert "None" not in metrics.to_string() + sources.to_string()
     # the source's SQL is readable; nothing runs in the warehouse, nothing can be changed
     assert "FROM exposures" in at.code[0].value
@@ -197,6 +199,35 @@ def test_data_sources_page_define_use_and_refresh(fresh_demo_app: str) -> None:
     assert sql and "discount > 0" in sql[0] and "SELECT" in sql[0]
     with _db(url) as s:
         assert s.scalar(select(func.count()).select_from(MetricDailyStat)) > stats
+
+
+def test_data_sources_page_editor_adds_a_quantile_metric_on_a_fact_source(
+        fresh_demo_app: str) -> None:
+    """The form's quantile level makes a warehouse quantile metric; on an aggregation that is
+    not a sum or a count it is refused in words and nothing is written."""
+    url = fresh_demo_app
+    before = _count(url, Metric)
+    at = _page("demo-editor")
+    at.selectbox(key="ds_metric_fact").select("orders").run()
+    at.text_input(key="ds_metric_name").input("p95_buyers")
+    at.selectbox(key="ds_metric_aggregation").select("any")
+    at.number_input(key="ds_metric_quantile").set_value(0.95)
+    _button(at, "Add metric").click().run()
+    assert any("a quantile metric takes the quantile of each unit's sum or count" in e
+               for e in _errors(at)), _errors(at)
+    assert _count(url, Metric) == before
+    at.selectbox(key="ds_metric_aggregation").select("sum")
+    at.selectbox(key="ds_metric_value").select("revenue")
+    at.number_input(key="ds_metric_quantile").set_value(0.95)
+    at.text_input(key="ds_metric_name").input("p95_revenue_7d")
+    _button(at, "Add metric").click().run()
+    assert not _errors(at) and not at.exception, (_errors(at), at.exception)
+    with _db(url) as s:
+        metric = catalogue.get_metric(s, name="p95_revenue_7d")
+        assert (metric.kind, metric.quantile_p, metric.aggregation, metric.value_column) == (
+            "quantile", 0.95, "sum", "revenue")
+    assert _count(url, Metric) == before + 1
+    assert at.number_input(key="ds_metric_quantile").value == 0.0  # the form is emptied
 
 
 def test_results_page_warehouse_refresh_refuses_bad_data_and_writes_nothing(

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -22,6 +23,7 @@ from scipy import stats
 from core.stats import (
     InsufficientDataError,
     QuantileStats,
+    order_statistic_index,
     quantile_levels,
     quantile_stats,
     quantile_test,
@@ -39,6 +41,25 @@ def test_quantile_stats_is_the_inverted_cdf_order_statistic():
     for level, got in ((0.9, s.quantile), (low, s.lower), (high, s.upper)):
         assert got == xs[math.ceil(1234 * level) - 1]
     assert (s.n, s.n_star, s.p) == (1234, 1234, 0.9)
+
+
+def test_order_statistic_index_is_numpys_inverted_cdf_index():
+    """numpy.quantile(arange(n), level, method="inverted_cdf") returns the index it reads: ours
+    is the same for every n up to 400 at p and its levels, at whole n level (n = 10, p = 0.3:
+    3.0000000000000004 in floating point, as numpy computes it) and at the ends."""
+    for n in range(1, 401):
+        ranks = np.arange(n)
+        levels = [0.01, 0.1, 0.25, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99, 1e-9, 1 - 1e-9]
+        for p in (0.5, 0.9, 0.99):
+            with contextlib.suppress(InsufficientDataError):
+                levels += list(quantile_levels(p, n))
+        want = np.quantile(ranks, levels, method="inverted_cdf")
+        got = [order_statistic_index(level, n) for level in levels]
+        assert got == [int(w) for w in want], n
+    with pytest.raises(ValueError, match="n must be a whole number"):
+        order_statistic_index(0.5, 0)
+    with pytest.raises(ValueError, match="level"):
+        order_statistic_index(1.0, 10)
 
 
 @pytest.mark.parametrize("p", [0.5, 0.9, 0.99])
