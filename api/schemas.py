@@ -446,6 +446,9 @@ class AssignmentSourceOut(BaseModel):
     connection: str
     sql: str
     dimensions: list[str]
+    covariates: list[str] = Field(description="Numeric unit-attribute columns every metric is "
+                                  "regression-adjusted on (each unit's value at its first "
+                                  "exposure; NULL counts as missing).")
     experiments: list[str] = Field(description="The experiments that read it.")
     created_by: str
     updated_by: str

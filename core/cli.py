@@ -345,19 +345,27 @@ def _source_args(columns: str, help_text: str, *, required: bool) -> Callable[
     return arguments
 
 
+def _assignment_source_args(p: argparse.ArgumentParser) -> None:
+    _source_args("dimensions", "comma-separated dimension columns, e.g. platform,country",
+                 required=False)(p)
+    p.add_argument("--covariates", help="comma-separated numeric unit-attribute columns every "
+                   "metric is regression-adjusted on, e.g. tenure_days")
+
+
 @command("add-assignment-source", "Add an assignment source: SQL returning unit_id, timestamp, "
-         "experiment_key, variant and the dimension columns (audited).",
-         _source_args("dimensions", "comma-separated dimension columns, e.g. platform,country",
-                      required=False))
+         "experiment_key, variant and the dimension and covariate columns (audited).",
+         _assignment_source_args)
 def _add_assignment_source(args: argparse.Namespace) -> int:
     from core.warehouse import catalog
 
     with _session() as session:
         view = catalog.create_assignment_source(session, actor=_cli_admin(), data={
             "name": args.name, "connection": args.connection, "sql": _sql_text(args),
-            "dimensions": _names(args.dimensions)})
+            "dimensions": _names(args.dimensions), "covariates": _names(args.covariates)})
     dims = ", ".join(view.dimensions) or "none"
-    print(f"Assignment source '{view.name}' added on '{view.connection}' (dimensions: {dims}).")
+    covs = ", ".join(view.covariates) or "none"
+    print(f"Assignment source '{view.name}' added on '{view.connection}' (dimensions: {dims}; "
+          f"covariates: {covs}).")
     return 0
 
 

@@ -1,8 +1,10 @@
 """The demo's warehouse: a DuckDB file beside the app database with synthetic exposures,
 orders and sessions (:mod:`core.warehouse.synthetic`), described in the app once — a
-connection, an assignment source, two fact sources and four metrics on them (one a quantile
-metric: the p90 of each user's page views) — and three running experiments fed from it,
-refreshed from the warehouse at seeding so their results show.
+connection, an assignment source (with two dimensions and one covariate, ``tenure_days``:
+every mean, proportion and ratio metric is regression-adjusted on it, beside its own
+pre-period), two fact sources and four metrics on them (one a quantile metric: the p90 of each
+user's page views) — and three running experiments fed from it, refreshed from the warehouse
+at seeding so their results show.
 
 The truths (:data:`DEMO_WAREHOUSE_EXPERIMENTS`): "One-tap reorder" raises the daily order rate
 by 15% (conversion and revenue per user up, revenue per session up); "Search filters v2" is a
@@ -48,13 +50,17 @@ WAREHOUSE_DAYS = 14
 """Days of exposures, ending yesterday."""
 UNITS = 20_000
 SEED = 21
-VERSION = 2
+VERSION = 3
 """Bumped when the generated data changes: a file of another version is written again."""
 
 CONNECTION = "demo_warehouse"
 ASSIGNMENT_SOURCE = "exposures"
-ASSIGNMENT_SQL = ("SELECT unit_id, timestamp, experiment_key, variant, platform, country\n"
+ASSIGNMENT_SQL = ("SELECT unit_id, timestamp, experiment_key, variant, platform, country,\n"
+                  "       tenure_days\n"
                   "FROM exposures")
+COVARIATES = ["tenure_days"]
+"""A numeric unit attribute (days since signup, NULL when unknown) every metric is
+regression-adjusted on."""
 FACT_SOURCES: tuple[dict[str, Any], ...] = (
     {"name": "orders", "columns": ["revenue", "items"],
      "sql": "SELECT unit_id, timestamp, revenue, items\nFROM orders"},
@@ -74,9 +80,9 @@ METRICS: tuple[dict[str, Any], ...] = (
                     "exposure (computed in the warehouse)."},
     {"name": "revenue_per_user_7d", "unit": "USD", "fact_source": "orders",
      "aggregation": "sum", "value_column": "revenue", "window_days": 7, "cuped_days": 14,
-     "description": "Revenue per exposed user within 7 days of first exposure, CUPED-adjusted "
-                    "with the same revenue over the 14 days before it (computed in the "
-                    "warehouse)."},
+     "description": "Revenue per exposed user within 7 days of first exposure, "
+                    "regression-adjusted on the same revenue over the 14 days before it and "
+                    "the user's tenure (computed in the warehouse)."},
     {"name": "rev_per_session_7d", "unit": "USD", "fact_source": "sessions",
      "aggregation": "ratio", "value_column": "revenue", "denominator_column": "session_count",
      "window_days": 7,
@@ -231,7 +237,7 @@ def seed_demo_warehouse(session: Session, *, today: date | None = None) -> str:
     if not any(s.name == ASSIGNMENT_SOURCE for s in catalog.list_assignment_sources(session)):
         catalog.create_assignment_source(session, actor=DEMO_ACTOR, data={
             "name": ASSIGNMENT_SOURCE, "connection": CONNECTION, "sql": ASSIGNMENT_SQL,
-            "dimensions": ["platform", "country"]})
+            "dimensions": ["platform", "country"], "covariates": COVARIATES})
         added.append("an assignment source")
     facts = {f.name for f in catalog.list_fact_sources(session)}
     new_facts = [f for f in FACT_SOURCES if f["name"] not in facts]

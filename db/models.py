@@ -596,7 +596,7 @@ class WarehouseConnection(Base):
 
 class AssignmentSource(Base):
     """SQL in the warehouse's dialect returning ``unit_id, timestamp, experiment_key,
-    variant`` and the declared dimension columns."""
+    variant`` and the declared dimension and covariate columns."""
 
     __tablename__ = "assignment_sources"
 
@@ -605,6 +605,10 @@ class AssignmentSource(Base):
     connection_id: Mapped[int] = mapped_column(ForeignKey("warehouse_connections.id"))
     sql: Mapped[str] = mapped_column(Text)
     dimensions: Mapped[list[str]] = mapped_column(default=list)
+    covariates: Mapped[list[str] | None] = mapped_column(
+        JSON(none_as_null=True),
+        comment="Numeric unit-attribute columns every metric is regression-adjusted on (each "
+        "unit's value at its first exposure); NULL = none.")
     created_by: Mapped[str] = mapped_column(String(120))
     updated_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

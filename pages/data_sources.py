@@ -181,12 +181,16 @@ if by_source:
     used = usage[shown]
     if used.role == "assignment":
         kind, returns = "Assignment source", ["unit_id", "timestamp", "experiment_key",
-                                              "variant", *source.dimensions]
+                                              "variant", *source.dimensions,
+                                              *source.covariates]
     else:
         kind, returns = "Fact source", ["unit_id", "timestamp", *source.columns]
+    adjusted = (f"  \nCovariates (every metric regression-adjusted on them): "
+                f"{names(source.covariates)}" if used.role == "assignment"
+                and source.covariates else "")
     st.markdown(f"**{kind} `{shown}`** on connection `{source.connection}`, returning "
                 f"{names(returns)}  \nMetrics: {names(used.metrics)} · experiments: "
-                f"{names(used.experiments)}")
+                f"{names(used.experiments)}{adjusted}")
     st.code(source.sql, language="sql")
     if not can_edit:
         st.caption("Editors preview a source's rows and test connections.")
@@ -273,13 +277,18 @@ with st.expander("New assignment source"):
                                  height=120)
             a_dims = st.text_input("Dimension columns, comma-separated (optional, e.g. "
                                    "platform, country)", key="ds_assign_dimensions")
+            a_covs = st.text_input("Covariate columns: numeric unit attributes to "
+                                   "regression-adjust every metric on, comma-separated "
+                                   "(optional, e.g. tenure_days)", key="ds_assign_covariates",
+                                   help=catalog.COVARIATES_HELP)
             if st.form_submit_button("Add assignment source") and call(
                     lambda s: catalog.create_assignment_source(s, actor=actor, data={
                         "name": a_name, "connection": a_conn, "sql": a_sql,
-                        "dimensions": split_list(a_dims)}),
+                        "dimensions": split_list(a_dims), "covariates": split_list(a_covs)}),
                     f"Assignment source '{a_name.strip()}' added: look at it above.", "define"):
                 st.session_state[SHOW_NEXT] = a_name.strip()
-                empty_form("ds_assign_name", "ds_assign_sql", "ds_assign_dimensions")
+                empty_form("ds_assign_name", "ds_assign_sql", "ds_assign_dimensions",
+                           "ds_assign_covariates")
                 st.rerun()
 
 with st.expander("New metric on a fact source"):

@@ -116,8 +116,8 @@ def create_assignment_source(body: AssignmentSourceCreate, session: SessionDep, 
               responses=_WRITE)
 def update_assignment_source(name: SourceName, body: AssignmentSourceUpdate,
                              session: SessionDep, actor: Writer) -> AssignmentSourceOut:
-    """Change an assignment source's connection, SQL or dimensions (write scope; the same
-    rules as at creation). Audited."""
+    """Change an assignment source's connection, SQL, dimensions or covariates (write scope;
+    the same rules as at creation). Audited."""
     return AssignmentSourceOut.model_validate(catalog.update_assignment_source(
         session, name=name, changes=body, actor=actor))
 

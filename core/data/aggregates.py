@@ -4,13 +4,18 @@ source — checked row by row into :class:`~core.data.reading.Cell` sums. A row 
 (CUPED covariate sums of a mean metric), ``sum_den, sum_den_squares, sum_num_den`` (a ratio
 metric's denominator sums and numerator x denominator products; then ``sum``/``sum_squares`` are
 the numerator's), and ``dimension, dimension_value`` (the row describes the units of one value of
-a dimension, e.g. country = DE; both empty: the whole arm), and ``duplicate_units`` (the source's
+a dimension, e.g. country = DE; both empty: the whole arm), ``duplicate_units`` (the source's
 own count of rows beyond the first of each unit: the warehouse's uniqueness proof; non-zero
-refuses the load). A quantile metric's arm is one row without a date, sum or sum_squares: ``n``
-(the arm's units) and ``quantile_p, quantile, quantile_lower, quantile_upper`` [,
-``quantile_n_star``] (:data:`~core.data.reading.QUANTILE_COLUMNS`, a
-:class:`~core.stats.quantile.QuantileStats`); its rows with a date are the per-unit value's
-daily sums, as for a mean metric. Every bad row is reported (capped),
+refuses the load), and the cross-products of several covariates for regression adjustment
+(:class:`~core.stats.CovariateSums` as flat columns,
+:func:`core.stats.covariates.covariate_columns`: ``sum_x__<a>``, ``sum_xx__<a>__<b>``,
+``sum_xy__<a>`` and a ratio metric's ``sum_xden__<a>``; a whole arm's rows only, at most
+:data:`~core.data.reading.MAX_COVARIATES` covariates). A quantile metric's arm is one row
+without a date, sum or sum_squares: ``n`` (the arm's units) and ``quantile_p, quantile,
+quantile_lower, quantile_upper`` [, ``quantile_n_star``]
+(:data:`~core.data.reading.QUANTILE_COLUMNS`, a :class:`~core.stats.quantile.QuantileStats`);
+its rows with a date are the per-unit value's daily sums, as for a mean metric. Every bad row
+is reported (capped),
 naming its row number, and nothing is kept unless all rows are good.
 """
 
@@ -28,6 +33,7 @@ from core.data.reading import (
     AGGREGATE_COLUMNS,
     COVARIATE_COLUMNS,
     MAX_AGGREGATE_ROWS,
+    MAX_COVARIATES,
     MAX_DIMENSION_VALUE_LENGTH,
     MAX_DIMENSION_VALUES,
     MAX_PROBLEMS,
@@ -46,6 +52,7 @@ from core.data.reading import (
 )
 from core.errors import InvalidInput
 from core.stats import (
+    CovariateSums,
     InsufficientDataError,
     MetricStats,
     QuantileStats,
@@ -53,6 +60,7 @@ from core.stats import (
     quantile_levels,
 )
 from core.stats.capping import AppliedCap
+from core.stats.covariates import XX, X, is_covariate_column
 
 MAX_DIMENSION_NAME_LENGTH = 64
 _OPTIONAL = (*COVARIATE_COLUMNS, *RATIO_COLUMNS, *SLICE_COLUMNS, *PROOF_COLUMNS,
@@ -74,6 +82,7 @@ def read_aggregate_rows(
     con.execute("SET preserve_insertion_order = true")
     src = file_reader(path, fmt, all_varchar=True)
     wanted = [c for c in (*AGGREGATE_COLUMNS, *_OPTIONAL) if c in lower]
+    wanted += [c for c in lower if is_covariate_column(c)]
     try:
         count = con.execute(f"SELECT count(*) FROM {src}").fetchone()[0]  # type: ignore[index]
         if count > MAX_AGGREGATE_ROWS:
@@ -102,7 +111,8 @@ def _read_decimal_commas(rows: list[dict[str, Any]], name: str, *, first_row: in
     refused (is 1.234 one point two or twelve hundred?)."""
     problems = []
     read = []
-    for col in _NUMBER_COLUMNS:
+    vectors = [c for c in (rows[0] if rows else {}) if is_covariate_column(c)]
+    for col in (*_NUMBER_COLUMNS, *vectors):
         texts = [(i, str(r[col]).strip()) for i, r in enumerate(rows) if r.get(col) is not None]
         commas = [t for _i, t in texts if "," in t]
         points = [(i, t) for i, t in texts if "." in t and "," not in t]
@@ -276,6 +286,41 @@ def _getter(nums: dict[str, float | None]) -> Any:
     return lambda k: float(nums[k])  # type: ignore[arg-type]
 
 
+def _vector(row: dict[str, Any], ratio: bool, sliced: bool, kind: str | None
+            ) -> tuple[CovariateSums | None, str | None]:
+    """A row's covariate cross-products (flat columns, module docstring) and what is wrong
+    with them."""
+    values = {k: _number(v) for k, v in row.items() if is_covariate_column(k)}
+    try:
+        vector = CovariateSums.from_columns(values, ratio=ratio)
+    except ValueError as exc:
+        return None, "covariate sums: " + str(exc).removeprefix("CovariateSums: ")
+    if vector is None:
+        return None, None
+    if sliced:
+        return None, ("a dimension value's row takes no covariate sums (sum_x__…: the whole "
+                      "arm's rows carry them)")
+    if kind == "quantile":
+        return None, "a quantile metric takes no covariate sums (it is never regression-adjusted)"
+    if vector.k > MAX_COVARIATES:
+        return None, (f"{vector.k} covariates ({', '.join(vector.names)}); at most "
+                      f"{MAX_COVARIATES} per metric")
+    return vector, None
+
+
+def _vector_variance_problems(vector: CovariateSums, n: int) -> list[str]:
+    """A covariate whose sum of squares is below sum² / n has a negative variance."""
+    out = []
+    for j, name in enumerate(vector.names):
+        total, squares = vector.x[j], vector.xx[j, j]
+        if n == 0 and (total or squares):
+            out.append(f"{X}{name} and {XX}{name}__{name} must be 0 over n = 0 units")
+        elif n > 0 and squares - total * total / n < -1e-9 * max(squares, 1.0):
+            out.append(f"{XX}{name}__{name} {squares:g} is below {X}{name}² / n "
+                       f"({total * total / n:g}): impossible sums (a negative variance)")
+    return out
+
+
 def aggregate_records(
     ctx: ExperimentContext, rows: list[dict[str, Any]], *, label: str, first_row: int = 1,
     caps: dict[str, AppliedCap] | None = None,
@@ -385,6 +430,10 @@ def aggregate_records(
             row_problems.append("a ratio metric takes no CUPED sums (sum_x, sum_x2, sum_xy)")
         if cov_given and dimension is not None:
             row_problems.append("a dimension value's row takes no CUPED sums")
+        vector, vector_problem = _vector(row, ratio, dimension is not None,
+                                         info.kind if info else None)
+        if vector_problem:
+            row_problems.append(vector_problem)
         if not row_problems:
             n, s, ss = nums["n"], nums["sum"], nums["sum_squares"]
             assert n is not None and s is not None and ss is not None
@@ -410,6 +459,8 @@ def aggregate_records(
                     SufficientStats(int(n), s, ss)
                 except ValueError as exc:
                     row_problems.append(str(exc).removeprefix("SufficientStats: "))
+            if vector is not None and float(n).is_integer() and n >= 0:
+                row_problems += _vector_variance_problems(vector, int(n))
         if not row_problems:
             assert variant is not None and metric is not None and day is not None
             key = (variant, day, metric, dimension, value)
@@ -428,7 +479,7 @@ def aggregate_records(
         num = _getter(nums)
         parts = [*(COVARIATE_COLUMNS if cov_given else ()), *(RATIO_COLUMNS if ratio else ())]
         stats = MetricStats(int(num("n")), num("sum"), num("sum_squares"),
-                            **{k: num(k) for k in parts})
+                            **{k: num(k) for k in parts}, covariates=vector)
         cell = Cell(variant, day, metric, stats, dimension=dimension, value=value)
         (cells if dimension is None else slices).append(cell)
     for dim, found in sorted(values.items()):

@@ -474,15 +474,37 @@ def _vector_sums(plan: _Plan, columns: dict[str, str]) -> list[str]:
     for i, metric in enumerate(plan.vector_cols):
         # the outcome as the metric's sums count it: capped when the plan caps the metric
         y, d = _capped_values(plan, columns, metric)
-        # only the units the metric counts (n = count(y)) enter its covariate sums
-        xs = [f"(CASE WHEN {y} IS NOT NULL THEN coalesce({_value(col, columns, comma)}, 0) END)"
-              for col in plan.vector_cols[metric]]
+        # only the units the metric counts (n = count(y)) enter its covariate sums; its own
+        # pre-period at its cap, as its one-covariate CUPED sums and the warehouse take it
+        xs = []
+        for col in plan.vector_cols[metric]:
+            x = f"coalesce({_value(col, columns, comma)}, 0)"
+            limit = _pre_cap(plan, metric, col)
+            if limit is not None:
+                x = f"least({x}, {limit!r})"
+            xs.append(f"(CASE WHEN {y} IS NOT NULL THEN {x} END)")
         for j, x in enumerate(xs):
             agg += [f"sum({x}) AS v{i}_x{j}", f"sum({x} * {y}) AS v{i}_xy{j}"]
             agg += [f"sum({x} * {xs[m]}) AS v{i}_xx{j}_{m}" for m in range(j, len(xs))]
             if d is not None:
                 agg.append(f"sum({x} * {d}) AS v{i}_xd{j}")
     return agg
+
+
+def _pre_cap(plan: _Plan, metric: str, col: str) -> float | None:
+    """The cap of a capped metric's own pre-period column ``col`` in its covariate vector:
+    the value's cap (a ratio's numerator's), or a ratio's denominator cap for its denominator's
+    pre-period (GrowthBook caps the covariate as the value); None for a ``cov_`` column or an
+    uncapped metric."""
+    cap = plan.caps.get(metric)
+    if cap is None or col in plan.covariates:
+        return None
+    if metric in plan.ratio_cols:
+        num, den = plan.ratio_cols[metric]
+        if col.lower() == (den + PRE_SUFFIX).lower():
+            return cap.denominator_cap
+        return cap.cap if col.lower() == (num + PRE_SUFFIX).lower() else None
+    return cap.cap
 
 
 def _vector(plan: _Plan, metric: str, i: int, g: dict[str, Any]) -> CovariateSums:

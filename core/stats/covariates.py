@@ -12,16 +12,45 @@ stratum indicators) a set of units is summarised by
 With ``n``, sum y and sum y^2 (and a ratio's denominator sums) held by :class:`MetricStats`,
 these are every number the per-arm regression of y on the covariates needs: X'X, X'y and y'y of
 the design [1, X]. Sums add, so disjoint units (days, arms' shards) pool with ``+``.
+
+Flat, one number a column (what a SQL ``GROUP BY`` returns: a pre-aggregated file, a SQL source,
+the warehouse's records), the same sums are named after the covariates
+(:func:`covariate_columns`): ``sum_x__<a>``, ``sum_xx__<a>__<b>`` (a before b in the names'
+order, or the other way round; ``sum_xx__<a>__<a>`` the sum of squares), ``sum_xy__<a>`` and
+``sum_xden__<a>``; :meth:`CovariateSums.columns` writes them, :meth:`CovariateSums.from_columns`
+reads them back.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
+
+SEPARATOR = "__"
+"""Between the parts of a flat column's name (a covariate's name may not contain it)."""
+X, XX, XY, XDEN = "sum_x__", "sum_xx__", "sum_xy__", "sum_xden__"
+COLUMN_PREFIXES: tuple[str, ...] = (X, XX, XY, XDEN)
+"""The flat columns' prefixes (module docstring)."""
+
+
+def covariate_columns(names: Sequence[str], *, ratio: bool) -> tuple[str, ...]:
+    """The flat column of every sum of ``names``' :class:`CovariateSums`, in field order:
+    ``sum_x__<a>`` per name, ``sum_xx__<a>__<b>`` per pair a <= b (the upper triangle, row by
+    row), ``sum_xy__<a>``, and with ``ratio`` ``sum_xden__<a>``."""
+    k = len(names)
+    return (*(X + a for a in names),
+            *(f"{XX}{names[j]}{SEPARATOR}{names[m]}" for j in range(k) for m in range(j, k)),
+            *(XY + a for a in names), *((XDEN + a for a in names) if ratio else ()))
+
+
+def is_covariate_column(name: str) -> bool:
+    """Whether ``name`` is a flat covariate column (by its prefix)."""
+    return name.startswith(COLUMN_PREFIXES)
 
 
 def _floats(values: tuple[float, ...] | list[float], what: str) -> tuple[float, ...]:
@@ -117,6 +146,80 @@ class CovariateSums:
         return CovariateSums(self.names, add(self.sum_x, other.sum_x),
                              add(self.sum_xx, other.sum_xx), add(self.sum_xy, other.sum_xy),
                              den)
+
+    def columns(self) -> dict[str, float]:
+        """The sums as flat columns (:func:`covariate_columns`), in field order."""
+        names = covariate_columns(self.names, ratio=self.sum_xden is not None)
+        values = (*self.sum_x, *self.sum_xx, *self.sum_xy, *(self.sum_xden or ()))
+        return dict(zip(names, values, strict=True))
+
+    @classmethod
+    def from_columns(cls, values: Mapping[str, float | None], *, ratio: bool
+                     ) -> CovariateSums | None:
+        """The sums from flat columns (:func:`covariate_columns`; other keys are ignored).
+
+        Args:
+            values: column -> number, None where empty. The covariates are the names of the
+                ``sum_x__`` columns given, in their order.
+            ratio: the metric is a ratio (its ``sum_xden__`` columns are then required, and
+                refused otherwise).
+
+        Returns:
+            None when no flat covariate column holds a number, else the sums. ValueError
+            naming each missing, unknown or non-numeric column.
+        """
+        given = {k: v for k, v in values.items() if is_covariate_column(k) and v is not None}
+        if not given:
+            return None
+        names = [k[len(X):] for k in given if k.startswith(X)]
+        if not names:
+            raise ValueError(f"give each covariate's {X}<name> column (the covariates are "
+                             f"named by them); got only {', '.join(given)}")
+        expected = covariate_columns(names, ratio=ratio)
+        if len(set(expected)) < len(expected) or "" in names:
+            raise ValueError(f"the covariate names {', '.join(map(repr, names))} make two "
+                             f"sums share one column name: rename them")
+        problems = []
+        known: set[str] = set()
+        pairs: list[tuple[str, ...]] = []
+        k = len(names)
+        for j in range(k):
+            for m in range(j, k):
+                a, b = names[j], names[m]
+                forms = (f"{XX}{a}{SEPARATOR}{b}", f"{XX}{b}{SEPARATOR}{a}")
+                present = [f for f in dict.fromkeys(forms) if f in given]
+                if len(present) > 1:
+                    problems.append(f"{present[0]} and {present[1]} are the same sum: give one")
+                known.update(forms)
+                pairs.append(forms)
+        wanted = [*(XY + a for a in names), *((XDEN + a for a in names) if ratio else ())]
+        known.update(X + a for a in names)
+        known.update(wanted)
+        missing = [c for c in wanted if c not in given]
+        missing += [forms[0] for forms in pairs if not any(f in given for f in forms)]
+        if missing:
+            problems.append(f"missing {', '.join(missing)} (each covariate needs its "
+                            f"{X}, {XY}{' and ' + XDEN if ratio else ''} column and each pair "
+                            f"its {XX}<a>{SEPARATOR}<b> cross-product)")
+        if not ratio and any(c.startswith(XDEN) for c in given):
+            problems.append(f"{XDEN} columns belong to ratio metrics only")
+        unknown = [c for c in given if c not in known and not (not ratio and c.startswith(XDEN))]
+        if unknown:
+            problems.append(f"{', '.join(unknown)} name(s) no covariate of the {X} columns "
+                            f"({', '.join(names)})")
+        nan = [c for c, v in given.items() if not math.isfinite(v)]
+        if nan:
+            problems.append(f"{', '.join(nan)} must be finite numbers")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+        def pick(forms: tuple[str, ...]) -> float:
+            return next(float(given[f]) for f in forms if f in given)
+
+        return cls(tuple(names), tuple(float(given[X + a]) for a in names),
+                   tuple(pick(forms) for forms in pairs),
+                   tuple(float(given[XY + a]) for a in names),
+                   tuple(float(given[XDEN + a]) for a in names) if ratio else None)
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (the database column); :meth:`from_json` reads it back."""

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from core.auth import Actor
 from core.config import Settings, environment_value, get_settings
 from core.data.metric_sources import select_problem
+from core.data.reading import MAX_COVARIATES
 from core.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from core.registry import ExperimentView, update_experiment
 from core.registry.fields import MAX_SOURCE_NAME_LENGTH, validation_problems
@@ -41,6 +42,10 @@ MAX_SQL_LENGTH = 100_000
 """Characters in a source's SQL."""
 MAX_DIMENSIONS = 20
 """Dimension columns an assignment source declares."""
+MAX_COVARIATE_COLUMNS = (MAX_COVARIATES - 1) // 2
+"""Unit-attribute columns an assignment source declares as covariates: each is two covariates
+(its value and its missingness indicator) beside a metric's own pre-period, within the
+:data:`~core.data.reading.MAX_COVARIATES` of a metric."""
 MAX_FACT_COLUMNS = 50
 """Numeric columns a fact source declares."""
 PREVIEW_ROWS = 20
@@ -87,9 +92,16 @@ class ConnectionEdit(BaseModel):
     allow_app_database: bool | None = Field(default=None, strict=True)
 
 
+COVARIATES_HELP = (
+    "Numeric columns of the SQL's result that are unit attributes known before exposure "
+    "(tenure, last month's spend, …): every metric of an experiment on the source is "
+    "regression-adjusted on them (Lin 2013) beside its own pre-period; each unit's value at "
+    "its first exposure counts, and a NULL counts as 0 beside a missingness indicator.")
+
+
 class AssignmentSourceFields(BaseModel):
     """A new assignment source: SQL returning ``unit_id, timestamp, experiment_key, variant``
-    and the declared dimension columns."""
+    and the declared dimension and covariate columns."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -101,6 +113,8 @@ class AssignmentSourceFields(BaseModel):
         default_factory=list, max_length=MAX_DIMENSIONS,
         description="Columns of the SQL's result to slice results by (platform, country, …); "
         "each unit's value at its first exposure counts.")
+    covariates: list[str] = Field(default_factory=list, max_length=MAX_COVARIATE_COLUMNS,
+                                  description=COVARIATES_HELP)
 
 
 class AssignmentSourceEdit(BaseModel):
@@ -113,6 +127,8 @@ class AssignmentSourceEdit(BaseModel):
                                    max_length=MAX_SOURCE_NAME_LENGTH)
     sql: str | None = Field(default=None, min_length=1, max_length=MAX_SQL_LENGTH)
     dimensions: list[str] | None = Field(default=None, max_length=MAX_DIMENSIONS)
+    covariates: list[str] | None = Field(default=None, max_length=MAX_COVARIATE_COLUMNS,
+                                         description=COVARIATES_HELP)
 
 
 class FactSourceFields(BaseModel):
@@ -168,6 +184,8 @@ class AssignmentSourceView:
     connection: str
     sql: str
     dimensions: tuple[str, ...]
+    covariates: tuple[str, ...]
+    """Numeric unit-attribute columns every metric is regression-adjusted on."""
     experiments: tuple[str, ...]
     """The experiments that read their exposures from it."""
     created_by: str
@@ -207,6 +225,7 @@ def _assignment_view(session: Session, row: AssignmentSource,
         dimensions=tuple(row.dimensions or ()),
         experiments=tuple(warehouse.experiments_using_assignment_source(
             session, source_id=row.id)),
+        covariates=tuple(row.covariates or ()),
         created_by=row.created_by, updated_by=row.updated_by, created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -299,6 +318,26 @@ def column_problems(columns: list[str], *, field: str, reserved: tuple[str, ...]
         problems.append(f"{field}: {', '.join(clash)} {'is' if len(clash) == 1 else 'are'} "
                         f"always returned ({', '.join(reserved)}); declare only the other "
                         "columns")
+    return problems
+
+
+def covariate_problems(covariates: list[str], dimensions: list[str]) -> list[str]:
+    """Declared covariate columns: as every column name, none also a dimension, and none
+    whose covariate names clash (a column ``a_missing`` beside ``a``, whose missingness
+    indicator is named ``cov_a_missing`` too)."""
+    problems = column_problems(covariates, field="covariates",
+                               reserved=definitions.ASSIGNMENT_COLUMNS)
+    both = [c for c in covariates if c in dimensions]
+    if both:
+        problems.append(f"covariates: {', '.join(both)} {'is' if len(both) == 1 else 'are'} "
+                        "declared a dimension too; a column is a dimension (text, to slice "
+                        "by) or a covariate (a number, to adjust on), not both")
+    names = [n for c in covariates for n in definitions.attribute_names(c)]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        problems.append(f"covariates: {', '.join(clash)} would name two covariates (a column "
+                        f"'<a>{definitions.MISSING_SUFFIX}' beside '<a>' clashes with a's "
+                        "missingness indicator): rename one in the SQL")
     return problems
 
 
@@ -469,6 +508,7 @@ def preview_source(session: Session, *, name: str, actor: Actor,
         connection, sql = connection_definition(link), row.sql
         declared = list((row.dimensions if isinstance(row, AssignmentSource) else row.columns)
                         or ())
+        covariates = list(row.covariates or ()) if isinstance(row, AssignmentSource) else []
     import ibis  # the expression library; not needed to import this module
 
     from core.warehouse.compute import schema_problems
@@ -485,8 +525,8 @@ def preview_source(session: Session, *, name: str, actor: Actor,
         keys = definitions.ASSIGNMENT_COLUMNS if kind == "assignment" else \
             definitions.FACT_KEY_COLUMNS
         problems = schema_problems(table, what=f"{kind} source '{name}'",
-                                   required=[*keys, *declared],
-                                   numeric=declared if kind == "fact" else ())
+                                   required=[*keys, *declared, *covariates],
+                                   numeric=declared if kind == "fact" else covariates)
         text = (f"/* ExperimentOS preview of {kind} source '{name}' */\n"
                 + ibis.to_sql(table.limit(rows), dialect=backend.name))
         ran = engines.run(backend, text, timeout=limits.statement_timeout_seconds)
@@ -541,19 +581,23 @@ def create_assignment_source(
                                          problems=problems)
         problems += column_problems(fields.dimensions, field="dimensions",
                                     reserved=definitions.ASSIGNMENT_COLUMNS)
+        problems += covariate_problems(fields.covariates, fields.dimensions)
         if problems:
             raise InvalidInput(problems)
         assert connection is not None
         _name_free(session, fields.name)
         row = AssignmentSource(name=fields.name, connection_id=connection.id,
                                sql=_statement(fields.sql), dimensions=list(fields.dimensions),
+                               covariates=list(fields.covariates) or None,
                                created_by=actor.name, updated_by=actor.name)
         session.add(row)
         session.flush()
         repo.add_audit(session, actor=actor.name, entity_type="assignment_source",
                        entity_id=row.id, action="create",
                        changes={"name": [None, row.name], "connection": [None, connection.name],
-                                "sql": [None, row.sql], "dimensions": [None, row.dimensions]})
+                                "sql": [None, row.sql], "dimensions": [None, row.dimensions],
+                                **({"covariates": [None, row.covariates]} if row.covariates
+                                   else {})})
         return _assignment_view(session, row, {connection.id: connection.name})
 
 
@@ -602,14 +646,21 @@ def update_assignment_source(
     session: Session, *, name: str, changes: dict[str, Any] | AssignmentSourceEdit,
     actor: Actor,
 ) -> AssignmentSourceView:
-    """Change an assignment source's connection, SQL or dimensions (editors). Audited; the
-    next refresh of each experiment on it recomputes every day."""
+    """Change an assignment source's connection, SQL, dimensions or covariates (editors).
+    Audited; the next refresh of each experiment on it recomputes every day."""
     actor.require("editor", "change assignment sources")
     edit: AssignmentSourceEdit = _validated(AssignmentSourceEdit, changes)
     with transaction(session):
         row = _load_assignment(session, name)
         diff, problems = _source_edit(session, row, edit, "dimensions",
                                       definitions.ASSIGNMENT_COLUMNS)
+        covariates = list(row.covariates or ()) if edit.covariates is None else edit.covariates
+        if covariates != list(row.covariates or ()) or "dimensions" in diff:
+            problems += covariate_problems(
+                covariates, diff["dimensions"][1] if "dimensions" in diff
+                else list(row.dimensions or ()))
+        if covariates != list(row.covariates or ()):
+            diff["covariates"] = [row.covariates, covariates or None]
         if problems:
             raise InvalidInput(problems)
         if diff:

@@ -21,16 +21,20 @@ from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
+import numpy as np
 import pandas as pd
 
+from core.data.reading import MAX_COVARIATES
 from core.errors import InvalidInput, WarehouseUnavailable
 from core.stats import InsufficientDataError, QuantileStats, order_statistic_index, quantile_levels
 from core.stats.capping import AppliedCap
+from core.stats.covariates import CovariateSums
 from core.stats.metric_stats import COVARIATE_SUMS
 from core.types import QUANTILE_AGGREGATIONS
 from core.warehouse import engines, queries
 from core.warehouse.definitions import (
     ASSIGNMENT_COLUMNS,
+    AssignmentSource,
     ExperimentSpec,
     Exposure,
     FactSource,
@@ -38,6 +42,7 @@ from core.warehouse.definitions import (
     QueryRun,
     WarehouseMetric,
     WarehouseResult,
+    covariate_names,
 )
 
 MAX_NAMED = 5
@@ -91,6 +96,15 @@ def definition_problems(spec: ExperimentSpec) -> list[str]:
                 problems.append(f"{where}: {attr} must be a positive number of days")
         if m.quantile_p is not None:
             problems += _quantile_problems(m, where)
+        names = covariate_names(m, spec.assignment)
+        if len(names) > MAX_COVARIATES:
+            problems.append(f"{where}: {len(names)} covariates ({', '.join(names)}); at most "
+                            f"{MAX_COVARIATES} per metric: declare fewer covariates on "
+                            f"assignment source '{spec.assignment.name}'")
+    both = sorted(set(spec.assignment.dimensions) & set(spec.assignment.covariates))
+    if both:
+        problems.append(f"assignment source '{spec.assignment.name}': {', '.join(both)} "
+                        "declared both a dimension and a covariate; a column is one or the other")
     return problems
 
 
@@ -121,7 +135,8 @@ def definition_key(spec: ExperimentSpec, fact: FactSource, metrics: Sequence[War
         "start": spec.start.isoformat(),
         "end": spec.end.isoformat() if spec.end < today else "open",
         "assignment": [spec.assignment.connection.url, spec.assignment.sql,
-                       list(spec.assignment.dimensions)],
+                       list(spec.assignment.dimensions)]
+        + ([list(spec.assignment.covariates)] if spec.assignment.covariates else []),
         "fact": [fact.connection.url, fact.sql, list(fact.columns)],
         "metrics": [asdict(m) for m in metrics],
     }
@@ -312,7 +327,9 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
     run = _Runner(backend, spec, limits)
     assignment = _source(backend, spec.assignment.sql, what, where)
     problems = schema_problems(assignment, what=what,
-                               required=[*ASSIGNMENT_COLUMNS, *spec.assignment.dimensions])
+                               required=[*ASSIGNMENT_COLUMNS, *spec.assignment.dimensions,
+                                         *spec.assignment.covariates],
+                               numeric=spec.assignment.covariates)
     facts_by_name = {f.name: f for f in spec.facts}
     fact_tables = {}
     for name, metrics in grouped.items():
@@ -395,7 +412,8 @@ def _compute(backend: Any, spec: ExperimentSpec, grouped: dict[str, list[Warehou
                         f"fact source '{name}': column timestamp: {future} fact rows of exposed "
                         f"units are later than now ({now:%Y-%m-%d %H:%M} UTC); timestamps must be "
                         "in UTC and not in the future")
-                records += to_records(frame, metrics, spec.assignment.dimensions)
+                records += to_records(frame, metrics, spec.assignment.dimensions,
+                                      assignment=spec.assignment)
                 caps.update(applied_caps(frame, metrics))
                 found, said = _quantiles(run, units, fact_tables[name], facts_by_name[name],
                                          metrics, frame, now)
@@ -617,24 +635,32 @@ def applied_caps(frame: pd.DataFrame,
 
 
 def to_records(frame: pd.DataFrame, metrics: Sequence[WarehouseMetric],
-               dimensions: Sequence[str]) -> list[dict[str, object]]:
+               dimensions: Sequence[str], *, assignment: AssignmentSource | None = None
+               ) -> list[dict[str, object]]:
     """The store's rows from one fact query's result: totals per variant and day, and per
-    dimension value (the query groups by every dimension at once; sums add up)."""
+    dimension value (the query groups by every dimension at once; sums add up). With the
+    ``assignment`` source's covariates, a whole arm's row also holds each metric's covariate
+    cross-products as flat columns (:meth:`CovariateSums.columns`)."""
     if frame.empty:
         return []
     frame = frame.copy()
     frame["day"] = [_day(v) for v in frame["day"]]
-    value_columns = [c for c in frame.columns
-                     if c == "n" or c.startswith("m") and not c.endswith("_cap")]
+    vectors = queries.vector_columns(assignment, metrics) if assignment is not None else {}
+    value_columns = [c for c in frame.columns if c not in dimensions and (
+        c == "n" or c.startswith("_") or c.startswith("m") and not c.endswith("_cap"))]
     for c in value_columns:
         frame[c] = pd.to_numeric(frame[c]).astype("float64")
+    for i, columns in vectors.items():  # before pandas' sums, which skip a NaN
+        assert assignment is not None
+        if not np.isfinite(frame[[c for part in columns if part for c in part]]
+                           .to_numpy()).all():
+            raise _non_finite(metrics[i], assignment)
     out: list[dict[str, object]] = []
     groupings: list[tuple[str | None, list[str]]] = [(None, ["variant", "day"])]
     groupings += [(d, ["variant", "day", d]) for d in dimensions]
     for dimension, keys in groupings:
         sums = frame.groupby(keys, sort=True, dropna=False)[value_columns].sum().reset_index()
-        for row in sums.itertuples(index=False):
-            cells = row._asdict()
+        for cells in sums.to_dict("records"):
             for i, m in enumerate(metrics):
                 record: dict[str, object] = {
                     "variant": str(cells["variant"]), "day": cells["day"], "metric": m.name,
@@ -648,8 +674,35 @@ def to_records(frame: pd.DataFrame, metrics: Sequence[WarehouseMetric],
                 if dimension is not None:
                     record["dimension"] = dimension
                     record["dimension_value"] = str(cells[dimension])
+                elif i in vectors:  # a dimension value's row takes none (ingestion)
+                    assert assignment is not None
+                    record |= _vector(cells, vectors[i], m, assignment).columns()
                 out.append(record)
     return out
+
+
+def _vector(cells: Mapping[str, Any], columns: tuple[list[str], list[str], list[str],
+                                                     list[str] | None],
+            metric: WarehouseMetric, assignment: AssignmentSource) -> CovariateSums:
+    """A metric's :class:`CovariateSums` from a result row (:func:`queries.vector_columns`);
+    InvalidInput when a covariate's NaN or infinite values made them non-finite."""
+    x, xx, xy, xd = columns
+    try:
+        return CovariateSums(
+            covariate_names(metric, assignment), tuple(cells[c] for c in x),
+            tuple(cells[c] for c in xx), tuple(cells[c] for c in xy),
+            None if xd is None else tuple(cells[c] for c in xd))
+    except ValueError:
+        raise _non_finite(metric, assignment) from None
+
+
+def _non_finite(metric: WarehouseMetric, assignment: AssignmentSource) -> InvalidInput:
+    return InvalidInput(
+        f"metric {metric.name}: its covariates "
+        f"({', '.join(covariate_names(metric, assignment))}) have infinite or NaN sums: a "
+        f"covariate column of assignment source '{assignment.name}' or the metric's "
+        "pre-period returns NaN or infinity; return NULL for an unknown value (it counts as "
+        "missing)")
 
 
 # --------------------------------------------------------------------------- compile only
@@ -676,7 +729,8 @@ def compiled_sql(spec: ExperimentSpec, dialect: str, *, open_from: Mapping[str, 
     compiler = ibis.duckdb.connect()
     assignment_schema = ibis.schema({
         "unit_id": "string", "timestamp": "timestamp", "experiment_key": "string",
-        "variant": "string", **{d: "string" for d in spec.assignment.dimensions}})
+        "variant": "string", **{d: "string" for d in spec.assignment.dimensions},
+        **{c: "float64" for c in spec.assignment.covariates}})
     assignment = compiler.sql(spec.assignment.sql, schema=assignment_schema, dialect=dialect)
     facts = {f.name: f for f in spec.facts}
     out = {}

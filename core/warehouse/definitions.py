@@ -42,12 +42,33 @@ class Connection:
 @dataclass(frozen=True)
 class AssignmentSource:
     """SQL in the warehouse's dialect returning ``unit_id, timestamp, experiment_key,
-    variant`` and the declared ``dimensions`` (columns such as platform or country)."""
+    variant``, the declared ``dimensions`` (columns such as platform or country) and the
+    declared ``covariates``: numeric unit attributes (tenure, last month's spend) every metric
+    is regression-adjusted on (Lin 2013), each unit's value at its first exposure. A NULL
+    there counts as 0 beside a missingness indicator, 1 for it (Zhao & Ding 2024, "To adjust
+    or not to adjust? Estimating the average treatment effect in randomized experiments with
+    missing covariates", JASA 119: the missingness-indicator method), so attribute ``a`` gives
+    the covariates :func:`covariate_names` names ``cov_a`` and ``cov_a_missing``."""
 
     name: str
     connection: Connection
     sql: str
     dimensions: tuple[str, ...] = ()
+    covariates: tuple[str, ...] = ()
+
+
+COVARIATE_PREFIX = "cov_"
+"""A unit attribute's covariate name is ``cov_<column>`` (as a user-level file's column)."""
+MISSING_SUFFIX = "_missing"
+"""Its missingness indicator's: ``cov_<column>_missing``."""
+PRE_SUFFIX = "_pre"
+"""A metric's own pre-period covariate is ``<metric>_pre`` (a user-level file's column)."""
+
+
+def attribute_names(column: str) -> tuple[str, str]:
+    """The two covariates of a declared unit attribute: its value and its missingness
+    indicator."""
+    return COVARIATE_PREFIX + column, COVARIATE_PREFIX + column + MISSING_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -92,6 +113,23 @@ class WarehouseMetric:
     cuped_days: int | None = None
     cap: CapRule | None = None
     quantile_p: float | None = None
+
+
+ADJUSTED_AGGREGATIONS: tuple[str, ...] = ("sum", "count", "any", "mean", "ratio")
+"""The aggregations regression adjustment applies to (a quantile's test is on order
+statistics, never on sums)."""
+
+
+def covariate_names(metric: WarehouseMetric, assignment: AssignmentSource) -> tuple[str, ...]:
+    """The covariates ``metric`` is regression-adjusted on, in order: its own pre-period
+    (``<name>_pre``, with ``cuped_days``), then each declared unit attribute's value and
+    missingness indicator; () without declared attributes (the metric keeps the one-covariate
+    CUPED of ``cuped_days``) and for a quantile metric (never adjusted)."""
+    if (not assignment.covariates or metric.aggregation not in ADJUSTED_AGGREGATIONS
+            or metric.quantile_p is not None):
+        return ()
+    own = (metric.name + PRE_SUFFIX,) if metric.cuped_days else ()
+    return own + tuple(n for c in assignment.covariates for n in attribute_names(c))
 
 
 @dataclass(frozen=True)
@@ -157,7 +195,9 @@ class Exposure:
 class WarehouseResult:
     """A refresh's output: ``records`` in the shape :func:`core.data.ingestion.ingest_records`
     takes (``variant, day, metric, n, sum, sum_squares`` [, ``sum_x, sum_x2, sum_xy``]
-    [, ``sum_den, sum_den_squares, sum_num_den``] [, ``dimension, dimension_value``]; ``day``
+    [, ``sum_den, sum_den_squares, sum_num_den``] [, the covariate cross-products
+    ``sum_x__<a>``, ``sum_xx__<a>__<b>``, ``sum_xy__<a>`` [, ``sum_xden__<a>``] of
+    :func:`covariate_names`] [, ``dimension, dimension_value``]; ``day``
     is the units' first-exposure day), every query that ran, the exposure check, and per fact
     source the first exposure day recomputed (``open_from``; the days before it were final
     and left out) and the last exposure day now final (``final_through``: its units' windows

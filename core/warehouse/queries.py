@@ -5,7 +5,8 @@ For one experiment (an :class:`~core.warehouse.definitions.ExperimentSpec`):
 * :func:`assignment_profile`: one row of checks over the assignment rows of the experiment's
   key (rows, null unit ids and timestamps, the first and last timestamp, unknown variants);
 * :func:`exposures`: one row per unit: its first exposure, how many variants it was seen in,
-  its variant, and each declared dimension's value at its first exposure (a refresh computes
+  its variant, each declared dimension's value and each declared covariate's value and
+  missingness at its first exposure (a refresh computes
   it once and, where the engine allows, keeps it as a temporary table the queries below read:
   :func:`core.warehouse.compute.compute`);
 * :func:`exposure_days`: units per first-exposure day and variant, and units seen in more than
@@ -15,8 +16,9 @@ For one experiment (an :class:`~core.warehouse.definitions.ExperimentSpec`):
   CUPED pre-period to the end of the longest window), computes every metric of that source per
   unit (units without facts count 0), then per variant × first-exposure day × dimension
   values the sufficient statistics the app stores. Its columns are ``variant, day,
-  <dimensions>, n, future_facts`` and ``m<i>_<statistic>`` for the i-th metric
-  (:data:`STATISTICS`);
+  <dimensions>, n, future_facts``, ``m<i>_<statistic>`` for the i-th metric
+  (:data:`STATISTICS`) and, with declared covariates, their cross-products
+  (:func:`vector_columns`);
 * :func:`order_statistics`: for a fact source's quantile metrics, the per-unit values at the
   ranks of their quantiles and order-statistic bounds per variant (the ranks follow from each
   variant's units, which the statistics above count first).
@@ -37,7 +39,13 @@ import ibis
 import ibis.expr.datatypes as dt
 from ibis import _
 
-from core.warehouse.definitions import AssignmentSource, ExperimentSpec, FactSource, WarehouseMetric
+from core.warehouse.definitions import (
+    AssignmentSource,
+    ExperimentSpec,
+    FactSource,
+    WarehouseMetric,
+    covariate_names,
+)
 
 STATISTICS: dict[str, tuple[str, ...]] = {
     "plain": ("sum", "sum_squares"),
@@ -115,7 +123,13 @@ def exposures(rows: ibis.Table, source: AssignmentSource, *, since: date | None 
     or after that day, each with all its rows, so every unit first exposed from that day on is
     there, unchanged: an incremental refresh groups the open days' units, not all of them.
     ``first_from``: only the units first exposed from that day on. ``dimensions=False`` leaves
-    the dimension columns out."""
+    the dimension and covariate columns out.
+
+    The j-th declared covariate gives ``_c<j>``, its value at the first exposure with 0 for a
+    NULL, and ``_m<j>``, 1 when it is NULL, else 0 (the
+    missingness-indicator method, :class:`~core.warehouse.definitions.AssignmentSource`): both
+    by ``argmin`` over never-null values, which every engine reads the same way (DuckDB's
+    ``arg_min`` skips a NULL argument, PostgreSQL's and Spark's do not)."""
     ts = _timestamp(rows.timestamp)
     rows = rows.filter(rows.unit_id.notnull()).mutate(timestamp=ts)
     if since is not None:
@@ -127,6 +141,10 @@ def exposures(rows: ibis.Table, source: AssignmentSource, *, since: date | None 
         d: rows[d].cast("string").argmin(rows.timestamp).fill_null("(none)")
         for d in (source.dimensions if dimensions else ())
     }
+    for j, c in enumerate(source.covariates if dimensions else ()):
+        value = rows[c].cast("float64")
+        dims[f"_c{j}"] = value.fill_null(0.0).argmin(rows.timestamp)
+        dims[f"_m{j}"] = ibis.ifelse(value.isnull(), 1.0, 0.0).argmin(rows.timestamp)
     units = rows.group_by("unit_id").aggregate(
         first_seen=rows.timestamp.min(),
         variants=ibis.ifelse(variant.min() == variant.max(), 1, 2),
@@ -237,7 +255,8 @@ def unit_table(
     per_unit = joined.group_by("span_unit").aggregate(**values)
     kept = kept.left_join(per_unit, kept.unit_id == per_unit.span_unit)
     filled = {k: kept[k].fill_null(0) for k in values}
-    table = kept.select("variant", *dims, day=kept.first_seen.date(), **filled)
+    attributes = [f"_{p}{j}" for j in range(len(spec.assignment.covariates)) for p in "cm"]
+    table = kept.select("variant", *dims, *attributes, day=kept.first_seen.date(), **filled)
     return capped(table, metrics)
 
 
@@ -275,6 +294,7 @@ def fact_statistics(
             stats[f"m{i}_cap"] = table[f"c{i}"].max()
             if f"cd{i}" in table.columns:
                 stats[f"m{i}_den_cap"] = table[f"cd{i}"].max()
+    stats |= vector_sums(table, spec.assignment, metrics)
     return table.group_by(["variant", "day", *dims]).aggregate(**stats)
 
 
@@ -328,3 +348,66 @@ def capped(table: ibis.Table, metrics: Sequence[WarehouseMetric]) -> ibis.Table:
                 replaced[f"{value}{i}"] = ibis.least(
                     table[f"{value}{i}"].cast("float64"), table[f"{cap}{i}"])
     return table.mutate(**replaced)
+
+
+def _vector_parts(table: ibis.Table, assignment: AssignmentSource,
+                  metrics: Sequence[WarehouseMetric]
+                  ) -> dict[int, tuple[list[tuple[str, Any]], Any, Any]]:
+    """Per metric index with covariates: (its covariates as (name in the query, per-unit
+    expression), its per-unit value y, its denominator or None), values capped as the
+    metric's own sums are (:func:`capped`: the pre-period ``x<i>`` at the value's cap)."""
+    attributes = [(f"_{p}{j}", table[f"_{p}{j}"])
+                  for j in range(len(assignment.covariates)) for p in "cm"]
+    out = {}
+    for i, m in enumerate(metrics):
+        if not covariate_names(m, assignment):
+            continue
+        own = [(f"x{i}", table[f"x{i}"])] if m.cuped_days else []
+        den = table[f"d{i}"] if m.aggregation in ("mean", "ratio") else None
+        out[i] = ([*own, *attributes], table[f"v{i}"], den)
+    return out
+
+
+def vector_sums(table: ibis.Table, assignment: AssignmentSource,
+                metrics: Sequence[WarehouseMetric]) -> dict[str, Any]:
+    """The aggregates of every sum :class:`~core.stats.CovariateSums` holds, for each metric
+    with covariates (:func:`core.warehouse.definitions.covariate_names`), named as
+    :func:`vector_columns` lists them. The unit attributes' sums and cross-products are the
+    same for every metric: computed once; a metric's own pre-period's sum, sum of squares and
+    sum with y are its CUPED sums (``m<i>_sum_x``, ``m<i>_sum_x2``, ``m<i>_sum_xy``). Every
+    other name starts with ``_``, which no declared dimension does."""
+    out: dict[str, Any] = {}
+    for i, (xs, y, den) in _vector_parts(table, assignment, metrics).items():
+        for j, (name, x) in enumerate(xs):
+            own = name == f"x{i}"
+            for other, x2 in xs[j + own:]:
+                out.setdefault(f"_xx__{name}__{other}", (x * x2).sum())
+            if not own:
+                out.setdefault(f"_x__{name}", x.sum())
+                out[f"_xy{i}__{name}"] = (x * y).sum()
+            if den is not None:
+                out[f"_xd{i}__{name}"] = (x * den).sum()
+    return out
+
+
+def vector_columns(assignment: AssignmentSource, metrics: Sequence[WarehouseMetric]
+                   ) -> dict[int, tuple[list[str], list[str], list[str], list[str] | None]]:
+    """Per metric index with covariates, the columns of :func:`vector_sums` that hold its
+    sums, in :class:`~core.stats.CovariateSums` field order: (sum x_j, sum x_j x_l for
+    j <= l, sum x_j y, sum x_j den or None), its covariates in the order of
+    :func:`~core.warehouse.definitions.covariate_names`."""
+    attributes = [f"_{p}{j}" for j in range(len(assignment.covariates)) for p in "cm"]
+    out = {}
+    for i, m in enumerate(metrics):
+        if not covariate_names(m, assignment):
+            continue
+        xs = ([f"x{i}"] if m.cuped_days else []) + attributes
+        k = len(xs)
+        sx = [f"_x__{x}" for x in xs]
+        sxx = [f"_xx__{xs[j]}__{xs[n]}" for j in range(k) for n in range(j, k)]
+        sxy = [f"_xy{i}__{x}" for x in xs]
+        if m.cuped_days:  # the own pre-period's sums are the CUPED sums (vector_sums)
+            sx[0], sxx[0], sxy[0] = f"m{i}_sum_x", f"m{i}_sum_x2", f"m{i}_sum_xy"
+        out[i] = (sx, sxx, sxy,
+                  [f"_xd{i}__{x}" for x in xs] if m.aggregation in ("mean", "ratio") else None)
+    return out

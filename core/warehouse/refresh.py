@@ -143,7 +143,8 @@ def build_spec(session: Session, experiment_id: int, *, today: date | None = Non
         end=end,
         assignment=AssignmentSource(
             name=assignment.name, connection=connections[assignment.connection_id],
-            sql=assignment.sql, dimensions=tuple(assignment.dimensions or ())),
+            sql=assignment.sql, dimensions=tuple(assignment.dimensions or ()),
+            covariates=tuple(assignment.covariates or ())),
         facts=tuple(
             FactSource(name=f.name, connection=connections[f.connection_id], sql=f.sql,
                        columns=tuple(f.columns or ()))

@@ -5,11 +5,14 @@ is in the loaders (:func:`load_duckdb`, :func:`load_postgres`, :func:`load_spark
 engine tests (the same tables loaded into DuckDB, PostgreSQL and Spark), the demo warehouse and
 anything else that needs realistic warehouse tables with awkward cases in them:
 
-- ``exposures`` (``unit_id, timestamp, experiment_key, variant, platform, country``): per
-  experiment a random share of the units, first exposed at a uniform time over the
-  experiment's days; some units are exposed again later (same variant, and now and then
-  another ``platform``: a dimension counts at the *first* exposure); a few
-  (``multi_variant_share``) are later exposed to a second variant.
+- ``exposures`` (``unit_id, timestamp, experiment_key, variant, platform, country,
+  tenure_days``): per experiment a random share of the units, first exposed at a uniform time
+  over the experiment's days; some units are exposed again later (same variant, and now and
+  then another ``platform``: a dimension counts at the *first* exposure); a few
+  (``multi_variant_share``) are later exposed to a second variant. ``tenure_days``, a numeric
+  unit attribute (a covariate), is the whole days since the unit signed up at the row's
+  timestamp (so a repeat exposure has a larger one: the first exposure's counts), longer for
+  more active units, and NULL for the units whose signup is unknown (about one in ten).
 - ``orders`` (``unit_id, timestamp, revenue, items, discount``; ``items`` is sometimes null,
   ``discount`` mostly 0) and
   ``sessions`` (``unit_id, timestamp, session_count, page_views``): daily activity of each
@@ -194,6 +197,8 @@ def generate_warehouse(
         .sort_values(["timestamp", "unit_id", "experiment_key"], kind="stable")
         .reset_index(drop=True)
     )
+    exposures["tenure_days"] = _tenure(np.random.default_rng([seed, 1]), exposures, propensity,
+                                       origin)
 
     first_fact = origin - pre_days * _DAY
     fact_days = pre_days + days + post_days
@@ -253,6 +258,20 @@ def generate_warehouse(
         exposures=exposures, orders=orders, sessions=sessions, start=start,
         last_day=last_day, experiments=exps, seed=seed,
     )
+
+
+def _tenure(rng: np.random.Generator, exposures: pd.DataFrame, propensity: np.ndarray,
+            origin: np.datetime64) -> pd.Series:
+    """Whole days since signup at each exposure row (nullable: unknown for about 10% of the
+    units). Drawn from a generator of its own, so the other tables do not change with it."""
+    units = propensity.size
+    age = np.round(90.0 * propensity * rng.lognormal(0.0, 0.25, size=units))
+    unknown = rng.random(units) < 0.1
+    unit = exposures["unit_id"].str[1:].astype(int).to_numpy()
+    since = (exposures["timestamp"].to_numpy().astype("M8[s]") - origin) // _DAY
+    out = pd.array(age[unit].astype(np.int64) + since.astype(np.int64), dtype="Int64")
+    out[unknown[unit]] = pd.NA
+    return pd.Series(out, index=exposures.index)
 
 
 def _fit(exp: SyntheticExperiment, days: int) -> SyntheticExperiment:

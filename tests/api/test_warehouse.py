@@ -94,6 +94,13 @@ def test_warehouse_sources_read_with_any_key_change_with_a_write_key(
     patched = client.patch(f"{ASSIGNMENT_SOURCES}/exposures", headers=writer,
                            json={"dimensions": []})
     assert patched.status_code == 200 and patched.json()["dimensions"] == []
+    assert patched.json()["covariates"] == []
+    adjusted = client.patch(f"{ASSIGNMENT_SOURCES}/exposures", headers=writer,
+                            json={"covariates": ["tenure"]})
+    assert adjusted.status_code == 200 and adjusted.json()["covariates"] == ["tenure"]
+    both = client.patch(f"{ASSIGNMENT_SOURCES}/exposures", headers=writer,
+                        json={"dimensions": ["tenure"]})
+    assert both.status_code == 422 and "declared a dimension too" in both.text
     metric = client.post("/api/v1/metrics", headers=writer, json={
         "name": "spend", "fact_source": "orders", "aggregation": "sum",
         "value_column": "revenue", "window_days": 7, "cuped_days": 14})

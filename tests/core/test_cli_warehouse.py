@@ -46,10 +46,12 @@ def test_cli_warehouse_define_attach_and_refresh(run: Run, tmp_path: Path) -> No
     code, out, err = run("test-connection", "--name", "shop")
     assert code == 0 and out.startswith("Connected"), err
     sql_file = tmp_path / "exposures.sql"
-    sql_file.write_text(wh.ASSIGNMENT_SQL + ";\n")
+    sql_file.write_text(wh.ASSIGNMENT_SQL.replace(" FROM", ", length(unit_id) AS tenure FROM")
+                        + ";\n")
     code, out, err = run("add-assignment-source", "--name", "exposures", "--connection", "shop",
-                         "--sql-file", str(sql_file), "--dimensions", "platform")
-    assert code == 0 and "dimensions: platform" in out, err
+                         "--sql-file", str(sql_file), "--dimensions", "platform",
+                         "--covariates", "tenure")
+    assert code == 0 and "dimensions: platform; covariates: tenure" in out, err
     code, out, err = run("add-fact-source", "--name", "orders", "--connection", "shop",
                          "--sql", wh.ORDERS_SQL, "--columns", "revenue, items")
     assert code == 0 and "columns: revenue, items" in out, err

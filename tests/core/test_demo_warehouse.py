@@ -105,6 +105,7 @@ def test_demo_warehouse_definitions_and_experiments(demo: Session) -> None:
     assert facts["sessions"].columns == ("session_count", "page_views", "revenue")
     (assignment,) = catalog.list_assignment_sources(demo)
     assert assignment.dimensions == ("platform", "country")
+    assert assignment.covariates == ("tenure_days",)
     assert assignment.experiments == tuple(sorted(EXPERIMENTS))
     metrics = {m.name: m for m in catalogue.list_metrics(demo) if m.fact_source}
     assert {n: (m.aggregation, m.value_column, m.denominator_column, m.window_days,
@@ -135,6 +136,11 @@ def test_demo_warehouse_results_recover_the_known_effects(demo: Session) -> None
     assert conversion.decision_state == "significant" and conversion.lift > 0.05
     revenue = _row(demo, "One-tap reorder", "revenue_per_user_7d")
     assert revenue.cuped and revenue.decision_state == "significant"
+    # regression-adjusted on its pre-period and the declared covariate (tenure_days)
+    assert revenue.test == "regression_adjusted"
+    assert revenue.adjustment == f"CUPED: −{revenue.variance_reduction:.0%} variance"
+    assert revenue.variance_reduction is not None and revenue.variance_reduction > 0.1
+    assert conversion.test == "regression_adjusted"  # on tenure_days only (no pre-period)
     # Search filters v2: no effect
     null = _row(demo, "Search filters v2", "revenue_per_user_7d")
     assert null.decision_state == "not_significant"

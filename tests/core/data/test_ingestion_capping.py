@@ -85,8 +85,9 @@ def test_ingest_capping_covariate_cross_products_use_the_capped_values(
     session: Session, tmp_path: Path
 ) -> None:
     """With unit attributes (cov_*), regression adjustment's cross-products Σ x·y (and Σ x·den
-    for a ratio) are taken over the capped values, as the metric's own sums are. Reference:
-    numpy over the same unit rows, per variant and day."""
+    for a ratio) are taken over the capped values, as the metric's own sums are, and the
+    metric's own pre-period covariate is capped at its cap (as its CUPED sums and the
+    warehouse take it). Reference: numpy over the same unit rows, per variant and day."""
     from db.models import Variant
 
     exp = capped_experiment(session)
@@ -117,6 +118,13 @@ def test_ingest_capping_covariate_cross_products_use_the_capped_values(
         if metric == "revenue":
             assert_allclose(vec.sum_xy[j], (x * np.minimum(revenue[mask], 30.0)).sum(),
                             rtol=1e-12)
+            # its own pre-period at its cap, as its one-covariate CUPED sums take it
+            assert vec.names[0] == "revenue_pre"
+            pre = np.minimum(cols["revenue_pre"][mask], 30.0)
+            assert_allclose([vec.sum_x[0], vec.xx[0, 0], vec.sum_xy[0], vec.xx[0, j]],
+                            [pre.sum(), pre @ pre, pre @ np.minimum(revenue[mask], 30.0),
+                             pre @ x], rtol=1e-12)
+            assert_allclose(vec.sum_x[0], row.stats.sum_x, rtol=1e-12)
         else:
             assert vec.sum_xden is not None
             assert_allclose(vec.sum_xy[j], (x * np.minimum(revenue[mask], 4.0)).sum(),

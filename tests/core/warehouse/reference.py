@@ -63,8 +63,8 @@ class Reference:
 
 
 def first_exposures(assignment: pd.DataFrame, spec: ExperimentSpec) -> tuple[pd.DataFrame, int]:
-    """One row per kept unit (``unit_id, first, variant, day`` and the dimension columns) and
-    the number of units seen in more than one variant."""
+    """One row per kept unit (``unit_id, first, variant, day``, the dimension and covariate
+    columns) and the number of units seen in more than one variant."""
     rows = assignment[assignment["experiment_key"] == spec.experiment_key]
     per_unit = rows.groupby("unit_id")
     variants = per_unit["variant"].nunique()
@@ -86,6 +86,8 @@ def first_exposures(assignment: pd.DataFrame, spec: ExperimentSpec) -> tuple[pd.
     out["day"] = out["first"].dt.floor("D")  # the UTC day (timestamps are naive UTC)
     for dim in spec.assignment.dimensions:
         out[dim] = first[dim].to_numpy()
+    for col in spec.assignment.covariates:  # the value at the first exposure, NULL kept
+        out[col] = first[col].to_numpy()
     # A unit first exposed after the analysis day is outside the analysis (as its facts are).
     out = out[out["day"] <= pd.Timestamp(spec.end)]
     return out.reset_index(drop=True), counted
