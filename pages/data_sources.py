@@ -185,8 +185,9 @@ if by_source:
                                               *source.covariates]
     else:
         kind, returns = "Fact source", ["unit_id", "timestamp", *source.columns]
-    adjusted = (f"  \nCovariates (every metric regression-adjusted on them): "
-                f"{names(source.covariates)}" if used.role == "assignment"
+    adjusted = (f"  \nCovariates (every mean, proportion and ratio metric is regression-"
+                f"adjusted on them; a quantile metric never): {names(source.covariates)}"
+                if used.role == "assignment"
                 and source.covariates else "")
     st.markdown(f"**{kind} `{shown}`** on connection `{source.connection}`, returning "
                 f"{names(returns)}  \nMetrics: {names(used.metrics)} · experiments: "
