@@ -4,8 +4,10 @@ How a request reaches the database (so that load never jams it; see docs/api.md,
 and faults"):
 
 * A process lets at most DATABASE_POOL_SIZE requests hold a session at once (the
-  :class:`DatabaseGate`); the pool has exactly that many connections and there are more worker
-  threads (API_THREADS), so no thread ever waits on the pool. Other requests wait on the event
+  :class:`DatabaseGate`), and of them at most API_READ_SLOTS reads (1: reads of one process
+  take turns; measured in docs/benchmarks.md, "The PostgreSQL tail"); the pool has exactly
+  DATABASE_POOL_SIZE connections and there are more worker threads (API_THREADS), so no
+  thread ever waits on the pool. Other requests wait on the event
   loop, at most API_QUEUE_TIMEOUT_SECONDS and at most API_MAX_QUEUED of them; past that they
   get a 503 with Retry-After at once.
 * :data:`SessionDep` has function scope: the session is closed, and its slot given back, as
@@ -43,17 +45,29 @@ from db.session import get_api_engine, reader, session_factory, writer
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+class _Slots:
+    """What a request holds: the limiters it took a slot of (see :meth:`DatabaseGate.leave`)."""
+
+    __slots__ = ("limiters",)
+
+    def __init__(self) -> None:
+        self.limiters: list[anyio.CapacityLimiter] = []
+
+
 class DatabaseGate:
-    """Admits at most `slots` requests of this process to the database at once.
+    """Admits at most `slots` requests of this process to the database at once and, of them,
+    at most `read_slots` reads (None: no limit of their own).
 
     A request beyond them waits (on the event loop, holding no thread) up to `timeout`
-    seconds; when `max_queued` already wait, or the wait runs out, it is refused with
+    seconds in all; when `max_queued` already wait, or the wait runs out, it is refused with
     :class:`Overloaded` (503, Retry-After) instead of queueing without bound.
     """
 
     def __init__(self, slots: int, *, timeout: float, max_queued: int,
-                 waits_for: str = "the database") -> None:
+                 waits_for: str = "the database", read_slots: int | None = None) -> None:
         self._limiter = anyio.CapacityLimiter(slots)
+        self._readers = (anyio.CapacityLimiter(read_slots)
+                         if read_slots is not None and read_slots < slots else None)
         self.timeout = timeout
         self.max_queued = max_queued
         self.waits_for = waits_for
@@ -64,27 +78,44 @@ class DatabaseGate:
             settings.database_pool_size,
             timeout=settings.api_queue_timeout_seconds,
             max_queued=settings.api_max_queued,
+            read_slots=settings.api_read_slots,
         )
 
-    async def enter(self) -> object:
-        """Take a slot (waiting if need be); returns the token to :meth:`leave` with."""
-        token = object()
-        limiter = self._limiter
+    async def enter(self, *, read: bool = False) -> object:
+        """Take a slot (a read takes a read slot first), waiting if need be; returns the
+        token to :meth:`leave` with."""
+        token = _Slots()
+        wanted = ((self._readers, self._limiter) if read and self._readers is not None
+                  else (self._limiter,))
+        deadline = anyio.current_time() + self.timeout
+        try:
+            for limiter in wanted:
+                await self._take(limiter, token, deadline)
+                token.limiters.append(limiter)
+        except BaseException:
+            self.leave(token)
+            raise
+        return token
+
+    async def _take(self, limiter: anyio.CapacityLimiter, token: _Slots,
+                    deadline: float) -> None:
         if limiter.available_tokens >= 1:  # the common case: no cancel scope, no wait
             with contextlib.suppress(anyio.WouldBlock):
                 limiter.acquire_on_behalf_of_nowait(token)
-                return token
+                return
         if limiter.statistics().tasks_waiting >= self.max_queued:
             raise Overloaded(
                 f"{self.max_queued} requests already wait for {self.waits_for} in this process"
             )
-        with anyio.move_on_after(self.timeout):
+        with anyio.move_on_after(deadline - anyio.current_time()):
             await limiter.acquire_on_behalf_of(token)
-            return token
+            return
         raise Overloaded(f"no slot for {self.waits_for} came free within {self.timeout:g} s")
 
     def leave(self, token: object) -> None:
-        self._limiter.release_on_behalf_of(token)
+        assert isinstance(token, _Slots)
+        while token.limiters:
+            token.limiters.pop().release_on_behalf_of(token)
 
     @property
     def in_use(self) -> int:
@@ -100,7 +131,7 @@ def _sessions(write: bool) -> sessionmaker[Session]:
 @contextlib.asynccontextmanager
 async def gated_session(gate: DatabaseGate, *, write: bool) -> AsyncIterator[Session]:
     """A session holding one of the gate's slots until it is closed (see :func:`get_session`)."""
-    token = await gate.enter()
+    token = await gate.enter(read=not write)
     try:
         session = _sessions(write)()
         try:

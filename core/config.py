@@ -75,6 +75,16 @@ class Settings(BaseSettings):
         description="Worker threads of an API process (route code, serialisation); must "
         "exceed DATABASE_POOL_SIZE.",
     )
+    api_read_slots: int = Field(
+        default=1,
+        ge=1,
+        le=200,
+        description="API only: how many reads (GET) of one process use the database at once "
+        "(within DATABASE_POOL_SIZE; writes use the pool's other connections). One per process: "
+        "a read takes about a millisecond of the database, and more of them at once only add "
+        "threads that take the CPU from a database on the same host (docs/benchmarks.md). "
+        "Scale reads with API processes (workers), not this.",
+    )
     api_queue_timeout_seconds: float = Field(
         default=5.0,
         gt=0,
