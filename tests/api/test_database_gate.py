@@ -67,3 +67,19 @@ def test_database_gate_without_read_slots_reads_share_every_slot() -> None:
             gate.leave(token)
 
     _run(main)
+
+
+def test_database_gate_a_read_refused_while_the_pool_is_full_gives_back_its_read_slot() -> None:
+    async def main() -> None:
+        gate = DatabaseGate(2, timeout=0.1, max_queued=10, read_slots=1)
+        writes = [await gate.enter(), await gate.enter()]  # the pool is full
+        with pytest.raises(Overloaded):
+            await gate.enter(read=True)  # took the read slot, then found no connection
+        gate.leave(writes.pop())
+        read = await gate.enter(read=True)  # its read slot was given back
+        assert gate.in_use == 2
+        gate.leave(read)
+        gate.leave(writes.pop())
+        assert gate.in_use == 0
+
+    _run(main)
