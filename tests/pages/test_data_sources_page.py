@@ -64,7 +64,8 @@ def test_data_sources_page_lists_the_demo_warehouse_for_a_viewer(demo_app: str) 
     assert "None" not in metrics.to_string() + sources.to_string()
     # the source's SQL is readable; nothing runs in the warehouse, nothing can be changed
     assert "FROM exposures" in at.code[0].value
-    assert any("regression-adjusted on them): tenure_days" in m.value for m in at.markdown)
+    assert any("adjusted on them; a quantile metric never): tenure_days" in m.value
+               for m in at.markdown)
     assert not at.button and not at.expander and not at.form
     assert any("read-only access" in c.value for c in at.caption)
 
