@@ -10,14 +10,14 @@ carries them under those names, and aggregated inputs give the denominator's sum
 carries the value under the metric's name.
 
 A metric may instead be computed in the warehouse from a ``fact_source``
-(:mod:`core.warehouse.catalog`): per unit, an ``aggregation`` of the fact source's
-``value_column`` (``sum``, ``count`` of rows, ``any`` row, the ``mean`` over rows, or the
-``ratio`` of two columns, the second ``denominator_column``), over ``window_days`` after the
-unit's first exposure (none: up to the analysis day), with a CUPED covariate over the
-``cuped_days`` before it (sum, count and any only). Its kind follows from the aggregation
-(:data:`KIND_OF_AGGREGATION`), so it may be left out; a warehouse ``quantile`` metric gives
-its ``quantile_p`` with a ``sum`` or ``count`` aggregation (the p90 of each unit's summed
-load time), and each refresh reads that per-unit value's quantile over every unit."""
+(:mod:`core.warehouse.catalog`): per unit, an ``aggregation`` of the fact source's ``value_column``
+(``sum``, ``count`` of rows, ``any`` row, the ``mean`` over rows, or the ``ratio`` of two columns,
+the second ``denominator_column``), over ``window_days`` after the unit's first exposure (none: up
+to the analysis day), with a CUPED covariate over the ``cuped_days`` before it (a mean's or ratio's:
+its numerator's sum over them). Its kind follows from the aggregation (:data:`KIND_OF_AGGREGATION`),
+so it may be left out; a warehouse ``quantile`` metric gives its ``quantile_p`` with a ``sum`` or
+``count`` aggregation (the p90 of each unit's summed load time), and each refresh reads that
+per-unit value's quantile over every unit."""
 
 from __future__ import annotations
 
@@ -52,8 +52,6 @@ KIND_OF_AGGREGATION: dict[str, MetricKind] = {
 """The kind of a warehouse metric, by its aggregation: a sum or a count per unit is a mean
 metric, "any" a conversion, and the mean over rows and the ratio of two columns are ratios of
 per-unit sums (delta method)."""
-CUPED_AGGREGATIONS: tuple[str, ...] = ("sum", "count", "any")
-"""Aggregations a CUPED pre-period applies to (the ratios have no covariate)."""
 COLUMN_AGGREGATIONS: tuple[str, ...] = ("sum", "mean", "ratio")
 """Aggregations that need a value column (count and any may name one: non-null rows, rows
 with a value above 0)."""
@@ -102,8 +100,9 @@ class MetricFields(BaseModel):
         "exposure count; null = up to the analysis day.")
     cuped_days: Annotated[int | None, WholeNumber] = Field(
         default=None, strict=True, ge=1, le=MAX_WINDOW_DAYS,
-        description="Warehouse metrics (sum, count, any): the CUPED covariate is the same "
-        "aggregate over this many days before first exposure; null = no CUPED.")
+        description="Warehouse metrics: the CUPED covariate is the same aggregate over this "
+        "many days before first exposure (mean and ratio: the value column's sum, the "
+        "numerator); null = no CUPED.")
 
     @model_validator(mode="after")
     def _ratio_columns(self) -> MetricFields:
@@ -175,10 +174,6 @@ def warehouse_problems(fields: MetricFields) -> list[str]:
             and fields.denominator_column == fields.value_column):
         problems.append("denominator_column: value_column and denominator_column must be "
                         "different columns")
-    if fields.cuped_days is not None and agg not in CUPED_AGGREGATIONS:
-        problems.append(
-            f"cuped_days: CUPED applies to sum, count and any metrics; a {agg} metric is a "
-            "ratio, analysed with the delta method: leave cuped_days out")
     return problems
 
 

@@ -410,8 +410,8 @@ def _add_metric_args(p: argparse.ArgumentParser) -> None:
                    help="warehouse metrics: days after the unit's first exposure counted "
                         "(default: up to the analysis day)")
     p.add_argument("--cuped-days", type=int,
-                   help="warehouse sum/count/any metrics: days before first exposure used as "
-                        "the CUPED covariate")
+                   help="warehouse metrics: days before first exposure used as the CUPED "
+                        "covariate (mean/ratio: the value column's sum over them)")
 
 
 @command("add-metric", "Add a metric to the catalogue: loaded from files or SQL, or computed "

@@ -41,11 +41,11 @@ METRIC_WAREHOUSE_COLUMNS = (
     "(value_column IS NOT NULL OR aggregation IS NULL OR aggregation IN ('count', 'any')) AND "
     "(denominator_column IS NOT NULL) = (aggregation IS NOT NULL AND aggregation = 'ratio') AND "
     "(window_days IS NULL OR window_days >= 1) AND "
-    "(cuped_days IS NULL OR cuped_days >= 1 AND aggregation IN ('sum', 'count', 'any'))"
+    "(cuped_days IS NULL OR cuped_days >= 1)"
 )
 """The fact-source fields belong to fact-source metrics: sum, mean and ratio aggregate a
-column, a ratio has a denominator column (and nothing else has), windows are whole days, and
-CUPED's pre-period only for sum, count and any."""
+column, a ratio has a denominator column (and nothing else has), and windows and CUPED's
+pre-period (any aggregation; a mean's or ratio's is its numerator's) are whole days."""
 
 
 METRIC_KIND = "kind IN ('binomial', 'mean', 'ratio', 'quantile')"

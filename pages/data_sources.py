@@ -314,8 +314,9 @@ with st.expander("New metric on a fact source"):
             m_window = m1.number_input("Window: days after first exposure (0 = up to the "
                                        "analysis day)", min_value=0, max_value=365, value=7,
                                        key="ds_metric_window")
-            m_cuped = m2.number_input("CUPED: days before first exposure (0 = no CUPED; sum, "
-                                      "count and any)", min_value=0, max_value=365, value=0,
+            m_cuped = m2.number_input("CUPED: days before first exposure (0 = no CUPED; mean "
+                                      "and ratio: the column's sum)", min_value=0,
+                                      max_value=365, value=0,
                                       key="ds_metric_cuped")
             m_quantile = m1.number_input(
                 "Quantile metric: the level p of the per-user value's quantile (0 = not one; "

@@ -41,9 +41,9 @@ def create_metric(
     the warehouse names an existing `fact_source` and its `aggregation` (`kind`, if given,
     follows from it: sum and count are mean, any is binomial, mean and ratio are ratio);
     sum, mean and ratio name a `value_column`, only a ratio a different
-    `denominator_column`, both declared by the fact source; `cuped_days` only for sum, count
-    and any; a file metric takes none of the warehouse fields, a warehouse metric no
-    numerator or denominator."""
+    `denominator_column`, both declared by the fact source; `cuped_days` on any aggregation
+    but a quantile (a mean's or ratio's pre-period is its numerator's); a file metric takes
+    none of the warehouse fields, a warehouse metric no numerator or denominator."""
     view = catalogue.create_metric(session, data=body, actor=actor)
     response.headers["Location"] = f"/api/v1/metrics/{view.name}"
     return MetricOut.model_validate(view)

@@ -87,9 +87,6 @@ def definition_problems(spec: ExperimentSpec) -> list[str]:
             if col and col not in fact.columns:
                 problems.append(f"{where}: {attr} '{col}' is not a column of fact source "
                                 f"'{fact.name}' ({', '.join(fact.columns) or 'none declared'})")
-        if m.cuped_days and m.aggregation in ("mean", "ratio"):
-            problems.append(f"{where}: CUPED takes sum, count and any metrics, not "
-                            f"{m.aggregation}")
         for attr in ("window_days", "cuped_days"):
             value = getattr(m, attr)
             if value is not None and value <= 0:

@@ -92,16 +92,16 @@ class WarehouseMetric:
     the delta method; ``ratio``: sum(``column``) / sum(``denominator``) per unit, the delta
     method. Units with no fact rows count as 0 (their denominator too).
 
-    ``window_days``: facts from the unit's first exposure up to that many days after it
-    (None: up to the end of the analysis day). ``cuped_days``: the covariate for CUPED is the
-    same per-unit aggregate over the that many days before first exposure (sum, count and
-    any only). ``cap``: the experiment's capping rule for the metric (sum, count, mean and
-    ratio): each unit's value (a ratio's numerator and denominator each, the CUPED covariate
-    at the value's cap) counts at most the cap, a fixed value or the percentile of every kept
-    unit's value pooled across the variants (core.stats.capping). ``quantile_p``: a quantile
-    metric (sum or count only): besides the daily sums of its per-unit value, the refresh
-    reads that value's p-quantile and the order-statistic bounds per variant over every
-    kept unit (core.stats.quantile; never CUPED or capped).
+    ``window_days``: facts from the unit's first exposure up to that many days after it (None: up to
+    the end of the analysis day). ``cuped_days``: the covariate for CUPED is the same per-unit
+    aggregate over that many days before first exposure (a mean's or ratio's: its numerator, the
+    sum of ``column``, over them, in its covariate vector: :func:`covariate_names`). ``cap``: the
+    experiment's capping rule for the metric (sum, count, mean and ratio): each unit's value (a
+    ratio's numerator and denominator each, the CUPED covariate at the value's cap) counts at most
+    the cap, a fixed value or the percentile of every kept unit's value pooled across the variants
+    (core.stats.capping). ``quantile_p``: a quantile metric (sum or count only): besides the daily
+    sums of its per-unit value, the refresh reads that value's p-quantile and the order-statistic
+    bounds per variant over every kept unit (core.stats.quantile; never CUPED or capped).
     """
 
     name: str
@@ -120,15 +120,30 @@ ADJUSTED_AGGREGATIONS: tuple[str, ...] = ("sum", "count", "any", "mean", "ratio"
 statistics, never on sums)."""
 
 
+def pre_name(metric: WarehouseMetric) -> str:
+    """The name of ``metric``'s own pre-period covariate: ``<name>_pre`` for a sum, count or
+    any; for a mean or ratio, whose pre-period value is its numerator's (the sum of ``column``
+    over the pre-period), ``<column>_pre``, the name a user-level file gives a ratio metric's
+    pre-period numerator (``<numerator>_pre``, core.data.user_files)."""
+    if metric.aggregation in ("mean", "ratio"):
+        assert metric.column
+        return metric.column + PRE_SUFFIX
+    return metric.name + PRE_SUFFIX
+
+
 def covariate_names(metric: WarehouseMetric, assignment: AssignmentSource) -> tuple[str, ...]:
     """The covariates ``metric`` is regression-adjusted on, in order: its own pre-period
-    (``<name>_pre``, with ``cuped_days``), then each declared unit attribute's value and
-    missingness indicator; () without declared attributes (the metric keeps the one-covariate
-    CUPED of ``cuped_days``) and for a quantile metric (never adjusted)."""
-    if (not assignment.covariates or metric.aggregation not in ADJUSTED_AGGREGATIONS
-            or metric.quantile_p is not None):
+    (:func:`pre_name`, with ``cuped_days``), then each declared unit attribute's value and
+    missingness indicator. () for a quantile metric (never adjusted) and, without declared
+    attributes, for a sum, count or any metric (it keeps the one-covariate CUPED sums of
+    ``cuped_days``); a mean or ratio metric with ``cuped_days`` has its vector either way
+    (a ratio has no one-covariate CUPED sums)."""
+    if metric.aggregation not in ADJUSTED_AGGREGATIONS or metric.quantile_p is not None:
         return ()
-    own = (metric.name + PRE_SUFFIX,) if metric.cuped_days else ()
+    ratio_pre = metric.aggregation in ("mean", "ratio") and bool(metric.cuped_days)
+    if not assignment.covariates and not ratio_pre:
+        return ()
+    own = (pre_name(metric),) if metric.cuped_days else ()
     return own + tuple(n for c in assignment.covariates for n in attribute_names(c))
 
 

@@ -249,7 +249,7 @@ def unit_table(
         values[f"v{i}"] = _per_unit(m, joined, inside)
         if m.aggregation in ("mean", "ratio"):
             values[f"d{i}"] = _denominator(m, joined, inside)
-        elif m.cuped_days:
+        if m.cuped_days:  # a mean's or ratio's: its numerator's pre-period sum
             values[f"x{i}"] = _per_unit(m, joined, _pre_period(m, at, first))
     # Per unit, keyed on the unit alone, then back onto every kept unit (no facts: 0).
     per_unit = joined.group_by("span_unit").aggregate(**values)
@@ -368,18 +368,26 @@ def _vector_parts(table: ibis.Table, assignment: AssignmentSource,
     return out
 
 
+def _has_cuped_sums(m: WarehouseMetric) -> bool:
+    """Whether the metric's own pre-period sums are its one-covariate CUPED sums
+    (``m<i>_sum_x``, ``m<i>_sum_x2``, ``m<i>_sum_xy``): a sum, count or any with
+    ``cuped_days``; a mean's or ratio's are in its vector only."""
+    return bool(m.cuped_days) and "sum_x" in statistics_of(m)
+
+
 def vector_sums(table: ibis.Table, assignment: AssignmentSource,
                 metrics: Sequence[WarehouseMetric]) -> dict[str, Any]:
     """The aggregates of every sum :class:`~core.stats.CovariateSums` holds, for each metric
     with covariates (:func:`core.warehouse.definitions.covariate_names`), named as
     :func:`vector_columns` lists them. The unit attributes' sums and cross-products are the
-    same for every metric: computed once; a metric's own pre-period's sum, sum of squares and
-    sum with y are its CUPED sums (``m<i>_sum_x``, ``m<i>_sum_x2``, ``m<i>_sum_xy``). Every
+    same for every metric: computed once; a sum, count or any metric's own pre-period's sum,
+    sum of squares and sum with y are its CUPED sums (``m<i>_sum_x``, ``m<i>_sum_x2``,
+    ``m<i>_sum_xy``); a mean's or ratio's are here (it has no CUPED sums). Every
     other name starts with ``_``, which no declared dimension does."""
     out: dict[str, Any] = {}
     for i, (xs, y, den) in _vector_parts(table, assignment, metrics).items():
         for j, (name, x) in enumerate(xs):
-            own = name == f"x{i}"
+            own = name == f"x{i}" and _has_cuped_sums(metrics[i])
             for other, x2 in xs[j + own:]:
                 out.setdefault(f"_xx__{name}__{other}", (x * x2).sum())
             if not own:
@@ -406,7 +414,7 @@ def vector_columns(assignment: AssignmentSource, metrics: Sequence[WarehouseMetr
         sx = [f"_x__{x}" for x in xs]
         sxx = [f"_xx__{xs[j]}__{xs[n]}" for j in range(k) for n in range(j, k)]
         sxy = [f"_xy{i}__{x}" for x in xs]
-        if m.cuped_days:  # the own pre-period's sums are the CUPED sums (vector_sums)
+        if _has_cuped_sums(m):  # the own pre-period's sums are the CUPED sums (vector_sums)
             sx[0], sxx[0], sxy[0] = f"m{i}_sum_x", f"m{i}_sum_x2", f"m{i}_sum_xy"
         out[i] = (sx, sxx, sxy,
                   [f"_xd{i}__{x}" for x in xs] if m.aggregation in ("mean", "ratio") else None)

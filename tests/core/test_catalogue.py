@@ -148,14 +148,15 @@ def test_catalogue_warehouse_metric_kind_follows_its_aggregation(
     session: Session, orders: str, aggregation: str, kind: str
 ) -> None:
     data = {"name": f"m_{aggregation}", "fact_source": orders, "aggregation": aggregation,
-            "window_days": 7}
+            "window_days": 7, "cuped_days": 14}
     if aggregation in ("sum", "mean", "ratio"):
         data["value_column"] = "revenue"
     if aggregation == "ratio":
         data["denominator_column"] = "sessions"
     view = catalogue.create_metric(session, data=data, actor=EDITOR)
-    assert (view.kind, view.fact_source, view.aggregation, view.window_days) == (
-        kind, orders, aggregation, 7)
+    # every aggregation takes a CUPED pre-period (a mean's or ratio's: its numerator's)
+    assert (view.kind, view.fact_source, view.aggregation, view.window_days,
+            view.cuped_days) == (kind, orders, aggregation, 7, 14)
     assert (view.numerator, view.denominator) == (None, None)
     assert catalogue.get_metric(session, name=view.name) == view
     assert view in catalogue.list_metrics(session)
@@ -177,8 +178,8 @@ def test_catalogue_warehouse_metric_refuses_every_broken_rule_at_once(
     assert any(p.startswith("kind: a ratio metric is ratio") for p in problems)
     assert any(p.startswith("numerator: a metric on a fact source names") for p in problems)
     assert any(p.startswith("denominator_column: a ratio metric divides") for p in problems)
-    assert any(p.startswith("cuped_days: CUPED applies to sum, count and any") for p in problems)
-    assert len(problems) == 4, problems
+    assert not any(p.startswith("cuped_days") for p in problems)  # a ratio may take CUPED
+    assert len(problems) == 3, problems
     with pytest.raises(InvalidInput) as excinfo:
         catalogue.create_metric(session, data={
             "name": "spend", "fact_source": orders, "aggregation": "sum",
@@ -233,9 +234,7 @@ def test_catalogue_warehouse_quantile_metric_of_a_per_unit_sum_or_count(
         "aggregation: a quantile metric takes the quantile of each unit's sum or count of the "
         "fact source (e.g. sum of load_ms), not of mean",
         "cuped_days: a quantile metric is never CUPED-adjusted (its test is on order "
-        "statistics): leave cuped_days out",
-        "cuped_days: CUPED applies to sum, count and any metrics; a mean metric is a ratio, "
-        "analysed with the delta method: leave cuped_days out"]
+        "statistics): leave cuped_days out"]
     with pytest.raises(InvalidInput, match="kind: only quantile metrics take quantile_p"):
         catalogue.create_metric(session, data={
             "name": "p90_x", "kind": "mean", "fact_source": orders, "aggregation": "sum",

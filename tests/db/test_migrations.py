@@ -239,6 +239,7 @@ def test_migrations_0007_warehouse_definitions_hold_their_rules_and_go_again(
             "buyers": "'binomial', 1, 'any', NULL, NULL, NULL, 7",
             "aov": "'ratio', 1, 'mean', 'revenue', NULL, NULL, NULL",
             "rpi": "'ratio', 1, 'ratio', 'revenue', 'items', 3, NULL",
+            "aov_cuped": "'ratio', 1, 'mean', 'revenue', NULL, NULL, 14",  # since 0016
         }
         bad = {
             "kind_mismatch": "'binomial', 1, 'sum', 'revenue', NULL, NULL, NULL",
@@ -248,7 +249,7 @@ def test_migrations_0007_warehouse_definitions_hold_their_rules_and_go_again(
             "ratio_without_denominator": "'ratio', 1, 'ratio', 'revenue', NULL, NULL, NULL",
             "denominator_not_ratio": "'ratio', 1, 'mean', 'revenue', 'items', NULL, NULL",
             "zero_window": "'mean', 1, 'count', NULL, NULL, 0, NULL",
-            "cuped_on_a_ratio": "'ratio', 1, 'mean', 'revenue', NULL, NULL, 14",
+            "zero_cuped": "'ratio', 1, 'mean', 'revenue', NULL, NULL, 0",
             "window_on_a_file_metric": "'mean', NULL, NULL, NULL, NULL, 7, NULL",
             "unknown_fact_source": "'mean', 99, 'sum', 'revenue', NULL, NULL, NULL",
             "unknown_aggregation": "'mean', 1, 'median', 'revenue', NULL, NULL, NULL",

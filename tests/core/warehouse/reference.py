@@ -193,7 +193,8 @@ def reference(
     sliced: dict[tuple[str, str], Any] = {}
     for metric in spec.metrics:
         values = unit_values(units, joined[metric.fact_source], metric, spec)
-        cuped = metric.cuped_days is not None
+        # a mean's or ratio's pre-period is in its covariate vector, not in CUPED sums
+        cuped = metric.cuped_days is not None and metric.aggregation not in RATIO_AGGREGATIONS
         whole |= {(metric.name, k): v for k, v in _parts(values, metric, cuped=cuped).items()}
         # CUPED sums on the whole arm's rows only: a dimension row takes none.
         sliced |= {(metric.name, k): v for k, v in _parts(values, metric, cuped=False).items()}
