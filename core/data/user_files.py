@@ -151,15 +151,22 @@ def _plan(columns: dict[str, str], lower: dict[str, str], ctx: ExperimentContext
         plan.denominators.add(den)
     plan.covariates = [c for c in columns if c.lower().startswith(COVARIATE_PREFIX)
                        and len(c) > len(COVARIATE_PREFIX)]
-    if plan.covariates:
-        for metric in plan.metrics:
-            if metric in plan.ratio_cols:
-                own = [lower[(c + PRE_SUFFIX).lower()] for c in plan.ratio_cols[metric]
-                       if (c + PRE_SUFFIX).lower() in lower]
-            else:
-                pre = lower.get((metric + PRE_SUFFIX).lower())
-                own = [pre] if pre else []
+    # A ratio metric's own pre-period columns (<numerator>_pre, <denominator>_pre) make it a
+    # covariate vector with or without cov_ columns (its one-covariate CUPED has no ratio
+    # form); a mean metric's <metric>_pre joins a vector only beside cov_ columns (alone it is
+    # the one-covariate CUPED of pre_cols).
+    for metric in plan.metrics:
+        if metric in plan.ratio_cols:
+            own = [lower[(c + PRE_SUFFIX).lower()] for c in plan.ratio_cols[metric]
+                   if (c + PRE_SUFFIX).lower() in lower]
+        elif plan.covariates:
+            pre = lower.get((metric + PRE_SUFFIX).lower())
+            own = [pre] if pre else []
+        else:
+            continue
+        if own or plan.covariates:
             plan.vector_cols[metric] = [*own, *plan.covariates]
+    if plan.vector_cols:
         widest = max(len(v) for v in plan.vector_cols.values())
         if widest > MAX_COVARIATES:
             raise InvalidInput(f"file: {name} gives {widest} covariates for a metric; at most "

@@ -84,6 +84,39 @@ def test_results_without_cov_columns_keep_single_covariate_cuped(session: Sessio
     assert rev.adjustment is not None and rev.adjustment.startswith("CUPED: −")
 
 
+def test_results_ratio_metric_adjusts_on_its_own_pre_period_without_cov_columns(
+        session: Session, tmp_path: Path) -> None:
+    """A ratio metric's <numerator>_pre and <denominator>_pre columns alone (no cov_ columns)
+    make its covariate vector: it was ignored before. Reference: the OLS of the unit-level
+    delta-method linearisation l = (num - R_a den) / dbar_a on [1, T, X - xbar, T (X - xbar)]
+    (tests/core/stats/test_regression.py): the treatment coefficient is diff - (R_t - R_c),
+    to 1e-9."""
+    from tests.core.data.test_ingestion_ratio import ratio_experiment, ratio_units
+
+    exp = ratio_experiment(session)
+    cols = ratio_units(600)
+    rng = np.random.default_rng(8)
+    total = cols["unit_id"].size
+    cols["revenue_pre"] = np.round(cols["revenue"] * 0.7 + rng.gamma(2.0, 2.0, total), 2)
+    cols["sessions_pre"] = cols["sessions"] + rng.poisson(1.0, total)
+    ingest_file(session, path=write_parquet(tmp_path / "r.parquet", cols), experiment_id=exp,
+                actor=EDITOR)
+    rps = next(c for c in compute_results(session, experiment_id=exp).comparisons
+               if c.metric == "revenue_per_session")
+    assert rps.test == "ratio_regression_adjusted" and rps.cuped
+    num, den = cols["revenue"].astype(float), cols["sessions"].astype(float)
+    treated = cols["variant"] == "treatment"
+    lin = np.empty(total)
+    ratios = {}
+    for arm in (False, True):
+        m = treated == arm
+        ratios[arm] = num[m].sum() / den[m].sum()
+        lin[m] = (num[m] - ratios[arm] * den[m]) / den[m].mean()
+    fit = _lin({**cols, "l": lin}, "l", ["revenue_pre", "sessions_pre"])
+    assert_allclose(rps.diff - (ratios[True] - ratios[False]), fit.params[1], rtol=1e-9,
+                    atol=1e-12)
+
+
 def test_non_numeric_covariate_is_refused_and_nothing_is_written(session: Session,
                                                                  tmp_path: Path) -> None:
     exp = make_experiment(session)
