@@ -7,9 +7,9 @@ and faults"):
   :class:`DatabaseGate`), and of them at most API_READ_SLOTS reads (1: reads of one process
   take turns; measured in docs/benchmarks.md, "The PostgreSQL tail"); the pool has exactly
   DATABASE_POOL_SIZE connections and there are more worker threads (API_THREADS), so no
-  thread ever waits on the pool. Other requests wait on the event
-  loop, at most API_QUEUE_TIMEOUT_SECONDS and at most API_MAX_QUEUED of them; past that they
-  get a 503 with Retry-After at once.
+  thread ever waits on the pool. Other requests wait on the event loop, at most
+  API_QUEUE_TIMEOUT_SECONDS and at most API_MAX_QUEUED of them; past that they get a 503 with
+  Retry-After at once.
 * :data:`SessionDep` has function scope: the session is closed, and its slot given back, as
   soon as the route returns, before the response is serialised.
 * The API key is checked before the request's body is read (api.middleware.RequestGuard),
