@@ -229,7 +229,8 @@ def _experiment(session: Session, spec: ExperimentSpec, name: str) -> int:
         actor=EDITOR, on=spec.start).id
 
 
-def _stored(session: Session, exp: int) -> Vectors:
+def stored_vectors(session: Session, exp: int) -> Vectors:
+    """The experiment's stored covariate vectors by (metric, variant, day)."""
     names = {m.id: m.name for m in catalogue.list_metrics(session)}
     variants = {v.id: v.name for v in load_experiment(session, experiment_id=exp).variants}
     out = {}
@@ -265,7 +266,7 @@ def test_covariates_file_path_gives_the_warehouse_adjusted_results(
     write_records(session, experiment_id=from_warehouse, actor=EDITOR, kind="warehouse",
                   label="warehouse", rows=[r for r in result.records if r["metric"] in wanted],
                   caps={m: c for m, c in result.caps.items() if m in wanted})
-    assert_same_vectors(_stored(session, from_warehouse), _stored(session, from_file),
+    assert_same_vectors(stored_vectors(session, from_warehouse), stored_vectors(session, from_file),
                         f"{engine_name} against the file path")
 
     by_file = {c.metric: c for c in compute_results(session, experiment_id=from_file).comparisons}

@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 from core import catalogue, registry
 from core.analysis.results import compute_results
 from core.data.ingestion import ingest_file, write_records
-from core.registry.listing import load_experiment
 from core.stats import CovariateSums, MetricStats, covariate_sums, regression_adjusted_test
 from core.stats.capping import CapRule
 from core.warehouse.compute import compute, definition_problems
@@ -44,7 +43,6 @@ from core.warehouse.definitions import (
     covariate_names,
 )
 from core.warehouse.synthetic import SyntheticWarehouse
-from db import metric_repository as mrepo
 from tests.conftest import EDITOR
 from tests.core.warehouse.conftest import SPARK_KEY, analysis_day, engine_for, midnight
 from tests.core.warehouse.specs import ORDERS, SESSIONS, experiment_spec, with_sources
@@ -53,6 +51,7 @@ from tests.core.warehouse.test_covariates import (
     assert_same_vectors,
     engine_vectors,
     reference_units,
+    stored_vectors,
 )
 
 METRICS: tuple[WarehouseMetric, ...] = (
@@ -184,16 +183,6 @@ def _experiment(session: Session, spec: ExperimentSpec, name: str) -> int:
         actor=EDITOR, on=spec.start).id
 
 
-def _stored(session: Session, exp: int) -> Vectors:
-    names = {m.id: m.name for m in catalogue.list_metrics(session)}
-    variants = {v.id: v.name for v in load_experiment(session, experiment_id=exp).variants}
-    out = {}
-    for r in mrepo.daily_stats(session, experiment_id=exp):
-        assert r.stats.covariates is not None
-        out[(names[r.metric_id], variants[r.variant_id], r.day)] = r.stats.covariates
-    return out
-
-
 @pytest.mark.parametrize("engine_name", [
     "duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_ratio_cuped_file_path_gives_the_warehouse_adjusted_result(
@@ -220,8 +209,8 @@ def test_ratio_cuped_file_path_gives_the_warehouse_adjusted_result(
                   label="warehouse",
                   rows=[r for r in result.records if r["metric"] == "views_per_session"],
                   caps={m: c for m, c in result.caps.items() if m == "views_per_session"})
-    stored = _stored(session, from_warehouse)
-    assert_same_vectors(stored, _stored(session, from_file),
+    stored = stored_vectors(session, from_warehouse)
+    assert_same_vectors(stored, stored_vectors(session, from_file),
                         f"{engine_name} against the file path")
     assert {v.names for v in stored.values()} == {
         ("page_views_pre", "cov_tenure_days", "cov_tenure_days_missing")}
@@ -253,7 +242,7 @@ def test_ratio_cuped_alone_is_regression_adjusted_on_its_pre_period(
                   label="warehouse",
                   rows=[r for r in result.records if r["metric"] == "views_per_session"],
                   caps={m: c for m, c in result.caps.items() if m == "views_per_session"})
-    assert {v.names for v in _stored(session, exp).values()} == {("page_views_pre",)}
+    assert {v.names for v in stored_vectors(session, exp).values()} == {("page_views_pre",)}
 
     def arm(variant: str) -> MetricStats:
         rows = table[table["variant"] == variant]
