@@ -425,6 +425,8 @@ def main() -> None:
     use_wrk = wrk is not None and args.generator != "httpx"
 
     folder = Path(tempfile.mkdtemp(prefix="experimentos-bench-api-"))
+    # the seeding's demo warehouse goes into the bench's folder, never the checkout's data/
+    os.environ["DEMO_WAREHOUSE_PATH"] = str(folder / "warehouse.duckdb")
     throwaway = contextlib.ExitStack()
     url = (throwaway.enter_context(postgres_database(args.postgres, "api")) if args.postgres
            else args.database_url or f"sqlite:///{folder / 'bench.db'}")
@@ -483,11 +485,7 @@ def main() -> None:
         finally:
             _stop(server)
     finally:
-        if args.postgres:
-            from core.config import demo_warehouse_file
-
-            throwaway.close()
-            demo_warehouse_file(url).unlink(missing_ok=True)  # the seeding's demo warehouse
+        throwaway.close()
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     load_after = os.getloadavg()

@@ -52,7 +52,8 @@ def test_bench_runs_as_written_at_a_tiny_size(script: str, tmp_path: Path) -> No
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "ARTIFACTS_URL", "SPOOL_DIR"}}
     extra = (["--postgres", os.environ["TEST_POSTGRES_URL"]]
-             if script == "bench_load.py" and os.environ.get("TEST_POSTGRES_URL") else [])
+             if script in {"bench_api.py", "bench_load.py"} and os.environ.get("TEST_POSTGRES_URL")
+             else [])
     before = _tree()
     done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *TINY[script], *extra],
                           cwd=ROOT, env=env | {"TMPDIR": str(tmp_path)}, capture_output=True,
