@@ -47,9 +47,17 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
+# BENCH_POSTGRES=postgresql+psycopg2://postgres@127.0.0.1:5432/postgres also runs the benches
+# that take --postgres on a throwaway database of that server (bench_api once per database).
 bench: $(VENV)/.dev
 	scripts/ensure-wrk.sh
-	for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	for script in bench/bench_*.py; do \
+	  echo "== $$script at $$(date -u '+%F %H:%M:%S') UTC, load average $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	  if [ -n "$(BENCH_POSTGRES)" ] && grep -q -- '--postgres' $$script; then \
+	    if [ "$$script" = bench/bench_api.py ]; then $(PY) $$script || exit 1; fi; \
+	    $(PY) $$script --postgres "$(BENCH_POSTGRES)" || exit 1; \
+	  else $(PY) $$script || exit 1; fi; \
+	done
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .mypy_cache screenshots
