@@ -1,17 +1,28 @@
-"""core.reports.pdf layout: headings stay with their content; emoji print (or are named)."""
+"""core.reports.pdf layout: headings stay with their content, a chart never straddles a page;
+emoji print (or are named)."""
 
 from __future__ import annotations
 
 import io
+from datetime import date, timedelta
 
 from pypdf import PdfReader
 
+from core.analysis.snapshot import SeriesPoint
+from core.reports.charts import cumulative_plot
 from core.reports.pdf import _Pdf, emoji_font_file
 
 
 def _pages(doc: _Pdf) -> list[str]:
     reader = PdfReader(io.BytesIO(bytes(doc.pdf.output())))
     return [page.extract_text() for page in reader.pages]
+
+
+def _point(day: date) -> SeriesPoint:
+    return SeriesPoint(day=day, metric="checkout_conversion", treatment="treatment",
+                       control_n=1000, treatment_n=1000, diff=None, diff_ci_low=None,
+                       diff_ci_high=None, lift=0.05, lift_ci_low=-0.02, lift_ci_high=0.12,
+                       p_value=0.2, sequential=False)
 
 
 def _fill(doc: _Pdf, leave_mm: float) -> None:
@@ -40,23 +51,32 @@ def test_pdf_heading_stays_when_its_content_fits() -> None:
 
 
 def test_pdf_chart_that_does_not_fit_starts_a_page_with_its_heading() -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7.2, 3.0), dpi=50)
-    FigureCanvasAgg(fig)
-    fig.add_subplot().plot([0, 1], [0, 1])
-    out = io.BytesIO()
-    fig.savefig(out, format="png")
-    png = out.getvalue()
     doc = _Pdf("layout")
-    height = doc.image_height(png)
-    assert 70 < height < 80  # 180 mm wide at 7.2 x 3.0 inches
-    _fill(doc, height - 10)
-    doc.heading("Charts", keep=height)
-    doc.image(png)
+    days = [date(2026, 12, 1) + timedelta(days=i) for i in range(5)]
+    plot = cumulative_plot([_point(d) for d in days], "checkout_conversion", 0.05,
+                           doc.text_width, width=doc.pdf.epw)
+    assert plot is not None and 70 < plot.height < 90
+    _fill(doc, plot.height - 10)
+    doc.heading("Charts", keep=plot.height)
+    doc.cumulative_plot(plot)
+    doc.para("Below the chart.")
     pages = _pages(doc)
-    assert len(pages) == 2 and "Charts" not in pages[0] and "Charts" in pages[1]
+    assert len(pages) == 2 and "Charts" not in pages[0]
+    assert "Charts" in pages[1] and "Cumulative lift of checkout_conversion" in pages[1]
+    assert pages[1].rstrip().endswith("Below the chart.")
+
+
+def test_pdf_chart_at_the_bottom_of_a_page_moves_whole_to_the_next() -> None:
+    """A chart drawn without a heading still never straddles a page break."""
+    doc = _Pdf("layout")
+    plot = cumulative_plot([_point(date(2026, 12, 1))], "checkout_conversion", 0.05,
+                           doc.text_width, width=doc.pdf.epw)
+    assert plot is not None
+    _fill(doc, plot.height - 10)
+    doc.cumulative_plot(plot)
+    pages = _pages(doc)
+    assert len(pages) == 2 and "2026-12-01" not in pages[0] and "2026-12-01" in pages[1]
+    assert doc.pdf.get_y() == doc.pdf.t_margin + plot.height + 2
 
 
 def test_pdf_prints_emoji_with_the_installed_emoji_font() -> None:
