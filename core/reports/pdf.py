@@ -89,20 +89,54 @@ def add_font(pdf: FPDF, family: str, style: str, path: Path) -> None:
     """``pdf.add_font(family, style, path)`` from the process's parse of the file: what fpdf2
     reads from the file is shared (it never changes), what a document changes is its own — the
     font's number in the document, the glyphs it uses (its subset) and the fontTools font,
-    which writing the PDF subsets in place, opened lazily (fpdf2 2.8's ``TTFFont``)."""
+    which writing the PDF subsets in place: opened lazily from :func:`_embeddable`'s bytes
+    (fpdf2 2.8's ``TTFFont``)."""
     from copy import copy
+    from io import BytesIO
 
     from fontTools import ttLib
     from fpdf.fonts import SubsetMap
 
     font = copy(_parsed_font(path, family, style))
     font.i = len(pdf.fonts) + 1
-    font.ttfont = ttLib.TTFont(path, recalcTimestamp=False, lazy=True)
+    data, glyph_order = _embeddable(path)
+    font.ttfont = ttLib.TTFont(BytesIO(data), recalcTimestamp=False, lazy=True)
+    font.ttfont.setGlyphOrder(list(glyph_order))
     font._hbfont = None
     font.missing_glyphs = []
     font.biggest_size_pt = 0
     font.subset = SubsetMap(font)
     pdf.fonts[font.fontkey] = font
+
+
+_DROPPED_TABLES = ("GDEF", "GPOS", "GSUB", "kern", "MATH", "FFTM")
+"""Tables fpdf2 leaves out of the subset it embeds (``kern`` too, where ``GPOS`` exists)."""
+_CMAPS = ((3, 1), (3, 10))
+"""The Windows Unicode cmaps (BMP, full repertoire): DejaVu's other three repeat them."""
+
+
+@lru_cache(maxsize=8)
+def _embeddable(path: Path) -> tuple[bytes, tuple[str, ...]]:
+    """A font file as writing a PDF needs it, prepared once per process, and its glyph order:
+    what every document's subset is cut from. Without the tables fpdf2 drops from the subset
+    anyway (fontTools still decompiled DejaVu's layout tables before dropping them), with only
+    the Windows cmaps, and without glyph names (``post`` format 3, as the subset is written:
+    each document gets the glyph order from here instead of decoding 6,000 names again)."""
+    from io import BytesIO
+
+    from fontTools import ttLib
+
+    font = ttLib.TTFont(path, recalcTimestamp=False, lazy=True)
+    glyph_order = tuple(font.getGlyphOrder())
+    for tag in _DROPPED_TABLES:
+        if tag in font:
+            del font[tag]
+    cmap = font["cmap"]
+    cmap.tables = [t for t in cmap.tables if (t.platformID, t.platEncID) in _CMAPS]
+    font["post"].formatType = 3.0
+    out = BytesIO()
+    font.save(out)
+    return out.getvalue(), glyph_order
 
 
 def _cmap(pdf: FPDF, key: str) -> dict[int, str]:
@@ -164,37 +198,72 @@ class _Pdf:
     def heading(self, text: str, size: float = 13, keep: float = 25) -> None:
         """A bold heading, moved to the next page unless ``keep`` mm of what follows fit too,
         so a heading never ends a page without its content."""
-        from fpdf.enums import XPos, YPos
-
         pdf = self.pdf
         if self.space_left() < size * 0.5 + 3 + keep:
             pdf.add_page()
         pdf.ln(2)
         pdf.set_font("DejaVu", "B", size)
-        pdf.multi_cell(0, size * 0.5, self.printable(text), new_x=XPos.LMARGIN,
-                       new_y=YPos.NEXT, align="L")
+        self.lines(text, size * 0.5)
         pdf.ln(1)
 
     def para(self, text: str, size: float = 9.5, style: str = "") -> None:
-        from fpdf.enums import XPos, YPos
-
         self.pdf.set_font("DejaVu", style, size)
-        self.pdf.multi_cell(0, size * 0.48, self.printable(text), new_x=XPos.LMARGIN,
-                            new_y=YPos.NEXT, align="L")
+        self.lines(text, size * 0.48)
         self.pdf.ln(1)
 
     def bullet(self, label: str, text: str, size: float = 9.5) -> None:
+        pdf = self.pdf
+        pdf.set_font("DejaVu", "B", size)
+        self.lines(f"• {label}", size * 0.48)
+        pdf.set_font("DejaVu", "", size)
+        pdf.set_x(pdf.l_margin + 4)
+        self.lines(text, size * 0.48)
+        pdf.ln(0.8)
+
+    def lines(self, text: str, height: float) -> None:
+        """``text`` (through :meth:`printable`) in the current font, wrapped between the cursor
+        and the right margin, one cell of ``height`` mm per line; then the cursor at the left
+        margin below it. What ``multi_cell(0, height, text, align="L")`` prints, without fpdf2's
+        line breaking, which measures the whole line again for every character it adds
+        (quadratic in the line's length: a third of a report's layout)."""
         from fpdf.enums import XPos, YPos
 
         pdf = self.pdf
-        pdf.set_font("DejaVu", "B", size)
-        pdf.multi_cell(0, size * 0.48, self.printable(f"• {label}"), new_x=XPos.LMARGIN,
-                       new_y=YPos.NEXT, align="L")
-        pdf.set_font("DejaVu", "", size)
-        pdf.set_x(pdf.l_margin + 4)
-        pdf.multi_cell(0, size * 0.48, self.printable(text), new_x=XPos.LMARGIN,
-                       new_y=YPos.NEXT, align="L")
-        pdf.ln(0.8)
+        x = pdf.get_x()
+        width = pdf.w - pdf.r_margin - x
+        for line in self.wrap(self.printable(text), width - 2 * pdf.c_margin):
+            pdf.set_x(x)
+            pdf.cell(width, height, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def wrap(self, text: str, width: float) -> list[str]:
+        """``text`` broken into lines no wider than ``width`` mm in the current font: at
+        spaces (the space at a break dropped) and newlines, a word longer than a line cut
+        between characters."""
+        measure = self.pdf.get_string_width
+        space = measure(" ")
+        lines: list[str] = []
+        for paragraph in text.split("\n"):
+            words: list[str] = []
+            used = 0.0
+            for word in paragraph.split(" "):
+                wide = measure(word) if word else 0.0
+                if words and used + space + wide > width + 1e-9:
+                    lines.append(" ".join(words))
+                    words, used = [], 0.0
+                if words:
+                    words.append(word)
+                    used += space + wide
+                    continue
+                while wide > width + 1e-9 and len(word) > 1:
+                    cut = 1
+                    while cut < len(word) and measure(word[:cut + 1]) <= width + 1e-9:
+                        cut += 1
+                    lines.append(word[:cut])
+                    word = word[cut:]
+                    wide = measure(word)
+                words, used = [word], wide
+            lines.append(" ".join(words))
+        return lines
 
     def table(self, rows: Sequence[Sequence[str]], widths: Sequence[float],
               size: float = 7.5) -> None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import io
 from datetime import date, timedelta
 
+import pytest
 from pypdf import PdfReader
 
 from core.analysis.snapshot import SeriesPoint
 from core.reports.charts import cumulative_plot
-from core.reports.pdf import _Pdf, emoji_font_file
+from core.reports.pdf import _embeddable, _Pdf, emoji_font_file, font_files
 
 
 def _pages(doc: _Pdf) -> list[str]:
@@ -132,3 +133,76 @@ def test_pdf_documents_share_the_parsed_fonts_but_each_embeds_its_own_glyphs() -
     third = _Pdf("third", emoji_font=None)
     third.para("Alpha bravo ✓")
     assert bytes(third.pdf.output()).count(b"/FontFile2") == first_bytes.count(b"/FontFile2")
+
+
+def test_pdf_embeds_each_characters_own_glyph_from_the_prepared_font() -> None:
+    """Each document's subset is cut from a copy of DejaVu prepared once per process (no layout
+    tables, no glyph names): read back with fontTools, every character's outline and advance
+    in the embedded subset are the original file's."""
+    from fontTools import ttLib
+
+    text = "Zulu ∞ ≤ 42 — Größe Кнопка, 3 m² Ω"  # ² and Ω: DejaVu names them its own way
+    doc = _Pdf("glyphs", emoji_font=None)
+    doc.para(text)
+    data = bytes(doc.pdf.output())
+    (font,) = PdfReader(io.BytesIO(data)).pages[0]["/Resources"]["/Font"].values()
+    descriptor = font.get_object()["/DescendantFonts"][0].get_object()["/FontDescriptor"]
+    subset = ttLib.TTFont(io.BytesIO(descriptor.get_object()["/FontFile2"].get_object()
+                                      .get_data()))
+    original = ttLib.TTFont(font_files()[""])
+    for ch in set(text) - {" "}:
+        mine = subset.getBestCmap()[ord(ch)]
+        theirs = original.getBestCmap()[ord(ch)]
+        assert subset["hmtx"][mine] == original["hmtx"][theirs], ch
+        coordinates = subset["glyf"][mine].getCoordinates(subset["glyf"])[0]
+        assert list(coordinates) == list(
+            original["glyf"][theirs].getCoordinates(original["glyf"])[0]), ch
+
+
+def test_pdf_prepared_font_keeps_every_glyph_and_drops_what_the_subset_drops() -> None:
+    from fontTools import ttLib
+
+    for path in font_files().values():
+        data, glyph_order = _embeddable(path)
+        assert _embeddable(path)[0] is data  # once per process
+        original = ttLib.TTFont(path, lazy=True)
+        prepared = ttLib.TTFont(io.BytesIO(data), lazy=True)
+        prepared.setGlyphOrder(list(glyph_order))
+        assert list(glyph_order) == original.getGlyphOrder()
+        assert not {"GDEF", "GPOS", "GSUB", "kern"} & set(prepared.keys())
+        assert prepared.reader["glyf"] == original.reader["glyf"]  # outlines byte for byte
+        assert prepared["hmtx"].metrics == original["hmtx"].metrics
+        assert prepared.getBestCmap() == original.getBestCmap()
+
+
+WRAPPED = [
+    "Sample ratio mismatch: sequential Dirichlet-multinomial test (Lindon & Malek 2022) on the "
+    "running daily assignment counts, anytime-valid so it may be read every day; flagged at "
+    "p < 0.001.",
+    "a  double  spaced   text " * 12,
+    "line one\nline two is here\n\nafter a blank line",
+    "x" * 300,
+    "word " + "y" * 250 + " tail",
+    "",
+    "   leading spaces and trailing   ",
+    "Gift wrap 🎁 at checkout, shipped 🚀 with no regressions ✓ " * 4,
+]
+
+
+@pytest.mark.parametrize("indent", [0.0, 4.0])
+@pytest.mark.parametrize("text", WRAPPED)
+def test_pdf_lines_break_where_fpdf2s_multi_cell_does(text: str, indent: float) -> None:
+    """The report's own line breaking (linear) against fpdf2's (quadratic): the same lines."""
+    doc = _Pdf("wrap")
+    pdf = doc.pdf
+    pdf.set_font("DejaVu", "", 9.5)
+    shown = doc.printable(text)
+    pdf.set_x(pdf.l_margin + indent)
+    expected = pdf.multi_cell(0, 4, shown, dry_run=True, output="LINES")
+    assert doc.wrap(shown, pdf.w - pdf.r_margin - pdf.get_x() - 2 * pdf.c_margin) == expected
+    assert len(expected) > 1 or len(text) < 100
+    top = pdf.get_y()
+    doc.lines(text, 4)
+    assert pdf.get_y() == pytest.approx(top + 4 * len(expected))
+    assert pdf.get_x() == pdf.l_margin
+    assert "".join(_pages(doc)[0].split()) == "".join(shown.split())  # every character printed
