@@ -23,6 +23,9 @@ MISSING = "—"
 TONE_COLOURS: dict[Tone, str] = {"good": "#1a7f37", "bad": "#cf222e", "inconclusive": "#6e7781"}
 """Colour meaning shared by every chart: green good, red bad, grey inconclusive
 (:func:`core.analysis.verdict.tone` says which)."""
+SERIES_COLOURS = ("#0969da", "#8250df", "#bf8700", "#1b7c83", "#953800", "#57606a")
+"""Colours of series that carry no such meaning (variants, treatments, planner curves): neither
+green nor red, which mean better and worse."""
 MINUS = "−"
 """U+2212, the typographic minus: lines up with "+" in tables."""
 

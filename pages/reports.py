@@ -9,13 +9,11 @@ from core import format as fmt
 from core import registry, reports
 from core.analysis import portfolio
 from core.errors import DomainError
-from core.reports.charts import warm_up
 from ui.auth import current_actor
 from ui.state import clear_reads, db_session, linked_experiment, url_selectbox
 from ui.widgets import run_action
 
 actor = current_actor()
-warm_up()  # matplotlib imports in the background while the user picks an experiment
 can_write = actor.can("editor")
 
 

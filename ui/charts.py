@@ -28,8 +28,8 @@ from core.types import Tone
 
 TONE_BADGES: dict[Tone, str] = {"good": "green", "bad": "red", "inconclusive": "gray"}
 TONE_LABELS: dict[Tone, str] = {"good": "Better", "bad": "Worse", "inconclusive": "Inconclusive"}
-PALETTE = ("#0969da", "#8250df", "#bf8700", "#1b7c83", "#953800", "#57606a")
-"""Neutral series colours (no green, no red: those mean better and worse)."""
+PALETTE = fmt.SERIES_COLOURS
+"""Neutral series colours (no green, no red: those mean better and worse), as in the PDF."""
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "hovermode": "closest"}
 _DAY_MS = 86_400_000
 BOTTOM_LEGEND = {"legend": {"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},

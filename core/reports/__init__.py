@@ -5,9 +5,11 @@ One module per part, each reached from here:
 * :mod:`core.reports.risks` — the automatic risk checks (below);
 * :mod:`core.reports.content` — :func:`assemble_report`: what the report says, computed from
   the registry and the latest results snapshot (computed on the spot when none is stored);
-* :mod:`core.reports.charts` — the forest plot and cumulative-lift PNGs (matplotlib Agg);
-* :mod:`core.reports.pdf` — :func:`render_pdf`: the fpdf2 layout (DejaVu Sans, bundled with
-  matplotlib, so any Unicode name renders without system fonts);
+* :mod:`core.reports.charts` — the forest plot's and the cumulative lift's geometry (ticks,
+  positions, labels in mm; pure, testable without a PDF);
+* :mod:`core.reports.pdf` — :func:`render_pdf`: the fpdf2 layout, the charts drawn into it as
+  vector lines and text (DejaVu Sans, whose files come with matplotlib — never imported — so
+  any Unicode name renders without system fonts);
 * :mod:`core.reports.store` — :func:`generate_report` stores the PDF in the artifact store
   (:mod:`core.artifacts`) and records it (key, size, SHA-256, who) in ``report_artifacts``,
   audited on the experiment; listing and checked download.

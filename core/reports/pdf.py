@@ -1,5 +1,6 @@
 """The report laid out as a PDF with fpdf2: title block, summary, learnings, risk flags, results,
-appendix.
+charts, appendix. The charts are drawn with fpdf2's vector primitives (lines, polygons, circles,
+text) from the geometry :mod:`core.reports.charts` computes: no image, no plotting library.
 
 Text is set in DejaVu Sans, bundled with matplotlib, so any Unicode name renders without system
 fonts; emoji, which DejaVu lacks, fall back to Noto Color Emoji (Debian's
@@ -13,10 +14,10 @@ name in brackets (🎁 → "[wrapped present]") rather than vanishing.
 
 from __future__ import annotations
 
-import io
-import struct
+import importlib.util
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +28,18 @@ from sqlalchemy.orm import Session
 from core import format as fmt
 from core.analysis.snapshot import ResultsSnapshot
 from core.analysis.verdict import STATE_LABELS, plan_notes, readout_note, variance_notes
-from core.reports.charts import cumulative_lift_png, forest_plot_png
+from core.reports.charts import (
+    PT,
+    TICK_GAP,
+    TICK_SIZE,
+    CumulativePlot,
+    ForestPlot,
+    Frame,
+    Text,
+    Tick,
+    cumulative_plot,
+    forest_plot,
+)
 from core.reports.content import ReportContent, assemble_report
 from core.reports.risks import correction_name
 
@@ -38,10 +50,13 @@ if TYPE_CHECKING:
 
 @lru_cache
 def font_files() -> dict[str, Path]:
-    """The DejaVu font files matplotlib ships, by fpdf2 style ("", "B", "I")."""
-    import matplotlib
-
-    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    """The DejaVu font files matplotlib ships, by fpdf2 style ("", "B", "I"): found from the
+    package's location, never imported (``import matplotlib`` alone costs 0.1 s cold)."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("matplotlib is not installed: the PDF reports take their DejaVu "
+                           "fonts from it (requirements.txt)")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "fonts" / "ttf"
     return {"": folder / "DejaVuSans.ttf", "B": folder / "DejaVuSans-Bold.ttf",
             "I": folder / "DejaVuSans-Oblique.ttf"}
 
@@ -74,20 +89,54 @@ def add_font(pdf: FPDF, family: str, style: str, path: Path) -> None:
     """``pdf.add_font(family, style, path)`` from the process's parse of the file: what fpdf2
     reads from the file is shared (it never changes), what a document changes is its own — the
     font's number in the document, the glyphs it uses (its subset) and the fontTools font,
-    which writing the PDF subsets in place, opened lazily (fpdf2 2.8's ``TTFFont``)."""
+    which writing the PDF subsets in place: opened lazily from :func:`_embeddable`'s bytes
+    (fpdf2 2.8's ``TTFFont``)."""
     from copy import copy
+    from io import BytesIO
 
     from fontTools import ttLib
     from fpdf.fonts import SubsetMap
 
     font = copy(_parsed_font(path, family, style))
     font.i = len(pdf.fonts) + 1
-    font.ttfont = ttLib.TTFont(path, recalcTimestamp=False, lazy=True)
+    data, glyph_order = _embeddable(path)
+    font.ttfont = ttLib.TTFont(BytesIO(data), recalcTimestamp=False, lazy=True)
+    font.ttfont.setGlyphOrder(list(glyph_order))
     font._hbfont = None
     font.missing_glyphs = []
     font.biggest_size_pt = 0
     font.subset = SubsetMap(font)
     pdf.fonts[font.fontkey] = font
+
+
+_DROPPED_TABLES = ("GDEF", "GPOS", "GSUB", "kern", "MATH", "FFTM")
+"""Tables fpdf2 leaves out of the subset it embeds (``kern`` too, where ``GPOS`` exists)."""
+_CMAPS = ((3, 1), (3, 10))
+"""The Windows Unicode cmaps (BMP, full repertoire): DejaVu's other three repeat them."""
+
+
+@lru_cache(maxsize=8)
+def _embeddable(path: Path) -> tuple[bytes, tuple[str, ...]]:
+    """A font file as writing a PDF needs it, prepared once per process, and its glyph order:
+    what every document's subset is cut from. Without the tables fpdf2 drops from the subset
+    anyway (fontTools still decompiled DejaVu's layout tables before dropping them), with only
+    the Windows cmaps, and without glyph names (``post`` format 3, as the subset is written:
+    each document gets the glyph order from here instead of decoding 6,000 names again)."""
+    from io import BytesIO
+
+    from fontTools import ttLib
+
+    font = ttLib.TTFont(path, recalcTimestamp=False, lazy=True)
+    glyph_order = tuple(font.getGlyphOrder())
+    for tag in _DROPPED_TABLES:
+        if tag in font:
+            del font[tag]
+    cmap = font["cmap"]
+    cmap.tables = [t for t in cmap.tables if (t.platformID, t.platEncID) in _CMAPS]
+    font["post"].formatType = 3.0
+    out = BytesIO()
+    font.save(out)
+    return out.getvalue(), glyph_order
 
 
 def _cmap(pdf: FPDF, key: str) -> dict[int, str]:
@@ -149,37 +198,72 @@ class _Pdf:
     def heading(self, text: str, size: float = 13, keep: float = 25) -> None:
         """A bold heading, moved to the next page unless ``keep`` mm of what follows fit too,
         so a heading never ends a page without its content."""
-        from fpdf.enums import XPos, YPos
-
         pdf = self.pdf
         if self.space_left() < size * 0.5 + 3 + keep:
             pdf.add_page()
         pdf.ln(2)
         pdf.set_font("DejaVu", "B", size)
-        pdf.multi_cell(0, size * 0.5, self.printable(text), new_x=XPos.LMARGIN,
-                       new_y=YPos.NEXT, align="L")
+        self.lines(text, size * 0.5)
         pdf.ln(1)
 
     def para(self, text: str, size: float = 9.5, style: str = "") -> None:
-        from fpdf.enums import XPos, YPos
-
         self.pdf.set_font("DejaVu", style, size)
-        self.pdf.multi_cell(0, size * 0.48, self.printable(text), new_x=XPos.LMARGIN,
-                            new_y=YPos.NEXT, align="L")
+        self.lines(text, size * 0.48)
         self.pdf.ln(1)
 
     def bullet(self, label: str, text: str, size: float = 9.5) -> None:
+        pdf = self.pdf
+        pdf.set_font("DejaVu", "B", size)
+        self.lines(f"• {label}", size * 0.48)
+        pdf.set_font("DejaVu", "", size)
+        pdf.set_x(pdf.l_margin + 4)
+        self.lines(text, size * 0.48)
+        pdf.ln(0.8)
+
+    def lines(self, text: str, height: float) -> None:
+        """``text`` (through :meth:`printable`) in the current font, wrapped between the cursor
+        and the right margin, one cell of ``height`` mm per line; then the cursor at the left
+        margin below it. What ``multi_cell(0, height, text, align="L")`` prints, without fpdf2's
+        line breaking, which measures the whole line again for every character it adds
+        (quadratic in the line's length: a third of a report's layout)."""
         from fpdf.enums import XPos, YPos
 
         pdf = self.pdf
-        pdf.set_font("DejaVu", "B", size)
-        pdf.multi_cell(0, size * 0.48, self.printable(f"• {label}"), new_x=XPos.LMARGIN,
-                       new_y=YPos.NEXT, align="L")
-        pdf.set_font("DejaVu", "", size)
-        pdf.set_x(pdf.l_margin + 4)
-        pdf.multi_cell(0, size * 0.48, self.printable(text), new_x=XPos.LMARGIN,
-                       new_y=YPos.NEXT, align="L")
-        pdf.ln(0.8)
+        x = pdf.get_x()
+        width = pdf.w - pdf.r_margin - x
+        for line in self.wrap(self.printable(text), width - 2 * pdf.c_margin):
+            pdf.set_x(x)
+            pdf.cell(width, height, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def wrap(self, text: str, width: float) -> list[str]:
+        """``text`` broken into lines no wider than ``width`` mm in the current font: at
+        spaces (the space at a break dropped) and newlines, a word longer than a line cut
+        between characters."""
+        measure = self.pdf.get_string_width
+        space = measure(" ")
+        lines: list[str] = []
+        for paragraph in text.split("\n"):
+            words: list[str] = []
+            used = 0.0
+            for word in paragraph.split(" "):
+                wide = measure(word) if word else 0.0
+                if words and used + space + wide > width + 1e-9:
+                    lines.append(" ".join(words))
+                    words, used = [], 0.0
+                if words:
+                    words.append(word)
+                    used += space + wide
+                    continue
+                while wide > width + 1e-9 and len(word) > 1:
+                    cut = 1
+                    while cut < len(word) and measure(word[:cut + 1]) <= width + 1e-9:
+                        cut += 1
+                    lines.append(word[:cut])
+                    word = word[cut:]
+                    wide = measure(word)
+                words, used = [word], wide
+            lines.append(" ".join(words))
+        return lines
 
     def table(self, rows: Sequence[Sequence[str]], widths: Sequence[float],
               size: float = 7.5) -> None:
@@ -195,18 +279,173 @@ class _Pdf:
                     cells.cell(self.printable(value))
         self.pdf.ln(2)
 
-    def image_height(self, png: bytes) -> float:
-        """The height in mm of a PNG drawn across the text width (from its IHDR size)."""
-        width_px, height_px = struct.unpack(">II", png[16:24])
-        return (self.pdf.w - self.pdf.l_margin - self.pdf.r_margin) * height_px / width_px
+    def text_width(self, text: str, size: float) -> float:
+        """The width in mm of ``text`` set in DejaVu at ``size`` points (the charts'
+        :data:`~core.reports.charts.Measure`)."""
+        self.pdf.set_font("DejaVu", "", size)
+        return self.pdf.get_string_width(self.printable(text))
 
-    def image(self, png: bytes) -> None:
+    # ---- charts: the geometry of core.reports.charts drawn with fpdf2's vector primitives
+
+    def forest_plot(self, plot: ForestPlot) -> None:
+        """Draws a forest plot at the cursor (on the next page if it does not fit)."""
         pdf = self.pdf
-        if self.space_left() < self.image_height(png):
-            pdf.add_page()
-        width = pdf.w - pdf.l_margin - pdf.r_margin
-        pdf.image(io.BytesIO(png), x=pdf.l_margin, w=width)
-        pdf.ln(2)
+        x0, y0 = self._chart_origin(plot.height)
+        frame = plot.frame
+        with self._drawing():
+            self._grid(x0, y0, frame, x_ticks=plot.x_ticks)
+            self._zero_line(x0 + plot.zero, y0 + frame.top, x0 + plot.zero, y0 + frame.bottom)
+            for row in plot.rows:
+                y = y0 + row.y
+                pdf.set_draw_color(row.colour)
+                pdf.set_fill_color(row.colour)
+                pdf.set_line_width(0.6)
+                pdf.line(x0 + row.low, y, x0 + row.high, y)
+                if row.arrow_low:
+                    self._arrow(x0 + frame.left, y, -1)
+                if row.arrow_high:
+                    self._arrow(x0 + frame.right, y, 1)
+                pdf.circle(x0 + row.estimate, y, 1.0, style="F")
+                lead = TICK_SIZE * PT * 0.62
+                self._text(x0, y0, Text(plot.label_right, row.y - lead, row.label[0], TICK_SIZE,
+                                        align="R"))
+                self._text(x0, y0, Text(plot.label_right, row.y + lead, row.label[1], TICK_SIZE,
+                                        align="R"))
+            self._frame(x0, y0, frame, x_ticks=plot.x_ticks)
+            for text in plot.texts:
+                self._text(x0, y0, text)
+        pdf.set_y(y0 + plot.height + 2)
+
+    def cumulative_plot(self, plot: CumulativePlot) -> None:
+        """Draws the cumulative lift chart at the cursor (on the next page if it does not
+        fit)."""
+        pdf = self.pdf
+        x0, y0 = self._chart_origin(plot.height)
+        frame = plot.frame
+        with self._drawing():
+            self._grid(x0, y0, frame, x_ticks=plot.x_ticks, y_ticks=plot.y_ticks)
+            for series in plot.series:  # the bands first, so no band covers a line
+                pdf.set_fill_color(series.colour)
+                with pdf.local_context(fill_opacity=0.15):
+                    for band in series.bands:
+                        pdf.polygon([(x0 + x, y0 + y) for x, y in band], style="F")
+            self._zero_line(x0 + frame.left, y0 + plot.zero, x0 + frame.right, y0 + plot.zero)
+            for series in plot.series:
+                pdf.set_draw_color(series.colour)
+                pdf.set_fill_color(series.colour)
+                line = [(x0 + x, y0 + y) for x, y in series.line]
+                for bar in series.bars:
+                    pdf.set_line_width(0.6)
+                    x, y = x0 + bar.x, y0 + bar.y
+                    for end in (bar.low, bar.high):
+                        if end is not None:
+                            pdf.line(x, y, x, y0 + end)
+                            pdf.line(x - 1.5, y0 + end, x + 1.5, y0 + end)
+                pdf.set_line_width(0.35)
+                if len(line) > 1:
+                    pdf.polyline(line)
+                for x, y in line:
+                    pdf.circle(x, y, 1.1 if series.bars else 0.5, style="F")
+            for entry in plot.legend:
+                x, y = x0 + entry.x, y0 + entry.y
+                pdf.set_draw_color(entry.colour)
+                pdf.set_fill_color(entry.colour)
+                pdf.set_line_width(0.35)
+                pdf.line(x, y, x + 5, y)
+                pdf.circle(x + 2.5, y, 0.5, style="F")
+                self._text(x0, y0, Text(entry.x + 6, entry.y, entry.name, TICK_SIZE, align="L"))
+            self._frame(x0, y0, frame, x_ticks=plot.x_ticks, y_ticks=plot.y_ticks)
+            for text in plot.texts:
+                self._text(x0, y0, text)
+        pdf.set_y(y0 + plot.height + 2)
+
+    def _chart_origin(self, height: float) -> tuple[float, float]:
+        """The chart's top-left corner: the cursor, or the next page's top when ``height`` mm
+        do not fit above the bottom margin."""
+        if self.space_left() < height:
+            self.pdf.add_page()
+        return self.pdf.l_margin, self.pdf.get_y()
+
+    @contextmanager
+    def _drawing(self) -> Iterator[None]:
+        """Around drawing a chart: no automatic page break for a label near the bottom (the
+        chart was placed where it fits); colours, line width and dash restored after (a PDF
+        graphics state of its own)."""
+        pdf = self.pdf
+        auto = pdf.auto_page_break
+        pdf.set_auto_page_break(False, margin=pdf.b_margin)
+        try:
+            with pdf.local_context():
+                yield
+        finally:
+            pdf.set_auto_page_break(auto, margin=pdf.b_margin)
+
+    def _grid(self, x0: float, y0: float, frame: Frame, *, x_ticks: Sequence[Tick] = (),
+              y_ticks: Sequence[Tick] = ()) -> None:
+        pdf = self.pdf
+        pdf.set_draw_color(_GRID)
+        pdf.set_line_width(0.15)
+        for tick in x_ticks:
+            pdf.line(x0 + tick.at, y0 + frame.top, x0 + tick.at, y0 + frame.bottom)
+        for tick in y_ticks:
+            pdf.line(x0 + frame.left, y0 + tick.at, x0 + frame.right, y0 + tick.at)
+
+    def _zero_line(self, x1: float, y1: float, x2: float, y2: float) -> None:
+        pdf = self.pdf
+        pdf.set_draw_color(_INK)
+        pdf.set_line_width(0.25)
+        pdf.set_dash_pattern(dash=1.2, gap=0.9)
+        pdf.line(x1, y1, x2, y2)
+        pdf.set_dash_pattern()
+
+    def _frame(self, x0: float, y0: float, frame: Frame, *, x_ticks: Sequence[Tick] = (),
+               y_ticks: Sequence[Tick] = ()) -> None:
+        """The plot's border, its tick marks and their labels."""
+        pdf = self.pdf
+        pdf.set_draw_color(_INK)
+        pdf.set_line_width(0.2)
+        pdf.rect(x0 + frame.left, y0 + frame.top, frame.right - frame.left,
+                 frame.bottom - frame.top)
+        tick_h = TICK_SIZE * PT
+        for tick in x_ticks:
+            x = x0 + tick.at
+            pdf.line(x, y0 + frame.bottom, x, y0 + frame.bottom + 1.0)
+            self._text(x0, y0, Text(tick.at, frame.bottom + TICK_GAP + tick_h * 0.6, tick.label,
+                                    TICK_SIZE))
+        for tick in y_ticks:
+            y = y0 + tick.at
+            pdf.line(x0 + frame.left - 1.0, y, x0 + frame.left, y)
+            self._text(x0, y0, Text(frame.left - TICK_GAP, tick.at, tick.label, TICK_SIZE,
+                                    align="R"))
+
+    def _arrow(self, x: float, y: float, direction: int) -> None:
+        """An arrow head at the axis edge ``x``, pointing out (``direction`` -1 left, 1 right):
+        the interval goes on."""
+        self.pdf.polygon([(x + 1.4 * direction, y), (x - 1.4 * direction, y - 1.3),
+                          (x - 1.4 * direction, y + 1.3)], style="F")
+
+    def _text(self, x0: float, y0: float, text: Text) -> None:
+        """A chart label (through :meth:`printable`), offset by the chart's corner."""
+        pdf = self.pdf
+        pdf.set_font("DejaVu", text.style, text.size)
+        pdf.set_text_color(_INK)
+        shown = self.printable(text.text)
+        width = pdf.get_string_width(shown) + 2 * pdf.c_margin
+        height = text.size * PT
+        x, y = x0 + text.x, y0 + text.y
+        left = {"L": x - pdf.c_margin, "C": x - width / 2, "R": x - width + pdf.c_margin}[
+            text.align]
+        if text.rotated:  # text(), not cell(): set_x reads a negative x from the right edge
+            with pdf.rotation(90, x, y):
+                pdf.text(x - width / 2 + pdf.c_margin, y + height * 0.36, shown)
+        else:
+            pdf.set_xy(left, y - height / 2)
+            pdf.cell(width, height, shown, align="C")
+
+
+_INK = "#24292f"
+"""Frames, zero lines and chart text."""
+_GRID = "#d0d7de"
 
 
 def _bayesian_table(doc: _Pdf, snapshot: ResultsSnapshot) -> None:
@@ -296,7 +535,7 @@ def _scan_table(doc: _Pdf, content: ReportContent) -> None:
 
 
 def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
-    """The report as PDF bytes (``charts=False`` leaves the two images out)."""
+    """The report as PDF bytes (``charts=False`` leaves the two charts out)."""
     exp = content.experiment
     doc = _Pdf(f"Experiment report: {exp.name}")
     pdf = doc.pdf
@@ -385,20 +624,20 @@ def render_pdf(content: ReportContent, *, charts: bool = True) -> bytes:
             _segment_tables(doc, content, snapshot)
             _scan_table(doc, content)
         if charts and not blocked:
-            forest = forest_plot_png(snapshot)
-            doc.heading("Charts", size=11, keep=doc.image_height(forest) if forest else 25)
+            forest = forest_plot(snapshot, doc.text_width, width=pdf.epw)
+            doc.heading("Charts", size=11, keep=forest.height if forest else 25)
             if forest:
-                doc.image(forest)
+                doc.forest_plot(forest)
                 doc.para("Green: a significant improvement; red: a significant harm (or a "
                          "guardrail breach); grey: inconclusive (not significant or too early). "
                          "Each metric's own direction decides what improves.", size=7.5,
                          style="I")
-            cumulative = cumulative_lift_png(
-                content.series, exp.primary_metric or "", snapshot.alpha,
+            cumulative = cumulative_plot(
+                content.series, exp.primary_metric or "", snapshot.alpha, doc.text_width,
                 one_sided=any(c.alternative != "two-sided" for c in snapshot.comparisons
-                              if c.metric == exp.primary_metric))
+                              if c.metric == exp.primary_metric), width=pdf.epw)
             if cumulative:
-                doc.image(cumulative)
+                doc.cumulative_plot(cumulative)
                 if snapshot.analysis_mode != "sequential":
                     doc.para("Fixed-horizon intervals are valid only once the planned sample is "
                              "reached; earlier days show the trend, not a result.", size=7.5,
