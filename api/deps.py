@@ -87,22 +87,23 @@ class DatabaseGate:
         token = _Slots()
         wanted = ((self._readers, self._limiter) if read and self._readers is not None
                   else (self._limiter,))
-        deadline = anyio.current_time() + self.timeout
+        deadline: float | None = None
         try:
             for limiter in wanted:
-                await self._take(limiter, token, deadline)
+                if limiter.available_tokens < 1 or not _took(limiter, token):
+                    # waits are rare: the clock is read only then (anyio.current_time costs
+                    # a lookup of the running backend on every call)
+                    if deadline is None:
+                        deadline = anyio.current_time() + self.timeout
+                    await self._wait(limiter, token, deadline)
                 token.limiters.append(limiter)
         except BaseException:
             self.leave(token)
             raise
         return token
 
-    async def _take(self, limiter: anyio.CapacityLimiter, token: _Slots,
+    async def _wait(self, limiter: anyio.CapacityLimiter, token: _Slots,
                     deadline: float) -> None:
-        if limiter.available_tokens >= 1:  # the common case: no cancel scope, no wait
-            with contextlib.suppress(anyio.WouldBlock):
-                limiter.acquire_on_behalf_of_nowait(token)
-                return
         if limiter.statistics().tasks_waiting >= self.max_queued:
             raise Overloaded(
                 f"{self.max_queued} requests already wait for {self.waits_for} in this process"
@@ -122,32 +123,43 @@ class DatabaseGate:
         return int(self._limiter.borrowed_tokens)
 
 
+def _took(limiter: anyio.CapacityLimiter, token: _Slots) -> bool:
+    """Whether a free slot of `limiter` was taken for `token` without waiting."""
+    try:
+        limiter.acquire_on_behalf_of_nowait(token)
+    except anyio.WouldBlock:
+        return False
+    return True
+
+
 @functools.lru_cache
 def _sessions(write: bool) -> sessionmaker[Session]:
     engine = get_api_engine()
     return session_factory(writer(engine) if write else reader(engine))
 
 
+async def _close(session: Session, *, write: bool) -> None:
+    if write and session.in_transaction():
+        # Closing may roll back on the server (IO): in a thread, shielded so a client that
+        # hangs up cannot leave the connection checked out. A read session's close sends
+        # nothing (PostgreSQL reads run in autocommit, SQLite's rollback of a read is
+        # local), so it closes here: one thread hop fewer per read.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
+    else:
+        session.close()
+
+
 @contextlib.asynccontextmanager
 async def gated_session(gate: DatabaseGate, *, write: bool) -> AsyncIterator[Session]:
-    """A session holding one of the gate's slots until it is closed (see :func:`get_session`)."""
+    """A session holding one of the gate's slots until it is closed (as :func:`get_session`'s)."""
     token = await gate.enter(read=not write)
     try:
         session = _sessions(write)()
         try:
             yield session
         finally:
-            if write and session.in_transaction():
-                # Closing may roll back on the server (IO): in a thread, shielded so a client
-                # that hangs up cannot leave the connection checked out. A read session's
-                # close sends nothing (PostgreSQL reads run in autocommit, SQLite's rollback
-                # of a read is local), so it closes here: one thread hop fewer per read.
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(
-                        session.close, limiter=anyio.CapacityLimiter(1)
-                    )
-            else:
-                session.close()
+            await _close(session, write=write)
     finally:
         gate.leave(token)
 
@@ -157,11 +169,20 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
     Write methods get sessions whose SQLite transactions begin IMMEDIATE (db.session.writer);
     read methods get sessions that send PostgreSQL no BEGIN or ROLLBACK (db.session.reader).
-    Tests point the app at their own session by overriding this dependency.
+    Tests point the app at their own session by overriding this dependency. (The same steps
+    as :func:`gated_session`, without its context-manager layer: this runs on every request.)
     """
-    async with gated_session(request.app.state.database_gate,
-                             write=request.method not in SAFE_METHODS) as session:
-        yield session
+    write = request.method not in SAFE_METHODS
+    gate: DatabaseGate = request.app.state.database_gate
+    token = await gate.enter(read=not write)
+    try:
+        session = _sessions(write)()
+        try:
+            yield session
+        finally:
+            await _close(session, write=write)
+    finally:
+        gate.leave(token)
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -198,8 +219,21 @@ UploadSlot = Annotated[UploadGate, Depends(upload_slot, scope="function")]
 
 
 API_KEY_HEADER = "X-API-Key"
-api_key_header = APIKeyHeader(
+
+
+class ApiKeyAuth(APIKeyHeader):
+    """The caller of a keyed route: the security scheme the OpenAPI document states, resolved
+    as one dependency (the actor :class:`api.middleware.RequestGuard` authenticated before the
+    body was read; authenticated now if it did not)."""
+
+    async def __call__(self, request: Request) -> Actor:  # type: ignore[override]
+        actor = getattr(request.state, ACTOR_STATE, None)
+        return actor if isinstance(actor, Actor) else await authenticate(request)
+
+
+api_key_header = ApiKeyAuth(
     name=API_KEY_HEADER,
+    scheme_name="APIKeyHeader",  # the name the OpenAPI document has always given it
     auto_error=False,
     description="An API key from `python -m core.cli create-api-key --name <n> --scope <s>`.",
 )
@@ -232,16 +266,8 @@ async def authenticate(request: Request) -> Actor:
         return await run_in_threadpool(api_keys.authenticate, session, key=key)
 
 
-async def current_actor(
-    request: Request, _key: Annotated[str | None, Security(api_key_header)]
-) -> Actor:
-    """The caller RequestGuard authenticated before the body was read (the key header is
-    declared here for the OpenAPI document); authenticated now if it did not."""
-    actor = getattr(request.state, ACTOR_STATE, None)
-    return actor if isinstance(actor, Actor) else await authenticate(request)
-
-
-Reader = Annotated[Actor, Depends(current_actor)]
+Reader = Annotated[Actor, Security(api_key_header)]
+"""The caller (any scope)."""
 
 
 def current_editor(actor: Reader) -> Actor:

@@ -8,7 +8,7 @@ first, on the raw ASGI messages (docs/api.md, "Under load and faults"):
 1. A request under ``/api/`` is authenticated from its ``X-API-Key`` header
    (:func:`api.deps.authenticate`) before its body is read: a missing, unknown or revoked key
    gets 401 at once, a key that cannot be checked 503, both problem+json as from the routes.
-   The caller is left in the request's state for :func:`api.deps.current_actor`.
+   The caller is left in the request's state for :class:`api.deps.ApiKeyAuth`.
    ``/health``, ``/health/live``, ``/docs`` and ``/openapi.json`` need no key.
 2. The body is capped: ``API_MAX_UPLOAD_MB`` on a route that takes a file upload,
    ``API_MAX_JSON_KB`` on every other one. A ``Content-Length`` over the cap gets 413 before a

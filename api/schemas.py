@@ -44,7 +44,7 @@ from core.registry import (
     has_visible_text,
     text_problem,
 )
-from core.types import Aggregation, Alternative, Decision, MetricKind, Untestable
+from core.types import Aggregation, Alternative, Decision, MetricKind, Status, Untestable
 from core.warehouse.catalog import (
     AssignmentSourceEdit,
     AssignmentSourceFields,
@@ -62,6 +62,25 @@ SortKey = Literal[tuple(f"{p}{f}" for f in SORT_FIELDS for p in ("", "-"))]  # t
 
 SafeText = SafeStr
 """Text the database can store (no NUL, no unpaired surrogate), for query parameters."""
+
+
+class ExperimentListQuery(BaseModel):
+    """The query parameters of ``GET /experiments``, validated as one model (FastAPI took
+    ~10 µs a request per separately declared parameter: nine of them were a quarter of the
+    list's own Python)."""
+
+    status: Status | None = None
+    owner: SafeText | None = Field(default=None, max_length=120)
+    tag: SafeText | None = Field(default=None, max_length=80)
+    q: SafeText | None = Field(
+        default=None, max_length=200, description="Text in the name, hypothesis or learnings."
+    )
+    sort: SortKey = Field(
+        default="-updated_at", description="Field to sort by; a leading `-` sorts descending."
+    )
+    include_archived: bool = True
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    page_size: int = Field(default=50, ge=1, le=500)
 
 
 def _walk_text(value: Any, where: str) -> None:

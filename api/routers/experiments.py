@@ -24,16 +24,14 @@ from api.errors import responses
 from api.schemas import (
     AuditEntryOut,
     ExperimentCreate,
+    ExperimentListQuery,
     ExperimentOut,
     ExperimentPage,
     ExperimentUpdate,
-    SafeText,
-    SortKey,
     TransitionRequest,
 )
 from core import registry
 from core.registry import ExperimentView
-from core.types import Status
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 
@@ -65,19 +63,7 @@ back with other content; tests that roll back clear it (tests/api/conftest.py)."
 def list_experiments(
     session: SessionDep,
     _actor: Reader,
-    status: Status | None = None,
-    owner: Annotated[SafeText | None, Query(max_length=120)] = None,
-    tag: Annotated[SafeText | None, Query(max_length=80)] = None,
-    q: Annotated[
-        SafeText | None,
-        Query(max_length=200, description="Text in the name, hypothesis or learnings."),
-    ] = None,
-    sort: Annotated[
-        SortKey, Query(description="Field to sort by; a leading `-` sorts descending.")
-    ] = "-updated_at",
-    include_archived: bool = True,
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=500)] = 50,
+    query: Annotated[ExperimentListQuery, Query()],
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """Experiments matching every filter given, sorted and paginated (pages count from 1; ties
@@ -85,15 +71,15 @@ def list_experiments(
     If-None-Match for a 304 while no experiment on it (nor the total) has changed."""
     index = registry.find_experiments(
         session,
-        status=status,
-        owner=owner,
-        tag=tag,
-        search=q,
-        include_archived=include_archived,
-        sort=sort.removeprefix("-"),
-        descending=sort.startswith("-"),
-        page=page,
-        page_size=page_size,
+        status=query.status,
+        owner=query.owner,
+        tag=query.tag,
+        search=query.q,
+        include_archived=query.include_archived,
+        sort=query.sort.removeprefix("-"),
+        descending=query.sort.startswith("-"),
+        page=query.page,
+        page_size=query.page_size,
     )
     etag = f'"{index.stamp}"'
     unchanged = not_modified(etag, if_none_match)

@@ -100,3 +100,23 @@ def test_openapi_as_of_states_its_range_wherever_it_is_taken(document: dict[str,
                     if p["name"] == "as_of"]
         assert "from the experiment's start to today (UTC); 422 outside" in (
             as_of["description"]), path
+
+
+def test_openapi_list_states_each_query_parameter_and_the_key(document: dict[str, Any]) -> None:
+    # The list's query is validated as one model (api.schemas.ExperimentListQuery) and the key
+    # resolved as one dependency (api.deps.ApiKeyAuth): the document still states each
+    # parameter on its own and the scheme under its old name.
+    listing = document["paths"]["/api/v1/experiments"]["get"]
+    parameters = {p["name"]: p for p in listing["parameters"]}
+    assert list(parameters) == ["status", "owner", "tag", "q", "sort", "include_archived",
+                                "page", "page_size", "if-none-match"]
+    assert {p["in"] for name, p in parameters.items() if name != "if-none-match"} == {"query"}
+    assert parameters["q"]["description"] == "Text in the name, hypothesis or learnings."
+    assert parameters["q"]["schema"]["maxLength"] == 200
+    assert parameters["owner"]["schema"]["maxLength"] == 120
+    assert (parameters["page_size"]["schema"]["minimum"],
+            parameters["page_size"]["schema"]["maximum"]) == (1, 500)
+    assert parameters["sort"]["schema"]["default"] == "-updated_at"
+    assert listing["security"] == [{"APIKeyHeader": []}]
+    scheme = document["components"]["securitySchemes"]["APIKeyHeader"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")

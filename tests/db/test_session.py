@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 
 import db.session
-from db.session import make_engine, reader, session_factory
+from db.session import make_engine, reader, session_factory, writer
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
@@ -34,6 +35,32 @@ def test_make_engine_file_sqlite_creates_its_folder_and_sizes_its_pool(tmp_path:
             assert conn.execute(text("PRAGMA busy_timeout")).scalar_one() > 0
         assert db.exists()
         assert engine.pool.size() > 0  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_sessions_begin_their_transaction_on_the_driver(tmp_path: Path) -> None:
+    # A read opens a transaction (one snapshot for all its statements), a write begins
+    # IMMEDIATE (it holds the write lock from the start); the BEGIN goes straight to the
+    # driver, so SQLAlchemy executes the session's own statements only.
+    path = tmp_path / "begin.db"
+    engine = make_engine(f"sqlite:///{path}")
+    executed: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda _conn, _cursor, statement, *_: executed.append(statement))
+    try:
+        with session_factory(reader(engine))() as session:
+            session.execute(text("SELECT 1"))
+            assert session.connection().connection.driver_connection.in_transaction
+        with session_factory(writer(engine))() as session:
+            session.execute(text("SELECT 2"))
+            other = sqlite3.connect(path, timeout=0)
+            try:
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+            finally:
+                other.close()
+        assert executed == ["SELECT 1", "SELECT 2"]
     finally:
         engine.dispose()
 
