@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import (
+    PAGE_TIMEOUT_MS,
     assert_no_exception,
     login,
     main_text,
@@ -75,6 +76,12 @@ def test_trust2_browser_back_takes_one_press_and_a_reload_keeps_what_was_typed(
     assert "a 7.5% relative lift" in main_text(page)
     assert _history(page) == before, "typing replaced the URL instead of adding history"
     page.reload()
+    settle(page)
+    # Under load the restored value may arrive with a run after the first one settle() saw:
+    # wait for it (a timeout fails the test, as a value never restored should).
+    page.wait_for_function(
+        "() => document.querySelector('input[aria-label=\"Minimum detectable effect (%)\"]')"
+        "?.value === '7.5'", timeout=PAGE_TIMEOUT_MS)
     settle(page)
     assert page.locator('input[aria-label="Minimum detectable effect (%)"]').input_value() == "7.5"
     assert "a 7.5% relative lift" in main_text(page)
