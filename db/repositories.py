@@ -6,10 +6,23 @@ Services (in core) own the transaction; nothing here commits.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
 from db.models import (
@@ -132,11 +145,31 @@ def like_escape(text: str) -> str:
 
 _TAGS = ExperimentTag.__table__
 _LIKE_ESCAPE = "\\"
+_WORD_INDEX = "experiments_search"
+"""SQLite's FTS5 trigram table over the searched columns (migration 0018), where it exists."""
+_WORD_INDEX_MIN_LENGTH = 3
+"""A trigram index finds substrings of three characters or more."""
+
+
+_WORD_INDEXED: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
+
+
+def _word_index(session: Session) -> bool:
+    """Whether SQLite's word-search table exists (a build without FTS5 has none), looked up
+    once per engine: the schema is migrated before an engine serves the listing."""
+    bind = session.get_bind()
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    if engine not in _WORD_INDEXED:
+        _WORD_INDEXED[engine] = session.execute(
+            text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"),
+            {"name": _WORD_INDEX}).first() is not None
+    return _WORD_INDEXED[engine]
 
 
 @functools.lru_cache(maxsize=256)
 def _listing_statements(
-    *, status: bool, owner: bool, tag: bool, search: bool, exclude_archived: bool, sort: str,
+    *, status: bool, owner: bool, tag: bool, search: bool, indexed_search: bool = False,
+    exclude_archived: bool, sort: str,
     descending: bool, sqlite: bool,
 ) -> tuple[Select[int], Select[int, int, Any]]:
     """The registry list's count and page queries for one combination of filters and sort,
@@ -159,9 +192,15 @@ def _listing_statements(
         terms.append(e.id.in_(tagged) if sqlite
                      else e.id == func.any(func.array(tagged.scalar_subquery())))
     if search:
+        if indexed_search:
+            # SQLite: the candidates from the trigram table (it folds case at least as
+            # widely as lower()), then the LIKE below decides, so the answers are the scan's.
+            words = table(_WORD_INDEX, literal_column("rowid"))
+            terms.append(e.id.in_(select(words.c.rowid).where(
+                literal_column(_WORD_INDEX).op("MATCH")(bindparam("phrase")))))
         pattern: Any = bindparam("pattern")
-        terms.append(or_(*(func.lower(column).like(pattern, escape=_LIKE_ESCAPE)
-                           for column in (e.name, e.hypothesis, e.learnings))))
+        terms.append(or_(*(func.lower(searched).like(pattern, escape=_LIKE_ESCAPE)
+                           for searched in (e.name, e.hypothesis, e.learnings))))
     column = e[sort]
     order = (column.desc(), e.id.desc()) if descending else (column.asc(), e.id.asc())
     count = select(func.count()).select_from(_EXPERIMENTS).where(*terms)
@@ -195,10 +234,16 @@ def list_experiments(
     """How many experiments match every given filter, and one page of them as (id, version,
     updated_at) rows. `sort` names a column; ties go by id in the same direction, so a
     descending page is the ascending order reversed and both read one index."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    word = search.strip().lower() if search else ""
+    # An owner's rows are few (its index finds them): the LIKE over those beats reading
+    # every match of the word from the trigram table (0.6 ms against 3-7 ms at 100,000).
+    indexed_search = (sqlite and not owner and len(word) >= _WORD_INDEX_MIN_LENGTH
+                      and _word_index(session))
     count, page = _listing_statements(
         status=bool(status), owner=bool(owner), tag=bool(tag), search=bool(search),
-        exclude_archived=not include_archived, sort=sort, descending=descending,
-        sqlite=session.get_bind().dialect.name == "sqlite",
+        indexed_search=indexed_search, exclude_archived=not include_archived, sort=sort,
+        descending=descending, sqlite=sqlite,
     )
     params: dict[str, Any] = {"offset": offset, "limit": limit}
     if status:
@@ -208,7 +253,9 @@ def list_experiments(
     if tag:
         params["tag"] = tag.strip()
     if search:
-        params["pattern"] = f"%{like_escape(search.strip().lower())}%"
+        params["pattern"] = f"%{like_escape(word)}%"
+    if indexed_search:
+        params["phrase"] = '"' + word.replace('"', '""') + '"'  # FTS5: one quoted phrase
     total = session.execute(count, params).scalar_one()
     return total, [PageRow(*row) for row in session.execute(page, params)]
 
