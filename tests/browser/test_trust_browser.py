@@ -234,7 +234,11 @@ def test_trust_browser_planner_refuses_a_plan_sized_for_another_split(
     split.fill("50, 25, 25")
     split.press("Enter")
     settle(page)
-    assert _combobox(page, "Proposed experiment").input_value() == name
+    # Under load the selectbox may be redrawn (empty for a moment) by a run after the one
+    # settle() saw: wait for it to show the experiment (a timeout fails, as it should).
+    from playwright.sync_api import expect
+
+    expect(_combobox(page, "Proposed experiment")).to_have_value(name, timeout=PAGE_TIMEOUT_MS)
     planned = int(_main(page).locator('[data-testid="stMetricValue"]').first.inner_text()
                   .replace(",", ""))  # users per variant, as the page computed them
 
