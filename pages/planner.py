@@ -18,6 +18,7 @@ from ui.state import (
     db_session,
     linked_experiment,
     query_int,
+    query_value,
     url_selectbox,
 )
 from ui.widgets import run_action
@@ -272,6 +273,12 @@ if not can_write:
     st.caption("You have read-only access: ask an admin for the editor role to save plans.")
 else:
     proposed = load_proposed()
+    linked = query_value()
+    if linked is not None and linked not in {str(e.id) for e in proposed}:
+        # A link to an experiment proposed since the list was cached (by someone else, or in
+        # another process): read the list again before saying it names none.
+        load_proposed.clear()
+        proposed = load_proposed()
     if not proposed:
         st.info("No proposed experiment to save a plan onto: create one on the Registry page.")
     else:

@@ -164,6 +164,26 @@ def test_planner_page_opens_the_deep_linked_experiment(demo_app: str) -> None:
     assert at.selectbox(key="plan_target").value == exp_id  # still the deep-linked one
 
 
+def test_planner_page_opens_a_link_to_an_experiment_proposed_after_the_list_was_cached(
+    fresh_demo_app: str
+) -> None:
+    """The proposed experiments are cached for 30 s; a link to one created meanwhile (by
+    someone else, outside this process's writes) still opens it instead of naming none."""
+    first = _planner()  # caches the list of proposed experiments
+    assert "Late idea" not in first.selectbox(key="plan_target").options
+    engine = make_engine(fresh_demo_app)
+    with session_factory(engine)() as session:
+        exp = registry.create_experiment(session, actor=EDITOR, data={
+            "name": "Late idea", "owner": "erin", "primary_metric": "checkout_conversion"})
+    engine.dispose()
+    at = login("demo-editor")
+    at.query_params["experiment"] = str(exp.id)
+    at = open_page(at, "planner")
+    assert not at.exception
+    assert at.selectbox(key="plan_target").value == exp.id
+    assert any("Saves onto 'Late idea'" in c.value for c in at.caption)
+
+
 def test_planner_page_saves_a_plan_onto_a_proposed_experiment(fresh_demo_app: str) -> None:
     at = _planner()
     target = at.selectbox(key="plan_target")
