@@ -17,8 +17,8 @@ from ui.state import (
     clear_reads,
     db_session,
     linked_experiment,
+    linked_fresh,
     query_int,
-    query_value,
     url_selectbox,
 )
 from ui.widgets import run_action
@@ -272,13 +272,7 @@ st.subheader("Save the plan")
 if not can_write:
     st.caption("You have read-only access: ask an admin for the editor role to save plans.")
 else:
-    proposed = load_proposed()
-    linked = query_value()
-    if linked is not None and linked not in {str(e.id) for e in proposed}:
-        # A link to an experiment proposed since the list was cached (by someone else, or in
-        # another process): read the list again before saying it names none.
-        load_proposed.clear()
-        proposed = load_proposed()
+    proposed = linked_fresh(load_proposed, lambda listed: (e.id for e in listed))
     if not proposed:
         st.info("No proposed experiment to save a plan onto: create one on the Registry page.")
     else:

@@ -10,7 +10,7 @@ from core import registry, reports
 from core.analysis import portfolio
 from core.errors import DomainError
 from ui.auth import current_actor
-from ui.state import clear_reads, db_session, linked_experiment, url_selectbox
+from ui.state import clear_reads, db_session, linked_experiment, linked_fresh, url_selectbox
 from ui.widgets import run_action
 
 actor = current_actor()
@@ -48,7 +48,7 @@ st.title("Reports")
 st.caption("One PDF per experiment: what happened, what to do, and what could be wrong with the "
            "evidence — written from the numbers, stored immutably.")
 
-experiments = load_experiments()
+experiments = linked_fresh(load_experiments, lambda listed: listed)
 if not experiments:
     st.info("No experiments yet: register one in the Registry first.")
     st.stop()

@@ -23,7 +23,14 @@ from core.workflows import loads
 from ui import charts
 from ui.auth import current_actor
 from ui.segment_scan import scan_rows, srm_caption, srm_value
-from ui.state import clear_reads, db_session, experiment_link, linked_experiment, url_selectbox
+from ui.state import (
+    clear_reads,
+    db_session,
+    experiment_link,
+    linked_experiment,
+    linked_fresh,
+    url_selectbox,
+)
 from ui.widgets import loaded_text
 
 actor = current_actor()
@@ -206,7 +213,7 @@ def _decision_line(c: MetricComparison) -> str:
 
 
 st.title("Results")
-choices = load_choices()
+choices = linked_fresh(load_choices, lambda listed: (c.id for c in listed))
 if not choices:
     st.info("No running or completed experiment yet: launch one on the Registry page.")
     st.stop()

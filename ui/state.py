@@ -36,6 +36,7 @@ from db.session import make_engine, session_factory
 
 EXPERIMENT_PARAM = "experiment"
 """The query parameter naming the open experiment on every page that shows one."""
+_Listed = TypeVar("_Listed", covariant=True)
 
 
 @st.cache_resource(show_spinner=False)
@@ -90,6 +91,26 @@ def query_int(name: str = EXPERIMENT_PARAM) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+class CachedRead(Protocol[_Listed]):
+    """A function cached by ``st.cache_data``: called for its value, or cleared."""
+
+    def __call__(self) -> _Listed: ...
+
+    def clear(self) -> None: ...
+
+
+def linked_fresh(load: CachedRead[_Listed], ids: Callable[[_Listed], Any]) -> _Listed:
+    """``load()``, read again (its cache cleared) when the URL's experiment is not among
+    ``ids(load())``: a link to an experiment created or launched since the list was cached,
+    by someone else or in another process, opens it instead of naming none."""
+    listed = load()
+    linked = query_int()
+    if linked is not None and linked not in set(ids(listed)):
+        load.clear()
+        listed = load()
+    return listed
 
 
 def set_query(**values: int | str | None) -> None:
