@@ -5,6 +5,7 @@ the same unit-level values."""
 from __future__ import annotations
 
 import csv
+import gc
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -430,3 +431,28 @@ def test_ingest_malformed_csv_line_is_named(session: Session, tmp_path: Path) ->
         "columns; a value that holds the delimiter ',' must be in double quotes"
     ]
     assert mrepo.count_daily_stats(session, experiment_id=exp) == 0
+
+
+def test_ingest_pauses_the_cyclic_gc_and_gives_it_back(session: Session, tmp_path: Path) -> None:
+    """The load runs with the cyclic garbage collector off (its full passes cost about a fifth
+    of bench/bench_load.py's load) and leaves it as it found it: after a load, after a refused
+    file, and off when it was off."""
+    exp = make_experiment(session)
+    path = write_parquet(tmp_path / "u.parquet", make_units(50))
+    seen: list[bool] = []
+    assert gc.isenabled()
+    ingest_file(session, path=path, experiment_id=exp, actor=EDITOR,
+                progress=lambda _f, _m: seen.append(gc.isenabled()))
+    assert not any(seen[:-1]) and seen[-1]  # off while reading and writing; back for the last mark
+    assert gc.isenabled()
+    fmt, cols, _message = next(iter(BAD_FILES.values()))
+    bad = (write_csv if fmt == "csv" else write_parquet)(tmp_path / f"bad.{fmt}", cols)
+    with pytest.raises(InvalidInput):
+        ingest_file(session, path=bad, experiment_id=exp, actor=EDITOR)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        ingest_file(session, path=path, experiment_id=exp, actor=EDITOR)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
