@@ -27,6 +27,7 @@ from db.session import make_engine, session_factory
 from tests.browser.conftest import (
     assert_no_exception,
     login,
+    login_form,
     main_text,
     new_page,
     open_page,
@@ -368,9 +369,9 @@ def _walkthrough(page: Any, writable_app: dict[str, Any], tmp_path: Path) -> Non
 
     # ---- log out and reload: only the login form
     page.get_by_role("button", name="Log out").click()
-    page.get_by_role("textbox", name="Username").wait_for()
+    login_form(page)
     page.reload()
-    page.get_by_role("textbox", name="Username").wait_for()
+    login_form(page)
     page.wait_for_timeout(1500)  # a cookie that survived would sign in again by now
     assert page.get_by_text("Signed in as").count() == 0
     shot("logged-out")

@@ -30,6 +30,7 @@ from tests.browser.conftest import (
     VIEWPORT,
     failed,
     login,
+    login_form,
     open_page,
     pick_option,
     settle,
@@ -105,7 +106,7 @@ def _main(page):  # type: ignore[no-untyped-def]
 
 
 def _only_the_login_form(page) -> None:  # type: ignore[no-untyped-def]
-    page.get_by_role("textbox", name="Username").wait_for()
+    login_form(page)
     settle(page)
     assert page.get_by_role("textbox", name="Password").is_visible()
     assert page.get_by_text("Signed in as").count() == 0
